@@ -1,0 +1,54 @@
+# syncq — `make run` starts the local stack, `make test` runs the suite. Both bootstrap
+# their own virtualenvs on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TASKS_VENV := .venv-tasks
+PYTEST_ARGS ?=
+
+.PHONY: venv run test check lint typecheck migrate seed-demo bundle bench clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	touch $@
+
+$(TASKS_VENV)/bin/.installed: infra/local/requirements-tasks.txt
+	$(PYTHON) -m venv $(TASKS_VENV)
+	$(TASKS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(TASKS_VENV)/bin/python -m pip install -q -r infra/local/requirements-tasks.txt
+	touch $@
+
+venv: $(BIN)/.installed $(TASKS_VENV)/bin/.installed
+
+run: venv
+	$(BIN)/python -m infra.local.stack
+
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy shared
+	@for f in functions/*/main.py; do $(BIN)/mypy $$f || exit 1; done
+
+check: lint typecheck test
+
+migrate: venv
+	$(BIN)/python -m infra.ops migrate
+
+seed-demo: venv
+	$(BIN)/python -m infra.ops seed-demo
+
+bundle: venv
+	$(BIN)/python -m infra.deploy.bundle
+
+bench: venv
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python -m bench.$$(basename $$b .py) || exit 1; done
+
+clean:
+	rm -rf build .mypy_cache .ruff_cache

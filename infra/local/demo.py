@@ -1,0 +1,99 @@
+"""Demo data for the local stack: two tenants, an admin and a member each, integrations on.
+
+Fixed ids so the printed tokens and curl lines stay valid across restarts. Each provider
+that needs credentials gets a per-tenant token that its emulator is seeded with.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from shared.secrets import env_var, secret_name
+
+
+@dataclass(frozen=True)
+class DemoTenant:
+    slug: str
+    name: str
+    id: uuid.UUID
+    admin: uuid.UUID
+    member: uuid.UUID
+
+
+TENANTS = (
+    DemoTenant(
+        "acme", "Acme Contabilidade",
+        uuid.UUID("11111111-1111-4111-8111-111111111111"),
+        uuid.UUID("a0000000-0000-4000-8000-00000000000a"),
+        uuid.UUID("b0000000-0000-4000-8000-00000000000b"),
+    ),
+    DemoTenant(
+        "globex", "Globex Serviços",
+        uuid.UUID("22222222-2222-4222-8222-222222222222"),
+        uuid.UUID("a0000000-0000-4000-8000-0000000000aa"),
+        uuid.UUID("b0000000-0000-4000-8000-0000000000bb"),
+    ),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DemoProvider:
+    """How the demo wires a provider: its emulator's port and the secrets it needs."""
+
+    slug: str
+    port: int
+    secret_keys: tuple[str, ...] = ("token",)
+    records: int = 120
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+# One entry per provider. `config` may use {base_url}, filled with the emulator's URL.
+PROVIDERS: list[DemoProvider] = [
+    DemoProvider("acessorias", 8101, config={"base_url": "{base_url}"}),
+]
+
+
+def demo_secret(tenant: DemoTenant, provider: str, key: str) -> str:
+    """The demo credential (also what the emulator is seeded with)."""
+    return f"demo-{tenant.slug}-{provider}-{key}"
+
+
+def secret_env(host: str = "127.0.0.1") -> dict[str, str]:
+    """Environment variables that hold the demo credentials for the env secret store."""
+    return {
+        env_var(secret_name(t.slug, p.slug, key)): demo_secret(t, p.slug, key)
+        for t in TENANTS
+        for p in PROVIDERS
+        for key in p.secret_keys
+    }
+
+
+def seed(database_url: str, ports: dict[str, int], host: str = "127.0.0.1") -> None:
+    """Insert the demo tenants, members and integrations (idempotent)."""
+    with psycopg.connect(database_url) as conn:
+        for t in TENANTS:
+            conn.execute(
+                "INSERT INTO tenants (id, slug, name) VALUES (%s, %s, %s)"
+                " ON CONFLICT (id) DO NOTHING",
+                [t.id, t.slug, t.name],
+            )
+            for user, role in ((t.admin, "admin"), (t.member, "member")):
+                conn.execute(
+                    "INSERT INTO tenant_members (tenant_id, user_id, role) VALUES (%s, %s, %s)"
+                    " ON CONFLICT DO NOTHING",
+                    [t.id, user, role],
+                )
+            for p in PROVIDERS:
+                base_url = f"http://{host}:{ports.get(p.slug, p.port)}"
+                config = {k: v.format(base_url=base_url) for k, v in p.config.items()}
+                conn.execute(
+                    "INSERT INTO tenant_integrations (tenant_id, provider_slug, enabled, config)"
+                    " VALUES (%s, %s, true, %s) ON CONFLICT (tenant_id, provider_slug)"
+                    " DO UPDATE SET config = EXCLUDED.config",
+                    [t.id, p.slug, Jsonb(config)],
+                )

@@ -1,0 +1,47 @@
+"""One local HTTP gateway serving every function at /functions/v1/<name>.
+
+Each function is loaded through functions-framework's own `create_app`, the same loading
+path Cloud Functions uses, and mounted under its deployed name.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import functions_framework
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Response
+
+FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
+PREFIX = "/functions/v1"
+
+
+def function_names(functions_dir: Path = FUNCTIONS_DIR) -> list[str]:
+    """Every deployable function (a folder with a main.py)."""
+    return sorted(p.parent.name for p in functions_dir.glob("*/main.py"))
+
+
+def _not_found(environ: dict[str, Any], start_response: Any) -> Any:
+    body = {"error": {"code": "not_found", "message": "No such function."}}
+    response = Response(json.dumps(body), status=404, mimetype="application/json")
+    return response(environ, start_response)
+
+
+def build(functions_dir: Path = FUNCTIONS_DIR) -> DispatcherMiddleware:
+    """The gateway WSGI app."""
+    mounts = {
+        f"{PREFIX}/{name}": functions_framework.create_app(
+            target="main", source=str(functions_dir / name / "main.py")
+        )
+        for name in function_names(functions_dir)
+    }
+    return DispatcherMiddleware(_not_found, mounts)
+
+
+def serve(host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Serve until interrupted (threaded: SSE streams and workers run side by side)."""
+    server = make_server(host, port, build(), threaded=True)
+    server.serve_forever()

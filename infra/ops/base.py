@@ -1,0 +1,58 @@
+"""Base commands: migrate, seed-demo, token."""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+from typing import Any
+
+from infra import migrate as migrations
+from infra.local import demo
+from shared.settings import get_settings
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("migrate", help="apply SQL migrations (idempotent)")
+    p.set_defaults(handler=_migrate)
+
+    p = sub.add_parser("seed-demo", help="insert the two demo tenants and their integrations")
+    p.set_defaults(handler=_seed)
+
+    p = sub.add_parser("token", help="mint a local JWT (HS256 with JWT_SECRET)")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--service", action="store_true", help="the service role")
+    who.add_argument("--user", type=uuid.UUID, help="a user id")
+    who.add_argument(
+        "--demo",
+        choices=[f"{t.slug}-{r}" for t in demo.TENANTS for r in ("admin", "member")],
+        help="a demo user",
+    )
+    p.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+    p.set_defaults(handler=_token)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    applied = migrations.migrate(get_settings().database_url)
+    print("applied:", ", ".join(applied) if applied else "nothing (up to date)")
+    return 0
+
+
+def _seed(args: argparse.Namespace) -> int:
+    demo.seed(get_settings().database_url, {})
+    print("demo tenants:", ", ".join(f"{t.slug} ({t.id})" for t in demo.TENANTS))
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from shared.auth import mint_token  # noqa: PLC0415
+
+    if args.service:
+        print(mint_token(service=True, ttl_s=args.ttl))
+        return 0
+    user = args.user
+    if args.demo:
+        slug, role = args.demo.rsplit("-", 1)
+        tenant = next(t for t in demo.TENANTS if t.slug == slug)
+        user = tenant.admin if role == "admin" else tenant.member
+    print(mint_token(user_id=user, ttl_s=args.ttl))
+    return 0

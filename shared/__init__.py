@@ -1,0 +1,1 @@
+"""syncq's shared library: everything the functions in functions/ call into."""

@@ -1,0 +1,174 @@
+"""Who is calling: a user (verified JWT) or the service (service-role JWT or Cloud Tasks OIDC).
+
+Tokens are verified, never trusted by shape: signature, expiry, audience and algorithm are
+all checked, and `alg: none` is never accepted. Secrets are compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal
+from uuid import UUID
+
+import jwt
+
+from shared.errors import Forbidden, Unauthorized
+from shared.settings import Settings, get_settings
+
+_ASYMMETRIC = ("ES256", "RS256")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The verified caller."""
+
+    kind: Literal["user", "service"]
+    user_id: UUID | None = None
+
+    @property
+    def is_service(self) -> bool:
+        return self.kind == "service"
+
+    def require_service(self) -> None:
+        """Only the service may do this."""
+        if not self.is_service:
+            raise Forbidden("Only the service may call this.")
+
+
+SERVICE = Principal("service")
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header."""
+    if not authorization:
+        raise Unauthorized("Missing Authorization header.")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization must be 'Bearer <token>'.")
+    return token.strip()
+
+
+def authenticate(authorization: str | None) -> Principal:
+    """Verify the request's bearer token and say who it is."""
+    token = bearer_token(authorization)
+    settings = get_settings()
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise Unauthorized("Invalid token.") from exc
+    alg = header.get("alg")
+    if alg == "HS256":
+        claims = _verify_hs256(token, settings)
+    elif alg in _ASYMMETRIC and settings.service_auth == "oidc" and _looks_google(token):
+        return _verify_google_oidc(token, settings)
+    elif alg in _ASYMMETRIC:
+        claims = _verify_jwks(token, settings)
+    else:
+        raise Unauthorized("Invalid token.")
+    return _principal_from_claims(claims)
+
+
+def _verify_hs256(token: str, settings: Settings) -> dict[str, Any]:
+    if settings.jwt_secret is None:
+        raise Unauthorized("Invalid token.")
+    try:
+        unverified = jwt.decode(token, options={"verify_signature": False})
+        # Service-role tokens (Supabase legacy keys) carry no audience; user tokens must.
+        audience = None if unverified.get("role") == "service_role" else settings.jwt_audience
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            settings.jwt_secret.get_secret_value(),
+            algorithms=["HS256"],
+            audience=audience,
+            options={"require": ["exp"], "verify_aud": audience is not None},
+        )
+    except jwt.PyJWTError as exc:
+        raise Unauthorized("Invalid token.") from exc
+    return claims
+
+
+@lru_cache(maxsize=4)
+def _jwks_client(url: str) -> jwt.PyJWKClient:
+    return jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=10)
+
+
+def _verify_jwks(token: str, settings: Settings) -> dict[str, Any]:
+    if not settings.jwks_url:
+        raise Unauthorized("Invalid token.")
+    try:
+        key = _jwks_client(settings.jwks_url).get_signing_key_from_jwt(token)
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key.key,
+            algorithms=list(_ASYMMETRIC),
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options={"require": ["exp", "sub"]},
+        )
+    except jwt.PyJWTError as exc:
+        raise Unauthorized("Invalid token.") from exc
+    return claims
+
+
+def _looks_google(token: str) -> bool:
+    try:
+        issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+    except jwt.PyJWTError:
+        return False
+    return issuer in ("https://accounts.google.com", "accounts.google.com")
+
+
+def _verify_google_oidc(token: str, settings: Settings) -> Principal:
+    """A Cloud Tasks OIDC token: Google-signed, our audience, an allowed service account."""
+    from google.auth.transport import requests as google_requests  # noqa: PLC0415
+    from google.oauth2 import id_token  # noqa: PLC0415
+
+    try:
+        claims = id_token.verify_oauth2_token(  # type: ignore[no-untyped-call]
+            token, google_requests.Request(), audience=settings.oidc_audience
+        )
+    except ValueError as exc:
+        raise Unauthorized("Invalid token.") from exc
+    email = str(claims.get("email", ""))
+    allowed = any(hmac.compare_digest(email, a) for a in settings.oidc_service_accounts)
+    if not (claims.get("email_verified") and allowed):
+        raise Unauthorized("Invalid token.")
+    return SERVICE
+
+
+def _principal_from_claims(claims: dict[str, Any]) -> Principal:
+    role = claims.get("role")
+    if role == "service_role":
+        return SERVICE
+    if role != "authenticated":
+        raise Unauthorized("This token may not call this function.")
+    try:
+        return Principal("user", UUID(str(claims.get("sub"))))
+    except ValueError as exc:
+        raise Unauthorized("Invalid token.") from exc
+
+
+def mint_token(*, user_id: UUID | None = None, service: bool = False, ttl_s: int = 3600) -> str:
+    """A local HS256 token for a user or the service (local stack, CLI, tests)."""
+    settings = get_settings()
+    if settings.jwt_secret is None:
+        raise RuntimeError("JWT_SECRET is not set")
+    now = int(time.time())
+    claims: dict[str, Any] = {"iat": now, "exp": now + ttl_s}
+    if service:
+        claims.update(iss="supabase", role="service_role")
+    else:
+        if user_id is None:
+            raise ValueError("a user token needs user_id")
+        claims.update(sub=str(user_id), role="authenticated", aud=settings.jwt_audience)
+    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
+
+
+def secrets_equal(given: str | None, expected: str | None) -> bool:
+    """Constant-time comparison of two secrets; a missing one never matches."""
+    if not given or not expected:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())

@@ -1,0 +1,94 @@
+"""The PostgreSQL connection pool and transaction helpers.
+
+One pool per process, created on first use and reused by warm invocations. A block of
+`transaction()` is one transaction: committed on success, rolled back on any exception.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, cast
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import ConnectionPool
+
+from shared.settings import get_settings
+
+Conn = psycopg.Connection[DictRow]
+Row = dict[str, Any]
+
+_pool: ConnectionPool[Conn] | None = None
+_pool_lock = threading.Lock()
+
+
+def connect_kwargs() -> dict[str, Any]:
+    """Options every syncq connection gets: dict rows and a statement timeout."""
+    settings = get_settings()
+    return {
+        "row_factory": dict_row,
+        "connect_timeout": int(settings.db_connect_timeout_s),
+        "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
+        "application_name": "syncq",
+    }
+
+
+def get_pool() -> ConnectionPool[Conn]:
+    """The process-wide pool (opened lazily)."""
+    global _pool  # noqa: PLW0603 - the one long-lived pool per process, by design
+    with _pool_lock:
+        if _pool is None:
+            settings = get_settings()
+            pool = ConnectionPool(
+                settings.database_url,
+                connection_class=cast(type[Conn], psycopg.Connection),
+                kwargs=connect_kwargs(),
+                min_size=settings.db_pool_min,
+                max_size=settings.db_pool_max,
+                timeout=settings.db_connect_timeout_s,
+                open=False,
+                name="syncq",
+            )
+            pool.open(wait=False)
+            _pool = pool
+        return _pool
+
+
+def close_pool() -> None:
+    """Close the pool (tests and shutdown); the next use opens a new one."""
+    global _pool  # noqa: PLW0603
+    with _pool_lock:
+        if _pool is not None:
+            _pool.close()
+            _pool = None
+
+
+@contextmanager
+def transaction() -> Iterator[Conn]:
+    """A pooled connection inside one transaction, as the service (RLS bypassed by the owner)."""
+    with get_pool().connection() as conn:
+        yield conn
+
+
+def act_as_user(conn: Conn, user_id: UUID) -> None:
+    """For the rest of the current transaction, run as `authenticated` for this user (RLS)."""
+    claims = json.dumps({"sub": str(user_id), "role": "authenticated"})
+    conn.execute("SELECT set_config('request.jwt.claims', %s, true)", [claims])
+    conn.execute("SET LOCAL ROLE authenticated")
+
+
+@contextmanager
+def user_transaction(user_id: UUID) -> Iterator[Conn]:
+    """A transaction whose queries run as `authenticated` for this user, under RLS."""
+    with transaction() as conn:
+        act_as_user(conn, user_id)
+        yield conn
+
+
+def dedicated_connection(*, autocommit: bool = True) -> Conn:
+    """A connection outside the pool, for LISTEN or long streams. The caller closes it."""
+    return psycopg.connect(get_settings().database_url, autocommit=autocommit, **connect_kwargs())

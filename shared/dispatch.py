@@ -1,0 +1,171 @@
+"""Fire-and-forget re-dispatch of functions through Google Cloud Tasks.
+
+Cloud Tasks is only a wake-up (invariant 1): a lost or duplicated task costs at most one
+sweep interval or one empty claim, so dispatch failures are logged, never raised.
+
+Production: HTTP target, an OIDC token for the tasks service account, schedule_time for
+delays, task names hashed from a key (ALREADY_EXISTS means someone already asked: done).
+Locally the same client talks to gcloud-tasks-emulator, which sends no OIDC token, so the
+task carries a short-lived service-role JWT in its Authorization header instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from shared import log
+from shared.settings import Settings, get_settings
+
+_logger = log.get_logger("dispatch")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A request to call one of our functions later."""
+
+    function: str
+    body: dict[str, Any] = field(default_factory=dict)
+    delay_s: float = 0.0
+    key: str | None = None  # de-duplication key; hashed into the task name
+    path: str = ""  # sub-route, e.g. "/start"
+
+
+class Dispatcher(Protocol):
+    def dispatch(self, task: Task) -> None: ...
+
+
+def task_id(key: str) -> str:
+    """A Cloud Tasks task id from a key: stable, opaque, within the allowed alphabet."""
+    return "t-" + hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
+class CloudTasksDispatcher:
+    """The real Cloud Tasks client (or the emulator, when TASKS_EMULATOR_HOST is set)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from google.cloud import tasks_v2  # noqa: PLC0415 - heavy import, only when used
+
+        self._settings = settings
+        self._tasks_v2 = tasks_v2
+        if settings.tasks_emulator_host:
+            import grpc  # noqa: PLC0415
+            from google.cloud.tasks_v2.services.cloud_tasks.transports import (  # noqa: PLC0415
+                CloudTasksGrpcTransport,
+            )
+
+            channel = grpc.insecure_channel(settings.tasks_emulator_host)
+            self._client = tasks_v2.CloudTasksClient(
+                transport=CloudTasksGrpcTransport(channel=channel)
+            )
+        else:
+            self._client = tasks_v2.CloudTasksClient()
+        self._queue = self._client.queue_path(
+            settings.gcp_project, settings.gcp_location, settings.tasks_queue
+        )
+
+    def dispatch(self, task: Task) -> None:
+        from google.api_core import exceptions as gexc  # noqa: PLC0415
+
+        try:
+            self._client.create_task(
+                parent=self._queue, task=self._build(task), timeout=self._settings.tasks_timeout_s
+            )
+        except gexc.AlreadyExists:
+            _logger.info("task already exists", extra=log.fields(function=task.function))
+        except Exception as exc:  # a lost wake-up is repaired by the sweep
+            _logger.warning(
+                "dispatch failed; the sweep will pick the work up",
+                extra=log.fields(function=task.function, error=type(exc).__name__),
+            )
+
+    def _build(self, task: Task) -> Any:
+        tasks_v2 = self._tasks_v2
+        settings = self._settings
+        url = f"{settings.functions_base_url.rstrip('/')}/{task.function}{task.path}"
+        headers = {"Content-Type": "application/json"}
+        http_request = tasks_v2.HttpRequest(
+            http_method=tasks_v2.HttpMethod.POST,
+            url=url,
+            headers=headers,
+            body=json.dumps(task.body).encode(),
+        )
+        if settings.tasks_emulator_host or not settings.tasks_service_account:
+            # The emulator sends no OIDC token: carry a service credential that outlives
+            # the delay (and never log it).
+            from shared.auth import mint_token  # noqa: PLC0415
+
+            ttl = int(task.delay_s) + 3600
+            headers["Authorization"] = f"Bearer {mint_token(service=True, ttl_s=ttl)}"
+            http_request.headers = headers
+        else:
+            http_request.oidc_token = tasks_v2.OidcToken(
+                service_account_email=settings.tasks_service_account,
+                audience=settings.oidc_audience or url,
+            )
+        built = tasks_v2.Task(http_request=http_request)
+        if task.key:
+            built.name = f"{self._queue}/tasks/{task_id(task.key)}"
+        if task.delay_s > 0:
+            built.schedule_time = datetime.now(UTC) + timedelta(seconds=task.delay_s)
+        return built
+
+
+class RecordingDispatcher:
+    """Keeps tasks in memory so tests can run them deterministically."""
+
+    def __init__(self) -> None:
+        self.tasks: list[Task] = []
+        self._lock = threading.Lock()
+
+    def dispatch(self, task: Task) -> None:
+        with self._lock:
+            self.tasks.append(task)
+
+    def take(self) -> list[Task]:
+        """Remove and return everything recorded so far."""
+        with self._lock:
+            taken, self.tasks = self.tasks, []
+        return taken
+
+
+class DisabledDispatcher:
+    """Drops tasks (a deployment that relies on the sweep alone)."""
+
+    def dispatch(self, task: Task) -> None:
+        _logger.info("dispatch disabled", extra=log.fields(function=task.function))
+
+
+_dispatcher: Dispatcher | None = None
+_lock = threading.Lock()
+
+
+def get_dispatcher() -> Dispatcher:
+    """The process-wide dispatcher chosen by settings (created once)."""
+    global _dispatcher  # noqa: PLW0603 - one long-lived client per process, by design
+    with _lock:
+        if _dispatcher is None:
+            settings = get_settings()
+            if settings.dispatcher == "cloudtasks":
+                _dispatcher = CloudTasksDispatcher(settings)
+            elif settings.dispatcher == "recording":
+                _dispatcher = RecordingDispatcher()
+            else:
+                _dispatcher = DisabledDispatcher()
+        return _dispatcher
+
+
+def reset_dispatcher() -> None:
+    """Forget the dispatcher (tests, after changing settings)."""
+    global _dispatcher  # noqa: PLW0603
+    with _lock:
+        _dispatcher = None
+
+
+def dispatch(task: Task) -> None:
+    """Send a task with the configured dispatcher."""
+    get_dispatcher().dispatch(task)

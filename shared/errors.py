@@ -1,0 +1,135 @@
+"""The one error hierarchy, rendered as `{"error": {"code", "message", "details"}}`.
+
+SyncqError (500 internal_error)
+ ├── BadRequest (400 bad_request)
+ │    ├── InvalidJson (400 invalid_json)
+ │    └── UnknownTable (400 unknown_table)
+ ├── Unauthorized (401 unauthorized)
+ ├── PaymentRequired (402 insufficient_credits)
+ ├── Forbidden (403 forbidden)
+ ├── NotFound (404 not_found)
+ ├── MethodNotAllowed (405 method_not_allowed)
+ ├── Conflict (409 conflict)
+ │    ├── JobAlreadyActive (409 job_already_active)
+ │    └── JobFinished (409 job_finished)
+ ├── PayloadTooLarge (413 payload_too_large)
+ ├── UnsupportedMediaType (415 unsupported_media_type)
+ ├── Unprocessable (422 unprocessable)
+ │    ├── ValidationFailed (422 validation_error)
+ │    └── IntegrationDisabled (422 integration_disabled)
+ ├── UpstreamError (502 upstream_error)
+ └── ServiceUnavailable (503 unavailable)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class SyncqError(Exception):
+    """Base of every error a caller may see. Messages are safe to show: no secrets, no PII."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    default_message: ClassVar[str] = "Internal error."
+
+    def __init__(
+        self, message: str | None = None, *, details: Any = None, code: str | None = None
+    ) -> None:
+        self.message = message or self.default_message
+        self.details = details
+        self.error_code = code or self.code
+        super().__init__(self.message)
+
+    def envelope(self) -> dict[str, Any]:
+        """The JSON body the caller receives."""
+        body: dict[str, Any] = {"code": self.error_code, "message": self.message}
+        if self.details is not None:
+            body["details"] = self.details
+        return {"error": body}
+
+
+class BadRequest(SyncqError):
+    status, code, default_message = 400, "bad_request", "Bad request."
+
+
+class InvalidJson(BadRequest):
+    code, default_message = "invalid_json", "The body must be a JSON object."
+
+
+class UnknownTable(BadRequest):
+    code, default_message = "unknown_table", "Unknown table."
+
+
+class Unauthorized(SyncqError):
+    status, code, default_message = 401, "unauthorized", "Missing or invalid credentials."
+
+
+class PaymentRequired(SyncqError):
+    status, code, default_message = 402, "insufficient_credits", "Not enough credits."
+
+
+class Forbidden(SyncqError):
+    status, code, default_message = 403, "forbidden", "You may not do this."
+
+
+class NotFound(SyncqError):
+    status, code, default_message = 404, "not_found", "Not found."
+
+
+class MethodNotAllowed(SyncqError):
+    status, code, default_message = 405, "method_not_allowed", "Method not allowed."
+
+
+class Conflict(SyncqError):
+    status, code, default_message = 409, "conflict", "Conflict."
+
+
+class JobAlreadyActive(Conflict):
+    code, default_message = "job_already_active", "A job is already pending or running."
+
+
+class JobFinished(Conflict):
+    code, default_message = "job_finished", "The job has already finished."
+
+
+class PayloadTooLarge(SyncqError):
+    status, code, default_message = 413, "payload_too_large", "The body is too large."
+
+
+class UnsupportedMediaType(SyncqError):
+    status, code = 415, "unsupported_media_type"
+    default_message = "Send the body as application/json."
+
+
+class Unprocessable(SyncqError):
+    status, code, default_message = 422, "unprocessable", "The request cannot be processed."
+
+
+class ValidationFailed(Unprocessable):
+    code, default_message = "validation_error", "The request is not valid."
+
+
+class IntegrationDisabled(Unprocessable):
+    code, default_message = "integration_disabled", "The integration is not enabled."
+
+
+class UpstreamError(SyncqError):
+    """A provider or remote service failed; `retryable` says whether trying again may help."""
+
+    status, code, default_message = 502, "upstream_error", "The upstream service failed."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: Any = None,
+        code: str | None = None,
+        retryable: bool = True,
+    ) -> None:
+        super().__init__(message, details=details, code=code)
+        self.retryable = retryable
+
+
+class ServiceUnavailable(SyncqError):
+    status, code, default_message = 503, "unavailable", "Temporarily unavailable."

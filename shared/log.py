@@ -1,0 +1,82 @@
+"""Structured JSON logs on stdout, in the shape Cloud Logging reads.
+
+Labels (job_id, tenant_id, execution_id, ...) come from a context variable, so every line a
+request or job writes carries them without threading them through calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+_labels: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("labels", default={})  # noqa: B039
+
+_SEVERITY = {
+    logging.DEBUG: "DEBUG",
+    logging.INFO: "INFO",
+    logging.WARNING: "WARNING",
+    logging.ERROR: "ERROR",
+    logging.CRITICAL: "CRITICAL",
+}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: severity, message, time, logger, labels, extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "severity": _SEVERITY.get(record.levelno, "DEFAULT"),
+            "message": record.getMessage(),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "logger": record.name,
+        }
+        labels = _labels.get()
+        if labels:
+            entry["logging.googleapis.com/labels"] = dict(labels)
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
+        if record.exc_info:
+            entry["stack_trace"] = "".join(traceback.format_exception(*record.exc_info))
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def configure(level: int = logging.INFO) -> None:
+    """Send the `syncq` loggers to stdout as JSON (idempotent)."""
+    root = logging.getLogger("syncq")
+    if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = False
+
+
+def get_logger(name: str) -> logging.Logger:
+    """A logger under the `syncq` tree."""
+    configure()
+    return logging.getLogger(f"syncq.{name}")
+
+
+@contextlib.contextmanager
+def labels(**values: object) -> Iterator[None]:
+    """Add labels to every log line written inside the block."""
+    merged = {**_labels.get(), **{k: str(v) for k, v in values.items() if v is not None}}
+    token = _labels.set(merged)
+    try:
+        yield
+    finally:
+        _labels.reset(token)
+
+
+def fields(**values: object) -> dict[str, Any]:
+    """`extra=` for a log call: structured fields beside the message."""
+    return {"fields": values}

@@ -1,0 +1,182 @@
+"""Acessórias: companies with their contacts, paged to the true end.
+
+The API's quirks (PROVIDERS.md): `Pagina=N` from 1 with no total, an empty page is the end
+— except that under load it may answer `200 []` early, so an empty page is re-checked
+slowly before it is believed; business errors are `200 {"Erro": ...}`; 204/404 mean
+nothing; items can repeat across pages, so rows are upserted by key.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import httpx
+
+from shared.errors import UpstreamError
+from shared.providers import http
+from shared.providers.base import SyncContext, SyncResult, progress_without_total
+from shared.secrets import require_secret
+from shared.sqlfiles import query
+
+SLUG = "acessorias"
+NAME = "Acessórias"
+
+
+def parse_date(value: Any) -> str | None:
+    """`dd/mm/yyyy` or `yyyy-mm-dd` to ISO; `0000-00-00`, blanks and nonsense to None."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()[:10]
+    try:
+        if "/" in text:
+            day, month, year = (int(p) for p in text.split("/"))
+        else:
+            year, month, day = (int(p) for p in text.split("-"))
+        return date(year, month, day).isoformat()
+    except ValueError:
+        return None
+
+
+def parse_money(value: Any) -> str | None:
+    """`"759.00"` or `"1.234,56"` to a decimal string; anything else to None."""
+    if isinstance(value, int | float):
+        return str(Decimal(str(value)))
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    if "," in text:
+        text = text.replace(".", "").replace(",", ".")
+    try:
+        return str(Decimal(text))
+    except InvalidOperation:
+        return None
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def map_contact(raw: Any) -> dict[str, str | None]:
+    """One entry of ContatosNaEmpresa."""
+    item = raw if isinstance(raw, dict) else {}
+    return {
+        "name": _text(item.get("Nome")),
+        "email": _text(item.get("E-mail") or item.get("Email")),
+        "phone": _text(item.get("Celular") or item.get("Telefone")),
+    }
+
+
+def map_company(raw: dict[str, Any]) -> dict[str, Any] | None:
+    """An API company as a row of acessorias_companies; None when it has no ID."""
+    external_id = _text(raw.get("ID"))
+    if external_id is None:
+        return None
+    contacts = raw.get("ContatosNaEmpresa")
+    return {
+        "external_id": external_id,
+        "cnpj": _text(raw.get("Identificador")),
+        "razao": _text(raw.get("Razao")),
+        "fantasia": _text(raw.get("Fantasia")),
+        "status": _text(raw.get("Status")),
+        "uf": _text(raw.get("UF")),
+        "cliente_desde": parse_date(raw.get("ClienteDesde")),
+        "cliente_ate": parse_date(raw.get("ClienteAte")),
+        "honorario": parse_money(raw.get("Honorario")),
+        "contacts": [map_contact(c) for c in contacts] if isinstance(contacts, list) else [],
+    }
+
+
+def parse_page(response: httpx.Response) -> list[dict[str, Any]]:
+    """A companies page: a list (maybe empty), or an error for `{"Erro": ...}` and the like."""
+    http.raise_for_auth(response, NAME)
+    if response.status_code in (204, 404):
+        return []
+    if response.status_code != 200:
+        raise UpstreamError(
+            f"{NAME} answered HTTP {response.status_code}.",
+            details={"provider": SLUG, "status": response.status_code},
+        )
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise UpstreamError(f"{NAME} answered a body that is not JSON.") from exc
+    if isinstance(body, dict) and "Erro" in body:
+        # A business error; its text is the provider's own words about our request.
+        raise UpstreamError(
+            f"{NAME} refused the request: {str(body['Erro'])[:200]}",
+            code="provider_error",
+            details={"provider": SLUG},
+            retryable=False,
+        )
+    if not isinstance(body, list):
+        raise UpstreamError(f"{NAME} answered an unexpected body.", details={"provider": SLUG})
+    return [item for item in body if isinstance(item, dict)]
+
+
+class AcessoriasProvider:
+    slug = SLUG
+    display_name = NAME
+
+    def sync(self, ctx: SyncContext) -> SyncResult:
+        settings = ctx.settings
+        token = require_secret(ctx.tenant.slug, SLUG, "token")
+        base_url = str(ctx.config.get("base_url") or settings.acessorias_base_url)
+        client = http.client_for(base_url, settings.provider_timeout_s)
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        seen: set[str] = set()
+        result = SyncResult()
+        page = 1
+        while page <= settings.acessorias_max_pages:
+            ctx.progress(progress_without_total(result.pages))
+            items = self._fetch(client, headers, page, ctx)
+            if not items:
+                break
+            rows = {r["external_id"]: r for r in map(map_company, items) if r is not None}
+            with ctx.transaction() as conn:
+                conn.execute(
+                    query("acessorias", "upsert_companies"),
+                    {"tenant_id": ctx.tenant.id, "rows": json.dumps(list(rows.values()))},
+                )
+            seen.update(rows)
+            result.pages += 1
+            page += 1
+        result.records = len(seen)
+        return result
+
+    def _fetch(
+        self, client: httpx.Client, headers: dict[str, str], page: int, ctx: SyncContext
+    ) -> list[dict[str, Any]]:
+        """One page; an empty answer is asked again, slowly, before it is believed."""
+        settings = ctx.settings
+        items = self._get(client, headers, page, ctx)
+        rechecks = 0
+        while not items and rechecks < settings.acessorias_empty_rechecks:
+            rechecks += 1
+            time.sleep(settings.acessorias_empty_recheck_s * rechecks)
+            ctx.progress(progress_without_total(page - 1))
+            items = self._get(client, headers, page, ctx)
+        return items
+
+    def _get(
+        self, client: httpx.Client, headers: dict[str, str], page: int, ctx: SyncContext
+    ) -> list[dict[str, Any]]:
+        response = http.request(
+            client,
+            "GET",
+            "/companies/ListAll",
+            params={"Pagina": page, "contacts": ""},
+            headers=headers,
+            provider=NAME,
+            settings=ctx.settings,
+        )
+        return parse_page(response)
+
+
+PROVIDER = AcessoriasProvider()

@@ -1,0 +1,80 @@
+"""The provider interface: one module per provider, each exposing a `Provider`.
+
+A provider pages through its API and upserts in batches. It reports progress through the
+context (which is the job's heartbeat and where a cancel is noticed) and raises
+`UpstreamError` for provider failures; `retryable=False` skips the remaining attempts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from uuid import UUID
+
+from shared.db import Conn
+from shared.settings import Settings
+from shared.tenancy import Tenant
+
+
+class JobCanceled(Exception):
+    """A cancel was requested; the provider stops between pages."""
+
+
+@dataclass
+class SyncResult:
+    """What a sync did; stored as the job's result (never credentials)."""
+
+    records: int = 0
+    pages: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"records": self.records, "pages": self.pages, **self.extra}
+
+
+class SyncContext(Protocol):
+    """What a provider gets from whoever runs it (the worker or a direct call)."""
+
+    @property
+    def tenant(self) -> Tenant: ...
+
+    @property
+    def job_id(self) -> UUID: ...
+
+    @property
+    def config(self) -> Mapping[str, Any]: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def payload(self) -> Mapping[str, Any]: ...
+
+    def progress(self, percent: int) -> None:
+        """Heartbeat with progress 0-100; raises JobCanceled when a cancel was requested."""
+
+    def transaction(self) -> AbstractContextManager[Conn]:
+        """A database transaction for the provider's upserts."""
+
+    def last_success_at(self) -> Any:
+        """When this tenant's last successful sync of this provider started (or None)."""
+
+
+class Provider(Protocol):
+    slug: str
+    display_name: str
+
+    def sync(self, ctx: SyncContext) -> SyncResult: ...
+
+
+def progress_without_total(pages: int, *, ceiling: int = 95) -> int:
+    """A progress estimate for APIs that give no total: rises fast, never reaches 100."""
+    return min(ceiling, int(ceiling * (1 - 0.9**pages)))
+
+
+def chunked(items: list[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive slices of at most `size` items."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,1 @@
+"""The multi-tenant integration job queue on PostgreSQL."""

@@ -1,0 +1,83 @@
+"""Server-sent events of a tenant's job rows as they change (LISTEN/NOTIFY).
+
+The trigger on integration_jobs announces every change with the job's id and tenant; the
+stream keeps only its tenant's and re-reads each row as the caller (under RLS for users),
+so a notification can never leak another tenant's row. The stream opens with a snapshot
+of the live jobs, pings to keep proxies from closing it, and ends after `max_seconds`
+(clients reconnect, as EventSource does).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID
+
+import flask
+
+from shared import db, log
+from shared.auth import Principal
+from shared.queue import store
+from shared.queue.models import Job
+from shared.queue.schemas import EventsQuery
+from shared.settings import get_settings
+from shared.tenancy import Role, require_role
+
+CHANNEL = "integration_jobs"
+_logger = log.get_logger("queue.events")
+
+
+def job_events(principal: Principal, req: EventsQuery) -> flask.Response:
+    """Check membership, then stream."""
+    with db.transaction() as conn:
+        require_role(conn, principal, req.tenant_id, Role.MEMBER)
+    settings = get_settings()
+    limit = min(req.max_seconds or settings.sse_max_seconds, settings.sse_max_seconds)
+    return flask.Response(
+        _stream(principal, req.tenant_id, limit, settings.sse_ping_s),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def format_event(row: dict[str, Any]) -> str:
+    """One SSE message carrying a job row."""
+    job = Job.from_row(row).model_dump(mode="json")
+    return f"id: {job['id']}:{job['updated_at']}\nevent: job\ndata: {json.dumps(job)}\n\n"
+
+
+def _read(
+    conn: db.Conn, principal: Principal, tenant_id: UUID, ids: list[UUID] | None
+) -> list[Any]:
+    with conn.transaction():
+        if principal.user_id is not None:
+            db.act_as_user(conn, principal.user_id)
+        if ids is None:
+            return store.active_jobs(conn, tenant_id)
+        rows = [store.get_job(conn, job_id) for job_id in ids]
+        return [r for r in rows if r is not None and r["tenant_id"] == tenant_id]
+
+
+def _stream(principal: Principal, tenant_id: UUID, limit_s: float, ping_s: float) -> Iterator[str]:
+    conn = db.dedicated_connection(autocommit=True)
+    try:
+        conn.execute("LISTEN integration_jobs")
+        yield "retry: 3000\n\n"
+        for row in _read(conn, principal, tenant_id, None):
+            yield format_event(row)
+        deadline = time.monotonic() + limit_s
+        while (left := deadline - time.monotonic()) > 0:
+            notes = list(conn.notifies(timeout=min(ping_s, left), stop_after=100))
+            ids: list[UUID] = []
+            for note in notes:
+                data = json.loads(note.payload)
+                if data.get("tenant_id") == str(tenant_id) and UUID(data["id"]) not in ids:
+                    ids.append(UUID(data["id"]))
+            for row in _read(conn, principal, tenant_id, ids) if ids else []:
+                yield format_event(row)
+            if not notes:
+                yield ": ping\n\n"
+    finally:
+        conn.close()

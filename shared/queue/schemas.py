@@ -1,0 +1,90 @@
+"""Request models of the queue's functions."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.providers import PROVIDERS
+from shared.queue.models import JobStatus
+
+_SECRETISH = re.compile(r"token|secret|password|passwd|api[_-]?key|authorization|credential", re.I)
+_SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _check_provider(slug: str) -> str:
+    if slug not in PROVIDERS:
+        raise ValueError(f"unknown provider; expected one of {sorted(PROVIDERS)}")
+    return slug
+
+
+def _no_secrets(value: Any, depth: int = 0) -> None:
+    if depth > 8:
+        raise ValueError("payload is nested too deeply")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _SECRETISH.search(str(key)):
+                raise ValueError(
+                    "payload must not carry credentials; they live in the secret store"
+                )
+            _no_secrets(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _no_secrets(item, depth + 1)
+
+
+class RunIntegrationRequest(Strict):
+    tenant_id: UUID
+    provider_slug: str
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+    _provider = field_validator("provider_slug")(_check_provider)
+
+    @field_validator("payload")
+    @classmethod
+    def _payload_clean(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _no_secrets(value)
+        return value
+
+
+class ProcessRequest(Strict):
+    job_id: UUID | None = None
+
+
+class JobRef(Strict):
+    job_id: UUID
+
+
+class ListJobsQuery(Strict):
+    tenant_id: UUID
+    provider_slug: str | None = None
+    status: JobStatus | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+    before: UUID | None = None
+
+    @field_validator("provider_slug")
+    @classmethod
+    def _provider(cls, value: str | None) -> str | None:
+        return None if value is None else _check_provider(value)
+
+
+class EventsQuery(Strict):
+    tenant_id: UUID
+    max_seconds: float | None = Field(default=None, gt=0, le=3600)
+
+
+class SyncByIdRequest(Strict):
+    tenant_id: UUID
+    job_id: UUID | None = None
+
+
+class SyncBySlugRequest(Strict):
+    tenant_slug: str = Field(pattern=_SLUG)
+    job_id: UUID | None = None

@@ -1,0 +1,137 @@
+"""The queue's request-level services, one per function."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from shared import db
+from shared.auth import Principal
+from shared.dispatch import Task, dispatch
+from shared.errors import Conflict, JobFinished, NotFound, UpstreamError
+from shared.queue import store, worker
+from shared.queue.models import Job, JobStatus
+from shared.queue.schemas import JobRef, ListJobsQuery, ProcessRequest, RunIntegrationRequest
+from shared.queue.store import Outcome
+from shared.tenancy import Role, Tenant, enabled_integration, get_tenant, require_role
+
+
+def run_integration(principal: Principal, req: RunIntegrationRequest) -> dict[str, Any]:
+    """Create a pending job (409 if one is live) and wake the worker."""
+    with db.transaction() as conn:
+        require_role(conn, principal, req.tenant_id, Role.ADMIN)
+        enabled_integration(conn, req.tenant_id, req.provider_slug)
+        row = store.submit(
+            conn,
+            tenant_id=req.tenant_id,
+            provider_slug=req.provider_slug,
+            payload=req.payload,
+            created_by=principal.user_id,
+        )
+    dispatch(Task(worker.WORKER_FUNCTION, {"job_id": str(row["id"])}, key=f"{row['id']}:0"))
+    return {"job_id": str(row["id"]), "status": row["status"]}
+
+
+def process_jobs(principal: Principal, req: ProcessRequest) -> dict[str, Any]:
+    """The worker's entry: `{job_id}` is a wake-up, `{}` is the minute sweep."""
+    principal.require_service()
+    if req.job_id is not None:
+        rescued = worker.rescue()
+        report = worker.process(req.job_id)
+        report.rescued += rescued
+        return report.as_dict()
+    from shared.sweep import sweep  # noqa: PLC0415 - sweep imports every subsystem
+
+    return sweep()
+
+
+def cancel_job(principal: Principal, req: JobRef) -> Job:
+    """Cancel a pending job now, or ask a running one to stop at its next heartbeat."""
+    with db.transaction() as conn:
+        row = store.get_job(conn, req.job_id, lock=True)
+        if row is None:
+            raise NotFound("No such job.")
+        require_role(conn, principal, row["tenant_id"], Role.ADMIN)
+        if row["status"] == JobStatus.PENDING:
+            done = store.finish(
+                conn, [Outcome(row["id"], None, JobStatus.CANCELED)], message="job canceled"
+            )
+            row = done[0]
+        elif row["status"] == JobStatus.RUNNING:
+            row = store.request_cancel(conn, row["id"]) or row
+        else:
+            raise JobFinished(details={"job_id": str(row["id"]), "status": row["status"]})
+    return Job.from_row(row)
+
+
+def list_jobs(principal: Principal, req: ListJobsQuery) -> dict[str, Any]:
+    """A tenant's job history, newest first; users read under RLS."""
+    with db.transaction() as conn:
+        require_role(conn, principal, req.tenant_id, Role.MEMBER)
+    params: dict[str, Any] = {
+        "tenant_id": req.tenant_id,
+        "provider_slug": req.provider_slug,
+        "status": str(req.status) if req.status else None,
+        "before": req.before,
+        "limit": req.limit,
+    }
+    if principal.user_id is not None:
+        with db.user_transaction(principal.user_id) as conn:
+            rows = store.list_jobs(conn, **params)
+    else:
+        with db.transaction() as conn:
+            rows = store.list_jobs(conn, **params)
+    jobs = [Job.from_row(r).model_dump(mode="json") for r in rows]
+    next_before = jobs[-1]["id"] if len(jobs) == req.limit else None
+    return {"jobs": jobs, "next_before": next_before}
+
+
+def run_direct(
+    principal: Principal,
+    provider_slug: str,
+    *,
+    tenant_id: UUID | None = None,
+    tenant_slug: str | None = None,
+    job_id: UUID | None = None,
+) -> dict[str, Any]:
+    """A sync function called over HTTP: the same state machine, run in this request."""
+    with db.transaction() as conn:
+        tenant: Tenant = get_tenant(conn, tenant_id=tenant_id, slug=tenant_slug)
+        require_role(conn, principal, tenant.id, Role.ADMIN)
+        enabled_integration(conn, tenant.id, provider_slug)
+        row = _take_slot(conn, principal, tenant, provider_slug, job_id)
+    report = worker.run_claimed(row)
+    if report.status == JobStatus.SUCCESS and report.result is not None:
+        return {**report.result, "job_id": report.job_id}
+    details: dict[str, Any] = {"job_id": report.job_id, "status": report.status}
+    if report.status == JobStatus.CANCELED:
+        raise Conflict("The job was canceled.", code="job_canceled", details=details)
+    if report.retry_in_s is not None:
+        details["retry_in_s"] = round(report.retry_in_s, 3)
+    raise UpstreamError(report.error or "The sync did not finish.", details=details)
+
+
+def _take_slot(
+    conn: db.Conn, principal: Principal, tenant: Tenant, provider_slug: str, job_id: UUID | None
+) -> db.Row:
+    """Claim the named pending job, or insert a running one through the unique index."""
+    if job_id is None:
+        return store.submit(
+            conn,
+            tenant_id=tenant.id,
+            provider_slug=provider_slug,
+            payload={},
+            created_by=principal.user_id,
+            running=True,
+        )
+    row = store.get_job(conn, job_id)
+    if row is None or row["tenant_id"] != tenant.id or row["provider_slug"] != provider_slug:
+        raise NotFound("No such job for this tenant and provider.")
+    claimed = store.claim(conn, limit=1, job_id=job_id)
+    if not claimed:
+        raise Conflict(
+            "The job is not pending and due.",
+            code="job_not_claimable",
+            details={"job_id": str(job_id), "status": row["status"]},
+        )
+    return claimed[0]

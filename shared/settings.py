@@ -1,0 +1,84 @@
+"""The one settings object, read from the environment once per process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob syncq has. Names map to upper-case environment variables."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    # Database
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    db_pool_min: int = 1
+    db_pool_max: int = 8
+    db_connect_timeout_s: float = 10.0
+    db_statement_timeout_ms: int = 60_000
+
+    # Authentication
+    jwt_secret: SecretStr | None = None
+    jwt_audience: str = "authenticated"
+    jwt_issuer: str | None = None
+    jwks_url: str | None = None
+    service_auth: Literal["jwt", "oidc"] = "jwt"
+    oidc_audience: str | None = None
+    oidc_service_accounts: tuple[str, ...] = ()
+
+    # Re-dispatch (Cloud Tasks)
+    dispatcher: Literal["cloudtasks", "recording", "disabled"] = "cloudtasks"
+    tasks_emulator_host: str | None = None
+    gcp_project: str = "syncq-local"
+    gcp_location: str = "us-central1"
+    tasks_queue: str = "syncq"
+    tasks_service_account: str | None = None
+    functions_base_url: str = "http://127.0.0.1:8080/functions/v1"
+    tasks_timeout_s: float = 10.0
+
+    # Secrets
+    secret_backend: Literal["env", "gcp"] = "env"
+
+    # Queue behaviour
+    stale_after_s: int = 600
+    backoff_base_s: float = 30.0
+    backoff_cap_s: float = 3600.0
+    worker_budget_s: float = 240.0
+    claim_batch: int = 1
+
+    # HTTP edge
+    max_body_bytes: int = 256 * 1024
+    sse_max_seconds: float = 300.0
+    sse_ping_s: float = 15.0
+
+    # Providers
+    provider_timeout_s: float = 30.0
+    provider_retry_attempts: int = 6
+    provider_retry_base_s: float = 1.0
+    provider_retry_cap_s: float = 30.0
+    acessorias_base_url: str = "https://api.acessorias.com"
+    acessorias_empty_rechecks: int = 2
+    acessorias_empty_recheck_s: float = 5.0
+    acessorias_max_pages: int = 10_000
+
+    # --- OneCode / BomControle (issue 4) ---
+
+    # --- credits queue manager / RunningHub (issue 5) ---
+
+    # --- Gestão Scouter export and sync (issue 6) ---
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
+
+
+def reload_settings() -> Settings:
+    """Forget the cached settings (tests and the local stack change the environment)."""
+    get_settings.cache_clear()
+    return get_settings()

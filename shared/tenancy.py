@@ -1,0 +1,60 @@
+"""Tenants and who may act on them. Roles come from the database, never from the token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from shared.auth import Principal
+from shared.db import Conn
+from shared.errors import Forbidden, IntegrationDisabled
+from shared.sqlfiles import query
+
+
+class Role(StrEnum):
+    MEMBER = "member"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: UUID
+    slug: str
+    name: str
+
+
+def require_role(conn: Conn, principal: Principal, tenant_id: UUID, role: Role) -> None:
+    """The service may act on any tenant; a user needs `role` (admin implies member).
+
+    An unknown tenant answers the same 403 as a foreign one, so ids cannot be probed.
+    """
+    if principal.is_service:
+        return
+    row = conn.execute(
+        query("tenancy", "member_role"), {"tenant_id": tenant_id, "user_id": principal.user_id}
+    ).fetchone()
+    if row is None or (role is Role.ADMIN and row["role"] != Role.ADMIN):
+        raise Forbidden(f"You need the {role} role in this tenant.")
+
+
+def get_tenant(conn: Conn, *, tenant_id: UUID | None = None, slug: str | None = None) -> Tenant:
+    """A tenant by id or slug; a missing one is Forbidden (see require_role)."""
+    if tenant_id is not None:
+        row = conn.execute(query("tenancy", "tenant_by_id"), {"id": tenant_id}).fetchone()
+    else:
+        row = conn.execute(query("tenancy", "tenant_by_slug"), {"slug": slug}).fetchone()
+    if row is None:
+        raise Forbidden("You may not act on this tenant.")
+    return Tenant(id=row["id"], slug=row["slug"], name=row["name"])
+
+
+def enabled_integration(conn: Conn, tenant_id: UUID, provider_slug: str) -> dict[str, Any]:
+    """The tenant's integration row, which must exist and be enabled."""
+    row = conn.execute(
+        query("tenancy", "integration"), {"tenant_id": tenant_id, "provider_slug": provider_slug}
+    ).fetchone()
+    if row is None or not row["enabled"]:
+        raise IntegrationDisabled(details={"provider_slug": provider_slug})
+    return dict(row)

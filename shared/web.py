@@ -1,0 +1,138 @@
+"""The HTTP edge every function goes through: method, auth, size, JSON, validation, errors.
+
+A function's main.py is one call to `handle(...)` with a pydantic model and a service
+callable; everything here turns failures into the error envelope, never into a 5xx,
+except for real bugs (logged with a stack and answered with a generic 500).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import flask
+from pydantic import BaseModel, ValidationError
+
+from shared import log
+from shared.auth import Principal, authenticate
+from shared.errors import (
+    InvalidJson,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    SyncqError,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from shared.settings import get_settings
+
+M = TypeVar("M", bound=BaseModel)
+Result = BaseModel | dict[str, Any] | list[Any] | flask.Response
+Action = Callable[[Principal, M], Result]
+
+_logger = log.get_logger("web")
+
+
+def json_response(body: Any, status: int = 200) -> flask.Response:
+    """A JSON response; pydantic models are dumped in JSON mode."""
+    if isinstance(body, BaseModel):
+        body = body.model_dump(mode="json")
+    return flask.Response(
+        json.dumps(body, default=str, ensure_ascii=False),
+        status=status,
+        mimetype="application/json",
+    )
+
+
+def error_response(error: SyncqError) -> flask.Response:
+    """The error envelope for a SyncqError."""
+    response = json_response(error.envelope(), error.status)
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="syncq"'
+    return response
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+    """Where and what failed; never the rejected input itself (it may hold PII)."""
+    return [
+        {"loc": [str(p) for p in e["loc"]], "type": e["type"], "message": e["msg"]}
+        for e in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+
+
+def parse_model(model: type[M], data: Any) -> M:
+    """Validate data against a model, as a 422 envelope on failure."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed(details=validation_details(exc)) from exc
+
+
+def read_json(request: flask.Request) -> Any:
+    """The request's JSON body (an object), within the size limit."""
+    limit = get_settings().max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(details={"limit_bytes": limit})
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLarge(details={"limit_bytes": limit})
+    if not raw.strip():
+        return {}
+    mimetype = request.mimetype or "application/json"
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise UnsupportedMediaType()
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidJson() from exc
+    if not isinstance(data, dict):
+        raise InvalidJson()
+    return data
+
+
+def request_data(request: flask.Request) -> Any:
+    """Query parameters for GET, the JSON body otherwise."""
+    if request.method == "GET":
+        return {k: v for k, v in request.args.items()}
+    return read_json(request)
+
+
+def execution_id(request: flask.Request) -> str:
+    """The platform's execution id when there is one, else a fresh one."""
+    return request.headers.get("Function-Execution-Id") or uuid.uuid4().hex[:16]
+
+
+def handle(
+    request: flask.Request,
+    model: type[M],
+    action: Action[M],
+    *,
+    methods: Iterable[str] = ("POST",),
+    status: int = 200,
+    authenticate_with: Callable[[flask.Request], Principal] | None = None,
+) -> flask.Response:
+    """Run one request through the edge: method, auth, body, validation, action, errors."""
+    with log.labels(execution_id=execution_id(request), function=request.path):
+        try:
+            allowed = {m.upper() for m in methods}
+            if request.method == "OPTIONS":
+                return flask.Response(status=204, headers={"Allow": ", ".join(sorted(allowed))})
+            if request.method not in allowed:
+                raise MethodNotAllowed(details={"allowed": sorted(allowed)})
+            if authenticate_with is not None:
+                principal = authenticate_with(request)
+            else:
+                principal = authenticate(request.headers.get("Authorization"))
+            payload = parse_model(model, request_data(request))
+            result = action(principal, payload)
+            if isinstance(result, flask.Response):
+                return result
+            return json_response(result, status)
+        except SyncqError as error:
+            if error.status >= 500:
+                _logger.warning("request failed: %s", error.error_code)
+            return error_response(error)
+        except Exception:
+            _logger.exception("unhandled error")
+            return error_response(SyncqError())

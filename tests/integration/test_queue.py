@@ -1,0 +1,241 @@
+"""The queue's state machine against real PostgreSQL, through the real functions."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+
+from shared import db
+from shared.dispatch import RecordingDispatcher, get_dispatcher
+from shared.providers import PROVIDERS
+from shared.queue import store
+from shared.queue.models import JobStatus
+from shared.queue.store import Outcome
+from tests.providers_for_tests import ScriptedProvider
+from tests.support import call, drain, rows, seed_tenant, service_token
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture
+def scripted(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedProvider]:
+    provider = ScriptedProvider()
+    monkeypatch.setitem(PROVIDERS, provider.slug, provider)
+    yield provider
+
+
+def submit(tenant, provider: str = "scripted"):  # type: ignore[no-untyped-def]
+    return call(
+        "run-integration",
+        {"tenant_id": str(tenant.id), "provider_slug": provider},
+        token=tenant.admin_token,
+    )
+
+
+def test_fifty_concurrent_clicks_make_one_job(
+    database_url: str, scripted: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    barrier = threading.Barrier(50)
+
+    def click(_: int):  # type: ignore[no-untyped-def]
+        barrier.wait()
+        return submit(tenant)
+
+    with ThreadPoolExecutor(50) as pool:
+        responses = list(pool.map(click, range(50)))
+    created = [r for r in responses if r.status_code == 202]
+    conflicts = [r for r in responses if r.status_code == 409]
+    assert len(created) == 1 and len(conflicts) == 49
+    job_id = created[0].get_json()["job_id"]
+    assert created[0].get_json()["status"] == "pending"
+    for r in conflicts:
+        err = r.get_json()["error"]
+        assert err["code"] == "job_already_active" and err["details"]["job_id"] == job_id
+    assert rows(database_url, "SELECT count(*) AS n FROM integration_jobs")[0]["n"] == 1
+    assert [t.body for t in recorder.tasks] == [{"job_id": job_id}]
+
+
+def test_submit_then_wake_up_runs_to_success(
+    database_url: str, scripted: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    job_id = submit(tenant).get_json()["job_id"]
+    drain(recorder)
+    job = rows(database_url, "SELECT * FROM integration_jobs WHERE id = %s", job_id)[0]
+    assert job["status"] == "success" and job["progress"] == 100 and job["attempts"] == 1
+    assert job["result"] == {"records": 30, "pages": 3}
+    assert job["execution_time_ms"] is not None and job["lease_token"] is None
+    integ = rows(database_url, "SELECT * FROM tenant_integrations")[0]
+    assert integ["last_status"] == "success" and integ["last_run"] is not None
+    logs = rows(
+        database_url, "SELECT status FROM integration_logs WHERE job_id=%s ORDER BY id", job_id
+    )
+    assert [r["status"] for r in logs] == ["pending", "running", "success"]
+
+
+def test_fails_twice_then_succeeds_with_growing_delays(
+    database_url: str, scripted: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    scripted.failures = 2
+    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    job_id = submit(tenant).get_json()["job_id"]
+    drain(recorder)
+    job = rows(database_url, "SELECT * FROM integration_jobs WHERE id = %s", job_id)[0]
+    assert job["status"] == "success" and job["attempts"] == 3
+    logs = rows(
+        database_url,
+        "SELECT status, message, details FROM integration_logs WHERE job_id=%s ORDER BY id",
+        job_id,
+    )
+    assert [r["status"] for r in logs] == [
+        "pending", "running", "pending", "running", "pending", "running", "success",
+    ]  # fmt: skip
+    delays = [float(r["details"]["delay_s"]) for r in logs if r["message"].startswith("attempt")]
+    assert len(delays) == 2 and delays[0] < delays[1]
+
+
+def test_always_failing_ends_in_error_after_max_attempts(
+    database_url: str, scripted: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    scripted.failures = 99
+    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    job_id = submit(tenant).get_json()["job_id"]
+    drain(recorder)
+    job = rows(database_url, "SELECT * FROM integration_jobs WHERE id = %s", job_id)[0]
+    assert job["status"] == "error" and job["attempts"] == 3
+    assert job["error_message"] == "scripted failure"
+    assert scripted.runs == 3
+    integ = rows(database_url, "SELECT * FROM tenant_integrations")[0]
+    assert integ["last_status"] == "error" and integ["last_error"] == "scripted failure"
+    active = rows(
+        database_url,
+        "SELECT count(*) AS n FROM integration_jobs WHERE status IN ('pending','running')",
+    )
+    assert active[0]["n"] == 0
+
+
+def test_stale_jobs_are_rescued_and_zombies_change_nothing(
+    database_url: str, scripted: ScriptedProvider, recorder: RecordingDispatcher, configure
+) -> None:
+    a = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    b = seed_tenant(database_url, "globex", providers={"scripted": {}})
+    c = seed_tenant(database_url, "initech", providers={"scripted": {}})
+    with psycopg.connect(database_url) as conn:
+        # a: heartbeat 20 minutes old; b: 'running' with no timestamps at all (seed 002);
+        # c: last attempt, stale -> error "timed out".
+        old = conn.execute(
+            "INSERT INTO integration_jobs (tenant_id, provider_slug, status, attempts, started_at,"
+            " heartbeat_at, lease_token) VALUES (%s, 'scripted', 'running', 1,"
+            " now() - interval '30 min', now() - interval '20 min', gen_random_uuid())"
+            " RETURNING id, lease_token",
+            [a.id],
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO integration_jobs (tenant_id, provider_slug, status, attempts)"
+            " VALUES (%s, 'scripted', 'running', 1)",
+            [b.id],
+        )
+        conn.execute(
+            "INSERT INTO integration_jobs (tenant_id, provider_slug, status, attempts,"
+            " heartbeat_at, lease_token) VALUES (%s, 'scripted', 'running', 3,"
+            " now() - interval '1 hour', gen_random_uuid())",
+            [c.id],
+        )
+    assert old is not None
+    response = call("process-integration-job", {}, token=service_token())
+    assert response.status_code == 200 and response.get_json()["rescued"] == 3
+    drain(recorder)
+    jobs = {r["tenant_id"]: r for r in rows(database_url, "SELECT * FROM integration_jobs")}
+    assert jobs[a.id]["status"] == "success" and jobs[a.id]["attempts"] == 2
+    assert jobs[b.id]["status"] == "success"
+    assert jobs[c.id]["status"] == "error" and jobs[c.id]["error_message"] == "timed out"
+    # The zombie worker of job a comes back with its old lease: nothing changes.
+    with db.transaction() as conn:
+        done = store.finish(
+            conn, [Outcome(old[0], old[1], JobStatus.ERROR, error="zombie")], message="zombie"
+        )
+        with pytest.raises(store.LeaseLost):
+            store.heartbeat(conn, job_id=old[0], lease=old[1], progress=50)
+    assert done == []
+    after = rows(
+        database_url, "SELECT status, error_message FROM integration_jobs WHERE id=%s", old[0]
+    )
+    assert after == [{"status": "success", "error_message": None}]
+
+
+def test_lost_wake_up_runs_at_next_sweep_and_duplicates_run_once(
+    database_url: str, scripted: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    job_id = submit(tenant).get_json()["job_id"]
+    recorder.take()  # the Cloud Task is lost
+    assert rows(database_url, "SELECT status FROM integration_jobs")[0]["status"] == "pending"
+    sweep = call("process-integration-job", {}, token=service_token()).get_json()
+    assert [p["job_id"] for p in sweep["processed"]] == [job_id]
+    # The same wake-up delivered twice more: nothing left to claim, nothing runs again.
+    for _ in range(2):
+        again = call("process-integration-job", {"job_id": job_id}, token=service_token())
+        assert again.status_code == 200 and again.get_json()["processed"] == []
+    assert scripted.runs == 1
+    assert rows(database_url, "SELECT attempts FROM integration_jobs")[0]["attempts"] == 1
+
+
+def test_cancel_pending_and_running(
+    database_url: str, scripted: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    job_id = submit(tenant).get_json()["job_id"]
+    canceled = call("cancel-integration-job", {"job_id": job_id}, token=tenant.admin_token)
+    assert canceled.status_code == 200 and canceled.get_json()["status"] == "canceled"
+    again = call("cancel-integration-job", {"job_id": job_id}, token=tenant.admin_token)
+    assert again.status_code == 409 and again.get_json()["error"]["code"] == "job_finished"
+    drain(recorder)
+    assert scripted.runs == 0
+
+    # A running job stops at its next heartbeat.
+    scripted.hold = threading.Event()
+    scripted.pages = 50
+    job2 = submit(tenant).get_json()["job_id"]
+    recorder.take()
+    worker = threading.Thread(
+        target=call,
+        args=("process-integration-job", {"job_id": job2}),
+        kwargs={"token": service_token()},
+    )
+    worker.start()
+    assert scripted.started.wait(10)
+    response = call("cancel-integration-job", {"job_id": job2}, token=tenant.admin_token)
+    assert response.status_code == 200 and response.get_json()["cancel_requested"] is True
+    scripted.hold.set()
+    worker.join(20)
+    job = rows(database_url, "SELECT * FROM integration_jobs WHERE id=%s", job2)[0]
+    assert job["status"] == "canceled" and job["progress"] < 100
+    assert (
+        rows(database_url, "SELECT last_status FROM tenant_integrations")[0]["last_status"]
+        == "canceled"
+    )
+
+
+def test_retry_waits_for_its_backoff(
+    database_url: str, scripted: ScriptedProvider, configure
+) -> None:
+    configure(BACKOFF_BASE_S="60", BACKOFF_CAP_S="60")
+    recorder = get_dispatcher()
+    assert isinstance(recorder, RecordingDispatcher)
+    scripted.failures = 1
+    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    job_id = submit(tenant).get_json()["job_id"]
+    first = call("process-integration-job", {"job_id": job_id}, token=service_token()).get_json()
+    assert first["processed"][0]["status"] == "pending"
+    retry_task = [t for t in recorder.take() if t.delay_s > 0]
+    assert len(retry_task) == 1 and 30 <= retry_task[0].delay_s <= 60
+    # A sweep before run_after does not run it early.
+    sweep = call("process-integration-job", {}, token=service_token()).get_json()
+    assert sweep["processed"] == [] and scripted.runs == 1
+    job = rows(database_url, "SELECT status, run_after > now() AS later FROM integration_jobs")[0]
+    assert job == {"status": "pending", "later": True}

@@ -1,0 +1,33 @@
+"""Small real providers for queue tests: they run through the same worker as the real ones."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from shared.errors import UpstreamError
+from shared.providers.base import SyncContext, SyncResult
+
+
+@dataclass
+class ScriptedProvider:
+    """Fails the first `failures` runs (retryably), then succeeds; counts runs."""
+
+    slug: str = "scripted"
+    display_name: str = "Scripted"
+    failures: int = 0
+    pages: int = 3
+    runs: int = 0
+    hold: threading.Event | None = None  # when set, each page waits for it
+    started: threading.Event = field(default_factory=threading.Event)
+
+    def sync(self, ctx: SyncContext) -> SyncResult:
+        self.runs += 1
+        self.started.set()
+        if self.runs <= self.failures:
+            raise UpstreamError("scripted failure", details={"run": self.runs})
+        for page in range(self.pages):
+            if self.hold is not None:
+                self.hold.wait(10)
+            ctx.progress(int(100 * page / self.pages))
+        return SyncResult(records=self.pages * 10, pages=self.pages)
