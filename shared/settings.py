@@ -66,6 +66,21 @@ class Settings(BaseSettings):
     acessorias_max_pages: int = 10_000
 
     # --- OneCode / BomControle (issue 4) ---
+    # OneCode has one host per tenant: `{tenant}` is the integration's config "subdomain"
+    # (else the tenant slug); a config "base_url" replaces the whole template.
+    onecode_base_url: str = "https://api-{tenant}.onecode.chat"
+    onecode_page_size: int = 100
+    onecode_max_pages: int = 10_000
+    bomcontrole_base_url: str = "https://apinewintegracao.bomcontrole.com.br"
+    bomcontrole_page_size: int = 100
+    bomcontrole_max_pages: int = 10_000
+    # Incremental window: from the last successful run's start minus this overlap.
+    bomcontrole_overlap_s: float = 900.0
+    bomcontrole_first_sync_from: str = "2000-01-01 00:00:00"
+    # BomControle's clock is Brasília local time without an offset (no DST since 2019).
+    bomcontrole_utc_offset_hours: float = -3.0
+    # Full passes over a listing when rows shift between pages while we read it.
+    listing_passes: int = 3
 
     # --- credits queue manager / RunningHub (issue 5) ---
 

@@ -30,11 +30,25 @@ def _not_found(environ: dict[str, Any], start_response: Any) -> Any:
     return response(environ, start_response)
 
 
+class _RootPath:
+    """`/functions/v1/<name>` reaches the function as `/` (not as a redirect to `/<name>/`)."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not environ.get("PATH_INFO"):
+            environ["PATH_INFO"] = "/"
+        return self._app(environ, start_response)
+
+
 def build(functions_dir: Path = FUNCTIONS_DIR) -> DispatcherMiddleware:
     """The gateway WSGI app."""
     mounts = {
-        f"{PREFIX}/{name}": functions_framework.create_app(
-            target="main", source=str(functions_dir / name / "main.py")
+        f"{PREFIX}/{name}": _RootPath(
+            functions_framework.create_app(
+                target="main", source=str(functions_dir / name / "main.py")
+            )
         )
         for name in function_names(functions_dir)
     }

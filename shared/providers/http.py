@@ -60,7 +60,9 @@ def request(
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(settings.provider_retry_attempts),
         wait=tenacity.wait_exponential_jitter(
-            initial=settings.provider_retry_base_s, max=settings.provider_retry_cap_s
+            multiplier=settings.provider_retry_base_s,
+            jitter=settings.provider_retry_base_s,
+            max=settings.provider_retry_cap_s,
         ),
         retry=tenacity.retry_if_exception_type((_Transient, httpx.TransportError)),
         before_sleep=lambda state: _logger.info(

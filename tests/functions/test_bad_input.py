@@ -1,0 +1,123 @@
+"""Bad input on every queue function: a 4xx envelope, and nothing written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.support import TenantFixture, bearer, function_client, rows, seed_tenant, service_token
+
+pytestmark = pytest.mark.db
+
+
+def _counts(database_url: str) -> tuple[int, int]:
+    r = rows(
+        database_url,
+        "SELECT (SELECT count(*) FROM integration_jobs) AS j, (SELECT count(*) FROM integration_logs) AS l",
+    )[0]
+    return r["j"], r["l"]
+
+
+def post_cases(t: TenantFixture) -> list[tuple[str, Any, int, str]]:
+    tid = str(t.id)
+    big = {"tenant_id": tid, "provider_slug": "acessorias", "payload": {"x": "a" * 300_000}}
+    return [
+        ("run-integration", {"tenant_id": 123, "provider_slug": "acessorias"}, 422, "validation_error"),
+        ("run-integration", {"tenant_id": "not-a-uuid", "provider_slug": "acessorias"}, 422, "validation_error"),
+        ("run-integration", {"tenant_id": tid, "provider_slug": "nope"}, 422, "validation_error"),
+        ("run-integration", {"tenant_id": tid}, 422, "validation_error"),
+        ("run-integration", {"tenant_id": tid, "provider_slug": "acessorias", "extra": 1}, 422, "validation_error"),
+        ("run-integration", {"tenant_id": tid, "provider_slug": "acessorias", "payload": []}, 422, "validation_error"),
+        ("run-integration", {"tenant_id": tid, "provider_slug": "acessorias",
+                             "payload": {"nested": {"api_key": "x"}}}, 422, "validation_error"),
+        ("run-integration", b"{not json", 400, "invalid_json"),
+        ("run-integration", b"[1, 2]", 400, "invalid_json"),
+        ("run-integration", big, 413, "payload_too_large"),
+        ("cancel-integration-job", {"job_id": "123"}, 422, "validation_error"),
+        ("cancel-integration-job", {}, 422, "validation_error"),
+        ("process-integration-job", {"job_id": "x"}, 422, "validation_error"),
+        ("process-integration-job", {"unknown": True}, 422, "validation_error"),
+        ("sync-acessorias", {"tenant_slug": "NOT A SLUG!"}, 422, "validation_error"),
+        ("sync-acessorias", {"tenant_id": tid}, 422, "validation_error"),
+        ("sync-acessorias", b"\xff\xfe", 400, "invalid_json"),
+    ]  # fmt: skip
+
+
+def test_bad_bodies(database_url: str) -> None:
+    tenant = seed_tenant(database_url, "acme")
+    for name, body, status, code in post_cases(tenant):
+        token = service_token() if name == "process-integration-job" else tenant.admin_token
+        client = function_client(name)
+        if isinstance(body, bytes):
+            response = client.post(
+                "/", data=body, headers={**bearer(token), "Content-Type": "application/json"}
+            )
+        else:
+            response = client.post("/", json=body, headers=bearer(token))
+        assert response.status_code == status, (
+            name,
+            body if not isinstance(body, dict) else list(body),
+            response.get_json(),
+        )
+        error = response.get_json()["error"]
+        assert error["code"] == code and error["message"]
+    assert _counts(database_url) == (0, 0)
+
+
+def test_validation_details_never_echo_the_input(database_url: str) -> None:
+    tenant = seed_tenant(database_url, "acme")
+    secret_looking = "4111111111111111-ana@example.com"
+    response = function_client("run-integration").post(
+        "/", json={"tenant_id": secret_looking, "provider_slug": "acessorias"},
+        headers=bearer(tenant.admin_token),
+    )  # fmt: skip
+    assert response.status_code == 422
+    assert secret_looking not in response.get_data(as_text=True)
+    assert response.get_json()["error"]["details"][0]["loc"] == ["tenant_id"]
+
+
+def test_bad_queries_and_methods(database_url: str) -> None:
+    tenant = seed_tenant(database_url, "acme")
+    tid = str(tenant.id)
+    cases = [
+        ("list-integration-jobs", {"tenant_id": tid, "limit": "abc"}, 422),
+        ("list-integration-jobs", {"tenant_id": tid, "limit": "100000"}, 422),
+        ("list-integration-jobs", {"tenant_id": tid, "status": "bogus"}, 422),
+        ("list-integration-jobs", {"tenant_id": tid, "provider_slug": "nope"}, 422),
+        ("list-integration-jobs", {"tenant_id": tid, "before": "x"}, 422),
+        ("list-integration-jobs", {}, 422),
+        ("integration-job-events", {"tenant_id": "x"}, 422),
+        ("integration-job-events", {"tenant_id": tid, "max_seconds": "-1"}, 422),
+    ]
+    for name, query, status in cases:
+        response = function_client(name).get(
+            "/", query_string=query, headers=bearer(tenant.member_token)
+        )
+        assert response.status_code == status, (name, query)
+        assert response.get_json()["error"]["code"] == "validation_error"
+    wrong_method = function_client("run-integration").get("/", headers=bearer(tenant.admin_token))
+    assert wrong_method.status_code == 405
+    assert wrong_method.get_json()["error"]["code"] == "method_not_allowed"
+    post_to_get = function_client("list-integration-jobs").post(
+        "/", json={}, headers=bearer(tenant.member_token)
+    )
+    assert post_to_get.status_code == 405
+    text = function_client("run-integration").post(
+        "/",
+        data="tenant_id=1",
+        headers={**bearer(tenant.admin_token), "Content-Type": "text/plain"},
+    )
+    assert text.status_code == 415
+    assert _counts(database_url) == (0, 0)
+
+
+def test_disabled_integration_is_422(database_url: str) -> None:
+    tenant = seed_tenant(database_url, "acme", enabled=False)
+    response = function_client("run-integration").post(
+        "/", json={"tenant_id": str(tenant.id), "provider_slug": "acessorias"},
+        headers=bearer(tenant.admin_token),
+    )  # fmt: skip
+    assert response.status_code == 422
+    assert response.get_json()["error"]["code"] == "integration_disabled"
+    assert _counts(database_url) == (0, 0)

@@ -1,0 +1,235 @@
+"""The Acessórias sync against the emulator as the real API behaves (PROVIDERS.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+
+from infra.emulators._common import ServerHandle, start_in_thread
+from infra.emulators.acessorias import AcessoriasState, create_app
+from shared.dispatch import RecordingDispatcher
+from shared.providers.acessorias import parse_date
+from shared.secrets import env_var, secret_name
+from tests.support import TenantFixture, call, drain, rows, seed_tenant, service_token
+
+pytestmark = pytest.mark.db
+TOKEN = "acme-acessorias-token-123"
+
+
+@pytest.fixture
+def emulator() -> Iterator[ServerHandle]:
+    state = AcessoriasState(seed=7)
+    state.seed_token(TOKEN, 95)
+    handle = start_in_thread(create_app(state))
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def state(emulator: ServerHandle) -> AcessoriasState:
+    assert isinstance(emulator.state, AcessoriasState)
+    return emulator.state
+
+
+@pytest.fixture
+def tenant(database_url: str, emulator: ServerHandle, configure) -> TenantFixture:  # type: ignore[no-untyped-def]
+    configure(**{env_var(secret_name("acme", "acessorias", "token")): TOKEN})
+    return seed_tenant(database_url, "acme", providers={"acessorias": {"base_url": emulator.url}})
+
+
+def checksum(items: list[tuple[str, ...]]) -> str:
+    return hashlib.sha256(repr(sorted(items)).encode()).hexdigest()
+
+
+def emulator_view(state: AcessoriasState) -> list[tuple[str, ...]]:
+    return [
+        (c["ID"], c["Identificador"], c["Razao"], str(Decimal(c["Honorario"])),
+         str(parse_date(c["ClienteDesde"])), str(len(c["ContatosNaEmpresa"])))
+        for c in state.companies(TOKEN)
+    ]  # fmt: skip
+
+
+def db_view(database_url: str) -> list[tuple[str, ...]]:
+    return [
+        (r["external_id"], r["cnpj"], r["razao"], str(r["honorario"]), str(r["cliente_desde"]),
+         str(r["n"]))
+        for r in rows(
+            database_url,
+            "SELECT *, jsonb_array_length(contacts) AS n FROM acessorias_companies",
+        )
+    ]  # fmt: skip
+
+
+def run(tenant: TenantFixture, recorder: RecordingDispatcher) -> dict:  # type: ignore[type-arg]
+    response = call(
+        "run-integration",
+        {"tenant_id": str(tenant.id), "provider_slug": "acessorias"},
+        token=tenant.admin_token,
+    )
+    assert response.status_code == 202, response.get_json()
+    drain(recorder)
+    job_id = response.get_json()["job_id"]
+    return rows(tenant_db(), "SELECT * FROM integration_jobs WHERE id = %s", job_id)[0]
+
+
+_db: list[str] = []
+
+
+def tenant_db() -> str:
+    return _db[-1]
+
+
+@pytest.fixture(autouse=True)
+def _remember_db(database_url: str) -> None:
+    _db.append(database_url)
+
+
+def test_full_sync_equals_emulator_then_resync_changes_nothing(
+    database_url: str, tenant: TenantFixture, state: AcessoriasState, recorder: RecordingDispatcher
+) -> None:
+    state.knobs.update({"repeat_rate": 0.5})
+    job = run(tenant, recorder)
+    assert job["status"] == "success", job["error_message"]
+    assert job["result"]["records"] == 95 and job["result"]["pages"] == 5
+    assert checksum(db_view(database_url)) == checksum(emulator_view(state))
+    contacts = rows(
+        database_url, "SELECT contacts FROM acessorias_companies WHERE contacts <> '[]' LIMIT 1"
+    )
+    assert set(contacts[0]["contacts"][0]) == {"name", "email", "phone"}
+
+    before = rows(
+        database_url, "SELECT external_id, updated_at FROM acessorias_companies ORDER BY 1"
+    )
+    assert run(tenant, recorder)["status"] == "success"
+    after = rows(
+        database_url, "SELECT external_id, updated_at FROM acessorias_companies ORDER BY 1"
+    )
+    assert before == after  # an unchanged re-sync writes nothing
+
+    changed = state.mutate_company(TOKEN)
+    assert run(tenant, recorder)["status"] == "success"
+    row = rows(
+        database_url, "SELECT razao FROM acessorias_companies WHERE external_id = %s", changed["ID"]
+    )
+    assert row == [{"razao": changed["Razao"]}]
+    assert checksum(db_view(database_url)) == checksum(emulator_view(state))
+
+
+def test_survives_429s_5xx_and_timeouts(
+    database_url: str,
+    tenant: TenantFixture,
+    state: AcessoriasState,
+    recorder: RecordingDispatcher,
+    configure,  # type: ignore[no-untyped-def]
+) -> None:
+    configure(PROVIDER_RETRY_ATTEMPTS="8", PROVIDER_TIMEOUT_S="0.5")
+    state.knobs.update({"rate_429": 0.2, "error_rate": 0.2, "timeout_rate": 0.05, "hang_s": 1.0})
+    recorder = __import__("shared.dispatch", fromlist=["get_dispatcher"]).get_dispatcher()
+    job = run(tenant, recorder)
+    assert job["status"] == "success", job["error_message"]
+    assert checksum(db_view(database_url)) == checksum(emulator_view(state))
+    assert state.stats()["faults"]  # faults really happened
+
+
+def test_false_empty_page_is_rechecked_before_it_is_believed(
+    database_url: str,
+    tenant: TenantFixture,
+    state: AcessoriasState,
+    configure,  # type: ignore[no-untyped-def]
+) -> None:
+    configure(ACESSORIAS_EMPTY_RECHECK_S="0.08", ACESSORIAS_EMPTY_RECHECKS="3")
+    state.knobs.update({"false_empty_rate": 0.6, "false_empty_quiet_ms": 60})
+    recorder = __import__("shared.dispatch", fromlist=["get_dispatcher"]).get_dispatcher()
+    job = run(tenant, recorder)
+    assert job["status"] == "success"
+    assert job["result"]["records"] == 95
+    assert checksum(db_view(database_url)) == checksum(emulator_view(state))
+
+
+def test_business_error_fails_without_retry(
+    database_url: str, tenant: TenantFixture, state: AcessoriasState, recorder: RecordingDispatcher
+) -> None:
+    state.knobs.update({"business_error": "Token sem permissão para esta empresa"})
+    job = run(tenant, recorder)
+    assert job["status"] == "error" and job["attempts"] == 1
+    assert "Token sem permissão" in job["error_message"]
+    assert TOKEN not in job["error_message"]
+
+
+def test_bad_token_is_not_retried_and_never_leaks(
+    database_url: str,
+    emulator: ServerHandle,
+    configure,
+    recorder: RecordingDispatcher,  # type: ignore[no-untyped-def]
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure(**{env_var(secret_name("acme", "acessorias", "token")): "wrong-token-xyz"})
+    tenant = seed_tenant(database_url, "acme", providers={"acessorias": {"base_url": emulator.url}})
+    recorder = __import__("shared.dispatch", fromlist=["get_dispatcher"]).get_dispatcher()
+    job = run(tenant, recorder)
+    assert job["status"] == "error" and job["attempts"] == 1
+    assert job["error_message"] == "Acessórias rejected the credentials (HTTP 401)."
+    everything = (
+        str(rows(database_url, "SELECT * FROM integration_jobs"))
+        + str(rows(database_url, "SELECT * FROM integration_logs"))
+        + capsys.readouterr().out
+    )
+    assert "wrong-token-xyz" not in everything
+
+
+def test_cancel_during_sync_stops_between_pages(
+    database_url: str, tenant: TenantFixture, state: AcessoriasState, recorder: RecordingDispatcher
+) -> None:
+    state.knobs.update({"latency_ms": 150})
+    job_id = call(
+        "run-integration",
+        {"tenant_id": str(tenant.id), "provider_slug": "acessorias"},
+        token=tenant.admin_token,
+    ).get_json()["job_id"]
+    recorder.take()
+    worker = threading.Thread(
+        target=call, args=("process-integration-job", {"job_id": job_id}),
+        kwargs={"token": service_token()},
+    )  # fmt: skip
+    worker.start()
+    for _ in range(100):
+        if rows(database_url, "SELECT count(*) AS n FROM acessorias_companies")[0]["n"] >= 20:
+            break
+        threading.Event().wait(0.05)
+    response = call("cancel-integration-job", {"job_id": job_id}, token=tenant.admin_token)
+    assert response.status_code == 200
+    worker.join(30)
+    job = rows(database_url, "SELECT * FROM integration_jobs WHERE id = %s", job_id)[0]
+    assert job["status"] == "canceled"
+    written = rows(database_url, "SELECT count(*) AS n FROM acessorias_companies")[0]["n"]
+    assert 20 <= written < 95 and written % 20 == 0  # whole pages only: coherent
+
+
+def test_sync_acessorias_over_http_takes_the_same_slot(
+    database_url: str, tenant: TenantFixture, state: AcessoriasState, recorder: RecordingDispatcher
+) -> None:
+    response = call("sync-acessorias", {"tenant_slug": "acme"}, token=tenant.admin_token)
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["records"] == 95 and body["pages"] == 5
+    history = rows(database_url, "SELECT status, provider_slug FROM integration_jobs")
+    assert history == [{"status": "success", "provider_slug": "acessorias"}]
+    # With a live job in the slot, a direct sync answers 409 with that job's id.
+    live = call(
+        "run-integration",
+        {"tenant_id": str(tenant.id), "provider_slug": "acessorias"},
+        token=tenant.admin_token,
+    ).get_json()["job_id"]
+    busy = call("sync-acessorias", {"tenant_slug": "acme"}, token=service_token())
+    assert busy.status_code == 409
+    assert busy.get_json()["error"]["details"]["job_id"] == live
+    # The service may run that queued job itself by id.
+    by_id = call("sync-acessorias", {"tenant_slug": "acme", "job_id": live}, token=service_token())
+    assert by_id.status_code == 200 and by_id.get_json()["job_id"] == live
+    # A member may not run it.
+    member = call("sync-acessorias", {"tenant_slug": "acme"}, token=tenant.member_token)
+    assert member.status_code == 403

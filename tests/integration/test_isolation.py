@@ -1,0 +1,69 @@
+"""Tenant isolation: every endpoint refuses a foreign tenant, and RLS hides its rows."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from shared import db
+from shared.dispatch import RecordingDispatcher
+from tests.support import bearer, call, function_client, rows, seed_tenant
+
+pytestmark = pytest.mark.db
+
+
+def test_admin_of_a_gets_403_for_b_everywhere(
+    database_url: str, recorder: RecordingDispatcher
+) -> None:
+    a = seed_tenant(database_url, "acme")
+    b = seed_tenant(database_url, "globex")
+    b_job = call("run-integration", {"tenant_id": str(b.id), "provider_slug": "acessorias"},
+                 token=b.admin_token).get_json()["job_id"]  # fmt: skip
+    token = a.admin_token
+    checks = [
+        call("run-integration", {"tenant_id": str(b.id), "provider_slug": "acessorias"}, token=token),
+        call("cancel-integration-job", {"job_id": b_job}, token=token),
+        call("sync-acessorias", {"tenant_slug": "globex"}, token=token),
+        function_client("list-integration-jobs").get(
+            "/", query_string={"tenant_id": str(b.id)}, headers=bearer(token)),
+        function_client("integration-job-events").get(
+            "/", query_string={"tenant_id": str(b.id)}, headers=bearer(token)),
+        # An unknown tenant looks exactly like a foreign one.
+        call("sync-acessorias", {"tenant_slug": "no-such-tenant"}, token=token),
+    ]  # fmt: skip
+    for response in checks:
+        assert response.status_code == 403, response.get_json()
+        assert response.get_json()["error"]["code"] == "forbidden"
+    assert (
+        rows(database_url, "SELECT status FROM integration_jobs WHERE id = %s", b_job)[0]["status"]
+        == "pending"
+    )
+
+
+def test_rls_hides_other_tenants_rows_even_without_a_filter(
+    database_url: str, recorder: RecordingDispatcher
+) -> None:
+    a = seed_tenant(database_url, "acme")
+    b = seed_tenant(database_url, "globex")
+    for t in (a, b):
+        call(
+            "run-integration",
+            {"tenant_id": str(t.id), "provider_slug": "acessorias"},
+            token=t.admin_token,
+        )
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO acessorias_companies (tenant_id, external_id, razao) VALUES (%s, '1', 'A'), (%s, '1', 'B')",
+            [a.id, b.id],
+        )
+    with db.user_transaction(a.member) as conn:  # queries that "forgot" the tenant filter
+        jobs = conn.execute("SELECT tenant_id FROM integration_jobs").fetchall()
+        logs = conn.execute("SELECT tenant_id FROM integration_logs").fetchall()
+        companies = conn.execute("SELECT razao FROM acessorias_companies").fetchall()
+        tenants = conn.execute("SELECT slug FROM tenants").fetchall()
+        members = conn.execute("SELECT tenant_id FROM tenant_members").fetchall()
+        integrations = conn.execute("SELECT tenant_id FROM tenant_integrations").fetchall()
+    assert {r["tenant_id"] for r in jobs + logs + members + integrations} == {a.id}
+    assert companies == [{"razao": "A"}] and tenants == [{"slug": "acme"}]
+    with db.user_transaction(a.member) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("UPDATE integration_jobs SET status = 'error'")

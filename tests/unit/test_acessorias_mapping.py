@@ -1,0 +1,67 @@
+"""Mapping of Acessórias' stringly-typed records (pure)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from shared.errors import UpstreamError
+from shared.providers.acessorias import map_company, parse_date, parse_money, parse_page
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2020-01-31", "2020-01-31"),
+        ("31/01/2020", "2020-01-31"),
+        ("0000-00-00", None),
+        ("", None),
+        (None, None),
+        ("31/02/2020", None),
+        ("2021-03-04 10:11:12", "2021-03-04"),
+    ],
+)
+def test_parse_date(raw: object, expected: str | None) -> None:
+    assert parse_date(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("759.00", "759.00"), ("1.234,56", "1234.56"), ("", None), ("abc", None), (50, "50")],
+)
+def test_parse_money(raw: object, expected: str | None) -> None:
+    assert parse_money(raw) == expected
+
+
+def test_map_company() -> None:
+    row = map_company({
+        "ID": "214", "Identificador": "47.794.801/0001-30", "Razao": " X LTDA ", "Fantasia": "",
+        "Status": "Ativa", "UF": "SP", "ClienteDesde": "01/02/2020", "ClienteAte": "0000-00-00",
+        "Honorario": "759.00",
+        "ContatosNaEmpresa": [{"Nome": "Ana", "E-mail": "a@x.com", "Celular": "11999990000"}],
+    })  # fmt: skip
+    assert row == {
+        "external_id": "214", "cnpj": "47.794.801/0001-30", "razao": "X LTDA", "fantasia": None,
+        "status": "Ativa", "uf": "SP", "cliente_desde": "2020-02-01", "cliente_ate": None,
+        "honorario": "759.00",
+        "contacts": [{"name": "Ana", "email": "a@x.com", "phone": "11999990000"}],
+    }  # fmt: skip
+    assert map_company({"Razao": "no id"}) is None
+
+
+def _response(status: int, body: object = None) -> httpx.Response:
+    return httpx.Response(status, json=body) if body is not None else httpx.Response(status)
+
+
+def test_parse_page_quirks() -> None:
+    assert parse_page(_response(200, [{"ID": "1"}, "junk"])) == [{"ID": "1"}]
+    assert parse_page(_response(204)) == []
+    assert parse_page(_response(404)) == []
+    with pytest.raises(UpstreamError) as business:
+        parse_page(_response(200, {"Erro": "Pagina inválida"}))
+    assert not business.value.retryable and "Pagina inválida" in business.value.message
+    with pytest.raises(UpstreamError) as auth:
+        parse_page(_response(401, {"Erro": "token"}))
+    assert not auth.value.retryable
+    with pytest.raises(UpstreamError):
+        parse_page(_response(200, {"unexpected": True}))

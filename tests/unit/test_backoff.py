@@ -1,0 +1,55 @@
+"""The retry policy is a pure function: checked exhaustively here."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.queue.backoff import Verdict, backoff_delay, decide
+
+
+@pytest.mark.parametrize("rand", [0.0, 0.3, 0.999])
+def test_delay_grows_and_stays_within_equal_jitter_bounds(rand: float) -> None:
+    delays = [backoff_delay(a, base_s=30, cap_s=3600, rand=rand) for a in range(1, 8)]
+    for attempt, delay in enumerate(delays, start=1):
+        exponential = min(3600, 30 * 2 ** (attempt - 1))
+        assert exponential / 2 <= delay <= exponential
+    assert delays == sorted(delays)
+
+
+def test_successive_delays_never_shrink_whatever_the_jitter() -> None:
+    for attempt in range(1, 10):
+        worst_next = backoff_delay(attempt + 1, base_s=1, cap_s=1e9, rand=0.0)
+        best_this = backoff_delay(attempt, base_s=1, cap_s=1e9, rand=1.0)
+        assert worst_next >= best_this
+
+
+def test_cap_bounds_the_delay() -> None:
+    assert backoff_delay(50, base_s=30, cap_s=600, rand=1.0) == 600
+    assert backoff_delay(50, base_s=30, cap_s=600, rand=0.0) == 300
+
+
+def test_attempt_is_one_based() -> None:
+    with pytest.raises(ValueError):
+        backoff_delay(0, base_s=1, cap_s=2, rand=0.5)
+
+
+@pytest.mark.parametrize(
+    ("attempts", "max_attempts", "retryable", "cancel", "verdict"),
+    [
+        (1, 3, True, False, Verdict.RETRY),
+        (2, 3, True, False, Verdict.RETRY),
+        (3, 3, True, False, Verdict.FAIL),
+        (1, 3, False, False, Verdict.FAIL),
+        (1, 3, True, True, Verdict.CANCEL),
+        (3, 3, False, True, Verdict.CANCEL),
+    ],
+)
+def test_decide(
+    attempts: int, max_attempts: int, retryable: bool, cancel: bool, verdict: Verdict
+) -> None:
+    d = decide(
+        attempts=attempts, max_attempts=max_attempts, retryable=retryable,
+        cancel_requested=cancel, base_s=10, cap_s=100, rand=0.5,
+    )  # fmt: skip
+    assert d.verdict is verdict
+    assert (d.delay_s > 0) == (verdict is Verdict.RETRY)
