@@ -15,7 +15,7 @@ from uuid import UUID
 
 import jwt
 
-from shared.errors import Forbidden, Unauthorized
+from shared.errors import Forbidden, ServiceUnavailable, Unauthorized
 from shared.settings import Settings, get_settings
 
 _ASYMMETRIC = ("ES256", "RS256")
@@ -123,15 +123,23 @@ def _looks_google(token: str) -> bool:
 
 def _verify_google_oidc(token: str, settings: Settings) -> Principal:
     """A Cloud Tasks OIDC token: Google-signed, our audience, an allowed service account."""
+    from google.auth import exceptions as google_exceptions  # noqa: PLC0415
     from google.auth.transport import requests as google_requests  # noqa: PLC0415
     from google.oauth2 import id_token  # noqa: PLC0415
 
     try:
-        claims = id_token.verify_oauth2_token(  # type: ignore[no-untyped-call]
-            token, google_requests.Request(), audience=settings.oidc_audience
+        claims = id_token.verify_token(
+            token,
+            google_requests.Request(),
+            audience=settings.oidc_audience,
+            certs_url=settings.oidc_certs_url,
         )
     except ValueError as exc:
         raise Unauthorized("Invalid token.") from exc
+    except google_exceptions.GoogleAuthError as exc:
+        raise ServiceUnavailable("Cannot verify the token right now.") from exc
+    if claims.get("iss") not in ("https://accounts.google.com", "accounts.google.com"):
+        raise Unauthorized("Invalid token.")
     email = str(claims.get("email", ""))
     allowed = any(hmac.compare_digest(email, a) for a in settings.oidc_service_accounts)
     if not (claims.get("email_verified") and allowed):

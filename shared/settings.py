@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     service_auth: Literal["jwt", "oidc"] = "jwt"
     oidc_audience: str | None = None
     oidc_service_accounts: tuple[str, ...] = ()
+    oidc_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
 
     # Re-dispatch (Cloud Tasks)
     dispatcher: Literal["cloudtasks", "recording", "disabled"] = "cloudtasks"
@@ -62,7 +63,7 @@ class Settings(BaseSettings):
     provider_retry_cap_s: float = 30.0
     acessorias_base_url: str = "https://api.acessorias.com"
     acessorias_empty_rechecks: int = 2
-    acessorias_empty_recheck_s: float = 5.0
+    acessorias_empty_recheck_s: float = 3.0
     acessorias_max_pages: int = 10_000
 
     # --- OneCode / BomControle (issue 4) ---
@@ -83,6 +84,18 @@ class Settings(BaseSettings):
     listing_passes: int = 3
 
     # --- credits queue manager / RunningHub (issue 5) ---
+    runninghub_base_url: str = "https://www.runninghub.ai"
+    runninghub_api_key: SecretStr | None = None
+    runninghub_max_slots: int = 3  # concurrent tasks the account allows (421 beyond)
+    runninghub_timeout_s: float = 15.0
+    runninghub_retry_attempts: int = 3
+    # default: <functions_base_url>/runninghub-queue-manager/webhook
+    runninghub_webhook_url: str | None = None
+    runninghub_webhook_secret: SecretStr | None = None  # signs each job's webhook URL
+    runninghub_check_after_s: int = 300  # the sweep asks RunningHub about slot holders this old
+    runninghub_max_runtime_s: int = 6 * 3600  # ... and fails those running longer
+    runninghub_sweep_batch: int = 100
+    runninghub_pump_rounds: int = 20  # promotion rounds per /start or sweep
 
     # --- Gestão Scouter export and sync (issue 6) ---
 

@@ -113,7 +113,7 @@ def handle(
     authenticate_with: Callable[[flask.Request], Principal] | None = None,
 ) -> flask.Response:
     """Run one request through the edge: method, auth, body, validation, action, errors."""
-    with log.labels(execution_id=execution_id(request), function=request.path):
+    with log.labels(execution_id=execution_id(request), path=request.root_path + request.path):
         try:
             allowed = {m.upper() for m in methods}
             if request.method == "OPTIONS":

@@ -183,3 +183,70 @@ def test_asymmetric_user_tokens_through_jwks(database_url: str, jwks: _Jwks, con
         _user_claims(tenant.member), other, algorithm="ES256", headers={"kid": "x"}
     )
     assert request("list-integration-jobs", "GET", unknown_kid, query).status_code == 401
+
+
+class _GoogleCerts:
+    """Google's OIDC certs endpoint, on loopback: {kid: PEM certificate}."""
+
+    def __init__(self) -> None:
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.x509.oid import NameOID
+
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-google")])
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (
+            x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(self.key.public_key()).serial_number(1)
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .sign(self.key, hashes.SHA256())
+        )  # fmt: skip
+        pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+        payload = json.dumps({"k1": pem}).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/oauth2/v1/certs"
+
+    def token(self, **over: Any) -> str:
+        now = int(time.time())
+        claims = {"iss": "https://accounts.google.com", "aud": "https://fn.example/worker",
+                  "email": "tasks@proj.iam.gserviceaccount.com", "email_verified": True,
+                  "iat": now, "exp": now + 300, "sub": "1234"}  # fmt: skip
+        claims.update(over)
+        return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": "k1"})
+
+
+def test_cloud_tasks_oidc_tokens_verified_with_google_auth(database_url: str, configure) -> None:  # type: ignore[no-untyped-def]
+    certs = _GoogleCerts()
+    try:
+        configure(
+            SERVICE_AUTH="oidc", OIDC_CERTS_URL=certs.url, OIDC_AUDIENCE="https://fn.example/worker",
+            OIDC_SERVICE_ACCOUNTS='["tasks@proj.iam.gserviceaccount.com"]',
+        )  # fmt: skip
+        ok = request("process-integration-job", "POST", certs.token(), {})
+        assert ok.status_code == 200, ok.get_json()
+        for bad in (
+            certs.token(aud="https://other.example"),
+            certs.token(email="intruder@proj.iam.gserviceaccount.com"),
+            certs.token(email_verified=False),
+            certs.token(exp=int(time.time()) - 600, iat=int(time.time()) - 900),
+        ):
+            assert request("process-integration-job", "POST", bad, {}).status_code == 401
+    finally:
+        certs.server.shutdown()
+        certs.server.server_close()
