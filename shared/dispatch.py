@@ -44,6 +44,44 @@ def task_id(key: str) -> str:
     return "t-" + hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
+def queue_path(settings: Settings) -> str:
+    """The full name of the configured queue."""
+    return (
+        f"projects/{settings.gcp_project}/locations/{settings.gcp_location}"
+        f"/queues/{settings.tasks_queue}"
+    )
+
+
+def build_task(task: Task, settings: Settings, queue: str) -> Any:
+    """The Cloud Tasks request for a Task: HTTP target, credentials, name, schedule."""
+    from google.cloud import tasks_v2  # noqa: PLC0415
+
+    url = f"{settings.functions_base_url.rstrip('/')}/{task.function}{task.path}"
+    headers = {"Content-Type": "application/json"}
+    http_request = tasks_v2.HttpRequest(
+        http_method=tasks_v2.HttpMethod.POST, url=url, body=json.dumps(task.body).encode()
+    )
+    if settings.tasks_emulator_host or not settings.tasks_service_account:
+        # The emulator sends no OIDC token: carry a service credential that outlives the
+        # delay (and never log it).
+        from shared.auth import mint_token  # noqa: PLC0415
+
+        ttl = int(task.delay_s) + 3600
+        headers["Authorization"] = f"Bearer {mint_token(service=True, ttl_s=ttl)}"
+    else:
+        http_request.oidc_token = tasks_v2.OidcToken(
+            service_account_email=settings.tasks_service_account,
+            audience=settings.oidc_audience or url,
+        )
+    http_request.headers = headers
+    built = tasks_v2.Task(http_request=http_request)
+    if task.key:
+        built.name = f"{queue}/tasks/{task_id(task.key)}"
+    if task.delay_s > 0:
+        built.schedule_time = datetime.now(UTC) + timedelta(seconds=task.delay_s)
+    return built
+
+
 class CloudTasksDispatcher:
     """The real Cloud Tasks client (or the emulator, when TASKS_EMULATOR_HOST is set)."""
 
@@ -51,7 +89,6 @@ class CloudTasksDispatcher:
         from google.cloud import tasks_v2  # noqa: PLC0415 - heavy import, only when used
 
         self._settings = settings
-        self._tasks_v2 = tasks_v2
         if settings.tasks_emulator_host:
             import grpc  # noqa: PLC0415
             from google.cloud.tasks_v2.services.cloud_tasks.transports import (  # noqa: PLC0415
@@ -64,16 +101,16 @@ class CloudTasksDispatcher:
             )
         else:
             self._client = tasks_v2.CloudTasksClient()
-        self._queue = self._client.queue_path(
-            settings.gcp_project, settings.gcp_location, settings.tasks_queue
-        )
+        self._queue = queue_path(settings)
 
     def dispatch(self, task: Task) -> None:
         from google.api_core import exceptions as gexc  # noqa: PLC0415
 
         try:
             self._client.create_task(
-                parent=self._queue, task=self._build(task), timeout=self._settings.tasks_timeout_s
+                parent=self._queue,
+                task=build_task(task, self._settings, self._queue),
+                timeout=self._settings.tasks_timeout_s,
             )
         except gexc.AlreadyExists:
             _logger.info("task already exists", extra=log.fields(function=task.function))
@@ -82,37 +119,6 @@ class CloudTasksDispatcher:
                 "dispatch failed; the sweep will pick the work up",
                 extra=log.fields(function=task.function, error=type(exc).__name__),
             )
-
-    def _build(self, task: Task) -> Any:
-        tasks_v2 = self._tasks_v2
-        settings = self._settings
-        url = f"{settings.functions_base_url.rstrip('/')}/{task.function}{task.path}"
-        headers = {"Content-Type": "application/json"}
-        http_request = tasks_v2.HttpRequest(
-            http_method=tasks_v2.HttpMethod.POST,
-            url=url,
-            headers=headers,
-            body=json.dumps(task.body).encode(),
-        )
-        if settings.tasks_emulator_host or not settings.tasks_service_account:
-            # The emulator sends no OIDC token: carry a service credential that outlives
-            # the delay (and never log it).
-            from shared.auth import mint_token  # noqa: PLC0415
-
-            ttl = int(task.delay_s) + 3600
-            headers["Authorization"] = f"Bearer {mint_token(service=True, ttl_s=ttl)}"
-            http_request.headers = headers
-        else:
-            http_request.oidc_token = tasks_v2.OidcToken(
-                service_account_email=settings.tasks_service_account,
-                audience=settings.oidc_audience or url,
-            )
-        built = tasks_v2.Task(http_request=http_request)
-        if task.key:
-            built.name = f"{self._queue}/tasks/{task_id(task.key)}"
-        if task.delay_s > 0:
-            built.schedule_time = datetime.now(UTC) + timedelta(seconds=task.delay_s)
-        return built
 
 
 class RecordingDispatcher:

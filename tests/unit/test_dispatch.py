@@ -1,0 +1,40 @@
+"""How Cloud Tasks requests are built: names, delays, credentials (no I/O)."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.dispatch import Task, build_task, queue_path, task_id
+from shared.settings import Settings, reload_settings
+
+
+@pytest.fixture(autouse=True)
+def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JWT_SECRET", "x" * 40)
+    reload_settings()
+
+
+def test_production_tasks_carry_an_oidc_token_and_a_hashed_name() -> None:
+    settings = Settings(tasks_service_account="tasks@p.iam.gserviceaccount.com",
+                        functions_base_url="https://fn.example")  # fmt: skip
+    queue = queue_path(settings)
+    task = build_task(
+        Task("process-integration-job", {"job_id": "j"}, delay_s=90, key="j:2"), settings, queue
+    )
+    assert queue == "projects/syncq-local/locations/us-central1/queues/syncq"
+    assert task.name == f"{queue}/tasks/{task_id('j:2')}"
+    assert task.http_request.url == "https://fn.example/process-integration-job"
+    assert task.http_request.body == b'{"job_id": "j"}'
+    assert task.http_request.oidc_token.service_account_email == "tasks@p.iam.gserviceaccount.com"
+    assert "Authorization" not in task.http_request.headers
+    assert task.schedule_time.timestamp() > 0
+
+
+def test_local_tasks_carry_a_service_jwt_instead() -> None:
+    settings = Settings(tasks_emulator_host="127.0.0.1:1")
+    task = build_task(
+        Task("runninghub-queue-manager", {}, path="/start"), settings, queue_path(settings)
+    )
+    assert task.http_request.url.endswith("/runninghub-queue-manager/start")
+    assert task.http_request.headers["Authorization"].startswith("Bearer ey")
+    assert not task.name  # no key: no de-duplication name
