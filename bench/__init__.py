@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): run as `python -m bench.bench_<area>`; they print a results table."""
