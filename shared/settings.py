@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     bomcontrole_utc_offset_hours: float = -3.0
     # Full passes over a listing when rows shift between pages while we read it.
     listing_passes: int = 3
+    # Pages requested ahead while the current page is stored (0 = strictly one at a time).
+    listing_fetch_ahead: int = 3
+    # Rows (whole pages) per upsert statement, and at most one heartbeat per this interval
+    # (far below STALE_AFTER_S; a cancel is noticed at the next heartbeat, between pages).
+    listing_batch_rows: int = 500
+    listing_heartbeat_s: float = 1.0
 
     # --- credits queue manager / RunningHub (issue 5) ---
     runninghub_base_url: str = "https://www.runninghub.ai"
@@ -98,6 +104,18 @@ class Settings(BaseSettings):
     runninghub_pump_rounds: int = 20  # promotion rounds per /start or sweep
 
     # --- Gestão Scouter export and sync (issue 6) ---
+    gestao_scouter_batch_size: int = 50
+    gestao_scouter_in_flight: int = 2  # upsert requests pipelined per runner
+    gestao_scouter_timeout_s: float = 30.0
+    gestao_scouter_retries: int = 3  # retries after the first try (5xx, 429, timeouts)
+    gestao_scouter_retry_base_s: float = 1.0
+    gestao_scouter_retry_cap_s: float = 20.0
+    gestao_scouter_budget_s: float = 240.0  # then the runner re-dispatches itself
+    gestao_scouter_stale_after_s: float = 300.0  # a runner silent this long is restarted
+    gestao_scouter_max_failing_batches: int = 3  # consecutive, then the job pauses
+    gestao_scouter_failure_backoff_s: float = 30.0
+    gestao_scouter_schema_cache_s: float = 300.0
+    gestao_scouter_reload_wait_s: float = 5.0
 
 
 @lru_cache(maxsize=1)

@@ -10,12 +10,16 @@ from collections.abc import Callable
 from typing import Any
 
 from shared import log
+from shared.credits.sweep import sweep_runninghub
+from shared.gestao.sweeper import sweep_exports
 from shared.queue import worker
 
 _logger = log.get_logger("sweep")
 
 # name -> callable returning a small JSON-able report. Each hook must be idempotent.
 HOOKS: list[tuple[str, Callable[[], Any]]] = []
+HOOKS.append(("runninghub", sweep_runninghub))
+HOOKS.append(("gestao_scouter_exports", sweep_exports))
 
 
 def sweep() -> dict[str, Any]:

@@ -55,7 +55,13 @@ class DemoProvider:
 # One entry per provider. `config` may use {base_url}, filled with the emulator's URL.
 PROVIDERS: list[DemoProvider] = [
     DemoProvider("acessorias", 8101, config={"base_url": "{base_url}"}),
+    DemoProvider("onecode", 8102, records=500, config={"base_url": "{base_url}"}),
+    DemoProvider("bomcontrole", 8103, ("api_key",), 2000, config={"base_url": "{base_url}"}),
+    DemoProvider("gestao-scouter", 8105, ("service_key", "webhook_secret"), 0, {"project_url": "{base_url}"}),  # noqa: E501
 ]
+
+
+DEMO_CREDITS = 100
 
 
 def demo_secret(tenant: DemoTenant, provider: str, key: str) -> str:
@@ -87,6 +93,12 @@ def seed(database_url: str, ports: dict[str, int], host: str = "127.0.0.1") -> N
                     "INSERT INTO tenant_members (tenant_id, user_id, role) VALUES (%s, %s, %s)"
                     " ON CONFLICT DO NOTHING",
                     [t.id, user, role],
+                )
+            for user in (t.admin, t.member):  # credits to try the AI-render queue
+                conn.execute(
+                    "INSERT INTO credit_accounts (user_id, balance) VALUES (%s, %s)"
+                    " ON CONFLICT (user_id) DO NOTHING",
+                    [user, DEMO_CREDITS],
                 )
             for p in PROVIDERS:
                 base_url = f"http://{host}:{ports.get(p.slug, p.port)}"

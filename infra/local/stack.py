@@ -8,6 +8,7 @@ minute sweep. Ctrl-C stops everything; the data under .data/ stays for the next 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import signal
@@ -63,6 +64,31 @@ EMULATORS: dict[str, Callable[[StackContext], list[str]]] = {
         "-m", "infra.emulators.acessorias", "--port", str(c.ports.acessorias),
         *_seed_tokens("acessorias"),
     ],
+    "onecode": lambda c: [
+        "-m", "infra.emulators.onecode", "--port", str(c.ports.onecode),
+        *_seed_tokens("onecode", 500),
+    ],
+    "bomcontrole": lambda c: [
+        "-m", "infra.emulators.bomcontrole", "--port", str(c.ports.bomcontrole),
+        *[a for t in demo.TENANTS for a in
+          ("--seed-token", f"{demo.demo_secret(t, 'bomcontrole', 'api_key')}=2000")],
+    ],
+    # Accepts $RUNNINGHUB_API_KEY (the functions' key, same env); tasks take 8 s.
+    "runninghub": lambda c: [
+        "-m", "infra.emulators.runninghub", "--port", str(c.ports.runninghub),
+        "--run-seconds", "8", "--public-url", c.url(c.ports.runninghub),
+    ],
+    # The remote Gestão Scouter: database gestao_scouter beside DATABASE_URL; its trigger
+    # calls our webhook for tenant acme.
+    "gestao-scouter": lambda c: [
+        "-m", "infra.emulators.postgrest", "--port", str(c.ports.gestao_scouter),
+        "--database-url", pg.with_dbname(c.database_url, "gestao_scouter"),
+        *[a for t in demo.TENANTS for a in
+          ("--api-key", f"{demo.demo_secret(t, 'gestao-scouter', 'service_key')}=service_role")],
+        "--webhook-url",
+        f"{c.url(c.ports.gateway)}/functions/v1/sync-from-gestao-scouter?tenant={demo.TENANTS[0].slug}",
+        "--webhook-secret", demo.demo_secret(demo.TENANTS[0], "gestao-scouter", "webhook_secret"),
+    ],
 }  # fmt: skip
 
 
@@ -97,6 +123,12 @@ def function_env(ctx: StackContext, secret: str) -> dict[str, str]:
         "FUNCTIONS_BASE_URL": f"{ctx.url(ctx.ports.gateway)}/functions/v1",
         "SECRET_BACKEND": "env",
         "PYTHONPATH": str(ROOT),
+        # RunningHub: the emulator accepts the same key; webhooks are signed with the secret.
+        "RUNNINGHUB_BASE_URL": ctx.url(ctx.ports.runninghub),
+        "RUNNINGHUB_API_KEY": os.environ.get("RUNNINGHUB_API_KEY", "demo-runninghub-api-key"),
+        "RUNNINGHUB_WEBHOOK_SECRET": os.environ.get(
+            "RUNNINGHUB_WEBHOOK_SECRET", hashlib.sha256(f"rh:{secret}".encode()).hexdigest()
+        ),
         **demo.secret_env(),
     }
 

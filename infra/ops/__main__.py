@@ -13,6 +13,10 @@ from collections.abc import Sequence
 
 COMMAND_MODULES = [
     "infra.ops.base",
+    "infra.ops.jobs",
+    "infra.ops.emulators",
+    "infra.ops.credits",
+    "infra.ops.gestao",
 ]
 
 

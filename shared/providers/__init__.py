@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from shared.providers import acessorias
+from shared.providers import acessorias, bomcontrole, onecode
 from shared.providers.base import Provider
 
 PROVIDERS: dict[str, Provider] = {
     acessorias.SLUG: acessorias.PROVIDER,
+    onecode.SLUG: onecode.PROVIDER,
+    bomcontrole.SLUG: bomcontrole.PROVIDER,
 }
 
 

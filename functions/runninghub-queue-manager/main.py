@@ -1,0 +1,49 @@
+"""runninghub-queue-manager: the credits queue for RunningHub renders.
+
+Routes by path: /check /start /finish /cancel (a user for their own jobs, or the
+service) and /webhook (RunningHub's TASK_END, verified by the signed URL).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flask
+import functions_framework
+
+from shared.auth import SERVICE, Principal
+from shared.credits import service
+from shared.credits.models import CheckRequest, FinishRequest, JobRef, WebhookEvent
+from shared.credits.runninghub import verify_webhook
+from shared.errors import NotFound
+from shared.settings import get_settings
+from shared.web import error_response, handle
+
+ROUTES: dict[str, tuple[type[Any], Any]] = {
+    "/check": (CheckRequest, service.check),
+    "/start": (JobRef, service.start),
+    "/finish": (FinishRequest, service.finish),
+    "/cancel": (JobRef, service.cancel),
+}
+
+
+def _webhook(request: flask.Request) -> flask.Response:
+    def caller(req: flask.Request) -> Principal:
+        verify_webhook(get_settings(), req.args)  # 401 unless the URL is signed for the job
+        return SERVICE
+
+    def action(_: Principal, event: WebhookEvent) -> dict[str, Any]:
+        return service.webhook(verify_webhook(get_settings(), request.args), event)
+
+    return handle(request, WebhookEvent, action, authenticate_with=caller)
+
+
+@functions_framework.http
+def main(request: flask.Request) -> flask.Response:
+    path = request.path.rstrip("/")
+    if path == "/webhook":
+        return _webhook(request)
+    if path not in ROUTES:
+        return error_response(NotFound("No such route.", details={"routes": [*ROUTES, "/webhook"]}))
+    model, action = ROUTES[path]
+    return handle(request, model, action)

@@ -1,0 +1,103 @@
+"""What each function needs in production: runtime, limits, identity and who may call it.
+
+One row per deployed function (DESIGN.md §5). `deploy.py` turns a row into the gcloud
+command; `iam.sh` creates the service accounts named here. Sizing notes:
+
+* Workers (`process-integration-job`, the sync functions) run one job at a time
+  (concurrency 1): a sync is CPU- and DB-bound, and one lease per instance keeps the
+  heartbeat honest. Their timeout (540 s) stays below the stale limit (STALE_AFTER_S,
+  600 s), so a job whose instance was killed is rescued only after it is surely dead.
+* Every instance keeps a small psycopg pool (DB_POOL_MAX), and each open event stream
+  holds one LISTEN connection; the database must hold `connection_budget()` connections
+  at full scale (about 310 with the numbers below: size Cloud SQL's max_connections at
+  400+, or put a transaction pooler in front and lower the pools).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+WORKER_INVOKERS = ("syncq-tasks", "syncq-scheduler")
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    service_account: str  # runtime identity (without @project.iam...)
+    timeout_s: int = 60
+    memory: str = "256Mi"
+    cpu: str = "1"
+    max_instances: int = 5
+    min_instances: int = 0
+    concurrency: int = 20
+    pool_max: int = 2
+    streams: bool = False  # each request holds a dedicated (LISTEN) connection
+    public: bool = True  # callers authenticate with our JWTs (or a webhook secret)
+    invokers: tuple[str, ...] = ()  # service accounts granted run.invoker when not public
+    secrets: tuple[str, ...] = field(default=("syncq-database-url", "syncq-jwt-secret"))
+
+    @property
+    def connections(self) -> int:
+        """Connections this function may hold with every instance busy."""
+        per_instance = self.pool_max + (self.concurrency if self.streams else 0)
+        return self.max_instances * per_instance
+
+
+def _worker(name: str, *, public: bool, max_instances: int) -> FunctionSpec:
+    return FunctionSpec(
+        name, "syncq-worker", timeout_s=540, memory="512Mi", max_instances=max_instances,
+        concurrency=1, pool_max=2, public=public,
+        invokers=() if public else WORKER_INVOKERS,
+    )  # fmt: skip
+
+
+def _api(name: str, service_account: str) -> FunctionSpec:
+    return FunctionSpec(name, service_account, timeout_s=30, max_instances=10, pool_max=3)
+
+
+SPECS: dict[str, FunctionSpec] = {
+    s.name: s
+    for s in (
+        _api("run-integration", "syncq-api"),
+        FunctionSpec("cancel-integration-job", "syncq-api", timeout_s=30),
+        _api("list-integration-jobs", "syncq-api"),
+        FunctionSpec(
+            "integration-job-events",
+            "syncq-api",
+            timeout_s=3600,
+            max_instances=4,
+            concurrency=25,
+            pool_max=1,
+            streams=True,
+        ),
+        _worker("process-integration-job", public=False, max_instances=10),
+        _worker("sync-acessorias", public=True, max_instances=5),
+        _worker("sync-onecode-contacts", public=True, max_instances=5),
+        _worker("sync-bomcontrole", public=True, max_instances=5),
+        _api("runninghub-queue-manager", "syncq-credits"),
+        FunctionSpec(
+            "export-to-gestao-scouter-batch",
+            "syncq-export",
+            timeout_s=540,
+            memory="512Mi",
+            concurrency=1,
+        ),
+        FunctionSpec("validate-gestao-scouter-schema", "syncq-export", max_instances=3),
+        FunctionSpec("reload-gestao-scouter-schema-cache", "syncq-export", max_instances=3),
+        FunctionSpec("validate-gestao-scouter-config", "syncq-export", max_instances=3),
+        _api("sync-from-gestao-scouter", "syncq-export"),
+    )
+}
+
+# Which per-tenant provider secrets (syncq-<tenant>-<provider>-<key>) each identity reads.
+SECRET_READERS: dict[str, tuple[str, ...]] = {
+    "syncq-worker": ("acessorias", "onecode", "bomcontrole"),
+    "syncq-credits": ("runninghub",),
+    "syncq-export": ("gestao-scouter",),
+    "syncq-api": (),
+}
+
+
+def connection_budget() -> int:
+    """Postgres connections all functions may hold at full scale."""
+    return sum(s.connections for s in SPECS.values())

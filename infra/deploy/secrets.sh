@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Secret Manager wiring.
+#
+#   platform:  syncq-database-url, syncq-jwt-secret   (injected as env by deploy.py)
+#   tenants:   syncq-<tenant_slug>-<provider>-<key>    (read at run time by shared/secrets.py,
+#              e.g. syncq-acme-bomcontrole-api_key)      SECRET_BACKEND=gcp, cached 5 min)
+#
+# Usage:
+#   infra/deploy/secrets.sh platform                      # create the two platform secrets
+#   infra/deploy/secrets.sh tenant acme bomcontrole api_key   # value read from stdin
+# A tenant secret is readable only by the runtime identity that runs that provider.
+set -euo pipefail
+PROJECT="${PROJECT:?set PROJECT}"
+sa() { echo "$1@${PROJECT}.iam.gserviceaccount.com"; }
+
+put() {  # put NAME: create if missing, then add a version from stdin
+  gcloud secrets describe "$1" --project="$PROJECT" >/dev/null 2>&1 \
+    || gcloud secrets create "$1" --project="$PROJECT" --replication-policy=automatic
+  gcloud secrets versions add "$1" --project="$PROJECT" --data-file=-
+}
+
+reader_for() {
+  case "$1" in
+    acessorias|onecode|bomcontrole) echo syncq-worker ;;
+    runninghub) echo syncq-credits ;;
+    gestao-scouter) echo syncq-export ;;
+    *) echo "unknown provider: $1" >&2; exit 2 ;;
+  esac
+}
+
+case "${1:-}" in
+  platform)
+    for name in syncq-database-url syncq-jwt-secret; do
+      echo "value for $name (stdin, then Ctrl-D):" >&2
+      put "$name"
+    done ;;
+  tenant)
+    tenant="${2:?tenant slug}"; provider="${3:?provider}"; key="${4:?key}"
+    name="syncq-${tenant}-${provider}-${key}"
+    put "$name"
+    gcloud secrets add-iam-policy-binding "$name" --project="$PROJECT" \
+      --member="serviceAccount:$(sa "$(reader_for "$provider")")" \
+      --role=roles/secretmanager.secretAccessor >/dev/null
+    echo "stored $name (readable by $(reader_for "$provider"))" ;;
+  *) sed -n '2,12p' "$0"; exit 2 ;;
+esac

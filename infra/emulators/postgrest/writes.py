@@ -1,0 +1,225 @@
+"""POST (insert / bulk upsert), PATCH and DELETE as PostgREST runs them.
+
+A POST becomes `INSERT ... SELECT ... FROM json_populate_recordset(NULL::t, $body)`, one
+statement for the whole batch (the body travels as one parameter), inside the request's
+transaction: one bad row rejects the batch, as with the real PostgREST.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import sql
+
+from infra.emulators.postgrest.errors import PostgrestError, column_not_found, invalid_body
+from infra.emulators.postgrest.query import ReadPlan, parse_filters, where_clause
+from infra.emulators.postgrest.schema_cache import Table
+
+
+@dataclass(frozen=True)
+class Prefer:
+    """The `Prefer` preferences the emulator honours."""
+
+    resolution: str | None = None  # merge-duplicates | ignore-duplicates
+    returning: str = "minimal"  # minimal | headers-only | representation
+    missing: str | None = None  # default
+    count: str | None = None  # exact
+    applied: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, headers: list[str]) -> Prefer:
+        """Parse every Prefer header; unknown or malformed preferences are ignored."""
+        values: dict[str, str] = {}
+        applied: list[str] = []
+        accepted = {
+            "resolution": {"merge-duplicates", "ignore-duplicates"},
+            "return": {"minimal", "headers-only", "representation"},
+            "missing": {"default", "null"},
+            "count": {"exact", "planned", "estimated"},
+        }
+        for header in headers:
+            for item in header.split(","):
+                key, _, value = item.strip().partition("=")
+                if value in accepted.get(key, set()) and key not in values:
+                    values[key] = value
+                    applied.append(f"{key}={value}")
+        return cls(
+            resolution=values.get("resolution"),
+            returning=values.get("return", "minimal"),
+            missing=values.get("missing"),
+            count=values.get("count"),
+            applied=tuple(applied),
+        )
+
+
+@dataclass
+class InsertGroup:
+    """Rows sharing the set of columns actually inserted (one statement)."""
+
+    present: list[str]
+    body: str
+
+
+@dataclass
+class InsertPlan:
+    """A validated POST: columns, rows grouped for INSERT, conflict handling."""
+
+    columns: list[str]
+    groups: list[InsertGroup] = field(default_factory=list)
+    row_ids: list[str] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    conflict: list[str] = field(default_factory=list)
+
+
+def parse_rows(raw: bytes) -> tuple[list[dict[str, Any]], bool]:
+    """The body as a list of objects, and whether it was already a JSON array."""
+    try:
+        body = json.loads(raw) if raw.strip() else None
+    except ValueError as exc:
+        raise invalid_body() from exc
+    if isinstance(body, dict):
+        return [body], False
+    if not isinstance(body, list) or not all(isinstance(r, dict) for r in body):
+        raise invalid_body()
+    return body, True
+
+
+def _column_list(table: Table, raw: str) -> list[str]:
+    names = [n.strip().strip('"') for n in raw.split(",") if n.strip()]
+    for name in names:
+        if name not in table.columns:
+            raise column_not_found(table.name, name)
+    return names
+
+
+def _payload_columns(
+    table: Table, rows: list[dict[str, Any]], columns_arg: str | None
+) -> list[str]:
+    """`columns=` when given, else the (identical) key set of every row."""
+    if columns_arg is not None:
+        return _column_list(table, columns_arg)
+    if not rows:
+        return []
+    keys = list(rows[0])
+    first = set(keys)
+    if any(set(row) != first for row in rows[1:]):
+        raise invalid_body("All object keys must match")
+    for key in keys:
+        if key not in table.columns:
+            raise column_not_found(table.name, key)
+    return keys
+
+
+def _unparsed_plan(table: Table, raw: bytes, args: Mapping[str, str], prefer: Prefer) -> InsertPlan:
+    """With `columns=`, PostgREST hands the body to Postgres unparsed (its fast path)."""
+    text = raw.decode("utf-8", errors="replace").strip()
+    if not text or text[0] not in "[{":
+        raise invalid_body()
+    body = text if text[0] == "[" else f"[{text}]"
+    plan = InsertPlan(columns=_column_list(table, args["columns"]))
+    plan.groups.append(InsertGroup(plan.columns, body))
+    if prefer.resolution:
+        conflict = args.get("on_conflict")
+        plan.conflict = _column_list(table, conflict) if conflict else table.primary_key
+    return plan
+
+
+def plan_insert(
+    table: Table, raw: bytes, args: Mapping[str, str], prefer: Prefer, *, need_rows: bool = True
+) -> InsertPlan:
+    """Validate a POST body against the schema cache and group its rows.
+
+    `need_rows=False` allows the unparsed fast path when `columns=` is given (invalid JSON
+    then fails in Postgres with 22P02, as with the real PostgREST).
+    """
+    if not need_rows and "columns" in args and prefer.missing != "default":
+        return _unparsed_plan(table, raw, args, prefer)
+    rows, is_array = parse_rows(raw)
+    columns = _payload_columns(table, rows, args.get("columns"))
+    if rows and not columns:
+        raise invalid_body()
+    plan = InsertPlan(columns=columns, rows=rows)
+    key = (table.primary_key or ["id"])[0]
+    plan.row_ids = [str(row.get(key)) for row in rows]
+    if prefer.resolution:
+        conflict = args.get("on_conflict")
+        plan.conflict = _column_list(table, conflict) if conflict else table.primary_key
+    if not rows:
+        return plan
+    if prefer.missing != "default":
+        body = raw.decode() if is_array else json.dumps(rows)
+        plan.groups.append(InsertGroup(columns, body))
+        return plan
+    grouped: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault(tuple(c for c in columns if c in row), []).append(row)
+    for present, members in grouped.items():
+        plan.groups.append(InsertGroup(list(present), json.dumps(members)))
+    return plan
+
+
+def _idents(names: list[str]) -> sql.Composed:
+    return sql.SQL(", ").join(sql.Identifier(n) for n in names)
+
+
+def insert_statement(
+    table: Table, plan: InsertPlan, group: InsertGroup, prefer: Prefer
+) -> sql.Composed:
+    """INSERT ... SELECT FROM json_populate_recordset, with ON CONFLICT and RETURNING."""
+    target = sql.Identifier("public", table.name)
+    stmt = sql.SQL(
+        "INSERT INTO {t} ({cols}) SELECT {cols}"
+        " FROM json_populate_recordset(NULL::{t}, %(body)s::json) AS _"
+    ).format(t=target, cols=_idents(group.present))
+    if prefer.resolution == "ignore-duplicates":
+        stmt += sql.SQL(" ON CONFLICT ({}) DO NOTHING").format(_idents(plan.conflict))
+    elif prefer.resolution == "merge-duplicates":
+        # EXCLUDED holds the default for a column this group omitted (missing=default).
+        sets = sql.SQL(", ").join(
+            sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in plan.columns
+        )
+        stmt += sql.SQL(" ON CONFLICT ({}) DO UPDATE SET {}").format(_idents(plan.conflict), sets)
+    return _returning(stmt, table, prefer)
+
+
+def _returning(stmt: sql.Composed, table: Table, prefer: Prefer) -> sql.Composed:
+    if prefer.returning != "representation":
+        return stmt
+    return sql.SQL("WITH _w AS ({} RETURNING {}) SELECT COALESCE(json_agg(_w), '[]')::text AS body, count(*) AS n FROM _w").format(  # noqa: E501
+        stmt, _idents(list(table.columns))
+    )  # fmt: skip
+
+
+def update_statement(
+    table: Table, raw: bytes, args: Mapping[str, list[str]], prefer: Prefer
+) -> tuple[sql.Composed, list[Any]]:
+    """PATCH: `UPDATE t SET (cols) = (SELECT cols FROM json_populate_record(...)) WHERE ...`."""
+    rows, is_array = parse_rows(raw)
+    if is_array or not rows[0]:
+        raise invalid_body()
+    columns = _payload_columns(table, rows, None)
+    plan = parse_filters(table, args)
+    stmt = sql.SQL(
+        "UPDATE {t} SET ({cols}) = (SELECT {cols} FROM json_populate_record(NULL::{t}, %s::json))"
+    ).format(t=sql.Identifier("public", table.name), cols=_idents(columns))
+    if len(columns) == 1:  # a one-column row-constructor would need ROW(); keep it simple
+        stmt = sql.SQL(
+            "UPDATE {t} SET {c} = (SELECT {c} FROM json_populate_record(NULL::{t}, %s::json))"
+        ).format(t=sql.Identifier("public", table.name), c=sql.Identifier(columns[0]))
+    stmt += where_clause(plan)
+    return _returning(stmt, table, prefer), [json.dumps(rows[0]), *plan.params]
+
+
+def delete_statement(
+    table: Table, args: Mapping[str, list[str]], prefer: Prefer
+) -> tuple[sql.Composed, list[Any]]:
+    """DELETE with filters; Supabase's safeupdate refuses a DELETE without WHERE."""
+    plan: ReadPlan = parse_filters(table, args)
+    if not plan.where:
+        raise PostgrestError(400, "21000", "DELETE requires a WHERE clause")
+    stmt = sql.SQL("DELETE FROM {}").format(sql.Identifier("public", table.name))
+    stmt += where_clause(plan)
+    return _returning(stmt, table, prefer), plan.params

@@ -1,0 +1,82 @@
+"""`emulators`: start the provider emulators alone (the same processes `make run` starts),
+seeded with the demo tenants' credentials, for poking at the APIs with curl. Ctrl-C stops
+them."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from infra.local import demo
+from infra.local.stack import EMULATORS, ROOT, Ports, StackContext
+from shared.settings import get_settings
+
+CURL = {
+    "acessorias": (
+        "curl -s '{url}/companies/ListAll?Pagina=1&contacts' -H 'Authorization: Bearer {cred}'"
+    ),
+    "onecode": "curl -s '{url}/api/contacts?page=1&pageSize=5' -H 'Authorization: Bearer {cred}'",
+    "bomcontrole": (
+        "curl -s '{url}/integracao/Financeiro/Pesquisar?dataInicio=2000-01-01%2000:00:00"
+        "&dataTermino=2100-01-01%2000:00:00&tipoData=UltimaAlteracao"
+        "&paginacao.itensPorPagina=5' -H 'Authorization: ApiKey {cred}'"
+    ),
+}
+
+
+def register(sub: Any) -> None:
+    """Add `emulators`."""
+    p = sub.add_parser("emulators", help="start the provider emulators alone (Ctrl-C stops)")
+    p.add_argument("--only", nargs="+", choices=sorted(EMULATORS), help="a subset")
+    p.set_defaults(handler=run)
+
+
+def _port(ports: Ports, name: str) -> int:
+    return int(getattr(ports, name.replace("-", "_"), 0))
+
+
+def _hints(ctx: StackContext, names: list[str]) -> list[str]:
+    lines = []
+    tenant = demo.TENANTS[0]
+    for provider in demo.PROVIDERS:
+        if provider.slug not in names:
+            continue
+        url = ctx.url(_port(ctx.ports, provider.slug))
+        cred = demo.demo_secret(tenant, provider.slug, provider.secret_keys[0])
+        lines.append(f"{provider.slug:<12} {url}   ({tenant.slug}: {cred})")
+        if provider.slug in CURL:
+            lines.append("  " + CURL[provider.slug].format(url=url, cred=cred))
+    return lines
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the children like Ctrl-C does
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the chosen emulators as child processes and wait for Ctrl-C."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    names = args.only or sorted(EMULATORS)
+    ctx = StackContext(Ports(), get_settings().database_url)
+    procs = [
+        subprocess.Popen([sys.executable, *EMULATORS[name](ctx)], cwd=ROOT)  # noqa: S603
+        for name in names
+    ]
+    time.sleep(1.0)
+    print("\n".join(["", *_hints(ctx, names), "", "admin: <url>/__admin/knobs|stats|reset"]))
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        print("an emulator exited", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(10)

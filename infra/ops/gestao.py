@@ -1,0 +1,214 @@
+"""Gestão Scouter commands: `export ...`, `schema validate|reload`, `config check`.
+
+They call the same services as the functions, as the service principal, for a tenant
+named by slug. `export start` follows the job with a progress bar: the runner runs through
+Cloud Tasks (the local stack) or, with `--inline`, in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+import time
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from tqdm import tqdm
+
+from infra.ops.jobs import duration_s, table
+from shared import db
+from shared.auth import SERVICE
+from shared.errors import SyncqError
+from shared.gestao.config_check import validate_config
+from shared.gestao.models import ExportAction, ExportRequest, SchemaRequest, TenantRequest
+from shared.gestao.runner import run_job
+from shared.gestao.service import export_action, reload_schema_cache, validate_schema
+from shared.sqlfiles import query
+from shared.tenancy import get_tenant
+
+SETTLED = ("completed", "failed", "paused")
+Handler = Callable[[argparse.Namespace], int]
+
+
+def register(sub: Any) -> None:
+    """Add `export`, `schema` and `config`."""
+    export = sub.add_parser("export", help="lead exports to Gestão Scouter")
+    cmds = export.add_subparsers(dest="export_command", required=True)
+    p = cmds.add_parser("start", help="start an export and follow it")
+    _tenant(p)
+    p.add_argument("--from", dest="start_date", type=date.fromisoformat, metavar="YYYY-MM-DD")
+    p.add_argument("--to", dest="end_date", type=date.fromisoformat, metavar="YYYY-MM-DD")
+    p.add_argument("--inline", action="store_true", help="run the batches in this process")
+    p.add_argument("--no-follow", action="store_true", help="print the job and return")
+    p.set_defaults(handler=start)
+    for action in ("status", "pause", "resume", "reset"):
+        p = cmds.add_parser(action, help=f"{action} the tenant's export (latest, or --job)")
+        _tenant(p)
+        p.add_argument("--job", type=UUID, help="a job id (default: the latest)")
+        p.set_defaults(handler=act, action=action)
+    p = cmds.add_parser("prune-errors", help="delete error rows older than N days")
+    p.add_argument("--days", type=int, default=90)
+    p.set_defaults(handler=prune_errors)
+    p = cmds.add_parser("stuck", help="running exports with no heartbeat for a while")
+    p.add_argument("--older-than", type=duration_s, default=3600.0, metavar="DURATION")
+    p.set_defaults(handler=stuck)
+    p = cmds.add_parser("seed-leads", help="insert demo leads for a tenant")
+    _tenant(p)
+    p.add_argument("--count", type=int, default=1000)
+    p.add_argument("--first-day", default="2024-01-01")
+    p.add_argument("--days", type=int, default=90, help="spread criado over this many days")
+    p.set_defaults(handler=seed_leads)
+
+    schema = sub.add_parser("schema", help="the remote Gestão Scouter schema")
+    cmds = schema.add_subparsers(dest="schema_command", required=True)
+    for name, handler in (("validate", schema_validate), ("reload", schema_reload)):
+        _tenant(cmds.add_parser(name, help=f"{name} the remote schema")).set_defaults(
+            handler=handler
+        )
+    config = sub.add_parser("config", help="the Gestão Scouter connection")
+    cmds = config.add_subparsers(dest="config_command", required=True)
+    _tenant(cmds.add_parser("check", help="named connection checks")).set_defaults(
+        handler=config_check
+    )
+
+
+def friendly(handler: Handler) -> Handler:
+    """Print a SyncqError as its envelope (exit 2) instead of a traceback."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except SyncqError as exc:
+            print(json.dumps(exc.envelope(), ensure_ascii=False, default=str), file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _tenant(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--tenant", required=True, help="tenant slug")
+    return parser
+
+
+def tenant_id(slug: str) -> UUID:
+    """A tenant's id from its slug."""
+    with db.transaction() as conn:
+        return get_tenant(conn, slug=slug).id
+
+
+def _print(body: Any) -> None:
+    print(json.dumps(body, indent=2, ensure_ascii=False, default=str))
+
+
+@friendly
+def start(args: argparse.Namespace) -> int:
+    """Create the job, then follow it to the end (or print it with --no-follow)."""
+    tid = tenant_id(args.tenant)
+    req = ExportRequest(tenant_id=tid, action=ExportAction.START,
+                        start_date=args.start_date, end_date=args.end_date)  # fmt: skip
+    job = export_action(SERVICE, req)
+    if args.no_follow:
+        _print(job)
+        return 0
+    final = follow(tid, UUID(job["id"]), inline=args.inline)
+    _print({k: final[k] for k in ("id", "status", "total_leads", "exported_leads",
+                                  "error_leads", "pause_reason", "error_message")})  # fmt: skip
+    return 0 if final["status"] == "completed" else 1
+
+
+def follow(tid: UUID, job_id: UUID, *, inline: bool, poll_s: float = 1.0) -> dict[str, Any]:
+    """A progress bar until the job settles; `inline` runs the runner here meanwhile."""
+    job = _status(tid, job_id)
+    with tqdm(total=job["total_leads"], unit="lead", desc="export") as bar:
+        while True:
+            if inline and job["status"] in ("pending", "running"):
+                job = run_job(job_id, tid)
+            else:
+                time.sleep(poll_s)
+                job = _status(tid, job_id)
+            bar.total = max(bar.total or 0, job["total_leads"])
+            bar.update(job["exported_leads"] + job["error_leads"] - bar.n)
+            bar.set_postfix(status=job["status"], errors=job["error_leads"])
+            if job["status"] in SETTLED:
+                return job
+
+
+def _status(tid: UUID, job_id: UUID | None) -> dict[str, Any]:
+    return export_action(SERVICE, ExportRequest(tenant_id=tid, action=ExportAction.STATUS,
+                                                job_id=job_id))  # fmt: skip
+
+
+@friendly
+def act(args: argparse.Namespace) -> int:
+    """status | pause | resume | reset."""
+    req = ExportRequest(tenant_id=tenant_id(args.tenant), action=ExportAction(args.action),
+                        job_id=args.job)  # fmt: skip
+    _print(export_action(SERVICE, req))
+    return 0
+
+
+@friendly
+def prune_errors(args: argparse.Namespace) -> int:
+    """Delete export error rows older than --days."""
+    with db.transaction() as conn:
+        deleted = conn.execute(query("gestao", "prune_errors"), {"days": args.days}).rowcount
+    print(f"deleted {deleted} error rows older than {args.days} days")
+    return 0
+
+
+@friendly
+def stuck(args: argparse.Namespace) -> int:
+    """List running exports whose runner has been silent for --older-than."""
+    with db.transaction() as conn:
+        found = conn.execute(
+            query("gestao", "stuck_jobs"), {"older_than_s": args.older_than}
+        ).fetchall()
+    if not found:
+        print("no stuck exports")
+        return 0
+    body = [(r["tenant_slug"], r["id"], r["exported_leads"], r["total_leads"], r["heartbeat_at"])
+            for r in found]  # fmt: skip
+    print(table(("tenant", "job", "exported", "total", "last heartbeat"), body))
+    print("the minute sweep restarts them once their lease is stale")
+    return 1
+
+
+@friendly
+def seed_leads(args: argparse.Namespace) -> int:
+    """Insert demo leads (ids after the tenant's highest)."""
+    params = {"tenant_id": tenant_id(args.tenant), "count": args.count,
+              "first_day": args.first_day, "spread_s": args.days * 86400}  # fmt: skip
+    with db.transaction() as conn:
+        conn.execute(query("gestao", "seed_leads"), params)
+    print(f"inserted {args.count} leads for {args.tenant}")
+    return 0
+
+
+@friendly
+def schema_validate(args: argparse.Namespace) -> int:
+    """Print the schema report; exit 1 when it does not fit."""
+    report = validate_schema(SERVICE, SchemaRequest(tenant_id=tenant_id(args.tenant)))
+    _print(report)
+    return 0 if report["valid"] else 1
+
+
+@friendly
+def schema_reload(args: argparse.Namespace) -> int:
+    """Reload the remote schema cache and print the new validation."""
+    result = reload_schema_cache(SERVICE, TenantRequest(tenant_id=tenant_id(args.tenant)))
+    _print(result)
+    return 0 if result["validation"]["valid"] else 1
+
+
+@friendly
+def config_check(args: argparse.Namespace) -> int:
+    """Print each named check; exit 1 when one fails."""
+    result = validate_config(SERVICE, TenantRequest(tenant_id=tenant_id(args.tenant)))
+    for check in result["checks"]:
+        print(f"{'ok ' if check['ok'] else 'FAIL'}  {check['name']:<16} {check['detail']}")
+    return 0 if result["ok"] else 1

@@ -1,0 +1,127 @@
+"""Job commands: `jobs list`, `jobs cleanup-stuck`, and `sweep`.
+
+`jobs cleanup-stuck --older-than 30m` is seed 002's operational clean-up for a database
+that ran without the sweep: live jobs with no sign of life for longer than the threshold
+become `error` with a cleanup message, `tenant_integrations.last_*` follow, and a log row
+records each. The minute sweep does the same continuously (with retries) in normal use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from shared import db
+from shared.queue.models import JobStatus
+from shared.sqlfiles import query
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_s(text: str) -> float:
+    """`90`, `90s`, `30m`, `2h`, `1d` -> seconds (argparse type)."""
+    match = _DURATION.match(text.strip().lower())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 30m, 2h, 1d)")
+    return float(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+def register(sub: Any) -> None:
+    """Add `jobs list`, `jobs cleanup-stuck` and `sweep`."""
+    jobs = sub.add_parser("jobs", help="inspect and repair integration jobs")
+    cmds = jobs.add_subparsers(dest="jobs_command", required=True)
+
+    p = cmds.add_parser("list", help="recent jobs as a table, newest first")
+    p.add_argument("--tenant", help="tenant slug or id")
+    p.add_argument("--provider", help="provider slug")
+    p.add_argument("--status", choices=[str(s) for s in JobStatus])
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    p.set_defaults(handler=list_jobs)
+
+    p = cmds.add_parser("cleanup-stuck", help="close live jobs with no progress for a while")
+    p.add_argument("--older-than", type=duration_s, required=True, metavar="DURATION")
+    p.add_argument("--provider", help="only this provider")
+    p.add_argument("--dry-run", action="store_true", help="show what would change")
+    p.set_defaults(handler=cleanup_stuck)
+
+    p = sub.add_parser("sweep", help="run the minute sweep once, in this process")
+    p.set_defaults(handler=sweep)
+
+
+def _age(moment: Any, now: datetime) -> str:
+    if not isinstance(moment, datetime):
+        return "-"
+    seconds = int((now - moment).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if abs(seconds) >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def table(headers: Sequence[str], body: Sequence[Sequence[Any]]) -> str:
+    """A plain fixed-width text table."""
+    cells = [[str(c) for c in headers], *[[str(c) for c in row] for row in body]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def list_jobs(args: argparse.Namespace) -> int:
+    """Print recent jobs."""
+    params = {
+        "tenant": args.tenant,
+        "provider_slug": args.provider,
+        "status": args.status,
+        "limit": max(1, min(args.limit, 1000)),
+    }
+    with db.transaction() as conn:
+        found = conn.execute(query("ops", "list_jobs"), params).fetchall()
+    if args.json:
+        for row in found:
+            print(json.dumps(row, default=str))
+        return 0
+    now = datetime.now(UTC)
+    body = [
+        [str(r["id"])[:8], r["tenant"], r["provider_slug"], r["status"], f"{r['progress']}%",
+         f"{r['attempts']}/{r['max_attempts']}", _age(r["created_at"], now),
+         _age(r["heartbeat_at"], now), (r["error_message"] or "")[:60]]
+        for r in found
+    ]  # fmt: skip
+    headers = ["job", "tenant", "provider", "status", "progress", "tries", "age", "beat", "error"]
+    print(table(headers, body) if body else "no jobs")
+    return 0
+
+
+def cleanup_stuck(args: argparse.Namespace) -> int:
+    """Close stuck jobs (or list them with --dry-run)."""
+    params = {"older_than_s": args.older_than, "provider_slug": args.provider}
+    with db.transaction() as conn:
+        if args.dry_run:
+            found = conn.execute(query("ops", "stuck_jobs"), params).fetchall()
+            fixed: list[db.Row] = []
+        else:
+            found = conn.execute(query("ops", "cleanup_stuck"), params).fetchall()
+            fixed = conn.execute(query("ops", "fix_ghost_integrations")).fetchall()
+    verb = "would close" if args.dry_run else "closed"
+    print(f"{verb} {len(found)} stuck job(s)")
+    for row in found:
+        was = row.get("was") or row.get("status")
+        print(f"  {row['id']}  {row['provider_slug']}  was {was}")
+    if fixed:
+        print(f"made {len(fixed)} integration status(es) coherent with their last job")
+    return 0
+
+
+def sweep(args: argparse.Namespace) -> int:
+    """One sweep now: rescue stale jobs, run the hooks, drain due jobs."""
+    from shared.sweep import sweep as run_sweep  # noqa: PLC0415 - imports every subsystem
+
+    print(json.dumps(run_sweep(), default=str, indent=2))
+    return 0

@@ -1,0 +1,90 @@
+"""Finishing a job (once, with its refund) and what a freed slot sets off."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from shared import db, log
+from shared.credits import store
+from shared.credits.models import FUNCTION, REFUNDED_STATUSES, JobKey, JobStatus
+from shared.credits.runninghub import RunningHub
+from shared.db import Row
+from shared.dispatch import Task, dispatch
+from shared.errors import NotFound, UpstreamError
+from shared.settings import get_settings
+
+_logger = log.get_logger("credits")
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The result of a finish attempt: the row now, and what this call changed."""
+
+    row: Row
+    changed: bool  # False: the job was already final (the first final state won)
+    freed_slot: bool  # it held a slot (starting/running) before this call
+    previous: JobStatus
+
+
+def finish_job(
+    key: JobKey,
+    status: JobStatus,
+    *,
+    owner: UUID | None = None,
+    error_message: str | None = None,
+    outputs: list[dict[str, Any]] | None = None,
+    task_id: str | None = None,
+) -> Finished:
+    """One transaction: lock, move to `status` unless already final, refund once if due.
+
+    `owner` limits the call to that user's job (another user's job is a 404).
+    """
+    with db.transaction() as conn:
+        row = store.get_job(conn, key, lock=True)
+        if row is None or (owner is not None and row["user_id"] != owner):
+            raise NotFound("No such job.")
+        previous = JobStatus(row["status"])
+        if previous.final:
+            return Finished(row, False, False, previous)
+        done = store.finish(
+            conn, key, status, error_message=error_message, outputs=outputs, task_id=task_id
+        )
+        assert done is not None  # the row is locked and was not final
+        if status in REFUNDED_STATUSES:
+            store.refund(conn, key)
+    _logger.info(
+        "credit job finished",
+        extra=log.fields(job_id=str(key.id), table=key.table.value, status=status.value),
+    )
+    return Finished(done, True, previous.holds_slot, previous)
+
+
+def promote_queued() -> int:
+    """Wake /start for the oldest queued jobs that now fit in free slots (Cloud Tasks).
+
+    A duplicate or lost wake-up is harmless: /start re-decides under the slot lock and
+    the sweep starts whatever is left.
+    """
+    limit = get_settings().runninghub_max_slots
+    with db.transaction() as conn:
+        active, queued = store.counts(conn)
+        free = limit - active
+        keys = store.oldest_queued(conn, free) if free > 0 and queued else []
+    for key in keys:
+        body = {"table": key.table.value, "jobId": str(key.id)}
+        dispatch(Task(FUNCTION, body, path="/start"))
+    return len(keys)
+
+
+def cancel_remote(task_id: str | None) -> None:
+    """Ask RunningHub to stop a task; best effort (a leftover webhook finds a final job)."""
+    if not task_id:
+        return
+    try:
+        RunningHub(get_settings()).cancel(task_id)
+    except UpstreamError as exc:
+        _logger.warning(
+            "RunningHub cancel failed", extra=log.fields(error=exc.error_code, task_id=task_id)
+        )

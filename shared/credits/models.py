@@ -1,0 +1,190 @@
+"""Job tables, statuses and the request/response models of runninghub-queue-manager."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from shared.db import Row
+from shared.errors import UnknownTable
+
+FUNCTION = "runninghub-queue-manager"
+
+
+class JobTable(StrEnum):
+    """The allow-list of job tables (partitions of `ai_jobs`, CHECK-mirrored)."""
+
+    IMAGE = "image_jobs"
+    VIDEO = "video_jobs"
+
+
+def job_table(name: str) -> JobTable:
+    """The allow-listed table, or 400 unknown_table before anything is queried."""
+    try:
+        return JobTable(name)
+    except ValueError:
+        raise UnknownTable(details={"allowed": [t.value for t in JobTable]}) from None
+
+
+class JobStatus(StrEnum):
+    """Mirrors the CHECK constraint on ai_jobs.status."""
+
+    PENDING = "pending"
+    QUEUED = "queued"
+    STARTING = "starting"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        """Completed, failed or cancelled: nothing changes any more."""
+        return self in FINAL
+
+    @property
+    def holds_slot(self) -> bool:
+        """Starting or running: counted against the RunningHub slot limit."""
+        return self in (JobStatus.STARTING, JobStatus.RUNNING)
+
+
+FINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+REFUNDED_STATUSES = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
+FinishStatus = Literal["completed", "failed", "cancelled"]
+
+
+@dataclass(frozen=True)
+class JobKey:
+    """A job's address: its allow-listed table and id."""
+
+    table: JobTable
+    id: UUID
+
+    def params(self) -> dict[str, Any]:
+        """Bind parameters for the named queries."""
+        return {"job_table": self.table.value, "id": self.id}
+
+    @classmethod
+    def of(cls, row: Row) -> JobKey:
+        """The key of an ai_jobs row."""
+        return cls(JobTable(row["job_table"]), row["id"])
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class JobRef(_Body):
+    """`{table, jobId}`: the body of /start and /cancel."""
+
+    table: str = Field(min_length=1, max_length=64)
+    job_id: UUID = Field(alias="jobId")
+
+    @property
+    def key(self) -> JobKey:
+        """The allow-listed key (400 unknown_table otherwise)."""
+        return JobKey(job_table(self.table), self.job_id)
+
+
+class Output(BaseModel):
+    """One RunningHub output file."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    file_url: str = Field(alias="fileUrl", min_length=1, max_length=2048)
+    file_type: str | None = Field(None, alias="fileType", max_length=32)
+    node_id: str | int | None = Field(None, alias="nodeId")
+    task_cost_time: str | int | float | None = Field(None, alias="taskCostTime")
+
+    def dump(self) -> dict[str, Any]:
+        """As stored in `outputs` (RunningHub's field names)."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+def clean_outputs(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """RunningHub's output items reduced to the fields we keep; malformed ones dropped."""
+    kept = []
+    for item in items:
+        try:
+            kept.append(Output.model_validate(item).dump())
+        except ValidationError:
+            continue
+    return kept
+
+
+class FinishRequest(JobRef):
+    """`/finish`: the first final state wins; later calls answer the same job."""
+
+    status: FinishStatus
+    error_message: str | None = Field(None, alias="errorMessage", max_length=2000)
+    outputs: list[Output] | None = Field(None, max_length=100)
+
+
+class CheckRequest(_Body):
+    """`/check`, optionally about one job."""
+
+    table: str | None = Field(None, min_length=1, max_length=64)
+    job_id: UUID | None = Field(None, alias="jobId")
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> CheckRequest:
+        if (self.table is None) != (self.job_id is None):
+            raise ValueError("give both table and jobId, or neither")
+        return self
+
+    @property
+    def key(self) -> JobKey | None:
+        """The job asked about, if any."""
+        if self.table is None or self.job_id is None:
+            return None
+        return JobKey(job_table(self.table), self.job_id)
+
+
+class WebhookEvent(BaseModel):
+    """RunningHub's TASK_END callback; `eventData` is a JSON string (an object is accepted)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    event: str = Field(min_length=1, max_length=64)
+    task_id: str = Field(alias="taskId", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    event_data: str | dict[str, Any] | None = Field(None, alias="eventData")
+
+
+class CreditJob(BaseModel):
+    """A job as every route answers it."""
+
+    table: JobTable
+    id: UUID
+    user_id: UUID
+    session_id: str | None
+    status: JobStatus
+    workflow_id: str
+    inputs: list[Any]
+    credits_cost: int
+    external_task_id: str | None
+    outputs: list[Any] | None
+    error_message: str | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    updated_at: datetime
+    debited: bool
+    refunded: bool
+    position: int | None = None  # 1-based place in the queue while queued
+
+    @classmethod
+    def from_row(cls, row: Row, ledger: set[str], position: int | None = None) -> CreditJob:
+        """Build from an ai_jobs row and the kinds of its ledger rows."""
+        fields = {k: v for k, v in row.items() if k in cls.model_fields and k != "table"}
+        return cls(
+            table=JobTable(row["job_table"]),
+            debited="debit" in ledger,
+            refunded="refund" in ledger,
+            position=position,
+            **fields,
+        )

@@ -1,0 +1,235 @@
+"""RunningHub's task API: create, status, outputs, cancel (every call POST JSON, apiKey in body).
+
+Failures usually come as HTTP 200 with a non-zero `code`; they are returned as an
+`RhAnswer` for the caller to decide. Transport failures, 429 and 5xx are retried with
+tenacity and then raised as `UpstreamError`. `create` is not idempotent, so it is only
+retried when the request cannot have reached RunningHub (connection refused or a
+gateway 502/503/504); a dropped connection after sending fails the job instead of
+risking a second task. Nothing here logs bodies: they carry the apiKey.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+from uuid import UUID
+
+import httpx
+import tenacity
+
+from shared.auth import secrets_equal
+from shared.credits.models import FUNCTION, JobKey, JobTable
+from shared.errors import Unauthorized, UpstreamError
+from shared.providers.http import client_for
+from shared.settings import Settings
+
+OK = 0
+QUEUE_FULL_CODES = frozenset({415, 421})  # TASK_INSTANCE_MAXED, TASK_QUEUE_MAXED
+TASK_NOT_FOUND_CODES = frozenset({423, 807})
+NOT_FINISHED_CODES = frozenset({804, 813})  # APIKEY_TASK_IS_RUNNING / _IS_QUEUED
+TASK_FAILED_CODE = 805  # APIKEY_TASK_STATUS_ERROR, data.failedReason
+_GATEWAY = frozenset({502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RhAnswer:
+    """RunningHub's `{code, msg, data}` envelope."""
+
+    code: int
+    msg: str
+    data: Any
+
+    @property
+    def ok(self) -> bool:
+        return self.code == OK
+
+
+class _Transient(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+class RunningHub:
+    """A thin client over the process-wide pooled httpx client for the base URL."""
+
+    def __init__(self, settings: Settings) -> None:
+        if settings.runninghub_api_key is None:
+            raise UpstreamError(
+                "RunningHub is not configured.", code="credentials_missing", retryable=False
+            )
+        self._settings = settings
+        self._key = settings.runninghub_api_key.get_secret_value()
+        self._client = client_for(settings.runninghub_base_url, settings.runninghub_timeout_s)
+
+    def create(
+        self, workflow_id: str, node_info_list: list[Any], webhook_url: str | None
+    ) -> RhAnswer:
+        """Start a task; `data.taskId` on success."""
+        body: dict[str, Any] = {"workflowId": workflow_id, "nodeInfoList": node_info_list}
+        if webhook_url:
+            body["webhookUrl"] = webhook_url
+        return self._post("/task/openapi/create", body, idempotent=False)
+
+    def status(self, task_id: str) -> RhAnswer:
+        """`data`: QUEUED | RUNNING | SUCCESS | FAILED."""
+        return self._post("/task/openapi/status", {"taskId": task_id}, idempotent=True)
+
+    def outputs(self, task_id: str) -> RhAnswer:
+        """`data`: the outputs list; 805 with data.failedReason when the task failed."""
+        return self._post("/task/openapi/outputs", {"taskId": task_id}, idempotent=True)
+
+    def cancel(self, task_id: str) -> RhAnswer:
+        """Ask RunningHub to stop a task."""
+        return self._post("/task/openapi/cancel", {"taskId": task_id}, idempotent=True)
+
+    def _retrying(self, idempotent: bool) -> tenacity.Retrying:
+        settings = self._settings
+        transport = (
+            (httpx.TransportError,) if idempotent else (httpx.ConnectError, httpx.ConnectTimeout)
+        )
+        return tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(settings.runninghub_retry_attempts),
+            wait=tenacity.wait_exponential_jitter(
+                multiplier=settings.provider_retry_base_s,
+                jitter=settings.provider_retry_base_s,
+                max=settings.provider_retry_cap_s,
+            ),
+            retry=tenacity.retry_if_exception_type((_Transient, *transport)),
+            reraise=True,
+        )
+
+    def _post(self, path: str, body: dict[str, Any], *, idempotent: bool) -> RhAnswer:
+        payload = {"apiKey": self._key, **body}
+        try:
+            for attempt in self._retrying(idempotent):
+                with attempt:
+                    response = self._client.post(path, json=payload)
+                    status = response.status_code
+                    if status == 429 or (status >= 500 and (idempotent or status in _GATEWAY)):
+                        raise _Transient(status)
+        except _Transient as exc:
+            raise UpstreamError(
+                f"RunningHub kept answering HTTP {exc.status}.",
+                details={"provider": "runninghub", "status": exc.status},
+            ) from exc
+        except httpx.TransportError as exc:
+            raise UpstreamError(
+                f"RunningHub could not be reached ({type(exc).__name__}).",
+                details={"provider": "runninghub"},
+            ) from exc
+        return _answer(response)
+
+
+def _answer(response: httpx.Response) -> RhAnswer:
+    """The envelope of a response, or a non-retryable UpstreamError."""
+    if response.status_code >= 400:
+        raise UpstreamError(
+            f"RunningHub answered HTTP {response.status_code}.",
+            details={"provider": "runninghub", "status": response.status_code},
+            retryable=False,
+        )
+    try:
+        body = response.json()
+        code = int(body["code"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UpstreamError(
+            "RunningHub answered something that is not its envelope.",
+            details={"provider": "runninghub", "status": response.status_code},
+            retryable=False,
+        ) from exc
+    return RhAnswer(code, str(body.get("msg") or ""), body.get("data"))
+
+
+# --- outcomes --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """How a RunningHub task ended."""
+
+    completed: bool
+    outputs: list[dict[str, Any]] | None = None
+    error_message: str | None = None
+
+
+def outcome_of(envelope: RhAnswer) -> TaskOutcome | None:
+    """The outcome an outputs-shaped envelope reports; None while the task is unfinished."""
+    if envelope.ok:
+        if isinstance(envelope.data, list):
+            return TaskOutcome(True, outputs=[o for o in envelope.data if isinstance(o, dict)])
+        return None  # RunningHub's newer "still running" answer: code 0, data null
+    if envelope.code in NOT_FINISHED_CODES:
+        return None
+    if envelope.code == TASK_FAILED_CODE:
+        return TaskOutcome(False, error_message=failure_message(envelope.data))
+    return TaskOutcome(False, error_message=f"RunningHub reported code {envelope.code}.")
+
+
+def failure_message(data: Any) -> str:
+    """A short failure message from `data.failedReason` (node and exception only)."""
+    reason = data.get("failedReason") if isinstance(data, dict) else None
+    if not isinstance(reason, dict):
+        return "The RunningHub task failed."
+    node = str(reason.get("node_id") or reason.get("nodeId") or "").strip()[:32]
+    message = str(reason.get("exception_message") or reason.get("exceptionMessage") or "")
+    text = "The RunningHub task failed"
+    text += f" at node {node}" if node else ""
+    text += f": {message.strip()[:500]}" if message.strip() else "."
+    return text
+
+
+def parse_event_data(raw: str | dict[str, Any] | None) -> RhAnswer | None:
+    """The outputs-shaped envelope inside a TASK_END webhook, or None when unreadable."""
+    try:
+        data = json.loads(raw) if isinstance(raw, str) else raw
+        if not isinstance(data, dict):
+            return None
+        return RhAnswer(int(data["code"]), str(data.get("msg") or ""), data.get("data"))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+# --- webhook URLs ----------------------------------------------------------------------
+
+
+def _secret(settings: Settings) -> str | None:
+    """The webhook secret; unset or empty means webhooks are off (and refused)."""
+    secret = settings.runninghub_webhook_secret
+    return secret.get_secret_value() or None if secret is not None else None
+
+
+def _signature(secret: str, key: JobKey) -> str:
+    message = f"{key.table.value}:{key.id}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def webhook_url(settings: Settings, key: JobKey) -> str | None:
+    """Our TASK_END URL for a job, signed for that job only; None without a secret."""
+    secret = _secret(settings)
+    if secret is None:
+        return None
+    base = settings.runninghub_webhook_url or (
+        f"{settings.functions_base_url.rstrip('/')}/{FUNCTION}/webhook"
+    )
+    sig = _signature(secret, key)
+    query = urlencode({"table": key.table.value, "job": str(key.id), "sig": sig})
+    return f"{base}{'&' if '?' in base else '?'}{query}"
+
+
+def verify_webhook(settings: Settings, args: Mapping[str, str]) -> JobKey:
+    """The job a webhook call is for, if its URL signature is valid (constant time)."""
+    secret = _secret(settings)
+    try:
+        key = JobKey(JobTable(args.get("table", "")), UUID(args.get("job", "")))
+    except ValueError:
+        raise Unauthorized("Invalid webhook signature.") from None
+    expected = _signature(secret, key) if secret else None
+    if not secrets_equal(args.get("sig"), expected):
+        raise Unauthorized("Invalid webhook signature.")
+    return key

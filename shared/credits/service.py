@@ -1,0 +1,177 @@
+"""The routes of runninghub-queue-manager: /check /start /finish /cancel /webhook."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from shared import db, log
+from shared.auth import Principal
+from shared.credits import store
+from shared.credits.jobs import cancel_remote, finish_job, promote_queued
+from shared.credits.models import (
+    CheckRequest,
+    CreditJob,
+    FinishRequest,
+    JobKey,
+    JobRef,
+    JobStatus,
+    WebhookEvent,
+    clean_outputs,
+)
+from shared.credits.runninghub import RunningHub, TaskOutcome, outcome_of, parse_event_data
+from shared.credits.slots import pump
+from shared.db import Row
+from shared.errors import Forbidden, JobFinished, NotFound, UpstreamError
+from shared.settings import get_settings
+
+_logger = log.get_logger("credits.service")
+
+
+def _visible(principal: Principal, row: Row | None) -> Row:
+    """The row if this caller may see it; another user's job is the same 404 as none."""
+    if row is None or (not principal.is_service and row["user_id"] != principal.user_id):
+        raise NotFound("No such job.")
+    return row
+
+
+def _owner(principal: Principal) -> UUID | None:
+    """The user a call is limited to (None: the service, any job)."""
+    return None if principal.is_service else principal.user_id
+
+
+def _answer(key: JobKey) -> CreditJob:
+    with db.transaction() as conn:
+        row = store.get_job(conn, key)
+        assert row is not None
+        return store.present(conn, row, store.position_of(conn, key))
+
+
+def check(principal: Principal, req: CheckRequest) -> dict[str, Any]:
+    """Slots in use, the queue length and, for a user, where their queued jobs stand."""
+    limit = get_settings().runninghub_max_slots
+    key = req.key
+    with db.transaction() as conn:
+        active, queued = store.counts(conn)
+        answer: dict[str, Any] = {
+            "limit": limit,
+            "running": active,
+            "queued": queued,
+            "free_slots": max(0, limit - active),
+        }
+        places = store.queue_positions(conn, _owner(principal), key)
+        if not principal.is_service:
+            answer["my_queue"] = [
+                {"table": p.key.table.value, "jobId": str(p.key.id), "position": p.position}
+                for p in places
+                if p.user_id == principal.user_id
+            ]
+        if key is not None:
+            row = _visible(principal, store.get_job(conn, key))
+            position = next((p.position for p in places if p.key == key), None)
+            answer["job"] = store.present(conn, row, position).model_dump(mode="json")
+    return answer
+
+
+def start(principal: Principal, req: JobRef) -> CreditJob:
+    """Debit once (402 and nothing changes when short), queue, and start what fits."""
+    key = req.key
+    with db.transaction() as conn:
+        row = _visible(principal, store.get_job(conn, key, lock=True))
+        if row["status"] == JobStatus.PENDING:
+            store.debit(conn, key, row["user_id"], row["credits_cost"])
+            row = store.queue(conn, key) or row
+    if row["status"] == JobStatus.QUEUED:
+        pump()
+    return _answer(key)
+
+
+def finish(principal: Principal, req: FinishRequest) -> CreditJob:
+    """Finish a job; the first final state wins and later calls answer the same job.
+
+    The owner may only move their own unfinished job to failed or cancelled (the
+    browser's markJobFailed); the service may also complete it with outputs.
+    """
+    status = JobStatus(req.status)
+    if not principal.is_service and status is JobStatus.COMPLETED:
+        raise Forbidden("Only the service may complete a job.")
+    outputs = (
+        [o.dump() for o in req.outputs]
+        if req.outputs is not None and status is JobStatus.COMPLETED
+        else None
+    )
+    done = finish_job(
+        req.key,
+        status,
+        owner=_owner(principal),
+        error_message=req.error_message if status is not JobStatus.COMPLETED else None,
+        outputs=outputs,
+    )
+    if done.changed and done.freed_slot and status is not JobStatus.COMPLETED:
+        cancel_remote(done.row["external_task_id"])  # the task may still run there
+    if done.changed and done.freed_slot:
+        promote_queued()
+    return _answer(req.key)
+
+
+def cancel(principal: Principal, req: JobRef) -> CreditJob:
+    """Cancel a job: at once when pending/queued; a running one is also stopped on RunningHub.
+
+    The job is finished here first, so RunningHub's own TASK_END for the stopped task
+    finds it final and changes nothing: the outcome is 'cancelled', refunded once.
+    """
+    key = req.key
+    done = finish_job(key, JobStatus.CANCELLED, owner=_owner(principal), error_message="Cancelled.")
+    if not done.changed:
+        raise JobFinished(details={"jobId": str(key.id), "status": done.row["status"]})
+    if done.freed_slot:
+        cancel_remote(done.row["external_task_id"])
+        promote_queued()
+    return _answer(key)
+
+
+def webhook(key: JobKey, event: WebhookEvent) -> dict[str, Any]:
+    """RunningHub's TASK_END: finish the job once; replays and strays are answered 200."""
+    with db.transaction() as conn:
+        row = store.get_job(conn, key)
+    if event.event != "TASK_END" or row is None:
+        return {"received": True, "action": "ignored"}
+    if JobStatus(row["status"]).final:
+        return {"received": True, "action": "duplicate", "status": row["status"]}
+    if not JobStatus(row["status"]).holds_slot:
+        return {"received": True, "action": "ignored"}  # never launched: no task to end
+    if row["external_task_id"] not in (None, event.task_id):
+        return {"received": True, "action": "ignored"}  # an older task of this job
+    outcome = _event_outcome(event)
+    if outcome is None:
+        return {"received": True, "action": "pending"}
+    done = settle(key, outcome, event.task_id)
+    return {"received": True, "action": "finished" if done else "duplicate"}
+
+
+def _event_outcome(event: WebhookEvent) -> TaskOutcome | None:
+    """The outcome carried by the event, else asked from RunningHub."""
+    envelope = parse_event_data(event.event_data)
+    outcome = outcome_of(envelope) if envelope is not None else None
+    if outcome is not None:
+        return outcome
+    try:
+        return outcome_of(RunningHub(get_settings()).outputs(event.task_id))
+    except UpstreamError as exc:
+        _logger.warning("RunningHub outputs failed", extra=log.fields(error=exc.error_code))
+        raise
+
+
+def settle(key: JobKey, outcome: TaskOutcome, task_id: str) -> bool:
+    """Finish a job as RunningHub says its task ended; True when this call finished it."""
+    status = JobStatus.COMPLETED if outcome.completed else JobStatus.FAILED
+    done = finish_job(
+        key,
+        status,
+        error_message=outcome.error_message,
+        outputs=clean_outputs(outcome.outputs) if outcome.outputs is not None else None,
+        task_id=task_id,
+    )
+    if done.changed and done.freed_slot:
+        promote_queued()
+    return done.changed

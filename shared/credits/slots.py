@@ -1,0 +1,107 @@
+"""Slot decisions and task launch.
+
+The decision "this queued job takes a slot" is made only here, under a transaction-level
+advisory lock, by counting the jobs that hold a slot (starting or running) across both
+tables — so the limit holds under any number of concurrent /start calls and sweeps. The
+oldest queued jobs are promoted first, then launched on RunningHub outside the lock.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from shared import db, log
+from shared.credits import store
+from shared.credits.jobs import cancel_remote, finish_job
+from shared.credits.models import JobKey, JobStatus
+from shared.credits.runninghub import QUEUE_FULL_CODES, RunningHub, webhook_url
+from shared.db import Row
+from shared.errors import UpstreamError
+from shared.settings import get_settings
+
+_logger = log.get_logger("credits.slots")
+
+
+class Launch(Enum):
+    RUNNING = "running"
+    FULL = "full"  # RunningHub had no slot: back to the queue
+    FAILED = "failed"  # hard error: failed and refunded
+    UNREACHABLE = "unreachable"  # RunningHub unreachable: failed and refunded
+    GONE = "gone"  # the job was finished or cancelled while starting
+
+
+def promote() -> list[Row]:
+    """Under the slot lock, move the oldest queued jobs that fit into 'starting'."""
+    limit = get_settings().runninghub_max_slots
+    with db.transaction() as conn:
+        store.lock_slots(conn)
+        active, queued = store.counts(conn)
+        free = limit - active
+        if free <= 0 or not queued:
+            return []
+        promoted = [store.mark_starting(conn, key) for key in store.oldest_queued(conn, free)]
+    return [row for row in promoted if row is not None]
+
+
+def launch(row: Row, client: RunningHub) -> Launch:
+    """Create the RunningHub task of a 'starting' job and record what happened."""
+    key = JobKey.of(row)
+    settings = get_settings()
+    try:
+        answer = client.create(row["workflow_id"], row["inputs"], webhook_url(settings, key))
+    except UpstreamError as exc:
+        finish_job(key, JobStatus.FAILED, error_message=_unreachable(exc))
+        return Launch.UNREACHABLE if exc.retryable else Launch.FAILED
+    if answer.code in QUEUE_FULL_CODES:
+        with db.transaction() as conn:
+            store.requeue(conn, key)
+        return Launch.FULL
+    task_id = answer.data.get("taskId") if isinstance(answer.data, dict) else None
+    if not answer.ok or not task_id:
+        message = f"RunningHub refused the task (code {answer.code} {answer.msg[:80]})."
+        finish_job(key, JobStatus.FAILED, error_message=message)
+        return Launch.FAILED
+    with db.transaction() as conn:
+        running = store.mark_running(conn, key, str(task_id))
+    if running is None:  # cancelled or finished while we were creating the task
+        cancel_remote(str(task_id))
+        return Launch.GONE
+    return Launch.RUNNING
+
+
+def _unreachable(exc: UpstreamError) -> str:
+    return f"RunningHub could not start the task: {exc.message}"
+
+
+def pump() -> list[JobKey]:
+    """Start queued jobs while slots are free; stop when RunningHub is full or unreachable.
+
+    Returns the jobs now running. Each round promotes at most the free slots, so a round
+    that frees slots (a hard failure) lets the next round take them.
+    """
+    settings = get_settings()
+    started: list[JobKey] = []
+    try:
+        client = RunningHub(settings)
+    except UpstreamError:
+        with db.transaction() as conn:
+            if store.counts(conn)[1]:
+                _logger.warning("RunningHub is not configured; queued jobs wait")
+        return started
+    for _ in range(settings.runninghub_pump_rounds):
+        rows = promote()
+        if not rows:
+            break
+        stop = False
+        for row in rows:
+            if stop:  # RunningHub is full or down: the rest wait in the queue
+                with db.transaction() as conn:
+                    store.requeue(conn, JobKey.of(row))
+                continue
+            outcome = launch(row, client)
+            if outcome is Launch.RUNNING:
+                started.append(JobKey.of(row))
+            stop = outcome in (Launch.FULL, Launch.UNREACHABLE)
+        if stop:
+            break
+    return started

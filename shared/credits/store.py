@@ -1,0 +1,162 @@
+"""SQL of the credits queue manager (queries in shared/sql/credits.sql).
+
+Every function takes an open connection; the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+
+from shared.credits.models import CreditJob, JobKey, JobStatus
+from shared.db import Conn, Row
+from shared.errors import PaymentRequired
+from shared.sqlfiles import query
+
+
+def _one(conn: Conn, name: str, params: dict[str, Any]) -> Row | None:
+    return conn.execute(query("credits", name), params).fetchone()
+
+
+def get_job(conn: Conn, key: JobKey, *, lock: bool = False) -> Row | None:
+    """The job row (locked FOR UPDATE when asked)."""
+    return _one(conn, "lock_job" if lock else "get_job", key.params())
+
+
+def ledger_kinds(conn: Conn, key: JobKey) -> set[str]:
+    """Which ledger rows (debit, refund) the job has."""
+    rows = conn.execute(query("credits", "ledger_kinds"), key.params()).fetchall()
+    return {r["kind"] for r in rows}
+
+
+def present(conn: Conn, row: Row, position: int | None = None) -> CreditJob:
+    """The job as routes answer it, with its ledger flags."""
+    return CreditJob.from_row(row, ledger_kinds(conn, JobKey.of(row)), position)
+
+
+def debit(conn: Conn, key: JobKey, user_id: UUID, amount: int) -> bool:
+    """Debit the job's cost once; 402 (and the caller's rollback) when the balance is short.
+
+    Returns True when the debit happened now, False when it already had.
+    """
+    inserted = _one(conn, "insert_debit", {**key.params(), "user_id": user_id, "amount": amount})
+    if inserted is None:
+        return False
+    if amount > 0 and _one(conn, "take_balance", {"user_id": user_id, "amount": amount}) is None:
+        balance = _one(conn, "balance", {"user_id": user_id})
+        raise PaymentRequired(
+            details={"required": amount, "balance": balance["balance"] if balance else 0}
+        )
+    return True
+
+
+def grant(conn: Conn, user_id: UUID, amount: int) -> int:
+    """Add credits to a user's account (created when missing); the new balance."""
+    row = _one(conn, "grant_credits", {"user_id": user_id, "amount": amount})
+    assert row is not None
+    return int(row["balance"])
+
+
+def account(conn: Conn, user_id: UUID, limit: int = 20) -> tuple[int, list[Row]]:
+    """A user's balance (0 without an account) and latest ledger rows."""
+    row = _one(conn, "balance", {"user_id": user_id})
+    params = {"user_id": user_id, "limit": limit}
+    moves = conn.execute(query("credits", "user_ledger"), params).fetchall()
+    return (int(row["balance"]) if row else 0), moves
+
+
+def refund(conn: Conn, key: JobKey) -> int | None:
+    """Refund the job's debit if it has one and was not refunded yet; the amount or None."""
+    row = _one(conn, "refund", key.params())
+    return None if row is None else int(row["amount"])
+
+
+def queue(conn: Conn, key: JobKey) -> Row | None:
+    """pending -> queued."""
+    return _one(conn, "queue_job", key.params())
+
+
+def lock_slots(conn: Conn) -> None:
+    """Take the slot lock until the end of the transaction."""
+    conn.execute(query("credits", "lock_slots"))
+
+
+def counts(conn: Conn) -> tuple[int, int]:
+    """(jobs holding a slot, jobs queued)."""
+    row = _one(conn, "counts", {})
+    return (int(row["active"]), int(row["queued"])) if row else (0, 0)
+
+
+def oldest_queued(conn: Conn, limit: int) -> list[JobKey]:
+    """The head of the queue across both tables."""
+    rows = conn.execute(query("credits", "oldest_queued"), {"limit": limit}).fetchall()
+    return [JobKey.of(r) for r in rows]
+
+
+def mark_starting(conn: Conn, key: JobKey) -> Row | None:
+    """queued -> starting (under the slot lock)."""
+    return _one(conn, "mark_starting", key.params())
+
+
+def mark_running(conn: Conn, key: JobKey, task_id: str) -> Row | None:
+    """starting -> running with RunningHub's taskId; None if the job moved meanwhile."""
+    return _one(conn, "mark_running", {**key.params(), "task_id": task_id})
+
+
+def requeue(conn: Conn, key: JobKey) -> Row | None:
+    """starting -> queued (RunningHub was full)."""
+    return _one(conn, "requeue", key.params())
+
+
+def finish(
+    conn: Conn,
+    key: JobKey,
+    status: JobStatus,
+    *,
+    error_message: str | None,
+    outputs: list[dict[str, Any]] | None,
+    task_id: str | None,
+) -> Row | None:
+    """Move an unfinished job to a final state; None when it was already final."""
+    params = {
+        **key.params(),
+        "status": status.value,
+        "error_message": error_message,
+        "outputs": Jsonb(outputs) if outputs is not None else None,
+        "task_id": task_id,
+    }
+    return _one(conn, "finish_job", params)
+
+
+@dataclass(frozen=True)
+class QueuePlace:
+    """A queued job's 1-based place in the one FIFO across both tables."""
+
+    key: JobKey
+    position: int
+    user_id: UUID
+
+
+def queue_positions(conn: Conn, user_id: UUID | None, key: JobKey | None) -> list[QueuePlace]:
+    """Places of a user's queued jobs and of `key` (when queued)."""
+    params = {
+        "user_id": user_id,
+        "job_table": key.table.value if key else None,
+        "id": key.id if key else None,
+    }
+    rows = conn.execute(query("credits", "queue_positions"), params).fetchall()
+    return [QueuePlace(JobKey.of(r), int(r["position"]), r["user_id"]) for r in rows]
+
+
+def position_of(conn: Conn, key: JobKey) -> int | None:
+    """The job's place in the queue, None when it is not queued."""
+    return next((p.position for p in queue_positions(conn, None, key) if p.key == key), None)
+
+
+def due_for_check(conn: Conn, after_s: int, limit: int) -> list[Row]:
+    """Slot holders older than `after_s`, oldest first."""
+    params = {"after_s": after_s, "limit": limit}
+    return conn.execute(query("credits", "due_for_check"), params).fetchall()

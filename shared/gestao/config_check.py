@@ -1,0 +1,216 @@
+"""validate-gestao-scouter-config: named checks, each with ok and a plain-language detail.
+
+url_well_formed -> host_reachable -> key_accepted -> service_role -> leads_readable ->
+leads_writable. A check that cannot run because an earlier one failed says so. Writing is
+proved with a probe row (a negative id, sync_source 'tabuladormax' so no webhook fires)
+that is deleted at once; the detail says so if it could not be removed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+from uuid import UUID
+
+import jwt
+
+from shared import db
+from shared.auth import Principal
+from shared.errors import SyncqError
+from shared.gestao import NAME
+from shared.gestao.mapping import SYNC_SOURCE_COLUMN, load_mapping
+from shared.gestao.models import TenantRequest
+from shared.gestao.remote import TABLE, Answer, RemoteClient, RemoteUnavailable, Target, target_for
+from shared.gestao.schema import columns_from_openapi, kind_of
+from shared.settings import get_settings
+from shared.tenancy import Role, get_tenant, require_role
+
+CHECKS = (
+    "url_well_formed", "host_reachable", "key_accepted", "service_role", "leads_readable",
+    "leads_writable",
+)  # fmt: skip
+_PLACEHOLDERS = {"integer": 0, "number": 0, "boolean": False, "date": "1970-01-01",
+                 "timestamp": "1970-01-01T00:00:00Z", "json": {}}  # fmt: skip
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+class Checks:
+    """Collects results; later checks are skipped once one they depend on failed."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, Check] = {}
+
+    def add(self, name: str, ok: bool, detail: str) -> bool:
+        self.results[name] = Check(name, ok, detail)
+        return ok
+
+    def skip_rest(self, reason: str) -> None:
+        for name in CHECKS:
+            self.results.setdefault(name, Check(name, False, f"Not checked: {reason}"))
+
+    def report(self) -> dict[str, Any]:
+        self.skip_rest("an earlier check failed.")
+        checks = [self.results[n].as_dict() for n in CHECKS]
+        return {"ok": all(c["ok"] for c in checks), "checks": checks}
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def check_url(url: str) -> tuple[bool, str]:
+    """https with a host (plain http only for a loopback emulator)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not host:
+        return False, "The project URL must look like https://<project>.supabase.co."
+    if parts.scheme == "http" and not _loopback(host):
+        return False, "The project URL must use https (plain http only for a local emulator)."
+    if parts.query or parts.fragment:
+        return False, "The project URL must not carry a query or fragment."
+    return True, f"{parts.scheme}://{host} looks right."
+
+
+def _key_role(key: str) -> str | None:
+    """The role claim of a legacy JWT key (not verified: only to explain results)."""
+    try:
+        role = jwt.decode(key, options={"verify_signature": False}).get("role")
+    except jwt.PyJWTError:
+        return None
+    return str(role) if role else None
+
+
+def _probe_row(columns: dict[str, dict[str, Any]], mapping: dict[str, str]) -> dict[str, Any]:
+    row: dict[str, Any] = {mapping["id"]: -secrets.randbelow(2**52) - 2**40}
+    for name, col in columns.items():
+        if col["required"] and name not in row:
+            row[name] = _PLACEHOLDERS.get(kind_of(col["format"]), "syncq-probe")
+    if SYNC_SOURCE_COLUMN in columns:
+        row[SYNC_SOURCE_COLUMN] = "tabuladormax"
+    return row
+
+
+def _rls_detail(answer: Answer, role: str | None) -> str:
+    if answer.status == 401:
+        return (
+            "The key runs as the anon role: RLS refused the write with 401. Use the project's "
+            "service_role key, not the anon (public) key."
+        )
+    return (
+        f"The key's role{f' ({role})' if role else ''} is not allowed to write leads: RLS "
+        "refused with 403. Give service_role a policy on public.leads (see the setup SQL)."
+    )
+
+
+def _check_remote(client: RemoteClient, mapping: dict[str, str], checks: Checks) -> None:
+    key = client.target.key
+    try:
+        root = client.openapi()
+    except RemoteUnavailable as exc:
+        checks.add("host_reachable", False, f"{NAME} did not answer properly: {exc.message}")
+        return
+    swagger = isinstance(root.body, dict) and "swagger" in root.body
+    if root.status not in (401, 403) and not swagger:
+        checks.add("host_reachable", False, f"The URL answered HTTP {root.status}, but not as a "
+                   f"Supabase REST API; check the project URL.")  # fmt: skip
+        return
+    checks.add("host_reachable", True, f"{NAME} answered (HTTP {root.status}).")
+    if root.status in (401, 403):
+        checks.add("key_accepted", False, f"The key was refused (HTTP {root.status}): "
+                   f"{root.safe_message((key,))}")  # fmt: skip
+        return
+    checks.add("key_accepted", True, "The key was accepted.")
+    role = _key_role(key)
+    columns = columns_from_openapi(root.body) if root.status == 200 else None
+    read = client.send("GET", f"/{TABLE}", params={"select": mapping["id"], "limit": "1"})
+    if read.status == 200:
+        checks.add("leads_readable", True, "public.leads can be read.")
+    else:
+        failure = f"Reading public.leads failed (HTTP {read.status}): {read.safe_message((key,))}"
+        checks.add("leads_readable", False, failure)
+    if columns is None:
+        checks.add("service_role", False, "public.leads is not in the schema this key can see.")
+        return
+    _check_write(client, mapping, columns, role, checks)
+
+
+def _check_write(
+    client: RemoteClient, mapping: dict[str, str], columns: dict[str, dict[str, Any]],
+    role: str | None, checks: Checks,
+) -> None:  # fmt: skip
+    key = (client.target.key,)
+    probe = _probe_row(columns, mapping)
+    body = json.dumps([probe]).encode()
+    answer = client.send("POST", f"/{TABLE}", content=body, prefer="return=minimal")
+    if answer.status in (401, 403):
+        checks.add("service_role", False, _rls_detail(answer, role))
+        checks.add("leads_writable", False, "Writing is refused for this key (see service_role).")
+        return
+    if role == "anon":
+        checks.add("service_role", False, "This is the anon key; use the service_role key.")
+    else:
+        checks.add("service_role", True, f"The key can write ({role or 'opaque secret key'}).")
+    if not 200 <= answer.status < 300:
+        refused = f"A probe row was refused (HTTP {answer.status}): {answer.safe_message(key)}"
+        checks.add("leads_writable", False, refused)
+        return
+    probe_id = probe[mapping["id"]]
+    gone = client.send("DELETE", f"/{TABLE}", params={mapping["id"]: f"eq.{probe_id}"})
+    if 200 <= gone.status < 300:
+        checks.add("leads_writable", True, "A probe row was written and deleted again.")
+    else:
+        left = (
+            f"A probe row was written but could not be deleted (HTTP {gone.status}); "
+            f"remove {mapping['id']}={probe_id} by hand."
+        )
+        checks.add("leads_writable", False, left)
+
+
+def run_checks(target: Target | None, url: str | None, mapping: dict[str, str]) -> dict[str, Any]:
+    """Every named check against a target (None when no key is configured)."""
+    checks = Checks()
+    ok, detail = check_url(url or "") if url else (False, "No project URL is configured.")
+    if not checks.add("url_well_formed", ok, detail) or target is None:
+        checks.skip_rest("fix the project URL and key first.")
+        return checks.report()
+    client = RemoteClient(target, get_settings(), retries=0)
+    try:
+        _check_remote(client, mapping, checks)
+    except RemoteUnavailable as exc:
+        checks.skip_rest(f"{NAME} failed during the checks: {exc.message}")
+    return checks.report()
+
+
+def validate_config(principal: Principal, req: TenantRequest) -> dict[str, Any]:
+    """validate-gestao-scouter-config for a tenant admin."""
+    tenant_id: UUID = req.tenant_id
+    with db.transaction() as conn:
+        require_role(conn, principal, tenant_id, Role.ADMIN)
+        tenant = get_tenant(conn, tenant_id=tenant_id)
+        mapping = load_mapping(conn, tenant.id)
+        try:
+            target: Target | None = target_for(conn, tenant)
+            url = target.project_url if target else None
+        except SyncqError as exc:
+            target, url = None, None
+            checks = Checks()
+            checks.add("url_well_formed", False, exc.message)
+            checks.skip_rest("the integration is not configured.")
+            return checks.report()
+    return run_checks(target, url, mapping)

@@ -1,0 +1,139 @@
+"""sync-from-gestao-scouter: the remote trigger's webhook, applied to local leads.
+
+The URL names the tenant (`?tenant=<slug>`); the bearer token must equal that tenant's
+webhook secret (constant-time). A lead that came from us (`sync_source` tabuladormax) is
+skipped — that is the loop breaker. Otherwise the reverse mapping is applied and the row
+upserted with sync_source 'gestao_scouter', unless the local row is newer.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Any
+
+import flask
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from shared import db, log
+from shared.auth import SERVICE, Principal, bearer_token, secrets_equal
+from shared.errors import Unauthorized, ValidationFailed
+from shared.gestao import SLUG
+from shared.gestao.mapping import LOCAL_FIELDS, load_mapping, reverse
+from shared.gestao.models import ReverseSyncRequest
+from shared.gestao.schema import kind_of
+from shared.secrets import get_store, secret_name
+from shared.tenancy import get_tenant
+
+OUR_SOURCES = frozenset({"tabuladormax", "supabase"})
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_logger = log.get_logger("gestao.reverse")
+
+
+def tenant_slug(request: flask.Request) -> str:
+    """The tenant the webhook URL names."""
+    return request.args.get("tenant", "").strip()
+
+
+def verify_webhook(request: flask.Request) -> Principal:
+    """The remote's bearer token against the tenant's webhook secret (401 otherwise)."""
+    slug = tenant_slug(request)
+    token = bearer_token(request.headers.get("Authorization"))
+    expected = (
+        get_store().get(secret_name(slug, SLUG, "webhook_secret")) if _SLUG.match(slug) else None
+    )
+    if not secrets_equal(token, expected):
+        raise Unauthorized("Invalid webhook secret.")
+    return SERVICE
+
+
+def _valid(kind: str, value: Any) -> bool:
+    if value is None:
+        return True
+    checks: dict[str, Any] = {
+        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        "boolean": lambda v: isinstance(v, bool),
+        "date": lambda v: isinstance(v, str) and _parses(date.fromisoformat, v[:10]),
+        "timestamp": lambda v: isinstance(v, str) and _parses(datetime.fromisoformat, v),
+        "text": lambda v: isinstance(v, str | int | float) and not isinstance(v, bool),
+    }
+    return bool(checks.get(kind, lambda v: True)(value))
+
+
+def _parses(parse: Any, text: str) -> bool:
+    try:
+        parse(text)
+    except ValueError:
+        return False
+    return True
+
+
+def local_row(lead: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
+    """The remote row as local fields (unmapped columns dropped), or 422 naming bad fields."""
+    back = reverse(mapping)
+    row = {back[k]: v for k, v in lead.items() if k in back}
+    problems = [
+        {
+            "loc": ["lead", remote],
+            "type": "invalid_value",
+            "message": f"expected {kind_of(LOCAL_FIELDS[local])}",
+        }
+        for remote, local in back.items()
+        if remote in lead and not _valid(kind_of(LOCAL_FIELDS[local]), lead[remote])
+    ]
+    if "id" not in row or row["id"] is None:
+        problems.append({"loc": ["lead", mapping["id"]], "type": "missing", "message": "required"})
+    if problems:
+        raise ValidationFailed("The lead is not valid.", details=problems)
+    return {k: (str(v) if kind_of(LOCAL_FIELDS[k]) == "text" and v is not None else v)
+            for k, v in row.items()}  # fmt: skip
+
+
+def upsert_statement(fields: list[str]) -> sql.Composed:
+    """Insert or update the given local fields; never over a newer local row."""
+    cols = [f for f in fields if f in LOCAL_FIELDS]  # allow-list
+    idents = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
+    values = sql.SQL(", ").join(
+        sql.SQL("COALESCE(r.{c}, now())").format(c=sql.Identifier(c))
+        if c in ("criado", "updated_at") else sql.SQL("r.{}").format(sql.Identifier(c))
+        for c in cols
+    )  # fmt: skip
+    sets = sql.SQL(", ").join(
+        sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in cols if c != "id"
+    )
+    return sql.SQL(
+        "INSERT INTO leads AS l (tenant_id, {idents}, sync_source, last_sync_at)"
+        " SELECT %(tenant_id)s, {values}, 'gestao_scouter', now()"
+        " FROM jsonb_populate_record(NULL::leads, %(row)s) AS r"
+        " ON CONFLICT (tenant_id, id) DO UPDATE SET {sets}{comma} sync_source = 'gestao_scouter',"
+        " last_sync_at = now() WHERE l.updated_at <= EXCLUDED.updated_at"
+        " RETURNING l.id"
+    ).format(
+        idents=idents,
+        values=values,
+        sets=sets,
+        comma=sql.SQL(",") if len(cols) > 1 else sql.SQL(""),
+    )
+
+
+def receive(principal: Principal, req: ReverseSyncRequest, slug: str) -> dict[str, Any]:
+    """Apply one remote lead; answers upserted | skipped_loop | skipped_stale."""
+    if str(req.lead.get("sync_source") or "") in OUR_SOURCES:
+        return {"action": "skipped_loop"}
+    with db.transaction() as conn:
+        tenant = get_tenant(conn, slug=slug)
+        row = local_row(req.lead, load_mapping(conn, tenant.id))
+        statement = upsert_statement(list(row))
+        try:
+            with conn.transaction():
+                done = conn.execute(
+                    statement, {"tenant_id": tenant.id, "row": Jsonb(row)}
+                ).fetchone()
+        except psycopg.errors.DataError as exc:
+            raise ValidationFailed("The lead has a value the local schema refuses.") from exc
+    action = "upserted" if done is not None else "skipped_stale"
+    _logger.info("reverse sync", extra=log.fields(action=action))
+    return {"action": action}

@@ -1,0 +1,215 @@
+"""Validate the remote schema against the mapped local fields; reload the remote cache.
+
+The remote's OpenAPI root lists `definitions.leads.properties.<col>.format` (the Postgres
+type) and `required`. It is cached per tenant for a few minutes in the database, so every
+function instance shares it, and a reload drops it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from shared.db import Conn
+from shared.gestao.mapping import LOCAL_FIELDS, SYNC_SOURCE_COLUMN
+from shared.gestao.remote import TABLE, RemoteClient, Target, require_ok
+from shared.sqlfiles import query
+
+# Postgres type -> kind, for compatibility checks.
+_KINDS = {
+    "smallint": "integer", "integer": "integer", "bigint": "integer",
+    "numeric": "number", "real": "number", "double precision": "number",
+    "boolean": "boolean", "date": "date",
+    "timestamp with time zone": "timestamp", "timestamp without time zone": "timestamp",
+    "text": "text", "character varying": "text", "character": "text", "citext": "text",
+    "json": "json", "jsonb": "json", "uuid": "uuid",
+}  # fmt: skip
+# Remote kind -> local kinds it accepts without loss or failure.
+_ACCEPTS = {
+    "text": {"text", "integer", "number", "boolean", "date", "timestamp"},
+    "integer": {"integer"},
+    "number": {"integer", "number"},
+    "boolean": {"boolean"},
+    "date": {"date"},
+    "timestamp": {"timestamp", "date"},
+    "json": {"json"},
+}
+
+
+def kind_of(pg_type: str) -> str:
+    """`numeric(12,2)` -> number, `character varying(80)` -> text, unknown -> the type."""
+    base = pg_type.split("(", 1)[0].strip().lower()
+    return _KINDS.get(base, "array" if base.endswith("[]") else base)
+
+
+@dataclass(frozen=True)
+class RemoteColumn:
+    name: str
+    format: str
+    required: bool
+
+
+def columns_from_openapi(doc: Any) -> dict[str, dict[str, Any]] | None:
+    """`{column: {"format", "required"}}` of remote leads, or None when the table is absent."""
+    definitions = doc.get("definitions") if isinstance(doc, dict) else None
+    leads = definitions.get(TABLE) if isinstance(definitions, dict) else None
+    if not isinstance(leads, dict):
+        return None
+    required = set(leads.get("required") or [])
+    props = leads.get("properties") or {}
+    return {
+        str(name): {
+            "format": str(p.get("format") or p.get("type") or ""),
+            "required": name in required,
+        }
+        for name, p in props.items()
+        if isinstance(p, dict)
+    }
+
+
+@dataclass
+class SchemaReport:
+    """What validate-gestao-scouter-schema answers."""
+
+    valid: bool
+    table_present: bool
+    missing_columns: list[str] = field(default_factory=list)
+    type_mismatches: list[dict[str, str]] = field(default_factory=list)
+    unmapped_required: list[str] = field(default_factory=list)
+    suggested_sql: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _ident(name: str) -> str:
+    return sql.Identifier(name).as_string(None)
+
+
+def _target_type(local_field: str) -> str:
+    pg_type = LOCAL_FIELDS[local_field]
+    return "timestamptz" if pg_type == "timestamp with time zone" else pg_type
+
+
+def compare(mapping: Mapping[str, str], columns: dict[str, dict[str, Any]] | None) -> SchemaReport:
+    """The mapped local fields against the remote columns, with SQL that would fix them."""
+    wanted = [*mapping.items(), (SYNC_SOURCE_COLUMN, SYNC_SOURCE_COLUMN)]
+    if columns is None:
+        return SchemaReport(
+            False, False, [r for _, r in wanted], suggested_sql=_create_sql(mapping)
+        )
+    report = SchemaReport(True, True)
+    statements: list[str] = []
+    table = f"public.{_ident(TABLE)}"
+    for local, remote in wanted:
+        col_type = "text" if local == SYNC_SOURCE_COLUMN else _target_type(local)
+        local_kind = "text" if local == SYNC_SOURCE_COLUMN else kind_of(LOCAL_FIELDS[local])
+        if remote not in columns:
+            report.missing_columns.append(remote)
+            statements.append(
+                f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {_ident(remote)} {col_type};"
+            )
+            continue
+        remote_format = columns[remote]["format"]
+        if local_kind not in _ACCEPTS.get(kind_of(remote_format), set()):
+            report.type_mismatches.append(
+                {"local_field": local, "remote_column": remote,
+                 "local_type": LOCAL_FIELDS.get(local, "text"), "remote_type": remote_format}
+            )  # fmt: skip
+            col = _ident(remote)
+            statements.append(
+                f"ALTER TABLE {table} ALTER COLUMN {col} TYPE {col_type} USING {col}::{col_type};"
+            )
+    mapped = {remote for _, remote in wanted}
+    report.unmapped_required = sorted(
+        c for c, v in columns.items() if v["required"] and c not in mapped
+    )
+    for col in report.unmapped_required:
+        statements.append(f"ALTER TABLE {table} ALTER COLUMN {_ident(col)} DROP NOT NULL;")
+    report.valid = not (
+        report.missing_columns or report.type_mismatches or report.unmapped_required
+    )
+    if statements:
+        statements.append("-- then reload the schema cache (reload-gestao-scouter-schema-cache)")
+    report.suggested_sql = "\n".join(statements)
+    return report
+
+
+def _create_sql(mapping: Mapping[str, str]) -> str:
+    cols = [f"  {_ident(remote)} {_target_type(local)}" for local, remote in mapping.items()]
+    cols[list(mapping).index("id")] += " PRIMARY KEY"
+    cols.append(f"  {_ident(SYNC_SOURCE_COLUMN)} text")
+    body = ",\n".join(cols)
+    return (
+        f"CREATE TABLE public.{_ident(TABLE)} (\n{body}\n);\n"
+        f"ALTER TABLE public.{_ident(TABLE)} ENABLE ROW LEVEL SECURITY;\n"
+        f"CREATE POLICY service_role_full_access_leads ON public.{_ident(TABLE)}\n"
+        "  FOR ALL TO service_role USING (true) WITH CHECK (true);\n"
+        "-- then reload the schema cache (reload-gestao-scouter-schema-cache)"
+    )
+
+
+def fetch_columns(target: Target, client: RemoteClient) -> dict[str, dict[str, Any]] | None:
+    """Read the remote OpenAPI document now."""
+    answer = require_ok(client.openapi(), "the schema request", client.secrets)
+    return columns_from_openapi(answer.body)
+
+
+def cached_columns(
+    conn: Conn, tenant_id: UUID, client: RemoteClient, *, max_age_s: float
+) -> dict[str, dict[str, Any]] | None:
+    """The remote columns from the shared cache, fetched (and stored) when stale."""
+    params = {
+        "tenant_id": tenant_id,
+        "project_url": client.target.project_url,
+        "max_age_s": max_age_s,
+    }
+    row = conn.execute(query("gestao", "get_schema_cache"), params).fetchone()
+    if row is not None:
+        cached = row["columns"]
+        return cached.get("columns") if isinstance(cached, dict) else None
+    columns = fetch_columns(client.target, client)
+    store_cache(conn, tenant_id, client.target.project_url, columns)
+    return columns
+
+
+def store_cache(
+    conn: Conn, tenant_id: UUID, project_url: str, columns: dict[str, dict[str, Any]] | None
+) -> None:
+    """Remember the remote columns for the next few minutes."""
+    conn.execute(
+        query("gestao", "put_schema_cache"),
+        {
+            "tenant_id": tenant_id,
+            "project_url": project_url,
+            "columns": Jsonb({"columns": columns}),
+        },
+    )
+
+
+def drop_cache(conn: Conn, tenant_id: UUID) -> None:
+    """Forget the cached remote schema (a reload changed it)."""
+    conn.execute(query("gestao", "drop_schema_cache"), {"tenant_id": tenant_id})
+
+
+def wait_for_reload(
+    client: RemoteClient,
+    mapping: Mapping[str, str],
+    before: dict[str, dict[str, Any]] | None,
+    wait_s: float,
+) -> tuple[dict[str, dict[str, Any]] | None, SchemaReport]:
+    """After the reload RPC: poll the OpenAPI until it changed or validates (the remote
+    reloads asynchronously), up to wait_s."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        columns = fetch_columns(client.target, client)
+        report = compare(mapping, columns)
+        if report.valid or columns != before or time.monotonic() >= deadline:
+            return columns, report
+        time.sleep(0.2)

@@ -1,0 +1,48 @@
+"""Remove secrets and personal data from text we store or log about remote failures.
+
+Remote error bodies quote the data they refused (`Failing row contains (...)`,
+`Key (email)=(ana@x.com) already exists.`, `invalid input syntax for type integer: "abc"`):
+that is lead PII, so messages and bodies are scrubbed before they reach a table or a log.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+MASK = "[redacted]"
+_PATTERNS = (
+    (re.compile(r"(Failing row contains )\(.*\)", re.S), r"\1(" + MASK + ")"),
+    (re.compile(r"(Key \([^)]*\))=\(.*?\)( already exists| is not present|$)"), r"\1=(" + MASK + r")\2"),  # noqa: E501
+    (re.compile(r'(: )"(?:[^"\\]|\\.)*"'), r'\1"' + MASK + '"'),  # invalid input syntax ...: "x"
+    (re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*"), MASK),  # JWTs
+    (re.compile(r"\bsb_(?:secret|publishable)_[\w-]+"), MASK),
+    (re.compile(r"(?i)\b(bearer|apikey)\s*[:=]?\s*[\w.\-]{8,}"), r"\1 " + MASK),
+    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), MASK),  # e-mail addresses
+    (re.compile(r"\+?\d[\d\s().-]{7,}\d"), MASK),  # phone numbers, documents
+)  # fmt: skip
+MAX_TEXT = 2000
+
+
+def scrub_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """The text without known secrets, tokens, quoted values, e-mails or phone numbers."""
+    out = text
+    for secret in secrets:
+        if secret:
+            out = out.replace(secret, MASK)
+    for pattern, replacement in _PATTERNS:
+        out = pattern.sub(replacement, out)
+    return out[:MAX_TEXT]
+
+
+def scrub_value(value: Any, secrets: Iterable[str] = ()) -> Any:
+    """Scrub every string inside a JSON-like value (dict keys are kept)."""
+    known = tuple(secrets)
+    if isinstance(value, str):
+        return scrub_text(value, known)
+    if isinstance(value, dict):
+        return {str(k): scrub_value(v, known) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_value(v, known) for v in value]
+    return value

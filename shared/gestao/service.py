@@ -1,0 +1,142 @@
+"""Request-level services of the export and schema functions (one per action)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from shared import db
+from shared.auth import Principal
+from shared.errors import Unprocessable
+from shared.gestao import jobs as store
+from shared.gestao import schema
+from shared.gestao.mapping import load_mapping, save_mapping, validate_mapping
+from shared.gestao.models import (
+    ExportAction,
+    ExportJob,
+    ExportRequest,
+    SchemaRequest,
+    TenantRequest,
+)
+from shared.gestao.remote import RemoteClient, Target, require_ok, target_for
+from shared.gestao.runner import run_job, run_task
+from shared.settings import get_settings
+from shared.sqlfiles import query
+from shared.tenancy import Role, Tenant, get_tenant, require_role
+
+RECENT_ERRORS = 20
+
+
+def _admin_context(principal: Principal, tenant_id: UUID) -> tuple[Tenant, Target, dict[str, str]]:
+    """Check the caller is the tenant's admin; the tenant, its target and its mapping."""
+    with db.transaction() as conn:
+        require_role(conn, principal, tenant_id, Role.ADMIN)
+        tenant = get_tenant(conn, tenant_id=tenant_id)
+        return tenant, target_for(conn, tenant), load_mapping(conn, tenant.id)
+
+
+def remote_columns(
+    tenant_id: UUID, client: RemoteClient, *, fresh: bool = False
+) -> dict[str, dict[str, Any]] | None:
+    """The remote leads columns: from the shared cache unless stale (or `fresh`)."""
+    max_age = 0.0 if fresh else get_settings().gestao_scouter_schema_cache_s
+    with db.transaction() as conn:
+        return schema.cached_columns(conn, tenant_id, client, max_age_s=max_age)
+
+
+def export_action(principal: Principal, req: ExportRequest) -> dict[str, Any]:
+    """export-to-gestao-scouter-batch: start | pause | resume | reset | status (| run)."""
+    if req.action is ExportAction.RUN:
+        principal.require_service()
+        assert req.job_id is not None
+        return run_job(req.job_id, req.tenant_id)
+    if req.action is ExportAction.START:
+        return start_export(principal, req)
+    with db.transaction() as conn:
+        require_role(conn, principal, req.tenant_id, Role.ADMIN)
+        job_id = req.job_id or store.get(conn, req.tenant_id, None)["id"]
+        if req.action is ExportAction.PAUSE:
+            row = store.pause(conn, req.tenant_id, job_id)
+        elif req.action is ExportAction.RESUME:
+            row = store.resume(conn, req.tenant_id, job_id)
+        elif req.action is ExportAction.RESET:
+            row = store.reset(conn, req.tenant_id, job_id)
+        else:
+            row = store.get(conn, req.tenant_id, job_id)
+        errors = conn.execute(
+            query("gestao", "job_errors"), {"id": job_id, "limit": RECENT_ERRORS}
+        ).fetchall()
+    if req.action in (ExportAction.RESUME, ExportAction.RESET) and row["status"] == "pending":
+        run_task(job_id, req.tenant_id, key=f"gs-export:{job_id}:{req.action}:{row['updated_at']}")
+    body = ExportJob.from_row(row).model_dump(mode="json")
+    body["recent_errors"] = [
+        {k: r[k] for k in ("lead_id", "error_message", "response_status", "created_at")}
+        for r in errors
+    ]
+    return body
+
+
+def start_export(principal: Principal, req: ExportRequest) -> dict[str, Any]:
+    """Validate the remote schema, count the leads in range, create the job, wake a runner."""
+    tenant, target, mapping = _admin_context(principal, req.tenant_id)
+    with db.transaction() as conn:
+        store.ensure_none_live(conn, tenant.id)
+    settings = get_settings()
+    columns = remote_columns(tenant.id, RemoteClient(target, settings))
+    report = schema.compare(validate_mapping(mapping), columns)
+    if not report.valid:
+        raise Unprocessable(
+            "The remote schema does not fit the field mapping; apply the suggested SQL and "
+            "reload the schema cache.",
+            code="schema_invalid",
+            details=report.as_dict(),
+        )
+    with db.transaction() as conn:
+        row = store.create(
+            conn,
+            tenant_id=tenant.id,
+            start=req.start_date,
+            end=req.end_date,
+            mapping=mapping,
+            batch_size=settings.gestao_scouter_batch_size,
+            created_by=principal.user_id,
+        )
+    run_task(row["id"], tenant.id, key=f"gs-export:{row['id']}:start")
+    return ExportJob.from_row(row).model_dump(mode="json")
+
+
+def validate_schema(principal: Principal, req: SchemaRequest) -> dict[str, Any]:
+    """validate-gestao-scouter-schema: the mapping (stored or proposed) against the remote."""
+    tenant, target, stored = _admin_context(principal, req.tenant_id)
+    mapping = validate_mapping(req.field_mappings) if req.field_mappings is not None else stored
+    columns = remote_columns(tenant.id, RemoteClient(target, get_settings()))
+    report = schema.compare(mapping, columns)
+    saved = False
+    if req.save:
+        if not report.valid:
+            raise Unprocessable(
+                "The proposed mapping does not fit the remote schema.",
+                code="schema_invalid",
+                details=report.as_dict(),
+            )
+        with db.transaction() as conn:
+            save_mapping(conn, tenant.id, mapping, principal.user_id)
+        saved = True
+    return {**report.as_dict(), "field_mappings": mapping, "saved": saved}
+
+
+def reload_schema_cache(principal: Principal, req: TenantRequest) -> dict[str, Any]:
+    """reload-gestao-scouter-schema-cache: remote reload RPC, drop our cache, re-validate."""
+    tenant, target, mapping = _admin_context(principal, req.tenant_id)
+    settings = get_settings()
+    client = RemoteClient(target, settings)
+    before = schema.fetch_columns(target, client)
+    require_ok(client.reload_schema_cache(), "the schema cache reload", client.secrets)
+    with db.transaction() as conn:
+        schema.drop_cache(conn, tenant.id)
+    columns, report = schema.wait_for_reload(
+        client, mapping, before, settings.gestao_scouter_reload_wait_s
+    )
+    with db.transaction() as conn:
+        schema.store_cache(conn, tenant.id, target.project_url, columns)
+    return {"reloaded": True, "validation": report.as_dict()}

@@ -1,0 +1,160 @@
+"""OneCode: WhatsApp CRM contacts with their tags, from the tenant's own host.
+
+The API's quirks (PROVIDERS.md): one host per tenant (``https://api-<tenant>.onecode.chat``),
+``page``/``pageSize`` paging where ``count`` is the listing's total and ``pageCount`` the
+rows on this page; the server may apply a smaller page size than asked (its answer says
+which), so arithmetic uses the size it reports. Errors are ``{"error": "ERR_..."}``; a 404
+means the host or contact does not exist. 429/5xx/timeouts are retried by ``http``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from shared.errors import UpstreamError
+from shared.providers import http, paging
+from shared.providers.base import SyncContext, SyncResult
+from shared.secrets import require_secret
+from shared.settings import Settings
+from shared.sqlfiles import query
+from shared.tenancy import Tenant
+
+SLUG = "onecode"
+NAME = "OneCode"
+_SUBDOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_ERROR_CODE = re.compile(r"^[A-Z0-9_]{1,64}$")
+
+
+def base_url(config: Mapping[str, Any], tenant: Tenant, settings: Settings) -> str:
+    """The tenant's API host: config ``base_url``, else the template with its subdomain."""
+    if config.get("base_url"):
+        return str(config["base_url"])
+    subdomain = str(config.get("subdomain") or tenant.slug).lower()
+    if not _SUBDOMAIN.match(subdomain):
+        raise UpstreamError(
+            "The OneCode subdomain configured for this tenant is not valid.",
+            code="provider_config",
+            retryable=False,
+        )
+    return settings.onecode_base_url.format(tenant=subdomain)
+
+
+def _timestamp(value: Any) -> str | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value).isoformat()
+    except ValueError:
+        return None
+
+
+def _text(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
+def map_tag(raw: Any) -> dict[str, str | None] | None:
+    """One tag; None for an entry that is not a tag."""
+    if not isinstance(raw, dict) or raw.get("id") is None:
+        return None
+    return {"id": str(raw["id"]), "name": _text(raw.get("name")), "color": _text(raw.get("color"))}
+
+
+def map_contact(raw: Any) -> dict[str, Any] | None:
+    """An API contact as a row of onecode_contacts; None when it has no integer id."""
+    if not isinstance(raw, dict):
+        return None
+    contact_id = raw.get("id")
+    if isinstance(contact_id, bool) or not isinstance(contact_id, int | str):
+        return None
+    if not str(contact_id).isdigit():
+        return None
+    raw_tags = raw.get("tags")
+    tags: list[Any] = raw_tags if isinstance(raw_tags, list) else []
+    return {
+        "external_id": str(int(contact_id)),
+        "name": _text(raw.get("name")),
+        "number": _text(raw.get("number")),
+        "email": _text(raw.get("email")),
+        "is_group": raw.get("isGroup") is True,
+        "blocked": raw.get("blocked") is True,
+        "tags": [t for t in map(map_tag, tags) if t is not None],
+        "remote_created_at": _timestamp(raw.get("createdAt")),
+        "remote_updated_at": _timestamp(raw.get("updatedAt")),
+    }
+
+
+def _refusal(response: httpx.Response) -> UpstreamError:
+    """A 4xx other than auth: our request or configuration is wrong; retrying won't help."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    raw_code = body.get("error") if isinstance(body, dict) else None
+    code = raw_code if isinstance(raw_code, str) and _ERROR_CODE.match(raw_code) else None
+    what = f" ({code})" if code else ""
+    return UpstreamError(
+        f"{NAME} refused the request: HTTP {response.status_code}{what}.",
+        code="provider_error",
+        details={"provider": SLUG, "status": response.status_code, "error": code},
+        retryable=False,
+    )
+
+
+def parse_page(response: httpx.Response, asked_size: int) -> paging.Page:
+    """A contacts page, or the error its status and body mean."""
+    http.raise_for_auth(response, NAME)
+    if 400 <= response.status_code < 500:
+        raise _refusal(response)
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise UpstreamError(f"{NAME} answered a body that is not JSON.") from exc
+    contacts = body.get("contacts") if isinstance(body, dict) else None
+    count = body.get("count") if isinstance(body, dict) else None
+    if response.status_code != 200 or not isinstance(contacts, list) or not isinstance(count, int):
+        raise UpstreamError(f"{NAME} answered an unexpected body.", details={"provider": SLUG})
+    size = body.get("pageSize")
+    rows = [r for r in map(map_contact, contacts) if r is not None]
+    return paging.Page(rows, count, size if isinstance(size, int) and size > 0 else asked_size)
+
+
+class OneCodeProvider:
+    slug = SLUG
+    display_name = NAME
+
+    def sync(self, ctx: SyncContext) -> SyncResult:
+        """Every contact of the tenant, upserted a page at a time."""
+        settings = ctx.settings
+        token = require_secret(ctx.tenant.slug, SLUG, "token")
+        client = http.client_for(
+            base_url(ctx.config, ctx.tenant, settings), settings.provider_timeout_s
+        )
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        size = settings.onecode_page_size
+
+        def fetch(number: int) -> paging.Page:
+            response = http.request(
+                client,
+                "GET",
+                "/api/contacts",
+                params={"page": number, "pageSize": size},
+                headers=headers,
+                provider=NAME,
+                settings=settings,
+            )
+            return parse_page(response, size)
+
+        def store(rows: list[dict[str, Any]]) -> int:
+            return paging.upsert_json(ctx, query("onecode", "upsert_contacts"), rows)
+
+        tuning = paging.Tuning.from_settings(settings, max_pages=settings.onecode_max_pages)
+        return paging.walk(ctx, fetch, store, tuning)
+
+
+PROVIDER = OneCodeProvider()

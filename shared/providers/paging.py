@@ -1,0 +1,177 @@
+"""Walking a paged listing that reports its total, for providers that page by number.
+
+Page-number paging is not a snapshot: a row that changes (or appears, or goes away) while
+we read can shift the rest by one, and the row at a page boundary is then never seen. The
+API's total tells us: fewer distinct keys than the total after the last page means rows
+shifted, so the listing is walked again (upserts are idempotent and unchanged rows are not
+rewritten). After `passes` walks that still miss rows, the sync fails retryably rather
+than reporting success with rows silently missing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, LiteralString
+
+from shared import log
+from shared.errors import UpstreamError
+from shared.providers.base import SyncContext, SyncResult
+from shared.settings import Settings
+
+_logger = log.get_logger("providers.paging")
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing: mapped rows (each with an ``external_id``) and the API's view."""
+
+    rows: list[dict[str, Any]]
+    total: int  # rows in the whole listing, as the API reports it now
+    size: int  # rows in a full page, as the API applied it
+
+
+FetchPage = Callable[[int], Page]
+StoreRows = Callable[[list[dict[str, Any]]], int]
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """How a listing is walked."""
+
+    max_pages: int = 10_000
+    passes: int = 3  # full walks before giving up on a listing that keeps shifting
+    fetch_ahead: int = 0  # later pages requested while the current one is stored
+    batch_rows: int = 0  # rows buffered (whole pages) per upsert; 0 = one upsert per page
+    heartbeat_s: float = 0.0  # at most one heartbeat per this many seconds; 0 = every page
+    progress_span: tuple[int, int] = (0, 99)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> Tuning:
+        """The listing_* settings, with per-provider overrides."""
+        values: dict[str, Any] = {
+            "passes": settings.listing_passes,
+            "fetch_ahead": settings.listing_fetch_ahead,
+            "batch_rows": settings.listing_batch_rows,
+            "heartbeat_s": settings.listing_heartbeat_s,
+        }
+        return cls(**{**values, **overrides})
+
+
+def walk(ctx: SyncContext, fetch: FetchPage, store: StoreRows, tuning: Tuning) -> SyncResult:
+    """Fetch every page in order and store its rows, heartbeating (and so noticing a
+    cancel) between pages; re-walk when rows shifted. ``result.extra`` carries ``changed``
+    (rows written) and ``passes``."""
+    result = SyncResult(extra={"changed": 0, "passes": 0})
+    seen: set[str] = set()
+    for number in range(1, max(1, tuning.passes) + 1):
+        result.extra["passes"] = number
+        reader = _Reader(fetch, tuning.fetch_ahead, tuning.max_pages)
+        try:
+            walked, total = _Pass(ctx, store, result, tuning).run(reader)
+        finally:
+            reader.close()
+        seen |= walked
+        result.records = len(seen)
+        if len(walked) >= total:
+            return result
+        _logger.warning(
+            "rows shifted while paging; walking the listing again",
+            extra=log.fields(missing=total - len(walked), walk=number),
+        )
+    raise UpstreamError(
+        "The provider's listing kept changing while it was read; retrying later.",
+        details={"seen": len(seen), "passes": tuning.passes},
+    )
+
+
+class _Reader:
+    """Pages in order; once the first page tells the size of the listing, the next
+    ``ahead`` pages are already being fetched while the caller stores the current one."""
+
+    def __init__(self, fetch: FetchPage, ahead: int, max_pages: int) -> None:
+        self._fetch = fetch
+        self._ahead = max(0, ahead)
+        self.max_pages = max_pages
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: dict[int, Future[Page]] = {}
+        self._last = 1
+
+    def get(self, number: int) -> Page:
+        """Page `number` (fetched now, or collected from a fetch started earlier)."""
+        future = self._pending.pop(number, None)
+        page = future.result() if future is not None else self._fetch(number)
+        if number == 1:
+            self._last = min(self.max_pages, -(-page.total // max(page.size, 1)))
+        self._top_up(number)
+        return page
+
+    def _top_up(self, number: int) -> None:
+        if not self._ahead:
+            return
+        for later in range(number + 1, min(number + self._ahead, self._last) + 1):
+            if later not in self._pending:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self._ahead, thread_name_prefix="fetch")
+                self._pending[later] = self._pool.submit(self._fetch, later)
+
+    def close(self) -> None:
+        """Drop fetches nobody will read."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Pass:
+    """One walk over the listing: heartbeat, read, buffer whole pages, upsert in batches."""
+
+    def __init__(
+        self, ctx: SyncContext, store: StoreRows, result: SyncResult, tuning: Tuning
+    ) -> None:
+        self.ctx, self.store, self.result, self.tuning = ctx, store, result, tuning
+        self.buffer: dict[str, dict[str, Any]] = {}  # by key: one row per key per statement
+        self.last_beat: float | None = None
+
+    def run(self, reader: _Reader) -> tuple[set[str], int]:
+        walked: set[str] = set()
+        total, expected = 0, 1
+        for number in range(1, reader.max_pages + 1):
+            self.heartbeat(min(number - 1, expected), expected)
+            page = reader.get(number)
+            total = page.total
+            expected = max(1, -(-total // max(page.size, 1)))
+            if page.rows:
+                self.buffer.update((row["external_id"], row) for row in page.rows)
+                walked.update(row["external_id"] for row in page.rows)
+                self.result.pages += 1
+            if len(self.buffer) >= self.tuning.batch_rows:
+                self.flush()
+            if not page.rows or number * page.size >= total:
+                break
+        self.flush()
+        return walked, total
+
+    def heartbeat(self, done: int, expected: int) -> None:
+        """Progress (the heartbeat; raises JobCanceled), at most every heartbeat_s."""
+        now = time.monotonic()
+        if self.last_beat is not None and now - self.last_beat < self.tuning.heartbeat_s:
+            return
+        self.last_beat = now
+        low, high = self.tuning.progress_span
+        self.ctx.progress(low + (high - low) * done // expected)
+
+    def flush(self) -> None:
+        if self.buffer:
+            self.result.extra["changed"] += self.store(list(self.buffer.values()))
+            self.buffer.clear()
+
+
+def upsert_json(ctx: SyncContext, sql: LiteralString, rows: list[dict[str, Any]]) -> int:
+    """One statement for a whole batch (``jsonb_to_recordset``); returns rows written."""
+    if not rows:
+        return 0
+    with ctx.transaction() as conn:
+        cursor = conn.execute(sql, {"tenant_id": ctx.tenant.id, "rows": json.dumps(rows)})
+        return max(cursor.rowcount, 0)

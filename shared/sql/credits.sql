@@ -1,0 +1,121 @@
+-- Credits queue manager. Jobs are addressed as (job_table, id) on `ai_jobs`, whose
+-- partitions are image_jobs and video_jobs; job_table is always a bound value that the
+-- code took from its allow-list.
+
+-- name: lock_job
+SELECT * FROM ai_jobs WHERE job_table = %(job_table)s AND id = %(id)s FOR UPDATE
+
+-- name: get_job
+SELECT * FROM ai_jobs WHERE job_table = %(job_table)s AND id = %(id)s
+
+-- name: ledger_kinds
+SELECT kind FROM credit_ledger WHERE job_table = %(job_table)s AND job_id = %(id)s
+
+-- name: insert_debit
+-- Returns a row only when the debit was inserted now (a second /start debits nothing).
+INSERT INTO credit_ledger (user_id, amount, kind, job_table, job_id)
+VALUES (%(user_id)s, %(amount)s, 'debit', %(job_table)s, %(id)s)
+ON CONFLICT (job_table, job_id, kind) DO NOTHING
+RETURNING id
+
+-- name: take_balance
+UPDATE credit_accounts SET balance = balance - %(amount)s, updated_at = now()
+WHERE user_id = %(user_id)s AND balance >= %(amount)s
+RETURNING balance
+
+-- name: balance
+SELECT balance FROM credit_accounts WHERE user_id = %(user_id)s
+
+-- name: refund
+-- Refund the job's debit once: the balance moves only with the ledger row inserted here.
+WITH debit AS (
+  SELECT user_id, amount FROM credit_ledger
+  WHERE job_table = %(job_table)s AND job_id = %(id)s AND kind = 'debit'
+), refunded AS (
+  INSERT INTO credit_ledger (user_id, amount, kind, job_table, job_id)
+  SELECT user_id, amount, 'refund', %(job_table)s, %(id)s FROM debit
+  ON CONFLICT (job_table, job_id, kind) DO NOTHING
+  RETURNING user_id, amount
+), moved AS (
+  UPDATE credit_accounts a SET balance = a.balance + r.amount, updated_at = now()
+  FROM refunded r WHERE a.user_id = r.user_id
+  RETURNING a.user_id
+)
+SELECT r.amount, (SELECT count(*) FROM moved) AS moved FROM refunded r
+
+-- name: queue_job
+UPDATE ai_jobs SET status = 'queued', updated_at = now()
+WHERE job_table = %(job_table)s AND id = %(id)s AND status = 'pending'
+RETURNING *
+
+-- name: lock_slots
+-- Serializes every slot decision (promotion to 'starting') across processes.
+SELECT pg_advisory_xact_lock(hashtext('syncq:runninghub-slots'))
+
+-- name: counts
+-- Two counts, each on its own partial index (finished jobs are never read).
+SELECT (SELECT count(*) FROM ai_jobs WHERE status IN ('starting', 'running')) AS active,
+       (SELECT count(*) FROM ai_jobs WHERE status = 'queued') AS queued
+
+-- name: oldest_queued
+SELECT job_table, id FROM ai_jobs WHERE status = 'queued'
+ORDER BY created_at, id LIMIT %(limit)s
+
+-- name: mark_starting
+-- clock_timestamp(): jobs promoted in one transaction keep their order in started_at.
+UPDATE ai_jobs SET status = 'starting', started_at = clock_timestamp(), updated_at = now()
+WHERE job_table = %(job_table)s AND id = %(id)s AND status = 'queued'
+RETURNING *
+
+-- name: mark_running
+UPDATE ai_jobs SET status = 'running', external_task_id = %(task_id)s, updated_at = now()
+WHERE job_table = %(job_table)s AND id = %(id)s AND status = 'starting'
+RETURNING *
+
+-- name: requeue
+-- RunningHub was full: back to the queue, keeping its place (created_at) and its debit.
+UPDATE ai_jobs SET status = 'queued', started_at = NULL, updated_at = now()
+WHERE job_table = %(job_table)s AND id = %(id)s AND status = 'starting'
+RETURNING *
+
+-- name: finish_job
+UPDATE ai_jobs SET
+  status = %(status)s,
+  error_message = %(error_message)s,
+  outputs = coalesce(%(outputs)s::jsonb, outputs),
+  external_task_id = coalesce(external_task_id, %(task_id)s),
+  completed_at = now(),
+  updated_at = now()
+WHERE job_table = %(job_table)s AND id = %(id)s
+  AND status NOT IN ('completed', 'failed', 'cancelled')
+RETURNING *
+
+-- name: queue_positions
+-- Where each of a user's queued jobs stands in the one FIFO across both tables.
+SELECT job_table, id, user_id, position FROM (
+  SELECT job_table, id, user_id, row_number() OVER (ORDER BY created_at, id) AS position
+  FROM ai_jobs WHERE status = 'queued'
+) q
+WHERE user_id = %(user_id)s OR (job_table = %(job_table)s AND id = %(id)s)
+ORDER BY position
+
+-- name: due_for_check
+-- Jobs holding a slot long enough that RunningHub should be asked how they are doing.
+SELECT job_table, id, status, external_task_id, started_at,
+       extract(epoch FROM now() - coalesce(started_at, updated_at)) AS age_s
+FROM ai_jobs
+WHERE status IN ('starting', 'running')
+  AND coalesce(started_at, updated_at) < now() - make_interval(secs => %(after_s)s)
+ORDER BY coalesce(started_at, updated_at)
+LIMIT %(limit)s
+
+-- name: grant_credits
+-- An operator top-up (not a job movement, so not a ledger row).
+INSERT INTO credit_accounts (user_id, balance) VALUES (%(user_id)s, %(amount)s)
+ON CONFLICT (user_id) DO UPDATE
+SET balance = credit_accounts.balance + excluded.balance, updated_at = now()
+RETURNING balance
+
+-- name: user_ledger
+SELECT kind, amount, job_table, job_id, created_at FROM credit_ledger
+WHERE user_id = %(user_id)s ORDER BY id DESC LIMIT %(limit)s

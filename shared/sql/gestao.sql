@@ -1,0 +1,205 @@
+-- Gestão Scouter export and reverse sync. The export's batch SELECT and the reverse upsert
+-- depend on the tenant's field mapping and are composed in Python from allow-listed
+-- identifiers (shared/gestao/batches.py, shared/gestao/reverse.py).
+
+-- name: get_mappings
+SELECT local_field, remote_field FROM gestao_scouter_field_mappings
+WHERE tenant_id = %(tenant_id)s ORDER BY local_field
+
+-- name: delete_mappings
+DELETE FROM gestao_scouter_field_mappings WHERE tenant_id = %(tenant_id)s
+
+-- name: insert_mappings
+INSERT INTO gestao_scouter_field_mappings (tenant_id, local_field, remote_field, updated_by)
+SELECT %(tenant_id)s, m.key, m.value, %(user_id)s FROM jsonb_each_text(%(mapping)s::jsonb) AS m
+
+-- name: count_leads
+SELECT count(*) AS n FROM leads
+WHERE tenant_id = %(tenant_id)s
+  AND criado >= COALESCE(%(from_ts)s::timestamptz, '-infinity')
+  AND criado < COALESCE(%(to_ts)s::timestamptz, 'infinity')
+
+-- name: insert_job
+INSERT INTO gestao_scouter_export_jobs
+  (tenant_id, start_date, end_date, total_leads, field_mappings, batch_size, created_by)
+VALUES (%(tenant_id)s, %(start_date)s, %(end_date)s, %(total)s, %(field_mappings)s,
+        %(batch_size)s, %(created_by)s)
+RETURNING *
+
+-- name: live_job
+SELECT id, status FROM gestao_scouter_export_jobs
+WHERE tenant_id = %(tenant_id)s AND status IN ('pending', 'running', 'paused')
+
+-- name: get_job
+SELECT * FROM gestao_scouter_export_jobs WHERE id = %(id)s AND tenant_id = %(tenant_id)s
+
+-- name: latest_job
+SELECT * FROM gestao_scouter_export_jobs WHERE tenant_id = %(tenant_id)s
+ORDER BY created_at DESC LIMIT 1
+
+-- name: claim
+-- Take the job: pending and due, or running with a stale heartbeat (its runner died).
+-- A fresh lease makes any older runner's checkpoints fail (two runners never share a job).
+UPDATE gestao_scouter_export_jobs
+SET status = 'running', lease_token = gen_random_uuid(), heartbeat_at = now(),
+    attempts = attempts + 1, started_at = COALESCE(started_at, now()), updated_at = now()
+WHERE id = %(id)s AND NOT pause_requested
+  AND ((status = 'pending' AND run_after <= now())
+       OR (status = 'running'
+           AND heartbeat_at < now() - make_interval(secs => %(stale_after_s)s)))
+RETURNING *
+
+-- name: heartbeat
+UPDATE gestao_scouter_export_jobs SET heartbeat_at = now(), updated_at = now()
+WHERE id = %(id)s AND lease_token = %(lease)s AND status = 'running'
+RETURNING pause_requested
+
+-- name: checkpoint
+-- One batch accounted for, under the lease: counters, keyset cursor, dates, heartbeat.
+UPDATE gestao_scouter_export_jobs
+SET exported_leads = exported_leads + %(exported)s,
+    cursor_criado = %(cursor_criado)s, cursor_id = %(cursor_id)s,
+    processing_date = (%(cursor_criado)s::timestamptz AT TIME ZONE 'UTC')::date,
+    last_completed_date = (%(cursor_criado)s::timestamptz AT TIME ZONE 'UTC')::date - 1,
+    batches = batches + 1, consecutive_failures = 0, heartbeat_at = now(), updated_at = now()
+WHERE id = %(id)s AND lease_token = %(lease)s AND status = 'running'
+RETURNING pause_requested, tenant_id
+
+-- name: insert_errors
+-- Bad rows of the batch just checkpointed (same transaction), with the local row as it is.
+INSERT INTO gestao_scouter_export_errors
+  (job_id, tenant_id, lead_id, error_message, response_status, response_body, lead_snapshot,
+   fields_sent)
+SELECT %(job_id)s, %(tenant_id)s, e.lead_id, e.error_message, e.response_status,
+       e.response_body, COALESCE(to_jsonb(l) - 'tenant_id', '{}'::jsonb), e.fields_sent
+FROM jsonb_to_recordset(%(errors)s::jsonb)
+     AS e(lead_id bigint, error_message text, response_status integer, response_body jsonb,
+          fields_sent jsonb)
+LEFT JOIN leads l ON l.tenant_id = %(tenant_id)s AND l.id = e.lead_id
+ON CONFLICT (job_id, lead_id) DO NOTHING
+RETURNING lead_id
+
+-- name: add_errors
+UPDATE gestao_scouter_export_jobs SET error_leads = error_leads + %(count)s
+WHERE id = %(id)s AND lease_token = %(lease)s
+
+-- name: release
+-- The runner hands the job back (under its lease): pending to continue later, paused,
+-- completed or failed.
+UPDATE gestao_scouter_export_jobs
+SET status = %(status)s, lease_token = NULL,
+    run_after = now() + make_interval(secs => %(delay_s)s),
+    consecutive_failures = COALESCE(%(failures)s, consecutive_failures),
+    pause_requested = false,
+    pause_reason = %(reason)s, error_message = %(error)s,
+    last_completed_date = CASE WHEN %(status)s = 'completed'
+                               THEN COALESCE(end_date, processing_date, last_completed_date)
+                               ELSE last_completed_date END,
+    finished_at = CASE WHEN %(status)s IN ('completed', 'failed') THEN now() END,
+    updated_at = now()
+WHERE id = %(id)s AND lease_token = %(lease)s AND status = 'running'
+RETURNING *
+
+-- name: request_pause
+-- A pending job pauses now; a running one at its runner's next check (between batches).
+UPDATE gestao_scouter_export_jobs
+SET status = CASE WHEN status = 'pending' THEN 'paused' ELSE status END,
+    pause_requested = (status = 'running'),
+    pause_reason = 'paused by an admin', updated_at = now()
+WHERE id = %(id)s AND tenant_id = %(tenant_id)s AND status IN ('pending', 'running')
+RETURNING *
+
+-- name: resume
+UPDATE gestao_scouter_export_jobs
+SET status = CASE WHEN status IN ('paused', 'failed') THEN 'pending' ELSE status END,
+    lease_token = CASE WHEN status IN ('paused', 'failed') THEN NULL ELSE lease_token END,
+    pause_requested = false, pause_reason = NULL, error_message = NULL,
+    consecutive_failures = 0, run_after = now(), finished_at = NULL, updated_at = now()
+WHERE id = %(id)s AND tenant_id = %(tenant_id)s
+  AND status IN ('pending', 'running', 'paused', 'failed')
+RETURNING *
+
+-- name: reset
+-- Start over: counters, cursor and errors cleared; any runner loses its lease.
+UPDATE gestao_scouter_export_jobs
+SET status = 'pending', total_leads = %(total)s, exported_leads = 0, error_leads = 0,
+    processing_date = NULL, last_completed_date = NULL, cursor_criado = NULL, cursor_id = NULL,
+    batches = 0, consecutive_failures = 0, pause_requested = false, pause_reason = NULL,
+    error_message = NULL, lease_token = NULL, run_after = now(), started_at = NULL,
+    finished_at = NULL, updated_at = now()
+WHERE id = %(id)s AND tenant_id = %(tenant_id)s
+RETURNING *
+
+-- name: delete_errors
+DELETE FROM gestao_scouter_export_errors WHERE job_id = %(id)s
+
+-- name: rescue_stale
+-- Runners that stopped heartbeating: back to pending (or paused, when a pause was asked).
+UPDATE gestao_scouter_export_jobs
+SET status = CASE WHEN pause_requested THEN 'paused' ELSE 'pending' END,
+    pause_reason = CASE WHEN pause_requested THEN 'paused by an admin' ELSE pause_reason END,
+    pause_requested = false, lease_token = NULL, run_after = now(), updated_at = now()
+WHERE status = 'running'
+  AND heartbeat_at < now() - make_interval(secs => %(stale_after_s)s)
+RETURNING id, tenant_id, status
+
+-- name: due_jobs
+SELECT id, tenant_id, attempts, batches FROM gestao_scouter_export_jobs
+WHERE status = 'pending' AND run_after <= now()
+ORDER BY run_after LIMIT %(limit)s
+
+-- name: stuck_jobs
+SELECT j.*, t.slug AS tenant_slug FROM gestao_scouter_export_jobs j
+JOIN tenants t ON t.id = j.tenant_id
+WHERE j.status = 'running'
+  AND COALESCE(j.heartbeat_at, j.started_at, j.created_at)
+      < now() - make_interval(secs => %(older_than_s)s)
+ORDER BY j.heartbeat_at NULLS FIRST
+
+-- name: prune_errors
+DELETE FROM gestao_scouter_export_errors
+WHERE created_at < now() - make_interval(days => %(days)s)
+
+-- name: job_errors
+SELECT lead_id, error_message, response_status, response_body, created_at
+FROM gestao_scouter_export_errors WHERE job_id = %(id)s ORDER BY id LIMIT %(limit)s
+
+-- name: get_schema_cache
+SELECT columns, project_url FROM gestao_scouter_schema_cache
+WHERE tenant_id = %(tenant_id)s AND project_url = %(project_url)s
+  AND fetched_at > now() - make_interval(secs => %(max_age_s)s)
+
+-- name: put_schema_cache
+INSERT INTO gestao_scouter_schema_cache (tenant_id, project_url, columns, fetched_at)
+VALUES (%(tenant_id)s, %(project_url)s, %(columns)s, now())
+ON CONFLICT (tenant_id) DO UPDATE
+SET project_url = EXCLUDED.project_url, columns = EXCLUDED.columns, fetched_at = now()
+
+-- name: drop_schema_cache
+DELETE FROM gestao_scouter_schema_cache WHERE tenant_id = %(tenant_id)s
+
+-- name: seed_leads
+-- Demo and benchmark data: realistic-looking leads, ids after the tenant's highest.
+INSERT INTO leads (tenant_id, id, name, age, address, celular, telefone, email, responsavel,
+                   scouter, projeto, etapa, status, fonte, data_nascimento, genero, latitude,
+                   longitude, valor_ficha, ficha_confirmada, criado, updated_at, sync_source)
+SELECT %(tenant_id)s, base.m + g,
+       (ARRAY['Ana','Bruno','Carla','Diego','Eduarda','Felipe','Gabriela','Heitor'])[1 + mod(g, 8)]
+         || ' ' || (ARRAY['Silva','Santos','Oliveira','Souza','Lima','Costa'])[1 + mod(g, 6)],
+       16 + mod(g, 40), 'Rua ' || g || ', São Paulo - SP',
+       '119' || lpad(mod(g::bigint * 7919, 100000000)::text, 8, '0'),
+       '113' || lpad(mod(g::bigint * 104729, 10000000)::text, 7, '0'),
+       'lead' || (base.m + g) || '@example.com',
+       (ARRAY['Marina','Rogério','Patrícia'])[1 + mod(g, 3)],
+       (ARRAY['Scouter A','Scouter B','Scouter C','Scouter D'])[1 + mod(g, 4)],
+       (ARRAY['Projeto Verão','Projeto Moda','Projeto TV'])[1 + mod(g, 3)],
+       (ARRAY['Novo','Contato','Agendado','Compareceu'])[1 + mod(g, 4)],
+       (ARRAY['ativo','inativo'])[1 + mod(g, 2)],
+       (ARRAY['Instagram','Indicação','Evento'])[1 + mod(g, 3)],
+       DATE '1990-01-01' + (mod(g, 9000)), (ARRAY['F','M'])[1 + mod(g, 2)],
+       -23.5 - (mod(g, 1000)) / 10000.0, -46.6 - (mod(g, 1000)) / 10000.0,
+       round(((mod(g, 500)) + 50)::numeric, 2), mod(g, 5) = 0,
+       %(first_day)s::timestamptz + make_interval(secs => g::double precision * %(spread_s)s / %(count)s),
+       now(), 'import'
+FROM generate_series(1, %(count)s) AS g,
+     (SELECT COALESCE(max(id), 0) AS m FROM leads WHERE tenant_id = %(tenant_id)s) AS base

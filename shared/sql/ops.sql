@@ -1,0 +1,84 @@
+-- Operator commands (python -m infra.ops jobs ...).
+
+-- name: list_jobs
+SELECT j.id, t.slug AS tenant, j.provider_slug, j.status, j.progress, j.attempts,
+       j.max_attempts, j.created_at, j.started_at, j.heartbeat_at, j.finished_at,
+       j.run_after, j.error_message
+FROM integration_jobs j JOIN tenants t ON t.id = j.tenant_id
+WHERE (%(tenant)s::text IS NULL OR t.slug = %(tenant)s::text OR t.id::text = %(tenant)s::text)
+  AND (%(provider_slug)s::text IS NULL OR j.provider_slug = %(provider_slug)s::text)
+  AND (%(status)s::text IS NULL OR j.status = %(status)s::text)
+ORDER BY j.created_at DESC, j.id DESC
+LIMIT %(limit)s
+
+-- name: stuck_jobs
+-- Live jobs with no sign of life for longer than the threshold: running without a
+-- heartbeat (or any timestamp), pending whose due time passed long ago.
+SELECT j.id, t.slug AS tenant, j.provider_slug, j.status, j.attempts,
+       CASE WHEN j.status = 'running' THEN COALESCE(j.heartbeat_at, j.started_at, j.created_at)
+            ELSE j.run_after END AS since
+FROM integration_jobs j JOIN tenants t ON t.id = j.tenant_id
+WHERE j.status IN ('pending', 'running')
+  AND (%(provider_slug)s::text IS NULL OR j.provider_slug = %(provider_slug)s::text)
+  AND CASE WHEN j.status = 'running' THEN COALESCE(j.heartbeat_at, j.started_at, j.created_at)
+           ELSE j.run_after END < now() - make_interval(secs => %(older_than_s)s)
+ORDER BY since
+
+-- name: cleanup_stuck
+-- Stuck jobs become error with a cleanup message; their integration's last_* follow; one
+-- log row each. Rows a worker holds right now are skipped (SKIP LOCKED).
+WITH stuck AS (
+  SELECT id, status AS was,
+         CASE WHEN status = 'running' THEN COALESCE(heartbeat_at, started_at, created_at)
+              ELSE run_after END AS since
+  FROM integration_jobs
+  WHERE status IN ('pending', 'running')
+    AND (%(provider_slug)s::text IS NULL OR provider_slug = %(provider_slug)s::text)
+    AND CASE WHEN status = 'running' THEN COALESCE(heartbeat_at, started_at, created_at)
+             ELSE run_after END < now() - make_interval(secs => %(older_than_s)s)
+  FOR UPDATE SKIP LOCKED
+), done AS (
+  UPDATE integration_jobs j
+  SET status = 'error', finished_at = now(), updated_at = now(), lease_token = NULL,
+      error_message = 'cleanup: stuck ' || s.was || ' since '
+                      || to_char(s.since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC',
+      execution_time_ms = CASE WHEN j.started_at IS NULL THEN NULL
+                               ELSE (extract(epoch FROM now() - j.started_at) * 1000)::integer END
+  FROM stuck s
+  WHERE j.id = s.id
+  RETURNING j.id, j.tenant_id, j.provider_slug, j.attempts, j.error_message, s.was
+), integ AS (
+  UPDATE tenant_integrations t
+  SET last_run = now(), last_status = 'error', last_error = d.error_message, updated_at = now()
+  FROM done d
+  WHERE t.tenant_id = d.tenant_id AND t.provider_slug = d.provider_slug
+), logged AS (
+  INSERT INTO integration_logs (job_id, tenant_id, provider_slug, status, message, details)
+  SELECT id, tenant_id, provider_slug, 'error', 'cleanup: stuck job closed',
+         jsonb_build_object('was', was, 'attempt', attempts)
+  FROM done
+)
+SELECT * FROM done
+
+-- name: fix_ghost_integrations
+-- An integration that says pending/running with no live job mirrors its latest final job.
+UPDATE tenant_integrations t
+SET last_status = latest.status, last_error = latest.error_message,
+    last_run = COALESCE(latest.finished_at, t.last_run), updated_at = now()
+FROM (
+  SELECT ti.tenant_id, ti.provider_slug, j.status, j.error_message, j.finished_at
+  FROM tenant_integrations ti
+  LEFT JOIN LATERAL (
+    SELECT status, error_message, finished_at FROM integration_jobs
+    WHERE tenant_id = ti.tenant_id AND provider_slug = ti.provider_slug
+      AND status IN ('success', 'error', 'canceled')
+    ORDER BY finished_at DESC NULLS LAST LIMIT 1
+  ) j ON true
+  WHERE ti.last_status IN ('pending', 'running')
+    AND NOT EXISTS (
+      SELECT 1 FROM integration_jobs a
+      WHERE a.tenant_id = ti.tenant_id AND a.provider_slug = ti.provider_slug
+        AND a.status IN ('pending', 'running'))
+) latest
+WHERE t.tenant_id = latest.tenant_id AND t.provider_slug = latest.provider_slug
+RETURNING t.tenant_id, t.provider_slug, t.last_status

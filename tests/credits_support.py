@@ -1,0 +1,194 @@
+"""Helpers for the credits queue manager tests: emulator, users, jobs, clients, drainers."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import functions_framework
+import httpx
+import psycopg
+from flask import Flask
+
+from infra.emulators._common import ServerHandle, start_in_thread
+from infra.emulators.runninghub import ManualClock, RunningHubKnobs, RunningHubState, create_app
+from shared.auth import mint_token
+from shared.credits.client import JobManager
+from shared.dispatch import RecordingDispatcher
+from tests.conftest import Configure
+from tests.support import rows, service_token
+
+ROOT = Path(__file__).resolve().parents[1]
+FUNCTION = "runninghub-queue-manager"
+RH_KEY = "rh-test-api-key"
+WEBHOOK_SECRET = "rh-webhook-secret-for-tests"
+IMAGE, VIDEO = "image_jobs", "video_jobs"
+WORKFLOW = "1904136902449209346"
+
+
+@cache
+def function_app() -> Flask:
+    """The function as functions-framework loads it (one instance per test session)."""
+    app: Flask = functions_framework.create_app(  # type: ignore[no-untyped-call]
+        target="main", source=str(ROOT / "functions" / FUNCTION / "main.py")
+    )
+    return app
+
+
+def wsgi_http() -> httpx.Client:
+    """An httpx client that calls the function in-process through WSGI."""
+    return httpx.Client(transport=httpx.WSGITransport(app=function_app()), timeout=30.0)
+
+
+def manager(token: str, database_url: str | None = None) -> JobManager:
+    """A JobManager (the browser's mirror) talking to the function in-process."""
+    return JobManager("http://qm", token, database_url=database_url, http=wsgi_http())
+
+
+@dataclass
+class Emulator:
+    """The RunningHub emulator served on loopback."""
+
+    state: RunningHubState
+    handle: ServerHandle
+
+    @property
+    def url(self) -> str:
+        return self.handle.url
+
+
+@contextmanager
+def running_emulator(knobs: RunningHubKnobs, *, manual_clock: bool = True) -> Iterator[Emulator]:
+    """Serve a RunningHub emulator with our api key."""
+    clock = ManualClock() if manual_clock else None
+    state = RunningHubState(knobs=knobs, api_keys=[RH_KEY], clock=clock, tick_interval=0.02)
+    handle = start_in_thread(create_app(state))
+    try:
+        yield Emulator(state, handle)
+    finally:
+        handle.stop()
+
+
+# Where webhooks go when a test delivers them by hand: nothing listens on port 9.
+NO_WEBHOOKS = "http://127.0.0.1:9/webhook"
+
+
+def configure_runninghub(
+    configure: Configure, emulator_url: str, webhook: str = NO_WEBHOOKS, **extra: str
+) -> None:
+    """Point the settings at the emulator, and RunningHub's webhooks at `webhook`."""
+    configure(
+        RUNNINGHUB_BASE_URL=emulator_url,
+        RUNNINGHUB_WEBHOOK_URL=webhook,
+        RUNNINGHUB_API_KEY=RH_KEY,
+        RUNNINGHUB_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        RUNNINGHUB_RETRY_ATTEMPTS="2",
+        RUNNINGHUB_TIMEOUT_S="5",
+        **extra,
+    )
+
+
+@dataclass(frozen=True)
+class User:
+    id: uuid.UUID
+
+    @property
+    def token(self) -> str:
+        return mint_token(user_id=self.id)
+
+
+def new_user(database_url: str, balance: int | None = 100) -> User:
+    """A user with a credit account (None: no account at all)."""
+    user = User(uuid.uuid4())
+    if balance is not None:
+        with psycopg.connect(database_url) as conn:
+            conn.execute(
+                "INSERT INTO credit_accounts (user_id, balance) VALUES (%s, %s)", [user.id, balance]
+            )
+    return user
+
+
+def new_job(
+    database_url: str,
+    user: User,
+    *,
+    table: str = IMAGE,
+    cost: int = 10,
+    workflow: str = WORKFLOW,
+    inputs: list[dict[str, Any]] | None = None,
+) -> uuid.UUID:
+    """A pending job inserted by its owner under RLS, as the browser's createJob does."""
+    with manager(user.token, database_url) as jm:
+        return jm.create_job(
+            table, user_id=user.id, workflow_id=workflow, inputs=inputs, credits_cost=cost
+        )
+
+
+def job(database_url: str, job_id: uuid.UUID) -> dict[str, Any]:
+    return rows(database_url, "SELECT * FROM ai_jobs WHERE id = %s", job_id)[0]
+
+
+def balance(database_url: str, user: User) -> int:
+    return int(
+        rows(database_url, "SELECT balance FROM credit_accounts WHERE user_id = %s", user.id)[0][
+            "balance"
+        ]
+    )
+
+
+def ledger(database_url: str, job_id: uuid.UUID | None = None) -> list[dict[str, Any]]:
+    if job_id is None:
+        return rows(database_url, "SELECT * FROM credit_ledger ORDER BY id")
+    return rows(database_url, "SELECT * FROM credit_ledger WHERE job_id = %s ORDER BY id", job_id)
+
+
+def post(path: str, body: Any, token: str | None = None, **headers: str) -> httpx.Response:
+    """POST to a route of the function (in-process)."""
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    with wsgi_http() as http:
+        if isinstance(body, bytes):
+            headers.setdefault("Content-Type", "application/json")
+            return http.post(f"http://qm{path}", content=body, headers=headers)
+        return http.post(f"http://qm{path}", json=body, headers=headers)
+
+
+def service() -> str:
+    return service_token()
+
+
+class Drainer:
+    """Delivers recorded Cloud Tasks to the function continuously, like the task queue."""
+
+    def __init__(self, recorder: RecordingDispatcher) -> None:
+        self._recorder = recorder
+        self._stop = threading.Event()
+        self.delivered = 0
+        self.statuses: list[int] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Drainer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        with wsgi_http() as http:
+            while not self._stop.wait(0.01):
+                for task in self._recorder.take():
+                    response = http.post(
+                        f"http://qm{task.path}",
+                        json=task.body,
+                        headers={"Authorization": f"Bearer {service_token()}"},
+                    )
+                    self.delivered += 1
+                    self.statuses.append(response.status_code)

@@ -1,0 +1,258 @@
+"""The BomControle sync against its emulator, through the queue (issue 4 acceptance)."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from infra.emulators._common import ServerHandle, start_in_thread
+from infra.emulators.bomcontrole import BomControleState, create_app
+from shared.dispatch import get_dispatcher
+from shared.secrets import env_var, secret_name
+from tests.support import TenantFixture, call, drain, rows, seed_tenant, service_token
+
+pytestmark = pytest.mark.db
+KEY = "acme-bomcontrole-key-9d1e"
+ENTRIES = 3000
+CLIENTS = ENTRIES // 4
+ID = "IdMovimentacaoFinanceiraParcela"
+
+RunJob = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def emulator() -> Iterator[ServerHandle]:
+    state = BomControleState(seed=31)
+    state.seed_token(KEY, ENTRIES)
+    with start_in_thread(create_app(state)) as handle:
+        yield handle
+
+
+@pytest.fixture
+def state(emulator: ServerHandle) -> BomControleState:
+    assert isinstance(emulator.state, BomControleState)
+    return emulator.state
+
+
+@pytest.fixture
+def tenant(database_url: str, emulator: ServerHandle, configure: Any) -> TenantFixture:
+    configure(
+        **{env_var(secret_name("acme", "bomcontrole", "api_key")): KEY},
+        PROVIDER_RETRY_ATTEMPTS="8",
+    )
+    config = {"base_url": emulator.url}
+    return seed_tenant(database_url, "acme", providers={"bomcontrole": config})
+
+
+@pytest.fixture
+def run_job(database_url: str, tenant: TenantFixture) -> RunJob:
+    """Click "Executar" (optionally with a payload), drain the wake-ups; the job row."""
+
+    def run(payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        body = {"tenant_id": str(tenant.id), "provider_slug": "bomcontrole"}
+        response = call(
+            "run-integration", {**body, "payload": payload or {}}, token=tenant.admin_token
+        )
+        assert response.status_code == 202, response.get_json()
+        drain(get_dispatcher())
+        job_id = response.get_json()["job_id"]
+        return rows(database_url, "SELECT * FROM integration_jobs WHERE id = %s", job_id)[0]
+
+    return run
+
+
+def local_to_utc(stamp: str) -> str:
+    """The emulator's Brasília wall clock as the UTC instant the database stores."""
+    moment = datetime.fromisoformat(stamp).replace(tzinfo=UTC) + timedelta(hours=3)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:23]
+
+
+def emulator_view(state: BomControleState) -> list[tuple[Any, ...]]:
+    return [
+        (i[ID], str(Decimal(str(i["Valor"])).quantize(Decimal("0.01"))), i["Debito"],
+         i["IdCliente"], i["DataVencimento"][:10], local_to_utc(i["DataUltimaAlteracao"]))
+        for i in state.items(KEY)
+    ]  # fmt: skip
+
+
+def db_view(database_url: str) -> list[tuple[Any, ...]]:
+    found = rows(
+        database_url,
+        "SELECT external_id, valor::text AS valor, debito, id_cliente,"
+        " data_vencimento::text AS venc,"
+        " to_char(remote_updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS') AS upd"
+        " FROM bomcontrole_financial_entries",
+    )
+    return [
+        (r["external_id"], r["valor"], r["debito"], r["id_cliente"], r["venc"], r["upd"])
+        for r in found
+    ]
+
+
+def checksum(view: list[tuple[Any, ...]]) -> str:
+    return hashlib.sha256(repr(sorted(view)).encode()).hexdigest()
+
+
+def test_full_then_incremental_sync(
+    database_url: str, state: BomControleState, run_job: RunJob
+) -> None:
+    job = run_job()
+    assert job["status"] == "success", job["error_message"]
+    result = job["result"]
+    assert (result["records"], result["pages"], result["clients"]) == (ENTRIES, 30, CLIENTS)
+    assert result["window"]["from"] == "2000-01-01 00:00:00"
+    assert checksum(db_view(database_url)) == checksum(emulator_view(state))
+    clients = rows(database_url, "SELECT count(*) AS n FROM bomcontrole_clients")
+    assert clients == [{"n": CLIENTS}]
+
+    stamp = "SELECT external_id, updated_at FROM bomcontrole_financial_entries ORDER BY 1"
+    before = rows(database_url, stamp)
+    second = run_job()
+    assert second["status"] == "success", second["error_message"]
+    assert second["result"]["records"] == 0  # incremental: nothing changed since the last run
+    assert second["result"]["window"]["from"] > "2020-01-01"
+    assert rows(database_url, stamp) == before
+
+    target = state.items(KEY)[777]
+    changed = state.mutate_item(KEY, target[ID], Valor=4321.5)
+    new = state.add_item(KEY)
+    third = run_job()
+    assert third["status"] == "success", third["error_message"]
+    assert (third["result"]["records"], third["result"]["changed"]) == (2, 2)
+    valor = rows(
+        database_url,
+        "SELECT valor FROM bomcontrole_financial_entries WHERE external_id = %s",
+        changed[ID],
+    )
+    assert valor == [{"valor": Decimal("4321.50")}]
+    assert rows(
+        database_url, "SELECT 1 AS one FROM bomcontrole_financial_entries WHERE external_id = %s",
+        new[ID],
+    ) == [{"one": 1}]  # fmt: skip
+    assert checksum(db_view(database_url)) == checksum(emulator_view(state))
+
+
+def test_full_payload_reads_everything_again(
+    database_url: str, state: BomControleState, run_job: RunJob
+) -> None:
+    assert run_job()["status"] == "success"
+    again = run_job({"full": True})
+    assert again["status"] == "success"
+    assert again["result"]["records"] == ENTRIES and again["result"]["changed"] == 0
+    assert again["result"]["window"]["from"] == "2000-01-01 00:00:00"
+
+
+def test_client_changes_propagate(
+    database_url: str, state: BomControleState, run_job: RunJob
+) -> None:
+    assert run_job()["status"] == "success"
+    client = state.clients(KEY)[5]
+    state.mutate_client(KEY, client["Id"], Bloqueado=not client["Bloqueado"])
+    assert run_job()["status"] == "success"
+    got = rows(
+        database_url,
+        "SELECT bloqueado FROM bomcontrole_clients WHERE external_id = %s",
+        str(client["Id"]),
+    )
+    assert got == [{"bloqueado": not client["Bloqueado"]}]
+
+
+def test_faults_still_end_in_success_with_no_duplicates(
+    database_url: str, state: BomControleState, run_job: RunJob, configure: Any
+) -> None:
+    configure(PROVIDER_TIMEOUT_S="0.5")
+    state.knobs.update({"error_rate": 0.2, "rate_429": 0.1, "timeout_rate": 0.03, "hang_s": 1})
+    job = run_job()
+    assert job["status"] == "success", job["error_message"]
+    assert checksum(db_view(database_url)) == checksum(emulator_view(state))
+    count = "SELECT count(*) AS n FROM bomcontrole_financial_entries"
+    assert rows(database_url, count) == [{"n": ENTRIES}]
+    assert state.stats()["faults"].get("429")
+
+
+def test_persistent_faults_end_in_error_after_max_attempts(
+    database_url: str, state: BomControleState, run_job: RunJob, configure: Any
+) -> None:
+    configure(PROVIDER_RETRY_ATTEMPTS="2")
+    state.knobs.update({"rate_429": 1.0})
+    job = run_job()
+    assert (job["status"], job["attempts"]) == ("error", 3)
+    assert job["error_message"] == "BomControle kept answering HTTP 429."
+    live = "SELECT count(*) AS n FROM integration_jobs WHERE status IN ('pending', 'running')"
+    assert rows(database_url, live) == [{"n": 0}]
+
+
+def test_rejected_key_is_not_retried_and_never_leaks(
+    database_url: str, run_job: RunJob, configure: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure(**{env_var(secret_name("acme", "bomcontrole", "api_key")): "bad-bc-key-0042"})
+    job = run_job()
+    assert (job["status"], job["attempts"]) == ("error", 1)
+    assert job["error_message"] == "BomControle rejected the credentials (HTTP 403)."
+    stored = str(rows(database_url, "SELECT * FROM integration_jobs"))
+    stored += str(rows(database_url, "SELECT * FROM integration_logs"))
+    assert "bad-bc-key-0042" not in stored + capsys.readouterr().out
+
+
+def test_missing_key_is_a_clear_error(
+    database_url: str, run_job: RunJob, monkeypatch: pytest.MonkeyPatch, configure: Any
+) -> None:
+    monkeypatch.delenv(env_var(secret_name("acme", "bomcontrole", "api_key")))
+    configure()
+    job = run_job()
+    assert (job["status"], job["attempts"]) == ("error", 1)
+    assert job["error_message"] == "No bomcontrole api_key is configured for this tenant."
+
+
+def test_cancel_during_a_long_sync_stops_between_pages(
+    database_url: str, tenant: TenantFixture, state: BomControleState, configure: Any
+) -> None:
+    configure(LISTING_HEARTBEAT_S="0")  # a heartbeat (and cancel check) before every page
+    state.knobs.update({"latency_ms": 60})
+    job_id = call(
+        "run-integration", {"tenant_id": str(tenant.id), "provider_slug": "bomcontrole"},
+        token=tenant.admin_token,
+    ).get_json()["job_id"]  # fmt: skip
+    get_dispatcher().take()  # type: ignore[attr-defined]
+    worker = threading.Thread(
+        target=call, args=("process-integration-job", {"job_id": job_id}),
+        kwargs={"token": service_token()},
+    )  # fmt: skip
+    worker.start()
+    count = "SELECT count(*) AS n FROM bomcontrole_financial_entries"
+    for _ in range(200):
+        if rows(database_url, count)[0]["n"] >= 500:
+            break
+        threading.Event().wait(0.05)
+    cancel = call("cancel-integration-job", {"job_id": job_id}, token=tenant.admin_token)
+    assert cancel.status_code == 200
+    worker.join(60)
+    job = rows(database_url, "SELECT * FROM integration_jobs WHERE id = %s", job_id)[0]
+    assert job["status"] == "canceled"
+    written = rows(database_url, count)[0]["n"]
+    assert 500 <= written < ENTRIES and written % 100 == 0  # whole pages only
+    expected = {e[0]: e for e in emulator_view(state)}
+    assert all(expected[r[0]] == r for r in db_view(database_url))
+
+
+def test_sync_bomcontrole_over_http_takes_the_same_slot(
+    database_url: str, tenant: TenantFixture
+) -> None:
+    body = {"tenant_id": str(tenant.id)}
+    response = call("sync-bomcontrole", body, token=tenant.admin_token)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["records"] == ENTRIES
+    live = call(
+        "run-integration", {"tenant_id": str(tenant.id), "provider_slug": "bomcontrole"},
+        token=tenant.admin_token,
+    ).get_json()["job_id"]  # fmt: skip
+    busy = call("sync-bomcontrole", body, token=service_token())
+    assert busy.status_code == 409
+    assert busy.get_json()["error"]["details"]["job_id"] == live
+    assert call("sync-bomcontrole", body, token=tenant.member_token).status_code == 403

@@ -1,0 +1,183 @@
+"""Credits tables against real PostgreSQL: schema, RLS, once-only ledger, the slot lock."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from shared import db
+from shared.credits import store
+from shared.credits.models import JobKey, JobStatus, JobTable
+from shared.credits.slots import promote
+from shared.errors import PaymentRequired
+from tests.conftest import Configure
+from tests.credits_support import IMAGE, VIDEO, balance, ledger, new_job, new_user
+from tests.support import rows
+
+pytestmark = pytest.mark.db
+
+JOB_COLUMNS = {
+    "id", "session_id", "user_id", "status", "workflow_id", "inputs", "credits_cost",
+    "external_task_id", "outputs", "error_message", "created_at", "started_at",
+    "completed_at", "updated_at", "job_table",
+}  # fmt: skip
+
+
+def test_both_job_tables_have_the_same_columns_and_rls(database_url: str) -> None:
+    columns: dict[str, set[str]] = {}
+    for table in (IMAGE, VIDEO, "ai_jobs"):
+        found = rows(
+            database_url,
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s",
+            table,
+        )
+        columns[table] = {r["column_name"] for r in found}
+    assert columns[IMAGE] == columns[VIDEO] == columns["ai_jobs"] == JOB_COLUMNS
+    rls = rows(
+        database_url,
+        "SELECT relname, relrowsecurity FROM pg_class WHERE relname = ANY(%s)",
+        [IMAGE, VIDEO, "ai_jobs", "credit_accounts", "credit_ledger"],
+    )
+    assert len(rls) == 5 and all(r["relrowsecurity"] for r in rls)
+    status_check = rows(
+        database_url,
+        "SELECT pg_get_constraintdef(oid) AS d FROM pg_constraint"
+        " WHERE conrelid = 'ai_jobs'::regclass AND conname LIKE '%%status%%'",
+    )[0]["d"]
+    assert all(f"'{s.value}'" in status_check for s in JobStatus)
+    assert {t.value for t in JobTable} == {IMAGE, VIDEO}
+
+
+def _as_user(database_url: str, user: uuid.UUID) -> psycopg.Connection[Any]:
+    conn = psycopg.connect(database_url)
+    db.act_as_user(conn, user)  # type: ignore[arg-type]
+    return conn
+
+
+def test_owner_may_only_insert_pending_and_read_own_rows(database_url: str) -> None:
+    alice, bob = new_user(database_url, 50), new_user(database_url, 70)
+    mine = new_job(database_url, alice, table=VIDEO)
+    new_job(database_url, bob)
+    with _as_user(database_url, alice.id) as conn:
+        seen = conn.execute("SELECT id FROM ai_jobs").fetchall()
+        assert [r[0] for r in seen] == [mine]
+        assert conn.execute("SELECT count(*) FROM image_jobs").fetchone() == (0,)
+        assert conn.execute("SELECT balance FROM credit_accounts").fetchall() == [(50,)]
+    denied = [
+        ("INSERT INTO image_jobs (user_id, workflow_id, status) VALUES (%s, '1', 'running')",
+         [alice.id]),
+        ("INSERT INTO image_jobs (user_id, workflow_id) VALUES (%s, '1')", [bob.id]),
+        ("INSERT INTO image_jobs (user_id, workflow_id, credits_cost, external_task_id)"
+         " VALUES (%s, '1', 1, 'x')", [alice.id]),
+        ("INSERT INTO ai_jobs (job_table, user_id, workflow_id) VALUES ('image_jobs', %s, '1')",
+         [alice.id]),
+        ("UPDATE video_jobs SET status = 'failed' WHERE id = %s", [mine]),
+        ("DELETE FROM video_jobs WHERE id = %s", [mine]),
+        ("UPDATE credit_accounts SET balance = 1000", []),
+        ("INSERT INTO credit_ledger (user_id, amount, kind, job_table, job_id)"
+         " VALUES (%s, 1, 'refund', 'video_jobs', %s)", [alice.id, mine]),
+    ]  # fmt: skip
+    for statement, params in denied:
+        with _as_user(database_url, alice.id) as conn, pytest.raises(psycopg.errors.Error):
+            conn.execute(statement, params)
+    assert rows(database_url, "SELECT status FROM ai_jobs WHERE id = %s", mine)[0]["status"] == (
+        "pending"
+    )
+    assert balance(database_url, alice) == 50
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("workflow_id", "1 OR 1=1"), ("inputs", Jsonb({"a": 1})), ("credits_cost", -1)],
+)
+def test_check_constraints_reject_bad_rows(database_url: str, column: str, value: Any) -> None:
+    values = {"user_id": uuid.uuid4(), "workflow_id": "1", column: value}
+    statement = sql.SQL("INSERT INTO image_jobs ({}) VALUES ({})").format(
+        sql.SQL(", ").join(map(sql.Identifier, values)),
+        sql.SQL(", ").join(sql.Placeholder() * len(values)),
+    )
+    with psycopg.connect(database_url) as conn, pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute(statement, list(values.values()))
+
+
+def test_debit_happens_once_and_a_short_balance_changes_nothing(
+    database_url: str, configure: Configure
+) -> None:
+    user = new_user(database_url, 25)
+    key = JobKey(JobTable.IMAGE, new_job(database_url, user, cost=20))
+    with db.transaction() as conn:
+        assert store.debit(conn, key, user.id, 20) is True
+    with db.transaction() as conn:
+        assert store.debit(conn, key, user.id, 20) is False
+    assert balance(database_url, user) == 5
+    other = JobKey(JobTable.IMAGE, new_job(database_url, user, cost=20))
+    with pytest.raises(PaymentRequired), db.transaction() as conn:
+        store.debit(conn, other, user.id, 20)
+    assert balance(database_url, user) == 5
+    assert [r["job_id"] for r in ledger(database_url)] == [key.id]
+
+
+def test_concurrent_refunds_move_the_balance_once(database_url: str, configure: Configure) -> None:
+    user = new_user(database_url, 100)
+    key = JobKey(JobTable.VIDEO, new_job(database_url, user, table=VIDEO, cost=40))
+    with db.transaction() as conn:
+        assert store.refund(conn, key) is None  # nothing debited: nothing to refund
+        store.debit(conn, key, user.id, 40)
+    gate = threading.Barrier(16)
+
+    def refund(_: int) -> int | None:
+        gate.wait()
+        with db.transaction() as conn:
+            return store.refund(conn, key)
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(refund, range(16)))
+    assert sorted(results, key=lambda r: r or 0) == [None] * 15 + [40]
+    assert balance(database_url, user) == 100
+    assert [r["kind"] for r in ledger(database_url, key.id)] == ["debit", "refund"]
+
+
+def test_concurrent_promotions_never_exceed_the_slot_limit(
+    database_url: str, configure: Configure
+) -> None:
+    configure(RUNNINGHUB_MAX_SLOTS="3")
+    user = new_user(database_url, 1000)
+    keys = []
+    for i in range(30):
+        table = JobTable.IMAGE if i % 2 else JobTable.VIDEO
+        key = JobKey(table, new_job(database_url, user, table=table.value, cost=1))
+        with db.transaction() as conn:
+            store.queue(conn, key)
+        keys.append(key)
+    gate = threading.Barrier(12)
+
+    def race(_: int) -> int:
+        gate.wait()
+        return len(promote())
+
+    with ThreadPoolExecutor(12) as pool:
+        promoted = sum(pool.map(race, range(12)))
+    starting = rows(database_url, "SELECT id FROM ai_jobs WHERE status = 'starting'")
+    assert promoted == len(starting) == 3
+    assert {r["id"] for r in starting} == {k.id for k in keys[:3]}  # the oldest three
+
+
+def test_ops_cli_grants_and_shows_credits(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from infra.ops.__main__ import main
+
+    user = uuid.uuid4()
+    assert main(["credits-grant", "--user", str(user), "--amount", "30"]) == 0
+    assert main(["credits-grant", "--user", str(user), "--amount", "12"]) == 0
+    assert main(["credits-show", "--user", str(user)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"user {user}: balance 42"
+    with pytest.raises(SystemExit):
+        main(["credits-grant", "--user", str(user), "--amount", "0"])

@@ -1,0 +1,206 @@
+"""Acceptance of the lead export against a real Postgres and the Gestão Scouter emulator."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from shared.gestao import runner
+from tests.integration.gestao_support import (
+    Remote,
+    drive,
+    export,
+    job_row,
+    local_view,
+    recorder,
+    remote_view,
+    secrets_env,
+    seed_leads,
+    sweep,
+)
+from tests.support import TenantFixture, call, rows, service_token
+
+pytest_plugins = ["tests.integration.gestao_fixtures"]
+pytestmark = [pytest.mark.db, pytest.mark.slow]
+
+FAST = {
+    "GESTAO_SCOUTER_RETRY_BASE_S": "0.01",
+    "GESTAO_SCOUTER_RETRY_CAP_S": "0.05",
+    "GESTAO_SCOUTER_FAILURE_BACKOFF_S": "0.01",
+    "GESTAO_SCOUTER_TIMEOUT_S": "5",
+}
+
+
+def setup(configure: Any, remote: Remote, **env: str) -> None:
+    configure(**FAST, **secrets_env(remote.state.service_key), **env)
+
+
+def start(tenant: TenantFixture, **body: Any) -> str:
+    response = export(tenant, "start", **body)
+    assert response.status_code == 200, response.get_json()
+    return str(response.get_json()["id"])
+
+
+def test_20k_leads_exported_exactly_through_continuations(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
+) -> None:
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="500", GESTAO_SCOUTER_BUDGET_S="0.4")
+    seed_leads(database_url, tenant.id, 20_000)
+    job_id = start(tenant)
+    job = drive(database_url, job_id)
+    assert job["status"] == "completed", job
+    assert (job["total_leads"], job["exported_leads"], job["error_leads"]) == (20_000, 20_000, 0)
+    assert job["batches"] == 40 and job["attempts"] > 1  # it went through continuations
+    assert remote_view(remote) == local_view(database_url)
+    assert remote.sql("SELECT DISTINCT sync_source FROM public.leads") == [("tabuladormax",)]
+    status = export(tenant, "status").get_json()
+    assert status["progress"] == 100 and status["recent_errors"] == []
+
+
+class Killed(BaseException):
+    """The runner's process dies (not an exception anything may catch)."""
+
+
+def test_5xx_and_killed_runners_still_export_everything_once(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="200", GESTAO_SCOUTER_STALE_AFTER_S="0.3",
+          GESTAO_SCOUTER_MAX_FAILING_BATCHES="20")  # fmt: skip
+    seed_leads(database_url, tenant.id, 6_000)
+    remote.state.knobs.update({"error_rate": 0.2, "post_commit_error_rate": 0.15})
+    kills = {"n": 0}
+    real = runner.BatchRunner._checkpoint
+
+    def checkpoint_or_die(self: runner.BatchRunner, batch: Any, outcome: Any) -> None:
+        if self.batches % 4 == 3 and kills["n"] < 12:  # posted, not yet recorded: the worst time
+            kills["n"] += 1
+            raise Killed()
+        real(self, batch, outcome)
+
+    monkeypatch.setattr(runner.BatchRunner, "_checkpoint", checkpoint_or_die)
+    job_id = start(tenant)
+    job = drive(database_url, job_id, swallow=Killed, stale_wait_s=0.35, rounds=1000)
+    assert job["status"] == "completed", job
+    assert kills["n"] == 12
+    assert remote.state.stats()["faults"].get("post_commit", 0) > 0
+    assert sum(v for k, v in remote.state.stats()["faults"].items() if k.startswith("5")) > 0
+    assert (job["exported_leads"], job["error_leads"]) == (6_000, 0)
+    assert remote_view(remote) == local_view(database_url)
+
+
+def test_bad_leads_are_isolated_and_the_rest_exported(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
+) -> None:
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="500")
+    seed_leads(database_url, tenant.id, 5_000)
+    no_name = [17, 250, 251, 999, 1000, 1001, 2222, 3001, 3333, 3500, 4000, 4100, 4444, 4998, 5000]
+    too_old = [1, 2, 3, 600, 1500, 2500, 3600, 4200, 4700, 4999]
+    refused = [77, 1777, 2777, 3777, 4777]  # the remote answers 409 for these
+    with __import__("psycopg").connect(database_url) as conn:
+        conn.execute("UPDATE leads SET name = NULL WHERE id = ANY(%s)", [no_name])
+        conn.execute("UPDATE leads SET age = 500 WHERE id = ANY(%s)", [too_old])
+    remote.state.knobs.update({"reject_ids": refused, "reject_status": 409})
+    job = drive(database_url, start(tenant))
+    bad = sorted(no_name + too_old + refused)
+    assert job["status"] == "completed", job
+    assert (job["exported_leads"], job["error_leads"]) == (4_970, 30)
+    errors = rows(database_url, "SELECT * FROM gestao_scouter_export_errors ORDER BY lead_id")
+    assert [e["lead_id"] for e in errors] == bad
+    by_id = {e["lead_id"]: e for e in errors}
+    assert by_id[17]["response_status"] == 400 and by_id[17]["response_body"]["code"] == "23502"
+    assert by_id[1]["response_body"]["code"] == "23514"
+    assert by_id[77]["response_status"] == 409 and by_id[77]["response_body"]["code"] == "23505"
+    for e in errors:
+        assert e["lead_snapshot"]["id"] == e["lead_id"] and "email" in e["lead_snapshot"]
+        assert e["fields_sent"]["id"] == e["lead_id"] and "phone" in e["fields_sent"]
+        text = e["error_message"] + str(e["response_body"])
+        assert "@example.com" not in text and e["lead_snapshot"]["celular"] not in text
+    assert "[redacted]" in str(by_id[77]["response_body"]["details"])
+    exported = {r[0] for r in remote.sql("SELECT id FROM public.leads")}
+    assert exported == set(range(1, 5001)) - set(bad)
+    good = " AND ".join(f"id <> {i}" for i in bad)
+    assert remote_view(remote) == local_view(database_url, good)
+
+
+def test_pause_resume_and_reset(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
+) -> None:
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100")
+    seed_leads(database_url, tenant.id, 3_000)
+    remote.state.knobs.update({"latency_ms": 25})
+    job_id = start(tenant)
+    recorder().take()
+    body = {"tenant_id": str(tenant.id), "action": "run", "job_id": job_id}
+    worker = threading.Thread(
+        target=call,
+        args=("export-to-gestao-scouter-batch", body),
+        kwargs={"token": service_token()},
+    )
+    worker.start()
+    deadline = time.monotonic() + 30
+    while job_row(database_url, job_id)["exported_leads"] < 600 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    paused = export(tenant, "pause", job_id=job_id).get_json()
+    assert paused["pause_requested"] is True
+    worker.join(30)
+    job = job_row(database_url, job_id)
+    assert job["status"] == "paused" and job["pause_reason"] == "paused by an admin"
+    done_at_pause = job["exported_leads"]
+    assert 600 <= done_at_pause < 3_000
+    requests = remote.state.stats()["by_path"]["/rest/v1/leads"]
+    for task in recorder().take():  # stray wake-ups and the sweep must not run a paused job
+        call(task.function, task.body, token=service_token())
+    sweep()
+    time.sleep(0.2)
+    assert remote.state.stats()["by_path"]["/rest/v1/leads"] == requests
+    assert job_row(database_url, job_id)["status"] == "paused"
+
+    remote.state.knobs.update({"latency_ms": 0})
+    assert export(tenant, "resume", job_id=job_id).get_json()["status"] == "pending"
+    job = drive(database_url, job_id)
+    assert job["status"] == "completed" and job["exported_leads"] == 3_000
+    resumed = remote.state.stats()["by_path"]["/rest/v1/leads"] - requests
+    assert resumed <= (3_000 - done_at_pause) // 100 + 3  # from the checkpoint, not the start
+    assert remote_view(remote) == local_view(database_url)
+
+    remote.sql("TRUNCATE public.leads")
+    reset = export(tenant, "reset", job_id=job_id).get_json()
+    assert (reset["status"], reset["exported_leads"], reset["error_leads"]) == ("pending", 0, 0)
+    job = drive(database_url, job_id)
+    assert job["status"] == "completed" and job["exported_leads"] == 3_000
+    assert remote_view(remote) == local_view(database_url)
+
+
+def test_date_range_and_conflicts(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
+) -> None:
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="50")
+    seed_leads(database_url, tenant.id, 600, first_day="2024-01-01", spread_days=60)
+    assert export(tenant, "status").status_code == 404
+    job_id = start(tenant, start_date="2024-01-10", end_date="2024-01-19")
+    second = export(tenant, "start")
+    assert second.status_code == 409
+    assert second.get_json()["error"]["code"] == "export_already_active"
+    assert second.get_json()["error"]["details"]["job_id"] == job_id
+    run = call("export-to-gestao-scouter-batch",
+               {"tenant_id": str(tenant.id), "action": "run", "job_id": job_id},
+               token=tenant.admin_token)  # fmt: skip
+    assert run.status_code == 403
+    member = call("export-to-gestao-scouter-batch", {"tenant_id": str(tenant.id), "action": "status"},
+                  token=tenant.member_token)  # fmt: skip
+    assert member.status_code == 403
+    job = drive(database_url, job_id)
+    in_range = "criado >= '2024-01-10' AND criado < '2024-01-20'"
+    expected = local_view(database_url, in_range)
+    assert (
+        job["status"] == "completed"
+        and job["exported_leads"] == len(expected) == job["total_leads"]
+    )
+    assert remote_view(remote) == expected
+    assert str(job["last_completed_date"]) == "2024-01-19"
+    assert export(tenant, "pause", job_id=job_id).status_code == 409
+    assert start(tenant) != job_id  # finished: a new export may start

@@ -1,0 +1,179 @@
+"""The reverse webhook (sync-from-gestao-scouter), alone and driven by the remote trigger."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from infra.emulators._common import start_in_thread
+from tests.integration.gestao_support import (
+    SLUG,
+    WEBHOOK_SECRET,
+    Remote,
+    drive,
+    export,
+    seed_leads,
+)
+from tests.support import TenantFixture, bearer, function_client, rows
+
+pytest_plugins = ["tests.integration.gestao_fixtures"]
+pytestmark = pytest.mark.db
+FUNCTION = "sync-from-gestao-scouter"
+
+
+class Recording:
+    """WSGI wrapper keeping every answer of the wrapped function."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.extensions: dict[str, Any] = {}
+        self.answers: list[tuple[int, dict[str, Any]]] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen: dict[str, str] = {}
+
+        def remember(status: str, headers: Any, exc_info: Any = None) -> Any:
+            seen["status"] = status
+            return start_response(status, headers, exc_info)
+
+        body = b"".join(self.app(environ, remember))
+        self.answers.append((int(seen["status"][:3]), json.loads(body or b"{}")))
+        return [body]
+
+    def actions(self) -> list[str]:
+        return [a.get("action", "?") for _, a in self.answers]
+
+
+@pytest.fixture
+def webhook(tenant: TenantFixture, remote: Remote) -> Iterator[Recording]:
+    """Our function served over HTTP, as the remote trigger's target."""
+    recording = Recording(function_client(FUNCTION).application)
+    with start_in_thread(recording) as handle:  # type: ignore[arg-type]
+        remote.state.webhook.url = f"{handle.url}/?tenant={SLUG}"
+        remote.state.webhook.secret = WEBHOOK_SECRET
+        yield recording
+
+
+def wait_for(check: Any, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def send(body: Any, *, secret: str | None = WEBHOOK_SECRET, tenant: str = SLUG) -> Any:
+    headers = bearer(secret) if secret else {}
+    client = function_client(FUNCTION)
+    if isinstance(body, bytes):
+        headers["Content-Type"] = "application/json"
+        return client.post(f"/?tenant={tenant}", data=body, headers=headers)
+    return client.post(f"/?tenant={tenant}", json=body, headers=headers)
+
+
+def local(database_url: str, lead_id: int) -> dict[str, Any]:
+    return rows(database_url, "SELECT * FROM leads WHERE id = %s", lead_id)[0]
+
+
+def test_no_loop_and_remote_edits_come_back(
+    database_url: str, tenant: TenantFixture, remote: Remote, webhook: Recording
+) -> None:
+    seed_leads(database_url, tenant.id, 100)
+    before = rows(database_url, "SELECT id, updated_at, sync_source FROM leads ORDER BY id")
+    remote.state.set_loop_guard(False)  # a remote trigger without the seed's guard
+    assert drive(database_url, export(tenant, "start").get_json()["id"])["status"] == "completed"
+    wait_for(lambda: len(webhook.answers) == 100)
+    assert set(webhook.actions()) == {"skipped_loop"}  # our own rows are never re-applied
+    assert rows(database_url, "SELECT id, updated_at, sync_source FROM leads ORDER BY id") == before
+
+    remote.state.set_loop_guard(True)
+    remote.sql("UPDATE public.leads SET name = 'Editada no Gestão', sync_source = 'gestao_scouter',"
+               " updated_at = now() WHERE id = 7")  # fmt: skip
+    wait_for(lambda: len(webhook.answers) == 101)
+    assert webhook.answers[-1] == (200, {"action": "upserted"})
+    edited = local(database_url, 7)
+    assert edited["name"] == "Editada no Gestão" and edited["sync_source"] == "gestao_scouter"
+
+    # Exporting again sends the edit back as ours: the remote does not call us again.
+    job = drive(database_url, export(tenant, "start").get_json()["id"])
+    assert job["status"] == "completed" and job["exported_leads"] == 100
+    remote.state.deliver_webhooks()
+    time.sleep(0.3)
+    assert len(webhook.answers) == 101
+    assert remote.sql("SELECT name, sync_source FROM public.leads WHERE id = 7") == [
+        ("Editada no Gestão", "tabuladormax")
+    ]
+    assert local(database_url, 7)["updated_at"] == edited["updated_at"]
+
+
+def test_newer_local_rows_win_and_new_leads_are_inserted(
+    database_url: str, tenant: TenantFixture
+) -> None:
+    seed_leads(database_url, tenant.id, 3)
+    lead = local(database_url, 2)
+    stale = {"id": 2, "name": "Velho", "updated_at": "2020-01-01T00:00:00+00:00",
+             "sync_source": "gestao_scouter"}  # fmt: skip
+    response = send({"lead": stale, "source": "gestao_scouter"})
+    assert response.status_code == 200 and response.get_json() == {"action": "skipped_stale"}
+    assert local(database_url, 2)["name"] == lead["name"]
+
+    newer = {**stale, "name": "Novo", "phone": "11988887777", "age": 31,
+             "updated_at": "2099-01-01T00:00:00+00:00", "unknown_remote_column": "ignored"}  # fmt: skip
+    assert send({"lead": newer, "source": "gestao_scouter"}).get_json() == {"action": "upserted"}
+    row = local(database_url, 2)
+    assert (row["name"], row["celular"], row["age"], row["sync_source"]) == (
+        "Novo", "11988887777", 31, "gestao_scouter")  # fmt: skip
+    assert row["email"] == lead["email"]  # fields the webhook did not carry stay as they were
+
+    fresh = {"id": 9001, "name": "Só no Gestão", "criado": "2024-02-02T10:00:00+00:00"}
+    assert send({"lead": fresh, "source": "gestao_scouter"}).get_json() == {"action": "upserted"}
+    inserted = local(database_url, 9001)
+    assert inserted["name"] == "Só no Gestão" and str(inserted["criado"]).startswith("2024-02-02")
+    assert send({"lead": {"id": 3, "sync_source": "tabuladormax"}, "source": "gestao_scouter"}
+                ).get_json() == {"action": "skipped_loop"}  # fmt: skip
+
+
+def test_webhook_rejects_bad_secrets_and_bad_payloads_without_leaking(
+    database_url: str, tenant: TenantFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed_leads(database_url, tenant.id, 1)
+    pii = {"id": 1, "name": "Maria Sigilosa", "email": "maria.sigilosa@example.com",
+           "phone": "11912345678", "age": "quarenta"}  # fmt: skip
+    answers = [
+        (send({"lead": {"id": 1}, "source": "gestao_scouter"}, secret="wrong-secret"), 401),
+        (send({"lead": {"id": 1}, "source": "gestao_scouter"}, secret=None), 401),
+        (send({"lead": {"id": 1}, "source": "gestao_scouter"}, tenant="globex"), 401),
+        (send({"lead": {"id": 1}, "source": "gestao_scouter"}, tenant=""), 401),
+        (send(b"{not json"), 400),
+        (send({"source": "gestao_scouter"}), 422),
+        (send({"lead": {"name": "x"}, "source": "gestao_scouter"}), 422),
+        (send({"lead": [1], "source": "gestao_scouter"}), 422),
+        (send({"lead": {"id": 1}, "source": "elsewhere"}), 422),
+        (send({"lead": pii, "source": "gestao_scouter"}), 422),
+        (
+            send(
+                {
+                    "lead": {**pii, "age": 40, "date_of_birth": "31/02/1990"},
+                    "source": "gestao_scouter",
+                }
+            ),
+            422,
+        ),
+    ]
+    for response, status in answers:
+        assert response.status_code == status, response.get_json()
+        assert response.get_json()["error"]["code"]
+    bad_types = answers[-2][0].get_json()["error"]["details"]
+    assert bad_types == [{"loc": ["lead", "age"], "type": "invalid_value",
+                          "message": "expected integer"}]  # fmt: skip
+    everything = "".join(r.get_data(as_text=True) for r, _ in answers) + str(capsys.readouterr())
+    for secret_or_pii in (WEBHOOK_SECRET, "wrong-secret", "Maria Sigilosa", "maria.sigilosa",
+                          "11912345678", "quarenta", "31/02/1990"):  # fmt: skip
+        assert secret_or_pii not in everything
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT name, sync_source FROM leads WHERE id = 1").fetchone()
+    assert row is not None and row[1] == "import"  # nothing was applied

@@ -1,0 +1,205 @@
+"""Schema validation, schema-cache reload, field mappings and the config check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+
+from infra.emulators.postgrest import make_key
+from shared.gestao.mapping import LOCAL_FIELDS
+from tests.integration.gestao_support import (
+    Remote,
+    drive,
+    export,
+    local_view,
+    remote_view,
+    secrets_env,
+    seed_leads,
+)
+from tests.support import TenantFixture, call, rows
+
+pytest_plugins = ["tests.integration.gestao_fixtures"]
+pytestmark = pytest.mark.db
+
+
+def validate(tenant: TenantFixture, **body: Any) -> Any:
+    return call("validate-gestao-scouter-schema", {"tenant_id": str(tenant.id), **body},
+                token=tenant.admin_token)  # fmt: skip
+
+
+def reload(tenant: TenantFixture) -> Any:
+    return call("reload-gestao-scouter-schema-cache", {"tenant_id": str(tenant.id)},
+                token=tenant.admin_token)  # fmt: skip
+
+
+def check(tenant: TenantFixture) -> dict[str, dict[str, Any]]:
+    response = call("validate-gestao-scouter-config", {"tenant_id": str(tenant.id)},
+                    token=tenant.admin_token)  # fmt: skip
+    assert response.status_code == 200, response.get_json()
+    return {c["name"]: c for c in response.get_json()["checks"]}
+
+
+def test_local_fields_allow_list_matches_the_migration(database_url: str) -> None:
+    found = rows(
+        database_url,
+        "SELECT column_name AS c, format_type(atttypid, atttypmod) AS t"
+        " FROM information_schema.columns JOIN pg_attribute"
+        "   ON attrelid = 'leads'::regclass AND attname = column_name"
+        " WHERE table_name = 'leads'",
+    )
+    types = {r["c"]: r["t"] for r in found}
+    for field, pg_type in LOCAL_FIELDS.items():
+        assert types[field].replace(", ", ",") == pg_type, field
+
+
+def test_schema_drift_is_reported_then_fixed_by_sql_and_reload(
+    database_url: str, own_tenant: TenantFixture, own_remote: Remote, configure: Any
+) -> None:
+    configure(GESTAO_SCOUTER_BATCH_SIZE="100", GESTAO_SCOUTER_RELOAD_WAIT_S="2",
+              **secrets_env(own_remote.state.service_key))  # fmt: skip
+    seed_leads(database_url, own_tenant.id, 300)
+    job_id = export(own_tenant, "start").get_json()["id"]  # valid when the job starts
+    own_remote.sql("ALTER TABLE public.leads DROP COLUMN telephone")
+    own_remote.state.reload_schema()  # the remote never had it, as far as PostgREST knows
+
+    job = drive(database_url, job_id)
+    assert job["status"] == "paused" and "PGRST204" in job["pause_reason"]
+    assert "telephone" in job["pause_reason"] and job["exported_leads"] == 0
+
+    report = validate(own_tenant).get_json()
+    assert report["valid"] is False and report["missing_columns"] == ["telephone"]
+    sql = report["suggested_sql"]
+    assert 'ALTER TABLE public."leads" ADD COLUMN IF NOT EXISTS "telephone" text;' in sql
+    assert export(own_tenant, "start").status_code == 409  # the paused job is still live
+
+    own_remote.sql("\n".join(line for line in sql.splitlines() if not line.startswith("--")))
+    assert export(own_tenant, "resume", job_id=job_id).status_code == 200
+    job = drive(database_url, job_id)  # the column exists, the remote cache does not know it
+    assert job["status"] == "paused" and "PGRST204" in job["pause_reason"]
+    assert validate(own_tenant).get_json()["valid"] is False  # the remote still says so
+
+    reloaded = reload(own_tenant).get_json()
+    assert reloaded["reloaded"] is True and reloaded["validation"]["valid"] is True
+    assert validate(own_tenant).get_json()["valid"] is True
+    export(own_tenant, "resume", job_id=job_id)
+    job = drive(database_url, job_id)
+    assert job["status"] == "completed" and job["exported_leads"] == 300
+    assert remote_view(own_remote) == local_view(database_url)
+
+
+def test_start_refuses_an_invalid_schema_with_the_sql(
+    database_url: str, own_tenant: TenantFixture, own_remote: Remote
+) -> None:
+    own_remote.sql("ALTER TABLE public.leads ALTER COLUMN phone TYPE bigint USING NULL")
+    own_remote.sql("ALTER TABLE public.leads ADD COLUMN region text NOT NULL")
+    own_remote.state.reload_schema()
+    response = export(own_tenant, "start")
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["code"] == "schema_invalid"
+    details = error["details"]
+    assert details["type_mismatches"] == [{"local_field": "celular", "remote_column": "phone",
+                                          "local_type": "text", "remote_type": "bigint"}]  # fmt: skip
+    assert details["unmapped_required"] == ["region"]
+    assert 'ALTER COLUMN "phone" TYPE text USING "phone"::text;' in details["suggested_sql"]
+    assert 'ALTER COLUMN "region" DROP NOT NULL;' in details["suggested_sql"]
+    assert rows(database_url, "SELECT count(*) AS n FROM gestao_scouter_export_jobs")[0]["n"] == 0
+
+
+def test_missing_remote_table_suggests_creating_it(
+    own_tenant: TenantFixture, own_remote: Remote
+) -> None:
+    own_remote.sql("ALTER TABLE public.leads RENAME TO leads_old")
+    own_remote.state.reload_schema()
+    report = validate(own_tenant).get_json()
+    assert report["valid"] is False and report["table_present"] is False
+    assert report["suggested_sql"].startswith('CREATE TABLE public."leads" (')
+
+
+def test_validation_is_cached_and_the_cache_is_dropped_on_reload(
+    own_tenant: TenantFixture, own_remote: Remote
+) -> None:
+    def openapi_reads() -> int:
+        return int(own_remote.state.stats()["by_path"].get("/rest/v1/", 0))
+
+    assert validate(own_tenant).get_json()["valid"] is True
+    reads = openapi_reads()
+    assert validate(own_tenant).get_json()["valid"] is True
+    assert openapi_reads() == reads  # served from the cache
+    own_remote.sql("ALTER TABLE public.leads ADD COLUMN instagram text")
+    assert reload(own_tenant).status_code == 200
+    after = openapi_reads()
+    assert after > reads
+    validate(own_tenant)
+    assert openapi_reads() == after  # the reload refreshed the cache
+
+
+def test_field_mappings_are_validated_against_both_schemas_and_stored(
+    database_url: str, own_tenant: TenantFixture, own_remote: Remote
+) -> None:
+    mapping = {"id": "id", "name": "name", "celular": "mobile"}
+    report = validate(own_tenant, field_mappings=mapping).get_json()
+    assert report["valid"] is False and report["missing_columns"] == ["mobile"]
+    refused = validate(own_tenant, field_mappings=mapping, save=True)
+    assert refused.status_code == 422 and refused.get_json()["error"]["code"] == "schema_invalid"
+    bad_local = validate(own_tenant, field_mappings={"id": "id", "cpf": "cpf"})
+    assert bad_local.status_code == 422
+    assert bad_local.get_json()["error"]["details"][0]["loc"] == ["field_mappings", "cpf"]
+    dup = validate(own_tenant, field_mappings={"id": "id", "name": "phone", "celular": "phone"})
+    assert dup.status_code == 422
+    no_id = validate(own_tenant, field_mappings={"name": "name"})
+    assert no_id.status_code == 422
+
+    good = {"id": "id", "name": "name", "celular": "telephone", "criado": "criado"}
+    saved = validate(own_tenant, field_mappings=good, save=True).get_json()
+    assert saved["valid"] is True and saved["saved"] is True
+    stored = rows(
+        database_url, "SELECT local_field, remote_field FROM gestao_scouter_field_mappings"
+    )
+    assert {r["local_field"]: r["remote_field"] for r in stored} == good
+    assert validate(own_tenant).get_json()["field_mappings"] == good
+    seed_leads(database_url, own_tenant.id, 20)
+    job = drive(database_url, export(own_tenant, "start").get_json()["id"])
+    assert job["status"] == "completed"
+    got = own_remote.sql("SELECT id, name, telephone, phone FROM public.leads ORDER BY id")
+    want = rows(database_url, "SELECT id, name, celular FROM leads ORDER BY id")
+    assert got == [(r["id"], r["name"], r["celular"], None) for r in want]
+
+
+def test_config_check_names_what_is_wrong(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
+) -> None:
+    good = check(tenant)
+    assert all(c["ok"] for c in good.values()), good
+    assert list(good) == ["url_well_formed", "host_reachable", "key_accepted", "service_role",
+                          "leads_readable", "leads_writable"]  # fmt: skip
+    assert remote.sql("SELECT count(*) FROM public.leads") == [(0,)]  # the probe is gone
+
+    configure(**secrets_env(make_key("another-project-secret-0123456789abcd", "service_role", "x")))
+    wrong_key = check(tenant)
+    assert wrong_key["host_reachable"]["ok"] and not wrong_key["key_accepted"]["ok"]
+    assert "Invalid API key" in wrong_key["key_accepted"]["detail"]
+
+    configure(**secrets_env(remote.state.anon_key))
+    anon = check(tenant)
+    assert anon["key_accepted"]["ok"] and anon["leads_readable"]["ok"]
+    assert not anon["service_role"]["ok"] and "anon" in anon["service_role"]["detail"]
+    assert "401" in anon["service_role"]["detail"] and not anon["leads_writable"]["ok"]
+
+    configure(**secrets_env(remote.state.service_key))
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            'UPDATE tenant_integrations SET config = \'{"project_url": "http://127.0.0.1:9"}\''
+        )
+    wrong_url = check(tenant)
+    assert wrong_url["url_well_formed"]["ok"] and not wrong_url["host_reachable"]["ok"]
+    assert wrong_url["key_accepted"]["detail"].startswith("Not checked")
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            'UPDATE tenant_integrations SET config = \'{"project_url": "http://gs.example.com"}\''
+        )
+    assert not check(tenant)["url_well_formed"]["ok"]
+    everything = str(wrong_key) + str(anon) + str(wrong_url)
+    assert remote.state.service_key not in everything and remote.state.anon_key not in everything

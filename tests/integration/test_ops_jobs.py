@@ -1,0 +1,151 @@
+"""The operator CLI's job commands against a real database seeded with stuck jobs."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+
+from infra.ops.__main__ import main
+from tests.support import rows, seed_tenant
+
+pytestmark = pytest.mark.db
+
+INSERT = """
+INSERT INTO integration_jobs (id, tenant_id, provider_slug, status, attempts, started_at,
+                              heartbeat_at, run_after, created_at, finished_at, lease_token)
+VALUES (%(id)s, %(tenant)s, %(provider)s, %(status)s, %(attempts)s,
+        now() - %(started)s::interval, now() - %(beat)s::interval, now() - %(due)s::interval,
+        now() - %(created)s::interval, now() - %(finished)s::interval, %(lease)s)
+"""
+
+
+def add_job(
+    database_url: str, tenant: uuid.UUID, provider: str, status: str, **ages: str | None
+) -> uuid.UUID:
+    job_id = uuid.uuid4()
+    params: dict[str, Any] = {
+        "id": job_id, "tenant": tenant, "provider": provider, "status": status,
+        "attempts": 1 if status == "running" else 0,
+        "lease": uuid.uuid4() if status == "running" else None,
+        "started": None, "beat": None, "due": "0s", "created": "0s", "finished": None,
+    }  # fmt: skip
+    params.update(ages)
+    with psycopg.connect(database_url) as conn:
+        conn.execute(INSERT, params)
+    return job_id
+
+
+@pytest.fixture
+def seeded(database_url: str) -> dict[str, Any]:
+    providers: dict[str, dict[str, Any]] = {"acessorias": {}, "onecode": {}, "bomcontrole": {}}
+    a = seed_tenant(database_url, "acme", providers=providers).id
+    b = seed_tenant(database_url, "globex", providers=providers).id
+    c = seed_tenant(database_url, "initech", providers={"onecode": {}}).id
+    jobs = {
+        # stuck: a running job whose heartbeat stopped 2 hours ago
+        "stale_running": add_job(database_url, a, "acessorias", "running",
+                                 started="3h", beat="2h", created="3h"),
+        # stuck: a running row with no timestamps at all (the seed's crash)
+        "null_running": add_job(database_url, a, "onecode", "running", created="2h"),
+        # stuck: pending and due for 3 hours, never claimed
+        "old_pending": add_job(database_url, a, "bomcontrole", "pending", due="3h", created="3h"),
+        # alive: running with a fresh heartbeat
+        "live_running": add_job(database_url, b, "acessorias", "running",
+                                started="2h", beat="5s", created="2h"),
+        # alive: a retry scheduled in the future
+        "scheduled": add_job(database_url, b, "onecode", "pending", due="-10m", created="2h"),
+        # alive: just submitted
+        "fresh_pending": add_job(database_url, b, "bomcontrole", "pending"),
+        # history: an old finished job is not touched
+        "finished": add_job(database_url, c, "onecode", "success",
+                            started="5h", created="5h", finished="5h"),
+    }  # fmt: skip
+    with psycopg.connect(database_url) as conn:  # a ghost "running" status left by the old system
+        conn.execute(
+            "UPDATE tenant_integrations SET last_status = 'running' WHERE tenant_id = %s", [c]
+        )
+    return {"jobs": jobs, "a": a, "b": b, "c": c}
+
+
+def job_rows(database_url: str) -> dict[uuid.UUID, dict[str, Any]]:
+    return {r["id"]: r for r in rows(database_url, "SELECT * FROM integration_jobs")}
+
+
+def test_cleanup_stuck_fixes_exactly_the_stuck_jobs(
+    database_url: str, seeded: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    jobs = seeded["jobs"]
+    stuck = {jobs["stale_running"], jobs["null_running"], jobs["old_pending"]}
+    before = job_rows(database_url)
+
+    assert main(["jobs", "cleanup-stuck", "--older-than", "1h", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "would close 3 stuck job(s)" in out and all(str(j) in out for j in stuck)
+    assert job_rows(database_url) == before
+
+    assert main(["jobs", "cleanup-stuck", "--older-than", "1h"]) == 0
+    assert "closed 3 stuck job(s)" in capsys.readouterr().out
+    after = job_rows(database_url)
+    for job_id, row in after.items():
+        if job_id in stuck:
+            assert row["status"] == "error" and row["finished_at"] is not None
+            assert row["error_message"].startswith("cleanup: stuck ")
+            assert row["lease_token"] is None
+        else:
+            assert row == before[job_id]
+    integrations = rows(
+        database_url,
+        "SELECT tenant_id, provider_slug, last_status, last_error FROM tenant_integrations",
+    )
+    for i in integrations:
+        if i["tenant_id"] == seeded["a"]:
+            assert i["last_status"] == "error" and i["last_error"].startswith("cleanup: stuck ")
+        elif i["tenant_id"] == seeded["c"]:
+            assert i["last_status"] == "success"  # the ghost now mirrors its last job
+        else:
+            assert i["last_status"] is None
+    logs = rows(database_url, "SELECT job_id FROM integration_logs WHERE message LIKE 'cleanup%%'")
+    assert {r["job_id"] for r in logs} == stuck
+
+    assert main(["jobs", "cleanup-stuck", "--older-than", "1h"]) == 0
+    assert "closed 0 stuck job(s)" in capsys.readouterr().out
+
+
+def test_threshold_and_provider_filter(database_url: str, seeded: dict[str, Any]) -> None:
+    assert main(["jobs", "cleanup-stuck", "--older-than", "150m", "--provider", "bomcontrole"]) == 0
+    errors = {
+        r["id"]
+        for r in rows(database_url, "SELECT id FROM integration_jobs WHERE status = 'error'")
+    }
+    assert errors == {seeded["jobs"]["old_pending"]}
+
+
+def test_jobs_list_table_filters_and_json(
+    database_url: str, seeded: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["jobs", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["job", "tenant", "provider", "status"]
+    assert len(lines) == 2 + 7
+    assert main(["jobs", "list", "--tenant", "globex", "--status", "pending"]) == 0
+    body = capsys.readouterr().out.splitlines()[2:]
+    assert len(body) == 2 and all("globex" in line and "pending" in line for line in body)
+    assert main(["jobs", "list", "--tenant", str(seeded["c"]), "--json"]) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [j["id"] for j in listed] == [str(seeded["jobs"]["finished"])]
+
+
+def test_bad_duration_is_a_usage_error(database_url: str) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["jobs", "cleanup-stuck", "--older-than", "soon"])
+    assert caught.value.code == 2
+
+
+def test_sweep_command_runs_once(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sweep"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["processed"] == [] and report["remaining"] == 0

@@ -1,0 +1,123 @@
+"""Pure parts of the Gestão Scouter export: scrubbing, mappings, schema comparison, batches."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from shared.errors import ValidationFailed
+from shared.gestao.batches import batch_statement, date_bounds, remote_columns
+from shared.gestao.mapping import DEFAULT_MAPPING, LOCAL_FIELDS, mapping_problems, reverse
+from shared.gestao.models import ExportRequest, ReverseSyncRequest
+from shared.gestao.remote import Answer, Verdict
+from shared.gestao.schema import columns_from_openapi, compare, kind_of
+from shared.gestao.scrub import scrub_text, scrub_value
+
+
+def test_scrub_removes_quoted_data_tokens_and_contacts() -> None:
+    cases = {
+        "Failing row contains (7, Ana Souza, 33, ana@x.com, 11999998888).": "Failing row contains ([redacted]).",
+        "Key (external_id)=(CPF 123.456.789-00) already exists.": "Key (external_id)=([redacted]) already exists.",
+        'invalid input syntax for type integer: "vinte e dois"': 'invalid input syntax for type integer: "[redacted]"',
+        "apikey eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoiYW5vbiJ9.sig": "apikey [redacted]",
+        "write to joao.silva@example.com or +55 (11) 98888-7777": "write to [redacted] or [redacted]",
+        "bad key sb_secret_abcdef123456": "bad key [redacted]",
+    }
+    for raw, clean in cases.items():
+        assert scrub_text(raw) == clean
+    assert scrub_text("token s3cr3t-value in text", ["s3cr3t-value"]) == "token [redacted] in text"
+    body = {"code": "23505", "details": "Key (email)=(a@b.co) already exists.", "n": 1}
+    assert scrub_value(body) == {
+        "code": "23505",
+        "details": "Key (email)=([redacted]) already exists.",
+        "n": 1,
+    }
+    assert scrub_text('column "phone" of relation "leads" does not exist') == (
+        'column "phone" of relation "leads" does not exist'
+    )
+
+
+def test_mapping_rules() -> None:
+    assert mapping_problems(DEFAULT_MAPPING) == []
+    assert set(DEFAULT_MAPPING) <= set(LOCAL_FIELDS)
+    assert DEFAULT_MAPPING["celular"] == "phone" and DEFAULT_MAPPING["responsavel"] == "responsible"
+    problems = mapping_problems({"name": "Name!", "cpf": "cpf", "email": "sync_source"})
+    locs = [p["loc"][-1] for p in problems]
+    assert locs == ["name", "cpf", "email", "id"]
+    assert reverse({"id": "id", "celular": "phone"}) == {"id": "id", "phone": "celular"}
+
+
+def test_kinds_and_openapi_columns() -> None:
+    assert kind_of("numeric(12,2)") == "number" and kind_of("character varying(80)") == "text"
+    assert kind_of("timestamp with time zone") == "timestamp" and kind_of("text[]") == "array"
+    doc = {"definitions": {"leads": {"required": ["id"], "properties": {
+        "id": {"type": "integer", "format": "bigint"}, "meta": {"format": "jsonb"}}}}}  # fmt: skip
+    assert columns_from_openapi(doc) == {
+        "id": {"format": "bigint", "required": True},
+        "meta": {"format": "jsonb", "required": False},
+    }
+    assert columns_from_openapi({"definitions": {}}) is None
+
+
+def test_compare_reports_missing_mismatched_and_required() -> None:
+    mapping = {"id": "id", "name": "name", "celular": "phone", "age": "age", "criado": "criado"}
+    columns = {
+        "id": {"format": "bigint", "required": True},
+        "name": {"format": "character varying(200)", "required": True},
+        "phone": {"format": "bigint", "required": False},
+        "age": {"format": "numeric", "required": False},
+        "region": {"format": "text", "required": True},
+        "sync_source": {"format": "text", "required": False},
+    }
+    report = compare(mapping, columns)
+    assert not report.valid
+    assert report.missing_columns == ["criado"]
+    assert [m["remote_column"] for m in report.type_mismatches] == ["phone"]
+    assert report.unmapped_required == ["region"]
+    assert report.suggested_sql.splitlines() == [
+        'ALTER TABLE public."leads" ALTER COLUMN "phone" TYPE text USING "phone"::text;',
+        'ALTER TABLE public."leads" ADD COLUMN IF NOT EXISTS "criado" timestamptz;',
+        'ALTER TABLE public."leads" ALTER COLUMN "region" DROP NOT NULL;',
+        "-- then reload the schema cache (reload-gestao-scouter-schema-cache)",
+    ]
+    fine = {**columns, "phone": {"format": "text", "required": False},
+            "criado": {"format": "timestamp with time zone", "required": False}}  # fmt: skip
+    fine.pop("region")
+    assert compare(mapping, fine).valid
+
+
+def test_answers_are_classified() -> None:
+    def answer(status: int, code: str | None = None) -> Answer:
+        return Answer(status, {"code": code, "message": "m"} if code else None, "")
+
+    assert answer(201).verdict is Verdict.OK
+    assert answer(400, "23502").verdict is Verdict.DATA
+    assert answer(400, "22P02").verdict is Verdict.DATA
+    assert answer(409, "23505").verdict is Verdict.DATA
+    assert answer(413).verdict is Verdict.DATA
+    assert answer(400, "PGRST204").verdict is Verdict.SCHEMA
+    assert answer(404, "PGRST205").verdict is Verdict.SCHEMA
+    assert answer(401, "42501").verdict is Verdict.AUTH
+    assert answer(403, "42501").verdict is Verdict.AUTH
+    assert answer(400, "PGRST102").verdict is Verdict.OTHER
+
+
+def test_batches_and_requests() -> None:
+    low, high = date_bounds(date(2024, 1, 1), date(2024, 1, 31))
+    assert low == datetime(2024, 1, 1, tzinfo=UTC) and high == datetime(2024, 2, 1, tzinfo=UTC)
+    assert date_bounds(None, None) == (None, None)
+    assert remote_columns({"id": "id", "celular": "phone"}) == ["id", "phone", "sync_source"]
+    with pytest.raises(ValidationFailed):
+        batch_statement({"id": "id", "drop table": "x"})
+    with pytest.raises(ValueError, match="before"):
+        ExportRequest.model_validate(
+            {
+                "tenant_id": "11111111-1111-4111-8111-111111111111",
+                "action": "start",
+                "start_date": "2024-02-01",
+                "end_date": "2024-01-01",
+            }
+        )
+    with pytest.raises(ValueError, match=r"lead\.id"):
+        ReverseSyncRequest.model_validate({"lead": {"name": "x"}, "source": "gestao_scouter"})

@@ -1,0 +1,68 @@
+"""OneCode mapping and host selection (pure)."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from shared.errors import UpstreamError
+from shared.providers.onecode import base_url, map_contact, parse_page
+from shared.settings import Settings
+from shared.tenancy import Tenant
+
+TENANT = Tenant(uuid.uuid4(), "acme", "Acme")
+
+
+def test_map_contact_normalises_and_keeps_tags() -> None:
+    row = map_contact({
+        "id": 12, "name": " Ana ", "number": "5511999999999", "email": "", "isGroup": False,
+        "blocked": True, "tags": [{"id": 1, "name": "VIP", "color": "#0F0"}, "junk"],
+        "createdAt": "2024-05-01T12:00:00.000Z", "updatedAt": "not a date",
+    })  # fmt: skip
+    assert row == {
+        "external_id": "12", "name": "Ana", "number": "5511999999999", "email": None,
+        "is_group": False, "blocked": True, "tags": [{"id": "1", "name": "VIP", "color": "#0F0"}],
+        "remote_created_at": "2024-05-01T12:00:00+00:00", "remote_updated_at": None,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("raw", [{}, {"id": None}, {"id": True}, {"id": "x1"}, [], "x"])
+def test_contacts_without_an_id_are_skipped(raw: object) -> None:
+    assert map_contact(raw) is None
+
+
+def test_base_url_per_tenant_host() -> None:
+    settings = Settings()
+    assert base_url({}, TENANT, settings) == "https://api-acme.onecode.chat"
+    assert base_url({"subdomain": "Zap-1"}, TENANT, settings) == "https://api-zap-1.onecode.chat"
+    assert (
+        base_url({"base_url": "http://127.0.0.1:8102"}, TENANT, settings) == "http://127.0.0.1:8102"
+    )
+    with pytest.raises(UpstreamError) as caught:
+        base_url({"subdomain": "evil.com/x"}, TENANT, settings)
+    assert not caught.value.retryable
+
+
+def test_parse_page_uses_the_size_the_server_applied() -> None:
+    body = {"contacts": [{"id": 1}], "count": 230, "page": 3, "pageSize": 100, "pageCount": 1}
+    page = parse_page(httpx.Response(200, json=body), asked_size=500)
+    assert (page.total, page.size, [r["external_id"] for r in page.rows]) == (230, 100, ["1"])
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "retryable", "text"),
+    [
+        (400, {"error": "ERR_PAGE_SIZE"}, False, "ERR_PAGE_SIZE"),
+        (404, {"error": "<script>"}, False, "HTTP 404."),
+        (401, {"error": "ERR_SESSION_EXPIRED"}, False, "rejected the credentials"),
+        (200, {"contacts": "x"}, True, "unexpected body"),
+        (200, ["x"], True, "unexpected body"),
+    ],
+)
+def test_parse_page_errors(status: int, body: object, retryable: bool, text: str) -> None:
+    with pytest.raises(UpstreamError) as caught:
+        parse_page(httpx.Response(status, json=body), asked_size=20)
+    assert caught.value.retryable is retryable and text in caught.value.message
+    assert "<script>" not in caught.value.message

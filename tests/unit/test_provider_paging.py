@@ -1,0 +1,143 @@
+"""paging.walk: every row of a page-numbered listing, even when rows shift while it is read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shared.errors import UpstreamError
+from shared.providers.base import JobCanceled
+from shared.providers.paging import Page, Tuning, walk
+
+
+class FakeContext:
+    """Just the heartbeat of a SyncContext; cancels after `cancel_after` heartbeats."""
+
+    def __init__(self, cancel_after: int | None = None) -> None:
+        self.beats: list[int] = []
+        self.cancel_after = cancel_after
+
+    def progress(self, percent: int) -> None:
+        self.beats.append(percent)
+        if self.cancel_after is not None and len(self.beats) > self.cancel_after:
+            raise JobCanceled()
+
+
+class Listing:
+    """A server-side listing paged by number; `on_fetch` may change it between pages."""
+
+    def __init__(self, keys: list[str], size: int, on_fetch: Any = None) -> None:
+        self.keys, self.size, self.on_fetch, self.calls = keys, size, on_fetch, 0
+
+    def fetch(self, number: int) -> Page:
+        self.calls += 1
+        if self.on_fetch:
+            self.on_fetch(self, number)
+        chunk = self.keys[(number - 1) * self.size : number * self.size]
+        return Page([{"external_id": k} for k in chunk], len(self.keys), self.size)
+
+
+def run(listing: Listing, ctx: FakeContext | None = None, **tuning: Any) -> Any:
+    stored: list[str] = []
+    batches.clear()
+
+    def store(rows: list[dict[str, Any]]) -> int:
+        batches.append(len(rows))
+        stored.extend(r["external_id"] for r in rows)
+        return len(rows)
+
+    result = walk(ctx or FakeContext(), listing.fetch, store, Tuning(max_pages=100, **tuning))  # type: ignore[arg-type]
+    return result, stored
+
+
+batches: list[int] = []
+
+
+def test_a_stable_listing_is_read_once_page_by_page() -> None:
+    ctx = FakeContext()
+    result, stored = run(Listing([f"k{i}" for i in range(10)], 3), ctx)
+    assert stored == [f"k{i}" for i in range(10)]
+    assert (result.records, result.pages, result.extra["passes"]) == (10, 4, 1)
+    assert ctx.beats == sorted(ctx.beats) and ctx.beats[-1] < 100
+
+
+def test_a_row_moving_to_the_end_mid_read_triggers_a_second_walk() -> None:
+    def move_b_after_first_page(listing: Listing, number: int) -> None:
+        if listing.calls == 2:  # the row moves after page 1 was read: "D" would be skipped
+            listing.keys.remove("B")
+            listing.keys.append("B")
+
+    listing = Listing(list("ABCDEFGHIJ"), 3, move_b_after_first_page)
+    result, stored = run(listing)
+    assert set(stored) == set("ABCDEFGHIJ")
+    assert (result.records, result.extra["passes"]) == (10, 2)
+
+
+def test_a_listing_that_never_settles_fails_retryably() -> None:
+    def churn(listing: Listing, number: int) -> None:
+        if number == 2:
+            listing.keys.append(listing.keys.pop(0))
+
+    with pytest.raises(UpstreamError) as caught:
+        run(Listing(list("ABCDEFGHIJ"), 3, churn), passes=2)
+    assert caught.value.retryable
+
+
+def test_duplicates_within_a_page_are_stored_once_and_empty_listing_ends() -> None:
+    class Dupes(Listing):
+        def fetch(self, number: int) -> Page:
+            return Page([{"external_id": "x"}, {"external_id": "x"}], 1, 20)
+
+    result, stored = run(Dupes([], 20))
+    assert stored == ["x"] and result.records == 1
+    result, stored = run(Listing([], 20))
+    assert (stored, result.records, result.pages) == ([], 0, 0)
+
+
+def test_cancel_stops_between_pages() -> None:
+    listing = Listing([f"k{i}" for i in range(10)], 3)
+    with pytest.raises(JobCanceled):
+        run(listing, FakeContext(cancel_after=2))
+    assert listing.calls == 2
+
+
+@pytest.mark.parametrize("ahead", [0, 1, 3, 8])
+def test_fetch_ahead_keeps_page_order_and_reads_each_page_once(ahead: int) -> None:
+    listing = Listing([f"k{i:02d}" for i in range(25)], 4)
+    result, stored = run(listing, fetch_ahead=ahead)
+    assert stored == [f"k{i:02d}" for i in range(25)]
+    assert listing.calls == 7 and result.pages == 7
+
+
+def test_a_failing_page_fetched_ahead_fails_the_walk() -> None:
+    class Broken(Listing):
+        def fetch(self, number: int) -> Page:
+            if number == 3:
+                raise UpstreamError("boom")
+            return super().fetch(number)
+
+    with pytest.raises(UpstreamError):
+        run(Broken([f"k{i}" for i in range(20)], 4), fetch_ahead=3)
+
+
+def test_whole_pages_are_batched_and_duplicates_across_pages_merged() -> None:
+    pages = [list("abcde"), list("efghi"), list("jk")]  # "e" repeats across a page boundary
+
+    class Overlapping(Listing):
+        def fetch(self, number: int) -> Page:
+            keys = pages[number - 1] if number <= len(pages) else []
+            return Page([{"external_id": k} for k in keys], 11, 5)
+
+    result, stored = run(Overlapping([], 5), batch_rows=6)
+    assert batches == [9, 2] and sorted(stored) == list("abcdefghijk")
+    assert (result.records, result.pages) == (11, 3)
+
+
+def test_heartbeats_are_throttled_but_the_first_always_happens() -> None:
+    ctx = FakeContext()
+    run(Listing([f"k{i}" for i in range(50)], 5), ctx, heartbeat_s=60)
+    assert ctx.beats == [0]
+    ctx = FakeContext()
+    run(Listing([f"k{i}" for i in range(50)], 5), ctx, heartbeat_s=0)
+    assert len(ctx.beats) == 10
