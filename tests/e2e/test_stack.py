@@ -6,48 +6,19 @@ run-integration (HTTP) -> Cloud Task -> process-integration-job (HTTP, via the e
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from infra.emulators._common import ServerHandle, start_in_thread
 from infra.emulators.acessorias import AcessoriasState, create_app
-from infra.local.stack import TASKS_BIN
 from shared.secrets import env_var, secret_name
-from tests.conftest import BASE_ENV
+from tests.e2e.conftest import wait_until
 from tests.support import rows, seed_tenant
 
 pytestmark = [pytest.mark.db, pytest.mark.e2e, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
-QUEUE = "projects/syncq-local/locations/us-central1/queues/syncq"
 TOKEN = "e2e-acessorias-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture
@@ -60,40 +31,8 @@ def acessorias() -> Iterator[ServerHandle]:
 
 
 @pytest.fixture
-def stack(database_url: str, tmp_path: Path) -> Iterator[str]:
-    """Cloud Tasks emulator + gateway subprocesses; yields the gateway's functions base URL."""
-    tasks_port, gateway_port = free_port(), free_port()
-    base = f"http://127.0.0.1:{gateway_port}/functions/v1"
-    env = {
-        **os.environ, **BASE_ENV,
-        "DATABASE_URL": database_url,
-        "DISPATCHER": "cloudtasks",
-        "TASKS_EMULATOR_HOST": f"127.0.0.1:{tasks_port}",
-        "FUNCTIONS_BASE_URL": base,
-        "PYTHONPATH": str(ROOT),
-        env_var(secret_name("acme", "acessorias", "token")): TOKEN,
-    }  # fmt: skip
-    logs = (tmp_path / "tasks.log").open("wb"), (tmp_path / "gateway.log").open("wb")
-    procs = [
-        subprocess.Popen(  # noqa: S603
-            [str(TASKS_BIN), "start", "-p", str(tasks_port), "-q", "-d", QUEUE, "-r", "5"],
-            stdout=logs[0], stderr=subprocess.STDOUT,
-        ),
-        subprocess.Popen(  # noqa: S603
-            [sys.executable, "-c",
-             f"from infra.local.gateway import serve; serve('127.0.0.1', {gateway_port})"],
-            env=env, cwd=ROOT, stdout=logs[1], stderr=subprocess.STDOUT,
-        ),
-    ]  # fmt: skip
-    try:
-        wait_until(lambda: listening(tasks_port) and listening(gateway_port), 30, "the stack")
-        yield base
-    finally:
-        for p in procs:
-            p.terminate()
-            p.wait(10)
-        for f in logs:
-            f.close()
+def stack_env() -> dict[str, str]:
+    return {env_var(secret_name("acme", "acessorias", "token")): TOKEN}
 
 
 def test_click_to_success_through_cloud_tasks(
