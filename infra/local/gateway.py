@@ -12,7 +12,7 @@ from typing import Any
 
 import functions_framework
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Response
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
@@ -55,7 +55,15 @@ def build(functions_dir: Path = FUNCTIONS_DIR) -> DispatcherMiddleware:
     return DispatcherMiddleware(_not_found, mounts)
 
 
+class _AccessLog(WSGIRequestHandler):
+    """Access lines without query strings: signed webhook URLs must not reach a log."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        path = self.path.split("?", 1)[0]
+        self.log("info", '"%s %s" %s', self.command, path, code)
+
+
 def serve(host: str = "127.0.0.1", port: int = 8080) -> None:
     """Serve until interrupted (threaded: SSE streams and workers run side by side)."""
-    server = make_server(host, port, build(), threaded=True)
+    server = make_server(host, port, build(), threaded=True, request_handler=_AccessLog)
     server.serve_forever()
