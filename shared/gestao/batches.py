@@ -19,20 +19,15 @@ from shared.gestao.mapping import SYNC_SOURCE_COLUMN, validate_mapping
 
 OUR_SOURCE = "tabuladormax"
 START = (datetime(1, 1, 1, tzinfo=UTC), -(2**63))  # before every (criado, id)
-_PAIRS_PER_CALL = 40  # jsonb_build_object takes at most 100 arguments
 
 
 @dataclass(frozen=True)
 class Batch:
-    """One page: the JSON body to send, the local ids in order, and where it ends."""
+    """One page: the JSON body to send, how many leads it holds, and where it ends."""
 
-    body: str
-    ids: list[int]
+    body: bytes  # a UTF-8 JSON array of remote-named objects
+    size: int
     last: tuple[datetime, int] | None
-
-    @property
-    def size(self) -> int:
-        return len(self.ids)
 
 
 def date_bounds(start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
@@ -47,28 +42,31 @@ def remote_columns(mapping: Mapping[str, str]) -> list[str]:
     return [*mapping.values(), SYNC_SOURCE_COLUMN]
 
 
-def _document(mapping: Mapping[str, str]) -> sql.Composable:
-    pairs: list[sql.Composable] = [
-        sql.SQL("{}, l.{}").format(sql.Literal(remote), sql.Identifier(local))
+def _columns(mapping: Mapping[str, str]) -> sql.Composable:
+    """`l.celular AS phone, ...` plus our sync_source: one JSON object per row."""
+    cols: list[sql.Composable] = [
+        sql.SQL("l.{} AS {}").format(sql.Identifier(local), sql.Identifier(remote))
         for local, remote in mapping.items()
     ]
-    pairs.append(sql.SQL("{}, {}").format(sql.Literal(SYNC_SOURCE_COLUMN), sql.Literal(OUR_SOURCE)))
-    if len(pairs) <= _PAIRS_PER_CALL:  # json (text) is cheaper to build than jsonb
-        return sql.SQL("json_build_object({})").format(sql.SQL(", ").join(pairs))
-    calls = [  # past 100 arguments: jsonb pieces concatenated
-        sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(pairs[i : i + _PAIRS_PER_CALL]))
-        for i in range(0, len(pairs), _PAIRS_PER_CALL)
-    ]
-    return sql.SQL("({})::json").format(sql.SQL(" || ").join(calls))
+    cols.append(
+        sql.SQL("{}::text AS {}").format(
+            sql.Literal(OUR_SOURCE), sql.Identifier(SYNC_SOURCE_COLUMN)
+        )
+    )
+    return sql.SQL(", ").join(cols)
 
 
 def batch_statement(mapping: Mapping[str, str]) -> sql.Composed:
-    """The next page after the cursor, mapped, as one row: n, body, ids, last_criado, last_id."""
+    """The page after the cursor, mapped, as one row: n, body, last_criado, last_id.
+
+    json_agg over a row of aliased columns is the cheapest way to build the body (about
+    twice as fast as json_build_object per row); the page is materialized once and read
+    for the body and for the cursor.
+    """
     clean = validate_mapping(mapping)
     return sql.SQL(
-        """WITH batch AS (
-  SELECT l.criado, l.id, {doc} AS doc
-  FROM leads l
+        """WITH page AS MATERIALIZED (
+  SELECT * FROM leads l
   WHERE l.tenant_id = %(tenant_id)s
     AND l.criado >= COALESCE(%(from_ts)s::timestamptz, '-infinity')
     AND l.criado < COALESCE(%(to_ts)s::timestamptz, 'infinity')
@@ -76,13 +74,12 @@ def batch_statement(mapping: Mapping[str, str]) -> sql.Composed:
   ORDER BY l.criado, l.id
   LIMIT %(limit)s
 )
-SELECT count(*) AS n,
-       COALESCE(json_agg(doc ORDER BY criado, id), '[]'::json)::text AS body,
-       COALESCE(array_agg(id ORDER BY criado, id), '{{}}'::bigint[]) AS ids,
-       max(criado) AS last_criado,
-       (array_agg(id ORDER BY criado DESC, id DESC))[1] AS last_id
-FROM batch"""
-    ).format(doc=_document(clean))
+SELECT (SELECT count(*) FROM page) AS n,
+       (SELECT json_agg(d)::text FROM (SELECT {cols} FROM page l ORDER BY l.criado, l.id) AS d)
+         AS body,
+       (SELECT criado FROM page ORDER BY criado DESC, id DESC LIMIT 1) AS last_criado,
+       (SELECT id FROM page ORDER BY criado DESC, id DESC LIMIT 1) AS last_id"""
+    ).format(cols=_columns(clean))
 
 
 def next_batch(
@@ -93,5 +90,5 @@ def next_batch(
         stmt, {**params, "cursor_criado": cursor[0], "cursor_id": cursor[1]}
     ).fetchone()
     if row is None or not row["n"]:
-        return Batch("[]", [], None)
-    return Batch(row["body"], list(row["ids"]), (row["last_criado"], int(row["last_id"])))
+        return Batch(b"[]", 0, None)
+    return Batch(row["body"].encode(), int(row["n"]), (row["last_criado"], int(row["last_id"])))

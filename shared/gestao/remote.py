@@ -181,6 +181,7 @@ class RemoteClient:
                         method, path, params=params, content=content, headers=headers
                     )
                     answer = Answer.of(response)
+                    _release(response)
                     if answer.status == 429 or answer.status >= 500:
                         raise _Transient(answer)
                     return answer
@@ -207,6 +208,15 @@ class RemoteClient:
     def reload_schema_cache(self) -> Answer:
         """The remote RPC that issues `NOTIFY pgrst, 'reload schema'`."""
         return self.send("POST", "/rpc/reload_schema_cache", content=b"{}")
+
+
+def _release(response: httpx.Response) -> None:
+    """Break httpx's Response <-> stream reference cycle once the body is read.
+
+    Otherwise the response, its request and the request body (a whole batch) live until
+    the next full garbage collection, and memory grows with the export's size.
+    """
+    response.stream = httpx.ByteStream(b"")
 
 
 def require_ok(answer: Answer, what: str, secrets: tuple[str, ...]) -> Answer:

@@ -137,7 +137,7 @@ class BatchRunner:
                     ending = Ending(ExportStatus.COMPLETED)
                     break
                 assert batch.last is not None
-                in_flight.append((batch, pool.submit(self._post, batch.body.encode())))
+                in_flight.append((batch, pool.submit(self._post, batch.body)))
                 read_cursor = batch.last
             if not in_flight:
                 assert ending is not None
@@ -179,24 +179,24 @@ class BatchRunner:
         """A whole batch's answer; a data refusal is split to find the bad rows."""
         if answer.verdict is Verdict.OK:
             return Outcome(exported=batch.size)
-        return self._refused(answer, batch.ids, json.loads(batch.body))
+        return self._refused(answer, json.loads(batch.body))
 
-    def _try(self, ids: list[int], rows: list[Any]) -> Outcome:
+    def _try(self, rows: list[dict[str, Any]]) -> Outcome:
         self._beat_if_due()
         answer = self._post(_dumps(rows))
         if answer.verdict is Verdict.OK:
-            return Outcome(exported=len(ids))
-        return self._refused(answer, ids, rows)
+            return Outcome(exported=len(rows))
+        return self._refused(answer, rows)
 
-    def _refused(self, answer: Answer, ids: list[int], rows: list[Any]) -> Outcome:
+    def _refused(self, answer: Answer, rows: list[dict[str, Any]]) -> Outcome:
         """Refused rows: one is a bad row; several are split in halves and tried again."""
         if answer.verdict is not Verdict.DATA:
             raise Stop(self._stop_reason(answer), schema_stale=answer.verdict is Verdict.SCHEMA)
-        if len(ids) == 1:
-            return Outcome(errors=[self._error(ids[0], rows[0], answer)])
-        mid = len(ids) // 2
-        first = self._try(ids[:mid], rows[:mid])
-        second = self._try(ids[mid:], rows[mid:])
+        if len(rows) == 1:
+            return Outcome(errors=[self._error(int(rows[0][self.on_conflict]), rows[0], answer)])
+        mid = len(rows) // 2
+        first = self._try(rows[:mid])
+        second = self._try(rows[mid:])
         return Outcome(first.exported + second.exported, first.errors + second.errors)
 
     def _error(self, lead_id: int, doc: Any, answer: Answer) -> dict[str, Any]:
