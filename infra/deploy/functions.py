@@ -74,7 +74,21 @@ SPECS: dict[str, FunctionSpec] = {
         _worker("sync-acessorias", public=True, max_instances=5),
         _worker("sync-onecode-contacts", public=True, max_instances=5),
         _worker("sync-bomcontrole", public=True, max_instances=5),
-        _api("runninghub-queue-manager", "syncq-credits"),
+        # One /start may create up to RUNNINGHUB_MAX_SLOTS tasks (15 s timeout each, retried
+        # only when the request cannot have arrived): give it room beyond the API's 30 s.
+        FunctionSpec(
+            "runninghub-queue-manager",
+            "syncq-credits",
+            timeout_s=120,
+            max_instances=10,
+            pool_max=3,
+            secrets=(
+                "syncq-database-url",
+                "syncq-jwt-secret",
+                "syncq-runninghub-api-key",
+                "syncq-runninghub-webhook-secret",
+            ),
+        ),
         FunctionSpec(
             "export-to-gestao-scouter-batch",
             "syncq-export",
