@@ -10,7 +10,8 @@ Every contender starts from an empty remote table and must leave it identical to
 mapped source (checksum), then the table is emptied again.
 
 * seed design: what the edge function did — per day, pages of 50 leads by OFFSET, mapped
-  row by row, one upsert per page, the job's counters updated after each page.
+  row by row, one upsert per page (as supabase-js sends it, with `columns=`), the job's
+  status read before each page (to honour a pause) and its counters updated after it.
 * syncq: the real runner (`shared.gestao.runner`): keyset pages built as JSON by Postgres,
   B leads per upsert, P upserts in flight, checkpoint per batch; also at the default B=50.
 * COPY: `COPY (SELECT mapped) TO STDOUT` piped into `COPY leads FROM STDIN` on the remote
@@ -58,6 +59,7 @@ WHERE tenant_id = %(tenant_id)s AND criado >= %(day)s::date AND criado < %(day)s
 ORDER BY criado, id LIMIT %(limit)s OFFSET %(offset)s
 """
 SEED_DAYS = "SELECT DISTINCT criado::date AS day FROM leads WHERE tenant_id = %s ORDER BY 1"
+SEED_STATUS = "SELECT status FROM gestao_scouter_export_jobs WHERE id = %s"
 SEED_PROGRESS = """
 UPDATE gestao_scouter_export_jobs
 SET exported_leads = exported_leads + %(n)s, processing_date = %(day)s, updated_at = now()
@@ -197,13 +199,18 @@ def seed_design(setup: Setup, label: str) -> None:
             offset = 0
             page = {"tenant_id": tid, "day": day, "limit": PAGE}
             while rows := conn.execute(SEED_PAGE, {**page, "offset": offset}).fetchall():
+                current = conn.execute(SEED_STATUS, [job["id"]]).fetchone()
+                if current is None or current["status"] == "paused":
+                    return
                 payload = [
                     {**{remote: row[local] for local, remote in DEFAULT_MAPPING.items()},
                      "sync_source": "tabuladormax"} for row in rows
                 ]  # fmt: skip
                 body = json.dumps(payload, default=str)
-                client.post("/leads", params={"on_conflict": "id"}, content=body,
-                            headers=headers).raise_for_status()  # fmt: skip
+                params = {"on_conflict": "id", "columns": ",".join(REMOTE_COLS)}
+                client.post(
+                    "/leads", params=params, content=body, headers=headers
+                ).raise_for_status()
                 conn.execute(SEED_PROGRESS, {"n": len(rows), "day": day, "id": job["id"]})
                 conn.commit()
                 offset += PAGE
@@ -313,8 +320,8 @@ def report(runs: dict[str, list[Run]], memory: dict[int, float]) -> dict[str, An
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.bench_gestao", description=__doc__)
     p.add_argument("--leads", type=int, default=100_000)
-    p.add_argument("--batch", type=int, default=1000, help="syncq's batch size")
-    p.add_argument("--in-flight", type=int, default=2, help="syncq's pipelined upserts")
+    p.add_argument("--batch", type=int, default=2000, help="syncq's batch size")
+    p.add_argument("--in-flight", type=int, default=3, help="syncq's pipelined upserts")
     p.add_argument("--repeat", type=int, default=1, help="runs per contender; median shown")
     p.add_argument("--json", metavar="PATH")
     return p.parse_args(argv)

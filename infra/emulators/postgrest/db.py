@@ -1,4 +1,6 @@
 """Run one request as one transaction, as the role of its JWT (so RLS denials are real)."""
+# The role travels as a set_config('role', ...) value; it is still checked against the
+# allow-list first, since it decides what the request may touch.
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-from psycopg import sql
 
 from infra.emulators.postgrest._sqlfile import query
 from infra.emulators.postgrest.auth import API_ROLES, Identity
@@ -27,9 +28,9 @@ def transaction_as(
         raise ValueError(f"role not allowed: {identity.role}")
     try:
         with state.connection() as conn, conn.transaction():
-            conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(identity.role)))
             claims = json.dumps(identity.claims)
-            conn.execute(query("set_claims"), {"claims": claims, "method": method, "path": path})
+            params = {"role": identity.role, "claims": claims, "method": method, "path": path}
+            conn.execute(query("set_claims"), params)
             yield conn
     except psycopg.Error as exc:
         raise from_psycopg(exc, identity.authenticated) from exc

@@ -77,7 +77,9 @@ GROUP BY p.oid, p.proname, p.pronargs, p.prorettype
 ORDER BY p.proname;
 
 -- name: set_claims
-SELECT set_config('request.jwt.claims', %(claims)s, true),
+-- One round trip, as PostgREST does it: the role (SET LOCAL ROLE) and the request's GUCs.
+SELECT set_config('role', %(role)s, true),
+       set_config('request.jwt.claims', %(claims)s, true),
        set_config('request.method', %(method)s, true),
        set_config('request.path', %(path)s, true);
 
