@@ -133,6 +133,25 @@ def function_env(ctx: StackContext, secret: str) -> dict[str, str]:
     }
 
 
+LOCAL_ENV = DATA / "local.env"
+
+
+def write_local_env(values: dict[str, str]) -> None:
+    """Settings of the running stack, for the ops CLI (`python -m infra.ops`) to pick up."""
+    LOCAL_ENV.write_text("".join(f"{k}={v}\n" for k, v in sorted(values.items())))
+    LOCAL_ENV.chmod(0o600)
+
+
+def load_local_env() -> None:
+    """Adopt the local stack's settings where the environment says nothing (CLI only)."""
+    if not LOCAL_ENV.exists():
+        return
+    for line in LOCAL_ENV.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key not in os.environ:
+            os.environ[key] = value
+
+
 def start(argv: list[str], env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
     log = open(DATA / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
@@ -170,6 +189,7 @@ def main() -> None:
         {p.slug: getattr(ports, p.slug.replace("-", "_"), p.port) for p in demo.PROVIDERS},
     )
     env = function_env(ctx, secret)
+    write_local_env({k: v for k, v in env.items() if os.environ.get(k) != v})
     os.environ.update({"JWT_SECRET": secret, "DATABASE_URL": database_url})
     from shared.auth import mint_token  # noqa: PLC0415 - after the environment is set
     from shared.settings import reload_settings  # noqa: PLC0415

@@ -34,4 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from infra.local.stack import load_local_env
+
+    load_local_env()  # talk to the `make run` stack unless the environment says otherwise
     sys.exit(main())
