@@ -53,10 +53,10 @@ def cancel_job(principal: Principal, req: JobRef) -> Job:
             raise NotFound("No such job.")
         require_role(conn, principal, row["tenant_id"], Role.ADMIN)
         if row["status"] == JobStatus.PENDING:
-            done = store.finish(
+            store.finish(
                 conn, [Outcome(row["id"], None, JobStatus.CANCELED)], message="job canceled"
             )
-            row = done[0]
+            row = store.get_job(conn, row["id"]) or row
         elif row["status"] == JobStatus.RUNNING:
             row = store.request_cancel(conn, row["id"]) or row
         else:

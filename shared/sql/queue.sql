@@ -47,7 +47,8 @@ WITH due AS (
       heartbeat_at = now(), lease_token = gen_random_uuid(), updated_at = now(),
       finished_at = NULL, execution_time_ms = NULL
   FROM due WHERE j.id = due.id
-  RETURNING j.*
+  RETURNING j.id, j.tenant_id, j.provider_slug, j.lease_token, j.attempts, j.max_attempts,
+            j.payload
 ), logged AS (
   INSERT INTO integration_logs (job_id, tenant_id, provider_slug, status, message, details)
   SELECT id, tenant_id, provider_slug, 'running', 'job claimed',
@@ -63,6 +64,7 @@ RETURNING cancel_requested
 
 -- name: finish
 -- Final states under the lease: success, error or canceled, for one job or a batch.
+-- Returns the ids (and little else) of the rows that were still held: the hot path.
 WITH input AS (
   SELECT * FROM unnest(%(ids)s::uuid[], %(leases)s::uuid[], %(statuses)s::text[],
                        %(results)s::jsonb[], %(errors)s::text[])
@@ -78,7 +80,8 @@ WITH input AS (
   FROM input i
   WHERE j.id = i.id AND j.lease_token IS NOT DISTINCT FROM i.lease
     AND j.status IN ('pending', 'running')
-  RETURNING j.*
+  RETURNING j.id, j.tenant_id, j.provider_slug, j.status, j.attempts, j.error_message,
+            j.execution_time_ms
 ), integ AS (
   UPDATE tenant_integrations t
   SET last_run = now(), last_status = d.status, last_error = d.error_message, updated_at = now()

@@ -62,7 +62,8 @@ def test_schema_matches_code(database_url: str) -> None:
     assert cols == EXPECTED_JOB_COLUMNS
     active = indexes["integration_jobs_one_active_idx"]
     assert "UNIQUE" in active and "pending" in active and "running" in active
-    assert "(status, run_after, created_at)" in indexes["integration_jobs_claim_idx"]
+    claim = indexes["integration_jobs_claim_idx"]
+    assert "(status, run_after, created_at)" in claim and "WHERE (status = 'pending'" in claim
     assert all(rls.values()) and len(rls) == 6
     assert "integration_jobs_notify" in triggers
 
