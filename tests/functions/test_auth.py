@@ -127,6 +127,24 @@ def test_only_the_service_may_call_the_worker(
     assert token not in capsys.readouterr().out
 
 
+def json_server(payload: bytes) -> ThreadingHTTPServer:
+    """A loopback server answering every GET with this JSON (key sets, certificates)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 class _Jwks:
     """A JWKS endpoint on loopback serving one EC and one RSA public key."""
 
@@ -139,18 +157,7 @@ class _Jwks:
             keys.append({**jwk, "kid": kid, "alg": alg, "use": "sig"})
         payload = json.dumps({"keys": keys}).encode()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = json_server(payload)
         self.url = f"http://127.0.0.1:{self.server.server_port}/auth/v1/.well-known/jwks.json"
 
 
@@ -208,18 +215,7 @@ class _GoogleCerts:
         pem = cert.public_bytes(serialization.Encoding.PEM).decode()
         payload = json.dumps({"k1": pem}).encode()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = json_server(payload)
         self.url = f"http://127.0.0.1:{self.server.server_port}/oauth2/v1/certs"
 
     def token(self, **over: Any) -> str:
