@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 from shared.errors import UpstreamError
@@ -19,6 +20,7 @@ class ScriptedProvider:
     pages: int = 3
     runs: int = 0
     hold: threading.Event | None = None  # when set, each page waits for it
+    page_delay_s: float = 0.0
     started: threading.Event = field(default_factory=threading.Event)
 
     def sync(self, ctx: SyncContext) -> SyncResult:
@@ -29,5 +31,6 @@ class ScriptedProvider:
         for page in range(self.pages):
             if self.hold is not None:
                 self.hold.wait(10)
+            time.sleep(self.page_delay_s)
             ctx.progress(int(100 * page / self.pages))
         return SyncResult(records=self.pages * 10, pages=self.pages)

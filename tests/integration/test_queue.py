@@ -239,3 +239,21 @@ def test_retry_waits_for_its_backoff(
     assert sweep["processed"] == [] and scripted.runs == 1
     job = rows(database_url, "SELECT status, run_after > now() AS later FROM integration_jobs")[0]
     assert job == {"status": "pending", "later": True}
+
+
+def test_worker_stops_at_its_budget_and_redispatches_itself(
+    database_url: str, scripted: ScriptedProvider, configure
+) -> None:
+    configure(WORKER_BUDGET_S="0.2")
+    recorder = get_dispatcher()
+    assert isinstance(recorder, RecordingDispatcher)
+    scripted.page_delay_s = 0.1  # each job takes ~0.3 s, longer than the whole budget
+    for slug in ("acme", "globex", "initech"):
+        submit(seed_tenant(database_url, slug, providers={"scripted": {}}))
+    recorder.take()  # lose the wake-ups: only the sweep and continuations remain
+    first = call("process-integration-job", {}, token=service_token()).get_json()
+    assert len(first["processed"]) == 1 and first["remaining"] == 2
+    assert [t.body for t in recorder.tasks] == [{}]  # the continuation
+    drain(recorder)
+    statuses = rows(database_url, "SELECT status FROM integration_jobs")
+    assert [r["status"] for r in statuses] == ["success"] * 3
