@@ -117,3 +117,12 @@ def recorder(configure: Configure) -> RecordingDispatcher:
     d = dispatch.get_dispatcher()
     assert isinstance(d, RecordingDispatcher)
     return d
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that touches PostgreSQL is a `db` test (CI repeats those on PG 15)."""
+    for item in items:
+        if {"database_url", "pg_server_url", "template_db"} & set(
+            getattr(item, "fixturenames", ())
+        ):
+            item.add_marker(pytest.mark.db)
