@@ -83,7 +83,9 @@ class Settings(BaseSettings):
     # Full passes over a listing when rows shift between pages while we read it.
     listing_passes: int = 3
     # Pages requested ahead while the current page is stored (0 = strictly one at a time).
-    listing_fetch_ahead: int = 3
+    # More than one upsert batch's worth (500 rows = 5 pages of 100), so fetching goes on
+    # while a batch is written (bench_onecode: ~3.7 s -> ~3.4 s for 50k contacts).
+    listing_fetch_ahead: int = 8
     # Rows (whole pages) per upsert statement, and at most one heartbeat per this interval
     # (far below STALE_AFTER_S; a cancel is noticed at the next heartbeat, between pages).
     listing_batch_rows: int = 500
