@@ -53,6 +53,8 @@ class Settings(BaseSettings):
 
     # HTTP edge
     max_body_bytes: int = 256 * 1024
+    # Browsers call the functions directly (bearer tokens, no cookies): which origins may.
+    cors_allowed_origins: tuple[str, ...] = ("*",)
     sse_max_seconds: float = 300.0
     sse_ping_s: float = 15.0
 

@@ -103,6 +103,27 @@ def execution_id(request: flask.Request) -> str:
     return request.headers.get("Function-Execution-Id") or uuid.uuid4().hex[:16]
 
 
+_CORS_HEADERS = "authorization, x-client-info, apikey, content-type"
+
+
+def with_cors(
+    request: flask.Request, response: flask.Response, methods: set[str]
+) -> flask.Response:
+    """CORS for browsers calling a function directly (the Supabase client does)."""
+    allowed = get_settings().cors_allowed_origins
+    origin = request.headers.get("Origin")
+    if "*" in allowed:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    elif origin and origin in allowed:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = ", ".join(sorted(methods | {"OPTIONS"}))
+        response.headers["Access-Control-Allow-Headers"] = _CORS_HEADERS
+        response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
 def handle(
     request: flask.Request,
     model: type[M],
@@ -113,9 +134,24 @@ def handle(
     authenticate_with: Callable[[flask.Request], Principal] | None = None,
 ) -> flask.Response:
     """Run one request through the edge: method, auth, body, validation, action, errors."""
+    allowed = {m.upper() for m in methods}
+    response = _handle(
+        request, model, action, allowed=allowed, status=status, authenticate_with=authenticate_with
+    )
+    return with_cors(request, response, allowed)
+
+
+def _handle(
+    request: flask.Request,
+    model: type[M],
+    action: Action[M],
+    *,
+    allowed: set[str],
+    status: int,
+    authenticate_with: Callable[[flask.Request], Principal] | None,
+) -> flask.Response:
     with log.labels(execution_id=execution_id(request), path=request.root_path + request.path):
         try:
-            allowed = {m.upper() for m in methods}
             if request.method == "OPTIONS":
                 return flask.Response(status=204, headers={"Allow": ", ".join(sorted(allowed))})
             if request.method not in allowed:

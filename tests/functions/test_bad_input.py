@@ -121,3 +121,32 @@ def test_disabled_integration_is_422(database_url: str) -> None:
     assert response.status_code == 422
     assert response.get_json()["error"]["code"] == "integration_disabled"
     assert _counts(database_url) == (0, 0)
+
+
+def test_cors_preflight_and_headers(database_url: str, configure) -> None:  # type: ignore[no-untyped-def]
+    tenant = seed_tenant(database_url, "acme")
+    preflight = function_client("run-integration").options(
+        "/", headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert "authorization" in preflight.headers["Access-Control-Allow-Headers"]
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    # An error answer carries the header too, so the browser can read the envelope.
+    denied = function_client("run-integration").post(
+        "/", json={}, headers={"Origin": "https://app.example"}
+    )
+    assert denied.status_code == 401 and denied.headers["Access-Control-Allow-Origin"] == "*"
+    # With an allow-list, only listed origins are echoed back.
+    configure(CORS_ALLOWED_ORIGINS='["https://app.example"]', DATABASE_URL=database_url)
+    listed = function_client("list-integration-jobs").get(
+        "/", query_string={"tenant_id": str(tenant.id)},
+        headers={**bearer(tenant.member_token), "Origin": "https://app.example"},
+    )  # fmt: skip
+    assert listed.status_code == 200
+    assert listed.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    other = function_client("list-integration-jobs").get(
+        "/", query_string={"tenant_id": str(tenant.id)},
+        headers={**bearer(tenant.member_token), "Origin": "https://evil.example"},
+    )  # fmt: skip
+    assert "Access-Control-Allow-Origin" not in other.headers
