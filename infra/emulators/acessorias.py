@@ -50,6 +50,7 @@ from infra.emulators._common import (
     run_cli,
     too_many_requests,
 )
+from infra.emulators._datasets import Datasets
 from infra.emulators._fakedata import (
     UF_DDD,
     cnpj,
@@ -163,6 +164,12 @@ def _make_deliveries(rng: Random, companies: list[dict[str, Any]]) -> dict[str, 
     return out
 
 
+def _default_change(company: dict[str, Any]) -> dict[str, str]:
+    """What ``mutate_company`` changes when told nothing: Razao and Honorario."""
+    fee = float(company["Honorario"]) + 10
+    return {"Razao": f"{company['Razao']} (ALTERADA)", "Honorario": f"{fee:.2f}"}
+
+
 class AcessoriasState(EmulatorState):
     """Per-token datasets (companies, processes, deliveries) plus knobs and counters."""
 
@@ -171,8 +178,8 @@ class AcessoriasState(EmulatorState):
 
     def __init__(self, *, seed: int = 0, knobs: Knobs | None = None) -> None:
         super().__init__(seed=seed, knobs=knobs)
-        self._companies: dict[str, list[dict[str, Any]]] = {}
-        self._processes: dict[str, list[dict[str, str]]] = {}
+        self._companies = Datasets(self.lock, "ID", first_id=100)
+        self._processes = Datasets(self.lock, "ProcID", sort=False)
         self._deliveries: dict[str, dict[str, list[Any]]] = {}
         self._last_seen: dict[str, float] = {}
 
@@ -196,52 +203,38 @@ class AcessoriasState(EmulatorState):
         deliveries: dict[str, list[Any]] | None = None,
     ) -> None:
         """Add or replace a tenant's whole dataset (companies are served ordered by ID)."""
-        ordered = sorted(copy.deepcopy(companies), key=lambda c: int(c["ID"]))
         with self.lock:
-            self._companies[token] = ordered
-            self._processes[token] = copy.deepcopy(processes or [])
+            self._companies.set(token, companies)
+            self._processes.set(token, processes or [])
             self._deliveries[token] = copy.deepcopy(deliveries or {})
 
     def tokens(self) -> list[str]:
         """Known tenant tokens."""
-        with self.lock:
-            return list(self._companies)
+        return self._companies.tokens()
 
     def companies(self, token: str) -> list[dict[str, Any]]:
         """A copy of every company of a token, with contacts and departments."""
-        with self.lock:
-            return copy.deepcopy(self._companies[token])
+        return self._companies.copy(token)
 
     def mutate_company(
         self, token: str, company_id: str | None = None, **changes: Any
     ) -> dict[str, Any]:
         """Change one company (default: the first; default change: Razao and Honorario)."""
-        with self.lock:
-            rows = self._companies[token]
-            index = next(i for i, c in enumerate(rows) if company_id in (None, c["ID"]))
-            updated = copy.deepcopy(rows[index])
-            if not changes:
-                fee = float(updated["Honorario"]) + 10
-                changes = {"Razao": f"{updated['Razao']} (ALTERADA)", "Honorario": f"{fee:.2f}"}
-            updated.update(changes)
-            updated["ID"] = rows[index]["ID"]
-            rows[index] = updated  # replace, never edit in place: pages in flight stay intact
-            return copy.deepcopy(updated)
+        return self._companies.mutate(token, company_id, changes, default=_default_change)
 
     def add_company(self, token: str, **overrides: Any) -> dict[str, Any]:
         """Append a new company (next ID) and return it."""
-        with self.lock:
-            rows = self._companies[token]
-            next_id = int(rows[-1]["ID"]) + 1 if rows else 100
+
+        def build(next_id: int) -> dict[str, Any]:
             company = make_company(Random(f"{self.seed}:{token}:{next_id}"), next_id)
             company.update(overrides, ID=str(next_id))
-            rows.append(company)
-            return copy.deepcopy(company)
+            return company
+
+        return self._companies.add(token, build)
 
     def remove_company(self, token: str, company_id: str) -> None:
         """Delete one company from the listing."""
-        with self.lock:
-            self._companies[token] = [c for c in self._companies[token] if c["ID"] != company_id]
+        self._companies.remove(token, company_id)
 
     def dump(self, token: str) -> Any:
         """Everything a token owns, or None."""
@@ -249,8 +242,8 @@ class AcessoriasState(EmulatorState):
             if token not in self._companies:
                 return None
             return {
-                "companies": self._companies[token],
-                "processes": self._processes[token],
+                "companies": self._companies.snapshot(token),
+                "processes": self._processes.snapshot(token),
                 "deliveries": self._deliveries[token],
             }
 
@@ -264,8 +257,7 @@ class AcessoriasState(EmulatorState):
 
     def rows(self, kind: str, token: str) -> list[Any]:
         """The current list a listing endpoint pages through."""
-        with self.lock:
-            return list(self._companies[token] if kind == "companies" else self._processes[token])
+        return (self._companies if kind == "companies" else self._processes).snapshot(token)
 
     def deliveries_of(self, token: str, digits: str) -> list[Any] | None:
         """The deliveries of one company of the token, None when it is not one of them."""

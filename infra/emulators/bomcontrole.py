@@ -27,7 +27,6 @@ the real API: the ``rate_429`` and ``rate_limit_per_min`` knobs produce 429s.
 
 from __future__ import annotations
 
-import copy
 import sys
 import unicodedata
 import uuid
@@ -47,6 +46,7 @@ from infra.emulators._common import (
     run_cli,
     too_many_requests,
 )
+from infra.emulators._datasets import Datasets
 from infra.emulators._fakedata import (
     UF_DDD,
     cnpj,
@@ -185,8 +185,8 @@ class BomControleState(EmulatorState):
 
     def __init__(self, *, seed: int = 0, knobs: Knobs | None = None) -> None:
         super().__init__(seed=seed, knobs=knobs)
-        self._items: dict[str, list[dict[str, Any]]] = {}
-        self._clients: dict[str, list[dict[str, Any]]] = {}
+        self._items = Datasets(self.lock, "IdMovimentacaoFinanceiraParcela", sort=False)
+        self._clients = Datasets(self.lock, "Id")
         self.clock: Callable[[], datetime] = self._local_now
 
     def _local_now(self) -> datetime:
@@ -207,67 +207,55 @@ class BomControleState(EmulatorState):
     ) -> None:
         """Add or replace a key's whole dataset."""
         with self.lock:
-            self._items[token] = copy.deepcopy(items)
-            self._clients[token] = sorted(copy.deepcopy(clients), key=lambda c: int(c["Id"]))
+            self._items.set(token, items)
+            self._clients.set(token, clients)
 
     def tokens(self) -> list[str]:
         """Known API keys."""
-        with self.lock:
-            return list(self._items)
+        return self._items.tokens()
 
     def items(self, token: str) -> list[dict[str, Any]]:
         """A copy of every financial item of a key."""
-        with self.lock:
-            return copy.deepcopy(self._items[token])
+        return self._items.copy(token)
 
     def clients(self, token: str) -> list[dict[str, Any]]:
         """A copy of every client of a key (full records)."""
-        with self.lock:
-            return copy.deepcopy(self._clients[token])
+        return self._clients.copy(token)
 
     def mutate_item(self, token: str, item_id: str | None = None, **changes: Any) -> dict[str, Any]:
         """Change one item (default: the first; default change: Valor + 10) and bump
         its DataUltimaAlteracao to the emulator's clock."""
-        with self.lock:
-            rows = self._items[token]
-            key = "IdMovimentacaoFinanceiraParcela"
-            index = next(i for i, it in enumerate(rows) if item_id in (None, it[key]))
-            updated = copy.deepcopy(rows[index])
-            updated.update(changes or {"Valor": round(float(updated["Valor"]) + 10, 2)})
-            updated[key] = rows[index][key]
-            updated["DataUltimaAlteracao"] = stamp(self.clock())
-            rows[index] = updated  # replace, never edit in place: pages in flight stay intact
-            return copy.deepcopy(updated)
+        return self._items.mutate(
+            token,
+            item_id,
+            changes,
+            default=lambda row: {"Valor": round(float(row["Valor"]) + 10, 2)},
+            stamp={"DataUltimaAlteracao": stamp(self.clock())},
+        )
 
     def add_item(self, token: str, **overrides: Any) -> dict[str, Any]:
         """Create a new item now (Criacao and UltimaAlteracao = the clock) and return it."""
         with self.lock:
-            rng = Random(f"{self.seed}:{token}:{len(self._items[token])}")
-            item = make_item(rng, rng.choice(self._clients[token]))
+            rng = Random(f"{self.seed}:{token}:{len(self._items.snapshot(token))}")
+            item = make_item(rng, rng.choice(self._clients.snapshot(token)))
             now = stamp(self.clock())
             item.update(overrides, DataCriacaoParcela=now, DataUltimaAlteracao=now)
-            self._items[token].append(item)
-            return copy.deepcopy(item)
+            return self._items.append(token, item)
 
     def mutate_client(self, token: str, client_id: int, **changes: Any) -> dict[str, Any]:
         """Replace top-level fields of one client and return it."""
-        with self.lock:
-            rows = self._clients[token]
-            index = next(i for i, c in enumerate(rows) if c["Id"] == client_id)
-            rows[index] = {**copy.deepcopy(rows[index]), **changes, "Id": client_id}
-            return copy.deepcopy(rows[index])
+        return self._clients.mutate(token, client_id, changes)
 
     def dump(self, token: str) -> Any:
         """Everything a key owns, or None."""
         with self.lock:
             if token not in self._items:
                 return None
-            return {"items": self._items[token], "clients": self._clients[token]}
+            return {"items": self._items.snapshot(token), "clients": self._clients.snapshot(token)}
 
     def search(self, token: str, field: str, low: str, high: str) -> list[dict[str, Any]]:
         """Items whose ``field`` lies in [low, high] (same-format strings compare as dates)."""
-        with self.lock:
-            rows = list(self._items[token])
+        rows = self._items.snapshot(token)
         hits = [it for it in rows if it[field] is not None and low <= it[field] <= high]
         return sorted(hits, key=lambda it: (it[field], it["IdMovimentacaoFinanceiraParcela"]))
 

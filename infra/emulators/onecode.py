@@ -24,7 +24,6 @@ are unknown: use the ``rate_429`` / ``rate_limit_per_min`` knobs), 500 ``ERR_INT
 
 from __future__ import annotations
 
-import copy
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -43,6 +42,7 @@ from infra.emulators._common import (
     run_cli,
     too_many_requests,
 )
+from infra.emulators._datasets import Datasets
 from infra.emulators._fakedata import (
     UF_DDD,
     company_name,
@@ -109,7 +109,7 @@ class OneCodeState(EmulatorState):
 
     def __init__(self, *, seed: int = 0, knobs: Knobs | None = None) -> None:
         super().__init__(seed=seed, knobs=knobs)
-        self._contacts: dict[str, list[dict[str, Any]]] = {}
+        self._contacts = Datasets(self.lock, "id")
         # Serialized rows, keyed by the row object (rows are replaced, never edited).
         self._encoded: dict[int, tuple[dict[str, Any], str]] = {}
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -122,54 +122,47 @@ class OneCodeState(EmulatorState):
 
     def set_contacts(self, token: str, contacts: list[dict[str, Any]]) -> None:
         """Add or replace a tenant's contacts (served ordered by id)."""
-        ordered = sorted(copy.deepcopy(contacts), key=lambda c: int(c["id"]))
-        with self.lock:
-            self._contacts[token] = ordered
+        self._contacts.set(token, contacts)
 
     def tokens(self) -> list[str]:
         """Known tenant tokens."""
-        with self.lock:
-            return list(self._contacts)
+        return self._contacts.tokens()
 
     def contacts(self, token: str) -> list[dict[str, Any]]:
         """A copy of every contact of a token."""
-        with self.lock:
-            return copy.deepcopy(self._contacts[token])
+        return self._contacts.copy(token)
 
     def mutate_contact(
         self, token: str, contact_id: int | None = None, **changes: Any
     ) -> dict[str, Any]:
         """Change one contact (default: the first; default change: its name); bumps updatedAt."""
-        with self.lock:
-            rows = self._contacts[token]
-            index = next(i for i, c in enumerate(rows) if contact_id in (None, c["id"]))
-            updated = copy.deepcopy(rows[index])
-            updated.update(changes or {"name": f"{updated['name']} (editado)"})
-            updated["id"] = rows[index]["id"]
-            updated["updatedAt"] = iso(self.clock())
-            rows[index] = updated  # replace, never edit in place: pages in flight stay intact
-            return copy.deepcopy(updated)
+        return self._contacts.mutate(
+            token,
+            contact_id,
+            changes,
+            default=lambda row: {"name": f"{row['name']} (editado)"},
+            stamp={"updatedAt": iso(self.clock())},
+        )
 
     def add_contact(self, token: str, **overrides: Any) -> dict[str, Any]:
         """Append a new contact (next id) and return it."""
-        with self.lock:
-            rows = self._contacts[token]
-            next_id = rows[-1]["id"] + 1 if rows else 1
+
+        def build(next_id: int) -> dict[str, Any]:
             contact = make_contact(Random(f"{self.seed}:{token}:{next_id}"), next_id)
             contact.update(overrides, id=next_id, createdAt=iso(self.clock()))
             contact["updatedAt"] = contact["createdAt"]
-            rows.append(contact)
-            return copy.deepcopy(contact)
+            return contact
+
+        return self._contacts.add(token, build)
 
     def remove_contact(self, token: str, contact_id: int) -> None:
         """Delete one contact."""
-        with self.lock:
-            self._contacts[token] = [c for c in self._contacts[token] if c["id"] != contact_id]
+        self._contacts.remove(token, contact_id)
 
     def dump(self, token: str) -> Any:
         """Every contact of a token, or None."""
         with self.lock:
-            return None if token not in self._contacts else {"contacts": self._contacts[token]}
+            return {"contacts": self._contacts.snapshot(token)} if token in self._contacts else None
 
     def encoded(self, row: dict[str, Any]) -> str:
         """The row as compact JSON, serialized once (keeps big listings cheap to serve)."""
@@ -181,8 +174,7 @@ class OneCodeState(EmulatorState):
 
     def snapshot(self, token: str) -> list[dict[str, Any]]:
         """The current list (shallow: rows are replaced on change, never edited)."""
-        with self.lock:
-            return list(self._contacts[token])
+        return self._contacts.snapshot(token)
 
 
 def _error(status: int, code: str) -> Response:

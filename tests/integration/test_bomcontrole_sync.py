@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from infra.emulators._common import ServerHandle, start_in_thread
 from infra.emulators.bomcontrole import BomControleState, create_app
-from shared.dispatch import get_dispatcher
 from shared.secrets import env_var, secret_name
-from tests.support import TenantFixture, call, drain, rows, seed_tenant, service_token
+from tests.provider_support import (
+    FLAKY_KNOBS,
+    LIVE_JOBS,
+    RunJob,
+    cancel_midway,
+    checksum,
+    direct_sync_takes_the_slot,
+    provider_fixtures,
+    stored_text,
+)
+from tests.support import TenantFixture, call, rows
 
 pytestmark = pytest.mark.db
 KEY = "acme-bomcontrole-key-9d1e"
@@ -23,48 +28,10 @@ ENTRIES = 3000
 CLIENTS = ENTRIES // 4
 ID = "IdMovimentacaoFinanceiraParcela"
 
-RunJob = Callable[..., dict[str, Any]]
-
-
-@pytest.fixture
-def emulator() -> Iterator[ServerHandle]:
-    state = BomControleState(seed=31)
-    state.seed_token(KEY, ENTRIES)
-    with start_in_thread(create_app(state)) as handle:
-        yield handle
-
-
-@pytest.fixture
-def state(emulator: ServerHandle) -> BomControleState:
-    assert isinstance(emulator.state, BomControleState)
-    return emulator.state
-
-
-@pytest.fixture
-def tenant(database_url: str, emulator: ServerHandle, configure: Any) -> TenantFixture:
-    configure(
-        **{env_var(secret_name("acme", "bomcontrole", "api_key")): KEY},
-        PROVIDER_RETRY_ATTEMPTS="8",
-    )
-    config = {"base_url": emulator.url}
-    return seed_tenant(database_url, "acme", providers={"bomcontrole": config})
-
-
-@pytest.fixture
-def run_job(database_url: str, tenant: TenantFixture) -> RunJob:
-    """Click "Executar" (optionally with a payload), drain the wake-ups; the job row."""
-
-    def run(payload: dict[str, Any] | None = None) -> dict[str, Any]:
-        body = {"tenant_id": str(tenant.id), "provider_slug": "bomcontrole"}
-        response = call(
-            "run-integration", {**body, "payload": payload or {}}, token=tenant.admin_token
-        )
-        assert response.status_code == 202, response.get_json()
-        drain(get_dispatcher())
-        job_id = response.get_json()["job_id"]
-        return rows(database_url, "SELECT * FROM integration_jobs WHERE id = %s", job_id)[0]
-
-    return run
+emulator, state, tenant, run_job = provider_fixtures(
+    BomControleState, create_app, seed=31, token=KEY, count=ENTRIES,
+    provider="bomcontrole", secret="api_key",
+)  # fmt: skip
 
 
 def local_to_utc(stamp: str) -> str:
@@ -93,10 +60,6 @@ def db_view(database_url: str) -> list[tuple[Any, ...]]:
         (r["external_id"], r["valor"], r["debito"], r["id_cliente"], r["venc"], r["upd"])
         for r in found
     ]
-
-
-def checksum(view: list[tuple[Any, ...]]) -> str:
-    return hashlib.sha256(repr(sorted(view)).encode()).hexdigest()
 
 
 def test_full_then_incremental_sync(
@@ -167,7 +130,7 @@ def test_faults_still_end_in_success_with_no_duplicates(
     database_url: str, state: BomControleState, run_job: RunJob, configure: Any
 ) -> None:
     configure(PROVIDER_TIMEOUT_S="0.5")
-    state.knobs.update({"error_rate": 0.2, "rate_429": 0.1, "timeout_rate": 0.03, "hang_s": 1})
+    state.knobs.update(FLAKY_KNOBS)
     job = run_job()
     assert job["status"] == "success", job["error_message"]
     assert checksum(db_view(database_url)) == checksum(emulator_view(state))
@@ -184,8 +147,7 @@ def test_persistent_faults_end_in_error_after_max_attempts(
     job = run_job()
     assert (job["status"], job["attempts"]) == ("error", 3)
     assert job["error_message"] == "BomControle kept answering HTTP 429."
-    live = "SELECT count(*) AS n FROM integration_jobs WHERE status IN ('pending', 'running')"
-    assert rows(database_url, live) == [{"n": 0}]
+    assert rows(database_url, LIVE_JOBS) == [{"n": 0}]
 
 
 def test_rejected_key_is_not_retried_and_never_leaks(
@@ -195,9 +157,7 @@ def test_rejected_key_is_not_retried_and_never_leaks(
     job = run_job()
     assert (job["status"], job["attempts"]) == ("error", 1)
     assert job["error_message"] == "BomControle rejected the credentials (HTTP 403)."
-    stored = str(rows(database_url, "SELECT * FROM integration_jobs"))
-    stored += str(rows(database_url, "SELECT * FROM integration_logs"))
-    assert "bad-bc-key-0042" not in stored + capsys.readouterr().out
+    assert "bad-bc-key-0042" not in stored_text(database_url) + capsys.readouterr().out
 
 
 def test_missing_key_is_a_clear_error(
@@ -213,30 +173,11 @@ def test_missing_key_is_a_clear_error(
 def test_cancel_during_a_long_sync_stops_between_pages(
     database_url: str, tenant: TenantFixture, state: BomControleState, configure: Any
 ) -> None:
-    configure(LISTING_HEARTBEAT_S="0")  # a heartbeat (and cancel check) before every page
-    state.knobs.update({"latency_ms": 60})
-    job_id = call(
-        "run-integration", {"tenant_id": str(tenant.id), "provider_slug": "bomcontrole"},
-        token=tenant.admin_token,
-    ).get_json()["job_id"]  # fmt: skip
-    get_dispatcher().take()  # type: ignore[attr-defined]
-    worker = threading.Thread(
-        target=call, args=("process-integration-job", {"job_id": job_id}),
-        kwargs={"token": service_token()},
-    )  # fmt: skip
-    worker.start()
     count = "SELECT count(*) AS n FROM bomcontrole_financial_entries"
-    for _ in range(200):
-        if rows(database_url, count)[0]["n"] >= 500:
-            break
-        threading.Event().wait(0.05)
-    cancel = call("cancel-integration-job", {"job_id": job_id}, token=tenant.admin_token)
-    assert cancel.status_code == 200
-    worker.join(60)
-    job = rows(database_url, "SELECT * FROM integration_jobs WHERE id = %s", job_id)[0]
-    assert job["status"] == "canceled"
-    written = rows(database_url, count)[0]["n"]
-    assert 500 <= written < ENTRIES and written % 100 == 0  # whole pages only
+    cancel_midway(
+        database_url, tenant, state, configure, provider="bomcontrole", count_sql=count,
+        total=ENTRIES,
+    )  # fmt: skip
     expected = {e[0]: e for e in emulator_view(state)}
     assert all(expected[r[0]] == r for r in db_view(database_url))
 
@@ -248,11 +189,4 @@ def test_sync_bomcontrole_over_http_takes_the_same_slot(
     response = call("sync-bomcontrole", body, token=tenant.admin_token)
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["records"] == ENTRIES
-    live = call(
-        "run-integration", {"tenant_id": str(tenant.id), "provider_slug": "bomcontrole"},
-        token=tenant.admin_token,
-    ).get_json()["job_id"]  # fmt: skip
-    busy = call("sync-bomcontrole", body, token=service_token())
-    assert busy.status_code == 409
-    assert busy.get_json()["error"]["details"]["job_id"] == live
-    assert call("sync-bomcontrole", body, token=tenant.member_token).status_code == 403
+    direct_sync_takes_the_slot(tenant, "sync-bomcontrole", "bomcontrole")

@@ -2,65 +2,32 @@
 
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from infra.emulators._common import ServerHandle, start_in_thread
 from infra.emulators.onecode import OneCodeState, create_app
-from shared.dispatch import get_dispatcher
 from shared.secrets import env_var, secret_name
-from tests.support import TenantFixture, call, drain, rows, seed_tenant, service_token
+from tests.provider_support import (
+    FLAKY_KNOBS,
+    LIVE_JOBS,
+    RunJob,
+    cancel_midway,
+    checksum,
+    direct_sync_takes_the_slot,
+    provider_fixtures,
+    stored_text,
+)
+from tests.support import TenantFixture, call, rows, service_token
 
 pytestmark = pytest.mark.db
 TOKEN = "acme-onecode-token-5f2c"
 CONTACTS = 2500
 
-RunJob = Callable[[], dict[str, Any]]
-
-
-@pytest.fixture
-def emulator() -> Iterator[ServerHandle]:
-    state = OneCodeState(seed=21)
-    state.seed_token(TOKEN, CONTACTS)
-    with start_in_thread(create_app(state)) as handle:
-        yield handle
-
-
-@pytest.fixture
-def state(emulator: ServerHandle) -> OneCodeState:
-    assert isinstance(emulator.state, OneCodeState)
-    return emulator.state
-
-
-@pytest.fixture
-def tenant(database_url: str, emulator: ServerHandle, configure: Any) -> TenantFixture:
-    configure(
-        **{env_var(secret_name("acme", "onecode", "token")): TOKEN},
-        PROVIDER_RETRY_ATTEMPTS="8",
-    )
-    return seed_tenant(database_url, "acme", providers={"onecode": {"base_url": emulator.url}})
-
-
-@pytest.fixture
-def run_job(database_url: str, tenant: TenantFixture) -> RunJob:
-    """Click "Executar" and deliver the wake-ups until the queue is idle; the job row."""
-
-    def run() -> dict[str, Any]:
-        response = call(
-            "run-integration",
-            {"tenant_id": str(tenant.id), "provider_slug": "onecode"},
-            token=tenant.admin_token,
-        )
-        assert response.status_code == 202, response.get_json()
-        drain(get_dispatcher())
-        job_id = response.get_json()["job_id"]
-        return rows(database_url, "SELECT * FROM integration_jobs WHERE id = %s", job_id)[0]
-
-    return run
+emulator, state, tenant, run_job = provider_fixtures(
+    OneCodeState, create_app, seed=21, token=TOKEN, count=CONTACTS,
+    provider="onecode", secret="token",
+)  # fmt: skip
 
 
 def emulator_view(state: OneCodeState) -> list[tuple[Any, ...]]:
@@ -83,10 +50,6 @@ def db_view(database_url: str) -> list[tuple[Any, ...]]:
          tuple(t["name"] for t in r["tags"]), r["upd"])
         for r in found
     ]  # fmt: skip
-
-
-def checksum(view: list[tuple[Any, ...]]) -> str:
-    return hashlib.sha256(repr(sorted(view)).encode()).hexdigest()
 
 
 def test_full_sync_equals_emulator_resync_writes_nothing_and_updates_propagate(
@@ -122,7 +85,7 @@ def test_faults_still_end_in_success_with_no_duplicates(
     database_url: str, state: OneCodeState, run_job: RunJob, configure: Any
 ) -> None:
     configure(PROVIDER_TIMEOUT_S="0.5")
-    state.knobs.update({"error_rate": 0.2, "rate_429": 0.1, "timeout_rate": 0.03, "hang_s": 1})
+    state.knobs.update(FLAKY_KNOBS)
     job = run_job()
     assert job["status"] == "success", job["error_message"]
     assert checksum(db_view(database_url)) == checksum(emulator_view(state))
@@ -139,8 +102,7 @@ def test_persistent_faults_end_in_error_after_max_attempts(
     job = run_job()
     assert (job["status"], job["attempts"], job["max_attempts"]) == ("error", 3, 3)
     assert "OneCode kept answering HTTP 5" in job["error_message"]
-    live = "SELECT count(*) AS n FROM integration_jobs WHERE status IN ('pending', 'running')"
-    assert rows(database_url, live) == [{"n": 0}]
+    assert rows(database_url, LIVE_JOBS) == [{"n": 0}]
     integration = rows(database_url, "SELECT last_status FROM tenant_integrations")
     assert integration == [{"last_status": "error"}]
 
@@ -153,9 +115,7 @@ def test_rejected_token_is_not_retried_and_never_leaks(
     job = run_job()
     assert (job["status"], job["attempts"]) == ("error", 1)
     assert job["error_message"] == "OneCode rejected the credentials (HTTP 401)."
-    stored = str(rows(database_url, "SELECT * FROM integration_jobs"))
-    stored += str(rows(database_url, "SELECT * FROM integration_logs"))
-    assert "wrong-onecode-token-77" not in stored + capsys.readouterr().out
+    assert "wrong-onecode-token-77" not in stored_text(database_url) + capsys.readouterr().out
 
 
 def test_page_size_is_taken_from_the_answer(
@@ -174,32 +134,10 @@ def test_page_size_is_taken_from_the_answer(
 def test_cancel_during_a_long_sync_stops_between_pages(
     database_url: str, tenant: TenantFixture, state: OneCodeState, configure: Any
 ) -> None:
-    configure(LISTING_HEARTBEAT_S="0")  # a heartbeat (and cancel check) before every page
-    state.knobs.update({"latency_ms": 60})
-    job_id = call(
-        "run-integration", {"tenant_id": str(tenant.id), "provider_slug": "onecode"},
-        token=tenant.admin_token,
-    ).get_json()["job_id"]  # fmt: skip
-    get_dispatcher().take()  # type: ignore[attr-defined]
-    worker = threading.Thread(
-        target=call, args=("process-integration-job", {"job_id": job_id}),
-        kwargs={"token": service_token()},
-    )  # fmt: skip
-    worker.start()
     count = "SELECT count(*) AS n FROM onecode_contacts"
-    for _ in range(200):
-        if rows(database_url, count)[0]["n"] >= 500:
-            break
-        threading.Event().wait(0.05)
-    assert (
-        call("cancel-integration-job", {"job_id": job_id}, token=tenant.admin_token).status_code
-        == 200
+    cancel_midway(
+        database_url, tenant, state, configure, provider="onecode", count_sql=count, total=CONTACTS
     )
-    worker.join(60)
-    job = rows(database_url, "SELECT * FROM integration_jobs WHERE id = %s", job_id)[0]
-    assert job["status"] == "canceled"
-    written = rows(database_url, count)[0]["n"]
-    assert 500 <= written < CONTACTS and written % 100 == 0  # whole pages only
     expected = {c[0]: c for c in emulator_view(state)}
     assert all(expected[r[0]] == r for r in db_view(database_url))  # every row is right
 
@@ -214,13 +152,6 @@ def test_sync_onecode_contacts_over_http_takes_the_same_slot(
     assert rows(database_url, "SELECT status, provider_slug FROM integration_jobs") == [
         {"status": "success", "provider_slug": "onecode"}
     ]
-    live = call(
-        "run-integration", {"tenant_id": str(tenant.id), "provider_slug": "onecode"},
-        token=tenant.admin_token,
-    ).get_json()["job_id"]  # fmt: skip
-    busy = call("sync-onecode-contacts", body, token=service_token())
-    assert busy.status_code == 409
-    assert busy.get_json()["error"]["details"]["job_id"] == live
+    live = direct_sync_takes_the_slot(tenant, "sync-onecode-contacts", "onecode")
     by_id = call("sync-onecode-contacts", {**body, "job_id": live}, token=service_token())
     assert by_id.status_code == 200 and by_id.get_json()["job_id"] == live
-    assert call("sync-onecode-contacts", body, token=tenant.member_token).status_code == 403

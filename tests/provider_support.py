@@ -1,0 +1,150 @@
+"""Shared plumbing of the provider-sync integration tests (OneCode, BomControle).
+
+:func:`provider_fixtures` builds the ``emulator``, ``state``, ``tenant`` and ``run_job``
+fixtures of a test module; the other helpers are the steps those tests have in common.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from infra.emulators._common import EmulatorState, ServerHandle, start_in_thread
+from shared.dispatch import get_dispatcher
+from shared.secrets import env_var, secret_name
+from tests.support import TenantFixture, call, drain, rows, seed_tenant, service_token
+
+RunJob = Callable[..., dict[str, Any]]
+# Faults a sync must ride out (with retries and a short client timeout).
+FLAKY_KNOBS = {"error_rate": 0.2, "rate_429": 0.1, "timeout_rate": 0.03, "hang_s": 1}
+LIVE_JOBS = "SELECT count(*) AS n FROM integration_jobs WHERE status IN ('pending', 'running')"
+
+
+def provider_fixtures(
+    state_cls: type[EmulatorState],
+    create_app: Callable[[Any], Flask],
+    *,
+    seed: int,
+    token: str,
+    count: int,
+    provider: str,
+    secret: str,
+) -> tuple[Any, Any, Any, Any]:
+    """The fixtures ``emulator, state, tenant, run_job`` for one provider's sync tests.
+
+    The emulator is seeded with ``count`` rows for ``token``; the tenant "acme" has the
+    provider configured against it and ``token`` as its ``secret`` (e.g. "api_key").
+    ``run_job(payload=None)`` clicks "Executar", drains the wake-ups and returns the job row.
+    """
+
+    @pytest.fixture(name="emulator")
+    def emulator() -> Iterator[ServerHandle]:
+        state = state_cls(seed=seed)
+        state.seed_token(token, count)
+        with start_in_thread(create_app(state)) as handle:
+            yield handle
+
+    @pytest.fixture(name="state")
+    def state(emulator: ServerHandle) -> EmulatorState:
+        assert isinstance(emulator.state, state_cls)
+        return emulator.state
+
+    @pytest.fixture(name="tenant")
+    def tenant(database_url: str, emulator: ServerHandle, configure: Any) -> TenantFixture:
+        configure(
+            **{env_var(secret_name("acme", provider, secret)): token},
+            PROVIDER_RETRY_ATTEMPTS="8",
+        )
+        config = {"base_url": emulator.url}
+        return seed_tenant(database_url, "acme", providers={provider: config})
+
+    @pytest.fixture(name="run_job")
+    def run_job(database_url: str, tenant: TenantFixture) -> RunJob:
+        def run(payload: dict[str, Any] | None = None) -> dict[str, Any]:
+            job_id = start_job(tenant, provider, payload)
+            drain(get_dispatcher())
+            return job_row(database_url, job_id)
+
+        return run
+
+    return emulator, state, tenant, run_job
+
+
+def start_job(tenant: TenantFixture, provider: str, payload: dict[str, Any] | None = None) -> str:
+    """Click "Executar" as the tenant's admin; the new job's id (its wake-up is queued)."""
+    body = {"tenant_id": str(tenant.id), "provider_slug": provider, "payload": payload or {}}
+    response = call("run-integration", body, token=tenant.admin_token)
+    assert response.status_code == 202, response.get_json()
+    job_id: str = response.get_json()["job_id"]
+    return job_id
+
+
+def job_row(database_url: str, job_id: str) -> dict[str, Any]:
+    """The integration_jobs row of a job."""
+    return rows(database_url, "SELECT * FROM integration_jobs WHERE id = %s", job_id)[0]
+
+
+def checksum(view: list[tuple[Any, ...]]) -> str:
+    """An order-independent digest of a list of rows."""
+    return hashlib.sha256(repr(sorted(view)).encode()).hexdigest()
+
+
+def stored_text(database_url: str) -> str:
+    """Everything the jobs and their logs stored, as text (to look for leaked secrets)."""
+    stored = str(rows(database_url, "SELECT * FROM integration_jobs"))
+    return stored + str(rows(database_url, "SELECT * FROM integration_logs"))
+
+
+def cancel_midway(
+    database_url: str,
+    tenant: TenantFixture,
+    state: EmulatorState,
+    configure: Any,
+    *,
+    provider: str,
+    count_sql: str,
+    total: int,
+) -> None:
+    """Start a slow sync, cancel it once ``count_sql`` counts 500 rows, check it stopped.
+
+    A heartbeat (and cancel check) runs before every page, and every page takes 60 ms;
+    the job must end canceled with whole pages (of 100) written, fewer than ``total``.
+    """
+    configure(LISTING_HEARTBEAT_S="0")
+    state.knobs.update({"latency_ms": 60})
+    job_id = start_job(tenant, provider)
+    get_dispatcher().take()  # type: ignore[attr-defined]
+    worker = threading.Thread(
+        target=call, args=("process-integration-job", {"job_id": job_id}),
+        kwargs={"token": service_token()},
+    )  # fmt: skip
+    worker.start()
+    for _ in range(200):
+        if rows(database_url, count_sql)[0]["n"] >= 500:
+            break
+        threading.Event().wait(0.05)
+    cancel = call("cancel-integration-job", {"job_id": job_id}, token=tenant.admin_token)
+    assert cancel.status_code == 200
+    worker.join(60)
+    assert job_row(database_url, job_id)["status"] == "canceled"
+    written = rows(database_url, count_sql)[0]["n"]
+    assert 500 <= written < total and written % 100 == 0  # whole pages only
+
+
+def direct_sync_takes_the_slot(tenant: TenantFixture, function: str, provider: str) -> str:
+    """With a job live in the slot, ``function`` answers 409 naming it (and 403 to a member).
+
+    Returns the live job's id.
+    """
+    body = {"tenant_id": str(tenant.id)}
+    live = start_job(tenant, provider)
+    busy = call(function, body, token=service_token())
+    assert busy.status_code == 409
+    assert busy.get_json()["error"]["details"]["job_id"] == live
+    assert call(function, body, token=tenant.member_token).status_code == 403
+    return live
