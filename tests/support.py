@@ -72,7 +72,7 @@ def bearer(token: str) -> dict[str, str]:
 
 @cache
 def _app(name: str) -> Any:
-    return functions_framework.create_app(
+    return functions_framework.create_app(  # type: ignore[no-untyped-call]
         target="main", source=str(ROOT / "functions" / name / "main.py")
     )
 
@@ -88,7 +88,7 @@ def rows(database_url: str, sql: str, *params: Any) -> list[dict[str, Any]]:
     from psycopg.rows import dict_row
 
     with psycopg.connect(database_url, row_factory=dict_row) as conn:
-        return conn.execute(sql, params or None).fetchall()  # type: ignore[arg-type]
+        return conn.execute(sql, params or None).fetchall()
 
 
 def call(name: str, body: Any = None, *, token: str | None = None, path: str = "/") -> Any:
@@ -101,7 +101,7 @@ def drain(recorder: Any, *, rounds: int = 50) -> list[Any]:
     """Deliver recorded Cloud Tasks (honouring their delays) until none is left."""
     import time
 
-    delivered = []
+    delivered: list[tuple[Any, int]] = []
     for _ in range(rounds):
         tasks = recorder.take()
         if not tasks:
