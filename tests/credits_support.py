@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -192,3 +193,32 @@ class Drainer:
                     )
                     self.delivered += 1
                     self.statuses.append(response.status_code)
+
+
+class Sampler:
+    """Samples, until stopped, the most jobs holding a slot here and at RunningHub."""
+
+    def __init__(self, database_url: str, remote: Callable[[], int]) -> None:
+        self._url = database_url
+        self._remote = remote
+        self._stop = threading.Event()
+        self.max_db = self.max_remote = self.samples = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        sql = "SELECT count(*) FROM ai_jobs WHERE status IN ('starting', 'running')"
+        with psycopg.connect(self._url, autocommit=True) as conn:
+            while not self._stop.is_set():
+                row = conn.execute(sql).fetchone()
+                self.max_db = max(self.max_db, int(row[0]) if row else 0)
+                self.max_remote = max(self.max_remote, self._remote())
+                self.samples += 1
+                time.sleep(0.002)

@@ -8,13 +8,11 @@ calls /start once per job: every later start comes from a freed slot's Cloud Tas
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import psycopg
 import pytest
 
 from infra.emulators.runninghub import RunningHubKnobs
@@ -25,6 +23,7 @@ from tests.credits_support import (
     WEBHOOK_SECRET,
     WORKFLOW,
     Emulator,
+    Sampler,
     User,
     balance,
     ledger,
@@ -64,33 +63,9 @@ def stack_env(rh: Emulator) -> dict[str, str]:
     }
 
 
-class SlotSampler:
-    """Samples, until stopped, the most slot holders seen in the DB and at RunningHub."""
-
-    def __init__(self, database_url: str, rh: Emulator) -> None:
-        self._url, self._rh = database_url, rh
-        self._stop = threading.Event()
-        self.max_db = self.max_rh = self.samples = 0
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> SlotSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        query = "SELECT count(*) FROM ai_jobs WHERE status IN ('starting', 'running')"
-        with psycopg.connect(self._url, autocommit=True) as conn:
-            while not self._stop.wait(0.01):
-                row = conn.execute(query).fetchone()
-                with self._rh.state.lock:
-                    at_rh = self._rh.state.active_count(RH_KEY)
-                self.max_db = max(self.max_db, int(row[0]) if row else 0)
-                self.max_rh = max(self.max_rh, at_rh)
-                self.samples += 1
+def rh_active(rh: Emulator) -> int:
+    with rh.state.lock:
+        return int(rh.state.active_count(RH_KEY))
 
 
 def statuses(database_url: str, job_ids: list[uuid.UUID]) -> list[str]:
@@ -122,7 +97,7 @@ def test_four_jobs_share_two_slots_and_all_complete(
     with JobManager(function_url(stack), user.token, database_url=database_url) as jm:
         job_ids = [create(jm, user, cost) for cost in costs]
         assert statuses(database_url, job_ids) == ["pending"] * 4
-        with SlotSampler(database_url, rh) as sampler:
+        with Sampler(database_url, lambda: rh_active(rh)) as sampler:
             answers = start_all(jm, job_ids)
             assert all(a["debited"] and a["status"] != "failed" for a in answers), answers
             # Nobody calls /start again nor the sweep: webhooks and Cloud Tasks do the rest.
@@ -132,7 +107,7 @@ def test_four_jobs_share_two_slots_and_all_complete(
             )  # fmt: skip
         check = jm.check()
     assert sampler.samples > 0 and sampler.max_db <= MAX_SLOTS, vars(sampler)
-    assert sampler.max_rh <= MAX_SLOTS, vars(sampler)
+    assert sampler.max_remote <= MAX_SLOTS, vars(sampler)
     assert statuses(database_url, job_ids) == ["completed"] * 4
     assert check["running"] == 0 and check["queued"] == 0 and check["free_slots"] == MAX_SLOTS
     assert_completed_once_each(database_url, rh, job_ids, stack)

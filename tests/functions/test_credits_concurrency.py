@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID
 
-import psycopg
 import pytest
 
 from infra.emulators._common import start_in_thread
@@ -26,6 +25,7 @@ from tests.credits_support import (
     VIDEO,
     Drainer,
     Emulator,
+    Sampler,
     User,
     balance,
     configure_runninghub,
@@ -183,32 +183,3 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-class Sampler:
-    """Samples, as fast as it can, how many jobs hold a slot here and at RunningHub."""
-
-    def __init__(self, database_url: str, remote: Callable[[], int]) -> None:
-        self._url = database_url
-        self._remote = remote
-        self._stop = threading.Event()
-        self.max_db = self.max_remote = self.samples = 0
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        sql = "SELECT count(*) FROM ai_jobs WHERE status IN ('starting', 'running')"
-        with psycopg.connect(self._url, autocommit=True) as conn:
-            while not self._stop.is_set():
-                row = conn.execute(sql).fetchone()
-                self.max_db = max(self.max_db, int(row[0]) if row else 0)
-                self.max_remote = max(self.max_remote, self._remote())
-                self.samples += 1
-                time.sleep(0.002)
