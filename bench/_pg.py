@@ -5,8 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -23,17 +21,8 @@ _counter = itertools.count()
 @contextmanager
 def server() -> Iterator[str]:
     """A server URL: DATABASE_URL when set, else an embedded PostgreSQL in a temp folder."""
-    external = os.environ.get("DATABASE_URL")
-    if external:
-        yield external
-        return
-    folder = Path(tempfile.mkdtemp(prefix="syncq-bench-pg-"))
-    embedded = pg.start_embedded(folder / "data", cleanup="delete")
-    try:
-        yield str(embedded.get_uri())
-    finally:
-        embedded._cleanup()
-        shutil.rmtree(folder, ignore_errors=True)
+    with pg.server_url("syncq-bench-pg-") as url:
+        yield url
 
 
 @contextmanager

