@@ -35,6 +35,7 @@ import psycopg
 
 from bench import _pg
 from infra import migrate
+from shared import jsonio
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-onecode-token"
@@ -122,7 +123,7 @@ def run_row_by_row(db_url: str, base_url: str, tenant: uuid.UUID) -> tuple[float
             )  # fmt: skip
             page = onecode.parse_page(response, 100)
             for row in page.rows:
-                conn.execute(sql, {"tenant_id": tenant, "rows": json.dumps([row])})
+                conn.execute(sql, {"tenant_id": tenant, "rows": jsonio.dumps([row])})
                 written += 1
             if not page.rows or number * page.size >= page.total:
                 break
@@ -162,7 +163,7 @@ def upsert_only(db_url: str, tenant: uuid.UUID, rows: list[dict[str, Any]], batc
         started = time.perf_counter()
         for start in range(0, len(rows), batch):
             with conn.transaction():
-                chunk = json.dumps(rows[start : start + batch])
+                chunk = jsonio.dumps(rows[start : start + batch])
                 conn.execute(sql, {"tenant_id": tenant, "rows": chunk})
         return time.perf_counter() - started
 

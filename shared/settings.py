@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     # Rows (whole pages) per upsert statement, and at most one heartbeat per this interval
     # (far below STALE_AFTER_S; a cancel is noticed at the next heartbeat, between pages).
     listing_batch_rows: int = 500
+    # Batches upserted at once, each in its own transaction and pooled connection (keep
+    # DB_POOL_MAX above this: the heartbeat needs a connection too).
+    listing_writers: int = 2
     listing_heartbeat_s: float = 1.0
 
     # --- credits queue manager / RunningHub (issue 5) ---

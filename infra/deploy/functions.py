@@ -44,9 +44,11 @@ class FunctionSpec:
 
 
 def _worker(name: str, *, public: bool, max_instances: int) -> FunctionSpec:
+    # pool_max 3: a sync upserts on LISTING_WRITERS (2) connections at once, and its
+    # heartbeat needs a third.
     return FunctionSpec(
         name, "syncq-worker", timeout_s=540, memory="512Mi", max_instances=max_instances,
-        concurrency=1, pool_max=2, public=public,
+        concurrency=1, pool_max=3, public=public,
         invokers=() if public else WORKER_INVOKERS,
     )  # fmt: skip
 

@@ -8,7 +8,6 @@ nothing; items can repeat across pages, so rows are upserted by key.
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -16,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from shared import jsonio
 from shared.errors import UpstreamError
 from shared.providers import http
 from shared.providers.base import SyncContext, SyncResult, progress_without_total
@@ -104,7 +104,7 @@ def parse_page(response: httpx.Response) -> list[dict[str, Any]]:
             details={"provider": SLUG, "status": response.status_code},
         )
     try:
-        body = response.json()
+        body = jsonio.loads(response.content)
     except ValueError as exc:
         raise UpstreamError(f"{NAME} answered a body that is not JSON.") from exc
     if isinstance(body, dict) and "Erro" in body:
@@ -142,7 +142,7 @@ class AcessoriasProvider:
             with ctx.transaction() as conn:
                 conn.execute(
                     query("acessorias", "upsert_companies"),
-                    {"tenant_id": ctx.tenant.id, "rows": json.dumps(list(rows.values()))},
+                    {"tenant_id": ctx.tenant.id, "rows": jsonio.dumps(list(rows.values()))},
                 )
             seen.update(rows)
             result.pages += 1

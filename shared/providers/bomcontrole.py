@@ -21,6 +21,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
+from shared import jsonio
 from shared.errors import UpstreamError
 from shared.providers import http, paging
 from shared.providers.base import SyncContext, SyncResult
@@ -151,7 +152,7 @@ def _body(response: httpx.Response) -> Any:
     if response.status_code != 200:
         raise UpstreamError(f"{NAME} answered HTTP {response.status_code}.")
     try:
-        return response.json()
+        return jsonio.loads(response.content)
     except ValueError as exc:
         raise UpstreamError(f"{NAME} answered a body that is not JSON.") from exc
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from shared import jsonio
 from shared.errors import UpstreamError
 from shared.providers import http, paging
 from shared.providers.base import SyncContext, SyncResult
@@ -44,17 +45,20 @@ def base_url(config: Mapping[str, Any], tenant: Tenant, settings: Settings) -> s
     return settings.onecode_base_url.format(tenant=subdomain)
 
 
-def _timestamp(value: Any) -> str | None:
+def _timestamp(value: Any) -> datetime | None:
+    """An ISO-8601 instant, or None; kept a datetime (the batch's JSON writer formats it)."""
     if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.fromisoformat(value).isoformat()
+        return datetime.fromisoformat(value)
     except ValueError:
         return None
 
 
 def _text(value: Any) -> str | None:
-    text = str(value).strip() if value is not None else ""
+    if value is None:
+        return None
+    text = (value if isinstance(value, str) else str(value)).strip()
     return text or None
 
 
@@ -66,7 +70,11 @@ def map_tag(raw: Any) -> dict[str, str | None] | None:
 
 
 def map_contact(raw: Any) -> dict[str, Any] | None:
-    """An API contact as a row of onecode_contacts; None when it has no integer id."""
+    """An API contact as a row of onecode_contacts; None when it has no integer id.
+
+    This runs for every contact of every sync (50k contacts = 50k calls), so it stays
+    plain: one dict, no intermediate lists.
+    """
     if not isinstance(raw, dict):
         return None
     contact_id = raw.get("id")
@@ -74,8 +82,7 @@ def map_contact(raw: Any) -> dict[str, Any] | None:
         return None
     if not str(contact_id).isdigit():
         return None
-    raw_tags = raw.get("tags")
-    tags: list[Any] = raw_tags if isinstance(raw_tags, list) else []
+    tags = raw.get("tags")
     return {
         "external_id": str(int(contact_id)),
         "name": _text(raw.get("name")),
@@ -83,7 +90,7 @@ def map_contact(raw: Any) -> dict[str, Any] | None:
         "email": _text(raw.get("email")),
         "is_group": raw.get("isGroup") is True,
         "blocked": raw.get("blocked") is True,
-        "tags": [t for t in map(map_tag, tags) if t is not None],
+        "tags": [t for t in map(map_tag, tags) if t is not None] if isinstance(tags, list) else [],
         "remote_created_at": _timestamp(raw.get("createdAt")),
         "remote_updated_at": _timestamp(raw.get("updatedAt")),
     }
@@ -92,7 +99,7 @@ def map_contact(raw: Any) -> dict[str, Any] | None:
 def _refusal(response: httpx.Response) -> UpstreamError:
     """A 4xx other than auth: our request or configuration is wrong; retrying won't help."""
     try:
-        body = response.json()
+        body = jsonio.loads(response.content)
     except ValueError:
         body = None
     raw_code = body.get("error") if isinstance(body, dict) else None
@@ -112,7 +119,7 @@ def parse_page(response: httpx.Response, asked_size: int) -> paging.Page:
     if 400 <= response.status_code < 500:
         raise _refusal(response)
     try:
-        body = response.json()
+        body = jsonio.loads(response.content)
     except ValueError as exc:
         raise UpstreamError(f"{NAME} answered a body that is not JSON.") from exc
     contacts = body.get("contacts") if isinstance(body, dict) else None

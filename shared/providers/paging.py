@@ -6,18 +6,24 @@ API's total tells us: fewer distinct keys than the total after the last page mea
 shifted, so the listing is walked again (upserts are idempotent and unchanged rows are not
 rewritten). After `passes` walks that still miss rows, the sync fails retryably rather
 than reporting success with rows silently missing.
+
+Reading and writing overlap: later pages are fetched while a batch is stored, and up to
+``writers`` batches are upserted at once, each in its own transaction (so a database
+round trip never leaves PostgreSQL idle while this process parses the next pages). Every
+batch is sorted by key, so two batches that share a key lock it in the same order and
+cannot deadlock.
 """
 
 from __future__ import annotations
 
-import json
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, LiteralString
 
-from shared import log
+from shared import jsonio, log
 from shared.errors import UpstreamError
 from shared.providers.base import SyncContext, SyncResult
 from shared.settings import Settings
@@ -46,6 +52,7 @@ class Tuning:
     passes: int = 3  # full walks before giving up on a listing that keeps shifting
     fetch_ahead: int = 0  # later pages requested while the current one is stored
     batch_rows: int = 0  # rows buffered (whole pages) per upsert; 0 = one upsert per page
+    writers: int = 1  # batches upserted at once, each in its own transaction
     heartbeat_s: float = 0.0  # at most one heartbeat per this many seconds; 0 = every page
     progress_span: tuple[int, int] = (0, 99)
 
@@ -56,6 +63,7 @@ class Tuning:
             "passes": settings.listing_passes,
             "fetch_ahead": settings.listing_fetch_ahead,
             "batch_rows": settings.listing_batch_rows,
+            "writers": settings.listing_writers,
             "heartbeat_s": settings.listing_heartbeat_s,
         }
         return cls(**{**values, **overrides})
@@ -124,17 +132,61 @@ class _Reader:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+class _Writer:
+    """Stores batches, up to ``writers`` at once; ``changed`` adds up the rows written.
+
+    One writer stores in the caller's thread. More submit to a thread pool and wait only
+    when that many batches are already in flight."""
+
+    def __init__(self, store: StoreRows, writers: int) -> None:
+        self._store, self._writers = store, max(1, writers)
+        self._pool: ThreadPoolExecutor | None = None
+        self._in_flight: deque[Future[int]] = deque()
+        self.changed = 0
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        if self._writers == 1:
+            self.changed += self._store(rows)
+            return
+        while len(self._in_flight) >= self._writers:
+            self.changed += self._in_flight.popleft().result()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._writers, thread_name_prefix="store")
+        self._in_flight.append(self._pool.submit(self._store, rows))
+
+    def finish(self) -> None:
+        """Wait for every batch in flight; raises the first write that failed."""
+        while self._in_flight:
+            self.changed += self._in_flight.popleft().result()
+
+    def close(self) -> None:
+        """Return only once no batch is being written (also when the walk stops early:
+        a cancel leaves whole, committed batches behind, never one half-way)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
 class _Pass:
     """One walk over the listing: heartbeat, read, buffer whole pages, upsert in batches."""
 
     def __init__(
         self, ctx: SyncContext, store: StoreRows, result: SyncResult, tuning: Tuning
     ) -> None:
-        self.ctx, self.store, self.result, self.tuning = ctx, store, result, tuning
+        self.ctx, self.result, self.tuning = ctx, result, tuning
+        self.writer = _Writer(store, tuning.writers)
         self.buffer: dict[str, dict[str, Any]] = {}  # by key: one row per key per statement
         self.last_beat: float | None = None
 
     def run(self, reader: _Reader) -> tuple[set[str], int]:
+        try:
+            walked, total = self._read(reader)
+            self.writer.finish()
+        finally:
+            self.writer.close()
+            self.result.extra["changed"] += self.writer.changed
+        return walked, total
+
+    def _read(self, reader: _Reader) -> tuple[set[str], int]:
         walked: set[str] = set()
         total, expected = 0, 1
         for number in range(1, reader.max_pages + 1):
@@ -164,7 +216,7 @@ class _Pass:
 
     def flush(self) -> None:
         if self.buffer:
-            self.result.extra["changed"] += self.store(list(self.buffer.values()))
+            self.writer.write([self.buffer[key] for key in sorted(self.buffer)])
             self.buffer.clear()
 
 
@@ -173,5 +225,5 @@ def upsert_json(ctx: SyncContext, sql: LiteralString, rows: list[dict[str, Any]]
     if not rows:
         return 0
     with ctx.transaction() as conn:
-        cursor = conn.execute(sql, {"tenant_id": ctx.tenant.id, "rows": json.dumps(rows)})
+        cursor = conn.execute(sql, {"tenant_id": ctx.tenant.id, "rows": jsonio.dumps(rows)})
         return max(cursor.rowcount, 0)

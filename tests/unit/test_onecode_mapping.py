@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -24,7 +25,7 @@ def test_map_contact_normalises_and_keeps_tags() -> None:
     assert row == {
         "external_id": "12", "name": "Ana", "number": "5511999999999", "email": None,
         "is_group": False, "blocked": True, "tags": [{"id": "1", "name": "VIP", "color": "#0F0"}],
-        "remote_created_at": "2024-05-01T12:00:00+00:00", "remote_updated_at": None,
+        "remote_created_at": datetime(2024, 5, 1, 12, tzinfo=UTC), "remote_updated_at": None,
     }  # fmt: skip
 
 

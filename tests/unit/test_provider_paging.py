@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -141,3 +143,55 @@ def test_heartbeats_are_throttled_but_the_first_always_happens() -> None:
     ctx = FakeContext()
     run(Listing([f"k{i}" for i in range(50)], 5), ctx, heartbeat_s=0)
     assert len(ctx.beats) == 10
+
+
+class SlowStore:
+    """A store that takes a while per batch and records how many ran at once."""
+
+    def __init__(self, fail_on: int | None = None) -> None:
+        self.lock = threading.Lock()
+        self.running = self.peak = 0
+        self.batches: list[list[str]] = []
+        self.fail_on = fail_on
+
+    def __call__(self, rows: list[dict[str, Any]]) -> int:
+        with self.lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+            number = len(self.batches)
+            self.batches.append([r["external_id"] for r in rows])
+        try:
+            time.sleep(0.02)
+            if number == self.fail_on:
+                raise UpstreamError("write failed")
+            return len(rows)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def walk_with(store: SlowStore, ctx: FakeContext | None = None, **tuning: Any) -> Any:
+    listing = Listing([f"k{i:03d}" for i in range(200)][::-1], 10)  # keys arrive descending
+    return walk(ctx or FakeContext(), listing.fetch, store, Tuning(max_pages=100, **tuning))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("writers", [1, 2, 3])
+def test_concurrent_writers_store_every_batch_sorted_and_count_every_change(writers: int) -> None:
+    store = SlowStore()
+    result = walk_with(store, batch_rows=30, writers=writers)
+    assert store.peak == writers
+    assert sorted(k for batch in store.batches for k in batch) == [f"k{i:03d}" for i in range(200)]
+    assert all(batch == sorted(batch) for batch in store.batches)  # one lock order per batch
+    assert (result.records, result.extra["changed"]) == (200, 200)
+
+
+def test_a_failed_concurrent_write_fails_the_walk() -> None:
+    with pytest.raises(UpstreamError, match="write failed"):
+        walk_with(SlowStore(fail_on=2), batch_rows=30, writers=2)
+
+
+def test_a_cancel_waits_for_the_batches_in_flight() -> None:
+    store = SlowStore()
+    with pytest.raises(JobCanceled):
+        walk_with(store, FakeContext(cancel_after=8), batch_rows=10, writers=3)
+    assert store.batches and store.running == 0  # nothing is still being written

@@ -1,0 +1,45 @@
+"""shared.jsonio: orjson where it can, the standard library where orjson is stricter."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+import pytest
+
+from shared import jsonio
+
+
+def test_round_trip_of_a_provider_page() -> None:
+    page = {"contacts": [{"id": 1, "name": "Lúcia", "tags": [], "ok": True, "x": None}], "n": 1.5}
+    text = jsonio.dumps(page)
+    assert "Lúcia" in text and ", " not in text  # UTF-8, compact
+    assert jsonio.loads(text) == jsonio.loads(text.encode()) == page
+
+
+def test_integers_beyond_64_bits_and_nan_fall_back_to_the_standard_library() -> None:
+    big = 2**70
+    assert jsonio.loads(f'{{"id": {big}}}'.encode()) == {"id": big}
+    assert jsonio.dumps({"id": big, "at": datetime(2024, 5, 1, tzinfo=UTC)}) == (
+        f'{{"id":{big},"at":"2024-05-01T00:00:00+00:00"}}'
+    )
+    assert str(jsonio.loads(b'{"v": NaN}')["v"]) == "nan"
+
+
+def test_datetimes_are_written_in_iso_8601() -> None:
+    moment = datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC)
+    assert json.loads(jsonio.dumps([moment, date(2024, 5, 1)])) == [
+        "2024-05-01T12:00:00.123000+00:00",
+        "2024-05-01",
+    ]
+
+
+@pytest.mark.parametrize("raw", [b"", b"{", b"<html>", b'{"a": 1} x'])
+def test_what_is_not_json_raises_value_error(raw: bytes) -> None:
+    with pytest.raises(ValueError):
+        jsonio.loads(raw)
+
+
+def test_what_json_cannot_hold_raises_type_error() -> None:
+    with pytest.raises(TypeError):
+        jsonio.dumps({"v": {1, 2}})
