@@ -1,7 +1,7 @@
 """Lead export to Gestão Scouter: the seed's design vs syncq's runner vs a direct COPY.
 
     .venv/bin/python -m bench.bench_gestao [--leads N] [--batch B] [--in-flight P]
-        [--repeat R] [--json results.json]
+        [--repeat R] [--latency-ms MS] [--json results.json]
 
 One PostgreSQL server (DATABASE_URL, else an embedded PostgreSQL in a temporary folder)
 holds the local database (migrated, N seeded leads) and the remote project's database,
@@ -17,7 +17,9 @@ mapped source (checksum), then the table is emptied again.
 * COPY: `COPY (SELECT mapped) TO STDOUT` piped into `COPY leads FROM STDIN` on the remote
   database, no HTTP at all: the limit.
 
-Peak Python memory of the runner (tracemalloc) is measured at N/10 and N leads.
+`--latency-ms` delays every answer of the remote, as a network round trip would (the
+default 0 is loopback, where sequential small batches cost least). Peak Python memory of
+the runner (tracemalloc) is measured at N/10 and N leads.
 Not a test: nothing here asserts on time.
 """
 
@@ -93,10 +95,12 @@ class Setup:
 
 
 @contextmanager
-def emulator(remote_db: str) -> Iterator[str]:
-    """The remote project in its own process; yields its base URL."""
+def emulator(remote_db: str, latency_ms: int = 0) -> Iterator[str]:
+    """The remote project in its own process; yields its base URL. `latency_ms` delays every
+    answer (a network round trip to a remote project; loopback has none)."""
     argv = [sys.executable, "-m", "infra.emulators.postgrest", "--port", "0",
-            "--database-url", remote_db, "--jwt-secret", SECRET]  # fmt: skip
+            "--database-url", remote_db, "--jwt-secret", SECRET,
+            "--latency-ms", str(latency_ms)]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)  # noqa: S603
     try:
         assert proc.stdout is not None
@@ -323,6 +327,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=2000, help="syncq's batch size")
     p.add_argument("--in-flight", type=int, default=3, help="syncq's pipelined upserts")
     p.add_argument("--repeat", type=int, default=1, help="runs per contender; median shown")
+    p.add_argument("--latency-ms", type=int, default=0,
+                   help="added to every remote answer, like a network round trip")  # fmt: skip
     p.add_argument("--json", metavar="PATH")
     return p.parse_args(argv)
 
@@ -334,11 +340,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _pg.server() as server,
         _pg.fresh_database(server, "gs_local") as local,
         _pg.fresh_database(server, "gs_remote") as remote_db,
-        emulator(remote_db) as remote_url,
+        emulator(remote_db, args.latency_ms) as remote_url,
     ):
         setup = Setup(local, remote_db, remote_url, {}, counts)
         setup.tenants = seed_local(local, remote_url, counts)
-        print(f"{_pg.server_version(server)}; {args.leads:,} leads; repeat {args.repeat}")
+        print(f"{_pg.server_version(server)}; {args.leads:,} leads; repeat {args.repeat};"
+              f" remote latency {args.latency_ms} ms")  # fmt: skip
         runs: dict[str, list[Run]] = {}
         for _ in range(args.repeat):
             for name, go in contenders(setup, args).items():

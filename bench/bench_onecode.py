@@ -6,12 +6,13 @@ The emulator runs as its own process (`python -m infra.emulators.onecode`), like
 API is another machine; PostgreSQL is DATABASE_URL, else an embedded server. Contenders:
 
 * syncq: the real sync (`run_direct` -> the worker's state machine): 100 contacts per
-  page, fetched 3 pages ahead, one `jsonb_to_recordset` upsert per 500 rows, heartbeats,
-  the job row finished.
+  page, fetched 8 pages ahead, one `jsonb_to_recordset` upsert per 500 rows with two in
+  flight, heartbeats, the job row finished.
 * syncq re-sync: the same again with nothing changed (the IS DISTINCT FROM guard writes
   no row).
 * row-by-row: the same pages fetched with the same client, then one upsert statement and
-  one commit per contact — what the old edge function did.
+  one commit per contact — what the old edge function did (same statement, same JSON
+  writer).
 * db only: the same statement over the pre-fetched, mapped rows — 500 per statement vs
   one per statement and commit (the database side of the comparison, without HTTP).
 Records/s is wall time from the first request to the last commit. Not a test.
