@@ -9,9 +9,10 @@ than reporting success with rows silently missing.
 
 Reading and writing overlap: later pages are fetched while a batch is stored, and up to
 ``writers`` batches are upserted at once, each in its own transaction (so a database
-round trip never leaves PostgreSQL idle while this process parses the next pages). Every
-batch is sorted by key, so two batches that share a key lock it in the same order and
-cannot deadlock.
+round trip never leaves PostgreSQL idle while this process parses the next pages). A
+batch that shares a key with one in flight (a row seen twice because the listing shifted)
+waits for it, so the newer copy is written last; and every batch is sorted by key, so
+concurrent upserts take their row locks in one order and cannot deadlock.
 """
 
 from __future__ import annotations
@@ -135,29 +136,33 @@ class _Reader:
 class _Writer:
     """Stores batches, up to ``writers`` at once; ``changed`` adds up the rows written.
 
-    One writer stores in the caller's thread. More submit to a thread pool and wait only
-    when that many batches are already in flight."""
+    One writer stores in the caller's thread. More submit to a thread pool and wait, oldest
+    first, while that many batches are in flight or one of them shares a key with the new
+    batch (batches that share keys are written in the order they were read)."""
 
     def __init__(self, store: StoreRows, writers: int) -> None:
         self._store, self._writers = store, max(1, writers)
         self._pool: ThreadPoolExecutor | None = None
-        self._in_flight: deque[Future[int]] = deque()
+        self._in_flight: deque[tuple[frozenset[str], Future[int]]] = deque()
         self.changed = 0
 
-    def write(self, rows: list[dict[str, Any]]) -> None:
+    def write(self, keys: frozenset[str], rows: list[dict[str, Any]]) -> None:
         if self._writers == 1:
             self.changed += self._store(rows)
             return
-        while len(self._in_flight) >= self._writers:
-            self.changed += self._in_flight.popleft().result()
+        while self._in_flight and (
+            len(self._in_flight) >= self._writers
+            or any(not keys.isdisjoint(other) for other, _ in self._in_flight)
+        ):
+            self.changed += self._in_flight.popleft()[1].result()
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self._writers, thread_name_prefix="store")
-        self._in_flight.append(self._pool.submit(self._store, rows))
+        self._in_flight.append((keys, self._pool.submit(self._store, rows)))
 
     def finish(self) -> None:
         """Wait for every batch in flight; raises the first write that failed."""
         while self._in_flight:
-            self.changed += self._in_flight.popleft().result()
+            self.changed += self._in_flight.popleft()[1].result()
 
     def close(self) -> None:
         """Return only once no batch is being written (also when the walk stops early:
@@ -216,7 +221,8 @@ class _Pass:
 
     def flush(self) -> None:
         if self.buffer:
-            self.writer.write([self.buffer[key] for key in sorted(self.buffer)])
+            keys = sorted(self.buffer)
+            self.writer.write(frozenset(keys), [self.buffer[key] for key in keys])
             self.buffer.clear()
 
 

@@ -195,3 +195,22 @@ def test_a_cancel_waits_for_the_batches_in_flight() -> None:
     with pytest.raises(JobCanceled):
         walk_with(store, FakeContext(cancel_after=8), batch_rows=10, writers=3)
     assert store.batches and store.running == 0  # nothing is still being written
+
+
+def test_a_key_read_twice_is_written_in_read_order_even_with_writers_free() -> None:
+    pages = [[("a", "1"), ("dup", "old")], [("b", "1"), ("c", "1")], [("dup", "new"), ("d", "1")]]
+    final: dict[str, str] = {}
+
+    class Shifted(Listing):
+        def fetch(self, number: int) -> Page:
+            rows = pages[number - 1] if number <= len(pages) else []
+            return Page([{"external_id": k, "v": v} for k, v in rows], 5, 2)
+
+    def store(rows: list[dict[str, Any]]) -> int:
+        time.sleep(0.1 if any(r["v"] == "old" for r in rows) else 0.01)  # the old copy is slow
+        final.update((r["external_id"], r["v"]) for r in rows)
+        return len(rows)
+
+    result = walk(FakeContext(), Shifted([], 2).fetch, store, Tuning(batch_rows=2, writers=3))  # type: ignore[arg-type]
+    assert final == {"a": "1", "dup": "new", "b": "1", "c": "1", "d": "1"}
+    assert result.records == 5
