@@ -2,6 +2,7 @@
 
 :func:`provider_fixtures` builds the ``emulator``, ``state``, ``tenant`` and ``run_job``
 fixtures of a test module; the other helpers are the steps those tests have in common.
+:func:`fleet_servers` serves seed 002's flow 4: two tenants on all three providers.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from flask import Flask
 
+from infra.emulators import acessorias, bomcontrole, onecode
 from infra.emulators._common import EmulatorState, ServerHandle, start_in_thread
 from shared.dispatch import get_dispatcher
 from shared.secrets import env_var, secret_name
@@ -23,6 +26,37 @@ RunJob = Callable[..., dict[str, Any]]
 # Faults a sync must ride out (with retries and a short client timeout).
 FLAKY_KNOBS = {"error_rate": 0.2, "rate_429": 0.1, "timeout_rate": 0.03, "hang_s": 1}
 LIVE_JOBS = "SELECT count(*) AS n FROM integration_jobs WHERE status IN ('pending', 'running')"
+
+# Seed 002, flow 4: two tenants on all three providers, each with its own credential.
+FLEET_TENANTS = ("acme", "globex")
+FLEET_SECRET_KEY = {"acessorias": "token", "onecode": "token", "bomcontrole": "api_key"}
+FLEET_SIZES = {"acessorias": 60, "onecode": 450, "bomcontrole": 700}
+
+
+def fleet_credential(tenant: str, provider: str) -> str:
+    return f"{tenant}-{provider}-credential"
+
+
+@contextmanager
+def fleet_servers() -> Iterator[dict[str, ServerHandle]]:
+    """One emulator per provider, each seeded for both tenants; stopped afterwards."""
+    ace = acessorias.AcessoriasState(seed=1)
+    one = onecode.OneCodeState(seed=2)
+    bom = bomcontrole.BomControleState(seed=3)
+    states: dict[str, EmulatorState] = {"acessorias": ace, "onecode": one, "bomcontrole": bom}
+    for provider, state in states.items():
+        for tenant in FLEET_TENANTS:
+            state.seed_token(fleet_credential(tenant, provider), FLEET_SIZES[provider])
+    handles = {
+        "acessorias": start_in_thread(acessorias.create_app(ace)),
+        "onecode": start_in_thread(onecode.create_app(one)),
+        "bomcontrole": start_in_thread(bomcontrole.create_app(bom)),
+    }
+    try:
+        yield handles
+    finally:
+        for handle in handles.values():
+            handle.stop()
 
 
 def provider_fixtures(

@@ -17,12 +17,12 @@ from shared.providers import acessorias, bomcontrole, onecode
 from shared.secrets import env_var, secret_name
 from shared.settings import Settings
 from tests.e2e.conftest import wait_until
-from tests.integration.test_providers_drain import (
-    SECRET_KEY,
-    SIZES,
-    TENANTS,
-    _servers,
-    credential,
+from tests.provider_support import (
+    FLEET_SECRET_KEY,
+    FLEET_SIZES,
+    FLEET_TENANTS,
+    fleet_credential,
+    fleet_servers,
 )
 from tests.support import rows, seed_tenant
 
@@ -49,18 +49,16 @@ def emulator_keys(handle: ServerHandle, provider: str, token: str) -> list[str]:
 
 @pytest.fixture
 def emulators() -> Iterator[dict[str, ServerHandle]]:
-    handles = _servers()
-    yield handles
-    for handle in handles.values():
-        handle.stop()
+    with fleet_servers() as handles:
+        yield handles
 
 
 @pytest.fixture
 def stack_env() -> dict[str, str]:
     return {
-        env_var(secret_name(t, p, SECRET_KEY[p])): credential(t, p)
-        for t in TENANTS
-        for p in SECRET_KEY
+        env_var(secret_name(t, p, FLEET_SECRET_KEY[p])): fleet_credential(t, p)
+        for t in FLEET_TENANTS
+        for p in FLEET_SECRET_KEY
     }
 
 
@@ -68,7 +66,7 @@ def test_six_clicks_drain_through_cloud_tasks_with_exact_data(
     database_url: str, emulators: dict[str, ServerHandle], stack: str
 ) -> None:
     config = {p: {"base_url": h.url} for p, h in emulators.items()}
-    tenants = [seed_tenant(database_url, slug, providers=config) for slug in TENANTS]
+    tenants = [seed_tenant(database_url, slug, providers=config) for slug in FLEET_TENANTS]
 
     def click(client: httpx.Client, index: int, provider: str) -> httpx.Response:
         tenant = tenants[index]
@@ -80,7 +78,7 @@ def test_six_clicks_drain_through_cloud_tasks_with_exact_data(
 
     with httpx.Client(timeout=15) as client, ThreadPoolExecutor(6) as pool:
         answers = list(
-            pool.map(lambda a: click(client, *a), [(i, p) for i in range(2) for p in SIZES])
+            pool.map(lambda a: click(client, *a), [(i, p) for i in range(2) for p in FLEET_SIZES])
         )
     assert [a.status_code for a in answers] == [202] * 6, [a.text for a in answers]
 
@@ -94,7 +92,7 @@ def test_six_clicks_drain_through_cloud_tasks_with_exact_data(
     assert len(jobs) == 6
     for job in jobs:
         assert job["status"] == "success", job["error_message"]
-        assert job["result"]["records"] == SIZES[job["provider_slug"]]
+        assert job["result"]["records"] == FLEET_SIZES[job["provider_slug"]]
     for provider, table in TABLES.items():
         for tenant in tenants:
             stored = rows(
@@ -103,7 +101,7 @@ def test_six_clicks_drain_through_cloud_tasks_with_exact_data(
                 tenant.id,
             )
             expected = emulator_keys(
-                emulators[provider], provider, credential(tenant.slug, provider)
+                emulators[provider], provider, fleet_credential(tenant.slug, provider)
             )
             assert sorted(r["external_id"] for r in stored) == expected, provider
     logs = rows(database_url, "SELECT status, count(*) AS n FROM integration_logs GROUP BY 1")

@@ -8,56 +8,38 @@ from typing import Any
 
 import pytest
 
-from infra.emulators import acessorias, bomcontrole, onecode
-from infra.emulators._common import EmulatorState, ServerHandle, start_in_thread
+from infra.emulators._common import ServerHandle
 from shared.dispatch import RecordingDispatcher, get_dispatcher
 from shared.secrets import env_var, secret_name
+from tests.provider_support import (
+    FLEET_SECRET_KEY,
+    FLEET_SIZES,
+    FLEET_TENANTS,
+    fleet_credential,
+    fleet_servers,
+)
 from tests.support import call, rows, seed_tenant, service_token
 
 pytestmark = pytest.mark.db
-TENANTS = ("acme", "globex")
-SECRET_KEY = {"acessorias": "token", "onecode": "token", "bomcontrole": "api_key"}
-SIZES = {"acessorias": 60, "onecode": 450, "bomcontrole": 700}
-
-
-def credential(tenant: str, provider: str) -> str:
-    return f"{tenant}-{provider}-credential"
-
-
-def _servers() -> dict[str, ServerHandle]:
-    ace = acessorias.AcessoriasState(seed=1)
-    one = onecode.OneCodeState(seed=2)
-    bom = bomcontrole.BomControleState(seed=3)
-    states: dict[str, EmulatorState] = {"acessorias": ace, "onecode": one, "bomcontrole": bom}
-    for provider, state in states.items():
-        for tenant in TENANTS:
-            state.seed_token(credential(tenant, provider), SIZES[provider])
-    return {
-        "acessorias": start_in_thread(acessorias.create_app(ace)),
-        "onecode": start_in_thread(onecode.create_app(one)),
-        "bomcontrole": start_in_thread(bomcontrole.create_app(bom)),
-    }
 
 
 @pytest.fixture
 def emulators() -> Iterator[dict[str, ServerHandle]]:
-    handles = _servers()
-    yield handles
-    for handle in handles.values():
-        handle.stop()
+    with fleet_servers() as handles:
+        yield handles
 
 
 def test_six_jobs_submitted_at_once_drain_from_one_wake_up(
     database_url: str, emulators: dict[str, ServerHandle], configure: Any
 ) -> None:
     configure(**{
-        env_var(secret_name(t, p, SECRET_KEY[p])): credential(t, p)
-        for t in TENANTS for p in SECRET_KEY
+        env_var(secret_name(t, p, FLEET_SECRET_KEY[p])): fleet_credential(t, p)
+        for t in FLEET_TENANTS for p in FLEET_SECRET_KEY
     })  # fmt: skip
     recorder = get_dispatcher()
     assert isinstance(recorder, RecordingDispatcher)
     config = {p: {"base_url": h.url} for p, h in emulators.items()}
-    tenants = [seed_tenant(database_url, slug, providers=config) for slug in TENANTS]
+    tenants = [seed_tenant(database_url, slug, providers=config) for slug in FLEET_TENANTS]
     answers: list[Any] = []
 
     def click(tenant_index: int, provider: str) -> None:
@@ -66,7 +48,9 @@ def test_six_jobs_submitted_at_once_drain_from_one_wake_up(
         answers.append(call("run-integration", body, token=tenant.admin_token))
 
     clicks = [
-        threading.Thread(target=click, args=(i, p)) for i in range(len(TENANTS)) for p in SIZES
+        threading.Thread(target=click, args=(i, p))
+        for i in range(len(FLEET_TENANTS))
+        for p in FLEET_SIZES
     ]
     for thread in clicks:
         thread.start()
@@ -81,10 +65,10 @@ def test_six_jobs_submitted_at_once_drain_from_one_wake_up(
     assert len(first.get_json()["processed"]) == 6 and first.get_json()["remaining"] == 0
     jobs = rows(database_url, "SELECT provider_slug, status, result FROM integration_jobs")
     assert sorted((j["provider_slug"], j["status"]) for j in jobs) == sorted(
-        (p, "success") for p in SIZES for _ in TENANTS
+        (p, "success") for p in FLEET_SIZES for _ in FLEET_TENANTS
     )
     for job in jobs:
-        assert job["result"]["records"] == SIZES[job["provider_slug"]]
+        assert job["result"]["records"] == FLEET_SIZES[job["provider_slug"]]
     for task in wake_ups[1:]:  # the other wake-ups arrive late and find nothing to do
         late = call(task.function, task.body, token=service_token()).get_json()
         assert late["processed"] == []
