@@ -123,9 +123,12 @@ class BatchRunner:
         read_cursor = self.cursor
         ending: Ending | None = None
         limit = max(1, self.settings.gestao_scouter_in_flight)
+        sent = 0
         while True:
             while ending is None and len(in_flight) < limit:
-                if time.monotonic() >= deadline:
+                # Every run sends at least one batch, so however short the budget (or
+                # slow the start), continuations always move the cursor forward.
+                if sent and time.monotonic() >= deadline:
                     ending = Ending(ExportStatus.PENDING)
                     break
                 try:
@@ -139,6 +142,7 @@ class BatchRunner:
                 assert batch.last is not None
                 in_flight.append((batch, pool.submit(self._post, batch.body)))
                 read_cursor = batch.last
+                sent += 1
             if not in_flight:
                 assert ending is not None
                 return ending
