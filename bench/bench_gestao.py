@@ -19,7 +19,9 @@ mapped source (checksum), then the table is emptied again.
 
 `--latency-ms` delays every answer of the remote, as a network round trip would (the
 default 0 is loopback, where sequential small batches cost least). Peak Python memory of
-the runner (tracemalloc) is measured at N/10 and N leads.
+the runner (tracemalloc) is measured at N/10 and N leads. Last, the two JSON steps of an
+export are timed alone (the local body building, the remote's upsert): the floor under
+syncq's time on a machine whose cores they share.
 Not a test: nothing here asserts on time.
 """
 
@@ -253,6 +255,39 @@ def copy(setup: Setup, label: str) -> None:
         dst.commit()
 
 
+def floor(setup: Setup, label: str, batch: int) -> dict[str, float]:
+    """The two JSON steps of an export alone, one connection each, nothing else running:
+    building every batch body locally, then the remote's upsert of those bodies as PostgREST
+    runs it (json_populate_recordset ... ON CONFLICT DO UPDATE, as service_role)."""
+    from shared.gestao.batches import START, batch_statement, next_batch
+
+    params = {"tenant_id": setup.tenants[label], "from_ts": None, "to_ts": None, "limit": batch}
+    bodies: list[str] = []
+    started = time.perf_counter()
+    with psycopg.connect(setup.local, row_factory=dict_row) as conn:
+        stmt, cursor = batch_statement(DEFAULT_MAPPING), START
+        while (page := next_batch(conn, stmt, params, cursor)).last is not None:
+            bodies.append(page.body.decode())
+            cursor = page.last
+    local_s = time.perf_counter() - started
+    cols = sql.SQL(", ").join(sql.Identifier(c) for c in REMOTE_COLS)
+    sets = sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
+                              for c in REMOTE_COLS)  # fmt: skip
+    upsert = sql.SQL(
+        "INSERT INTO public.leads ({c}) SELECT {c} FROM json_populate_recordset("
+        "NULL::public.leads, %(body)s::json) AS _ ON CONFLICT (id) DO UPDATE SET {s}"
+    ).format(c=cols, s=sets)
+    started = time.perf_counter()
+    with psycopg.connect(setup.remote_db, autocommit=True) as conn:
+        for body in bodies:
+            with conn.transaction():
+                conn.execute("SET LOCAL ROLE service_role")
+                conn.execute(upsert, {"body": body})
+    remote_s = time.perf_counter() - started
+    remote_checksum_and_reset(setup)
+    return {"local_json_s": local_s, "remote_upsert_s": remote_s}
+
+
 # -- running --------------------------------------------------------------------------------------
 
 
@@ -354,6 +389,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                   GESTAO_SCOUTER_IN_FLIGHT=str(args.in_flight))  # fmt: skip
         memory = {counts[label]: peak_memory_mib(setup, label) for label in ("small", "big")}
         result = report(runs, memory)
+        result["floor"] = steps = floor(setup, "big", args.batch)
+        print(f"the JSON steps alone (batch {args.batch}, one connection each): building the"
+              f" bodies locally {steps['local_json_s']:.2f} s, the remote's upsert"
+              f" {steps['remote_upsert_s']:.2f} s")  # fmt: skip
         from shared import db
 
         db.close_pool()
