@@ -179,7 +179,7 @@ def walk_with(store: SlowStore, ctx: FakeContext | None = None, **tuning: Any) -
 def test_concurrent_writers_store_every_batch_sorted_and_count_every_change(writers: int) -> None:
     store = SlowStore()
     result = walk_with(store, batch_rows=30, writers=writers)
-    assert store.peak == writers
+    assert store.peak <= writers and (store.peak > 1) == (writers > 1)  # bounded, concurrent
     assert sorted(k for batch in store.batches for k in batch) == [f"k{i:03d}" for i in range(200)]
     assert all(batch == sorted(batch) for batch in store.batches)  # one lock order per batch
     assert (result.records, result.extra["changed"]) == (200, 200)
