@@ -49,7 +49,9 @@ from psycopg.types.json import Jsonb
 from bench import _pg
 from infra import migrate
 from infra.emulators.postgrest import make_key
+from infra.emulators.postgrest.schema_cache import load_schema_cache
 from infra.emulators.postgrest.state import DEFAULT_PROJECT_REF
+from infra.emulators.postgrest.writes import Prefer, insert_statement, plan_insert
 from shared.gestao.mapping import DEFAULT_MAPPING
 from shared.secrets import env_var, secret_name
 from shared.sqlfiles import query
@@ -270,20 +272,20 @@ def floor(setup: Setup, label: str, batch: int) -> dict[str, float]:
             bodies.append(page.body.decode())
             cursor = page.last
     local_s = time.perf_counter() - started
-    cols = sql.SQL(", ").join(sql.Identifier(c) for c in REMOTE_COLS)
-    sets = sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
-                              for c in REMOTE_COLS)  # fmt: skip
-    upsert = sql.SQL(
-        "INSERT INTO public.leads ({c}) SELECT {c} FROM json_populate_recordset("
-        "NULL::public.leads, %(body)s::json) AS _ ON CONFLICT (id) DO UPDATE SET {s}"
-    ).format(c=cols, s=sets)
-    started = time.perf_counter()
-    with psycopg.connect(setup.remote_db, autocommit=True) as conn:
+    args = {"columns": ",".join(REMOTE_COLS), "on_conflict": "id"}
+    prefer = Prefer.parse(["resolution=merge-duplicates, return=minimal"])
+    with psycopg.connect(setup.remote_db, autocommit=True, row_factory=dict_row) as conn:
+        table = load_schema_cache(conn).table("leads")
+        assert table is not None and bodies
+        # The statement the emulator builds for the runner's POST (the same for every body).
+        plan = plan_insert(table, bodies[0].encode(), args, prefer, need_rows=False)
+        upsert = insert_statement(table, plan, plan.groups[0], prefer)
+        started = time.perf_counter()
         for body in bodies:
             with conn.transaction():
                 conn.execute("SET LOCAL ROLE service_role")
                 conn.execute(upsert, {"body": body})
-    remote_s = time.perf_counter() - started
+        remote_s = time.perf_counter() - started
     remote_checksum_and_reset(setup)
     return {"local_json_s": local_s, "remote_upsert_s": remote_s}
 
