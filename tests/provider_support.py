@@ -37,6 +37,15 @@ def fleet_credential(tenant: str, provider: str) -> str:
     return f"{tenant}-{provider}-credential"
 
 
+def fleet_secrets_env() -> dict[str, str]:
+    """Every fleet credential as the environment secret the providers read."""
+    return {
+        env_var(secret_name(t, p, FLEET_SECRET_KEY[p])): fleet_credential(t, p)
+        for t in FLEET_TENANTS
+        for p in FLEET_SECRET_KEY
+    }
+
+
 @contextmanager
 def fleet_servers() -> Iterator[dict[str, ServerHandle]]:
     """One emulator per provider, each seeded for both tenants; stopped afterwards."""

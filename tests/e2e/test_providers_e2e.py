@@ -14,14 +14,13 @@ import pytest
 
 from infra.emulators._common import ServerHandle
 from shared.providers import acessorias, bomcontrole, onecode
-from shared.secrets import env_var, secret_name
 from shared.settings import Settings
 from tests.e2e.conftest import wait_until
 from tests.provider_support import (
-    FLEET_SECRET_KEY,
     FLEET_SIZES,
     FLEET_TENANTS,
     fleet_credential,
+    fleet_secrets_env,
     fleet_servers,
 )
 from tests.support import rows, seed_tenant
@@ -55,11 +54,7 @@ def emulators() -> Iterator[dict[str, ServerHandle]]:
 
 @pytest.fixture
 def stack_env() -> dict[str, str]:
-    return {
-        env_var(secret_name(t, p, FLEET_SECRET_KEY[p])): fleet_credential(t, p)
-        for t in FLEET_TENANTS
-        for p in FLEET_SECRET_KEY
-    }
+    return fleet_secrets_env()
 
 
 def test_six_clicks_drain_through_cloud_tasks_with_exact_data(

@@ -10,12 +10,10 @@ import pytest
 
 from infra.emulators._common import ServerHandle
 from shared.dispatch import RecordingDispatcher, get_dispatcher
-from shared.secrets import env_var, secret_name
 from tests.provider_support import (
-    FLEET_SECRET_KEY,
     FLEET_SIZES,
     FLEET_TENANTS,
-    fleet_credential,
+    fleet_secrets_env,
     fleet_servers,
 )
 from tests.support import call, rows, seed_tenant, service_token
@@ -32,10 +30,7 @@ def emulators() -> Iterator[dict[str, ServerHandle]]:
 def test_six_jobs_submitted_at_once_drain_from_one_wake_up(
     database_url: str, emulators: dict[str, ServerHandle], configure: Any
 ) -> None:
-    configure(**{
-        env_var(secret_name(t, p, FLEET_SECRET_KEY[p])): fleet_credential(t, p)
-        for t in FLEET_TENANTS for p in FLEET_SECRET_KEY
-    })  # fmt: skip
+    configure(**fleet_secrets_env())
     recorder = get_dispatcher()
     assert isinstance(recorder, RecordingDispatcher)
     config = {p: {"base_url": h.url} for p, h in emulators.items()}
