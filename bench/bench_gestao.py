@@ -260,7 +260,7 @@ def copy(setup: Setup, label: str) -> None:
 def floor(setup: Setup, label: str, batch: int) -> dict[str, float]:
     """The two JSON steps of an export alone, one connection each, nothing else running:
     building every batch body locally, then the remote's upsert of those bodies as PostgREST
-    runs it (json_populate_recordset ... ON CONFLICT DO UPDATE, as service_role)."""
+    runs it (json_to_recordset ... ON CONFLICT DO UPDATE, as service_role)."""
     from shared.gestao.batches import START, batch_statement, next_batch
 
     params = {"tenant_id": setup.tenants[label], "from_ts": None, "to_ts": None, "limit": batch}

@@ -332,6 +332,17 @@ def test_columns_param_missing_keys_are_null_or_default(
     assert got == [(2, None, False)]
 
 
+def test_values_are_typed_as_the_schema_cache_says(
+    client: httpx.Client, remote: psycopg.Connection
+) -> None:
+    """json_to_recordset with the cached column types: typmods apply, objects land in jsonb."""
+    row = _lead(5, ficha_value=12.345, metadata={"tags": ["a"], "n": 1}, age="31")
+    resp = upsert(client, [row], query="on_conflict=id&columns=id,name,ficha_value,metadata,age")
+    assert resp.status_code == 201, resp.text
+    got = remote_rows(remote, "SELECT id, ficha_value::text, metadata, age FROM leads")
+    assert got == [(5, "12.35", {"tags": ["a"], "n": 1}, 31)]
+
+
 def test_differing_keys_without_columns_is_pgrst102(client: httpx.Client) -> None:
     resp = upsert(client, [{"id": 1, "name": "A"}, {"id": 2}])
     assert_error(resp, 400, "PGRST102", "All object keys must match")
@@ -444,6 +455,9 @@ def test_patch_updates_filtered_rows(client: httpx.Client, remote: psycopg.Conne
     resp = client.patch("/leads?id=eq.2", json={"name": "Patched", "stage": "x"}, headers=SERVICE)
     assert resp.status_code == 204
     assert remote_rows(remote) == [(1, "Lead 1"), (2, "Patched")]
+    resp = client.patch("/leads?id=in.(1,2)", json={"age": "44"}, headers=SERVICE)
+    assert resp.status_code == 204
+    assert remote_rows(remote, "SELECT id, age FROM leads") == [(1, 44), (2, 44)]
 
 
 # -- roles and RLS -------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """POST (insert / bulk upsert), PATCH and DELETE as PostgREST runs them.
 
-A POST becomes `INSERT ... SELECT ... FROM json_populate_recordset(NULL::t, $body)`, one
-statement for the whole batch (the body travels as one parameter), inside the request's
-transaction: one bad row rejects the batch, as with the real PostgREST.
+A POST becomes `INSERT ... SELECT ... FROM json_to_recordset($body) AS _(col type, ...)`,
+one statement for the whole batch (the body travels as one parameter), inside the request's
+transaction: one bad row rejects the batch, as with the real PostgREST (v10 and later; the
+column types come from the schema cache, so a stale cache keeps the old types).
 """
 
 from __future__ import annotations
@@ -165,15 +166,22 @@ def _idents(names: list[str]) -> sql.Composed:
     return sql.SQL(", ").join(sql.Identifier(n) for n in names)
 
 
+def _typed(table: Table, names: list[str]) -> sql.Composed:
+    """`"col" type, ...` for json_to_record(set), with the types the schema cache knows."""
+    return sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(table.columns[n].pg_type)) for n in names
+    )
+
+
 def insert_statement(
     table: Table, plan: InsertPlan, group: InsertGroup, prefer: Prefer
 ) -> sql.Composed:
-    """INSERT ... SELECT FROM json_populate_recordset, with ON CONFLICT and RETURNING."""
-    target = sql.Identifier("public", table.name)
+    """INSERT ... SELECT FROM json_to_recordset, with ON CONFLICT and RETURNING."""
+    typed = _typed(table, group.present)
     stmt = sql.SQL(
         "INSERT INTO {t} ({cols}) SELECT {cols}"
-        " FROM json_populate_recordset(NULL::{t}, %(body)s::json) AS _"
-    ).format(t=target, cols=_idents(group.present))
+        " FROM json_to_recordset(%(body)s::json) AS _({typed})"
+    ).format(t=sql.Identifier("public", table.name), cols=_idents(group.present), typed=typed)
     if prefer.resolution == "ignore-duplicates":
         stmt += sql.SQL(" ON CONFLICT ({}) DO NOTHING").format(_idents(plan.conflict))
     elif prefer.resolution == "merge-duplicates":
@@ -196,19 +204,17 @@ def _returning(stmt: sql.Composed, table: Table, prefer: Prefer) -> sql.Composed
 def update_statement(
     table: Table, raw: bytes, args: Mapping[str, list[str]], prefer: Prefer
 ) -> tuple[sql.Composed, list[Any]]:
-    """PATCH: `UPDATE t SET (cols) = (SELECT cols FROM json_populate_record(...)) WHERE ...`."""
+    """PATCH: `UPDATE t SET (cols) = (SELECT cols FROM json_to_record(...)) WHERE ...`."""
     rows, is_array = parse_rows(raw)
     if is_array or not rows[0]:
         raise invalid_body()
     columns = _payload_columns(table, rows, None)
     plan = parse_filters(table, args)
-    stmt = sql.SQL(
-        "UPDATE {t} SET ({cols}) = (SELECT {cols} FROM json_populate_record(NULL::{t}, %s::json))"
-    ).format(t=sql.Identifier("public", table.name), cols=_idents(columns))
-    if len(columns) == 1:  # a one-column row-constructor would need ROW(); keep it simple
-        stmt = sql.SQL(
-            "UPDATE {t} SET {c} = (SELECT {c} FROM json_populate_record(NULL::{t}, %s::json))"
-        ).format(t=sql.Identifier("public", table.name), c=sql.Identifier(columns[0]))
+    target = "({cols})" if len(columns) > 1 else "{cols}"  # one column: no row-constructor
+    template = "UPDATE {t} SET " + target + " = (SELECT {cols} FROM json_to_record(%s::json)"
+    stmt = sql.SQL(template + " AS _({typed}))").format(
+        t=sql.Identifier("public", table.name), cols=_idents(columns), typed=_typed(table, columns)
+    )
     stmt += where_clause(plan)
     return _returning(stmt, table, prefer), [json.dumps(rows[0]), *plan.params]
 
