@@ -18,7 +18,9 @@ mapped source (checksum), then the table is emptied again.
   database, no HTTP at all: the limit.
 
 `--latency-ms` delays every answer of the remote, as a network round trip would (the
-default 0 is loopback, where sequential small batches cost least). Peak Python memory of
+default 0 is loopback, where sequential small batches cost least). Each run's CPU is
+split into core-seconds of this process (the runner), the emulator and the rest of the
+machine (PostgreSQL, mostly), read from /proc on Linux. Peak Python memory of
 the runner (tracemalloc) is measured at N/10 and N leads. Last, the two JSON steps of an
 export are timed alone (the local body building, the remote's upsert): the floor under
 syncq's time on a machine whose cores they share.
@@ -80,6 +82,7 @@ class Run:
     batch: str
     seconds: float
     checksum_ok: bool
+    cpu: dict[str, float] | None = None  # core-seconds: runner, emulator, rest of the machine
 
     @property
     def rate(self) -> float:
@@ -93,15 +96,16 @@ class Setup:
     remote_url: str
     tenants: dict[str, uuid.UUID]  # label -> tenant id
     counts: dict[str, int]
+    emulator_pid: int = 0
 
 
 # -- setup ----------------------------------------------------------------------------------
 
 
 @contextmanager
-def emulator(remote_db: str, latency_ms: int = 0) -> Iterator[str]:
-    """The remote project in its own process; yields its base URL. `latency_ms` delays every
-    answer (a network round trip to a remote project; loopback has none)."""
+def emulator(remote_db: str, latency_ms: int = 0) -> Iterator[tuple[str, int]]:
+    """The remote project in its own process; yields its base URL and pid. `latency_ms`
+    delays every answer (a network round trip to a remote project; loopback has none)."""
     argv = [sys.executable, "-m", "infra.emulators.postgrest", "--port", "0",
             "--database-url", remote_db, "--jwt-secret", SECRET,
             "--latency-ms", str(latency_ms)]  # fmt: skip
@@ -111,7 +115,7 @@ def emulator(remote_db: str, latency_ms: int = 0) -> Iterator[str]:
         line = proc.stdout.readline()
         if " on " not in line:
             raise RuntimeError(f"emulator did not start: {line!r}")
-        yield line.split(" on ", 1)[1].strip().removesuffix("/rest/v1")
+        yield line.split(" on ", 1)[1].strip().removesuffix("/rest/v1"), proc.pid
     finally:
         proc.terminate()
         proc.wait(15)
@@ -293,12 +297,45 @@ def floor(setup: Setup, label: str, batch: int) -> dict[str, float]:
 # -- running --------------------------------------------------------------------------------------
 
 
+def _cpu_now(emulator_pid: int) -> dict[str, float] | None:
+    """Core-seconds so far: this process, the emulator, the whole machine (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        with open(f"/proc/{emulator_pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open("/proc/stat") as f:
+            cpu = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, IndexError, ValueError):
+        return None
+    mine = os.times()
+    # /proc/stat: user nice system idle iowait irq softirq steal ...; busy = all but idle/iowait
+    busy = sum(cpu) - cpu[3] - cpu[4]
+    return {
+        "runner": mine.user + mine.system,
+        "emulator": (int(fields[11]) + int(fields[12])) / tick,
+        "machine": busy / tick,
+    }
+
+
+def _cpu_used(
+    before: dict[str, float] | None, after: dict[str, float] | None
+) -> dict[str, float] | None:
+    if before is None or after is None:
+        return None
+    used = {k: after[k] - before[k] for k in before}
+    # The rest of the machine: PostgreSQL (both databases) and whatever else ran meanwhile.
+    used["rest"] = max(used.pop("machine") - used["runner"] - used["emulator"], 0.0)
+    return used
+
+
 def timed(setup: Setup, name: str, label: str, batch: str, fn: Callable[[], Any]) -> Run:
+    before = _cpu_now(setup.emulator_pid)
     started = time.perf_counter()
     fn()
     seconds = time.perf_counter() - started
+    cpu = _cpu_used(before, _cpu_now(setup.emulator_pid))
     ok = remote_checksum_and_reset(setup) == expected_checksum(setup, label)
-    return Run(name, setup.counts[label], batch, seconds, ok)
+    return Run(name, setup.counts[label], batch, seconds, ok, cpu)
 
 
 def peak_memory_mib(setup: Setup, label: str) -> float:
@@ -346,6 +383,16 @@ def report(runs: dict[str, list[Run]], memory: dict[int, float]) -> dict[str, An
         for r in best.values()
     ]  # fmt: skip
     print(_pg.render_table(headers, table))
+    if all(r.cpu for r in best.values()):
+        print("\nCPU of those runs, core-seconds (rest: PostgreSQL, local and remote, and anything"
+              " else on the machine; busy: all of it / wall time):")  # fmt: skip
+        cpu_headers = ("contender", "runner", "emulator", "rest", "busy cores")
+        cpu_rows = [
+            (r.contender, *(f"{r.cpu[k]:.2f}" for k in ("runner", "emulator", "rest")),
+             f"{sum(r.cpu.values()) / r.seconds:.2f} of {os.cpu_count()}")
+            for r in best.values() if r.cpu
+        ]  # fmt: skip
+        print(_pg.render_table(cpu_headers, cpu_rows))
     print("\nrunner peak Python memory (tracemalloc): "
           + ", ".join(f"{n:,} leads {m:.1f} MiB" for n, m in memory.items()))  # fmt: skip
     ours = best["syncq"].rate
@@ -377,9 +424,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _pg.server() as server,
         _pg.fresh_database(server, "gs_local") as local,
         _pg.fresh_database(server, "gs_remote") as remote_db,
-        emulator(remote_db, args.latency_ms) as remote_url,
+        emulator(remote_db, args.latency_ms) as (remote_url, emulator_pid),
     ):
-        setup = Setup(local, remote_db, remote_url, {}, counts)
+        setup = Setup(local, remote_db, remote_url, {}, counts, emulator_pid)
         setup.tenants = seed_local(local, remote_url, counts)
         print(f"{_pg.server_version(server)}; {args.leads:,} leads; repeat {args.repeat};"
               f" remote latency {args.latency_ms} ms")  # fmt: skip
