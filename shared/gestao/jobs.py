@@ -12,7 +12,10 @@ from psycopg.types.json import Jsonb
 from shared.db import Conn, Row
 from shared.errors import Conflict, NotFound
 from shared.gestao.batches import date_bounds
+from shared.settings import Settings
 from shared.sqlfiles import query
+
+PAUSED_BY_ADMIN = "paused by an admin"
 
 
 def _q(name: str) -> Any:
@@ -82,9 +85,9 @@ def get(conn: Conn, tenant_id: UUID, job_id: UUID | None) -> Row:
     return row
 
 
-def claim(conn: Conn, job_id: UUID, stale_after_s: float) -> Row | None:
-    """Take the job if it is due (or its runner died); None when it is not ours to run."""
-    return conn.execute(_q("claim"), {"id": job_id, "stale_after_s": stale_after_s}).fetchone()
+def claim(conn: Conn, job_id: UUID) -> Row | None:
+    """Take the job if it is pending and due; None when it is not ours to run."""
+    return conn.execute(_q("claim"), {"id": job_id}).fetchone()
 
 
 def heartbeat(conn: Conn, job_id: UUID, lease: UUID) -> Row | None:
@@ -134,7 +137,18 @@ def release(
     reason: str | None = None,
     error: str | None = None,
 ) -> Row | None:
-    """Hand the job back in a new state; None when the lease was already lost."""
+    """Hand the job back in a new state; None when the lease was already lost.
+
+    What an admin asked meanwhile wins: a reset is carried out now (the runner has stopped),
+    and a job that would only have continued later is paused instead.
+    """
+    held = conn.execute(_q("lock_running"), {"id": job_id, "lease": lease}).fetchone()
+    if held is None:
+        return None
+    if held["reset_requested"]:
+        return _reset(conn, held, job_id, lease)
+    if held["pause_requested"] and status == "pending":
+        status, reason, delay_s = "paused", PAUSED_BY_ADMIN, 0.0
     return conn.execute(
         _q("release"),
         {
@@ -178,18 +192,66 @@ def resume(conn: Conn, tenant_id: UUID, job_id: UUID) -> Row:
 
 
 def reset(conn: Conn, tenant_id: UUID, job_id: UUID) -> Row:
-    """Start over clean: counters, cursor and errors cleared, total recounted."""
+    """Start over clean: now when the job is at rest, between batches when it is running."""
     current = get(conn, tenant_id, job_id)
-    total = count_leads(conn, tenant_id, current["start_date"], current["end_date"])
-    params = {"id": job_id, "tenant_id": tenant_id, "total": total}
-    row = _transition(conn, "reset", params, "reset")
-    conn.execute(_q("delete_errors"), {"id": job_id})
+    if current["status"] == "running":
+        params = {"id": job_id, "tenant_id": tenant_id}
+        row = conn.execute(_q("request_reset"), params).fetchone()
+        if row is not None:
+            return row
+        current = get(conn, tenant_id, job_id)  # its runner just let go: reset it now
+    row = _reset(conn, current, job_id, None)
+    if row is None:
+        raise Conflict(
+            "The job cannot be reset now.",
+            code="invalid_transition",
+            details={"job_id": str(job_id), "status": get(conn, tenant_id, job_id)["status"]},
+        )
     return row
 
 
-def rescue_stale(conn: Conn, stale_after_s: float) -> list[Row]:
-    """Running jobs whose runner stopped heartbeating, handed back."""
-    return conn.execute(_q("rescue_stale"), {"stale_after_s": stale_after_s}).fetchall()
+def _reset(conn: Conn, job: Row, job_id: UUID, lease: UUID | None) -> Row | None:
+    """Counters, cursor and errors cleared, total recounted (under `lease` if running)."""
+    tenant_id = job["tenant_id"]
+    total = count_leads(conn, tenant_id, job["start_date"], job["end_date"])
+    params = {"id": job_id, "tenant_id": tenant_id, "total": total, "lease": lease}
+    try:
+        with conn.transaction():
+            row = conn.execute(_q("reset"), params).fetchone()
+    except psycopg.errors.UniqueViolation as exc:  # another export went live meanwhile
+        raise _already_live(conn, tenant_id, exc) from exc
+    if row is not None:
+        conn.execute(_q("delete_errors"), {"id": job_id})
+    return row
+
+
+def rescue_stale(conn: Conn, settings: Settings) -> list[Row]:
+    """Running jobs whose runner stopped heartbeating, handed back.
+
+    A silent runner counts as a failed batch (its batch is redone: upserts are idempotent):
+    the job backs off and retries, and pauses with the reason after several in a row, so a
+    batch that kills its runner every time cannot restart forever.
+    """
+    rescued: list[Row] = []
+    stale = conn.execute(_q("stale_jobs"), {"stale_after_s": settings.gestao_scouter_stale_after_s})
+    for job in stale.fetchall():
+        failures = job["consecutive_failures"] + 1
+        if failures >= settings.gestao_scouter_max_failing_batches:
+            status, delay, error = "paused", 0.0, None
+            reason = (
+                f"The runner stopped without a word {failures} times in a row (crash, timeout "
+                "or out of memory). Resume to try again."
+            )
+        else:
+            status, reason, error = "pending", None, "The runner stopped responding; retrying."
+            delay = settings.gestao_scouter_failure_backoff_s * 2 ** (failures - 1)
+        row = release(
+            conn, job["id"], job["lease_token"], status,
+            delay_s=delay, failures=failures, reason=reason, error=error,
+        )  # fmt: skip
+        if row is not None:
+            rescued.append(row)
+    return rescued
 
 
 def due(conn: Conn, limit: int = 100) -> list[Row]:

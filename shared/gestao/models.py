@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class ExportStatus(StrEnum):
@@ -40,10 +50,25 @@ class ExportRequest(Strict):
     end_date: date | None = None
     job_id: UUID | None = None
 
-    @model_validator(mode="after")
-    def _dates(self) -> ExportRequest:
-        if self.start_date and self.end_date and self.end_date < self.start_date:
+    @field_validator("start_date", "end_date", mode="before")
+    @classmethod
+    def _calendar_day(cls, value: Any) -> Any:
+        # pydantic alone would also take 0 as 1970-01-01 and "2024-01-01T00:00:00" as that day.
+        is_day = isinstance(value, date) and not isinstance(value, datetime)
+        if value is None or is_day or (isinstance(value, str) and _ISO_DAY.fullmatch(value)):
+            return value
+        raise ValueError("expected a date as YYYY-MM-DD (up to 9999-12-31)")
+
+    @field_validator("end_date")
+    @classmethod
+    def _not_before_start(cls, end: date | None, info: ValidationInfo) -> date | None:
+        start = info.data.get("start_date")
+        if start and end and end < start:
             raise ValueError("end_date is before start_date")
+        return end
+
+    @model_validator(mode="after")
+    def _run_needs_job(self) -> ExportRequest:
         if self.action is ExportAction.RUN and self.job_id is None:
             raise ValueError("run needs job_id")
         return self
@@ -101,6 +126,7 @@ class ExportJob(BaseModel):
     batches: int
     consecutive_failures: int
     pause_requested: bool
+    reset_requested: bool = False
     pause_reason: str | None
     error_message: str | None
     attempts: int

@@ -165,8 +165,10 @@ class BatchRunner:
         beat = store.heartbeat(conn, self.job_id, self.lease)
         if beat is None:
             raise LeaseLost()
+        if beat["reset_requested"]:
+            raise Stop("reset by an admin")  # carried out when the job is released
         if beat["pause_requested"]:
-            raise Stop("paused by an admin")
+            raise Stop(store.PAUSED_BY_ADMIN)
         self.last_beat = time.monotonic()
 
     def _beat_if_due(self) -> None:
@@ -249,7 +251,7 @@ class BatchRunner:
             with db.transaction() as conn:
                 drop_cache(conn, self.row["tenant_id"])
         row = self._release(ending.status, reason=ending.reason)
-        if ending.status is ExportStatus.PENDING:  # out of budget: continue in a new run
+        if row["status"] == ExportStatus.PENDING:  # out of budget, or reset: a new run goes on
             key = f"gs-export:{self.job_id}:{self.row['attempts']}:{self.batches}"
             run_task(self.job_id, self.row["tenant_id"], key=key)
         return row
@@ -277,8 +279,9 @@ class BatchRunner:
             return self._release(ExportStatus.PAUSED, failures=failures, reason=reason)
         delay = settings.gestao_scouter_failure_backoff_s * 2 ** (failures - 1)
         row = self._release(ExportStatus.PENDING, delay_s=delay, failures=failures, error=message)
-        key = f"gs-export:{self.job_id}:{self.row['attempts']}:retry"
-        run_task(self.job_id, self.row["tenant_id"], key=key, delay_s=delay)
+        if row["status"] == ExportStatus.PENDING:  # not paused or reset by an admin meanwhile
+            key = f"gs-export:{self.job_id}:{self.row['attempts']}:retry"
+            run_task(self.job_id, self.row["tenant_id"], key=key, delay_s=delay)
         return row
 
 
@@ -297,7 +300,7 @@ def run_job(job_id: UUID, tenant_id: UUID, *, budget_s: float | None = None) -> 
     budget = settings.gestao_scouter_budget_s if budget_s is None else budget_s
     deadline = time.monotonic() + budget
     with db.transaction() as conn:
-        row = store.claim(conn, job_id, settings.gestao_scouter_stale_after_s)
+        row = store.claim(conn, job_id)
     if row is None:  # not due, paused, done, or another runner has it: nothing to do
         return _current(tenant_id, job_id)
     with log.labels(job_id=job_id, tenant_id=row["tenant_id"]):

@@ -13,10 +13,10 @@ _logger = log.get_logger("gestao.sweep")
 
 
 def sweep_exports() -> dict[str, Any]:
-    """Rescue stale runners (their batch is redone: upserts are idempotent), dispatch due jobs."""
+    """Hand back jobs whose runner died (see jobs.rescue_stale), then dispatch due jobs."""
     settings = get_settings()
     with db.transaction() as conn:
-        rescued = store.rescue_stale(conn, settings.gestao_scouter_stale_after_s)
+        rescued = store.rescue_stale(conn, settings)
         due = store.due(conn)
     for row in due:
         run_task(row["id"], row["tenant_id"], key=None)

@@ -38,21 +38,19 @@ SELECT * FROM gestao_scouter_export_jobs WHERE tenant_id = %(tenant_id)s
 ORDER BY created_at DESC LIMIT 1
 
 -- name: claim
--- Take the job: pending and due, or running with a stale heartbeat (its runner died).
--- A fresh lease makes any older runner's checkpoints fail (two runners never share a job).
+-- Take the job when it is pending and due. A running job whose runner died is handed back
+-- by the sweep (rescue), which counts it as a failed batch: a job that kills its runner
+-- every time ends paused instead of restarting forever.
 UPDATE gestao_scouter_export_jobs
 SET status = 'running', lease_token = gen_random_uuid(), heartbeat_at = now(),
     attempts = attempts + 1, started_at = COALESCE(started_at, now()), updated_at = now()
-WHERE id = %(id)s AND NOT pause_requested
-  AND ((status = 'pending' AND run_after <= now())
-       OR (status = 'running'
-           AND heartbeat_at < now() - make_interval(secs => %(stale_after_s)s)))
+WHERE id = %(id)s AND status = 'pending' AND run_after <= now()
 RETURNING *
 
 -- name: heartbeat
 UPDATE gestao_scouter_export_jobs SET heartbeat_at = now(), updated_at = now()
 WHERE id = %(id)s AND lease_token = %(lease)s AND status = 'running'
-RETURNING pause_requested
+RETURNING pause_requested, reset_requested
 
 -- name: checkpoint
 -- One batch accounted for, under the lease: counters, keyset cursor, dates, heartbeat.
@@ -82,6 +80,13 @@ RETURNING lead_id
 -- name: add_errors
 UPDATE gestao_scouter_export_jobs SET error_leads = error_leads + %(count)s
 WHERE id = %(id)s AND lease_token = %(lease)s
+
+-- name: lock_running
+-- The running job under this lease, locked while its runner (or the sweep) hands it back.
+SELECT tenant_id, start_date, end_date, consecutive_failures, pause_requested, reset_requested
+FROM gestao_scouter_export_jobs
+WHERE id = %(id)s AND lease_token = %(lease)s AND status = 'running'
+FOR UPDATE
 
 -- name: release
 -- The runner hands the job back (under its lease): pending to continue later, paused,
@@ -120,28 +125,37 @@ WHERE id = %(id)s AND tenant_id = %(tenant_id)s
 RETURNING *
 
 -- name: reset
--- Start over: counters, cursor and errors cleared; any runner loses its lease.
+-- Start over: counters and cursor cleared (the caller deletes the errors). A job at rest is
+-- reset at once (lease NULL); a running one only under its lease, once its runner stopped.
 UPDATE gestao_scouter_export_jobs
 SET status = 'pending', total_leads = %(total)s, exported_leads = 0, error_leads = 0,
     processing_date = NULL, last_completed_date = NULL, cursor_criado = NULL, cursor_id = NULL,
     batches = 0, consecutive_failures = 0, pause_requested = false, pause_reason = NULL,
-    error_message = NULL, lease_token = NULL, run_after = now(), started_at = NULL,
-    finished_at = NULL, updated_at = now()
+    reset_requested = false, error_message = NULL, lease_token = NULL, run_after = now(),
+    started_at = NULL, finished_at = NULL, updated_at = now()
 WHERE id = %(id)s AND tenant_id = %(tenant_id)s
+  AND CASE WHEN %(lease)s::uuid IS NULL THEN status <> 'running'
+           ELSE status = 'running' AND lease_token = %(lease)s::uuid END
+RETURNING *
+
+-- name: request_reset
+-- A running job is reset between batches: its runner sees this at its next check.
+UPDATE gestao_scouter_export_jobs
+SET reset_requested = true, pause_requested = false, updated_at = now()
+WHERE id = %(id)s AND tenant_id = %(tenant_id)s AND status = 'running'
 RETURNING *
 
 -- name: delete_errors
 DELETE FROM gestao_scouter_export_errors WHERE job_id = %(id)s
 
--- name: rescue_stale
--- Runners that stopped heartbeating: back to pending (or paused, when a pause was asked).
-UPDATE gestao_scouter_export_jobs
-SET status = CASE WHEN pause_requested THEN 'paused' ELSE 'pending' END,
-    pause_reason = CASE WHEN pause_requested THEN 'paused by an admin' ELSE pause_reason END,
-    pause_requested = false, lease_token = NULL, run_after = now(), updated_at = now()
+-- name: stale_jobs
+-- Running jobs whose runner stopped heartbeating (crashed, killed, timed out).
+SELECT id, lease_token, consecutive_failures FROM gestao_scouter_export_jobs
 WHERE status = 'running'
   AND heartbeat_at < now() - make_interval(secs => %(stale_after_s)s)
-RETURNING id, tenant_id, status
+ORDER BY heartbeat_at
+LIMIT 100
+FOR UPDATE SKIP LOCKED
 
 -- name: due_jobs
 SELECT id, tenant_id, attempts, batches FROM gestao_scouter_export_jobs

@@ -1,0 +1,151 @@
+"""An admin's pause or reset racing a runner, and a runner that dies on every batch."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from shared.gestao import runner
+from tests.integration.gestao_support import (
+    Remote,
+    drive,
+    export,
+    job_row,
+    local_view,
+    recorder,
+    remote_view,
+    seed_leads,
+)
+from tests.integration.test_gestao_export import Killed, setup, start
+from tests.support import call, rows, service_token
+
+pytest_plugins = ["tests.integration.gestao_fixtures"]
+pytestmark = [pytest.mark.db, pytest.mark.slow]
+
+RUN = "export-to-gestao-scouter-batch"
+
+
+def run_once(tenant_id: Any, job_id: str) -> Any:
+    body = {"tenant_id": str(tenant_id), "action": "run", "job_id": job_id}
+    return call(RUN, body, token=service_token())
+
+
+def deliver_all() -> None:
+    for task in recorder().take():
+        call(task.function, task.body, token=service_token(), path=task.path or "/")
+
+
+def test_a_pause_asked_during_the_last_batch_of_a_run_is_kept(
+    database_url: str, tenant: Any, remote: Remote, configure: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # Budget 0: the run sends its one batch and would hand over to a continuation; the
+    # pause arrives while that batch is in flight, so the hand-over must become a pause.
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100", GESTAO_SCOUTER_BUDGET_S="0",
+          GESTAO_SCOUTER_IN_FLIGHT="1")  # fmt: skip
+    seed_leads(database_url, tenant.id, 1_000)
+    job_id = start(tenant)
+    recorder().take()
+    real = runner.BatchRunner._post
+    answers: list[Any] = []
+
+    def post_while_an_admin_pauses(self: runner.BatchRunner, body: bytes) -> Any:
+        admin = threading.Thread(target=lambda: answers.append(export(tenant, "pause")))
+        admin.start()
+        admin.join(10)
+        return real(self, body)
+
+    monkeypatch.setattr(runner.BatchRunner, "_post", post_while_an_admin_pauses)
+    assert run_once(tenant.id, job_id).status_code == 200
+    assert answers[0].get_json()["pause_requested"] is True
+    monkeypatch.setattr(runner.BatchRunner, "_post", real)
+    job = job_row(database_url, job_id)
+    assert (job["status"], job["pause_requested"]) == ("paused", False)
+    assert job["pause_reason"] == "paused by an admin" and job["exported_leads"] == 100
+    posts = remote.state.stats()["by_path"]["/rest/v1/leads"]
+    deliver_all()  # whatever was queued must not run a paused job
+    assert remote.state.stats()["by_path"]["/rest/v1/leads"] == posts == 1
+    assert job_row(database_url, job_id)["status"] == "paused"
+
+
+def test_a_reset_while_running_waits_for_the_runner_then_starts_over(
+    database_url: str, tenant: Any, remote: Remote, configure: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100", GESTAO_SCOUTER_IN_FLIGHT="3")
+    seed_leads(database_url, tenant.id, 3_000)
+    job_id = start(tenant)
+    recorder().take()
+    spans: list[tuple[Any, float, float]] = []  # (runner lease, sent, answered)
+    lock = threading.Lock()
+    five_sent, reset_asked = threading.Event(), threading.Event()
+    real = runner.BatchRunner._post
+
+    def timed_post(self: runner.BatchRunner, body: bytes) -> Any:
+        with lock:
+            first_runner = not spans or spans[0][0] == self.lease
+            sent = time.monotonic()
+            spans.append((self.lease, sent, 0.0))
+            index = len(spans) - 1
+        if first_runner and index >= 5:  # the first runner is mid-export when the reset comes
+            five_sent.set()
+            reset_asked.wait(10)
+        try:
+            return real(self, body)
+        finally:
+            with lock:
+                spans[index] = (self.lease, sent, time.monotonic())
+
+    monkeypatch.setattr(runner.BatchRunner, "_post", timed_post)
+    first = threading.Thread(target=run_once, args=(tenant.id, job_id))
+    first.start()
+    assert five_sent.wait(30)
+    reset = export(tenant, "reset", job_id=job_id).get_json()
+    assert (reset["status"], reset["reset_requested"]) == ("running", True)
+    deliver_all()  # a second runner woken now finds nothing to claim
+    reset_asked.set()
+    first.join(30)
+    job = job_row(database_url, job_id)
+    assert (job["status"], job["reset_requested"], job["exported_leads"]) == ("pending", False, 0)
+    assert job["cursor_id"] is None and job["batches"] == 0
+    runners = list(dict.fromkeys(r for r, _, _ in spans))
+    assert len(runners) == 1  # nobody else posted while the first runner held the job
+
+    job = drive(database_url, job_id)
+    assert job["status"] == "completed" and job["exported_leads"] == 3_000
+    assert remote_view(remote) == local_view(database_url)
+    runners = list(dict.fromkeys(r for r, _, _ in spans))
+    assert len(runners) >= 2
+    last_of_first = max(end for r, _, end in spans if r == runners[0])
+    assert all(sent >= last_of_first for r, sent, _ in spans if r != runners[0])
+
+
+def test_a_runner_that_dies_on_every_batch_ends_paused_not_restarted_forever(
+    database_url: str, tenant: Any, remote: Remote, configure: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100", GESTAO_SCOUTER_STALE_AFTER_S="0.3",
+          GESTAO_SCOUTER_MAX_FAILING_BATCHES="3")  # fmt: skip
+    seed_leads(database_url, tenant.id, 500)
+
+    def die(self: runner.BatchRunner, batch: Any, outcome: Any) -> None:
+        raise Killed()  # e.g. the instance runs out of memory on this batch, every time
+
+    real = runner.BatchRunner._checkpoint
+    monkeypatch.setattr(runner.BatchRunner, "_checkpoint", die)
+    job_id = start(tenant)
+    job = drive(database_url, job_id, swallow=Killed, stale_wait_s=0.35, rounds=50)
+    assert job["status"] == "paused", job
+    assert "stopped without a word 3 times in a row" in job["pause_reason"]
+    assert (job["attempts"], job["consecutive_failures"], job["exported_leads"]) == (3, 3, 0)
+    assert rows(database_url, "SELECT lease_token FROM gestao_scouter_export_jobs") == [
+        {"lease_token": None}
+    ]
+
+    monkeypatch.setattr(runner.BatchRunner, "_checkpoint", real)
+    assert export(tenant, "resume", job_id=job_id).get_json()["status"] == "pending"
+    job = drive(database_url, job_id)
+    assert job["status"] == "completed" and job["exported_leads"] == 500
