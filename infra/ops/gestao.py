@@ -32,6 +32,32 @@ from shared.tenancy import get_tenant
 
 SETTLED = ("completed", "failed", "paused")
 Handler = Callable[[argparse.Namespace], int]
+# Beyond about a century, `now() - interval` leaves Postgres's timestamp range: reject
+# such thresholds here rather than as a database traceback.
+MAX_DAYS = 36_500
+
+
+def day_count(text: str) -> int:
+    """A whole number of days from 1 to MAX_DAYS (argparse type): 0 would prune everything."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of days from 1 to {MAX_DAYS}, not {text!r}"
+        )
+    return value
+
+
+def positive_duration_s(text: str) -> float:
+    """A duration (`30m`, `2h`, `1d`) above zero and at most MAX_DAYS (argparse type)."""
+    seconds = duration_s(text)
+    if not 0 < seconds <= MAX_DAYS * 86400:
+        raise argparse.ArgumentTypeError(
+            f"must be above zero and at most {MAX_DAYS}d (try 30m, 2h, 1d), not {text!r}"
+        )
+    return seconds
 
 
 def register(sub: Any) -> None:
@@ -51,10 +77,11 @@ def register(sub: Any) -> None:
         p.add_argument("--job", type=UUID, help="a job id (default: the latest)")
         p.set_defaults(handler=act, action=action)
     p = cmds.add_parser("prune-errors", help="delete error rows older than N days")
-    p.add_argument("--days", type=int, default=90)
+    p.add_argument("--days", type=day_count, default=90, help=f"1 to {MAX_DAYS} (default 90)")
     p.set_defaults(handler=prune_errors)
     p = cmds.add_parser("stuck", help="running exports with no heartbeat for a while")
-    p.add_argument("--older-than", type=duration_s, default=3600.0, metavar="DURATION")
+    p.add_argument("--older-than", type=positive_duration_s, default=3600.0, metavar="DURATION",
+                   help="e.g. 30m, 2h, 1d (default 1h)")  # fmt: skip
     p.set_defaults(handler=stuck)
     p = cmds.add_parser("seed-leads", help="insert demo leads for a tenant")
     _tenant(p)

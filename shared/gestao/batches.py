@@ -31,10 +31,14 @@ class Batch:
 
 
 def date_bounds(start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
-    """[start 00:00 UTC, day after end 00:00 UTC), open where a date is missing."""
+    """[start 00:00 UTC, day after end 00:00 UTC), open where a date is missing.
+
+    An end of date.max (9999-12-31, "no end") is open too: it has no day after.
+    """
     low = datetime.combine(start, time(), UTC) if start else None
-    high = datetime.combine(end + timedelta(days=1), time(), UTC) if end else None
-    return low, high
+    if end is None or end == date.max:
+        return low, None
+    return low, datetime.combine(end + timedelta(days=1), time(), UTC)
 
 
 def remote_columns(mapping: Mapping[str, str]) -> list[str]:

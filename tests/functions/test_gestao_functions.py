@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
-from tests.support import bearer, function_client, rows, seed_tenant, service_token
+from tests.integration.gestao_support import Remote, drive, seed_leads
+from tests.support import TenantFixture, bearer, function_client, rows, seed_tenant, service_token
 
+pytest_plugins = ["tests.integration.gestao_fixtures"]
 pytestmark = pytest.mark.db
 
 ADMIN_FUNCTIONS = (
@@ -68,6 +70,11 @@ def test_bad_bodies_are_4xx_and_write_nothing(database_url: str) -> None:
             },
             422,
         ),
+        (
+            "export-to-gestao-scouter-batch",
+            {"tenant_id": tid, "action": "start", "end_date": 0},  # not 1970-01-01
+            422,
+        ),
         ("export-to-gestao-scouter-batch", {"tenant_id": tid, "action": "run"}, 422),
         (
             "export-to-gestao-scouter-batch",
@@ -115,3 +122,17 @@ def test_missing_configuration_is_explained(database_url: str, configure: Any) -
                   no_key.admin_token).get_json()  # fmt: skip
     assert checks["ok"] is False and checks["checks"][0]["name"] == "url_well_formed"
     assert "service_key" in checks["checks"][0]["detail"]
+
+
+def test_start_with_the_last_representable_end_date_is_an_open_end(
+    database_url: str, tenant: TenantFixture, remote: Remote
+) -> None:
+    seed_leads(database_url, tenant.id, 30, first_day="2024-01-01", spread_days=10)
+    body = {"tenant_id": str(tenant.id), "action": "start",
+            "start_date": "2024-01-01", "end_date": "9999-12-31"}  # fmt: skip
+    response = post("export-to-gestao-scouter-batch", body, tenant.admin_token)
+    assert response.status_code == 200, response.get_json()
+    job = response.get_json()
+    assert job["end_date"] == "9999-12-31" and job["total_leads"] == 30
+    done = drive(database_url, job["id"])  # the runner reads the same bounds
+    assert (done["status"], done["exported_leads"]) == ("completed", 30)

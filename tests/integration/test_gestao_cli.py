@@ -8,7 +8,7 @@ import pytest
 
 from infra.ops.__main__ import main
 from tests.integration.gestao_support import Remote, local_view, remote_view
-from tests.support import TenantFixture, rows
+from tests.support import TenantFixture, rows, seed_tenant
 
 pytest_plugins = ["tests.integration.gestao_fixtures"]
 pytestmark = pytest.mark.db
@@ -40,3 +40,91 @@ def test_cli_seeds_exports_and_reports(
     configure(GESTAO_SCOUTER_RETRIES="0", GESTAO_SCOUTER_RETRY_BASE_S="0.01")
     assert main(["config", "check", "--tenant", "acme"]) == 1
     assert "FAIL  host_reachable" in capsys.readouterr().out
+
+
+def insert_job(database_url: str, tenant: TenantFixture, status: str, heartbeat_ago: str) -> str:
+    """An export job row for `tenant`, its last heartbeat `heartbeat_ago` (an interval)."""
+    return str(
+        rows(
+            database_url,
+            "INSERT INTO gestao_scouter_export_jobs"
+            " (tenant_id, status, field_mappings, batch_size, started_at, heartbeat_at)"
+            " VALUES (%s, %s, '{}', 100, now() - %s::interval, now() - %s::interval)"
+            " RETURNING id",
+            tenant.id, status, heartbeat_ago, heartbeat_ago,
+        )[0]["id"]
+    )  # fmt: skip
+
+
+def insert_error(database_url: str, job_id: str, tenant: TenantFixture, lead_id: int,
+                 age: str) -> int:  # fmt: skip
+    """An export error row created `age` (an interval) ago."""
+    return int(
+        rows(
+            database_url,
+            "INSERT INTO gestao_scouter_export_errors (job_id, tenant_id, lead_id, error_message,"
+            " lead_snapshot, fields_sent, created_at)"
+            " VALUES (%s, %s, %s, 'refused', '{}', '[]', now() - %s::interval) RETURNING id",
+            job_id, tenant.id, lead_id, age,
+        )[0]["id"]
+    )  # fmt: skip
+
+
+def error_ids(database_url: str) -> set[int]:
+    return {r["id"] for r in rows(database_url, "SELECT id FROM gestao_scouter_export_errors")}
+
+
+@pytest.fixture
+def errors(database_url: str) -> tuple[int, int]:
+    """Two error rows of one finished job: (100 days old, 1 day old)."""
+    acme = seed_tenant(database_url, "acme", providers={"gestao-scouter": {}})
+    job_id = insert_job(database_url, acme, "completed", "100 days")
+    old = insert_error(database_url, job_id, acme, 1, "100 days")
+    recent = insert_error(database_url, job_id, acme, 2, "1 day")
+    return old, recent
+
+
+def test_prune_errors_deletes_only_rows_older_than_the_cutoff(
+    database_url: str, errors: tuple[int, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    old, recent = errors
+    assert main(["export", "prune-errors", "--days", "90"]) == 0
+    assert "deleted 1 error rows older than 90 days" in capsys.readouterr().out
+    remaining = error_ids(database_url)
+    assert old not in remaining and remaining == {recent}
+
+
+@pytest.mark.parametrize("days", ["0", "-5", "1.5", "many", "1000000"])
+def test_prune_errors_rejects_bad_days_and_deletes_nothing(
+    database_url: str, errors: tuple[int, int], capsys: pytest.CaptureFixture[str], days: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["export", "prune-errors", "--days", days])
+    assert exit_.value.code == 2
+    assert "argument --days" in capsys.readouterr().err
+    assert error_ids(database_url) == set(errors)
+
+
+def test_stuck_lists_only_running_jobs_with_an_old_heartbeat(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    acme = seed_tenant(database_url, "acme", providers={"gestao-scouter": {}})
+    beta = seed_tenant(database_url, "beta", providers={"gestao-scouter": {}})
+    silent = insert_job(database_url, acme, "running", "2 hours")
+    fresh = insert_job(database_url, beta, "running", "1 minute")
+    assert main(["export", "stuck", "--older-than", "1h"]) == 1
+    out = capsys.readouterr().out
+    assert silent in out and "acme" in out
+    assert fresh not in out and "beta" not in out
+    assert main(["export", "stuck", "--older-than", "3h"]) == 0
+    assert "no stuck exports" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("duration", ["0", "0m", "0.0h", "-1h", "soon", "1y", "99999999d"])
+def test_stuck_rejects_durations_that_are_not_positive(
+    database_url: str, capsys: pytest.CaptureFixture[str], duration: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["export", "stuck", f"--older-than={duration}"])
+    assert exit_.value.code == 2
+    assert "argument --older-than" in capsys.readouterr().err
