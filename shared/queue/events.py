@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 from uuid import UUID
 
 import flask
+from psycopg import Notify
 
 from shared import db, log
 from shared.auth import Principal
@@ -60,6 +61,16 @@ def _read(
         return [r for r in rows if r is not None and r["tenant_id"] == tenant_id]
 
 
+def _own_ids(notes: Iterable[Notify], tenant_id: UUID) -> list[UUID]:
+    """Ids of this tenant's jobs in the notifications, each once, in order of arrival."""
+    ids: list[UUID] = []
+    for note in notes:
+        data = json.loads(note.payload)
+        if data.get("tenant_id") == str(tenant_id) and UUID(data["id"]) not in ids:
+            ids.append(UUID(data["id"]))
+    return ids
+
+
 def _stream(principal: Principal, tenant_id: UUID, limit_s: float, ping_s: float) -> Iterator[str]:
     conn = db.dedicated_connection(autocommit=True)
     try:
@@ -68,16 +79,17 @@ def _stream(principal: Principal, tenant_id: UUID, limit_s: float, ping_s: float
         for row in _read(conn, principal, tenant_id, None):
             yield format_event(row)
         deadline = time.monotonic() + limit_s
-        while (left := deadline - time.monotonic()) > 0:
-            notes = list(conn.notifies(timeout=min(ping_s, left), stop_after=100))
-            ids: list[UUID] = []
-            for note in notes:
-                data = json.loads(note.payload)
-                if data.get("tenant_id") == str(tenant_id) and UUID(data["id"]) not in ids:
-                    ids.append(UUID(data["id"]))
+        ping_at = time.monotonic() + ping_s
+        while (now := time.monotonic()) < deadline:
+            # stop_after=1: wake on the first notification (and whatever came in the same
+            # packet), so each change goes out as it happens rather than at the next ping.
+            notes = list(conn.notifies(timeout=min(ping_at, deadline) - now, stop_after=1))
+            ids = _own_ids(notes, tenant_id)
             for row in _read(conn, principal, tenant_id, ids) if ids else []:
                 yield format_event(row)
-            if not notes:
+                ping_at = time.monotonic() + ping_s
+            if time.monotonic() >= ping_at:
                 yield ": ping\n\n"
+                ping_at = time.monotonic() + ping_s
     finally:
         conn.close()

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import queue
+import threading
+import time
+from collections.abc import Iterable
 from typing import Any
 
+import psycopg
 import pytest
 
 from shared.dispatch import RecordingDispatcher
+from tests.conftest import Configure
 from tests.support import bearer, call, drain, function_client, seed_tenant
 
 pytestmark = pytest.mark.db
@@ -51,3 +57,62 @@ def test_stream_shows_own_tenant_changes_only(
     assert {e["tenant_id"] for e in events} == {str(a.id)}
     assert [e["status"] for e in events if e["id"] == pending][-1] == "canceled"
     assert all("lease_token" not in e for e in events)
+
+
+def _pump(stream: Iterable[bytes], chunks: queue.Queue[bytes | None]) -> None:
+    for chunk in stream:
+        chunks.put(chunk)
+    chunks.put(None)  # the stream ended
+
+
+def _next_event(chunks: queue.Queue[bytes | None], timeout_s: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            chunk = chunks.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            pytest.fail(f"no event within {timeout_s} s of the change")
+        assert chunk is not None, "the stream ended before the event"
+        assert not chunk.startswith(b":"), "a ping came before the event"
+        if events := parse([chunk]):
+            return events[0]
+
+
+_RUN = (
+    "UPDATE integration_jobs SET status = 'running', started_at = now(), attempts = 1 WHERE id = %s"
+)
+_SUCCEED = (
+    "UPDATE integration_jobs SET status = 'success', progress = 100, finished_at = now()"
+    " WHERE id = %s"
+)
+
+
+def test_each_change_arrives_before_the_ping(database_url: str, configure: Configure) -> None:
+    """Every state goes out as it happens, not batched until the ping interval."""
+    configure(SSE_PING_S="60")  # the old code only sent what it gathered every ping interval
+    a = seed_tenant(database_url, "acme")
+    response = function_client("integration-job-events").get(
+        "/", query_string={"tenant_id": str(a.id), "max_seconds": "6"},
+        headers=bearer(a.member_token), buffered=False,
+    )  # fmt: skip
+    chunks: queue.Queue[bytes | None] = queue.Queue()
+    reader = threading.Thread(target=_pump, args=(response.response, chunks), daemon=True)
+    reader.start()
+    try:
+        assert chunks.get(timeout=5) == b"retry: 3000\n\n"  # no live jobs: no snapshot
+        job_id = call("run-integration", {"tenant_id": str(a.id), "provider_slug": "acessorias"},
+                      token=a.admin_token).get_json()["job_id"]  # fmt: skip
+        assert _next_event(chunks, 3)["status"] == "pending"
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            for sql, expected in [
+                (_RUN, ("running", 0)),
+                ("UPDATE integration_jobs SET progress = 50 WHERE id = %s", ("running", 50)),
+                (_SUCCEED, ("success", 100)),
+            ]:
+                conn.execute(sql, [job_id])
+                event = _next_event(chunks, 3)  # each well before the 60 s ping
+                assert (event["id"], event["status"], event["progress"]) == (job_id, *expected)
+        assert chunks.get(timeout=10) is None  # still ends at max_seconds, without a ping
+    finally:
+        reader.join(15)
+        response.close()
