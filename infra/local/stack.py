@@ -197,34 +197,25 @@ def main() -> None:
     reload_settings()
     procs: list[subprocess.Popen[bytes]] = []
     queue = "projects/syncq-local/locations/us-central1/queues/syncq"
-    procs.append(
-        start(
-            [str(TASKS_BIN), "start", "-p", str(ports.tasks), "-q", "-d", queue, "-r", "20"],
-            {**os.environ},
-            "tasks-emulator",
-        )
-    )
-    for name, build in EMULATORS.items():
-        procs.append(start([sys.executable, *build(ctx)], env, f"emulator-{name}"))
-    procs.append(
-        start(
-            [
-                sys.executable,
-                "-c",
-                f"from infra.local.gateway import serve; serve('{ctx.host}', {ports.gateway})",
-            ],
-            env,
-            "gateway",
-        )
-    )
     stop = threading.Event()
+    trap_stop_signals()
     try:
+        procs.append(
+            start(
+                [str(TASKS_BIN), "start", "-p", str(ports.tasks), "-q", "-d", queue, "-r", "20"],
+                {**os.environ},
+                "tasks-emulator",
+            )
+        )
+        for name, build in EMULATORS.items():
+            procs.append(start([sys.executable, *build(ctx)], env, f"emulator-{name}"))
+        gateway = f"from infra.local.gateway import serve; serve('{ctx.host}', {ports.gateway})"
+        procs.append(start([sys.executable, "-c", gateway], env, "gateway"))
         wait_http(f"{ctx.url(ports.gateway)}/functions/v1/")
         threading.Thread(
             target=sweep_forever, args=(ctx, lambda: mint_token(service=True), stop), daemon=True
         ).start()
         _banner(ctx, mint_token)
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while all(p.poll() is None for p in procs):
             time.sleep(1)
         print("a process of the stack exited; see .data/*.log", file=sys.stderr)
@@ -232,13 +223,46 @@ def main() -> None:
         print("\nstopping…")
     finally:
         stop.set()
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        shutdown(procs)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _ignore_stop_signals() -> None:
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _stop_once(signum: int, frame: object) -> None:
+    # Ignore the next ones first: `make` forwards a group's SIGTERM, so a second one
+    # arrives while we are stopping, and must not interrupt the shutdown.
+    _ignore_stop_signals()
+    raise KeyboardInterrupt
+
+
+def trap_stop_signals() -> None:
+    """The first Ctrl-C or SIGTERM raises KeyboardInterrupt; later ones are ignored."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _stop_once)
+
+
+def shutdown(procs: list[subprocess.Popen[bytes]], grace_s: float = 10.0) -> None:
+    """Terminate every child, wait for each, and kill those still running after grace_s.
+
+    Idempotent under signals: SIGINT/SIGTERM are ignored from here on, so a repeated
+    Ctrl-C or a forwarded SIGTERM cannot leave a child behind.
+    """
+    _ignore_stop_signals()
+    for p in procs:
+        p.terminate()
+    deadline = time.monotonic() + grace_s
+    for p in procs:
+        try:
+            p.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def _banner(ctx: StackContext, mint: Callable[..., str]) -> None:
