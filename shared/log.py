@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.scrub import scrub_text
+
 _labels: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("labels", default={})  # noqa: B039
 
 _SEVERITY = {
@@ -43,9 +45,31 @@ class JsonFormatter(logging.Formatter):
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(fields)
-        if record.exc_info:
-            entry["stack_trace"] = "".join(traceback.format_exception(*record.exc_info))
+        if record.exc_info and record.exc_info[1] is not None:
+            entry["stack_trace"] = safe_trace(record.exc_info[1])
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def safe_trace(exc: BaseException, depth: int = 0) -> str:
+    """The traceback with each exception's message scrubbed of data it quotes.
+
+    Frames are kept whole (file, line, code); a database error keeps only its primary
+    message, since its DETAIL quotes the row (`Failing row contains (...)`).
+    """
+    parts: list[str] = []
+    cause = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    if cause is not None and depth < 5:
+        parts.append(safe_trace(cause, depth + 1))
+        parts.append("\nThe above exception led to the following one:\n\n")
+    parts.append("Traceback (most recent call last):\n")
+    parts.extend(traceback.format_tb(exc.__traceback__))
+    parts.append(f"{type(exc).__module__}.{type(exc).__qualname__}: {_safe_message(exc)}\n")
+    return "".join(parts)
+
+
+def _safe_message(exc: BaseException) -> str:
+    primary = getattr(getattr(exc, "diag", None), "message_primary", None)
+    return scrub_text(primary if isinstance(primary, str) else str(exc))
 
 
 def configure(level: int = logging.INFO) -> None:

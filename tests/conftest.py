@@ -7,15 +7,17 @@ Each test database is cloned from a template migrated once per session
 
 from __future__ import annotations
 
+import io
 import itertools
+import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from infra import migrate
 from infra.local import pg
-from shared import db, dispatch, secrets
+from shared import db, dispatch, log, secrets
 from shared.dispatch import RecordingDispatcher
 from shared.settings import reload_settings
 
@@ -97,6 +99,24 @@ def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Configure]:
     secrets.reset_store()
     monkeypatch.undo()
     reload_settings()
+
+
+@pytest.fixture
+def logs() -> Iterator[Callable[[], str]]:
+    """Everything the `syncq` loggers write during the test, as the JSON lines they write.
+
+    (The handler keeps the stdout it was created with, so capsys does not see log lines.)
+    """
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(log.JsonFormatter())
+    root = log.get_logger("tests").parent
+    assert root is not None
+    root.addHandler(handler)
+    try:
+        yield buffer.getvalue
+    finally:
+        root.removeHandler(handler)
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ from uuid import UUID
 
 from tqdm import tqdm
 
-from infra.ops.jobs import duration_s, table
+from infra.ops._args import MAX_DAYS, positive_duration_s
+from infra.ops.jobs import table
 from shared import db
 from shared.auth import SERVICE
 from shared.errors import SyncqError
@@ -32,9 +33,6 @@ from shared.tenancy import get_tenant
 
 SETTLED = ("completed", "failed", "paused")
 Handler = Callable[[argparse.Namespace], int]
-# Beyond about a century, `now() - interval` leaves Postgres's timestamp range: reject
-# such thresholds here rather than as a database traceback.
-MAX_DAYS = 36_500
 
 
 def day_count(text: str) -> int:
@@ -48,16 +46,6 @@ def day_count(text: str) -> int:
             f"must be a whole number of days from 1 to {MAX_DAYS}, not {text!r}"
         )
     return value
-
-
-def positive_duration_s(text: str) -> float:
-    """A duration (`30m`, `2h`, `1d`) above zero and at most MAX_DAYS (argparse type)."""
-    seconds = duration_s(text)
-    if not 0 < seconds <= MAX_DAYS * 86400:
-        raise argparse.ArgumentTypeError(
-            f"must be above zero and at most {MAX_DAYS}d (try 30m, 2h, 1d), not {text!r}"
-        )
-    return seconds
 
 
 def register(sub: Any) -> None:

@@ -10,25 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from infra.ops._args import positive_duration_s
 from shared import db
 from shared.queue.models import JobStatus
 from shared.sqlfiles import query
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
-_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def duration_s(text: str) -> float:
-    """`90`, `90s`, `30m`, `2h`, `1d` -> seconds (argparse type)."""
-    match = _DURATION.match(text.strip().lower())
-    if not match:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 30m, 2h, 1d)")
-    return float(match.group(1)) * _UNIT_S[match.group(2)]
 
 
 def register(sub: Any) -> None:
@@ -45,7 +34,8 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=list_jobs)
 
     p = cmds.add_parser("cleanup-stuck", help="close live jobs with no progress for a while")
-    p.add_argument("--older-than", type=duration_s, required=True, metavar="DURATION")
+    p.add_argument("--older-than", type=positive_duration_s, required=True, metavar="DURATION",
+                   help="e.g. 30m, 2h, 1d (above zero)")  # fmt: skip
     p.add_argument("--provider", help="only this provider")
     p.add_argument("--dry-run", action="store_true", help="show what would change")
     p.set_defaults(handler=cleanup_stuck)

@@ -19,8 +19,8 @@ from shared import log
 from shared.db import Conn
 from shared.errors import Unprocessable, UpstreamError
 from shared.gestao import NAME, SLUG
-from shared.gestao.scrub import scrub_text, scrub_value
 from shared.providers import http
+from shared.scrub import scrub_text, scrub_value
 from shared.secrets import require_secret
 from shared.settings import Settings
 from shared.tenancy import Tenant, enabled_integration

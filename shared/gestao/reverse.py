@@ -28,6 +28,10 @@ from shared.secrets import get_store, secret_name
 from shared.tenancy import get_tenant
 
 OUR_SOURCES = frozenset({"tabuladormax", "supabase"})
+# Local columns that are NOT NULL with a default (infra/migrations/0030_leads.sql): a null
+# from the remote says nothing, so the field is left out — the default on insert, the local
+# value on update (a null `criado` must not move the lead in the export's cursor order).
+KEEP_WHEN_NULL = frozenset({"criado", "updated_at", "ficha_confirmada"})
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _logger = log.get_logger("gestao.reverse")
 
@@ -89,18 +93,18 @@ def local_row(lead: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     if problems:
         raise ValidationFailed("The lead is not valid.", details=problems)
     return {k: (str(v) if kind_of(LOCAL_FIELDS[k]) == "text" and v is not None else v)
-            for k, v in row.items()}  # fmt: skip
+            for k, v in row.items() if v is not None or k not in KEEP_WHEN_NULL}  # fmt: skip
 
 
 def upsert_statement(fields: list[str]) -> sql.Composed:
-    """Insert or update the given local fields; never over a newer local row."""
+    """Insert or update the given local fields; never over a newer local row.
+
+    A field left out takes its default on insert (`updated_at` now(), so a remote row
+    without one counts as new) and keeps its local value on update.
+    """
     cols = [f for f in fields if f in LOCAL_FIELDS]  # allow-list
     idents = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
-    values = sql.SQL(", ").join(
-        sql.SQL("COALESCE(r.{c}, now())").format(c=sql.Identifier(c))
-        if c in ("criado", "updated_at") else sql.SQL("r.{}").format(sql.Identifier(c))
-        for c in cols
-    )  # fmt: skip
+    values = sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(c)) for c in cols)
     sets = sql.SQL(", ").join(
         sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in cols if c != "id"
     )
@@ -132,8 +136,14 @@ def receive(principal: Principal, req: ReverseSyncRequest, slug: str) -> dict[st
                 done = conn.execute(
                     statement, {"tenant_id": tenant.id, "row": Jsonb(row)}
                 ).fetchone()
-        except psycopg.errors.DataError as exc:
-            raise ValidationFailed("The lead has a value the local schema refuses.") from exc
+        except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+            # Name the column or constraint, never the value (the message quotes the row).
+            diag = exc.diag
+            where = {"column": diag.column_name, "constraint": diag.constraint_name}
+            raise ValidationFailed(
+                "The lead has a value the local schema refuses.",
+                details={"sqlstate": diag.sqlstate, **{k: v for k, v in where.items() if v}},
+            ) from exc
     action = "upserted" if done is not None else "skipped_stale"
     _logger.info("reverse sync", extra=log.fields(action=action))
     return {"action": action}

@@ -37,7 +37,7 @@ from shared.gestao.batches import (
 from shared.gestao.models import ExportJob, ExportStatus
 from shared.gestao.remote import Answer, RemoteClient, RemoteUnavailable, Verdict, target_for
 from shared.gestao.schema import drop_cache
-from shared.gestao.scrub import scrub_text
+from shared.scrub import scrub_text
 from shared.settings import Settings, get_settings
 from shared.tenancy import get_tenant
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 import pytest
@@ -165,7 +165,7 @@ def test_bad_token_is_not_retried_and_never_leaks(
     emulator: ServerHandle,
     configure,
     recorder: RecordingDispatcher,  # type: ignore[no-untyped-def]
-    capsys: pytest.CaptureFixture[str],
+    logs: Callable[[], str],
 ) -> None:
     configure(**{env_var(secret_name("acme", "acessorias", "token")): "wrong-token-xyz"})
     tenant = seed_tenant(database_url, "acme", providers={"acessorias": {"base_url": emulator.url}})
@@ -176,7 +176,7 @@ def test_bad_token_is_not_retried_and_never_leaks(
     everything = (
         str(rows(database_url, "SELECT * FROM integration_jobs"))
         + str(rows(database_url, "SELECT * FROM integration_logs"))
-        + capsys.readouterr().out
+        + logs()
     )
     assert "wrong-token-xyz" not in everything
 

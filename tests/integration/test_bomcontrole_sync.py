@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -151,13 +152,15 @@ def test_persistent_faults_end_in_error_after_max_attempts(
 
 
 def test_rejected_key_is_not_retried_and_never_leaks(
-    database_url: str, run_job: RunJob, configure: Any, capsys: pytest.CaptureFixture[str]
-) -> None:
+    database_url: str, run_job: RunJob, configure: Any, capsys: pytest.CaptureFixture[str],
+    logs: Callable[[], str],
+) -> None:  # fmt: skip
     configure(**{env_var(secret_name("acme", "bomcontrole", "api_key")): "bad-bc-key-0042"})
     job = run_job()
     assert (job["status"], job["attempts"]) == ("error", 1)
     assert job["error_message"] == "BomControle rejected the credentials (HTTP 403)."
-    assert "bad-bc-key-0042" not in stored_text(database_url) + capsys.readouterr().out
+    assert "job failed" in logs()  # the failure was logged, without the key
+    assert "bad-bc-key-0042" not in stored_text(database_url) + capsys.readouterr().out + logs()
 
 
 def test_missing_key_is_a_clear_error(

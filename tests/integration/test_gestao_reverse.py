@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -138,7 +138,7 @@ def test_newer_local_rows_win_and_new_leads_are_inserted(
 
 
 def test_webhook_rejects_bad_secrets_and_bad_payloads_without_leaking(
-    database_url: str, tenant: TenantFixture, capsys: pytest.CaptureFixture[str]
+    database_url: str, tenant: TenantFixture, logs: Callable[[], str]
 ) -> None:
     seed_leads(database_url, tenant.id, 1)
     pii = {"id": 1, "name": "Maria Sigilosa", "email": "maria.sigilosa@example.com",
@@ -170,10 +170,36 @@ def test_webhook_rejects_bad_secrets_and_bad_payloads_without_leaking(
     bad_types = answers[-2][0].get_json()["error"]["details"]
     assert bad_types == [{"loc": ["lead", "age"], "type": "invalid_value",
                           "message": "expected integer"}]  # fmt: skip
-    everything = "".join(r.get_data(as_text=True) for r, _ in answers) + str(capsys.readouterr())
+    everything = "".join(r.get_data(as_text=True) for r, _ in answers) + logs()
     for secret_or_pii in (WEBHOOK_SECRET, "wrong-secret", "Maria Sigilosa", "maria.sigilosa",
                           "11912345678", "quarenta", "31/02/1990"):  # fmt: skip
         assert secret_or_pii not in everything
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT name, sync_source FROM leads WHERE id = 1").fetchone()
     assert row is not None and row[1] == "import"  # nothing was applied
+
+
+def test_nulls_from_the_remote_keep_local_not_null_fields(
+    database_url: str, tenant: TenantFixture, logs: Callable[[], str]
+) -> None:
+    seed_leads(database_url, tenant.id, 3)
+    before = local(database_url, 2)
+    edit = {"id": 2, "name": "Maria Sigilosa", "criado": None, "ficha_confirmed": None,
+            "updated_at": "2099-01-01T00:00:00+00:00", "sync_source": "gestao_scouter"}  # fmt: skip
+    assert send({"lead": edit, "source": "gestao_scouter"}).get_json() == {"action": "upserted"}
+    after = local(database_url, 2)
+    assert after["name"] == "Maria Sigilosa"
+    # criado orders the export's cursor: a null must not move the lead to "now".
+    assert (after["criado"], after["ficha_confirmada"]) == (
+        before["criado"], before["ficha_confirmada"])  # fmt: skip
+
+    fresh = {"id": 9002, "name": "Nova", "criado": None, "updated_at": None}
+    assert send({"lead": fresh, "source": "gestao_scouter"}).get_json() == {"action": "upserted"}
+    assert local(database_url, 9002)["criado"] is not None
+
+    too_big = {**edit, "age": 2**40, "updated_at": "2099-01-02T00:00:00+00:00"}
+    response = send({"lead": too_big, "source": "gestao_scouter"})
+    assert response.status_code == 422
+    assert response.get_json()["error"]["details"]["sqlstate"] == "22003"
+    assert "Maria Sigilosa" not in response.get_data(as_text=True) + logs()
+    assert local(database_url, 2)["age"] == after["age"]

@@ -145,6 +145,22 @@ def test_bad_duration_is_a_usage_error(database_url: str) -> None:
     assert caught.value.code == 2
 
 
+@pytest.mark.parametrize("duration", ["0", "0s", "0m", "-5", "-1h", "soon", "36501d"])
+def test_non_positive_or_absurd_threshold_is_refused_and_changes_nothing(
+    database_url: str, seeded: dict[str, Any], capsys: pytest.CaptureFixture[str], duration: str
+) -> None:
+    before = job_rows(database_url)
+    assert before[seeded["jobs"]["live_running"]]["status"] == "running"
+    for extra in ([], ["--dry-run"]):
+        with pytest.raises(SystemExit) as caught:
+            main(["jobs", "cleanup-stuck", f"--older-than={duration}", *extra])
+        assert caught.value.code == 2
+        assert "argument --older-than" in capsys.readouterr().err
+    assert job_rows(database_url) == before  # the live job (and every other) is untouched
+    logs = rows(database_url, "SELECT job_id FROM integration_logs WHERE message LIKE 'cleanup%%'")
+    assert logs == []
+
+
 def test_sweep_command_runs_once(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sweep"]) == 0
     report = json.loads(capsys.readouterr().out)

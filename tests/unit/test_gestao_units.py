@@ -12,7 +12,7 @@ from shared.gestao.mapping import DEFAULT_MAPPING, LOCAL_FIELDS, mapping_problem
 from shared.gestao.models import ExportRequest, ReverseSyncRequest
 from shared.gestao.remote import Answer, Verdict
 from shared.gestao.schema import columns_from_openapi, compare, kind_of
-from shared.gestao.scrub import scrub_text, scrub_value
+from shared.scrub import scrub_text, scrub_value
 
 
 def test_scrub_removes_quoted_data_tokens_and_contacts() -> None:

@@ -1,8 +1,9 @@
-"""Remove secrets and personal data from text we store or log about remote failures.
+"""Remove secrets and personal data from text we store or log about failures.
 
-Remote error bodies quote the data they refused (`Failing row contains (...)`,
-`Key (email)=(ana@x.com) already exists.`, `invalid input syntax for type integer: "abc"`):
-that is lead PII, so messages and bodies are scrubbed before they reach a table or a log.
+Database and remote error messages quote the data they refused (`Failing row contains
+(...)`, `Key (email)=(ana@x.com) already exists.`, `invalid input syntax for type integer:
+"abc"`), and validation errors quote their input (`input_value='Ana'`): that is lead PII,
+so messages and bodies are scrubbed before they reach a table, a response or a log.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from typing import Any
 MASK = "[redacted]"
 _PATTERNS = (
     (re.compile(r"(Failing row contains )\(.*\)", re.S), r"\1(" + MASK + ")"),
-    (re.compile(r"(Key \([^)]*\))=\(.*?\)( already exists| is not present|$)"), r"\1=(" + MASK + r")\2"),  # noqa: E501
+    # Key (email)=(x) already exists / conflicts with existing key (email)=(y)
+    (re.compile(r"(?i)(\bkey \([^)]*\))=\(.*?\)(?=[ .,;]|$)", re.M), r"\1=(" + MASK + ")"),
+    (re.compile(r'(\bvalue )"(?:[^"\\]|\\.)*"'), r'\1"' + MASK + '"'),  # value "x" is out of range
     (re.compile(r'(: )"(?:[^"\\]|\\.)*"'), r'\1"' + MASK + '"'),  # invalid input syntax ...: "x"
+    (re.compile(r"(input_value=)(?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^,\s]+)"), r"\1" + MASK),
     (re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*"), MASK),  # JWTs
     (re.compile(r"\bsb_(?:secret|publishable)_[\w-]+"), MASK),
     (re.compile(r"(?i)\b(bearer|apikey)\s*[:=]?\s*[\w.\-]{8,}"), r"\1 " + MASK),

@@ -1,0 +1,31 @@
+"""Argument types shared by the ops commands (durations with sane bounds)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+# Beyond about a century, `now() - interval` leaves Postgres's timestamp range: reject
+# such thresholds here rather than as a database traceback.
+MAX_DAYS = 36_500
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_s(text: str) -> float:
+    """`90`, `90s`, `30m`, `2h`, `1d` -> seconds (argparse type)."""
+    match = _DURATION.match(text.strip().lower())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 30m, 2h, 1d)")
+    return float(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+def positive_duration_s(text: str) -> float:
+    """A duration (`30m`, `2h`, `1d`) above zero and at most MAX_DAYS (argparse type)."""
+    seconds = duration_s(text)
+    if not 0 < seconds <= MAX_DAYS * 86400:
+        raise argparse.ArgumentTypeError(
+            f"must be above zero and at most {MAX_DAYS}d (try 30m, 2h, 1d), not {text!r}"
+        )
+    return seconds

@@ -1,0 +1,39 @@
+"""What the scrubber removes from error text before it is stored, answered or logged."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.scrub import scrub_text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Key (email)=(ana@x.com) already exists.", "Key (email)=([redacted]) already exists."),
+        (
+            "Key (external_id)=(Maria (filha)) conflicts with existing key (external_id)=(Joana).",
+            "Key (external_id)=([redacted]) conflicts with existing key (external_id)=([redacted]).",
+        ),
+        (
+            'Key (tenant_id, id)=(3f2a, 7) is not present in table "leads".',
+            'Key (tenant_id, id)=([redacted]) is not present in table "leads".',
+        ),
+        (
+            'value "Maria" is out of range for type integer',
+            'value "[redacted]" is out of range for type integer',
+        ),
+        (
+            'invalid input syntax for type integer: "abc"',
+            'invalid input syntax for type integer: "[redacted]"',
+        ),
+        (
+            "Input should be a valid integer [type=int_parsing, input_value='Maria Sigilosa', x]",
+            "Input should be a valid integer [type=int_parsing, input_value=[redacted], x]",
+        ),
+        ("Failing row contains (1, Maria, x).", "Failing row contains ([redacted])."),
+        ('null value in column "n" of relation "t"', 'null value in column "n" of relation "t"'),
+    ],
+)
+def test_quoted_values_are_redacted_and_the_rest_kept(text: str, expected: str) -> None:
+    assert scrub_text(text) == expected
