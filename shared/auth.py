@@ -176,7 +176,7 @@ def mint_token(*, user_id: UUID | None = None, service: bool = False, ttl_s: int
 
 
 def secrets_equal(given: str | None, expected: str | None) -> bool:
-    """Constant-time comparison of two secrets; a missing one never matches."""
-    if not given or not expected:
-        return False
-    return hmac.compare_digest(given.encode(), expected.encode())
+    """Constant-time comparison of two secrets; a missing one never matches (and still costs
+    a comparison, so timing does not tell a missing secret from a wrong one)."""
+    same = hmac.compare_digest((given or "").encode(), (expected or "\0").encode())
+    return same and bool(given) and bool(expected)

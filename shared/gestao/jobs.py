@@ -85,9 +85,9 @@ def get(conn: Conn, tenant_id: UUID, job_id: UUID | None) -> Row:
     return row
 
 
-def claim(conn: Conn, job_id: UUID) -> Row | None:
-    """Take the job if it is pending and due; None when it is not ours to run."""
-    return conn.execute(_q("claim"), {"id": job_id}).fetchone()
+def claim(conn: Conn, tenant_id: UUID, job_id: UUID) -> Row | None:
+    """Take the tenant's job if it is pending and due; None when it is not ours to run."""
+    return conn.execute(_q("claim"), {"id": job_id, "tenant_id": tenant_id}).fetchone()
 
 
 def heartbeat(conn: Conn, job_id: UUID, lease: UUID) -> Row | None:

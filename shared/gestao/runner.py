@@ -300,7 +300,7 @@ def run_job(job_id: UUID, tenant_id: UUID, *, budget_s: float | None = None) -> 
     budget = settings.gestao_scouter_budget_s if budget_s is None else budget_s
     deadline = time.monotonic() + budget
     with db.transaction() as conn:
-        row = store.claim(conn, job_id)
+        row = store.claim(conn, tenant_id, job_id)
     if row is None:  # not due, paused, done, or another runner has it: nothing to do
         return _current(tenant_id, job_id)
     with log.labels(job_id=job_id, tenant_id=row["tenant_id"]):

@@ -44,7 +44,7 @@ ORDER BY created_at DESC LIMIT 1
 UPDATE gestao_scouter_export_jobs
 SET status = 'running', lease_token = gen_random_uuid(), heartbeat_at = now(),
     attempts = attempts + 1, started_at = COALESCE(started_at, now()), updated_at = now()
-WHERE id = %(id)s AND status = 'pending' AND run_after <= now()
+WHERE id = %(id)s AND tenant_id = %(tenant_id)s AND status = 'pending' AND run_after <= now()
 RETURNING *
 
 -- name: heartbeat

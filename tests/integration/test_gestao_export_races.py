@@ -1,9 +1,10 @@
-"""An admin's pause or reset racing a runner, and a runner that dies on every batch."""
+"""Export runs racing an admin (pause, reset), dying on every batch, or naming another tenant."""
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -149,3 +150,16 @@ def test_a_runner_that_dies_on_every_batch_ends_paused_not_restarted_forever(
     assert export(tenant, "resume", job_id=job_id).get_json()["status"] == "pending"
     job = drive(database_url, job_id)
     assert job["status"] == "completed" and job["exported_leads"] == 500
+
+
+def test_a_run_naming_another_tenant_does_not_touch_the_job(
+    database_url: str, tenant: Any, remote: Remote, configure: Any
+) -> None:
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100")
+    seed_leads(database_url, tenant.id, 300)
+    job_id = start(tenant)
+    recorder().take()
+    assert run_once(uuid.uuid4(), job_id).status_code == 404
+    job = job_row(database_url, job_id)
+    assert (job["status"], job["attempts"], job["exported_leads"]) == ("pending", 0, 0)
+    assert remote.state.stats()["by_path"].get("/rest/v1/leads", 0) == 0
