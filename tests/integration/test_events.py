@@ -116,3 +116,45 @@ def test_each_change_arrives_before_the_ping(database_url: str, configure: Confi
     finally:
         reader.join(15)
         response.close()
+
+
+def ids_and_events(chunks: list[bytes]) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for block in b"".join(chunks).decode().split("\n\n"):
+        lines = block.splitlines()
+        ids = [line[4:] for line in lines if line.startswith("id: ")]
+        data = [line[6:] for line in lines if line.startswith("data: ")]
+        if ids and data:
+            out.append((ids[0], json.loads("\n".join(data))))
+    return out
+
+
+def test_a_reconnect_gets_what_changed_while_it_was_away(
+    database_url: str, recorder: RecordingDispatcher
+) -> None:
+    a = seed_tenant(database_url, "acme")
+    job = call("run-integration", {"tenant_id": str(a.id), "provider_slug": "acessorias"},
+               token=a.admin_token).get_json()["job_id"]  # fmt: skip
+    client = function_client("integration-job-events")
+    query = {"tenant_id": str(a.id), "max_seconds": "0.3"}
+
+    def stream(last_event_id: str | None) -> list[tuple[str, dict[str, Any]]]:
+        headers = bearer(a.member_token)
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
+        response = client.get("/", query_string=query, headers=headers)
+        assert response.status_code == 200
+        return ids_and_events([response.data])
+
+    first = stream(None)
+    assert [e["status"] for _, e in first] == ["pending"]
+    last_id = first[-1][0]
+    # While the client is away (between two connections) the job is canceled: it is no
+    # longer live, so only the Last-Event-ID replay can tell the client.
+    call("cancel-integration-job", {"job_id": job}, token=a.admin_token)
+    drain(recorder)
+    assert stream(None) == []
+    resumed = stream(last_id)
+    assert [(e["id"], e["status"]) for _, e in resumed] == [(job, "canceled")]
+    assert stream("garbage-without-a-time") == []
+    assert stream(f"{job}:not-a-time") == []
