@@ -8,9 +8,11 @@ except for real bugs (logged with a stack and answered with a generic 500).
 from __future__ import annotations
 
 import json
+import math
+import re
 import uuid
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NoReturn, TypeVar
 
 import flask
 from pydantic import BaseModel, ValidationError
@@ -18,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from shared import log
 from shared.auth import Principal, authenticate
 from shared.errors import (
+    BadRequest,
     InvalidJson,
     MethodNotAllowed,
     PayloadTooLarge,
@@ -69,6 +72,68 @@ def parse_model(model: type[M], data: Any) -> M:
         raise ValidationFailed(details=validation_details(exc)) from exc
 
 
+# Far deeper than any body a model accepts, far shallower than the interpreter's recursion
+# limit: whatever recurses over the data later (pydantic, json.dumps, psycopg) cannot overflow.
+MAX_JSON_DEPTH = 64
+_TOO_DEEP = "The body is nested too deeply."
+_NOT_FINITE = "Numbers in the body must be finite."
+_HAS_NUL = "Text must not contain NUL characters."
+_LONE_SURROGATE = "Text must be valid Unicode (no unpaired surrogates)."
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # json.loads joins proper pairs, so any is lone
+
+
+def _text_problem(text: str) -> str | None:
+    """Why PostgreSQL (text, jsonb) or UTF-8 would refuse this string; None when they won't."""
+    if "\x00" in text:
+        return _HAS_NUL
+    if not text.isascii() and _SURROGATE.search(text):
+        return _LONE_SURROGATE
+    return None
+
+
+def _refuse_constant(_: str) -> NoReturn:
+    raise InvalidJson(_NOT_FINITE)  # NaN, Infinity, -Infinity: not JSON, not jsonb
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):  # 1e400 reads as inf, which jsonb refuses
+        raise InvalidJson(_NOT_FINITE)
+    return value
+
+
+def _check_tree(data: Any) -> None:
+    """Depth, keys and strings of a parsed document, walked without recursion."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            problem = _text_problem(value)
+            if problem:
+                raise InvalidJson(problem)
+            continue
+        if not isinstance(value, dict | list):
+            continue  # numbers, booleans, null: parse_float already saw to the numbers
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidJson(_TOO_DEEP)
+        if isinstance(value, dict):
+            stack.extend((key, depth) for key in value)
+            value = value.values()
+        stack.extend((item, depth + 1) for item in value if isinstance(item, str | dict | list))
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """A JSON document PostgreSQL can store, or InvalidJson saying why (never quoting it)."""
+    try:
+        data = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError as exc:
+        raise InvalidJson(_TOO_DEEP) from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidJson() from exc
+    _check_tree(data)
+    return data
+
+
 def read_json(request: flask.Request) -> Any:
     """The request's JSON body (an object), within the size limit."""
     limit = get_settings().max_body_bytes
@@ -82,19 +147,25 @@ def read_json(request: flask.Request) -> Any:
     mimetype = request.mimetype or "application/json"
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise UnsupportedMediaType()
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidJson() from exc
+    data = parse_json_body(raw)
     if not isinstance(data, dict):
         raise InvalidJson()
     return data
 
 
+def check_query(args: Mapping[str, str]) -> dict[str, str]:
+    """Query parameters as a dict, refused (400) when one could not reach PostgreSQL."""
+    for text in (*args.keys(), *args.values()):
+        problem = _text_problem(text)
+        if problem:
+            raise BadRequest(problem)
+    return dict(args)
+
+
 def request_data(request: flask.Request) -> Any:
     """Query parameters for GET, the JSON body otherwise."""
     if request.method == "GET":
-        return {k: v for k, v in request.args.items()}
+        return check_query(request.args.to_dict())
     return read_json(request)
 
 

@@ -1,0 +1,103 @@
+"""shared.web.parse_json_body: JSON that PostgreSQL can hold, or InvalidJson."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from shared.errors import BadRequest, InvalidJson
+from shared.web import MAX_JSON_DEPTH, check_query, parse_json_body
+
+
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a": 1, "b": [true, false, null], "c": {"d": "x"}}',
+        b'{"big": 123456789012345678901234567890, "neg": -0.0, "max": 1.7976931348623157e308}',
+        b'{"tiny": 1e-400}',  # underflows to 0.0: finite, PostgreSQL takes it
+        '{"pt": "Lúcia", "emoji": "😀", "pair": "\\ud83d\\ude00"}'.encode(),
+        b'{"tab": "a\\tb", "escaped_backslash_u0000": "\\\\u0000"}',
+        b'{"x": ' + nested(MAX_JSON_DEPTH - 1) + b"}",
+        b"[1, 2]",
+        b'"just a string"',
+    ],
+)
+def test_ordinary_json_is_parsed_as_json_loads_would(raw: bytes) -> None:
+    assert parse_json_body(raw) == json.loads(raw)
+
+
+def test_surrogate_pairs_become_one_character() -> None:
+    assert parse_json_body(b'{"e": "\\ud83d\\ude00"}') == {"e": "\U0001f600"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "leak"),
+    [
+        (b"[" * 50_000, None),
+        (nested(5_000), None),
+        (nested(MAX_JSON_DEPTH + 1), None),
+        (b'{"x": ' + nested(MAX_JSON_DEPTH) + b"}", None),
+        (b'{"a":' * 500 + b"1" + b"}" * 500, None),
+        (b"{not json", None),
+        (b"\xff\xfe", None),
+        (b"1" * 5_000, None),  # beyond int-from-string limit: ValueError, not a crash
+        (b'{"v": NaN}', "NaN"),
+        (b'{"v": Infinity}', "Infinity"),
+        (b'{"v": -Infinity}', "Infinity"),
+        (b'{"v": 1e400}', "1e400"),
+        (b'{"v": [0.5, {"w": -1e999}]}', "1e999"),
+        (b'{"v": "ab\\u0000cd"}', "ab"),
+        (b'{"ab\\u0000cd": 1}', "ab"),
+        (b'{"v": {"deep": ["ab\\u0000"]}}', "ab"),
+        (b'{"v": "ab\\ud800"}', "ab"),
+        (b'{"v": "\\udfffab"}', "ab"),
+        (b'{"ab\\udc00": 1}', "ab"),
+        (b'{"v": "ab\xed\xa0\x80"}', "ab"),  # UTF-8 of U+D800, decoded with surrogatepass
+        (b'{"v": "\\ude00\\ud83d"}', None),  # a pair in the wrong order is two lone halves
+    ],
+)
+def test_hostile_json_is_invalid_json(raw: bytes, leak: str | None) -> None:
+    with pytest.raises(InvalidJson) as caught:
+        parse_json_body(raw)
+    error = caught.value
+    assert error.status == 400 and error.error_code == "invalid_json"
+    assert error.message
+    if leak is not None:
+        assert leak not in error.message and leak not in json.dumps(error.envelope())
+
+
+def test_reasons_are_told_apart_without_the_value() -> None:
+    def message(raw: bytes) -> str:
+        with pytest.raises(InvalidJson) as caught:
+            parse_json_body(raw)
+        return caught.value.message
+
+    messages = {
+        message(b"{nope"),
+        message(nested(5_000)),
+        message(b"[NaN]"),
+        message(b'["\\u0000"]'),
+        message(b'["\\ud800"]'),
+    }
+    assert len(messages) == 5
+
+
+def test_wide_documents_do_not_recurse() -> None:
+    wide = json.dumps({"rows": [{"k": str(i), "v": [i, i / 3]} for i in range(50_000)]})
+    data = parse_json_body(wide.encode())
+    assert len(data["rows"]) == 50_000 and math.isclose(data["rows"][3]["v"][1], 1.0)
+
+
+def test_query_parameters_refuse_nul_and_keep_everything_else() -> None:
+    assert check_query({"tenant_id": "x", "q": "Lúcia 😀"}) == {"tenant_id": "x", "q": "Lúcia 😀"}
+    for args in ({"q": "a\x00b"}, {"a\x00b": "1"}):
+        with pytest.raises(BadRequest) as caught:
+            check_query(args)
+        assert caught.value.status == 400 and caught.value.error_code == "bad_request"
+        assert "a" + "\x00" not in caught.value.message
