@@ -19,7 +19,7 @@ class ScriptedProvider:
     failures: int = 0
     pages: int = 3
     runs: int = 0
-    hold: threading.Event | None = None  # when set, each page waits for it
+    hold: threading.Event | None = None  # when set, each page (and each failure) waits for it
     page_delay_s: float = 0.0
     started: threading.Event = field(default_factory=threading.Event)
 
@@ -27,6 +27,8 @@ class ScriptedProvider:
         self.runs += 1
         self.started.set()
         if self.runs <= self.failures:
+            if self.hold is not None:
+                self.hold.wait(10)
             raise UpstreamError("scripted failure", details={"run": self.runs})
         for page in range(self.pages):
             if self.hold is not None:

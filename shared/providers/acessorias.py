@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 import httpx
@@ -19,6 +19,7 @@ from shared import jsonio
 from shared.errors import UpstreamError
 from shared.providers import http
 from shared.providers.base import SyncContext, SyncResult, progress_without_total
+from shared.scrub import scrub_text
 from shared.secrets import require_secret
 from shared.sqlfiles import query
 
@@ -41,19 +42,37 @@ def parse_date(value: Any) -> str | None:
         return None
 
 
+# acessorias_companies.honorario is numeric(14, 2): below 10^12 once rounded to cents.
+_MONEY_LIMIT = Decimal(10) ** 12
+_CENTS = Decimal("0.01")
+
+
 def parse_money(value: Any) -> str | None:
-    """`"759.00"` or `"1.234,56"` to a decimal string; anything else to None."""
-    if isinstance(value, int | float):
-        return str(Decimal(str(value)))
-    if not isinstance(value, str) or not value.strip():
+    """`"759.00"` or `"1.234,56"` to a decimal string; anything else to None.
+
+    So is a value the column cannot hold (NaN, infinities, 10^12 or more): the column is
+    nullable, and one record's nonsense fee must not fail the whole page it came in.
+    """
+    if isinstance(value, bool):
         return None
-    text = value.strip()
-    if "," in text:
-        text = text.replace(".", "").replace(",", ".")
+    if isinstance(value, int | float):
+        text = str(value)
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        if "," in text:
+            text = text.replace(".", "").replace(",", ".")
+    else:
+        return None
     try:
-        return str(Decimal(text))
+        amount = Decimal(text)
     except InvalidOperation:
         return None
+    fits = (
+        amount.is_finite()
+        and abs(amount) < _MONEY_LIMIT
+        and abs(amount.quantize(_CENTS, rounding=ROUND_HALF_UP)) < _MONEY_LIMIT
+    )
+    return str(amount) if fits else None
 
 
 def _text(value: Any) -> str | None:
@@ -108,9 +127,10 @@ def parse_page(response: httpx.Response) -> list[dict[str, Any]]:
     except ValueError as exc:
         raise UpstreamError(f"{NAME} answered a body that is not JSON.") from exc
     if isinstance(body, dict) and "Erro" in body:
-        # A business error; its text is the provider's own words about our request.
+        # A business error in the provider's own words, which may quote the customer's data
+        # (e-mails, CPF/CNPJ): scrubbed before it reaches a table, a log or a response.
         raise UpstreamError(
-            f"{NAME} refused the request: {str(body['Erro'])[:200]}",
+            f"{NAME} refused the request: {scrub_text(str(body['Erro']))[:200]}",
             code="provider_error",
             details={"provider": SLUG},
             retryable=False,

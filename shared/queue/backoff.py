@@ -24,9 +24,10 @@ def backoff_delay(attempt: int, *, base_s: float, cap_s: float, rand: float) -> 
 
     The delay lies in [e/2, e] where e = min(cap, base * 2**(attempt-1)), so successive
     delays never shrink and concurrent failures spread out. `rand` is in [0, 1).
+    An attempt below 1 counts as the first: legacy rows of the old system say 'running'
+    with attempts 0, and rescuing them must not fail.
     """
-    if attempt < 1:
-        raise ValueError("attempt is 1-based")
+    attempt = max(attempt, 1)
     exponential = min(cap_s, base_s * 2.0 ** (attempt - 1))
     return exponential / 2 + exponential / 2 * min(max(rand, 0.0), 1.0)
 

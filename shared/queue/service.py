@@ -8,7 +8,7 @@ from uuid import UUID
 from shared import db
 from shared.auth import Principal
 from shared.dispatch import Task, dispatch
-from shared.errors import Conflict, JobFinished, NotFound, UpstreamError
+from shared.errors import Conflict, Forbidden, JobFinished, NotFound, UpstreamError
 from shared.queue import store, worker
 from shared.queue.models import Job, JobStatus
 from shared.queue.schemas import JobRef, ListJobsQuery, ProcessRequest, RunIntegrationRequest
@@ -46,12 +46,19 @@ def process_jobs(principal: Principal, req: ProcessRequest) -> dict[str, Any]:
 
 
 def cancel_job(principal: Principal, req: JobRef) -> Job:
-    """Cancel a pending job now, or ask a running one to stop at its next heartbeat."""
+    """Cancel a pending job now, or ask a running one to stop at its next heartbeat.
+
+    Another tenant's job answers the same 404 as an unknown id, so job ids cannot be
+    probed; membership is checked before the row is locked, so a stranger cannot hold it.
+    """
     with db.transaction() as conn:
+        seen = store.get_job(conn, req.job_id)
+        if seen is None or not _is_member(conn, principal, seen["tenant_id"]):
+            raise NotFound("No such job.")
+        require_role(conn, principal, seen["tenant_id"], Role.ADMIN)
         row = store.get_job(conn, req.job_id, lock=True)
         if row is None:
             raise NotFound("No such job.")
-        require_role(conn, principal, row["tenant_id"], Role.ADMIN)
         if row["status"] == JobStatus.PENDING:
             store.finish(
                 conn, [Outcome(row["id"], None, JobStatus.CANCELED)], message="job canceled"
@@ -62,6 +69,15 @@ def cancel_job(principal: Principal, req: JobRef) -> Job:
         else:
             raise JobFinished(details={"job_id": str(row["id"]), "status": row["status"]})
     return Job.from_row(row)
+
+
+def _is_member(conn: db.Conn, principal: Principal, tenant_id: UUID) -> bool:
+    """Whether the caller may see the tenant's jobs at all (the service sees every tenant)."""
+    try:
+        require_role(conn, principal, tenant_id, Role.MEMBER)
+    except Forbidden:
+        return False
+    return True
 
 
 def list_jobs(principal: Principal, req: ListJobsQuery) -> dict[str, Any]:

@@ -10,11 +10,14 @@ from uuid import UUID
 import psycopg
 from psycopg.types.json import Jsonb
 
+from shared import log
 from shared.db import Conn, Row
 from shared.errors import JobAlreadyActive
 from shared.queue.backoff import Verdict, decide
 from shared.queue.models import JobStatus
 from shared.sqlfiles import query
+
+_logger = log.get_logger("queue.store")
 
 
 class LeaseLost(Exception):
@@ -95,6 +98,14 @@ def heartbeat(conn: Conn, *, job_id: UUID, lease: UUID, progress: int) -> bool:
     return bool(row["cancel_requested"])
 
 
+def lock_held(conn: Conn, *, job_id: UUID, lease: UUID) -> Row | None:
+    """The job locked, if it is still running under `lease` (None: the lease is lost).
+
+    cancel_job takes the same lock, so a state decided under it sees every cancel request.
+    """
+    return conn.execute(_q("lock_held"), {"id": job_id, "lease": lease}).fetchone()
+
+
 def finish(conn: Conn, outcomes: Sequence[Outcome], *, message: str) -> list[Row]:
     """Apply final states; rows whose lease no longer matches are left alone."""
     if not outcomes:
@@ -132,36 +143,54 @@ def retry(conn: Conn, retries: Sequence[Retry], *, message: str) -> list[Row]:
 class Rescued:
     retried: list[Row]
     finished: list[Row]
+    failed: list[UUID]
 
 
 def rescue_stale(
     conn: Conn, *, stale_after_s: float, base_s: float, cap_s: float, limit: int = 500
 ) -> Rescued:
-    """Running jobs with an expired lease: retry with backoff, or error "timed out"."""
+    """Running jobs with an expired lease: retry with backoff, or error "timed out".
+
+    Each row is rescued under its own savepoint: a row that cannot be rescued is rolled back
+    alone (still locked by us, still 'running', left for the next sweep) and named in
+    `failed`, while the others are rescued in this same transaction.
+    """
     stale = conn.execute(
         _q("lock_stale"), {"stale_after_s": stale_after_s, "limit": limit}
     ).fetchall()
-    retries: list[Retry] = []
-    outcomes: list[Outcome] = []
+    rescued = Rescued(retried=[], finished=[], failed=[])
     for row in stale:
-        decision = decide(
-            attempts=row["attempts"],
-            max_attempts=row["max_attempts"],
-            retryable=True,
-            cancel_requested=row["cancel_requested"],
-            base_s=base_s,
-            cap_s=cap_s,
-        )
-        if decision.verdict is Verdict.RETRY:
-            retries.append(Retry(row["id"], row["lease_token"], "timed out", decision.delay_s))
-        else:
-            status = JobStatus.CANCELED if decision.verdict is Verdict.CANCEL else JobStatus.ERROR
-            error = None if status is JobStatus.CANCELED else "timed out"
-            outcomes.append(Outcome(row["id"], row["lease_token"], status, error=error))
-    return Rescued(
-        retried=retry(conn, retries, message="rescued: heartbeat stale, retry scheduled"),
-        finished=finish(conn, outcomes, message="rescued: heartbeat stale"),
+        try:
+            with conn.transaction():
+                retried, finished = _rescue_one(conn, row, base_s=base_s, cap_s=cap_s)
+        except Exception:  # whatever poisons one row must not stop the rescue of the others
+            _logger.exception("stale job could not be rescued", extra=log.fields(job_id=row["id"]))
+            rescued.failed.append(row["id"])
+            continue
+        rescued.retried.extend(retried)
+        rescued.finished.extend(finished)
+    return rescued
+
+
+def _rescue_one(
+    conn: Conn, row: Row, *, base_s: float, cap_s: float
+) -> tuple[list[Row], list[Row]]:
+    """One stale row to pending with backoff, or to its final state: (retried, finished)."""
+    decision = decide(
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        retryable=True,
+        cancel_requested=row["cancel_requested"],
+        base_s=base_s,
+        cap_s=cap_s,
     )
+    if decision.verdict is Verdict.RETRY:
+        again = Retry(row["id"], row["lease_token"], "timed out", decision.delay_s)
+        return retry(conn, [again], message="rescued: heartbeat stale, retry scheduled"), []
+    status = JobStatus.CANCELED if decision.verdict is Verdict.CANCEL else JobStatus.ERROR
+    error = None if status is JobStatus.CANCELED else "timed out"
+    outcome = Outcome(row["id"], row["lease_token"], status, error=error)
+    return [], finish(conn, [outcome], message="rescued: heartbeat stale")
 
 
 def due_count(conn: Conn) -> int:

@@ -132,6 +132,10 @@ def _finish(row: Mapping[str, Any], outcome: Outcome, message: str) -> RunReport
     if not done:
         _logger.warning("finish ignored: lease no longer held")
         return RunReport(str(row["id"]), "lease_lost", row["attempts"])
+    return _ended(row, outcome, message)
+
+
+def _ended(row: Mapping[str, Any], outcome: Outcome, message: str) -> RunReport:
     _logger.info(message, extra=log.fields(status=str(outcome.status)))
     return RunReport(
         str(row["id"]),
@@ -143,31 +147,46 @@ def _finish(row: Mapping[str, Any], outcome: Outcome, message: str) -> RunReport
 
 
 def _after_failure(row: Mapping[str, Any], error: str, *, retryable: bool) -> RunReport:
+    """Retry later or end the job; a cancel requested while the attempt ran wins.
+
+    The verdict is taken under the row lock that a cancel request also takes, so a cancel
+    that came after the attempt's last heartbeat is seen, never lost to a retry.
+    """
     settings = get_settings()
-    decision = decide(
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        retryable=retryable,
-        base_s=settings.backoff_base_s,
-        cap_s=settings.backoff_cap_s,
-    )
-    if decision.verdict is not Verdict.RETRY:
-        return _finish(
-            row, Outcome(row["id"], row["lease_token"], JobStatus.ERROR, error=error), "job failed"
-        )
+    job_id, lease = row["id"], row["lease_token"]
+    final: tuple[Outcome, str] | None = None
     with db.transaction() as conn:
-        done = store.retry(
-            conn,
-            [Retry(row["id"], row["lease_token"], error, decision.delay_s)],
-            message="attempt failed, retry scheduled",
+        held = store.lock_held(conn, job_id=job_id, lease=lease)
+        if held is None:
+            return RunReport(str(job_id), "lease_lost", row["attempts"])
+        decision = decide(
+            attempts=row["attempts"],
+            max_attempts=row["max_attempts"],
+            retryable=retryable,
+            cancel_requested=held["cancel_requested"],
+            base_s=settings.backoff_base_s,
+            cap_s=settings.backoff_cap_s,
         )
-    if not done:
-        return RunReport(str(row["id"]), "lease_lost", row["attempts"])
-    schedule_retry(row["id"], row["attempts"], decision.delay_s)
+        if decision.verdict is Verdict.RETRY:
+            retry = Retry(job_id, lease, error, decision.delay_s)
+            store.retry(conn, [retry], message="attempt failed, retry scheduled")
+        else:
+            final = _final(row, decision.verdict, error)
+            store.finish(conn, [final[0]], message=final[1])
+    if final is not None:
+        return _ended(row, *final)
+    schedule_retry(job_id, row["attempts"], decision.delay_s)
     _logger.info("retry scheduled", extra=log.fields(delay_s=round(decision.delay_s, 3)))
     return RunReport(
-        str(row["id"]), "pending", row["attempts"], retry_in_s=decision.delay_s, error=error
+        str(job_id), "pending", row["attempts"], retry_in_s=decision.delay_s, error=error
     )
+
+
+def _final(row: Mapping[str, Any], verdict: Verdict, error: str) -> tuple[Outcome, str]:
+    """The final state of a failed attempt that is not retried, and its log message."""
+    if verdict is Verdict.CANCEL:
+        return Outcome(row["id"], row["lease_token"], JobStatus.CANCELED), "job canceled"
+    return Outcome(row["id"], row["lease_token"], JobStatus.ERROR, error=error), "job failed"
 
 
 def schedule_retry(job_id: UUID, attempt: int, delay_s: float) -> None:
@@ -188,15 +207,25 @@ class ProcessReport:
 
 
 def rescue() -> int:
-    """Rescue running jobs whose heartbeat is stale; schedules their retries."""
+    """Rescue running jobs whose heartbeat is stale; schedules their retries.
+
+    Never raises: a rescue that fails as a whole is logged, rolled back (nothing rescued,
+    nothing scheduled) and left to the next sweep, so the drain that follows still runs.
+    A row that cannot be rescued is skipped alone (see store.rescue_stale).
+    """
     settings = get_settings()
-    with db.transaction() as conn:
-        rescued = store.rescue_stale(
-            conn,
-            stale_after_s=settings.stale_after_s,
-            base_s=settings.backoff_base_s,
-            cap_s=settings.backoff_cap_s,
-        )
+    try:
+        with db.transaction() as conn:
+            rescued = store.rescue_stale(
+                conn,
+                stale_after_s=settings.stale_after_s,
+                base_s=settings.backoff_base_s,
+                cap_s=settings.backoff_cap_s,
+            )
+    except Exception:
+        _logger.exception("rescue of stale jobs failed; the drain goes on")
+        return 0
+    # Wake-ups only after the commit: a retry that was rolled back schedules nothing.
     for row in rescued.retried:
         schedule_retry(row["id"], row["attempts"], float(row["delay_s"]))
     count = len(rescued.retried) + len(rescued.finished)

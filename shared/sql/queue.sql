@@ -62,6 +62,13 @@ SET progress = %(progress)s, heartbeat_at = now(), updated_at = now()
 WHERE id = %(id)s AND lease_token = %(lease)s AND status = 'running'
 RETURNING cancel_requested
 
+-- name: lock_held
+-- A running job still held under this lease, locked: the next state of a failed attempt is
+-- decided against its cancel flag as it stands (cancel requests lock the row too).
+SELECT cancel_requested FROM integration_jobs
+WHERE id = %(id)s AND lease_token = %(lease)s AND status = 'running'
+FOR UPDATE
+
 -- name: finish
 -- Final states under the lease: success, error or canceled, for one job or a batch.
 -- Returns the ids (and little else) of the rows that were still held: the hot path.
@@ -74,8 +81,11 @@ WITH input AS (
   SET status = i.status,
       progress = CASE WHEN i.status = 'success' THEN 100 ELSE j.progress END,
       finished_at = now(), updated_at = now(),
+      -- Capped at the integer column's maximum (~24.8 days): a legacy row rescued weeks
+      -- after it started must not fail the whole statement with "integer out of range".
       execution_time_ms = CASE WHEN j.started_at IS NULL THEN NULL
-                               ELSE (extract(epoch FROM now() - j.started_at) * 1000)::integer END,
+                               ELSE LEAST(extract(epoch FROM now() - j.started_at) * 1000,
+                                          2147483647)::integer END,
       result = i.result, error_message = i.error, lease_token = NULL
   FROM input i
   WHERE j.id = i.id AND j.lease_token IS NOT DISTINCT FROM i.lease
@@ -155,7 +165,8 @@ WHERE j.tenant_id = %(tenant_id)s
   AND (%(provider_slug)s::text IS NULL OR j.provider_slug = %(provider_slug)s::text)
   AND (%(status)s::text IS NULL OR j.status = %(status)s::text)
   AND (%(before)s::uuid IS NULL OR (j.created_at, j.id) <
-       (SELECT b.created_at, b.id FROM integration_jobs b WHERE b.id = %(before)s::uuid))
+       (SELECT b.created_at, b.id FROM integration_jobs b
+        WHERE b.id = %(before)s::uuid AND b.tenant_id = %(tenant_id)s))
 ORDER BY j.created_at DESC, j.id DESC
 LIMIT %(limit)s
 

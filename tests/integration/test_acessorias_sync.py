@@ -160,6 +160,54 @@ def test_business_error_fails_without_retry(
     assert TOKEN not in job["error_message"]
 
 
+def test_business_error_text_is_scrubbed_of_personal_data_everywhere(
+    database_url: str,
+    tenant: TenantFixture,
+    state: AcessoriasState,
+    recorder: RecordingDispatcher,
+    logs: Callable[[], str],
+) -> None:
+    state.knobs.update(
+        {"business_error": "Contato ana.silva@cliente.com.br (CPF 123.456.789-09) sem permissão"}
+    )
+    job = run(tenant, recorder)
+    assert job["status"] == "error" and job["attempts"] == 1
+    assert job["error_message"] == (
+        "Acessórias refused the request: Contato [redacted] (CPF [redacted]) sem permissão"
+    )
+    direct = call("sync-acessorias", {"tenant_slug": "acme"}, token=tenant.admin_token)
+    assert direct.status_code == 502
+    assert direct.get_json()["error"]["message"] == job["error_message"]
+    everything = (
+        direct.get_data(as_text=True)
+        + str(rows(database_url, "SELECT * FROM integration_jobs"))
+        + str(rows(database_url, "SELECT * FROM integration_logs"))
+        + str(rows(database_url, "SELECT * FROM tenant_integrations"))
+        + logs()
+    )
+    for pii in ("ana.silva", "cliente.com.br", "123.456.789-09"):
+        assert pii not in everything
+
+
+def test_fees_the_column_cannot_hold_are_stored_as_null_and_the_rest_is_kept(
+    database_url: str, tenant: TenantFixture, state: AcessoriasState, recorder: RecordingDispatcher
+) -> None:
+    odd = ["1e20", "Infinity", "NaN", "99999999999999.99", "-Infinity"]
+    odd_ids = {state.add_company(TOKEN, Honorario=fee)["ID"] for fee in odd}
+    job = run(tenant, recorder)
+    assert job["status"] == "success" and job["attempts"] == 1, job["error_message"]
+    assert job["result"]["records"] == 100
+    fees = {
+        r["external_id"]: r["honorario"]
+        for r in rows(database_url, "SELECT external_id, honorario FROM acessorias_companies")
+    }
+    assert {i for i, fee in fees.items() if fee is None} == odd_ids
+    expected = {
+        c["ID"]: Decimal(c["Honorario"]) for c in state.companies(TOKEN) if c["ID"] not in odd_ids
+    }
+    assert {i: fee for i, fee in fees.items() if i not in odd_ids} == expected
+
+
 def test_bad_token_is_not_retried_and_never_leaks(
     database_url: str,
     emulator: ServerHandle,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import uuid
+from typing import Any
+
 import psycopg
 import pytest
 
@@ -22,7 +26,6 @@ def test_admin_of_a_gets_403_for_b_everywhere(
     token = a.admin_token
     checks = [
         call("run-integration", {"tenant_id": str(b.id), "provider_slug": "acessorias"}, token=token),
-        call("cancel-integration-job", {"job_id": b_job}, token=token),
         call("sync-acessorias", {"tenant_slug": "globex"}, token=token),
         function_client("list-integration-jobs").get(
             "/", query_string={"tenant_id": str(b.id)}, headers=bearer(token)),
@@ -38,6 +41,56 @@ def test_admin_of_a_gets_403_for_b_everywhere(
         rows(database_url, "SELECT status FROM integration_jobs WHERE id = %s", b_job)[0]["status"]
         == "pending"
     )
+
+
+def test_another_tenants_job_id_answers_like_an_unknown_one(
+    database_url: str, recorder: RecordingDispatcher
+) -> None:
+    a = seed_tenant(database_url, "acme")
+    b = seed_tenant(database_url, "globex")
+    b_job = call("run-integration", {"tenant_id": str(b.id), "provider_slug": "acessorias"},
+                 token=b.admin_token).get_json()["job_id"]  # fmt: skip
+    unknown = str(uuid.uuid4())
+    foreign = call("cancel-integration-job", {"job_id": b_job}, token=a.admin_token)
+    missing = call("cancel-integration-job", {"job_id": unknown}, token=a.admin_token)
+    assert foreign.status_code == missing.status_code == 404
+    assert foreign.get_json() == missing.get_json()
+    assert foreign.get_json()["error"]["code"] == "not_found"
+    # B's own member can see the job, so may be told that cancelling needs the admin role.
+    member = call("cancel-integration-job", {"job_id": b_job}, token=b.member_token)
+    assert member.status_code == 403 and member.get_json()["error"]["code"] == "forbidden"
+    # As a listing cursor, a foreign job id works exactly like an unknown one.
+    lister = function_client("list-integration-jobs")
+    pages = [
+        lister.get("/", query_string={"tenant_id": str(a.id), "before": before},
+                   headers=bearer(a.member_token)).get_json()
+        for before in (b_job, unknown)
+    ]  # fmt: skip
+    assert pages[0] == pages[1] == {"jobs": [], "next_before": None}
+    assert rows(database_url, "SELECT status FROM integration_jobs") == [{"status": "pending"}]
+
+
+def test_a_stranger_cannot_lock_another_tenants_job(
+    database_url: str, recorder: RecordingDispatcher
+) -> None:
+    a = seed_tenant(database_url, "acme")
+    b = seed_tenant(database_url, "globex")
+    b_job = call("run-integration", {"tenant_id": str(b.id), "provider_slug": "acessorias"},
+                 token=b.admin_token).get_json()["job_id"]  # fmt: skip
+    answers: list[Any] = []
+    stranger = threading.Thread(
+        target=lambda: answers.append(
+            call("cancel-integration-job", {"job_id": b_job}, token=a.admin_token)
+        )
+    )
+    with psycopg.connect(database_url) as conn:  # B's side holds the row, as a worker would
+        conn.execute("SELECT 1 FROM integration_jobs WHERE id = %s FOR UPDATE", [b_job])
+        stranger.start()
+        stranger.join(5)
+        waited_for_the_lock = stranger.is_alive()
+    stranger.join(10)
+    assert not waited_for_the_lock
+    assert answers[0].status_code == 404
 
 
 def test_rls_hides_other_tenants_rows_even_without_a_filter(

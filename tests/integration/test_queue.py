@@ -221,6 +221,52 @@ def test_cancel_pending_and_running(
     )
 
 
+def test_cancel_requested_during_an_attempt_that_then_fails_retryably_wins(
+    database_url: str, scripted: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    scripted.failures = 1
+    scripted.hold = threading.Event()  # the attempt fails only after the cancel is in
+    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    job_id = submit(tenant).get_json()["job_id"]
+    recorder.take()
+    worker = threading.Thread(
+        target=call,
+        args=("process-integration-job", {"job_id": job_id}),
+        kwargs={"token": service_token()},
+    )
+    worker.start()
+    assert scripted.started.wait(10)
+    response = call("cancel-integration-job", {"job_id": job_id}, token=tenant.admin_token)
+    assert response.status_code == 200 and response.get_json()["cancel_requested"] is True
+    scripted.hold.set()
+    worker.join(20)
+    job = rows(database_url, "SELECT * FROM integration_jobs WHERE id=%s", job_id)[0]
+    assert job["status"] == "canceled" and job["attempts"] == 1
+    assert job["lease_token"] is None and job["finished_at"] is not None
+    assert job["execution_time_ms"] is not None and job["error_message"] is None
+    assert rows(database_url, "SELECT last_status FROM tenant_integrations") == [
+        {"last_status": "canceled"}
+    ]
+    logs = rows(
+        database_url, "SELECT status, message FROM integration_logs WHERE job_id=%s ORDER BY id",
+        job_id,
+    )  # fmt: skip
+    assert [(r["status"], r["message"]) for r in logs] == [
+        ("pending", "job created"), ("running", "job claimed"), ("running", "cancel requested"),
+        ("canceled", "job canceled"),
+    ]  # fmt: skip
+    assert recorder.take() == []  # no retry was scheduled
+    # The slot is free at once, and the canceled job never runs again.
+    again = submit(tenant)
+    assert again.status_code == 202, again.get_json()
+    drain(recorder)
+    assert scripted.runs == 2
+    statuses = rows(database_url, "SELECT id, status FROM integration_jobs")
+    assert {str(r["id"]): r["status"] for r in statuses} == {
+        job_id: "canceled", again.get_json()["job_id"]: "success",
+    }  # fmt: skip
+
+
 def test_retry_waits_for_its_backoff(
     database_url: str, scripted: ScriptedProvider, configure
 ) -> None:

@@ -27,10 +27,20 @@ def test_parse_date(raw: object, expected: str | None) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("759.00", "759.00"), ("1.234,56", "1234.56"), ("", None), ("abc", None), (50, "50")],
-)
+    [("759.00", "759.00"), ("1.234,56", "1234.56"), ("", None), ("abc", None), (50, "50"),
+     ("999999999999.99", "999999999999.99"), ("-999999999999.99", "-999999999999.99")],
+)  # fmt: skip
 def test_parse_money(raw: object, expected: str | None) -> None:
     assert parse_money(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["1e20", "Infinity", "-Infinity", "NaN", "sNaN", "99999999999999.99", "1.000.000.000.000,00",
+     "999999999999.995", 10**12, float("inf"), float("nan"), True],
+)  # fmt: skip
+def test_parse_money_refuses_what_numeric_14_2_cannot_hold(raw: object) -> None:
+    assert parse_money(raw) is None
 
 
 def test_map_company() -> None:
@@ -60,6 +70,11 @@ def test_parse_page_quirks() -> None:
     with pytest.raises(UpstreamError) as business:
         parse_page(_response(200, {"Erro": "Pagina inválida"}))
     assert not business.value.retryable and "Pagina inválida" in business.value.message
+    with pytest.raises(UpstreamError) as personal:
+        parse_page(_response(200, {"Erro": "Contato ana@cliente.com.br, CPF 123.456.789-09"}))
+    assert personal.value.message == (
+        "Acessórias refused the request: Contato [redacted], CPF [redacted]"
+    )
     with pytest.raises(UpstreamError) as auth:
         parse_page(_response(401, {"Erro": "token"}))
     assert not auth.value.retryable

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.queue.backoff import Verdict, backoff_delay, decide
+from shared.queue.backoff import Decision, Verdict, backoff_delay, decide
 
 
 @pytest.mark.parametrize("rand", [0.0, 0.3, 0.999])
@@ -28,9 +28,13 @@ def test_cap_bounds_the_delay() -> None:
     assert backoff_delay(50, base_s=30, cap_s=600, rand=0.0) == 300
 
 
-def test_attempt_is_one_based() -> None:
-    with pytest.raises(ValueError):
-        backoff_delay(0, base_s=1, cap_s=2, rand=0.5)
+@pytest.mark.parametrize("attempt", [0, -1])
+def test_attempts_below_one_count_as_the_first(attempt: int) -> None:
+    # Legacy rows of the old system are 'running' with attempts 0; rescuing one must work.
+    first = backoff_delay(1, base_s=10, cap_s=100, rand=0.5)
+    assert backoff_delay(attempt, base_s=10, cap_s=100, rand=0.5) == first == 7.5
+    d = decide(attempts=attempt, max_attempts=3, retryable=True, base_s=10, cap_s=100, rand=0.5)
+    assert d == Decision(Verdict.RETRY, 7.5)
 
 
 @pytest.mark.parametrize(
