@@ -43,7 +43,7 @@ WITH stuck AS (
       error_message = 'cleanup: stuck ' || s.was || ' since '
                       || to_char(s.since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC',
       execution_time_ms = CASE WHEN j.started_at IS NULL THEN NULL
-                               ELSE (extract(epoch FROM now() - j.started_at) * 1000)::integer END
+                               ELSE LEAST(extract(epoch FROM now() - j.started_at) * 1000, 2147483647)::integer END
   FROM stuck s
   WHERE j.id = s.id
   RETURNING j.id, j.tenant_id, j.provider_slug, j.attempts, j.error_message, s.was

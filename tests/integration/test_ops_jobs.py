@@ -165,3 +165,12 @@ def test_sweep_command_runs_once(database_url: str, capsys: pytest.CaptureFixtur
     assert main(["sweep"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["processed"] == [] and report["remaining"] == 0
+
+
+def test_a_job_stuck_for_weeks_gets_a_capped_execution_time(database_url: str) -> None:
+    tenant = seed_tenant(database_url, "acme", providers={"acessorias": {}}).id
+    job = add_job(database_url, tenant, "acessorias", "running",
+                  started="40 days", beat="40 days", created="40 days")  # fmt: skip
+    assert main(["jobs", "cleanup-stuck", "--older-than", "1h"]) == 0
+    row = job_rows(database_url)[job]
+    assert (row["status"], row["execution_time_ms"]) == ("error", 2**31 - 1)
