@@ -229,8 +229,3 @@ def list_jobs(
             "limit": limit,
         },
     ).fetchall()
-
-
-def active_jobs(conn: Conn, tenant_id: UUID) -> list[Row]:
-    """A tenant's pending and running jobs."""
-    return conn.execute(_q("active_jobs_for_tenant"), {"tenant_id": tenant_id}).fetchall()

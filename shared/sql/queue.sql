@@ -170,11 +170,6 @@ WHERE j.tenant_id = %(tenant_id)s
 ORDER BY j.created_at DESC, j.id DESC
 LIMIT %(limit)s
 
--- name: active_jobs_for_tenant
-SELECT * FROM integration_jobs
-WHERE tenant_id = %(tenant_id)s AND status IN ('pending', 'running')
-ORDER BY created_at
-
 -- name: last_success_at
 SELECT max(started_at) AS at FROM integration_jobs
 WHERE tenant_id = %(tenant_id)s AND provider_slug = %(provider_slug)s AND status = 'success'
