@@ -74,6 +74,7 @@ def configure(db_url: str, rh_url: str, clients: int) -> None:
         "DB_POOL_MAX": str(max(8, clients + 4)), "RUNNINGHUB_BASE_URL": rh_url,
         "RUNNINGHUB_API_KEY": API_KEY, "RUNNINGHUB_WEBHOOK_SECRET": SECRET,
         "RUNNINGHUB_WEBHOOK_URL": "http://127.0.0.1:9/webhook", "RUNNINGHUB_MAX_SLOTS": "1000000",
+        "RUNNINGHUB_MAX_ACTIVE_PER_USER": "1000000",
     })  # fmt: skip
     reload_settings()
     db.close_pool()
@@ -81,7 +82,10 @@ def configure(db_url: str, rh_url: str, clients: int) -> None:
 
 
 def seed(db_url: str, users: int, jobs: int, balance: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """Users with credits and `jobs` pending jobs spread over them: [(user, job)]."""
+    """Users with credits and `jobs` pending jobs spread over them: [(user, job)].
+
+    Seven workflows priced 1..7 credits (the server sets each job's cost from its price).
+    """
     people = [uuid.uuid4() for _ in range(users)]
     made = []
     with psycopg.connect(db_url) as conn:
@@ -90,12 +94,17 @@ def seed(db_url: str, users: int, jobs: int, balance: int) -> list[tuple[uuid.UU
                 "INSERT INTO credit_accounts (user_id, balance) VALUES (%s, %s)",
                 [(u, balance) for u in people],
             )
+            cur.executemany(
+                "INSERT INTO credit_prices (job_table, workflow_id, credits)"
+                " VALUES ('image_jobs', %s, %s) ON CONFLICT DO NOTHING",
+                [(f"bench-{c}", c) for c in range(1, 8)],
+            )
         for i in range(jobs):
             user = people[i % users]
             row = conn.execute(
-                "INSERT INTO image_jobs (user_id, workflow_id, credits_cost, inputs)"
-                " VALUES (%s, '1904136902449209346', %s, '[]') RETURNING id",
-                [user, 1 + i % 7],
+                "INSERT INTO image_jobs (user_id, workflow_id, inputs)"
+                " VALUES (%s, %s, '[]') RETURNING id",
+                [user, f"bench-{1 + i % 7}"],
             ).fetchone()
             assert row is not None
             made.append((user, row[0]))

@@ -83,16 +83,21 @@ NO_WEBHOOKS = "http://127.0.0.1:9/webhook"
 def configure_runninghub(
     configure: Configure, emulator_url: str, webhook: str = NO_WEBHOOKS, **extra: str
 ) -> None:
-    """Point the settings at the emulator, and RunningHub's webhooks at `webhook`."""
-    configure(
-        RUNNINGHUB_BASE_URL=emulator_url,
-        RUNNINGHUB_WEBHOOK_URL=webhook,
-        RUNNINGHUB_API_KEY=RH_KEY,
-        RUNNINGHUB_WEBHOOK_SECRET=WEBHOOK_SECRET,
-        RUNNINGHUB_RETRY_ATTEMPTS="2",
-        RUNNINGHUB_TIMEOUT_S="5",
-        **extra,
-    )
+    """Point the settings at the emulator, and RunningHub's webhooks at `webhook`.
+
+    The per-user cap is lifted (tests drive many jobs of one user); the cap's own tests
+    set RUNNINGHUB_MAX_ACTIVE_PER_USER.
+    """
+    settings = {
+        "RUNNINGHUB_BASE_URL": emulator_url,
+        "RUNNINGHUB_WEBHOOK_URL": webhook,
+        "RUNNINGHUB_API_KEY": RH_KEY,
+        "RUNNINGHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "RUNNINGHUB_RETRY_ATTEMPTS": "2",
+        "RUNNINGHUB_TIMEOUT_S": "5",
+        "RUNNINGHUB_MAX_ACTIVE_PER_USER": "1000",
+    }
+    configure(**{**settings, **extra})
 
 
 @dataclass(frozen=True)
@@ -115,20 +120,36 @@ def new_user(database_url: str, balance: int | None = 100) -> User:
     return user
 
 
+def set_price(database_url: str, workflow: str, credits: int, table: str = IMAGE) -> None:
+    """Price a workflow, as an operator does (the owner role, not a user)."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO credit_prices (job_table, workflow_id, credits) VALUES (%s, %s, %s)"
+            " ON CONFLICT (job_table, workflow_id) DO UPDATE SET credits = excluded.credits",
+            [table, workflow, credits],
+        )
+
+
+def priced_workflow(database_url: str, cost: int, table: str = IMAGE) -> str:
+    """A workflow id whose price is `cost` (one per cost, so prices never collide)."""
+    workflow = f"{WORKFLOW}-{cost}"
+    set_price(database_url, workflow, cost, table)
+    return workflow
+
+
 def new_job(
     database_url: str,
     user: User,
     *,
     table: str = IMAGE,
     cost: int = 10,
-    workflow: str = WORKFLOW,
     inputs: list[dict[str, Any]] | None = None,
 ) -> uuid.UUID:
-    """A pending job inserted by its owner under RLS, as the browser's createJob does."""
+    """A pending job inserted by its owner under RLS, as the browser's createJob does;
+    its workflow is priced at `cost` on the server."""
+    workflow = priced_workflow(database_url, cost, table)
     with manager(user.token, database_url) as jm:
-        return jm.create_job(
-            table, user_id=user.id, workflow_id=workflow, inputs=inputs, credits_cost=cost
-        )
+        return jm.create_job(table, user_id=user.id, workflow_id=workflow, inputs=inputs)
 
 
 def job(database_url: str, job_id: uuid.UUID) -> dict[str, Any]:

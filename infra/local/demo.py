@@ -64,6 +64,10 @@ PROVIDERS: list[DemoProvider] = [
 
 
 DEMO_CREDITS = 100
+# Prices of the demo workflow (the RunningHub emulator runs any id): the server sets a
+# job's cost from these, and refuses a workflow without one.
+DEMO_WORKFLOW = "1904136902449209346"
+DEMO_PRICES = {"image_jobs": 10, "video_jobs": 25}
 
 
 def demo_secret(tenant: DemoTenant, provider: str, key: str) -> str:
@@ -84,6 +88,12 @@ def secret_env(host: str = "127.0.0.1") -> dict[str, str]:
 def seed(database_url: str, ports: dict[str, int], host: str = "127.0.0.1") -> None:
     """Insert the demo tenants, members and integrations (idempotent)."""
     with psycopg.connect(database_url) as conn:
+        for table, credits in DEMO_PRICES.items():
+            conn.execute(
+                "INSERT INTO credit_prices (job_table, workflow_id, credits) VALUES (%s, %s, %s)"
+                " ON CONFLICT (job_table, workflow_id) DO NOTHING",
+                [table, DEMO_WORKFLOW, credits],
+            )
         for t in TENANTS:
             conn.execute(
                 "INSERT INTO tenants (id, slug, name) VALUES (%s, %s, %s)"

@@ -1,7 +1,8 @@
 """A Python mirror of the browser's JobManager, speaking the queue manager's HTTP contract.
 
     create_job      INSERT the row as the user, status 'pending' (Supabase/PostgREST style:
-                    role `authenticated` with the user's claims, so RLS applies)
+                    role `authenticated` with the user's claims, so RLS applies); the
+                    server sets credits_cost from the workflow's price
     start_job       POST /start   {table, jobId}
     mark_job_failed POST /finish  {table, jobId, status: "failed", errorMessage}
     cancel_job      POST /cancel  {table, jobId}
@@ -76,21 +77,24 @@ class JobManager:
         user_id: UUID,
         workflow_id: str,
         inputs: list[dict[str, Any]] | None = None,
-        credits_cost: int = 0,
         session_id: str | None = None,
     ) -> UUID:
-        """Insert a new pending job as the user (RLS decides what is allowed)."""
+        """Insert a new pending job as the user (RLS decides what is allowed).
+
+        The price is not ours to choose: a trigger sets credits_cost from credit_prices
+        and refuses a workflow without a price.
+        """
         if self._database_url is None:
             raise RuntimeError("create_job needs database_url")
         target = job_table(table)
         statement = sql.SQL(
-            "INSERT INTO {} (user_id, workflow_id, inputs, credits_cost, session_id)"
-            " VALUES (%s, %s, %s, %s, %s) RETURNING id"
+            "INSERT INTO {} (user_id, workflow_id, inputs, session_id)"
+            " VALUES (%s, %s, %s, %s) RETURNING id"
         ).format(sql.Identifier(target.value))
         with psycopg.connect(self._database_url, row_factory=dict_row) as conn:
             act_as_user(conn, user_id)
             row = conn.execute(
-                statement, [user_id, workflow_id, Jsonb(inputs or []), credits_cost, session_id]
+                statement, [user_id, workflow_id, Jsonb(inputs or []), session_id]
             ).fetchone()
         assert row is not None
         job_id: UUID = row["id"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -36,17 +37,19 @@ def finish_job(
     error_message: str | None = None,
     outputs: list[dict[str, Any]] | None = None,
     task_id: str | None = None,
+    only_from: Collection[JobStatus] | None = None,
 ) -> Finished:
     """One transaction: lock, move to `status` unless already final, refund once if due.
 
-    `owner` limits the call to that user's job (another user's job is a 404).
+    `owner` limits the call to that user's job (another user's job is a 404);
+    `only_from` leaves the job alone (changed=False) unless it is in one of those states.
     """
     with db.transaction() as conn:
         row = store.get_job(conn, key, lock=True)
         if row is None or (owner is not None and row["user_id"] != owner):
             raise NotFound("No such job.")
         previous = JobStatus(row["status"])
-        if previous.final:
+        if previous.final or (only_from is not None and previous not in only_from):
             return Finished(row, False, False, previous)
         done = store.finish(
             conn, key, status, error_message=error_message, outputs=outputs, task_id=task_id

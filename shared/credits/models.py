@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -117,6 +118,40 @@ def clean_outputs(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return kept
 
 
+_DROP = object()
+_MAX_DEPTH = 32  # RunningHub's answers are a few levels deep; deeper is dropped
+
+
+def clean_text(text: str) -> str:
+    """Text PostgreSQL can store: NUL characters removed, lone surrogates replaced."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+def clean_json(value: Any) -> Any:
+    """Provider JSON made storable: strings and keys cleaned, non-finite numbers dropped.
+
+    jsonb refuses NaN/Infinity and text refuses NUL; one such value from RunningHub must
+    not make a job impossible to finish (None when the value itself is dropped).
+    """
+    cleaned = _clean(value, 0)
+    return None if cleaned is _DROP else cleaned
+
+
+def _clean(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return _DROP
+    if isinstance(value, dict | list) and depth >= _MAX_DEPTH:
+        return _DROP
+    if isinstance(value, dict):
+        items = ((clean_text(str(k)), _clean(v, depth + 1)) for k, v in value.items())
+        return {k: v for k, v in items if v is not _DROP}
+    if isinstance(value, list):
+        return [v for v in (_clean(i, depth + 1) for i in value) if v is not _DROP]
+    return value
+
+
 class FinishRequest(JobRef):
     """`/finish`: the first final state wins; later calls answer the same job."""
 
@@ -170,6 +205,7 @@ class CreditJob(BaseModel):
     outputs: list[Any] | None
     error_message: str | None
     created_at: datetime
+    queued_at: datetime | None = None
     started_at: datetime | None
     completed_at: datetime | None
     updated_at: datetime

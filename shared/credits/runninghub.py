@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ import httpx
 import tenacity
 
 from shared.auth import secrets_equal
-from shared.credits.models import FUNCTION, JobKey, JobTable
+from shared.credits.models import FUNCTION, JobKey, JobTable, clean_json
 from shared.errors import Unauthorized, UpstreamError
 from shared.providers.http import client_for
 from shared.settings import Settings
@@ -34,6 +35,9 @@ TASK_NOT_FOUND_CODES = frozenset({423, 807})
 NOT_FINISHED_CODES = frozenset({804, 813})  # APIKEY_TASK_IS_RUNNING / _IS_QUEUED
 TASK_FAILED_CODE = 805  # APIKEY_TASK_STATUS_ERROR, data.failedReason
 _GATEWAY = frozenset({502, 503, 504})
+_CODE = re.compile(r"-?[0-9]{1,9}")
+# What we accept as a task id (the webhook's taskId is held to the same pattern).
+TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -55,11 +59,17 @@ class _Transient(Exception):
         self.status = status
 
 
+def configured(settings: Settings) -> bool:
+    """Whether an API key is set (without one no task can be started or asked about)."""
+    key = settings.runninghub_api_key
+    return key is not None and bool(key.get_secret_value())
+
+
 class RunningHub:
     """A thin client over the process-wide pooled httpx client for the base URL."""
 
     def __init__(self, settings: Settings) -> None:
-        if settings.runninghub_api_key is None:
+        if settings.runninghub_api_key is None or not configured(settings):
             raise UpstreamError(
                 "RunningHub is not configured.", code="credentials_missing", retryable=False
             )
@@ -135,15 +145,31 @@ def _answer(response: httpx.Response) -> RhAnswer:
             retryable=False,
         )
     try:
-        body = response.json()
-        code = int(body["code"])
-    except (ValueError, KeyError, TypeError) as exc:
+        return _envelope(response.json())
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise UpstreamError(
             "RunningHub answered something that is not its envelope.",
             details={"provider": "runninghub", "status": response.status_code},
             retryable=False,
         ) from exc
-    return RhAnswer(code, str(body.get("msg") or ""), body.get("data"))
+
+
+def _envelope(decoded: Any) -> RhAnswer:
+    """`{code, msg, data}` from decoded JSON, cleaned (no NUL, no NaN/Infinity) so any of
+    it can be stored; ValueError/KeyError/TypeError when it is not that envelope."""
+    body = clean_json(decoded)
+    if not isinstance(body, dict):
+        raise TypeError("not an object")
+    return RhAnswer(_code(body["code"]), str(body.get("msg") or ""), body.get("data"))
+
+
+def _code(value: Any) -> int:
+    """An envelope code: an integer (or its digits); anything else is malformed."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _CODE.fullmatch(value.strip()):
+        return int(value)
+    raise ValueError("the code is not an integer")
 
 
 # --- outcomes --------------------------------------------------------------------------
@@ -187,11 +213,8 @@ def failure_message(data: Any) -> str:
 def parse_event_data(raw: str | dict[str, Any] | None) -> RhAnswer | None:
     """The outputs-shaped envelope inside a TASK_END webhook, or None when unreadable."""
     try:
-        data = json.loads(raw) if isinstance(raw, str) else raw
-        if not isinstance(data, dict):
-            return None
-        return RhAnswer(int(data["code"]), str(data.get("msg") or ""), data.get("data"))
-    except (ValueError, KeyError, TypeError):
+        return _envelope(json.loads(raw) if isinstance(raw, str) else raw)
+    except (ValueError, KeyError, TypeError, RecursionError):
         return None
 
 

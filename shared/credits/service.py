@@ -8,6 +8,7 @@ from uuid import UUID
 from shared import db, log
 from shared.auth import Principal
 from shared.credits import store
+from shared.credits.errors import RunningHubNotConfigured, TooManyActiveJobs, UnknownWorkflow
 from shared.credits.jobs import cancel_remote, finish_job, promote_queued
 from shared.credits.models import (
     CheckRequest,
@@ -19,9 +20,15 @@ from shared.credits.models import (
     WebhookEvent,
     clean_outputs,
 )
-from shared.credits.runninghub import RunningHub, TaskOutcome, outcome_of, parse_event_data
+from shared.credits.runninghub import (
+    RunningHub,
+    TaskOutcome,
+    configured,
+    outcome_of,
+    parse_event_data,
+)
 from shared.credits.slots import pump
-from shared.db import Row
+from shared.db import Conn, Row
 from shared.errors import Forbidden, JobFinished, NotFound, UpstreamError
 from shared.settings import get_settings
 
@@ -74,16 +81,37 @@ def check(principal: Principal, req: CheckRequest) -> dict[str, Any]:
 
 
 def start(principal: Principal, req: JobRef) -> CreditJob:
-    """Debit once (402 and nothing changes when short), queue, and start what fits."""
+    """Debit once (402 and nothing changes when short), queue, and start what fits.
+
+    A pending job is refused, with nothing changed, when RunningHub is not configured
+    (503), its owner is at the cap of active jobs (429) or its workflow has no price (422).
+    """
     key = req.key
     with db.transaction() as conn:
         row = _visible(principal, store.get_job(conn, key, lock=True))
         if row["status"] == JobStatus.PENDING:
-            store.debit(conn, key, row["user_id"], row["credits_cost"])
-            row = store.queue(conn, key) or row
+            row = _debit_and_queue(conn, key, row)
     if row["status"] == JobStatus.QUEUED:
         pump()
     return _answer(key)
+
+
+def _debit_and_queue(conn: Conn, key: JobKey, row: Row) -> Row:
+    """pending -> queued, debited at the server's current price (the row is locked)."""
+    settings = get_settings()
+    if not configured(settings):  # nothing could ever start it: do not take the money
+        raise RunningHubNotConfigured()
+    user_id = row["user_id"]
+    store.lock_user(conn, user_id)
+    active, cap = store.active_jobs(conn, user_id), settings.runninghub_max_active_per_user
+    if active >= cap:
+        raise TooManyActiveJobs(details={"limit": cap, "active": active})
+    priced = store.price_job(conn, key)
+    if priced is None:
+        details = {"table": key.table.value, "workflowId": row["workflow_id"]}
+        raise UnknownWorkflow(details=details)
+    store.debit(conn, key, user_id, priced["credits_cost"])
+    return store.queue(conn, key) or priced
 
 
 def finish(principal: Principal, req: FinishRequest) -> CreditJob:

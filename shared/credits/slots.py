@@ -14,7 +14,7 @@ from shared import db, log
 from shared.credits import store
 from shared.credits.jobs import cancel_remote, finish_job
 from shared.credits.models import JobKey, JobStatus
-from shared.credits.runninghub import QUEUE_FULL_CODES, RunningHub, webhook_url
+from shared.credits.runninghub import QUEUE_FULL_CODES, TASK_ID, RhAnswer, RunningHub, webhook_url
 from shared.db import Row
 from shared.errors import UpstreamError
 from shared.settings import get_settings
@@ -56,17 +56,27 @@ def launch(row: Row, client: RunningHub) -> Launch:
         with db.transaction() as conn:
             store.requeue(conn, key)
         return Launch.FULL
-    task_id = answer.data.get("taskId") if isinstance(answer.data, dict) else None
+    task_id = _task_id(answer)
     if not answer.ok or not task_id:
         message = f"RunningHub refused the task (code {answer.code} {answer.msg[:80]})."
         finish_job(key, JobStatus.FAILED, error_message=message)
         return Launch.FAILED
+    if not TASK_ID.fullmatch(task_id):  # no webhook nor sweep could ever match it
+        finish_job(key, JobStatus.FAILED, error_message="RunningHub answered a bad task id.")
+        cancel_remote(task_id)
+        return Launch.FAILED
     with db.transaction() as conn:
-        running = store.mark_running(conn, key, str(task_id))
+        running = store.mark_running(conn, key, task_id)
     if running is None:  # cancelled or finished while we were creating the task
-        cancel_remote(str(task_id))
+        cancel_remote(task_id)
         return Launch.GONE
     return Launch.RUNNING
+
+
+def _task_id(answer: RhAnswer) -> str:
+    """The taskId of a create answer as text ('' when there is none)."""
+    raw = answer.data.get("taskId") if isinstance(answer.data, dict) else None
+    return str(raw) if isinstance(raw, str | int) and not isinstance(raw, bool) else ""
 
 
 def _unreachable(exc: UpstreamError) -> str:

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
-from shared.credits.models import CreditJob, JobKey, JobStatus
+from shared.credits.models import CreditJob, JobKey, JobStatus, clean_json, clean_text
 from shared.db import Conn, Row
 from shared.errors import PaymentRequired
 from shared.sqlfiles import query
@@ -74,6 +74,22 @@ def refund(conn: Conn, key: JobKey) -> int | None:
     return None if row is None else int(row["amount"])
 
 
+def lock_user(conn: Conn, user_id: UUID) -> None:
+    """Take the user's /start lock until the end of the transaction."""
+    conn.execute(query("credits", "lock_user"), {"user_id": user_id})
+
+
+def active_jobs(conn: Conn, user_id: UUID) -> int:
+    """How many of the user's jobs are queued or hold a slot."""
+    row = _one(conn, "user_active_jobs", {"user_id": user_id})
+    return int(row["n"]) if row else 0
+
+
+def price_job(conn: Conn, key: JobKey) -> Row | None:
+    """Set a pending job's cost to its workflow's current price; None without a price."""
+    return _one(conn, "price_job", key.params())
+
+
 def queue(conn: Conn, key: JobKey) -> Row | None:
     """pending -> queued."""
     return _one(conn, "queue_job", key.params())
@@ -120,13 +136,17 @@ def finish(
     outputs: list[dict[str, Any]] | None,
     task_id: str | None,
 ) -> Row | None:
-    """Move an unfinished job to a final state; None when it was already final."""
+    """Move an unfinished job to a final state; None when it was already final.
+
+    Text and outputs are cleaned first (no NUL, no NaN/Infinity): they may come from
+    RunningHub, and a value PostgreSQL refuses must not leave the job unfinishable.
+    """
     params = {
         **key.params(),
         "status": status.value,
-        "error_message": error_message,
-        "outputs": Jsonb(outputs) if outputs is not None else None,
-        "task_id": task_id,
+        "error_message": clean_text(error_message) if error_message is not None else None,
+        "outputs": Jsonb(clean_json(outputs)) if outputs is not None else None,
+        "task_id": clean_text(task_id) if task_id is not None else None,
     }
     return _one(conn, "finish_job", params)
 
@@ -160,3 +180,10 @@ def due_for_check(conn: Conn, after_s: int, limit: int) -> list[Row]:
     """Slot holders older than `after_s`, oldest first."""
     params = {"after_s": after_s, "limit": limit}
     return conn.execute(query("credits", "due_for_check"), params).fetchall()
+
+
+def overdue_queued(conn: Conn, max_wait_s: int, limit: int) -> list[JobKey]:
+    """Queued jobs that have waited longer than `max_wait_s`, oldest first."""
+    params = {"max_wait_s": max_wait_s, "limit": limit}
+    rows = conn.execute(query("credits", "overdue_queued"), params).fetchall()
+    return [JobKey.of(r) for r in rows]

@@ -1,5 +1,9 @@
 """The minute sweep's RunningHub repair: settle slot holders that RunningHub has finished,
-fail the ones it does not know (refunded), and start queued jobs into free slots.
+fail (refunded) the ones it does not know or that ran too long, fail (refunded) queued jobs
+that waited too long, and start queued jobs into free slots.
+
+Each job is handled on its own: one that cannot be checked (RunningHub down, a bad answer,
+a database error on that row) is logged and skipped, and the pump always runs.
 """
 
 from __future__ import annotations
@@ -10,57 +14,87 @@ from shared import db, log
 from shared.credits import store
 from shared.credits.jobs import cancel_remote, finish_job
 from shared.credits.models import JobKey, JobStatus
-from shared.credits.runninghub import TASK_NOT_FOUND_CODES, RunningHub, TaskOutcome, outcome_of
+from shared.credits.runninghub import (
+    TASK_NOT_FOUND_CODES,
+    RunningHub,
+    TaskOutcome,
+    configured,
+    outcome_of,
+)
 from shared.credits.service import settle
 from shared.credits.slots import pump
 from shared.db import Row
 from shared.errors import UpstreamError
-from shared.settings import get_settings
+from shared.settings import Settings, get_settings
 
 _logger = log.get_logger("credits.sweep")
 
 
 def sweep_runninghub() -> dict[str, Any]:
     """One pass; idempotent, and safe to race the webhook (the first final state wins)."""
+    report = {"checked": 0, "settled": 0, "unreachable": 0, "errors": 0, "expired": 0}
+    _check_slot_holders(report)
+    _expire_queued(report)
+    return {**report, "started": len(pump())}
+
+
+def _check_slot_holders(report: dict[str, int]) -> None:
+    """Time limits first, then RunningHub's word, for each slot holder due a check."""
     settings = get_settings()
     with db.transaction() as conn:
         due = store.due_for_check(
             conn, settings.runninghub_check_after_s, settings.runninghub_sweep_batch
         )
-    report = {"checked": 0, "settled": 0, "unreachable": 0, "started": 0}
-    client: RunningHub | None = None
+    client = RunningHub(settings) if configured(settings) and due else None
     for row in due:
         report["checked"] += 1
         try:
-            client = client or RunningHub(settings)
-            report["settled"] += int(_check(row, client))
+            if _past_limits(row, settings):
+                report["settled"] += 1
+            elif client is None:
+                report["unreachable"] += 1  # not configured, or down earlier in this pass
+            else:
+                report["settled"] += int(_check(row, client))
         except UpstreamError as exc:
             report["unreachable"] += 1
-            _logger.warning("sweep could not check a job", extra=log.fields(error=exc.error_code))
+            _logger.warning("sweep could not check a job", extra=_fields(row, exc.error_code))
             if exc.retryable:
-                break  # RunningHub is down: try again next minute
-    report["started"] = len(pump())
-    return report
+                client = None  # RunningHub is down: only the time limits apply this pass
+        except Exception:
+            report["errors"] += 1
+            _logger.exception("sweep failed on a job", extra=_fields(row))
+
+
+def _past_limits(row: Row, settings: Settings) -> bool:
+    """Fail a slot holder past its time limit, whatever RunningHub says; True if it did.
+
+    Checked before asking RunningHub, so no answer (an error code, outputs that never
+    arrive, RunningHub down) can keep a debited job holding a slot forever.
+    """
+    key, task_id, age = JobKey.of(row), row["external_task_id"], float(row["age_s"])
+    if age > settings.runninghub_max_runtime_s:
+        done = _fail(key, "The RunningHub task ran too long and was stopped.")
+        if done:  # finished first, so the cancel's own TASK_END finds the job final
+            cancel_remote(task_id)
+        return done
+    if task_id is None and age >= _launch_window(settings):  # no launch can be under way
+        return _fail(key, "The task could not be started on RunningHub.")
+    return False
 
 
 def _check(row: Row, client: RunningHub) -> bool:
-    """Ask RunningHub about one slot holder; True when the job was finished here."""
-    key = JobKey.of(row)
-    task_id = row["external_task_id"]
-    if task_id is None:  # 'starting' with no task: fail it once no launch can be under way
-        late = float(row["age_s"]) >= _launch_window()
-        return late and _fail(key, "The task could not be started on RunningHub.")
+    """Ask RunningHub about one task; True when the job was finished here."""
+    key, task_id = JobKey.of(row), row["external_task_id"]
+    if task_id is None:
+        return False  # 'starting': its launch may still be under way
     answer = client.status(task_id)
     if answer.code in TASK_NOT_FOUND_CODES:
         return _fail(key, "RunningHub does not know the task.")
     if not answer.ok:
-        _logger.warning("RunningHub status failed", extra=log.fields(code=answer.code))
+        _logger.warning("RunningHub status failed", extra=_fields(row, answer.code))
         return False
     if answer.data in ("SUCCESS", "FAILED"):
         return _settle_ended(key, task_id, answer.data == "FAILED", client)
-    if float(row["age_s"]) > get_settings().runninghub_max_runtime_s:
-        cancel_remote(task_id)
-        return _fail(key, "The RunningHub task ran too long and was stopped.")
     return False
 
 
@@ -72,12 +106,42 @@ def _settle_ended(key: JobKey, task_id: str, failed: bool, client: RunningHub) -
     return settle(key, outcome, task_id) if outcome is not None else False
 
 
-def _launch_window() -> float:
-    """Longest a launch can take: every create attempt timing out, plus a margin."""
+def _expire_queued(report: dict[str, int]) -> None:
+    """Fail, with their refund, queued jobs that waited longer than the limit.
+
+    Covers RunningHub answering "full" for ever and a key removed after jobs were queued.
+    """
     settings = get_settings()
+    with db.transaction() as conn:
+        keys = store.overdue_queued(
+            conn, settings.runninghub_max_queue_wait_s, settings.runninghub_sweep_batch
+        )
+    message = "The job waited too long for a RunningHub slot."
+    for key in keys:
+        try:
+            done = finish_job(
+                key, JobStatus.FAILED, error_message=message, only_from={JobStatus.QUEUED}
+            )
+            report["expired"] += int(done.changed)
+        except Exception:
+            report["errors"] += 1
+            _logger.exception("sweep failed on a queued job", extra=_key_fields(key))
+
+
+def _launch_window(settings: Settings) -> float:
+    """Longest a launch can take: every create attempt timing out, plus a margin."""
     return settings.runninghub_timeout_s * (settings.runninghub_retry_attempts + 1) + 30
 
 
 def _fail(key: JobKey, message: str) -> bool:
     done = finish_job(key, JobStatus.FAILED, error_message=message)
     return done.changed
+
+
+def _fields(row: Row, code: object = None) -> dict[str, Any]:
+    return _key_fields(JobKey.of(row), code)
+
+
+def _key_fields(key: JobKey, code: object = None) -> dict[str, Any]:
+    extra = {} if code is None else {"code": code}
+    return log.fields(job_id=str(key.id), table=key.table.value, **extra)

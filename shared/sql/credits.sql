@@ -43,8 +43,24 @@ WITH debit AS (
 )
 SELECT r.amount, (SELECT count(*) FROM moved) AS moved FROM refunded r
 
+-- name: lock_user
+-- Serializes one user's /start decisions, so the per-user cap holds under concurrent calls.
+SELECT pg_advisory_xact_lock(hashtext('syncq:credits-user'), hashtext(%(user_id)s::text))
+
+-- name: user_active_jobs
+SELECT count(*) AS n FROM ai_jobs
+WHERE user_id = %(user_id)s AND status IN ('queued', 'starting', 'running')
+
+-- name: price_job
+-- The server's current price for the job's workflow; no row when the workflow has none.
+UPDATE ai_jobs j SET credits_cost = p.credits, updated_at = now()
+FROM credit_prices p
+WHERE j.job_table = %(job_table)s AND j.id = %(id)s AND j.status = 'pending'
+  AND p.job_table = j.job_table AND p.workflow_id = j.workflow_id
+RETURNING j.*
+
 -- name: queue_job
-UPDATE ai_jobs SET status = 'queued', updated_at = now()
+UPDATE ai_jobs SET status = 'queued', queued_at = now(), updated_at = now()
 WHERE job_table = %(job_table)s AND id = %(id)s AND status = 'pending'
 RETURNING *
 
@@ -73,7 +89,8 @@ WHERE job_table = %(job_table)s AND id = %(id)s AND status = 'starting'
 RETURNING *
 
 -- name: requeue
--- RunningHub was full: back to the queue, keeping its place (created_at) and its debit.
+-- RunningHub was full: back to the queue, keeping its place (created_at), its debit and
+-- its queued_at (the wait limit counts from the first time it was queued).
 UPDATE ai_jobs SET status = 'queued', started_at = NULL, updated_at = now()
 WHERE job_table = %(job_table)s AND id = %(id)s AND status = 'starting'
 RETURNING *
@@ -107,6 +124,14 @@ FROM ai_jobs
 WHERE status IN ('starting', 'running')
   AND coalesce(started_at, updated_at) < now() - make_interval(secs => %(after_s)s)
 ORDER BY coalesce(started_at, updated_at)
+LIMIT %(limit)s
+
+-- name: overdue_queued
+-- Jobs that waited in the queue longer than the limit, oldest first.
+SELECT job_table, id FROM ai_jobs
+WHERE status = 'queued'
+  AND queued_at < now() - make_interval(secs => %(max_wait_s)s)
+ORDER BY created_at, id
 LIMIT %(limit)s
 
 -- name: grant_credits

@@ -21,13 +21,13 @@ from tests.credits_support import (
     IMAGE,
     RH_KEY,
     WEBHOOK_SECRET,
-    WORKFLOW,
     Emulator,
     Sampler,
     User,
     balance,
     ledger,
     new_user,
+    priced_workflow,
     running_emulator,
 )
 from tests.e2e.conftest import wait_until
@@ -60,6 +60,7 @@ def stack_env(rh: Emulator) -> dict[str, str]:
         "RUNNINGHUB_API_KEY": RH_KEY,
         "RUNNINGHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "RUNNINGHUB_MAX_SLOTS": str(MAX_SLOTS),
+        "RUNNINGHUB_MAX_ACTIVE_PER_USER": "10",  # one user drives every job here
     }
 
 
@@ -81,12 +82,16 @@ def start_all(jm: JobManager, job_ids: list[uuid.UUID]) -> list[dict[str, Any]]:
 
 
 def create(
-    jm: JobManager, user: User, cost: int, inputs: list[dict[str, Any]] | None = None
+    database_url: str,
+    jm: JobManager,
+    user: User,
+    cost: int,
+    inputs: list[dict[str, Any]] | None = None,
 ) -> uuid.UUID:
-    """A pending job inserted by the user under RLS (the browser's createJob)."""
-    return jm.create_job(
-        IMAGE, user_id=user.id, workflow_id=WORKFLOW, inputs=inputs, credits_cost=cost
-    )
+    """A pending job inserted by the user under RLS (the browser's createJob), whose
+    workflow the server prices at `cost`."""
+    workflow = priced_workflow(database_url, cost)
+    return jm.create_job(IMAGE, user_id=user.id, workflow_id=workflow, inputs=inputs)
 
 
 def test_four_jobs_share_two_slots_and_all_complete(
@@ -95,7 +100,7 @@ def test_four_jobs_share_two_slots_and_all_complete(
     user = new_user(database_url, balance=100)
     costs = [5, 10, 15, 20]
     with JobManager(function_url(stack), user.token, database_url=database_url) as jm:
-        job_ids = [create(jm, user, cost) for cost in costs]
+        job_ids = [create(database_url, jm, user, cost) for cost in costs]
         assert statuses(database_url, job_ids) == ["pending"] * 4
         with Sampler(database_url, lambda: rh_active(rh)) as sampler:
             answers = start_all(jm, job_ids)
@@ -151,7 +156,7 @@ def test_failed_workflow_is_refunded_once_through_the_webhook(
     rh.state.knobs.update({"webhook_replays": 2})  # RunningHub sends TASK_END twice
     user = new_user(database_url, balance=50)
     with JobManager(function_url(stack), user.token, database_url=database_url) as jm:
-        job_id = create(jm, user, 30, FAIL_INPUTS)
+        job_id = create(database_url, jm, user, 30, FAIL_INPUTS)
         answer = jm.start_job(IMAGE, job_id)
         assert answer["debited"] and answer["status"] != "failed", answer
         wait_until(

@@ -114,11 +114,12 @@ def test_start_with_short_balance_is_402_and_changes_nothing(
     assert start(nobody.token, other).status_code == 402
 
 
-def test_free_job_needs_no_account(database_url: str, rh: Emulator) -> None:
-    user = new_user(database_url, balance=None)
-    job_id = new_job(database_url, user, cost=0, table=VIDEO)
+def test_video_jobs_start_like_image_jobs(database_url: str, rh: Emulator) -> None:
+    user = new_user(database_url, balance=10)
+    job_id = new_job(database_url, user, cost=10, table=VIDEO)
     body = start(user.token, job_id, VIDEO).json()
     assert body["status"] == "running" and body["table"] == VIDEO and body["debited"]
+    assert balance(database_url, user) == 0
 
 
 def test_unreachable_runninghub_fails_the_job_and_refunds(database_url: str, rh: Emulator) -> None:
@@ -482,7 +483,7 @@ def test_sweep_is_wired_into_the_minute_sweep(database_url: str, rh: Emulator) -
     answer = call("process-integration-job", {}, token=service())
     assert answer.status_code == 200
     assert answer.get_json()["hooks"]["runninghub"] == {
-        "checked": 0, "settled": 0, "unreachable": 0, "started": 0,
+        "checked": 0, "settled": 0, "unreachable": 0, "errors": 0, "expired": 0, "started": 0,
     }  # fmt: skip
 
 

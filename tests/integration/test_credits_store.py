@@ -18,14 +18,14 @@ from shared.credits.models import JobKey, JobStatus, JobTable
 from shared.credits.slots import promote
 from shared.errors import PaymentRequired
 from tests.conftest import Configure
-from tests.credits_support import IMAGE, VIDEO, balance, ledger, new_job, new_user
+from tests.credits_support import IMAGE, VIDEO, balance, ledger, new_job, new_user, set_price
 from tests.support import rows
 
 pytestmark = pytest.mark.db
 
 JOB_COLUMNS = {
     "id", "session_id", "user_id", "status", "workflow_id", "inputs", "credits_cost",
-    "external_task_id", "outputs", "error_message", "created_at", "started_at",
+    "external_task_id", "outputs", "error_message", "created_at", "queued_at", "started_at",
     "completed_at", "updated_at", "job_table",
 }  # fmt: skip
 
@@ -43,9 +43,9 @@ def test_both_job_tables_have_the_same_columns_and_rls(database_url: str) -> Non
     rls = rows(
         database_url,
         "SELECT relname, relrowsecurity FROM pg_class WHERE relname = ANY(%s)",
-        [IMAGE, VIDEO, "ai_jobs", "credit_accounts", "credit_ledger"],
+        [IMAGE, VIDEO, "ai_jobs", "credit_accounts", "credit_ledger", "credit_prices"],
     )
-    assert len(rls) == 5 and all(r["relrowsecurity"] for r in rls)
+    assert len(rls) == 6 and all(r["relrowsecurity"] for r in rls)
     status_check = rows(
         database_url,
         "SELECT pg_get_constraintdef(oid) AS d FROM pg_constraint"
@@ -94,10 +94,10 @@ def test_owner_may_only_insert_pending_and_read_own_rows(database_url: str) -> N
 
 
 @pytest.mark.parametrize(
-    ("column", "value"),
-    [("workflow_id", "1 OR 1=1"), ("inputs", Jsonb({"a": 1})), ("credits_cost", -1)],
+    ("column", "value"), [("workflow_id", "1 OR 1=1"), ("inputs", Jsonb({"a": 1}))]
 )
 def test_check_constraints_reject_bad_rows(database_url: str, column: str, value: Any) -> None:
+    set_price(database_url, "1", 5)
     values = {"user_id": uuid.uuid4(), "workflow_id": "1", column: value}
     statement = sql.SQL("INSERT INTO image_jobs ({}) VALUES ({})").format(
         sql.SQL(", ").join(map(sql.Identifier, values)),
@@ -105,6 +105,58 @@ def test_check_constraints_reject_bad_rows(database_url: str, column: str, value
     )
     with psycopg.connect(database_url) as conn, pytest.raises(psycopg.errors.CheckViolation):
         conn.execute(statement, list(values.values()))
+
+
+def test_the_price_is_set_by_the_server_never_by_the_inserter(database_url: str) -> None:
+    alice = new_user(database_url, 50)
+    set_price(database_url, "wf-a", 30)
+    with (
+        _as_user(database_url, alice.id) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):  # a user may not even send a cost
+        conn.execute(
+            "INSERT INTO image_jobs (user_id, workflow_id, credits_cost) VALUES (%s, 'wf-a', 0)",
+            [alice.id],
+        )
+    with _as_user(database_url, alice.id) as conn:
+        mine = conn.execute(
+            "INSERT INTO image_jobs (user_id, workflow_id) VALUES (%s, 'wf-a')"
+            " RETURNING credits_cost",
+            [alice.id],
+        ).fetchone()
+        assert mine == (30,)
+        assert conn.execute("SELECT workflow_id, credits FROM credit_prices").fetchall() == [
+            ("wf-a", 30)
+        ]  # the price list is readable ...
+    with _as_user(database_url, alice.id) as conn, pytest.raises(psycopg.errors.Error):
+        conn.execute("UPDATE credit_prices SET credits = 1")  # ... not writable
+    set_price(database_url, "wf-a", 12, VIDEO)  # a price per table
+    with psycopg.connect(database_url) as conn:  # not even the owner's value is kept
+        owned = conn.execute(
+            "INSERT INTO video_jobs (user_id, workflow_id, credits_cost) VALUES (%s, 'wf-a', 0)"
+            " RETURNING credits_cost",
+            [alice.id],
+        )
+        assert owned.fetchone() == (12,)
+
+
+def test_a_workflow_without_a_price_is_refused_and_prices_are_positive(database_url: str) -> None:
+    alice = new_user(database_url, 50)
+    set_price(database_url, "wf-a", 30)  # priced for images only
+    with (
+        _as_user(database_url, alice.id) as conn,
+        pytest.raises(psycopg.errors.CheckViolation) as refused,
+    ):
+        conn.execute(
+            "INSERT INTO video_jobs (user_id, workflow_id) VALUES (%s, 'wf-a')", [alice.id]
+        )
+    assert refused.value.diag.message_primary == (
+        'unknown workflow "wf-a" for video_jobs: it has no price'
+    )
+    assert refused.value.diag.constraint_name == "ai_jobs_priced_workflow"
+    for credits in (0, -5):
+        with pytest.raises(psycopg.errors.CheckViolation):
+            set_price(database_url, "wf-b", credits)
 
 
 def test_debit_happens_once_and_a_short_balance_changes_nothing(

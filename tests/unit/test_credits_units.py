@@ -16,7 +16,9 @@ from shared.credits.models import (
     JobStatus,
     JobTable,
     WebhookEvent,
+    clean_json,
     clean_outputs,
+    clean_text,
     job_table,
 )
 from shared.credits.runninghub import (
@@ -128,11 +130,48 @@ def test_failure_message_is_short_and_safe() -> None:
         ("[1]", None),
         (json.dumps({"msg": "no code"}), None),
         (None, None),
+        ('{"code": "805"}', 805),
+        ('{"code": Infinity}', None),
+        ('{"code": -Infinity}', None),
+        ('{"code": NaN}', None),
+        ('{"code": 1e400}', None),
+        ('{"code": 0.5}', None),
+        ('{"code": 0.0}', None),
+        ('{"code": true}', None),
+        ('{"code": "1e3"}', None),
+        ({"code": float("inf")}, None),
+        ("[" * 5000 + "]" * 5000, None),
     ],
 )
 def test_parse_event_data(raw: Any, code: int | None) -> None:
     parsed = parse_event_data(raw)
     assert (parsed.code if parsed else None) == code
+
+
+def test_parsed_event_data_is_storable() -> None:
+    raw = (
+        r'{"code": 805, "msg": "e\u0000rr", "data": {"failedReason": {"node_id": "3\u0000",'
+        r' "exception_message": "a\u0000b\ud800c", "current_inputs": {"cfg": NaN, "k\u0000": 1,'
+        r' "list": [1, Infinity, -1e999, "x"]}}}}'
+    )
+    parsed = parse_event_data(raw)
+    assert parsed is not None and parsed.msg == "err"
+    reason = parsed.data["failedReason"]
+    assert reason["node_id"] == "3" and reason["exception_message"] == "ab?c"
+    assert reason["current_inputs"] == {"k": 1, "list": [1, "x"]}
+    assert failure_message(parsed.data) == "The RunningHub task failed at node 3: ab?c"
+
+
+def test_clean_json_and_text() -> None:
+    assert clean_text("a\x00b") == "ab"
+    assert clean_json(float("nan")) is None
+    assert clean_json([{"a": float("inf"), "b": [float("-inf")], "c": True}]) == [
+        {"b": [], "c": True}
+    ]
+    deep: Any = "leaf"
+    for _ in range(100):
+        deep = [deep]
+    assert json.dumps(clean_json(deep)).count("[") == 32  # deeper levels are dropped
 
 
 def test_webhook_url_is_signed_per_job_and_verifies() -> None:
