@@ -16,7 +16,7 @@ from shared.queue import store
 from shared.queue.models import JobStatus
 from shared.queue.store import Outcome
 from tests.providers_for_tests import ScriptedProvider
-from tests.support import call, drain, rows, seed_tenant, service_token
+from tests.support import TenantFixture, call, drain, rows, seed_tenant, service_token
 
 pytestmark = pytest.mark.db
 
@@ -202,17 +202,7 @@ def test_cancel_pending_and_running(
     scripted.pages = 50
     job2 = submit(tenant).get_json()["job_id"]
     recorder.take()
-    worker = threading.Thread(
-        target=call,
-        args=("process-integration-job", {"job_id": job2}),
-        kwargs={"token": service_token()},
-    )
-    worker.start()
-    assert scripted.started.wait(10)
-    response = call("cancel-integration-job", {"job_id": job2}, token=tenant.admin_token)
-    assert response.status_code == 200 and response.get_json()["cancel_requested"] is True
-    scripted.hold.set()
-    worker.join(20)
+    cancel_while_running(scripted, tenant, job2)
     job = rows(database_url, "SELECT * FROM integration_jobs WHERE id=%s", job2)[0]
     assert job["status"] == "canceled" and job["progress"] < 100
     assert (
@@ -221,14 +211,8 @@ def test_cancel_pending_and_running(
     )
 
 
-def test_cancel_requested_during_an_attempt_that_then_fails_retryably_wins(
-    database_url: str, scripted: ScriptedProvider, recorder: RecordingDispatcher
-) -> None:
-    scripted.failures = 1
-    scripted.hold = threading.Event()  # the attempt fails only after the cancel is in
-    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
-    job_id = submit(tenant).get_json()["job_id"]
-    recorder.take()
+def cancel_while_running(scripted: ScriptedProvider, tenant: TenantFixture, job_id: str) -> None:
+    """Run the job in a worker; once the provider started, cancel it, then let it go on."""
     worker = threading.Thread(
         target=call,
         args=("process-integration-job", {"job_id": job_id}),
@@ -240,6 +224,17 @@ def test_cancel_requested_during_an_attempt_that_then_fails_retryably_wins(
     assert response.status_code == 200 and response.get_json()["cancel_requested"] is True
     scripted.hold.set()
     worker.join(20)
+
+
+def test_cancel_requested_during_an_attempt_that_then_fails_retryably_wins(
+    database_url: str, scripted: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    scripted.failures = 1
+    scripted.hold = threading.Event()  # the attempt fails only after the cancel is in
+    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    job_id = submit(tenant).get_json()["job_id"]
+    recorder.take()
+    cancel_while_running(scripted, tenant, job_id)
     job = rows(database_url, "SELECT * FROM integration_jobs WHERE id=%s", job_id)[0]
     assert job["status"] == "canceled" and job["attempts"] == 1
     assert job["lease_token"] is None and job["finished_at"] is not None
