@@ -12,6 +12,8 @@ from shared.providers import PROVIDERS
 from shared.queue.models import JobStatus
 
 _SECRETISH = re.compile(r"token|secret|password|passwd|api[_-]?key|authorization|credential", re.I)
+# Values that are credentials whatever their key: JWTs, bearer headers, Supabase keys.
+_SECRET_VALUE = re.compile(r"eyJ[\w-]+\.[\w-]+\.|(?i:\bbearer\s+\S{8,})|\bsb_secret_")
 _SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
 
@@ -38,6 +40,8 @@ def _no_secrets(value: Any, depth: int = 0) -> None:
     elif isinstance(value, list):
         for item in value:
             _no_secrets(item, depth + 1)
+    elif isinstance(value, str) and _SECRET_VALUE.search(value):
+        raise ValueError("payload must not carry credentials; they live in the secret store")
 
 
 class RunIntegrationRequest(Strict):
