@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+import psycopg
+
 from shared import db, log
 from shared.credits import store
 from shared.credits.jobs import cancel_remote, finish_job
@@ -65,8 +67,20 @@ def launch(row: Row, client: RunningHub) -> Launch:
         finish_job(key, JobStatus.FAILED, error_message="RunningHub answered a bad task id.")
         cancel_remote(task_id)
         return Launch.FAILED
-    with db.transaction() as conn:
-        running = store.mark_running(conn, key, task_id)
+    return _record_running(key, task_id)
+
+
+def _record_running(key: JobKey, task_id: str) -> Launch:
+    """The job now runs `task_id`, unless it was cancelled meanwhile or the id is taken."""
+    try:
+        with db.transaction() as conn:
+            running = store.mark_running(conn, key, task_id)
+    except psycopg.errors.UniqueViolation:
+        # Another job already holds this task id: its webhooks could not tell the two apart.
+        # The task may be that job's, so it is not cancelled; this job fails, refunded.
+        message = "RunningHub answered a task id that another job already has."
+        finish_job(key, JobStatus.FAILED, error_message=message)
+        return Launch.FAILED
     if running is None:  # cancelled or finished while we were creating the task
         cancel_remote(task_id)
         return Launch.GONE

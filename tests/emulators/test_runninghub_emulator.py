@@ -639,3 +639,13 @@ def test_cli_serves_on_the_given_port_and_stops_on_sigterm() -> None:
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_task_ids_look_real_and_are_not_reused_by_a_restarted_emulator() -> None:
+    # Two emulators with the same seed (a `make run` restarted over a kept database).
+    ids: list[str] = []
+    for _ in range(2):
+        state = RunningHubState(knobs=RunningHubKnobs(), api_keys=[KEY], clock=ManualClock())
+        ids += [state.create_task(KEY, "1904136902449209346", [], None).task_id for _ in range(3)]
+    assert len(set(ids)) == 6
+    assert all(len(i) == 19 and i.isdigit() for i in ids)

@@ -363,3 +363,37 @@ def test_runninghub_answering_a_non_integer_code_fails_the_start_with_its_refund
     assert "not its envelope" in body["error_message"]
     assert kinds(database_url, job_id) == ["debit", "refund"]
     assert balance(database_url, user) == 100
+
+
+@pytest.fixture
+def one_task_id_runninghub() -> Iterator[str]:
+    """A server that creates every task with the same id (as an emulator restarted with the
+    same seed did, over a database that kept its jobs)."""
+    app = Flask("one-task-id-runninghub")
+
+    @app.post("/<path:_route>")
+    def answer(_route: str) -> Response:
+        body = {"code": 0, "msg": "success", "data": {"taskId": "1955519701537392589",
+                "taskStatus": "RUNNING", "clientId": "c", "netWssUrl": None,
+                "promptTips": "{}"}}  # fmt: skip
+        return Response(json.dumps(body), content_type="application/json")
+
+    server = start_in_thread(app)
+    yield server.url
+    server.stop()
+
+
+def test_a_task_id_already_taken_fails_the_start_with_its_refund(
+    database_url: str, configure: Configure, one_task_id_runninghub: str
+) -> None:
+    configure_runninghub(configure, one_task_id_runninghub)
+    user = new_user(database_url, balance=100)
+    first, second = new_job(database_url, user, cost=10), new_job(database_url, user, cost=10)
+    assert start(user.token, first).json()["status"] == "running"
+    answer = start(user.token, second)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["status"] == "failed" and body["refunded"]
+    assert "another job already has" in body["error_message"]
+    assert kinds(database_url, second) == ["debit", "refund"]
+    assert balance(database_url, user) == 90  # only the first job's debit stands

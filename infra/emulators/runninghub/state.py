@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,6 +21,8 @@ from infra.emulators.runninghub.model import (
     TaskStatus,
 )
 from infra.emulators.runninghub.webhooks import WebhookDispatcher
+
+_SNOWFLAKE_EPOCH_MS = 1_288_834_974_657  # ids of 19 digits, growing with time
 
 
 class RhError(Exception):
@@ -53,6 +56,7 @@ class RunningHubState(EmulatorState):
         super().__init__(seed=seed, knobs=knobs)
         self.clock: Clock = clock or SystemClock()
         self.rng = random.Random(seed)
+        self._id_seq = random.SystemRandom().randrange(0x3FFFFF)  # not the seed: no repeats
         self.accounts: dict[str, Account] = {}
         self._seeded: dict[str, int] = {}
         for key in api_keys:
@@ -225,8 +229,13 @@ class RunningHubState(EmulatorState):
             self.tick()
 
     def _new_task_id(self) -> str:
+        """A snowflake-style id (milliseconds since an epoch, then a sequence), like
+        RunningHub's 19-digit task ids: unique across restarts of the emulator too, so a
+        database kept between two `make run`s never sees an id twice."""
         while True:
-            task_id = str(self.rng.randrange(1_900_000_000_000_000_000, 2_000_000_000_000_000_000))
+            self._id_seq = (self._id_seq + 1) & 0x3FFFFF
+            now_ms = time.time_ns() // 1_000_000 - _SNOWFLAKE_EPOCH_MS
+            task_id = str((now_ms << 22) | self._id_seq)
             if task_id not in self.tasks:
                 return task_id
 
