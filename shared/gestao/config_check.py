@@ -84,7 +84,11 @@ def check_url(url: str) -> tuple[bool, str]:
         return False, "The project URL must use https (plain http only for a local emulator)."
     if parts.query or parts.fragment:
         return False, "The project URL must not carry a query or fragment."
-    return True, f"{parts.scheme}://{host} looks right."
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a port that is not a number, or out of range
+        return False, "The project URL has an invalid port."
+    return True, f"{parts.scheme}://{host}{port} looks right."
 
 
 def _key_role(key: str) -> str | None:

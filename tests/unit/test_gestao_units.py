@@ -8,6 +8,7 @@ import pytest
 
 from shared.errors import ValidationFailed
 from shared.gestao.batches import batch_statement, date_bounds, remote_columns
+from shared.gestao.config_check import check_url
 from shared.gestao.mapping import DEFAULT_MAPPING, LOCAL_FIELDS, mapping_problems, reverse
 from shared.gestao.models import ExportRequest, ReverseSyncRequest
 from shared.gestao.remote import Answer, Verdict
@@ -121,3 +122,20 @@ def test_batches_and_requests() -> None:
         )
     with pytest.raises(ValueError, match=r"lead\.id"):
         ReverseSyncRequest.model_validate({"lead": {"name": "x"}, "source": "gestao_scouter"})
+
+
+@pytest.mark.parametrize(
+    ("url", "ok", "detail"),
+    [
+        ("https://abc.supabase.co", True, "https://abc.supabase.co looks right."),
+        ("http://127.0.0.1:8105", True, "http://127.0.0.1:8105 looks right."),
+        ("http://abc.supabase.co", False, "must use https"),
+        ("https://abc.supabase.co:99999", False, "invalid port"),
+        ("https://abc.supabase.co:port", False, "invalid port"),
+        ("ftp://abc.supabase.co", False, "must look like"),
+        ("https://abc.supabase.co/?x=1", False, "query or fragment"),
+    ],
+)
+def test_check_url(url: str, ok: bool, detail: str) -> None:
+    got_ok, got_detail = check_url(url)
+    assert got_ok is ok and detail in got_detail
