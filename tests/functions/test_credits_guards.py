@@ -335,19 +335,23 @@ def test_webhook_with_a_code_that_is_not_an_integer_asks_runninghub(
     assert kinds(database_url, job_id) == ["debit"]
 
 
-@pytest.fixture
-def infinite_runninghub() -> Iterator[str]:
-    """A server answering every RunningHub call with `{"code": Infinity}`."""
-    app = Flask("infinite-runninghub")
+def answering_always(body: str) -> Iterator[str]:
+    """A stand-in RunningHub answering every call with `body`; yields its URL."""
+    app = Flask("fixed-runninghub")
 
     @app.post("/<path:_route>")
     def answer(_route: str) -> Response:
-        body = '{"code": Infinity, "msg": "x", "data": {"taskId": "1"}}'
         return Response(body, content_type="application/json")
 
     server = start_in_thread(app)
     yield server.url
     server.stop()
+
+
+@pytest.fixture
+def infinite_runninghub() -> Iterator[str]:
+    """Every RunningHub call answered with `{"code": Infinity}`."""
+    yield from answering_always('{"code": Infinity, "msg": "x", "data": {"taskId": "1"}}')
 
 
 def test_runninghub_answering_a_non_integer_code_fails_the_start_with_its_refund(
@@ -367,20 +371,11 @@ def test_runninghub_answering_a_non_integer_code_fails_the_start_with_its_refund
 
 @pytest.fixture
 def one_task_id_runninghub() -> Iterator[str]:
-    """A server that creates every task with the same id (as an emulator restarted with the
-    same seed did, over a database that kept its jobs)."""
-    app = Flask("one-task-id-runninghub")
-
-    @app.post("/<path:_route>")
-    def answer(_route: str) -> Response:
-        body = {"code": 0, "msg": "success", "data": {"taskId": "1955519701537392589",
-                "taskStatus": "RUNNING", "clientId": "c", "netWssUrl": None,
-                "promptTips": "{}"}}  # fmt: skip
-        return Response(json.dumps(body), content_type="application/json")
-
-    server = start_in_thread(app)
-    yield server.url
-    server.stop()
+    """Every task created with the same id (as an emulator restarted with the same seed did,
+    over a database that kept its jobs)."""
+    data = {"taskId": "1955519701537392589", "taskStatus": "RUNNING", "clientId": "c",
+            "netWssUrl": None, "promptTips": "{}"}  # fmt: skip
+    yield from answering_always(json.dumps({"code": 0, "msg": "success", "data": data}))
 
 
 def test_a_task_id_already_taken_fails_the_start_with_its_refund(
