@@ -3,16 +3,24 @@
 A 50k-contact OneCode sync spent a fifth of its CPU in the standard library's json
 (bench_onecode); orjson does the same work several times faster. Where orjson is stricter
 than the standard library the standard library takes over, so behaviour does not change:
-integers beyond 64 bits, and NaN/Infinity, which some upstreams send.
+integers beyond 64 bits, and NaN/Infinity, which some upstreams send. Two things even the
+standard library would let through or refuse are made safe there: a lone surrogate escape
+(``"\\ud800"``, which no UTF-8 text can hold) becomes U+FFFD, and an integer too long for
+Python to parse (beyond ``sys.get_int_max_str_digits()``) becomes None, which the mappers
+then store as NULL like any other value their columns cannot hold.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from typing import Any
 
 import orjson
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSAFE = re.compile("[\x00\ud800-\udfff]")
 
 
 def loads(data: bytes | str) -> Any:
@@ -20,7 +28,33 @@ def loads(data: bytes | str) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
-        return json.loads(data)
+        return _clean(json.loads(data, parse_int=_parse_int))
+
+
+def db_text(text: str) -> str:
+    """``text`` as PostgreSQL text/jsonb can hold it: NUL removed, lone surrogates U+FFFD."""
+    if not _UNSAFE.search(text):
+        return text
+    return _SURROGATE.sub("\ufffd", text.replace("\x00", ""))
+
+
+def _parse_int(digits: str) -> int | None:
+    """An integer literal; None when it is too long for Python to parse."""
+    try:
+        return int(digits)
+    except ValueError:
+        return None
+
+
+def _clean(value: Any) -> Any:
+    """The standard library's result with lone surrogates (from ``\\udXXX`` escapes) replaced."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    return value
 
 
 def dumps(value: Any) -> str:

@@ -15,7 +15,7 @@ payload ``{"full": true}``) starts at ``bomcontrole_first_sync_from``.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -34,6 +34,12 @@ NAME = "BomControle"
 FINANCEIRO = "/integracao/Financeiro/Pesquisar"
 CLIENTES = "/integracao/Cliente/Pesquisar"
 _WIRE = "%Y-%m-%d %H:%M:%S"
+_FIRST_YEAR, _LAST_YEAR = 1900, 2200
+_MONEY_LIMIT = Decimal(10) ** 12  # numeric(14, 2)
+_CENT = Decimal("0.01")
+_INT4 = 2**31
+_INT8 = 2**63
+_MAX_KEY = 200  # far beyond a GUID; keeps the key well inside an index entry
 CLIENT_BATCH = 500
 
 
@@ -65,12 +71,14 @@ def _instant(value: Any, settings: Settings) -> str | None:
         return None
     try:
         local = datetime.fromisoformat(value)
-    except ValueError:
+        if not _FIRST_YEAR <= local.year <= _LAST_YEAR:  # a sentinel (0001, 9999), no instant
+            return None
+        if local.tzinfo is None:
+            offset = timedelta(hours=settings.bomcontrole_utc_offset_hours)
+            local = local.replace(tzinfo=UTC) - offset
+        return local.astimezone(UTC).isoformat()
+    except (ValueError, OverflowError):
         return None
-    if local.tzinfo is None:
-        offset = timedelta(hours=settings.bomcontrole_utc_offset_hours)
-        local = local.replace(tzinfo=UTC) - offset
-    return local.astimezone(UTC).isoformat()
 
 
 def _day(value: Any) -> str | None:
@@ -82,30 +90,68 @@ def _day(value: Any) -> str | None:
         return None
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def _int(value: Any, limit: int = _INT8) -> int | None:
+    """An integer its column holds (bigint by default, ``_INT4`` for integer), else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and -limit <= value < limit:
+        return value
+    return None
 
 
 def _money(value: Any) -> str | None:
+    """An amount numeric(14, 2) holds, as decimal text; None when not finite or too large."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
     try:
-        return str(Decimal(str(value)))
-    except InvalidOperation:
+        amount = Decimal(value.strip() if isinstance(value, str) else str(value))
+        if not amount.is_finite() or amount.copy_abs() >= _MONEY_LIMIT:
+            return None
+        cents = amount.quantize(_CENT, ROUND_HALF_UP)  # as the column rounds it
+        if cents.copy_abs() >= _MONEY_LIMIT:  # 999999999999.999 rounds up
+            return None
+        exponent = amount.as_tuple().exponent  # an int, the amount being finite
+        if (
+            isinstance(exponent, int) and exponent < -2
+        ):  # "1E-9" → "0.00": no exponent PostgreSQL refuses
+            amount = cents
+    except (ArithmeticError, ValueError):  # InvalidOperation and the other decimal signals
         return None
+    return str(amount)
 
 
 def _text(value: Any) -> str | None:
-    text = str(value).strip() if value is not None else ""
+    """Text as a column holds it (NUL removed, lone surrogates U+FFFD), or None.
+
+    Strings are kept, and integers written as text (a document may come as a number);
+    floats (NaN too), booleans and objects are no text.
+    """
+    if isinstance(value, str):
+        text = jsonio.db_text(value).strip()
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    else:
+        return None
     return text or None
+
+
+def _entry_id(value: Any) -> str | None:
+    """The installment id (a GUID) as lower-case text; None when missing or unusable."""
+    if isinstance(value, str) and jsonio.db_text(value) != value:
+        return None  # an id with NUL or a lone surrogate: cleaning it could merge two rows
+    text = _text(value)
+    if text is None or len(text) > _MAX_KEY:
+        return None
+    return text.lower()
 
 
 def map_entry(raw: Any, settings: Settings) -> dict[str, Any] | None:
     """A ``Financeiro/Pesquisar`` item as a row; None without an installment id."""
-    if not isinstance(raw, dict) or not _text(raw.get("IdMovimentacaoFinanceiraParcela")):
+    if not isinstance(raw, dict):
+        return None
+    external_id = _entry_id(raw.get("IdMovimentacaoFinanceiraParcela"))
+    if external_id is None:
         return None
     return {
-        "external_id": str(raw["IdMovimentacaoFinanceiraParcela"]).strip().lower(),
+        "external_id": external_id,
         "debito": raw.get("Debito") if isinstance(raw.get("Debito"), bool) else None,
         "data_vencimento": _day(raw.get("DataVencimento")),
         "data_competencia": _day(raw.get("DataCompetencia")),
@@ -114,7 +160,7 @@ def map_entry(raw: Any, settings: Settings) -> dict[str, Any] | None:
         "valor": _money(raw.get("Valor")),
         "forma_pagamento": _text(raw.get("NomeFormaPagamento")),
         "nome": _text(raw.get("Nome")),
-        "numero_parcela": _int(raw.get("NumeroParcela")),
+        "numero_parcela": _int(raw.get("NumeroParcela"), _INT4),
         "id_empresa": _int(raw.get("IdEmpresa")),
         "id_cliente": _int(raw.get("IdCliente")),
         "id_fornecedor": _int(raw.get("IdFornecedor")),
@@ -165,7 +211,7 @@ def parse_entries(response: httpx.Response, size: int, settings: Settings) -> pa
     if not isinstance(items, list) or _int(total) is None:
         raise UpstreamError(f"{NAME} answered an unexpected body.", details={"provider": SLUG})
     rows = [r for r in (map_entry(i, settings) for i in items) if r is not None]
-    return paging.Page(rows, int(total or 0), size)
+    return paging.Page(rows, int(total or 0), size, listed=len(items))
 
 
 class BomControleProvider:

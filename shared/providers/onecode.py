@@ -29,6 +29,8 @@ SLUG = "onecode"
 NAME = "OneCode"
 _SUBDOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _ERROR_CODE = re.compile(r"^[A-Z0-9_]{1,64}$")
+_FIRST_YEAR, _LAST_YEAR = 1900, 2200
+_MAX_ID_DIGITS = 64  # far beyond any real id; keeps the key well inside an index entry
 
 
 def base_url(config: Mapping[str, Any], tenant: Tenant, settings: Settings) -> str:
@@ -50,23 +52,47 @@ def _timestamp(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value)
     except ValueError:
         return None
+    # A year PostgreSQL would store but Python cannot read back (BC, or past 9999 in UTC),
+    # or a sentinel like 0001-01-01, is no real instant.
+    return moment if _FIRST_YEAR <= moment.year <= _LAST_YEAR else None
 
 
 def _text(value: Any) -> str | None:
-    if value is None:
+    """Text as a column holds it (NUL removed, lone surrogates U+FFFD), or None.
+
+    Strings are kept, and integers written as text (a phone ``number`` may come as one);
+    floats (NaN too), booleans and objects are no text.
+    """
+    if isinstance(value, str):
+        text = jsonio.db_text(value).strip()
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    else:
         return None
-    text = (value if isinstance(value, str) else str(value)).strip()
     return text or None
+
+
+def _contact_id(value: Any) -> str | None:
+    """The contact id as canonical decimal text; None unless a non-negative integer."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    text = str(value) if isinstance(value, int) else value
+    if not (text.isascii() and text.isdigit()):  # "²" is a digit but no number
+        return None
+    text = text.lstrip("0") or "0"  # not int(): a very long id would exceed its digit limit
+    return text if len(text) <= _MAX_ID_DIGITS else None
 
 
 def map_tag(raw: Any) -> dict[str, str | None] | None:
     """One tag; None for an entry that is not a tag."""
     if not isinstance(raw, dict) or raw.get("id") is None:
         return None
-    return {"id": str(raw["id"]), "name": _text(raw.get("name")), "color": _text(raw.get("color"))}
+    tag_id = raw["id"]
+    text_id = jsonio.db_text(tag_id) if isinstance(tag_id, str) else str(tag_id)
+    return {"id": text_id, "name": _text(raw.get("name")), "color": _text(raw.get("color"))}
 
 
 def map_contact(raw: Any) -> dict[str, Any] | None:
@@ -77,14 +103,12 @@ def map_contact(raw: Any) -> dict[str, Any] | None:
     """
     if not isinstance(raw, dict):
         return None
-    contact_id = raw.get("id")
-    if isinstance(contact_id, bool) or not isinstance(contact_id, int | str):
-        return None
-    if not str(contact_id).isdigit():
+    external_id = _contact_id(raw.get("id"))
+    if external_id is None:
         return None
     tags = raw.get("tags")
     return {
-        "external_id": str(int(contact_id)),
+        "external_id": external_id,
         "name": _text(raw.get("name")),
         "number": _text(raw.get("number")),
         "email": _text(raw.get("email")),
@@ -128,7 +152,8 @@ def parse_page(response: httpx.Response, asked_size: int) -> paging.Page:
         raise UpstreamError(f"{NAME} answered an unexpected body.", details={"provider": SLUG})
     size = body.get("pageSize")
     rows = [r for r in map(map_contact, contacts) if r is not None]
-    return paging.Page(rows, count, size if isinstance(size, int) and size > 0 else asked_size)
+    size = size if isinstance(size, int) and size > 0 else asked_size
+    return paging.Page(rows, count, size, listed=len(contacts))
 
 
 class OneCodeProvider:

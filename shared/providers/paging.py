@@ -1,11 +1,16 @@
 """Walking a paged listing that reports its total, for providers that page by number.
 
 Page-number paging is not a snapshot: a row that changes (or appears, or goes away) while
-we read can shift the rest by one, and the row at a page boundary is then never seen. The
-API's total tells us: fewer distinct keys than the total after the last page means rows
-shifted, so the listing is walked again (upserts are idempotent and unchanged rows are not
-rewritten). After `passes` walks that still miss rows, the sync fails retryably rather
-than reporting success with rows silently missing.
+we read can shift the rest by one, and the row at a page boundary is then never seen. A
+walk is trusted when the listing held still (the API's total never changed, and page 1
+read again at the end holds the same keys) and it accounts for the total: distinct keys
+plus the rows the mapper dropped as unusable. Otherwise the listing is walked again
+(upserts are idempotent and unchanged rows are not rewritten); two walks that read exactly
+the same keys also settle it (the provider lists some key twice). After `passes` walks
+that still disagree, the sync fails retryably rather than report success with rows
+silently missing. (A deletion and an insertion in the middle of the listing during one walk
+can still hide a row from that sync: page-number paging cannot show it; the next sync
+reads it.)
 
 Reading and writing overlap: later pages are fetched while a batch is stored, and up to
 ``writers`` batches are upserted at once, each in its own transaction (so a database
@@ -39,6 +44,17 @@ class Page:
     rows: list[dict[str, Any]]
     total: int  # rows in the whole listing, as the API reports it now
     size: int  # rows in a full page, as the API applied it
+    listed: int = -1  # rows the API listed on this page, before mapping (-1: len(rows))
+
+    @property
+    def dropped(self) -> int:
+        """Rows the API listed that the mapper could not use (no valid key, ...)."""
+        return max(0, self.listed - len(self.rows)) if self.listed >= 0 else 0
+
+    @property
+    def empty(self) -> bool:
+        """The API listed nothing on this page (the listing ended)."""
+        return not self.rows and self.listed <= 0
 
 
 FetchPage = Callable[[int], Page]
@@ -76,25 +92,55 @@ def walk(ctx: SyncContext, fetch: FetchPage, store: StoreRows, tuning: Tuning) -
     (rows written) and ``passes``."""
     result = SyncResult(extra={"changed": 0, "passes": 0})
     seen: set[str] = set()
+    previous: Walked | None = None
     for number in range(1, max(1, tuning.passes) + 1):
         result.extra["passes"] = number
         reader = _Reader(fetch, tuning.fetch_ahead, tuning.max_pages)
         try:
-            walked, total = _Pass(ctx, store, result, tuning).run(reader)
+            walked = _Pass(ctx, store, result, tuning).run(reader)
         finally:
             reader.close()
-        seen |= walked
+        seen |= walked.keys
         result.records = len(seen)
-        if len(walked) >= total:
+        if walked.complete or walked.same_as(previous):
             return result
         _logger.warning(
             "rows shifted while paging; walking the listing again",
-            extra=log.fields(missing=total - len(walked), walk=number),
+            extra=log.fields(missing=walked.total - walked.accounted, walk=number),
         )
+        previous = walked
     raise UpstreamError(
         "The provider's listing kept changing while it was read; retrying later.",
         details={"seen": len(seen), "passes": tuning.passes},
     )
+
+
+@dataclass
+class Walked:
+    """What one walk read, and whether the listing held still meanwhile."""
+
+    keys: set[str]
+    total: int = 0
+    dropped: int = 0
+    stable: bool = True  # the total never changed, and page 1 read again was the same
+
+    @property
+    def accounted(self) -> int:
+        return len(self.keys) + self.dropped
+
+    @property
+    def complete(self) -> bool:
+        return self.stable and self.accounted >= self.total
+
+    def same_as(self, other: Walked | None) -> bool:
+        """Two walks that read the same keys: the listing is not moving (a key is listed
+        twice, so the distinct keys never reach the total)."""
+        return (
+            other is not None
+            and self.stable
+            and other.stable
+            and (self.keys, self.total, self.dropped) == (other.keys, other.total, other.dropped)
+        )
 
 
 class _Reader:
@@ -117,6 +163,10 @@ class _Reader:
             self._last = min(self.max_pages, -(-page.total // max(page.size, 1)))
         self._top_up(number)
         return page
+
+    def first_again(self) -> Page:
+        """Page 1 fetched anew (nothing fetched ahead): did the listing move under us?"""
+        return self._fetch(1)
 
     def _top_up(self, number: int) -> None:
         if not self._ahead:
@@ -182,33 +232,40 @@ class _Pass:
         self.buffer: dict[str, dict[str, Any]] = {}  # by key: one row per key per statement
         self.last_beat: float | None = None
 
-    def run(self, reader: _Reader) -> tuple[set[str], int]:
+    def run(self, reader: _Reader) -> Walked:
         try:
-            walked, total = self._read(reader)
+            walked = self._read(reader)
             self.writer.finish()
         finally:
             self.writer.close()
             self.result.extra["changed"] += self.writer.changed
-        return walked, total
+        return walked
 
-    def _read(self, reader: _Reader) -> tuple[set[str], int]:
-        walked: set[str] = set()
-        total, expected = 0, 1
+    def _read(self, reader: _Reader) -> Walked:
+        walked = Walked(keys=set())
+        first: list[str] = []
+        expected, number = 1, 0
         for number in range(1, reader.max_pages + 1):
             self.heartbeat(min(number - 1, expected), expected)
             page = reader.get(number)
-            total = page.total
-            expected = max(1, -(-total // max(page.size, 1)))
+            if number == 1:
+                first = _keys(page)
+            elif page.total != walked.total:
+                walked.stable = False  # rows appeared or went away while we read
+            walked.total, walked.dropped = page.total, walked.dropped + page.dropped
+            expected = max(1, -(-page.total // max(page.size, 1)))
             if page.rows:
                 self.buffer.update((row["external_id"], row) for row in page.rows)
-                walked.update(row["external_id"] for row in page.rows)
+                walked.keys.update(row["external_id"] for row in page.rows)
                 self.result.pages += 1
             if len(self.buffer) >= self.tuning.batch_rows:
                 self.flush()
-            if not page.rows or number * page.size >= total:
+            if page.empty or number * page.size >= page.total:
                 break
         self.flush()
-        return walked, total
+        if number > 1 and walked.stable:  # one page is a snapshot; more may have shifted
+            walked.stable = _keys(reader.first_again()) == first
+        return walked
 
     def heartbeat(self, done: int, expected: int) -> None:
         """Progress (the heartbeat; raises JobCanceled), at most every heartbeat_s."""
@@ -224,6 +281,10 @@ class _Pass:
             keys = sorted(self.buffer)
             self.writer.write(frozenset(keys), [self.buffer[key] for key in keys])
             self.buffer.clear()
+
+
+def _keys(page: Page) -> list[str]:
+    return [row["external_id"] for row in page.rows]
 
 
 def upsert_json(ctx: SyncContext, sql: LiteralString, rows: list[dict[str, Any]]) -> int:

@@ -85,3 +85,60 @@ def test_parse_entries_errors(status: int, body: object, retryable: bool) -> Non
     with pytest.raises(UpstreamError) as caught:
         parse_entries(httpx.Response(status, json=body), 100, SETTINGS)
     assert caught.value.retryable is retryable
+
+
+def _entry(**fields: Any) -> dict[str, Any]:
+    row = map_entry({"IdMovimentacaoFinanceiraParcela": "ABC", **fields}, SETTINGS)
+    assert row is not None
+    return row
+
+
+@pytest.mark.parametrize(
+    ("valor", "stored"),
+    [(1e20, None), (float("nan"), None), (float("inf"), None), (float("-inf"), None),
+     ("NaN", None), ("sNaN", None), ("Infinity", None), ("1e999999999999999999", None),
+     (10**12, None), (999999999999.995, None), ("-1000000000000", None), (10**4000, None),
+     (True, None), ("abc", None), (999999999999.99, "999999999999.99"), (-12.5, "-12.5"),
+     ("1e-9", "0.00"), ("1e-999999999999999999", "0.00"), ("0.005", "0.01"), (50, "50")],
+)  # fmt: skip
+def test_money_the_column_cannot_hold_is_null(valor: object, stored: str | None) -> None:
+    assert _entry(Valor=valor)["valor"] == stored
+
+
+@pytest.mark.parametrize(
+    ("field", "column", "value", "stored"),
+    [("NumeroParcela", "numero_parcela", 2**31, None),
+     ("NumeroParcela", "numero_parcela", -(2**31) - 1, None),
+     ("NumeroParcela", "numero_parcela", 2**31 - 1, 2**31 - 1),
+     ("IdEmpresa", "id_empresa", 2**63, None), ("IdEmpresa", "id_empresa", 2**63 - 1, 2**63 - 1),
+     ("IdCliente", "id_cliente", 2**70, None), ("IdFornecedor", "id_fornecedor", 1.0, None)],
+)  # fmt: skip
+def test_integers_outside_their_column_are_null(
+    field: str, column: str, value: object, stored: int | None
+) -> None:
+    assert _entry(**{field: value})[column] == stored
+
+
+@pytest.mark.parametrize(
+    "stamp", ["9999-12-31T23:00:00", "9999-12-31T23:59:59.999", "0001-01-01T00:00:00",
+              "0001-01-01T00:00:00+14:00", "1899-12-31T23:00:00", "2201-01-01T00:00:00"],
+)  # fmt: skip
+def test_instants_outside_1900_to_2200_are_null(stamp: str) -> None:
+    row = _entry(DataCriacaoParcela=stamp, DataUltimaAlteracao="2200-12-31T23:00:00")
+    assert row["remote_created_at"] is None
+    assert row["remote_updated_at"] == "2201-01-01T02:00:00+00:00"
+
+
+def test_text_a_column_cannot_hold_is_cleaned() -> None:
+    row = _entry(Nome="x\u0000", NomeFormaPagamento="a\ud800", DocumentoClienteFornecedor=123)
+    assert (row["nome"], row["forma_pagamento"]) == ("x", "a\ufffd")
+    assert row["documento_cliente_fornecedor"] == "123"
+    assert _entry(Nome=float("nan"), NomeClienteFornecedor={"a": 1})["nome"] is None
+    client = map_client({"Id": 7, "Nome": "a\u0000", "Documento": "\udc00"})
+    assert client is not None and (client["nome"], client["documento"]) == ("a", "\ufffd")
+    assert map_client({"Id": 2**63}) is None  # beyond bigint, like id_cliente
+
+
+@pytest.mark.parametrize("raw_id", ["a\u0000b", "\ud800", "x" * 201, 1.5, True])
+def test_entries_with_an_unusable_id_are_skipped(raw_id: object) -> None:
+    assert map_entry({"IdMovimentacaoFinanceiraParcela": raw_id}, SETTINGS) is None

@@ -43,3 +43,22 @@ def test_what_is_not_json_raises_value_error(raw: bytes) -> None:
 def test_what_json_cannot_hold_raises_type_error() -> None:
     with pytest.raises(TypeError):
         jsonio.dumps({"v": {1, 2}})
+
+
+def test_an_integer_too_long_for_python_becomes_none() -> None:
+    huge = "9" * 5000
+    assert jsonio.loads(f'{{"a": {huge}, "b": -{huge}, "c": 7, "d": 1.5}}'.encode()) == {
+        "a": None, "b": None, "c": 7, "d": 1.5,
+    }  # fmt: skip
+
+
+def test_lone_surrogates_become_the_replacement_character() -> None:
+    doc = jsonio.loads(b'{"n": "a\\ud800b", "\\udfff": ["\\ud83d\\ude00", "\\ude00"]}')
+    assert doc == {"n": "a\ufffdb", "\ufffd": ["\U0001f600", "\ufffd"]}
+    jsonio.dumps(doc).encode()  # UTF-8 text again
+
+
+def test_db_text_removes_nul_and_replaces_lone_surrogates() -> None:
+    assert jsonio.db_text("a\u0000b\ud800c\U0001f600") == "ab\ufffdc\U0001f600"
+    text = "plain"
+    assert jsonio.db_text(text) is text

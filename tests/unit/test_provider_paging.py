@@ -109,7 +109,58 @@ def test_fetch_ahead_keeps_page_order_and_reads_each_page_once(ahead: int) -> No
     listing = Listing([f"k{i:02d}" for i in range(25)], 4)
     result, stored = run(listing, fetch_ahead=ahead)
     assert stored == [f"k{i:02d}" for i in range(25)]
-    assert listing.calls == 7 and result.pages == 7
+    assert listing.calls == 7 + 1 and result.pages == 7  # then page 1 again, to check
+
+
+def test_a_deletion_at_the_front_and_an_insertion_at_the_end_are_not_missed() -> None:
+    # The count stays 10 and every page is full, yet "D" slides onto page 1 after it was
+    # read: only page 1 read again at the end shows that the listing moved.
+    def churn_once(listing: Listing, number: int) -> None:
+        if listing.calls == 2:
+            listing.keys.remove("A")
+            listing.keys.append("K")
+
+    listing = Listing(list("ABCDEFGHIJ"), 3, churn_once)
+    result, stored = run(listing)
+    assert set(stored) == set("ABCDEFGHIJK") and result.extra["passes"] == 2
+
+
+def test_a_total_that_changes_mid_walk_means_another_walk() -> None:
+    def grow_once(listing: Listing, number: int) -> None:
+        if listing.calls == 3:
+            listing.keys.append("Z")
+
+    result, stored = run(Listing(list("ABCDEFGHIJ"), 3, grow_once))
+    assert "Z" in stored and result.extra["passes"] == 2
+
+
+class Mapped(Listing):
+    """The API lists `raw` items per page; the mapper keeps only those with a usable key."""
+
+    def __init__(self, raw: list[str | None], size: int) -> None:
+        super().__init__([], size)
+        self.raw = raw
+
+    def fetch(self, number: int) -> Page:
+        self.calls += 1
+        chunk = self.raw[(number - 1) * self.size : number * self.size]
+        rows = [{"external_id": k} for k in chunk if k is not None]
+        return Page(rows, len(self.raw), self.size, listed=len(chunk))
+
+
+def test_rows_the_mapper_drops_do_not_fail_the_walk_nor_end_it_early() -> None:
+    raw: list[str | None] = ["a", None, "b", None, None, None, "c", "d"]  # page 2: all unusable
+    listing = Mapped(raw, 2)
+    result, stored = run(listing)
+    assert stored == ["a", "b", "c", "d"]
+    assert (result.records, result.extra["passes"], listing.calls) == (4, 1, 4 + 1)
+
+
+def test_a_key_the_provider_lists_twice_settles_after_two_identical_walks() -> None:
+    listing = Mapped(["a", "b", "b", "c", "d"], 2)  # five listed, four distinct, all the time
+    result, stored = run(listing)
+    assert set(stored) == set("abcd") and result.records == 4
+    assert result.extra["passes"] == 2
 
 
 def test_a_failing_page_fetched_ahead_fails_the_walk() -> None:
