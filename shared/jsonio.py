@@ -38,6 +38,19 @@ def db_text(text: str) -> str:
     return _SURROGATE.sub("\ufffd", text.replace("\x00", ""))
 
 
+def text_field(value: Any) -> str | None:
+    """A JSON value as a text column holds it, or None: strings (cleaned by ``db_text`` and
+    stripped) and integers written as text (an id or a number may come as one); floats
+    (NaN too), booleans and objects are no text."""
+    if isinstance(value, str):
+        text = db_text(value).strip()
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    else:
+        return None
+    return text or None
+
+
 def _parse_int(digits: str) -> int | None:
     """An integer literal; None when it is too long for Python to parse."""
     try:

@@ -118,19 +118,7 @@ def _money(value: Any) -> str | None:
     return str(amount)
 
 
-def _text(value: Any) -> str | None:
-    """Text as a column holds it (NUL removed, lone surrogates U+FFFD), or None.
-
-    Strings are kept, and integers written as text (a document may come as a number);
-    floats (NaN too), booleans and objects are no text.
-    """
-    if isinstance(value, str):
-        text = jsonio.db_text(value).strip()
-    elif isinstance(value, int) and not isinstance(value, bool):
-        text = str(value)
-    else:
-        return None
-    return text or None
+_text = jsonio.text_field
 
 
 def _entry_id(value: Any) -> str | None:

@@ -60,19 +60,7 @@ def _timestamp(value: Any) -> datetime | None:
     return moment if _FIRST_YEAR <= moment.year <= _LAST_YEAR else None
 
 
-def _text(value: Any) -> str | None:
-    """Text as a column holds it (NUL removed, lone surrogates U+FFFD), or None.
-
-    Strings are kept, and integers written as text (a phone ``number`` may come as one);
-    floats (NaN too), booleans and objects are no text.
-    """
-    if isinstance(value, str):
-        text = jsonio.db_text(value).strip()
-    elif isinstance(value, int) and not isinstance(value, bool):
-        text = str(value)
-    else:
-        return None
-    return text or None
+_text = jsonio.text_field
 
 
 def _contact_id(value: Any) -> str | None:
