@@ -16,6 +16,7 @@ from shared.settings import Settings
 from shared.sqlfiles import query
 
 PAUSED_BY_ADMIN = "paused by an admin"
+MAX_FAILURE_BACKOFF_S = 600.0
 
 
 def _q(name: str) -> Any:
@@ -225,6 +226,12 @@ def _reset(conn: Conn, job: Row, job_id: UUID, lease: UUID | None) -> Row | None
     return row
 
 
+def failure_delay(settings: Settings, failures: int) -> float:
+    """Backoff before the next run after `failures` failed batches in a row (capped)."""
+    delay = settings.gestao_scouter_failure_backoff_s * 2 ** min(max(failures - 1, 0), 20)
+    return float(min(delay, MAX_FAILURE_BACKOFF_S))
+
+
 def rescue_stale(conn: Conn, settings: Settings) -> list[Row]:
     """Running jobs whose runner stopped heartbeating, handed back.
 
@@ -244,7 +251,7 @@ def rescue_stale(conn: Conn, settings: Settings) -> list[Row]:
             )
         else:
             status, reason, error = "pending", None, "The runner stopped responding; retrying."
-            delay = settings.gestao_scouter_failure_backoff_s * 2 ** (failures - 1)
+            delay = failure_delay(settings, failures)
         row = release(
             conn, job["id"], job["lease_token"], status,
             delay_s=delay, failures=failures, reason=reason, error=error,

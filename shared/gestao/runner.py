@@ -277,7 +277,7 @@ class BatchRunner:
         if failures >= settings.gestao_scouter_max_failing_batches:
             reason = f"{failures} batches in a row failed; last: {message}"
             return self._release(ExportStatus.PAUSED, failures=failures, reason=reason)
-        delay = settings.gestao_scouter_failure_backoff_s * 2 ** (failures - 1)
+        delay = store.failure_delay(settings, failures)
         row = self._release(ExportStatus.PENDING, delay_s=delay, failures=failures, error=message)
         if row["status"] == ExportStatus.PENDING:  # not paused or reset by an admin meanwhile
             key = f"gs-export:{self.job_id}:{self.row['attempts']}:retry"

@@ -35,7 +35,7 @@ FAST = {
 
 
 def setup(configure: Any, remote: Remote, **env: str) -> None:
-    configure(**FAST, **secrets_env(remote.state.service_key), **env)
+    configure(**{**FAST, **secrets_env(remote.state.service_key), **env})  # env wins
 
 
 def start(tenant: TenantFixture, **body: Any) -> str:
@@ -69,8 +69,9 @@ def test_5xx_and_killed_runners_still_export_everything_once(
     database_url: str, tenant: TenantFixture, remote: Remote, configure: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
+    # The runner dies 12 times in a row at one batch: no backoff, so the test stays quick.
     setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="200", GESTAO_SCOUTER_STALE_AFTER_S="0.3",
-          GESTAO_SCOUTER_MAX_FAILING_BATCHES="20")  # fmt: skip
+          GESTAO_SCOUTER_MAX_FAILING_BATCHES="20", GESTAO_SCOUTER_FAILURE_BACKOFF_S="0")  # fmt: skip
     seed_leads(database_url, tenant.id, 6_000)
     remote.state.knobs.update({"error_rate": 0.2, "post_commit_error_rate": 0.15})
     kills = {"n": 0}

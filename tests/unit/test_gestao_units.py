@@ -9,11 +9,13 @@ import pytest
 from shared.errors import ValidationFailed
 from shared.gestao.batches import batch_statement, date_bounds, remote_columns
 from shared.gestao.config_check import check_url
+from shared.gestao.jobs import failure_delay
 from shared.gestao.mapping import DEFAULT_MAPPING, LOCAL_FIELDS, mapping_problems, reverse
 from shared.gestao.models import ExportRequest, ReverseSyncRequest
 from shared.gestao.remote import Answer, Verdict
 from shared.gestao.schema import columns_from_openapi, compare, kind_of
 from shared.scrub import scrub_text, scrub_value
+from shared.settings import Settings
 
 
 def test_scrub_removes_quoted_data_tokens_and_contacts() -> None:
@@ -139,3 +141,9 @@ def test_batches_and_requests() -> None:
 def test_check_url(url: str, ok: bool, detail: str) -> None:
     got_ok, got_detail = check_url(url)
     assert got_ok is ok and detail in got_detail
+
+
+def test_failure_backoff_doubles_and_is_capped() -> None:
+    settings = Settings(gestao_scouter_failure_backoff_s=30)
+    delays = [failure_delay(settings, n) for n in (0, 1, 2, 3, 6, 50)]
+    assert delays == [30.0, 30.0, 60.0, 120.0, 600.0, 600.0]
