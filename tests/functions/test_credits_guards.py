@@ -354,18 +354,22 @@ def infinite_runninghub() -> Iterator[str]:
     yield from answering_always('{"code": Infinity, "msg": "x", "data": {"taskId": "1"}}')
 
 
+def assert_failed_and_refunded(answer: Any, database_url: str, job_id: Any, reason: str) -> None:
+    """/start answered the job failed (for `reason`), its debit refunded once."""
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["status"] == "failed" and body["refunded"]
+    assert reason in body["error_message"]
+    assert kinds(database_url, job_id) == ["debit", "refund"]
+
+
 def test_runninghub_answering_a_non_integer_code_fails_the_start_with_its_refund(
     database_url: str, configure: Configure, infinite_runninghub: str
 ) -> None:
     configure_runninghub(configure, infinite_runninghub)
     user = new_user(database_url, balance=100)
     job_id = new_job(database_url, user, cost=10)
-    answer = start(user.token, job_id)
-    assert answer.status_code == 200
-    body = answer.json()
-    assert body["status"] == "failed" and body["refunded"]
-    assert "not its envelope" in body["error_message"]
-    assert kinds(database_url, job_id) == ["debit", "refund"]
+    assert_failed_and_refunded(start(user.token, job_id), database_url, job_id, "not its envelope")
     assert balance(database_url, user) == 100
 
 
@@ -386,9 +390,5 @@ def test_a_task_id_already_taken_fails_the_start_with_its_refund(
     first, second = new_job(database_url, user, cost=10), new_job(database_url, user, cost=10)
     assert start(user.token, first).json()["status"] == "running"
     answer = start(user.token, second)
-    assert answer.status_code == 200
-    body = answer.json()
-    assert body["status"] == "failed" and body["refunded"]
-    assert "another job already has" in body["error_message"]
-    assert kinds(database_url, second) == ["debit", "refund"]
+    assert_failed_and_refunded(answer, database_url, second, "another job already has")
     assert balance(database_url, user) == 90  # only the first job's debit stands

@@ -11,18 +11,24 @@ import pytest
 
 from shared import db
 from shared.dispatch import RecordingDispatcher
-from tests.support import bearer, call, function_client, rows, seed_tenant
+from tests.support import TenantFixture, bearer, call, function_client, rows, seed_tenant
 
 pytestmark = pytest.mark.db
+
+
+def acme_and_a_globex_job(database_url: str) -> tuple[TenantFixture, TenantFixture, str]:
+    """Tenants acme and globex, and a pending job of globex's."""
+    a = seed_tenant(database_url, "acme")
+    b = seed_tenant(database_url, "globex")
+    b_job = call("run-integration", {"tenant_id": str(b.id), "provider_slug": "acessorias"},
+                 token=b.admin_token).get_json()["job_id"]  # fmt: skip
+    return a, b, b_job
 
 
 def test_admin_of_a_gets_403_for_b_everywhere(
     database_url: str, recorder: RecordingDispatcher
 ) -> None:
-    a = seed_tenant(database_url, "acme")
-    b = seed_tenant(database_url, "globex")
-    b_job = call("run-integration", {"tenant_id": str(b.id), "provider_slug": "acessorias"},
-                 token=b.admin_token).get_json()["job_id"]  # fmt: skip
+    a, b, b_job = acme_and_a_globex_job(database_url)
     token = a.admin_token
     checks = [
         call("run-integration", {"tenant_id": str(b.id), "provider_slug": "acessorias"}, token=token),
@@ -46,10 +52,7 @@ def test_admin_of_a_gets_403_for_b_everywhere(
 def test_another_tenants_job_id_answers_like_an_unknown_one(
     database_url: str, recorder: RecordingDispatcher
 ) -> None:
-    a = seed_tenant(database_url, "acme")
-    b = seed_tenant(database_url, "globex")
-    b_job = call("run-integration", {"tenant_id": str(b.id), "provider_slug": "acessorias"},
-                 token=b.admin_token).get_json()["job_id"]  # fmt: skip
+    a, b, b_job = acme_and_a_globex_job(database_url)
     unknown = str(uuid.uuid4())
     foreign = call("cancel-integration-job", {"job_id": b_job}, token=a.admin_token)
     missing = call("cancel-integration-job", {"job_id": unknown}, token=a.admin_token)
@@ -73,10 +76,7 @@ def test_another_tenants_job_id_answers_like_an_unknown_one(
 def test_a_stranger_cannot_lock_another_tenants_job(
     database_url: str, recorder: RecordingDispatcher
 ) -> None:
-    a = seed_tenant(database_url, "acme")
-    b = seed_tenant(database_url, "globex")
-    b_job = call("run-integration", {"tenant_id": str(b.id), "provider_slug": "acessorias"},
-                 token=b.admin_token).get_json()["job_id"]  # fmt: skip
+    a, _, b_job = acme_and_a_globex_job(database_url)
     answers: list[Any] = []
     stranger = threading.Thread(
         target=lambda: answers.append(
