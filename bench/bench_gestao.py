@@ -53,8 +53,18 @@ from infra import migrate
 from infra.emulators.postgrest import make_key
 from infra.emulators.postgrest.schema_cache import load_schema_cache
 from infra.emulators.postgrest.state import DEFAULT_PROJECT_REF
-from infra.emulators.postgrest.writes import Prefer, insert_statement, plan_insert
+from infra.emulators.postgrest.writes import (
+    Prefer,
+    RawBody,
+    RawBodyDumper,
+    insert_statement,
+    plan_insert,
+)
+from shared.auth import SERVICE
 from shared.gestao.mapping import DEFAULT_MAPPING
+from shared.gestao.models import ExportAction, ExportRequest
+from shared.gestao.runner import run_job
+from shared.gestao.service import export_action
 from shared.secrets import env_var, secret_name
 from shared.sqlfiles import query
 
@@ -229,12 +239,8 @@ def seed_design(setup: Setup, label: str) -> None:
 
 
 def syncq(setup: Setup, label: str) -> dict[str, Any]:
-    """The real runner, in this process, run to completion (one long budget)."""
-    from shared.auth import SERVICE
-    from shared.gestao.models import ExportAction, ExportRequest
-    from shared.gestao.runner import run_job
-    from shared.gestao.service import export_action
-
+    """The real runner, in this process, run to completion (one long budget). Its modules
+    are imported with this one's: a deployed function has them loaded before a run too."""
     tid = setup.tenants[label]
     job = export_action(SERVICE, ExportRequest(tenant_id=tid, action=ExportAction.START))
     while job["status"] in ("pending", "running"):
@@ -268,12 +274,12 @@ def floor(setup: Setup, label: str, batch: int) -> dict[str, float]:
     from shared.gestao.batches import START, batch_statement, next_batch
 
     params = {"tenant_id": setup.tenants[label], "from_ts": None, "to_ts": None, "limit": batch}
-    bodies: list[str] = []
+    bodies: list[bytes] = []
     started = time.perf_counter()
     with psycopg.connect(setup.local, row_factory=dict_row) as conn:
         stmt, cursor = batch_statement(DEFAULT_MAPPING), START
         while (page := next_batch(conn, stmt, params, cursor)).last is not None:
-            bodies.append(page.body.decode())
+            bodies.append(page.body)
             cursor = page.last
     local_s = time.perf_counter() - started
     args = {"columns": ",".join(REMOTE_COLS), "on_conflict": "id"}
@@ -282,13 +288,15 @@ def floor(setup: Setup, label: str, batch: int) -> dict[str, float]:
         table = load_schema_cache(conn).table("leads")
         assert table is not None and bodies
         # The statement the emulator builds for the runner's POST (the same for every body).
-        plan = plan_insert(table, bodies[0].encode(), args, prefer, need_rows=False)
+        plan = plan_insert(table, bodies[0], args, prefer, need_rows=False)
         upsert = insert_statement(table, plan, plan.groups[0], prefer)
         started = time.perf_counter()
         for body in bodies:
             with conn.transaction():
                 conn.execute("SET LOCAL ROLE service_role")
-                conn.execute(upsert, {"body": body})
+                cur = conn.cursor()
+                cur.adapters.register_dumper(RawBody, RawBodyDumper)
+                cur.execute(upsert, {"body": RawBody(body)})
         remote_s = time.perf_counter() - started
     remote_checksum_and_reset(setup)
     return {"local_json_s": local_s, "remote_upsert_s": remote_s}

@@ -1,8 +1,10 @@
 """The export's batch query: the next keyset page of a tenant's leads, already mapped.
 
 Postgres builds the request body itself (one JSON array of remote-named objects), so a
-batch costs one round trip and no per-row Python work. Identifiers come only from the
-mapping, which is validated against the LOCAL_FIELDS allow-list.
+batch costs one round trip and no per-row Python work; the body reaches us as the bytes
+the server sent and goes out as they are (never decoded to a str and encoded again).
+Identifiers come only from the mapping, which is validated against the LOCAL_FIELDS
+allow-list.
 """
 
 from __future__ import annotations
@@ -12,13 +14,23 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from psycopg import sql
+from psycopg import postgres, sql
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
 
 from shared.db import Conn
 from shared.gestao.mapping import SYNC_SOURCE_COLUMN, validate_mapping
 
 OUR_SOURCE = "tabuladormax"
 START = (datetime(1, 1, 1, tzinfo=UTC), -(2**63))  # before every (criado, id)
+_JSON_OID = postgres.types["json"].oid
+
+
+class _JsonBytes(Loader):
+    """A json value as the server sent it (UTF-8 bytes), not parsed: a request body."""
+
+    def load(self, data: Buffer) -> bytes:
+        return bytes(data)
 
 
 @dataclass(frozen=True)
@@ -79,7 +91,7 @@ def batch_statement(mapping: Mapping[str, str]) -> sql.Composed:
   LIMIT %(limit)s
 )
 SELECT (SELECT count(*) FROM page) AS n,
-       (SELECT json_agg(d)::text FROM (SELECT {cols} FROM page l ORDER BY l.criado, l.id) AS d)
+       (SELECT json_agg(d) FROM (SELECT {cols} FROM page l ORDER BY l.criado, l.id) AS d)
          AS body,
        (SELECT criado FROM page ORDER BY criado DESC, id DESC LIMIT 1) AS last_criado,
        (SELECT id FROM page ORDER BY criado DESC, id DESC LIMIT 1) AS last_id"""
@@ -90,9 +102,10 @@ def next_batch(
     conn: Conn, stmt: sql.Composed, params: Mapping[str, Any], cursor: tuple[datetime, int]
 ) -> Batch:
     """Read the page after `cursor`."""
-    row = conn.execute(
-        stmt, {**params, "cursor_criado": cursor[0], "cursor_id": cursor[1]}
-    ).fetchone()
+    cur = conn.cursor()
+    cur.adapters.register_loader(_JSON_OID, _JsonBytes)  # this cursor only
+    args = {**params, "cursor_criado": cursor[0], "cursor_id": cursor[1]}
+    row = cur.execute(stmt, args).fetchone()
     if row is None or not row["n"]:
         return Batch(b"[]", 0, None)
-    return Batch(row["body"].encode(), int(row["n"]), (row["last_criado"], int(row["last_id"])))
+    return Batch(row["body"], int(row["n"]), (row["last_criado"], int(row["last_id"])))

@@ -355,6 +355,25 @@ def test_invalid_body_is_pgrst102(client: httpx.Client, body: bytes) -> None:
     assert_error(resp, 400, "PGRST102")
 
 
+def test_columns_body_reaches_postgres_as_sent(
+    client: httpx.Client, remote: psycopg.Connection
+) -> None:
+    """With `columns=` the body is not parsed by the emulator: its bytes go to Postgres, which
+    keeps non-ASCII text intact and refuses what is not UTF-8 or not JSON."""
+    headers = {**SERVICE, "Content-Type": "application/json", "Prefer": MERGE}
+    query = "/leads?on_conflict=id&columns=id,name"
+    body = '[{"id": 1, "name": "Conceição \\u00e9 ☃"}]'.encode()
+    assert client.post(query, content=body, headers=headers).status_code == 201
+    assert remote_rows(remote) == [(1, "Conceição é ☃")]
+
+    bad_utf8 = b'[{"id": 2, "name": "Jo\xe3o"}]'
+    assert_error(client.post(query, content=bad_utf8, headers=headers), 400, "22021")
+    nul = b'[{"id": 3, "name": "A"}]\x00[]'
+    assert_error(client.post(query, content=nul, headers=headers), 400, "22021")
+    assert_error(client.post(query, content=b'[{"id": 4,', headers=headers), 400, "22P02")
+    assert remote_rows(remote) == [(1, "Conceição é ☃")]
+
+
 def test_single_object_body_is_one_row(client: httpx.Client, remote: psycopg.Connection) -> None:
     assert upsert(client, _lead(5)).status_code == 201
     assert remote_rows(remote) == [(5, "Lead 5")]

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from psycopg import sql
+from psycopg import postgres, sql
+from psycopg.adapt import Dumper
 
 from infra.emulators.postgrest.errors import PostgrestError, column_not_found, invalid_body
 from infra.emulators.postgrest.query import ReadPlan, parse_filters, where_clause
@@ -56,12 +57,30 @@ class Prefer:
         )
 
 
+class RawBody:
+    """A request body handed to Postgres as the bytes that arrived, as PostgREST does."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+class RawBodyDumper(Dumper):
+    """Sends a RawBody untouched as a json parameter (no decoding, no re-encoding)."""
+
+    oid = postgres.types["json"].oid
+
+    def dump(self, obj: RawBody) -> bytes:
+        return obj.data
+
+
 @dataclass
 class InsertGroup:
     """Rows sharing the set of columns actually inserted (one statement)."""
 
     present: list[str]
-    body: str
+    body: str | RawBody
 
 
 @dataclass
@@ -115,13 +134,18 @@ def _payload_columns(
 
 
 def _unparsed_plan(table: Table, raw: bytes, args: Mapping[str, str], prefer: Prefer) -> InsertPlan:
-    """With `columns=`, PostgREST hands the body to Postgres unparsed (its fast path)."""
-    text = raw.decode("utf-8", errors="replace").strip()
-    if not text or text[0] not in "[{":
+    """With `columns=`, PostgREST hands the body to Postgres unparsed (its fast path): bytes
+    that are not UTF-8 are refused there (22021), and so is a NUL byte, which libpq could
+    not even carry in a text parameter."""
+    body = raw.strip()
+    if not body or body[:1] not in (b"[", b"{"):
         raise invalid_body()
-    body = text if text[0] == "[" else f"[{text}]"
+    if b"\x00" in body:
+        raise PostgrestError(400, "22021", 'invalid byte sequence for encoding "UTF8": 0x00')
+    if body[:1] == b"{":
+        body = b"[" + body + b"]"
     plan = InsertPlan(columns=_column_list(table, args["columns"]))
-    plan.groups.append(InsertGroup(plan.columns, body))
+    plan.groups.append(InsertGroup(plan.columns, RawBody(body)))
     if prefer.resolution:
         conflict = args.get("on_conflict")
         plan.conflict = _column_list(table, conflict) if conflict else table.primary_key
