@@ -27,13 +27,15 @@ _pool_lock = threading.Lock()
 
 
 def connect_kwargs() -> dict[str, Any]:
-    """Options every syncq connection gets: dict rows and a statement timeout."""
+    """Options every syncq connection gets: dict rows, a statement timeout, and UTF-8 on
+    the wire whatever the server's default (the export posts a body as Postgres sent it)."""
     settings = get_settings()
     return {
         "row_factory": dict_row,
         "connect_timeout": int(settings.db_connect_timeout_s),
         "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
         "application_name": "syncq",
+        "client_encoding": "UTF8",
     }
 
 

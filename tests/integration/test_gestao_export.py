@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
 
 import pytest
 
+from shared import db
 from shared.gestao import runner
+from shared.gestao.batches import START, batch_statement, next_batch
+from shared.gestao.mapping import DEFAULT_MAPPING
 from tests.integration.gestao_support import (
     Remote,
     drive,
@@ -59,6 +63,25 @@ def test_20k_leads_exported_exactly_through_continuations(
     assert remote.sql("SELECT DISTINCT sync_source FROM public.leads") == [("tabuladormax",)]
     status = export(tenant, "status").get_json()
     assert status["progress"] == 100 and status["recent_errors"] == []
+
+
+def test_batch_body_is_utf8_bytes_whatever_the_client_encoding(
+    database_url: str, tenant: TenantFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The body is posted as the bytes Postgres built: they must be UTF-8 even where libpq
+    would default to another client encoding (a snowman has no LATIN1 byte at all)."""
+    monkeypatch.setenv("PGCLIENTENCODING", "LATIN1")
+    db.close_pool()
+    seed_leads(database_url, tenant.id, 3)
+    params = {"tenant_id": tenant.id, "from_ts": None, "to_ts": None, "limit": 10}
+    with db.transaction() as conn:
+        assert conn.execute("SHOW client_encoding").fetchone() == {"client_encoding": "UTF8"}
+        conn.execute("UPDATE leads SET name = 'Conceição ☃' WHERE tenant_id = %s", [tenant.id])
+        batch = next_batch(conn, batch_statement(DEFAULT_MAPPING), params, START)
+    assert isinstance(batch.body, bytes) and batch.size == 3
+    sent = json.loads(batch.body.decode("utf-8"))
+    assert [r["name"] for r in sent] == ["Conceição ☃"] * 3
+    assert {r["sync_source"] for r in sent} == {"tabuladormax"}
 
 
 class Killed(BaseException):

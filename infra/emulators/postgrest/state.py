@@ -128,7 +128,8 @@ class PostgrestState(_common.EmulatorState):
                 self.database_url,
                 min_size=1,
                 max_size=self.pool_size,
-                kwargs={"row_factory": dict_row},
+                # UTF-8 on the wire, as PostgREST: request bodies go to Postgres as sent.
+                kwargs={"row_factory": dict_row, "client_encoding": "UTF8"},
                 open=True,
                 check=ConnectionPool.check_connection,
                 name="postgrest-emulator",
