@@ -53,13 +53,7 @@ from infra import migrate
 from infra.emulators.postgrest import make_key
 from infra.emulators.postgrest.schema_cache import load_schema_cache
 from infra.emulators.postgrest.state import DEFAULT_PROJECT_REF
-from infra.emulators.postgrest.writes import (
-    Prefer,
-    RawBody,
-    RawBodyDumper,
-    insert_statement,
-    plan_insert,
-)
+from infra.emulators.postgrest.writes import Prefer, RawBody, insert_statement, plan_insert
 from shared.auth import SERVICE
 from shared.gestao.mapping import DEFAULT_MAPPING
 from shared.gestao.models import ExportAction, ExportRequest
@@ -294,9 +288,7 @@ def floor(setup: Setup, label: str, batch: int) -> dict[str, float]:
         for body in bodies:
             with conn.transaction():
                 conn.execute("SET LOCAL ROLE service_role")
-                cur = conn.cursor()
-                cur.adapters.register_dumper(RawBody, RawBodyDumper)
-                cur.execute(upsert, {"body": RawBody(body)})
+                conn.execute(upsert, {"body": RawBody(body)})
         remote_s = time.perf_counter() - started
     remote_checksum_and_reset(setup)
     return {"local_json_s": local_s, "remote_upsert_s": remote_s}

@@ -22,8 +22,6 @@ from infra.emulators.postgrest.state import PostgrestState
 from infra.emulators.postgrest.writes import (
     InsertPlan,
     Prefer,
-    RawBody,
-    RawBodyDumper,
     delete_statement,
     insert_statement,
     plan_insert,
@@ -178,9 +176,7 @@ def _run_insert(
     written = 0
     with transaction_as(state, identity, "POST", request.path) as conn:
         for group in plan.groups:
-            cur = conn.cursor()
-            cur.adapters.register_dumper(RawBody, RawBodyDumper)
-            cur.execute(insert_statement(table, plan, group, prefer), {"body": group.body})
+            cur = conn.execute(insert_statement(table, plan, group, prefer), {"body": group.body})
             if prefer.returning == "representation":
                 row = cur.fetchone()
                 rows.extend(json.loads(row["body"]) if row else [])

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from psycopg import postgres, sql
 from psycopg.adapt import Dumper
 
@@ -73,6 +74,10 @@ class RawBodyDumper(Dumper):
 
     def dump(self, obj: RawBody) -> bytes:
         return obj.data
+
+
+# Once, for every connection: the type is ours, so nothing else is dumped differently.
+psycopg.adapters.register_dumper(RawBody, RawBodyDumper)
 
 
 @dataclass
