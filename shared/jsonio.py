@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import orjson
 
+_FIRST_YEAR, _LAST_YEAR = 1900, 2200
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _UNSAFE = re.compile("[\x00\ud800-\udfff]")
 
@@ -36,6 +37,19 @@ def db_text(text: str) -> str:
     if not _UNSAFE.search(text):
         return text
     return _SURROGATE.sub("\ufffd", text.replace("\x00", ""))
+
+
+def iso_moment(value: Any) -> datetime | None:
+    """An ISO-8601 date-time string as a datetime, or None: not a string, not ISO, or a year
+    outside 1900-2200 — a sentinel like 0001-01-01, or a year PostgreSQL would store but
+    Python could not read back (BC, or past 9999 in UTC) — is no real instant."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if _FIRST_YEAR <= moment.year <= _LAST_YEAR else None
 
 
 def text_field(value: Any) -> str | None:

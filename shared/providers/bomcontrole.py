@@ -34,7 +34,6 @@ NAME = "BomControle"
 FINANCEIRO = "/integracao/Financeiro/Pesquisar"
 CLIENTES = "/integracao/Cliente/Pesquisar"
 _WIRE = "%Y-%m-%d %H:%M:%S"
-_FIRST_YEAR, _LAST_YEAR = 1900, 2200
 _MONEY_LIMIT = Decimal(10) ** 12  # numeric(14, 2)
 _CENT = Decimal("0.01")
 _INT4 = 2**31
@@ -67,12 +66,10 @@ def wire_query(params: dict[str, Any]) -> str:
 
 def _instant(value: Any, settings: Settings) -> str | None:
     """A provider-local timestamp as an ISO instant with the provider's offset."""
-    if not isinstance(value, str) or not value:
+    local = jsonio.iso_moment(value)
+    if local is None:
         return None
     try:
-        local = datetime.fromisoformat(value)
-        if not _FIRST_YEAR <= local.year <= _LAST_YEAR:  # a sentinel (0001, 9999), no instant
-            return None
         if local.tzinfo is None:
             offset = timedelta(hours=settings.bomcontrole_utc_offset_hours)
             local = local.replace(tzinfo=UTC) - offset
@@ -108,10 +105,10 @@ def _money(value: Any) -> str | None:
         cents = amount.quantize(_CENT, ROUND_HALF_UP)  # as the column rounds it
         if cents.copy_abs() >= _MONEY_LIMIT:  # 999999999999.999 rounds up
             return None
-        exponent = amount.as_tuple().exponent  # an int, the amount being finite
-        if (
-            isinstance(exponent, int) and exponent < -2
-        ):  # "1E-9" → "0.00": no exponent PostgreSQL refuses
+        # More than two decimals ("1E-9") is sent rounded ("0.00"): no exponent PostgreSQL
+        # refuses. The exponent is an int, the amount being finite.
+        exponent = amount.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -2:
             amount = cents
     except (ArithmeticError, ValueError):  # InvalidOperation and the other decimal signals
         return None

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -29,7 +28,6 @@ SLUG = "onecode"
 NAME = "OneCode"
 _SUBDOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _ERROR_CODE = re.compile(r"^[A-Z0-9_]{1,64}$")
-_FIRST_YEAR, _LAST_YEAR = 1900, 2200
 _MAX_ID_DIGITS = 64  # far beyond any real id; keeps the key well inside an index entry
 
 
@@ -47,17 +45,7 @@ def base_url(config: Mapping[str, Any], tenant: Tenant, settings: Settings) -> s
     return settings.onecode_base_url.format(tenant=subdomain)
 
 
-def _timestamp(value: Any) -> datetime | None:
-    """An ISO-8601 instant, or None; kept a datetime (the batch's JSON writer formats it)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    # A year PostgreSQL would store but Python cannot read back (BC, or past 9999 in UTC),
-    # or a sentinel like 0001-01-01, is no real instant.
-    return moment if _FIRST_YEAR <= moment.year <= _LAST_YEAR else None
+_timestamp = jsonio.iso_moment  # kept a datetime (the batch's JSON writer formats it)
 
 
 _text = jsonio.text_field

@@ -62,3 +62,10 @@ def test_db_text_removes_nul_and_replaces_lone_surrogates() -> None:
     assert jsonio.db_text("a\u0000b\ud800c\U0001f600") == "ab\ufffdc\U0001f600"
     text = "plain"
     assert jsonio.db_text(text) is text
+
+
+def test_iso_moment_is_a_real_instant_or_none() -> None:
+    assert jsonio.iso_moment("2024-05-01T10:00:00+00:00") == datetime(2024, 5, 1, 10, tzinfo=UTC)
+    assert jsonio.iso_moment("2200-12-31 23:59:59") == datetime(2200, 12, 31, 23, 59, 59)
+    for value in ("0001-01-01T00:00:00", "9999-12-31", "1899-12-31", "ontem", "", None, 1714557600):
+        assert jsonio.iso_moment(value) is None
