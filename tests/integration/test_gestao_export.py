@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any
 
+import psycopg
 import pytest
 
 from shared import db
@@ -282,3 +283,29 @@ def test_failing_batches_pause_the_job_with_the_reason(
     job = drive(database_url, job_id)
     assert job["status"] == "completed" and job["exported_leads"] == 300
     assert job["consecutive_failures"] == 0 and job["pause_reason"] is None
+
+
+def test_lead_dates_the_export_cannot_carry_are_refused_and_the_edges_export(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
+) -> None:
+    # Counted but never sent (the cursor starts at year 1 and is read back into Python):
+    # such dates cannot be stored at all; the representable edges export like any other.
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="2")
+    insert = (
+        "INSERT INTO leads (tenant_id, id, name, criado, updated_at) VALUES (%s, %s, 'x', %s, %s)"
+    )
+    ok = "2024-01-01 00:00:00+00"
+    bad = ["-infinity", "infinity", "0001-01-01 00:00:00+00", "0500-06-01 00:00:00+00 BC",
+           "9999-12-31 00:00:00+00", "12000-01-01 00:00:00+00"]  # fmt: skip
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for i, value in enumerate(bad):
+            for criado, updated_at in ((value, ok), (ok, value)):
+                with pytest.raises(psycopg.errors.CheckViolation):
+                    conn.execute(insert, (tenant.id, i, criado, updated_at))
+        edges = ["0001-01-02 00:00:00+00", "9999-12-30 23:59:59+00", ok]
+        for i, value in enumerate(edges, start=100):
+            conn.execute(insert, (tenant.id, i, value, value))
+    assert rows(database_url, "SELECT count(*) AS n FROM leads")[0]["n"] == 3
+    job = drive(database_url, start(tenant))
+    assert (job["status"], job["total_leads"], job["exported_leads"]) == ("completed", 3, 3)
+    assert remote_view(remote) == local_view(database_url)

@@ -203,3 +203,11 @@ def test_nulls_from_the_remote_keep_local_not_null_fields(
     assert response.get_json()["error"]["details"]["sqlstate"] == "22003"
     assert "Maria Sigilosa" not in response.get_data(as_text=True) + logs()
     assert local(database_url, 2)["age"] == after["age"]
+
+    # A date the export could not carry (see migration 0033) is refused, naming the rule.
+    ancient = {"id": 9003, "name": "Antiga", "criado": "0001-01-01T00:00:00+00:00"}
+    response = send({"lead": ancient, "source": "gestao_scouter"})
+    assert response.status_code == 422
+    assert response.get_json()["error"]["details"] == {
+        "sqlstate": "23514", "constraint": "leads_criado_in_range"}  # fmt: skip
+    assert rows(database_url, "SELECT id FROM leads WHERE id = 9003") == []
