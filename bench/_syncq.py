@@ -1,4 +1,4 @@
-"""The syncq contender: store.claim / store.finish in batches from K worker threads.
+"""The syncq contender: store.claim / store.release in batches from K worker threads.
 
 Each thread owns one psycopg connection (the same options as shared.db's pool) and loops:
 claim up to B due jobs in one transaction, run a no-op provider on each, finish the batch
@@ -20,7 +20,7 @@ from infra import migrate
 from shared.db import Conn, connect_kwargs
 from shared.queue import store
 from shared.queue.models import JobStatus
-from shared.queue.store import Outcome
+from shared.jobs.store import Release
 
 PROVIDERS_PER_TENANT = 100
 ENQUEUE_CHUNK = 1000
@@ -113,29 +113,29 @@ def store_worker(conn: Conn, batch: int) -> int:
         if not rows:
             return done
         outcomes = [
-            Outcome(r["id"], r["lease_token"], JobStatus.SUCCESS, result=noop_provider(r))
+            store.final(r["id"], r["lease_token"], JobStatus.SUCCESS, result=noop_provider(r))
             for r in rows
         ]
         with conn.transaction():
-            done += len(store.finish(conn, outcomes, message="job succeeded"))
+            done += len(store.release(conn, outcomes, message="job succeeded"))
 
 
 def merged_worker(conn: Conn, batch: int) -> int:
     """PROPOSAL variant: finish batch n and claim batch n+1 in one transaction.
 
-    Same store.claim / store.finish statements, half the transactions (and commits).
+    Same store.claim / store.release statements, half the transactions (and commits).
     """
     done = 0
-    outcomes: list[Outcome] = []
+    outcomes: list[Release] = []
     while True:
         with conn.transaction():
             if outcomes:
-                done += len(store.finish(conn, outcomes, message="job succeeded"))
+                done += len(store.release(conn, outcomes, message="job succeeded"))
             rows = store.claim(conn, limit=batch)
         if not rows:
             return done
         outcomes = [
-            Outcome(r["id"], r["lease_token"], JobStatus.SUCCESS, result=noop_provider(r))
+            store.final(r["id"], r["lease_token"], JobStatus.SUCCESS, result=noop_provider(r))
             for r in rows
         ]
 
@@ -186,7 +186,7 @@ def run(
     worker = merged_worker if merged else store_worker
     seconds, done = run_workers(url, workers, batch, worker)
     check(url, jobs)
-    notes = "store.claim + store.finish, 1 psycopg conn per thread"
+    notes = "store.claim + store.release, 1 psycopg conn per thread"
     if merged:
         notes = "PROPOSAL: finish(n) + claim(n+1) in one transaction"
     return Result(label, done, workers, batch, seconds, enqueue_seconds=enqueue_s, notes=notes)

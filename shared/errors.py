@@ -1,4 +1,7 @@
-"""The one error hierarchy, rendered as `{"error": {"code", "message", "details"}}`.
+"""The one error hierarchy.
+
+Errors a caller may see, rendered by `shared.web` as `{"error": {"code", "message",
+"details"}}` with the status beside each:
 
 SyncqError (500 internal_error)
  ├── BadRequest (400 bad_request)
@@ -17,8 +20,19 @@ SyncqError (500 internal_error)
  ├── Unprocessable (422 unprocessable)
  │    ├── ValidationFailed (422 validation_error)
  │    └── IntegrationDisabled (422 integration_disabled)
+ ├── TooManyRequests (429 too_many_requests)
+ │    └── TooManyActiveJobs (429 too_many_active_jobs)
  ├── UpstreamError (502 upstream_error)
  └── ServiceUnavailable (503 unavailable)
+      └── RunningHubNotConfigured (503 runninghub_not_configured)
+
+Interruptions of a job's runner: control flow between the engine and a kind, never shown
+to a caller (the runner turns each into the job's next state):
+
+JobInterrupted
+ ├── LeaseLost       the job is someone else's now (rescued, reset, finished): stop, write nothing
+ ├── JobCanceled     an admin canceled the running job: end it as canceled
+ └── StopRequested   an admin paused or reset it, or it cannot go on without one (`reason`)
 """
 
 from __future__ import annotations
@@ -110,8 +124,26 @@ class ValidationFailed(Unprocessable):
     code, default_message = "validation_error", "The request is not valid."
 
 
+class UnknownWorkflow(Unprocessable):
+    code, default_message = "unknown_workflow", "This workflow has no price; it cannot be run."
+
+
 class IntegrationDisabled(Unprocessable):
     code, default_message = "integration_disabled", "The integration is not enabled."
+
+
+class TooManyRequests(SyncqError):
+    """The caller is over a quota that frees itself; retry later."""
+
+    status, code, default_message = 429, "too_many_requests", "Too many requests; retry later."
+
+
+class TooManyActiveJobs(TooManyRequests):
+    """The owner already has the most jobs queued or running (429 rather than 409: nothing
+    is wrong with this job, and clients already back off and retry on 429)."""
+
+    code = "too_many_active_jobs"
+    default_message = "You already have the most jobs queued or running; wait for one to end."
 
 
 class UpstreamError(SyncqError):
@@ -133,3 +165,30 @@ class UpstreamError(SyncqError):
 
 class ServiceUnavailable(SyncqError):
     status, code, default_message = 503, "unavailable", "Temporarily unavailable."
+
+
+class RunningHubNotConfigured(ServiceUnavailable):
+    code = "runninghub_not_configured"
+    default_message = "AI renders are unavailable: RunningHub is not configured."
+
+
+class JobInterrupted(Exception):
+    """Base of the interruptions a job's runner handles itself (see the tree above)."""
+
+
+class LeaseLost(JobInterrupted):
+    """The job is no longer ours: it was rescued, reset, canceled or finished by another."""
+
+
+class JobCanceled(JobInterrupted):
+    """A cancel was requested; the runner stops at its next heartbeat (between pages)."""
+
+
+class StopRequested(JobInterrupted):
+    """The job must stop and wait for a person: paused or reset by an admin, or a fault
+    only a person can fix. `reason` is shown on the job."""
+
+    def __init__(self, reason: str, *, schema_stale: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.schema_stale = schema_stale

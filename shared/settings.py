@@ -125,6 +125,7 @@ class Settings(BaseSettings):
     gestao_scouter_stale_after_s: float = 300.0  # a runner silent this long is restarted
     gestao_scouter_max_failing_batches: int = 3  # consecutive, then the job pauses
     gestao_scouter_failure_backoff_s: float = 30.0
+    gestao_scouter_failure_backoff_cap_s: float = 600.0
     gestao_scouter_schema_cache_s: float = 300.0
     gestao_scouter_reload_wait_s: float = 5.0
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import flask
 import functions_framework
 
+from shared.kinds import process_jobs
 from shared.queue.schemas import ProcessRequest
-from shared.queue.service import process_jobs
 from shared.web import handle
 
 

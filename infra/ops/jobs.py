@@ -16,6 +16,7 @@ from typing import Any
 
 from infra.ops._args import positive_duration_s
 from shared import db
+from shared.kinds import sweep as run_sweep
 from shared.queue.models import JobStatus
 from shared.sqlfiles import query
 
@@ -111,7 +112,5 @@ def cleanup_stuck(args: argparse.Namespace) -> int:
 
 def sweep(args: argparse.Namespace) -> int:
     """One sweep now: rescue stale jobs, run the hooks, drain due jobs."""
-    from shared.sweep import sweep as run_sweep  # noqa: PLC0415 - imports every subsystem
-
     print(json.dumps(run_sweep(), default=str, indent=2))
     return 0

@@ -8,7 +8,6 @@ from uuid import UUID
 from shared import db, log
 from shared.auth import Principal
 from shared.credits import store
-from shared.credits.errors import RunningHubNotConfigured, TooManyActiveJobs, UnknownWorkflow
 from shared.credits.jobs import cancel_remote, finish_job, promote_queued
 from shared.credits.models import (
     CheckRequest,
@@ -29,7 +28,15 @@ from shared.credits.runninghub import (
 )
 from shared.credits.slots import pump
 from shared.db import Conn, Row
-from shared.errors import Forbidden, JobFinished, NotFound, UpstreamError
+from shared.errors import (
+    Forbidden,
+    JobFinished,
+    NotFound,
+    RunningHubNotConfigured,
+    TooManyActiveJobs,
+    UnknownWorkflow,
+    UpstreamError,
+)
 from shared.settings import get_settings
 
 _logger = log.get_logger("credits.service")

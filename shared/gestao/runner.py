@@ -22,10 +22,9 @@ from typing import Any
 from uuid import UUID
 
 from shared import db, log
-from shared.dispatch import Task, dispatch
-from shared.errors import SyncqError
-from shared.gestao import NAME
-from shared.gestao import jobs as store
+from shared.db import Conn, Row
+from shared.errors import LeaseLost, StopRequested, SyncqError
+from shared.gestao import NAME, exports
 from shared.gestao.batches import (
     START,
     Batch,
@@ -37,6 +36,10 @@ from shared.gestao.batches import (
 from shared.gestao.models import ExportJob, ExportStatus
 from shared.gestao.remote import Answer, RemoteClient, RemoteUnavailable, Verdict, target_for
 from shared.gestao.schema import drop_cache
+from shared.jobs import store as engine
+from shared.jobs.lease import Lease
+from shared.jobs.table import JobTable
+from shared.jobs.wake import wake
 from shared.scrub import scrub_text
 from shared.settings import Settings, get_settings
 from shared.tenancy import get_tenant
@@ -45,27 +48,8 @@ FUNCTION = "export-to-gestao-scouter-batch"
 _logger = log.get_logger("gestao.runner")
 
 
-class LeaseLost(Exception):
-    """Someone else holds the job now (reset, rescued, or paused)."""
-
-
-class Stop(Exception):
-    """The job must stop and wait for a person (pause with this reason)."""
-
-    def __init__(self, reason: str, *, schema_stale: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.schema_stale = schema_stale
-
-
-def run_task(job_id: UUID, tenant_id: UUID, *, key: str | None, delay_s: float = 0.0) -> None:
-    """Wake a runner for the job (a Cloud Task; duplicates find nothing to claim)."""
-    body = {"tenant_id": str(tenant_id), "action": "run", "job_id": str(job_id)}
-    dispatch(Task(FUNCTION, body, delay_s=delay_s, key=key))
-
-
 @dataclass
-class Outcome:
+class BatchResult:
     """What one batch did: rows exported and the rows refused (as error records)."""
 
     exported: int = 0
@@ -88,7 +72,7 @@ class BatchRunner:
     def __init__(self, row: dict[str, Any], client: RemoteClient, settings: Settings) -> None:
         self.row = row
         self.job_id: UUID = row["id"]
-        self.lease: UUID = row["lease_token"]
+        self.lease = Lease(exports.TABLE, row)
         self.client = client
         self.settings = settings
         mapping: dict[str, str] = row["field_mappings"]
@@ -133,7 +117,7 @@ class BatchRunner:
                     break
                 try:
                     batch = self._next(read_cursor)
-                except Stop as stop:
+                except StopRequested as stop:
                     ending = Ending(ExportStatus.PAUSED, reason=stop.reason)
                     break
                 if not batch.size:
@@ -151,7 +135,7 @@ class BatchRunner:
                 outcome = self._outcome(batch, future.result())
             except RemoteUnavailable as exc:
                 return Ending(ExportStatus.PENDING, failure=exc.message)
-            except Stop as stop:
+            except StopRequested as stop:
                 return Ending(ExportStatus.PAUSED, stop.reason, schema_stale=stop.schema_stale)
             self._checkpoint(batch, outcome)
 
@@ -162,13 +146,11 @@ class BatchRunner:
             return next_batch(conn, self.statement, self.params, cursor)
 
     def _beat_in(self, conn: db.Conn) -> None:
-        beat = store.heartbeat(conn, self.job_id, self.lease)
-        if beat is None:
-            raise LeaseLost()
+        beat = self.lease.heartbeat(conn)
         if beat["reset_requested"]:
-            raise Stop("reset by an admin")  # carried out when the job is released
+            raise StopRequested("reset by an admin")  # carried out when the job is released
         if beat["pause_requested"]:
-            raise Stop(store.PAUSED_BY_ADMIN)
+            raise StopRequested(exports.PAUSED_BY_ADMIN)
         self.last_beat = time.monotonic()
 
     def _beat_if_due(self) -> None:
@@ -181,29 +163,32 @@ class BatchRunner:
     def _post(self, body: bytes) -> Answer:
         return self.client.upsert(body, self.columns, self.on_conflict)
 
-    def _outcome(self, batch: Batch, answer: Answer) -> Outcome:
+    def _outcome(self, batch: Batch, answer: Answer) -> BatchResult:
         """A whole batch's answer; a data refusal is split to find the bad rows."""
         if answer.verdict is Verdict.OK:
-            return Outcome(exported=batch.size)
+            return BatchResult(exported=batch.size)
         return self._refused(answer, json.loads(batch.body))
 
-    def _try(self, rows: list[dict[str, Any]]) -> Outcome:
+    def _try(self, rows: list[dict[str, Any]]) -> BatchResult:
         self._beat_if_due()
         answer = self._post(_dumps(rows))
         if answer.verdict is Verdict.OK:
-            return Outcome(exported=len(rows))
+            return BatchResult(exported=len(rows))
         return self._refused(answer, rows)
 
-    def _refused(self, answer: Answer, rows: list[dict[str, Any]]) -> Outcome:
+    def _refused(self, answer: Answer, rows: list[dict[str, Any]]) -> BatchResult:
         """Refused rows: one is a bad row; several are split in halves and tried again."""
         if answer.verdict is not Verdict.DATA:
-            raise Stop(self._stop_reason(answer), schema_stale=answer.verdict is Verdict.SCHEMA)
+            stale = answer.verdict is Verdict.SCHEMA
+            raise StopRequested(self._stop_reason(answer), schema_stale=stale)
         if len(rows) == 1:
-            return Outcome(errors=[self._error(int(rows[0][self.on_conflict]), rows[0], answer)])
+            return BatchResult(
+                errors=[self._error(int(rows[0][self.on_conflict]), rows[0], answer)]
+            )
         mid = len(rows) // 2
         first = self._try(rows[:mid])
         second = self._try(rows[mid:])
-        return Outcome(first.exported + second.exported, first.errors + second.errors)
+        return BatchResult(first.exported + second.exported, first.errors + second.errors)
 
     def _error(self, lead_id: int, doc: Any, answer: Answer) -> dict[str, Any]:
         secrets = self.client.secrets
@@ -227,19 +212,16 @@ class BatchRunner:
         return f"{NAME} refused the batch (HTTP {answer.status}: {message})."
 
     # -- state changes ---------------------------------------------------------------------
-    def _checkpoint(self, batch: Batch, outcome: Outcome) -> None:
+    def _checkpoint(self, batch: Batch, outcome: BatchResult) -> None:
         assert batch.last is not None
         with db.transaction() as conn:
-            row = store.checkpoint(
+            exports.checkpoint(
                 conn,
-                job_id=self.job_id,
-                lease=self.lease,
+                self.lease,
                 exported=outcome.exported,
                 cursor=batch.last,
                 errors=outcome.errors,
             )
-        if row is None:
-            raise LeaseLost()
         self.cursor = batch.last
         self.batches += 1
         self.last_beat = time.monotonic()
@@ -252,15 +234,13 @@ class BatchRunner:
                 drop_cache(conn, self.row["tenant_id"])
         row = self._release(ending.status, reason=ending.reason)
         if row["status"] == ExportStatus.PENDING:  # out of budget, or reset: a new run goes on
-            key = f"gs-export:{self.job_id}:{self.row['attempts']}:{self.batches}"
-            run_task(self.job_id, self.row["tenant_id"], key=key)
+            event = ("continue", self.row["attempts"], self.batches)
+            wake(KIND, self.job_id, tenant_id=self.row["tenant_id"], event=event)
         return row
 
     def _release(self, status: ExportStatus, **kwargs: Any) -> dict[str, Any]:
         with db.transaction() as conn:
-            row = store.release(conn, self.job_id, self.lease, str(status), **kwargs)
-        if row is None:
-            raise LeaseLost()
+            row = exports.release(conn, self.lease, status, **kwargs)
         _logger.info("export released", extra=log.fields(status=str(status)))
         return row
 
@@ -273,15 +253,18 @@ class BatchRunner:
 
     def _failed_batch(self, message: str) -> dict[str, Any]:
         failures = self.row["consecutive_failures"] + 1
-        settings = self.settings
-        if failures >= settings.gestao_scouter_max_failing_batches:
-            reason = f"{failures} batches in a row failed; last: {message}"
-            return self._release(ExportStatus.PAUSED, failures=failures, reason=reason)
-        delay = store.failure_delay(settings, failures)
-        row = self._release(ExportStatus.PENDING, delay_s=delay, failures=failures, error=message)
+        give_up = f"{failures} batches in a row failed; last: {message}"
+        with db.transaction() as conn:
+            row = exports.after_failure(conn, self.lease, failures, message, give_up)
         if row["status"] == ExportStatus.PENDING:  # not paused or reset by an admin meanwhile
-            key = f"gs-export:{self.job_id}:{self.row['attempts']}:retry"
-            run_task(self.job_id, self.row["tenant_id"], key=key, delay_s=delay)
+            delay = float(row["delay_s"] or 0.0)
+            event = ("retry", self.row["attempts"])
+            wake(KIND, self.job_id, tenant_id=self.row["tenant_id"], event=event, delay_s=delay)
+            fields = log.fields(reason=scrub_text(message), failures=failures, delay_s=delay)
+            _logger.warning("export batch failed, retry scheduled", extra=fields)
+        else:
+            fields = log.fields(status=row["status"], reason=scrub_text(row["pause_reason"] or ""))
+            _logger.error("export stopped after failing batches", extra=fields)
         return row
 
 
@@ -289,36 +272,85 @@ def _dumps(rows: list[Any]) -> bytes:
     return json.dumps(rows, ensure_ascii=False).encode()
 
 
-def _fail(row: dict[str, Any], message: str) -> None:
-    with db.transaction() as conn:
-        store.release(conn, row["id"], row["lease_token"], str(ExportStatus.FAILED), error=message)
+def _fail(row: Row, message: str) -> None:
+    try:
+        with db.transaction() as conn:
+            exports.release(conn, Lease(exports.TABLE, row), ExportStatus.FAILED, error=message)
+    except LeaseLost:
+        return
+    _logger.error("export failed", extra=log.fields(reason=scrub_text(message)))
 
 
-def run_job(job_id: UUID, tenant_id: UUID, *, budget_s: float | None = None) -> dict[str, Any]:
-    """The `run` action: claim the job and export until done, paused or out of budget."""
+def run_claimed(row: Row, deadline: float) -> dict[str, Any] | None:
+    """Export one claimed job until done, paused, out of budget or out of luck."""
     settings = get_settings()
-    budget = settings.gestao_scouter_budget_s if budget_s is None else budget_s
-    deadline = time.monotonic() + budget
-    with db.transaction() as conn:
-        row = store.claim(conn, tenant_id, job_id)
-    if row is None:  # not due, paused, done, or another runner has it: nothing to do
-        return _current(tenant_id, job_id)
-    with log.labels(job_id=job_id, tenant_id=row["tenant_id"]):
+    with log.labels(job_id=row["id"], tenant_id=row["tenant_id"]):
         try:
             with db.transaction() as conn:
                 target = target_for(conn, get_tenant(conn, tenant_id=row["tenant_id"]))
             runner = BatchRunner(row, RemoteClient(target, settings), settings)
         except SyncqError as exc:
             _fail(row, scrub_text(exc.message))
-            return _current(tenant_id, job_id)
+            return None
         try:
-            runner.run(deadline)
+            return runner.run(deadline)
         except Exception:
             _logger.exception("export runner crashed")
-            runner.failed_batch("Internal error while exporting.")
+            return runner.failed_batch("Internal error while exporting.")
+
+
+def run_job(job_id: UUID, tenant_id: UUID, *, budget_s: float | None = None) -> dict[str, Any]:
+    """The `run` action: claim the tenant's job and export until done, paused or out of
+    budget. Another tenant's job is a 404; one not due (or taken) is left as it is."""
+    settings = get_settings()
+    budget = settings.gestao_scouter_budget_s if budget_s is None else budget_s
+    deadline = time.monotonic() + budget
+    with db.transaction() as conn:
+        exports.get(conn, tenant_id, job_id)
+        claimed = engine.claim(conn, exports.TABLE, job_id=job_id)
+    if claimed:
+        run_claimed(claimed[0], deadline)
     return _current(tenant_id, job_id)
 
 
 def _current(tenant_id: UUID, job_id: UUID) -> dict[str, Any]:
     with db.transaction() as conn:
-        return ExportJob.from_row(store.get(conn, tenant_id, job_id)).model_dump(mode="json")
+        return ExportJob.from_row(exports.get(conn, tenant_id, job_id)).model_dump(mode="json")
+
+
+@dataclass(frozen=True)
+class GestaoExport:
+    """Export jobs (`gestao_scouter_export_jobs`) as a kind of the engine: each runs in its
+    own request (a budgeted run that wakes its continuation); the keyset cursor is its
+    checkpoint, and pause/reset are requests like a cancel."""
+
+    name: str = "gestao_export"
+    table: JobTable = exports.TABLE
+    function: str = FUNCTION
+    drains_in_sweep: bool = False
+
+    def stale_after_s(self) -> float:
+        return get_settings().gestao_scouter_stale_after_s
+
+    def wake_body(self, job_id: UUID | None, tenant_id: UUID | None) -> dict[str, Any]:
+        if job_id is None or tenant_id is None:
+            raise ValueError("an export wake-up names its job and tenant")
+        return {"tenant_id": str(tenant_id), "action": "run", "job_id": str(job_id)}
+
+    def run(self, row: Row, deadline: float) -> dict[str, Any]:
+        run_claimed(row, deadline)
+        return {"job_id": str(row["id"])}
+
+    def rescue(self, conn: Conn, row: Row) -> list[Row]:
+        """A silent runner counts as a failed batch (its batch is redone: upserts are
+        idempotent), so a batch that kills its runner every time ends paused."""
+        failures = row["consecutive_failures"] + 1
+        give_up = (
+            f"The runner stopped without a word {failures} times in a row (crash, timeout "
+            "or out of memory). Resume to try again."
+        )
+        error = "The runner stopped responding; retrying."
+        return [exports.after_failure(conn, Lease(exports.TABLE, row), failures, error, give_up)]
+
+
+KIND = GestaoExport()

@@ -8,8 +8,7 @@ from uuid import UUID
 from shared import db
 from shared.auth import Principal
 from shared.errors import Unprocessable
-from shared.gestao import jobs as store
-from shared.gestao import schema
+from shared.gestao import exports, schema
 from shared.gestao.mapping import load_mapping, save_mapping, validate_mapping
 from shared.gestao.models import (
     ExportAction,
@@ -19,7 +18,8 @@ from shared.gestao.models import (
     TenantRequest,
 )
 from shared.gestao.remote import RemoteClient, Target, require_ok, target_for
-from shared.gestao.runner import run_job, run_task
+from shared.gestao.runner import KIND, run_job
+from shared.jobs.wake import wake
 from shared.settings import get_settings
 from shared.sqlfiles import query
 from shared.tenancy import Role, Tenant, get_tenant, require_role
@@ -54,20 +54,20 @@ def export_action(principal: Principal, req: ExportRequest) -> dict[str, Any]:
         return start_export(principal, req)
     with db.transaction() as conn:
         require_role(conn, principal, req.tenant_id, Role.ADMIN)
-        job_id = req.job_id or store.get(conn, req.tenant_id, None)["id"]
+        job_id = req.job_id or exports.get(conn, req.tenant_id, None)["id"]
         if req.action is ExportAction.PAUSE:
-            row = store.pause(conn, req.tenant_id, job_id)
+            row = exports.pause(conn, req.tenant_id, job_id)
         elif req.action is ExportAction.RESUME:
-            row = store.resume(conn, req.tenant_id, job_id)
+            row = exports.resume(conn, req.tenant_id, job_id)
         elif req.action is ExportAction.RESET:
-            row = store.reset(conn, req.tenant_id, job_id)
+            row = exports.reset(conn, req.tenant_id, job_id)
         else:
-            row = store.get(conn, req.tenant_id, job_id)
+            row = exports.get(conn, req.tenant_id, job_id)
         errors = conn.execute(
             query("gestao", "job_errors"), {"id": job_id, "limit": RECENT_ERRORS}
         ).fetchall()
     if req.action in (ExportAction.RESUME, ExportAction.RESET) and row["status"] == "pending":
-        run_task(job_id, req.tenant_id, key=f"gs-export:{job_id}:{req.action}:{row['updated_at']}")
+        wake(KIND, job_id, tenant_id=req.tenant_id, event=(req.action, row["updated_at"]))
     body = ExportJob.from_row(row).model_dump(mode="json")
     body["recent_errors"] = [
         {k: r[k] for k in ("lead_id", "error_message", "response_status", "created_at")}
@@ -80,7 +80,7 @@ def start_export(principal: Principal, req: ExportRequest) -> dict[str, Any]:
     """Validate the remote schema, count the leads in range, create the job, wake a runner."""
     tenant, target, mapping = _admin_context(principal, req.tenant_id)
     with db.transaction() as conn:
-        store.ensure_none_live(conn, tenant.id)
+        exports.ensure_none_live(conn, tenant.id)
     settings = get_settings()
     columns = remote_columns(tenant.id, RemoteClient(target, settings))
     report = schema.compare(validate_mapping(mapping), columns)
@@ -92,7 +92,7 @@ def start_export(principal: Principal, req: ExportRequest) -> dict[str, Any]:
             details=report.as_dict(),
         )
     with db.transaction() as conn:
-        row = store.create(
+        row = exports.create(
             conn,
             tenant_id=tenant.id,
             start=req.start_date,
@@ -101,7 +101,7 @@ def start_export(principal: Principal, req: ExportRequest) -> dict[str, Any]:
             batch_size=settings.gestao_scouter_batch_size,
             created_by=principal.user_id,
         )
-    run_task(row["id"], tenant.id, key=f"gs-export:{row['id']}:start")
+    wake(KIND, row["id"], tenant_id=tenant.id, event=("first",))
     return ExportJob.from_row(row).model_dump(mode="json")
 
 

@@ -7,12 +7,12 @@ from uuid import UUID
 
 from shared import db
 from shared.auth import Principal
-from shared.dispatch import Task, dispatch
 from shared.errors import Conflict, Forbidden, JobFinished, NotFound, UpstreamError
-from shared.queue import store, worker
+from shared.jobs.wake import wake
+from shared.queue import store
+from shared.queue.kind import KIND, run_claimed
 from shared.queue.models import Job, JobStatus
-from shared.queue.schemas import JobRef, ListJobsQuery, ProcessRequest, RunIntegrationRequest
-from shared.queue.store import Outcome
+from shared.queue.schemas import JobRef, ListJobsQuery, RunIntegrationRequest
 from shared.tenancy import Role, Tenant, enabled_integration, get_tenant, require_role
 
 
@@ -28,21 +28,8 @@ def run_integration(principal: Principal, req: RunIntegrationRequest) -> dict[st
             payload=req.payload,
             created_by=principal.user_id,
         )
-    dispatch(Task(worker.WORKER_FUNCTION, {"job_id": str(row["id"])}, key=f"{row['id']}:0"))
+    wake(KIND, row["id"], event=("first",))
     return {"job_id": str(row["id"]), "status": row["status"]}
-
-
-def process_jobs(principal: Principal, req: ProcessRequest) -> dict[str, Any]:
-    """The worker's entry: `{job_id}` is a wake-up, `{}` is the minute sweep."""
-    principal.require_service()
-    if req.job_id is not None:
-        rescued = worker.rescue()
-        report = worker.process(req.job_id)
-        report.rescued += rescued
-        return report.as_dict()
-    from shared.sweep import sweep  # noqa: PLC0415 - sweep imports every subsystem
-
-    return sweep()
 
 
 def cancel_job(principal: Principal, req: JobRef) -> Job:
@@ -60,9 +47,8 @@ def cancel_job(principal: Principal, req: JobRef) -> Job:
         if row is None:
             raise NotFound("No such job.")
         if row["status"] == JobStatus.PENDING:
-            store.finish(
-                conn, [Outcome(row["id"], None, JobStatus.CANCELED)], message="job canceled"
-            )
+            canceled = store.final(row["id"], None, JobStatus.CANCELED)
+            store.release(conn, [canceled], message="job canceled")
             row = store.get_job(conn, row["id"]) or row
         elif row["status"] == JobStatus.RUNNING:
             row = store.request_cancel(conn, row["id"]) or row
@@ -116,7 +102,7 @@ def run_direct(
         require_role(conn, principal, tenant.id, Role.ADMIN)
         enabled_integration(conn, tenant.id, provider_slug)
         row = _take_slot(conn, principal, tenant, provider_slug, job_id)
-    report = worker.run_claimed(row)
+    report = run_claimed(row)
     if report.status == JobStatus.SUCCESS and report.result is not None:
         return {**report.result, "job_id": report.job_id}
     details: dict[str, Any] = {"job_id": report.job_id, "status": report.status}

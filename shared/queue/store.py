@@ -1,52 +1,55 @@
-"""The queue's state changes, each a statement run inside the caller's transaction."""
+"""The integration queue's rows: submit, cancel, list, and its state changes on the engine.
+
+Claim, heartbeat, release and rescue are the engine's statements (`shared.jobs.store`)
+with this table's fragments (`sql/queue.sql`): each writes its integration_logs row (and
+tenant_integrations.last_* on final states) in the same statement (invariant 6).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from shared import log
 from shared.db import Conn, Row
 from shared.errors import JobAlreadyActive
-from shared.queue.backoff import Verdict, decide
+from shared.jobs import store as engine
+from shared.jobs.store import Release
+from shared.jobs.table import JobTable
 from shared.queue.models import JobStatus
 from shared.sqlfiles import query
 
-_logger = log.get_logger("queue.store")
-
-
-class LeaseLost(Exception):
-    """The job is no longer ours: it was rescued, canceled or finished by someone else."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """A final state for a job held under `lease`."""
-
-    job_id: UUID
-    lease: UUID | None
-    status: JobStatus
-    result: dict[str, Any] | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class Retry:
-    """Send a job held under `lease` back to pending after `delay_s`."""
-
-    job_id: UUID
-    lease: UUID | None
-    error: str
-    delay_s: float
+TABLE = JobTable("integration_jobs", "queue")
 
 
 def _q(name: str) -> Any:
     return query("queue", name)
+
+
+def final(
+    job_id: UUID,
+    lease: UUID | None,
+    status: JobStatus,
+    *,
+    result: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> Release:
+    """A final state (success, error or canceled) for a job held under `lease`."""
+    extra = {} if result is None else {"result": result}
+    return Release(job_id, lease, str(status), error=error, final=True, extra=extra)
+
+
+def retry(job_id: UUID, lease: UUID | None, error: str, delay_s: float) -> Release:
+    """Back to pending, due again after `delay_s` (invariant 5)."""
+    return Release(job_id, lease, str(JobStatus.PENDING), error=error, delay_s=delay_s)
+
+
+def release(conn: Conn, releases: Sequence[Release], *, message: str) -> list[Row]:
+    """Apply new states with their log rows; stale leases are left alone."""
+    return engine.release(conn, TABLE, releases, message=message)
 
 
 def submit(
@@ -85,118 +88,7 @@ def submit(
 
 def claim(conn: Conn, *, limit: int = 1, job_id: UUID | None = None) -> list[Row]:
     """Claim up to `limit` due jobs (or the one named), oldest due first."""
-    return conn.execute(_q("claim"), {"limit": limit, "job_id": job_id}).fetchall()
-
-
-def heartbeat(conn: Conn, *, job_id: UUID, lease: UUID, progress: int) -> bool:
-    """Record progress (the heartbeat); returns whether a cancel was requested."""
-    row = conn.execute(
-        _q("heartbeat"), {"id": job_id, "lease": lease, "progress": max(0, min(100, progress))}
-    ).fetchone()
-    if row is None:
-        raise LeaseLost(str(job_id))
-    return bool(row["cancel_requested"])
-
-
-def lock_held(conn: Conn, *, job_id: UUID, lease: UUID) -> Row | None:
-    """The job locked, if it is still running under `lease` (None: the lease is lost).
-
-    cancel_job takes the same lock, so a state decided under it sees every cancel request.
-    """
-    return conn.execute(_q("lock_held"), {"id": job_id, "lease": lease}).fetchone()
-
-
-def finish(conn: Conn, outcomes: Sequence[Outcome], *, message: str) -> list[Row]:
-    """Apply final states; rows whose lease no longer matches are left alone."""
-    if not outcomes:
-        return []
-    return conn.execute(
-        _q("finish"),
-        {
-            "ids": [o.job_id for o in outcomes],
-            "leases": [o.lease for o in outcomes],
-            "statuses": [str(o.status) for o in outcomes],
-            "results": [Jsonb(o.result) if o.result is not None else None for o in outcomes],
-            "errors": [o.error for o in outcomes],
-            "message": message,
-        },
-    ).fetchall()
-
-
-def retry(conn: Conn, retries: Sequence[Retry], *, message: str) -> list[Row]:
-    """Send jobs back to pending with their delays; stale leases are left alone."""
-    if not retries:
-        return []
-    return conn.execute(
-        _q("retry"),
-        {
-            "ids": [r.job_id for r in retries],
-            "leases": [r.lease for r in retries],
-            "errors": [r.error for r in retries],
-            "delays": [r.delay_s for r in retries],
-            "message": message,
-        },
-    ).fetchall()
-
-
-@dataclass(frozen=True)
-class Rescued:
-    retried: list[Row]
-    finished: list[Row]
-    failed: list[UUID]
-
-
-def rescue_stale(
-    conn: Conn, *, stale_after_s: float, base_s: float, cap_s: float, limit: int = 500
-) -> Rescued:
-    """Running jobs with an expired lease: retry with backoff, or error "timed out".
-
-    Each row is rescued under its own savepoint: a row that cannot be rescued is rolled back
-    alone (still locked by us, still 'running', left for the next sweep) and named in
-    `failed`, while the others are rescued in this same transaction.
-    """
-    stale = conn.execute(
-        _q("lock_stale"), {"stale_after_s": stale_after_s, "limit": limit}
-    ).fetchall()
-    rescued = Rescued(retried=[], finished=[], failed=[])
-    for row in stale:
-        try:
-            with conn.transaction():
-                retried, finished = _rescue_one(conn, row, base_s=base_s, cap_s=cap_s)
-        except Exception:  # whatever poisons one row must not stop the rescue of the others
-            _logger.exception("stale job could not be rescued", extra=log.fields(job_id=row["id"]))
-            rescued.failed.append(row["id"])
-            continue
-        rescued.retried.extend(retried)
-        rescued.finished.extend(finished)
-    return rescued
-
-
-def _rescue_one(
-    conn: Conn, row: Row, *, base_s: float, cap_s: float
-) -> tuple[list[Row], list[Row]]:
-    """One stale row to pending with backoff, or to its final state: (retried, finished)."""
-    decision = decide(
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        retryable=True,
-        cancel_requested=row["cancel_requested"],
-        base_s=base_s,
-        cap_s=cap_s,
-    )
-    if decision.verdict is Verdict.RETRY:
-        again = Retry(row["id"], row["lease_token"], "timed out", decision.delay_s)
-        return retry(conn, [again], message="rescued: heartbeat stale, retry scheduled"), []
-    status = JobStatus.CANCELED if decision.verdict is Verdict.CANCEL else JobStatus.ERROR
-    error = None if status is JobStatus.CANCELED else "timed out"
-    outcome = Outcome(row["id"], row["lease_token"], status, error=error)
-    return [], finish(conn, [outcome], message="rescued: heartbeat stale")
-
-
-def due_count(conn: Conn) -> int:
-    """How many pending jobs are due now."""
-    row = conn.execute(_q("due_count")).fetchone()
-    return int(row["n"]) if row else 0
+    return engine.claim(conn, TABLE, limit=limit, job_id=job_id)
 
 
 def get_job(conn: Conn, job_id: UUID, *, lock: bool = False) -> Row | None:
@@ -229,3 +121,11 @@ def list_jobs(
             "limit": limit,
         },
     ).fetchall()
+
+
+def last_success_at(conn: Conn, tenant_id: UUID, provider_slug: str) -> Any:
+    """When the tenant's last successful sync of this provider started (or None)."""
+    row = conn.execute(
+        _q("last_success_at"), {"tenant_id": tenant_id, "provider_slug": provider_slug}
+    ).fetchone()
+    return row["at"] if row else None

@@ -37,20 +37,20 @@ SELECT * FROM gestao_scouter_export_jobs WHERE id = %(id)s AND tenant_id = %(ten
 SELECT * FROM gestao_scouter_export_jobs WHERE tenant_id = %(tenant_id)s
 ORDER BY created_at DESC LIMIT 1
 
--- name: claim
--- Take the job when it is pending and due. A running job whose runner died is handed back
--- by the sweep (rescue), which counts it as a failed batch: a job that kills its runner
--- every time ends paused instead of restarting forever.
-UPDATE gestao_scouter_export_jobs
-SET status = 'running', lease_token = gen_random_uuid(), heartbeat_at = now(),
-    attempts = attempts + 1, started_at = COALESCE(started_at, now()), updated_at = now()
-WHERE id = %(id)s AND tenant_id = %(tenant_id)s AND status = 'pending' AND run_after <= now()
-RETURNING *
+-- Fragments of the engine's statements (shared/sql/jobs.sql) for gestao_scouter_export_jobs.
 
--- name: heartbeat
-UPDATE gestao_scouter_export_jobs SET heartbeat_at = now(), updated_at = now()
-WHERE id = %(id)s AND lease_token = %(lease)s AND status = 'running'
-RETURNING pause_requested, reset_requested
+-- name: claim_set
+-- started_at is the export's first start (a continuation keeps it).
+, started_at = COALESCE(j.started_at, now())
+
+-- name: release_set
+-- A release answers any pause request; extra: failures (consecutive failed batches, kept
+-- when absent) and reason (why it paused). A completed job has exported up to its end.
+, consecutive_failures = COALESCE((i.extra ->> 'failures')::integer, j.consecutive_failures),
+  pause_requested = false, pause_reason = i.extra ->> 'reason',
+  last_completed_date = CASE WHEN i.status = 'completed'
+                             THEN COALESCE(j.end_date, j.processing_date, j.last_completed_date)
+                             ELSE j.last_completed_date END
 
 -- name: checkpoint
 -- One batch accounted for, under the lease: counters, keyset cursor, dates, heartbeat.
@@ -80,30 +80,6 @@ RETURNING lead_id
 -- name: add_errors
 UPDATE gestao_scouter_export_jobs SET error_leads = error_leads + %(count)s
 WHERE id = %(id)s AND lease_token = %(lease)s
-
--- name: lock_running
--- The running job under this lease, locked while its runner (or the sweep) hands it back.
-SELECT tenant_id, start_date, end_date, consecutive_failures, pause_requested, reset_requested
-FROM gestao_scouter_export_jobs
-WHERE id = %(id)s AND lease_token = %(lease)s AND status = 'running'
-FOR UPDATE
-
--- name: release
--- The runner hands the job back (under its lease): pending to continue later, paused,
--- completed or failed.
-UPDATE gestao_scouter_export_jobs
-SET status = %(status)s, lease_token = NULL,
-    run_after = now() + make_interval(secs => %(delay_s)s),
-    consecutive_failures = COALESCE(%(failures)s, consecutive_failures),
-    pause_requested = false,
-    pause_reason = %(reason)s, error_message = %(error)s,
-    last_completed_date = CASE WHEN %(status)s = 'completed'
-                               THEN COALESCE(end_date, processing_date, last_completed_date)
-                               ELSE last_completed_date END,
-    finished_at = CASE WHEN %(status)s IN ('completed', 'failed') THEN now() END,
-    updated_at = now()
-WHERE id = %(id)s AND lease_token = %(lease)s AND status = 'running'
-RETURNING *
 
 -- name: request_pause
 -- A pending job pauses now; a running one at its runner's next check (between batches).
@@ -147,20 +123,6 @@ RETURNING *
 
 -- name: delete_errors
 DELETE FROM gestao_scouter_export_errors WHERE job_id = %(id)s
-
--- name: stale_jobs
--- Running jobs whose runner stopped heartbeating (crashed, killed, timed out).
-SELECT id, lease_token, consecutive_failures FROM gestao_scouter_export_jobs
-WHERE status = 'running'
-  AND heartbeat_at < now() - make_interval(secs => %(stale_after_s)s)
-ORDER BY heartbeat_at
-LIMIT 100
-FOR UPDATE SKIP LOCKED
-
--- name: due_jobs
-SELECT id, tenant_id, attempts, batches FROM gestao_scouter_export_jobs
-WHERE status = 'pending' AND run_after <= now()
-ORDER BY run_after LIMIT %(limit)s
 
 -- name: stuck_jobs
 SELECT j.*, t.slug AS tenant_slug FROM gestao_scouter_export_jobs j

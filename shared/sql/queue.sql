@@ -32,112 +32,48 @@ SELECT id, status FROM integration_jobs
 WHERE tenant_id = %(tenant_id)s AND provider_slug = %(provider_slug)s
   AND status IN ('pending', 'running')
 
--- name: claim
--- Oldest due first; SKIP LOCKED lets concurrent workers take different jobs.
-WITH due AS (
-  SELECT id FROM integration_jobs
-  WHERE status = 'pending' AND run_after <= now()
-    AND (%(job_id)s::uuid IS NULL OR id = %(job_id)s::uuid)
-  ORDER BY run_after, created_at
-  LIMIT %(limit)s
-  FOR UPDATE SKIP LOCKED
-), claimed AS (
-  UPDATE integration_jobs j
-  SET status = 'running', attempts = j.attempts + 1, progress = 0, started_at = now(),
-      heartbeat_at = now(), lease_token = gen_random_uuid(), updated_at = now(),
-      finished_at = NULL, execution_time_ms = NULL
-  FROM due WHERE j.id = due.id
-  RETURNING j.id, j.tenant_id, j.provider_slug, j.lease_token, j.attempts, j.max_attempts,
-            j.payload
-), logged AS (
+-- Fragments of the engine's statements (shared/sql/jobs.sql) for integration_jobs.
+
+-- name: claim_set
+, progress = 0, started_at = now(), execution_time_ms = NULL
+
+-- name: claim_effects
+, logged AS (
   INSERT INTO integration_logs (job_id, tenant_id, provider_slug, status, message, details)
   SELECT id, tenant_id, provider_slug, 'running', 'job claimed',
          jsonb_build_object('attempt', attempts) FROM claimed
 )
-SELECT * FROM claimed
 
--- name: heartbeat
-UPDATE integration_jobs
-SET progress = %(progress)s, heartbeat_at = now(), updated_at = now()
-WHERE id = %(id)s AND lease_token = %(lease)s AND status = 'running'
-RETURNING cancel_requested
+-- name: heartbeat_set
+, progress = %(progress)s
 
--- name: lock_held
--- A running job still held under this lease, locked: the next state of a failed attempt is
--- decided against its cancel flag as it stands (cancel requests lock the row too).
-SELECT cancel_requested FROM integration_jobs
-WHERE id = %(id)s AND lease_token = %(lease)s AND status = 'running'
-FOR UPDATE
+-- name: release_set
+-- A final state stamps the progress and the attempt's time (capped at the integer column's
+-- maximum, ~24.8 days: a legacy row rescued weeks after it started must not fail the
+-- statement) and stores the result; a retry keeps them.
+, progress = CASE WHEN i.status = 'success' THEN 100 ELSE j.progress END,
+  execution_time_ms = CASE WHEN NOT i.final THEN j.execution_time_ms
+                           WHEN j.started_at IS NULL THEN NULL
+                           ELSE LEAST(extract(epoch FROM now() - j.started_at) * 1000,
+                                      2147483647)::integer END,
+  result = CASE WHEN i.final THEN i.extra -> 'result' ELSE j.result END
 
--- name: finish
--- Final states under the lease: success, error or canceled, for one job or a batch.
--- Returns the ids (and little else) of the rows that were still held: the hot path.
-WITH input AS (
-  SELECT * FROM unnest(%(ids)s::uuid[], %(leases)s::uuid[], %(statuses)s::text[],
-                       %(results)s::jsonb[], %(errors)s::text[])
-         AS i(id, lease, status, result, error)
-), done AS (
-  UPDATE integration_jobs j
-  SET status = i.status,
-      progress = CASE WHEN i.status = 'success' THEN 100 ELSE j.progress END,
-      finished_at = now(), updated_at = now(),
-      -- Capped at the integer column's maximum (~24.8 days): a legacy row rescued weeks
-      -- after it started must not fail the whole statement with "integer out of range".
-      execution_time_ms = CASE WHEN j.started_at IS NULL THEN NULL
-                               ELSE LEAST(extract(epoch FROM now() - j.started_at) * 1000,
-                                          2147483647)::integer END,
-      result = i.result, error_message = i.error, lease_token = NULL
-  FROM input i
-  WHERE j.id = i.id AND j.lease_token IS NOT DISTINCT FROM i.lease
-    AND j.status IN ('pending', 'running')
-  RETURNING j.id, j.tenant_id, j.provider_slug, j.status, j.attempts, j.error_message,
-            j.execution_time_ms
-), integ AS (
+-- name: release_effects
+-- tenant_integrations.last_* on final states, an integration_logs row always (invariant 6).
+, integ AS (
   UPDATE tenant_integrations t
   SET last_run = now(), last_status = d.status, last_error = d.error_message, updated_at = now()
   FROM done d
-  WHERE t.tenant_id = d.tenant_id AND t.provider_slug = d.provider_slug
+  WHERE d.finished_at IS NOT NULL
+    AND t.tenant_id = d.tenant_id AND t.provider_slug = d.provider_slug
 ), logged AS (
   INSERT INTO integration_logs (job_id, tenant_id, provider_slug, status, message, details)
   SELECT id, tenant_id, provider_slug, status, %(message)s,
-         jsonb_strip_nulls(jsonb_build_object('attempt', attempts, 'error', error_message,
-                                              'execution_time_ms', execution_time_ms))
+         jsonb_strip_nulls(jsonb_build_object(
+           'attempt', attempts, 'error', error_message, 'execution_time_ms', execution_time_ms,
+           'delay_s', round(delay_s::numeric, 3)))
   FROM done
 )
-SELECT * FROM done
-
--- name: retry
--- Back to pending with a scheduled run_after (invariant 5), under the lease.
-WITH input AS (
-  SELECT * FROM unnest(%(ids)s::uuid[], %(leases)s::uuid[], %(errors)s::text[],
-                       %(delays)s::float8[])
-         AS i(id, lease, error, delay_s)
-), done AS (
-  UPDATE integration_jobs j
-  SET status = 'pending', error_message = i.error, lease_token = NULL, heartbeat_at = NULL,
-      run_after = now() + make_interval(secs => i.delay_s), updated_at = now()
-  FROM input i
-  WHERE j.id = i.id AND j.lease_token IS NOT DISTINCT FROM i.lease AND j.status = 'running'
-  RETURNING j.*, i.delay_s
-), logged AS (
-  INSERT INTO integration_logs (job_id, tenant_id, provider_slug, status, message, details)
-  SELECT id, tenant_id, provider_slug, 'pending', %(message)s,
-         jsonb_build_object('attempt', attempts, 'delay_s', round(delay_s::numeric, 3),
-                            'error', error_message)
-  FROM done
-)
-SELECT * FROM done
-
--- name: lock_stale
--- Running jobs whose lease expired, including rows with no timestamps at all.
-SELECT id, lease_token, attempts, max_attempts, cancel_requested
-FROM integration_jobs
-WHERE status = 'running'
-  AND (COALESCE(heartbeat_at, started_at) IS NULL
-       OR COALESCE(heartbeat_at, started_at) < now() - make_interval(secs => %(stale_after_s)s))
-ORDER BY COALESCE(heartbeat_at, started_at) NULLS FIRST
-LIMIT %(limit)s
-FOR UPDATE SKIP LOCKED
 
 -- name: lock_job
 SELECT * FROM integration_jobs WHERE id = %(id)s FOR UPDATE
@@ -152,9 +88,6 @@ WITH done AS (
   SELECT id, tenant_id, provider_slug, 'running', 'cancel requested', '{}'::jsonb FROM done
 )
 SELECT * FROM done
-
--- name: due_count
-SELECT count(*) AS n FROM integration_jobs WHERE status = 'pending' AND run_after <= now()
 
 -- name: get_job
 SELECT * FROM integration_jobs WHERE id = %(id)s

@@ -14,7 +14,8 @@ from shared.dispatch import RecordingDispatcher, get_dispatcher
 from shared.providers import PROVIDERS
 from shared.queue import store
 from shared.queue.models import JobStatus
-from shared.queue.store import Outcome
+from shared.errors import LeaseLost
+from shared.jobs.lease import Lease
 from tests.providers_for_tests import ScriptedProvider
 from tests.support import TenantFixture, call, drain, rows, seed_tenant, service_token
 
@@ -156,11 +157,10 @@ def test_stale_jobs_are_rescued_and_zombies_change_nothing(
     assert jobs[c.id]["status"] == "error" and jobs[c.id]["error_message"] == "timed out"
     # The zombie worker of job a comes back with its old lease: nothing changes.
     with db.transaction() as conn:
-        done = store.finish(
-            conn, [Outcome(old[0], old[1], JobStatus.ERROR, error="zombie")], message="zombie"
-        )
-        with pytest.raises(store.LeaseLost):
-            store.heartbeat(conn, job_id=old[0], lease=old[1], progress=50)
+        zombie = store.final(old[0], old[1], JobStatus.ERROR, error="zombie")
+        done = store.release(conn, [zombie], message="zombie")
+        with pytest.raises(LeaseLost):
+            Lease(store.TABLE, {"id": old[0], "lease_token": old[1]}).heartbeat(conn, progress=50)
     assert done == []
     after = rows(
         database_url, "SELECT status, error_message FROM integration_jobs WHERE id=%s", old[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.queue.backoff import Decision, Verdict, backoff_delay, decide
+from shared.jobs.policy import Decision, Verdict, backoff_delay, decide
 
 
 @pytest.mark.parametrize("rand", [0.0, 0.3, 0.999])
@@ -42,10 +42,10 @@ def test_attempts_below_one_count_as_the_first(attempt: int) -> None:
     [
         (1, 3, True, False, Verdict.RETRY),
         (2, 3, True, False, Verdict.RETRY),
-        (3, 3, True, False, Verdict.FAIL),
-        (1, 3, False, False, Verdict.FAIL),
-        (1, 3, True, True, Verdict.CANCEL),
-        (3, 3, False, True, Verdict.CANCEL),
+        (3, 3, True, False, Verdict.GIVE_UP),
+        (1, 3, False, False, Verdict.GIVE_UP),
+        (1, 3, True, True, Verdict.STOP),
+        (3, 3, False, True, Verdict.STOP),
     ],
 )
 def test_decide(
@@ -53,7 +53,7 @@ def test_decide(
 ) -> None:
     d = decide(
         attempts=attempts, max_attempts=max_attempts, retryable=retryable,
-        cancel_requested=cancel, base_s=10, cap_s=100, rand=0.5,
+        stop_requested=cancel, base_s=10, cap_s=100, rand=0.5,
     )  # fmt: skip
     assert d.verdict is verdict
     assert (d.delay_s > 0) == (verdict is Verdict.RETRY)

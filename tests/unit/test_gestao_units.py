@@ -9,11 +9,11 @@ import pytest
 from shared.errors import ValidationFailed
 from shared.gestao.batches import batch_statement, date_bounds, remote_columns
 from shared.gestao.config_check import check_url
-from shared.gestao.jobs import failure_delay
 from shared.gestao.mapping import DEFAULT_MAPPING, LOCAL_FIELDS, mapping_problems, reverse
 from shared.gestao.models import ExportRequest, ReverseSyncRequest
 from shared.gestao.remote import Answer, Verdict
 from shared.gestao.schema import columns_from_openapi, compare, kind_of
+from shared.jobs.policy import backoff_delay
 from shared.scrub import scrub_text, scrub_value
 from shared.settings import Settings
 
@@ -144,6 +144,13 @@ def test_check_url(url: str, ok: bool, detail: str) -> None:
 
 
 def test_failure_backoff_doubles_and_is_capped() -> None:
+    # The export backs off with the engine's one policy, from its own base and cap.
     settings = Settings(gestao_scouter_failure_backoff_s=30)
-    delays = [failure_delay(settings, n) for n in (0, 1, 2, 3, 6, 50)]
+    base, cap = (
+        settings.gestao_scouter_failure_backoff_s,
+        settings.gestao_scouter_failure_backoff_cap_s,
+    )
+    delays = [backoff_delay(n, base_s=base, cap_s=cap, rand=1.0) for n in (0, 1, 2, 3, 6, 50)]
     assert delays == [30.0, 30.0, 60.0, 120.0, 600.0, 600.0]
+    lowest = [backoff_delay(n, base_s=base, cap_s=cap, rand=0.0) for n in (1, 2, 6)]
+    assert lowest == [15.0, 30.0, 300.0]  # equal jitter: never below half

@@ -1,4 +1,8 @@
-"""Export job rows: each function is one statement (or a few) in the caller's transaction."""
+"""Export job rows: each function is one statement (or a few) in the caller's transaction.
+
+Claim, heartbeat, release and rescue are the engine's (`shared.jobs`) with this table's
+fragments (`sql/gestao.sql`); the checkpoint and the admin's transitions are the export's.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,17 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from shared.db import Conn, Row
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, LeaseLost, NotFound
 from shared.gestao.batches import date_bounds
-from shared.settings import Settings
+from shared.gestao.models import ExportStatus
+from shared.jobs.lease import Lease
+from shared.jobs.policy import Verdict, decide
+from shared.jobs.table import JobTable
+from shared.settings import get_settings
 from shared.sqlfiles import query
 
+TABLE = JobTable("gestao_scouter_export_jobs", "gestao")
 PAUSED_BY_ADMIN = "paused by an admin"
-MAX_FAILURE_BACKOFF_S = 600.0
 
 
 def _q(name: str) -> Any:
@@ -86,82 +94,93 @@ def get(conn: Conn, tenant_id: UUID, job_id: UUID | None) -> Row:
     return row
 
 
-def claim(conn: Conn, tenant_id: UUID, job_id: UUID) -> Row | None:
-    """Take the tenant's job if it is pending and due; None when it is not ours to run."""
-    return conn.execute(_q("claim"), {"id": job_id, "tenant_id": tenant_id}).fetchone()
-
-
-def heartbeat(conn: Conn, job_id: UUID, lease: UUID) -> Row | None:
-    """Still ours? (None: lease lost.) The row says whether a pause was requested."""
-    return conn.execute(_q("heartbeat"), {"id": job_id, "lease": lease}).fetchone()
-
-
 def checkpoint(
     conn: Conn,
+    lease: Lease,
     *,
-    job_id: UUID,
-    lease: UUID,
     exported: int,
     cursor: tuple[Any, int],
     errors: list[dict[str, Any]],
-) -> Row | None:
-    """Account for one batch: counters, cursor and error rows in one transaction."""
+) -> Row:
+    """Account for one batch under the lease: counters, cursor and error rows, in one
+    transaction (the kind's checkpoint; a stale runner's raises LeaseLost, changing nothing)."""
+    job_id = lease.job_id
     row = conn.execute(
         _q("checkpoint"),
         {
             "id": job_id,
-            "lease": lease,
+            "lease": lease.token,
             "exported": exported,
             "cursor_criado": cursor[0],
             "cursor_id": cursor[1],
         },
     ).fetchone()
-    if row is None or not errors:
+    if row is None:
+        raise LeaseLost(str(job_id))
+    if not errors:
         return row
     written = conn.execute(
         _q("insert_errors"),
         {"job_id": job_id, "tenant_id": row["tenant_id"], "errors": Jsonb(errors)},
     ).fetchall()
     if written:
-        conn.execute(_q("add_errors"), {"id": job_id, "lease": lease, "count": len(written)})
+        conn.execute(_q("add_errors"), {"id": job_id, "lease": lease.token, "count": len(written)})
     return row
 
 
 def release(
     conn: Conn,
-    job_id: UUID,
-    lease: UUID,
-    status: str,
+    lease: Lease,
+    status: ExportStatus,
     *,
     delay_s: float = 0.0,
     failures: int | None = None,
     reason: str | None = None,
     error: str | None = None,
-) -> Row | None:
-    """Hand the job back in a new state; None when the lease was already lost.
+) -> Row:
+    """Hand the job back in a new state (raises LeaseLost when it is no longer ours).
 
     What an admin asked meanwhile wins: a reset is carried out now (the runner has stopped),
     and a job that would only have continued later is paused instead.
     """
-    held = conn.execute(_q("lock_running"), {"id": job_id, "lease": lease}).fetchone()
-    if held is None:
-        return None
+    held = lease.lock(conn)
     if held["reset_requested"]:
-        return _reset(conn, held, job_id, lease)
-    if held["pause_requested"] and status == "pending":
-        status, reason, delay_s = "paused", PAUSED_BY_ADMIN, 0.0
-    return conn.execute(
-        _q("release"),
-        {
-            "id": job_id,
-            "lease": lease,
-            "status": status,
-            "delay_s": delay_s,
-            "failures": failures,
-            "reason": reason,
-            "error": error,
-        },
-    ).fetchone()
+        row = _reset(conn, held, lease.job_id, lease.token)
+        if row is None:
+            raise LeaseLost(str(lease.job_id))
+        return row
+    if held["pause_requested"] and status is ExportStatus.PENDING:
+        status, reason = ExportStatus.PAUSED, PAUSED_BY_ADMIN
+    extra: dict[str, Any] = {"reason": reason}
+    if failures is not None:
+        extra["failures"] = failures
+    return lease.release(
+        conn,
+        str(status),
+        error=error,
+        delay_s=delay_s if status is ExportStatus.PENDING else None,
+        final=status in (ExportStatus.COMPLETED, ExportStatus.FAILED),
+        extra=extra,
+    )
+
+
+def after_failure(conn: Conn, lease: Lease, failures: int, error: str, give_up: str) -> Row:
+    """A failed batch (or a runner that died): `failures` in a row so far. Back off and go
+    on, or pause with `give_up` as the reason once the policy gives up on it."""
+    settings = get_settings()
+    decision = decide(
+        attempts=failures,
+        max_attempts=settings.gestao_scouter_max_failing_batches,
+        retryable=True,
+        base_s=settings.gestao_scouter_failure_backoff_s,
+        cap_s=settings.gestao_scouter_failure_backoff_cap_s,
+    )
+    if decision.verdict is Verdict.RETRY:
+        pending = ExportStatus.PENDING
+        return release(
+            conn, lease, pending, delay_s=decision.delay_s, failures=failures, error=error
+        )
+    return release(conn, lease, ExportStatus.PAUSED, failures=failures, reason=give_up)
 
 
 def _transition(conn: Conn, name: str, params: dict[str, Any], what: str) -> Row:
@@ -224,43 +243,3 @@ def _reset(conn: Conn, job: Row, job_id: UUID, lease: UUID | None) -> Row | None
     if row is not None:
         conn.execute(_q("delete_errors"), {"id": job_id})
     return row
-
-
-def failure_delay(settings: Settings, failures: int) -> float:
-    """Backoff before the next run after `failures` failed batches in a row (capped)."""
-    delay = settings.gestao_scouter_failure_backoff_s * 2 ** min(max(failures - 1, 0), 20)
-    return float(min(delay, MAX_FAILURE_BACKOFF_S))
-
-
-def rescue_stale(conn: Conn, settings: Settings) -> list[Row]:
-    """Running jobs whose runner stopped heartbeating, handed back.
-
-    A silent runner counts as a failed batch (its batch is redone: upserts are idempotent):
-    the job backs off and retries, and pauses with the reason after several in a row, so a
-    batch that kills its runner every time cannot restart forever.
-    """
-    rescued: list[Row] = []
-    stale = conn.execute(_q("stale_jobs"), {"stale_after_s": settings.gestao_scouter_stale_after_s})
-    for job in stale.fetchall():
-        failures = job["consecutive_failures"] + 1
-        if failures >= settings.gestao_scouter_max_failing_batches:
-            status, delay, error = "paused", 0.0, None
-            reason = (
-                f"The runner stopped without a word {failures} times in a row (crash, timeout "
-                "or out of memory). Resume to try again."
-            )
-        else:
-            status, reason, error = "pending", None, "The runner stopped responding; retrying."
-            delay = failure_delay(settings, failures)
-        row = release(
-            conn, job["id"], job["lease_token"], status,
-            delay_s=delay, failures=failures, reason=reason, error=error,
-        )  # fmt: skip
-        if row is not None:
-            rescued.append(row)
-    return rescued
-
-
-def due(conn: Conn, limit: int = 100) -> list[Row]:
-    """Pending jobs that should be running."""
-    return conn.execute(_q("due_jobs"), {"limit": limit}).fetchall()

@@ -1,0 +1,56 @@
+"""The retry policy, as pure functions: what to do after a failed attempt, and when.
+
+One backoff for every kind: exponential with "equal jitter". A kind maps the verdicts to
+its own states (the integration queue: pending / error / canceled; the export: pending /
+paused / paused-or-reset as an admin asked).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Verdict(StrEnum):
+    RETRY = "retry"  # back to pending after `delay_s`
+    GIVE_UP = "give_up"  # attempts exhausted or not retryable: the kind's failed state
+    STOP = "stop"  # someone asked the job to stop (cancel, pause, reset): that wins
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    delay_s: float = 0.0
+
+
+def backoff_delay(attempt: int, *, base_s: float, cap_s: float, rand: float) -> float:
+    """The delay before the retry after `attempt` (1-based), with "equal jitter".
+
+    It lies in [e/2, e] where e = min(cap, base * 2**(attempt-1)), so successive delays
+    never shrink and concurrent failures spread out. `rand` is in [0, 1). An attempt below
+    1 counts as the first: legacy rows of the old system say 'running' with attempts 0,
+    and rescuing them must not fail.
+    """
+    attempt = max(attempt, 1)
+    exponential = min(cap_s, base_s * 2.0 ** min(attempt - 1, 64))
+    return exponential / 2 + exponential / 2 * min(max(rand, 0.0), 1.0)
+
+
+def decide(
+    *,
+    attempts: int,
+    max_attempts: int,
+    retryable: bool,
+    stop_requested: bool = False,
+    base_s: float,
+    cap_s: float,
+    rand: float | None = None,
+) -> Decision:
+    """After a failed or abandoned attempt: stop as asked, retry later, or give up."""
+    if stop_requested:
+        return Decision(Verdict.STOP)
+    if not retryable or attempts >= max_attempts:
+        return Decision(Verdict.GIVE_UP)
+    r = random.random() if rand is None else rand
+    return Decision(Verdict.RETRY, backoff_delay(attempts, base_s=base_s, cap_s=cap_s, rand=r))

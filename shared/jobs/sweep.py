@@ -1,0 +1,110 @@
+"""The minute sweep (Cloud Scheduler): one pass over every registered kind and hook.
+
+For each kind, rescue the jobs whose lease expired; then run each hook (periodic repairs
+that are not leased jobs, e.g. the credits queue); then see to due work: drain the kinds
+that run in the sweep, wake the others' due jobs. Every step is idempotent, and one that
+fails is logged and does not stop the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from shared import db, log
+from shared.jobs import store
+from shared.jobs.drain import drain
+from shared.jobs.kind import Kind
+from shared.jobs.wake import wake
+
+RESCUE_LIMIT = 500
+WAKE_LIMIT = 100
+_logger = log.get_logger("jobs.sweep")
+
+Hook = Callable[[], Any]
+
+
+def rescue(kind: Kind) -> int:
+    """Hand back `kind`'s stale jobs; wake the retried ones once that has committed.
+
+    Never raises: a rescue that fails as a whole is logged and rolled back (nothing
+    rescued, nothing woken) and left to the next sweep. Each row is handed back under its
+    own savepoint, so a row that cannot be rescued (still locked by us, still running)
+    waits for the next sweep alone while the others are rescued.
+    """
+    released: list[db.Row] = []
+    try:
+        with db.transaction() as conn:
+            stale = store.lock_stale(
+                conn, kind.table, stale_after_s=kind.stale_after_s(), limit=RESCUE_LIMIT
+            )
+            for row in stale:
+                try:
+                    with conn.transaction():
+                        released.extend(kind.rescue(conn, row))
+                except Exception:
+                    _logger.exception(
+                        "stale job could not be rescued",
+                        extra=log.fields(kind=kind.name, job_id=row["id"]),
+                    )
+    except Exception:
+        _logger.exception("rescue of stale jobs failed", extra=log.fields(kind=kind.name))
+        return 0
+    for row in released:
+        if row["status"] == "pending":
+            event = ("retry", row["attempts"])
+            delay = float(row["delay_s"] or 0.0)
+            wake(kind, row["id"], tenant_id=row["tenant_id"], event=event, delay_s=delay)
+    if released:
+        _logger.warning("rescued stale jobs", extra=log.fields(kind=kind.name, count=len(released)))
+    return len(released)
+
+
+def wake_due(kind: Kind) -> int:
+    """A wake-up for each due job of a kind whose jobs run in their own requests."""
+    with db.transaction() as conn:
+        due = store.due(conn, kind.table, limit=WAKE_LIMIT)
+    for row in due:
+        wake(kind, row["id"], tenant_id=row["tenant_id"])
+    return len(due)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The registered kinds and hooks (composed in `shared.kinds`)."""
+
+    kinds: Sequence[Kind]
+    hooks: Sequence[tuple[str, Hook]]
+
+    def run(self, *, budget_s: float, batch: int = 1) -> dict[str, Any]:
+        """One sweep. `processed`, `remaining` and `rescued` add up every kind; `kinds`
+        and `hooks` say what each step did."""
+        kinds: dict[str, dict[str, Any]] = {}
+        for kind in self.kinds:
+            kinds[kind.name] = {"rescued": rescue(kind)}
+        hooks = {name: _guarded(name, hook) for name, hook in self.hooks}
+        processed: list[dict[str, Any]] = []
+        for kind in self.kinds:
+            if kind.drains_in_sweep:
+                report = drain(kind, budget_s=budget_s, batch=batch)
+                processed.extend(report.processed)
+                kinds[kind.name].update(processed=len(report.processed), remaining=report.remaining)
+            else:
+                kinds[kind.name]["woken"] = _guarded(kind.name, partial(wake_due, kind))
+        return {
+            "processed": processed,
+            "remaining": sum(k.get("remaining", 0) for k in kinds.values()),
+            "rescued": sum(k["rescued"] for k in kinds.values()),
+            "kinds": kinds,
+            "hooks": hooks,
+        }
+
+
+def _guarded(name: str, step: Callable[[], Any]) -> Any:
+    try:
+        return step()
+    except Exception:
+        _logger.exception("sweep step failed", extra=log.fields(step=name))
+        return {"error": "failed"}
