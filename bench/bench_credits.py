@@ -36,13 +36,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import functions_framework
 import httpx
 import psycopg
 
 from bench import _pg
 from infra import migrate
 from infra.emulators._common import start_in_thread
+from infra.local.gateway import load_function
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "bench-runninghub-key"
@@ -137,9 +137,13 @@ def run_calls(base: str, calls: Sequence[Call], clients: int) -> tuple[float, li
     return elapsed, statuses
 
 
+def post_call(path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Call:
+    """A call that POSTs `body` to `path` and answers the status code."""
+    return lambda http: http.post(path, json=body, headers=headers).status_code
+
+
 def start_call(user: uuid.UUID, job_id: uuid.UUID, tok: str) -> Call:
-    body = {"table": "image_jobs", "jobId": str(job_id)}
-    return lambda http: http.post("/start", json=body, headers=_auth(tok)).status_code
+    return post_call("/start", {"table": "image_jobs", "jobId": str(job_id)}, _auth(tok))
 
 
 def _auth(tok: str) -> dict[str, str]:
@@ -185,7 +189,8 @@ def finish_calls(db_url: str, pairs: list[tuple[uuid.UUID, uuid.UUID]], per_job:
     from shared.settings import get_settings
 
     with psycopg.connect(db_url) as conn:
-        tasks = dict(conn.execute("SELECT id, external_task_id FROM ai_jobs").fetchall())
+        rows = conn.execute("SELECT id, external_task_id FROM ai_jobs").fetchall()
+    tasks: dict[uuid.UUID, str] = dict(rows)
     service = token(None)
     reason = {"node_id": "7", "exception_message": "CUDA out of memory"}
     event_data = json.dumps({"code": 805, "msg": "APIKEY_TASK_STATUS_ERROR",
@@ -197,14 +202,13 @@ def finish_calls(db_url: str, pairs: list[tuple[uuid.UUID, uuid.UUID]], per_job:
         url = webhook_url(get_settings(), JobKey(JobTable.IMAGE, job_id)) or ""
         hook = "/webhook?" + url.split("?", 1)[1]
         event = {"event": "TASK_END", "taskId": tasks[job_id], "eventData": event_data}
-        kinds: list[Call] = [
-            lambda h, r=ref: h.post("/finish", json={**r, "status": "failed"},
-                                    headers=_auth(service)).status_code,
-            lambda h, r=ref, t=owner: h.post("/finish", json={**r, "status": "failed",
-                                             "errorMessage": "browser"},
-                                             headers=_auth(t)).status_code,
-            lambda h, p=hook, e=event: h.post(p, json=e).status_code,
-        ]  # fmt: skip
+        kinds = [
+            post_call("/finish", {**ref, "status": "failed"}, _auth(service)),
+            post_call(
+                "/finish", {**ref, "status": "failed", "errorMessage": "browser"}, _auth(owner)
+            ),
+            post_call(hook, event),
+        ]
         calls += [kinds[i % len(kinds)] for i in range(per_job)]
     random.Random(7).shuffle(calls)
     return calls
@@ -254,9 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         migrate.migrate(db_url)
         with emulator() as rh_url:
             configure(db_url, rh_url, args.clients)
-            app = functions_framework.create_app(
-                target="main", source=str(ROOT / "functions/runninghub-queue-manager/main.py")
-            )
+            app = load_function(ROOT / "functions/runninghub-queue-manager/main.py")
             handle = start_in_thread(app)
             try:
                 starts = bench_start(

@@ -20,9 +20,9 @@ from flask import Flask
 from infra.emulators._common import ServerHandle, start_in_thread
 from infra.emulators.runninghub import ManualClock, RunningHubKnobs, RunningHubState, create_app
 from shared.auth import mint_token
-from shared.credits.client import JobManager
 from shared.dispatch import RecordingDispatcher
 from tests.conftest import Configure
+from tests.credits_client import JobManager
 from tests.support import rows, service_token
 
 ROOT = Path(__file__).resolve().parents[1]

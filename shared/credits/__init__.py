@@ -2,5 +2,6 @@
 
 models (tables, statuses, request/response models) -> store (SQL) -> runninghub (HTTP
 client) -> slots (serialized slot decisions, task launch) -> service (the routes) ->
-sweep (periodic repair). `client` is the Python mirror of the browser's JobManager.
+sweep (periodic repair). The Python mirror of the browser's JobManager is test code
+(tests/credits_client.py).
 """

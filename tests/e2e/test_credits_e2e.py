@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from infra.emulators.runninghub import RunningHubKnobs
-from shared.credits.client import JobManager, function_url
+from tests.credits_client import JobManager, function_url
 from tests.credits_support import (
     IMAGE,
     RH_KEY,
