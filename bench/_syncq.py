@@ -18,9 +18,9 @@ import psycopg
 from bench._pg import Result
 from infra import migrate
 from shared.db import Conn, connect_kwargs
+from shared.jobs.store import Release
 from shared.queue import store
 from shared.queue.models import JobStatus
-from shared.jobs.store import Release
 
 PROVIDERS_PER_TENANT = 100
 ENQUEUE_CHUNK = 1000

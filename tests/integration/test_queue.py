@@ -11,11 +11,11 @@ import pytest
 
 from shared import db
 from shared.dispatch import RecordingDispatcher, get_dispatcher
+from shared.errors import LeaseLost
+from shared.jobs.lease import Lease
 from shared.providers import PROVIDERS
 from shared.queue import store
 from shared.queue.models import JobStatus
-from shared.errors import LeaseLost
-from shared.jobs.lease import Lease
 from tests.providers_for_tests import ScriptedProvider
 from tests.support import TenantFixture, call, drain, rows, seed_tenant, service_token
 
