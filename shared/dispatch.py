@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from shared import log
+from shared.auth import mint_token
 from shared.settings import Settings, get_settings
 
 _logger = log.get_logger("dispatch")
@@ -64,8 +65,6 @@ def build_task(task: Task, settings: Settings, queue: str) -> Any:
     if settings.tasks_emulator_host or not settings.tasks_service_account:
         # The emulator sends no OIDC token: carry a service credential that outlives the
         # delay (and never log it).
-        from shared.auth import mint_token  # noqa: PLC0415
-
         ttl = int(task.delay_s) + 3600
         headers["Authorization"] = f"Bearer {mint_token(service=True, ttl_s=ttl)}"
     else:
