@@ -35,7 +35,7 @@ from shared.gestao.batches import (
     remote_columns,
 )
 from shared.gestao.models import ExportJob, ExportStatus
-from shared.gestao.remote import Answer, RemoteClient, RemoteUnavailable, Verdict, target_for
+from shared.gestao.remote import Answer, RemoteClient, RemoteUnavailable, Reply, target_for
 from shared.gestao.schema import drop_cache
 from shared.scrub import scrub_text
 from shared.settings import Settings, get_settings
@@ -183,21 +183,21 @@ class BatchRunner:
 
     def _outcome(self, batch: Batch, answer: Answer) -> Outcome:
         """A whole batch's answer; a data refusal is split to find the bad rows."""
-        if answer.verdict is Verdict.OK:
+        if answer.reply is Reply.OK:
             return Outcome(exported=batch.size)
         return self._refused(answer, json.loads(batch.body))
 
     def _try(self, rows: list[dict[str, Any]]) -> Outcome:
         self._beat_if_due()
         answer = self._post(_dumps(rows))
-        if answer.verdict is Verdict.OK:
+        if answer.reply is Reply.OK:
             return Outcome(exported=len(rows))
         return self._refused(answer, rows)
 
     def _refused(self, answer: Answer, rows: list[dict[str, Any]]) -> Outcome:
         """Refused rows: one is a bad row; several are split in halves and tried again."""
-        if answer.verdict is not Verdict.DATA:
-            raise Stop(self._stop_reason(answer), schema_stale=answer.verdict is Verdict.SCHEMA)
+        if answer.reply is not Reply.DATA:
+            raise Stop(self._stop_reason(answer), schema_stale=answer.reply is Reply.SCHEMA)
         if len(rows) == 1:
             return Outcome(errors=[self._error(int(rows[0][self.on_conflict]), rows[0], answer)])
         mid = len(rows) // 2
@@ -217,12 +217,12 @@ class BatchRunner:
 
     def _stop_reason(self, answer: Answer) -> str:
         message = answer.safe_message(self.client.secrets)
-        if answer.verdict is Verdict.SCHEMA:
+        if answer.reply is Reply.SCHEMA:
             return (
                 f"{NAME} schema does not fit ({message}). Validate the schema, apply the "
                 "suggested SQL, reload the schema cache, then resume."
             )
-        if answer.verdict is Verdict.AUTH:
+        if answer.reply is Reply.AUTH:
             return f"{NAME} refused the key (HTTP {answer.status}: {message}). Fix it, then resume."
         return f"{NAME} refused the batch (HTTP {answer.status}: {message})."
 
