@@ -105,12 +105,12 @@ def run_syncq(tenant: uuid.UUID) -> tuple[float, dict[str, Any]]:
 def run_row_by_row(db_url: str, base_url: str, tenant: uuid.UUID) -> tuple[float, int]:
     """Same pages, same client; one statement and one commit per contact."""
     from shared.db import connect_kwargs
-    from shared.providers import http, onecode
+    from shared.providers import onecode
+    from shared.providers.base import http_client
     from shared.settings import get_settings
     from shared.sqlfiles import query
 
-    settings = get_settings()
-    client = http.client_for(base_url, settings.provider_timeout_s)
+    client = http_client(base_url, get_settings(), onecode.NAME)
     headers = {"Authorization": f"Bearer {TOKEN}"}
     sql = query("onecode", "upsert_contacts")
     written = 0
@@ -118,10 +118,9 @@ def run_row_by_row(db_url: str, base_url: str, tenant: uuid.UUID) -> tuple[float
     with psycopg.connect(db_url, **connect_kwargs()) as conn:
         conn.autocommit = True
         for number in range(1, 100_000):
-            response = http.request(
-                client, "GET", "/api/contacts", params={"page": number, "pageSize": 100},
-                headers=headers, provider="OneCode", settings=settings,
-            )  # fmt: skip
+            response = client.request(
+                "GET", "/api/contacts", params={"page": number, "pageSize": 100}, headers=headers
+            )
             page = onecode.parse_page(response, 100)
             for row in page.rows:
                 conn.execute(sql, {"tenant_id": tenant, "rows": jsonio.dumps([row])})
@@ -133,17 +132,19 @@ def run_row_by_row(db_url: str, base_url: str, tenant: uuid.UUID) -> tuple[float
 
 def fetch_rows(base_url: str) -> list[dict[str, Any]]:
     """Every contact, mapped as the sync maps it (for the database-only contenders)."""
-    from shared.providers import http, onecode
+    from shared.providers import onecode
+    from shared.providers.base import http_client
     from shared.settings import get_settings
 
-    settings = get_settings()
-    client = http.client_for(base_url, settings.provider_timeout_s)
+    client = http_client(base_url, get_settings(), onecode.NAME)
     out: list[dict[str, Any]] = []
     for number in range(1, 100_000):
-        response = http.request(
-            client, "GET", "/api/contacts", params={"page": number, "pageSize": 100},
-            headers={"Authorization": f"Bearer {TOKEN}"}, provider="OneCode", settings=settings,
-        )  # fmt: skip
+        response = client.request(
+            "GET",
+            "/api/contacts",
+            params={"page": number, "pageSize": 100},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
         page = onecode.parse_page(response, 100)
         out += page.rows
         if not page.rows or number * page.size >= page.total:

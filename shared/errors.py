@@ -19,10 +19,13 @@ SyncqError (500 internal_error)
  ├── UnsupportedMediaType (415 unsupported_media_type)
  ├── Unprocessable (422 unprocessable)
  │    ├── ValidationFailed (422 validation_error)
+ │    ├── UnknownWorkflow (422 unknown_workflow)
  │    └── IntegrationDisabled (422 integration_disabled)
  ├── TooManyRequests (429 too_many_requests)
  │    └── TooManyActiveJobs (429 too_many_active_jobs)
  ├── UpstreamError (502 upstream_error)
+ │    └── UpstreamUnavailable (502 upstream_error)   transient: retried, then raised
+ │         └── RemoteUnavailable (502 upstream_error)   the Gestão Scouter remote
  └── ServiceUnavailable (503 unavailable)
       └── RunningHubNotConfigured (503 runninghub_not_configured)
 
@@ -161,6 +164,37 @@ class UpstreamError(SyncqError):
     ) -> None:
         super().__init__(message, details=details, code=code)
         self.retryable = retryable
+
+
+class UpstreamUnavailable(UpstreamError):
+    """A transient upstream failure: HTTP 429 or 5xx, a timeout, or no connection at all.
+
+    The one error the HTTP client's retry loop (`shared.http`) retries; when attempts run
+    out the caller gets it, still `retryable`. `upstream_status` is the upstream's HTTP
+    status (None when no answer came), `retry_after_s` the wait it asked for (Retry-After),
+    and `repeatable` whether sending the same request again cannot make the upstream act
+    twice: the connection was never made, or the upstream refused with 429. A request that
+    is not idempotent is retried only when it is repeatable.
+    """
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        upstream_status: int | None = None,
+        retry_after_s: float | None = None,
+        repeatable: bool = False,
+        details: Any = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, details=details, code=code, retryable=True)
+        self.upstream_status = upstream_status
+        self.retry_after_s = retry_after_s
+        self.repeatable = repeatable
+
+
+class RemoteUnavailable(UpstreamUnavailable):
+    """The Gestão Scouter remote kept failing (5xx, 429, timeouts) after every retry."""
 
 
 class ServiceUnavailable(SyncqError):

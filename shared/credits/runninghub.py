@@ -1,11 +1,12 @@
 """RunningHub's task API: create, status, outputs, cancel (every call POST JSON, apiKey in body).
 
 Failures usually come as HTTP 200 with a non-zero `code`; they are returned as an
-`RhAnswer` for the caller to decide. Transport failures, 429 and 5xx are retried with
-tenacity and then raised as `UpstreamError`. `create` is not idempotent, so it is only
-retried when the request cannot have reached RunningHub (connection refused or a
-gateway 502/503/504); a dropped connection after sending fails the job instead of
-risking a second task. Nothing here logs bodies: they carry the apiKey.
+`RhAnswer` for the caller to decide. Transport failures, 429 and 5xx are retried by the
+shared HTTP client (`shared.http`) and then raised as a retryable `UpstreamError`.
+`create` is not idempotent, so it is only retried when the request cannot have reached
+RunningHub (no connection was made) or was refused with 429; a 5xx or a dropped
+connection after sending fails the job instead of risking a second task. Nothing here
+logs bodies: they carry the apiKey.
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ from urllib.parse import urlencode
 from uuid import UUID
 
 import httpx
-import tenacity
 
 from shared.auth import secrets_equal
 from shared.credits.models import FUNCTION, JobKey, JobTable, clean_json
 from shared.errors import Unauthorized, UpstreamError
-from shared.providers.http import client_for
+from shared.http import HttpClient, RetryPolicy
 from shared.settings import Settings
 
 OK = 0
@@ -34,7 +34,6 @@ QUEUE_FULL_CODES = frozenset({415, 421})  # TASK_INSTANCE_MAXED, TASK_QUEUE_MAXE
 TASK_NOT_FOUND_CODES = frozenset({423, 807})
 NOT_FINISHED_CODES = frozenset({804, 813})  # APIKEY_TASK_IS_RUNNING / _IS_QUEUED
 TASK_FAILED_CODE = 805  # APIKEY_TASK_STATUS_ERROR, data.failedReason
-_GATEWAY = frozenset({502, 503, 504})
 _CODE = re.compile(r"-?[0-9]{1,9}")
 # What we accept as a task id (the webhook's taskId is held to the same pattern).
 TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -53,12 +52,6 @@ class RhAnswer:
         return self.code == OK
 
 
-class _Transient(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(f"HTTP {status}")
-        self.status = status
-
-
 def configured(settings: Settings) -> bool:
     """Whether an API key is set (without one no task can be started or asked about)."""
     key = settings.runninghub_api_key
@@ -73,9 +66,20 @@ class RunningHub:
             raise UpstreamError(
                 "RunningHub is not configured.", code="credentials_missing", retryable=False
             )
-        self._settings = settings
         self._key = settings.runninghub_api_key.get_secret_value()
-        self._client = client_for(settings.runninghub_base_url, settings.runninghub_timeout_s)
+        policy = RetryPolicy(
+            attempts=settings.runninghub_retry_attempts,
+            base_s=settings.provider_retry_base_s,
+            cap_s=settings.provider_retry_cap_s,
+            timeout_s=settings.runninghub_timeout_s,
+        )
+        self._http = HttpClient(
+            settings.runninghub_base_url,
+            policy,
+            name="RunningHub",
+            details={"provider": "runninghub"},
+            secrets=(self._key,),
+        )
 
     def create(
         self, workflow_id: str, node_info_list: list[Any], webhook_url: str | None
@@ -98,42 +102,9 @@ class RunningHub:
         """Ask RunningHub to stop a task."""
         return self._post("/task/openapi/cancel", {"taskId": task_id}, idempotent=True)
 
-    def _retrying(self, idempotent: bool) -> tenacity.Retrying:
-        settings = self._settings
-        transport = (
-            (httpx.TransportError,) if idempotent else (httpx.ConnectError, httpx.ConnectTimeout)
-        )
-        return tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(settings.runninghub_retry_attempts),
-            wait=tenacity.wait_exponential_jitter(
-                multiplier=settings.provider_retry_base_s,
-                jitter=settings.provider_retry_base_s,
-                max=settings.provider_retry_cap_s,
-            ),
-            retry=tenacity.retry_if_exception_type((_Transient, *transport)),
-            reraise=True,
-        )
-
     def _post(self, path: str, body: dict[str, Any], *, idempotent: bool) -> RhAnswer:
         payload = {"apiKey": self._key, **body}
-        try:
-            for attempt in self._retrying(idempotent):
-                with attempt:
-                    response = self._client.post(path, json=payload)
-                    status = response.status_code
-                    if status == 429 or (status >= 500 and (idempotent or status in _GATEWAY)):
-                        raise _Transient(status)
-        except _Transient as exc:
-            raise UpstreamError(
-                f"RunningHub kept answering HTTP {exc.status}.",
-                details={"provider": "runninghub", "status": exc.status},
-            ) from exc
-        except httpx.TransportError as exc:
-            raise UpstreamError(
-                f"RunningHub could not be reached ({type(exc).__name__}).",
-                details={"provider": "runninghub"},
-            ) from exc
-        return _answer(response)
+        return _answer(self._http.request("POST", path, json=payload, idempotent=idempotent))
 
 
 def _answer(response: httpx.Response) -> RhAnswer:

@@ -20,11 +20,11 @@ import jwt
 
 from shared import db
 from shared.auth import Principal
-from shared.errors import SyncqError
+from shared.errors import RemoteUnavailable, SyncqError
 from shared.gestao import NAME
 from shared.gestao.mapping import SYNC_SOURCE_COLUMN, load_mapping
 from shared.gestao.models import TenantRequest
-from shared.gestao.remote import TABLE, Answer, RemoteClient, RemoteUnavailable, Target, target_for
+from shared.gestao.remote import TABLE, Answer, RemoteClient, Target, target_for
 from shared.gestao.schema import columns_from_openapi, kind_of
 from shared.settings import get_settings
 from shared.tenancy import Role, get_tenant, require_role

@@ -1,8 +1,9 @@
 """Talking to the tenant's Gestão Scouter project (`<project_url>/rest/v1`).
 
 Every call sends the key as `apikey` and as the bearer token. Transient failures (5xx,
-429, timeouts, connection errors) are retried with tenacity and exponential backoff;
-what remains is classified so callers can tell bad rows from a bad schema or a bad key.
+429, timeouts, connection errors) are retried by the shared HTTP client (`shared.http`,
+GESTAO_SCOUTER_* settings); what remains is classified (`Reply`) so callers can tell bad
+rows from a bad schema or a bad key.
 """
 
 from __future__ import annotations
@@ -13,19 +14,16 @@ from enum import StrEnum
 from typing import Any
 
 import httpx
-import tenacity
 
-from shared import log
 from shared.db import Conn
-from shared.errors import Unprocessable, UpstreamError
+from shared.errors import RemoteUnavailable, Unprocessable, UpstreamError, UpstreamUnavailable
 from shared.gestao import NAME, SLUG
-from shared.providers import http
+from shared.http import HttpClient, RetryPolicy
 from shared.scrub import scrub_text, scrub_value
 from shared.secrets import require_secret
 from shared.settings import Settings
 from shared.tenancy import Tenant, enabled_integration
 
-_logger = log.get_logger("gestao.remote")
 TABLE = "leads"
 MERGE = "resolution=merge-duplicates, return=minimal"
 
@@ -53,8 +51,8 @@ def target_for(conn: Conn, tenant: Tenant) -> Target:
     return Target(url.strip(), require_secret(tenant.slug, SLUG, "service_key"))
 
 
-class Verdict(StrEnum):
-    """What a remote answer means for the export."""
+class Reply(StrEnum):
+    """How the remote answered, as the export reads it."""
 
     OK = "ok"
     DATA = "data"  # the rows were refused: split the batch to find them
@@ -96,16 +94,16 @@ class Answer:
         return f"HTTP {self.status}"
 
     @property
-    def verdict(self) -> Verdict:
+    def reply(self) -> Reply:
         if 200 <= self.status < 300:
-            return Verdict.OK
+            return Reply.OK
         if self.status in (401, 403):
-            return Verdict.AUTH
+            return Reply.AUTH
         if self.code in _SCHEMA_CODES or self.status == 404:
-            return Verdict.SCHEMA
+            return Reply.SCHEMA
         if self.status in (409, 413) or (self.code or "")[:2] in _DATA_CLASSES:
-            return Verdict.DATA
-        return Verdict.OTHER
+            return Reply.DATA
+        return Reply.OTHER
 
     def safe_message(self, secrets: tuple[str, ...] = ()) -> str:
         """The remote's message with secrets and quoted data removed."""
@@ -121,16 +119,6 @@ class Answer:
         return {"text": scrub_text(self.text, secrets)} if self.text else None
 
 
-class _Transient(Exception):
-    def __init__(self, answer: Answer) -> None:
-        super().__init__(f"HTTP {answer.status}")
-        self.answer = answer
-
-
-class RemoteUnavailable(UpstreamError):
-    """The remote kept failing (5xx, 429, timeouts) after every retry."""
-
-
 class RemoteClient:
     """One tenant's remote, with retries on transient failures."""
 
@@ -138,7 +126,13 @@ class RemoteClient:
         self.target = target
         self.settings = settings
         self.retries = settings.gestao_scouter_retries if retries is None else retries
-        self.http = http.client_for(target.rest_url, settings.gestao_scouter_timeout_s)
+        policy = RetryPolicy(
+            attempts=self.retries + 1,
+            base_s=settings.gestao_scouter_retry_base_s,
+            cap_s=settings.gestao_scouter_retry_cap_s,
+            timeout_s=settings.gestao_scouter_timeout_s,
+        )
+        self.http = HttpClient(target.rest_url, policy, name=NAME, secrets=(target.key,))
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -159,71 +153,49 @@ class RemoteClient:
         params: dict[str, str] | None = None,
         content: bytes | None = None,
         prefer: str | None = None,
+        idempotent: bool | None = None,
     ) -> Answer:
-        """One logical request; transient failures are retried, then RemoteUnavailable."""
+        """One logical request; transient failures are retried, then RemoteUnavailable.
+
+        `idempotent` defaults from the method (a plain POST insert is not retried once it
+        may have arrived); an upsert that merges duplicates is.
+        """
         headers = self.headers(prefer)
         if content is not None:
             headers["Content-Type"] = "application/json"
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.retries + 1),
-            wait=tenacity.wait_exponential_jitter(
-                multiplier=self.settings.gestao_scouter_retry_base_s,
-                max=self.settings.gestao_scouter_retry_cap_s,
-                jitter=self.settings.gestao_scouter_retry_base_s,
-            ),
-            retry=tenacity.retry_if_exception_type((_Transient, httpx.TransportError)),
-            reraise=True,
-        )
         try:
-            for attempt in retrying:
-                with attempt:
-                    response = self.http.request(
-                        method, path, params=params, content=content, headers=headers
-                    )
-                    answer = Answer.of(response)
-                    _release(response)
-                    if answer.status == 429 or answer.status >= 500:
-                        raise _Transient(answer)
-                    return answer
-        except _Transient as exc:
+            response = self.http.request(
+                method, path, params=params, content=content, headers=headers, idempotent=idempotent
+            )
+        except UpstreamUnavailable as exc:
             raise RemoteUnavailable(
-                f"{NAME} kept answering HTTP {exc.answer.status}.",
-                details={"status": exc.answer.status},
+                exc.message,
+                upstream_status=exc.upstream_status,
+                details={"status": exc.upstream_status},
             ) from exc
-        except httpx.TransportError as exc:
-            raise RemoteUnavailable(
-                f"{NAME} could not be reached ({type(exc).__name__}).", details={"status": None}
-            ) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+        return Answer.of(response)
 
     def upsert(self, body: bytes, columns: list[str], on_conflict: str) -> Answer:
         """Bulk upsert of a JSON array into leads (merge duplicates, minimal return)."""
         params = {"on_conflict": on_conflict, "columns": ",".join(columns)}
-        return self.send("POST", f"/{TABLE}", params=params, content=body, prefer=MERGE)
+        return self.send(
+            "POST", f"/{TABLE}", params=params, content=body, prefer=MERGE, idempotent=True
+        )
 
     def openapi(self) -> Answer:
         """The OpenAPI root document (as this key's role sees it)."""
         return self.send("GET", "/")
 
     def reload_schema_cache(self) -> Answer:
-        """The remote RPC that issues `NOTIFY pgrst, 'reload schema'`."""
-        return self.send("POST", "/rpc/reload_schema_cache", content=b"{}")
-
-
-def _release(response: httpx.Response) -> None:
-    """Break httpx's Response <-> stream reference cycle once the body is read.
-
-    Otherwise the response, its request and the request body (a whole batch) live until
-    the next full garbage collection, and memory grows with the export's size.
-    """
-    response.stream = httpx.ByteStream(b"")
+        """The remote RPC that issues `NOTIFY pgrst, 'reload schema'` (safe to repeat)."""
+        return self.send("POST", "/rpc/reload_schema_cache", content=b"{}", idempotent=True)
 
 
 def require_ok(answer: Answer, what: str, secrets: tuple[str, ...]) -> Answer:
     """2xx, or an UpstreamError that says what failed without leaking anything."""
-    if answer.verdict is Verdict.OK:
+    if answer.reply is Reply.OK:
         return answer
-    code = "credentials_rejected" if answer.verdict is Verdict.AUTH else "remote_error"
+    code = "credentials_rejected" if answer.reply is Reply.AUTH else "remote_error"
     raise UpstreamError(
         f"{NAME} refused {what} (HTTP {answer.status}): {answer.safe_message(secrets)}",
         code=code,

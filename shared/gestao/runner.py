@@ -23,7 +23,7 @@ from uuid import UUID
 
 from shared import db, log
 from shared.db import Conn, Row
-from shared.errors import LeaseLost, StopRequested, SyncqError
+from shared.errors import LeaseLost, RemoteUnavailable, StopRequested, SyncqError
 from shared.gestao import NAME, exports
 from shared.gestao.batches import (
     START,
@@ -34,7 +34,7 @@ from shared.gestao.batches import (
     remote_columns,
 )
 from shared.gestao.models import ExportJob, ExportStatus
-from shared.gestao.remote import Answer, RemoteClient, RemoteUnavailable, Verdict, target_for
+from shared.gestao.remote import Answer, RemoteClient, Reply, target_for
 from shared.gestao.schema import drop_cache
 from shared.jobs import store as engine
 from shared.jobs.lease import Lease
@@ -165,21 +165,21 @@ class BatchRunner:
 
     def _outcome(self, batch: Batch, answer: Answer) -> BatchResult:
         """A whole batch's answer; a data refusal is split to find the bad rows."""
-        if answer.verdict is Verdict.OK:
+        if answer.reply is Reply.OK:
             return BatchResult(exported=batch.size)
         return self._refused(answer, json.loads(batch.body))
 
     def _try(self, rows: list[dict[str, Any]]) -> BatchResult:
         self._beat_if_due()
         answer = self._post(_dumps(rows))
-        if answer.verdict is Verdict.OK:
+        if answer.reply is Reply.OK:
             return BatchResult(exported=len(rows))
         return self._refused(answer, rows)
 
     def _refused(self, answer: Answer, rows: list[dict[str, Any]]) -> BatchResult:
         """Refused rows: one is a bad row; several are split in halves and tried again."""
-        if answer.verdict is not Verdict.DATA:
-            stale = answer.verdict is Verdict.SCHEMA
+        if answer.reply is not Reply.DATA:
+            stale = answer.reply is Reply.SCHEMA
             raise StopRequested(self._stop_reason(answer), schema_stale=stale)
         if len(rows) == 1:
             return BatchResult(
@@ -202,12 +202,12 @@ class BatchRunner:
 
     def _stop_reason(self, answer: Answer) -> str:
         message = answer.safe_message(self.client.secrets)
-        if answer.verdict is Verdict.SCHEMA:
+        if answer.reply is Reply.SCHEMA:
             return (
                 f"{NAME} schema does not fit ({message}). Validate the schema, apply the "
                 "suggested SQL, reload the schema cache, then resume."
             )
-        if answer.verdict is Verdict.AUTH:
+        if answer.reply is Reply.AUTH:
             return f"{NAME} refused the key (HTTP {answer.status}: {message}). Fix it, then resume."
         return f"{NAME} refused the batch (HTTP {answer.status}: {message})."
 

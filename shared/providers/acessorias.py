@@ -17,8 +17,14 @@ import httpx
 
 from shared import jsonio
 from shared.errors import UpstreamError
-from shared.providers import http
-from shared.providers.base import SyncContext, SyncResult, progress_without_total
+from shared.http import HttpClient
+from shared.providers.base import (
+    SyncContext,
+    SyncResult,
+    http_client,
+    progress_without_total,
+    raise_for_auth,
+)
 from shared.scrub import scrub_text
 from shared.secrets import require_secret
 from shared.sqlfiles import query
@@ -114,7 +120,7 @@ def map_company(raw: dict[str, Any]) -> dict[str, Any] | None:
 
 def parse_page(response: httpx.Response) -> list[dict[str, Any]]:
     """A companies page: a list (maybe empty), or an error for `{"Erro": ...}` and the like."""
-    http.raise_for_auth(response, NAME)
+    raise_for_auth(response, NAME)
     if response.status_code in (204, 404):
         return []
     if response.status_code != 200:
@@ -148,7 +154,7 @@ class AcessoriasProvider:
         settings = ctx.settings
         token = require_secret(ctx.tenant.slug, SLUG, "token")
         base_url = str(ctx.config.get("base_url") or settings.acessorias_base_url)
-        client = http.client_for(base_url, settings.provider_timeout_s)
+        client = http_client(base_url, settings, NAME)
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         seen: set[str] = set()
         result = SyncResult()
@@ -171,7 +177,7 @@ class AcessoriasProvider:
         return result
 
     def _fetch(
-        self, client: httpx.Client, headers: dict[str, str], page: int, ctx: SyncContext
+        self, client: HttpClient, headers: dict[str, str], page: int, ctx: SyncContext
     ) -> list[dict[str, Any]]:
         """One page; an empty answer is asked again, slowly, before it is believed."""
         settings = ctx.settings
@@ -185,16 +191,10 @@ class AcessoriasProvider:
         return items
 
     def _get(
-        self, client: httpx.Client, headers: dict[str, str], page: int, ctx: SyncContext
+        self, client: HttpClient, headers: dict[str, str], page: int, ctx: SyncContext
     ) -> list[dict[str, Any]]:
-        response = http.request(
-            client,
-            "GET",
-            "/companies/ListAll",
-            params={"Pagina": page, "contacts": ""},
-            headers=headers,
-            provider=NAME,
-            settings=ctx.settings,
+        response = client.request(
+            "GET", "/companies/ListAll", params={"Pagina": page, "contacts": ""}, headers=headers
         )
         return parse_page(response)
 

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
+import httpx
+
 from shared.db import Conn
+from shared.errors import UpstreamError
+from shared.http import HttpClient, RetryPolicy
 from shared.settings import Settings
 from shared.tenancy import Tenant
-
-
-class JobCanceled(Exception):
-    """A cancel was requested; the provider stops between pages."""
 
 
 @dataclass
@@ -67,6 +67,28 @@ class Provider(Protocol):
     display_name: str
 
     def sync(self, ctx: SyncContext) -> SyncResult: ...
+
+
+def http_client(base_url: str, settings: Settings, name: str) -> HttpClient:
+    """A provider's client for its base URL, retried and timed out by the PROVIDER_* settings."""
+    policy = RetryPolicy(
+        attempts=settings.provider_retry_attempts,
+        base_s=settings.provider_retry_base_s,
+        cap_s=settings.provider_retry_cap_s,
+        timeout_s=settings.provider_timeout_s,
+    )
+    return HttpClient(base_url, policy, name=name, details={"provider": name})
+
+
+def raise_for_auth(response: httpx.Response, provider: str) -> None:
+    """401/403 mean our credentials are wrong: retrying will not help."""
+    if response.status_code in (401, 403):
+        raise UpstreamError(
+            f"{provider} rejected the credentials (HTTP {response.status_code}).",
+            code="credentials_rejected",
+            details={"provider": provider, "status": response.status_code},
+            retryable=False,
+        )
 
 
 def progress_without_total(pages: int, *, ceiling: int = 95) -> int:

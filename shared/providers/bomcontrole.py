@@ -23,8 +23,9 @@ import httpx
 
 from shared import jsonio
 from shared.errors import UpstreamError
-from shared.providers import http, paging
-from shared.providers.base import SyncContext, SyncResult
+from shared.http import HttpClient
+from shared.providers import paging
+from shared.providers.base import SyncContext, SyncResult, http_client, raise_for_auth
 from shared.secrets import require_secret
 from shared.settings import Settings
 from shared.sqlfiles import query
@@ -172,7 +173,7 @@ def map_client(raw: Any) -> dict[str, Any] | None:
 
 def _body(response: httpx.Response) -> Any:
     """The JSON of a 200, or the error its status means (400s carry the API's Message)."""
-    http.raise_for_auth(response, NAME)
+    raise_for_auth(response, NAME)
     if 400 <= response.status_code < 500:
         raise UpstreamError(
             f"{NAME} refused the request (HTTP {response.status_code}).",
@@ -208,7 +209,7 @@ class BomControleProvider:
         settings = ctx.settings
         key = require_secret(ctx.tenant.slug, SLUG, "api_key")
         base = str(ctx.config.get("base_url") or settings.bomcontrole_base_url)
-        client = http.client_for(base, settings.provider_timeout_s)
+        client = http_client(base, settings, NAME)
         headers = {"Authorization": f"ApiKey {key}", "Accept": "application/json"}
         start, end = window(ctx)
         size = min(settings.bomcontrole_page_size, 100)
@@ -221,14 +222,7 @@ class BomControleProvider:
                 "paginacao.itensPorPagina": size,
                 "paginacao.numeroDaPagina": number,
             }
-            response = http.request(
-                client,
-                "GET",
-                f"{FINANCEIRO}?{wire_query(params)}",
-                headers=headers,
-                provider=NAME,
-                settings=settings,
-            )
+            response = client.request("GET", f"{FINANCEIRO}?{wire_query(params)}", headers=headers)
             return parse_entries(response, size, settings)
 
         def store(rows: list[dict[str, Any]]) -> int:
@@ -242,12 +236,10 @@ class BomControleProvider:
         result.extra["clients"] = self._clients(ctx, client, headers)
         return result
 
-    def _clients(self, ctx: SyncContext, client: httpx.Client, headers: dict[str, str]) -> int:
+    def _clients(self, ctx: SyncContext, client: HttpClient, headers: dict[str, str]) -> int:
         """Every client (a bare array, no paging), upserted in batches."""
         ctx.progress(90)
-        response = http.request(
-            client, "GET", CLIENTES, headers=headers, provider=NAME, settings=ctx.settings
-        )
+        response = client.request("GET", CLIENTES, headers=headers)
         body = _body(response)
         if not isinstance(body, list):
             raise UpstreamError(f"{NAME} answered an unexpected body.", details={"provider": SLUG})

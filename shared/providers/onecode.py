@@ -17,8 +17,8 @@ import httpx
 
 from shared import jsonio
 from shared.errors import UpstreamError
-from shared.providers import http, paging
-from shared.providers.base import SyncContext, SyncResult
+from shared.providers import paging
+from shared.providers.base import SyncContext, SyncResult, http_client, raise_for_auth
 from shared.secrets import require_secret
 from shared.settings import Settings
 from shared.sqlfiles import query
@@ -115,7 +115,7 @@ def _refusal(response: httpx.Response) -> UpstreamError:
 
 def parse_page(response: httpx.Response, asked_size: int) -> paging.Page:
     """A contacts page, or the error its status and body mean."""
-    http.raise_for_auth(response, NAME)
+    raise_for_auth(response, NAME)
     if 400 <= response.status_code < 500:
         raise _refusal(response)
     try:
@@ -140,21 +140,13 @@ class OneCodeProvider:
         """Every contact of the tenant, upserted a page at a time."""
         settings = ctx.settings
         token = require_secret(ctx.tenant.slug, SLUG, "token")
-        client = http.client_for(
-            base_url(ctx.config, ctx.tenant, settings), settings.provider_timeout_s
-        )
+        client = http_client(base_url(ctx.config, ctx.tenant, settings), settings, NAME)
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         size = settings.onecode_page_size
 
         def fetch(number: int) -> paging.Page:
-            response = http.request(
-                client,
-                "GET",
-                "/api/contacts",
-                params={"page": number, "pageSize": size},
-                headers=headers,
-                provider=NAME,
-                settings=settings,
+            response = client.request(
+                "GET", "/api/contacts", params={"page": number, "pageSize": size}, headers=headers
             )
             return parse_page(response, size)
 

@@ -11,7 +11,7 @@ from shared.gestao.batches import batch_statement, date_bounds, remote_columns
 from shared.gestao.config_check import check_url
 from shared.gestao.mapping import DEFAULT_MAPPING, LOCAL_FIELDS, mapping_problems, reverse
 from shared.gestao.models import ExportRequest, ReverseSyncRequest
-from shared.gestao.remote import Answer, Verdict
+from shared.gestao.remote import Answer, Reply
 from shared.gestao.schema import columns_from_openapi, compare, kind_of
 from shared.jobs.policy import backoff_delay
 from shared.scrub import scrub_text, scrub_value
@@ -94,16 +94,16 @@ def test_answers_are_classified() -> None:
     def answer(status: int, code: str | None = None) -> Answer:
         return Answer(status, {"code": code, "message": "m"} if code else None, "")
 
-    assert answer(201).verdict is Verdict.OK
-    assert answer(400, "23502").verdict is Verdict.DATA
-    assert answer(400, "22P02").verdict is Verdict.DATA
-    assert answer(409, "23505").verdict is Verdict.DATA
-    assert answer(413).verdict is Verdict.DATA
-    assert answer(400, "PGRST204").verdict is Verdict.SCHEMA
-    assert answer(404, "PGRST205").verdict is Verdict.SCHEMA
-    assert answer(401, "42501").verdict is Verdict.AUTH
-    assert answer(403, "42501").verdict is Verdict.AUTH
-    assert answer(400, "PGRST102").verdict is Verdict.OTHER
+    assert answer(201).reply is Reply.OK
+    assert answer(400, "23502").reply is Reply.DATA
+    assert answer(400, "22P02").reply is Reply.DATA
+    assert answer(409, "23505").reply is Reply.DATA
+    assert answer(413).reply is Reply.DATA
+    assert answer(400, "PGRST204").reply is Reply.SCHEMA
+    assert answer(404, "PGRST205").reply is Reply.SCHEMA
+    assert answer(401, "42501").reply is Reply.AUTH
+    assert answer(403, "42501").reply is Reply.AUTH
+    assert answer(400, "PGRST102").reply is Reply.OTHER
 
 
 def test_batches_and_requests() -> None:

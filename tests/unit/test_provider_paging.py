@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.errors import UpstreamError
-from shared.providers.base import JobCanceled
+from shared.errors import JobCanceled, UpstreamError
 from shared.providers.paging import Page, Tuning, walk
 
 

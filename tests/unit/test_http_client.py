@@ -1,0 +1,393 @@
+"""The one HTTP client: which failures are retried, how long it waits, what the caller gets.
+
+Pure decisions are checked directly; retry behaviour through `httpx.MockTransport`; timeouts,
+refused connections and Retry-After against a real HTTP server on a free local port.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.errors import UpstreamError, UpstreamUnavailable
+from shared.http import HttpClient, RetryPolicy, backoff_s, pooled, retry_after_s, should_retry
+
+FAST = RetryPolicy(attempts=3, base_s=0.001, cap_s=0.01, timeout_s=5.0)
+SECRET = "sk-live-0123456789abcdef"
+
+
+# --- pure decisions -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rand", [0.0, 0.5, 0.999])
+def test_backoff_doubles_within_jitter_bounds_up_to_the_cap(rand: float) -> None:
+    policy = RetryPolicy(attempts=9, base_s=1.0, cap_s=16.0, timeout_s=1.0)
+    waits = [backoff_s(policy, attempt, rand=rand) for attempt in range(1, 9)]
+    for attempt, wait in enumerate(waits, start=1):
+        exponential = min(16.0, 2.0 ** (attempt - 1))
+        assert exponential / 2 <= wait <= exponential
+    assert waits == sorted(waits) and max(waits) <= 16.0
+
+
+def test_retry_after_is_waited_for_but_capped() -> None:
+    policy = RetryPolicy(attempts=3, base_s=0.1, cap_s=30.0, timeout_s=1.0)
+    assert backoff_s(policy, 1, rand=0.0, retry_after=7.0) == 7.0
+    assert backoff_s(policy, 1, rand=0.0, retry_after=3600.0) == 30.0
+    assert backoff_s(policy, 1, rand=0.0, retry_after=0.0) == 0.05  # the backoff still holds
+
+
+def test_retry_after_header_in_seconds_or_as_an_http_date() -> None:
+    now = datetime(2025, 5, 1, 12, 0, 0, tzinfo=UTC)
+    assert retry_after_s("120", now) == 120.0
+    assert retry_after_s(" 3 ", now) == 3.0
+    assert retry_after_s(format_datetime(now + timedelta(seconds=90), usegmt=True), now) == 90.0
+    assert retry_after_s("Thu, 01 May 2025 12:00:30 GMT", now) == 30.0
+    assert retry_after_s(format_datetime(now - timedelta(hours=1), usegmt=True), now) == 0.0
+    for unreadable in (None, "", "soon", "-5", "1.5e3", "Thu, 99 Foo 2025"):
+        assert retry_after_s(unreadable, now) is None
+
+
+def test_only_transient_failures_are_retried_and_creates_only_when_repeatable() -> None:
+    answered_503 = UpstreamUnavailable("x", upstream_status=503, repeatable=False)
+    refused_429 = UpstreamUnavailable("x", upstream_status=429, repeatable=True)
+    assert should_retry(answered_503, idempotent=True)
+    assert not should_retry(answered_503, idempotent=False)
+    assert should_retry(refused_429, idempotent=False)
+    assert not should_retry(UpstreamError("x"), idempotent=True)
+    assert not should_retry(ValueError("x"), idempotent=True)
+
+
+def test_pooled_clients_are_made_once_per_base_url_and_timeouts() -> None:
+    base = "http://pool.invalid"
+    assert pooled(base, FAST) is pooled(base, FAST)
+    assert pooled(base, FAST) is not pooled(base, RetryPolicy(3, 0.001, 0.01, timeout_s=6.0))
+    assert pooled(base, FAST).timeout == httpx.Timeout(5.0, connect=5.0)
+
+
+# --- retry decisions through a mock transport ------------------------------------------------
+
+
+@dataclass
+class Scripted:
+    """Answers in order (the last one repeats); every request is kept."""
+
+    answers: list[httpx.Response | Exception]
+    requests: list[httpx.Request] = field(default_factory=list)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        answer = self.answers[min(len(self.requests), len(self.answers)) - 1]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def mock_client(script: Scripted, policy: RetryPolicy = FAST) -> HttpClient:
+    transport = httpx.MockTransport(script)
+    return HttpClient(
+        "http://upstream.test", policy, name="Example", details={"provider": "ex"},
+        secrets=(SECRET,), transport=transport,
+    )  # fmt: skip
+
+
+def test_503_then_200_returns_the_200() -> None:
+    script = Scripted([httpx.Response(503), httpx.Response(200, json={"ok": True})])
+    response = mock_client(script).request("GET", "/things")
+    assert response.status_code == 200 and response.json() == {"ok": True}
+    assert len(script.requests) == 2
+
+
+def test_other_answers_are_returned_at_once() -> None:
+    script = Scripted([httpx.Response(404, text="nope")])
+    response = mock_client(script).request("GET", "/things")
+    assert response.status_code == 404 and response.text == "nope"
+    assert len(script.requests) == 1
+
+
+def test_attempts_exhausted_raise_the_mapped_error() -> None:
+    script = Scripted([httpx.Response(502), httpx.Response(500), httpx.Response(503)])
+    with pytest.raises(UpstreamUnavailable) as caught:
+        mock_client(script).request("GET", "/things", params={"token": SECRET})
+    error = caught.value
+    assert len(script.requests) == FAST.attempts
+    assert error.message == "Example kept answering HTTP 503."
+    assert error.retryable and error.upstream_status == 503 and error.status == 502
+    assert error.details == {"provider": "ex", "status": 503}
+    assert error.envelope()["error"]["code"] == "upstream_error"
+
+
+def test_a_single_attempt_says_answered() -> None:
+    script = Scripted([httpx.Response(500)])
+    policy = RetryPolicy(attempts=1, base_s=0.001, cap_s=0.01, timeout_s=5.0)
+    with pytest.raises(UpstreamUnavailable, match=r"^Example answered HTTP 500\.$"):
+        mock_client(script, policy).request("GET", "/things")
+    assert len(script.requests) == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_a_create_is_not_retried_after_a_5xx(status: int) -> None:
+    script = Scripted([httpx.Response(status), httpx.Response(200)])
+    with pytest.raises(UpstreamUnavailable) as caught:
+        mock_client(script).request("POST", "/create", json={"a": 1}, idempotent=False)
+    assert len(script.requests) == 1
+    assert caught.value.message == f"Example answered HTTP {status}."
+    assert caught.value.retryable and caught.value.upstream_status == status
+
+
+def test_a_create_refused_with_429_is_retried() -> None:
+    script = Scripted([httpx.Response(429), httpx.Response(201)])
+    response = mock_client(script).request("POST", "/create", json={"a": 1}, idempotent=False)
+    assert response.status_code == 201 and len(script.requests) == 2
+
+
+def test_idempotence_defaults_from_the_method() -> None:
+    post = Scripted([httpx.Response(503), httpx.Response(200)])
+    with pytest.raises(UpstreamUnavailable):
+        mock_client(post).request("POST", "/create")
+    assert len(post.requests) == 1
+    upsert = Scripted([httpx.Response(503), httpx.Response(200)])
+    assert mock_client(upsert).request("POST", "/upsert", idempotent=True).status_code == 200
+    for method in ("GET", "PUT", "DELETE"):
+        script = Scripted([httpx.Response(503), httpx.Response(200)])
+        assert mock_client(script).request(method, "/x").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [httpx.ConnectError("refused"), httpx.ConnectTimeout("slow"), httpx.PoolTimeout("full")],
+)
+def test_a_create_is_retried_when_nothing_was_sent(failure: Exception) -> None:
+    script = Scripted([failure, httpx.Response(201)])
+    response = mock_client(script).request("POST", "/create", json={}, idempotent=False)
+    assert response.status_code == 201 and len(script.requests) == 2
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("dropped"), httpx.ReadError("reset")],
+)
+def test_a_create_is_not_retried_once_it_may_have_arrived(failure: Exception) -> None:
+    script = Scripted([failure, httpx.Response(201)])
+    with pytest.raises(UpstreamUnavailable) as caught:
+        mock_client(script).request("POST", "/create", json={}, idempotent=False)
+    assert len(script.requests) == 1
+    assert caught.value.message == f"Example could not be reached ({type(failure).__name__})."
+    assert caught.value.upstream_status is None and caught.value.__cause__ is failure
+
+
+def test_transport_errors_are_retried_for_idempotent_calls_then_mapped() -> None:
+    failure = httpx.ReadTimeout("timed out")
+    script = Scripted([failure])
+    with pytest.raises(UpstreamUnavailable) as caught:
+        mock_client(script).request("GET", "/things")
+    assert len(script.requests) == FAST.attempts
+    assert caught.value.message == "Example could not be reached (ReadTimeout)."
+    assert caught.value.details == {"provider": "ex", "status": None}
+    assert caught.value.__cause__ is failure
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [httpx.UnsupportedProtocol("ftp"), httpx.TooManyRedirects("loop"), httpx.DecodingError("gz")],
+)
+def test_other_httpx_errors_are_not_retryable(failure: Exception) -> None:
+    script = Scripted([failure])
+    with pytest.raises(UpstreamError) as caught:
+        mock_client(script).request("GET", "/things")
+    assert len(script.requests) == 1
+    assert not isinstance(caught.value, UpstreamUnavailable) and not caught.value.retryable
+    assert caught.value.message == f"Example could not be asked ({type(failure).__name__})."
+    assert caught.value.__cause__ is failure
+
+
+def test_messages_never_carry_the_url_or_a_secret() -> None:
+    script = Scripted([httpx.ConnectError(f"refused http://upstream.test/?token={SECRET}")])
+    client = HttpClient(
+        "http://upstream.test", FAST, name=f"Example {SECRET}", secrets=(SECRET,),
+        transport=httpx.MockTransport(script),
+    )  # fmt: skip
+    with pytest.raises(UpstreamUnavailable) as caught:
+        client.request("GET", "/things", params={"token": SECRET})
+    text = f"{caught.value.message} {caught.value.details}"
+    assert SECRET not in text and "upstream.test" not in text and "token" not in text
+
+
+# --- against a real local server ---------------------------------------------------------------
+
+
+@dataclass
+class Canned:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b"{}"
+    hang_s: float = 0.0
+
+
+class LocalServer:
+    """A real HTTP server on a free local port answering a script (the last reply repeats)."""
+
+    def __init__(self) -> None:
+        self.replies: list[Canned] = [Canned()]
+        self.seen: list[tuple[str, float]] = []  # (method, monotonic arrival)
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def next_reply(self, method: str) -> Canned:
+        with self._lock:
+            self.seen.append((method, time.monotonic()))
+            return self.replies[min(len(self.seen), len(self.replies)) - 1]
+
+    def stop(self) -> None:
+        self.release.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=10)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                reply = server.next_reply(self.command)
+                if reply.hang_s and server.release.wait(reply.hang_s):
+                    return
+                try:
+                    self.send_response(reply.status)
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(reply.body)))
+                    self.end_headers()
+                    self.wfile.write(reply.body)
+                except OSError:  # the client gave up waiting
+                    pass
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+
+@pytest.fixture
+def server() -> Iterator[LocalServer]:
+    local = LocalServer()
+    yield local
+    local.stop()
+
+
+class CountingTransport(httpx.HTTPTransport):
+    """The real transport, counting the tries that reached it (for a port nobody listens on)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tries = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.tries += 1
+        return super().handle_request(request)
+
+
+@pytest.fixture
+def real_client() -> Iterator[Callable[..., HttpClient]]:
+    made: list[HttpClient] = []
+
+    def make(url: str, policy: RetryPolicy = FAST, transport: Any = None) -> HttpClient:
+        client = HttpClient(url, policy, name="Local", transport=transport or httpx.HTTPTransport())
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+def test_real_503_then_200(server: LocalServer, real_client: Callable[..., HttpClient]) -> None:
+    server.replies = [Canned(503), Canned(200, body=b'{"n": 1}')]
+    assert real_client(server.url).request("GET", "/x").json() == {"n": 1}
+    assert [method for method, _ in server.seen] == ["GET", "GET"]
+
+
+@pytest.mark.parametrize("form", ["seconds", "date"])
+def test_real_429_waits_for_retry_after(
+    server: LocalServer, real_client: Callable[..., HttpClient], form: str
+) -> None:
+    if form == "seconds":
+        retry_after = "1"
+    else:  # an HTTP-date has whole seconds: 2 s ahead is at least 1 s ahead
+        retry_after = format_datetime(datetime.now(UTC) + timedelta(seconds=2), usegmt=True)
+    server.replies = [Canned(429, headers={"Retry-After": retry_after}), Canned(200)]
+    policy = RetryPolicy(attempts=2, base_s=0.001, cap_s=10.0, timeout_s=5.0)
+    assert real_client(server.url, policy).request("GET", "/x").status_code == 200
+    (_, first), (_, second) = server.seen
+    assert 0.8 <= second - first < 10.0
+
+
+def test_real_retry_after_beyond_the_cap_is_capped(
+    server: LocalServer, real_client: Callable[..., HttpClient]
+) -> None:
+    server.replies = [Canned(429, headers={"Retry-After": "3600"}), Canned(200)]
+    policy = RetryPolicy(attempts=2, base_s=0.001, cap_s=0.2, timeout_s=5.0)
+    started = time.monotonic()
+    assert real_client(server.url, policy).request("GET", "/x").status_code == 200
+    assert time.monotonic() - started < 10.0
+
+
+def test_real_read_timeout_retries_a_read_but_not_a_create(
+    server: LocalServer, real_client: Callable[..., HttpClient]
+) -> None:
+    server.replies = [Canned(200, hang_s=5.0)]
+    policy = RetryPolicy(attempts=3, base_s=0.001, cap_s=0.01, timeout_s=0.3)
+    client = real_client(server.url, policy)
+    with pytest.raises(UpstreamUnavailable, match=r"could not be reached \(ReadTimeout\)"):
+        client.request("POST", "/create", json={"a": 1}, idempotent=False)
+    assert [method for method, _ in server.seen] == ["POST"]
+    with pytest.raises(UpstreamUnavailable, match=r"could not be reached \(ReadTimeout\)"):
+        client.request("GET", "/read")
+    assert [method for method, _ in server.seen] == ["POST", "GET", "GET", "GET"]
+
+
+def test_real_5xx_is_not_retried_for_a_create(
+    server: LocalServer, real_client: Callable[..., HttpClient]
+) -> None:
+    server.replies = [Canned(502), Canned(200)]
+    with pytest.raises(UpstreamUnavailable, match=r"^Local answered HTTP 502\.$"):
+        real_client(server.url).request("POST", "/create", json={}, idempotent=False)
+    assert len(server.seen) == 1
+
+
+def test_real_refused_connection_is_retried_even_for_a_create(
+    real_client: Callable[..., HttpClient],
+) -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago; nobody listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    transport = CountingTransport()
+    client = real_client(f"http://127.0.0.1:{port}", FAST, transport)
+    with pytest.raises(UpstreamUnavailable) as caught:
+        client.request("POST", "/create", json={}, idempotent=False)
+    assert transport.tries == FAST.attempts
+    assert caught.value.message == "Local could not be reached (ConnectError)."
+    assert caught.value.repeatable and caught.value.retryable
+    assert isinstance(caught.value.__cause__, httpx.ConnectError)
