@@ -2,6 +2,8 @@
 
 SyncqError
  ├── TooManyActiveJobs (429 too_many_active_jobs)
+ ├── Conflict
+ │    └── JobExists (409 job_exists)
  ├── Unprocessable
  │    └── UnknownWorkflow (422 unknown_workflow)
  └── ServiceUnavailable
@@ -10,7 +12,7 @@ SyncqError
 
 from __future__ import annotations
 
-from shared.errors import ServiceUnavailable, SyncqError, Unprocessable
+from shared.errors import Conflict, ServiceUnavailable, SyncqError, Unprocessable
 
 
 class TooManyActiveJobs(SyncqError):
@@ -22,6 +24,12 @@ class TooManyActiveJobs(SyncqError):
 
     status, code = 429, "too_many_active_jobs"
     default_message = "You already have the most jobs queued or running; wait for one to end."
+
+
+class JobExists(Conflict):
+    """/create with an `id` that a job already has (a retried create whose first try landed)."""
+
+    code, default_message = "job_exists", "A job with this id already exists."
 
 
 class UnknownWorkflow(Unprocessable):
