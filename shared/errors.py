@@ -14,6 +14,7 @@ SyncqError (500 internal_error)
  ├── MethodNotAllowed (405 method_not_allowed)
  ├── Conflict (409 conflict)
  │    ├── JobAlreadyActive (409 job_already_active)
+ │    ├── JobExists (409 job_exists)
  │    └── JobFinished (409 job_finished)
  ├── PayloadTooLarge (413 payload_too_large)
  ├── UnsupportedMediaType (415 unsupported_media_type)
@@ -104,6 +105,13 @@ class Conflict(SyncqError):
 
 class JobAlreadyActive(Conflict):
     code, default_message = "job_already_active", "A job is already pending or running."
+
+
+class JobExists(Conflict):
+    """A credits /create with an `id` a job already has (a retried create whose first try
+    landed)."""
+
+    code, default_message = "job_exists", "A job with this id already exists."
 
 
 class JobFinished(Conflict):

@@ -109,9 +109,9 @@ class Settings(BaseSettings):
     runninghub_max_runtime_s: int = 6 * 3600  # ... and fails those running longer
     runninghub_sweep_batch: int = 100
     runninghub_pump_rounds: int = 20  # promotion rounds per /start or sweep
-    # One user's jobs queued or holding a slot; /start answers 429 beyond (below max_slots,
-    # so one user never holds every slot).
-    runninghub_max_active_per_user: int = 2
+    # One user's jobs queued or holding a slot; /start answers 429 beyond. Room for a batch:
+    # slots are shared fairly (fewest held first), so a big queue never starves others.
+    runninghub_max_active_per_user: int = 20
     runninghub_max_queue_wait_s: int = 3600  # the sweep fails (and refunds) a longer wait
 
     # --- Gestão Scouter export and sync (issue 6) ---

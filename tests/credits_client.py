@@ -1,8 +1,8 @@
 """A Python mirror of the browser's JobManager, speaking the queue manager's HTTP contract.
 
-    create_job      INSERT the row as the user, status 'pending' (Supabase/PostgREST style:
-                    role `authenticated` with the user's claims, so RLS applies); the
-                    server sets credits_cost from the workflow's price
+    create_job      POST /create  {table, workflowId, inputs?, sessionId?} -> 201, the
+                    pending job priced by the server (it was an INSERT through Supabase's
+                    REST API; the same rules apply: own jobs only, no cost sent)
     start_job       POST /start   {table, jobId}
     mark_job_failed POST /finish  {table, jobId, status: "failed", errorMessage}
     cancel_job      POST /cancel  {table, jobId}
@@ -19,13 +19,8 @@ from typing import Any
 from uuid import UUID
 
 import httpx
-import psycopg
-from psycopg import sql
-from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 
-from shared.credits.models import FUNCTION, job_table
-from shared.db import act_as_user
+from shared.credits.models import FUNCTION
 
 
 class QueueManagerError(Exception):
@@ -47,11 +42,9 @@ class JobManager:
         base_url: str,
         token: str,
         *,
-        database_url: str | None = None,
         http: httpx.Client | None = None,
         timeout_s: float = 30.0,
     ) -> None:
-        self._database_url = database_url
         self._own_http = http is None
         self._http = http or httpx.Client(timeout=timeout_s)
         self._base = f"{base_url.rstrip('/')}"
@@ -74,31 +67,22 @@ class JobManager:
         self,
         table: str,
         *,
-        user_id: UUID,
         workflow_id: str,
         inputs: list[dict[str, Any]] | None = None,
         session_id: str | None = None,
+        user_id: UUID | None = None,
     ) -> UUID:
-        """Insert a new pending job as the user (RLS decides what is allowed).
+        """Create a new pending job of this user's; its id.
 
-        The price is not ours to choose: a trigger sets credits_cost from credit_prices
-        and refuses a workflow without a price.
+        The price is not ours to choose: the server sets credits_cost from credit_prices
+        and refuses a workflow without a price (422 unknown_workflow).
         """
-        if self._database_url is None:
-            raise RuntimeError("create_job needs database_url")
-        target = job_table(table)
-        statement = sql.SQL(
-            "INSERT INTO {} (user_id, workflow_id, inputs, session_id)"
-            " VALUES (%s, %s, %s, %s) RETURNING id"
-        ).format(sql.Identifier(target.value))
-        with psycopg.connect(self._database_url, row_factory=dict_row) as conn:
-            act_as_user(conn, user_id)
-            row = conn.execute(
-                statement, [user_id, workflow_id, Jsonb(inputs or []), session_id]
-            ).fetchone()
-        assert row is not None
-        job_id: UUID = row["id"]
-        return job_id
+        body: dict[str, Any] = {"table": table, "workflowId": workflow_id, "inputs": inputs or []}
+        if session_id is not None:
+            body["sessionId"] = session_id
+        if user_id is not None:
+            body["userId"] = str(user_id)
+        return UUID(self._post("/create", body)["id"])
 
     def start_job(self, table: str, job_id: UUID) -> dict[str, Any]:
         """Ask the queue manager to debit and start (or queue) the job."""

@@ -47,9 +47,9 @@ def wsgi_http() -> httpx.Client:
     return httpx.Client(transport=httpx.WSGITransport(app=function_app()), timeout=30.0)
 
 
-def manager(token: str, database_url: str | None = None) -> JobManager:
+def manager(token: str) -> JobManager:
     """A JobManager (the browser's mirror) talking to the function in-process."""
-    return JobManager("http://qm", token, database_url=database_url, http=wsgi_http())
+    return JobManager("http://qm", token, http=wsgi_http())
 
 
 @dataclass
@@ -145,10 +145,10 @@ def new_job(
     cost: int = 10,
     inputs: list[dict[str, Any]] | None = None,
 ) -> uuid.UUID:
-    """A pending job inserted by its owner under RLS, as the browser's createJob does;
-    its workflow is priced at `cost` on the server."""
+    """A pending job its owner created through /create (the browser's createJob); its
+    workflow is priced at `cost` on the server."""
     workflow = priced_workflow(database_url, cost, table)
-    with manager(user.token, database_url) as jm:
+    with manager(user.token) as jm:
         return jm.create_job(table, user_id=user.id, workflow_id=workflow, inputs=inputs)
 
 
@@ -243,3 +243,31 @@ class Sampler:
                 self.max_remote = max(self.max_remote, self._remote())
                 self.samples += 1
                 time.sleep(0.002)
+
+
+@contextmanager
+def clock_running(rh: Emulator, step_s: float = 0.05) -> Iterator[None]:
+    """Let the emulator's manual clock run (a step every 20 ms) for the block's length."""
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(0.02):
+            rh.state.advance(step_s)
+
+    ticker = threading.Thread(target=run, daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        ticker.join()
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll `predicate` until it holds; AssertionError naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

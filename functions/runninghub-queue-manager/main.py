@@ -1,7 +1,8 @@
 """runninghub-queue-manager: the credits queue for RunningHub renders.
 
-Routes by path: /check /start /finish /cancel (a user for their own jobs, or the
-service) and /webhook (RunningHub's TASK_END, verified by the signed URL).
+Routes by path: /create (a user, for themself: 201 with the new job), /check /start
+/finish /cancel (a user for their own jobs, or the service: 200) and /webhook
+(RunningHub's TASK_END, verified by the signed URL).
 """
 
 from __future__ import annotations
@@ -13,17 +14,25 @@ import functions_framework
 
 from shared.auth import SERVICE, Principal
 from shared.credits import service
-from shared.credits.models import CheckRequest, FinishRequest, JobRef, WebhookEvent
+from shared.credits.models import (
+    CheckRequest,
+    CreateRequest,
+    FinishRequest,
+    JobRef,
+    WebhookEvent,
+)
 from shared.credits.runninghub import verify_webhook
 from shared.errors import NotFound
 from shared.settings import get_settings
 from shared.web import error_response, handle
 
-ROUTES: dict[str, tuple[type[Any], Any]] = {
-    "/check": (CheckRequest, service.check),
-    "/start": (JobRef, service.start),
-    "/finish": (FinishRequest, service.finish),
-    "/cancel": (JobRef, service.cancel),
+# path -> (body model, service action, success status)
+ROUTES: dict[str, tuple[type[Any], Any, int]] = {
+    "/create": (CreateRequest, service.create, 201),
+    "/check": (CheckRequest, service.check, 200),
+    "/start": (JobRef, service.start, 200),
+    "/finish": (FinishRequest, service.finish, 200),
+    "/cancel": (JobRef, service.cancel, 200),
 }
 
 
@@ -45,5 +54,5 @@ def main(request: flask.Request) -> flask.Response:
         return _webhook(request)
     if path not in ROUTES:
         return error_response(NotFound("No such route.", details={"routes": [*ROUTES, "/webhook"]}))
-    model, action = ROUTES[path]
-    return handle(request, model, action)
+    model, action, status = ROUTES[path]
+    return handle(request, model, action, status=status)

@@ -41,6 +41,15 @@ TENANTS = (
 )  # fmt: skip
 
 
+def demo_users() -> dict[str, uuid.UUID]:
+    """The demo users by name: `acme-admin`, `acme-member`, `globex-admin`, ..."""
+    return {
+        f"{t.slug}-{role}": user
+        for t in TENANTS
+        for role, user in (("admin", t.admin), ("member", t.member))
+    }
+
+
 @dataclass(frozen=True)
 class DemoProvider:
     """How the demo wires a provider: its emulator's port and the secrets it needs."""

@@ -1,9 +1,17 @@
-"""Argument types shared by the ops commands (durations with sane bounds)."""
+"""Shared by the ops commands: argument types (durations with sane bounds) and `friendly`."""
 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import re
+import sys
+from collections.abc import Callable
+
+from shared.errors import SyncqError
+
+Handler = Callable[[argparse.Namespace], int]
 
 # Beyond about a century, `now() - interval` leaves Postgres's timestamp range: reject
 # such thresholds here rather than as a database traceback.
@@ -29,3 +37,17 @@ def positive_duration_s(text: str) -> float:
             f"must be above zero and at most {MAX_DAYS}d (try 30m, 2h, 1d), not {text!r}"
         )
     return seconds
+
+
+def friendly(handler: Handler) -> Handler:
+    """Print a SyncqError as its envelope (exit 2) instead of a traceback."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except SyncqError as exc:
+            print(json.dumps(exc.envelope(), ensure_ascii=False, default=str), file=sys.stderr)
+            return 2
+
+    return run

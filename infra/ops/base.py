@@ -22,11 +22,7 @@ def register(sub: Any) -> None:
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--service", action="store_true", help="the service role")
     who.add_argument("--user", type=uuid.UUID, help="a user id")
-    who.add_argument(
-        "--demo",
-        choices=[f"{t.slug}-{r}" for t in demo.TENANTS for r in ("admin", "member")],
-        help="a demo user",
-    )
+    who.add_argument("--demo", choices=list(demo.demo_users()), help="a demo user")
     p.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
     p.set_defaults(handler=_token)
 
@@ -49,10 +45,6 @@ def _token(args: argparse.Namespace) -> int:
     if args.service:
         print(mint_token(service=True, ttl_s=args.ttl))
         return 0
-    user = args.user
-    if args.demo:
-        slug, role = args.demo.rsplit("-", 1)
-        tenant = next(t for t in demo.TENANTS if t.slug == slug)
-        user = tenant.admin if role == "admin" else tenant.member
+    user = demo.demo_users()[args.demo] if args.demo else args.user
     print(mint_token(user_id=user, ttl_s=args.ttl))
     return 0

@@ -1,13 +1,21 @@
-"""Credits commands: top up a user's balance, show a user's balance and recent jobs."""
+"""Credits commands: top up a user's balance, show a user's balance and recent jobs, and
+create a render job for a user (through the same service as POST /create, as that user).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import uuid
 from typing import Any
 
+from infra.local import demo
+from infra.ops._args import friendly
 from shared import db
-from shared.credits import store
+from shared.auth import Principal
+from shared.credits import service, store
+from shared.credits.models import CreateRequest, JobRef, JobTable
+from shared.web import parse_model
 
 
 def register(sub: Any) -> None:
@@ -20,11 +28,34 @@ def register(sub: Any) -> None:
     p.add_argument("--user", type=uuid.UUID, required=True)
     p.set_defaults(handler=_show)
 
+    p = sub.add_parser(
+        "credits-create", help="create a pending render job for a user (as POST /create)"
+    )
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", type=uuid.UUID, help="a user id")
+    who.add_argument("--demo", choices=list(demo.demo_users()), help="a demo user")
+    p.add_argument("--table", choices=[t.value for t in JobTable], default=JobTable.IMAGE.value)
+    p.add_argument("--workflow", default=demo.DEMO_WORKFLOW, help="a priced workflow id")
+    p.add_argument("--inputs", type=_json_list, default=[], help="RunningHub nodeInfoList (JSON)")
+    p.add_argument("--session", help="a session id to group the job with")
+    p.add_argument("--start", action="store_true", help="then start it (as POST /start)")
+    p.set_defaults(handler=_create)
+
 
 def _positive(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def _json_list(text: str) -> list[Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, list):
+        raise argparse.ArgumentTypeError("must be a JSON array")
     return value
 
 
@@ -42,4 +73,20 @@ def _show(args: argparse.Namespace) -> int:
     for m in moves:
         print(f"  {m['created_at']:%Y-%m-%d %H:%M:%S}  {m['kind']:<6} {m['amount']:>6}"
               f"  {m['job_table']} {m['job_id']}")  # fmt: skip
+    return 0
+
+
+@friendly
+def _create(args: argparse.Namespace) -> int:
+    """The job as JSON (then as /start answered, with --start); errors as the envelope."""
+    user = demo.demo_users()[args.demo] if args.demo else args.user
+    owner = Principal("user", user)  # the operator acts as the user: the same rules apply
+    body = {"table": args.table, "workflowId": args.workflow, "inputs": args.inputs}
+    if args.session is not None:
+        body["sessionId"] = args.session
+    job = service.create(owner, parse_model(CreateRequest, body))
+    print(job.model_dump_json(indent=2))
+    if args.start:
+        started = service.start(owner, JobRef(table=args.table, job_id=job.id))
+        print(started.model_dump_json(indent=2))
     return 0

@@ -8,22 +8,18 @@ Cloud Tasks (the local stack) or, with `--inline`, in this process.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
-import sys
 import time
-from collections.abc import Callable
 from datetime import date
 from typing import Any
 from uuid import UUID
 
 from tqdm import tqdm
 
-from infra.ops._args import MAX_DAYS, positive_duration_s
+from infra.ops._args import MAX_DAYS, friendly, positive_duration_s
 from infra.ops.jobs import table
 from shared import db
 from shared.auth import SERVICE
-from shared.errors import SyncqError
 from shared.gestao.config_check import validate_config
 from shared.gestao.models import ExportAction, ExportRequest, SchemaRequest, TenantRequest
 from shared.gestao.runner import run_job
@@ -32,7 +28,6 @@ from shared.sqlfiles import query
 from shared.tenancy import get_tenant
 
 SETTLED = ("completed", "failed", "paused")
-Handler = Callable[[argparse.Namespace], int]
 
 
 def day_count(text: str) -> int:
@@ -89,20 +84,6 @@ def register(sub: Any) -> None:
     _tenant(cmds.add_parser("check", help="named connection checks")).set_defaults(
         handler=config_check
     )
-
-
-def friendly(handler: Handler) -> Handler:
-    """Print a SyncqError as its envelope (exit 2) instead of a traceback."""
-
-    @functools.wraps(handler)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except SyncqError as exc:
-            print(json.dumps(exc.envelope(), ensure_ascii=False, default=str), file=sys.stderr)
-            return 2
-
-    return run
 
 
 def _tenant(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -65,7 +65,7 @@ def finish_job(
 
 
 def promote_queued() -> int:
-    """Wake /start for the oldest queued jobs that now fit in free slots (Cloud Tasks).
+    """Wake /start for the next queued jobs (fair order) that fit in free slots (Cloud Tasks).
 
     A duplicate or lost wake-up is harmless: /start re-decides under the slot lock and
     the sweep starts whatever is left.
@@ -74,7 +74,7 @@ def promote_queued() -> int:
     with db.transaction() as conn:
         active, queued = store.counts(conn)
         free = limit - active
-        keys = store.oldest_queued(conn, free) if free > 0 and queued else []
+        keys = store.next_in_queue(conn, free) if free > 0 and queued else []
     for key in keys:
         body = {"table": key.table.value, "jobId": str(key.id)}
         dispatch(Task(FUNCTION, body, path="/start"))

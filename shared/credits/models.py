@@ -92,6 +92,30 @@ class JobRef(_Body):
         return JobKey(job_table(self.table), self.job_id)
 
 
+WORKFLOW_ID = r"^[A-Za-z0-9_-]{1,64}$"  # mirrors the CHECK on ai_jobs.workflow_id
+
+
+class CreateRequest(_Body):
+    """`/create`: a new pending job of the caller's (what the browser's insert could send).
+
+    Extra fields are refused (422), so a cost, a status or a task id cannot be sent: the
+    server prices the job from `credit_prices`. `userId` is optional and must be the
+    caller's own; `id` lets a client that retries know whether its first try landed (409).
+    """
+
+    table: str = Field(min_length=1, max_length=64)
+    workflow_id: str = Field(alias="workflowId", pattern=WORKFLOW_ID)
+    inputs: list[dict[str, Any]] = Field(default_factory=list, max_length=100)
+    session_id: str | None = Field(None, alias="sessionId", min_length=1, max_length=200)
+    user_id: UUID | None = Field(None, alias="userId")
+    id: UUID | None = None
+
+    @property
+    def target(self) -> JobTable:
+        """The allow-listed table (400 unknown_table otherwise)."""
+        return job_table(self.table)
+
+
 class Output(BaseModel):
     """One RunningHub output file."""
 

@@ -1,4 +1,4 @@
-"""The routes of runninghub-queue-manager: /check /start /finish /cancel /webhook."""
+"""The routes of runninghub-queue-manager: /create /check /start /finish /cancel /webhook."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from shared.credits import store
 from shared.credits.jobs import cancel_remote, finish_job, promote_queued
 from shared.credits.models import (
     CheckRequest,
+    CreateRequest,
     CreditJob,
     FinishRequest,
     JobKey,
@@ -59,6 +60,23 @@ def _answer(key: JobKey) -> CreditJob:
         row = store.get_job(conn, key)
         assert row is not None
         return store.present(conn, row, store.position_of(conn, key))
+
+
+def create(principal: Principal, req: CreateRequest) -> CreditJob:
+    """A new pending job for the caller, priced by the server (the browser's createJob).
+
+    The rules of the insert it replaces: a user creates jobs for themself only (another
+    `userId` is 403, and so is the service: it may not create a job for a user); the
+    insert runs as the user under RLS; the cost comes from `credit_prices` (a workflow
+    without a price is 422 unknown_workflow); the table from the allow-list (400).
+    """
+    if principal.is_service or principal.user_id is None:
+        raise Forbidden("Jobs are created by their owner with their own token.")
+    if req.user_id is not None and req.user_id != principal.user_id:
+        raise Forbidden("You may only create jobs for yourself.", details={"loc": ["userId"]})
+    table = req.target  # 400 unknown_table before any query
+    with db.user_transaction(principal.user_id) as conn:
+        return store.present(conn, store.create_job(conn, table, principal.user_id, req))
 
 
 def check(principal: Principal, req: CheckRequest) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 The decision "this queued job takes a slot" is made only here, under a transaction-level
 advisory lock, by counting the jobs that hold a slot (starting or running) across both
-tables — so the limit holds under any number of concurrent /start calls and sweeps. The
-oldest queued jobs are promoted first, then launched on RunningHub outside the lock.
+tables — so the limit holds under any number of concurrent /start calls and sweeps. Free
+slots go fairly: the user holding the fewest slots first, FIFO within a user, on a tie
+whoever got a slot least recently (the `fair_queue` query), so one user's burst of renders
+never starves another. Promoted jobs are then launched on RunningHub outside the lock.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class Launch(Enum):
 
 
 def promote() -> list[Row]:
-    """Under the slot lock, move the oldest queued jobs that fit into 'starting'."""
+    """Under the slot lock, move the next queued jobs (fair order) that fit into 'starting'."""
     limit = get_settings().runninghub_max_slots
     with db.transaction() as conn:
         store.lock_slots(conn)
@@ -41,7 +43,7 @@ def promote() -> list[Row]:
         free = limit - active
         if free <= 0 or not queued:
             return []
-        promoted = [store.mark_starting(conn, key) for key in store.oldest_queued(conn, free)]
+        promoted = [store.mark_starting(conn, key) for key in store.next_in_queue(conn, free)]
     return [row for row in promoted if row is not None]
 
 

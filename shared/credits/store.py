@@ -9,16 +9,57 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from psycopg.types.json import Jsonb
 
-from shared.credits.models import CreditJob, JobKey, JobStatus, clean_json, clean_text
+from shared.credits.models import (
+    CreateRequest,
+    CreditJob,
+    JobKey,
+    JobStatus,
+    JobTable,
+    clean_json,
+    clean_text,
+)
 from shared.db import Conn, Row
-from shared.errors import PaymentRequired
+from shared.errors import JobExists, PaymentRequired, UnknownWorkflow
 from shared.sqlfiles import query
+
+# The price trigger's refusal of a workflow without a price (migration 0032).
+PRICED_WORKFLOW = "ai_jobs_priced_workflow"
+# A user may insert only into a partition (no grant on ai_jobs): one query per table.
+_CREATE = {JobTable.IMAGE: "create_image_job", JobTable.VIDEO: "create_video_job"}
 
 
 def _one(conn: Conn, name: str, params: dict[str, Any]) -> Row | None:
     return conn.execute(query("credits", name), params).fetchone()
+
+
+def create_job(conn: Conn, table: JobTable, user_id: UUID, req: CreateRequest) -> Row:
+    """Insert a pending job (in a user transaction: RLS applies); the server sets its price.
+
+    409 job_exists when `req.id` is taken; 422 unknown_workflow when the workflow has no
+    price (the trigger's refusal, translated here).
+    """
+    statement = query("credits", _CREATE[table])
+    params = {
+        "id": req.id,
+        "user_id": user_id,
+        "workflow_id": req.workflow_id,
+        "inputs": Jsonb(req.inputs),
+        "session_id": req.session_id,
+    }
+    try:
+        row = conn.execute(statement, params).fetchone()
+    except psycopg.errors.UniqueViolation as exc:
+        raise JobExists(details={"table": table.value, "jobId": str(req.id)}) from exc
+    except psycopg.errors.CheckViolation as exc:
+        if exc.diag.constraint_name != PRICED_WORKFLOW:
+            raise
+        details = {"table": table.value, "workflowId": req.workflow_id}
+        raise UnknownWorkflow(details=details) from exc
+    assert row is not None
+    return row
 
 
 def get_job(conn: Conn, key: JobKey, *, lock: bool = False) -> Row | None:
@@ -106,9 +147,10 @@ def counts(conn: Conn) -> tuple[int, int]:
     return (int(row["active"]), int(row["queued"])) if row else (0, 0)
 
 
-def oldest_queued(conn: Conn, limit: int) -> list[JobKey]:
-    """The head of the queue across both tables."""
-    rows = conn.execute(query("credits", "oldest_queued"), {"limit": limit}).fetchall()
+def next_in_queue(conn: Conn, limit: int) -> list[JobKey]:
+    """The next `limit` jobs to take a slot, in the fair order (fewest slots held first)."""
+    params = {"user_id": None, "job_table": None, "id": None, "limit": limit}
+    rows = conn.execute(query("credits", "fair_queue"), params).fetchall()
     return [JobKey.of(r) for r in rows]
 
 
@@ -153,7 +195,7 @@ def finish(
 
 @dataclass(frozen=True)
 class QueuePlace:
-    """A queued job's 1-based place in the one FIFO across both tables."""
+    """A queued job's 1-based place in the one queue across both tables (fair order)."""
 
     key: JobKey
     position: int
@@ -161,13 +203,16 @@ class QueuePlace:
 
 
 def queue_positions(conn: Conn, user_id: UUID | None, key: JobKey | None) -> list[QueuePlace]:
-    """Places of a user's queued jobs and of `key` (when queued)."""
+    """Places, in the fair order, of a user's queued jobs and of `key` (when queued)."""
+    if user_id is None and key is None:
+        return []
     params = {
         "user_id": user_id,
         "job_table": key.table.value if key else None,
         "id": key.id if key else None,
+        "limit": None,
     }
-    rows = conn.execute(query("credits", "queue_positions"), params).fetchall()
+    rows = conn.execute(query("credits", "fair_queue"), params).fetchall()
     return [QueuePlace(JobKey.of(r), int(r["position"]), r["user_id"]) for r in rows]
 
 

@@ -2,6 +2,23 @@
 -- partitions are image_jobs and video_jobs; job_table is always a bound value that the
 -- code took from its allow-list.
 
+-- name: create_image_job
+-- The browser's createJob, run as the user (role `authenticated`: RLS and the column
+-- grants apply), one query per allow-listed table. The BEFORE INSERT trigger sets
+-- credits_cost from credit_prices and refuses a workflow without a price
+-- (check_violation, constraint ai_jobs_priced_workflow).
+INSERT INTO image_jobs (id, user_id, workflow_id, inputs, session_id)
+VALUES (coalesce(%(id)s::uuid, gen_random_uuid()), %(user_id)s, %(workflow_id)s, %(inputs)s,
+        %(session_id)s)
+RETURNING *
+
+-- name: create_video_job
+-- As create_image_job.
+INSERT INTO video_jobs (id, user_id, workflow_id, inputs, session_id)
+VALUES (coalesce(%(id)s::uuid, gen_random_uuid()), %(user_id)s, %(workflow_id)s, %(inputs)s,
+        %(session_id)s)
+RETURNING *
+
 -- name: lock_job
 SELECT * FROM ai_jobs WHERE job_table = %(job_table)s AND id = %(id)s FOR UPDATE
 
@@ -73,9 +90,49 @@ SELECT pg_advisory_xact_lock(hashtext('syncq:runninghub-slots'))
 SELECT (SELECT count(*) FROM ai_jobs WHERE status IN ('starting', 'running')) AS active,
        (SELECT count(*) FROM ai_jobs WHERE status = 'queued') AS queued
 
--- name: oldest_queued
-SELECT job_table, id FROM ai_jobs WHERE status = 'queued'
-ORDER BY created_at, id LIMIT %(limit)s
+-- name: fair_queue
+-- The queue in the order slots are given, so one user's burst never starves another:
+--   1. the user holding the fewest slots first, FIFO within a user. A queued job's level
+--      is what its owner would hold once it starts (slots held now + the owner's jobs
+--      queued up to it), so taking jobs by level is taking, slot by slot, the oldest job
+--      of whoever holds the fewest;
+--   2. on a tie, the user who got a slot least recently (never: first), so users take
+--      turns even when every slot frees before the next decision (held counts all 0);
+--   3. then the oldest job.
+-- Promotions read it under the slot lock (held counts only grow under that lock).
+-- Filters: a user's jobs and/or one job (both NULL: the whole queue); limit NULL: all.
+WITH queued AS (
+  SELECT job_table, id, user_id, created_at FROM ai_jobs WHERE status = 'queued'
+), held AS (
+  SELECT user_id, count(*) AS slots FROM ai_jobs
+  WHERE status IN ('starting', 'running') GROUP BY user_id
+), served AS (
+  SELECT u.user_id, last.started_at AS last_started
+  FROM (SELECT DISTINCT user_id FROM queued) u
+  LEFT JOIN LATERAL (
+    SELECT j.started_at FROM ai_jobs j
+    WHERE j.user_id = u.user_id AND j.started_at IS NOT NULL
+    ORDER BY j.started_at DESC LIMIT 1
+  ) last ON true
+), ranked AS (
+  SELECT q.job_table, q.id, q.user_id, q.created_at, s.last_started,
+         coalesce(h.slots, 0)
+           + row_number() OVER (PARTITION BY q.user_id ORDER BY q.created_at, q.id) AS level
+  FROM queued q
+  JOIN served s ON s.user_id = q.user_id
+  LEFT JOIN held h ON h.user_id = q.user_id
+), ordered AS (
+  SELECT job_table, id, user_id,
+         row_number() OVER (ORDER BY level, last_started NULLS FIRST, created_at, id)
+           AS position
+  FROM ranked
+)
+SELECT job_table, id, user_id, position FROM ordered
+WHERE (%(user_id)s::uuid IS NULL AND %(id)s::uuid IS NULL)
+   OR user_id = %(user_id)s
+   OR (job_table = %(job_table)s AND id = %(id)s)
+ORDER BY position
+LIMIT %(limit)s
 
 -- name: mark_starting
 -- clock_timestamp(): jobs promoted in one transaction keep their order in started_at.
@@ -106,15 +163,6 @@ UPDATE ai_jobs SET
 WHERE job_table = %(job_table)s AND id = %(id)s
   AND status NOT IN ('completed', 'failed', 'cancelled')
 RETURNING *
-
--- name: queue_positions
--- Where each of a user's queued jobs stands in the one FIFO across both tables.
-SELECT job_table, id, user_id, position FROM (
-  SELECT job_table, id, user_id, row_number() OVER (ORDER BY created_at, id) AS position
-  FROM ai_jobs WHERE status = 'queued'
-) q
-WHERE user_id = %(user_id)s OR (job_table = %(job_table)s AND id = %(id)s)
-ORDER BY position
 
 -- name: due_for_check
 -- Jobs holding a slot long enough that RunningHub should be asked how they are doing.

@@ -88,7 +88,7 @@ def create(
     cost: int,
     inputs: list[dict[str, Any]] | None = None,
 ) -> uuid.UUID:
-    """A pending job inserted by the user under RLS (the browser's createJob), whose
+    """A pending job the user created through /create (the browser's createJob), whose
     workflow the server prices at `cost`."""
     workflow = priced_workflow(database_url, cost)
     return jm.create_job(IMAGE, user_id=user.id, workflow_id=workflow, inputs=inputs)
@@ -99,7 +99,7 @@ def test_four_jobs_share_two_slots_and_all_complete(
 ) -> None:
     user = new_user(database_url, balance=100)
     costs = [5, 10, 15, 20]
-    with JobManager(function_url(stack), user.token, database_url=database_url) as jm:
+    with JobManager(function_url(stack), user.token) as jm:
         job_ids = [create(database_url, jm, user, cost) for cost in costs]
         assert statuses(database_url, job_ids) == ["pending"] * 4
         with Sampler(database_url, lambda: rh_active(rh)) as sampler:
@@ -155,7 +155,7 @@ def test_failed_workflow_is_refunded_once_through_the_webhook(
 ) -> None:
     rh.state.knobs.update({"webhook_replays": 2})  # RunningHub sends TASK_END twice
     user = new_user(database_url, balance=50)
-    with JobManager(function_url(stack), user.token, database_url=database_url) as jm:
+    with JobManager(function_url(stack), user.token) as jm:
         job_id = create(database_url, jm, user, 30, FAIL_INPUTS)
         answer = jm.start_job(IMAGE, job_id)
         assert answer["debited"] and answer["status"] != "failed", answer

@@ -14,11 +14,21 @@ from psycopg.types.json import Jsonb
 
 from shared import db
 from shared.credits import store
+from shared.credits.jobs import finish_job
 from shared.credits.models import JobKey, JobStatus, JobTable
 from shared.credits.slots import promote
 from shared.errors import PaymentRequired
 from tests.conftest import Configure
-from tests.credits_support import IMAGE, VIDEO, balance, ledger, new_job, new_user, set_price
+from tests.credits_support import (
+    IMAGE,
+    VIDEO,
+    User,
+    balance,
+    ledger,
+    new_job,
+    new_user,
+    set_price,
+)
 from tests.support import rows
 
 pytestmark = pytest.mark.db
@@ -219,6 +229,66 @@ def test_concurrent_promotions_never_exceed_the_slot_limit(
     starting = rows(database_url, "SELECT id FROM ai_jobs WHERE status = 'starting'")
     assert promoted == len(starting) == 3
     assert {r["id"] for r in starting} == {k.id for k in keys[:3]}  # the oldest three
+
+
+def _queued_job(database_url: str, user: User) -> JobKey:
+    key = JobKey(JobTable.IMAGE, new_job(database_url, user, cost=1))
+    with db.transaction() as conn:
+        store.queue(conn, key)
+    return key
+
+
+def _promoted(*expected: JobKey) -> None:
+    """promote() takes exactly these jobs, in this order (started_at follows it)."""
+    assert [JobKey.of(r) for r in promote()] == list(expected)
+
+
+def _end(*keys: JobKey) -> None:
+    """The jobs' tasks end (their slots free up)."""
+    for key in keys:
+        finish_job(key, JobStatus.COMPLETED)
+
+
+def test_free_slots_go_to_the_user_holding_the_fewest_fifo_within_a_user(
+    database_url: str, configure: Configure
+) -> None:
+    configure(RUNNINGHUB_MAX_SLOTS="3")
+    a, b, c = (new_user(database_url, 1000) for _ in range(3))
+    a_run = [_queued_job(database_url, a) for _ in range(2)]
+    c_run = _queued_job(database_url, c)
+    _promoted(a_run[0], c_run, a_run[1])  # fewest held first: c before a's second job
+    a_q = [_queued_job(database_url, a) for _ in range(4)]  # a's burst, then b, then c
+    b_q = [_queued_job(database_url, b) for _ in range(2)]
+    c_q = _queued_job(database_url, c)
+    # a holds 2, c 1, b 0: b's first, then b's second and c's (level 2, b got no slot
+    # yet), then a's in order
+    expected = [b_q[0], b_q[1], c_q, *a_q]
+    with db.transaction() as conn:
+        assert store.next_in_queue(conn, 100) == expected
+        mine = store.queue_positions(conn, a.id, None)
+        assert [(p.key, p.position) for p in mine] == [(k, 4 + i) for i, k in enumerate(a_q)]
+        assert store.position_of(conn, c_q) == 3
+        assert store.queue_positions(conn, None, None) == []
+    _promoted()  # no free slot
+    configure(RUNNINGHUB_MAX_SLOTS="6")
+    _promoted(b_q[0], b_q[1], c_q)
+    with db.transaction() as conn:
+        assert store.next_in_queue(conn, 100) == a_q
+
+
+def test_users_take_turns_when_every_slot_frees_before_the_next_decision(
+    database_url: str, configure: Configure
+) -> None:
+    configure(RUNNINGHUB_MAX_SLOTS="1")
+    a, b, c = (new_user(database_url, 1000) for _ in range(3))
+    a_q = [_queued_job(database_url, a) for _ in range(4)]  # a's burst first
+    b_q = [_queued_job(database_url, b) for _ in range(2)]
+    c_q = [_queued_job(database_url, c) for _ in range(1)]
+    order = [a_q[0], b_q[0], c_q[0], a_q[1], b_q[1], a_q[2], a_q[3]]  # round-robin
+    for key in order:  # each time nobody holds a slot: the tie goes to the least served
+        _promoted(key)
+        _end(key)
+    _promoted()
 
 
 def test_ops_cli_grants_and_shows_credits(

@@ -1,0 +1,304 @@
+"""runninghub-queue-manager /create, and the ops CLI's credits-create: the rules of the
+browser's insert (own jobs only, the server's price, allow-listed workflows and tables).
+
+Real PostgreSQL; the RunningHub emulator only for the jobs that are started afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from infra.emulators.runninghub import RunningHubKnobs
+from infra.local import demo
+from infra.ops.__main__ import main as ops
+from tests.conftest import Configure
+from tests.credits_support import (
+    IMAGE,
+    VIDEO,
+    Emulator,
+    User,
+    balance,
+    configure_runninghub,
+    job,
+    ledger,
+    new_user,
+    post,
+    priced_workflow,
+    running_emulator,
+    service,
+    set_price,
+)
+from tests.support import rows
+
+pytestmark = pytest.mark.db
+
+NODE_INPUTS = [{"nodeId": "6", "fieldName": "text", "fieldValue": "a red fox"}]
+
+
+@pytest.fixture
+def rh(configure: Configure) -> Iterator[Emulator]:
+    with running_emulator(RunningHubKnobs(run_seconds=None)) as emulator:
+        configure_runninghub(configure, emulator.url)
+        yield emulator
+
+
+def create(token: str, **body: Any) -> Any:
+    return post("/create", body, token)
+
+
+def snapshot(database_url: str) -> list[Any]:
+    """Everything /create (or a start after it) could change."""
+    return [
+        rows(database_url, "SELECT * FROM ai_jobs ORDER BY id"),
+        rows(database_url, "SELECT * FROM credit_ledger ORDER BY id"),
+        rows(database_url, "SELECT * FROM credit_accounts ORDER BY user_id"),
+    ]
+
+
+def test_create_answers_201_with_the_pending_job_priced_by_the_server(
+    database_url: str, rh: Emulator
+) -> None:
+    user = new_user(database_url, balance=100)
+    workflow = priced_workflow(database_url, 30)
+    set_price(database_url, workflow, 45, VIDEO)  # a price per table
+    answer = create(
+        user.token, table=IMAGE, workflowId=workflow, inputs=NODE_INPUTS, sessionId="tab-1"
+    )
+    assert answer.status_code == 201, answer.json()
+    body = answer.json()
+    assert body["status"] == "pending" and body["credits_cost"] == 30
+    assert body["table"] == IMAGE and body["user_id"] == str(user.id)
+    assert body["workflow_id"] == workflow and body["inputs"] == NODE_INPUTS
+    assert body["session_id"] == "tab-1"
+    assert not body["debited"] and not body["refunded"] and body["position"] is None
+    row = job(database_url, uuid.UUID(body["id"]))
+    assert (row["job_table"], row["status"], row["credits_cost"]) == (IMAGE, "pending", 30)
+    assert ledger(database_url) == [] and balance(database_url, user) == 100
+    # the column names of the browser's insert work too; a video job takes the video price
+    video = create(user.token, table=VIDEO, workflow_id=workflow, session_id="tab-1").json()
+    assert (video["table"], video["credits_cost"], video["inputs"]) == (VIDEO, 45, [])
+    started = post("/start", {"table": IMAGE, "jobId": body["id"]}, user.token).json()
+    assert started["status"] == "running" and started["debited"]
+    assert balance(database_url, user) == 70
+
+
+def test_create_is_for_the_owner_only(database_url: str, rh: Emulator) -> None:
+    owner, other = new_user(database_url), new_user(database_url)
+    workflow = priced_workflow(database_url, 10)
+    before = snapshot(database_url)
+    mine = {"table": IMAGE, "workflowId": workflow}
+    answer = create(owner.token, **mine, userId=str(other.id))  # another user's id
+    assert answer.status_code == 403, answer.json()
+    assert answer.json()["error"]["code"] == "forbidden"
+    for user_id in (None, str(owner.id)):  # the service may not create a job for anyone
+        body = mine if user_id is None else {**mine, "userId": user_id}
+        answer = create(service(), **body)
+        assert answer.status_code == 403 and answer.json()["error"]["code"] == "forbidden"
+    for token in ("", "not-a-jwt"):
+        assert create(token, **mine).status_code == 401
+    assert snapshot(database_url) == before
+    created = create(owner.token, **mine, userId=str(owner.id))  # one's own id is fine
+    assert created.status_code == 201 and created.json()["user_id"] == str(owner.id)
+    # the owner sees it; the other user cannot reach it on any route
+    ref = {"table": IMAGE, "jobId": created.json()["id"]}
+    assert post("/check", ref, owner.token).json()["job"]["status"] == "pending"
+    assert post("/check", ref, other.token).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"creditsCost": 0}, {"credits_cost": 1}, {"price": 0}, {"status": "queued"},
+     {"external_task_id": "1"}, {"outputs": []}],
+)  # fmt: skip
+def test_a_price_or_a_state_cannot_be_sent(
+    database_url: str, rh: Emulator, extra: dict[str, Any]
+) -> None:
+    user = new_user(database_url)
+    body = {"table": IMAGE, "workflowId": priced_workflow(database_url, 10), **extra}
+    before = snapshot(database_url)
+    answer = create(user.token, **body)
+    assert answer.status_code == 422, answer.json()
+    error = answer.json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["details"] == [
+        {"loc": list(extra), "type": "extra_forbidden", "message": "Extra inputs are not permitted"}
+    ]
+    assert snapshot(database_url) == before
+
+
+def test_an_unknown_workflow_is_422_and_creates_nothing(database_url: str, rh: Emulator) -> None:
+    user = new_user(database_url)
+    images_only = priced_workflow(database_url, 10)
+    before = snapshot(database_url)
+    for table, workflow in ((IMAGE, "never-priced"), (VIDEO, images_only)):
+        answer = create(user.token, table=table, workflowId=workflow)
+        assert answer.status_code == 422, answer.json()
+        error = answer.json()["error"]
+        assert error["code"] == "unknown_workflow"
+        assert error["details"] == {"table": table, "workflowId": workflow}
+    assert snapshot(database_url) == before
+
+
+def bad_bodies(workflow: str) -> list[tuple[Any, int, str]]:
+    ok = {"table": IMAGE, "workflowId": workflow}
+    return [
+        ({}, 422, "validation_error"),
+        ({"table": IMAGE}, 422, "validation_error"),
+        ({"workflowId": workflow}, 422, "validation_error"),
+        ({**ok, "workflowId": "1 OR 1=1"}, 422, "validation_error"),
+        ({**ok, "workflowId": "w" * 65}, 422, "validation_error"),
+        ({**ok, "inputs": {"nodeId": "6"}}, 422, "validation_error"),
+        ({**ok, "inputs": ["text"]}, 422, "validation_error"),
+        ({**ok, "inputs": [{}] * 101}, 422, "validation_error"),
+        ({**ok, "sessionId": "s" * 201}, 422, "validation_error"),
+        ({**ok, "sessionId": ""}, 422, "validation_error"),
+        ({**ok, "userId": "me"}, 422, "validation_error"),
+        ({**ok, "id": "not-a-uuid"}, 422, "validation_error"),
+        ({**ok, "table": ""}, 422, "validation_error"),
+        ({**ok, "table": "ai_jobs"}, 400, "unknown_table"),
+        ({**ok, "table": "credit_ledger"}, 400, "unknown_table"),
+        ({**ok, "table": "image_jobs; DROP TABLE x"}, 400, "unknown_table"),
+        (b"{not json", 400, "invalid_json"),
+        (b'{"table": "image_jobs", "workflowId": "a\\u0000b"}', 400, "invalid_json"),
+        ({**ok, "inputs": [{"pad": "x" * 300_000}]}, 413, "payload_too_large"),
+    ]  # fmt: skip
+
+
+def test_bad_bodies_are_4xx_and_change_nothing(database_url: str, rh: Emulator) -> None:
+    user = new_user(database_url)
+    workflow = priced_workflow(database_url, 10)
+    before = snapshot(database_url)
+    for body, status, code in bad_bodies(workflow):
+        answer = post("/create", body, user.token)
+        assert answer.status_code == status, (body, answer.json())
+        error = answer.json()["error"]
+        assert error["code"] == code and error["message"], body
+    assert snapshot(database_url) == before
+
+
+def test_unknown_table_is_400_without_touching_the_database(
+    database_url: str, configure: Configure, rh: Emulator
+) -> None:
+    user = new_user(database_url)
+    configure(DATABASE_URL="postgresql://nobody@127.0.0.1:9/none", DB_CONNECT_TIMEOUT_S="1")
+    answer = create(user.token, table="pg_authid", workflowId="wf")
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "unknown_table"
+    assert answer.json()["error"]["details"]["allowed"] == [IMAGE, VIDEO]
+
+
+def test_a_client_id_makes_a_retried_create_409_once_created(
+    database_url: str, rh: Emulator
+) -> None:
+    user = new_user(database_url)
+    workflow = priced_workflow(database_url, 10)
+    job_id = str(uuid.uuid4())
+    body = {"table": IMAGE, "workflowId": workflow, "id": job_id}
+    gate = threading.Barrier(8)
+
+    def click(_: int) -> Any:
+        gate.wait()
+        return create(user.token, **body)
+
+    with ThreadPoolExecutor(8) as pool:  # a double click, eight times over
+        answers = list(pool.map(click, range(8)))
+    assert sorted(a.status_code for a in answers) == [201] + [409] * 7
+    assert next(a for a in answers if a.status_code == 201).json()["id"] == job_id
+    conflict = next(a for a in answers if a.status_code == 409).json()["error"]
+    assert conflict["code"] == "job_exists"
+    assert conflict["details"] == {"table": IMAGE, "jobId": job_id}
+    assert [r["id"] for r in rows(database_url, "SELECT id FROM ai_jobs")] == [uuid.UUID(job_id)]
+    # the same id in the other table is another job (the key is (table, id))
+    set_price(database_url, workflow, 20, VIDEO)
+    assert create(user.token, **{**body, "table": VIDEO}).status_code == 201
+
+
+def test_create_answers_cors_preflight_and_refuses_other_methods(
+    database_url: str, rh: Emulator
+) -> None:
+    from tests.credits_support import wsgi_http
+
+    user = new_user(database_url)
+    with wsgi_http() as http:
+        preflight = http.options("http://qm/create", headers={"Origin": "https://app.example"})
+        assert preflight.status_code == 204
+        assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+        got = http.get("http://qm/create", headers={"Authorization": f"Bearer {user.token}"})
+        assert got.status_code == 405 and got.json()["error"]["code"] == "method_not_allowed"
+    assert rows(database_url, "SELECT id FROM ai_jobs") == []
+
+
+# --- the ops CLI --------------------------------------------------------------------------
+
+
+def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = ops(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def json_documents(text: str) -> list[dict[str, Any]]:
+    """The JSON objects printed one after another (each indented over several lines)."""
+    decoder, found, at = json.JSONDecoder(), [], 0
+    while text[at:].strip():
+        at += len(text[at:]) - len(text[at:].lstrip())
+        document, at = decoder.raw_decode(text, at)
+        found.append(document)
+    return found
+
+
+def test_cli_creates_a_job_for_a_demo_user_and_starts_it(
+    database_url: str, rh: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    admin = demo.TENANTS[0].admin
+    for table, credits in demo.DEMO_PRICES.items():
+        set_price(database_url, demo.DEMO_WORKFLOW, credits, table)
+    code, out, _ = cli(["credits-create", "--demo", "acme-admin"], capsys)
+    assert code == 0
+    [created] = json_documents(out)
+    assert created["status"] == "pending" and created["user_id"] == str(admin)
+    assert created["table"] == IMAGE and created["workflow_id"] == demo.DEMO_WORKFLOW
+    assert created["credits_cost"] == demo.DEMO_PRICES[IMAGE]
+    assert job(database_url, uuid.UUID(created["id"]))["status"] == "pending"
+    assert ops(["credits-grant", "--user", str(admin), "--amount", "100"]) == 0
+    capsys.readouterr()
+    argv = ["credits-create", "--demo", "acme-admin", "--table", VIDEO, "--session", "cli",
+            "--inputs", json.dumps(NODE_INPUTS), "--start"]  # fmt: skip
+    code, out, _ = cli(argv, capsys)
+    assert code == 0
+    created, started = json_documents(out)
+    assert created["status"] == "pending" and created["inputs"] == NODE_INPUTS
+    assert (created["table"], created["session_id"]) == (VIDEO, "cli")
+    assert started["id"] == created["id"] and started["status"] == "running"
+    assert started["debited"] and started["credits_cost"] == demo.DEMO_PRICES[VIDEO]
+    assert balance(database_url, User(admin)) == 100 - demo.DEMO_PRICES[VIDEO]
+
+
+def test_cli_refuses_what_the_route_refuses(
+    database_url: str, rh: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    user = new_user(database_url)
+    before = snapshot(database_url)
+    code, out, err = cli(["credits-create", "--user", str(user.id), "--workflow", "nope"], capsys)
+    assert (code, out) == (2, "")
+    error = json.loads(err)["error"]
+    assert error["code"] == "unknown_workflow"
+    assert error["details"] == {"table": IMAGE, "workflowId": "nope"}
+    code, _, err = cli(["credits-create", "--user", str(user.id), "--workflow", "1 OR 1=1"],
+                       capsys)  # fmt: skip
+    assert code == 2 and json.loads(err)["error"]["code"] == "validation_error"
+    for argv in (
+        ["credits-create", "--user", str(user.id), "--inputs", "{}"],  # not a JSON array
+        ["credits-create", "--user", str(user.id), "--table", "ai_jobs"],
+        ["credits-create", "--demo", "nobody-admin"],
+        ["credits-create"],  # whose job?
+    ):
+        with pytest.raises(SystemExit):
+            ops(argv)
+    assert snapshot(database_url) == before
