@@ -1,0 +1,73 @@
+"""Asymmetric user tokens (ES256, RS256 through JWKS) are held to the audience and issuer
+as HS256 ones are: a wrong or missing one answers 401 at every function."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import jwt
+import pytest
+
+from tests.conftest import Configure
+from tests.functions.test_auth import ENDPOINTS, _Jwks, _user_claims, body_for, request
+from tests.support import rows, seed_tenant
+
+pytestmark = pytest.mark.db
+
+ISSUER = "https://acme.supabase.example/auth/v1"
+
+
+@pytest.fixture
+def keys() -> Iterator[_Jwks]:
+    """test_auth's JWKS endpoint on loopback (one EC and one RSA key)."""
+    server = _Jwks()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+def signed(keys: _Jwks, alg: str, user: uuid.UUID, **claims: Any) -> str:
+    """A user token signed with the JWKS endpoint's key for `alg`."""
+    key, kid = (keys.ec_key, "ec1") if alg == "ES256" else (keys.rsa_key, "rsa1")
+    return jwt.encode(_user_claims(user, **claims), key, algorithm=alg, headers={"kid": kid})
+
+
+def answer(name: str, method: str, token: str, tenant_id: uuid.UUID) -> int:
+    status: int = request(name, method, token, body_for(name, tenant_id)).status_code
+    return status
+
+
+@pytest.mark.parametrize("alg", ["ES256", "RS256"])
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=[name for name, _ in ENDPOINTS])
+def test_asymmetric_tokens_with_a_wrong_audience_get_401_everywhere(
+    database_url: str, keys: _Jwks, configure: Configure, alg: str, endpoint: tuple[str, str]
+) -> None:
+    configure(JWKS_URL=keys.url)
+    name, method = endpoint
+    tenant = seed_tenant(database_url, "acme")
+    for label, aud in [("other", "somebody-else"), ("others", ["somebody-else", "anon"]),
+                       ("near", "authenticated "), ("missing", None)]:  # fmt: skip
+        token = signed(keys, alg, tenant.admin, aud=aud)
+        assert answer(name, method, token, tenant.id) == 401, (alg, label)
+    assert rows(database_url, "SELECT count(*) AS n FROM integration_jobs")[0]["n"] == 0
+    # The same token with our audience passes authentication.
+    assert answer(name, method, signed(keys, alg, tenant.admin), tenant.id) != 401
+
+
+@pytest.mark.parametrize("alg", ["ES256", "RS256"])
+def test_asymmetric_tokens_from_another_issuer_get_401_when_an_issuer_is_set(
+    database_url: str, keys: _Jwks, configure: Configure, alg: str
+) -> None:
+    configure(JWKS_URL=keys.url, JWT_ISSUER=ISSUER)
+    tenant = seed_tenant(database_url, "acme")
+    listing = ("list-integration-jobs", "GET")
+    assert answer(*listing, signed(keys, alg, tenant.member, iss=ISSUER), tenant.id) == 200
+    for label, iss in [("other", "https://evil.example/auth/v1"), ("near", ISSUER + "/"),
+                       ("missing", None)]:  # fmt: skip
+        token = signed(keys, alg, tenant.member, iss=iss)
+        assert answer(*listing, token, tenant.id) == 401, (alg, label)
+    expired = signed(keys, alg, tenant.member, iss=ISSUER, exp=int(time.time()) - 5)
+    assert answer(*listing, expired, tenant.id) == 401
