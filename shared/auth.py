@@ -76,13 +76,16 @@ def _verify_hs256(token: str, settings: Settings) -> dict[str, Any]:
         raise Unauthorized("Invalid token.")
     try:
         unverified = jwt.decode(token, options={"verify_signature": False})
-        # Service-role tokens (Supabase legacy keys) carry no audience; user tokens must.
-        audience = None if unverified.get("role") == "service_role" else settings.jwt_audience
+        # Service-role tokens (Supabase legacy keys) carry no audience or issuer; user
+        # tokens must carry ours (the issuer when one is configured).
+        service = unverified.get("role") == "service_role"
+        audience = None if service else settings.jwt_audience
         claims: dict[str, Any] = jwt.decode(
             token,
             settings.jwt_secret.get_secret_value(),
             algorithms=["HS256"],
             audience=audience,
+            issuer=None if service else settings.jwt_issuer,
             options={"require": ["exp"], "verify_aud": audience is not None},
         )
     except jwt.PyJWTError as exc:

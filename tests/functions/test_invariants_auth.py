@@ -11,7 +11,7 @@ from typing import Any
 import jwt
 import pytest
 
-from tests.conftest import Configure
+from tests.conftest import TEST_JWT_SECRET, Configure
 from tests.functions.test_auth import ENDPOINTS, _Jwks, _user_claims, body_for, request
 from tests.support import rows, seed_tenant
 
@@ -71,3 +71,20 @@ def test_asymmetric_tokens_from_another_issuer_get_401_when_an_issuer_is_set(
         assert answer(*listing, token, tenant.id) == 401, (alg, label)
     expired = signed(keys, alg, tenant.member, iss=ISSUER, exp=int(time.time()) - 5)
     assert answer(*listing, expired, tenant.id) == 401
+
+
+def test_hs256_user_tokens_from_another_issuer_get_401_when_an_issuer_is_set(
+    database_url: str, configure: Configure
+) -> None:
+    """The README says the issuer is checked on user tokens: HS256 ones too."""
+    configure(JWT_ISSUER=ISSUER)
+    tenant = seed_tenant(database_url, "acme")
+    listing = ("list-integration-jobs", "GET")
+
+    def hs256(iss: str | None) -> str:
+        return jwt.encode(_user_claims(tenant.member, iss=iss), TEST_JWT_SECRET, algorithm="HS256")
+
+    assert answer(*listing, hs256(ISSUER), tenant.id) == 200
+    for label, iss in [("other", "https://evil.example/auth/v1"), ("near", ISSUER + "/"),
+                       ("missing", None)]:  # fmt: skip
+        assert answer(*listing, hs256(iss), tenant.id) == 401, label

@@ -17,9 +17,13 @@ import psycopg
 import pytest
 
 from shared import db
-from shared.gestao import jobs
+from shared.errors import LeaseLost
+from shared.gestao import exports
 from shared.gestao.mapping import DEFAULT_MAPPING
-from shared.settings import get_settings
+from shared.gestao.models import ExportStatus
+from shared.gestao.runner import KIND
+from shared.jobs import store as engine
+from shared.jobs.lease import Lease
 from tests.conftest import Configure
 from tests.integration.gestao_support import PROVIDER, seed_leads
 from tests.support import TenantFixture, rows, seed_tenant
@@ -34,7 +38,7 @@ Cursor = tuple[datetime, int]
 
 def create(conn: db.Conn, tenant: TenantFixture) -> uuid.UUID:
     """A pending export of all the tenant's leads; its id."""
-    row = jobs.create(
+    row = exports.create(
         conn, tenant_id=tenant.id, start=None, end=None, mapping=dict(DEFAULT_MAPPING),
         batch_size=100, created_by=tenant.admin,
     )  # fmt: skip
@@ -44,10 +48,14 @@ def create(conn: db.Conn, tenant: TenantFixture) -> uuid.UUID:
 
 def claim(conn: db.Conn, tenant: TenantFixture, job_id: uuid.UUID) -> uuid.UUID:
     """A runner takes the job; its lease."""
-    row = jobs.claim(conn, tenant.id, job_id)
-    assert row is not None, "the job could not be claimed"
+    exports.get(conn, tenant.id, job_id)
+    [row] = engine.claim(conn, exports.TABLE, job_id=job_id)
     lease: uuid.UUID = row["lease_token"]
     return lease
+
+
+def _lease(job_id: uuid.UUID, lease: uuid.UUID) -> Lease:
+    return Lease(exports.TABLE, {"id": job_id, "lease_token": lease})
 
 
 def checkpoint(
@@ -58,24 +66,36 @@ def checkpoint(
         {"lead_id": bad_lead, "error_message": "refused", "response_status": 400,
          "response_body": {}, "fields_sent": {}},
     ]  # fmt: skip
-    row = jobs.checkpoint(conn, job_id=job_id, lease=lease, exported=100, cursor=cursor,
-                          errors=errors)  # fmt: skip
-    return row is not None
+    try:
+        exports.checkpoint(conn, _lease(job_id, lease), exported=100, cursor=cursor, errors=errors)
+    except LeaseLost:
+        return False
+    return True
 
 
 def heartbeat(conn: db.Conn, job_id: uuid.UUID, lease: uuid.UUID) -> bool:
     """The runner's "still mine?"; whether the lease held."""
-    return jobs.heartbeat(conn, job_id, lease) is not None
+    try:
+        _lease(job_id, lease).heartbeat(conn)
+    except LeaseLost:
+        return False
+    return True
 
 
 def release(conn: db.Conn, job_id: uuid.UUID, lease: uuid.UUID, status: str) -> bool:
     """The runner hands the job back in `status`; whether the lease held."""
-    return jobs.release(conn, job_id, lease, status) is not None
+    try:
+        exports.release(conn, _lease(job_id, lease), ExportStatus(status))
+    except LeaseLost:
+        return False
+    return True
 
 
 def rescue(conn: db.Conn) -> None:
-    """The sweep's rescue of jobs whose runner went silent."""
-    jobs.rescue_stale(conn, get_settings())
+    """The sweep's rescue of jobs whose runner went silent (the export kind's own rule)."""
+    stale_after_s = KIND.stale_after_s()
+    for row in engine.lock_stale(conn, exports.TABLE, stale_after_s=stale_after_s, limit=100):
+        KIND.rescue(conn, row)
 
 
 # --- rows ---------------------------------------------------------------------------------

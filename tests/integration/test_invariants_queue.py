@@ -18,13 +18,15 @@ import psycopg
 import pytest
 
 from shared import db
+from shared.errors import LeaseLost
+from shared.jobs import store as engine
+from shared.jobs.lease import Lease
 from shared.queue import store
+from shared.queue.kind import KIND
 from shared.queue.models import JobStatus
 from tests.support import TenantFixture, rows, seed_tenant
 
 pytestmark = pytest.mark.db
-
-LeaseLost = store.LeaseLost
 
 
 # --- the engine, as these tests use it --------------------------------------------------
@@ -46,23 +48,29 @@ def claim(conn: db.Conn, limit: int = 1) -> list[tuple[uuid.UUID, uuid.UUID]]:
 
 def heartbeat(conn: db.Conn, job_id: uuid.UUID, lease: uuid.UUID, progress: int) -> None:
     """Record progress under the lease (LeaseLost when it is not held)."""
-    store.heartbeat(conn, job_id=job_id, lease=lease, progress=progress)
+    Lease(store.TABLE, {"id": job_id, "lease_token": lease}).heartbeat(conn, progress=progress)
 
 
 def retry(conn: db.Conn, job_id: uuid.UUID, lease: uuid.UUID) -> int:
     """Back to pending at once under the lease; how many jobs moved."""
-    return len(store.retry(conn, [store.Retry(job_id, lease, "boom", 0.0)], message="retry"))
+    return len(store.release(conn, [store.retry(job_id, lease, "boom", 0.0)], message="retry"))
 
 
 def finish(conn: db.Conn, job_id: uuid.UUID, lease: uuid.UUID, status: JobStatus) -> int:
     """A final state under the lease; how many jobs moved."""
-    outcome = store.Outcome(job_id, lease, status, error="zombie" if status == "error" else None)
-    return len(store.finish(conn, [outcome], message="finished"))
+    done = store.final(job_id, lease, status, error="zombie" if status == "error" else None)
+    return len(store.release(conn, [done], message="finished"))
 
 
 def rescue(conn: db.Conn, stale_after_s: float) -> None:
-    """The sweep's rescue of running jobs silent for longer than `stale_after_s`."""
-    store.rescue_stale(conn, stale_after_s=stale_after_s, base_s=0.0, cap_s=0.0)
+    """The sweep's rescue of running jobs silent for longer than `stale_after_s` (the
+    queue kind's own rule), then the retry made due at once: backoff is not pinned here."""
+    rescued = [
+        row["id"]
+        for stale in engine.lock_stale(conn, store.TABLE, stale_after_s=stale_after_s, limit=500)
+        for row in KIND.rescue(conn, stale)
+    ]
+    conn.execute("UPDATE integration_jobs SET run_after = now() WHERE id = ANY(%s)", [rescued])
 
 
 # --- rows ---------------------------------------------------------------------------------
