@@ -15,6 +15,7 @@ from shared.gestao import runner as gestao_export
 from shared.jobs.kind import Kind
 from shared.jobs.sweep import Hook, Sweep, rescue
 from shared.queue import kind as integration
+from shared.queue.schedules import tick
 from shared.queue.schemas import ProcessRequest
 from shared.settings import get_settings
 
@@ -22,7 +23,10 @@ KINDS: tuple[Kind, ...] = (
     integration.KIND,
     gestao_export.KIND,
 )
-HOOKS: tuple[tuple[str, Hook], ...] = (("runninghub", sweep_runninghub),)
+HOOKS: tuple[tuple[str, Hook], ...] = (
+    ("schedules", tick),  # before the drain below: the occurrences it enqueues run at once
+    ("runninghub", sweep_runninghub),
+)
 SWEEP = Sweep(KINDS, HOOKS)
 
 

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     worker_budget_s: float = 240.0
     claim_batch: int = 1
 
+    # Schedules (the minute sweep's tick)
+    schedule_grace_s: float = 300.0  # an occurrence later than this counts as missed
+    schedule_max_catch_up: int = 24  # `all`: at most this many missed occurrences run
+    schedule_tick_batch: int = 1000  # schedules per transaction
+    schedule_tick_budget_s: float = 30.0  # then the next sweep goes on
+
     # HTTP edge
     max_body_bytes: int = 256 * 1024
     # Browsers call the functions directly (bearer tokens, no cookies): which origins may.

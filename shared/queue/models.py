@@ -27,6 +27,14 @@ class JobStatus(StrEnum):
 ACTIVE = (JobStatus.PENDING, JobStatus.RUNNING)
 
 
+class Trigger(StrEnum):
+    """What created a job; mirrors the CHECK constraint on integration_jobs.trigger."""
+
+    MANUAL = "manual"  # a person clicked (run-integration, a sync function)
+    SCHEDULE = "schedule"  # its schedule's occurrence (scheduled_for)
+    RETRY = "retry"  # a person ran a failed job again (run-integration with retry_of)
+
+
 class Job(BaseModel):
     """A job as callers see it (no lease token)."""
 
@@ -51,6 +59,8 @@ class Job(BaseModel):
     heartbeat_at: datetime | None
     run_after: datetime
     cancel_requested: bool
+    trigger: Trigger = Trigger.MANUAL
+    scheduled_for: datetime | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:

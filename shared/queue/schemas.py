@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.providers import PROVIDERS
+from shared.queue.cron import Missed, parse_cron, parse_zone
 from shared.queue.models import JobStatus
 
 _SECRETISH = re.compile(r"token|secret|password|passwd|api[_-]?key|authorization|credential", re.I)
@@ -92,3 +93,35 @@ class SyncByIdRequest(Strict):
 class SyncBySlugRequest(Strict):
     tenant_slug: str = Field(pattern=_SLUG)
     job_id: UUID | None = None
+
+
+class ScheduleQuery(Strict):
+    tenant_id: UUID
+
+
+class ScheduleRef(Strict):
+    tenant_id: UUID
+    provider_slug: str
+
+    _provider = field_validator("provider_slug")(_check_provider)
+
+
+class ScheduleRequest(ScheduleRef):
+    """A schedule: five-field cron in an IANA zone; what to do with runs missed meanwhile."""
+
+    cron: str = Field(max_length=200)
+    timezone: str = Field(default="America/Sao_Paulo", max_length=64)
+    enabled: bool = True
+    missed: Missed = Missed.ONCE
+    spread: bool = True
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return parse_cron(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        parse_zone(value)
+        return value

@@ -19,7 +19,7 @@ from shared.errors import JobAlreadyActive
 from shared.jobs import store as engine
 from shared.jobs.store import Release
 from shared.jobs.table import JobTable
-from shared.queue.models import JobStatus
+from shared.queue.models import JobStatus, Trigger
 from shared.sqlfiles import query
 
 TABLE = JobTable("integration_jobs", "queue")
@@ -61,6 +61,7 @@ def submit(
     created_by: UUID | None,
     max_attempts: int = 3,
     running: bool = False,
+    trigger: Trigger = Trigger.MANUAL,
 ) -> Row:
     """Insert a pending (or, for a direct run, running) job; 409 if one is already live."""
     params = {
@@ -69,6 +70,7 @@ def submit(
         "payload": Jsonb(payload),
         "created_by": created_by,
         "max_attempts": max_attempts,
+        "trigger": str(trigger),
     }
     for _ in range(3):
         try:

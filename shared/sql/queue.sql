@@ -4,8 +4,10 @@
 
 -- name: insert_job
 WITH job AS (
-  INSERT INTO integration_jobs (tenant_id, provider_slug, payload, created_by, max_attempts)
-  VALUES (%(tenant_id)s, %(provider_slug)s, %(payload)s, %(created_by)s, %(max_attempts)s)
+  INSERT INTO integration_jobs (tenant_id, provider_slug, payload, created_by, max_attempts,
+                                trigger)
+  VALUES (%(tenant_id)s, %(provider_slug)s, %(payload)s, %(created_by)s, %(max_attempts)s,
+          %(trigger)s)
   RETURNING *
 ), logged AS (
   INSERT INTO integration_logs (job_id, tenant_id, provider_slug, status, message, details)
@@ -16,9 +18,9 @@ SELECT * FROM job
 -- name: insert_running_job
 WITH job AS (
   INSERT INTO integration_jobs (tenant_id, provider_slug, payload, created_by, max_attempts,
-                                status, attempts, started_at, heartbeat_at, lease_token)
+                                trigger, status, attempts, started_at, heartbeat_at, lease_token)
   VALUES (%(tenant_id)s, %(provider_slug)s, %(payload)s, %(created_by)s, %(max_attempts)s,
-          'running', 1, now(), now(), gen_random_uuid())
+          %(trigger)s, 'running', 1, now(), now(), gen_random_uuid())
   RETURNING *
 ), logged AS (
   INSERT INTO integration_logs (job_id, tenant_id, provider_slug, status, message, details)
@@ -59,13 +61,49 @@ WHERE tenant_id = %(tenant_id)s AND provider_slug = %(provider_slug)s
   result = CASE WHEN i.final THEN i.extra -> 'result' ELSE j.result END
 
 -- name: release_effects
--- tenant_integrations.last_* on final states, an integration_logs row always (invariant 6).
-, integ AS (
-  UPDATE tenant_integrations t
-  SET last_run = now(), last_status = d.status, last_error = d.error_message, updated_at = now()
+-- On final states: tenant_integrations.last_* and its failure streak, the schedule paused
+-- after too many failures in a row, and the alert (if any) in the outbox, all decided from
+-- the integration as it stood before this statement (`prior`: every sub-statement sees the
+-- same snapshot). An integration_logs row always (invariant 6).
+, prior AS (
+  SELECT d.id AS job_id, d.tenant_id, d.provider_slug, d.status, d.error_message,
+         t.consecutive_failures AS failures_before, t.last_alert_at,
+         COALESCE(a.remind_at, '{3,10}') AS remind_at,
+         (d.status = 'error' AND s.enabled IS TRUE
+          AND t.consecutive_failures + 1 >= COALESCE(a.pause_schedule_after, 5)) AS pauses
   FROM done d
+  JOIN tenant_integrations t ON t.tenant_id = d.tenant_id AND t.provider_slug = d.provider_slug
+  LEFT JOIN alert_settings a ON a.tenant_id = d.tenant_id
+  LEFT JOIN integration_schedules s
+         ON s.tenant_id = d.tenant_id AND s.provider_slug = d.provider_slug
   WHERE d.finished_at IS NOT NULL
-    AND t.tenant_id = d.tenant_id AND t.provider_slug = d.provider_slug
+), decided AS (
+  SELECT p.*, integration_alert_event(p.failures_before, p.status, p.last_alert_at,
+                                      p.remind_at, p.pauses) AS event
+  FROM prior p
+), integ AS (
+  UPDATE tenant_integrations t
+  SET last_run = now(), last_status = d.status, last_error = d.error_message, updated_at = now(),
+      consecutive_failures = CASE d.status WHEN 'error' THEN d.failures_before + 1
+                                           WHEN 'success' THEN 0
+                                           ELSE d.failures_before END,
+      last_alert_at = CASE WHEN d.event IS NULL THEN t.last_alert_at ELSE now() END
+  FROM decided d
+  WHERE t.tenant_id = d.tenant_id AND t.provider_slug = d.provider_slug
+), paused AS (
+  UPDATE integration_schedules s
+  SET enabled = false, updated_at = now(),
+      paused_reason = 'Pausado após ' || (d.failures_before + 1)
+                      || ' falhas seguidas. Corrija a integração e reative o agendamento.'
+  FROM decided d
+  WHERE d.pauses AND s.tenant_id = d.tenant_id AND s.provider_slug = d.provider_slug
+), alerted AS (
+  INSERT INTO alert_outbox (tenant_id, provider_slug, event, job_id, failures, detail,
+                            schedule_paused)
+  SELECT tenant_id, provider_slug, event, job_id,
+         CASE status WHEN 'error' THEN failures_before + 1 ELSE failures_before END,
+         error_message, pauses
+  FROM decided WHERE event IS NOT NULL
 ), logged AS (
   INSERT INTO integration_logs (job_id, tenant_id, provider_slug, status, message, details)
   SELECT id, tenant_id, provider_slug, status, %(message)s,

@@ -1,0 +1,145 @@
+"""Schedule arithmetic, as pure functions: occurrences of a cron expression in a zone, the
+spread offset, and what the missed-run policy makes of the occurrences that are due.
+
+Occurrences are computed in the schedule's own zone with cronsim, which treats DST as
+Debian's cron does: a daily 02:30 that falls in a spring-forward gap runs at 03:00, and in
+the repeated hour of a fall-back it runs once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronsim import CronSim, CronSimError
+
+MAX_SPREAD_S = 300  # at most five minutes late, and never past half the schedule's period
+
+
+class Missed(StrEnum):
+    """What to do with occurrences that passed while nothing ran (an outage, a pause)."""
+
+    SKIP = "skip"  # none of them: wait for the next on-time occurrence
+    ONCE = "once"  # one run for all of them (the latest)
+    ALL = "all"  # each of them, one after another (capped)
+
+
+def parse_cron(expression: str) -> str:
+    """The expression, normalised, if it is a valid five-field cron; else ValueError."""
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError("expected five fields: minute hour day-of-month month day-of-week")
+    normal = " ".join(fields)
+    try:
+        CronSim(normal, datetime(2000, 1, 1, tzinfo=UTC))
+    except (CronSimError, ValueError) as exc:
+        raise ValueError(f"not a valid cron expression: {exc}") from None
+    return normal
+
+
+def parse_zone(name: str) -> ZoneInfo:
+    """An IANA time zone by name; else ValueError."""
+    try:
+        if not name or name.startswith(("/", ".")) or ".." in name:
+            raise ZoneInfoNotFoundError(name)
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError("not an IANA time zone (e.g. America/Sao_Paulo)") from None
+
+
+def occurrences(
+    cron: str, zone: str, after: datetime, *, reverse: bool = False
+) -> Iterator[datetime]:
+    """Occurrences strictly after `after` (or, reversed, strictly before it), in UTC."""
+    local = after.astimezone(parse_zone(zone))
+    for moment in CronSim(cron, local, reverse=reverse):
+        yield moment.astimezone(UTC)
+
+
+def next_runs(cron: str, zone: str, after: datetime, count: int) -> list[datetime]:
+    """The next `count` occurrences after `after` (UTC)."""
+    found: list[datetime] = []
+    for moment in occurrences(cron, zone, after):
+        found.append(moment)
+        if len(found) == count:
+            break
+    return found
+
+
+def spread_offset(identity: str, cron: str, zone: str, now: datetime) -> int:
+    """A stable offset in seconds for one integration: from a hash of its identity, below
+    MAX_SPREAD_S and below half the gap between two occurrences."""
+    first, second = next_runs(cron, zone, now, 2)
+    room = min(MAX_SPREAD_S, int((second - first).total_seconds() // 2))
+    if room <= 0:
+        return 0
+    digest = hashlib.sha256(identity.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % room
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one sweep does with a schedule: the occurrence to run (if any), how many due
+    occurrences it passes over (recorded as missed), and where the schedule goes next."""
+
+    run: datetime | None
+    missed: int
+    next_run_at: datetime
+
+
+MAX_COUNTED = 1000  # a longer backlog is reported as "at least" this many missed
+
+
+def plan(
+    *,
+    cron: str,
+    zone: str,
+    next_run_at: datetime,
+    offset_s: int,
+    now: datetime,
+    policy: Missed,
+    grace_s: float,
+    max_catch_up: int,
+) -> Plan:
+    """The due occurrences (from `next_run_at`, due at occurrence + offset) under the policy.
+
+    An occurrence is on time while `now` is within `grace_s` of its due time; older ones
+    were missed. `skip` runs only an on-time one; `once` runs the latest for all of them;
+    `all` runs the earliest of the latest `max_catch_up` and leaves the schedule on the next
+    one (still due, so the following sweeps run them one after another). Walks backwards
+    from now, so a month-long outage of a minutely schedule costs no more than an hour's.
+    """
+    edge = now - timedelta(seconds=offset_s)  # occurrences at or before this are due
+    following = next(occurrences(cron, zone, edge))
+    kept: list[datetime] = []  # the latest due occurrences, newest first
+    for moment in occurrences(cron, zone, edge + timedelta(seconds=1), reverse=True):
+        if moment < next_run_at or len(kept) == max_catch_up:
+            break
+        kept.append(moment)
+    before = _count_between(cron, zone, next_run_at, kept[-1]) if kept else 0
+    if not kept:
+        return Plan(None, 0, min(next_run_at, following))
+    if policy is Missed.ALL:
+        ascending = kept[::-1]
+        return Plan(ascending[0], before, ascending[1] if len(ascending) > 1 else following)
+    if policy is Missed.ONCE:
+        return Plan(kept[0], before + len(kept) - 1, following)
+    on_time = (now - kept[0] - timedelta(seconds=offset_s)).total_seconds() <= grace_s
+    run = kept[0] if on_time else None
+    return Plan(run, before + len(kept) - (1 if on_time else 0), following)
+
+
+def _count_between(cron: str, zone: str, first: datetime, last: datetime) -> int:
+    """Occurrences in [first, last) (at most MAX_COUNTED)."""
+    if first >= last:
+        return 0
+    count = 1
+    for moment in occurrences(cron, zone, first):
+        if moment >= last or count >= MAX_COUNTED:
+            break
+        count += 1
+    return count

@@ -1,0 +1,236 @@
+"""Scheduled syncs: a tenant's schedules (integration-schedules), and the minute tick that
+turns due occurrences into jobs.
+
+The tick takes due schedules with SKIP LOCKED and, in the same transaction, creates each
+occurrence's job and moves the schedule on. The occurrence is the job's key (a unique
+index on scheduled_for), so duplicate or concurrent sweeps, a sweep killed midway and a
+clock step back create no second job; an integration that already has a live job records
+the occurrence as skipped and moves on.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from shared import db, log
+from shared.auth import Principal
+from shared.db import Conn, Row
+from shared.errors import NotFound
+from shared.jobs.wake import wake
+from shared.queue import cron
+from shared.queue.cron import Missed
+from shared.queue.kind import KIND
+from shared.queue.schemas import ScheduleQuery, ScheduleRef, ScheduleRequest
+from shared.settings import get_settings
+from shared.sqlfiles import query
+from shared.tenancy import Role, require_role
+
+NEXT_RUNS_SHOWN = 5
+WAKE_WORKERS = 10  # at most this many drains woken per tick (the worker's max instances)
+_logger = log.get_logger("queue.schedules")
+
+
+def _q(name: str) -> Any:
+    return query("schedules", name)
+
+
+# -- the function: GET (member), PUT and DELETE (admin) ----------------------------------------
+
+
+def _public(row: Row, now: datetime) -> dict[str, Any]:
+    """A schedule as callers see it, with its next runs."""
+    status = row["last_job_status"] if row["last_outcome"] == "enqueued" else row["last_outcome"]
+    upcoming = cron.next_runs(row["cron"], row["timezone"], now, NEXT_RUNS_SHOWN)
+    if row["enabled"] and row["next_run_at"] < now:
+        upcoming = [row["next_run_at"], *upcoming[:-1]]  # due, the next sweep takes it
+    return {
+        "provider_slug": row["provider_slug"],
+        "cron": row["cron"],
+        "timezone": row["timezone"],
+        "enabled": row["enabled"],
+        "missed": row["missed"],
+        "spread": row["spread"],
+        "offset_s": row["offset_s"],
+        "next_run_at": row["next_run_at"].isoformat() if row["enabled"] else None,
+        "next_runs": [moment.isoformat() for moment in upcoming] if row["enabled"] else [],
+        "last_run_at": row["last_run_at"].isoformat() if row["last_run_at"] else None,
+        "last_status": status,
+        "last_job_id": str(row["last_job_id"]) if row["last_job_id"] else None,
+        "paused_reason": row["paused_reason"],
+    }
+
+
+def list_schedules(principal: Principal, req: ScheduleQuery) -> dict[str, Any]:
+    """A tenant's schedules (members read under RLS)."""
+    with db.transaction() as conn:
+        require_role(conn, principal, req.tenant_id, Role.MEMBER)
+    with _reader(principal) as conn:
+        found = conn.execute(_q("list"), {"tenant_id": req.tenant_id}).fetchall()
+        now = _now(conn)
+    return {"schedules": [_public(row, now) for row in found]}
+
+
+def put_schedule(principal: Principal, req: ScheduleRequest) -> dict[str, Any]:
+    """Create or change a schedule; it starts from its next occurrence."""
+    params = {"tenant_id": req.tenant_id, "provider_slug": req.provider_slug}
+    with db.transaction() as conn:
+        require_role(conn, principal, req.tenant_id, Role.ADMIN)
+        if conn.execute(_q("integration"), params).fetchone() is None:
+            raise NotFound("The tenant has no such integration.")
+        now = _now(conn)
+        identity = f"{req.tenant_id}:{req.provider_slug}"
+        offset = cron.spread_offset(identity, req.cron, req.timezone, now) if req.spread else 0
+        [first] = cron.next_runs(req.cron, req.timezone, now, 1)
+        conn.execute(
+            _q("upsert"),
+            {
+                **params,
+                "cron": req.cron,
+                "timezone": req.timezone,
+                "enabled": req.enabled,
+                "missed": str(req.missed),
+                "spread": req.spread,
+                "offset_s": offset,
+                "next_run_at": first,
+                "created_by": principal.user_id,
+            },
+        )
+        row = conn.execute(_q("get"), params).fetchone()
+    assert row is not None
+    return _public(row, now)
+
+
+def delete_schedule(principal: Principal, req: ScheduleRef) -> dict[str, Any]:
+    """Remove a schedule (its jobs stay in the history)."""
+    params = {"tenant_id": req.tenant_id, "provider_slug": req.provider_slug}
+    with db.transaction() as conn:
+        require_role(conn, principal, req.tenant_id, Role.ADMIN)
+        if conn.execute(_q("delete"), params).fetchone() is None:
+            raise NotFound("No schedule for this integration.")
+    return {"deleted": True, "provider_slug": req.provider_slug}
+
+
+def _reader(principal: Principal) -> Any:
+    return db.user_transaction(principal.user_id) if principal.user_id else db.transaction()
+
+
+def _now(conn: Conn) -> datetime:
+    row = conn.execute(_q("now")).fetchone()
+    assert row is not None
+    moment: datetime = row["now"]
+    return moment
+
+
+# -- the tick (a sweep hook) --------------------------------------------------------------
+
+
+@dataclass
+class _Step:
+    """One taken schedule: its plan, and what became of its occurrence."""
+
+    row: Row
+    plan: cron.Plan
+    outcome: str | None = None
+    job_id: UUID | None = None
+    reason: str | None = None
+
+
+def tick(*, budget_s: float | None = None) -> dict[str, int]:
+    """Enqueue every due occurrence, in batches, within the budget; wake the workers."""
+    settings = get_settings()
+    deadline = time.monotonic() + (
+        settings.schedule_tick_budget_s if budget_s is None else budget_s
+    )
+    report = {"schedules": 0, "enqueued": 0, "skipped": 0, "missed": 0}
+    while time.monotonic() < deadline:
+        with db.transaction() as conn:
+            steps = _tick_batch(conn, settings.schedule_tick_batch)
+        for step in steps:
+            report["missed"] += step.plan.missed
+            if step.outcome in ("enqueued", "skipped"):
+                report[step.outcome] += 1
+        report["schedules"] += len(steps)
+        if len(steps) < settings.schedule_tick_batch:
+            break
+    for _ in range(min(report["enqueued"], WAKE_WORKERS)):
+        wake(KIND)  # drains: each claims due jobs until none is left
+    if report["enqueued"] or report["missed"]:
+        _logger.info("schedules ticked", extra=log.fields(**report))
+    return report
+
+
+def _tick_batch(conn: Conn, limit: int) -> list[_Step]:
+    """One batch in one transaction: take, plan, enqueue, advance."""
+    settings = get_settings()
+    steps: list[_Step] = []
+    for row in conn.execute(_q("take_due"), {"limit": limit}).fetchall():
+        plan = cron.plan(
+            cron=row["cron"],
+            zone=row["timezone"],
+            next_run_at=row["next_run_at"],
+            offset_s=row["offset_s"],
+            now=row["db_now"],
+            policy=Missed(row["missed"]),
+            grace_s=settings.schedule_grace_s,
+            max_catch_up=settings.schedule_max_catch_up,
+        )
+        catching_up = row["missed"] == Missed.ALL and row["last_job_status"] in (
+            "pending",
+            "running",
+        )
+        if catching_up and plan.run is not None:
+            continue  # `all`: the previous occurrence's job is still live; wait for it
+        steps.append(_Step(row, plan))
+    _enqueue(conn, [s for s in steps if s.plan.run is not None and s.row["integration_enabled"]])
+    for step in steps:
+        _explain(step)
+    conn.execute(
+        _q("advance"),
+        {
+            "tenants": [s.row["tenant_id"] for s in steps],
+            "providers": [s.row["provider_slug"] for s in steps],
+            "next_runs": [s.plan.next_run_at for s in steps],
+            "ran": [s.plan.run for s in steps],
+            "outcomes": [s.outcome for s in steps],
+            "jobs": [s.job_id for s in steps],
+            "missed": [s.plan.missed for s in steps],
+            "reasons": [s.reason for s in steps],
+        },
+    )
+    return steps
+
+
+def _enqueue(conn: Conn, steps: list[_Step]) -> None:
+    """One job per occurrence; a step whose insert found a live job is left without one."""
+    if not steps:
+        return
+    created = conn.execute(
+        _q("enqueue"),
+        {
+            "tenants": [s.row["tenant_id"] for s in steps],
+            "providers": [s.row["provider_slug"] for s in steps],
+            "occurrences": [s.plan.run for s in steps],
+        },
+    ).fetchall()
+    jobs = {(r["tenant_id"], r["provider_slug"]): r["id"] for r in created}
+    for step in steps:
+        step.job_id = jobs.get((step.row["tenant_id"], step.row["provider_slug"]))
+
+
+def _explain(step: _Step) -> None:
+    """The occurrence's outcome and, for a skip or a miss, the history line."""
+    notes: list[str] = []
+    if step.plan.run is not None:
+        step.outcome = "enqueued" if step.job_id is not None else "skipped"
+        if not step.row["integration_enabled"]:
+            notes.append("scheduled run skipped: the integration is disabled")
+        elif step.job_id is None:
+            notes.append("scheduled run skipped: a job is already live")
+    if step.plan.missed:
+        step.outcome = step.outcome or "missed"
+        notes.append(f"{step.plan.missed} scheduled run(s) missed (policy {step.row['missed']})")
+    step.reason = "; ".join(notes) or None

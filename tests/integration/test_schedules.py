@@ -1,0 +1,311 @@
+"""Scheduled syncs on real PostgreSQL: one job per occurrence under concurrent and killed
+sweeps, skips beside a live job, the missed-run policies, DST, and the function."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+
+from shared.providers import PROVIDERS
+from shared.queue import schedules
+from tests.conftest import Configure
+from tests.providers_for_tests import ScriptedProvider
+from tests.support import TenantFixture, function_client, rows, seed_tenant, service_token
+
+pytestmark = pytest.mark.db
+
+ZONE = ZoneInfo("Europe/Berlin")
+SAO_PAULO = ZoneInfo("America/Sao_Paulo")
+
+
+def schedule(
+    database_url: str,
+    tenant: TenantFixture,
+    *,
+    cron: str,
+    next_run_at: datetime | str,
+    missed: str = "once",
+    zone: str = "UTC",
+    provider: str = "acessorias",
+) -> None:
+    """A schedule due from `next_run_at` (an SQL expression when a str), without spread."""
+    at = next_run_at if isinstance(next_run_at, str) else "%(at)s::timestamptz"
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO integration_schedules (tenant_id, provider_slug, cron, timezone, missed,"
+            " spread, next_run_at, due_at)"
+            f" VALUES (%(t)s, %(p)s, %(cron)s, %(zone)s, %(missed)s, false, {at}, {at})",
+            {"t": tenant.id, "p": provider, "cron": cron, "zone": zone, "missed": missed,
+             "at": next_run_at},
+        )  # fmt: skip
+
+
+def jobs(database_url: str, tenant: TenantFixture) -> list[dict[str, Any]]:
+    return rows(
+        database_url,
+        "SELECT id, status, trigger, scheduled_for FROM integration_jobs WHERE tenant_id = %s"
+        " ORDER BY scheduled_for NULLS FIRST",
+        tenant.id,
+    )
+
+
+def finish_all(database_url: str) -> None:
+    """The scheduled jobs ran (this file tests the schedule, not the sync)."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE integration_jobs SET status = 'success', finished_at = now()"
+            " WHERE status IN ('pending', 'running')"
+        )
+
+
+def db_now(database_url: str) -> datetime:
+    moment: datetime = rows(database_url, "SELECT now() AS now")[0]["now"]
+    return moment
+
+
+# -- exactly once ---------------------------------------------------------------------------
+
+
+def test_twenty_concurrent_sweeps_create_one_job_per_occurrence(
+    database_url: str, configure: Configure
+) -> None:
+    configure(SCHEDULE_TICK_BATCH="7")  # several batches, so sweeps interleave
+    tenants = [seed_tenant(database_url, f"t{i}") for i in range(40)]
+    for tenant in tenants:
+        schedule(database_url, tenant, cron="*/5 * * * *",
+                 next_run_at="date_trunc('hour', now()) - interval '5 minutes'")  # fmt: skip
+    barrier = threading.Barrier(20)
+    reports: list[dict[str, int]] = []
+
+    def sweep() -> None:
+        barrier.wait()
+        reports.append(schedules.tick())
+
+    threads = [threading.Thread(target=sweep) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    per_occurrence = rows(
+        database_url,
+        "SELECT tenant_id, scheduled_for, count(*) AS n FROM integration_jobs"
+        " GROUP BY tenant_id, scheduled_for",
+    )
+    assert len(per_occurrence) == 40 and {r["n"] for r in per_occurrence} == {1}
+    assert sum(r["enqueued"] for r in reports) == 40
+    assert all(
+        r["trigger"] == "schedule"
+        for r in rows(database_url, "SELECT trigger FROM integration_jobs")
+    )
+    # Every schedule moved on past now; another sweep finds nothing due.
+    assert schedules.tick()["schedules"] == 0
+
+
+def test_a_sweep_killed_before_commit_leaves_the_schedule_due_and_the_next_runs_it_once(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    acme = seed_tenant(database_url, "acme")
+    schedule(database_url, acme, cron="* * * * *", next_run_at="date_trunc('minute', now())")
+    real_enqueue = schedules._enqueue
+
+    def enqueue_then_die(conn: psycopg.Connection[Any], steps: list[Any]) -> None:
+        real_enqueue(conn, steps)  # the job row is written in the transaction...
+        raise SystemExit("killed")  # ...and the process dies before the commit
+
+    monkeypatch.setattr(schedules, "_enqueue", enqueue_then_die)
+    with pytest.raises(SystemExit):
+        schedules.tick()
+    assert jobs(database_url, acme) == []
+    [before] = rows(
+        database_url, "SELECT next_run_at, due_at <= now() AS due FROM integration_schedules"
+    )
+    assert before["due"]
+    monkeypatch.setattr(schedules, "_enqueue", real_enqueue)
+    assert schedules.tick()["enqueued"] == 1
+    assert schedules.tick()["enqueued"] == 0
+    [job] = jobs(database_url, acme)
+    assert job["scheduled_for"] == before["next_run_at"]
+
+
+def test_an_occurrence_already_enqueued_is_never_enqueued_again(database_url: str) -> None:
+    """A clock step back (or a schedule put back on an old occurrence) meets the job's key."""
+    acme = seed_tenant(database_url, "acme")
+    schedule(database_url, acme, cron="* * * * *", next_run_at="date_trunc('minute', now())")
+    assert schedules.tick()["enqueued"] == 1
+    finish_all(database_url)
+    with psycopg.connect(database_url) as conn:  # the schedule is back on that occurrence
+        conn.execute(
+            "UPDATE integration_schedules SET next_run_at = date_trunc('minute', now()),"
+            " due_at = date_trunc('minute', now())"
+        )
+    report = schedules.tick()
+    assert report["enqueued"] == 0 and report["skipped"] == 1
+    assert len(jobs(database_url, acme)) == 1
+
+
+# -- live jobs and missed runs ------------------------------------------------------------------
+
+
+def test_an_occurrence_beside_a_live_job_is_recorded_as_skipped(database_url: str) -> None:
+    acme = seed_tenant(database_url, "acme")
+    live = function_client("run-integration").post(
+        "/", json={"tenant_id": str(acme.id), "provider_slug": "acessorias"},
+        headers={"Authorization": f"Bearer {acme.admin_token}"},
+    )  # fmt: skip
+    assert live.status_code == 202
+    schedule(database_url, acme, cron="* * * * *", next_run_at="date_trunc('minute', now())")
+    report = schedules.tick()
+    assert report == {"schedules": 1, "enqueued": 0, "skipped": 1, "missed": 0}
+    [s] = rows(database_url, "SELECT * FROM integration_schedules")
+    assert s["last_outcome"] == "skipped" and s["next_run_at"] > db_now(database_url)
+    [log] = rows(database_url, "SELECT * FROM integration_logs WHERE status = 'skipped'")
+    assert log["job_id"] is None and "already live" in log["message"]
+    assert [j["trigger"] for j in jobs(database_url, acme)] == ["manual"]
+
+
+def three_hours_of_outage(database_url: str) -> tuple[str, list[datetime]]:
+    """An hourly cron whose last three occurrences passed 2.5, 1.5 and 0.5 hours ago."""
+    now = db_now(database_url)
+    latest = (now - timedelta(minutes=30)).replace(second=0, microsecond=0)
+    return f"{latest.minute} * * * *", [latest - timedelta(hours=h) for h in (2, 1, 0)]
+
+
+@pytest.mark.parametrize(("policy", "expected"), [("skip", 0), ("once", 1), ("all", 3)])
+def test_missed_runs_after_a_three_hour_outage(
+    database_url: str, policy: str, expected: int
+) -> None:
+    acme = seed_tenant(database_url, "acme")
+    cron, missed = three_hours_of_outage(database_url)
+    schedule(database_url, acme, cron=cron, next_run_at=missed[0], missed=policy)
+    for _ in range(5):  # sweeps, the jobs they make running to the end in between
+        schedules.tick()
+        finish_all(database_url)
+    scheduled = [j["scheduled_for"] for j in jobs(database_url, acme)]
+    assert len(scheduled) == expected
+    if policy == "once":
+        assert scheduled == [missed[-1]]
+    if policy == "all":
+        assert scheduled == missed
+    [s] = rows(database_url, "SELECT next_run_at FROM integration_schedules")
+    assert s["next_run_at"] == missed[-1] + timedelta(hours=1)
+
+
+def test_all_waits_for_its_previous_job_before_the_next_occurrence(database_url: str) -> None:
+    acme = seed_tenant(database_url, "acme")
+    cron, missed = three_hours_of_outage(database_url)
+    schedule(database_url, acme, cron=cron, next_run_at=missed[0], missed="all")
+    assert schedules.tick()["enqueued"] == 1
+    assert schedules.tick()["enqueued"] == 0  # the first is still pending
+    finish_all(database_url)
+    assert schedules.tick()["enqueued"] == 1
+
+
+# -- DST -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("start", [datetime(2026, 3, 26, 12, tzinfo=UTC),
+                                   datetime(2026, 10, 22, 12, tzinfo=UTC)])  # fmt: skip
+def test_a_daily_0230_runs_once_a_day_across_a_dst_change(
+    database_url: str, configure: Configure, start: datetime
+) -> None:
+    """Europe/Berlin: 02:30 does not exist on the last Sunday of March and happens twice on
+    the last Sunday of October. Caught up day by day (`all`), each day runs exactly once."""
+    configure(SCHEDULE_MAX_CATCH_UP="1000")
+    acme = seed_tenant(database_url, "acme")
+    first = datetime(start.year, start.month, start.day + 1, 2, 30, tzinfo=ZONE).astimezone(UTC)
+    schedule(database_url, acme, cron="30 2 * * *", zone="Europe/Berlin", next_run_at=first,
+             missed="all")  # fmt: skip
+    for _ in range(5):
+        assert schedules.tick()["enqueued"] == 1
+        finish_all(database_url)
+    berlin = [j["scheduled_for"].astimezone(ZONE) for j in jobs(database_url, acme)]
+    assert [moment.day for moment in berlin] == [start.day + n for n in range(1, 6)]
+    times = {(moment.hour, moment.minute) for moment in berlin}
+    # March: the day 02:30 does not exist runs at 03:00; October: the repeated 02:30 once.
+    assert times == ({(2, 30), (3, 0)} if start.month == 3 else {(2, 30)})
+
+
+# -- the function ---------------------------------------------------------------------------------
+
+
+def put(tenant: TenantFixture, token: str, **body: Any) -> Any:
+    return function_client("integration-schedules").put(
+        "/", json={"tenant_id": str(tenant.id), "provider_slug": "acessorias", **body},
+        headers={"Authorization": f"Bearer {token}"},
+    )  # fmt: skip
+
+
+def test_the_function_lists_sets_and_deletes_schedules(database_url: str) -> None:
+    acme = seed_tenant(database_url, "acme")
+    client = function_client("integration-schedules")
+    answer = put(acme, acme.admin_token, cron="0 2 * * *", missed="skip")
+    assert answer.status_code == 200, answer.get_json()
+    body = answer.get_json()
+    assert body["timezone"] == "America/Sao_Paulo" and body["missed"] == "skip"
+    assert len(body["next_runs"]) == 5 and body["next_runs"][0] == body["next_run_at"]
+    assert all(datetime.fromisoformat(r).astimezone(SAO_PAULO).hour == 2 for r in body["next_runs"])
+    listed = client.get(
+        "/",
+        query_string={"tenant_id": str(acme.id)},
+        headers={"Authorization": f"Bearer {acme.member_token}"},
+    )
+    assert listed.status_code == 200
+    [entry] = listed.get_json()["schedules"]
+    assert entry["cron"] == "0 2 * * *" and entry["last_status"] is None
+    # A member may read but not write; another tenant's admin may do neither.
+    assert put(acme, acme.member_token, cron="0 3 * * *").status_code == 403
+    other = seed_tenant(database_url, "globex")
+    assert put(acme, other.admin_token, cron="0 3 * * *").status_code == 403
+    gone = client.delete(
+        "/", json={"tenant_id": str(acme.id), "provider_slug": "acessorias"},
+        headers={"Authorization": f"Bearer {acme.admin_token}"},
+    )  # fmt: skip
+    assert (
+        gone.status_code == 200 and rows(database_url, "SELECT * FROM integration_schedules") == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "body"),
+    [("cron", {"cron": "61 * * * *"}), ("cron", {"cron": "* * * *"}),
+     ("cron", {"cron": "@hourly; DROP TABLE tenants"}),
+     ("timezone", {"cron": "0 2 * * *", "timezone": "Mars/Olympus"}),
+     ("timezone", {"cron": "0 2 * * *", "timezone": "../../etc/passwd"}),
+     ("missed", {"cron": "0 2 * * *", "missed": "sometimes"})],
+)  # fmt: skip
+def test_a_bad_cron_or_zone_is_422_naming_the_field(
+    database_url: str, field: str, body: dict[str, Any]
+) -> None:
+    acme = seed_tenant(database_url, "acme")
+    answer = put(acme, acme.admin_token, **body)
+    assert answer.status_code == 422
+    assert [d["loc"][-1] for d in answer.get_json()["error"]["details"]] == [field]
+    assert rows(database_url, "SELECT * FROM integration_schedules") == []
+
+
+def test_a_schedule_for_an_integration_the_tenant_lacks_is_404(database_url: str) -> None:
+    acme = seed_tenant(database_url, "acme")
+    answer = put(acme, acme.admin_token, cron="0 2 * * *", provider_slug="onecode")
+    assert answer.status_code == 404
+
+
+def test_the_sweep_runs_a_due_schedule_end_to_end(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through process-integration-job's sweep: the tick enqueues, the drain runs it."""
+    monkeypatch.setitem(PROVIDERS, "scripted", ScriptedProvider())
+    acme = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    schedule(database_url, acme, cron="* * * * *", next_run_at="date_trunc('minute', now())",
+             provider="scripted")  # fmt: skip
+    swept = function_client("process-integration-job").post(
+        "/", json={}, headers={"Authorization": f"Bearer {service_token()}"}
+    )
+    assert swept.status_code == 200, swept.get_json()
+    assert swept.get_json()["hooks"]["schedules"]["enqueued"] == 1
+    [job] = jobs(database_url, acme)
+    assert job["status"] == "success" and job["trigger"] == "schedule"

@@ -1,0 +1,74 @@
+"""Schedule arithmetic (pure): occurrences in a zone, spread, missed-run plans."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.queue.cron import MAX_SPREAD_S, Missed, parse_cron, parse_zone, plan, spread_offset
+
+HOURLY = "0 * * * *"
+NOW = datetime(2026, 12, 4, 12, 30, tzinfo=UTC)
+
+
+def plan_for(policy: Missed, next_run_at: datetime, **over: object) -> object:
+    args: dict[str, object] = {"cron": HOURLY, "zone": "UTC", "next_run_at": next_run_at,
+                               "offset_s": 0, "now": NOW, "policy": policy, "grace_s": 300,
+                               "max_catch_up": 24}  # fmt: skip
+    args.update(over)
+    return plan(**args)  # type: ignore[arg-type]
+
+
+def test_a_three_hour_outage_under_each_policy() -> None:
+    start = datetime(2026, 12, 4, 10, tzinfo=UTC)
+    skip, once, every = (plan_for(p, start) for p in (Missed.SKIP, Missed.ONCE, Missed.ALL))
+    assert (skip.run, skip.missed, skip.next_run_at) == (None, 3, NOW.replace(hour=13, minute=0))  # type: ignore[attr-defined]
+    assert (once.run, once.missed) == (NOW.replace(minute=0), 2)  # type: ignore[attr-defined]
+    assert (every.run, every.missed, every.next_run_at) == (start, 0, start + timedelta(hours=1))  # type: ignore[attr-defined]
+
+
+def test_an_on_time_occurrence_runs_under_every_policy() -> None:
+    due = NOW.replace(minute=28)
+    for policy in Missed:
+        got = plan_for(policy, due, cron="28 * * * *", now=due + timedelta(seconds=30))
+        assert got.run == due and got.missed == 0  # type: ignore[attr-defined]
+
+
+def test_all_keeps_only_the_latest_occurrences_of_a_long_outage() -> None:
+    month_ago = NOW - timedelta(days=30)
+    got = plan_for(Missed.ALL, month_ago.replace(minute=0), cron="* * * * *", max_catch_up=5)
+    assert got.run == NOW - timedelta(minutes=4) and got.missed == 1000  # type: ignore[attr-defined]
+
+
+def test_the_offset_delays_the_due_time() -> None:
+    got = plan_for(
+        Missed.SKIP,
+        NOW.replace(hour=13, minute=0),
+        now=NOW.replace(hour=13, minute=1),
+        offset_s=120,
+    )
+    assert got.run is None and got.missed == 0  # type: ignore[attr-defined]
+
+
+def test_spread_is_stable_and_bounded() -> None:
+    offsets = {spread_offset(f"tenant-{i}:acessorias", "0 2 * * *", "UTC", NOW) for i in range(200)}
+    assert len(offsets) > 100 and max(offsets) < MAX_SPREAD_S
+    assert spread_offset("a:b", "0 2 * * *", "UTC", NOW) == spread_offset(
+        "a:b", "0 2 * * *", "UTC", NOW
+    )
+    assert spread_offset("a:b", "* * * * *", "UTC", NOW) < 30  # half a minutely period
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "* * * *", "* * * * * *", "61 * * * *", "* 25 * * *", "a b c d e"]
+)
+def test_bad_cron_expressions(bad: str) -> None:
+    with pytest.raises(ValueError):
+        parse_cron(bad)
+
+
+@pytest.mark.parametrize("bad", ["", "Mars/Olympus", "../../etc/passwd", "/etc/localtime", "UTC\0"])
+def test_bad_zones(bad: str) -> None:
+    with pytest.raises(ValueError):
+        parse_zone(bad)
