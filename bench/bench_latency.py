@@ -218,7 +218,7 @@ def configure_functions(database_url: str, gateway_port: int, tasks_port: int) -
     ports = stack.Ports(gateway=gateway_port, tasks=tasks_port)
     ctx = stack.StackContext(ports, database_url)
     os.environ.update(stack.function_env(ctx, pysecrets.token_urlsafe(48)))
-    os.environ["ACESSORIAS_EMPTY_RECHECK_S"] = "0.01"  # else each job sleeps 15 s at the end
+    os.environ["ACESSORIAS_EMPTY_RECHECK_S"] = "0.01"  # else each job idles 3 + 6 s at the end
     reload_settings()
     db.close_pool()
     dispatch.reset_dispatcher()

@@ -174,7 +174,25 @@ def execution_id(request: flask.Request) -> str:
     return request.headers.get("Function-Execution-Id") or uuid.uuid4().hex[:16]
 
 
-_CORS_HEADERS = "authorization, x-client-info, apikey, content-type"
+# Request headers a browser may send (the preflight names them; anything else is refused):
+# what @supabase/supabase-js sends (functions, auth and PostgREST clients alike) and, for a
+# fetch-based event-stream client, Accept, Cache-Control and Last-Event-ID on reconnection.
+CORS_ALLOWED_HEADERS = (
+    "accept",
+    "accept-profile",
+    "apikey",
+    "authorization",
+    "cache-control",
+    "content-profile",
+    "content-type",
+    "last-event-id",
+    "prefer",
+    "range",
+    "x-client-info",
+    "x-region",
+    "x-supabase-api-version",
+)
+_CORS_HEADERS = ", ".join(CORS_ALLOWED_HEADERS)
 
 
 def with_cors(

@@ -1,27 +1,22 @@
 """sync-onecode-contacts: run the OneCode contacts sync now, for a tenant admin or the service.
 
-Takes the (tenant, provider) slot through the same unique index as queued jobs (409 when
-busy) and appears in the job history. Body: `{tenant_id, job_id?}`.
+Body: `{tenant_id | tenant_slug, job_id?}`. Takes the (tenant, provider) slot through the
+same unique index as queued jobs (409 when busy) and appears in the job history.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import flask
 import functions_framework
 
-from shared.auth import Principal
 from shared.providers import onecode
-from shared.queue.schemas import SyncByIdRequest
-from shared.queue.service import run_direct
+from shared.queue.schemas import SyncRequest
+from shared.queue.service import sync_action
 from shared.web import handle
 
-
-def _sync(principal: Principal, req: SyncByIdRequest) -> dict[str, Any]:
-    return run_direct(principal, onecode.SLUG, tenant_id=req.tenant_id, job_id=req.job_id)
+_sync = sync_action(onecode.SLUG)
 
 
 @functions_framework.http
 def main(request: flask.Request) -> flask.Response:
-    return handle(request, SyncByIdRequest, _sync)
+    return handle(request, SyncRequest, _sync)

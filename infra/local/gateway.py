@@ -1,27 +1,56 @@
 """One local HTTP gateway serving every function at /functions/v1/<name>.
 
 Each function is loaded through functions-framework's own `create_app`, the same loading
-path Cloud Functions uses, and mounted under its deployed name.
+path Cloud Functions uses, and mounted under its deployed name. The gateway itself answers
+two paths a person or a probe can use:
+
+- `GET /functions/v1/`: the functions and their URLs, the syncq version, and whether the
+  database and each emulator are up;
+- `GET /functions/v1/healthz`: 200 `{"status": "ok"}` when the database answers, else 503
+  with the error envelope. Both carry `X-Syncq-Instance`, so `make run` can tell its own
+  gateway from any other program answering on the port.
+
+`python -m infra.local.gateway --port 8080 [--emulator NAME=URL …] [--tasks HOST:PORT]`.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-from collections.abc import Iterable
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import functions_framework
+import psycopg
 from flask import Flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import WSGIRequestHandler, make_server
-from werkzeug.wrappers import Response
+from werkzeug.wrappers import Request, Response
+
+import shared
+from shared.errors import NotFound, ServiceUnavailable, SyncqError
+from shared.settings import get_settings
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 PREFIX = "/functions/v1"
+HEALTH_PATH = "/healthz"
+INSTANCE_HEADER = "X-Syncq-Instance"
+PROBE_TIMEOUT_S = 1.0
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the index reports on besides the functions (the local stack fills it in)."""
+
+    emulators: dict[str, str] = field(default_factory=dict)  # name -> URL or host:port
+    instance: str = ""  # echoed in INSTANCE_HEADER
 
 
 def function_names(functions_dir: Path = FUNCTIONS_DIR) -> list[str]:
@@ -38,10 +67,74 @@ def load_function(source: Path) -> Flask:
     return app
 
 
-def _not_found(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-    body = {"error": {"code": "not_found", "message": "No such function."}}
-    response = Response(json.dumps(body), status=404, mimetype="application/json")
-    return response(environ, start_response)
+def _listening(address: str) -> bool:
+    """Whether something accepts connections at a URL or host:port."""
+    parts = urlsplit(address if "//" in address else f"//{address}")
+    if parts.hostname is None or parts.port is None:
+        return False
+    try:
+        socket.create_connection((parts.hostname, parts.port), timeout=PROBE_TIMEOUT_S).close()
+    except OSError:
+        return False
+    return True
+
+
+def database_up() -> bool:
+    """Whether the database accepts a connection now (a fresh one: the pool may be busy)."""
+    try:
+        psycopg.connect(get_settings().database_url, connect_timeout=2).close()
+    except psycopg.Error:
+        return False
+    return True
+
+
+class _Gateway:
+    """The gateway's own answers: the index, the health answer, and 404 for the rest."""
+
+    def __init__(self, names: list[str], services: Services) -> None:
+        self._names = names
+        self._services = services
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        path = request.path.rstrip("/")
+        if path == PREFIX:
+            response = self._json(self._index(request))
+        elif path == PREFIX + HEALTH_PATH:
+            response = self._health()
+        else:
+            response = self._error(NotFound("No such function."))
+        response.headers[INSTANCE_HEADER] = self._services.instance
+        return response(environ, start_response)
+
+    def _index(self, request: Request) -> dict[str, Any]:
+        base = request.host_url.rstrip("/") + PREFIX
+        emulators = self._services.emulators
+        return {
+            "service": "syncq",
+            "version": shared.__version__,
+            "health": base + HEALTH_PATH,
+            "functions": [{"name": n, "url": f"{base}/{n}"} for n in self._names],
+            "database": {"up": database_up()},
+            "emulators": {
+                name: {"url": address, "up": _listening(address)}
+                for name, address in sorted(emulators.items())
+            },
+        }
+
+    def _health(self) -> Response:
+        if database_up():
+            return self._json({"status": "ok"})
+        return self._error(
+            ServiceUnavailable("The database does not answer.", details={"database": "down"})
+        )
+
+    @staticmethod
+    def _json(body: Any, status: int = 200) -> Response:
+        return Response(json.dumps(body), status=status, mimetype="application/json")
+
+    def _error(self, error: SyncqError) -> Response:
+        return self._json(error.envelope(), error.status)
 
 
 class _RootPath:
@@ -56,13 +149,16 @@ class _RootPath:
         return self._app(environ, start_response)
 
 
-def build(functions_dir: Path = FUNCTIONS_DIR) -> DispatcherMiddleware:
+def build(
+    functions_dir: Path = FUNCTIONS_DIR, services: Services | None = None
+) -> DispatcherMiddleware:
     """The gateway WSGI app."""
+    names = function_names(functions_dir)
     mounts: dict[str, WSGIApplication] = {
         f"{PREFIX}/{name}": _RootPath(load_function(functions_dir / name / "main.py"))
-        for name in function_names(functions_dir)
+        for name in names
     }
-    return DispatcherMiddleware(_not_found, mounts)
+    return DispatcherMiddleware(_Gateway(names, services or Services()), mounts)
 
 
 class _AccessLog(WSGIRequestHandler):
@@ -73,7 +169,34 @@ class _AccessLog(WSGIRequestHandler):
         self.log("info", '"%s %s" %s', self.command, path, code)
 
 
-def serve(host: str = "127.0.0.1", port: int = 8080) -> None:
+def serve(host: str = "127.0.0.1", port: int = 8080, services: Services | None = None) -> None:
     """Serve until interrupted (threaded: SSE streams and workers run side by side)."""
-    server = make_server(host, port, build(), threaded=True, request_handler=_AccessLog)
+    server = make_server(
+        host, port, build(services=services), threaded=True, request_handler=_AccessLog
+    )
     server.serve_forever()
+
+
+def _pair(text: str) -> tuple[str, str]:
+    name, sep, address = text.partition("=")
+    if not sep or not name or not address:
+        raise argparse.ArgumentTypeError(f"expected NAME=URL, not {text!r}")
+    return name, address
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m infra.local.gateway`: what `make run` starts."""
+    parser = argparse.ArgumentParser(prog="python -m infra.local.gateway", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--instance", default="", help="echoed in " + INSTANCE_HEADER)
+    parser.add_argument(
+        "--emulator", type=_pair, action="append", default=[], metavar="NAME=URL",
+        help="an emulator the index reports on (repeatable; host:port for non-HTTP ones)",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    serve(args.host, args.port, Services(dict(args.emulator), args.instance))
+
+
+if __name__ == "__main__":
+    main()

@@ -2,7 +2,10 @@
 
 Embedded PostgreSQL (or DATABASE_URL), migrations, demo data, the provider emulators, the
 Cloud Tasks emulator (from its own venv), the gateway serving every function and the
-minute sweep. Ctrl-C stops everything; the data under .data/ stays for the next run.
+minute sweep. Every port is checked before anything starts; "stack is up" is printed only
+once this run's own gateway answers its health check and every emulator listens; when a
+process of the stack exits, it is named with the end of its log and the rest is stopped
+(exit code 1). Ctrl-C stops everything; the data under .data/ stays for the next run.
 """
 
 from __future__ import annotations
@@ -11,34 +14,67 @@ import contextlib
 import hashlib
 import os
 import secrets
-import signal
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import httpx
 
 from infra import migrate
-from infra.local import demo, pg
+from infra.local import demo, pg, supervise
+from infra.local.gateway import HEALTH_PATH, INSTANCE_HEADER
+from infra.local.supervise import Children, PortClaim, StackFailed
+from shared.settings import Settings, reload_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / ".data"
+# Another folder (SYNCQ_DATA_DIR) runs a second stack beside the first one (tests do).
+DATA = Path(os.environ.get("SYNCQ_DATA_DIR") or ROOT / ".data")
 TASKS_BIN = ROOT / ".venv-tasks" / "bin" / "gcloud-tasks-emulator"
+READY_TIMEOUT_S = 90.0
+# The demo Acessórias run re-checks its last (empty) page after 0.2 s and 0.4 s, not after
+# the real API's 3 s and 6 s; ACESSORIAS_EMPTY_RECHECK_S in the environment wins.
+DEMO_EMPTY_RECHECK_S = "0.2"
 
 
 @dataclass(frozen=True)
 class Ports:
-    gateway: int = int(os.environ.get("GATEWAY_PORT", "8080"))
-    tasks: int = int(os.environ.get("TASKS_EMULATOR_PORT", "9022"))
-    acessorias: int = int(os.environ.get("ACESSORIAS_PORT", "8101"))
-    onecode: int = int(os.environ.get("ONECODE_PORT", "8102"))
-    bomcontrole: int = int(os.environ.get("BOMCONTROLE_PORT", "8103"))
-    runninghub: int = int(os.environ.get("RUNNINGHUB_PORT", "8104"))
-    gestao_scouter: int = int(os.environ.get("GESTAO_SCOUTER_PORT", "8105"))
+    gateway: int = 8080
+    tasks: int = 9022
+    acessorias: int = 8101
+    onecode: int = 8102
+    bomcontrole: int = 8103
+    runninghub: int = 8104
+    gestao_scouter: int = 8105
+
+    @staticmethod
+    def variable(name: str) -> str:
+        """The environment variable that moves a port (`tasks` -> TASKS_EMULATOR_PORT)."""
+        return "TASKS_EMULATOR_PORT" if name == "tasks" else f"{name.upper()}_PORT"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Ports:
+        """The defaults, moved by GATEWAY_PORT, TASKS_EMULATOR_PORT, <EMULATOR>_PORT."""
+        chosen = {
+            f.name: supervise.parse_port(env[cls.variable(f.name)], cls.variable(f.name))
+            for f in fields(cls)
+            if env.get(cls.variable(f.name))
+        }
+        return cls(**chosen)
+
+    def claims(self) -> list[PortClaim]:
+        """Every port, who listens on it and the variable that moves it."""
+        owners = {"gateway": "gateway", "tasks": "Cloud Tasks emulator"}
+        return [
+            PortClaim(
+                getattr(self, f.name),
+                owners.get(f.name, f"{f.name.replace('_', '-')} emulator"),
+                self.variable(f.name),
+            )
+            for f in fields(self)
+        ]
 
 
 @dataclass(frozen=True)
@@ -56,6 +92,12 @@ def _seed_tokens(provider: str, count: int = 120) -> list[str]:
     for tenant in demo.TENANTS:
         args += ["--seed-token", f"{demo.demo_secret(tenant, provider, 'token')}={count}"]
     return args
+
+
+def remote_database(database_url: str) -> str:
+    """Gestão Scouter's database: `gestao_scouter` (GESTAO_SCOUTER_DATABASE) beside ours."""
+    name = os.environ.get("GESTAO_SCOUTER_DATABASE") or "gestao_scouter"
+    return pg.with_dbname(database_url, name)
 
 
 # name -> argv builder. A new emulator is one entry here.
@@ -82,7 +124,7 @@ EMULATORS: dict[str, Callable[[StackContext], list[str]]] = {
     # calls our webhook for tenant acme.
     "gestao-scouter": lambda c: [
         "-m", "infra.emulators.postgrest", "--port", str(c.ports.gestao_scouter),
-        "--database-url", pg.with_dbname(c.database_url, "gestao_scouter"),
+        "--database-url", remote_database(c.database_url),
         *[a for t in demo.TENANTS for a in
           ("--api-key", f"{demo.demo_secret(t, 'gestao-scouter', 'service_key')}=service_role")],
         "--webhook-url",
@@ -90,6 +132,7 @@ EMULATORS: dict[str, Callable[[StackContext], list[str]]] = {
         "--webhook-secret", demo.demo_secret(demo.TENANTS[0], "gestao-scouter", "webhook_secret"),
     ],
 }  # fmt: skip
+TASKS_QUEUE = "projects/syncq-local/locations/us-central1/queues/syncq"
 
 
 def jwt_secret() -> str:
@@ -98,7 +141,7 @@ def jwt_secret() -> str:
         return os.environ["JWT_SECRET"]
     path = DATA / "jwt_secret"
     if not path.exists():
-        DATA.mkdir(exist_ok=True)
+        DATA.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
     return path.read_text().strip()
@@ -108,6 +151,7 @@ def database() -> tuple[str, object | None]:
     """DATABASE_URL, or the embedded server under .data/pg (kept between runs)."""
     if os.environ.get("DATABASE_URL"):
         return os.environ["DATABASE_URL"], None
+    supervise.rotate_log(DATA / "pg" / "log")  # pg_ctl appends to it at every start
     server = pg.start_embedded(DATA / "pg", cleanup="stop")
     return pg.create_database(server.get_uri(), "syncq"), server
 
@@ -123,6 +167,9 @@ def function_env(ctx: StackContext, secret: str) -> dict[str, str]:
         "FUNCTIONS_BASE_URL": f"{ctx.url(ctx.ports.gateway)}/functions/v1",
         "SECRET_BACKEND": "env",
         "PYTHONPATH": str(ROOT),
+        "ACESSORIAS_EMPTY_RECHECK_S": os.environ.get(
+            "ACESSORIAS_EMPTY_RECHECK_S", DEMO_EMPTY_RECHECK_S
+        ),
         # RunningHub: the emulator accepts the same key; webhooks are signed with the secret.
         "RUNNINGHUB_BASE_URL": ctx.url(ctx.ports.runninghub),
         "RUNNINGHUB_API_KEY": os.environ.get("RUNNINGHUB_API_KEY", "demo-runninghub-api-key"),
@@ -133,40 +180,99 @@ def function_env(ctx: StackContext, secret: str) -> dict[str, str]:
     }
 
 
-LOCAL_ENV = DATA / "local.env"
+def local_env_path() -> Path:
+    return DATA / "local.env"
+
+
+def stack_settings(env: Mapping[str, str]) -> dict[str, str]:
+    """The syncq settings in an environment (whether the stack set them or was given them)."""
+    names = {name.upper() for name in Settings.model_fields}
+    return {k: v for k, v in env.items() if k in names or k.startswith("SYNCQ_SECRET_")}
 
 
 def write_local_env(values: dict[str, str]) -> None:
     """Settings of the running stack, for the ops CLI (`python -m infra.ops`) to pick up."""
-    LOCAL_ENV.write_text("".join(f"{k}={v}\n" for k, v in sorted(values.items())))
-    LOCAL_ENV.chmod(0o600)
+    path = local_env_path()
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text("".join(f"{k}={v}\n" for k, v in sorted(values.items())))
 
 
 def load_local_env() -> None:
     """Adopt the local stack's settings where the environment says nothing (CLI only)."""
-    if not LOCAL_ENV.exists():
+    path = local_env_path()
+    if not path.exists():
         return
-    for line in LOCAL_ENV.read_text().splitlines():
+    for line in path.read_text().splitlines():
         key, sep, value = line.partition("=")
         if sep and key not in os.environ:
             os.environ[key] = value
 
 
-def start(argv: list[str], env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
-    log = open(DATA / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+def start_children(
+    children: Children, ctx: StackContext, env: dict[str, str], instance: str
+) -> None:
+    """The Cloud Tasks emulator, the provider emulators and the gateway."""
+    ports = ctx.ports
+    tasks_argv = [str(TASKS_BIN), "start", "-p", str(ports.tasks), "-q", "-d", TASKS_QUEUE]
+    children.start("tasks-emulator", [*tasks_argv, "-r", "20"], {**os.environ})
+    watched: list[str] = [f"cloud-tasks={ctx.host}:{ports.tasks}"]
+    for name, build in EMULATORS.items():
+        children.start(f"emulator-{name}", [sys.executable, *build(ctx)], env)
+        port = getattr(ports, name.replace("-", "_"))
+        watched.append(f"{name}={ctx.url(port)}")
+    gateway = [sys.executable, "-m", "infra.local.gateway", "--host", ctx.host,
+               "--port", str(ports.gateway), "--instance", instance]  # fmt: skip
+    children.start("gateway", [*gateway, *[f"--emulator={w}" for w in watched]], env)
 
 
-def wait_http(url: str, timeout_s: float = 30.0) -> None:
-    """Wait until something answers at url (any status)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1.0)
+def log_label(path: Path) -> str:
+    """A log's path as the user would type it (relative to the repository when inside)."""
+    with contextlib.suppress(ValueError):
+        return str(path.relative_to(ROOT))
+    return str(path)
+
+
+def check_children(children: Children) -> None:
+    """StackFailed naming the first child that exited, with the end of its log."""
+    dead = children.first_dead()
+    if dead is not None:
+        raise StackFailed(supervise.death_report(dead, log_label(dead.log)))
+
+
+def probe(base: str, instance: str) -> str | None:
+    """None when this run's gateway is healthy and reports everything up; else what is not."""
+    try:
+        with httpx.Client(trust_env=False) as client:  # loopback: never through a proxy
+            health = client.get(base + HEALTH_PATH, timeout=2.0)
+            if health.headers.get(INSTANCE_HEADER) != instance:
+                return f"{base}{HEALTH_PATH} answers {health.status_code}, but not from our gateway"
+            if health.status_code != 200:
+                return "the gateway answers, but the database does not"
+            index = client.get(base + "/", timeout=10.0).json()
+    except (httpx.HTTPError, ValueError):
+        return "the gateway does not answer yet"
+    down = [name for name, s in index.get("emulators", {}).items() if not s.get("up")]
+    if not index.get("database", {}).get("up"):
+        down.insert(0, "database")
+    return f"not up yet: {', '.join(down)}" if down else None
+
+
+def wait_ready(ctx: StackContext, children: Children, instance: str) -> None:
+    """Wait until the stack is really up, failing at once when a child exits meanwhile."""
+    base = f"{ctx.url(ctx.ports.gateway)}/functions/v1"
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        check_children(children)
+        missing = probe(base, instance)
+        if missing is None:
             return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up; see .data/*.log")
+        if time.monotonic() > deadline:
+            raise StackFailed(
+                f"the stack did not come up within {READY_TIMEOUT_S:.0f} s ({missing});"
+                f" the logs are in {log_label(DATA)}/."
+            )
+        time.sleep(0.25)
 
 
 def sweep_forever(ctx: StackContext, token: Callable[[], str], stop: threading.Event) -> None:
@@ -177,11 +283,21 @@ def sweep_forever(ctx: StackContext, token: Callable[[], str], stop: threading.E
             httpx.post(url, json={}, headers={"Authorization": f"Bearer {token()}"}, timeout=300)
 
 
-def main() -> None:
-    DATA.mkdir(exist_ok=True)
+def main() -> int:
+    """Run the stack until Ctrl-C (0) or until it cannot run (1, with the reason)."""
+    try:
+        return run()
+    except StackFailed as exc:
+        print(f"\nmake run: {exc}", file=sys.stderr, flush=True)
+        return 1
+
+
+def run() -> int:
+    ports = Ports.from_env()
+    supervise.check_ports(ports.claims())  # before anything starts or takes long
+    DATA.mkdir(parents=True, exist_ok=True)
     secret = jwt_secret()
     database_url, _server = database()
-    ports = Ports()
     ctx = StackContext(ports, database_url)
     print("migrating:", migrate.migrate(database_url) or "up to date")
     demo.seed(
@@ -189,80 +305,33 @@ def main() -> None:
         {p.slug: getattr(ports, p.slug.replace("-", "_"), p.port) for p in demo.PROVIDERS},
     )
     env = function_env(ctx, secret)
-    write_local_env({k: v for k, v in env.items() if os.environ.get(k) != v})
+    write_local_env(stack_settings(env))
     os.environ.update({"JWT_SECRET": secret, "DATABASE_URL": database_url})
     from shared.auth import mint_token  # noqa: PLC0415 - after the environment is set
-    from shared.settings import reload_settings  # noqa: PLC0415
 
     reload_settings()
-    procs: list[subprocess.Popen[bytes]] = []
-    queue = "projects/syncq-local/locations/us-central1/queues/syncq"
+    children = Children(DATA, ROOT)
+    instance = secrets.token_hex(8)
     stop = threading.Event()
-    trap_stop_signals()
+    supervise.trap_stop_signals()
     try:
-        procs.append(
-            start(
-                [str(TASKS_BIN), "start", "-p", str(ports.tasks), "-q", "-d", queue, "-r", "20"],
-                {**os.environ},
-                "tasks-emulator",
-            )
-        )
-        for name, build in EMULATORS.items():
-            procs.append(start([sys.executable, *build(ctx)], env, f"emulator-{name}"))
-        gateway = f"from infra.local.gateway import serve; serve('{ctx.host}', {ports.gateway})"
-        procs.append(start([sys.executable, "-c", gateway], env, "gateway"))
-        wait_http(f"{ctx.url(ports.gateway)}/functions/v1/")
+        start_children(children, ctx, env, instance)
+        wait_ready(ctx, children, instance)
         threading.Thread(
             target=sweep_forever, args=(ctx, lambda: mint_token(service=True), stop), daemon=True
         ).start()
         _banner(ctx, mint_token)
-        while all(p.poll() is None for p in procs):
-            time.sleep(1)
-        print("a process of the stack exited; see .data/*.log", file=sys.stderr)
+        while True:
+            check_children(children)
+            time.sleep(0.5)
     except KeyboardInterrupt:
         print("\nstopping…")
+        return 0
+    except StackFailed as exc:
+        raise StackFailed(f"{exc}\nThe rest of the stack has been stopped.") from exc
     finally:
         stop.set()
-        shutdown(procs)
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-def _ignore_stop_signals() -> None:
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
-
-
-def _stop_once(signum: int, frame: object) -> None:
-    # Ignore the next ones first: `make` forwards a group's SIGTERM, so a second one
-    # arrives while we are stopping, and must not interrupt the shutdown.
-    _ignore_stop_signals()
-    raise KeyboardInterrupt
-
-
-def trap_stop_signals() -> None:
-    """The first Ctrl-C or SIGTERM raises KeyboardInterrupt; later ones are ignored."""
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, _stop_once)
-
-
-def shutdown(procs: list[subprocess.Popen[bytes]], grace_s: float = 10.0) -> None:
-    """Terminate every child, wait for each, and kill those still running after grace_s.
-
-    Idempotent under signals: SIGINT/SIGTERM are ignored from here on, so a repeated
-    Ctrl-C or a forwarded SIGTERM cannot leave a child behind.
-    """
-    _ignore_stop_signals()
-    for p in procs:
-        p.terminate()
-    deadline = time.monotonic() + grace_s
-    for p in procs:
-        try:
-            p.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        supervise.shutdown(c.proc for c in children.started)
 
 
 def _banner(ctx: StackContext, mint: Callable[..., str]) -> None:
@@ -273,8 +342,9 @@ def _banner(ctx: StackContext, mint: Callable[..., str]) -> None:
         f"""
 syncq local stack is up.
   gateway            {base}/<function>
+  index, health      {base}/   {base}{HEALTH_PATH}
   cloud tasks        {ctx.host}:{ctx.ports.tasks} (emulator)
-  emulators          {", ".join(f"{n}" for n in EMULATORS)}; logs in .data/*.log
+  emulators          {", ".join(f"{n}" for n in EMULATORS)}; logs in {log_label(DATA)}/*.log
   database           {ctx.database_url}
 
 Demo admin of tenant '{tenant.slug}' ({tenant.id}), token valid 7 days:
@@ -289,11 +359,11 @@ Watch it:
   curl -s "{base}/list-integration-jobs?tenant_id={tenant.id}" -H "Authorization: Bearer $TOKEN"
   curl -N "{base}/integration-job-events?tenant_id={tenant.id}" -H "Authorization: Bearer $TOKEN"
 
-Ctrl-C stops everything; data stays in .data/.
+Ctrl-C stops everything; data stays in {log_label(DATA)}/.
 """,
         flush=True,
     )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

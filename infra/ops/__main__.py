@@ -19,10 +19,33 @@ COMMAND_MODULES = [
     "infra.ops.gestao",
 ]
 
+DESCRIPTION = """\
+Operate syncq from a terminal: the database, tokens, integration jobs, the emulators,
+credits and Gestão Scouter exports.
+
+Commands use DATABASE_URL and JWT_SECRET from the environment; where it has none, they
+use the settings of the last `make run` (kept in .data/local.env), so they act on the
+running local stack."""
+
+EPILOG = """\
+examples:
+  python -m infra.ops token --demo acme-admin      a demo admin's token, for curl
+  python -m infra.ops jobs list --tenant acme      the tenant's latest jobs
+  python -m infra.ops export start --tenant acme   export leads, with a progress bar
+
+Each command has its own --help."""
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m infra.ops", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.ops",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, title="commands", metavar="<command>"
+    )
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import uuid
 from typing import Any
 
@@ -12,13 +13,20 @@ from shared.settings import get_settings
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("migrate", help="apply SQL migrations (idempotent)")
+    p = sub.add_parser(
+        "migrate", help="Apply the database migrations that have not run yet (safe to repeat)."
+    )
     p.set_defaults(handler=_migrate)
 
-    p = sub.add_parser("seed-demo", help="insert the two demo tenants and their integrations")
+    p = sub.add_parser(
+        "seed-demo",
+        help="Insert the demo tenants, their users and integrations (safe to repeat).",
+    )
     p.set_defaults(handler=_seed)
 
-    p = sub.add_parser("token", help="mint a local JWT (HS256 with JWT_SECRET)")
+    p = sub.add_parser(
+        "token", help="Print a signed token for curl: a demo user's, any user's or the service's."
+    )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--service", action="store_true", help="the service role")
     who.add_argument("--user", type=uuid.UUID, help="a user id")
@@ -42,6 +50,13 @@ def _seed(args: argparse.Namespace) -> int:
 def _token(args: argparse.Namespace) -> int:
     from shared.auth import mint_token  # noqa: PLC0415
 
+    if get_settings().jwt_secret is None:
+        print(
+            "No JWT_SECRET: set it, or start the local stack (make run), whose settings"
+            " the CLI reads from .data/local.env.",
+            file=sys.stderr,
+        )
+        return 2
     if args.service:
         print(mint_token(service=True, ttl_s=args.ttl))
         return 0

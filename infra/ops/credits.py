@@ -19,12 +19,12 @@ from shared.web import parse_model
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("credits-grant", help="add credits to a user's account")
+    p = sub.add_parser("credits-grant", help="Add credits to a user's account.")
     p.add_argument("--user", type=uuid.UUID, required=True)
     p.add_argument("--amount", type=_positive, required=True)
     p.set_defaults(handler=_grant)
 
-    p = sub.add_parser("credits-show", help="a user's balance and ledger")
+    p = sub.add_parser("credits-show", help="Show a user's credit balance and ledger.")
     p.add_argument("--user", type=uuid.UUID, required=True)
     p.set_defaults(handler=_show)
 

@@ -30,7 +30,10 @@ CURL = {
 
 def register(sub: Any) -> None:
     """Add `emulators`."""
-    p = sub.add_parser("emulators", help="start the provider emulators alone (Ctrl-C stops)")
+    p = sub.add_parser(
+        "emulators",
+        help="Start the provider emulators alone, with a curl line each (Ctrl-C stops them).",
+    )
     p.add_argument("--only", nargs="+", choices=sorted(EMULATORS), help="a subset")
     p.set_defaults(handler=run)
 
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     """Start the chosen emulators as child processes and wait for Ctrl-C."""
     signal.signal(signal.SIGTERM, _interrupt)
     names = args.only or sorted(EMULATORS)
-    ctx = StackContext(Ports(), get_settings().database_url)
+    ctx = StackContext(Ports.from_env(), get_settings().database_url)
     procs = [
         subprocess.Popen([sys.executable, *EMULATORS[name](ctx)], cwd=ROOT)  # noqa: S603
         for name in names

@@ -45,7 +45,10 @@ def day_count(text: str) -> int:
 
 def register(sub: Any) -> None:
     """Add `export`, `schema` and `config`."""
-    export = sub.add_parser("export", help="lead exports to Gestão Scouter")
+    export = sub.add_parser(
+        "export",
+        help="Export leads to Gestão Scouter: start, follow, pause, resume or reset an export.",
+    )
     cmds = export.add_subparsers(dest="export_command", required=True)
     p = cmds.add_parser("start", help="start an export and follow it")
     _tenant(p)
@@ -73,13 +76,18 @@ def register(sub: Any) -> None:
     p.add_argument("--days", type=int, default=90, help="spread criado over this many days")
     p.set_defaults(handler=seed_leads)
 
-    schema = sub.add_parser("schema", help="the remote Gestão Scouter schema")
+    schema = sub.add_parser(
+        "schema",
+        help="Check the remote Gestão Scouter schema against the mapping, or reload it.",
+    )
     cmds = schema.add_subparsers(dest="schema_command", required=True)
     for name, handler in (("validate", schema_validate), ("reload", schema_reload)):
         _tenant(cmds.add_parser(name, help=f"{name} the remote schema")).set_defaults(
             handler=handler
         )
-    config = sub.add_parser("config", help="the Gestão Scouter connection")
+    config = sub.add_parser(
+        "config", help="Check a tenant's Gestão Scouter connection, step by step."
+    )
     cmds = config.add_subparsers(dest="config_command", required=True)
     _tenant(cmds.add_parser("check", help="named connection checks")).set_defaults(
         handler=config_check

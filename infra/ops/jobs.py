@@ -23,7 +23,9 @@ from shared.sqlfiles import query
 
 def register(sub: Any) -> None:
     """Add `jobs list`, `jobs cleanup-stuck` and `sweep`."""
-    jobs = sub.add_parser("jobs", help="inspect and repair integration jobs")
+    jobs = sub.add_parser(
+        "jobs", help="List integration jobs, or close the ones stuck without progress."
+    )
     cmds = jobs.add_subparsers(dest="jobs_command", required=True)
 
     p = cmds.add_parser("list", help="recent jobs as a table, newest first")
@@ -41,7 +43,10 @@ def register(sub: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="show what would change")
     p.set_defaults(handler=cleanup_stuck)
 
-    p = sub.add_parser("sweep", help="run the minute sweep once, in this process")
+    p = sub.add_parser(
+        "sweep",
+        help="Run the minute sweep once now: rescue stalled jobs and run those that are due.",
+    )
     p.set_defaults(handler=sweep)
 
 

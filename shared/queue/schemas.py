@@ -6,7 +6,8 @@ import re
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from shared.providers import PROVIDERS
 from shared.queue.cron import Missed, parse_cron, parse_zone
@@ -85,14 +86,21 @@ class EventsQuery(Strict):
     max_seconds: float | None = Field(default=None, gt=0, le=3600)
 
 
-class SyncByIdRequest(Strict):
-    tenant_id: UUID
+class SyncRequest(Strict):
+    """The sync-<provider> functions' body: `{tenant_id | tenant_slug, job_id?}` (exactly
+    one tenant field); `job_id` runs a pending job of that tenant and provider."""
+
+    tenant_id: UUID | None = None
+    tenant_slug: str | None = Field(default=None, pattern=_SLUG)
     job_id: UUID | None = None
 
-
-class SyncBySlugRequest(Strict):
-    tenant_slug: str = Field(pattern=_SLUG)
-    job_id: UUID | None = None
+    @model_validator(mode="after")
+    def _one_tenant(self) -> SyncRequest:
+        if (self.tenant_id is None) == (self.tenant_slug is None):
+            raise PydanticCustomError(
+                "one_tenant", "Give exactly one of tenant_id and tenant_slug."
+            )
+        return self
 
 
 class ScheduleQuery(Strict):

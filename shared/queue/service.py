@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -12,7 +13,7 @@ from shared.jobs.wake import wake
 from shared.queue import store
 from shared.queue.kind import KIND, run_claimed
 from shared.queue.models import Job, JobStatus
-from shared.queue.schemas import JobRef, ListJobsQuery, RunIntegrationRequest
+from shared.queue.schemas import JobRef, ListJobsQuery, RunIntegrationRequest, SyncRequest
 from shared.tenancy import Role, Tenant, enabled_integration, get_tenant, require_role
 
 
@@ -86,6 +87,21 @@ def list_jobs(principal: Principal, req: ListJobsQuery) -> dict[str, Any]:
     jobs = [Job.from_row(r).model_dump(mode="json") for r in rows]
     next_before = jobs[-1]["id"] if len(jobs) == req.limit else None
     return {"jobs": jobs, "next_before": next_before}
+
+
+def sync_action(provider_slug: str) -> Callable[[Principal, SyncRequest], dict[str, Any]]:
+    """The action of `sync-<provider>`: run that provider's sync now, in this request."""
+
+    def sync(principal: Principal, req: SyncRequest) -> dict[str, Any]:
+        return run_direct(
+            principal,
+            provider_slug,
+            tenant_id=req.tenant_id,
+            tenant_slug=req.tenant_slug,
+            job_id=req.job_id,
+        )
+
+    return sync
 
 
 def run_direct(

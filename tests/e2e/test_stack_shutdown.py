@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from infra.local import stack
+from infra.local import supervise
 
 # Ignores SIGTERM, and answers it the way `make` does: by forwarding SIGTERM (and a
 # Ctrl-C for good measure) to the stack, which is then already stopping.
@@ -29,7 +29,7 @@ time.sleep(60)
 @pytest.fixture
 def children() -> Iterator[list[subprocess.Popen[bytes]]]:
     """A child that stops on SIGTERM and one that has to be killed (listed first)."""
-    saved = {sig: signal.getsignal(sig) for sig in stack.STOP_SIGNALS}
+    saved = {sig: signal.getsignal(sig) for sig in supervise.STOP_SIGNALS}
     stubborn = subprocess.Popen([sys.executable, "-c", STUBBORN], stdout=subprocess.PIPE)  # noqa: S603
     plain = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     assert stubborn.stdout is not None
@@ -49,13 +49,13 @@ def test_second_signal_does_not_interrupt_shutdown(
 ) -> None:
     """First signal (or a child exiting, None) starts the shutdown; the forwarded ones don't stop it."""
     stubborn, plain = children
-    stack.trap_stop_signals()
+    supervise.trap_stop_signals()
     if first is not None:
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), first)
             time.sleep(10)  # the handler raises in the main thread first
     try:
-        stack.shutdown(children, grace_s=1.0)
+        supervise.shutdown(children, grace_s=1.0)
     except KeyboardInterrupt:
         pytest.fail("a signal during the shutdown interrupted it")
     assert plain.returncode == -signal.SIGTERM

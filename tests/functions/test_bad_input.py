@@ -43,7 +43,7 @@ def post_cases(t: TenantFixture) -> list[tuple[str, Any, int, str]]:
         ("process-integration-job", {"job_id": "x"}, 422, "validation_error"),
         ("process-integration-job", {"unknown": True}, 422, "validation_error"),
         ("sync-acessorias", {"tenant_slug": "NOT A SLUG!"}, 422, "validation_error"),
-        ("sync-acessorias", {"tenant_id": tid}, 422, "validation_error"),
+        ("sync-acessorias", {"tenant_id": tid, "tenant_slug": "acme"}, 422, "validation_error"),
         ("sync-acessorias", b"\xff\xfe", 400, "invalid_json"),
     ]  # fmt: skip
 

@@ -1,0 +1,204 @@
+"""The local stack's child processes: ports checked first, logs kept short, a death named.
+
+`make run` starts about eight processes. Each one's output goes to `<data>/<name>.log`
+(the previous run's is kept as `<name>.log.1`, older ones are dropped, so the folder does
+not grow run after run). The stack watches them all the time: when one exits, it says
+which, shows the end of its log and stops the others, instead of carrying on half-dead.
+"""
+
+from __future__ import annotations
+
+import errno
+import signal
+import socket
+import subprocess
+import time
+from collections import Counter, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+GRACE_S = 10.0
+TAIL_LINES = 20
+
+
+class StackFailed(Exception):
+    """The stack cannot (or can no longer) run; the message says why and what to do."""
+
+
+# -- ports ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PortClaim:
+    """A port a part of the stack listens on, and the variable that moves it."""
+
+    port: int
+    owner: str
+    variable: str
+
+
+def parse_port(raw: str, variable: str) -> int:
+    """A port number from an environment variable, or StackFailed naming the variable."""
+    try:
+        port = int(raw)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise StackFailed(f"{variable} must be a port number from 1 to 65535, not {raw!r}.")
+    return port
+
+
+def port_taken(host: str, port: int) -> bool:
+    """Whether another program listens on host:port (TIME_WAIT leftovers do not count)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as our servers bind
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return True
+            raise
+    return False
+
+
+def check_ports(claims: Sequence[PortClaim], host: str = "127.0.0.1") -> None:
+    """StackFailed naming every busy or doubly-claimed port and the variable that moves it."""
+    problems: list[str] = []
+    counts = Counter(c.port for c in claims)
+    for port, count in sorted(counts.items()):
+        if count > 1:
+            names = " and ".join(f"{c.variable} ({c.owner})" for c in claims if c.port == port)
+            problems.append(f"port {port} is given to both {names}; give each its own port.")
+    for claim in claims:
+        move = f"move the {claim.owner} with {claim.variable}=<free port> make run."
+        try:
+            taken = counts[claim.port] == 1 and port_taken(host, claim.port)
+        except OSError as exc:
+            problems.append(
+                f"port {claim.port} ({claim.owner}) cannot be used ({exc.strerror}): {move}"
+            )
+            continue
+        if taken:
+            problems.append(
+                f"port {claim.port} ({claim.owner}) is already in use by another program: stop"
+                f" it, or {move}"
+            )
+    if problems:
+        raise StackFailed("\n".join(problems))
+
+
+# -- logs -------------------------------------------------------------------------------------
+
+
+def rotate_log(path: Path) -> None:
+    """Move the previous run's log aside as `<name>.1` (dropping the one before it)."""
+    if path.exists() and path.stat().st_size > 0:
+        path.replace(path.with_name(path.name + ".1"))
+
+
+def tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
+    """The last lines of a text file (empty when it does not exist)."""
+    try:
+        with path.open("rb") as f:
+            kept = deque(f, maxlen=lines)
+    except FileNotFoundError:
+        return []
+    return [line.decode("utf-8", "replace").rstrip("\n") for line in kept]
+
+
+# -- children ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Child:
+    """One process of the stack, and the log its output goes to."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def exit_description(self) -> str:
+        code = self.proc.returncode
+        if code is not None and code < 0:
+            return f"was killed by signal {-code}"
+        return f"exited with code {code}"
+
+
+class Children:
+    """The stack's processes, each started with a fresh log, and which of them exited."""
+
+    def __init__(self, log_dir: Path, cwd: Path) -> None:
+        self._log_dir = log_dir
+        self._cwd = cwd
+        self.started: list[Child] = []
+
+    def start(self, name: str, argv: Sequence[str], env: dict[str, str]) -> Child:
+        """Start one process, its output (stdout and stderr) in `<log_dir>/<name>.log`."""
+        log = self._log_dir / f"{name}.log"
+        rotate_log(log)
+        with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+            try:
+                proc = subprocess.Popen(  # noqa: S603 - our own argv
+                    list(argv), env=env, cwd=self._cwd, stdout=out, stderr=subprocess.STDOUT
+                )
+            except OSError as exc:
+                raise StackFailed(f"could not start {name} ({argv[0]}): {exc.strerror}.") from exc
+        child = Child(name, proc, log)
+        self.started.append(child)
+        return child
+
+    def first_dead(self) -> Child | None:
+        """A child that has exited, if any."""
+        return next((c for c in self.started if c.proc.poll() is not None), None)
+
+
+def death_report(child: Child, log_label: str) -> str:
+    """What to tell the user when a child exited: who, how, and the end of its log."""
+    lines = tail(child.log)
+    head = f"{child.name} (pid {child.proc.pid}) {child.exit_description()}."
+    if not lines:
+        return f"{head} Its log {log_label} is empty."
+    body = "\n".join(f"  | {line}" for line in lines)
+    return f"{head} The last lines of {log_label}:\n{body}"
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _ignore_stop_signals() -> None:
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _stop_once(signum: int, frame: object) -> None:
+    # Ignore the next ones first: `make` forwards a group's SIGTERM, so a second one
+    # arrives while we are stopping, and must not interrupt the shutdown.
+    _ignore_stop_signals()
+    raise KeyboardInterrupt
+
+
+def trap_stop_signals() -> None:
+    """The first Ctrl-C or SIGTERM raises KeyboardInterrupt; later ones are ignored."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _stop_once)
+
+
+def shutdown(procs: Iterable[subprocess.Popen[bytes]], grace_s: float = GRACE_S) -> None:
+    """Terminate every process, wait for each, and kill those still running after grace_s.
+
+    Idempotent under signals: SIGINT/SIGTERM are ignored from here on, so a repeated
+    Ctrl-C or a forwarded SIGTERM cannot leave a child behind.
+    """
+    _ignore_stop_signals()
+    procs = list(procs)
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    deadline = time.monotonic() + grace_s
+    for p in procs:
+        try:
+            p.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

@@ -1,0 +1,343 @@
+"""`make run` (python -m infra.local.stack) as a user meets it: it never says "up" when not.
+
+Every stack here runs on ports the OS handed out, in a data folder of its own
+(SYNCQ_DATA_DIR), against the test's database; the defaults (8080, 9022, 81xx) are never
+touched.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import shared
+from infra.local import pg, stack
+from infra.local.gateway import INSTANCE_HEADER, function_names
+from infra.local.stack import Ports
+from tests.conftest import TEST_JWT_SECRET
+from tests.e2e.conftest import free_port, wait_until
+
+pytestmark = [pytest.mark.e2e]
+ROOT = Path(__file__).resolve().parents[2]
+ACME = "11111111-1111-4111-8111-111111111111"
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any syncq setting (the tests' own included)."""
+    ours = stack.stack_settings(os.environ)
+    keep = {k: v for k, v in os.environ.items() if k not in ours and "_PORT" not in k}
+    return {**keep, **extra}
+
+
+def port_env() -> dict[str, str]:
+    """A free port from the OS for every part of the stack."""
+    return {Ports.variable(f.name): str(free_port()) for f in fields(Ports)}
+
+
+class NotFoundServer(ThreadingHTTPServer):
+    """Another program on the port: answers every request 404, or a look-alike health answer."""
+
+    def __init__(self, body: bytes = b"", status: int = 404) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+def run_stack(env: dict[str, str], timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "infra.local.stack"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s, check=False,
+    )  # fmt: skip
+
+
+# -- ports ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variable", ["GATEWAY_PORT", "TASKS_EMULATOR_PORT", "ONECODE_PORT"])
+def test_a_busy_port_is_named_before_anything_starts(tmp_path: Path, variable: str) -> None:
+    squatter = NotFoundServer()  # what broke it: another program answering 404 on the port
+    try:
+        env = clean_env(**port_env(), SYNCQ_DATA_DIR=str(tmp_path / "data"))
+        env[variable] = str(squatter.port)
+        done = run_stack(env)
+    finally:
+        squatter.stop()
+    assert done.returncode == 1, done.stdout
+    assert f"port {squatter.port}" in done.stderr and f"{variable}=" in done.stderr
+    assert "already in use" in done.stderr
+    assert "stack is up" not in done.stdout and "migrating" not in done.stdout
+    assert not (tmp_path / "data").exists()  # nothing was started, nothing written
+
+
+def test_two_parts_on_one_port_and_a_bad_port_are_named(tmp_path: Path) -> None:
+    env = clean_env(**port_env(), SYNCQ_DATA_DIR=str(tmp_path))
+    env["BOMCONTROLE_PORT"] = env["ACESSORIAS_PORT"]
+    done = run_stack(env)
+    assert done.returncode == 1
+    assert "given to both ACESSORIAS_PORT" in done.stderr and "BOMCONTROLE_PORT" in done.stderr
+    done = run_stack({**env, "BOMCONTROLE_PORT": "70000"})
+    assert done.returncode == 1
+    assert "BOMCONTROLE_PORT must be a port number from 1 to 65535, not '70000'" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("body", "status"), [(b"", 404), (b'{"status": "ok"}', 200)], ids=["404", "look-alike"]
+)
+def test_the_probe_wants_our_own_gateway(body: bytes, status: int) -> None:
+    other = NotFoundServer(body, status)
+    try:
+        reason = stack.probe(f"http://127.0.0.1:{other.port}/functions/v1", "our-instance")
+    finally:
+        other.stop()
+    assert reason is not None and "not from our gateway" in reason
+
+
+def test_a_log_keeps_one_previous_run(tmp_path: Path) -> None:
+    from infra.local.supervise import rotate_log
+
+    log = tmp_path / "gateway.log"
+    for run in range(3):
+        rotate_log(log)
+        log.write_text(f"run {run}\n" * 1000)
+    rotate_log(log)
+    assert not log.exists()  # the next writer (a child, pg_ctl) starts it afresh
+    assert (tmp_path / "gateway.log.1").read_text() == "run 2\n" * 1000
+    assert [p.name for p in tmp_path.iterdir()] == ["gateway.log.1"]
+
+
+# -- a whole stack ----------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    proc: subprocess.Popen[str]
+    env: dict[str, str]
+    data: Path
+    stdout: list[str] = field(default_factory=list)
+    reader: threading.Thread = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reader = threading.Thread(target=self._read, daemon=True)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.stdout.append(line)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.env['GATEWAY_PORT']}/functions/v1"
+
+    def printed(self) -> str:
+        return "".join(self.stdout)
+
+    def children(self) -> dict[str, int]:
+        """The stack's processes by log name (gateway, emulator-onecode, tasks-emulator)."""
+        found: dict[str, int] = {}
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        for pid in path.read_text().split():
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except FileNotFoundError:
+                continue
+            found[_child_name([a.decode() for a in argv])] = int(pid)
+        return found
+
+
+def _child_name(argv: list[str]) -> str:
+    if "infra.local.gateway" in argv:
+        return "gateway"
+    for arg in argv:
+        if arg.startswith("infra.emulators."):
+            name = arg.removeprefix("infra.emulators.")
+            return "emulator-" + ("gestao-scouter" if name == "postgrest" else name)
+    return "tasks-emulator"
+
+
+@pytest.fixture
+def launch(database_url: str, pg_server_url: str, tmp_path: Path) -> Iterator[Any]:
+    """Start `python -m infra.local.stack` (JWT_SECRET from the environment, like a user)."""
+    remote = f"{pg.dbname_of(database_url)}_gs"
+    runs: list[Run] = []
+
+    def start() -> Run:
+        env = clean_env(
+            **port_env(),
+            DATABASE_URL=database_url,
+            JWT_SECRET=TEST_JWT_SECRET,
+            GESTAO_SCOUTER_DATABASE=remote,
+            SYNCQ_DATA_DIR=str(tmp_path / "data"),
+        )
+        with (tmp_path / "stderr").open("w") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "infra.local.stack"], env=env, cwd=ROOT, text=True,
+                stdout=subprocess.PIPE, stderr=err,
+            )  # fmt: skip
+        run = Run(proc, env, tmp_path / "data")
+        run.reader.start()
+        runs.append(run)
+        return run
+
+    yield start
+    for run in runs:
+        if run.proc.poll() is None:
+            run.proc.send_signal(signal.SIGINT)
+            run.proc.wait(60)
+        run.reader.join(10)
+        assert run.proc.stdout is not None
+        run.proc.stdout.close()
+    pg.drop_database(pg_server_url, remote)
+
+
+def stderr_of(run: Run) -> str:
+    return (run.data.parent / "stderr").read_text()
+
+
+def cli(run: Run, *args: str) -> str:
+    """`python -m infra.ops …` in a fresh shell: no JWT_SECRET, no DATABASE_URL, same data dir."""
+    env = clean_env(SYNCQ_DATA_DIR=str(run.data))
+    assert "JWT_SECRET" not in env and "DATABASE_URL" not in env
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "infra.ops", *args], env=env, cwd=ROOT,
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
+def check_index_and_health(run: Run) -> None:
+    index = httpx.get(run.base + "/", timeout=10)
+    assert index.status_code == 200
+    body = index.json()
+    assert body["service"] == "syncq" and body["version"] == shared.__version__
+    assert [f["name"] for f in body["functions"]] == function_names()
+    assert {"name": "run-integration", "url": f"{run.base}/run-integration"} in body["functions"]
+    assert body["database"] == {"up": True}
+    assert sorted(body["emulators"]) == sorted([*stack.EMULATORS, "cloud-tasks"])
+    assert all(e["up"] for e in body["emulators"].values()), body["emulators"]
+    onecode = f"http://127.0.0.1:{run.env['ONECODE_PORT']}"
+    assert body["emulators"]["onecode"]["url"] == onecode
+    listed = httpx.get(body["functions"][3]["url"], timeout=10)  # list-integration-jobs
+    assert listed.status_code == 401  # a real function behind the listed URL
+    health = httpx.get(body["health"], timeout=10)
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+    assert health.headers[INSTANCE_HEADER]
+
+
+def check_logs(run: Run, old: bytes) -> None:
+    """Each child's log holds this run only; the run before is kept once, older ones go."""
+    assert (run.data / "emulator-onecode.log.1").read_bytes() == old
+    assert not (run.data / "emulator-onecode.log.2").exists()
+    assert len((run.data / "emulator-onecode.log").read_bytes()) < 10_000
+
+
+def check_cli_tokens_and_roles(run: Run) -> tuple[str, str]:
+    member, admin = (
+        cli(run, "token", "--demo", "acme-member"),
+        cli(run, "token", "--demo", "acme-admin"),
+    )
+    auth = {"Authorization": f"Bearer {member}"}
+    listed = httpx.get(f"{run.base}/list-integration-jobs", params={"tenant_id": ACME},
+                       headers=auth, timeout=10)  # fmt: skip
+    assert listed.status_code == 200, listed.text
+    click = {"tenant_id": ACME, "provider_slug": "acessorias"}
+    refused = httpx.post(f"{run.base}/run-integration", json=click, headers=auth, timeout=10)
+    assert refused.status_code == 403  # README: run-integration needs an admin
+    return member, admin
+
+
+def check_demo_run_is_quick(run: Run, admin: str) -> None:
+    """The demo Acessórias run does not idle 9 s re-checking its last, empty page."""
+    auth = {"Authorization": f"Bearer {admin}"}
+    click = {"tenant_id": ACME, "provider_slug": "acessorias"}
+    started = httpx.post(f"{run.base}/run-integration", json=click, headers=auth, timeout=10)
+    assert started.status_code == 202, started.text
+    job_id = started.json()["job_id"]
+
+    def job() -> dict[str, Any]:
+        jobs = httpx.get(f"{run.base}/list-integration-jobs", params={"tenant_id": ACME},
+                         headers=auth, timeout=10).json()["jobs"]  # fmt: skip
+        return next(j for j in jobs if j["id"] == job_id)
+
+    wait_until(lambda: job()["status"] in ("success", "error"), 60, "the demo job")
+    done = job()
+    assert done["status"] == "success", done
+    assert done["execution_time_ms"] < 5000, done  # 0.2 s + 0.4 s of re-checks, not 3 + 6
+
+
+def check_a_death_is_named(run: Run) -> None:
+    """Kill an emulator of a running stack: it is named, its log shown, the rest stopped."""
+    children = run.children()
+    assert set(children) == {
+        "tasks-emulator",
+        "gateway",
+        *(f"emulator-{n}" for n in stack.EMULATORS),
+    }
+    os.kill(children["emulator-onecode"], signal.SIGKILL)
+    assert run.proc.wait(60) == 1
+    err = stderr_of(run)
+    assert "emulator-onecode (pid" in err and "was killed by signal 9" in err, err
+    assert "  | onecode emulator listening on" in err  # the end of its log
+    assert "The rest of the stack has been stopped." in err
+    assert not any(Path(f"/proc/{pid}").exists() for pid in children.values())
+
+
+@pytest.mark.slow
+@pytest.mark.db
+def test_make_run_walkthrough(launch: Any, tmp_path: Path) -> None:
+    """Up means up (index, health, emulators); CLI tokens work; a dying child ends the run."""
+    old = b"a line of the run before\n" * 20_000
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "emulator-onecode.log").write_bytes(old)
+    (tmp_path / "data" / "emulator-onecode.log.1").write_bytes(b"the run before that\n")
+    run = launch()
+    wait_until(lambda: "stack is up" in run.printed() or run.proc.poll() is not None, 120,
+               "the stack")  # fmt: skip
+    assert "stack is up" in run.printed(), stderr_of(run)
+    check_index_and_health(run)
+    check_logs(run, old)
+    _, admin = check_cli_tokens_and_roles(run)
+    check_demo_run_is_quick(run, admin)
+    check_a_death_is_named(run)
+
+
+@pytest.mark.slow
+@pytest.mark.db
+def test_a_child_dying_during_startup_is_named(launch: Any) -> None:
+    run = launch()
+    wait_until(lambda: "gateway" in run.children(), 60, "the gateway process")
+    os.kill(run.children()["gateway"], signal.SIGKILL)
+    children = run.children()
+    assert run.proc.wait(60) == 1
+    err = stderr_of(run)
+    assert "gateway (pid" in err and "was killed by signal 9" in err, err
+    assert "The rest of the stack has been stopped." in err
+    assert "stack is up" not in run.printed()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in children.values())

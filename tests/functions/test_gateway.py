@@ -1,0 +1,68 @@
+"""The local gateway's own answers: the index and the health answer, database up and down."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from werkzeug.test import Client
+
+import shared
+from infra.local.gateway import INSTANCE_HEADER, Services, build, function_names
+from tests.e2e.conftest import free_port
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    """A port something listens on (an emulator that is up)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield int(s.getsockname()[1])
+
+
+def gateway(up_port: int, down_port: int) -> Client:
+    emulators = {"onecode": f"http://127.0.0.1:{up_port}", "cloud-tasks": f"127.0.0.1:{down_port}"}
+    return Client(build(services=Services(emulators, instance="run-1")))
+
+
+def test_index_and_health_with_the_database_up(database_url: str, listener: int) -> None:
+    down = free_port()
+    client = gateway(listener, down)
+    for path in ("/functions/v1/", "/functions/v1"):
+        index = client.get(path, base_url="http://gw.local:8080")
+        assert index.status_code == 200 and index.headers[INSTANCE_HEADER] == "run-1"
+        body: dict[str, Any] = index.json  # type: ignore[assignment]
+        assert body["service"] == "syncq" and body["version"] == shared.__version__
+        assert body["health"] == "http://gw.local:8080/functions/v1/healthz"
+        assert body["functions"] == [
+            {"name": n, "url": f"http://gw.local:8080/functions/v1/{n}"} for n in function_names()
+        ]
+        assert body["database"] == {"up": True}
+        assert body["emulators"] == {
+            "cloud-tasks": {"url": f"127.0.0.1:{down}", "up": False},
+            "onecode": {"url": f"http://127.0.0.1:{listener}", "up": True},
+        }
+    health = client.get("/functions/v1/healthz")
+    assert health.status_code == 200 and health.json == {"status": "ok"}
+    assert health.headers[INSTANCE_HEADER] == "run-1"
+    missing = client.get("/functions/v1/no-such-function")
+    assert missing.status_code == 404 and missing.json["error"]["code"] == "not_found"  # type: ignore[index]
+
+
+def test_health_is_503_when_the_database_does_not_answer(configure: Any, listener: int) -> None:
+    configure(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/nothing")
+    client = gateway(listener, free_port())
+    health = client.get("/functions/v1/healthz")
+    assert health.status_code == 503
+    assert health.json == {
+        "error": {
+            "code": "unavailable",
+            "message": "The database does not answer.",
+            "details": {"database": "down"},
+        }
+    }
+    assert health.headers[INSTANCE_HEADER] == "run-1"
+    assert client.get("/functions/v1/").json["database"] == {"up": False}  # type: ignore[index]

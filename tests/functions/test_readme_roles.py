@@ -1,0 +1,85 @@
+"""The README's table of who may call what, checked against the functions themselves.
+
+Every row that names tenant roles is called with a member's, an admin's and the service's
+token: a role without a tick must get 403, a role with one anything but 401 or 403.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import pytest
+
+from infra.local.gateway import function_names
+from tests.support import ROOT, TenantFixture, bearer, function_client, seed_tenant, service_token
+
+pytestmark = pytest.mark.db
+HEADER = "| function | member | admin | owner | service | public |"
+GET = {"list-integration-jobs", "integration-job-events"}
+
+
+def readme_roles() -> dict[str, dict[str, bool]]:
+    """function -> {member, admin, service: ticked?} for the rows about tenant roles."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    start = lines.index(HEADER) + 2
+    table: dict[str, dict[str, bool]] = {}
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        ticks = dict(zip(("member", "admin", "owner", "service", "public"), cells[1:], strict=True))
+        if ticks["owner"] or ticks["public"]:
+            continue  # per-user and secret-checked routes have their own tests
+        for name in re.findall(r"`([a-z-]+)`", cells[0]):
+            if name in function_names():
+                table[name] = {role: ticks[role] == "✓" for role in ("member", "admin", "service")}
+    return table
+
+
+ROLES = readme_roles()
+
+
+def body_for(name: str, tenant: TenantFixture, job_id: str) -> dict[str, Any]:
+    tid = str(tenant.id)
+    return {
+        "run-integration": {"tenant_id": tid, "provider_slug": "acessorias"},
+        "cancel-integration-job": {"job_id": job_id},
+        "list-integration-jobs": {"tenant_id": tid},
+        "integration-job-events": {"tenant_id": tid, "max_seconds": "0.1"},
+        "process-integration-job": {"job_id": str(uuid.uuid4())},
+        "export-to-gestao-scouter-batch": {"tenant_id": tid, "action": "status"},
+    }.get(name, {"tenant_id": tid})
+
+
+def test_the_table_covers_the_tenant_functions() -> None:
+    assert ROLES["run-integration"] == {"member": False, "admin": True, "service": True}
+    assert set(ROLES) == set(function_names()) - {
+        "runninghub-queue-manager",
+        "sync-from-gestao-scouter",
+    }
+
+
+@pytest.mark.parametrize("name", sorted(ROLES))
+def test_each_role_gets_what_the_readme_says(database_url: str, recorder: Any, name: str) -> None:
+    tenant = seed_tenant(database_url, "acme")
+    started = function_client("run-integration").post(
+        "/", json=body_for("run-integration", tenant, ""), headers=bearer(tenant.admin_token)
+    )
+    job_id = started.get_json()["job_id"]  # a live job of the tenant, for the cancel row
+    tokens = {
+        "member": tenant.member_token,
+        "admin": tenant.admin_token,
+        "service": service_token(),
+    }
+    client = function_client(name)
+    for role, token in tokens.items():
+        body = body_for(name, tenant, job_id)
+        if name in GET:
+            response = client.get("/", query_string=body, headers=bearer(token))
+        else:
+            response = client.post("/", json=body, headers=bearer(token))
+        allowed = ROLES[name][role]
+        assert response.status_code != 401, (role, response.get_json())
+        assert (response.status_code == 403) is not allowed, (role, response.status_code)

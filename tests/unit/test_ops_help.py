@@ -1,0 +1,32 @@
+"""The ops CLI's top-level --help reads as help for its users, one sentence per command."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from infra.ops.__main__ import build_parser
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, str]:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {choice.dest: str(choice.help) for choice in sub._choices_actions}
+
+
+def test_every_command_is_described_in_a_sentence() -> None:
+    commands = _commands(build_parser())
+    assert {"migrate", "token", "jobs", "sweep", "emulators", "export"} <= set(commands)
+    for name, text in commands.items():
+        assert text[0].isupper() and text.endswith("."), (name, text)
+        assert len(text.split()) >= 5, (name, text)
+
+
+def test_the_help_speaks_to_users_not_to_developers(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    for internal in ("COMMAND_MODULES", "register(", "handler", "{migrate,"):
+        assert internal not in text
+    assert "make run" in text and "--help" in text and "token --demo acme-admin" in text
