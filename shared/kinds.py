@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.alerts import kind as alerts
 from shared.auth import Principal
 from shared.credits.sweep import sweep_runninghub
 from shared.gestao import runner as gestao_export
@@ -22,6 +23,7 @@ from shared.settings import get_settings
 KINDS: tuple[Kind, ...] = (
     integration.KIND,
     gestao_export.KIND,
+    alerts.KIND,
 )
 HOOKS: tuple[tuple[str, Hook], ...] = (
     ("schedules", tick),  # before the drain below: the occurrences it enqueues run at once

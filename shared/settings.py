@@ -57,6 +57,24 @@ class Settings(BaseSettings):
     schedule_tick_batch: int = 1000  # schedules per transaction
     schedule_tick_budget_s: float = 30.0  # then the next sweep goes on
 
+    # Alerts (delivered by the engine; see shared/alerts)
+    alert_email_transport: Literal["disabled", "smtp", "ses"] = "disabled"
+    alert_email_from: str = "syncq <alertas@syncq.local>"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_s: float = 15.0
+    ses_region: str = "us-east-1"
+    alert_webhook_secret: SecretStr | None = None  # per-tenant signing keys derive from it
+    alert_webhook_allow_http: bool = False  # https only, unless (locally) this is set
+    alert_webhook_timeout_s: float = 10.0
+    alert_max_attempts: int = 8
+    alert_backoff_base_s: float = 30.0
+    alert_backoff_cap_s: float = 3600.0
+    alert_stale_after_s: float = 300.0
+
     # HTTP edge
     max_body_bytes: int = 256 * 1024
     # Browsers call the functions directly (bearer tokens, no cookies): which origins may.

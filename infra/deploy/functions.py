@@ -15,9 +15,11 @@ command; `iam.sh` creates the service accounts named here. Sizing notes:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 WORKER_INVOKERS = ("syncq-tasks", "syncq-scheduler")
+BASE_SECRETS = ("syncq-database-url", "syncq-jwt-secret")
+ALERT_SECRETS = ("syncq-smtp-password", "syncq-alert-webhook-secret")
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class FunctionSpec:
     streams: bool = False  # each request holds a dedicated (LISTEN) connection
     public: bool = True  # callers authenticate with our JWTs (or a webhook secret)
     invokers: tuple[str, ...] = ()  # service accounts granted run.invoker when not public
-    secrets: tuple[str, ...] = field(default=("syncq-database-url", "syncq-jwt-secret"))
+    secrets: tuple[str, ...] = field(default=BASE_SECRETS)
 
     @property
     def connections(self) -> int:
@@ -72,7 +74,16 @@ SPECS: dict[str, FunctionSpec] = {
             pool_max=1,
             streams=True,
         ),
-        _worker("process-integration-job", public=False, max_instances=10),
+        # The worker also delivers alerts (SMTP password, webhook signing secret).
+        replace(
+            _worker("process-integration-job", public=False, max_instances=10),
+            secrets=(*BASE_SECRETS, *ALERT_SECRETS),
+        ),
+        _api("integration-schedules", "syncq-api"),
+        replace(
+            _api("integration-alerts", "syncq-api"),
+            secrets=(*BASE_SECRETS, "syncq-alert-webhook-secret"),
+        ),
         _worker("sync-acessorias", public=True, max_instances=5),
         _worker("sync-onecode-contacts", public=True, max_instances=5),
         _worker("sync-bomcontrole", public=True, max_instances=5),

@@ -2,11 +2,14 @@
 # Secret Manager wiring.
 #
 #   platform:  syncq-database-url, syncq-jwt-secret   (injected as env by deploy.py)
+#   alerts:    syncq-smtp-password (the worker), syncq-alert-webhook-secret (the worker and
+#              syncq-api, which shows admins their signing key)
 #   tenants:   syncq-<tenant_slug>-<provider>-<key>    (read at run time by shared/secrets.py,
 #              e.g. syncq-acme-bomcontrole-api_key)      SECRET_BACKEND=gcp, cached 5 min)
 #
 # Usage:
 #   infra/deploy/secrets.sh platform                      # create the two platform secrets
+#   infra/deploy/secrets.sh alerts                        # the two alert secrets
 #   infra/deploy/secrets.sh tenant acme bomcontrole api_key   # value read from stdin
 # A tenant secret is readable only by the runtime identity that runs that provider.
 set -euo pipefail
@@ -34,6 +37,16 @@ case "${1:-}" in
       echo "value for $name (stdin, then Ctrl-D):" >&2
       put "$name"
     done ;;
+  alerts)
+    for name in syncq-smtp-password syncq-alert-webhook-secret; do
+      echo "value for $name (stdin, then Ctrl-D):" >&2
+      put "$name"
+      for reader in syncq-worker $( [ "$name" = syncq-alert-webhook-secret ] && echo syncq-api ); do
+        gcloud secrets add-iam-policy-binding "$name" --project="$PROJECT" \
+          --member="serviceAccount:$(sa "$reader")" \
+          --role=roles/secretmanager.secretAccessor >/dev/null
+      done
+    done ;;
   tenant)
     tenant="${2:?tenant slug}"; provider="${3:?provider}"; key="${4:?key}"
     name="syncq-${tenant}-${provider}-${key}"
@@ -42,5 +55,5 @@ case "${1:-}" in
       --member="serviceAccount:$(sa "$(reader_for "$provider")")" \
       --role=roles/secretmanager.secretAccessor >/dev/null
     echo "stored $name (readable by $(reader_for "$provider"))" ;;
-  *) sed -n '2,12p' "$0"; exit 2 ;;
+  *) sed -n '2,15p' "$0"; exit 2 ;;
 esac

@@ -151,7 +151,9 @@ def release(
         return row
     if held["pause_requested"] and status is ExportStatus.PENDING:
         status, reason = ExportStatus.PAUSED, PAUSED_BY_ADMIN
-    extra: dict[str, Any] = {"reason": reason}
+    # A pause the export decided itself (a fault a person must fix) raises an alert.
+    alert = status is ExportStatus.PAUSED and reason != PAUSED_BY_ADMIN
+    extra: dict[str, Any] = {"reason": reason, "alert": alert}
     if failures is not None:
         extra["failures"] = failures
     return lease.release(

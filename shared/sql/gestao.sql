@@ -52,6 +52,18 @@ ORDER BY created_at DESC LIMIT 1
                              THEN COALESCE(j.end_date, j.processing_date, j.last_completed_date)
                              ELSE j.last_completed_date END
 
+-- name: release_effects
+-- An export that paused itself (a fault a person must fix) or failed raises an alert in the
+-- same statement; one an admin paused does not.
+, alerted AS (
+  INSERT INTO alert_outbox (tenant_id, provider_slug, event, job_id, failures, detail)
+  SELECT tenant_id, 'gestao_scouter',
+         CASE status WHEN 'failed' THEN 'export_failed' ELSE 'export_paused' END,
+         id, consecutive_failures, COALESCE(pause_reason, error_message)
+  FROM done
+  WHERE status = 'failed' OR (status = 'paused' AND (release_extra ->> 'alert')::boolean)
+)
+
 -- name: checkpoint
 -- One batch accounted for, under the lease: counters, keyset cursor, dates, heartbeat.
 UPDATE gestao_scouter_export_jobs

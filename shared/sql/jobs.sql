@@ -57,7 +57,7 @@ WITH input AS (
   FROM input i
   WHERE j.id = i.id AND j.lease_token IS NOT DISTINCT FROM i.lease
     AND j.status IN ('pending', 'running')
-  RETURNING j.*, i.delay_s
+  RETURNING j.*, i.delay_s, i.extra AS release_extra
 ){release_effects}
 SELECT * FROM done
 

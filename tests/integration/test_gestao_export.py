@@ -175,6 +175,7 @@ def test_pause_resume_and_reset(
     worker.join(30)
     job = job_row(database_url, job_id)
     assert job["status"] == "paused" and job["pause_reason"] == "paused by an admin"
+    assert rows(database_url, "SELECT * FROM alert_outbox") == []  # an admin's pause: no alert
     done_at_pause = job["exported_leads"]
     assert 600 <= done_at_pause < 3_000
     requests = remote.state.stats()["by_path"]["/rest/v1/leads"]
@@ -270,6 +271,10 @@ def test_failing_batches_pause_the_job_with_the_reason(
     assert job["status"] == "paused" and job["consecutive_failures"] == 3
     assert job["pause_reason"].startswith("3 batches in a row failed; last: Gestão Scouter kept")
     assert job["exported_leads"] == 0 and job["attempts"] == 3
+    # The export paused itself: one alert, written with the pause, saying why.
+    [alert] = rows(database_url, "SELECT * FROM alert_outbox")
+    assert (alert["event"], str(alert["job_id"])) == ("export_paused", str(job_id))
+    assert alert["detail"].startswith("3 batches in a row failed")
 
     remote.state.knobs.update({"error_rate": 0.0})
     configure(**secrets_env(remote.state.anon_key), GESTAO_SCOUTER_BATCH_SIZE="100")
@@ -277,6 +282,9 @@ def test_failing_batches_pause_the_job_with_the_reason(
     job = drive(database_url, job_id)
     assert job["status"] == "paused" and "refused the key (HTTP 401" in job["pause_reason"]
     assert remote.state.anon_key not in job["pause_reason"]
+    events = rows(database_url, "SELECT event, detail FROM alert_outbox ORDER BY created_at")
+    assert [e["event"] for e in events] == ["export_paused", "export_paused"]
+    assert remote.state.anon_key not in events[1]["detail"]
 
     configure(**secrets_env(remote.state.service_key), GESTAO_SCOUTER_BATCH_SIZE="100")
     export(tenant, "resume", job_id=job_id)

@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
-CAPABILITIES = ("queue", "providers", "credits", "gestao")
+CAPABILITIES = ("queue", "providers", "credits", "gestao", "alerts")
 
 
 def _module(path: Path) -> str:

@@ -1,0 +1,138 @@
+"""Where alerts go: e-mail (SMTP or Amazon SES) and a webhook signed with HMAC-SHA256.
+
+Each channel carries the alert's id as its idempotency key (the e-mail's Message-ID, the
+webhook's `Idempotency-Key`), and the outbox records every channel that succeeded, so a
+retry after a failure never sends twice on a channel that worked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import smtplib
+import time
+from email.message import EmailMessage
+from functools import cache
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from shared.alerts.message import Alert
+from shared.errors import UpstreamError
+from shared.http import HttpClient, RetryPolicy
+from shared.settings import Settings
+
+SIGNATURE_HEADER = "X-Syncq-Signature"
+
+
+def send_email(settings: Settings, alert_id: str, recipients: list[str], alert: Alert) -> None:
+    """One e-mail to the recipients, through the configured transport."""
+    message = EmailMessage()
+    message["Subject"] = alert.subject
+    message["From"] = settings.alert_email_from
+    message["To"] = ", ".join(recipients)
+    message["Message-ID"] = f"<{alert_id}@syncq>"
+    message.set_content(alert.text)
+    if settings.alert_email_transport == "ses":
+        _send_ses(settings, message, recipients)
+    elif settings.alert_email_transport == "smtp":
+        _send_smtp(settings, message)
+    else:
+        raise UpstreamError("E-mail is not configured (ALERT_EMAIL_TRANSPORT).", retryable=False)
+
+
+def _send_smtp(settings: Settings, message: EmailMessage) -> None:
+    try:
+        with smtplib.SMTP(
+            settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_s
+        ) as smtp:
+            if settings.smtp_starttls:
+                smtp.starttls()
+            if settings.smtp_username and settings.smtp_password:
+                smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
+            smtp.send_message(message)
+    except smtplib.SMTPResponseException as exc:
+        retryable = exc.smtp_code >= 400 and exc.smtp_code < 500
+        raise UpstreamError(
+            f"The mail server answered {exc.smtp_code}.", retryable=retryable
+        ) from exc
+    except (smtplib.SMTPException, OSError) as exc:
+        raise UpstreamError(f"The mail server failed ({type(exc).__name__}).") from exc
+
+
+@cache
+def _ses_client(region: str) -> Any:
+    import boto3  # noqa: PLC0415 - heavy, and only a deployment that uses SES loads it
+
+    return boto3.client("ses", region_name=region)
+
+
+def _send_ses(settings: Settings, message: EmailMessage, recipients: list[str]) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - see above
+
+    try:
+        _ses_client(settings.ses_region).send_raw_email(
+            Source=settings.alert_email_from,
+            Destinations=recipients,
+            RawMessage={"Data": message.as_bytes()},
+        )
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", "error"))
+        retryable = code in ("Throttling", "ServiceUnavailable", "InternalFailure")
+        raise UpstreamError(
+            f"Amazon SES refused the e-mail ({code}).", retryable=retryable
+        ) from exc
+    except BotoCoreError as exc:
+        raise UpstreamError(f"Amazon SES failed ({type(exc).__name__}).") from exc
+
+
+def signing_key(settings: Settings, tenant_id: str) -> str:
+    """The tenant's webhook signing key, derived from the server's secret."""
+    if settings.alert_webhook_secret is None:
+        raise UpstreamError("Webhooks are not configured (ALERT_WEBHOOK_SECRET).", retryable=False)
+    secret = settings.alert_webhook_secret.get_secret_value().encode()
+    return hmac.new(secret, f"alerts:{tenant_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def sign(key: str, timestamp: int, body: bytes) -> str:
+    """`t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`: what a receiver recomputes."""
+    mac = hmac.new(key.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def webhook_url_problem(url: str, *, allow_http: bool) -> str | None:
+    """Why a webhook URL is refused (None: it is fine)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "expected an absolute https:// URL"
+    if parts.scheme == "http" and not allow_http:
+        return "webhooks must use https://"
+    if parts.username or parts.password:
+        return "credentials do not belong in the URL"
+    return None
+
+
+def send_webhook(settings: Settings, tenant_id: str, url: str, alert_id: str, alert: Alert) -> None:
+    """POST the alert's JSON, signed; a 2xx is delivered, anything else an UpstreamError."""
+    problem = webhook_url_problem(url, allow_http=settings.alert_webhook_allow_http)
+    if problem is not None:
+        raise UpstreamError(f"The webhook URL is refused: {problem}.", retryable=False)
+    body = orjson.dumps(alert.payload)
+    headers = {
+        "Content-Type": "application/json",
+        "Idempotency-Key": alert_id,
+        SIGNATURE_HEADER: sign(signing_key(settings, tenant_id), int(time.time()), body),
+    }
+    answer = _client(settings).request("POST", url, content=body, headers=headers, idempotent=True)
+    if not 200 <= answer.status_code < 300:
+        retryable = answer.status_code in (408, 409, 425) or answer.status_code >= 500
+        raise UpstreamError(f"The webhook answered HTTP {answer.status_code}.", retryable=retryable)
+
+
+def _client(settings: Settings) -> HttpClient:
+    # One try per delivery attempt: the engine schedules the retries (with backoff).
+    policy = RetryPolicy(
+        attempts=1, base_s=1.0, cap_s=1.0, timeout_s=settings.alert_webhook_timeout_s
+    )
+    return HttpClient("", policy, name="the alert webhook")

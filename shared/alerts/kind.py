@@ -1,0 +1,140 @@
+"""Alert delivery as a job kind of the engine: each outbox row is sent once per channel.
+
+A claimed alert is checked against its tenant's settings (an event the tenant did not ask
+for, or no channel at all, ends `suppressed`), then sent on each channel not yet
+delivered; each success is recorded under the lease before the next channel, so a crash
+or a retry never sends twice where it already worked. A failure retries with the engine's
+backoff and ends `failed` after ALERT_MAX_ATTEMPTS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from shared import db, log
+from shared.alerts import channels
+from shared.alerts.message import compose
+from shared.db import Conn, Row
+from shared.errors import LeaseLost, UpstreamError
+from shared.jobs.lease import Lease
+from shared.jobs.policy import Verdict, decide
+from shared.jobs.table import JobTable
+from shared.scrub import scrub_text
+from shared.settings import get_settings
+from shared.sqlfiles import query
+
+TABLE = JobTable("alert_outbox", "alerts")
+WORKER = "process-integration-job"  # the worker's drain (and the sweep) deliver alerts
+_logger = log.get_logger("alerts")
+
+
+def _q(name: str) -> Any:
+    return query("alerts", name)
+
+
+def deliver(row: Row) -> dict[str, Any]:
+    """Send one claimed alert on its channels; its next state under the lease."""
+    lease = Lease(TABLE, row)
+    with log.labels(alert_id=row["id"], tenant_id=row["tenant_id"], event=row["event"]):
+        try:
+            return _deliver(row, lease)
+        except LeaseLost:
+            _logger.warning("alert lease lost; leaving it to whoever holds it now")
+            return {"alert_id": str(row["id"]), "status": "lease_lost"}
+
+
+def _deliver(row: Row, lease: Lease) -> dict[str, Any]:
+    settings = get_settings()
+    with db.transaction() as conn:
+        prefs = conn.execute(_q("settings"), {"tenant_id": row["tenant_id"]}).fetchone()
+        name_row = conn.execute(_q("tenant_name"), {"tenant_id": row["tenant_id"]}).fetchone()
+    sends = _channels(prefs, row, settings.alert_email_transport != "disabled")
+    if not sends:
+        return _end(row, lease, "suppressed")
+    alert = compose(row, name_row["name"] if name_row else str(row["tenant_id"]))
+    alert_id, tenant_id = str(row["id"]), str(row["tenant_id"])
+    try:
+        for channel in sends:
+            if channel in row["delivered"]:
+                continue
+            assert prefs is not None
+            if channel == "email":
+                channels.send_email(settings, alert_id, list(prefs["emails"]), alert)
+            else:
+                channels.send_webhook(settings, tenant_id, prefs["webhook_url"], alert_id, alert)
+            with db.transaction() as conn:
+                lease.heartbeat(conn, channel=channel)
+    except UpstreamError as exc:
+        return _failed(row, lease, exc)
+    return _end(row, lease, "sent")
+
+
+def _channels(prefs: Row | None, row: Row, email_on: bool) -> list[str]:
+    """The channels this alert goes to under the tenant's settings (none: suppressed)."""
+    if prefs is None or row["event"] not in prefs["events"]:
+        return []
+    found = ["email"] if prefs["emails"] and email_on else []
+    return found + (["webhook"] if prefs["webhook_url"] else [])
+
+
+def _end(row: Row, lease: Lease, status: str) -> dict[str, Any]:
+    with db.transaction() as conn:
+        lease.release(conn, status, final=True)
+    _logger.info("alert %s", status)
+    return {"alert_id": str(row["id"]), "status": status}
+
+
+def _failed(row: Row, lease: Lease, exc: UpstreamError) -> dict[str, Any]:
+    with db.transaction() as conn:
+        released = _after_failure(conn, row, lease, exc.message, retryable=exc.retryable)
+    fields = log.fields(
+        code=exc.error_code, reason=scrub_text(exc.message), status=released["status"]
+    )
+    if released["status"] == "failed":
+        _logger.error("alert delivery failed", extra=fields)
+    else:
+        _logger.warning("alert delivery failed, retry scheduled", extra=fields)
+    return {"alert_id": str(row["id"]), "status": released["status"]}
+
+
+def _after_failure(conn: Conn, row: Row, lease: Lease, error: str, *, retryable: bool) -> Row:
+    settings = get_settings()
+    decision = decide(
+        attempts=row["attempts"],
+        max_attempts=settings.alert_max_attempts,
+        retryable=retryable,
+        base_s=settings.alert_backoff_base_s,
+        cap_s=settings.alert_backoff_cap_s,
+    )
+    if decision.verdict is Verdict.RETRY:
+        return lease.release(conn, "pending", error=error, delay_s=decision.delay_s)
+    return lease.release(conn, "failed", error=error, final=True)
+
+
+@dataclass(frozen=True)
+class AlertDelivery:
+    """The alert outbox (`alert_outbox`) as a kind of the engine, drained by the worker."""
+
+    name: str = "alert"
+    table: JobTable = TABLE
+    function: str = WORKER
+    drains_in_sweep: bool = True
+
+    def stale_after_s(self) -> float:
+        return get_settings().alert_stale_after_s
+
+    def wake_body(self, job_id: UUID | None, tenant_id: UUID | None) -> dict[str, Any]:
+        return {}  # a sweep: it drains every kind
+
+    def run(self, row: Row, deadline: float) -> dict[str, Any]:
+        return deliver(row)
+
+    def rescue(self, conn: Conn, row: Row) -> list[Row]:
+        """A sender that died mid-delivery: try again (channels already done are skipped)."""
+        lease = Lease(TABLE, row)
+        return [_after_failure(conn, row, lease, "The sender stopped responding.", retryable=True)]
+
+
+KIND = AlertDelivery()

@@ -1,0 +1,106 @@
+"""integration-alerts: a tenant's alert settings and its recent alerts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared import db
+from shared.alerts.channels import signing_key, webhook_url_problem
+from shared.alerts.models import AlertEvent, AlertSettingsRequest, AlertsQuery
+from shared.auth import Principal
+from shared.db import Row
+from shared.errors import Forbidden, UpstreamError, ValidationFailed
+from shared.settings import get_settings
+from shared.sqlfiles import query
+from shared.tenancy import Role, require_role
+
+DEFAULTS: dict[str, Any] = {
+    "emails": [],
+    "webhook_url": None,
+    "events": [str(e) for e in AlertEvent],
+    "remind_at": [3, 10],
+    "pause_schedule_after": 5,
+}
+
+
+def _public(row: Row | None) -> dict[str, Any]:
+    if row is None:
+        return dict(DEFAULTS)
+    return {key: row[key] for key in DEFAULTS}
+
+
+def _is_admin(conn: db.Conn, principal: Principal, tenant_id: Any) -> bool:
+    try:
+        require_role(conn, principal, tenant_id, Role.ADMIN)
+    except Forbidden:
+        return False
+    return True
+
+
+def get_alerts(principal: Principal, req: AlertsQuery) -> dict[str, Any]:
+    """Settings and recent alerts (a member); admins also see the webhook signing key."""
+    with db.transaction() as conn:
+        require_role(conn, principal, req.tenant_id, Role.MEMBER)
+        admin = _is_admin(conn, principal, req.tenant_id)
+    reader = db.user_transaction(principal.user_id) if principal.user_id else db.transaction()
+    with reader as conn:
+        prefs = conn.execute(query("alerts", "settings"), {"tenant_id": req.tenant_id}).fetchone()
+        recent = conn.execute(
+            query("alerts", "recent"), {"tenant_id": req.tenant_id, "limit": req.limit}
+        ).fetchall()
+    body: dict[str, Any] = {"settings": _public(prefs), "recent": [_alert(r) for r in recent]}
+    if admin:
+        body["webhook_signing_key"] = _key_or_none(str(req.tenant_id))
+    return body
+
+
+def put_alerts(principal: Principal, req: AlertSettingsRequest) -> dict[str, Any]:
+    """Replace the tenant's alert settings (an admin)."""
+    if req.webhook_url is not None:
+        problem = webhook_url_problem(
+            req.webhook_url, allow_http=get_settings().alert_webhook_allow_http
+        )
+        if problem is not None:
+            raise ValidationFailed(
+                details=[{"loc": ["webhook_url"], "type": "value_error", "message": problem}]
+            )
+    with db.transaction() as conn:
+        require_role(conn, principal, req.tenant_id, Role.ADMIN)
+        row = conn.execute(
+            query("alerts", "put_settings"),
+            {
+                "tenant_id": req.tenant_id,
+                "emails": req.emails,
+                "webhook_url": req.webhook_url,
+                "events": [str(e) for e in req.events],
+                "remind_at": req.remind_at,
+                "pause_schedule_after": req.pause_schedule_after,
+                "updated_by": principal.user_id,
+            },
+        ).fetchone()
+    return {"settings": _public(row), "webhook_signing_key": _key_or_none(str(req.tenant_id))}
+
+
+def _key_or_none(tenant_id: str) -> str | None:
+    try:
+        return signing_key(get_settings(), tenant_id)
+    except UpstreamError:
+        return None
+
+
+def _alert(row: Row) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "provider_slug": row["provider_slug"],
+        "event": row["event"],
+        "job_id": str(row["job_id"]) if row["job_id"] else None,
+        "failures": row["failures"],
+        "detail": row["detail"],
+        "schedule_paused": row["schedule_paused"],
+        "status": row["status"],
+        "attempts": row["attempts"],
+        "delivered": list(row["delivered"]),
+        "error": row["error_message"],
+        "created_at": row["created_at"].isoformat(),
+        "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,
+    }

@@ -1,0 +1,309 @@
+"""Failure alerts on real PostgreSQL: the outbox written with the job's end, throttling,
+delivery by SMTP (a real local server), SES (moto) and a signed webhook, exactly once under
+duplicate sweeps and a crash, and the schedule paused after N failures."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import hashlib
+import hmac
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+import psycopg
+import pytest
+from aiosmtpd.controller import Controller
+
+from shared import db
+from shared.alerts import channels
+from shared.alerts import kind as alerts
+from shared.dispatch import RecordingDispatcher, get_dispatcher
+from shared.jobs import store as engine
+from shared.jobs.drain import drain as drain_kind
+from shared.jobs.sweep import rescue
+from shared.providers import PROVIDERS
+from tests.conftest import Configure
+from tests.providers_for_tests import ScriptedProvider
+from tests.support import TenantFixture, call, drain, function_client, rows, seed_tenant
+
+pytestmark = pytest.mark.db
+
+WEBHOOK_SECRET = "alert-webhook-secret-for-tests-0123456789"
+
+
+class Mailbox:
+    """aiosmtpd handler: every message the server accepted."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+def read(mail: Any) -> str:
+    """A received e-mail's subject and text, decoded."""
+    message = email.message_from_bytes(mail.content, policy=email.policy.default)
+    body = message.get_body(("plain",))
+    assert body is not None
+    return f"{message['Subject']}\n{body.get_content()}"
+
+
+@pytest.fixture
+def mailbox(configure: Configure) -> Iterator[Mailbox]:
+    """A real SMTP server on a free loopback port, and syncq's alerts pointed at it."""
+    box = Mailbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    configure(ALERT_EMAIL_TRANSPORT="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=str(port),
+              ALERT_BACKOFF_BASE_S="0", ALERT_BACKOFF_CAP_S="0")  # fmt: skip
+    yield box
+    controller.stop()
+
+
+@pytest.fixture
+def failing(monkeypatch: pytest.MonkeyPatch) -> ScriptedProvider:
+    provider = ScriptedProvider(failures=10_000)
+    monkeypatch.setitem(PROVIDERS, provider.slug, provider)
+    return provider
+
+
+def settings(tenant: TenantFixture, **body: Any) -> Any:
+    return function_client("integration-alerts").put(
+        "/", json={"tenant_id": str(tenant.id), **body},
+        headers={"Authorization": f"Bearer {tenant.admin_token}"},
+    )  # fmt: skip
+
+
+def run_to_the_end(tenant: TenantFixture, recorder: RecordingDispatcher) -> str:
+    """Click "Executar" and let the job run every attempt; its final status."""
+    answer = call("run-integration", {"tenant_id": str(tenant.id), "provider_slug": "scripted"},
+                  token=tenant.admin_token)  # fmt: skip
+    assert answer.status_code == 202, answer.get_json()
+    drain(recorder)
+    job_id = answer.get_json()["job_id"]
+    [job] = rows(DB_URL[0], "SELECT status FROM integration_jobs WHERE id = %s", job_id)
+    status: str = job["status"]
+    return status
+
+
+def deliver() -> list[dict[str, Any]]:
+    return drain_kind(alerts.KIND, budget_s=30, batch=10).processed
+
+
+def rows_of(sql: str) -> list[dict[str, Any]]:
+    return rows(DB_URL[0], sql)
+
+
+def outbox() -> list[dict[str, Any]]:
+    return rows_of("SELECT * FROM alert_outbox ORDER BY created_at, id")
+
+
+DB_URL: list[str] = []  # this test's database (set by `acme`), for the helpers above
+
+
+@pytest.fixture
+def acme(database_url: str) -> Iterator[TenantFixture]:
+    DB_URL[:] = [database_url]
+    yield seed_tenant(database_url, "acme", providers={"scripted": {}})
+    DB_URL.clear()
+
+
+def test_failing_reminded_recovered_each_sent_once_by_smtp(
+    acme: TenantFixture, mailbox: Mailbox, failing: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    assert settings(acme, emails=["ops@acme.example"]).status_code == 200
+    assert run_to_the_end(acme, recorder) == "error"
+    assert [a["event"] for a in outbox()] == ["failing"]
+    deliver()
+    [mail] = mailbox.messages
+    assert mail.rcpt_tos == ["ops@acme.example"]
+    text = read(mail)
+    assert "Falha na integração" in text and "scripted failure" in text
+    assert run_to_the_end(acme, recorder) == "error"  # the 2nd failure: nothing new
+    assert [a["event"] for a in outbox()] == ["failing"]
+    assert run_to_the_end(acme, recorder) == "error"  # the 3rd: a reminder
+    assert [a["event"] for a in outbox()] == ["failing", "reminder"]
+    failing.failures = 0
+    assert run_to_the_end(acme, recorder) == "success"
+    deliver()
+    assert [a["event"] for a in outbox()] == ["failing", "reminder", "recovered"]
+    assert [a["status"] for a in outbox()] == ["sent"] * 3
+    assert len(mailbox.messages) == 3 and "voltou a funcionar" in read(mailbox.messages[2])
+    assert deliver() == [] and len(mailbox.messages) == 3
+    [integration] = rows_of("SELECT consecutive_failures FROM tenant_integrations")
+    assert integration["consecutive_failures"] == 0
+
+
+def test_duplicate_sweeps_and_a_crash_before_the_send_deliver_each_alert_once(
+    acme: TenantFixture, mailbox: Mailbox, failing: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    settings(acme, emails=["ops@acme.example"])
+    run_to_the_end(acme, recorder)
+    # A sender claims the alert and dies before sending: its lease goes stale.
+    with db.transaction() as conn:
+        [claimed] = engine.claim(conn, alerts.TABLE)
+    assert claimed["status"] == "running" and mailbox.messages == []
+    with psycopg.connect(DB_URL[0]) as conn:
+        conn.execute("UPDATE alert_outbox SET heartbeat_at = now() - interval '1 hour'")
+    assert rescue(alerts.KIND) == 1
+    threads = [threading.Thread(target=deliver) for _ in range(6)]  # six sweeps at once
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(mailbox.messages) == 1
+    [alert] = outbox()
+    assert (alert["status"], alert["delivered"], alert["attempts"]) == ("sent", ["email"], 2)
+
+
+def test_ses_delivers_through_boto3(
+    acme: TenantFixture, configure: Configure, failing: ScriptedProvider,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from moto import mock_aws
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(key, "testing")
+    configure(ALERT_EMAIL_TRANSPORT="ses", ALERT_EMAIL_FROM="alertas@syncq.example")
+    recorder = get_dispatcher()  # the one configure() just made
+    assert isinstance(recorder, RecordingDispatcher)
+    settings(acme, emails=["ops@acme.example", "cto@acme.example"])
+    with mock_aws():
+        channels._ses_client.cache_clear()
+        import boto3
+
+        boto3.client("ses", region_name="us-east-1").verify_email_identity(
+            EmailAddress="alertas@syncq.example"
+        )
+        run_to_the_end(acme, recorder)
+        [report] = deliver()
+        assert report["status"] == "sent"
+        [sent] = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages
+        assert set(sent.destinations) == {"cto@acme.example", "ops@acme.example"}
+        assert "Falha na integração" in str(
+            email.message_from_string(sent.raw_data, policy=email.policy.default)["Subject"]
+        )
+    channels._ses_client.cache_clear()
+
+
+class Hook(BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
+    answer: ClassVar[int] = 200
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Hook.received.append((dict(self.headers), body))
+        self.send_response(Hook.answer)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def hook(configure: Configure) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    Hook.received, Hook.answer = [], 200
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    configure(ALERT_WEBHOOK_SECRET=WEBHOOK_SECRET, ALERT_WEBHOOK_ALLOW_HTTP="true",
+              ALERT_BACKOFF_BASE_S="60", ALERT_BACKOFF_CAP_S="60")  # fmt: skip
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_webhook_is_signed_slack_compatible_and_retried_until_it_answers(
+    acme: TenantFixture, hook: str, failing: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    answer = settings(acme, webhook_url=hook, events=["failing", "recovered"])
+    assert answer.status_code == 200
+    key = answer.get_json()["webhook_signing_key"]
+    run_to_the_end(acme, recorder)
+    Hook.answer = 503
+    [first] = deliver()
+    assert first["status"] == "pending"  # retried later, with the engine's backoff
+    [waiting] = outbox()
+    assert waiting["run_after"] > waiting["updated_at"] and waiting["delivered"] == []
+    with psycopg.connect(DB_URL[0]) as conn:  # the backoff has passed
+        conn.execute("UPDATE alert_outbox SET run_after = now()")
+    Hook.answer = 200
+    [second] = deliver()
+    assert second["status"] == "sent"
+    assert len(Hook.received) == 2
+    headers, body = Hook.received[-1]
+    alert_id = outbox()[0]["id"]
+    assert headers["Idempotency-Key"] == str(alert_id)
+    stamp, mac = (part.split("=", 1)[1] for part in headers["X-Syncq-Signature"].split(","))
+    expected = hmac.new(key.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(mac, expected)
+    payload = json.loads(body)
+    assert (
+        payload["text"].startswith("*Falha na integração")
+        and payload["alert"]["event"] == "failing"
+    )
+    assert WEBHOOK_SECRET not in body.decode() and key not in body.decode()
+
+
+def test_an_event_the_tenant_did_not_ask_for_is_suppressed(
+    acme: TenantFixture, mailbox: Mailbox, failing: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    settings(acme, emails=["ops@acme.example"], events=["recovered"])
+    run_to_the_end(acme, recorder)
+    deliver()
+    assert [a["status"] for a in outbox()] == ["suppressed"] and mailbox.messages == []
+
+
+def test_n_failures_pause_the_schedule_and_the_alert_says_so(
+    acme: TenantFixture, mailbox: Mailbox, failing: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    settings(acme, emails=["ops@acme.example"], pause_schedule_after=2)
+    with psycopg.connect(DB_URL[0]) as conn:
+        conn.execute(
+            "INSERT INTO integration_schedules (tenant_id, provider_slug, cron, next_run_at, due_at)"
+            " VALUES (%s, 'scripted', '0 3 * * *', now() + interval '1 day', now() + interval '1 day')",
+            [acme.id],
+        )
+    run_to_the_end(acme, recorder)
+    [schedule] = rows_of("SELECT enabled, paused_reason FROM integration_schedules")
+    assert schedule["enabled"] is True
+    run_to_the_end(acme, recorder)
+    [schedule] = rows_of("SELECT enabled, paused_reason FROM integration_schedules")
+    assert schedule["enabled"] is False and "2 falhas seguidas" in schedule["paused_reason"]
+    events = [(a["event"], a["schedule_paused"]) for a in outbox()]
+    assert events == [("failing", False), ("schedule_paused", True)]
+    deliver()
+    assert "agendamento" in read(mailbox.messages[-1]).lower()
+    listed = function_client("integration-schedules").get(
+        "/", query_string={"tenant_id": str(acme.id)},
+        headers={"Authorization": f"Bearer {acme.member_token}"},
+    )  # fmt: skip
+    [entry] = listed.get_json()["schedules"]
+    assert entry["enabled"] is False and "falhas seguidas" in entry["paused_reason"]
+
+
+def test_the_function_reads_for_members_and_writes_for_admins(acme: TenantFixture) -> None:
+    client = function_client("integration-alerts")
+    read = client.get("/", query_string={"tenant_id": str(acme.id)},
+                      headers={"Authorization": f"Bearer {acme.member_token}"})  # fmt: skip
+    assert read.status_code == 200
+    body = read.get_json()
+    assert body["settings"]["remind_at"] == [3, 10] and "webhook_signing_key" not in body
+    denied = client.put("/", json={"tenant_id": str(acme.id), "emails": ["a@b.example"]},
+                        headers={"Authorization": f"Bearer {acme.member_token}"})  # fmt: skip
+    assert denied.status_code == 403
+    for bad in ({"emails": ["not an email"]}, {"webhook_url": "ftp://x.example"},
+                {"remind_at": [1]}, {"events": ["sometimes"]}):  # fmt: skip
+        assert settings(acme, **bad).status_code == 422, bad
+    assert rows_of("SELECT * FROM alert_settings") == []
