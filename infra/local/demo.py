@@ -121,6 +121,11 @@ def seed(database_url: str, ports: dict[str, int], host: str = "127.0.0.1") -> N
                     " ON CONFLICT (user_id) DO NOTHING",
                     [user, DEMO_CREDITS],
                 )
+            conn.execute(  # failure alerts by e-mail (the local SMTP sink keeps them)
+                "INSERT INTO alert_settings (tenant_id, emails) VALUES (%s, %s)"
+                " ON CONFLICT (tenant_id) DO NOTHING",
+                [t.id, [f"ops@{t.slug}.example"]],
+            )
             for p in PROVIDERS:
                 base_url = f"http://{host}:{ports.get(p.slug, p.port)}"
                 config = {k: v.format(base_url=base_url) for k, v in p.config.items()}

@@ -48,6 +48,7 @@ class Ports:
     bomcontrole: int = 8103
     runninghub: int = 8104
     gestao_scouter: int = 8105
+    smtp: int = 8106
 
     @staticmethod
     def variable(name: str) -> str:
@@ -66,7 +67,7 @@ class Ports:
 
     def claims(self) -> list[PortClaim]:
         """Every port, who listens on it and the variable that moves it."""
-        owners = {"gateway": "gateway", "tasks": "Cloud Tasks emulator"}
+        owners = {"gateway": "gateway", "tasks": "Cloud Tasks emulator", "smtp": "SMTP sink"}
         return [
             PortClaim(
                 getattr(self, f.name),
@@ -131,6 +132,10 @@ EMULATORS: dict[str, Callable[[StackContext], list[str]]] = {
         f"{c.url(c.ports.gateway)}/functions/v1/sync-from-gestao-scouter?tenant={demo.TENANTS[0].slug}",
         "--webhook-secret", demo.demo_secret(demo.TENANTS[0], "gestao-scouter", "webhook_secret"),
     ],
+    # Alert e-mails land in .data/mail/ as .eml files.
+    "smtp": lambda c: [
+        "-m", "infra.emulators.smtp", "--port", str(c.ports.smtp), "--out", str(DATA / "mail"),
+    ],
 }  # fmt: skip
 TASKS_QUEUE = "projects/syncq-local/locations/us-central1/queues/syncq"
 
@@ -176,6 +181,14 @@ def function_env(ctx: StackContext, secret: str) -> dict[str, str]:
         "RUNNINGHUB_WEBHOOK_SECRET": os.environ.get(
             "RUNNINGHUB_WEBHOOK_SECRET", hashlib.sha256(f"rh:{secret}".encode()).hexdigest()
         ),
+        # Alerts: e-mail to the local SMTP sink, webhooks signed with a key of this stack.
+        "ALERT_EMAIL_TRANSPORT": os.environ.get("ALERT_EMAIL_TRANSPORT", "smtp"),
+        "SMTP_HOST": ctx.host,
+        "SMTP_PORT": str(ctx.ports.smtp),
+        "ALERT_WEBHOOK_SECRET": os.environ.get(
+            "ALERT_WEBHOOK_SECRET", hashlib.sha256(f"alerts:{secret}".encode()).hexdigest()
+        ),
+        "ALERT_WEBHOOK_ALLOW_HTTP": os.environ.get("ALERT_WEBHOOK_ALLOW_HTTP", "true"),
         **demo.secret_env(),
     }
 
@@ -345,6 +358,7 @@ syncq local stack is up.
   index, health      {base}/   {base}{HEALTH_PATH}
   cloud tasks        {ctx.host}:{ctx.ports.tasks} (emulator)
   emulators          {", ".join(f"{n}" for n in EMULATORS)}; logs in {log_label(DATA)}/*.log
+  alert e-mails      {log_label(DATA)}/mail/*.eml (the SMTP sink on {ctx.host}:{ctx.ports.smtp})
   database           {ctx.database_url}
 
 Demo admin of tenant '{tenant.slug}' ({tenant.id}), token valid 7 days:
