@@ -22,10 +22,8 @@ def free_port() -> int:
 def test_a_mail_sent_to_the_sink_is_a_file_a_person_can_read(tmp_path: Path) -> None:
     port = free_port()
     out = tmp_path / "mail"
-    sink = subprocess.Popen(
-        [sys.executable, "-m", "infra.emulators.smtp", "--port", str(port), "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    argv = [sys.executable, "-m", "infra.emulators.smtp", "--port", str(port), "--out", str(out)]
+    sink = subprocess.Popen(argv, stdout=subprocess.DEVNULL)  # noqa: S603
     try:
         deadline = time.monotonic() + 20
         while True:
