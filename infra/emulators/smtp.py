@@ -33,9 +33,7 @@ class Sink:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m infra.emulators.smtp``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m infra.emulators.smtp", description=__doc__
-    )
+    parser = argparse.ArgumentParser(prog="python -m infra.emulators.smtp", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8106)
     parser.add_argument("--out", type=Path, default=Path(".data/mail"))

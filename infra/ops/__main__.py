@@ -14,14 +14,15 @@ from collections.abc import Sequence
 COMMAND_MODULES = [
     "infra.ops.base",
     "infra.ops.jobs",
+    "infra.ops.schedules",
     "infra.ops.emulators",
     "infra.ops.credits",
     "infra.ops.gestao",
 ]
 
 DESCRIPTION = """\
-Operate syncq from a terminal: the database, tokens, integration jobs, the emulators,
-credits and Gestão Scouter exports.
+Operate syncq from a terminal: the database, tokens, integration jobs and their schedules,
+the emulators, credits and Gestão Scouter exports.
 
 Commands use DATABASE_URL and JWT_SECRET from the environment; where it has none, they
 use the settings of the last `make run` (kept in .data/local.env), so they act on the
@@ -31,6 +32,7 @@ EPILOG = """\
 examples:
   python -m infra.ops token --demo acme-admin      a demo admin's token, for curl
   python -m infra.ops jobs list --tenant acme      the tenant's latest jobs
+  python -m infra.ops schedules set --tenant acme --provider acessorias --cron "0 2 * * *"
   python -m infra.ops export start --tenant acme   export leads, with a progress bar
 
 Each command has its own --help."""

@@ -309,3 +309,29 @@ def test_the_sweep_runs_a_due_schedule_end_to_end(
     assert swept.get_json()["hooks"]["schedules"]["enqueued"] == 1
     [job] = jobs(database_url, acme)
     assert job["status"] == "success" and job["trigger"] == "schedule"
+
+
+def test_the_ops_cli_sets_lists_and_deletes(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from infra.ops.__main__ import main
+
+    seed_tenant(database_url, "acme")
+    argv = [
+        "schedules",
+        "set",
+        "--tenant",
+        "acme",
+        "--provider",
+        "acessorias",
+        "--cron",
+        "0 2 * * *",
+    ]
+    assert main(argv) == 0
+    assert '"cron": "0 2 * * *"' in capsys.readouterr().out
+    assert main(["schedules", "list", "--tenant", "acme"]) == 0
+    assert '"next_runs"' in capsys.readouterr().out
+    assert main([*argv[:-1], "99 2 * * *"]) == 2
+    assert '"validation_error"' in capsys.readouterr().err
+    assert main(["schedules", "delete", "--tenant", "acme", "--provider", "acessorias"]) == 0
+    assert rows(database_url, "SELECT * FROM integration_schedules") == []
