@@ -114,6 +114,13 @@ def plan(
     from now, so a month-long outage of a minutely schedule costs no more than an hour's.
     """
     edge = now - timedelta(seconds=offset_s)  # occurrences at or before this are due
+    if next_run_at > edge:
+        return Plan(None, 0, next_run_at)
+    following = next(occurrences(cron, zone, next_run_at))
+    if following > edge:  # the usual sweep: exactly one occurrence is due
+        on_time = (edge - next_run_at).total_seconds() <= grace_s
+        run = next_run_at if on_time or policy is not Missed.SKIP else None
+        return Plan(run, 0 if run else 1, following)
     following = next(occurrences(cron, zone, edge))
     kept: list[datetime] = []  # the latest due occurrences, newest first
     for moment in occurrences(cron, zone, edge + timedelta(seconds=1), reverse=True):
@@ -121,8 +128,8 @@ def plan(
             break
         kept.append(moment)
     before = _count_between(cron, zone, next_run_at, kept[-1]) if kept else 0
-    if not kept:
-        return Plan(None, 0, min(next_run_at, following))
+    if not kept:  # next_run_at is not an occurrence of the cron (it was changed): move on
+        return Plan(None, 0, following)
     if policy is Missed.ALL:
         ascending = kept[::-1]
         return Plan(ascending[0], before, ascending[1] if len(ascending) > 1 else following)
