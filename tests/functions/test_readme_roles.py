@@ -18,13 +18,16 @@ from tests.support import ROOT, TenantFixture, bearer, function_client, seed_ten
 pytestmark = pytest.mark.db
 HEADER = "| function | member | admin | owner | service | public |"
 GET = {"list-integration-jobs", "integration-job-events"}
+SCHEDULE = {"provider_slug": "acessorias", "cron": "0 2 * * *"}
 
 
-def readme_roles() -> dict[str, dict[str, bool]]:
-    """function -> {member, admin, service: ticked?} for the rows about tenant roles."""
+def readme_roles() -> dict[tuple[str, str], dict[str, bool]]:
+    """(function, method) -> {member, admin, service: ticked?} for the rows about tenant
+    roles. A row names its method after the function (`integration-schedules` `PUT`);
+    without one it is the function's usual method (GET for readers, else POST)."""
     lines = (ROOT / "README.md").read_text().splitlines()
     start = lines.index(HEADER) + 2
-    table: dict[str, dict[str, bool]] = {}
+    table: dict[tuple[str, str], dict[str, bool]] = {}
     for line in lines[start:]:
         if not line.startswith("|"):
             break
@@ -32,17 +35,25 @@ def readme_roles() -> dict[str, dict[str, bool]]:
         ticks = dict(zip(("member", "admin", "owner", "service", "public"), cells[1:], strict=True))
         if ticks["owner"] or ticks["public"]:
             continue  # per-user and secret-checked routes have their own tests
+        methods = re.findall(r"`(GET|PUT|DELETE|POST)`", cells[0])
         for name in re.findall(r"`([a-z-]+)`", cells[0]):
             if name in function_names():
-                table[name] = {role: ticks[role] == "✓" for role in ("member", "admin", "service")}
+                for method in methods or ["GET" if name in GET else "POST"]:
+                    table[(name, method)] = {
+                        role: ticks[role] == "✓" for role in ("member", "admin", "service")
+                    }
     return table
 
 
 ROLES = readme_roles()
 
 
-def body_for(name: str, tenant: TenantFixture, job_id: str) -> dict[str, Any]:
+def body_for(name: str, tenant: TenantFixture, job_id: str, method: str = "POST") -> dict[str, Any]:
     tid = str(tenant.id)
+    if name == "integration-schedules" and method == "PUT":
+        return {"tenant_id": tid, **SCHEDULE}
+    if name == "integration-schedules" and method == "DELETE":
+        return {"tenant_id": tid, "provider_slug": SCHEDULE["provider_slug"]}
     return {
         "run-integration": {"tenant_id": tid, "provider_slug": "acessorias"},
         "cancel-integration-job": {"job_id": job_id},
@@ -54,15 +65,17 @@ def body_for(name: str, tenant: TenantFixture, job_id: str) -> dict[str, Any]:
 
 
 def test_the_table_covers_the_tenant_functions() -> None:
-    assert ROLES["run-integration"] == {"member": False, "admin": True, "service": True}
-    assert set(ROLES) == set(function_names()) - {
+    assert ROLES[("run-integration", "POST")] == {"member": False, "admin": True, "service": True}
+    assert {name for name, _ in ROLES} == set(function_names()) - {
         "runninghub-queue-manager",
         "sync-from-gestao-scouter",
     }
 
 
-@pytest.mark.parametrize("name", sorted(ROLES))
-def test_each_role_gets_what_the_readme_says(database_url: str, recorder: Any, name: str) -> None:
+@pytest.mark.parametrize(("name", "method"), sorted(ROLES))
+def test_each_role_gets_what_the_readme_says(
+    database_url: str, recorder: Any, name: str, method: str
+) -> None:
     tenant = seed_tenant(database_url, "acme")
     started = function_client("run-integration").post(
         "/", json=body_for("run-integration", tenant, ""), headers=bearer(tenant.admin_token)
@@ -75,11 +88,11 @@ def test_each_role_gets_what_the_readme_says(database_url: str, recorder: Any, n
     }
     client = function_client(name)
     for role, token in tokens.items():
-        body = body_for(name, tenant, job_id)
-        if name in GET:
+        body = body_for(name, tenant, job_id, method)
+        if method == "GET":
             response = client.get("/", query_string=body, headers=bearer(token))
         else:
-            response = client.post("/", json=body, headers=bearer(token))
-        allowed = ROLES[name][role]
+            response = client.open("/", method=method, json=body, headers=bearer(token))
+        allowed = ROLES[(name, method)][role]
         assert response.status_code != 401, (role, response.get_json())
         assert (response.status_code == 403) is not allowed, (role, response.status_code)
