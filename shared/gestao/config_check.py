@@ -25,7 +25,7 @@ from shared.gestao import NAME
 from shared.gestao.mapping import SYNC_SOURCE_COLUMN, load_mapping
 from shared.gestao.models import TenantRequest
 from shared.gestao.remote import TABLE, Answer, RemoteClient, Target, target_for
-from shared.gestao.schema import columns_from_openapi, kind_of
+from shared.gestao.schema import columns_from_openapi, kind_of, needs_value
 from shared.settings import get_settings
 from shared.tenancy import Role, get_tenant, require_role
 
@@ -34,7 +34,7 @@ CHECKS = (
     "leads_writable",
 )  # fmt: skip
 _PLACEHOLDERS = {"integer": 0, "number": 0, "boolean": False, "date": "1970-01-01",
-                 "timestamp": "1970-01-01T00:00:00Z", "json": {}}  # fmt: skip
+                 "timestamp": "1970-01-01T00:00:00Z", "json": {}, "array": []}  # fmt: skip
 
 
 @dataclass
@@ -101,9 +101,14 @@ def _key_role(key: str) -> str | None:
 
 
 def _probe_row(columns: dict[str, dict[str, Any]], mapping: dict[str, str]) -> dict[str, Any]:
+    """The id, sync_source and a placeholder for each NOT NULL column without a default.
+    An unmapped column whose default PostgREST's document cannot show (jsonb, arrays) is
+    left out, as the export leaves it out: the write then proves it has one."""
     row: dict[str, Any] = {mapping["id"]: -secrets.randbelow(2**52) - 2**40}
+    mapped = set(mapping.values())
     for name, col in columns.items():
-        if col["required"] and name not in row:
+        unknown_but_sent = col["required"] and col.get("has_default") is None and name in mapped
+        if (needs_value(col) or unknown_but_sent) and name not in row:
             row[name] = _PLACEHOLDERS.get(kind_of(col["format"]), "syncq-probe")
     if SYNC_SOURCE_COLUMN in columns:
         row[SYNC_SOURCE_COLUMN] = "tabuladormax"
@@ -172,6 +177,11 @@ def _check_write(
         checks.add("service_role", True, f"The key can write ({role or 'opaque secret key'}).")
     if not 200 <= answer.status < 300:
         refused = f"A probe row was refused (HTTP {answer.status}): {answer.safe_message(key)}"
+        if answer.code == "23502":
+            refused += (
+                ". That NOT NULL column has no default and the mapping leaves it out: map a "
+                "field to it or give it a default."
+            )
         checks.add("leads_writable", False, refused)
         return
     probe_id = probe[mapping["id"]]

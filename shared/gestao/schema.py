@@ -1,8 +1,10 @@
 """Validate the remote schema against the mapped local fields; reload the remote cache.
 
 The remote's OpenAPI root lists `definitions.leads.properties.<col>.format` (the Postgres
-type) and `required`. It is cached per tenant for a few minutes in the database, so every
-function instance shares it, and a reload drops it.
+type), `default` and `required`. PostgREST's `required` is every NOT NULL column, defaults
+included, so a column needs a mapped value only when it is required *and* has no default.
+The columns are cached per tenant for a few minutes in the database, so every function
+instance shares them, and a reload drops them.
 """
 
 from __future__ import annotations
@@ -48,15 +50,32 @@ def kind_of(pg_type: str) -> str:
     return _KINDS.get(base, "array" if base.endswith("[]") else base)
 
 
-@dataclass(frozen=True)
-class RemoteColumn:
-    name: str
-    format: str
-    required: bool
+CACHE_FORMAT = 2  # 2: columns carry has_default; older cache entries are fetched again
+_DEFAULT_ALWAYS_SHOWN = frozenset({"string", "boolean"})
+
+
+def has_default(prop: Mapping[str, Any]) -> bool | None:
+    """Whether a remote column has a default, as far as PostgREST's document can tell.
+
+    True when the property shows a `default`. PostgREST shows a default only when its text
+    reads as JSON (OpenAPI.hs `parseDefault`): for string-typed columns it wraps the text in
+    quotes, so a string (or boolean) column without `default` has none -> False. For json,
+    jsonb, arrays and numbers a default such as `'{}'::jsonb`, `'{}'::text[]`,
+    `nextval('s')` or `'-1'::integer` is left out -> None (cannot tell).
+    """
+    if "default" in prop:
+        return True
+    return False if prop.get("type") in _DEFAULT_ALWAYS_SHOWN else None
+
+
+def needs_value(column: Mapping[str, Any]) -> bool:
+    """A NOT NULL column known to have no default: an insert must give it a value."""
+    return bool(column.get("required")) and column.get("has_default", False) is False
 
 
 def columns_from_openapi(doc: Any) -> dict[str, dict[str, Any]] | None:
-    """`{column: {"format", "required"}}` of remote leads, or None when the table is absent."""
+    """`{column: {"format", "required", "has_default"}}` of remote leads, or None when the
+    table is absent."""
     definitions = doc.get("definitions") if isinstance(doc, dict) else None
     leads = definitions.get(TABLE) if isinstance(definitions, dict) else None
     if not isinstance(leads, dict):
@@ -67,6 +86,7 @@ def columns_from_openapi(doc: Any) -> dict[str, dict[str, Any]] | None:
         str(name): {
             "format": str(p.get("format") or p.get("type") or ""),
             "required": name in required,
+            "has_default": has_default(p),
         }
         for name, p in props.items()
         if isinstance(p, dict)
@@ -82,6 +102,9 @@ class SchemaReport:
     missing_columns: list[str] = field(default_factory=list)
     type_mismatches: list[dict[str, str]] = field(default_factory=list)
     unmapped_required: list[str] = field(default_factory=list)
+    # NOT NULL, unmapped, and a default PostgREST's document cannot show (jsonb, arrays,
+    # numbers): not blocking; the config check's probe row shows whether inserts work.
+    unverified_defaults: list[str] = field(default_factory=list)
     suggested_sql: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -126,12 +149,7 @@ def compare(mapping: Mapping[str, str], columns: dict[str, dict[str, Any]] | Non
             statements.append(
                 f"ALTER TABLE {table} ALTER COLUMN {col} TYPE {col_type} USING {col}::{col_type};"
             )
-    mapped = {remote for _, remote in wanted}
-    report.unmapped_required = sorted(
-        c for c, v in columns.items() if v["required"] and c not in mapped
-    )
-    for col in report.unmapped_required:
-        statements.append(f"ALTER TABLE {table} ALTER COLUMN {_ident(col)} DROP NOT NULL;")
+    statements.extend(_check_unmapped(report, columns, {remote for _, remote in wanted}))
     report.valid = not (
         report.missing_columns or report.type_mismatches or report.unmapped_required
     )
@@ -139,6 +157,23 @@ def compare(mapping: Mapping[str, str], columns: dict[str, dict[str, Any]] | Non
         statements.append("-- then reload the schema cache (reload-gestao-scouter-schema-cache)")
     report.suggested_sql = "\n".join(statements)
     return report
+
+
+def _check_unmapped(
+    report: SchemaReport, columns: dict[str, dict[str, Any]], mapped: set[str]
+) -> list[str]:
+    """Report the NOT NULL columns the export leaves out. Only those without a default
+    block, and only they get SQL: Postgres fills in the others, nothing is to be dropped."""
+    unmapped = {c: v for c, v in columns.items() if v["required"] and c not in mapped}
+    report.unmapped_required = sorted(c for c, v in unmapped.items() if needs_value(v))
+    report.unverified_defaults = sorted(
+        c for c, v in unmapped.items() if v.get("has_default", False) is None
+    )
+    table = f"public.{_ident(TABLE)}"
+    return [
+        f"ALTER TABLE {table} ALTER COLUMN {_ident(col)} DROP NOT NULL;"
+        for col in report.unmapped_required
+    ]
 
 
 def _create_sql(mapping: Mapping[str, str]) -> str:
@@ -173,7 +208,8 @@ def cached_columns(
     row = conn.execute(query("gestao", "get_schema_cache"), params).fetchone()
     if row is not None:
         cached = row["columns"]
-        return cached.get("columns") if isinstance(cached, dict) else None
+        if isinstance(cached, dict) and cached.get("format") == CACHE_FORMAT:
+            return cached.get("columns")
     columns = fetch_columns(client.target, client)
     store_cache(conn, tenant_id, client.target.project_url, columns)
     return columns
@@ -188,7 +224,7 @@ def store_cache(
         {
             "tenant_id": tenant_id,
             "project_url": project_url,
-            "columns": Jsonb({"columns": columns}),
+            "columns": Jsonb({"format": CACHE_FORMAT, "columns": columns}),
         },
     )
 

@@ -54,11 +54,17 @@ def test_mapping_rules() -> None:
 def test_kinds_and_openapi_columns() -> None:
     assert kind_of("numeric(12,2)") == "number" and kind_of("character varying(80)") == "text"
     assert kind_of("timestamp with time zone") == "timestamp" and kind_of("text[]") == "array"
-    doc = {"definitions": {"leads": {"required": ["id"], "properties": {
-        "id": {"type": "integer", "format": "bigint"}, "meta": {"format": "jsonb"}}}}}  # fmt: skip
+    # PostgREST lists every NOT NULL column as required and shows a default only when it
+    # reads as JSON: always for string and boolean columns, never for `'{}'::jsonb`.
+    doc = {"definitions": {"leads": {"required": ["id", "meta", "at", "region"], "properties": {
+        "id": {"type": "integer", "format": "bigint"}, "meta": {"format": "jsonb"},
+        "at": {"default": "now()", "type": "string", "format": "timestamp with time zone"},
+        "region": {"type": "string", "format": "text"}}}}}  # fmt: skip
     assert columns_from_openapi(doc) == {
-        "id": {"format": "bigint", "required": True},
-        "meta": {"format": "jsonb", "required": False},
+        "id": {"format": "bigint", "required": True, "has_default": None},
+        "meta": {"format": "jsonb", "required": True, "has_default": None},
+        "at": {"format": "timestamp with time zone", "required": True, "has_default": True},
+        "region": {"format": "text", "required": True, "has_default": False},
     }
     assert columns_from_openapi({"definitions": {}}) is None
 
@@ -88,6 +94,28 @@ def test_compare_reports_missing_mismatched_and_required() -> None:
             "criado": {"format": "timestamp with time zone", "required": False}}  # fmt: skip
     fine.pop("region")
     assert compare(mapping, fine).valid
+
+
+def test_compare_leaves_not_null_columns_with_defaults_alone() -> None:
+    """A NOT NULL column the mapping leaves out needs nothing when it has a default; one
+    whose default the document cannot show is reported, not blocked; no DROP NOT NULL."""
+    mapping = {"id": "id", "name": "name"}
+    columns = {
+        "id": {"format": "bigint", "required": True, "has_default": None},
+        "name": {"format": "text", "required": True, "has_default": False},
+        "created_at": {"format": "timestamp with time zone", "required": True, "has_default": True},
+        "metadata": {"format": "jsonb", "required": True, "has_default": None},
+        "sync_source": {"format": "text", "required": False, "has_default": True},
+    }
+    report = compare(mapping, columns)
+    assert report.valid and report.suggested_sql == ""
+    assert report.unmapped_required == [] and report.unverified_defaults == ["metadata"]
+    columns["region"] = {"format": "text", "required": True, "has_default": False}
+    report = compare(mapping, columns)
+    assert not report.valid and report.unmapped_required == ["region"]
+    assert [line for line in report.suggested_sql.splitlines() if "DROP" in line] == [
+        'ALTER TABLE public."leads" ALTER COLUMN "region" DROP NOT NULL;'
+    ]
 
 
 def test_answers_are_classified() -> None:

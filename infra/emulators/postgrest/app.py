@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
 from psycopg import sql
 
 from infra.emulators import _common
-from infra.emulators.postgrest import openapi
+from infra.emulators.postgrest import openapi, responses
 from infra.emulators.postgrest.admin import admin_blueprint
 from infra.emulators.postgrest.auth import Identity, authenticate
 from infra.emulators.postgrest.db import fetch_one, transaction_as
@@ -28,7 +27,7 @@ from infra.emulators.postgrest.writes import (
     update_statement,
 )
 
-JSON = "application/json; charset=utf-8"
+JSON = responses.JSON
 
 
 def _gateway_error(status: int, message: str) -> Response:
@@ -47,10 +46,7 @@ def create_app(state: PostgrestState) -> Flask:
 
     @app.errorhandler(EmulatorError)
     def _emulator_error(exc: EmulatorError) -> Response:
-        resp = jsonify(exc.body)
-        resp.status_code = exc.status
-        resp.headers.update(exc.headers)
-        return resp
+        return responses.json_response(exc.body, exc.status, exc.headers)
 
     @app.errorhandler(404)
     def _no_route(_: Exception) -> tuple[Response, int]:
@@ -58,8 +54,8 @@ def create_app(state: PostgrestState) -> Flask:
 
     @app.errorhandler(405)
     def _bad_method(_: Exception) -> tuple[Response, int]:
-        body = {"code": "PGRST117", "message": f"Unsupported HTTP method: {request.method}"}
-        return jsonify({**body, "details": None, "hint": None}), 405
+        error = PostgrestError(405, "PGRST117", f"Unsupported HTTP method: {request.method}")
+        return responses.json_response(error.body, error.status), 405
 
     return app
 
@@ -90,16 +86,16 @@ def _first_args() -> dict[str, str]:
 
 
 def _written(
-    state: PostgrestState, status: int, body: str | None, prefer: Prefer, extra: Mapping[str, str]
+    state: PostgrestState, status: int, body: str | None, headers: dict[str, str]
 ) -> Response:
     """A write's answer, unless the post-commit fault knob loses it."""
     if state.chance(state.knobs.post_commit_error_rate):
         state.record_fault("post_commit")
         return Response("<html><body>Bad Gateway</body></html>", 502, mimetype="text/html")
-    resp = Response(body or "", status, mimetype=JSON if body is not None else None)
-    if prefer.applied:
-        resp.headers["Preference-Applied"] = ", ".join(prefer.applied)
-    resp.headers.update(extra)
+    if body is None:
+        return responses.bare(status, headers)
+    resp = Response(body, status, content_type=JSON)
+    resp.headers.update(headers)
     return resp
 
 
@@ -110,7 +106,7 @@ def _rest_blueprint(state: PostgrestState) -> Blueprint:
     def root() -> Response:
         identity = _identity(state)
         doc = openapi.document(state.schema(), identity.role, request.host)
-        return Response(json.dumps(doc), 200, mimetype="application/openapi+json")
+        return Response(json.dumps(doc), 200, content_type=openapi.CONTENT_TYPE)
 
     @bp.get("/<name>")
     def read(name: str) -> Response:
@@ -121,14 +117,9 @@ def _rest_blueprint(state: PostgrestState) -> Blueprint:
         with transaction_as(state, identity, "GET", request.path) as conn:
             row = fetch_one(conn, select_statement(table, plan), plan.params)
             total = None
-            if prefer.count == "exact":
-                total = fetch_one(conn, count_statement(table, plan), plan.params)["n"]
-        count = int(row["n"])
-        resp = Response(row["body"], 200, mimetype=JSON)
-        of = "*" if total is None else str(total)
-        first = plan.offset
-        resp.headers["Content-Range"] = f"{first}-{first + count - 1}/{of}" if count else f"*/{of}"
-        return resp
+            if prefer.count:
+                total = int(fetch_one(conn, count_statement(table, plan), plan.params)["n"])
+        return responses.read(row["body"], int(row["n"]), plan.offset, total, prefer)
 
     @bp.post("/<name>")
     def create(name: str) -> Response:
@@ -139,8 +130,10 @@ def _rest_blueprint(state: PostgrestState) -> Blueprint:
         need_rows = bool(state.knobs.reject_ids)
         plan = plan_insert(table, request.get_data(), _first_args(), prefer, need_rows=need_rows)
         check_rejects(state, table, plan)
-        body = _run_insert(state, identity, table, plan, prefer)
-        return _written(state, 201, body, prefer, {"Content-Range": "*/*"})
+        body, written, inserted = _run_insert(state, identity, table, plan, prefer)
+        keyed = bool(table.primary_key) or "on_conflict" in request.args
+        status, headers = responses.created(prefer, keyed, written, inserted)
+        return _written(state, status, body, headers)
 
     @bp.patch("/<name>")
     def update(name: str) -> Response:
@@ -170,22 +163,22 @@ def _rest_blueprint(state: PostgrestState) -> Blueprint:
 
 def _run_insert(
     state: PostgrestState, identity: Identity, table: Table, plan: InsertPlan, prefer: Prefer
-) -> str | None:
-    """Every group of the batch in one transaction; the JSON body for return=representation."""
+) -> tuple[str | None, int, int]:
+    """Every group of the batch in one transaction: the JSON body for return=representation,
+    the rows written and how many of them were new."""
     rows: list[Any] = []
-    written = 0
+    written = inserted = 0
     with transaction_as(state, identity, "POST", request.path) as conn:
         for group in plan.groups:
-            cur = conn.execute(insert_statement(table, plan, group, prefer), {"body": group.body})
-            if prefer.returning == "representation":
-                row = cur.fetchone()
-                rows.extend(json.loads(row["body"]) if row else [])
-                written += int(row["n"]) if row else 0
-            else:
-                written += max(cur.rowcount, 0)
+            stmt = insert_statement(table, plan, group, prefer)
+            row = fetch_one(conn, stmt, {"body": group.body})
+            written += int(row["n"])
+            inserted += int(row["inserted"])
+            if row["body"] is not None:
+                rows.extend(json.loads(row["body"]))
     state.count("insert_requests")
     state.count("rows_written", written)
-    return json.dumps(rows) if prefer.returning == "representation" else None
+    return (json.dumps(rows) if prefer.returning == "representation" else None), written, inserted
 
 
 def _run_simple_write(
@@ -195,9 +188,11 @@ def _run_simple_write(
     with transaction_as(state, identity, request.method, request.path) as conn:
         cur = conn.execute(stmt, params)
         row = cur.fetchone() if prefer.returning == "representation" else None
+        affected = int(row["n"]) if row is not None else max(cur.rowcount, 0)
+    headers = responses.changed(request.method, prefer, affected)
     if row is not None:
-        return _written(state, 200, row["body"], prefer, {})
-    return _written(state, 204, None, prefer, {})
+        return _written(state, 200, row["body"], headers)
+    return _written(state, 204, None, headers)
 
 
 def _call_function(state: PostgrestState, identity: Identity, name: str) -> Response:
@@ -216,5 +211,5 @@ def _call_function(state: PostgrestState, identity: Identity, name: str) -> Resp
         row = conn.execute(call).fetchone()
     state.count(f"rpc_{name}")
     if fn.returns == "void":
-        return Response(status=204)
+        return responses.bare(204, {})
     return Response(row["body"] if row else "null", 200, mimetype=JSON)

@@ -33,7 +33,8 @@ class GatewayError(EmulatorError):
 
 
 class PostgrestError(EmulatorError):
-    """A PostgREST error body `{"code","message","details","hint"}`."""
+    """A PostgREST error body `{"code","message","details","hint"}`; a 401 carries
+    `WWW-Authenticate: Bearer` (JWT errors pass their own `error="invalid_token"` value)."""
 
     def __init__(
         self,
@@ -46,6 +47,9 @@ class PostgrestError(EmulatorError):
         headers: dict[str, str] | None = None,
     ):
         body = {"code": code, "message": message, "details": details, "hint": hint}
+        headers = dict(headers or {})
+        if status == 401:  # Error.hs: every 401 asks for a bearer token (42501 as anon, ...)
+            headers.setdefault("WWW-Authenticate", "Bearer")
         super().__init__(status, body, headers)
         self.code = code
 

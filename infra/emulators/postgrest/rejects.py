@@ -24,11 +24,10 @@ def _render(value: Any) -> str:
 
 
 def _not_null_error(table: Table, row: dict[str, Any]) -> PostgrestError:
-    """23502 as Postgres words it, blaming the first required non-key column."""
-    blamed = next(
-        (c.name for c in table.columns.values() if c.required and not c.is_pk),
-        next(iter(table.columns)),
-    )
+    """23502 as Postgres words it, blaming the first NOT NULL non-key column without a
+    default (the one a row could really leave empty)."""
+    empty = [c.name for c in table.columns.values() if c.required and c.default is None]
+    blamed = next((n for n in empty if n not in table.primary_key), next(iter(table.columns)))
     failing = ", ".join(
         "null" if name == blamed else _render(row.get(name)) for name in table.columns
     )

@@ -19,20 +19,23 @@ EXPOSED_SCHEMA = "public"
 
 @dataclass(frozen=True)
 class Column:
-    """One column as the cache saw it."""
+    """One column as the cache saw it (the fields PostgREST's schema cache keeps)."""
 
     name: str
-    pg_type: str
-    category: str  # pg_type.typcategory: N numeric, B boolean, A array, U user (json) ...
-    not_null: bool
-    has_default: bool
+    pg_type: str  # nominal type with its modifier (`numeric(12,2)`): types json_to_recordset
+    data_type: str  # what the OpenAPI `format` says (`numeric`, `public.my_enum`)
+    nullable: bool
+    default: str | None  # the default expression's text, as pg_get_expr renders it
     is_pk: bool
+    max_length: int | None = None
     description: str | None = None
+    enum_values: tuple[str, ...] = ()
 
     @property
     def required(self) -> bool:
-        """OpenAPI `required`: NOT NULL without a default."""
-        return self.not_null and not self.has_default
+        """OpenAPI `required`: every NOT NULL column, with a default or not (OpenAPI.hs:
+        `filter (not . colNullable)`)."""
+        return not self.nullable
 
 
 @dataclass
@@ -42,6 +45,7 @@ class Table:
     name: str
     kind: str
     description: str | None = None
+    writable: bool = True  # insertable, updatable or deletable (relkind, or an updatable view)
     columns: dict[str, Column] = field(default_factory=dict)
     privileges: dict[str, set[str]] = field(default_factory=dict)  # role -> {select, ...}
 
@@ -79,10 +83,16 @@ class SchemaCache:
 
 
 def load_schema_cache(conn: psycopg.Connection[Any]) -> SchemaCache:
-    """Read the exposed schema from the catalogs."""
+    """Read the exposed schema from the catalogs (in one transaction, search path emptied)."""
+    with conn.transaction():
+        conn.execute(query("cache_search_path"))
+        return _read_catalogs(conn)
+
+
+def _read_catalogs(conn: psycopg.Connection[Any]) -> SchemaCache:
     params = {"schema": EXPOSED_SCHEMA, "roles": list(API_ROLES)}
     tables = {
-        row["name"]: Table(row["name"], row["kind"], row["description"])
+        row["name"]: Table(row["name"], row["kind"], row["description"], row["writable"])
         for row in conn.execute(query("cache_tables"), params).fetchall()
     }
     for row in conn.execute(query("cache_columns"), params).fetchall():
@@ -91,11 +101,13 @@ def load_schema_cache(conn: psycopg.Connection[Any]) -> SchemaCache:
             table.columns[row["name"]] = Column(
                 row["name"],
                 row["pg_type"],
-                row["category"],
-                row["not_null"],
-                row["has_default"],
+                row["data_type"],
+                row["nullable"],
+                row["column_default"],
                 row["is_pk"],
+                row["max_length"],
                 row["description"],
+                tuple(row["enum_values"]),
             )
     for row in conn.execute(query("cache_table_privileges"), params).fetchall():
         table = tables.get(row["table_name"])

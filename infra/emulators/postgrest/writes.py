@@ -21,41 +21,57 @@ from infra.emulators.postgrest.errors import PostgrestError, column_not_found, i
 from infra.emulators.postgrest.query import ReadPlan, parse_filters, where_clause
 from infra.emulators.postgrest.schema_cache import Table
 
+_ACCEPTED = {
+    "resolution": ("merge-duplicates", "ignore-duplicates"),
+    "missing": ("default", "null"),
+    "return": ("minimal", "headers-only", "representation"),
+    "count": ("exact", "planned", "estimated"),
+}
+# The order PostgREST writes Preference-Applied in (Preferences.hs, prefAppliedHeader).
+_APPLIED_ORDER = ("resolution", "missing", "return", "count")
+
 
 @dataclass(frozen=True)
 class Prefer:
-    """The `Prefer` preferences the emulator honours."""
+    """The `Prefer` preferences the emulator honours (the first value of each wins)."""
 
-    resolution: str | None = None  # merge-duplicates | ignore-duplicates
-    returning: str = "minimal"  # minimal | headers-only | representation
-    missing: str | None = None  # default
-    count: str | None = None  # exact
-    applied: tuple[str, ...] = ()
+    given: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, headers: list[str]) -> Prefer:
         """Parse every Prefer header; unknown or malformed preferences are ignored."""
         values: dict[str, str] = {}
-        applied: list[str] = []
-        accepted = {
-            "resolution": {"merge-duplicates", "ignore-duplicates"},
-            "return": {"minimal", "headers-only", "representation"},
-            "missing": {"default", "null"},
-            "count": {"exact", "planned", "estimated"},
-        }
         for header in headers:
             for item in header.split(","):
                 key, _, value = item.strip().partition("=")
-                if value in accepted.get(key, set()) and key not in values:
+                if value in _ACCEPTED.get(key, ()) and key not in values:
                     values[key] = value
-                    applied.append(f"{key}={value}")
-        return cls(
-            resolution=values.get("resolution"),
-            returning=values.get("return", "minimal"),
-            missing=values.get("missing"),
-            count=values.get("count"),
-            applied=tuple(applied),
-        )
+        return cls(values)
+
+    @property
+    def resolution(self) -> str | None:
+        """merge-duplicates | ignore-duplicates | None."""
+        return self.given.get("resolution")
+
+    @property
+    def returning(self) -> str:
+        """minimal (the default) | headers-only | representation."""
+        return self.given.get("return", "minimal")
+
+    @property
+    def missing(self) -> str | None:
+        """default | null | None."""
+        return self.given.get("missing")
+
+    @property
+    def count(self) -> str | None:
+        """exact | planned | estimated | None (the emulator counts exactly for all three)."""
+        return self.given.get("count")
+
+    def applied(self, *keys: str) -> str | None:
+        """`Preference-Applied`: the given preferences among `keys`, in PostgREST's order."""
+        values = [f"{k}={self.given[k]}" for k in _APPLIED_ORDER if k in keys and k in self.given]
+        return ", ".join(values) or None
 
 
 class RawBody:
@@ -205,21 +221,31 @@ def _typed(table: Table, names: list[str]) -> sql.Composed:
 def insert_statement(
     table: Table, plan: InsertPlan, group: InsertGroup, prefer: Prefer
 ) -> sql.Composed:
-    """INSERT ... SELECT FROM json_to_recordset, with ON CONFLICT and RETURNING."""
+    """INSERT ... SELECT FROM json_to_recordset, with ON CONFLICT, counted like PostgREST:
+    one row `(n, inserted, body)`, `inserted` telling new rows from merged ones (xmax = 0)
+    and `body` the rows for return=representation."""
     typed = _typed(table, group.present)
     stmt = sql.SQL(
-        "INSERT INTO {t} ({cols}) SELECT {cols}"
+        "INSERT INTO {t} AS _t ({cols}) SELECT {cols}"
         " FROM json_to_recordset(%(body)s::json) AS _({typed})"
     ).format(t=sql.Identifier("public", table.name), cols=_idents(group.present), typed=typed)
-    if prefer.resolution == "ignore-duplicates":
+    # Without a primary key or on_conflict there is nothing to resolve on: a plain insert.
+    if plan.conflict and prefer.resolution == "ignore-duplicates":
         stmt += sql.SQL(" ON CONFLICT ({}) DO NOTHING").format(_idents(plan.conflict))
-    elif prefer.resolution == "merge-duplicates":
+    elif plan.conflict and prefer.resolution == "merge-duplicates":
         # EXCLUDED holds the default for a column this group omitted (missing=default).
         sets = sql.SQL(", ").join(
             sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in plan.columns
         )
         stmt += sql.SQL(" ON CONFLICT ({}) DO UPDATE SET {}").format(_idents(plan.conflict), sets)
-    return _returning(stmt, table, prefer)
+    returning, body = "(_t.xmax = 0) AS _inserted", "NULL"
+    if prefer.returning == "representation":
+        returning += ", to_json(_t) AS _row"
+        body = "COALESCE(json_agg(_row), '[]')::text"
+    return sql.SQL(
+        "WITH _w AS ({} RETURNING {}) SELECT count(*) AS n,"
+        " count(*) FILTER (WHERE _inserted) AS inserted, {} AS body FROM _w"
+    ).format(stmt, sql.SQL(returning), sql.SQL(body))
 
 
 def _returning(stmt: sql.Composed, table: Table, prefer: Prefer) -> sql.Composed:

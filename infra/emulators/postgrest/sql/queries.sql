@@ -15,10 +15,20 @@ SELECT to_regclass(%(name)s) IS NOT NULL AS present;
 -- name: bootstrap_lock
 SELECT pg_advisory_xact_lock(hashtext('syncq.postgrest_emulator.bootstrap'));
 
+-- name: cache_search_path
+-- PostgREST empties the search path while it reads the catalogs, so format_type() names
+-- every type outside pg_catalog with its schema (`public.my_enum`).
+SELECT set_config('search_path', '', true);
+
 -- name: cache_tables
+-- `writable`: PostgREST's insertable OR updatable OR deletable (pg_relation_is_updatable
+-- bits 8, 4 and 16 for views and foreign tables); it decides the post/patch/delete paths.
 SELECT c.relname AS name,
        c.relkind::text AS kind,
-       obj_description(c.oid, 'pg_class') AS description
+       obj_description(c.oid, 'pg_class') AS description,
+       (c.relkind IN ('r', 'p')
+        OR (c.relkind IN ('v', 'f')
+            AND (pg_relation_is_updatable(c.oid::regclass, true) & 28) <> 0)) AS writable
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = %(schema)s
@@ -26,18 +36,52 @@ WHERE n.nspname = %(schema)s
 ORDER BY c.relname;
 
 -- name: cache_columns
+-- The columns as PostgREST's schema cache reads them (SchemaCache.hs, tablesSqlQuery):
+--   data_type      the OpenAPI `format`: pg_catalog types without their modifier
+--                  (`numeric`, `character varying`), others (enums, domains) as declared;
+--   pg_type        the nominal type with its modifier, used to type json_to_recordset;
+--   nullable       false for NOT NULL columns and NOT NULL domains;
+--   column_default the domain's default, `nextval('seq')` for a BY DEFAULT identity,
+--                  nothing for a stored generated column, else pg_get_expr of the default;
+--   max_length     character_maximum_length (OpenAPI `maxLength`);
+--   enum_values    the labels of an enum (or of a domain over one), OpenAPI `enum`.
 SELECT c.relname AS table_name,
        a.attname AS name,
+       CASE
+           WHEN t.typtype = 'd' THEN
+               CASE WHEN bt_ns.nspname = 'pg_catalog' THEN format_type(t.typbasetype, NULL)
+                    ELSE format_type(a.atttypid, a.atttypmod) END
+           ELSE
+               CASE WHEN t_ns.nspname = 'pg_catalog' THEN format_type(a.atttypid, NULL)
+                    ELSE format_type(a.atttypid, a.atttypmod) END
+       END AS data_type,
        format_type(a.atttypid, a.atttypmod) AS pg_type,
-       t.typcategory::text AS category,
-       a.attnotnull AS not_null,
-       (a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '') AS has_default,
+       NOT (a.attnotnull OR (t.typtype = 'd' AND t.typnotnull)) AS nullable,
+       CASE
+           WHEN t.typbasetype <> 0 THEN pg_get_expr(t.typdefaultbin, 0)
+           WHEN a.attidentity = 'd' THEN
+               format('nextval(%%s)',
+                      quote_literal(pg_get_serial_sequence(c.oid::regclass::text, a.attname)))
+           WHEN a.attgenerated = 's' THEN NULL
+           ELSE pg_get_expr(ad.adbin, ad.adrelid)
+       END AS column_default,
+       information_schema._pg_char_max_length(
+           information_schema._pg_truetypid(a.*, t.*),
+           information_schema._pg_truetypmod(a.*, t.*)
+       )::integer AS max_length,
+       ARRAY(SELECT e.enumlabel FROM pg_enum e
+             WHERE e.enumtypid = COALESCE(bt.oid, t.oid)
+             ORDER BY e.enumsortorder)::text[] AS enum_values,
        col_description(c.oid, a.attnum) AS description,
        COALESCE(i.indisprimary, false) AS is_pk
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_type t ON t.oid = a.atttypid
+JOIN pg_namespace t_ns ON t_ns.oid = t.typnamespace
+LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
+LEFT JOIN pg_namespace bt_ns ON bt_ns.oid = bt.typnamespace
+LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
 LEFT JOIN pg_index i
        ON i.indrelid = c.oid AND i.indisprimary AND a.attnum = ANY (i.indkey)
 WHERE n.nspname = %(schema)s
