@@ -139,7 +139,11 @@ class Settings(BaseSettings):
     runninghub_max_queue_wait_s: int = 3600  # the sweep fails (and refunds) a longer wait
 
     # --- Gestão Scouter export and sync (issue 6) ---
-    gestao_scouter_batch_size: int = 50
+    # Leads in the first batch; then it adapts (shared/gestao/batches.BatchSizer).
+    gestao_scouter_batch_size: int = 500
+    gestao_scouter_max_batch_size: int = 5000
+    gestao_scouter_max_batch_bytes: int = 1024 * 1024  # under common proxy body limits
+    gestao_scouter_fast_answer_s: float = 2.0  # a batch answered faster grows the next
     gestao_scouter_in_flight: int = 2  # upsert requests pipelined per runner
     gestao_scouter_timeout_s: float = 30.0
     gestao_scouter_retries: int = 3  # retries after the first try (5xx, 429, timeouts)

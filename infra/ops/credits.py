@@ -29,7 +29,7 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_show)
 
     p = sub.add_parser(
-        "credits-create", help="create a pending render job for a user (as POST /create)"
+        "credits-create", help="Create a pending render job for a user, as POST /create does."
     )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", type=uuid.UUID, help="a user id")

@@ -109,3 +109,32 @@ def next_batch(
     if row is None or not row["n"]:
         return Batch(b"[]", 0, None)
     return Batch(row["body"], int(row["n"]), (row["last_criado"], int(row["last_id"])))
+
+
+@dataclass
+class BatchSizer:
+    """How many leads the next batch reads: it starts at the job's batch size, doubles while
+    full batches come back fast, stays under a byte budget (the request-body limit of
+    whatever proxies sit in front of PostgREST) and halves when a batch was too big (413, a
+    statement timeout, or a request that timed out)."""
+
+    size: int
+    max_rows: int
+    max_bytes: int
+    fast_s: float
+
+    def answered(self, rows: int, body_bytes: int, seconds: float) -> None:
+        """A batch of `rows` leads (`body_bytes` of JSON) was accepted in `seconds`."""
+        if rows < self.size or rows <= 0:
+            return  # a short (last) page says nothing about the next size
+        fits = int(self.max_bytes // max(body_bytes / rows, 1.0))
+        grown = self.size * 2 if seconds <= self.fast_s else self.size
+        self.size = max(1, min(grown, self.max_rows, fits))
+
+    def too_big(self, rows: int, body_bytes: int | None = None) -> None:
+        """A batch of `rows` leads (`body_bytes` when it was refused for its size) was too big
+        for the remote: half of it from now on, and never that big again."""
+        self.size = max(1, min(self.size, rows) // 2)
+        self.max_rows = max(1, min(self.max_rows, rows - 1))
+        if body_bytes is not None:
+            self.max_bytes = min(self.max_bytes, body_bytes - 1)

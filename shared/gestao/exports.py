@@ -137,6 +137,7 @@ def release(
     failures: int | None = None,
     reason: str | None = None,
     error: str | None = None,
+    batch_size: int | None = None,
 ) -> Row:
     """Hand the job back in a new state (raises LeaseLost when it is no longer ours).
 
@@ -156,6 +157,8 @@ def release(
     extra: dict[str, Any] = {"reason": reason, "alert": alert}
     if failures is not None:
         extra["failures"] = failures
+    if batch_size is not None:
+        extra["batch_size"] = batch_size
     return lease.release(
         conn,
         str(status),
@@ -166,7 +169,15 @@ def release(
     )
 
 
-def after_failure(conn: Conn, lease: Lease, failures: int, error: str, give_up: str) -> Row:
+def after_failure(
+    conn: Conn,
+    lease: Lease,
+    failures: int,
+    error: str,
+    give_up: str,
+    *,
+    batch_size: int | None = None,
+) -> Row:
     """A failed batch (or a runner that died): `failures` in a row so far. Back off and go
     on, or pause with `give_up` as the reason once the policy gives up on it."""
     settings = get_settings()
@@ -178,11 +189,12 @@ def after_failure(conn: Conn, lease: Lease, failures: int, error: str, give_up: 
         cap_s=settings.gestao_scouter_failure_backoff_cap_s,
     )
     if decision.verdict is Verdict.RETRY:
-        pending = ExportStatus.PENDING
         return release(
-            conn, lease, pending, delay_s=decision.delay_s, failures=failures, error=error
-        )
-    return release(conn, lease, ExportStatus.PAUSED, failures=failures, reason=give_up)
+            conn, lease, ExportStatus.PENDING, delay_s=decision.delay_s, failures=failures,
+            error=error, batch_size=batch_size,
+        )  # fmt: skip
+    paused = ExportStatus.PAUSED
+    return release(conn, lease, paused, failures=failures, reason=give_up, batch_size=batch_size)
 
 
 def _transition(conn: Conn, name: str, params: dict[str, Any], what: str) -> Row:

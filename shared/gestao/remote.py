@@ -63,6 +63,7 @@ class Reply(StrEnum):
 
 # SQLSTATE classes of row-level refusals: data exceptions, integrity constraints, RAISE.
 _DATA_CLASSES = frozenset({"22", "23", "P0"})
+_STATEMENT_TIMEOUT = "57014"  # the remote's statement_timeout cut the upsert short
 _SCHEMA_CODES = frozenset({"PGRST204", "PGRST205", "42703", "42P01", "PGRST202"})
 
 
@@ -101,9 +102,14 @@ class Answer:
             return Reply.AUTH
         if self.code in _SCHEMA_CODES or self.status == 404:
             return Reply.SCHEMA
-        if self.status in (409, 413) or (self.code or "")[:2] in _DATA_CLASSES:
-            return Reply.DATA
+        if self.status == 409 or self.too_big or (self.code or "")[:2] in _DATA_CLASSES:
+            return Reply.DATA  # a batch too big is split in halves like one with a bad row
         return Reply.OTHER
+
+    @property
+    def too_big(self) -> bool:
+        """The batch was too big for the remote (body limit, statement timeout)."""
+        return self.status == 413 or self.code == _STATEMENT_TIMEOUT
 
     def safe_message(self, secrets: tuple[str, ...] = ()) -> str:
         """The remote's message with secrets and quoted data removed."""

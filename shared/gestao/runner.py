@@ -28,6 +28,7 @@ from shared.gestao import NAME, exports
 from shared.gestao.batches import (
     START,
     Batch,
+    BatchSizer,
     batch_statement,
     date_bounds,
     next_batch,
@@ -63,6 +64,7 @@ class Ending:
     status: ExportStatus
     reason: str | None = None
     failure: str | None = None  # a transient batch failure (back off, maybe pause)
+    timed_out: bool = False  # the failure was a timeout: the next run sends smaller batches
     schema_stale: bool = False  # the remote said our cached view of its schema is wrong
 
 
@@ -86,6 +88,12 @@ class BatchRunner:
             "to_ts": high,
             "limit": row["batch_size"],
         }
+        self.sizer = BatchSizer(
+            size=row["batch_size"],
+            max_rows=max(row["batch_size"], settings.gestao_scouter_max_batch_size),
+            max_bytes=settings.gestao_scouter_max_batch_bytes,
+            fast_s=settings.gestao_scouter_fast_answer_s,
+        )
         self.cursor = (row["cursor_criado"], row["cursor_id"]) if row["cursor_criado"] else START
         self.batches = row["batches"]
         self.last_beat = time.monotonic()
@@ -103,7 +111,7 @@ class BatchRunner:
             return None
 
     def _pipeline(self, pool: ThreadPoolExecutor, deadline: float) -> Ending:
-        in_flight: deque[tuple[Batch, Future[Answer]]] = deque()
+        in_flight: deque[tuple[Batch, Future[tuple[Answer, float]]]] = deque()
         read_cursor = self.cursor
         ending: Ending | None = None
         limit = max(1, self.settings.gestao_scouter_in_flight)
@@ -132,15 +140,17 @@ class BatchRunner:
                 return ending
             batch, future = in_flight.popleft()
             try:
-                outcome = self._outcome(batch, future.result())
+                outcome = self._outcome(batch, *future.result())
             except RemoteUnavailable as exc:
-                return Ending(ExportStatus.PENDING, failure=exc.message)
+                timed_out = exc.upstream_status is None  # no answer at all: maybe too big
+                return Ending(ExportStatus.PENDING, failure=exc.message, timed_out=timed_out)
             except StopRequested as stop:
                 return Ending(ExportStatus.PAUSED, stop.reason, schema_stale=stop.schema_stale)
             self._checkpoint(batch, outcome)
 
     def _next(self, cursor: tuple[Any, int]) -> Batch:
         """Check the lease (and a pause) and read the page after `cursor`, in one transaction."""
+        self.params["limit"] = self.sizer.size
         with db.transaction() as conn:
             self._beat_in(conn)
             return next_batch(conn, self.statement, self.params, cursor)
@@ -160,18 +170,24 @@ class BatchRunner:
                 self._beat_in(conn)
 
     # -- sending -------------------------------------------------------------------------
-    def _post(self, body: bytes) -> Answer:
-        return self.client.upsert(body, self.columns, self.on_conflict)
+    def _post(self, body: bytes) -> tuple[Answer, float]:
+        """The remote's answer to one upsert, and how long it took."""
+        start = time.monotonic()
+        answer = self.client.upsert(body, self.columns, self.on_conflict)
+        return answer, time.monotonic() - start
 
-    def _outcome(self, batch: Batch, answer: Answer) -> BatchResult:
-        """A whole batch's answer; a data refusal is split to find the bad rows."""
+    def _outcome(self, batch: Batch, answer: Answer, seconds: float) -> BatchResult:
+        """A whole batch's answer; a data refusal (or a batch too big) is split in halves."""
         if answer.reply is Reply.OK:
+            self.sizer.answered(batch.size, len(batch.body), seconds)
             return BatchResult(exported=batch.size)
+        if answer.too_big:
+            self.sizer.too_big(batch.size, len(batch.body))
         return self._refused(answer, json.loads(batch.body))
 
     def _try(self, rows: list[dict[str, Any]]) -> BatchResult:
         self._beat_if_due()
-        answer = self._post(_dumps(rows))
+        answer, _ = self._post(_dumps(rows))
         if answer.reply is Reply.OK:
             return BatchResult(exported=len(rows))
         return self._refused(answer, rows)
@@ -228,6 +244,8 @@ class BatchRunner:
 
     def _end(self, ending: Ending) -> dict[str, Any] | None:
         if ending.failure is not None:
+            if ending.timed_out:
+                self.sizer.too_big(self.sizer.size)
             return self._failed_batch(ending.failure)
         if ending.schema_stale:  # validation must not trust its cached copy any more
             with db.transaction() as conn:
@@ -240,7 +258,7 @@ class BatchRunner:
 
     def _release(self, status: ExportStatus, **kwargs: Any) -> dict[str, Any]:
         with db.transaction() as conn:
-            row = exports.release(conn, self.lease, status, **kwargs)
+            row = exports.release(conn, self.lease, status, batch_size=self.sizer.size, **kwargs)
         _logger.info("export released", extra=log.fields(status=str(status)))
         return row
 
@@ -255,7 +273,9 @@ class BatchRunner:
         failures = self.row["consecutive_failures"] + 1
         give_up = f"{failures} batches in a row failed; last: {message}"
         with db.transaction() as conn:
-            row = exports.after_failure(conn, self.lease, failures, message, give_up)
+            row = exports.after_failure(
+                conn, self.lease, failures, message, give_up, batch_size=self.sizer.size
+            )
         if row["status"] == ExportStatus.PENDING:  # not paused or reset by an admin meanwhile
             delay = float(row["delay_s"] or 0.0)
             event = ("retry", self.row["attempts"])

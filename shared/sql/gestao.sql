@@ -45,9 +45,11 @@ ORDER BY created_at DESC LIMIT 1
 
 -- name: release_set
 -- A release answers any pause request; extra: failures (consecutive failed batches, kept
--- when absent) and reason (why it paused). A completed job has exported up to its end.
+-- when absent), reason (why it paused) and batch_size (as the run adapted it, for the next
+-- run). A completed job has exported up to its end.
 , consecutive_failures = COALESCE((i.extra ->> 'failures')::integer, j.consecutive_failures),
   pause_requested = false, pause_reason = i.extra ->> 'reason',
+  batch_size = COALESCE((i.extra ->> 'batch_size')::integer, j.batch_size),
   last_completed_date = CASE WHEN i.status = 'completed'
                              THEN COALESCE(j.end_date, j.processing_date, j.last_completed_date)
                              ELSE j.last_completed_date END

@@ -24,7 +24,7 @@ INSERT INTO integration_schedules
    due_at, created_by)
 VALUES (%(tenant_id)s, %(provider_slug)s, %(cron)s, %(timezone)s, %(enabled)s, %(missed)s,
         %(spread)s, %(offset_s)s, %(next_run_at)s,
-        %(next_run_at)s + make_interval(secs => %(offset_s)s), %(created_by)s)
+        %(next_run_at)s::timestamptz + make_interval(secs => %(offset_s)s), %(created_by)s)
 ON CONFLICT (tenant_id, provider_slug) DO UPDATE
 SET cron = EXCLUDED.cron, timezone = EXCLUDED.timezone, enabled = EXCLUDED.enabled,
     missed = EXCLUDED.missed, spread = EXCLUDED.spread, offset_s = EXCLUDED.offset_s,

@@ -40,7 +40,14 @@ FAST = {
 
 
 def setup(configure: Any, remote: Remote, **env: str) -> None:
-    configure(**{**FAST, **secrets_env(remote.state.service_key), **env})  # env wins
+    """The export against the emulated remote. A test that names a batch size gets batches of
+    exactly that size (no adapting), unless it also names a maximum."""
+    fixed = (
+        {"GESTAO_SCOUTER_MAX_BATCH_SIZE": env["GESTAO_SCOUTER_BATCH_SIZE"]}
+        if ("GESTAO_SCOUTER_BATCH_SIZE" in env)
+        else {}
+    )
+    configure(**{**FAST, **secrets_env(remote.state.service_key), **fixed, **env})  # env wins
 
 
 def start(tenant: TenantFixture, **body: Any) -> str:
@@ -317,3 +324,24 @@ def test_lead_dates_the_export_cannot_carry_are_refused_and_the_edges_export(
     job = drive(database_url, start(tenant))
     assert (job["status"], job["total_leads"], job["exported_leads"]) == ("completed", 3, 3)
     assert remote_view(remote) == local_view(database_url)
+
+
+def test_the_batch_size_adapts_to_a_body_limit_and_exports_everything(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
+) -> None:
+    """From the default start the batches grow while the remote answers fast; a proxy's body
+    limit (413) halves them, the refused batch is split and sent, and later batches stay
+    under the size that was refused. Nothing is lost or counted as an error."""
+    configure(**{**FAST, **secrets_env(remote.state.service_key)},
+              GESTAO_SCOUTER_BATCH_SIZE="200", GESTAO_SCOUTER_MAX_BATCH_SIZE="5000")  # fmt: skip
+    seed_leads(database_url, tenant.id, 6_000)
+    remote.state.knobs.update({"max_body_bytes": 400_000})
+    job = drive(database_url, start(tenant))
+    assert job["status"] == "completed"
+    assert (job["exported_leads"], job["error_leads"]) == (6_000, 0)
+    assert remote_view(remote) == local_view(database_url)
+    refused = remote.state.stats()["faults"].get("body_too_large", 0)
+    # It learns the limit instead of hitting it on every batch: the refusals are the first
+    # oversized batch and those already read ahead at that size (IN_FLIGHT in flight).
+    assert 1 <= refused <= 5
+    assert 200 < job["batch_size"] < 1_000  # grew from the start, kept under the limit

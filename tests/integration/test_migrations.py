@@ -14,6 +14,8 @@ EXPECTED_JOB_COLUMNS = {
     "started_at", "finished_at", "execution_time_ms", "error_message", "payload", "result",
     "created_by", "created_at", "updated_at", "heartbeat_at", "run_after", "lease_token",
     "cancel_requested",
+    "trigger",
+    "scheduled_for",
 }  # fmt: skip
 
 

@@ -182,3 +182,33 @@ def test_failure_backoff_doubles_and_is_capped() -> None:
     assert delays == [30.0, 30.0, 60.0, 120.0, 600.0, 600.0]
     lowest = [backoff_delay(n, base_s=base, cap_s=cap, rand=0.0) for n in (1, 2, 6)]
     assert lowest == [15.0, 30.0, 300.0]  # equal jitter: never below half
+
+
+def test_the_batch_size_grows_while_fast_stays_under_the_byte_budget_and_halves_when_too_big() -> (
+    None
+):
+    from shared.gestao.batches import BatchSizer
+
+    sizer = BatchSizer(size=500, max_rows=5000, max_bytes=1_000_000, fast_s=2.0)
+    sizer.answered(500, 500 * 400, 0.1)  # full and fast: doubles
+    assert sizer.size == 1000
+    sizer.answered(999, 999 * 400, 0.1)  # a short (last) page says nothing
+    assert sizer.size == 1000
+    sizer.answered(1000, 1000 * 400, 5.0)  # slow: holds
+    assert sizer.size == 1000
+    sizer.answered(1000, 1000 * 400, 0.1)  # 2000 rows of 400 bytes would pass 1 MB: 2500 fits
+    assert sizer.size == 2000
+    sizer.answered(2000, 2000 * 400, 0.1)
+    assert sizer.size == 2500  # the byte budget, not the doubling, decides
+    sizer.answered(2500, 2500 * 2000, 0.1)  # wide rows: 500 fit
+    assert sizer.size == 500
+    sizer.too_big(500, 500 * 2000)  # refused for its size: never that many bytes again
+    assert sizer.size == 250 and sizer.max_bytes == 500 * 2000 - 1
+    sizer.answered(250, 250 * 2000, 0.1)
+    assert sizer.size == 499  # grows back, but under the body that was refused
+    for _ in range(20):
+        sizer.too_big(sizer.size)
+    assert sizer.size == 1  # never below one lead
+    capped = BatchSizer(size=4000, max_rows=5000, max_bytes=10**9, fast_s=2.0)
+    capped.answered(4000, 4000, 0.1)
+    assert capped.size == 5000

@@ -123,6 +123,11 @@ def _rest_blueprint(state: PostgrestState) -> Blueprint:
 
     @bp.post("/<name>")
     def create(name: str) -> Response:
+        limit = state.knobs.max_body_bytes
+        if limit and (request.content_length or 0) > limit:
+            state.record_fault("body_too_large")  # the proxy answers, PostgREST never sees it
+            html = "<html><body><h1>413 Request Entity Too Large</h1></body></html>"
+            return Response(html, 413, mimetype="text/html")
         identity = _identity(state)
         table = _table(state, name)
         _check_content_type()

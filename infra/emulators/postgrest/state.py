@@ -30,6 +30,8 @@ class Knobs(_common.Knobs):
     reject_status: int = 400  # 400 -> not-null violation body, 409 -> unique violation body
     # Probability that a successful write is committed but answered with a 5xx.
     post_commit_error_rate: float = 0.0
+    # A proxy's request-body limit in front of PostgREST (0: none): larger bodies get 413.
+    max_body_bytes: int = 0
 
     def update(self, changes: Mapping[str, Any]) -> None:
         """Like Knobs.update, accepting reject_ids as a list or a comma-separated string."""
