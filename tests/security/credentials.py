@@ -41,6 +41,9 @@ class Call:
     scheme: str = "jwt"  # jwt | rh_sig | gestao_secret
     expect: frozenset[int] = frozenset({401, 403, 404})  # what the tenant matrix accepts
     headers: Mapping[str, str] = field(default_factory=dict)
+    # B markers this call sends itself and may get back as sent (an id in a 409's details
+    # tells the caller nothing it did not give): the tenant matrix skips only those.
+    echoes: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

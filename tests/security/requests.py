@@ -337,7 +337,8 @@ def _credits() -> dict[str, Requests]:
                 Call(
                     "create over B's job id",
                     body={"table": IMAGE, "workflowId": WORKFLOW, "id": str(w.b.ai_pending)},
-                    expect=frozenset({401, 403, 404, 409}),
+                    expect=frozenset({401, 403, 404, 409}),  # taken, whoever has it
+                    echoes=frozenset({"B ai_pending"}),
                 ),
             ],
         ),
