@@ -76,8 +76,8 @@ def _verify_hs256(token: str, settings: Settings) -> dict[str, Any]:
         raise Unauthorized("Invalid token.")
     try:
         unverified = jwt.decode(token, options={"verify_signature": False})
-        # Service-role tokens (Supabase legacy keys) carry no audience or issuer; user
-        # tokens must carry ours (the issuer when one is configured).
+        # Service-role tokens (Supabase legacy keys) carry no audience and the issuer
+        # "supabase"; user tokens must carry our audience, and our issuer when one is set.
         service = unverified.get("role") == "service_role"
         audience = None if service else settings.jwt_audience
         claims: dict[str, Any] = jwt.decode(
@@ -175,6 +175,8 @@ def mint_token(*, user_id: UUID | None = None, service: bool = False, ttl_s: int
         if user_id is None:
             raise ValueError("a user token needs user_id")
         claims.update(sub=str(user_id), role="authenticated", aud=settings.jwt_audience)
+        if settings.jwt_issuer:
+            claims["iss"] = settings.jwt_issuer
     return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
 
 

@@ -169,9 +169,17 @@ def request_data(request: flask.Request) -> Any:
     return read_json(request)
 
 
+_EXECUTION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 def execution_id(request: flask.Request) -> str:
-    """The platform's execution id when there is one, else a fresh one."""
-    return request.headers.get("Function-Execution-Id") or uuid.uuid4().hex[:16]
+    """The platform's execution id when there is one, else a fresh one.
+
+    A caller can send the header too, and it labels every log line of the request: only an
+    id-shaped value is taken, never free text (which may be anything, personal data included).
+    """
+    given = request.headers.get("Function-Execution-Id", "")
+    return given if _EXECUTION_ID.fullmatch(given) else uuid.uuid4().hex[:16]
 
 
 # Request headers a browser may send (the preflight names them; anything else is refused):
