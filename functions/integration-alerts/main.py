@@ -16,7 +16,7 @@ from shared.alerts.models import AlertSettingsRequest, AlertsQuery
 from shared.alerts.service import get_alerts, put_alerts
 from shared.web import handle
 
-ROUTES: dict[str, tuple[type[Any], Any]] = {
+METHODS: dict[str, tuple[type[Any], Any]] = {
     "GET": (AlertsQuery, get_alerts),
     "PUT": (AlertSettingsRequest, put_alerts),
 }
@@ -24,5 +24,5 @@ ROUTES: dict[str, tuple[type[Any], Any]] = {
 
 @functions_framework.http
 def main(request: flask.Request) -> flask.Response:
-    model, action = ROUTES.get(request.method, ROUTES["GET"])
-    return handle(request, model, action, methods=ROUTES)
+    model, action = METHODS.get(request.method, METHODS["GET"])
+    return handle(request, model, action, methods=METHODS)

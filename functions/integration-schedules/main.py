@@ -16,7 +16,7 @@ from shared.queue.schedules import delete_schedule, list_schedules, put_schedule
 from shared.queue.schemas import ScheduleQuery, ScheduleRef, ScheduleRequest
 from shared.web import handle
 
-ROUTES: dict[str, tuple[type[Any], Any]] = {
+METHODS: dict[str, tuple[type[Any], Any]] = {
     "GET": (ScheduleQuery, list_schedules),
     "PUT": (ScheduleRequest, put_schedule),
     "DELETE": (ScheduleRef, delete_schedule),
@@ -25,5 +25,5 @@ ROUTES: dict[str, tuple[type[Any], Any]] = {
 
 @functions_framework.http
 def main(request: flask.Request) -> flask.Response:
-    model, action = ROUTES.get(request.method, ROUTES["GET"])
-    return handle(request, model, action, methods=ROUTES)
+    model, action = METHODS.get(request.method, METHODS["GET"])
+    return handle(request, model, action, methods=METHODS)

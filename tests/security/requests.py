@@ -323,8 +323,6 @@ def _credits() -> dict[str, Requests]:
                 _task_end(w, w.a.ai_running, w.a.task_id, reason=f"{EMAIL} {CPF} {PASSWORD}")
             ],
         ),
-        # On another branch today (the browser's createJob moved server-side); the entry is
-        # ready for when the route lands, and `ANTICIPATED` keeps it from counting as stale.
         f"{rh}/create": Requests(
             lambda w: [
                 Call("create", accepts=USER_ONLY, body={"table": IMAGE, "workflowId": WORKFLOW})
@@ -345,8 +343,55 @@ def _credits() -> dict[str, Requests]:
     }
 
 
-REQUESTS: dict[str, Requests] = {**_queue(), **_gestao(), **_credits()}
-ANTICIPATED = frozenset({"runninghub-queue-manager/create"})
+def _schedules_and_alerts() -> dict[str, Requests]:
+    def schedule(tenant: object, **more: str) -> dict[str, str]:
+        return {"tenant_id": str(tenant), "provider_slug": "acessorias", **more}
+
+    return {
+        "integration-schedules": Requests(
+            lambda w: [
+                Call("list", "GET", query={"tenant_id": str(w.a.id)}),
+                Call("set", "PUT", body=schedule(w.a.id, cron="0 2 * * *")),
+                Call("delete", "DELETE", body=schedule(w.a.id)),
+            ],
+            lambda w: [
+                Call("list B", "GET", query={"tenant_id": str(w.b.id)}),
+                Call("set B's", "PUT", body=schedule(w.b.id, cron="* * * * *")),
+                Call("delete B's", "DELETE", body=schedule(w.b.id)),
+            ],
+        ),
+        "integration-alerts": Requests(
+            lambda w: [
+                Call("read", "GET", query={"tenant_id": str(w.a.id)}),
+                Call("set", "PUT", body={"tenant_id": str(w.a.id), "emails": ["ops@a.example"]}),
+            ],
+            lambda w: [
+                Call("read B", "GET", query={"tenant_id": str(w.b.id)}),
+                Call(
+                    "point B's alerts at us",
+                    "PUT",
+                    body={"tenant_id": str(w.b.id), "emails": ["thief@evil.example"]},
+                ),
+            ],
+            lambda w: [
+                Call(
+                    "recipients are personal data",
+                    "PUT",
+                    body={
+                        "tenant_id": str(w.a.id),
+                        "emails": [EMAIL],
+                        "webhook_url": f"https://hooks.example/{PASSWORD}",
+                    },
+                )
+            ],
+        ),
+    }
+
+
+REQUESTS: dict[str, Requests] = {
+    **_queue(), **_gestao(), **_credits(), **_schedules_and_alerts()
+}  # fmt: skip
+ANTICIPATED: frozenset[str] = frozenset()
 
 
 def requests_for(endpoint_id: str) -> Requests:
