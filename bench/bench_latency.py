@@ -105,7 +105,7 @@ def tasks_emulator(port: int) -> Iterator[None]:
     """gcloud-tasks-emulator from its own venv, with the queue the dispatcher uses."""
     from shared.settings import get_settings
 
-    s = get_settings()
+    s = get_settings().tasks
     queue = f"projects/{s.gcp_project}/locations/{s.gcp_location}/queues/{s.tasks_queue}"
     argv = [str(stack.TASKS_BIN), "start", "-p", str(port), "-q", "-d", queue, "-r", "20"]
     proc = subprocess.Popen(  # noqa: S603 - our own emulator binary, fixed arguments

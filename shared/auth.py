@@ -62,7 +62,7 @@ def authenticate(authorization: str | None) -> Principal:
     alg = header.get("alg")
     if alg == "HS256":
         claims = _verify_hs256(token, settings)
-    elif alg in _ASYMMETRIC and settings.service_auth == "oidc" and _looks_google(token):
+    elif alg in _ASYMMETRIC and settings.auth.service_auth == "oidc" and _looks_google(token):
         return _verify_google_oidc(token, settings)
     elif alg in _ASYMMETRIC:
         claims = _verify_jwks(token, settings)
@@ -72,20 +72,20 @@ def authenticate(authorization: str | None) -> Principal:
 
 
 def _verify_hs256(token: str, settings: Settings) -> dict[str, Any]:
-    if settings.jwt_secret is None:
+    if settings.auth.jwt_secret is None:
         raise Unauthorized("Invalid token.")
     try:
         unverified = jwt.decode(token, options={"verify_signature": False})
         # Service-role tokens (Supabase legacy keys) carry no audience and the issuer
         # "supabase"; user tokens must carry our audience, and our issuer when one is set.
         service = unverified.get("role") == "service_role"
-        audience = None if service else settings.jwt_audience
+        audience = None if service else settings.auth.jwt_audience
         claims: dict[str, Any] = jwt.decode(
             token,
-            settings.jwt_secret.get_secret_value(),
+            settings.auth.jwt_secret.get_secret_value(),
             algorithms=["HS256"],
             audience=audience,
-            issuer=None if service else settings.jwt_issuer,
+            issuer=None if service else settings.auth.jwt_issuer,
             options={"require": ["exp"], "verify_aud": audience is not None},
         )
     except jwt.PyJWTError as exc:
@@ -99,16 +99,16 @@ def _jwks_client(url: str) -> jwt.PyJWKClient:
 
 
 def _verify_jwks(token: str, settings: Settings) -> dict[str, Any]:
-    if not settings.jwks_url:
+    if not settings.auth.jwks_url:
         raise Unauthorized("Invalid token.")
     try:
-        key = _jwks_client(settings.jwks_url).get_signing_key_from_jwt(token)
+        key = _jwks_client(settings.auth.jwks_url).get_signing_key_from_jwt(token)
         claims: dict[str, Any] = jwt.decode(
             token,
             key.key,
             algorithms=list(_ASYMMETRIC),
-            audience=settings.jwt_audience,
-            issuer=settings.jwt_issuer,
+            audience=settings.auth.jwt_audience,
+            issuer=settings.auth.jwt_issuer,
             options={"require": ["exp", "sub"]},
         )
     except jwt.PyJWTError as exc:
@@ -134,8 +134,8 @@ def _verify_google_oidc(token: str, settings: Settings) -> Principal:
         claims = id_token.verify_token(
             token,
             google_requests.Request(),
-            audience=settings.oidc_audience,
-            certs_url=settings.oidc_certs_url,
+            audience=settings.auth.oidc_audience,
+            certs_url=settings.auth.oidc_certs_url,
         )
     except ValueError as exc:
         raise Unauthorized("Invalid token.") from exc
@@ -144,7 +144,7 @@ def _verify_google_oidc(token: str, settings: Settings) -> Principal:
     if claims.get("iss") not in ("https://accounts.google.com", "accounts.google.com"):
         raise Unauthorized("Invalid token.")
     email = str(claims.get("email", ""))
-    allowed = any(hmac.compare_digest(email, a) for a in settings.oidc_service_accounts)
+    allowed = any(hmac.compare_digest(email, a) for a in settings.auth.oidc_service_accounts)
     if not (claims.get("email_verified") and allowed):
         raise Unauthorized("Invalid token.")
     return SERVICE
@@ -165,7 +165,7 @@ def _principal_from_claims(claims: dict[str, Any]) -> Principal:
 def mint_token(*, user_id: UUID | None = None, service: bool = False, ttl_s: int = 3600) -> str:
     """A local HS256 token for a user or the service (local stack, CLI, tests)."""
     settings = get_settings()
-    if settings.jwt_secret is None:
+    if settings.auth.jwt_secret is None:
         raise RuntimeError("JWT_SECRET is not set")
     now = int(time.time())
     claims: dict[str, Any] = {"iat": now, "exp": now + ttl_s}
@@ -174,10 +174,10 @@ def mint_token(*, user_id: UUID | None = None, service: bool = False, ttl_s: int
     else:
         if user_id is None:
             raise ValueError("a user token needs user_id")
-        claims.update(sub=str(user_id), role="authenticated", aud=settings.jwt_audience)
-        if settings.jwt_issuer:
-            claims["iss"] = settings.jwt_issuer
-    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
+        claims.update(sub=str(user_id), role="authenticated", aud=settings.auth.jwt_audience)
+        if settings.auth.jwt_issuer:
+            claims["iss"] = settings.auth.jwt_issuer
+    return jwt.encode(claims, settings.auth.jwt_secret.get_secret_value(), algorithm="HS256")
 
 
 def secrets_equal(given: str | None, expected: str | None) -> bool:

@@ -32,8 +32,8 @@ def connect_kwargs() -> dict[str, Any]:
     settings = get_settings()
     return {
         "row_factory": dict_row,
-        "connect_timeout": int(settings.db_connect_timeout_s),
-        "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
+        "connect_timeout": int(settings.db.db_connect_timeout_s),
+        "options": f"-c statement_timeout={settings.db.db_statement_timeout_ms}",
         "application_name": "syncq",
         "client_encoding": "UTF8",
     }
@@ -46,12 +46,12 @@ def get_pool() -> ConnectionPool[Conn]:
         if _pool is None:
             settings = get_settings()
             pool = ConnectionPool(
-                settings.database_url,
+                settings.db.database_url,
                 connection_class=cast(type[Conn], psycopg.Connection),
                 kwargs=connect_kwargs(),
-                min_size=settings.db_pool_min,
-                max_size=settings.db_pool_max,
-                timeout=settings.db_connect_timeout_s,
+                min_size=settings.db.db_pool_min,
+                max_size=settings.db.db_pool_max,
+                timeout=settings.db.db_connect_timeout_s,
                 open=False,
                 name="syncq",
             )
@@ -93,4 +93,6 @@ def user_transaction(user_id: UUID) -> Iterator[Conn]:
 
 def dedicated_connection(*, autocommit: bool = True) -> Conn:
     """A connection outside the pool, for LISTEN or long streams. The caller closes it."""
-    return psycopg.connect(get_settings().database_url, autocommit=autocommit, **connect_kwargs())
+    return psycopg.connect(
+        get_settings().db.database_url, autocommit=autocommit, **connect_kwargs()
+    )

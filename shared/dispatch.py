@@ -48,8 +48,8 @@ def task_id(key: str) -> str:
 def queue_path(settings: Settings) -> str:
     """The full name of the configured queue."""
     return (
-        f"projects/{settings.gcp_project}/locations/{settings.gcp_location}"
-        f"/queues/{settings.tasks_queue}"
+        f"projects/{settings.tasks.gcp_project}/locations/{settings.tasks.gcp_location}"
+        f"/queues/{settings.tasks.tasks_queue}"
     )
 
 
@@ -57,20 +57,20 @@ def build_task(task: Task, settings: Settings, queue: str) -> Any:
     """The Cloud Tasks request for a Task: HTTP target, credentials, name, schedule."""
     from google.cloud import tasks_v2  # noqa: PLC0415
 
-    url = f"{settings.functions_base_url.rstrip('/')}/{task.function}{task.path}"
+    url = f"{settings.tasks.functions_base_url.rstrip('/')}/{task.function}{task.path}"
     headers = {"Content-Type": "application/json"}
     http_request = tasks_v2.HttpRequest(
         http_method=tasks_v2.HttpMethod.POST, url=url, body=json.dumps(task.body).encode()
     )
-    if settings.tasks_emulator_host or not settings.tasks_service_account:
+    if settings.tasks.tasks_emulator_host or not settings.tasks.tasks_service_account:
         # The emulator sends no OIDC token: carry a service credential that outlives the
         # delay (and never log it).
         ttl = int(task.delay_s) + 3600
         headers["Authorization"] = f"Bearer {mint_token(service=True, ttl_s=ttl)}"
     else:
         http_request.oidc_token = tasks_v2.OidcToken(
-            service_account_email=settings.tasks_service_account,
-            audience=settings.oidc_audience or url,
+            service_account_email=settings.tasks.tasks_service_account,
+            audience=settings.auth.oidc_audience or url,
         )
     http_request.headers = headers
     built = tasks_v2.Task(http_request=http_request)
@@ -88,13 +88,13 @@ class CloudTasksDispatcher:
         from google.cloud import tasks_v2  # noqa: PLC0415 - heavy import, only when used
 
         self._settings = settings
-        if settings.tasks_emulator_host:
+        if settings.tasks.tasks_emulator_host:
             import grpc  # noqa: PLC0415
             from google.cloud.tasks_v2.services.cloud_tasks.transports import (  # noqa: PLC0415
                 CloudTasksGrpcTransport,
             )
 
-            channel = grpc.insecure_channel(settings.tasks_emulator_host)
+            channel = grpc.insecure_channel(settings.tasks.tasks_emulator_host)
             self._client = tasks_v2.CloudTasksClient(
                 transport=CloudTasksGrpcTransport(channel=channel)
             )
@@ -109,7 +109,7 @@ class CloudTasksDispatcher:
             self._client.create_task(
                 parent=self._queue,
                 task=build_task(task, self._settings, self._queue),
-                timeout=self._settings.tasks_timeout_s,
+                timeout=self._settings.tasks.tasks_timeout_s,
             )
         except gexc.AlreadyExists:
             _logger.info("task already exists", extra=log.fields(function=task.function))
@@ -155,9 +155,9 @@ def get_dispatcher() -> Dispatcher:
     with _lock:
         if _dispatcher is None:
             settings = get_settings()
-            if settings.dispatcher == "cloudtasks":
+            if settings.tasks.dispatcher == "cloudtasks":
                 _dispatcher = CloudTasksDispatcher(settings)
-            elif settings.dispatcher == "recording":
+            elif settings.tasks.dispatcher == "recording":
                 _dispatcher = RecordingDispatcher()
             else:
                 _dispatcher = DisabledDispatcher()

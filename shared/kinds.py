@@ -35,7 +35,7 @@ SWEEP = Sweep(KINDS, HOOKS)
 def sweep() -> dict[str, Any]:
     """One minute sweep over every kind and hook."""
     settings = get_settings()
-    return SWEEP.run(budget_s=settings.worker_budget_s, batch=settings.claim_batch)
+    return SWEEP.run(budget_s=settings.queue.worker_budget_s, batch=settings.queue.claim_batch)
 
 
 def process_jobs(principal: Principal, req: ProcessRequest) -> dict[str, Any]:

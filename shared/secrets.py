@@ -80,8 +80,8 @@ def get_store() -> SecretStore:
         if _store is None:
             settings = get_settings()
             _store = (
-                GcpSecretStore(settings.gcp_project)
-                if settings.secret_backend == "gcp"
+                GcpSecretStore(settings.tasks.gcp_project)
+                if settings.secrets.secret_backend == "gcp"
                 else EnvSecretStore()
             )
         return _store

@@ -1,27 +1,33 @@
-"""The one settings object, read from the environment once per process."""
+"""The one settings object, read from the environment once per process, grouped per
+capability (`get_settings().queue.stale_after_s`). Each field is the upper-case
+environment variable of its name, as before the grouping (STALE_AFTER_S)."""
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class Settings(BaseSettings):
-    """Every knob syncq has. Names map to upper-case environment variables."""
-
+class _Group(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
-    # Database
+
+class DatabaseSettings(_Group):
+    """The database (DATABASE_URL, the pool)."""
+
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     db_pool_min: int = 1
     db_pool_max: int = 8
     db_connect_timeout_s: float = 10.0
     db_statement_timeout_ms: int = 60_000
 
-    # Authentication
+
+class AuthSettings(_Group):
+    """Who is calling: user JWTs, JWKS, the service's OIDC tokens."""
+
     jwt_secret: SecretStr | None = None
     jwt_audience: str = "authenticated"
     jwt_issuer: str | None = None
@@ -31,7 +37,10 @@ class Settings(BaseSettings):
     oidc_service_accounts: tuple[str, ...] = ()
     oidc_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
 
-    # Re-dispatch (Cloud Tasks)
+
+class TasksSettings(_Group):
+    """Re-dispatch through Cloud Tasks."""
+
     dispatcher: Literal["cloudtasks", "recording", "disabled"] = "cloudtasks"
     tasks_emulator_host: str | None = None
     gcp_project: str = "syncq-local"
@@ -41,23 +50,37 @@ class Settings(BaseSettings):
     functions_base_url: str = "http://127.0.0.1:8080/functions/v1"
     tasks_timeout_s: float = 10.0
 
-    # Secrets
+
+class SecretSettings(_Group):
+    """Where per-tenant provider credentials live."""
+
     secret_backend: Literal["env", "gcp"] = "env"
 
-    # Queue behaviour
+
+class QueueSettings(_Group):
+    """The integration queue: leases, retries, the worker's budget."""
+
     stale_after_s: int = 600
     backoff_base_s: float = 30.0
     backoff_cap_s: float = 3600.0
     worker_budget_s: float = 240.0
     claim_batch: int = 1
 
-    # Schedules (the minute sweep's tick)
-    schedule_grace_s: float = 300.0  # an occurrence later than this counts as missed
-    schedule_max_catch_up: int = 24  # `all`: at most this many missed occurrences run
-    schedule_tick_batch: int = 1000  # schedules per transaction
-    schedule_tick_budget_s: float = 30.0  # then the next sweep goes on
 
-    # Alerts (delivered by the engine; see shared/alerts)
+class ScheduleSettings(_Group):
+    """Scheduled syncs: the minute sweep's tick."""
+
+    model_config = SettingsConfigDict(env_prefix="SCHEDULE_", extra="ignore", frozen=True)
+
+    grace_s: float = 300.0  # an occurrence later than this counts as missed
+    max_catch_up: int = 24  # `all`: at most this many missed occurrences run
+    tick_batch: int = 1000  # schedules per transaction
+    tick_budget_s: float = 30.0  # then the next sweep goes on
+
+
+class AlertSettings(_Group):
+    """Failure alerts: e-mail (SMTP or SES) and signed webhooks."""
+
     alert_email_transport: Literal["disabled", "smtp", "ses"] = "disabled"
     alert_email_from: str = "syncq <alertas@syncq.local>"
     smtp_host: str = "127.0.0.1"
@@ -75,14 +98,20 @@ class Settings(BaseSettings):
     alert_backoff_cap_s: float = 3600.0
     alert_stale_after_s: float = 300.0
 
-    # HTTP edge
+
+class EdgeSettings(_Group):
+    """The HTTP edge: bodies, CORS, event streams."""
+
     max_body_bytes: int = 256 * 1024
     # Browsers call the functions directly (bearer tokens, no cookies): which origins may.
     cors_allowed_origins: tuple[str, ...] = ("*",)
     sse_max_seconds: float = 300.0
     sse_ping_s: float = 15.0
 
-    # Providers
+
+class ProviderSettings(_Group):
+    """Provider APIs (Acessórias, OneCode, BomControle) and paging."""
+
     provider_timeout_s: float = 30.0
     provider_retry_attempts: int = 6
     provider_retry_base_s: float = 1.0
@@ -92,7 +121,6 @@ class Settings(BaseSettings):
     acessorias_empty_recheck_s: float = 3.0
     acessorias_max_pages: int = 10_000
 
-    # --- OneCode / BomControle (issue 4) ---
     # OneCode has one host per tenant: `{tenant}` is the integration's config "subdomain"
     # (else the tenant slug); a config "base_url" replaces the whole template.
     onecode_base_url: str = "https://api-{tenant}.onecode.chat"
@@ -120,42 +148,112 @@ class Settings(BaseSettings):
     listing_writers: int = 2
     listing_heartbeat_s: float = 1.0
 
-    # --- credits queue manager / RunningHub (issue 5) ---
-    runninghub_base_url: str = "https://www.runninghub.ai"
-    runninghub_api_key: SecretStr | None = None
-    runninghub_max_slots: int = 3  # concurrent tasks the account allows (421 beyond)
-    runninghub_timeout_s: float = 15.0
-    runninghub_retry_attempts: int = 3
+
+class CreditsSettings(_Group):
+    """The credits queue manager and RunningHub."""
+
+    model_config = SettingsConfigDict(env_prefix="RUNNINGHUB_", extra="ignore", frozen=True)
+
+    base_url: str = "https://www.runninghub.ai"
+    api_key: SecretStr | None = None
+    max_slots: int = 3  # concurrent tasks the account allows (421 beyond)
+    timeout_s: float = 15.0
+    retry_attempts: int = 3
     # default: <functions_base_url>/runninghub-queue-manager/webhook
-    runninghub_webhook_url: str | None = None
-    runninghub_webhook_secret: SecretStr | None = None  # signs each job's webhook URL
-    runninghub_check_after_s: int = 300  # the sweep asks RunningHub about slot holders this old
-    runninghub_max_runtime_s: int = 6 * 3600  # ... and fails those running longer
-    runninghub_sweep_batch: int = 100
-    runninghub_pump_rounds: int = 20  # promotion rounds per /start or sweep
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None  # signs each job's webhook URL
+    check_after_s: int = 300  # the sweep asks RunningHub about slot holders this old
+    max_runtime_s: int = 6 * 3600  # ... and fails those running longer
+    sweep_batch: int = 100
+    pump_rounds: int = 20  # promotion rounds per /start or sweep
     # One user's jobs queued or holding a slot; /start answers 429 beyond. Room for a batch:
     # slots are shared fairly (fewest held first), so a big queue never starves others.
-    runninghub_max_active_per_user: int = 20
-    runninghub_max_queue_wait_s: int = 3600  # the sweep fails (and refunds) a longer wait
+    max_active_per_user: int = 20
+    max_queue_wait_s: int = 3600  # the sweep fails (and refunds) a longer wait
 
-    # --- Gestão Scouter export and sync (issue 6) ---
+
+class GestaoSettings(_Group):
+    """The Gestão Scouter export and sync."""
+
+    model_config = SettingsConfigDict(env_prefix="GESTAO_SCOUTER_", extra="ignore", frozen=True)
+
     # Leads in the first batch; then it adapts (shared/gestao/batches.BatchSizer).
-    gestao_scouter_batch_size: int = 500
-    gestao_scouter_max_batch_size: int = 5000
-    gestao_scouter_max_batch_bytes: int = 1024 * 1024  # under common proxy body limits
-    gestao_scouter_fast_answer_s: float = 2.0  # a batch answered faster grows the next
-    gestao_scouter_in_flight: int = 2  # upsert requests pipelined per runner
-    gestao_scouter_timeout_s: float = 30.0
-    gestao_scouter_retries: int = 3  # retries after the first try (5xx, 429, timeouts)
-    gestao_scouter_retry_base_s: float = 1.0
-    gestao_scouter_retry_cap_s: float = 20.0
-    gestao_scouter_budget_s: float = 240.0  # then the runner re-dispatches itself
-    gestao_scouter_stale_after_s: float = 300.0  # a runner silent this long is restarted
-    gestao_scouter_max_failing_batches: int = 3  # consecutive, then the job pauses
-    gestao_scouter_failure_backoff_s: float = 30.0
-    gestao_scouter_failure_backoff_cap_s: float = 600.0
-    gestao_scouter_schema_cache_s: float = 300.0
-    gestao_scouter_reload_wait_s: float = 5.0
+    batch_size: int = 500
+    max_batch_size: int = 5000
+    max_batch_bytes: int = 1024 * 1024  # under common proxy body limits
+    fast_answer_s: float = 2.0  # a batch answered faster grows the next
+    in_flight: int = 2  # upsert requests pipelined per runner
+    timeout_s: float = 30.0
+    retries: int = 3  # retries after the first try (5xx, 429, timeouts)
+    retry_base_s: float = 1.0
+    retry_cap_s: float = 20.0
+    budget_s: float = 240.0  # then the runner re-dispatches itself
+    stale_after_s: float = 300.0  # a runner silent this long is restarted
+    max_failing_batches: int = 3  # consecutive, then the job pauses
+    failure_backoff_s: float = 30.0
+    failure_backoff_cap_s: float = 600.0
+    schema_cache_s: float = 300.0
+    reload_wait_s: float = 5.0
+
+
+def _field(group: type[_Group], key: str) -> str:
+    """The group's field for a flat name: itself, or without the group's env prefix
+    (`gestao_scouter_batch_size` -> GestaoSettings.batch_size); "" when it has none."""
+    prefix = str(group.model_config.get("env_prefix") or "").lower()
+    for name in (key, key.removeprefix(prefix) if prefix else key):
+        if name in group.model_fields:
+            return name
+    return ""
+
+
+GROUPS: dict[str, type[_Group]] = {
+    "db": DatabaseSettings,
+    "auth": AuthSettings,
+    "tasks": TasksSettings,
+    "secrets": SecretSettings,
+    "queue": QueueSettings,
+    "schedules": ScheduleSettings,
+    "alerts": AlertSettings,
+    "edge": EdgeSettings,
+    "providers": ProviderSettings,
+    "credits": CreditsSettings,
+    "gestao": GestaoSettings,
+}
+
+
+class Settings(BaseModel):
+    """Every knob syncq has, one group per capability."""
+
+    model_config = ConfigDict(frozen=True)
+
+    db: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    tasks: TasksSettings = Field(default_factory=TasksSettings)
+    secrets: SecretSettings = Field(default_factory=SecretSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
+    schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    edge: EdgeSettings = Field(default_factory=EdgeSettings)
+    providers: ProviderSettings = Field(default_factory=ProviderSettings)
+    credits: CreditsSettings = Field(default_factory=CreditsSettings)
+    gestao: GestaoSettings = Field(default_factory=GestaoSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_environment(cls, data: Any) -> Any:
+        """Each group read from the environment; flat keyword values (`Settings(
+        stale_after_s=5)`, as tests give them) go to the group that has the field."""
+        given = dict(data) if isinstance(data, dict) else {}
+        built: dict[str, Any] = {}
+        for name, group in GROUPS.items():
+            if isinstance(given.get(name), _Group):
+                built[name] = given.pop(name)
+                continue
+            mine = {_field(group, k): given.pop(k) for k in list(given) if _field(group, k)}
+            built[name] = group(**mine)
+        if given:
+            raise ValueError(f"unknown settings: {sorted(given)}")
+        return built
 
 
 @lru_cache(maxsize=1)

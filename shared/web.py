@@ -136,7 +136,7 @@ def parse_json_body(raw: bytes) -> Any:
 
 def read_json(request: flask.Request) -> Any:
     """The request's JSON body (an object), within the size limit."""
-    limit = get_settings().max_body_bytes
+    limit = get_settings().edge.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(details={"limit_bytes": limit})
     raw = request.stream.read(limit + 1)
@@ -207,7 +207,7 @@ def with_cors(
     request: flask.Request, response: flask.Response, methods: set[str]
 ) -> flask.Response:
     """CORS for browsers calling a function directly (the Supabase client does)."""
-    allowed = get_settings().cors_allowed_origins
+    allowed = get_settings().edge.cors_allowed_origins
     origin = request.headers.get("Origin")
     if "*" in allowed:
         response.headers["Access-Control-Allow-Origin"] = "*"

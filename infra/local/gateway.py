@@ -82,7 +82,7 @@ def _listening(address: str) -> bool:
 def database_up() -> bool:
     """Whether the database accepts a connection now (a fresh one: the pool may be busy)."""
     try:
-        psycopg.connect(get_settings().database_url, connect_timeout=2).close()
+        psycopg.connect(get_settings().db.database_url, connect_timeout=2).close()
     except psycopg.Error:
         return False
     return True

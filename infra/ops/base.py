@@ -36,13 +36,13 @@ def register(sub: Any) -> None:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    applied = migrations.migrate(get_settings().database_url)
+    applied = migrations.migrate(get_settings().db.database_url)
     print("applied:", ", ".join(applied) if applied else "nothing (up to date)")
     return 0
 
 
 def _seed(args: argparse.Namespace) -> int:
-    demo.seed(get_settings().database_url, {})
+    demo.seed(get_settings().db.database_url, {})
     print("demo tenants:", ", ".join(f"{t.slug} ({t.id})" for t in demo.TENANTS))
     return 0
 
@@ -50,7 +50,7 @@ def _seed(args: argparse.Namespace) -> int:
 def _token(args: argparse.Namespace) -> int:
     from shared.auth import mint_token  # noqa: PLC0415
 
-    if get_settings().jwt_secret is None:
+    if get_settings().auth.jwt_secret is None:
         print(
             "No JWT_SECRET: set it, or start the local stack (make run), whose settings"
             " the CLI reads from .data/local.env.",

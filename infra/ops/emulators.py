@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     """Start the chosen emulators as child processes and wait for Ctrl-C."""
     signal.signal(signal.SIGTERM, _interrupt)
     names = args.only or sorted(EMULATORS)
-    ctx = StackContext(Ports.from_env(), get_settings().database_url)
+    ctx = StackContext(Ports.from_env(), get_settings().db.database_url)
     procs = [
         subprocess.Popen([sys.executable, *EMULATORS[name](ctx)], cwd=ROOT)  # noqa: S603
         for name in names

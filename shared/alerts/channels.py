@@ -30,13 +30,13 @@ def send_email(settings: Settings, alert_id: str, recipients: list[str], alert: 
     """One e-mail to the recipients, through the configured transport."""
     message = EmailMessage()
     message["Subject"] = alert.subject
-    message["From"] = settings.alert_email_from
+    message["From"] = settings.alerts.alert_email_from
     message["To"] = ", ".join(recipients)
     message["Message-ID"] = f"<{alert_id}@syncq>"
     message.set_content(alert.text)
-    if settings.alert_email_transport == "ses":
+    if settings.alerts.alert_email_transport == "ses":
         _send_ses(settings, message, recipients)
-    elif settings.alert_email_transport == "smtp":
+    elif settings.alerts.alert_email_transport == "smtp":
         _send_smtp(settings, message)
     else:
         raise UpstreamError("E-mail is not configured (ALERT_EMAIL_TRANSPORT).", retryable=False)
@@ -45,12 +45,16 @@ def send_email(settings: Settings, alert_id: str, recipients: list[str], alert: 
 def _send_smtp(settings: Settings, message: EmailMessage) -> None:
     try:
         with smtplib.SMTP(
-            settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_s
+            settings.alerts.smtp_host,
+            settings.alerts.smtp_port,
+            timeout=settings.alerts.smtp_timeout_s,
         ) as smtp:
-            if settings.smtp_starttls:
+            if settings.alerts.smtp_starttls:
                 smtp.starttls()
-            if settings.smtp_username and settings.smtp_password:
-                smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
+            if settings.alerts.smtp_username and settings.alerts.smtp_password:
+                smtp.login(
+                    settings.alerts.smtp_username, settings.alerts.smtp_password.get_secret_value()
+                )
             smtp.send_message(message)
     except smtplib.SMTPResponseException as exc:
         retryable = exc.smtp_code >= 400 and exc.smtp_code < 500
@@ -72,8 +76,8 @@ def _send_ses(settings: Settings, message: EmailMessage, recipients: list[str]) 
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - see above
 
     try:
-        _ses_client(settings.ses_region).send_raw_email(
-            Source=settings.alert_email_from,
+        _ses_client(settings.alerts.ses_region).send_raw_email(
+            Source=settings.alerts.alert_email_from,
             Destinations=recipients,
             RawMessage={"Data": message.as_bytes()},
         )
@@ -89,9 +93,9 @@ def _send_ses(settings: Settings, message: EmailMessage, recipients: list[str]) 
 
 def signing_key(settings: Settings, tenant_id: str) -> str:
     """The tenant's webhook signing key, derived from the server's secret."""
-    if settings.alert_webhook_secret is None:
+    if settings.alerts.alert_webhook_secret is None:
         raise UpstreamError("Webhooks are not configured (ALERT_WEBHOOK_SECRET).", retryable=False)
-    secret = settings.alert_webhook_secret.get_secret_value().encode()
+    secret = settings.alerts.alert_webhook_secret.get_secret_value().encode()
     return hmac.new(secret, f"alerts:{tenant_id}".encode(), hashlib.sha256).hexdigest()
 
 
@@ -115,7 +119,7 @@ def webhook_url_problem(url: str, *, allow_http: bool) -> str | None:
 
 def send_webhook(settings: Settings, tenant_id: str, url: str, alert_id: str, alert: Alert) -> None:
     """POST the alert's JSON, signed; a 2xx is delivered, anything else an UpstreamError."""
-    problem = webhook_url_problem(url, allow_http=settings.alert_webhook_allow_http)
+    problem = webhook_url_problem(url, allow_http=settings.alerts.alert_webhook_allow_http)
     if problem is not None:
         raise UpstreamError(f"The webhook URL is refused: {problem}.", retryable=False)
     body = orjson.dumps(alert.payload)
@@ -133,6 +137,6 @@ def send_webhook(settings: Settings, tenant_id: str, url: str, alert_id: str, al
 def _client(settings: Settings) -> HttpClient:
     # One try per delivery attempt: the engine schedules the retries (with backoff).
     policy = RetryPolicy(
-        attempts=1, base_s=1.0, cap_s=1.0, timeout_s=settings.alert_webhook_timeout_s
+        attempts=1, base_s=1.0, cap_s=1.0, timeout_s=settings.alerts.alert_webhook_timeout_s
     )
     return HttpClient("", policy, name="the alert webhook")

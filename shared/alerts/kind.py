@@ -50,7 +50,7 @@ def _deliver(row: Row, lease: Lease) -> dict[str, Any]:
     with db.transaction() as conn:
         prefs = conn.execute(_q("settings"), {"tenant_id": row["tenant_id"]}).fetchone()
         name_row = conn.execute(_q("tenant_name"), {"tenant_id": row["tenant_id"]}).fetchone()
-    sends = _channels(prefs, row, settings.alert_email_transport != "disabled")
+    sends = _channels(prefs, row, settings.alerts.alert_email_transport != "disabled")
     if not sends:
         return _end(row, lease, "suppressed")
     alert = compose(row, name_row["name"] if name_row else str(row["tenant_id"]))
@@ -103,10 +103,10 @@ def _after_failure(conn: Conn, row: Row, lease: Lease, error: str, *, retryable:
     settings = get_settings()
     decision = decide(
         attempts=row["attempts"],
-        max_attempts=settings.alert_max_attempts,
+        max_attempts=settings.alerts.alert_max_attempts,
         retryable=retryable,
-        base_s=settings.alert_backoff_base_s,
-        cap_s=settings.alert_backoff_cap_s,
+        base_s=settings.alerts.alert_backoff_base_s,
+        cap_s=settings.alerts.alert_backoff_cap_s,
     )
     if decision.verdict is Verdict.RETRY:
         return lease.release(conn, "pending", error=error, delay_s=decision.delay_s)
@@ -123,7 +123,7 @@ class AlertDelivery:
     drains_in_sweep: bool = True
 
     def stale_after_s(self) -> float:
-        return get_settings().alert_stale_after_s
+        return get_settings().alerts.alert_stale_after_s
 
     def wake_body(self, job_id: UUID | None, tenant_id: UUID | None) -> dict[str, Any]:
         return {}  # a sweep: it drains every kind

@@ -58,7 +58,7 @@ def put_alerts(principal: Principal, req: AlertSettingsRequest) -> dict[str, Any
     """Replace the tenant's alert settings (an admin)."""
     if req.webhook_url is not None:
         problem = webhook_url_problem(
-            req.webhook_url, allow_http=get_settings().alert_webhook_allow_http
+            req.webhook_url, allow_http=get_settings().alerts.alert_webhook_allow_http
         )
         if problem is not None:
             raise ValidationFailed(

@@ -70,7 +70,7 @@ def promote_queued() -> int:
     A duplicate or lost wake-up is harmless: /start re-decides under the slot lock and
     the sweep starts whatever is left.
     """
-    limit = get_settings().runninghub_max_slots
+    limit = get_settings().credits.max_slots
     with db.transaction() as conn:
         active, queued = store.counts(conn)
         free = limit - active

@@ -54,7 +54,7 @@ class RhAnswer:
 
 def configured(settings: Settings) -> bool:
     """Whether an API key is set (without one no task can be started or asked about)."""
-    key = settings.runninghub_api_key
+    key = settings.credits.api_key
     return key is not None and bool(key.get_secret_value())
 
 
@@ -62,19 +62,19 @@ class RunningHub:
     """A thin client over the process-wide pooled httpx client for the base URL."""
 
     def __init__(self, settings: Settings) -> None:
-        if settings.runninghub_api_key is None or not configured(settings):
+        if settings.credits.api_key is None or not configured(settings):
             raise UpstreamError(
                 "RunningHub is not configured.", code="credentials_missing", retryable=False
             )
-        self._key = settings.runninghub_api_key.get_secret_value()
+        self._key = settings.credits.api_key.get_secret_value()
         policy = RetryPolicy(
-            attempts=settings.runninghub_retry_attempts,
-            base_s=settings.provider_retry_base_s,
-            cap_s=settings.provider_retry_cap_s,
-            timeout_s=settings.runninghub_timeout_s,
+            attempts=settings.credits.retry_attempts,
+            base_s=settings.providers.provider_retry_base_s,
+            cap_s=settings.providers.provider_retry_cap_s,
+            timeout_s=settings.credits.timeout_s,
         )
         self._http = HttpClient(
-            settings.runninghub_base_url,
+            settings.credits.base_url,
             policy,
             name="RunningHub",
             details={"provider": "runninghub"},
@@ -194,7 +194,7 @@ def parse_event_data(raw: str | dict[str, Any] | None) -> RhAnswer | None:
 
 def _secret(settings: Settings) -> str | None:
     """The webhook secret; unset or empty means webhooks are off (and refused)."""
-    secret = settings.runninghub_webhook_secret
+    secret = settings.credits.webhook_secret
     return secret.get_secret_value() or None if secret is not None else None
 
 
@@ -208,8 +208,8 @@ def webhook_url(settings: Settings, key: JobKey) -> str | None:
     secret = _secret(settings)
     if secret is None:
         return None
-    base = settings.runninghub_webhook_url or (
-        f"{settings.functions_base_url.rstrip('/')}/{FUNCTION}/webhook"
+    base = settings.credits.webhook_url or (
+        f"{settings.tasks.functions_base_url.rstrip('/')}/{FUNCTION}/webhook"
     )
     sig = _signature(secret, key)
     query = urlencode({"table": key.table.value, "job": str(key.id), "sig": sig})

@@ -81,7 +81,7 @@ def create(principal: Principal, req: CreateRequest) -> CreditJob:
 
 def check(principal: Principal, req: CheckRequest) -> dict[str, Any]:
     """Slots in use, the queue length and, for a user, where their queued jobs stand."""
-    limit = get_settings().runninghub_max_slots
+    limit = get_settings().credits.max_slots
     key = req.key
     with db.transaction() as conn:
         active, queued = store.counts(conn)
@@ -128,7 +128,7 @@ def _debit_and_queue(conn: Conn, key: JobKey, row: Row) -> Row:
         raise RunningHubNotConfigured()
     user_id = row["user_id"]
     store.lock_user(conn, user_id)
-    active, cap = store.active_jobs(conn, user_id), settings.runninghub_max_active_per_user
+    active, cap = store.active_jobs(conn, user_id), settings.credits.max_active_per_user
     if active >= cap:
         raise TooManyActiveJobs(details={"limit": cap, "active": active})
     priced = store.price_job(conn, key)

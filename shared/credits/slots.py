@@ -36,7 +36,7 @@ class Launch(Enum):
 
 def promote() -> list[Row]:
     """Under the slot lock, move the next queued jobs (fair order) that fit into 'starting'."""
-    limit = get_settings().runninghub_max_slots
+    limit = get_settings().credits.max_slots
     with db.transaction() as conn:
         store.lock_slots(conn)
         active, queued = store.counts(conn)
@@ -114,7 +114,7 @@ def pump() -> list[JobKey]:
             if store.counts(conn)[1]:
                 _logger.warning("RunningHub is not configured; queued jobs wait")
         return started
-    for _ in range(settings.runninghub_pump_rounds):
+    for _ in range(settings.credits.pump_rounds):
         rows = promote()
         if not rows:
             break

@@ -43,7 +43,7 @@ def _check_slot_holders(report: dict[str, int]) -> None:
     settings = get_settings()
     with db.transaction() as conn:
         due = store.due_for_check(
-            conn, settings.runninghub_check_after_s, settings.runninghub_sweep_batch
+            conn, settings.credits.check_after_s, settings.credits.sweep_batch
         )
     client = RunningHub(settings) if configured(settings) and due else None
     for row in due:
@@ -72,7 +72,7 @@ def _past_limits(row: Row, settings: Settings) -> bool:
     arrive, RunningHub down) can keep a debited job holding a slot forever.
     """
     key, task_id, age = JobKey.of(row), row["external_task_id"], float(row["age_s"])
-    if age > settings.runninghub_max_runtime_s:
+    if age > settings.credits.max_runtime_s:
         done = _fail(key, "The RunningHub task ran too long and was stopped.")
         if done:  # finished first, so the cancel's own TASK_END finds the job final
             cancel_remote(task_id)
@@ -114,7 +114,9 @@ def _expire_queued(report: dict[str, int]) -> None:
     settings = get_settings()
     with db.transaction() as conn:
         keys = store.overdue_queued(
-            conn, settings.runninghub_max_queue_wait_s, settings.runninghub_sweep_batch
+            conn,
+            settings.credits.max_queue_wait_s,
+            settings.credits.sweep_batch,
         )
     message = "The job waited too long for a RunningHub slot."
     for key in keys:
@@ -130,7 +132,7 @@ def _expire_queued(report: dict[str, int]) -> None:
 
 def _launch_window(settings: Settings) -> float:
     """Longest a launch can take: every create attempt timing out, plus a margin."""
-    return settings.runninghub_timeout_s * (settings.runninghub_retry_attempts + 1) + 30
+    return settings.credits.timeout_s * (settings.credits.retry_attempts + 1) + 30
 
 
 def _fail(key: JobKey, message: str) -> bool:

@@ -183,10 +183,10 @@ def after_failure(
     settings = get_settings()
     decision = decide(
         attempts=failures,
-        max_attempts=settings.gestao_scouter_max_failing_batches,
+        max_attempts=settings.gestao.max_failing_batches,
         retryable=True,
-        base_s=settings.gestao_scouter_failure_backoff_s,
-        cap_s=settings.gestao_scouter_failure_backoff_cap_s,
+        base_s=settings.gestao.failure_backoff_s,
+        cap_s=settings.gestao.failure_backoff_cap_s,
     )
     if decision.verdict is Verdict.RETRY:
         return release(

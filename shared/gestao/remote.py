@@ -131,12 +131,12 @@ class RemoteClient:
     def __init__(self, target: Target, settings: Settings, *, retries: int | None = None):
         self.target = target
         self.settings = settings
-        self.retries = settings.gestao_scouter_retries if retries is None else retries
+        self.retries = settings.gestao.retries if retries is None else retries
         policy = RetryPolicy(
             attempts=self.retries + 1,
-            base_s=settings.gestao_scouter_retry_base_s,
-            cap_s=settings.gestao_scouter_retry_cap_s,
-            timeout_s=settings.gestao_scouter_timeout_s,
+            base_s=settings.gestao.retry_base_s,
+            cap_s=settings.gestao.retry_cap_s,
+            timeout_s=settings.gestao.timeout_s,
         )
         self.http = HttpClient(target.rest_url, policy, name=NAME, secrets=(target.key,))
 

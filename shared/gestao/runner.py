@@ -90,9 +90,9 @@ class BatchRunner:
         }
         self.sizer = BatchSizer(
             size=row["batch_size"],
-            max_rows=max(row["batch_size"], settings.gestao_scouter_max_batch_size),
-            max_bytes=settings.gestao_scouter_max_batch_bytes,
-            fast_s=settings.gestao_scouter_fast_answer_s,
+            max_rows=max(row["batch_size"], settings.gestao.max_batch_size),
+            max_bytes=settings.gestao.max_batch_bytes,
+            fast_s=settings.gestao.fast_answer_s,
         )
         self.cursor = (row["cursor_criado"], row["cursor_id"]) if row["cursor_criado"] else START
         self.batches = row["batches"]
@@ -102,7 +102,7 @@ class BatchRunner:
     def run(self, deadline: float) -> dict[str, Any] | None:
         """Batches until the end, a stop, or the deadline; the job row it left (None: lost)."""
         try:
-            with ThreadPoolExecutor(max(1, self.settings.gestao_scouter_in_flight)) as pool:
+            with ThreadPoolExecutor(max(1, self.settings.gestao.in_flight)) as pool:
                 ending = self._pipeline(pool, deadline)
             # Every POST has returned (the pool waited): now the job may change hands.
             return self._end(ending)
@@ -114,7 +114,7 @@ class BatchRunner:
         in_flight: deque[tuple[Batch, Future[tuple[Answer, float]]]] = deque()
         read_cursor = self.cursor
         ending: Ending | None = None
-        limit = max(1, self.settings.gestao_scouter_in_flight)
+        limit = max(1, self.settings.gestao.in_flight)
         sent = 0
         while True:
             while ending is None and len(in_flight) < limit:
@@ -165,7 +165,7 @@ class BatchRunner:
 
     def _beat_if_due(self) -> None:
         """During a long split, keep the lease alive and notice a pause."""
-        if time.monotonic() - self.last_beat > self.settings.gestao_scouter_stale_after_s / 4:
+        if time.monotonic() - self.last_beat > self.settings.gestao.stale_after_s / 4:
             with db.transaction() as conn:
                 self._beat_in(conn)
 
@@ -323,7 +323,7 @@ def run_job(job_id: UUID, tenant_id: UUID, *, budget_s: float | None = None) -> 
     """The `run` action: claim the tenant's job and export until done, paused or out of
     budget. Another tenant's job is a 404; one not due (or taken) is left as it is."""
     settings = get_settings()
-    budget = settings.gestao_scouter_budget_s if budget_s is None else budget_s
+    budget = settings.gestao.budget_s if budget_s is None else budget_s
     deadline = time.monotonic() + budget
     with db.transaction() as conn:
         exports.get(conn, tenant_id, job_id)
@@ -350,7 +350,7 @@ class GestaoExport:
     drains_in_sweep: bool = False
 
     def stale_after_s(self) -> float:
-        return get_settings().gestao_scouter_stale_after_s
+        return get_settings().gestao.stale_after_s
 
     def wake_body(self, job_id: UUID | None, tenant_id: UUID | None) -> dict[str, Any]:
         if job_id is None or tenant_id is None:

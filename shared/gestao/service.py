@@ -39,7 +39,7 @@ def remote_columns(
     tenant_id: UUID, client: RemoteClient, *, fresh: bool = False
 ) -> dict[str, dict[str, Any]] | None:
     """The remote leads columns: from the shared cache unless stale (or `fresh`)."""
-    max_age = 0.0 if fresh else get_settings().gestao_scouter_schema_cache_s
+    max_age = 0.0 if fresh else get_settings().gestao.schema_cache_s
     with db.transaction() as conn:
         return schema.cached_columns(conn, tenant_id, client, max_age_s=max_age)
 
@@ -98,7 +98,7 @@ def start_export(principal: Principal, req: ExportRequest) -> dict[str, Any]:
             start=req.start_date,
             end=req.end_date,
             mapping=mapping,
-            batch_size=settings.gestao_scouter_batch_size,
+            batch_size=settings.gestao.batch_size,
             created_by=principal.user_id,
         )
     wake(KIND, row["id"], tenant_id=tenant.id, event=("first",))
@@ -134,9 +134,7 @@ def reload_schema_cache(principal: Principal, req: TenantRequest) -> dict[str, A
     require_ok(client.reload_schema_cache(), "the schema cache reload", client.secrets)
     with db.transaction() as conn:
         schema.drop_cache(conn, tenant.id)
-    columns, report = schema.wait_for_reload(
-        client, mapping, before, settings.gestao_scouter_reload_wait_s
-    )
+    columns, report = schema.wait_for_reload(client, mapping, before, settings.gestao.reload_wait_s)
     with db.transaction() as conn:
         schema.store_cache(conn, tenant.id, target.project_url, columns)
     return {"reloaded": True, "validation": report.as_dict()}

@@ -153,13 +153,13 @@ class AcessoriasProvider:
     def sync(self, ctx: SyncContext) -> SyncResult:
         settings = ctx.settings
         token = require_secret(ctx.tenant.slug, SLUG, "token")
-        base_url = str(ctx.config.get("base_url") or settings.acessorias_base_url)
+        base_url = str(ctx.config.get("base_url") or settings.providers.acessorias_base_url)
         client = http_client(base_url, settings, NAME)
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         seen: set[str] = set()
         result = SyncResult()
         page = 1
-        while page <= settings.acessorias_max_pages:
+        while page <= settings.providers.acessorias_max_pages:
             ctx.progress(progress_without_total(result.pages))
             items = self._fetch(client, headers, page, ctx)
             if not items:
@@ -183,9 +183,9 @@ class AcessoriasProvider:
         settings = ctx.settings
         items = self._get(client, headers, page, ctx)
         rechecks = 0
-        while not items and rechecks < settings.acessorias_empty_rechecks:
+        while not items and rechecks < settings.providers.acessorias_empty_rechecks:
             rechecks += 1
-            time.sleep(settings.acessorias_empty_recheck_s * rechecks)
+            time.sleep(settings.providers.acessorias_empty_recheck_s * rechecks)
             ctx.progress(progress_without_total(page - 1))
             items = self._get(client, headers, page, ctx)
         return items

@@ -72,10 +72,10 @@ class Provider(Protocol):
 def http_client(base_url: str, settings: Settings, name: str) -> HttpClient:
     """A provider's client for its base URL, retried and timed out by the PROVIDER_* settings."""
     policy = RetryPolicy(
-        attempts=settings.provider_retry_attempts,
-        base_s=settings.provider_retry_base_s,
-        cap_s=settings.provider_retry_cap_s,
-        timeout_s=settings.provider_timeout_s,
+        attempts=settings.providers.provider_retry_attempts,
+        base_s=settings.providers.provider_retry_base_s,
+        cap_s=settings.providers.provider_retry_cap_s,
+        timeout_s=settings.providers.provider_timeout_s,
     )
     return HttpClient(base_url, policy, name=name, details={"provider": name})
 

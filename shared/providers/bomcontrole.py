@@ -46,17 +46,19 @@ CLIENT_BATCH = 500
 def provider_now(settings: Settings, now: datetime | None = None) -> datetime:
     """The provider's wall clock (naive local time) for an aware instant (default: now)."""
     instant = (now or datetime.now(UTC)).astimezone(UTC)
-    return (instant + timedelta(hours=settings.bomcontrole_utc_offset_hours)).replace(tzinfo=None)
+    return (instant + timedelta(hours=settings.providers.bomcontrole_utc_offset_hours)).replace(
+        tzinfo=None
+    )
 
 
 def window(ctx: SyncContext, now: datetime | None = None) -> tuple[str, str]:
     """(dataInicio, dataTermino) in the provider's clock and wire format."""
     settings = ctx.settings
-    overlap = timedelta(seconds=settings.bomcontrole_overlap_s)
+    overlap = timedelta(seconds=settings.providers.bomcontrole_overlap_s)
     end = (provider_now(settings, now) + overlap).strftime(_WIRE)
     last = None if ctx.payload.get("full") is True else ctx.last_success_at()
     if not isinstance(last, datetime):
-        return settings.bomcontrole_first_sync_from, end
+        return settings.providers.bomcontrole_first_sync_from, end
     return (provider_now(settings, last) - overlap).strftime(_WIRE), end
 
 
@@ -72,7 +74,7 @@ def _instant(value: Any, settings: Settings) -> str | None:
         return None
     try:
         if local.tzinfo is None:
-            offset = timedelta(hours=settings.bomcontrole_utc_offset_hours)
+            offset = timedelta(hours=settings.providers.bomcontrole_utc_offset_hours)
             local = local.replace(tzinfo=UTC) - offset
         return local.astimezone(UTC).isoformat()
     except (ValueError, OverflowError):
@@ -208,11 +210,11 @@ class BomControleProvider:
         """Installments changed in the incremental window, then every client."""
         settings = ctx.settings
         key = require_secret(ctx.tenant.slug, SLUG, "api_key")
-        base = str(ctx.config.get("base_url") or settings.bomcontrole_base_url)
+        base = str(ctx.config.get("base_url") or settings.providers.bomcontrole_base_url)
         client = http_client(base, settings, NAME)
         headers = {"Authorization": f"ApiKey {key}", "Accept": "application/json"}
         start, end = window(ctx)
-        size = min(settings.bomcontrole_page_size, 100)
+        size = min(settings.providers.bomcontrole_page_size, 100)
 
         def fetch(number: int) -> paging.Page:
             params = {
@@ -229,7 +231,7 @@ class BomControleProvider:
             return paging.upsert_json(ctx, query("bomcontrole", "upsert_entries"), rows)
 
         tuning = paging.Tuning.from_settings(
-            settings, max_pages=settings.bomcontrole_max_pages, progress_span=(0, 90)
+            settings, max_pages=settings.providers.bomcontrole_max_pages, progress_span=(0, 90)
         )
         result = paging.walk(ctx, fetch, store, tuning)
         result.extra["window"] = {"from": start, "to": end}

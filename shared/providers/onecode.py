@@ -42,7 +42,7 @@ def base_url(config: Mapping[str, Any], tenant: Tenant, settings: Settings) -> s
             code="provider_config",
             retryable=False,
         )
-    return settings.onecode_base_url.format(tenant=subdomain)
+    return settings.providers.onecode_base_url.format(tenant=subdomain)
 
 
 _timestamp = jsonio.iso_moment  # kept a datetime (the batch's JSON writer formats it)
@@ -142,7 +142,7 @@ class OneCodeProvider:
         token = require_secret(ctx.tenant.slug, SLUG, "token")
         client = http_client(base_url(ctx.config, ctx.tenant, settings), settings, NAME)
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        size = settings.onecode_page_size
+        size = settings.providers.onecode_page_size
 
         def fetch(number: int) -> paging.Page:
             response = client.request(
@@ -153,7 +153,9 @@ class OneCodeProvider:
         def store(rows: list[dict[str, Any]]) -> int:
             return paging.upsert_json(ctx, query("onecode", "upsert_contacts"), rows)
 
-        tuning = paging.Tuning.from_settings(settings, max_pages=settings.onecode_max_pages)
+        tuning = paging.Tuning.from_settings(
+            settings, max_pages=settings.providers.onecode_max_pages
+        )
         return paging.walk(ctx, fetch, store, tuning)
 
 

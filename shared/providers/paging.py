@@ -77,11 +77,11 @@ class Tuning:
     def from_settings(cls, settings: Settings, **overrides: Any) -> Tuning:
         """The listing_* settings, with per-provider overrides."""
         values: dict[str, Any] = {
-            "passes": settings.listing_passes,
-            "fetch_ahead": settings.listing_fetch_ahead,
-            "batch_rows": settings.listing_batch_rows,
-            "writers": settings.listing_writers,
-            "heartbeat_s": settings.listing_heartbeat_s,
+            "passes": settings.providers.listing_passes,
+            "fetch_ahead": settings.providers.listing_fetch_ahead,
+            "batch_rows": settings.providers.listing_batch_rows,
+            "writers": settings.providers.listing_writers,
+            "heartbeat_s": settings.providers.listing_heartbeat_s,
         }
         return cls(**{**values, **overrides})
 

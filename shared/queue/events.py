@@ -44,10 +44,10 @@ def job_events(principal: Principal, req: EventsQuery) -> flask.Response:
     with db.transaction() as conn:
         require_role(conn, principal, req.tenant_id, Role.MEMBER)
     settings = get_settings()
-    limit = min(req.max_seconds or settings.sse_max_seconds, settings.sse_max_seconds)
+    limit = min(req.max_seconds or settings.edge.sse_max_seconds, settings.edge.sse_max_seconds)
     since = last_event_time(flask.request.headers.get("Last-Event-ID"))
     return flask.Response(
-        _stream(principal, req.tenant_id, limit, settings.sse_ping_s, since),
+        _stream(principal, req.tenant_id, limit, settings.edge.sse_ping_s, since),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -166,8 +166,8 @@ def _decide(row: Mapping[str, Any], *, retryable: bool, cancel_requested: bool) 
         max_attempts=row["max_attempts"],
         retryable=retryable,
         stop_requested=cancel_requested,
-        base_s=settings.backoff_base_s,
-        cap_s=settings.backoff_cap_s,
+        base_s=settings.queue.backoff_base_s,
+        cap_s=settings.queue.backoff_cap_s,
     )
 
 
@@ -226,7 +226,7 @@ class IntegrationSync:
     drains_in_sweep: bool = True
 
     def stale_after_s(self) -> float:
-        return float(get_settings().stale_after_s)
+        return float(get_settings().queue.stale_after_s)
 
     def wake_body(self, job_id: UUID | None, tenant_id: UUID | None) -> dict[str, Any]:
         return {} if job_id is None else {"job_id": str(job_id)}
@@ -249,5 +249,5 @@ KIND = IntegrationSync()
 def process(job_id: UUID | None = None, *, budget_s: float | None = None) -> DrainReport:
     """Claim and run due jobs until none is due or the budget is spent (the worker)."""
     settings = get_settings()
-    budget = settings.worker_budget_s if budget_s is None else budget_s
-    return drain(KIND, budget_s=budget, batch=settings.claim_batch, job_id=job_id)
+    budget = settings.queue.worker_budget_s if budget_s is None else budget_s
+    return drain(KIND, budget_s=budget, batch=settings.queue.claim_batch, job_id=job_id)

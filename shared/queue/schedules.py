@@ -143,18 +143,18 @@ def tick(*, budget_s: float | None = None) -> dict[str, int]:
     """Enqueue every due occurrence, in batches, within the budget; wake the workers."""
     settings = get_settings()
     deadline = time.monotonic() + (
-        settings.schedule_tick_budget_s if budget_s is None else budget_s
+        settings.schedules.tick_budget_s if budget_s is None else budget_s
     )
     report = {"schedules": 0, "enqueued": 0, "skipped": 0, "missed": 0}
     while time.monotonic() < deadline:
         with db.transaction() as conn:
-            steps = _tick_batch(conn, settings.schedule_tick_batch)
+            steps = _tick_batch(conn, settings.schedules.tick_batch)
         for step in steps:
             report["missed"] += step.plan.missed
             if step.outcome in ("enqueued", "skipped"):
                 report[step.outcome] += 1
         report["schedules"] += len(steps)
-        if len(steps) < settings.schedule_tick_batch:
+        if len(steps) < settings.schedules.tick_batch:
             break
     for _ in range(min(report["enqueued"], WAKE_WORKERS)):
         wake(KIND)  # drains: each claims due jobs until none is left
@@ -175,8 +175,8 @@ def _tick_batch(conn: Conn, limit: int) -> list[_Step]:
             offset_s=row["offset_s"],
             now=row["db_now"],
             policy=Missed(row["missed"]),
-            grace_s=settings.schedule_grace_s,
-            max_catch_up=settings.schedule_max_catch_up,
+            grace_s=settings.schedules.grace_s,
+            max_catch_up=settings.schedules.max_catch_up,
         )
         catching_up = row["missed"] == Missed.ALL and row["last_job_status"] in (
             "pending",

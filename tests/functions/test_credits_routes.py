@@ -240,7 +240,7 @@ def _anon_key() -> str:
 
     import jwt
 
-    secret = get_settings().jwt_secret
+    secret = get_settings().auth.jwt_secret
     assert secret is not None
     claims = {"iss": "supabase", "role": "anon", "iat": int(time.time()), "exp": 2**31}
     return jwt.encode(claims, secret.get_secret_value(), algorithm="HS256")

@@ -116,7 +116,7 @@ def _user_claims(world: World, **over: Any) -> dict[str, Any]:
 
 
 def _secret() -> str:
-    secret = get_settings().jwt_secret
+    secret = get_settings().auth.jwt_secret
     assert secret is not None
     return secret.get_secret_value()
 

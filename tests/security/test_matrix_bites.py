@@ -35,7 +35,7 @@ def main(request: flask.Request) -> flask.Response:
     logging.getLogger("rogue").warning("headers %s", dict(request.headers))  # any other logger
     if request.path.rstrip("/") not in ("", "/check", "/refund-all"):
         return flask.jsonify(error={"code": "not_found", "details": {"routes": ["/check", "/refund-all", "/webhook"]}}), 404
-    with psycopg.connect(get_settings().database_url) as conn:
+    with psycopg.connect(get_settings().db.database_url) as conn:
         row = conn.execute(
             "UPDATE tenants SET name = name || '!' WHERE id = %s RETURNING slug, name",
             [body.get("tenant_id")],

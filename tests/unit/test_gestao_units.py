@@ -175,8 +175,8 @@ def test_failure_backoff_doubles_and_is_capped() -> None:
     # The export backs off with the engine's one policy, from its own base and cap.
     settings = Settings(gestao_scouter_failure_backoff_s=30)
     base, cap = (
-        settings.gestao_scouter_failure_backoff_s,
-        settings.gestao_scouter_failure_backoff_cap_s,
+        settings.gestao.failure_backoff_s,
+        settings.gestao.failure_backoff_cap_s,
     )
     delays = [backoff_delay(n, base_s=base, cap_s=cap, rand=1.0) for n in (0, 1, 2, 3, 6, 50)]
     assert delays == [30.0, 30.0, 60.0, 120.0, 600.0, 600.0]
