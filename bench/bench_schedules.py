@@ -113,7 +113,7 @@ def run_tick(url: str) -> tuple[float, int]:
 
 def run_loop(url: str, limit: int) -> tuple[float, int]:
     """One transaction per schedule: lock, plan, insert, advance, commit; (seconds, jobs)."""
-    settings = get_settings().schedules
+    schedule = get_settings().schedules
     done = 0
     with psycopg.connect(url, row_factory=dict_row) as conn:
         start = time.perf_counter()
@@ -125,7 +125,7 @@ def run_loop(url: str, limit: int) -> tuple[float, int]:
                 plan = cron.plan(
                     cron=row["cron"], zone=row["timezone"], next_run_at=row["next_run_at"],
                     offset_s=row["offset_s"], now=row["db_now"], policy=Missed(row["missed"]),
-                    grace_s=settings.grace_s, max_catch_up=settings.max_catch_up,
+                    grace_s=schedule.grace_s, max_catch_up=schedule.max_catch_up,
                 )  # fmt: skip
                 params = {"t": row["tenant_id"], "p": row["provider_slug"], "at": plan.run}
                 conn.execute(LOOP_INSERT, params)

@@ -91,8 +91,7 @@ def user_transaction(user_id: UUID) -> Iterator[Conn]:
         yield conn
 
 
-def dedicated_connection(*, autocommit: bool = True) -> Conn:
+def dedicated_connection(*, autocommit: bool = True, application_name: str = "syncq") -> Conn:
     """A connection outside the pool, for LISTEN or long streams. The caller closes it."""
-    return psycopg.connect(
-        get_settings().db.database_url, autocommit=autocommit, **connect_kwargs()
-    )
+    kwargs = {**connect_kwargs(), "application_name": application_name}
+    return psycopg.connect(get_settings().db.database_url, autocommit=autocommit, **kwargs)

@@ -7,6 +7,7 @@ except for real bugs (logged with a stack and answered with a generic 500).
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -134,12 +135,46 @@ def parse_json_body(raw: bytes) -> Any:
     return data
 
 
+_MALFORMED_BODY = "The request body is malformed or incomplete."
+_DRAIN_BYTES = 64 * 1024
+
+
+def read_body(request: flask.Request, size: int) -> bytes:
+    """Up to `size` bytes of the body; 400 when its framing is broken (bad chunk sizes, a
+    body cut short), after which the body reads as empty, so nothing re-reads the wreck.
+
+    Only the server's own reader runs here, and each says "bad chunk", "truncated", "client
+    gone" its own way (werkzeug: OSError, ValueError, ClientDisconnected; gunicorn:
+    NoMoreData, InvalidChunkSize, ChunkMissingTerminator), so any failure is the client's.
+    """
+    try:
+        return request.stream.read(size)
+    except Exception as exc:
+        request.stream = io.BytesIO()  # werkzeug's documented way to replace the cached stream
+        raise BadRequest(_MALFORMED_BODY, code="malformed_body") from exc
+
+
+def finish_body(request: flask.Request) -> None:
+    """Read what is left of the body, in bounded pieces, or raise the malformed body's 400.
+
+    functions-framework reads every request's body to its end once the answer is made (so
+    a kept-alive connection is where the next request starts), whole and unchecked: a broken
+    body would fail there, after the edge, as a bare 500. Done here first, it finds nothing.
+    Beyond what a body may hold, the rest is given up rather than read.
+    """
+    budget = get_settings().edge.max_body_bytes
+    while budget > 0 and (piece := read_body(request, min(_DRAIN_BYTES, budget))):
+        budget -= len(piece)
+    if budget <= 0:
+        request.stream = io.BytesIO()
+
+
 def read_json(request: flask.Request) -> Any:
     """The request's JSON body (an object), within the size limit."""
     limit = get_settings().edge.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(details={"limit_bytes": limit})
-    raw = request.stream.read(limit + 1)
+    raw = read_body(request, limit + 1)
     if len(raw) > limit:
         raise PayloadTooLarge(details={"limit_bytes": limit})
     if not raw.strip():
@@ -235,7 +270,23 @@ def handle(
     response = _handle(
         request, model, action, allowed=allowed, status=status, authenticate_with=authenticate_with
     )
-    return with_cors(request, response, allowed)
+    return with_cors(request, settle(request, response), allowed)
+
+
+def settle(request: flask.Request, response: flask.Response) -> flask.Response:
+    """The response once the body is read to its end: a broken body turns it into a 400."""
+    if response.is_streamed:  # a stream never reads the body (nor does the framework)
+        return response
+    try:
+        finish_body(request)
+    except BadRequest as error:
+        return error_response(error)
+    return response
+
+
+def refuse(request: flask.Request, error: SyncqError) -> flask.Response:
+    """The envelope for an error a function finds before `handle` (a router's unknown path)."""
+    return settle(request, error_response(error))
 
 
 def _handle(

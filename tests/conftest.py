@@ -19,6 +19,7 @@ from infra import migrate
 from infra.local import pg
 from shared import db, dispatch, log, secrets
 from shared.dispatch import RecordingDispatcher
+from shared.queue.listener import stop_listeners
 from shared.settings import reload_settings
 
 TEST_JWT_SECRET = "test-jwt-secret-that-is-long-enough-for-hs256-0123456789"
@@ -66,6 +67,7 @@ def database_url(pg_server_url: str, template_db: str, configure: Configure) -> 
     url = pg.create_database(pg_server_url, name, template=template_db)
     configure(DATABASE_URL=url)
     yield url
+    stop_listeners()
     db.close_pool()
     pg.drop_database(pg_server_url, name)
 
@@ -80,6 +82,7 @@ class Configure:
         for key, value in env.items():
             self._mp.setenv(key, value)
         reload_settings()
+        stop_listeners()  # it listens on the database of the settings it started with
         db.close_pool()
         dispatch.reset_dispatcher()
         secrets.reset_store()
@@ -94,6 +97,7 @@ def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Configure]:
     conf = Configure(monkeypatch)
     conf(**BASE_ENV)
     yield conf
+    stop_listeners()
     db.close_pool()
     dispatch.reset_dispatcher()
     secrets.reset_store()

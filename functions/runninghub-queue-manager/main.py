@@ -24,7 +24,7 @@ from shared.credits.models import (
 from shared.credits.runninghub import verify_webhook
 from shared.errors import NotFound
 from shared.settings import get_settings
-from shared.web import error_response, handle
+from shared.web import handle, refuse
 
 # path -> (body model, service action, success status)
 ROUTES: dict[str, tuple[type[Any], Any, int]] = {
@@ -53,6 +53,7 @@ def main(request: flask.Request) -> flask.Response:
     if path == "/webhook":
         return _webhook(request)
     if path not in ROUTES:
-        return error_response(NotFound("No such route.", details={"routes": [*ROUTES, "/webhook"]}))
+        routes = [*ROUTES, "/webhook"]
+        return refuse(request, NotFound("No such route.", details={"routes": routes}))
     model, action, status = ROUTES[path]
     return handle(request, model, action, status=status)

@@ -7,10 +7,11 @@ command; `iam.sh` creates the service accounts named here. Sizing notes:
   (concurrency 1): a sync is CPU- and DB-bound, and one lease per instance keeps the
   heartbeat honest. Their timeout (540 s) stays below the stale limit (STALE_AFTER_S,
   600 s), so a job whose instance was killed is rescued only after it is surely dead.
-* Every instance keeps a small psycopg pool (DB_POOL_MAX), and each open event stream
-  holds one LISTEN connection; the database must hold `connection_budget()` connections
-  at full scale (about 310 with the numbers below: size Cloud SQL's max_connections at
-  400+, or put a transaction pooler in front and lower the pools).
+* Every instance keeps a small psycopg pool (DB_POOL_MAX), and an instance serving event
+  streams one LISTEN connection shared by all of them; the database must hold
+  `connection_budget()` connections at full scale (about 245 with the numbers below: size
+  Cloud SQL's max_connections at 300+, or put a transaction pooler in front and lower the
+  pools).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class FunctionSpec:
     min_instances: int = 0
     concurrency: int = 20
     pool_max: int = 2
-    streams: bool = False  # each request holds a dedicated (LISTEN) connection
+    streams: bool = False  # the instance holds one LISTEN connection for its streams
     public: bool = True  # callers authenticate with our JWTs (or a webhook secret)
     invokers: tuple[str, ...] = ()  # service accounts granted run.invoker when not public
     secrets: tuple[str, ...] = field(default=BASE_SECRETS)
@@ -41,7 +42,7 @@ class FunctionSpec:
     @property
     def connections(self) -> int:
         """Connections this function may hold with every instance busy."""
-        per_instance = self.pool_max + (self.concurrency if self.streams else 0)
+        per_instance = self.pool_max + (1 if self.streams else 0)
         return self.max_instances * per_instance
 
 
@@ -71,7 +72,7 @@ SPECS: dict[str, FunctionSpec] = {
             timeout_s=3600,
             max_instances=4,
             concurrency=25,
-            pool_max=1,
+            pool_max=2,  # streams re-read changed rows through the pool
             streams=True,
         ),
         # The worker also delivers alerts (SMTP password, webhook signing secret).

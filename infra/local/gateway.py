@@ -28,10 +28,11 @@ import functions_framework
 import psycopg
 from flask import Flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 import shared
+from infra.local.chunked import body_input
 from shared.errors import NotFound, ServiceUnavailable, SyncqError
 from shared.settings import get_settings
 
@@ -161,20 +162,65 @@ def build(
     return DispatcherMiddleware(_Gateway(names, services or Services()), mounts)
 
 
-class _AccessLog(WSGIRequestHandler):
-    """Access lines without query strings: signed webhook URLs must not reach a log."""
+# Requests too malformed to reach a function (the server refuses the request line or the
+# headers): the status http.server chose when it is a 4xx, else 400, and our envelope.
+_REFUSALS = {
+    414: ("uri_too_long", "The request line is too long."),
+    431: ("headers_too_large", "The request headers are too large."),
+}
+_MALFORMED = ("bad_request", "The request is malformed.")
+
+
+def refusal(code: int) -> tuple[int, bytes]:
+    """The status and envelope answering a request the server could not parse."""
+    status = code if 400 <= code < 500 else 400
+    error_code, message = _REFUSALS.get(status, _MALFORMED)
+    body = {"error": {"code": error_code, "message": message}}
+    return status, json.dumps(body).encode()
+
+
+class _Handler(WSGIRequestHandler):
+    """Access lines without query strings (signed webhook URLs must not reach a log), and
+    the error envelope, not http.server's HTML page, for requests it cannot parse."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        path = self.path.split("?", 1)[0]
-        self.log("info", '"%s %s" %s', self.command, path, code)
+        # A request line that did not parse leaves no command nor path.
+        path = (getattr(self, "path", None) or "-").split("?", 1)[0]
+        self.log("info", '"%s %s" %s', self.command or "-", path, code)
+
+    def make_environ(self) -> WSGIEnvironment:
+        environ = super().make_environ()
+        transfer_encoding = environ.get("HTTP_TRANSFER_ENCODING")
+        if transfer_encoding is not None:  # werkzeug's own decoder is lenient: ours is strict
+            environ["wsgi.input"] = body_input(transfer_encoding, self.rfile)
+            environ["wsgi.input_terminated"] = True
+        return environ
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        status, body = refusal(code)
+        if self.request_version == "HTTP/0.9":  # the request line did not parse: answer 1.0
+            self.request_version = "HTTP/1.0"
+        self.close_connection = True
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+def make(
+    host: str = "127.0.0.1", port: int = 8080, services: Services | None = None
+) -> BaseWSGIServer:
+    """The gateway's threaded server (SSE streams and workers run side by side), not started."""
+    app = build(services=services)
+    return make_server(host, port, app, threaded=True, request_handler=_Handler)
 
 
 def serve(host: str = "127.0.0.1", port: int = 8080, services: Services | None = None) -> None:
-    """Serve until interrupted (threaded: SSE streams and workers run side by side)."""
-    server = make_server(
-        host, port, build(services=services), threaded=True, request_handler=_AccessLog
-    )
-    server.serve_forever()
+    """Serve until interrupted."""
+    make(host, port, services).serve_forever()
 
 
 def _pair(text: str) -> tuple[str, str]:

@@ -9,3 +9,7 @@ WHERE tenant_id = %(tenant_id)s
   AND (status IN ('pending', 'running') OR updated_at > %(since)s::timestamptz)
 ORDER BY updated_at, id
 LIMIT %(limit)s
+
+-- name: clock
+-- The transaction's start: a stream re-reads from here (less a margin) when it resyncs.
+SELECT now() AS now

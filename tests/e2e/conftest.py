@@ -1,4 +1,5 @@
-"""The local stack for end-to-end tests: the gateway and gcloud-tasks-emulator as processes."""
+"""The local stack for end-to-end tests: the gateway and gcloud-tasks-emulator as processes,
+or the gateway alone, served from this process on a real socket."""
 
 from __future__ import annotations
 
@@ -6,13 +7,17 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from infra.local import gateway as local_gateway
 from infra.local.stack import TASKS_BIN
+from shared.queue.events import STREAM_CAPS
+from shared.queue.listener import stop_listeners
 from tests.conftest import BASE_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,3 +85,21 @@ def stack(database_url: str, tmp_path: Path, stack_env: dict[str, str]) -> Itera
             p.wait(10)
         for f in logs:
             f.close()
+
+
+@pytest.fixture
+def gateway(database_url: str) -> Iterator[str]:
+    """The real gateway (werkzeug, a thread per connection) in this process, on a free port;
+    yields its functions base URL. Every stream must be over when the test ends."""
+    server = local_gateway.make("127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, name="gateway", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}/functions/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+        wait_until(lambda: STREAM_CAPS.open_streams() == 0, 10, "every stream to end")
+        stop_listeners()
+        assert not [t.name for t in threading.enumerate() if t.name.startswith("listen-")]

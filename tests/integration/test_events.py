@@ -11,10 +11,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from werkzeug.test import EnvironBuilder
 
 from shared.dispatch import RecordingDispatcher
+from shared.queue.events import STREAM_CAPS
+from shared.queue.listener import APPLICATION_NAME
 from tests.conftest import Configure
-from tests.support import bearer, call, drain, function_client, seed_tenant
+from tests.e2e.conftest import wait_until
+from tests.support import bearer, call, drain, function_client, rows, seed_tenant
 
 pytestmark = pytest.mark.db
 
@@ -158,3 +162,74 @@ def test_a_reconnect_gets_what_changed_while_it_was_away(
     assert [(e["id"], e["status"]) for _, e in resumed] == [(job, "canceled")]
     assert stream("garbage-without-a-time") == []
     assert stream(f"{job}:not-a-time") == []
+
+
+def test_a_stream_closed_before_its_first_byte_gives_back_its_slot(
+    database_url: str, configure: Configure
+) -> None:
+    """A WSGI server may close the answer without reading it (PEP 3333 only promises the
+    close): the stream's generator never runs, yet its slot comes back."""
+    configure(SSE_MAX_STREAMS_PER_USER="1")
+    a = seed_tenant(database_url, "acme")
+    client = function_client("integration-job-events")
+    query = {"tenant_id": str(a.id), "max_seconds": "5"}
+    environ = EnvironBuilder(path="/", query_string=query, headers=bearer(a.member_token))
+    statuses: list[str] = []
+    answer = client.application(environ.get_environ(), lambda s, h, e=None: statuses.append(s))
+    assert statuses == ["200 OK"] and STREAM_CAPS.open_streams() == 1
+    refused = client.get("/", query_string=query, headers=bearer(a.member_token))
+    assert refused.status_code == 429
+    assert refused.get_json()["error"]["details"] == {"scope": "user", "limit": 1}
+    answer.close()  # type: ignore[attr-defined]
+    assert STREAM_CAPS.open_streams() == 0
+    again = client.get("/", query_string=query, headers=bearer(a.member_token), buffered=False)
+    assert again.status_code == 200
+    again.close()
+
+
+def _listeners(database_url: str) -> int:
+    return int(
+        rows(
+            database_url,
+            "SELECT count(*) AS n FROM pg_stat_activity"
+            " WHERE application_name = %s AND datname = current_database()",
+            APPLICATION_NAME,
+        )[0]["n"]
+    )
+
+
+def test_a_stream_sees_what_changed_while_the_listener_reconnected(
+    database_url: str, configure: Configure
+) -> None:
+    """The notification of a change made while the shared connection was down is gone;
+    the stream re-reads what changed once the listener is back."""
+    configure(SSE_LISTENER_RETRY_BASE_S="4", SSE_LISTENER_RETRY_CAP_S="4")  # back in 2-4 s
+    a = seed_tenant(database_url, "acme")
+    job_id = call("run-integration", {"tenant_id": str(a.id), "provider_slug": "acessorias"},
+                  token=a.admin_token).get_json()["job_id"]  # fmt: skip
+    response = function_client("integration-job-events").get(
+        "/", query_string={"tenant_id": str(a.id), "max_seconds": "8"},
+        headers=bearer(a.member_token), buffered=False,
+    )  # fmt: skip
+    chunks: queue.Queue[bytes | None] = queue.Queue()
+    reader = threading.Thread(target=_pump, args=(response.response, chunks), daemon=True)
+    reader.start()
+    try:
+        assert chunks.get(timeout=5) == b"retry: 3000\n\n"
+        assert _next_event(chunks, 3)["status"] == "pending"
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s AND datname = current_database()",
+                [APPLICATION_NAME],
+            )
+            wait_until(lambda: _listeners(database_url) == 0, 5, "the listener to drop")
+            with conn.transaction():
+                conn.execute(_SUCCEED, [job_id])
+                assert _listeners(database_url) == 0  # nobody hears this notification
+        event = _next_event(chunks, 10)
+        assert (event["id"], event["status"]) == (job_id, "success")
+        assert _listeners(database_url) == 1
+    finally:
+        reader.join(15)  # until max_seconds (the reader iterates: it must end before close)
+        response.close()

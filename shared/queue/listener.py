@@ -1,0 +1,211 @@
+"""One LISTEN connection per process and channel, fanned out to the open event streams.
+
+Each event stream used to hold a connection of its own, so a member with a hundred tabs
+used up the database. Now a daemon thread owns the one connection: it LISTENs and hands
+every notification's payload to each subscription's inbox; a stream keeps what is its own.
+
+A subscription is told to *resync* (re-read what changed rather than rely on the
+notifications) whenever it may have missed one: the connection dropped (what was sent
+meanwhile is gone; the thread reconnects with backoff and flags every subscription that
+was open once it listens again), or a stream that fell behind let too many pile up.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from shared import db, log
+from shared.errors import ServiceUnavailable
+from shared.jobs.policy import backoff_delay
+from shared.settings import get_settings
+
+MAX_PENDING = 1000  # notifications one inbox holds; beyond, its stream resyncs instead
+POLL_S = 0.5  # how often the thread looks up from the socket to see whether to stop
+APPLICATION_NAME = "syncq-listener"  # how the connection shows in pg_stat_activity
+_logger = log.get_logger("queue.listener")
+
+Connect = Callable[[], db.Conn]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What a stream takes from its inbox: payloads in order of arrival, or a resync."""
+
+    payloads: list[str] = field(default_factory=list)
+    resync: bool = False
+
+
+class Subscription:
+    """One stream's inbox: the listener thread fills it, the stream empties it."""
+
+    def __init__(self, max_pending: int = MAX_PENDING) -> None:
+        self._changed = threading.Condition()
+        self._payloads: list[str] = []
+        self._resync = False
+        self._missed = False  # the connection dropped: resync once it listens again
+        self._max_pending = max_pending
+
+    def push(self, payload: str) -> None:
+        """A notification (dropped when a resync is due: the re-read will see its change)."""
+        with self._changed:
+            if self._resync:
+                return
+            if len(self._payloads) >= self._max_pending:
+                self._payloads.clear()
+                self._resync = True
+            else:
+                self._payloads.append(payload)
+            self._changed.notify()
+
+    def missed(self) -> None:
+        """Notifications may be lost from now on (the connection dropped)."""
+        with self._changed:
+            self._missed = True
+
+    def listening(self) -> None:
+        """The channel is listened to again: resync if anything may have been missed."""
+        with self._changed:
+            if self._missed:
+                self._missed, self._resync = False, True
+                self._changed.notify()
+
+    def take(self, timeout_s: float) -> Batch:
+        """Wait up to `timeout_s` for something to arrive, then take all of it."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._payloads or self._resync, max(timeout_s, 0.0))
+            batch = Batch(self._payloads, self._resync)
+            self._payloads, self._resync = [], False
+            return batch
+
+
+class Listener:
+    """A thread that LISTENs on one channel and fans each notification out."""
+
+    def __init__(self, channel: str, connect: Connect) -> None:
+        self.channel = channel
+        self._connect = connect
+        self._lock = threading.Lock()  # guards the subscriptions and the listening state
+        self._subscriptions: set[Subscription] = set()
+        self._listening = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def subscribe(self, timeout_s: float) -> Subscription:
+        """A new inbox, once the channel is listened to (503 when it cannot be in time).
+
+        Subscribe before reading a snapshot: every change committed after this returns
+        either arrives in the inbox or makes the inbox ask for a resync.
+        """
+        subscription = Subscription()
+        with self._lock:
+            self._subscriptions.add(subscription)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name=f"listen-{self.channel}", daemon=True
+                )
+                self._thread.start()
+        if not self._listening.wait(timeout_s):
+            self.unsubscribe(subscription)
+            raise ServiceUnavailable("Live updates are unavailable right now; retry shortly.")
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """Stop filling this inbox (idempotent)."""
+        with self._lock:
+            self._subscriptions.discard(subscription)
+
+    def subscribers(self) -> int:
+        """How many inboxes are open."""
+        with self._lock:
+            return len(self._subscriptions)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the thread and close the connection (tests and shutdown)."""
+        self._stopping.set()
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout_s)
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                with self._connect() as conn:
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                    self._set_listening(True)
+                    failures = 0
+                    self._pump(conn)
+            except psycopg.Error:
+                failures += 1
+                _logger.warning("event listener lost its connection; reconnecting")
+            except Exception:
+                failures += 1
+                _logger.exception("event listener failed; reconnecting")
+            finally:
+                self._set_listening(False)
+            if failures:
+                self._stopping.wait(_retry_delay(failures))
+
+    def _pump(self, conn: db.Conn) -> None:
+        while not self._stopping.is_set():
+            for note in conn.notifies(timeout=POLL_S):
+                with self._lock:
+                    subscriptions = list(self._subscriptions)
+                for subscription in subscriptions:
+                    subscription.push(note.payload)
+
+    def _set_listening(self, listening: bool) -> None:
+        with self._lock:
+            if listening == self._listening.is_set():
+                return
+            if listening:
+                self._listening.set()
+            else:
+                self._listening.clear()
+            for subscription in self._subscriptions:
+                if listening:
+                    subscription.listening()
+                else:
+                    subscription.missed()
+
+
+def _retry_delay(failures: int) -> float:
+    settings = get_settings()
+    return backoff_delay(
+        failures,
+        base_s=settings.edge.sse_listener_retry_base_s,
+        cap_s=settings.edge.sse_listener_retry_cap_s,
+        rand=random.random(),
+    )
+
+
+def _connect() -> db.Conn:
+    return db.dedicated_connection(autocommit=True, application_name=APPLICATION_NAME)
+
+
+_listeners: dict[str, Listener] = {}
+_listeners_lock = threading.Lock()
+
+
+def get_listener(channel: str) -> Listener:
+    """The process's listener of `channel` (its thread starts with the first subscription)."""
+    with _listeners_lock:
+        if channel not in _listeners:
+            _listeners[channel] = Listener(channel, _connect)
+        return _listeners[channel]
+
+
+def stop_listeners() -> None:
+    """Stop every listener of the process (tests and shutdown); the next use starts anew."""
+    with _listeners_lock:
+        stopping = list(_listeners.values())
+        _listeners.clear()
+    for listener in stopping:
+        listener.stop()
