@@ -129,6 +129,11 @@ class Settings(BaseSettings):
     gestao_scouter_schema_cache_s: float = 300.0
     gestao_scouter_reload_wait_s: float = 5.0
 
+    # --- sync metrics (integration-metrics) ---
+    # Expected time between two runs of a (tenant, provider) when no schedule says otherwise:
+    # freshness is `delayed` after one period without a success, `failing` after two.
+    metrics_default_period_s: float = 86_400.0
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
