@@ -25,9 +25,8 @@ from psycopg.rows import dict_row
 
 from bench import _pg
 from infra import migrate
-from shared import db
-from shared.queue import cron
-from shared.queue.cron import Missed
+from shared import cron, db
+from shared.cron import Missed
 from shared.queue.schedules import tick
 from shared.settings import get_settings, reload_settings
 

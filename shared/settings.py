@@ -212,6 +212,16 @@ def _field(group: type[_Group], key: str) -> str:
     return ""
 
 
+class MetricsSettings(_Group):
+    """Sync metrics (integration-metrics)."""
+
+    model_config = SettingsConfigDict(env_prefix="METRICS_", extra="ignore", frozen=True)
+
+    # Expected time between two runs of a (tenant, provider) without a schedule: freshness is
+    # `delayed` after one period without a success, `failing` after two.
+    default_period_s: float = 86_400.0
+
+
 GROUPS: dict[str, type[_Group]] = {
     "db": DatabaseSettings,
     "auth": AuthSettings,
@@ -224,6 +234,7 @@ GROUPS: dict[str, type[_Group]] = {
     "providers": ProviderSettings,
     "credits": CreditsSettings,
     "gestao": GestaoSettings,
+    "metrics": MetricsSettings,
 }
 
 
@@ -243,6 +254,7 @@ class Settings(BaseModel):
     providers: ProviderSettings = Field(default_factory=ProviderSettings)
     credits: CreditsSettings = Field(default_factory=CreditsSettings)
     gestao: GestaoSettings = Field(default_factory=GestaoSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @model_validator(mode="before")
     @classmethod

@@ -114,6 +114,8 @@ SPECS: dict[str, FunctionSpec] = {
         FunctionSpec("reload-gestao-scouter-schema-cache", "syncq-export", max_instances=3),
         FunctionSpec("validate-gestao-scouter-config", "syncq-export", max_instances=3),
         _api("sync-from-gestao-scouter", "syncq-export"),
+        # Read-only: dashboards and a Prometheus scrape; one pooled connection per request.
+        FunctionSpec("integration-metrics", "syncq-api", timeout_s=30, max_instances=3),
     )
 }
 

@@ -10,7 +10,7 @@ from typing import Any
 from infra.ops._args import friendly
 from shared import db
 from shared.auth import SERVICE
-from shared.queue.cron import Missed
+from shared.cron import Missed
 from shared.queue.schedules import delete_schedule, list_schedules, put_schedule
 from shared.queue.schemas import ScheduleQuery, ScheduleRef, ScheduleRequest
 from shared.tenancy import get_tenant

@@ -82,3 +82,10 @@ def due_count(conn: Conn, table: JobTable) -> int:
     """How many pending jobs are due now."""
     row = conn.execute(table.statement("due_count")).fetchone()
     return int(row["n"]) if row else 0
+
+
+def depth(conn: Conn, table: JobTable, tenant_id: UUID | None = None) -> Row:
+    """Live jobs (pending + running) of every tenant or one, and the oldest due one's age."""
+    row = conn.execute(table.statement("depth"), {"tenant_id": tenant_id}).fetchone()
+    assert row is not None
+    return row

@@ -16,13 +16,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from shared import db, log
+from shared import cron, db, log
 from shared.auth import Principal
+from shared.cron import Missed
 from shared.db import Conn, Row
 from shared.errors import NotFound
 from shared.jobs.wake import wake
-from shared.queue import cron
-from shared.queue.cron import Missed
 from shared.queue.kind import KIND
 from shared.queue.schemas import ScheduleQuery, ScheduleRef, ScheduleRequest
 from shared.settings import get_settings

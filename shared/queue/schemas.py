@@ -9,8 +9,8 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from shared.cron import Missed, parse_cron, parse_zone
 from shared.providers import PROVIDERS
-from shared.queue.cron import Missed, parse_cron, parse_zone
 from shared.queue.models import JobStatus
 
 _SECRETISH = re.compile(r"token|secret|password|passwd|api[_-]?key|authorization|credential", re.I)

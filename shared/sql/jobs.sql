@@ -81,3 +81,13 @@ LIMIT %(limit)s
 
 -- name: due_count
 SELECT count(*) AS n FROM {table} WHERE status = 'pending' AND run_after <= now()
+
+-- name: depth
+-- Live work of the kind, for every tenant or one: pending + running, and how long the
+-- oldest pending job already due has been due.
+SELECT count(*) AS depth,
+       extract(epoch FROM now() - min(run_after) FILTER (
+         WHERE status = 'pending' AND run_after <= now()))::float8 AS oldest_due_age_s
+FROM {table}
+WHERE status IN ('pending', 'running')
+  AND (%(tenant_id)s::uuid IS NULL OR tenant_id = %(tenant_id)s::uuid)

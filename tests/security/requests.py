@@ -360,6 +360,21 @@ def _schedules_and_alerts() -> dict[str, Requests]:
                 Call("delete B's", "DELETE", body=schedule(w.b.id)),
             ],
         ),
+        "integration-metrics": Requests(
+            lambda w: [
+                Call("report", "GET", query={"tenant_id": str(w.a.id), "days": "30"}),
+                Call("prometheus", "GET", query={"format": "prometheus"}, accepts=SERVICE_ONLY),
+            ],
+            lambda w: [
+                Call("report of B", "GET", query={"tenant_id": str(w.b.id)}),
+                Call(
+                    "B's provider",
+                    "GET",
+                    query={"tenant_id": str(w.b.id), "provider_slug": "onecode"},
+                ),
+                Call("prometheus", "GET", query={"format": "prometheus"}),
+            ],
+        ),
         "integration-alerts": Requests(
             lambda w: [
                 Call("read", "GET", query={"tenant_id": str(w.a.id)}),

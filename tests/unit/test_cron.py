@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.queue.cron import MAX_SPREAD_S, Missed, parse_cron, parse_zone, plan, spread_offset
+from shared.cron import MAX_SPREAD_S, Missed, parse_cron, parse_zone, plan, spread_offset
 
 HOURLY = "0 * * * *"
 NOW = datetime(2026, 12, 4, 12, 30, tzinfo=UTC)

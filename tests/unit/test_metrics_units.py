@@ -1,0 +1,148 @@
+"""The metrics' pure parts: window, freshness, rates, export lag, format negotiation, the
+collector's rendering, and where shared/metrics sits among the layers."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from shared.metrics import derive
+from shared.metrics.models import Freshness, OutputFormat
+from shared.metrics.prometheus import Snapshot, render
+from shared.metrics.service import wants_prometheus
+from tests.unit.test_layers import _graph
+
+NOW = datetime(2026, 3, 10, 15, 30, tzinfo=UTC)
+
+
+def test_window_is_whole_utc_days_with_today() -> None:
+    since, days = derive.window(NOW, 3)
+    assert since == datetime(2026, 3, 8, tzinfo=UTC)
+    assert days == [date(2026, 3, 8), date(2026, 3, 9), date(2026, 3, 10)]
+    # A clock in another zone is the same instant: 01:00 at UTC-3 is 04:00 UTC.
+    local = datetime(2026, 3, 10, 1, 0, tzinfo=timezone(timedelta(hours=-3)))
+    assert derive.window(local, 1)[0] == datetime(2026, 3, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("age_s", "expected"),
+    [
+        (0, Freshness.ON_TIME),
+        (100, Freshness.ON_TIME),  # exactly one period: still on time
+        (100.001, Freshness.DELAYED),
+        (200, Freshness.DELAYED),  # exactly two periods: delayed
+        (200.001, Freshness.FAILING),
+    ],
+)
+def test_freshness_tiers(age_s: float, expected: Freshness) -> None:
+    assert derive.freshness(NOW - timedelta(seconds=age_s), NOW, 100) is expected
+
+
+def test_freshness_without_a_success_is_never() -> None:
+    assert derive.freshness(None, NOW, 100) is Freshness.NEVER
+
+
+def test_rates() -> None:
+    assert derive.success_rate(0, 0) is None  # only canceled runs, or none
+    assert derive.success_rate(3, 1) == 0.75
+    assert derive.success_rate(1, 2) == 0.3333
+    assert derive.rows_per_s(10, None) is None
+    assert derive.rows_per_s(10, 0) is None
+    assert derive.rows_per_s(1, 40) == 0.025
+
+
+def test_export_lag() -> None:
+    t = NOW
+    assert derive.export_lag_s(None, None, None) is None  # no lead in range
+    assert derive.export_lag_s((t, 5), None, t - timedelta(hours=2)) == 7200  # nothing sent
+    assert derive.export_lag_s((t, 5), (t - timedelta(days=1), 9), None) == 86400
+    assert derive.export_lag_s((t, 5), (t, 5), None) == 0  # caught up
+    assert derive.export_lag_s((t, 5), (t, 4), None) == 0  # same instant, a later id: 0 s
+    assert derive.export_lag_s((t, 5), (t, 9), None) == 0
+
+
+@pytest.mark.parametrize(
+    ("fmt", "accept", "expected"),
+    [
+        (None, "", False),
+        (None, "*/*", False),
+        (None, "application/json", False),
+        (None, "text/plain", True),
+        (None, "text/plain;version=0.0.4", True),
+        (None, "application/json, text/plain;q=0.9", False),
+        (None, "text/plain;q=0.9, application/json;q=0.5", True),
+        (None, "text/html,application/xhtml+xml,*/*;q=0.8", False),  # a browser
+        (None, "application/openmetrics-text;version=1.0.0,text/plain;q=0.5,*/*;q=0.1", True),
+        (None, "text/plain;q=banana", False),
+        (OutputFormat.JSON, "text/plain", False),
+        (OutputFormat.PROMETHEUS, "application/json", True),
+    ],
+)
+def test_format_negotiation(fmt: OutputFormat | None, accept: str, expected: bool) -> None:
+    assert wants_prometheus(fmt, accept) is expected
+
+
+def snapshot() -> Snapshot:
+    return Snapshot(
+        days=7,
+        queues=[{"kind": "integration", "depth": 2, "oldest_due_age_s": None}],
+        finished=[
+            {"provider_slug": "onecode", "status": "success", "bucket": 0, "n": 2, "sum_s": 1.5},
+            {"provider_slug": "onecode", "status": "success", "bucket": 9, "n": 1, "sum_s": 4000},
+            {"provider_slug": "onecode", "status": "canceled", "bucket": None, "n": 4, "sum_s": 0},
+        ],
+        skew=None,
+        alert_failures=None,
+    )
+
+
+def test_render_is_fresh_per_call_and_parses() -> None:
+    first, content_type = render(snapshot(), "text/plain")
+    second, _ = render(snapshot(), "text/plain")
+    assert first == second  # nothing accumulates between calls (no global registry)
+    assert content_type.startswith("text/plain; version=0.0.4")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(first.decode())
+        for s in family.samples
+    }
+    assert samples[("syncq_queue_depth", (("kind", "integration"),))] == 2
+    assert samples[("syncq_queue_oldest_due_age_seconds", (("kind", "integration"),))] == 0
+    finished = "syncq_integration_jobs_finished"
+    assert samples[(finished, (("provider", "onecode"), ("status", "canceled")))] == 4
+    assert samples[(finished, (("provider", "onecode"), ("status", "error")))] == 0
+    bucket = "syncq_integration_job_duration_seconds_bucket"
+    labels = lambda le: (("le", le), ("provider", "onecode"), ("status", "success"))  # noqa: E731
+    assert samples[(bucket, labels("1.0"))] == 2
+    assert samples[(bucket, labels("1800.0"))] == 2
+    assert samples[(bucket, labels("+Inf"))] == 3
+    assert not any(k[0] == bucket and ("status", "canceled") in k[1] for k in samples)
+
+
+def test_metrics_read_other_capabilities_through_sql_only() -> None:
+    graph, _ = _graph()
+    deps = {dep for module, found in graph.items() if module.startswith("shared.metrics")
+            for dep in found}  # fmt: skip
+    forbidden = ("shared.queue", "shared.gestao", "shared.credits", "shared.kinds")
+    assert not [d for d in deps if d.startswith(forbidden)], deps
+    # Nothing imports metrics but its own function.
+    users = {m for m, found in graph.items() if any(d.startswith("shared.metrics") for d in found)}
+    assert all(m.startswith("shared.metrics") for m in users), users
+
+
+def test_the_queue_metrics_cover_every_registered_kind() -> None:
+    """The function hands the metrics every registered kind's table (through the engine's
+    one depth statement), so a new kind is reported without a change here."""
+    import importlib.util
+
+    from shared.kinds import KINDS
+
+    path = Path(__file__).resolve().parents[2] / "functions" / "integration-metrics" / "main.py"
+    spec = importlib.util.spec_from_file_location("metrics_main", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert {kind.name: kind.table for kind in KINDS} == module.TABLES
