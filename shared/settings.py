@@ -274,6 +274,15 @@ class Settings(BaseModel):
         return built
 
 
+def environment_names() -> set[str]:
+    """Every environment variable a setting is read from (STALE_AFTER_S, ...)."""
+    return {
+        f"{group.model_config.get('env_prefix') or ''}{name}".upper()
+        for group in GROUPS.values()
+        for name in group.model_fields
+    }
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once."""

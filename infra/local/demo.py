@@ -94,6 +94,17 @@ def secret_env(host: str = "127.0.0.1") -> dict[str, str]:
     }
 
 
+def remote_project_ref(tenant: DemoTenant) -> str:
+    """The tenant's own Gestão Scouter project (one emulator and database each locally)."""
+    return f"gestaoscouter{tenant.slug}"
+
+
+def _port_key(provider: str, index: int) -> str:
+    """Which emulator serves a tenant: one per provider, but a remote project per tenant
+    (`gestao-scouter` for the first, `gestao-scouter-2` for the second)."""
+    return f"{provider}-{index + 1}" if provider == "gestao-scouter" and index else provider
+
+
 def seed(database_url: str, ports: dict[str, int], host: str = "127.0.0.1") -> None:
     """Insert the demo tenants, members and integrations (idempotent)."""
     with psycopg.connect(database_url) as conn:
@@ -103,7 +114,7 @@ def seed(database_url: str, ports: dict[str, int], host: str = "127.0.0.1") -> N
                 " ON CONFLICT (job_table, workflow_id) DO NOTHING",
                 [table, DEMO_WORKFLOW, credits],
             )
-        for t in TENANTS:
+        for index, t in enumerate(TENANTS):
             conn.execute(
                 "INSERT INTO tenants (id, slug, name) VALUES (%s, %s, %s)"
                 " ON CONFLICT (id) DO NOTHING",
@@ -127,7 +138,8 @@ def seed(database_url: str, ports: dict[str, int], host: str = "127.0.0.1") -> N
                 [t.id, [f"ops@{t.slug}.example"]],
             )
             for p in PROVIDERS:
-                base_url = f"http://{host}:{ports.get(p.slug, p.port)}"
+                key = _port_key(p.slug, index)
+                base_url = f"http://{host}:{ports.get(key, p.port + (2 if key != p.slug else 0))}"
                 config = {k: v.format(base_url=base_url) for k, v in p.config.items()}
                 conn.execute(
                     "INSERT INTO tenant_integrations (tenant_id, provider_slug, enabled, config)"

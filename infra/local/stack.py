@@ -27,7 +27,7 @@ from infra import migrate
 from infra.local import demo, pg, supervise
 from infra.local.gateway import HEALTH_PATH, INSTANCE_HEADER
 from infra.local.supervise import Children, PortClaim, StackFailed
-from shared.settings import Settings, reload_settings
+from shared.settings import environment_names, reload_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 # Another folder (SYNCQ_DATA_DIR) runs a second stack beside the first one (tests do).
@@ -47,7 +47,8 @@ class Ports:
     onecode: int = 8102
     bomcontrole: int = 8103
     runninghub: int = 8104
-    gestao_scouter: int = 8105
+    gestao_scouter: int = 8105  # the first demo tenant's remote project
+    gestao_scouter_2: int = 8107  # the second's: each tenant has its own, as in production
     smtp: int = 8106
 
     @staticmethod
@@ -95,10 +96,32 @@ def _seed_tokens(provider: str, count: int = 120) -> list[str]:
     return args
 
 
-def remote_database(database_url: str) -> str:
-    """Gestão Scouter's database: `gestao_scouter` (GESTAO_SCOUTER_DATABASE) beside ours."""
+def remote_database(database_url: str, n: int = 1) -> str:
+    """The n-th demo tenant's Gestão Scouter database beside ours: `gestao_scouter`
+    (GESTAO_SCOUTER_DATABASE) for the first, `gestao_scouter_2` for the second."""
     name = os.environ.get("GESTAO_SCOUTER_DATABASE") or "gestao_scouter"
-    return pg.with_dbname(database_url, name)
+    return pg.with_dbname(database_url, name if n == 1 else f"{name}_{n}")
+
+
+def _remote_project(n: int) -> Callable[[StackContext], list[str]]:
+    """The n-th demo tenant's own remote project (a PostgREST emulator over its own
+    database): its key only, and its trigger calls our webhook for that tenant."""
+    tenant = demo.TENANTS[n - 1]
+
+    def argv(c: StackContext) -> list[str]:
+        port = c.ports.gestao_scouter if n == 1 else c.ports.gestao_scouter_2
+        webhook = f"{c.url(c.ports.gateway)}/functions/v1/sync-from-gestao-scouter"
+        key = demo.demo_secret(tenant, "gestao-scouter", "service_key")
+        return [
+            "-m", "infra.emulators.postgrest", "--port", str(port),
+            "--database-url", remote_database(c.database_url, n),
+            "--project-ref", demo.remote_project_ref(tenant),
+            "--api-key", f"{key}=service_role",
+            "--webhook-url", f"{webhook}?tenant={tenant.slug}",
+            "--webhook-secret", demo.demo_secret(tenant, "gestao-scouter", "webhook_secret"),
+        ]  # fmt: skip
+
+    return argv
 
 
 # name -> argv builder. A new emulator is one entry here.
@@ -121,17 +144,9 @@ EMULATORS: dict[str, Callable[[StackContext], list[str]]] = {
         "-m", "infra.emulators.runninghub", "--port", str(c.ports.runninghub),
         "--run-seconds", "8", "--public-url", c.url(c.ports.runninghub),
     ],
-    # The remote Gestão Scouter: database gestao_scouter beside DATABASE_URL; its trigger
-    # calls our webhook for tenant acme.
-    "gestao-scouter": lambda c: [
-        "-m", "infra.emulators.postgrest", "--port", str(c.ports.gestao_scouter),
-        "--database-url", remote_database(c.database_url),
-        *[a for t in demo.TENANTS for a in
-          ("--api-key", f"{demo.demo_secret(t, 'gestao-scouter', 'service_key')}=service_role")],
-        "--webhook-url",
-        f"{c.url(c.ports.gateway)}/functions/v1/sync-from-gestao-scouter?tenant={demo.TENANTS[0].slug}",
-        "--webhook-secret", demo.demo_secret(demo.TENANTS[0], "gestao-scouter", "webhook_secret"),
-    ],
+    # Each demo tenant's remote Gestão Scouter project: its own database and key.
+    "gestao-scouter": _remote_project(1),
+    "gestao-scouter-2": _remote_project(2),
     # Alert e-mails land in .data/mail/ as .eml files.
     "smtp": lambda c: [
         "-m", "infra.emulators.smtp", "--port", str(c.ports.smtp), "--out", str(DATA / "mail"),
@@ -199,7 +214,7 @@ def local_env_path() -> Path:
 
 def stack_settings(env: Mapping[str, str]) -> dict[str, str]:
     """The syncq settings in an environment (whether the stack set them or was given them)."""
-    names = {name.upper() for name in Settings.model_fields}
+    names = environment_names()
     return {k: v for k, v in env.items() if k in names or k.startswith("SYNCQ_SECRET_")}
 
 
@@ -313,10 +328,7 @@ def run() -> int:
     database_url, _server = database()
     ctx = StackContext(ports, database_url)
     print("migrating:", migrate.migrate(database_url) or "up to date")
-    demo.seed(
-        database_url,
-        {p.slug: getattr(ports, p.slug.replace("-", "_"), p.port) for p in demo.PROVIDERS},
-    )
+    demo.seed(database_url, {name: getattr(ports, name.replace("-", "_")) for name in EMULATORS})
     env = function_env(ctx, secret)
     write_local_env(stack_settings(env))
     os.environ.update({"JWT_SECRET": secret, "DATABASE_URL": database_url})

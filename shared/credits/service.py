@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 from uuid import UUID
 
 from shared import db, log
@@ -43,6 +45,25 @@ from shared.settings import get_settings
 _logger = log.get_logger("credits.service")
 
 
+A = TypeVar("A")
+R = TypeVar("R")
+
+
+def labelled(action: Callable[[Principal, A], R]) -> Callable[[Principal, A], R]:
+    """Every log line of a request about one job carries its job_id (and table) as labels,
+    as the queue's and the export's do."""
+
+    @functools.wraps(action)
+    def run(principal: Principal, req: A) -> R:
+        key: JobKey | None = getattr(req, "key", None)
+        if key is None:
+            return action(principal, req)
+        with log.labels(job_id=key.id, table=key.table.value):
+            return action(principal, req)
+
+    return run
+
+
 def _visible(principal: Principal, row: Row | None) -> Row:
     """The row if this caller may see it; another user's job is the same 404 as none."""
     if row is None or (not principal.is_service and row["user_id"] != principal.user_id):
@@ -79,6 +100,7 @@ def create(principal: Principal, req: CreateRequest) -> CreditJob:
         return store.present(conn, store.create_job(conn, table, principal.user_id, req))
 
 
+@labelled
 def check(principal: Principal, req: CheckRequest) -> dict[str, Any]:
     """Slots in use, the queue length and, for a user, where their queued jobs stand."""
     limit = get_settings().credits.max_slots
@@ -105,6 +127,7 @@ def check(principal: Principal, req: CheckRequest) -> dict[str, Any]:
     return answer
 
 
+@labelled
 def start(principal: Principal, req: JobRef) -> CreditJob:
     """Debit once (402 and nothing changes when short), queue, and start what fits.
 
@@ -139,6 +162,7 @@ def _debit_and_queue(conn: Conn, key: JobKey, row: Row) -> Row:
     return store.queue(conn, key) or priced
 
 
+@labelled
 def finish(principal: Principal, req: FinishRequest) -> CreditJob:
     """Finish a job; the first final state wins and later calls answer the same job.
 
@@ -167,6 +191,7 @@ def finish(principal: Principal, req: FinishRequest) -> CreditJob:
     return _answer(req.key)
 
 
+@labelled
 def cancel(principal: Principal, req: JobRef) -> CreditJob:
     """Cancel a job: at once when pending/queued; a running one is also stopped on RunningHub.
 
@@ -184,6 +209,11 @@ def cancel(principal: Principal, req: JobRef) -> CreditJob:
 
 
 def webhook(key: JobKey, event: WebhookEvent) -> dict[str, Any]:
+    with log.labels(job_id=key.id, table=key.table.value):
+        return _webhook(key, event)
+
+
+def _webhook(key: JobKey, event: WebhookEvent) -> dict[str, Any]:
     """RunningHub's TASK_END: finish the job once; replays and strays are answered 200."""
     with db.transaction() as conn:
         row = store.get_job(conn, key)

@@ -47,22 +47,24 @@ def _check_slot_holders(report: dict[str, int]) -> None:
         )
     client = RunningHub(settings) if configured(settings) and due else None
     for row in due:
-        report["checked"] += 1
-        try:
-            if _past_limits(row, settings):
-                report["settled"] += 1
-            elif client is None:
-                report["unreachable"] += 1  # not configured, or down earlier in this pass
-            else:
-                report["settled"] += int(_check(row, client))
-        except UpstreamError as exc:
-            report["unreachable"] += 1
-            _logger.warning("sweep could not check a job", extra=_fields(row, exc.error_code))
-            if exc.retryable:
-                client = None  # RunningHub is down: only the time limits apply this pass
-        except Exception:
-            report["errors"] += 1
-            _logger.exception("sweep failed on a job", extra=_fields(row))
+        key = JobKey.of(row)
+        with log.labels(job_id=key.id, table=key.table.value):
+            report["checked"] += 1
+            try:
+                if _past_limits(row, settings):
+                    report["settled"] += 1
+                elif client is None:
+                    report["unreachable"] += 1  # not configured, or down earlier in this pass
+                else:
+                    report["settled"] += int(_check(row, client))
+            except UpstreamError as exc:
+                report["unreachable"] += 1
+                _logger.warning("sweep could not check a job", extra=_fields(row, exc.error_code))
+                if exc.retryable:
+                    client = None  # RunningHub is down: only the time limits apply this pass
+            except Exception:
+                report["errors"] += 1
+                _logger.exception("sweep failed on a job", extra=_fields(row))
 
 
 def _past_limits(row: Row, settings: Settings) -> bool:

@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 import shared
-from infra.local import pg, stack
+from infra.local import demo, pg, stack
 from infra.local.gateway import INSTANCE_HEADER, function_names
 from infra.local.stack import Ports
+from shared.sqlfiles import query
 from tests.conftest import TEST_JWT_SECRET
 from tests.e2e.conftest import free_port, wait_until
 
@@ -178,7 +180,10 @@ def _child_name(argv: list[str]) -> str:
     for arg in argv:
         if arg.startswith("infra.emulators."):
             name = arg.removeprefix("infra.emulators.")
-            return "emulator-" + ("gestao-scouter" if name == "postgrest" else name)
+            if name == "postgrest":  # a remote project per demo tenant
+                first = demo.remote_project_ref(demo.TENANTS[0]) in argv
+                return "emulator-gestao-scouter" + ("" if first else "-2")
+            return f"emulator-{name}"
     return "tasks-emulator"
 
 
@@ -292,6 +297,41 @@ def check_demo_run_is_quick(run: Run, admin: str) -> None:
     assert done["execution_time_ms"] < 5000, done  # 0.2 s + 0.4 s of re-checks, not 3 + 6
 
 
+def check_tenants_export_apart(run: Run) -> None:
+    """Both demo tenants export the same lead ids, each into its own remote project: neither
+    sees the other's rows (a remote edit cannot reach the wrong tenant either)."""
+    url = run.env["DATABASE_URL"]
+    with psycopg.connect(url) as conn:
+        for t in demo.TENANTS:
+            conn.execute(query("gestao", "seed_leads"), {
+                "tenant_id": t.id, "count": 300, "first_day": "2024-01-01", "spread_s": 86_400})  # fmt: skip
+    for t in demo.TENANTS:
+        token = cli(run, "token", "--demo", f"{t.slug}-admin")
+        auth = {"Authorization": f"Bearer {token}"}
+        body = {"tenant_id": str(t.id), "action": "start"}
+        started = httpx.post(f"{run.base}/export-to-gestao-scouter-batch", json=body,
+                             headers=auth, timeout=30)  # fmt: skip
+        assert started.status_code == 200, started.text
+        status = {"tenant_id": str(t.id), "action": "status"}
+
+        def done(auth: dict[str, str] = auth, status: dict[str, str] = status) -> bool:
+            answer = httpx.post(f"{run.base}/export-to-gestao-scouter-batch", json=status,
+                                headers=auth, timeout=30).json()  # fmt: skip
+            return bool(answer["status"] == "completed")
+
+        wait_until(done, 90, f"{t.slug}'s export")
+    remote = run.env["GESTAO_SCOUTER_DATABASE"]
+    for n, t in enumerate(demo.TENANTS, start=1):
+        with psycopg.connect(pg.with_dbname(url, remote if n == 1 else f"{remote}_{n}")) as conn:
+            ids = [r[0] for r in conn.execute("SELECT id FROM public.leads ORDER BY id")]
+            emails = {r[0] for r in conn.execute("SELECT DISTINCT email FROM public.leads")}
+        assert ids == list(range(1, 301)), t.slug  # the same ids in both projects
+        with psycopg.connect(url) as conn:
+            ours = {r[0] for r in conn.execute(
+                "SELECT email FROM leads WHERE tenant_id = %s", [t.id])}  # fmt: skip
+        assert emails == ours, t.slug  # this tenant's rows, none of the other's
+
+
 def check_a_death_is_named(run: Run) -> None:
     """Kill an emulator of a running stack: it is named, its log shown, the rest stopped."""
     children = run.children()
@@ -325,6 +365,7 @@ def test_make_run_walkthrough(launch: Any, tmp_path: Path) -> None:
     check_logs(run, old)
     _, admin = check_cli_tokens_and_roles(run)
     check_demo_run_is_quick(run, admin)
+    check_tenants_export_apart(run)
     check_a_death_is_named(run)
 
 

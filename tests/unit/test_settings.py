@@ -1,0 +1,155 @@
+"""Settings grouped per capability, read from the environment variables they always had."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.settings import GROUPS, Settings, environment_names
+
+# Every variable of the flat settings before the grouping: each still means its setting.
+BEFORE_THE_GROUPING = (
+    "ACESSORIAS_BASE_URL",
+    "ACESSORIAS_EMPTY_RECHECKS",
+    "ACESSORIAS_EMPTY_RECHECK_S",
+    "ACESSORIAS_MAX_PAGES",
+    "ALERT_BACKOFF_BASE_S",
+    "ALERT_BACKOFF_CAP_S",
+    "ALERT_EMAIL_FROM",
+    "ALERT_EMAIL_TRANSPORT",
+    "ALERT_MAX_ATTEMPTS",
+    "ALERT_STALE_AFTER_S",
+    "ALERT_WEBHOOK_ALLOW_HTTP",
+    "ALERT_WEBHOOK_SECRET",
+    "ALERT_WEBHOOK_TIMEOUT_S",
+    "BACKOFF_BASE_S",
+    "BACKOFF_CAP_S",
+    "BOMCONTROLE_BASE_URL",
+    "BOMCONTROLE_FIRST_SYNC_FROM",
+    "BOMCONTROLE_MAX_PAGES",
+    "BOMCONTROLE_OVERLAP_S",
+    "BOMCONTROLE_PAGE_SIZE",
+    "BOMCONTROLE_UTC_OFFSET_HOURS",
+    "CLAIM_BATCH",
+    "CORS_ALLOWED_ORIGINS",
+    "DATABASE_URL",
+    "DB_CONNECT_TIMEOUT_S",
+    "DB_POOL_MAX",
+    "DB_POOL_MIN",
+    "DB_STATEMENT_TIMEOUT_MS",
+    "DISPATCHER",
+    "FUNCTIONS_BASE_URL",
+    "GCP_LOCATION",
+    "GCP_PROJECT",
+    "GESTAO_SCOUTER_BATCH_SIZE",
+    "GESTAO_SCOUTER_BUDGET_S",
+    "GESTAO_SCOUTER_FAILURE_BACKOFF_CAP_S",
+    "GESTAO_SCOUTER_FAILURE_BACKOFF_S",
+    "GESTAO_SCOUTER_FAST_ANSWER_S",
+    "GESTAO_SCOUTER_IN_FLIGHT",
+    "GESTAO_SCOUTER_MAX_BATCH_BYTES",
+    "GESTAO_SCOUTER_MAX_BATCH_SIZE",
+    "GESTAO_SCOUTER_MAX_FAILING_BATCHES",
+    "GESTAO_SCOUTER_RELOAD_WAIT_S",
+    "GESTAO_SCOUTER_RETRIES",
+    "GESTAO_SCOUTER_RETRY_BASE_S",
+    "GESTAO_SCOUTER_RETRY_CAP_S",
+    "GESTAO_SCOUTER_SCHEMA_CACHE_S",
+    "GESTAO_SCOUTER_STALE_AFTER_S",
+    "GESTAO_SCOUTER_TIMEOUT_S",
+    "JWKS_URL",
+    "JWT_AUDIENCE",
+    "JWT_ISSUER",
+    "JWT_SECRET",
+    "LISTING_BATCH_ROWS",
+    "LISTING_FETCH_AHEAD",
+    "LISTING_HEARTBEAT_S",
+    "LISTING_PASSES",
+    "LISTING_WRITERS",
+    "MAX_BODY_BYTES",
+    "OIDC_AUDIENCE",
+    "OIDC_CERTS_URL",
+    "OIDC_SERVICE_ACCOUNTS",
+    "ONECODE_BASE_URL",
+    "ONECODE_MAX_PAGES",
+    "ONECODE_PAGE_SIZE",
+    "PROVIDER_RETRY_ATTEMPTS",
+    "PROVIDER_RETRY_BASE_S",
+    "PROVIDER_RETRY_CAP_S",
+    "PROVIDER_TIMEOUT_S",
+    "RUNNINGHUB_API_KEY",
+    "RUNNINGHUB_BASE_URL",
+    "RUNNINGHUB_CHECK_AFTER_S",
+    "RUNNINGHUB_MAX_ACTIVE_PER_USER",
+    "RUNNINGHUB_MAX_QUEUE_WAIT_S",
+    "RUNNINGHUB_MAX_RUNTIME_S",
+    "RUNNINGHUB_MAX_SLOTS",
+    "RUNNINGHUB_PUMP_ROUNDS",
+    "RUNNINGHUB_RETRY_ATTEMPTS",
+    "RUNNINGHUB_SWEEP_BATCH",
+    "RUNNINGHUB_TIMEOUT_S",
+    "RUNNINGHUB_WEBHOOK_SECRET",
+    "RUNNINGHUB_WEBHOOK_URL",
+    "SCHEDULE_GRACE_S",
+    "SCHEDULE_MAX_CATCH_UP",
+    "SCHEDULE_TICK_BATCH",
+    "SCHEDULE_TICK_BUDGET_S",
+    "SECRET_BACKEND",
+    "SERVICE_AUTH",
+    "SES_REGION",
+    "SMTP_HOST",
+    "SMTP_PASSWORD",
+    "SMTP_PORT",
+    "SMTP_STARTTLS",
+    "SMTP_TIMEOUT_S",
+    "SMTP_USERNAME",
+    "SSE_MAX_SECONDS",
+    "SSE_PING_S",
+    "STALE_AFTER_S",
+    "TASKS_EMULATOR_HOST",
+    "TASKS_QUEUE",
+    "TASKS_SERVICE_ACCOUNT",
+    "TASKS_TIMEOUT_S",
+    "WORKER_BUDGET_S",
+)
+
+
+def test_every_variable_of_the_flat_settings_is_still_read() -> None:
+    assert set(BEFORE_THE_GROUPING) <= environment_names()
+
+
+@pytest.mark.parametrize(
+    ("variable", "where", "value", "expected"),
+    [
+        ("STALE_AFTER_S", ("queue", "stale_after_s"), "42", 42),
+        ("GESTAO_SCOUTER_BATCH_SIZE", ("gestao", "batch_size"), "77", 77),
+        ("RUNNINGHUB_MAX_SLOTS", ("credits", "max_slots"), "9", 9),
+        ("SCHEDULE_GRACE_S", ("schedules", "grace_s"), "5", 5.0),
+        ("DATABASE_URL", ("db", "database_url"), "postgresql://x/y", "postgresql://x/y"),
+        ("SSE_MAX_STREAMS_PER_USER", ("edge", "sse_max_streams_per_user"), "3", 3),
+    ],
+)
+def test_a_variable_sets_its_groups_field(
+    monkeypatch: pytest.MonkeyPatch, variable: str, where: tuple[str, str], value: str,
+    expected: object,
+) -> None:  # fmt: skip
+    monkeypatch.setenv(variable, value)
+    group, field = where
+    assert getattr(getattr(Settings(), group), field) == expected
+
+
+def test_flat_keywords_build_settings_and_unknown_ones_are_refused() -> None:
+    settings = Settings(gestao_scouter_batch_size=12, runninghub_max_slots=4, stale_after_s=1)
+    assert (settings.gestao.batch_size, settings.credits.max_slots) == (12, 4)
+    assert settings.queue.stale_after_s == 1
+    with pytest.raises(ValueError, match="unknown settings"):
+        Settings(no_such_setting=1)
+
+
+def test_no_field_belongs_to_two_groups() -> None:
+    seen: dict[str, str] = {}
+    for name, group in GROUPS.items():
+        prefix = str(group.model_config.get("env_prefix") or "")
+        for field in group.model_fields:
+            variable = (prefix + field).upper()
+            assert variable not in seen, (variable, seen.get(variable), name)
+            seen[variable] = name
