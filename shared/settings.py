@@ -184,11 +184,11 @@ class GestaoSettings(_Group):
     model_config = SettingsConfigDict(env_prefix="GESTAO_SCOUTER_", extra="ignore", frozen=True)
 
     # Leads in the first batch; then it adapts (shared/gestao/batches.BatchSizer).
-    batch_size: int = 500
+    batch_size: int = 1000
     max_batch_size: int = 5000
     max_batch_bytes: int = 1024 * 1024  # under common proxy body limits
     fast_answer_s: float = 2.0  # a batch answered faster grows the next
-    in_flight: int = 2  # upsert requests pipelined per runner
+    in_flight: int = 3  # upsert requests pipelined per runner
     timeout_s: float = 30.0
     retries: int = 3  # retries after the first try (5xx, 429, timeouts)
     retry_base_s: float = 1.0
