@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
+from shared import db
 from shared.auth import Principal
 from shared.db import Conn
 from shared.errors import Forbidden, IntegrationDisabled
@@ -37,6 +40,27 @@ def require_role(conn: Conn, principal: Principal, tenant_id: UUID, role: Role) 
     ).fetchone()
     if row is None or (role is Role.ADMIN and row["role"] != Role.ADMIN):
         raise Forbidden(f"You need the {role} role in this tenant.")
+
+
+def has_role(conn: Conn, principal: Principal, tenant_id: UUID, role: Role) -> bool:
+    """Whether the caller holds `role` in the tenant (the service holds every role)."""
+    try:
+        require_role(conn, principal, tenant_id, role)
+    except Forbidden:
+        return False
+    return True
+
+
+@contextmanager
+def reading_as(principal: Principal) -> Iterator[Conn]:
+    """A transaction as the caller: under row-level security for a user, so a forgotten
+    filter still cannot leak another tenant's rows; as the service otherwise."""
+    if principal.user_id is None:
+        with db.transaction() as conn:
+            yield conn
+    else:
+        with db.user_transaction(principal.user_id) as conn:
+            yield conn
 
 
 def get_tenant(conn: Conn, *, tenant_id: UUID | None = None, slug: str | None = None) -> Tenant:

@@ -289,6 +289,14 @@ def refuse(request: flask.Request, error: SyncqError) -> flask.Response:
     return settle(request, error_response(error))
 
 
+def handle_by_method(
+    request: flask.Request, methods: Mapping[str, tuple[type[Any], Action[Any]]]
+) -> flask.Response:
+    """One function, one model and action per HTTP method (GET reads, PUT/DELETE write)."""
+    model, action = methods.get(request.method, next(iter(methods.values())))
+    return handle(request, model, action, methods=methods)
+
+
 def _handle(
     request: flask.Request,
     model: type[M],

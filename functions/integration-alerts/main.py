@@ -14,7 +14,7 @@ import functions_framework
 
 from shared.alerts.models import AlertSettingsRequest, AlertsQuery
 from shared.alerts.service import get_alerts, put_alerts
-from shared.web import handle
+from shared.web import handle_by_method
 
 METHODS: dict[str, tuple[type[Any], Any]] = {
     "GET": (AlertsQuery, get_alerts),
@@ -24,5 +24,4 @@ METHODS: dict[str, tuple[type[Any], Any]] = {
 
 @functions_framework.http
 def main(request: flask.Request) -> flask.Response:
-    model, action = METHODS.get(request.method, METHODS["GET"])
-    return handle(request, model, action, methods=METHODS)
+    return handle_by_method(request, METHODS)

@@ -14,7 +14,7 @@ import functions_framework
 
 from shared.queue.schedules import delete_schedule, list_schedules, put_schedule
 from shared.queue.schemas import ScheduleQuery, ScheduleRef, ScheduleRequest
-from shared.web import handle
+from shared.web import handle_by_method
 
 METHODS: dict[str, tuple[type[Any], Any]] = {
     "GET": (ScheduleQuery, list_schedules),
@@ -25,5 +25,4 @@ METHODS: dict[str, tuple[type[Any], Any]] = {
 
 @functions_framework.http
 def main(request: flask.Request) -> flask.Response:
-    model, action = METHODS.get(request.method, METHODS["GET"])
-    return handle(request, model, action, methods=METHODS)
+    return handle_by_method(request, METHODS)

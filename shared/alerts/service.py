@@ -9,10 +9,10 @@ from shared.alerts.channels import signing_key, webhook_url_problem
 from shared.alerts.models import AlertEvent, AlertSettingsRequest, AlertsQuery
 from shared.auth import Principal
 from shared.db import Row
-from shared.errors import Forbidden, UpstreamError, ValidationFailed
+from shared.errors import UpstreamError, ValidationFailed
 from shared.settings import get_settings
 from shared.sqlfiles import query
-from shared.tenancy import Role, require_role
+from shared.tenancy import Role, has_role, reading_as, require_role
 
 DEFAULTS: dict[str, Any] = {
     "emails": [],
@@ -29,21 +29,12 @@ def _public(row: Row | None) -> dict[str, Any]:
     return {key: row[key] for key in DEFAULTS}
 
 
-def _is_admin(conn: db.Conn, principal: Principal, tenant_id: Any) -> bool:
-    try:
-        require_role(conn, principal, tenant_id, Role.ADMIN)
-    except Forbidden:
-        return False
-    return True
-
-
 def get_alerts(principal: Principal, req: AlertsQuery) -> dict[str, Any]:
     """Settings and recent alerts (a member); admins also see the webhook signing key."""
     with db.transaction() as conn:
         require_role(conn, principal, req.tenant_id, Role.MEMBER)
-        admin = _is_admin(conn, principal, req.tenant_id)
-    reader = db.user_transaction(principal.user_id) if principal.user_id else db.transaction()
-    with reader as conn:
+        admin = has_role(conn, principal, req.tenant_id, Role.ADMIN)
+    with reading_as(principal) as conn:
         prefs = conn.execute(query("alerts", "settings"), {"tenant_id": req.tenant_id}).fetchone()
         recent = conn.execute(
             query("alerts", "recent"), {"tenant_id": req.tenant_id, "limit": req.limit}

@@ -19,7 +19,6 @@ import hashlib
 import json
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -35,7 +34,7 @@ from shared.queue.models import Job
 from shared.queue.schemas import EventsQuery
 from shared.settings import get_settings
 from shared.sqlfiles import query
-from shared.tenancy import Role, require_role
+from shared.tenancy import Role, reading_as, require_role
 
 CHANNEL = "integration_jobs"
 SNAPSHOT_LIMIT = 500
@@ -101,17 +100,6 @@ def _own_ids(payloads: Iterable[str], tenant_id: UUID) -> list[UUID]:
         if data.get("tenant_id") == str(tenant_id) and UUID(data["id"]) not in ids:
             ids.append(UUID(data["id"]))
     return ids
-
-
-@contextmanager
-def _as_caller(principal: Principal) -> Iterator[db.Conn]:
-    """A pooled transaction as the caller: under RLS for a user, as the service otherwise."""
-    if principal.user_id is None:
-        with db.transaction() as conn:
-            yield conn
-    else:
-        with db.user_transaction(principal.user_id) as conn:
-            yield conn
 
 
 class JobStream:
@@ -184,7 +172,7 @@ class JobStream:
     def _snapshot(self, since: datetime | None) -> list[str]:
         """Live jobs plus those changed after `since`, read as the caller."""
         params = {"tenant_id": self.tenant_id, "since": since, "limit": SNAPSHOT_LIMIT}
-        with _as_caller(self.principal) as conn:
+        with reading_as(self.principal) as conn:
             [clock] = conn.execute(query("events", "clock")).fetchall()
             rows = conn.execute(query("events", "snapshot"), params).fetchall()
         self._read_since = clock["now"] - RESUME_MARGIN
@@ -195,7 +183,7 @@ class JobStream:
         ids = _own_ids(payloads, self.tenant_id)
         if not ids:
             return []
-        with _as_caller(self.principal) as conn:
+        with reading_as(self.principal) as conn:
             rows = [store.get_job(conn, job_id) for job_id in ids]
         return self._unsent([r for r in rows if r is not None and r["tenant_id"] == self.tenant_id])
 

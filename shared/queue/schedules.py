@@ -26,7 +26,7 @@ from shared.queue.kind import KIND
 from shared.queue.schemas import ScheduleQuery, ScheduleRef, ScheduleRequest
 from shared.settings import get_settings
 from shared.sqlfiles import query
-from shared.tenancy import Role, require_role
+from shared.tenancy import Role, reading_as, require_role
 
 NEXT_RUNS_SHOWN = 5
 WAKE_WORKERS = 10  # at most this many drains woken per tick (the worker's max instances)
@@ -67,7 +67,7 @@ def list_schedules(principal: Principal, req: ScheduleQuery) -> dict[str, Any]:
     """A tenant's schedules (members read under RLS)."""
     with db.transaction() as conn:
         require_role(conn, principal, req.tenant_id, Role.MEMBER)
-    with _reader(principal) as conn:
+    with reading_as(principal) as conn:
         found = conn.execute(_q("list"), {"tenant_id": req.tenant_id}).fetchall()
         now = _now(conn)
     return {"schedules": [_public(row, now) for row in found]}
@@ -111,10 +111,6 @@ def delete_schedule(principal: Principal, req: ScheduleRef) -> dict[str, Any]:
         if conn.execute(_q("delete"), params).fetchone() is None:
             raise NotFound("No schedule for this integration.")
     return {"deleted": True, "provider_slug": req.provider_slug}
-
-
-def _reader(principal: Principal) -> Any:
-    return db.user_transaction(principal.user_id) if principal.user_id else db.transaction()
 
 
 def _now(conn: Conn) -> datetime:

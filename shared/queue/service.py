@@ -8,13 +8,21 @@ from uuid import UUID
 
 from shared import db
 from shared.auth import Principal
-from shared.errors import Conflict, Forbidden, JobFinished, NotFound, UpstreamError
+from shared.errors import Conflict, JobFinished, NotFound, UpstreamError
 from shared.jobs.wake import wake
 from shared.queue import store
 from shared.queue.kind import KIND, run_claimed
 from shared.queue.models import Job, JobStatus
 from shared.queue.schemas import JobRef, ListJobsQuery, RunIntegrationRequest, SyncRequest
-from shared.tenancy import Role, Tenant, enabled_integration, get_tenant, require_role
+from shared.tenancy import (
+    Role,
+    Tenant,
+    enabled_integration,
+    get_tenant,
+    has_role,
+    reading_as,
+    require_role,
+)
 
 
 def run_integration(principal: Principal, req: RunIntegrationRequest) -> dict[str, Any]:
@@ -41,7 +49,7 @@ def cancel_job(principal: Principal, req: JobRef) -> Job:
     """
     with db.transaction() as conn:
         seen = store.get_job(conn, req.job_id)
-        if seen is None or not _is_member(conn, principal, seen["tenant_id"]):
+        if seen is None or not has_role(conn, principal, seen["tenant_id"], Role.MEMBER):
             raise NotFound("No such job.")
         require_role(conn, principal, seen["tenant_id"], Role.ADMIN)
         row = store.get_job(conn, req.job_id, lock=True)
@@ -58,15 +66,6 @@ def cancel_job(principal: Principal, req: JobRef) -> Job:
     return Job.from_row(row)
 
 
-def _is_member(conn: db.Conn, principal: Principal, tenant_id: UUID) -> bool:
-    """Whether the caller may see the tenant's jobs at all (the service sees every tenant)."""
-    try:
-        require_role(conn, principal, tenant_id, Role.MEMBER)
-    except Forbidden:
-        return False
-    return True
-
-
 def list_jobs(principal: Principal, req: ListJobsQuery) -> dict[str, Any]:
     """A tenant's job history, newest first; users read under RLS."""
     with db.transaction() as conn:
@@ -78,12 +77,8 @@ def list_jobs(principal: Principal, req: ListJobsQuery) -> dict[str, Any]:
         "before": req.before,
         "limit": req.limit,
     }
-    if principal.user_id is not None:
-        with db.user_transaction(principal.user_id) as conn:
-            rows = store.list_jobs(conn, **params)
-    else:
-        with db.transaction() as conn:
-            rows = store.list_jobs(conn, **params)
+    with reading_as(principal) as conn:
+        rows = store.list_jobs(conn, **params)
     jobs = [Job.from_row(r).model_dump(mode="json") for r in rows]
     next_before = jobs[-1]["id"] if len(jobs) == req.limit else None
     return {"jobs": jobs, "next_before": next_before}
