@@ -67,20 +67,29 @@ WHERE tenant_id = %(tenant_id)s AND provider_slug = %(provider_slug)s
 -- same snapshot). An integration_logs row always (invariant 6).
 , prior AS (
   SELECT d.id AS job_id, d.tenant_id, d.provider_slug, d.status, d.error_message,
-         t.consecutive_failures AS failures_before, t.last_alert_at,
-         COALESCE(a.remind_at, '{3,10}') AS remind_at,
-         (d.status = 'error' AND s.enabled IS TRUE
-          AND t.consecutive_failures + 1 >= COALESCE(a.pause_schedule_after, 5)) AS pauses
+         t.consecutive_failures AS failures_before, t.last_alert_at
   FROM done d
   JOIN tenant_integrations t ON t.tenant_id = d.tenant_id AND t.provider_slug = d.provider_slug
-  LEFT JOIN alert_settings a ON a.tenant_id = d.tenant_id
-  LEFT JOIN integration_schedules s
-         ON s.tenant_id = d.tenant_id AND s.provider_slug = d.provider_slug
   WHERE d.finished_at IS NOT NULL
 ), decided AS (
-  SELECT p.*, integration_alert_event(p.failures_before, p.status, p.last_alert_at,
-                                      p.remind_at, p.pauses) AS event
+  -- Only a failure, or a first success after failures, can raise an alert or pause the
+  -- schedule: the usual success (the hot path) skips the settings and the decision.
+  SELECT p.*, COALESCE(x.pauses, false) AS pauses, x.event
   FROM prior p
+  LEFT JOIN LATERAL (
+    SELECT s.pauses, integration_alert_event(p.failures_before, p.status, p.last_alert_at,
+                                             s.remind_at, s.pauses) AS event
+    FROM (
+      SELECT COALESCE(a.remind_at, '{3,10}') AS remind_at,
+             (p.status = 'error' AND sch.enabled IS TRUE
+              AND p.failures_before + 1 >= COALESCE(a.pause_schedule_after, 5)) AS pauses
+      FROM (SELECT 1) AS one
+      LEFT JOIN alert_settings a ON a.tenant_id = p.tenant_id
+      LEFT JOIN integration_schedules sch
+             ON sch.tenant_id = p.tenant_id AND sch.provider_slug = p.provider_slug
+    ) AS s
+    WHERE p.status = 'error' OR (p.status = 'success' AND p.failures_before > 0)
+  ) AS x ON true
 ), integ AS (
   UPDATE tenant_integrations t
   SET last_run = now(), last_status = d.status, last_error = d.error_message, updated_at = now(),
