@@ -80,6 +80,17 @@ SPECS: dict[str, FunctionSpec] = {
             secrets=(*BASE_SECRETS, *ALERT_SECRETS),
         ),
         _api("integration-schedules", "syncq-api"),
+        _api("list-integrations", "syncq-api"),
+        FunctionSpec("my-tenants", "syncq-api", timeout_s=30),
+        # Static files only: no database, no secrets; many browsers per instance.
+        FunctionSpec(
+            "integrations-dashboard",
+            "syncq-api",
+            timeout_s=30,
+            concurrency=80,
+            pool_max=0,
+            secrets=(),
+        ),
         replace(
             _api("integration-alerts", "syncq-api"),
             secrets=(*BASE_SECRETS, "syncq-alert-webhook-secret"),
