@@ -9,8 +9,8 @@ command; `iam.sh` creates the service accounts named here. Sizing notes:
   600 s), so a job whose instance was killed is rescued only after it is surely dead.
 * Every instance keeps a small psycopg pool (DB_POOL_MAX), and each open event stream
   holds one LISTEN connection; the database must hold `connection_budget()` connections
-  at full scale (about 310 with the numbers below: size Cloud SQL's max_connections at
-  400+, or put a transaction pooler in front and lower the pools).
+  at full scale (405 with the numbers below: size Cloud SQL's max_connections at 450+, or
+  put a transaction pooler in front and lower the pools).
 """
 
 from __future__ import annotations
@@ -80,8 +80,9 @@ SPECS: dict[str, FunctionSpec] = {
             secrets=(*BASE_SECRETS, *ALERT_SECRETS),
         ),
         _api("integration-schedules", "syncq-api"),
-        _api("list-integrations", "syncq-api"),
-        FunctionSpec("my-tenants", "syncq-api", timeout_s=30),
+        # The dashboard's reads: one short query each, so one connection per instance.
+        FunctionSpec("list-integrations", "syncq-api", timeout_s=30, pool_max=1),
+        FunctionSpec("my-tenants", "syncq-api", timeout_s=30, max_instances=3, pool_max=1),
         # Static files only: no database, no secrets; many browsers per instance.
         FunctionSpec(
             "integrations-dashboard",
