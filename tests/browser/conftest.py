@@ -144,7 +144,9 @@ class LiveStack:
         return f"http://127.0.0.1:{self.env[Ports.variable(name.replace('-', '_'))]}"
 
     def knobs(self, name: str, **knobs: Any) -> None:
-        httpx.post(f"{self.emulator(name)}/__admin/knobs", json=knobs, timeout=10).raise_for_status()
+        httpx.post(
+            f"{self.emulator(name)}/__admin/knobs", json=knobs, timeout=10
+        ).raise_for_status()
 
     def reset(self, name: str) -> None:
         httpx.post(f"{self.emulator(name)}/__admin/reset", timeout=10).raise_for_status()
@@ -184,7 +186,9 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def live(pg_server_url: str, template_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+def live(
+    pg_server_url: str, template_db: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveStack]:
     """`make run`'s stack for this module, in a database of its own."""
     name = f"syncq_browser_{os.getpid()}_{time.monotonic_ns() % 10**8}"
     database_url = pg.create_database(pg_server_url, name, template=template_db)
@@ -195,7 +199,7 @@ def live(pg_server_url: str, template_db: str, tmp_path_factory: pytest.TempPath
         GESTAO_SCOUTER_DATABASE=f"{name}_gs", SYNCQ_DATA_DIR=str(data), **STACK_SETTINGS,
     )  # fmt: skip
     out = (data / "stack.out").open("w")
-    proc = subprocess.Popen(  # noqa: S603
+    proc = subprocess.Popen(
         [sys.executable, "-m", "infra.local.stack"], env=env, cwd=ROOT, text=True,
         stdout=out, stderr=subprocess.STDOUT,
     )  # fmt: skip

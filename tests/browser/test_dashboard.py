@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +99,9 @@ def test_double_click_makes_one_job_and_an_informative_notice(page: Any, live: L
     info.wait_for()
     assert page.get_by_test_id("toast-error").count() == 0  # informative, never an error
     assert len(jobs_of(live, ACME, "bomcontrole")) == before + 1
-    card(page, "bomcontrole").get_by_test_id("status").filter(has_text="Concluído").wait_for(timeout=60_000)
+    card(page, "bomcontrole").get_by_test_id("status").filter(has_text="Concluído").wait_for(
+        timeout=60_000
+    )
     assert len(jobs_of(live, ACME, "bomcontrole")) == before + 1
 
 
@@ -130,7 +131,10 @@ def test_a_lost_event_stream_reconnects_and_ends_right(page: Any, live: LiveStac
     wait_idle(live, GLOBEX, "onecode")
     live.knobs("onecode", latency_ms=400)
     streams: list[dict[str, str]] = []
-    page.on("request", lambda r: streams.append(r.headers) if "integration-job-events" in r.url else None)
+    page.on(
+        "request",
+        lambda r: streams.append(r.headers) if "integration-job-events" in r.url else None,
+    )
     try:
         sign_in(page, live, "globex-admin")
         page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
@@ -162,7 +166,9 @@ def test_a_job_waiting_too_long_says_the_queue_waits(page: Any, live: LiveStack)
         assert stalled.inner_text() == "Fila aguardando reprocessamento"
     finally:
         live.sweep()  # the sweep picks it up, as it would within a minute
-    card(page, "bomcontrole").get_by_test_id("status").filter(has_text="Concluído").wait_for(timeout=60_000)
+    card(page, "bomcontrole").get_by_test_id("status").filter(has_text="Concluído").wait_for(
+        timeout=60_000
+    )
     assert card(page, "bomcontrole").get_by_test_id("stalled").count() == 0
 
 
@@ -201,7 +207,9 @@ def test_a_member_sees_only_their_tenant_and_cannot_act(page: Any, live: LiveSta
 # -- Detalhe ----------------------------------------------------------------------------------
 
 
-def test_execucoes_lists_runs_with_attempts_times_and_trigger_and_filters(page: Any, live: LiveStack) -> None:
+def test_execucoes_lists_runs_with_attempts_times_and_trigger_and_filters(
+    page: Any, live: LiveStack
+) -> None:
     for i in range(23):  # more than a page: keyset paging
         scheduled = i % 3 == 0
         live.execute(
@@ -211,9 +219,16 @@ def test_execucoes_lists_runs_with_attempts_times_and_trigger_and_filters(page: 
             " CASE WHEN %s THEN date_trunc('hour', now()) - make_interval(hours => %s) END,"
             " now() - make_interval(hours => %s), now() - make_interval(hours => %s),"
             " now() - make_interval(hours => %s))",
-            ACME.id, "error" if i % 4 == 0 else "success", 2 if i % 4 == 0 else 1,
+            ACME.id,
+            "error" if i % 4 == 0 else "success",
+            2 if i % 4 == 0 else 1,
             "HTTP 503 da Acessórias" if i % 4 == 0 else None,
-            "schedule" if scheduled else "manual", scheduled, 30 + i, 30 + i, 30 + i, 30 + i,
+            "schedule" if scheduled else "manual",
+            scheduled,
+            30 + i,
+            30 + i,
+            30 + i,
+            30 + i,
         )
     sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/integracoes/acessorias/execucoes")
     table = page.get_by_test_id("runs")
@@ -222,9 +237,18 @@ def test_execucoes_lists_runs_with_attempts_times_and_trigger_and_filters(page: 
     assert page.get_by_role("tab", name="Execuções").get_attribute("aria-selected") == "true"
     assert rows.count() == 20
     headers = table.locator("thead th").all_inner_texts()
-    assert headers[:6] == ["Data", "Status", "Progresso", "Tempo de execução", "Tentativas", "Gatilho"]
+    assert headers[:6] == [
+        "Data",
+        "Status",
+        "Progresso",
+        "Tempo de execução",
+        "Tentativas",
+        "Gatilho",
+    ]
     page.get_by_role("button", name="Carregar mais").click()
-    page.wait_for_function("() => document.querySelectorAll('[data-testid=runs] tbody tr[data-job]').length > 20")
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=runs] tbody tr[data-job]').length > 20"
+    )
     failed = table.locator("tbody tr[data-status='error']").first
     assert "2 de 3" in failed.inner_text() and "1,5 s" in failed.inner_text()
     page.get_by_label("Status").select_option("error")
@@ -233,7 +257,9 @@ def test_execucoes_lists_runs_with_attempts_times_and_trigger_and_filters(page: 
         " return r.length === 6 && r.every(x => x.dataset.status === 'error'); }"
     )
     page.get_by_label("Gatilho").select_option("schedule")
-    page.wait_for_function("() => document.querySelectorAll('[data-testid=runs] tbody tr[data-job]').length === 2")
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=runs] tbody tr[data-job]').length === 2"
+    )
     assert all("Agendamento" in t for t in rows.all_inner_texts())
     rows.first.get_by_role("button", name="Ver erro").click()
     assert "HTTP 503 da Acessórias" in page.get_by_test_id("job-error").inner_text()
@@ -245,7 +271,9 @@ def test_execucoes_lists_runs_with_attempts_times_and_trigger_and_filters(page: 
     page.wait_for_function("() => location.hash.endsWith('/visao-geral')")
 
 
-def test_visao_geral_degrades_without_metrics_and_charts_them_when_there(page: Any, live: LiveStack) -> None:
+def test_visao_geral_degrades_without_metrics_and_charts_them_when_there(
+    page: Any, live: LiveStack
+) -> None:
     sign_in(page, live, "acme-member", f"#/t/{ACME.id}/integracoes/acessorias/visao-geral")
     page.get_by_test_id("metrics-unavailable").wait_for()  # integration-metrics: 404 here
     series = [{"day": f"2026-11-{d:02d}", "runs": d % 5 + 1, "successes": d % 5, "errors": 1,
@@ -289,13 +317,17 @@ def test_a_schedule_every_minute_runs_live(page: Any, live: LiveStack) -> None:
         live.sweep()
         if any(j["trigger"] == "schedule" for j in jobs_of(live, GLOBEX, "acessorias")):
             break
-    acessorias.get_by_test_id("status").filter(has_text=re.compile("Processando...|Concluído")).wait_for()
+    acessorias.get_by_test_id("status").filter(
+        has_text=re.compile("Processando...|Concluído")
+    ).wait_for()
     acessorias.get_by_test_id("status").filter(has_text="Concluído").wait_for(timeout=60_000)
     scheduled = [j for j in jobs_of(live, GLOBEX, "acessorias") if j["trigger"] == "schedule"]
     assert len(scheduled) == 1 and scheduled[0]["status"] == "success"
     page.goto(f"{live.dashboard}#/t/{GLOBEX.id}/integracoes/acessorias/execucoes")
     page.get_by_label("Gatilho").select_option("schedule")
-    page.wait_for_function("() => document.querySelectorAll('[data-testid=runs] tbody tr[data-job]').length === 1")
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=runs] tbody tr[data-job]').length === 1"
+    )
     live.execute("DELETE FROM integration_schedules WHERE tenant_id = %s", GLOBEX.id)
 
 
@@ -316,7 +348,9 @@ def test_gestao_scouter_export_progress_pause_resume(page: Any, live: LiveStack)
         page.get_by_role("button", name="Iniciar exportação").click()
         status = page.get_by_test_id("export-status")
         status.filter(has_text="Exportando").wait_for(timeout=30_000)
-        page.wait_for_function("() => /^[1-9]/.test(document.querySelector('[data-testid=exported]').textContent)")
+        page.wait_for_function(
+            "() => /^[1-9]/.test(document.querySelector('[data-testid=exported]').textContent)"
+        )
         page.get_by_role("button", name="Pausar").click()
         status.filter(has_text="Pausado").wait_for(timeout=30_000)
         paused_at = page.get_by_test_id("exported").inner_text()
@@ -336,7 +370,9 @@ def test_gestao_scouter_export_progress_pause_resume(page: Any, live: LiveStack)
     assert page.locator("[data-check='leads_writable']").get_attribute("data-ok") == "true"
 
 
-def test_mapping_exports_to_a_file_and_imports_back(page: Any, live: LiveStack, tmp_path: Path) -> None:
+def test_mapping_exports_to_a_file_and_imports_back(
+    page: Any, live: LiveStack, tmp_path: Path
+) -> None:
     sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/sync-monitor")
     mapping = page.get_by_test_id("mapping")
     mapping.wait_for()
@@ -353,7 +389,9 @@ def test_mapping_exports_to_a_file_and_imports_back(page: Any, live: LiveStack, 
     page.get_by_role("button", name="Remover celular").click()
     assert rows.count() == original - 1
     page.get_by_test_id("mapping-file").set_input_files(str(saved))
-    page.wait_for_function(f"() => document.querySelectorAll('[data-testid=mapping] tbody tr').length === {original}")
+    page.wait_for_function(
+        f"() => document.querySelectorAll('[data-testid=mapping] tbody tr').length === {original}"
+    )
     assert page.get_by_label("Coluna remota de celular").input_value() == "phone"
     page.get_by_role("button", name="Validar Schema").click()
     page.get_by_test_id("schema-report").filter(has_text="Schema válido").wait_for(timeout=30_000)
@@ -367,10 +405,14 @@ def test_mapping_exports_to_a_file_and_imports_back(page: Any, live: LiveStack, 
 # -- Créditos -------------------------------------------------------------------------------------
 
 
-def test_credits_create_a_render_watch_it_finish_and_see_the_ledger(page: Any, live: LiveStack) -> None:
+def test_credits_create_a_render_watch_it_finish_and_see_the_ledger(
+    page: Any, live: LiveStack
+) -> None:
     sign_in(page, live, "globex-member", "#/creditos")
     balance = page.get_by_test_id("balance")
-    page.wait_for_function("() => /\\d/.test(document.querySelector('[data-testid=balance]').textContent)")
+    page.wait_for_function(
+        "() => /\\d/.test(document.querySelector('[data-testid=balance]').textContent)"
+    )
     before = int(balance.inner_text().replace(".", ""))
     page.get_by_label("Prompt").fill("uma raposa vermelha")
     page.get_by_role("button", name="Criar e iniciar").click()
@@ -390,3 +432,28 @@ def test_credits_create_a_render_watch_it_finish_and_see_the_ledger(page: Any, l
     assert int(balance.inner_text().replace(".", "")) == before - 10
     (job,) = live.rows("SELECT status FROM ai_jobs WHERE user_id = %s", GLOBEX.member)
     assert job["status"] == "completed"
+
+
+def test_a_phone_sized_screen_fits_and_works(browser: Any, live: LiveStack) -> None:
+    from tests.browser.conftest import OUTPUT
+
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                  has_touch=True, locale="pt-BR")  # fmt: skip
+    phone = context.new_page()
+    try:
+        sign_in(phone, live, "acme-member")
+        card(phone, "acessorias").wait_for()
+        fits = "() => document.documentElement.scrollWidth <= window.innerWidth"
+        assert phone.evaluate(fits)  # no sideways scrolling of the page itself
+        assert phone.get_by_role("navigation", name="Principal").is_visible()
+        phone.goto(f"{live.dashboard}#/t/{ACME.id}/integracoes/acessorias/execucoes")
+        phone.get_by_test_id("runs").wait_for()
+        assert phone.evaluate(fits)  # wide tables scroll inside their own box
+        phone.goto(f"{live.dashboard}#/t/{ACME.id}/integracoes")
+        card(phone, "onecode").wait_for()
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        phone.screenshot(
+            path=str(OUTPUT / "test_a_phone_sized_screen_fits_and_works.png"), full_page=True
+        )
+    finally:
+        context.close()

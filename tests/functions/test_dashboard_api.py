@@ -38,7 +38,7 @@ def insert_job(database_url: str, tenant_id: uuid.UUID, provider: str, **cols: A
     marks = ", ".join(["%s"] * (2 + len(values)))
     with psycopg.connect(database_url) as conn:
         row = conn.execute(
-            f"INSERT INTO integration_jobs ({names}) VALUES ({marks}) RETURNING id",  # noqa: S608
+            f"INSERT INTO integration_jobs ({names}) VALUES ({marks}) RETURNING id",
             [tenant_id, provider, *values.values()],
         ).fetchone()
     assert row is not None
@@ -123,7 +123,9 @@ def test_list_jobs_filters_by_trigger_and_pages_by_keyset(database_url: str) -> 
     ]  # fmt: skip
     manual = insert_job(database_url, acme.id, "acessorias", created_at="2026-01-09T00:00:00Z")
     token, tid = acme.member_token, str(acme.id)
-    first = get("list-integration-jobs", token, tenant_id=tid, trigger="schedule", limit=3).get_json()
+    first = get(
+        "list-integration-jobs", token, tenant_id=tid, trigger="schedule", limit=3
+    ).get_json()
     assert [j["id"] for j in first["jobs"]] == [str(j) for j in scheduled[::-1][:3]]
     assert all(j["trigger"] == "schedule" for j in first["jobs"])
     rest = get(
@@ -210,4 +212,6 @@ def test_the_dashboard_serves_its_files_and_nothing_else(configure: Any) -> None
         assert missing.status_code == 404, path
         assert missing.get_json()["error"]["code"] == "not_found"
     refused = client.post("/", json={})
-    assert refused.status_code == 405 and refused.get_json()["error"]["code"] == "method_not_allowed"
+    assert (
+        refused.status_code == 405 and refused.get_json()["error"]["code"] == "method_not_allowed"
+    )

@@ -83,7 +83,7 @@ function ExportPanel({ tenant, onSchema }) {
         <div class="stat"><dt class="muted">Taxa</dt><dd class="value" style="font-size:1rem">${r ? `${fmtNumber(Math.round(r))} leads/s` : '—'}</dd></div>
       </dl>
       <p class="muted">Período: ${job.start_date ? fmtDay(job.start_date) : 'início'} a ${job.end_date ? fmtDay(job.end_date) : 'hoje'}
-        · lotes: ${fmtNumber(job.batches)}${job.pause_requested ? ' · pausa solicitada' : ''}${job.reset_requested ? ' · reinício solicitado' : ''}</p>
+        ${' · '}lotes: ${fmtNumber(job.batches)}${job.pause_requested ? ' · pausa solicitada' : ''}${job.reset_requested ? ' · reinício solicitado' : ''}</p>
       ${job.pause_reason && html`<${Notice} kind="warn">Pausado: ${job.pause_reason}</${Notice}>`}
       ${job.error_message && html`<${Notice} kind="error">${job.error_message}</${Notice}>`}
       <div class="row">
