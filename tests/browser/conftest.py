@@ -260,5 +260,7 @@ def sign_in(page: Any, live: LiveStack, user: str, hash_: str = "") -> None:
     page.goto(live.dashboard)
     page.get_by_role("button", name=user).click()
     page.get_by_role("button", name="Sair").wait_for()
+    # The app then moves to the first tenant's page: only after that, go elsewhere.
+    page.wait_for_function("() => /^#\\/(t\\/|creditos)/.test(location.hash)")
     if hash_:
         page.goto(live.dashboard + hash_)

@@ -263,7 +263,8 @@ def test_execucoes_lists_runs_with_attempts_times_and_trigger_and_filters(
     assert all("Agendamento" in t for t in rows.all_inner_texts())
     rows.first.get_by_role("button", name="Ver erro").click()
     assert "HTTP 503 da Acessórias" in page.get_by_test_id("job-error").inner_text()
-    page.get_by_role("button", name="Fechar").first.click()
+    page.get_by_role("dialog").get_by_role("button", name="Fechar", exact=True).click()
+    page.get_by_role("dialog").wait_for(state="hidden")
     # The tabs work from the keyboard (arrow keys move and select).
     page.get_by_role("tab", name="Execuções").focus()
     page.keyboard.press("ArrowLeft")
@@ -308,10 +309,12 @@ def test_a_schedule_every_minute_runs_live(page: Any, live: LiveStack) -> None:
     acessorias = card(page, "acessorias")
     acessorias.get_by_test_id("next-run").wait_for()
     # Two sweeps, as Cloud Scheduler would send them a minute apart; the schedule's minute
-    # is made to have come (its due time moved to now) instead of waiting for it.
+    # is made to have come instead of waiting for it: its next occurrence becomes the latest
+    # minute already due (the spread offset included) and its due time now.
     for _ in range(2):
         live.execute(
-            "UPDATE integration_schedules SET next_run_at = date_trunc('minute', now()),"
+            "UPDATE integration_schedules"
+            " SET next_run_at = date_trunc('minute', now() - make_interval(secs => offset_s)),"
             " due_at = now() - interval '1 second' WHERE tenant_id = %s", GLOBEX.id,
         )  # fmt: skip
         live.sweep()
@@ -457,3 +460,32 @@ def test_a_phone_sized_screen_fits_and_works(browser: Any, live: LiveStack) -> N
         )
     finally:
         context.close()
+
+
+def test_cancel_a_live_run_and_every_pending_one(page: Any, live: LiveStack) -> None:
+    for provider in ("onecode", "acessorias", "bomcontrole"):
+        wait_idle(live, ACME, provider)
+    live.knobs("onecode", latency_ms=800)  # 5 pages in turn: time to cancel it
+    try:
+        sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/integracoes/onecode/execucoes")
+        page.get_by_test_id("runs").wait_for()
+        page.get_by_role("button", name="Executar Agora").click()
+        first = "document.querySelector('[data-testid=runs] tbody tr[data-job]')"
+        page.wait_for_function(f"() => ['pending', 'running'].includes({first}?.dataset.status)")
+        page.get_by_test_id("runs").locator("tbody tr[data-job]").first.get_by_role(
+            "button", name="Cancelar"
+        ).click()
+        page.wait_for_function(f"() => {first}.dataset.status === 'canceled'", timeout=30_000)
+    finally:
+        live.reset("onecode")
+    assert jobs_of(live, ACME, "onecode")[-1]["status"] == "canceled"
+    for provider in ("acessorias", "bomcontrole"):  # queued for later: nothing claims them now
+        live.execute(
+            "INSERT INTO integration_jobs (tenant_id, provider_slug, run_after)"
+            " VALUES (%s, %s, now() + interval '1 hour')",
+            ACME.id, provider,
+        )  # fmt: skip
+    page.get_by_role("button", name="Cancelar todos os pendentes").click()  # confirm: accepted
+    page.get_by_test_id("toast-info").filter(has_text="2 execução(ões) pendente(s)").wait_for()
+    pending = "SELECT 1 FROM integration_jobs WHERE tenant_id = %s AND status = 'pending'"
+    assert live.rows(pending, ACME.id) == []

@@ -53,7 +53,7 @@ export function Detalhe({ tenant, slug, tab }) {
   return html`<nav aria-label="Trilha"><a href="#/t/${tenant.id}/integracoes">← Integrações</a></nav>
     <div class="row spread">
       <h1>${item.display_name} <${StatusBadge} job=${item.latest_job} /></h1>
-      <button type="button" class="primary" data-action="run-now" disabled=${live || !item.enabled || !admin}
+      <button type="button" class="primary" data-action="run-now" disabled=${live || !item.enabled || !admin || !item.runnable}
         title=${admin ? '' : 'Somente administradores podem executar'} onClick=${run}>Executar Agora</button>
     </div>
     <${Tabs} label="Seções da integração" tabs=${TABS} selected=${selected} onSelect=${select} />
