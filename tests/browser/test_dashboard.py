@@ -489,3 +489,21 @@ def test_cancel_a_live_run_and_every_pending_one(page: Any, live: LiveStack) -> 
     page.get_by_test_id("toast-info").filter(has_text="2 execução(ões) pendente(s)").wait_for()
     pending = "SELECT 1 FROM integration_jobs WHERE tenant_id = %s AND status = 'pending'"
     assert live.rows(pending, ACME.id) == []
+
+
+def test_sign_in_with_a_pasted_supabase_session(page: Any, live: LiveStack) -> None:
+    import httpx
+
+    users = httpx.get(f"{live.gateway}/_local/demo-tokens", timeout=10).json()["users"]
+    token = next(u["token"] for u in users if u["name"] == "globex-member")
+    page.goto(live.dashboard)
+    field = page.get_by_label("Token de acesso (JWT) ou sessão do Supabase (JSON)")
+    field.fill("não é um token")
+    page.get_by_role("button", name="Entrar", exact=True).click()
+    page.get_by_text("Cole um JWT").wait_for()
+    field.fill(json.dumps({"access_token": token, "token_type": "bearer", "expires_in": 3600}))
+    page.get_by_role("button", name="Entrar", exact=True).click()
+    page.get_by_role("button", name="Sair").wait_for()
+    assert page.get_by_label("Organização").locator("option").all_inner_texts() == [GLOBEX.name]
+    page.get_by_role("button", name="Sair").click()
+    page.get_by_role("heading", name="Entrar no syncq").wait_for()

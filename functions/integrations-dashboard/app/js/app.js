@@ -43,13 +43,13 @@ function Header({ session, tenant, route, live, onSignOut }) {
     const target = route.name === 'sync-monitor' ? 'sync-monitor' : 'integracoes';
     location.hash = `#/t/${id}/${target}`;
   }
-  const tid = tenant ? tenant.id : tenants[0]?.id;
+  const remembered = tenants.find((t) => t.id === sessionStorage.getItem('syncq.tenant'));
+  const tid = tenant ? tenant.id : (remembered || tenants[0])?.id;
   return html`<header class="top">
     <a class="brand" href=${tid ? `#/t/${tid}/integracoes` : '#/creditos'}>syncq</a>
     ${tenants.length > 0 && html`<div class="tenant">
       <label for="tenant-select">Organização</label>
-      <select id="tenant-select" value=${tenant ? tenant.id : ''} onChange=${switchTenant}>
-        ${!tenant && html`<option value="">—</option>`}
+      <select id="tenant-select" value=${tid} onChange=${switchTenant}>
         ${tenants.map((t) => html`<option value=${t.id}>${t.name}</option>`)}
       </select></div>`}
     <nav aria-label="Principal"><ul>
@@ -103,6 +103,7 @@ function App() {
 
   const tenant = session && route.tenantId ? session.tenants.find((t) => t.id === route.tenantId) : null;
   const live = useLive(tenant ? tenant.id : null);
+  useEffect(() => { if (tenant) sessionStorage.setItem('syncq.tenant', tenant.id); }, [tenant && tenant.id]);
 
   useEffect(() => {
     if (session && route.name === 'home') {

@@ -1,7 +1,7 @@
 // Detalhe of one integration: Visão Geral, Execuções, Agendamento, Alertas (seed 001 §6).
 import { html, useCallback, useEffect, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
-import { JOB_STATUS, TRIGGERS, fmtDateTime, fmtDuration, isLive } from '../format.js';
+import { isLive } from '../format.js';
 import { runIntegration, supersedes } from '../jobs.js';
 import { bus } from '../live.js';
 import { Notice, TabPanel, Tabs } from '../ui.js';
