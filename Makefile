@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TASKS_VENV := .venv-tasks
 PYTEST_ARGS ?=
 
-.PHONY: venv run test check lint typecheck migrate seed-demo bundle bench clean
+.PHONY: venv browser run test check lint typecheck migrate seed-demo bundle bench clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,16 @@ $(TASKS_VENV)/bin/.installed: infra/local/requirements-tasks.txt
 
 venv: $(BIN)/.installed $(TASKS_VENV)/bin/.installed
 
+# The dashboard's browser tests drive Debian's Chromium (Playwright never downloads one).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -q && apt-get install -y -q --no-install-recommends chromium; }
+
 run: venv
 	$(BIN)/python -m infra.local.stack
 
-test: venv
+test: venv browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv

@@ -9,6 +9,8 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
+from pydantic import BaseModel, ConfigDict
+
 from shared import db
 from shared.auth import Principal
 from shared.db import Conn
@@ -82,3 +84,25 @@ def enabled_integration(conn: Conn, tenant_id: UUID, provider_slug: str) -> dict
     if row is None or not row["enabled"]:
         raise IntegrationDisabled(details={"provider_slug": provider_slug})
     return dict(row)
+
+
+class MyTenantsQuery(BaseModel):
+    """`GET my-tenants` takes no parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def my_tenants(principal: Principal, _: MyTenantsQuery) -> dict[str, Any]:
+    """The caller's tenants and their role in each (a user's own rows, read under RLS).
+
+    The service belongs to no tenant: it is refused rather than shown every tenant.
+    """
+    if principal.user_id is None:
+        raise Forbidden("Only a signed-in user has tenants.")
+    with db.user_transaction(principal.user_id) as conn:
+        found = conn.execute(query("tenancy", "my_tenants"), {"user_id": principal.user_id})
+        tenants = [
+            {"id": str(r["id"]), "slug": r["slug"], "name": r["name"], "role": r["role"]}
+            for r in found.fetchall()
+        ]
+    return {"user_id": str(principal.user_id), "tenants": tenants}

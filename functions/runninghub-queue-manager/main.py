@@ -1,8 +1,9 @@
 """runninghub-queue-manager: the credits queue for RunningHub renders.
 
 Routes by path: /create (a user, for themself: 201 with the new job), /check /start
-/finish /cancel (a user for their own jobs, or the service: 200) and /webhook
-(RunningHub's TASK_END, verified by the signed URL).
+/finish /cancel (a user for their own jobs, or the service: 200), /ledger and /jobs (a
+user's own balance and ledger, own latest jobs) and /webhook (RunningHub's TASK_END,
+verified by the signed URL).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from shared.credits.models import (
     CreateRequest,
     FinishRequest,
     JobRef,
+    OwnRequest,
     WebhookEvent,
 )
 from shared.credits.runninghub import verify_webhook
@@ -33,6 +35,8 @@ ROUTES: dict[str, tuple[type[Any], Any, int]] = {
     "/start": (JobRef, service.start, 200),
     "/finish": (FinishRequest, service.finish, 200),
     "/cancel": (JobRef, service.cancel, 200),
+    "/ledger": (OwnRequest, service.ledger, 200),
+    "/jobs": (OwnRequest, service.jobs, 200),
 }
 
 

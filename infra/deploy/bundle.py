@@ -1,8 +1,9 @@
 """`make bundle`: one standalone, deployable folder per function.
 
-build/bundles/<name>/ = functions/<name>/main.py + shared/ (with its .sql files) +
-requirements.txt (runtime pins only). Nothing else from the repository goes in, so a
-bundle that imports on its own (tests/functions/test_bundles.py proves it) deploys.
+build/bundles/<name>/ = functions/<name>/ (its main.py and any files beside it, such as
+the dashboard's static/ folder) + shared/ (with its .sql files) + requirements.txt
+(runtime pins only). Nothing else from the repository goes in, so a bundle that imports
+on its own (tests/functions/test_bundles.py proves it) deploys.
 """
 
 from __future__ import annotations
@@ -26,8 +27,7 @@ def build(name: str, out: Path) -> Path:
     target = (out if out.is_absolute() else ROOT / out) / name
     if target.exists():
         shutil.rmtree(target)
-    target.mkdir(parents=True)
-    shutil.copy2(source, target / "main.py")
+    shutil.copytree(source.parent, target, ignore=_IGNORE)
     shutil.copytree(ROOT / "shared", target / "shared", ignore=_IGNORE)
     shutil.copy2(ROOT / "requirements.txt", target / "requirements.txt")
     (target / ".gcloudignore").write_text("__pycache__/\n*.pyc\n", encoding="utf-8")

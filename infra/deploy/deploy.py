@@ -45,7 +45,8 @@ def commands(spec: FunctionSpec, source: Path, project: str, region: str) -> lis
         f"--concurrency={spec.concurrency}", f"--max-instances={spec.max_instances}",
         f"--min-instances={spec.min_instances}", f"--service-account={sa}",
         "--set-env-vars=^;^" + ";".join(f"{k}={v}" for k, v in env.items()),
-        "--set-secrets=" + ",".join(f"{k}={v}:latest" for k, v in secrets.items()),
+        *(["--set-secrets=" + ",".join(f"{k}={v}:latest" for k, v in secrets.items())]
+          if secrets else []),
         "--allow-unauthenticated" if spec.public else "--no-allow-unauthenticated",
     ]  # fmt: skip
     out = [deploy]

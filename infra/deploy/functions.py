@@ -9,8 +9,8 @@ command; `iam.sh` creates the service accounts named here. Sizing notes:
   600 s), so a job whose instance was killed is rescued only after it is surely dead.
 * Every instance keeps a small psycopg pool (DB_POOL_MAX), and an instance serving event
   streams one LISTEN connection shared by all of them; the database must hold
-  `connection_budget()` connections at full scale (about 245 with the numbers below: size
-  Cloud SQL's max_connections at 300+, or put a transaction pooler in front and lower the
+  `connection_budget()` connections at full scale (see the README for the figure: size
+  Cloud SQL's max_connections above it, or put a transaction pooler in front and lower the
   pools).
 """
 
@@ -81,6 +81,18 @@ SPECS: dict[str, FunctionSpec] = {
             secrets=(*BASE_SECRETS, *ALERT_SECRETS),
         ),
         _api("integration-schedules", "syncq-api"),
+        # The dashboard's reads: one short query each, so one connection per instance.
+        FunctionSpec("list-integrations", "syncq-api", timeout_s=30, pool_max=1),
+        FunctionSpec("my-tenants", "syncq-api", timeout_s=30, max_instances=3, pool_max=1),
+        # Static files only: no database, no secrets; many browsers per instance.
+        FunctionSpec(
+            "integrations-dashboard",
+            "syncq-api",
+            timeout_s=30,
+            concurrency=80,
+            pool_max=0,
+            secrets=(),
+        ),
         replace(
             _api("integration-alerts", "syncq-api"),
             secrets=(*BASE_SECRETS, "syncq-alert-webhook-secret"),

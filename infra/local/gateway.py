@@ -8,9 +8,12 @@ two paths a person or a probe can use:
   database and each emulator are up;
 - `GET /functions/v1/healthz`: 200 `{"status": "ok"}` when the database answers, else 503
   with the error envelope. Both carry `X-Syncq-Instance`, so `make run` can tell its own
-  gateway from any other program answering on the port.
+  gateway from any other program answering on the port;
+- `GET /functions/v1/_local/demo-tokens`, only when started with `--demo-tokens` (`make run`
+  does): the demo users with fresh tokens, for the dashboard's sign-in picker. It is part
+  of the local gateway, never of a deployed function.
 
-`python -m infra.local.gateway --port 8080 [--emulator NAME=URL …] [--tasks HOST:PORT]`.
+`python -m infra.local.gateway --port 8080 [--emulator NAME=URL …] [--demo-tokens]`.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 import shared
+from infra.local import demo
 from infra.local.chunked import body_input
+from shared.auth import mint_token
 from shared.errors import NotFound, ServiceUnavailable, SyncqError
 from shared.settings import get_settings
 
@@ -42,6 +47,8 @@ if TYPE_CHECKING:
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 PREFIX = "/functions/v1"
 HEALTH_PATH = "/healthz"
+DEMO_TOKENS_PATH = "/_local/demo-tokens"
+DEMO_TOKEN_TTL_S = 12 * 3600
 INSTANCE_HEADER = "X-Syncq-Instance"
 PROBE_TIMEOUT_S = 1.0
 
@@ -52,6 +59,7 @@ class Services:
 
     emulators: dict[str, str] = field(default_factory=dict)  # name -> URL or host:port
     instance: str = ""  # echoed in INSTANCE_HEADER
+    demo_tokens: bool = False  # serve DEMO_TOKENS_PATH (the local stack only)
 
 
 def function_names(functions_dir: Path = FUNCTIONS_DIR) -> list[str]:
@@ -103,6 +111,9 @@ class _Gateway:
             response = self._json(self._index(request))
         elif path == PREFIX + HEALTH_PATH:
             response = self._health()
+        elif path == PREFIX + DEMO_TOKENS_PATH and self._services.demo_tokens:
+            response = self._json(demo_tokens())
+            response.headers["Cache-Control"] = "no-store"
         else:
             response = self._error(NotFound("No such function."))
         response.headers[INSTANCE_HEADER] = self._services.instance
@@ -136,6 +147,24 @@ class _Gateway:
 
     def _error(self, error: SyncqError) -> Response:
         return self._json(error.envelope(), error.status)
+
+
+def demo_tokens() -> dict[str, Any]:
+    """The demo users (`make run`'s tenants) with a fresh token each."""
+    users = []
+    for tenant in demo.TENANTS:
+        for role, user_id in (("admin", tenant.admin), ("member", tenant.member)):
+            users.append(
+                {
+                    "name": f"{tenant.slug}-{role}",
+                    "user_id": str(user_id),
+                    "role": role,
+                    "tenant": {"id": str(tenant.id), "slug": tenant.slug, "name": tenant.name},
+                    "token": mint_token(user_id=user_id, ttl_s=DEMO_TOKEN_TTL_S),
+                    "expires_in": DEMO_TOKEN_TTL_S,
+                }
+            )
+    return {"users": users}
 
 
 class _RootPath:
@@ -237,11 +266,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--instance", default="", help="echoed in " + INSTANCE_HEADER)
     parser.add_argument(
+        "--demo-tokens", action="store_true",
+        help=f"serve {PREFIX}{DEMO_TOKENS_PATH}: the demo users with fresh tokens (local only)",
+    )  # fmt: skip
+    parser.add_argument(
         "--emulator", type=_pair, action="append", default=[], metavar="NAME=URL",
         help="an emulator the index reports on (repeatable; host:port for non-HTTP ones)",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    serve(args.host, args.port, Services(dict(args.emulator), args.instance))
+    serve(args.host, args.port, Services(dict(args.emulator), args.instance, args.demo_tokens))
 
 
 if __name__ == "__main__":

@@ -250,7 +250,7 @@ def start_children(
         port = getattr(ports, name.replace("-", "_"))
         watched.append(f"{name}={ctx.url(port)}")
     gateway = [sys.executable, "-m", "infra.local.gateway", "--host", ctx.host,
-               "--port", str(ports.gateway), "--instance", instance]  # fmt: skip
+               "--port", str(ports.gateway), "--instance", instance, "--demo-tokens"]  # fmt: skip
     children.start("gateway", [*gateway, *[f"--emulator={w}" for w in watched]], env)
 
 
@@ -384,6 +384,9 @@ Run an integration:
 Watch it:
   curl -s "{base}/list-integration-jobs?tenant_id={tenant.id}" -H "Authorization: Bearer $TOKEN"
   curl -N "{base}/integration-job-events?tenant_id={tenant.id}" -H "Authorization: Bearer $TOKEN"
+
+Dashboard (pick a demo user to sign in):
+  {base}/integrations-dashboard/
 
 Ctrl-C stops everything; data stays in {log_label(DATA)}/.
 """,

@@ -204,6 +204,12 @@ class CheckRequest(_Body):
         return JobKey(job_table(self.table), self.job_id)
 
 
+class OwnRequest(_Body):
+    """`/ledger` and `/jobs`: the caller's own account or jobs, newest first."""
+
+    limit: int = Field(20, ge=1, le=100)
+
+
 class WebhookEvent(BaseModel):
     """RunningHub's TASK_END callback; `eventData` is a JSON string (an object is accepted)."""
 

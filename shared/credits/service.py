@@ -19,6 +19,7 @@ from shared.credits.models import (
     JobKey,
     JobRef,
     JobStatus,
+    OwnRequest,
     WebhookEvent,
     clean_outputs,
 )
@@ -125,6 +126,44 @@ def check(principal: Principal, req: CheckRequest) -> dict[str, Any]:
             position = next((p.position for p in places if p.key == key), None)
             answer["job"] = store.present(conn, row, position).model_dump(mode="json")
     return answer
+
+
+def _own_user(principal: Principal) -> UUID:
+    """The signed-in user; the service has no account of its own (403)."""
+    if principal.is_service or principal.user_id is None:
+        raise Forbidden("Only the owner reads their own account and jobs.")
+    return principal.user_id
+
+
+def ledger(principal: Principal, req: OwnRequest) -> dict[str, Any]:
+    """The caller's balance and latest ledger rows (read as the user, under RLS)."""
+    user_id = _own_user(principal)
+    with db.user_transaction(user_id) as conn:
+        balance, moves = store.account(conn, user_id, req.limit)
+    entries = [
+        {
+            "kind": m["kind"],
+            "amount": m["amount"],
+            "table": m["job_table"],
+            "jobId": str(m["job_id"]),
+            "created_at": m["created_at"].isoformat(),
+        }
+        for m in moves
+    ]
+    return {"balance": balance, "entries": entries}
+
+
+def jobs(principal: Principal, req: OwnRequest) -> dict[str, Any]:
+    """The caller's latest jobs (read under RLS), queued ones with their place in the queue
+    (the fair order spans every user's jobs, so it is read as the service)."""
+    user_id = _own_user(principal)
+    with db.user_transaction(user_id) as conn:
+        found = [store.present(conn, row) for row in store.user_jobs(conn, user_id, req.limit)]
+    with db.transaction() as conn:
+        places = {p.key: p.position for p in store.queue_positions(conn, user_id, None)}
+    for job in found:
+        job.position = places.get(JobKey(job.table, job.id))
+    return {"jobs": [job.model_dump(mode="json") for job in found]}
 
 
 @labelled

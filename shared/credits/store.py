@@ -109,6 +109,12 @@ def account(conn: Conn, user_id: UUID, limit: int = 20) -> tuple[int, list[Row]]
     return (int(row["balance"]) if row else 0), moves
 
 
+def user_jobs(conn: Conn, user_id: UUID, limit: int) -> list[Row]:
+    """A user's latest jobs, newest first (call it in the user's transaction: RLS)."""
+    params = {"user_id": user_id, "limit": limit}
+    return conn.execute(query("credits", "user_jobs"), params).fetchall()
+
+
 def refund(conn: Conn, key: JobKey) -> int | None:
     """Refund the job's debit if it has one and was not refunded yet; the amount or None."""
     row = _one(conn, "refund", key.params())

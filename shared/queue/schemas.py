@@ -11,7 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from shared.cron import Missed, parse_cron, parse_zone
 from shared.providers import PROVIDERS
-from shared.queue.models import JobStatus
+from shared.queue.models import JobStatus, Trigger
 
 _SECRETISH = re.compile(r"token|secret|password|passwd|api[_-]?key|authorization|credential", re.I)
 # Values that are credentials whatever their key: JWTs, bearer headers, Supabase keys.
@@ -68,10 +68,15 @@ class JobRef(Strict):
     job_id: UUID
 
 
+class TenantQuery(Strict):
+    tenant_id: UUID
+
+
 class ListJobsQuery(Strict):
     tenant_id: UUID
     provider_slug: str | None = None
     status: JobStatus | None = None
+    trigger: Trigger | None = None
     limit: int = Field(default=50, ge=1, le=200)
     before: UUID | None = None
 

@@ -74,6 +74,7 @@ def list_jobs(principal: Principal, req: ListJobsQuery) -> dict[str, Any]:
         "tenant_id": req.tenant_id,
         "provider_slug": req.provider_slug,
         "status": str(req.status) if req.status else None,
+        "trigger": str(req.trigger) if req.trigger else None,
         "before": req.before,
         "limit": req.limit,
     }

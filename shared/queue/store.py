@@ -111,6 +111,7 @@ def list_jobs(
     status: str | None,
     before: UUID | None,
     limit: int,
+    trigger: str | None = None,
 ) -> list[Row]:
     """A tenant's jobs, newest first, keyset-paged by job id."""
     return conn.execute(
@@ -119,6 +120,7 @@ def list_jobs(
             "tenant_id": tenant_id,
             "provider_slug": provider_slug,
             "status": status,
+            "trigger": trigger,
             "before": before,
             "limit": limit,
         },

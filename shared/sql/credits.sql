@@ -192,3 +192,8 @@ RETURNING balance
 -- name: user_ledger
 SELECT kind, amount, job_table, job_id, created_at FROM credit_ledger
 WHERE user_id = %(user_id)s ORDER BY id DESC LIMIT %(limit)s
+
+-- name: user_jobs
+-- A user's latest jobs across both tables (run as the user: RLS shows only their own).
+SELECT * FROM ai_jobs WHERE user_id = %(user_id)s
+ORDER BY created_at DESC, id DESC LIMIT %(limit)s

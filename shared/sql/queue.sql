@@ -144,6 +144,7 @@ SELECT * FROM integration_jobs j
 WHERE j.tenant_id = %(tenant_id)s
   AND (%(provider_slug)s::text IS NULL OR j.provider_slug = %(provider_slug)s::text)
   AND (%(status)s::text IS NULL OR j.status = %(status)s::text)
+  AND (%(trigger)s::text IS NULL OR j.trigger = %(trigger)s::text)
   AND (%(before)s::uuid IS NULL OR (j.created_at, j.id) <
        (SELECT b.created_at, b.id FROM integration_jobs b
         WHERE b.id = %(before)s::uuid AND b.tenant_id = %(tenant_id)s))

@@ -12,3 +12,24 @@ SELECT id, slug, name FROM tenants WHERE slug = %(slug)s
 -- name: integration
 SELECT tenant_id, provider_slug, enabled, config, last_run, last_status, last_error
 FROM tenant_integrations WHERE tenant_id = %(tenant_id)s AND provider_slug = %(provider_slug)s
+
+-- name: my_tenants
+-- The caller's tenants and role in each (run as the user: RLS shows only their own rows).
+SELECT t.id, t.slug, t.name, m.role
+FROM tenant_members m JOIN tenants t ON t.id = m.tenant_id
+WHERE m.user_id = %(user_id)s
+ORDER BY t.name, t.id
+
+-- name: list_integrations
+-- A tenant's integrations with their newest job (run as the user: RLS on both tables).
+SELECT i.provider_slug, i.enabled, i.last_run, i.last_status, i.last_error,
+       to_jsonb(j) - 'lease_token' AS latest_job
+FROM tenant_integrations i
+LEFT JOIN LATERAL (
+  SELECT * FROM integration_jobs j
+  WHERE j.tenant_id = i.tenant_id AND j.provider_slug = i.provider_slug
+  ORDER BY j.created_at DESC, j.id DESC
+  LIMIT 1
+) j ON true
+WHERE i.tenant_id = %(tenant_id)s
+ORDER BY i.provider_slug

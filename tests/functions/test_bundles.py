@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.deploy.bundle import all_functions, build
+from infra.deploy.bundle import FUNCTIONS_DIR, all_functions, build
 from infra.deploy.functions import SPECS, connection_budget
 
 LOADER = """
@@ -49,9 +49,10 @@ def test_every_function_bundle_imports_standalone(tmp_path: Path) -> None:
     assert {"sync-onecode-contacts", "sync-bomcontrole", "process-integration-job"} <= set(names)
     bundles = [build(name, tmp_path) for name in names]
     for bundle in bundles:
-        assert sorted(p.name for p in bundle.iterdir()) == [
-            ".gcloudignore", "main.py", "requirements.txt", "shared",
-        ]  # fmt: skip
+        own = {p.name for p in (FUNCTIONS_DIR / bundle.name).iterdir() if p.name != "__pycache__"}
+        assert sorted(p.name for p in bundle.iterdir()) == sorted(
+            {".gcloudignore", "main.py", "requirements.txt", "shared", *own}
+        )
         assert (bundle / "shared" / "sql" / "queue.sql").is_file()
         assert not list(bundle.rglob("__pycache__"))
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -68,7 +69,41 @@ def test_every_function_has_a_deploy_spec() -> None:
     worker = SPECS["process-integration-job"]
     assert not worker.public and worker.invokers and worker.concurrency == 1
     assert worker.timeout_s < 600  # below STALE_AFTER_S: a killed worker's job gets rescued
-    assert connection_budget() < 400
+    assert connection_budget() < 450  # README: size max_connections at 450+
+
+
+def test_the_dashboard_bundle_serves_its_static_files(tmp_path: Path) -> None:
+    bundle = build("integrations-dashboard", tmp_path)
+    source = FUNCTIONS_DIR / "integrations-dashboard" / "app"
+    files = sorted(p.relative_to(source) for p in source.rglob("*") if p.is_file())
+    assert (
+        files
+        and sorted(
+            p.relative_to(bundle / "app") for p in (bundle / "app").rglob("*") if p.is_file()
+        )
+        == files
+    )
+    served = subprocess.run(  # noqa: S603
+        [sys.executable, "-I", "-c", SERVER, str(bundle)],
+        cwd=bundle.parent, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert served.returncode == 0, served.stderr[-2000:]
+
+
+SERVER = """
+import pathlib, sys
+bundle = pathlib.Path(sys.argv[1]).resolve()
+sys.path.insert(0, str(bundle))
+import functions_framework
+client = functions_framework.create_app(target="main", source=str(bundle / "main.py")).test_client()
+index = client.get("/")
+assert index.status_code == 200 and b"js/app.js" in index.data, index.status_code
+assert "sha256-" in index.headers["Content-Security-Policy"]
+script = client.get("/js/app.js")
+assert script.status_code == 200 and script.mimetype == "text/javascript", script.mimetype
+assert client.get("/../main.py").status_code == 404
+assert client.get("/js/nothing.js").status_code == 404
+"""
 
 
 def test_unknown_function_is_refused(tmp_path: Path) -> None:

@@ -18,7 +18,13 @@ SUPABASE_JS_HEADERS = (
 # A fetch-based event-stream client reconnecting (the README's advice).
 EVENT_STREAM_HEADERS = ("authorization", "accept", "cache-control", "last-event-id")
 PATHS = {"runninghub-queue-manager": "/start", "sync-from-gestao-scouter": "/?tenant=acme"}
-GET_FUNCTIONS = {"list-integration-jobs", "integration-job-events"}
+GET_FUNCTIONS = {
+    "list-integration-jobs",
+    "integration-job-events",
+    "list-integrations",
+    "my-tenants",
+    "integrations-dashboard",
+}
 SAFELISTED_METHODS = {"GET", "HEAD", "POST"}
 
 

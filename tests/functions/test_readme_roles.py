@@ -17,7 +17,7 @@ from tests.support import ROOT, TenantFixture, bearer, function_client, seed_ten
 
 pytestmark = pytest.mark.db
 HEADER = "| function | member | admin | owner | service | public |"
-GET = {"list-integration-jobs", "integration-job-events"}
+GET = {"list-integration-jobs", "integration-job-events", "list-integrations"}
 SCHEDULE = {"provider_slug": "acessorias", "cron": "0 2 * * *"}
 
 
@@ -69,6 +69,8 @@ def test_the_table_covers_the_tenant_functions() -> None:
     assert {name for name, _ in ROLES} == set(function_names()) - {
         "runninghub-queue-manager",
         "sync-from-gestao-scouter",
+        "my-tenants",  # the caller's own tenants (owner): tests/functions/test_dashboard_api.py
+        "integrations-dashboard",  # public static files
     }
 
 

@@ -1,0 +1,59 @@
+// Live job changes: integration-job-events read with a fetch-based SSE client (EventSource
+// cannot send the Authorization header). When the stream ends or the connection is lost it
+// reconnects with Last-Event-ID (the server then replays what changed meanwhile) and tells
+// the page to refetch.
+import { fetchEventSource } from '../vendor/fetch-event-source/index.js';
+import { apiBase, getToken } from './api.js';
+
+class Fatal extends Error {}
+class Retry extends Error {}
+
+/**
+ * Follow a tenant's jobs. Callbacks: onJob(job), onState('connecting'|'live'|'reconnecting'|'off'),
+ * onReconnect() after every reconnection. Returns a function that stops it.
+ */
+export function followJobs(tenantId, { onJob, onState, onReconnect }) {
+  const controller = new AbortController();
+  const url = new URL('integration-job-events', apiBase());
+  url.searchParams.set('tenant_id', tenantId);
+  let opened = 0;
+  let delay = 500;
+  onState('connecting');
+  fetchEventSource(url.toString(), {
+    signal: controller.signal,
+    openWhenHidden: true,
+    headers: { Authorization: 'Bearer ' + getToken() },
+    async onopen(response) {
+      const type = response.headers.get('content-type') || '';
+      if (response.ok && type.startsWith('text/event-stream')) {
+        delay = 500;
+        onState('live');
+        if (opened++ > 0) onReconnect();
+        return;
+      }
+      if (response.status === 401 || response.status === 403) throw new Fatal(String(response.status));
+      throw new Retry(String(response.status));
+    },
+    onmessage(message) {
+      if (message.event === 'job' && message.data) onJob(JSON.parse(message.data));
+    },
+    onclose() { throw new Retry('closed'); }, // the server ended the stream: reconnect
+    onerror(error) {
+      if (error instanceof Fatal) { onState('off'); throw error; }
+      onState('reconnecting');
+      delay = Math.min(delay * 2, 8000);
+      return delay;
+    },
+  }).catch(() => onState('off'));
+  return () => controller.abort();
+}
+
+// One stream at a time (the selected tenant's); pages subscribe to what it brings.
+const jobHandlers = new Set();
+const reconnectHandlers = new Set();
+export const bus = {
+  job(job) { jobHandlers.forEach((fn) => fn(job)); },
+  reconnected() { reconnectHandlers.forEach((fn) => fn()); },
+  onJob(fn) { jobHandlers.add(fn); return () => jobHandlers.delete(fn); },
+  onReconnect(fn) { reconnectHandlers.add(fn); return () => reconnectHandlers.delete(fn); },
+};

@@ -1,0 +1,108 @@
+// Créditos: the caller's balance and ledger, their render jobs (status, queue position),
+// create (priced by the server) and cancel (runninghub-queue-manager).
+import { html, useCallback, useEffect, useRef, useState } from '../../vendor/htm/preact-standalone.module.js';
+import { api, describe } from '../api.js';
+import { CREDIT_STATUS, fmtDateTime, fmtNumber } from '../format.js';
+import { Badge, Notice, notify } from '../ui.js';
+
+const QM = 'runninghub-queue-manager';
+const DEMO_WORKFLOW = '1904136902449209346';
+const TABLES = { image_jobs: 'Imagem', video_jobs: 'Vídeo' };
+const FINAL = new Set(['completed', 'failed', 'cancelled']);
+const KIND = { debit: 'Débito', refund: 'Reembolso' };
+
+export function Creditos() {
+  const [account, setAccount] = useState(null);
+  const [jobs, setJobs] = useState(null);
+  const [queue, setQueue] = useState(null);
+  const [error, setError] = useState(null);
+  const [form, setForm] = useState({ table: 'image_jobs', workflowId: DEMO_WORKFLOW, prompt: '' });
+  const [busy, setBusy] = useState(false);
+  const timer = useRef(null);
+
+  const post = (route, body = {}) => api(QM, { method: 'POST', path: '/' + route, body });
+  const load = useCallback(async () => {
+    try {
+      const [ledger, mine, check] = await Promise.all([post('ledger', { limit: 20 }), post('jobs', { limit: 20 }), post('check')]);
+      setAccount(ledger); setJobs(mine.jobs); setQueue(check); setError(null);
+    } catch (err) { setError(describe(err)); }
+  }, []);
+  useEffect(() => { load(); }, [load]);
+  useEffect(() => { // no event stream for renders: poll while one is unfinished
+    clearTimeout(timer.current);
+    const active = jobs && jobs.some((j) => !FINAL.has(j.status) && j.status !== 'pending');
+    timer.current = setTimeout(load, active ? 1500 : 15000);
+    return () => clearTimeout(timer.current);
+  }, [jobs, load]);
+
+  async function create(e) {
+    e.preventDefault();
+    setBusy(true);
+    try {
+      const inputs = form.prompt ? [{ nodeId: '6', fieldName: 'text', fieldValue: form.prompt }] : [];
+      const job = await post('create', { table: form.table, workflowId: form.workflowId, inputs });
+      notify('info', `Renderização criada (${job.credits_cost} créditos).`);
+      const started = await post('start', { table: job.table, jobId: job.id });
+      notify('success', started.position ? `Na fila, posição ${started.position}.` : 'Renderização iniciada.');
+    } catch (err) { notify('error', describe(err)); }
+    setBusy(false);
+    load();
+  }
+  async function start(job) {
+    try { await post('start', { table: job.table, jobId: job.id }); } catch (err) { notify('error', describe(err)); }
+    load();
+  }
+  async function cancel(job) {
+    try { await post('cancel', { table: job.table, jobId: job.id }); notify('info', 'Renderização cancelada; os créditos voltam ao saldo.'); } catch (err) { notify('error', describe(err)); }
+    load();
+  }
+  const set = (key) => (e) => setForm((f) => ({ ...f, [key]: e.target.value }));
+
+  return html`<h1>Créditos</h1>
+    ${error && html`<${Notice} kind="error">${error}</${Notice}>`}
+    <div class="stats">
+      <div class="stat"><div class="muted">Saldo</div><div class="value" data-testid="balance">${account ? fmtNumber(account.balance) : '…'}</div></div>
+      ${queue && html`<div class="stat"><div class="muted">Vagas no RunningHub</div><div class="value">${queue.free_slots} de ${queue.limit}</div></div>
+        <div class="stat"><div class="muted">Na fila (todos)</div><div class="value">${queue.queued}</div></div>`}
+    </div>
+    <form class="panel" onSubmit=${create}>
+      <fieldset><legend>Nova renderização</legend>
+        <div class="field"><label for="c-table">Tipo</label>
+          <select id="c-table" value=${form.table} onChange=${set('table')}>${Object.entries(TABLES).map(([k, v]) => html`<option value=${k}>${v}</option>`)}</select>
+          <small>O preço é definido pelo servidor e debitado ao iniciar.</small></div>
+        <div class="field"><label for="c-workflow">Workflow</label><input id="c-workflow" value=${form.workflowId} onInput=${set('workflowId')} required pattern="[A-Za-z0-9_-]{1,64}" /></div>
+        <div class="field"><label for="c-prompt">Prompt</label><input id="c-prompt" value=${form.prompt} onInput=${set('prompt')} maxlength="500" /></div>
+        <button type="submit" class="primary" disabled=${busy}>Criar e iniciar</button>
+      </fieldset>
+    </form>
+    <h2>Minhas renderizações</h2>
+    <div class="table-wrap"><table data-testid="renders">
+      <thead><tr><th scope="col">Criada</th><th scope="col">Tipo</th><th scope="col">Status</th><th scope="col">Posição na fila</th><th scope="col">Custo</th><th scope="col">Créditos</th><th scope="col">Ações</th></tr></thead>
+      <tbody>
+        ${jobs && jobs.length === 0 && html`<tr><td colspan="7" class="muted">Nenhuma renderização ainda.</td></tr>`}
+        ${(jobs || []).map((j) => {
+          const s = CREDIT_STATUS[j.status] || { label: j.status, color: 'gray' };
+          return html`<tr key=${j.id} data-job=${j.id} data-status=${j.status}>
+            <td>${fmtDateTime(j.created_at)}</td><td>${TABLES[j.table] || j.table}</td>
+            <td><${Badge} color=${s.color}>${s.label}</${Badge}>${j.error_message && j.status === 'failed' ? html`<br /><small>${j.error_message}</small>` : ''}</td>
+            <td class="num">${j.position ?? '—'}</td><td class="num">${j.credits_cost}</td>
+            <td>${j.refunded ? 'reembolsado' : j.debited ? 'debitado' : '—'}</td>
+            <td><div class="row">
+              ${j.status === 'pending' && html`<button type="button" onClick=${() => start(j)}>Iniciar</button>`}
+              ${!FINAL.has(j.status) && html`<button type="button" class="danger" onClick=${() => cancel(j)}>Cancelar</button>`}
+              ${j.outputs && j.outputs.length > 0 && html`<span class="muted">${j.outputs.length} arquivo(s)</span>`}
+            </div></td></tr>`;
+        })}
+      </tbody>
+    </table></div>
+    <h2>Extrato</h2>
+    <div class="table-wrap"><table data-testid="ledger">
+      <thead><tr><th scope="col">Data</th><th scope="col">Movimento</th><th scope="col">Créditos</th><th scope="col">Renderização</th></tr></thead>
+      <tbody>
+        ${account && account.entries.length === 0 && html`<tr><td colspan="4" class="muted">Nenhum movimento.</td></tr>`}
+        ${(account ? account.entries : []).map((m) => html`<tr key=${m.kind + m.jobId} data-kind=${m.kind}>
+          <td>${fmtDateTime(m.created_at)}</td><td>${KIND[m.kind] || m.kind}</td>
+          <td class="num">${m.kind === 'debit' ? '−' : '+'}${m.amount}</td><td><code>${m.jobId.slice(0, 8)}</code> (${TABLES[m.table] || m.table})</td></tr>`)}
+      </tbody>
+    </table></div>`;
+}

@@ -1,0 +1,114 @@
+// Integrações: one card per integration, its last run live (seed 001's page).
+import { html, useCallback, useEffect, useState } from '../../vendor/htm/preact-standalone.module.js';
+import { api, describe } from '../api.js';
+import { JOB_STATUS, fmtDateTime, fmtTime, isLive } from '../format.js';
+import { fmtFreshness, isStalled, loadMetrics, retryingAt, runIntegration, supersedes } from '../jobs.js';
+import { bus } from '../live.js';
+import { Badge, Dialog, Notice, Progress, useNow } from '../ui.js';
+
+export function StatusBadge({ job }) {
+  if (!job) return html`<${Badge} color="gray" testid="status">Nunca executado</${Badge}>`;
+  const s = JOB_STATUS[job.status] || { label: job.status, color: 'gray' };
+  return html`<${Badge} color=${s.color} testid="status">${s.label}</${Badge}>`;
+}
+
+export function withJob(items, job) {
+  return items.map((it) => {
+    if (it.provider_slug !== job.provider_slug || !supersedes(job, it.latest_job)) return it;
+    const done = !isLive(job) && job.finished_at;
+    return {
+      ...it, latest_job: job,
+      ...(done ? { last_run: job.finished_at, last_status: job.status, last_error: job.error_message } : {}),
+    };
+  });
+}
+
+function Card({ tenant, item, schedule, freshness, now, onJob, onShowError }) {
+  const job = item.latest_job;
+  const live = isLive(job);
+  const admin = tenant.role === 'admin';
+  const retry = retryingAt(job, now);
+  const headingId = `card-${item.provider_slug}`;
+  async function run() {
+    const started = await runIntegration(tenant.id, item.provider_slug);
+    if (started) onJob(started);
+  }
+  return html`<article class="card" aria-labelledby=${headingId} data-provider=${item.provider_slug}>
+    <header>
+      <h2 id=${headingId}>${item.display_name}</h2>
+      ${item.runnable && html`<${StatusBadge} job=${job} />`}
+    </header>
+    <dl>
+      <dt>Situação</dt><dd>${item.enabled ? 'Habilitada' : 'Desabilitada'}</dd>
+      <dt>Última execução</dt><dd>${fmtDateTime(item.last_run)}</dd>
+      <dt>Próxima agendada</dt><dd data-testid="next-run">${schedule && schedule.next_run_at ? fmtDateTime(schedule.next_run_at) : 'Sem agendamento'}</dd>
+      ${freshness && html`<dt>Dados atualizados</dt><dd>${freshness}</dd>`}
+    </dl>
+    ${live && html`<${Progress} value=${job.progress} label="Progresso de ${item.display_name}" />`}
+    ${retry && html`<p class="muted">Nova tentativa às ${fmtTime(retry)} (tentativa ${job.attempts + 1} de ${job.max_attempts}).</p>`}
+    ${isStalled(job, now) && html`<${Notice} kind="warn" testid="stalled">Fila aguardando reprocessamento</${Notice}>`}
+    <footer>
+      ${item.runnable
+        ? html`<button type="button" class="primary" data-action="run" disabled=${live || !item.enabled || !admin}
+            title=${admin ? '' : 'Somente administradores podem executar'} onClick=${run}>Executar</button>`
+        : html`<a class="button" href="#/t/${tenant.id}/sync-monitor">Abrir Sync Monitor</a>`}
+      ${job && job.status === 'error' && html`<button type="button" class="danger" data-action="show-error"
+          onClick=${() => onShowError(item, job)}>Ver erro</button>`}
+      ${item.runnable && html`<a class="button" href="#/t/${tenant.id}/integracoes/${item.provider_slug}">Detalhes</a>`}
+    </footer>
+  </article>`;
+}
+
+export function Integracoes({ tenant }) {
+  const [items, setItems] = useState(null);
+  const [schedules, setSchedules] = useState({});
+  const [metrics, setMetrics] = useState({});
+  const [error, setError] = useState(null);
+  const [shownError, setShownError] = useState(null);
+  const now = useNow(5000);
+
+  const load = useCallback(async () => {
+    try {
+      const [listed, sched] = await Promise.all([
+        api('list-integrations', { query: { tenant_id: tenant.id } }),
+        api('integration-schedules', { query: { tenant_id: tenant.id } }).catch(() => ({ schedules: [] })),
+      ]);
+      setItems(listed.integrations);
+      setSchedules(Object.fromEntries(sched.schedules.map((s) => [s.provider_slug, s])));
+      setError(null);
+    } catch (err) { setError(describe(err)); }
+    const m = await loadMetrics(tenant.id);
+    setMetrics(m && !m.unavailable ? Object.fromEntries((m.providers || []).map((p) => [p.provider_slug, p])) : {});
+  }, [tenant.id]);
+
+  useEffect(() => { setItems(null); load(); }, [load]);
+  useEffect(() => bus.onJob((job) => {
+    if (job.tenant_id !== tenant.id) return;
+    setItems((list) => (list ? withJob(list, job) : list));
+    if (job.trigger === 'schedule' || !isLive(job)) {
+      api('integration-schedules', { query: { tenant_id: tenant.id } })
+        .then((s) => setSchedules(Object.fromEntries(s.schedules.map((x) => [x.provider_slug, x])))).catch(() => {});
+    }
+  }), [tenant.id]);
+  useEffect(() => bus.onReconnect(load), [load]);
+
+  function onJob(job) {
+    setItems((list) => withJob(list, job));
+    setTimeout(load, 1500); // a short refetch, in case an event is late
+  }
+
+  return html`<div class="row spread"><h1>Integrações</h1><span class="muted">${tenant.name}</span></div>
+    ${error && html`<${Notice} kind="error">${error}</${Notice}>`}
+    ${!items && !error && html`<p role="status">Carregando integrações…</p>`}
+    ${items && items.length === 0 && html`<${Notice}>Nenhuma integração configurada para esta organização.</${Notice}>`}
+    ${items && html`<div class="cards">
+      ${items.map((item) => html`<${Card} key=${item.provider_slug} tenant=${tenant} item=${item} now=${now}
+          schedule=${schedules[item.provider_slug]} freshness=${fmtFreshness(metrics[item.provider_slug]?.freshness, now)}
+          onJob=${onJob} onShowError=${(it, job) => setShownError({ it, job })} />`)}
+    </div>`}
+    <${Dialog} title="Erro da última execução" open=${!!shownError} onClose=${() => setShownError(null)}>
+      ${shownError && html`<p><strong>${shownError.it.display_name}</strong> · ${fmtDateTime(shownError.job.finished_at)}
+        · tentativa ${shownError.job.attempts} de ${shownError.job.max_attempts}</p>
+        <pre data-testid="error-message">${shownError.job.error_message || shownError.it.last_error || 'Sem mensagem.'}</pre>`}
+    </${Dialog}>`;
+}

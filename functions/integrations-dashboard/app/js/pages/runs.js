@@ -1,0 +1,131 @@
+// Execuções: the job history, filtered by status and trigger, keyset-paged, live.
+import { html, useCallback, useEffect, useState } from '../../vendor/htm/preact-standalone.module.js';
+import { api, describe } from '../api.js';
+import { JOB_STATUS, TRIGGERS, fmtDateTime, fmtDuration, isLive } from '../format.js';
+import { cancelJob } from '../jobs.js';
+import { bus } from '../live.js';
+import { Badge, Dialog, Notice, Progress, notify } from '../ui.js';
+
+const PAGE = 20;
+
+function matches(job, filters) {
+  return (!filters.status || job.status === filters.status) && (!filters.trigger || job.trigger === filters.trigger);
+}
+
+export function Runs({ tenant, slug }) {
+  const [filters, setFilters] = useState({ status: '', trigger: '' });
+  const [rows, setRows] = useState(null);
+  const [next, setNext] = useState(null);
+  const [error, setError] = useState(null);
+  const [shown, setShown] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const admin = tenant.role === 'admin';
+
+  const fetchPage = useCallback((before) => api('list-integration-jobs', {
+    query: { tenant_id: tenant.id, provider_slug: slug, status: filters.status, trigger: filters.trigger, limit: PAGE, before },
+  }), [tenant.id, slug, filters]);
+
+  const load = useCallback(async () => {
+    try {
+      const page = await fetchPage(null);
+      setRows(page.jobs); setNext(page.next_before); setError(null);
+    } catch (err) { setError(describe(err)); }
+  }, [fetchPage]);
+  useEffect(() => { setRows(null); load(); }, [load]);
+  useEffect(() => bus.onReconnect(load), [load]);
+  useEffect(() => bus.onJob((job) => {
+    if (job.tenant_id !== tenant.id || job.provider_slug !== slug) return;
+    setRows((list) => {
+      if (!list) return list;
+      if (list.some((j) => j.id === job.id)) {
+        return list.map((j) => (j.id === job.id ? job : j)).filter((j) => matches(j, filters));
+      }
+      const newest = list[0];
+      if (matches(job, filters) && (!newest || Date.parse(job.created_at) >= Date.parse(newest.created_at))) return [job, ...list];
+      return list;
+    });
+  }), [tenant.id, slug, filters]);
+
+  async function more() {
+    try {
+      const page = await fetchPage(next);
+      setRows((list) => [...list, ...page.jobs.filter((j) => !list.some((x) => x.id === j.id))]);
+      setNext(page.next_before);
+    } catch (err) { notify('error', describe(err)); }
+  }
+  async function cancel(job) {
+    const done = await cancelJob(job.id);
+    if (done) setRows((list) => list.map((j) => (j.id === done.id ? done : j)));
+  }
+  async function cancelAllPending() {
+    if (!confirm('Cancelar todas as execuções pendentes desta organização?')) return;
+    setBusy(true);
+    let canceled = 0; let failed = 0; let before = null;
+    try {
+      do {
+        const page = await api('list-integration-jobs', { query: { tenant_id: tenant.id, status: 'pending', limit: 200, before } });
+        for (const job of page.jobs) {
+          try { await api('cancel-integration-job', { method: 'POST', body: { job_id: job.id } }); canceled += 1; } catch { failed += 1; }
+        }
+        before = page.next_before;
+      } while (before);
+      notify(failed ? 'error' : 'info', `${canceled} execução(ões) pendente(s) cancelada(s)${failed ? `, ${failed} não puderam ser canceladas` : ''}.`);
+    } catch (err) { notify('error', describe(err)); }
+    setBusy(false);
+    load();
+  }
+  const setFilter = (key) => (e) => setFilters((f) => ({ ...f, [key]: e.target.value }));
+
+  return html`<form class="row" onSubmit=${(e) => e.preventDefault()} aria-label="Filtros">
+      <label for="f-status">Status</label>
+      <select id="f-status" value=${filters.status} onChange=${setFilter('status')}>
+        <option value="">Todos</option>
+        ${Object.entries(JOB_STATUS).map(([k, v]) => html`<option value=${k}>${v.name}</option>`)}
+      </select>
+      <label for="f-trigger">Gatilho</label>
+      <select id="f-trigger" value=${filters.trigger} onChange=${setFilter('trigger')}>
+        <option value="">Todos</option>
+        ${Object.entries(TRIGGERS).map(([k, v]) => html`<option value=${k}>${v}</option>`)}
+      </select>
+      ${admin && html`<button type="button" class="danger" disabled=${busy} onClick=${cancelAllPending}>Cancelar todos os pendentes</button>`}
+    </form>
+    ${error && html`<${Notice} kind="error">${error}</${Notice}>`}
+    ${!rows && !error && html`<p role="status">Carregando execuções…</p>`}
+    ${rows && html`<div class="table-wrap"><table data-testid="runs">
+      <caption class="visually-hidden">Execuções, mais recentes primeiro</caption>
+      <thead><tr>
+        <th scope="col">Data</th><th scope="col">Status</th><th scope="col">Progresso</th>
+        <th scope="col">Tempo de execução</th><th scope="col">Tentativas</th><th scope="col">Gatilho</th><th scope="col">Ações</th>
+      </tr></thead>
+      <tbody>
+        ${rows.length === 0 && html`<tr><td colspan="7" class="muted">Nenhuma execução com esses filtros.</td></tr>`}
+        ${rows.map((job) => {
+          const s = JOB_STATUS[job.status] || { name: job.status, color: 'gray' };
+          return html`<tr key=${job.id} data-job=${job.id} data-status=${job.status}>
+            <td>${fmtDateTime(job.created_at)}</td>
+            <td><${Badge} color=${s.color}>${s.name}</${Badge}></td>
+            <td style="min-width:8rem"><${Progress} value=${job.progress} label="Progresso da execução" /></td>
+            <td class="num">${fmtDuration(job.execution_time_ms)}</td>
+            <td class="num">${job.attempts} de ${job.max_attempts}</td>
+            <td>${TRIGGERS[job.trigger] || job.trigger}${job.scheduled_for ? html`<br /><small class="muted">${fmtDateTime(job.scheduled_for)}</small>` : ''}</td>
+            <td><div class="row">
+              <button type="button" onClick=${() => setShown(job)}>${job.status === 'error' ? 'Ver erro' : 'Ver detalhes'}</button>
+              ${admin && isLive(job) && html`<button type="button" class="danger" disabled=${job.cancel_requested} onClick=${() => cancel(job)}>Cancelar</button>`}
+            </div></td>
+          </tr>`;
+        })}
+      </tbody>
+    </table></div>
+    ${next && html`<p><button type="button" onClick=${more}>Carregar mais</button></p>`}`}
+    <${Dialog} title="Detalhes da execução" open=${!!shown} onClose=${() => setShown(null)}>
+      ${shown && html`<dl>
+        <dt>Id</dt><dd><code>${shown.id}</code></dd>
+        <dt>Status</dt><dd>${(JOB_STATUS[shown.status] || {}).name || shown.status}</dd>
+        <dt>Criada</dt><dd>${fmtDateTime(shown.created_at)}</dd>
+        <dt>Início / fim</dt><dd>${fmtDateTime(shown.started_at)} → ${fmtDateTime(shown.finished_at)}</dd>
+        <dt>Tentativas</dt><dd>${shown.attempts} de ${shown.max_attempts}</dd>
+      </dl>
+      ${shown.error_message && html`<h3>Erro</h3><pre data-testid="job-error">${shown.error_message}</pre>`}
+      ${shown.result && html`<h3>Resultado</h3><pre>${JSON.stringify(shown.result, null, 2)}</pre>`}`}
+    </${Dialog}>`;
+}

@@ -1,0 +1,99 @@
+// Small shared components: badges, progress, toasts, dialogs, tabs.
+import { html, useEffect, useRef, useState } from '../vendor/htm/preact-standalone.module.js';
+
+export { html };
+
+export function Badge({ color, children, testid }) {
+  return html`<span class="badge ${color}" data-testid=${testid}>${children}</span>`;
+}
+
+export function Progress({ value, label }) {
+  const v = Math.max(0, Math.min(100, Math.round(value || 0)));
+  return html`<div class="progress">
+    <progress max="100" value=${v} aria-label=${label || 'Progresso'}>${v}%</progress>
+    <span aria-hidden="true">${v}%</span>
+  </div>`;
+}
+
+// Toasts: informative ones are a status (polite), errors an alert.
+let toastId = 0;
+const toastListeners = new Set();
+let toasts = [];
+function emit() { toastListeners.forEach((fn) => fn(toasts)); }
+export function notify(kind, text, ms = 7000) {
+  const id = ++toastId;
+  toasts = [...toasts, { id, kind, text }];
+  emit();
+  if (ms) setTimeout(() => dismiss(id), ms);
+  return id;
+}
+export function dismiss(id) { toasts = toasts.filter((t) => t.id !== id); emit(); }
+
+export function Toasts() {
+  const [list, setList] = useState(toasts);
+  useEffect(() => { toastListeners.add(setList); return () => toastListeners.delete(setList); }, []);
+  const polite = list.filter((t) => t.kind !== 'error');
+  const urgent = list.filter((t) => t.kind === 'error');
+  const item = (t) => html`<div class="notice ${t.kind}" key=${t.id} data-testid="toast-${t.kind}">
+      <span>${t.text}</span>
+      <button type="button" aria-label="Fechar aviso" onClick=${() => dismiss(t.id)}>×</button>
+    </div>`;
+  return html`<div class="toasts">
+    <div role="status" aria-live="polite">${polite.map(item)}</div>
+    <div role="alert" aria-live="assertive">${urgent.map(item)}</div>
+  </div>`;
+}
+
+/** A modal dialog (native <dialog>: focus moves in, Esc closes). */
+export function Dialog({ title, open, onClose, children }) {
+  const ref = useRef(null);
+  useEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    if (open && !el.open) el.showModal();
+    if (!open && el.open) el.close();
+  }, [open]);
+  const titleId = 'dlg-' + (title || '').replace(/\W+/g, '-');
+  return html`<dialog ref=${ref} aria-labelledby=${titleId} onClose=${onClose}>
+    <div class="row spread"><h2 id=${titleId}>${title}</h2>
+      <button type="button" onClick=${onClose}>Fechar</button></div>
+    ${open ? children : null}
+  </dialog>`;
+}
+
+/** Tabs with the ARIA pattern: arrow keys, Home and End move between them. */
+export function Tabs({ tabs, selected, onSelect, label }) {
+  const refs = useRef({});
+  const keys = tabs.map((t) => t.id);
+  function onKey(e) {
+    const i = keys.indexOf(selected);
+    let next = null;
+    if (e.key === 'ArrowRight') next = keys[(i + 1) % keys.length];
+    if (e.key === 'ArrowLeft') next = keys[(i - 1 + keys.length) % keys.length];
+    if (e.key === 'Home') next = keys[0];
+    if (e.key === 'End') next = keys[keys.length - 1];
+    if (next) { e.preventDefault(); onSelect(next); setTimeout(() => refs.current[next]?.focus()); }
+  }
+  return html`<div role="tablist" aria-label=${label} onKeyDown=${onKey}>
+    ${tabs.map((t) => html`<button type="button" role="tab" id="tab-${t.id}" key=${t.id}
+        ref=${(el) => { refs.current[t.id] = el; }}
+        aria-selected=${t.id === selected ? 'true' : 'false'} aria-controls="panel-${t.id}"
+        tabindex=${t.id === selected ? 0 : -1} onClick=${() => onSelect(t.id)}>${t.label}</button>`)}
+  </div>`;
+}
+
+export function TabPanel({ id, children }) {
+  return html`<section role="tabpanel" id="panel-${id}" aria-labelledby="tab-${id}" tabindex="0">${children}</section>`;
+}
+
+/** Re-render every `ms` (relative times, stalled jobs). */
+export function useNow(ms = 5000) {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => { const t = setInterval(() => setNow(Date.now()), ms); return () => clearInterval(t); }, [ms]);
+  return now;
+}
+
+export function Notice({ kind = 'info', children, testid }) {
+  const role = kind === 'error' ? 'alert' : 'status';
+  return html`<div class="notice ${kind}" role=${role} data-testid=${testid}>${children}</div>`;
+}

@@ -1,0 +1,509 @@
+"""The dashboard as people use it: a real Chromium against the real local stack.
+
+Every click goes from the page through the gateway to the functions, the Cloud Tasks
+emulator, the provider emulators and PostgreSQL; what the page shows comes back through
+the same functions and the event stream. Assertions are on the page and on the database.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.sqlfiles import query
+from tests.browser.conftest import ACME, GLOBEX, LiveStack, sign_in
+from tests.e2e.conftest import wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.slow]
+
+
+def card(page: Any, provider: str) -> Any:
+    return page.locator(f"article[data-provider='{provider}']")
+
+
+def jobs_of(live: LiveStack, tenant: Any, provider: str) -> list[dict[str, Any]]:
+    return live.rows(
+        "SELECT * FROM integration_jobs WHERE tenant_id = %s AND provider_slug = %s"
+        " ORDER BY created_at",
+        tenant.id, provider,
+    )  # fmt: skip
+
+
+def wait_idle(live: LiveStack, tenant: Any, provider: str) -> None:
+    """No live job of this integration (a test starts from rest)."""
+    wait_until(
+        lambda: all(j["status"] not in ("pending", "running") for j in jobs_of(live, tenant, provider)),
+        60, f"{provider} of {tenant.slug} at rest",
+    )  # fmt: skip
+
+
+def progress_values(page: Any, provider: str) -> list[int]:
+    return page.evaluate(
+        """p => window.__seen[p] || []""", provider
+    )  # fmt: skip
+
+
+def watch_progress(page: Any, provider: str) -> None:
+    """Record the progress values the card's bar shows (sampled in the page every 20 ms)."""
+    page.evaluate(
+        """p => {
+          window.__seen = window.__seen || {}; window.__seen[p] = [];
+          setInterval(() => document.querySelectorAll(`article[data-provider='${p}'] progress`)
+            .forEach(el => window.__seen[p].push(Number(el.value))), 20);
+        }""",
+        provider,
+    )
+
+
+# -- Integrações ----------------------------------------------------------------------------
+
+
+def test_executar_shows_processing_progress_then_concluido(page: Any, live: LiveStack) -> None:
+    wait_idle(live, ACME, "onecode")
+    live.knobs("onecode", latency_ms=300)  # 5 pages in turn: the bar has time to move
+    try:
+        sign_in(page, live, "acme-admin")
+        onecode = card(page, "onecode")
+        page.evaluate("window.__sameDocument = 'yes'")
+        watch_progress(page, "onecode")
+        onecode.get_by_role("button", name="Executar").click()
+        badge = onecode.get_by_test_id("status")
+        page.wait_for_function(
+            "() => document.querySelector(\"article[data-provider='onecode'] [data-testid=status]\").textContent === 'Processando...'"
+        )
+        assert "yellow" in (badge.get_attribute("class") or "")
+        assert onecode.get_by_role("button", name="Executar").is_disabled()
+        badge.filter(has_text="Concluído").wait_for(timeout=60_000)
+        assert "green" in (badge.get_attribute("class") or "")
+    finally:
+        live.reset("onecode")
+    seen = progress_values(page, "onecode")
+    assert any(0 < v < 100 for v in seen), seen  # the bar moved between 0 and done
+    assert page.evaluate("window.__sameDocument") == "yes"  # no reload
+    assert onecode.get_by_role("button", name="Executar").is_enabled()
+    (job,) = [j for j in jobs_of(live, ACME, "onecode") if j["created_by"] == ACME.admin]
+    assert job["status"] == "success"
+
+
+def test_double_click_makes_one_job_and_an_informative_notice(page: Any, live: LiveStack) -> None:
+    wait_idle(live, ACME, "bomcontrole")
+    before = len(jobs_of(live, ACME, "bomcontrole"))
+    sign_in(page, live, "acme-admin")
+    bomcontrole = card(page, "bomcontrole")
+    bomcontrole.get_by_role("button", name="Executar").dblclick()
+    info = page.get_by_test_id("toast-info").filter(has_text="Já existe uma execução em andamento")
+    info.wait_for()
+    assert page.get_by_test_id("toast-error").count() == 0  # informative, never an error
+    assert len(jobs_of(live, ACME, "bomcontrole")) == before + 1
+    card(page, "bomcontrole").get_by_test_id("status").filter(has_text="Concluído").wait_for(
+        timeout=60_000
+    )
+    assert len(jobs_of(live, ACME, "bomcontrole")) == before + 1
+
+
+def test_a_failing_provider_shows_falha_and_its_error(page: Any, live: LiveStack) -> None:
+    wait_idle(live, GLOBEX, "acessorias")
+    live.knobs("acessorias", business_error="Token sem permissão para a empresa")
+    try:
+        sign_in(page, live, "globex-admin")
+        acessorias = card(page, "acessorias")
+        acessorias.get_by_role("button", name="Executar").click()
+        badge = acessorias.get_by_test_id("status").filter(has_text="Falha")
+        badge.wait_for(timeout=60_000)
+        assert "red" in (badge.get_attribute("class") or "")
+    finally:
+        live.reset("acessorias")
+    acessorias.get_by_role("button", name="Ver erro").click()
+    dialog = page.get_by_role("dialog", name="Erro da última execução")
+    message = dialog.get_by_test_id("error-message")
+    assert "Token sem permissão para a empresa" in message.inner_text()
+    job = jobs_of(live, GLOBEX, "acessorias")[-1]
+    assert job["status"] == "error" and job["error_message"] in message.inner_text()
+    page.keyboard.press("Escape")  # the dialog closes from the keyboard
+    dialog.wait_for(state="hidden")
+
+
+def test_a_lost_event_stream_reconnects_and_ends_right(page: Any, live: LiveStack) -> None:
+    wait_idle(live, GLOBEX, "onecode")
+    live.knobs("onecode", latency_ms=400)
+    streams: list[dict[str, str]] = []
+    page.on(
+        "request",
+        lambda r: streams.append(r.headers) if "integration-job-events" in r.url else None,
+    )
+    try:
+        sign_in(page, live, "globex-admin")
+        page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
+        onecode = card(page, "onecode")
+        onecode.get_by_role("button", name="Executar").click()
+        onecode.get_by_test_id("status").filter(has_text="Processando...").wait_for()
+        wait_until(lambda: jobs_of(live, GLOBEX, "onecode")[-1]["progress"] > 0, 30, "progress")
+        assert live.proxy.cut() > 0  # the stream (and every other connection) drops mid-job
+        page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
+        onecode.get_by_test_id("status").filter(has_text="Concluído").wait_for(timeout=60_000)
+    finally:
+        live.reset("onecode")
+    assert len(streams) >= 2, streams
+    assert streams[-1].get("last-event-id"), streams[-1]  # resumed where it was
+    assert jobs_of(live, GLOBEX, "onecode")[-1]["status"] == "success"
+
+
+def test_a_job_waiting_too_long_says_the_queue_waits(page: Any, live: LiveStack) -> None:
+    wait_idle(live, GLOBEX, "bomcontrole")
+    live.execute(  # due ten minutes ago and never claimed (no wake-up reached a worker)
+        "INSERT INTO integration_jobs (tenant_id, provider_slug, run_after, created_at)"
+        " VALUES (%s, 'bomcontrole', now() - interval '10 minutes', now() - interval '10 minutes')",
+        GLOBEX.id,
+    )
+    try:
+        sign_in(page, live, "globex-admin")
+        stalled = card(page, "bomcontrole").get_by_test_id("stalled")
+        stalled.wait_for()
+        assert stalled.inner_text() == "Fila aguardando reprocessamento"
+    finally:
+        live.sweep()  # the sweep picks it up, as it would within a minute
+    card(page, "bomcontrole").get_by_test_id("status").filter(has_text="Concluído").wait_for(
+        timeout=60_000
+    )
+    assert card(page, "bomcontrole").get_by_test_id("stalled").count() == 0
+
+
+# -- tenants and roles ------------------------------------------------------------------------
+
+
+def test_a_member_sees_only_their_tenant_and_cannot_act(page: Any, live: LiveStack) -> None:
+    sign_in(page, live, "acme-member")
+    options = page.get_by_label("Organização").locator("option").all_inner_texts()
+    assert options == [ACME.name]
+    executar = card(page, "acessorias").get_by_role("button", name="Executar")
+    assert executar.is_disabled()  # members see, admins act
+    before = len(jobs_of(live, ACME, "acessorias"))
+    executar.evaluate("b => b.removeAttribute('disabled')")  # forced visible and enabled
+    executar.click()
+    refusal = page.get_by_test_id("toast-error")
+    refusal.wait_for()
+    assert "Permissão negada" in refusal.inner_text()
+    assert len(jobs_of(live, ACME, "acessorias")) == before  # the server refused it
+    # Tenant B by editing the URL: nothing of it is shown, and its reads are refused.
+    page.goto(f"{live.dashboard}#/t/{GLOBEX.id}/integracoes")
+    page.get_by_test_id("no-access").wait_for()
+    assert page.locator("article.card").count() == 0
+    assert GLOBEX.name not in page.content()
+    status = page.evaluate(
+        """async (t) => (await fetch(`../list-integrations?tenant_id=${t}`,
+              {headers: {Authorization: 'Bearer ' + sessionStorage.getItem('syncq.token')}})).status""",
+        str(GLOBEX.id),
+    )
+    assert status == 403
+    page.goto(f"{live.dashboard}#/t/{GLOBEX.id}/integracoes/acessorias/execucoes")
+    page.get_by_test_id("no-access").wait_for()
+    assert page.locator("table").count() == 0
+
+
+# -- Detalhe ----------------------------------------------------------------------------------
+
+
+def test_execucoes_lists_runs_with_attempts_times_and_trigger_and_filters(
+    page: Any, live: LiveStack
+) -> None:
+    for i in range(23):  # more than a page: keyset paging
+        scheduled = i % 3 == 0
+        live.execute(
+            "INSERT INTO integration_jobs (tenant_id, provider_slug, status, attempts, progress,"
+            " execution_time_ms, error_message, trigger, scheduled_for, created_at, started_at,"
+            " finished_at) VALUES (%s, 'acessorias', %s, %s, 100, 1500, %s, %s,"
+            " CASE WHEN %s THEN date_trunc('hour', now()) - make_interval(hours => %s) END,"
+            " now() - make_interval(hours => %s), now() - make_interval(hours => %s),"
+            " now() - make_interval(hours => %s))",
+            ACME.id,
+            "error" if i % 4 == 0 else "success",
+            2 if i % 4 == 0 else 1,
+            "HTTP 503 da Acessórias" if i % 4 == 0 else None,
+            "schedule" if scheduled else "manual",
+            scheduled,
+            30 + i,
+            30 + i,
+            30 + i,
+            30 + i,
+        )
+    sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/integracoes/acessorias/execucoes")
+    table = page.get_by_test_id("runs")
+    rows = table.locator("tbody tr[data-job]")
+    rows.first.wait_for()
+    assert page.get_by_role("tab", name="Execuções").get_attribute("aria-selected") == "true"
+    assert rows.count() == 20
+    headers = table.locator("thead th").all_inner_texts()
+    assert headers[:6] == [
+        "Data",
+        "Status",
+        "Progresso",
+        "Tempo de execução",
+        "Tentativas",
+        "Gatilho",
+    ]
+    page.get_by_role("button", name="Carregar mais").click()
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=runs] tbody tr[data-job]').length > 20"
+    )
+    failed = table.locator("tbody tr[data-status='error']").first
+    assert "2 de 3" in failed.inner_text() and "1,5 s" in failed.inner_text()
+    page.get_by_label("Status").select_option("error")
+    page.wait_for_function(
+        "() => { const r = [...document.querySelectorAll('[data-testid=runs] tbody tr[data-job]')];"
+        " return r.length === 6 && r.every(x => x.dataset.status === 'error'); }"
+    )
+    page.get_by_label("Gatilho").select_option("schedule")
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=runs] tbody tr[data-job]').length === 2"
+    )
+    assert all("Agendamento" in t for t in rows.all_inner_texts())
+    rows.first.get_by_role("button", name="Ver erro").click()
+    assert "HTTP 503 da Acessórias" in page.get_by_test_id("job-error").inner_text()
+    page.get_by_role("dialog").get_by_role("button", name="Fechar", exact=True).click()
+    page.get_by_role("dialog").wait_for(state="hidden")
+    # The tabs work from the keyboard (arrow keys move and select).
+    page.get_by_role("tab", name="Execuções").focus()
+    page.keyboard.press("ArrowLeft")
+    page.get_by_role("tab", name="Visão Geral").wait_for()
+    page.wait_for_function("() => location.hash.endsWith('/visao-geral')")
+
+
+def test_visao_geral_degrades_without_metrics_and_charts_them_when_there(
+    page: Any, live: LiveStack
+) -> None:
+    sign_in(page, live, "acme-member", f"#/t/{ACME.id}/integracoes/acessorias/visao-geral")
+    page.get_by_test_id("metrics-unavailable").wait_for()  # integration-metrics: 404 here
+    series = [{"day": f"2026-11-{d:02d}", "runs": d % 5 + 1, "successes": d % 5, "errors": 1,
+               "p95_ms": 900 + d * 10} for d in range(1, 31)]  # fmt: skip
+    body = {"providers": [{"provider_slug": "acessorias", "runs": 90, "successes": 60, "errors": 30,
+                           "success_rate": 0.6667, "p50_ms": 700, "p95_ms": 2400,
+                           "last_success_at": "2026-11-30T12:00:00Z", "freshness": 3600,
+                           "queue": {"pending": 0}}],
+            "exports": [], "series": series}  # fmt: skip
+    page.route("**/integration-metrics?*", lambda route: route.fulfill(json=body))
+    page.reload()
+    stats = page.get_by_test_id("metrics")
+    stats.wait_for()
+    text = stats.inner_text()
+    assert "90" in text and "66,7%" in text and "700 ms" in text and "2,4 s" in text
+    page.locator(".chart canvas").wait_for()
+
+
+def test_a_schedule_every_minute_runs_live(page: Any, live: LiveStack) -> None:
+    wait_idle(live, GLOBEX, "acessorias")
+    sign_in(page, live, "globex-admin", f"#/t/{GLOBEX.id}/integracoes/acessorias/agendamento")
+    page.get_by_role("button", name="A cada minuto").click()
+    page.get_by_label("Fuso horário").fill("America/Sao_Paulo")
+    page.get_by_role("button", name="Salvar agendamento").click()
+    page.get_by_test_id("next-runs").locator("li").nth(4).wait_for()
+    assert page.get_by_test_id("next-runs").locator("li").count() == 5
+    (schedule,) = live.rows(
+        "SELECT cron, due_at FROM integration_schedules WHERE tenant_id = %s", GLOBEX.id
+    )
+    assert schedule["cron"] == "* * * * *"
+    page.get_by_role("link", name="← Integrações").click()
+    acessorias = card(page, "acessorias")
+    acessorias.get_by_test_id("next-run").wait_for()
+    # Two sweeps, as Cloud Scheduler would send them a minute apart; the schedule's minute
+    # is made to have come instead of waiting for it: its next occurrence becomes the latest
+    # minute already due (the spread offset included) and its due time now.
+    for _ in range(2):
+        live.execute(
+            "UPDATE integration_schedules"
+            " SET next_run_at = date_trunc('minute', now() - make_interval(secs => offset_s)),"
+            " due_at = now() - interval '1 second' WHERE tenant_id = %s", GLOBEX.id,
+        )  # fmt: skip
+        live.sweep()
+        if any(j["trigger"] == "schedule" for j in jobs_of(live, GLOBEX, "acessorias")):
+            break
+    acessorias.get_by_test_id("status").filter(
+        has_text=re.compile("Processando...|Concluído")
+    ).wait_for()
+    acessorias.get_by_test_id("status").filter(has_text="Concluído").wait_for(timeout=60_000)
+    scheduled = [j for j in jobs_of(live, GLOBEX, "acessorias") if j["trigger"] == "schedule"]
+    assert len(scheduled) == 1 and scheduled[0]["status"] == "success"
+    page.goto(f"{live.dashboard}#/t/{GLOBEX.id}/integracoes/acessorias/execucoes")
+    page.get_by_label("Gatilho").select_option("schedule")
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=runs] tbody tr[data-job]').length === 1"
+    )
+    live.execute("DELETE FROM integration_schedules WHERE tenant_id = %s", GLOBEX.id)
+
+
+# -- Sync Monitor → Gestão Scouter ---------------------------------------------------------------
+
+
+def test_gestao_scouter_export_progress_pause_resume(page: Any, live: LiveStack) -> None:
+    live.execute(
+        query("gestao", "seed_leads"),
+        {"tenant_id": ACME.id, "count": 1500, "first_day": "2024-01-01", "spread_s": 30 * 86400},
+    )
+    live.knobs("gestao-scouter", latency_ms=120)  # 30 batches of 50: a few seconds to watch
+    try:
+        sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/sync-monitor")
+        page.get_by_role("tab", name="Gestão Scouter").wait_for()
+        page.get_by_label("Data inicial").fill("2024-01-01")
+        page.get_by_label("Data final").fill("2024-12-31")
+        page.get_by_role("button", name="Iniciar exportação").click()
+        status = page.get_by_test_id("export-status")
+        status.filter(has_text="Exportando").wait_for(timeout=30_000)
+        page.wait_for_function(
+            "() => /^[1-9]/.test(document.querySelector('[data-testid=exported]').textContent)"
+        )
+        page.get_by_role("button", name="Pausar").click()
+        status.filter(has_text="Pausado").wait_for(timeout=30_000)
+        paused_at = page.get_by_test_id("exported").inner_text()
+        assert not paused_at.startswith("1.500")
+        page.get_by_role("button", name="Retomar").click()
+        status.filter(has_text="Concluído").wait_for(timeout=90_000)
+    finally:
+        live.reset("gestao-scouter")
+    assert page.get_by_test_id("exported").inner_text() == "1.500 / 1.500"
+    assert page.get_by_test_id("errors").inner_text() == "0"
+    (job,) = live.rows("SELECT * FROM gestao_scouter_export_jobs WHERE tenant_id = %s", ACME.id)
+    assert job["status"] == "completed" and job["exported_leads"] == 1500
+    page.get_by_role("button", name="Testar Conexão").click()
+    checks = page.get_by_test_id("checks").locator("li")
+    checks.first.wait_for(timeout=30_000)
+    assert checks.count() == 6
+    assert page.locator("[data-check='leads_writable']").get_attribute("data-ok") == "true"
+
+
+def test_mapping_exports_to_a_file_and_imports_back(
+    page: Any, live: LiveStack, tmp_path: Path
+) -> None:
+    sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/sync-monitor")
+    mapping = page.get_by_test_id("mapping")
+    mapping.wait_for()
+    rows = mapping.locator("tbody tr")
+    original = rows.count()
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Exportar JSON").click()
+    download = download_info.value
+    assert download.suggested_filename == "mapeamento-gestao-scouter-acme.json"
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    exported = json.loads(saved.read_text())["fieldMappings"]
+    assert len(exported) == original and exported["celular"] == "phone"
+    page.get_by_role("button", name="Remover celular").click()
+    assert rows.count() == original - 1
+    page.get_by_test_id("mapping-file").set_input_files(str(saved))
+    page.wait_for_function(
+        f"() => document.querySelectorAll('[data-testid=mapping] tbody tr').length === {original}"
+    )
+    assert page.get_by_label("Coluna remota de celular").input_value() == "phone"
+    page.get_by_role("button", name="Validar Schema").click()
+    page.get_by_test_id("schema-report").filter(has_text="Schema válido").wait_for(timeout=30_000)
+    bad = tmp_path / "ruim.json"
+    bad.write_text("[1, 2]")
+    page.get_by_test_id("mapping-file").set_input_files(str(bad))
+    page.get_by_text("Arquivo inválido").wait_for()
+    assert rows.count() == original  # a bad file changes nothing
+
+
+# -- Créditos -------------------------------------------------------------------------------------
+
+
+def test_credits_create_a_render_watch_it_finish_and_see_the_ledger(
+    page: Any, live: LiveStack
+) -> None:
+    sign_in(page, live, "globex-member", "#/creditos")
+    balance = page.get_by_test_id("balance")
+    page.wait_for_function(
+        "() => /\\d/.test(document.querySelector('[data-testid=balance]').textContent)"
+    )
+    before = int(balance.inner_text().replace(".", ""))
+    page.get_by_label("Prompt").fill("uma raposa vermelha")
+    page.get_by_role("button", name="Criar e iniciar").click()
+    render = page.get_by_test_id("renders").locator("tbody tr[data-job]").first
+    render.wait_for()
+    page.wait_for_function(
+        "() => ['queued', 'starting', 'running'].includes(document.querySelector('[data-testid=renders] tbody tr[data-job]').dataset.status)"
+    )
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=renders] tbody tr[data-job]').dataset.status === 'completed'",
+        timeout=60_000,
+    )
+    assert "Concluído" in render.inner_text()
+    debit = page.get_by_test_id("ledger").locator("tbody tr[data-kind='debit']")
+    debit.first.wait_for()
+    assert "−10" in debit.first.inner_text()
+    assert int(balance.inner_text().replace(".", "")) == before - 10
+    (job,) = live.rows("SELECT status FROM ai_jobs WHERE user_id = %s", GLOBEX.member)
+    assert job["status"] == "completed"
+
+
+def test_a_phone_sized_screen_fits_and_works(browser: Any, live: LiveStack) -> None:
+    from tests.browser.conftest import OUTPUT
+
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                  has_touch=True, locale="pt-BR")  # fmt: skip
+    phone = context.new_page()
+    try:
+        sign_in(phone, live, "acme-member")
+        card(phone, "acessorias").wait_for()
+        fits = "() => document.documentElement.scrollWidth <= window.innerWidth"
+        assert phone.evaluate(fits)  # no sideways scrolling of the page itself
+        assert phone.get_by_role("navigation", name="Principal").is_visible()
+        phone.goto(f"{live.dashboard}#/t/{ACME.id}/integracoes/acessorias/execucoes")
+        phone.get_by_test_id("runs").wait_for()
+        assert phone.evaluate(fits)  # wide tables scroll inside their own box
+        phone.goto(f"{live.dashboard}#/t/{ACME.id}/integracoes")
+        card(phone, "onecode").wait_for()
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        phone.screenshot(
+            path=str(OUTPUT / "test_a_phone_sized_screen_fits_and_works.png"), full_page=True
+        )
+    finally:
+        context.close()
+
+
+def test_cancel_a_live_run_and_every_pending_one(page: Any, live: LiveStack) -> None:
+    for provider in ("onecode", "acessorias", "bomcontrole"):
+        wait_idle(live, ACME, provider)
+    live.knobs("onecode", latency_ms=800)  # 5 pages in turn: time to cancel it
+    try:
+        sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/integracoes/onecode/execucoes")
+        page.get_by_test_id("runs").wait_for()
+        page.get_by_role("button", name="Executar Agora").click()
+        first = "document.querySelector('[data-testid=runs] tbody tr[data-job]')"
+        page.wait_for_function(f"() => ['pending', 'running'].includes({first}?.dataset.status)")
+        page.get_by_test_id("runs").locator("tbody tr[data-job]").first.get_by_role(
+            "button", name="Cancelar"
+        ).click()
+        page.wait_for_function(f"() => {first}.dataset.status === 'canceled'", timeout=30_000)
+    finally:
+        live.reset("onecode")
+    assert jobs_of(live, ACME, "onecode")[-1]["status"] == "canceled"
+    for provider in ("acessorias", "bomcontrole"):  # queued for later: nothing claims them now
+        live.execute(
+            "INSERT INTO integration_jobs (tenant_id, provider_slug, run_after)"
+            " VALUES (%s, %s, now() + interval '1 hour')",
+            ACME.id, provider,
+        )  # fmt: skip
+    page.get_by_role("button", name="Cancelar todos os pendentes").click()  # confirm: accepted
+    page.get_by_test_id("toast-info").filter(has_text="2 execução(ões) pendente(s)").wait_for()
+    pending = "SELECT 1 FROM integration_jobs WHERE tenant_id = %s AND status = 'pending'"
+    assert live.rows(pending, ACME.id) == []
+
+
+def test_sign_in_with_a_pasted_supabase_session(page: Any, live: LiveStack) -> None:
+    import httpx
+
+    users = httpx.get(f"{live.gateway}/_local/demo-tokens", timeout=10).json()["users"]
+    token = next(u["token"] for u in users if u["name"] == "globex-member")
+    page.goto(live.dashboard)
+    field = page.get_by_label("Token de acesso (JWT) ou sessão do Supabase (JSON)")
+    field.fill("não é um token")
+    page.get_by_role("button", name="Entrar", exact=True).click()
+    page.get_by_text("Cole um JWT").wait_for()
+    field.fill(json.dumps({"access_token": token, "token_type": "bearer", "expires_in": 3600}))
+    page.get_by_role("button", name="Entrar", exact=True).click()
+    page.get_by_role("button", name="Sair").wait_for()
+    assert page.get_by_label("Organização").locator("option").all_inner_texts() == [GLOBEX.name]
+    page.get_by_role("button", name="Sair").click()
+    page.get_by_role("heading", name="Entrar no syncq").wait_for()
