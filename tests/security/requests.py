@@ -27,7 +27,10 @@ CPF, PHONE, EMAIL = "123.456.789-09", "+55 11 98765-4321", "maria.canario@sigilo
 PASSWORD = "canary-password-Xy7!q"
 # Endpoints that answer anyone, with the reason. None today; the OpenAPI document and its
 # page (wave 2) will belong here if they become functions.
-PUBLIC: dict[str, str] = {}
+PUBLIC: dict[str, str] = {
+    "integrations-dashboard": "the web app's static files (HTML, JS, CSS): no data, no "
+    "action; the app calls the other functions with the user's own token",
+}
 
 
 @dataclass(frozen=True)
@@ -306,6 +309,14 @@ def _credits() -> dict[str, Requests]:
                 )
             ],
         ),
+        f"{rh}/ledger": Requests(
+            lambda w: [Call("own ledger", body={}, accepts=USER_ONLY)],
+            lambda w: [Call("own ledger, not B's", body={}, accepts=USER_ONLY, expect=SEEN)],
+        ),
+        f"{rh}/jobs": Requests(
+            lambda w: [Call("own jobs", body={}, accepts=USER_ONLY)],
+            lambda w: [Call("own jobs, not B's", body={}, accepts=USER_ONLY, expect=SEEN)],
+        ),
         f"{rh}/cancel": Requests(
             lambda w: [Call("cancel", body=_job(w.a.ai_pending))],
             lambda w: [
@@ -359,6 +370,16 @@ def _schedules_and_alerts() -> dict[str, Requests]:
                 Call("set B's", "PUT", body=schedule(w.b.id, cron="* * * * *")),
                 Call("delete B's", "DELETE", body=schedule(w.b.id)),
             ],
+        ),
+        "integrations-dashboard": Requests(lambda w: [Call("page", "GET")], lambda w: []),
+        "my-tenants": Requests(
+            lambda w: [Call("mine", "GET", accepts=USER_ONLY)],
+            # No tenant in the request: A's user sees A's tenants, never B's.
+            lambda w: [Call("mine, not B's", "GET", accepts=USER_ONLY, expect=SEEN)],
+        ),
+        "list-integrations": Requests(
+            lambda w: [Call("list", "GET", query={"tenant_id": str(w.a.id)})],
+            lambda w: [Call("list B", "GET", query={"tenant_id": str(w.b.id)})],
         ),
         "integration-metrics": Requests(
             lambda w: [
