@@ -14,7 +14,9 @@ import flask
 import functions_framework
 
 from shared.auth import Principal
+from shared.contract import Caller, Endpoint, Function
 from shared.providers import bomcontrole
+from shared.queue.models import SYNC_ERRORS, SyncAnswer
 from shared.queue.schemas import SyncByIdRequest
 from shared.queue.service import run_direct
 from shared.web import handle
@@ -24,6 +26,22 @@ def _sync(principal: Principal, req: SyncByIdRequest) -> dict[str, Any]:
     return run_direct(principal, bomcontrole.SLUG, tenant_id=req.tenant_id, job_id=req.job_id)
 
 
+API = Function(
+    "sync-bomcontrole",
+    "Run a tenant's BomControle sync in this request (same slot and history as queued jobs).",
+    (
+        Endpoint(
+            summary="Sync BomControle now",
+            request=SyncByIdRequest,
+            action=_sync,
+            answers={200: SyncAnswer},
+            callers=(Caller.ADMIN, Caller.SERVICE),
+            errors=SYNC_ERRORS,
+        ),
+    ),
+)
+
+
 @functions_framework.http
 def main(request: flask.Request) -> flask.Response:
-    return handle(request, SyncByIdRequest, _sync)
+    return handle(request, API)

@@ -15,6 +15,7 @@ _SECRETISH = re.compile(r"token|secret|password|passwd|api[_-]?key|authorization
 # Values that are credentials whatever their key: JWTs, bearer headers, Supabase keys.
 _SECRET_VALUE = re.compile(r"eyJ[\w-]+\.[\w-]+\.|(?i:\bbearer\s+\S{8,})|\bsb_secret_")
 _SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
+_PROVIDER_ENUM: dict[str, Any] = {"enum": sorted(PROVIDERS)}  # the document's _check_provider
 
 
 class Strict(BaseModel):
@@ -46,7 +47,7 @@ def _no_secrets(value: Any, depth: int = 0) -> None:
 
 class RunIntegrationRequest(Strict):
     tenant_id: UUID
-    provider_slug: str
+    provider_slug: str = Field(json_schema_extra=_PROVIDER_ENUM)
     payload: dict[str, Any] = Field(default_factory=dict)
 
     _provider = field_validator("provider_slug")(_check_provider)
@@ -68,7 +69,7 @@ class JobRef(Strict):
 
 class ListJobsQuery(Strict):
     tenant_id: UUID
-    provider_slug: str | None = None
+    provider_slug: str | None = Field(default=None, json_schema_extra=_PROVIDER_ENUM)
     status: JobStatus | None = None
     limit: int = Field(default=50, ge=1, le=200)
     before: UUID | None = None
