@@ -214,6 +214,8 @@ def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
         return schema
     kept = [b for b in branches if b != {"type": "null"}]
     rest = {k: v for k, v in schema.items() if k not in ("anyOf", "default")}
+    if "enum" in rest:
+        rest["enum"] = [v for v in rest["enum"] if v is not None]
     if len(kept) == 1:
         return {**rest, **kept[0]}
     return {**rest, "anyOf": kept}

@@ -69,7 +69,9 @@ class JobRef(Strict):
 
 class ListJobsQuery(Strict):
     tenant_id: UUID
-    provider_slug: str | None = Field(default=None, json_schema_extra=_PROVIDER_ENUM)
+    provider_slug: str | None = Field(
+        default=None, json_schema_extra={"enum": [*_PROVIDER_ENUM["enum"], None]}
+    )
     status: JobStatus | None = None
     limit: int = Field(default=50, ge=1, le=200)
     before: UUID | None = None

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from infra.emulators._common import ServerHandle
-from tests.integration.gestao_fixtures import serve_remote
 from tests.integration.gestao_support import Remote, secrets_env
 from tests.provider_support import fleet_secrets_env, fleet_servers
 from tests.support import TenantFixture, seed_tenant, service_token
@@ -44,12 +43,6 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def remote_server(pg_server_url: str) -> Iterator[Remote]:
-    with serve_remote(pg_server_url) as remote:
-        yield remote
-
-
-@pytest.fixture(scope="module")
 def providers() -> Iterator[dict[str, ServerHandle]]:
     with fleet_servers() as handles:
         yield handles
@@ -62,7 +55,8 @@ def world(
     providers: dict[str, ServerHandle],
     configure: Any,
 ) -> World:
-    """A fresh database with tenant `acme` wired to every provider and to the remote."""
+    """A fresh database with tenant `acme` wired to every provider and to the remote
+    (`remote_server`: tests.integration.gestao_fixtures, a plugin of the fuzz module)."""
     remote_server.reset()
     # The Acessórias emulator's per-token rate limit (the real API's) is not under test here:
     # hundreds of fuzzed syncs a minute would only meet its 429s.
