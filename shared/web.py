@@ -146,7 +146,7 @@ def read_json(request: flask.Request) -> Any:
     raw = request.stream.read(limit + 1)
     if len(raw) > limit:
         raise PayloadTooLarge(details={"limit_bytes": limit})
-    if not raw.strip():
+    if not raw:  # no body is {}; a blank one is not JSON
         return {}
     mimetype = request.mimetype or "application/json"
     if mimetype != "application/json" and not mimetype.endswith("+json"):

@@ -161,7 +161,11 @@ _COLUMN_SCHEMAS: dict[str, dict[str, Any]] = {
     "boolean": {"type": "boolean"},
     "number": {"type": "number"},
     "date": {"type": "string", "format": "date"},
-    "timestamp": {"type": "string", "format": "date-time"},
+    "timestamp": {
+        "type": "string",
+        "format": "date-time",
+        "description": "`criado` and `updated_at`: from 0001-01-02 to before 9999-12-31 (UTC).",
+    },
 }
 
 

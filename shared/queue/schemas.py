@@ -48,7 +48,12 @@ def _no_secrets(value: Any, depth: int = 0) -> None:
 class RunIntegrationRequest(Strict):
     tenant_id: UUID
     provider_slug: str = Field(json_schema_extra=_PROVIDER_ENUM)
-    payload: dict[str, Any] = Field(default_factory=dict)
+    payload: dict[str, Any] = Field(
+        default_factory=dict,
+        description='Provider options, e.g. `{"full": true}`; at most 8 levels deep and no '
+        "credentials: no key like token, secret, password, api_key, authorization or "
+        "credential, no JWT or bearer value (they live in the secret store).",
+    )
 
     _provider = field_validator("provider_slug")(_check_provider)
 

@@ -40,6 +40,7 @@ class World:
 
     tenant: TenantFixture
     tokens: dict[str, str]
+    database_url: str
 
 
 @pytest.fixture(scope="module")
@@ -73,4 +74,4 @@ def world(
         "admin": tenant.admin_token,
         "service": service_token(),
     }
-    return World(tenant, tokens)
+    return World(tenant, tokens, database_url)

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
 
+import psycopg
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -28,6 +30,7 @@ from infra.local.gateway import PREFIX
 from shared.credits.models import JobKey, JobTable
 from shared.credits.runninghub import webhook_url
 from shared.gestao.mapping import DEFAULT_MAPPING
+from shared.queue.schemas import _no_secrets
 from shared.settings import get_settings
 from tests.contract.conftest import World
 from tests.integration.gestao_support import SLUG, WEBHOOK_SECRET
@@ -50,7 +53,7 @@ pytestmark = [
 FIXED = "FUZZ_EXAMPLES" not in os.environ
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
 STEPS = int(os.environ.get("FUZZ_STEPS", "6"))
-SCENARIOS = int(os.environ.get("FUZZ_SCENARIOS", "12"))
+SCENARIOS = int(os.environ.get("FUZZ_SCENARIOS", "25"))
 RUNNINGHUB_WEBHOOK_SECRET = "runninghub-webhook-secret-for-the-fuzzer-0123456789"
 
 APP = gateway.build()
@@ -135,23 +138,61 @@ def _encodes(text: str) -> bool:
 # What JSON Schema cannot say, the generator is taught (the document says it in words).
 @schema.hook
 def filter_body(context: Any, body: Any) -> bool:
-    """Storable text; an export's `end_date` not before its `start_date`; a field mapping
-    with no two fields to one remote column (each is a 422 otherwise)."""
+    """Bodies the server takes for reasons the schema cannot carry (each a 422 otherwise)."""
     if not _storable(body):
         return False
-    if not isinstance(body, dict):
-        return True
+    return not isinstance(body, dict) or all(rule(body) for rule in _BODY_RULES)
+
+
+def _dates_in_order(body: dict[str, Any]) -> bool:
+    """An export's `end_date` is not before its `start_date`."""
     start, end = body.get("start_date"), body.get("end_date")
-    if isinstance(start, str) and isinstance(end, str) and end < start:
-        return False
+    return not (isinstance(start, str) and isinstance(end, str) and end < start)
+
+
+def _lead_moments_in_range(body: dict[str, Any]) -> bool:
+    """A remote lead's `criado` / `updated_at` within the local CHECK's range."""
+    lead = body.get("lead")
+    return not isinstance(lead, dict) or all(_in_range(lead.get(c)) for c in _MOMENTS)
+
+
+def _mapping_fits(body: dict[str, Any]) -> bool:
+    """No two fields to one remote column; only a mapping that fits the remote's columns
+    can be saved (else 422 schema_invalid)."""
     mapping = body.get("field_mappings")
     if not isinstance(mapping, dict):
         return True
     names = list(map(str, mapping.values()))
     if len(names) != len(set(names)):
         return False
-    # Only a mapping that fits the remote's columns can be saved (else 422 schema_invalid).
     return not body.get("save") or all(DEFAULT_MAPPING.get(k) == v for k, v in mapping.items())
+
+
+def _payload_clean(body: dict[str, Any]) -> bool:
+    """A job payload carries no credential and is at most 8 levels deep."""
+    try:
+        _no_secrets(body.get("payload"))
+    except ValueError:
+        return False
+    return True
+
+
+_BODY_RULES = (_dates_in_order, _lead_moments_in_range, _mapping_fits, _payload_clean)
+_MOMENTS = ("criado", "updated_at")  # CHECKed between these instants (migration 0033)
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def _in_range(value: Any) -> bool:
+    """A lead's `criado` / `updated_at` the local CHECK accepts (else 422)."""
+    if not isinstance(value, str):
+        return True
+    try:
+        moment = datetime.fromisoformat(value)
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return _EARLIEST <= moment < _LATEST
+    except (ValueError, OverflowError):
+        return True
 
 
 @schema.hook
@@ -197,6 +238,15 @@ def test_every_operation_keeps_its_contract(case: Case, caller: _Caller) -> None
 
 class _Workflow(schema.as_state_machine()):  # type: ignore[misc]
     """Linked calls as a tenant admin: the links in the document chain them."""
+
+    def setup(self) -> None:
+        """Each scenario starts from no jobs, so Hypothesis can replay one faithfully."""
+        if CALLER.world is not None:
+            with psycopg.connect(CALLER.world.database_url) as conn:
+                conn.execute(
+                    "TRUNCATE integration_jobs, integration_logs, gestao_scouter_export_jobs"
+                    " CASCADE"
+                )
 
     def before_call(self, case: Case) -> None:
         _aim(case)
