@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TASKS_VENV := .venv-tasks
 PYTEST_ARGS ?=
 
-.PHONY: venv browser run test check lint typecheck migrate seed-demo bundle bench clean
+.PHONY: venv browser run test fuzz check lint typecheck migrate seed-demo bundle bench clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,14 @@ run: venv
 
 test: venv browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The contract fuzzer at length (a bounded run is part of `make test`).
+FUZZ_EXAMPLES ?= 300
+FUZZ_SCENARIOS ?= 100
+FUZZ_STEPS ?= 10
+fuzz: venv
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SCENARIOS=$(FUZZ_SCENARIOS) FUZZ_STEPS=$(FUZZ_STEPS) \
+		$(BIN)/python -m pytest tests/contract/test_fuzz.py -p no:randomly $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

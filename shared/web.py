@@ -1,8 +1,10 @@
-"""The HTTP edge every function goes through: method, auth, size, JSON, validation, errors.
+"""The HTTP edge every function goes through: route, method, auth, size, JSON, validation,
+the answer's shape, errors.
 
-A function's main.py is one call to `handle(...)` with a pydantic model and a service
-callable; everything here turns failures into the error envelope, never into a 5xx,
-except for real bugs (logged with a stack and answered with a generic 500).
+A function's main.py declares its contract (`shared.contract.Function`) and is one call to
+`handle(request, API)`; the same declaration answers `GET <function>/openapi.json`.
+Everything here turns failures into the error envelope, never into a 5xx, except for real
+bugs (logged with a stack and answered with a generic 500).
 """
 
 from __future__ import annotations
@@ -12,28 +14,30 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, NoReturn, TypeVar
 
 import flask
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from shared import log
-from shared.auth import Principal, authenticate
+from shared.auth import authenticate
+from shared.contract import Endpoint, Function
 from shared.errors import (
     BadRequest,
     InvalidJson,
     MethodNotAllowed,
+    NotFound,
     PayloadTooLarge,
     SyncqError,
     UnsupportedMediaType,
     ValidationFailed,
 )
+from shared.openapi import DOCUMENT_PATH, document
 from shared.settings import get_settings
 
 M = TypeVar("M", bound=BaseModel)
-Result = BaseModel | dict[str, Any] | list[Any] | flask.Response
-Action = Callable[[Principal, M], Result]
 
 _logger = log.get_logger("web")
 
@@ -177,7 +181,7 @@ def read_json(request: flask.Request) -> Any:
     raw = read_body(request, limit + 1)
     if len(raw) > limit:
         raise PayloadTooLarge(details={"limit_bytes": limit})
-    if not raw.strip():
+    if not raw:  # no body is {}; a blank one is not JSON
         return {}
     mimetype = request.mimetype or "application/json"
     if mimetype != "application/json" and not mimetype.endswith("+json"):
@@ -256,20 +260,20 @@ def with_cors(
     return response
 
 
-def handle(
-    request: flask.Request,
-    model: type[M],
-    action: Action[M],
-    *,
-    methods: Iterable[str] = ("POST",),
-    status: int = 200,
-    authenticate_with: Callable[[flask.Request], Principal] | None = None,
-) -> flask.Response:
-    """Run one request through the edge: method, auth, body, validation, action, errors."""
-    allowed = {m.upper() for m in methods}
-    response = _handle(
-        request, model, action, allowed=allowed, status=status, authenticate_with=authenticate_with
-    )
+def handle(request: flask.Request, function: Function) -> flask.Response:
+    """Serve one request of `function`: its OpenAPI document, or one of its routes (the
+    endpoint of the path and method; another method of a known path is a 405)."""
+    path = request.path.rstrip("/") or "/"
+    if path == DOCUMENT_PATH and request.method in ("GET", "OPTIONS"):
+        return with_cors(request, json_response(function_document(function)), {"GET"})
+    at_path = function.endpoints_at(path)
+    if not at_path:
+        routes = sorted({e.path for e in function.endpoints})
+        missing = refuse(request, NotFound("No such route.", details={"routes": routes}))
+        return with_cors(request, missing, {e.method for e in function.endpoints})
+    allowed: set[str] = {e.method for e in at_path}
+    endpoint = next((e for e in at_path if e.method == request.method), at_path[0])
+    response = _handle(request, endpoint, allowed)
     return with_cors(request, settle(request, response), allowed)
 
 
@@ -285,42 +289,52 @@ def settle(request: flask.Request, response: flask.Response) -> flask.Response:
 
 
 def refuse(request: flask.Request, error: SyncqError) -> flask.Response:
-    """The envelope for an error a function finds before `handle` (a router's unknown path)."""
+    """The envelope for an error found before an endpoint runs (an unknown path)."""
     return settle(request, error_response(error))
 
 
-def handle_by_method(
-    request: flask.Request, methods: Mapping[str, tuple[type[Any], Action[Any]]]
-) -> flask.Response:
-    """One function, one model and action per HTTP method (GET reads, PUT/DELETE write)."""
-    model, action = methods.get(request.method, next(iter(methods.values())))
-    return handle(request, model, action, methods=methods)
+@lru_cache(maxsize=32)
+def function_document(function: Function) -> dict[str, Any]:
+    """The function's own part of the OpenAPI document; its server is the folder above
+    `<function>/openapi.json`, where every path of the document starts."""
+    return document([function], server="..", title=f"syncq: {function.name}")
 
 
-def _handle(
-    request: flask.Request,
-    model: type[M],
-    action: Action[M],
-    *,
-    allowed: set[str],
-    status: int,
-    authenticate_with: Callable[[flask.Request], Principal] | None,
-) -> flask.Response:
+@lru_cache(maxsize=256)
+def _adapter(answer: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(answer)
+
+
+def answer_body(endpoint: Endpoint, result: BaseModel | dict[str, Any] | list[Any]) -> Any:
+    """The JSON of a successful answer, as the endpoint declares it: a dict is validated
+    against the declared type (a mismatch is a bug: 500) and keeps only the keys it had."""
+    if isinstance(result, BaseModel):
+        return result.model_dump(mode="json", by_alias=True)
+    adapter = _adapter(endpoint.answer)
+    value = adapter.validate_python(result)
+    return adapter.dump_python(value, mode="json", by_alias=True, exclude_unset=True)
+
+
+def _handle(request: flask.Request, endpoint: Endpoint, allowed: set[str]) -> flask.Response:
     with log.labels(execution_id=execution_id(request), path=request.root_path + request.path):
         try:
             if request.method == "OPTIONS":
                 return flask.Response(status=204, headers={"Allow": ", ".join(sorted(allowed))})
             if request.method not in allowed:
-                raise MethodNotAllowed(details={"allowed": sorted(allowed)})
-            if authenticate_with is not None:
-                principal = authenticate_with(request)
+                refused = error_response(MethodNotAllowed(details={"allowed": sorted(allowed)}))
+                refused.headers["Allow"] = ", ".join(sorted(allowed | {"OPTIONS"}))
+                return refused
+            if endpoint.authenticate is not None:
+                principal = endpoint.authenticate(request)
             else:
                 principal = authenticate(request.headers.get("Authorization"))
-            payload = parse_model(model, request_data(request))
-            result = action(principal, payload)
+            if endpoint.query is not None:
+                parse_model(endpoint.query, check_query(request.args))
+            payload = parse_model(endpoint.request, request_data(request))
+            result = endpoint.action(principal, payload)
             if isinstance(result, flask.Response):
                 return result
-            return json_response(result, status)
+            return json_response(answer_body(endpoint, result), endpoint.status)
         except SyncqError as error:
             if error.status >= 500:
                 _logger.warning("request failed: %s", error.error_code)

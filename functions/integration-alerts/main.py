@@ -14,14 +14,24 @@ import functions_framework
 
 from shared.alerts.models import AlertSettingsRequest, AlertsQuery
 from shared.alerts.service import get_alerts, put_alerts
-from shared.web import handle_by_method
+from shared.contract import Caller, Endpoint, Function
+from shared.errors import Forbidden
+from shared.web import handle
 
-METHODS: dict[str, tuple[type[Any], Any]] = {
-    "GET": (AlertsQuery, get_alerts),
-    "PUT": (AlertSettingsRequest, put_alerts),
-}
+API = Function(
+    "integration-alerts",
+    "Failure alerts: recipients, webhook, events and throttling, and the alerts sent.",
+    (
+        Endpoint("Alert settings and recent alerts", AlertsQuery, get_alerts,
+                 {200: dict[str, Any]}, (Caller.MEMBER, Caller.SERVICE), errors=(Forbidden,),
+                 method="GET"),
+        Endpoint("Replace the alert settings", AlertSettingsRequest, put_alerts,
+                 {200: dict[str, Any]}, (Caller.ADMIN, Caller.SERVICE), errors=(Forbidden,),
+                 method="PUT"),
+    ),
+)  # fmt: skip
 
 
 @functions_framework.http
 def main(request: flask.Request) -> flask.Response:
-    return handle_by_method(request, METHODS)
+    return handle(request, API)

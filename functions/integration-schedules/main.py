@@ -12,17 +12,31 @@ from typing import Any
 import flask
 import functions_framework
 
+from shared.contract import Caller, Endpoint, Function
+from shared.errors import Forbidden, NotFound
 from shared.queue.schedules import delete_schedule, list_schedules, put_schedule
 from shared.queue.schemas import ScheduleQuery, ScheduleRef, ScheduleRequest
-from shared.web import handle_by_method
+from shared.web import handle
 
-METHODS: dict[str, tuple[type[Any], Any]] = {
-    "GET": (ScheduleQuery, list_schedules),
-    "PUT": (ScheduleRequest, put_schedule),
-    "DELETE": (ScheduleRef, delete_schedule),
-}
+READ = (Caller.MEMBER, Caller.SERVICE)
+WRITE = (Caller.ADMIN, Caller.SERVICE)
+
+API = Function(
+    "integration-schedules",
+    "Scheduled syncs: a cron in an IANA zone per integration, and what to do with missed runs.",
+    (
+        Endpoint("List the tenant's schedules", ScheduleQuery, list_schedules,
+                 {200: dict[str, Any]}, READ, errors=(Forbidden,), method="GET"),
+        Endpoint("Create or change a schedule", ScheduleRequest, put_schedule,
+                 {200: dict[str, Any]}, WRITE, errors=(Forbidden, NotFound), method="PUT",
+                 description="A bad cron or zone is 422 naming the field; the answer lists "
+                 "the next five runs."),
+        Endpoint("Delete a schedule", ScheduleRef, delete_schedule, {200: dict[str, Any]},
+                 WRITE, errors=(Forbidden, NotFound), method="DELETE"),
+    ),
+)  # fmt: skip
 
 
 @functions_framework.http
 def main(request: flask.Request) -> flask.Response:
-    return handle_by_method(request, METHODS)
+    return handle(request, API)

@@ -11,10 +11,33 @@ from pathlib import Path
 
 import flask
 import functions_framework
+from pydantic import BaseModel
 
+from shared.auth import Principal
+from shared.contract import Caller, Endpoint, Function, Stream
 from shared.static import serve_static
 
 APP = Path(__file__).resolve().parent / "app"
+
+
+class PageQuery(BaseModel):
+    """The page takes no parameters."""
+
+
+def _page(_: Principal, __: PageQuery) -> flask.Response:
+    return serve_static(flask.request, APP)
+
+
+# Declared for the OpenAPI document; the files are served below without the JSON edge.
+API = Function(
+    "integrations-dashboard",
+    "The web app (Integrações, Detalhe, Sync Monitor, Créditos): HTML, CSS and JS.",
+    (
+        Endpoint("The dashboard", PageQuery, _page,
+                 {200: Stream("text/html", "The app's page; its files under the same path.")},
+                 (Caller.PUBLIC,), method="GET"),
+    ),
+)  # fmt: skip
 
 
 @functions_framework.http

@@ -5,11 +5,27 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from shared.gestao.models import TenantRequest
+from shared.contract import Caller, Endpoint, Function
+from shared.gestao.models import REMOTE_ERRORS, ReloadAnswer, TenantRequest
 from shared.gestao.service import reload_schema_cache
 from shared.web import handle
+
+API = Function(
+    "reload-gestao-scouter-schema-cache",
+    "Make the remote reload its schema cache (after applying the suggested SQL), re-validate.",
+    (
+        Endpoint(
+            summary="Reload the remote schema cache",
+            request=TenantRequest,
+            action=reload_schema_cache,
+            answers={200: ReloadAnswer},
+            callers=(Caller.ADMIN, Caller.SERVICE),
+            errors=REMOTE_ERRORS,
+        ),
+    ),
+)
 
 
 @functions_framework.http
 def main(request: flask.Request) -> flask.Response:
-    return handle(request, TenantRequest, reload_schema_cache)
+    return handle(request, API)

@@ -5,11 +5,44 @@ from __future__ import annotations
 import flask
 import functions_framework
 
+from shared.contract import Caller, Endpoint, Function, Link
+from shared.errors import Forbidden, IntegrationDisabled, JobAlreadyActive
+from shared.queue.models import JobAccepted
 from shared.queue.schemas import RunIntegrationRequest
 from shared.queue.service import run_integration
 from shared.web import handle
 
+API = Function(
+    "run-integration",
+    "Queue an integration sync for a tenant and provider (one live job per pair).",
+    (
+        Endpoint(
+            summary="Queue a sync",
+            request=RunIntegrationRequest,
+            action=run_integration,
+            answers={202: JobAccepted},
+            callers=(Caller.ADMIN, Caller.SERVICE),
+            errors=(Forbidden, IntegrationDisabled, JobAlreadyActive),
+            description="A second click while a job is pending or running: 409 with its id.",
+            links=(
+                Link(
+                    "history",
+                    "list-integration-jobs",
+                    "The tenant's job history, this job first.",
+                    parameters={"tenant_id": "$request.body#/tenant_id"},
+                ),
+                Link(
+                    "cancel",
+                    "cancel-integration-job",
+                    "Cancel the job.",
+                    body={"job_id": "$response.body#/job_id"},
+                ),
+            ),
+        ),
+    ),
+)
+
 
 @functions_framework.http
 def main(request: flask.Request) -> flask.Response:
-    return handle(request, RunIntegrationRequest, run_integration, status=202)
+    return handle(request, API)

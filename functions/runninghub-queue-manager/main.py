@@ -1,9 +1,9 @@
 """runninghub-queue-manager: the credits queue for RunningHub renders.
 
 Routes by path: /create (a user, for themself: 201 with the new job), /check /start
-/finish /cancel (a user for their own jobs, or the service: 200), /ledger and /jobs (a
-user's own balance and ledger, own latest jobs) and /webhook (RunningHub's TASK_END,
-verified by the signed URL).
+/finish /cancel (a user for their own jobs, or the service), /ledger and /jobs (a user's
+own balance and ledger, own latest jobs) and /webhook (RunningHub's TASK_END, verified by
+the signed URL). A route is one `Endpoint` below.
 """
 
 from __future__ import annotations
@@ -14,50 +14,79 @@ import flask
 import functions_framework
 
 from shared.auth import SERVICE, Principal
+from shared.contract import Caller, Endpoint, Function, Scheme
 from shared.credits import service
 from shared.credits.models import (
+    FUNCTION,
     CheckRequest,
     CreateRequest,
+    CreditJob,
     FinishRequest,
     JobRef,
     OwnRequest,
+    QueueState,
+    WebhookAnswer,
     WebhookEvent,
+    WebhookQuery,
 )
 from shared.credits.runninghub import verify_webhook
-from shared.errors import NotFound
+from shared.errors import (
+    Forbidden,
+    JobExists,
+    JobFinished,
+    NotFound,
+    PaymentRequired,
+    RunningHubNotConfigured,
+    TooManyActiveJobs,
+    UnknownTable,
+    UnknownWorkflow,
+    UpstreamError,
+)
 from shared.settings import get_settings
-from shared.web import handle, refuse
+from shared.web import handle
 
-# path -> (body model, service action, success status)
-ROUTES: dict[str, tuple[type[Any], Any, int]] = {
-    "/create": (CreateRequest, service.create, 201),
-    "/check": (CheckRequest, service.check, 200),
-    "/start": (JobRef, service.start, 200),
-    "/finish": (FinishRequest, service.finish, 200),
-    "/cancel": (JobRef, service.cancel, 200),
-    "/ledger": (OwnRequest, service.ledger, 200),
-    "/jobs": (OwnRequest, service.jobs, 200),
-}
+OWN = (Caller.OWNER, Caller.SERVICE)
+JOB = (UnknownTable, NotFound)  # another user's job is the same 404 as none
 
 
-def _webhook(request: flask.Request) -> flask.Response:
-    def caller(req: flask.Request) -> Principal:
-        verify_webhook(get_settings(), req.args)  # 401 unless the URL is signed for the job
-        return SERVICE
+def _signed(request: flask.Request) -> Principal:
+    verify_webhook(get_settings(), request.args)  # 401 unless the URL is signed for the job
+    return SERVICE
 
-    def action(_: Principal, event: WebhookEvent) -> dict[str, Any]:
-        return service.webhook(verify_webhook(get_settings(), request.args), event)
 
-    return handle(request, WebhookEvent, action, authenticate_with=caller)
+def _webhook(_: Principal, event: WebhookEvent) -> dict[str, Any]:
+    return service.webhook(verify_webhook(get_settings(), flask.request.args), event)
+
+
+API = Function(
+    FUNCTION,
+    "The credits queue for AI renders on RunningHub: debit once, queue, start, refund once.",
+    (
+        Endpoint("Create a job", CreateRequest, service.create, {201: CreditJob},
+                 (Caller.OWNER,), path="/create", errors=(UnknownTable, Forbidden, JobExists,
+                                                          UnknownWorkflow),
+                 description="A user creates a job for themself; the server sets its price."),
+        Endpoint("Queue state", CheckRequest, service.check, {200: QueueState}, OWN,
+                 errors=JOB, path="/check"),
+        Endpoint("Start a job", JobRef, service.start, {200: CreditJob}, OWN, path="/start",
+                 errors=(*JOB, PaymentRequired, TooManyActiveJobs, UnknownWorkflow,
+                         RunningHubNotConfigured)),
+        Endpoint("Finish a job", FinishRequest, service.finish, {200: CreditJob}, OWN,
+                 errors=(*JOB, Forbidden), path="/finish",
+                 description="The owner may fail or cancel; only the service completes."),
+        Endpoint("Cancel a job", JobRef, service.cancel, {200: CreditJob}, OWN,
+                 errors=(*JOB, JobFinished), path="/cancel"),
+        Endpoint("My balance and ledger", OwnRequest, service.ledger, {200: dict[str, Any]},
+                 (Caller.OWNER,), path="/ledger", errors=(Forbidden,)),
+        Endpoint("My latest jobs", OwnRequest, service.jobs, {200: dict[str, Any]},
+                 (Caller.OWNER,), path="/jobs", errors=(Forbidden,)),
+        Endpoint("RunningHub's TASK_END", WebhookEvent, _webhook, {200: WebhookAnswer},
+                 (Caller.WEBHOOK,), path="/webhook", query=WebhookQuery, authenticate=_signed,
+                 scheme=Scheme.SIGNED_URL, errors=(UpstreamError,)),
+    ),
+)  # fmt: skip
 
 
 @functions_framework.http
 def main(request: flask.Request) -> flask.Response:
-    path = request.path.rstrip("/")
-    if path == "/webhook":
-        return _webhook(request)
-    if path not in ROUTES:
-        routes = [*ROUTES, "/webhook"]
-        return refuse(request, NotFound("No such route.", details={"routes": routes}))
-    model, action, status = ROUTES[path]
-    return handle(request, model, action, status=status)
+    return handle(request, API)

@@ -10,14 +10,29 @@ from __future__ import annotations
 import flask
 import functions_framework
 
+from shared.contract import Caller, Endpoint, Function
 from shared.providers import bomcontrole
+from shared.queue.models import SYNC_ERRORS, SyncAnswer
 from shared.queue.schemas import SyncRequest
 from shared.queue.service import sync_action
 from shared.web import handle
 
-_sync = sync_action(bomcontrole.SLUG)
+API = Function(
+    "sync-bomcontrole",
+    "Run a tenant's BomControle sync in this request (same slot and history as queued jobs).",
+    (
+        Endpoint(
+            summary="Sync BomControle now",
+            request=SyncRequest,
+            action=sync_action(bomcontrole.SLUG),
+            answers={200: SyncAnswer},
+            callers=(Caller.ADMIN, Caller.SERVICE),
+            errors=SYNC_ERRORS,
+        ),
+    ),
+)
 
 
 @functions_framework.http
 def main(request: flask.Request) -> flask.Response:
-    return handle(request, SyncRequest, _sync)
+    return handle(request, API)

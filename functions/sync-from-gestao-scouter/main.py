@@ -11,16 +11,40 @@ import flask
 import functions_framework
 
 from shared.auth import Principal
-from shared.gestao.models import ReverseSyncRequest
+from shared.contract import Caller, Endpoint, Function, Scheme
+from shared.errors import Forbidden
+from shared.gestao.models import ReverseSyncAnswer, ReverseSyncQuery, ReverseSyncRequest
 from shared.gestao.reverse import receive, tenant_slug, verify_webhook
 from shared.web import handle
 
 
+def _receive(principal: Principal, req: ReverseSyncRequest) -> dict[str, Any]:
+    return receive(principal, req, tenant_slug(flask.request))
+
+
+API = Function(
+    "sync-from-gestao-scouter",
+    "Gestão Scouter's trigger sends back a lead changed on its side.",
+    (
+        Endpoint(
+            summary="Receive a remote lead",
+            request=ReverseSyncRequest,
+            query=ReverseSyncQuery,
+            action=_receive,
+            answers={200: ReverseSyncAnswer},
+            callers=(Caller.WEBHOOK,),
+            authenticate=verify_webhook,
+            scheme=Scheme.WEBHOOK_SECRET,
+            errors=(Forbidden,),
+            description=(
+                "A lead whose `sync_source` is ours is skipped (the loop breaker); one older "
+                "than the local row is skipped too; otherwise it is upserted."
+            ),
+        ),
+    ),
+)
+
+
 @functions_framework.http
 def main(request: flask.Request) -> flask.Response:
-    slug = tenant_slug(request)
-
-    def _receive(principal: Principal, req: ReverseSyncRequest) -> dict[str, Any]:
-        return receive(principal, req, slug)
-
-    return handle(request, ReverseSyncRequest, _receive, authenticate_with=verify_webhook)
+    return handle(request, API)

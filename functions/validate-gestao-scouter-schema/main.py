@@ -9,11 +9,28 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from shared.gestao.models import SchemaRequest
+from shared.contract import Caller, Endpoint, Function, coded
+from shared.errors import Unprocessable
+from shared.gestao.models import REMOTE_ERRORS, SchemaRequest, ValidateSchemaAnswer
 from shared.gestao.service import validate_schema
 from shared.web import handle
+
+API = Function(
+    "validate-gestao-scouter-schema",
+    "Check a field mapping (stored or proposed) against the remote leads table; save it.",
+    (
+        Endpoint(
+            summary="Validate (and save) the field mapping",
+            request=SchemaRequest,
+            action=validate_schema,
+            answers={200: ValidateSchemaAnswer},
+            callers=(Caller.ADMIN, Caller.SERVICE),
+            errors=(*REMOTE_ERRORS, coded(Unprocessable, "schema_invalid")),
+        ),
+    ),
+)
 
 
 @functions_framework.http
 def main(request: flask.Request) -> flask.Response:
-    return handle(request, SchemaRequest, validate_schema)
+    return handle(request, API)

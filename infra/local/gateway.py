@@ -9,6 +9,9 @@ two paths a person or a probe can use:
 - `GET /functions/v1/healthz`: 200 `{"status": "ok"}` when the database answers, else 503
   with the error envelope. Both carry `X-Syncq-Instance`, so `make run` can tell its own
   gateway from any other program answering on the port;
+- `GET /functions/v1/openapi.json`: the whole OpenAPI document (every function's declared
+  contract), and `GET /functions/v1/docs`: a reference page rendering it (Redoc, vendored
+  in static/, nothing fetched at run time);
 - `GET /functions/v1/_local/demo-tokens`, only when started with `--demo-tokens` (`make run`
   does): the demo users with fresh tokens, for the dashboard's sign-in picker. It is part
   of the local gateway, never of a deployed function.
@@ -19,6 +22,7 @@ two paths a person or a probe can use:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import socket
 from collections.abc import Iterable, Sequence
@@ -38,13 +42,18 @@ import shared
 from infra.local import demo
 from infra.local.chunked import body_input
 from shared.auth import mint_token
+from shared.contract import CALLER_TEXT, Caller, Function
 from shared.errors import NotFound, ServiceUnavailable, SyncqError
+from shared.openapi import document
 from shared.settings import get_settings
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
+
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 PREFIX = "/functions/v1"
 HEALTH_PATH = "/healthz"
 DEMO_TOKENS_PATH = "/_local/demo-tokens"
@@ -74,6 +83,77 @@ def load_function(source: Path) -> Flask:
         target="main", source=str(source)
     )
     return app
+
+
+def load_contract(source: Path) -> Function:
+    """The contract (`API`) a function's main.py declares, read from its own import."""
+    spec = importlib.util.spec_from_file_location(f"syncq_api_{source.parent.name}", source)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {source}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    api = getattr(module, "API", None)
+    if not isinstance(api, Function):
+        raise TypeError(f"{source} declares no API = Function(...)")
+    return api
+
+
+_PUBLIC = {"security": [], "x-callers": [str(Caller.PUBLIC)]}
+_WHO = f"**Who may call:** {CALLER_TEXT[Caller.PUBLIC]}."
+GATEWAY_PATHS: dict[str, Any] = {
+    "/openapi.json": {"get": {
+        **_PUBLIC, "operationId": "openapi", "tags": ["gateway"], "summary": "This document",
+        "description": f"Every function's contract in one OpenAPI document.\n\n{_WHO}",
+        "responses": {"200": {"description": "The OpenAPI document.",
+                              "content": {"application/json": {"schema": {"type": "object"}}}}},
+    }},
+    "/docs": {"get": {
+        **_PUBLIC, "operationId": "docs", "tags": ["gateway"], "summary": "API reference",
+        "description": f"This document rendered by Redoc (served locally).\n\n{_WHO}",
+        "responses": {"200": {"description": "An HTML page.",
+                              "content": {"text/html": {"schema": {"type": "string"}}}}},
+    }},
+}  # fmt: skip
+
+
+def contract_document(functions_dir: Path = FUNCTIONS_DIR) -> dict[str, Any]:
+    """The whole OpenAPI document: every function's contract, and the gateway's two pages."""
+    functions = [
+        load_contract(functions_dir / n / "main.py") for n in function_names(functions_dir)
+    ]
+    doc = document(functions, server=PREFIX)
+    doc["paths"].update(GATEWAY_PATHS)
+    doc["tags"].append({"name": "gateway", "description": "The local gateway's own pages."})
+    return doc
+
+
+# The page may load only what the gateway serves (Redoc would fetch its logo from a CDN).
+_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
+)
+
+
+def reference_apps(doc: dict[str, Any]) -> dict[str, Flask]:
+    """`openapi.json` (the document) and `docs` (Redoc over it, plus its script)."""
+    body = json.dumps(doc, ensure_ascii=False)
+    page = (STATIC_DIR / "docs.html").read_text(encoding="utf-8").replace("{prefix}", PREFIX)
+    script = (STATIC_DIR / "redoc" / "redoc.standalone.js").read_bytes()
+    spec, docs = Flask("openapi"), Flask("docs")
+
+    @spec.get("/")
+    def _document() -> Response:
+        return Response(body, mimetype="application/json")
+
+    @docs.get("/")
+    def _page() -> Response:
+        return Response(page, mimetype="text/html", headers={"Content-Security-Policy": _CSP})
+
+    @docs.get("/redoc.standalone.js")
+    def _script() -> Response:
+        return Response(script, mimetype="text/javascript")
+
+    return {f"{PREFIX}/openapi.json": spec, f"{PREFIX}/docs": docs}
 
 
 def _listening(address: str) -> bool:
@@ -188,6 +268,8 @@ def build(
         f"{PREFIX}/{name}": _RootPath(load_function(functions_dir / name / "main.py"))
         for name in names
     }
+    for path, app in reference_apps(contract_document(functions_dir)).items():
+        mounts[path] = _RootPath(app)
     return DispatcherMiddleware(_Gateway(names, services or Services()), mounts)
 
 

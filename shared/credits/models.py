@@ -80,10 +80,14 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+# The document's view of job_table(): any other table is 400 unknown_table.
+_TABLES: dict[str, Any] = {"enum": [t.value for t in JobTable]}
+
+
 class JobRef(_Body):
     """`{table, jobId}`: the body of /start and /cancel."""
 
-    table: str = Field(min_length=1, max_length=64)
+    table: str = Field(min_length=1, max_length=64, json_schema_extra=_TABLES)
     job_id: UUID = Field(alias="jobId")
 
     @property
@@ -187,7 +191,21 @@ class FinishRequest(JobRef):
 class CheckRequest(_Body):
     """`/check`, optionally about one job."""
 
-    table: str | None = Field(None, min_length=1, max_length=64)
+    model_config = ConfigDict(
+        json_schema_extra={  # the document's view of _both_or_neither
+            "anyOf": [
+                {"properties": {"table": {"type": "null"}, "jobId": {"type": "null"}}},
+                {
+                    "required": ["table", "jobId"],
+                    "properties": {"table": {"type": "string"}, "jobId": {"type": "string"}},
+                },
+            ]
+        }
+    )
+
+    table: str | None = Field(
+        None, min_length=1, max_length=64, json_schema_extra={"enum": [*_TABLES["enum"], None]}
+    )
     job_id: UUID | None = Field(None, alias="jobId")
 
     @model_validator(mode="after")
@@ -254,3 +272,44 @@ class CreditJob(BaseModel):
             position=position,
             **fields,
         )
+
+
+class _Answer(BaseModel):
+    """An answer's shape, exactly: a key it does not declare is a bug, not a surprise."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class QueuePlace(_Answer):
+    """One of the caller's queued jobs and its 1-based place in the queue."""
+
+    table: JobTable
+    job_id: UUID = Field(alias="jobId")
+    position: int
+
+
+class QueueState(_Answer):
+    """Slots in use and the queue; a user also sees their queued jobs (`my_queue`), and the
+    job asked about (`job`) when the request named one."""
+
+    limit: int
+    running: int
+    queued: int
+    free_slots: int
+    my_queue: list[QueuePlace] | None = None
+    job: CreditJob | None = None
+
+
+class WebhookAnswer(_Answer):
+    """Received; what became of the job (`status` when it had already finished)."""
+
+    received: bool
+    action: Literal["finished", "duplicate", "pending", "ignored"]
+    status: JobStatus | None = None
+
+
+class WebhookQuery(BaseModel):
+    """The signed webhook URL's job (the signature, `sig`, is the security scheme)."""
+
+    table: JobTable
+    job: UUID

@@ -17,6 +17,34 @@ from pydantic import (
     model_validator,
 )
 
+from shared.contract import ErrorCode, coded
+from shared.errors import (
+    Forbidden,
+    IntegrationDisabled,
+    SyncqError,
+    Unprocessable,
+    UpstreamError,
+)
+from shared.gestao.mapping import (
+    DEFAULT_MAPPING,
+    LOCAL_FIELDS,
+    REMOTE_NAME,
+    REQUIRED_LOCAL,
+    RESERVED_REMOTE,
+)
+from shared.gestao.schema import kind_of
+
+# What reaching a tenant's remote project can answer besides the edge's errors.
+REMOTE_ERRORS: tuple[type[SyncqError] | ErrorCode, ...] = (
+    Forbidden,  # not an admin of the tenant (or no such tenant)
+    IntegrationDisabled,
+    coded(Unprocessable, "target_missing"),
+    UpstreamError,
+    coded(UpstreamError, "credentials_missing"),
+    coded(UpstreamError, "credentials_rejected"),
+    coded(UpstreamError, "remote_error"),
+)
+
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -44,6 +72,14 @@ class Strict(BaseModel):
 
 
 class ExportRequest(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={  # the document's view of _run_needs_job
+            "if": {"properties": {"action": {"const": "run"}}},
+            "then": {"required": ["job_id"], "properties": {"job_id": {"type": "string"}}},
+            "description": "`end_date` may not be before `start_date`.",
+        }
+    )
+
     tenant_id: UUID
     action: ExportAction
     start_date: date | None = None
@@ -78,11 +114,38 @@ class TenantRequest(Strict):
     tenant_id: UUID
 
 
+def _mapping_schema(schema: dict[str, Any]) -> None:
+    """The document's view of mapping_problems(): local fields to plain remote names, `id`
+    mapped, `sync_source` never a target (no two fields to one name, said in words)."""
+    mapping = next(b for b in schema["anyOf"] if b.get("type") == "object")
+    mapping["description"] = "Local lead field -> remote column; no two fields to one column."
+    mapping["required"] = list(REQUIRED_LOCAL)
+    mapping["propertyNames"] = {"enum": sorted(LOCAL_FIELDS)}
+    mapping["additionalProperties"] = {
+        "type": "string",
+        "pattern": REMOTE_NAME.pattern,
+        "not": {"enum": sorted(RESERVED_REMOTE)},
+    }
+
+
 class SchemaRequest(Strict):
-    """Validate the stored mapping, or a proposed one (and store it when `save`)."""
+    """Validate the stored mapping, or a proposed one (and store it when `save`: only a
+    mapping that fits the remote schema is saved, else 422 `schema_invalid`)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={  # the document's view of _save_needs_mapping
+            "if": {"properties": {"save": {"const": True}}, "required": ["save"]},
+            "then": {
+                "required": ["field_mappings"],
+                "properties": {"field_mappings": {"type": "object"}},
+            },
+        }
+    )
 
     tenant_id: UUID
-    field_mappings: dict[str, str] | None = Field(default=None, max_length=200)
+    field_mappings: dict[str, str] | None = Field(
+        default=None, max_length=200, json_schema_extra=_mapping_schema
+    )
     save: bool = False
 
     @model_validator(mode="after")
@@ -92,10 +155,48 @@ class SchemaRequest(Strict):
         return self
 
 
+_INT_RANGES = {"bigint": 2**63, "integer": 2**31}
+_COLUMN_SCHEMAS: dict[str, dict[str, Any]] = {
+    "text": {"type": "string"},
+    "boolean": {"type": "boolean"},
+    "number": {"type": "number"},
+    "date": {"type": "string", "format": "date"},
+    "timestamp": {
+        "type": "string",
+        "format": "date-time",
+        "description": "`criado` and `updated_at`: from 0001-01-02 to before 9999-12-31 (UTC).",
+    },
+}
+
+
+def _column_schema(pg_type: str) -> dict[str, Any]:
+    """A remote column's JSON Schema, as the local column it maps to can hold it."""
+    if pg_type in _INT_RANGES:
+        bound = _INT_RANGES[pg_type]
+        return {"type": "integer", "minimum": -bound, "maximum": bound - 1}
+    if pg_type.startswith("numeric("):  # what still fits once rounded to `scale` places
+        digits, scale = (int(n) for n in pg_type[8:-1].split(","))
+        bound = 10 ** (digits - scale) - 10**-scale / 2
+        return {"type": "number", "exclusiveMinimum": -bound, "exclusiveMaximum": bound}
+    return dict(_COLUMN_SCHEMAS[kind_of(pg_type)])
+
+
+def lead_schema(schema: dict[str, Any]) -> None:
+    """The document's view of a remote lead under the default mapping (a tenant's own
+    mapping reads other columns; columns it does not map are ignored)."""
+    schema["required"] = [DEFAULT_MAPPING["id"]]
+    schema["properties"] = {
+        remote: _column_schema(LOCAL_FIELDS[local])
+        if local == "id"
+        else {"anyOf": [_column_schema(LOCAL_FIELDS[local]), {"type": "null"}]}
+        for local, remote in DEFAULT_MAPPING.items()
+    }
+
+
 class ReverseSyncRequest(Strict):
     """The remote trigger's body: `{"lead": <row>, "source": "gestao_scouter"}`."""
 
-    lead: dict[str, Any] = Field(max_length=500)
+    lead: dict[str, Any] = Field(max_length=500, json_schema_extra=lead_schema)
     source: Literal["gestao_scouter"]
 
     @field_validator("lead")
@@ -149,3 +250,79 @@ class ExportJob(BaseModel):
             else (min(99, int(100 * done / job.total_leads)) if job.total_leads else 0)
         )
         return job
+
+
+class _Answer(BaseModel):
+    """An answer's shape, exactly: a key it does not declare is a bug, not a surprise."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExportError(_Answer):
+    """A lead the remote refused."""
+
+    lead_id: int
+    error_message: str
+    response_status: int | None
+    created_at: datetime
+
+
+class ExportAnswer(ExportJob):
+    """An export job; every action but `start` and `run` adds its first refused leads."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recent_errors: list[ExportError] | None = None
+
+
+class SchemaValidation(_Answer):
+    """The mapped local fields against the remote leads table, with SQL that would fix it."""
+
+    valid: bool
+    table_present: bool
+    missing_columns: list[str]
+    type_mismatches: list[dict[str, str]]
+    unmapped_required: list[str]
+    suggested_sql: str
+
+
+class ValidateSchemaAnswer(SchemaValidation):
+    """The report, the mapping it checked, and whether that mapping was saved."""
+
+    field_mappings: dict[str, str]
+    saved: bool
+
+
+class ReloadAnswer(_Answer):
+    """The remote reloaded its schema cache; the mapping validated again."""
+
+    reloaded: bool
+    validation: SchemaValidation
+
+
+class ConfigCheck(_Answer):
+    """One named check: url_well_formed, host_reachable, key_accepted, service_role,
+    leads_readable or leads_writable."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+class ConfigAnswer(_Answer):
+    """Every named check, in order; `ok` when all passed."""
+
+    ok: bool
+    checks: list[ConfigCheck]
+
+
+class ReverseSyncAnswer(_Answer):
+    """What became of the remote lead."""
+
+    action: Literal["upserted", "skipped_loop", "skipped_stale"]
+
+
+class ReverseSyncQuery(BaseModel):
+    """The tenant the remote's webhook URL names."""
+
+    tenant: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="The tenant's slug.")

@@ -9,7 +9,7 @@ upserted with sync_source 'gestao_scouter', unless the local row is newer.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import flask
@@ -57,7 +57,7 @@ def _valid(kind: str, value: Any) -> bool:
     if value is None:
         return True
     checks: dict[str, Any] = {
-        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "integer": lambda v: _integral(v) is not None,
         "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
         "boolean": lambda v: isinstance(v, bool),
         "date": lambda v: isinstance(v, str) and _parses(date.fromisoformat, v[:10]),
@@ -65,6 +65,13 @@ def _valid(kind: str, value: Any) -> bool:
         "text": lambda v: isinstance(v, str | int | float) and not isinstance(v, bool),
     }
     return bool(checks.get(kind, lambda v: True)(value))
+
+
+def _integral(value: Any) -> int | None:
+    """An integer as JSON may spell it (`7` or `7.0`), else None."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _parses(parse: Any, text: str) -> bool:
@@ -92,8 +99,30 @@ def local_row(lead: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
         problems.append({"loc": ["lead", mapping["id"]], "type": "missing", "message": "required"})
     if problems:
         raise ValidationFailed("The lead is not valid.", details=problems)
-    return {k: (str(v) if kind_of(LOCAL_FIELDS[k]) == "text" and v is not None else v)
+    return {k: _local_value(kind_of(LOCAL_FIELDS[k]), v)
             for k, v in row.items() if v is not None or k not in KEEP_WHEN_NULL}  # fmt: skip
+
+
+def _local_value(kind: str, value: Any) -> Any:
+    """A valid remote value as the local column takes it (text as text, 7.0 as 7)."""
+    if value is None:
+        return None
+    if kind == "text":
+        return str(value)
+    if kind == "timestamp":
+        return _utc(value)
+    return _integral(value) if kind == "integer" else value
+
+
+def _utc(text: str) -> str:
+    """A timestamp in UTC: PostgreSQL refuses offsets beyond ±15:59 that ISO 8601 allows."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        return text
+    try:
+        return moment.astimezone(UTC).isoformat()
+    except OverflowError:  # before year 1 in UTC: left for the CHECK to refuse
+        return text
 
 
 def upsert_statement(fields: list[str]) -> sql.Composed:

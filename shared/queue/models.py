@@ -9,6 +9,17 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
+from shared.contract import ErrorCode, coded
+from shared.errors import (
+    Conflict,
+    Forbidden,
+    IntegrationDisabled,
+    JobAlreadyActive,
+    NotFound,
+    SyncqError,
+    UpstreamError,
+)
+
 
 class JobStatus(StrEnum):
     """Mirrors the CHECK constraint on integration_jobs.status."""
@@ -65,3 +76,57 @@ class Job(BaseModel):
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
         return cls.model_validate(row)
+
+
+class _Answer(BaseModel):
+    """An answer's shape, exactly: a key it does not declare is a bug, not a surprise."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class JobAccepted(_Answer):
+    """The job was created, pending; the worker has been woken."""
+
+    job_id: UUID
+    status: JobStatus
+
+
+class JobPage(_Answer):
+    """A page of the job history, newest first; pass `next_before` as `before` for the next."""
+
+    jobs: list[Job]
+    next_before: UUID | None
+
+
+class SyncAnswer(BaseModel):
+    """The sync finished: what the provider did (`records`, `pages`, and its own counters,
+    e.g. `changed`, `passes`, `window`, `clients`) and the job it ran as."""
+
+    model_config = ConfigDict(extra="allow")
+
+    job_id: UUID
+    records: int
+    pages: int
+
+
+class ProcessAnswer(_Answer):
+    """What the worker did: each job it ran, what is left and what it rescued; the minute
+    sweep also says what each kind and hook did."""
+
+    processed: list[dict[str, Any]]
+    remaining: int
+    rescued: int
+    kinds: dict[str, dict[str, Any]] | None = None
+    hooks: dict[str, Any] | None = None
+
+
+# What a direct sync (sync-<provider>) can answer besides the edge's errors.
+SYNC_ERRORS: tuple[type[SyncqError] | ErrorCode, ...] = (
+    Forbidden,  # not an admin of the tenant (or no such tenant)
+    IntegrationDisabled,
+    NotFound,  # job_id is not this tenant's pending job of this provider
+    JobAlreadyActive,
+    coded(Conflict, "job_not_claimable"),
+    coded(Conflict, "job_canceled"),
+    UpstreamError,  # the provider failed; details say whether and when it is retried
+)

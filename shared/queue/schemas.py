@@ -17,6 +17,7 @@ _SECRETISH = re.compile(r"token|secret|password|passwd|api[_-]?key|authorization
 # Values that are credentials whatever their key: JWTs, bearer headers, Supabase keys.
 _SECRET_VALUE = re.compile(r"eyJ[\w-]+\.[\w-]+\.|(?i:\bbearer\s+\S{8,})|\bsb_secret_")
 _SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
+_PROVIDER_ENUM: dict[str, Any] = {"enum": sorted(PROVIDERS)}  # the document's _check_provider
 
 
 class Strict(BaseModel):
@@ -48,8 +49,13 @@ def _no_secrets(value: Any, depth: int = 0) -> None:
 
 class RunIntegrationRequest(Strict):
     tenant_id: UUID
-    provider_slug: str
-    payload: dict[str, Any] = Field(default_factory=dict)
+    provider_slug: str = Field(json_schema_extra=_PROVIDER_ENUM)
+    payload: dict[str, Any] = Field(
+        default_factory=dict,
+        description='Provider options, e.g. `{"full": true}`; at most 8 levels deep and no '
+        "credentials: no key like token, secret, password, api_key, authorization or "
+        "credential, no JWT or bearer value (they live in the secret store).",
+    )
 
     _provider = field_validator("provider_slug")(_check_provider)
 
@@ -74,7 +80,9 @@ class TenantQuery(Strict):
 
 class ListJobsQuery(Strict):
     tenant_id: UUID
-    provider_slug: str | None = None
+    provider_slug: str | None = Field(
+        default=None, json_schema_extra={"enum": [*_PROVIDER_ENUM["enum"], None]}
+    )
     status: JobStatus | None = None
     trigger: Trigger | None = None
     limit: int = Field(default=50, ge=1, le=200)
