@@ -108,7 +108,7 @@ def test_requests_and_answers_come_from_the_models(doc: dict[str, Any]) -> None:
     listing = doc["paths"]["/list-integration-jobs"]["get"]
     assert "requestBody" not in listing
     params = {p["name"]: p for p in listing["parameters"]}
-    assert set(params) == {"tenant_id", "provider_slug", "status", "limit", "before"}
+    assert set(params) == {"tenant_id", "provider_slug", "status", "trigger", "limit", "before"}
     assert params["tenant_id"]["required"] and not params["limit"]["required"]
     assert params["limit"]["schema"]["maximum"] == 200
     events = doc["paths"]["/integration-job-events"]["get"]["responses"]["200"]["content"]

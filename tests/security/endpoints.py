@@ -1,7 +1,7 @@
 """What the security matrices walk: every `functions/*/` folder, and every route of a routed one.
 
-A routed function is one whose module has a `ROUTES` table (path -> handler); its routes are
-that table's keys plus whatever the function itself lists when asked for a route it does not
+A routed function is one whose contract (`API`) declares several paths, or whose module has a
+`ROUTES` table (path -> handler); its routes are those plus whatever the function itself lists when asked for a route it does not
 have (runninghub-queue-manager answers 404 with `details.routes`, which adds `/webhook`). A
 folder that cannot be loaded is still an endpoint: calling it then fails the matrix.
 """
@@ -18,6 +18,8 @@ from typing import Any
 import functions_framework
 from flask import Flask
 from werkzeug.test import TestResponse
+
+from shared.contract import Function
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ROOT / "functions"
@@ -59,11 +61,17 @@ def _module(source: Path) -> Any:
 
 
 def routes_of(source: Path) -> list[str] | None:
-    """The routes of a routed function (None: not routed, one endpoint at `/`)."""
-    table = getattr(_module(source), "ROUTES", None)
-    if not isinstance(table, dict):
+    """The routes of a routed function (None: not routed, one endpoint at `/`): the paths
+    its contract (`API`) declares, or the keys of a `ROUTES` table."""
+    module = _module(source)
+    api, table = getattr(module, "API", None), getattr(module, "ROUTES", None)
+    paths = {e.path for e in api.endpoints} if isinstance(api, Function) else {"/"}
+    if paths != {"/"}:
+        routes = paths
+    elif isinstance(table, dict):
+        routes = set(table)
+    else:
         return None
-    routes = set(table)
     answer = app_for(source).test_client().post(_NO_SUCH_ROUTE, json={})
     listed = ((answer.get_json(silent=True) or {}).get("error") or {}).get("details") or {}
     routes.update(r for r in listed.get("routes", []) if isinstance(r, str))
