@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TASKS_VENV := .venv-tasks
 PYTEST_ARGS ?=
 
-.PHONY: venv browser run test fuzz check lint typecheck migrate seed-demo bundle bench clean
+.PHONY: venv browser run test fuzz check lint typecheck migrate seed-demo bundle bench chaos clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,11 @@ bundle: venv
 
 bench: venv
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python -m bench.$$(basename $$b .py) || exit 1; done
+
+# The reliability figures on the real local stack under faults (README: Chaos).
+CHAOS_ARGS ?=
+chaos: venv
+	$(BIN)/python -m infra.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf build .mypy_cache .ruff_cache
