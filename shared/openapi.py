@@ -175,7 +175,10 @@ def _operation(
         parameters += _query_parameters(_resolve(request, components))
     else:
         op["requestBody"] = {  # an empty body is read as {}: required only if {} is invalid
-            "required": bool(_resolve(request, components).get("required")),
+            "required": bool(
+                _resolve(request, components).get("required")
+                or _resolve(request, components).get("oneOf")  # a rule {} cannot meet
+            ),
             "content": {"application/json": {"schema": request}},
         }
     if endpoint.query is not None:

@@ -15,7 +15,9 @@ from pydantic import BaseModel
 
 from shared.auth import Principal
 from shared.contract import Caller, Endpoint, Function, Stream
+from shared.openapi import DOCUMENT_PATH
 from shared.static import serve_static
+from shared.web import handle
 
 APP = Path(__file__).resolve().parent / "app"
 
@@ -42,4 +44,6 @@ API = Function(
 
 @functions_framework.http
 def main(request: flask.Request) -> flask.Response:
+    if request.path.rstrip("/") == DOCUMENT_PATH:
+        return handle(request, API)  # its part of the OpenAPI document
     return serve_static(request, APP)

@@ -107,7 +107,7 @@ class CreateRequest(_Body):
     caller's own; `id` lets a client that retries know whether its first try landed (409).
     """
 
-    table: str = Field(min_length=1, max_length=64)
+    table: str = Field(min_length=1, max_length=64, json_schema_extra=_TABLES)
     workflow_id: str = Field(alias="workflowId", pattern=WORKFLOW_ID)
     inputs: list[dict[str, Any]] = Field(default_factory=list, max_length=100)
     session_id: str | None = Field(None, alias="sessionId", min_length=1, max_length=200)

@@ -283,6 +283,8 @@ class SchemaValidation(_Answer):
     missing_columns: list[str]
     type_mismatches: list[dict[str, str]]
     unmapped_required: list[str]
+    # NOT NULL and unmapped, with a default PostgREST's document cannot show: not blocking.
+    unverified_defaults: list[str] = []
     suggested_sql: str
 
 

@@ -103,6 +103,18 @@ class SyncRequest(Strict):
     """The sync-<provider> functions' body: `{tenant_id | tenant_slug, job_id?}` (exactly
     one tenant field); `job_id` runs a pending job of that tenant and provider."""
 
+    # The document says "exactly one": both, or neither, match one branch each.
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["tenant_id"], "properties": {"tenant_id": {"type": "string"}}},
+                {"required": ["tenant_slug"], "properties": {"tenant_slug": {"type": "string"}}},
+            ]
+        },
+    )
+
     tenant_id: UUID | None = None
     tenant_slug: str | None = Field(default=None, pattern=_SLUG)
     job_id: UUID | None = None
@@ -122,7 +134,7 @@ class ScheduleQuery(Strict):
 
 class ScheduleRef(Strict):
     tenant_id: UUID
-    provider_slug: str
+    provider_slug: str = Field(json_schema_extra=_PROVIDER_ENUM)
 
     _provider = field_validator("provider_slug")(_check_provider)
 

@@ -272,17 +272,18 @@ def test_execucoes_lists_runs_with_attempts_times_and_trigger_and_filters(
     page.wait_for_function("() => location.hash.endsWith('/visao-geral')")
 
 
-def test_visao_geral_degrades_without_metrics_and_charts_them_when_there(
+def test_visao_geral_charts_the_metrics_and_degrades_without_them(
     page: Any, live: LiveStack
 ) -> None:
     sign_in(page, live, "acme-member", f"#/t/{ACME.id}/integracoes/acessorias/visao-geral")
-    page.get_by_test_id("metrics-unavailable").wait_for()  # integration-metrics: 404 here
+    page.get_by_test_id("metrics").wait_for()  # the real integration-metrics answers
+    page.locator(".chart canvas").wait_for()
     series = [{"day": f"2026-11-{d:02d}", "runs": d % 5 + 1, "successes": d % 5, "errors": 1,
                "p95_ms": 900 + d * 10} for d in range(1, 31)]  # fmt: skip
     body = {"providers": [{"provider_slug": "acessorias", "runs": 90, "successes": 60, "errors": 30,
                            "success_rate": 0.6667, "p50_ms": 700, "p95_ms": 2400,
-                           "last_success_at": "2026-11-30T12:00:00Z", "freshness": 3600,
-                           "queue": {"pending": 0}}],
+                           "last_success_at": "2026-11-30T12:00:00Z", "freshness": "on_time",
+                           "queue": {"depth": 0, "oldest_due_age_s": None}}],
             "exports": [], "series": series}  # fmt: skip
     page.route("**/integration-metrics?*", lambda route: route.fulfill(json=body))
     page.reload()
@@ -291,6 +292,11 @@ def test_visao_geral_degrades_without_metrics_and_charts_them_when_there(
     text = stats.inner_text()
     assert "90" in text and "66,7%" in text and "700 ms" in text and "2,4 s" in text
     page.locator(".chart canvas").wait_for()
+    missing = {"error": {"code": "not_found", "message": "No such function."}}
+    page.unroute("**/integration-metrics?*")
+    page.route("**/integration-metrics?*", lambda route: route.fulfill(status=404, json=missing))
+    page.reload()
+    page.get_by_test_id("metrics-unavailable").wait_for()  # a deployment without it
 
 
 def test_a_schedule_every_minute_runs_live(page: Any, live: LiveStack) -> None:
