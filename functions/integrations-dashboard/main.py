@@ -17,7 +17,7 @@ from shared.auth import Principal
 from shared.contract import Caller, Endpoint, Function, Stream
 from shared.openapi import DOCUMENT_PATH
 from shared.static import serve_static
-from shared.web import handle
+from shared.web import handle, settle
 
 APP = Path(__file__).resolve().parent / "app"
 
@@ -46,4 +46,4 @@ API = Function(
 def main(request: flask.Request) -> flask.Response:
     if request.path.rstrip("/") == DOCUMENT_PATH:
         return handle(request, API)  # its part of the OpenAPI document
-    return serve_static(request, APP)
+    return settle(request, serve_static(request, APP))  # a broken body is a 400 here too

@@ -112,6 +112,7 @@ def function_settings(args: argparse.Namespace) -> dict[str, str]:
         "LISTING_HEARTBEAT_S": "0.5",
         "DB_POOL_MAX": "24",
         "GESTAO_SCOUTER_BATCH_SIZE": str(args.batch),
+        "GESTAO_SCOUTER_MAX_BATCH_SIZE": str(args.batch),  # fixed: kills land every N batches
         "GESTAO_SCOUTER_TIMEOUT_S": "10",
         "GESTAO_SCOUTER_RETRY_BASE_S": "0.05", "GESTAO_SCOUTER_RETRY_CAP_S": "0.5",
         "GESTAO_SCOUTER_BUDGET_S": "10",

@@ -51,6 +51,7 @@ STACK_SETTINGS = {
     "PROVIDER_RETRY_CAP_S": "0.05",
     "ACESSORIAS_EMPTY_RECHECK_S": "0.01",
     "GESTAO_SCOUTER_BATCH_SIZE": "50",
+    "GESTAO_SCOUTER_MAX_BATCH_SIZE": "50",  # batches of 50 stay 50: the export is watchable
     "LISTING_FETCH_AHEAD": "1",  # pages one after another: the progress bar moves visibly
 }
 
