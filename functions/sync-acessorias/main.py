@@ -9,27 +9,11 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from shared.contract import Caller, Endpoint, Function
 from shared.providers import acessorias
-from shared.queue.models import SYNC_ERRORS, SyncAnswer
-from shared.queue.schemas import SyncRequest
-from shared.queue.service import sync_action
+from shared.queue.service import sync_function
 from shared.web import handle
 
-API = Function(
-    "sync-acessorias",
-    "Run a tenant's Acessórias sync in this request (same slot and history as queued jobs).",
-    (
-        Endpoint(
-            summary="Sync Acessórias now",
-            request=SyncRequest,
-            action=sync_action(acessorias.SLUG),
-            answers={200: SyncAnswer},
-            callers=(Caller.ADMIN, Caller.SERVICE),
-            errors=SYNC_ERRORS,
-        ),
-    ),
-)
+API = sync_function("sync-acessorias", acessorias.SLUG, "Acessórias")
 
 
 @functions_framework.http

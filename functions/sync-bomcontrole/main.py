@@ -10,27 +10,11 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from shared.contract import Caller, Endpoint, Function
 from shared.providers import bomcontrole
-from shared.queue.models import SYNC_ERRORS, SyncAnswer
-from shared.queue.schemas import SyncRequest
-from shared.queue.service import sync_action
+from shared.queue.service import sync_function
 from shared.web import handle
 
-API = Function(
-    "sync-bomcontrole",
-    "Run a tenant's BomControle sync in this request (same slot and history as queued jobs).",
-    (
-        Endpoint(
-            summary="Sync BomControle now",
-            request=SyncRequest,
-            action=sync_action(bomcontrole.SLUG),
-            answers={200: SyncAnswer},
-            callers=(Caller.ADMIN, Caller.SERVICE),
-            errors=SYNC_ERRORS,
-        ),
-    ),
-)
+API = sync_function("sync-bomcontrole", bomcontrole.SLUG, "BomControle")
 
 
 @functions_framework.http

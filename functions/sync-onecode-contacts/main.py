@@ -9,27 +9,11 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from shared.contract import Caller, Endpoint, Function
 from shared.providers import onecode
-from shared.queue.models import SYNC_ERRORS, SyncAnswer
-from shared.queue.schemas import SyncRequest
-from shared.queue.service import sync_action
+from shared.queue.service import sync_function
 from shared.web import handle
 
-API = Function(
-    "sync-onecode-contacts",
-    "Run a tenant's OneCode sync in this request (same slot and history as queued jobs).",
-    (
-        Endpoint(
-            summary="Sync OneCode now",
-            request=SyncRequest,
-            action=sync_action(onecode.SLUG),
-            answers={200: SyncAnswer},
-            callers=(Caller.ADMIN, Caller.SERVICE),
-            errors=SYNC_ERRORS,
-        ),
-    ),
-)
+API = sync_function("sync-onecode-contacts", onecode.SLUG, "OneCode")
 
 
 @functions_framework.http

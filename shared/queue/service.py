@@ -8,11 +8,12 @@ from uuid import UUID
 
 from shared import db
 from shared.auth import Principal
+from shared.contract import Caller, Endpoint, Function
 from shared.errors import Conflict, JobFinished, NotFound, UpstreamError
 from shared.jobs.wake import wake
 from shared.queue import store
 from shared.queue.kind import KIND, run_claimed
-from shared.queue.models import Job, JobStatus
+from shared.queue.models import SYNC_ERRORS, Job, JobStatus, SyncAnswer
 from shared.queue.schemas import JobRef, ListJobsQuery, RunIntegrationRequest, SyncRequest
 from shared.tenancy import (
     Role,
@@ -98,6 +99,25 @@ def sync_action(provider_slug: str) -> Callable[[Principal, SyncRequest], dict[s
         )
 
     return sync
+
+
+def sync_function(name: str, provider_slug: str, provider_name: str) -> Function:
+    """The contract of `sync-<provider>`: one route that runs the sync in the request."""
+    return Function(
+        name,
+        f"Run a tenant's {provider_name} sync in this request (same slot and history as "
+        "queued jobs).",
+        (
+            Endpoint(
+                summary=f"Sync {provider_name} now",
+                request=SyncRequest,
+                action=sync_action(provider_slug),
+                answers={200: SyncAnswer},
+                callers=(Caller.ADMIN, Caller.SERVICE),
+                errors=SYNC_ERRORS,
+            ),
+        ),
+    )
 
 
 def run_direct(
