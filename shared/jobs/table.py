@@ -10,8 +10,17 @@ from psycopg import sql
 
 from shared.sqlfiles import queries, query
 
-# The places in the engine's statements where a kind may add its own columns or side rows.
-FRAGMENTS = ("claim_set", "claim_effects", "heartbeat_set", "release_set", "release_effects")
+# The places in the engine's statements where a kind may add its own columns or side rows,
+# and what each is when the kind leaves it out.
+FRAGMENTS = {
+    "claim_set": "",
+    "claim_returning": "j.*",
+    "claim_effects": "",
+    "heartbeat_set": "",
+    "release_set": "",
+    "release_returning": "j.*",
+    "release_effects": "",
+}
 
 
 @dataclass(frozen=True)
@@ -21,6 +30,10 @@ class JobTable:
     Each fragment is an optional named query in `shared/sql/<sql_module>.sql`:
     `claim_set`/`heartbeat_set`/`release_set` start with ", col = expr", and
     `claim_effects`/`release_effects` with ", name AS (...)" (a CTE over `claimed`/`done`).
+    `claim_returning`/`release_returning` list the job's columns (`j.*` when left out) that
+    the kind's runner and effects read: a hot kind names only those, since every column
+    returned is decoded for every job. They must include the engine's own: `id`,
+    `tenant_id`, `status`, `attempts`, and `lease_token` (claim) or `finished_at` (release).
     """
 
     name: LiteralString
@@ -34,5 +47,5 @@ class JobTable:
 @cache
 def _compose(table: JobTable, name: str) -> sql.Composed:
     mine = queries(table.sql_module)
-    parts = {f: sql.SQL(mine.get(f, "")) for f in FRAGMENTS}
+    parts = {f: sql.SQL(mine.get(f, default)) for f, default in FRAGMENTS.items()}
     return sql.SQL(query("jobs", name)).format(table=sql.Identifier(table.name), **parts)

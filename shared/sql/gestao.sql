@@ -43,6 +43,9 @@ ORDER BY created_at DESC LIMIT 1
 -- started_at is the export's first start (a continuation keeps it).
 , started_at = COALESCE(j.started_at, now())
 
+-- name: release_returning
+j.*, i.extra AS release_extra
+
 -- name: release_set
 -- A release answers any pause request; extra: failures (consecutive failed batches, kept
 -- when absent), reason (why it paused) and batch_size (as the run adapted it, for the next

@@ -4,8 +4,13 @@
 --
 -- {table} is the kind's table (an allow-listed identifier). A kind may add its own columns
 -- and side rows to a statement through fragments named in its own .sql file:
---   {claim_set} {claim_effects} {heartbeat_set} {release_set} {release_effects}
--- (see shared/jobs/store.py), so every state change stays one statement (invariant 6).
+--   {claim_set} {claim_returning} {claim_effects}
+--   {heartbeat_set} {release_set} {release_returning} {release_effects}
+-- (see shared/jobs/table.py), so every state change stays one statement (invariant 6).
+--
+-- The job rows are reached by id through the primary key (`id = ANY(...)`), never by a
+-- join the planner may answer with a scan of the whole table: the table keeps every
+-- finished job.
 
 -- name: claim
 -- Oldest due first; SKIP LOCKED lets concurrent workers take different jobs.
@@ -21,7 +26,7 @@ WITH due AS (
   SET status = 'running', attempts = j.attempts + 1, heartbeat_at = now(),
       lease_token = gen_random_uuid(), updated_at = now(), finished_at = NULL{claim_set}
   FROM due WHERE j.id = due.id
-  RETURNING j.*
+  RETURNING {claim_returning}
 ){claim_effects}
 SELECT * FROM claimed
 
@@ -42,10 +47,12 @@ FOR UPDATE
 -- name: release
 -- The lease ends: a final state, or back to pending after a delay, for one job or a batch.
 -- Rows whose lease no longer matches are left alone (a zombie changes nothing).
+-- The arrays travel in binary (placeholders ending in b, not s): dumping a batch's arrays
+-- as text cost the worker more than the rest of the call.
 WITH input AS (
-  SELECT * FROM unnest(%(ids)s::uuid[], %(leases)s::uuid[], %(statuses)s::text[],
-                       %(errors)s::text[], %(delays)s::float8[], %(finals)s::boolean[],
-                       %(extras)s::jsonb[])
+  SELECT * FROM unnest(%(ids)b::uuid[], %(leases)b::uuid[], %(statuses)b::text[],
+                       %(errors)b::text[], %(delays)b::float8[], %(finals)b::boolean[],
+                       %(extras)b::jsonb[])
          AS i(id, lease, status, error, delay_s, final, extra)
 ), done AS (
   UPDATE {table} j
@@ -55,9 +62,9 @@ WITH input AS (
                        ELSE now() + make_interval(secs => i.delay_s) END,
       finished_at = CASE WHEN i.final THEN now() END{release_set}
   FROM input i
-  WHERE j.id = i.id AND j.lease_token IS NOT DISTINCT FROM i.lease
+  WHERE j.id = ANY(%(ids)b::uuid[]) AND j.id = i.id AND j.lease_token IS NOT DISTINCT FROM i.lease
     AND j.status IN ('pending', 'running')
-  RETURNING j.*, i.delay_s, i.extra AS release_extra
+  RETURNING {release_returning}, i.delay_s
 ){release_effects}
 SELECT * FROM done
 

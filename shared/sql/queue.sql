@@ -46,6 +46,12 @@ WHERE tenant_id = %(tenant_id)s AND provider_slug = %(provider_slug)s
          jsonb_build_object('attempt', attempts) FROM claimed
 )
 
+-- name: claim_returning
+-- What the runner reads of a claimed job (shared/queue/kind.py), and no more: this is the
+-- hot path, and each column returned is decoded for every job.
+j.id, j.tenant_id, j.provider_slug, j.status, j.lease_token, j.attempts, j.max_attempts,
+j.payload, j.cancel_requested, j.trigger
+
 -- name: heartbeat_set
 , progress = %(progress)s
 
@@ -59,6 +65,10 @@ WHERE tenant_id = %(tenant_id)s AND provider_slug = %(provider_slug)s
                            ELSE LEAST(extract(epoch FROM now() - j.started_at) * 1000,
                                       2147483647)::integer END,
   result = CASE WHEN i.final THEN i.extra -> 'result' ELSE j.result END
+
+-- name: release_returning
+j.id, j.tenant_id, j.provider_slug, j.status, j.attempts, j.error_message,
+j.execution_time_ms, j.finished_at, j.run_after
 
 -- name: release_effects
 -- On final states: tenant_integrations.last_* and its failure streak, the schedule paused

@@ -97,7 +97,7 @@ def test_every_named_query_parses(database_url: str) -> None:
             # Named parameters become NULLs for the parse check.
             import re
 
-            plain = re.sub(r"%\((\w+)\)s", "NULL", text)
+            plain = re.sub(r"%\((\w+)\)[sb]", "NULL", text)
             try:
                 conn.execute(f"PREPARE q AS {plain}")  # type: ignore[arg-type]
                 conn.execute("DEALLOCATE q")
