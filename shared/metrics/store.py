@@ -5,17 +5,32 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 from uuid import UUID
+
+from psycopg import sql
 
 from shared.db import Conn, Row
 from shared.jobs import store as engine
 from shared.jobs.table import JobTable
 from shared.sqlfiles import query
 
+# A piece of SQL that several statements share, written once in metrics.sql and put in
+# place of `{name}` in their text.
+FRAGMENTS = ("finished_pairs",)
+
+
+@cache
+def statement(name: str) -> sql.SQL | sql.Composed:
+    """The named statement of metrics.sql, with the fragments it names in place."""
+    text = query("metrics", name)
+    used = {f: sql.SQL(query("metrics", f)) for f in FRAGMENTS if "{" + f + "}" in text}
+    return sql.SQL(text).format(**used) if used else sql.SQL(text)
+
 
 def _rows(conn: Conn, name: str, params: dict[str, Any]) -> list[Row]:
-    return conn.execute(query("metrics", name), params).fetchall()
+    return conn.execute(statement(name), params).fetchall()
 
 
 def now(conn: Conn) -> datetime:

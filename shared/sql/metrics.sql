@@ -129,30 +129,8 @@ ORDER BY r.created_at DESC, r.id
 -- Final jobs finished in the window, for every tenant or one, by provider, outcome and
 -- duration bucket: `bucket` counts the bounds (seconds, ascending) strictly below the run's
 -- time, so a run lands in the first bucket whose `le` bound holds it (len(bounds) = +Inf;
--- NULL = no time). The (tenant, provider) pairs: per tenant (every job's tenant is in
--- `tenants`: ON DELETE CASCADE), a loose index scan of its providers in
--- integration_jobs_finished_idx, so each pair costs one descent plus its rows in the window.
--- (One descent needs `tenant_id = t AND provider_slug > p`: a row comparison
--- `(tenant_id, provider_slug) > (t, p)` beside `tenant_id = t` starts at the tenant's first
--- entry and reads its whole history on PostgreSQL 15.)
-WITH RECURSIVE pairs AS (
-  SELECT t.id AS tenant_id, f.provider_slug
-  FROM tenants t
-  CROSS JOIN LATERAL (
-    SELECT j.provider_slug FROM integration_jobs j
-    WHERE j.tenant_id = t.id AND j.finished_at IS NOT NULL
-    ORDER BY j.provider_slug LIMIT 1
-  ) f
-  WHERE %(tenant_id)s::uuid IS NULL OR t.id = %(tenant_id)s::uuid
-  UNION ALL
-  SELECT p.tenant_id, n.provider_slug FROM pairs p
-  CROSS JOIN LATERAL (
-    SELECT j.provider_slug FROM integration_jobs j
-    WHERE j.tenant_id = p.tenant_id AND j.finished_at IS NOT NULL
-      AND j.provider_slug > p.provider_slug
-    ORDER BY j.provider_slug LIMIT 1
-  ) n
-), per_pair AS (
+-- NULL = no time). The (tenant, provider) pairs are finished_pairs below.
+WITH RECURSIVE pairs AS ({finished_pairs}), per_pair AS (
   -- Aggregated inside the lateral, so the planner cannot turn it into one join over the
   -- whole table (at 1M jobs it chose a parallel seq scan): each pair is one index range.
   SELECT p.provider_slug, a.status, a.bucket, a.n, a.sum_s
@@ -178,23 +156,13 @@ FROM per_pair
 GROUP BY 1, 2, 3
 ORDER BY 1, 2, 3
 
--- name: schedule_periods
--- The tenant's enabled schedules: freshness is measured in their periods.
-SELECT provider_slug, cron, timezone FROM integration_schedules
-WHERE tenant_id = %(tenant_id)s AND enabled
-
--- name: alert_failures
--- Alert deliveries that failed for good in the window, by event.
-SELECT event, count(*)::bigint AS n FROM alert_outbox
-WHERE status = 'failed' AND finished_at >= %(since)s
-  AND (%(tenant_id)s::uuid IS NULL OR tenant_id = %(tenant_id)s::uuid)
-GROUP BY event ORDER BY event
-
--- name: schedule_skew
--- How late scheduled jobs started: started_at - scheduled_for, for first attempts finished
--- in the window (a retry's started_at is its own start, so it would measure the backoff).
--- Bucketed as finished_by_provider; negative skews (started early) land in the first bucket.
-WITH RECURSIVE pairs AS (
+-- name: finished_pairs
+-- A fragment ({finished_pairs} above): the (tenant, provider) pairs with finished jobs, for
+-- every tenant or one. Per tenant (every job's tenant is in `tenants`: ON DELETE CASCADE), a
+-- loose index scan of its providers in integration_jobs_finished_idx, so each pair costs one
+-- descent plus its rows in the window. (One descent needs `tenant_id = t AND provider_slug >
+-- p`: a row comparison `(tenant_id, provider_slug) > (t, p)` beside `tenant_id = t` starts at
+-- the tenant's first entry and reads its whole history on PostgreSQL 15.)
   SELECT t.id AS tenant_id, f.provider_slug
   FROM tenants t
   CROSS JOIN LATERAL (
@@ -211,7 +179,24 @@ WITH RECURSIVE pairs AS (
       AND j.provider_slug > p.provider_slug
     ORDER BY j.provider_slug LIMIT 1
   ) n
-), per_pair AS (
+
+-- name: schedule_periods
+-- The tenant's enabled schedules: freshness is measured in their periods.
+SELECT provider_slug, cron, timezone FROM integration_schedules
+WHERE tenant_id = %(tenant_id)s AND enabled
+
+-- name: alert_failures
+-- Alert deliveries that failed for good in the window, by event.
+SELECT event, count(*)::bigint AS n FROM alert_outbox
+WHERE status = 'failed' AND finished_at >= %(since)s
+  AND (%(tenant_id)s::uuid IS NULL OR tenant_id = %(tenant_id)s::uuid)
+GROUP BY event ORDER BY event
+
+-- name: schedule_skew
+-- How late scheduled jobs started: started_at - scheduled_for, for first attempts finished
+-- in the window (a retry's started_at is its own start, so it would measure the backoff).
+-- Bucketed as finished_by_provider; negative skews (started early) land in the first bucket.
+WITH RECURSIVE pairs AS ({finished_pairs}), per_pair AS (
   -- Aggregated inside the lateral, as in finished_by_provider: one index range per pair.
   SELECT p.provider_slug, a.bucket, a.n, a.sum_s
   FROM pairs p

@@ -12,10 +12,12 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from shared import db
 from shared.metrics import derive
+from shared.metrics import store as metrics
 from shared.metrics.service import snapshot_transaction
 from shared.queue.store import TABLE as QUEUE
 from shared.sqlfiles import query
@@ -45,7 +47,8 @@ def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def explain(
     conn: psycopg.Connection[Any], name: str, params: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    row = conn.execute(f"EXPLAIN (FORMAT JSON) {query('metrics', name)}", params).fetchone()  # type: ignore[arg-type]
+    stmt = sql.SQL("EXPLAIN (FORMAT JSON) ") + metrics.statement(name)
+    row = conn.execute(stmt, params).fetchone()
     assert row is not None
     return list(plan_nodes(row["QUERY PLAN"][0]["Plan"]))
 

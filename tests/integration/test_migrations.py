@@ -77,6 +77,7 @@ def test_every_named_query_parses(database_url: str) -> None:
 
     from shared.jobs.table import FRAGMENTS
     from shared.kinds import KINDS
+    from shared.metrics import store as metrics
     from shared.sqlfiles import queries
 
     modules = sorted(
@@ -87,9 +88,11 @@ def test_every_named_query_parses(database_url: str) -> None:
         for module in modules
         if module != "jobs"  # templates: composed per kind below
         for name, text in queries(module).items()
-        if name not in FRAGMENTS
+        if name not in FRAGMENTS and not (module == "metrics" and name in metrics.FRAGMENTS)
     }
     with psycopg.connect(database_url) as conn:
+        for label in [k for k in statements if k.startswith("metrics.")]:
+            statements[label] = metrics.statement(label.split(".")[1]).as_string(conn)
         for kind in KINDS:
             for name in queries("jobs"):
                 statements[f"{kind.name}.{name}"] = kind.table.statement(name).as_string(conn)
