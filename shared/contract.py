@@ -74,6 +74,15 @@ class Stream:
 
 
 @dataclass(frozen=True)
+class Negotiated:
+    """An answer in the form the request asks for: JSON (`json`, a model), or one of
+    `streams` (a text format, chosen by a query parameter or the Accept header)."""
+
+    json: Any
+    streams: tuple[Stream, ...]
+
+
+@dataclass(frozen=True)
 class ErrorCode:
     """One error an endpoint can answer: its status and its envelope `code`."""
 
@@ -111,7 +120,7 @@ class Endpoint:
     summary: str
     request: type[BaseModel]  # the JSON body; for GET, the query parameters
     action: Action
-    answers: Mapping[int, Any]  # success status -> answer type (a model, a union) or Stream
+    answers: Mapping[int, Any]  # success status -> a type (a model, a union), Stream, Negotiated
     callers: tuple[Caller, ...]
     errors: tuple[type[SyncqError] | ErrorCode, ...] = ()  # beside the edge's own (below)
     method: Literal["GET", "POST", "PUT", "DELETE"] = "POST"
@@ -130,7 +139,9 @@ class Endpoint:
 
     @property
     def answer(self) -> Any:
-        return self.answers[self.status]
+        """The successful answer's type (its JSON form, when it is negotiated)."""
+        answer = self.answers[self.status]
+        return answer.json if isinstance(answer, Negotiated) else answer
 
     def all_errors(self) -> list[ErrorCode]:
         """Every error this endpoint can answer: its own and the edge's, in status order."""

@@ -300,6 +300,29 @@ class QueueState(_Answer):
     job: CreditJob | None = None
 
 
+class LedgerEntry(_Answer):
+    """One move of the caller's balance: a job's debit, or its refund."""
+
+    kind: Literal["debit", "refund"]
+    amount: int
+    table: JobTable
+    job_id: UUID = Field(alias="jobId")
+    created_at: datetime
+
+
+class Ledger(_Answer):
+    """The caller's balance (0 without an account) and latest ledger rows, newest first."""
+
+    balance: int
+    entries: list[LedgerEntry]
+
+
+class JobList(_Answer):
+    """The caller's latest jobs, newest first; a queued one with its place in the queue."""
+
+    jobs: list[CreditJob]
+
+
 class WebhookAnswer(_Answer):
     """Received; what became of the job (`status` when it had already finished)."""
 
