@@ -9,7 +9,16 @@ from enum import StrEnum
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 
 from shared.db import Row
 from shared.errors import UnknownTable
@@ -127,8 +136,8 @@ class Output(BaseModel):
 
     file_url: str = Field(alias="fileUrl", min_length=1, max_length=2048)
     file_type: str | None = Field(None, alias="fileType", max_length=32)
-    node_id: str | int | None = Field(None, alias="nodeId")
-    task_cost_time: str | int | float | None = Field(None, alias="taskCostTime")
+    node_id: StrictStr | StrictInt | None = Field(None, alias="nodeId")
+    task_cost_time: StrictStr | StrictInt | StrictFloat | None = Field(None, alias="taskCostTime")
 
     def dump(self) -> dict[str, Any]:
         """As stored in `outputs` (RunningHub's field names)."""
@@ -225,7 +234,7 @@ class CheckRequest(_Body):
 class OwnRequest(_Body):
     """`/ledger` and `/jobs`: the caller's own account or jobs, newest first."""
 
-    limit: int = Field(20, ge=1, le=100)
+    limit: StrictInt = Field(20, ge=1, le=100)  # lax, `true` would be read as 1
 
 
 class WebhookEvent(BaseModel):

@@ -306,6 +306,6 @@ def test_the_function_reads_for_members_and_writes_for_admins(acme: TenantFixtur
     for bad in ({"emails": ["not an email"]}, {"emails": ["a\ufeffb@c.example"]},
                 {"webhook_url": "ftp://x.example"},
                 {"webhook_url": "https://[::1"}, {"webhook_url": "https://[zz]/"},
-                {"remind_at": [1]}, {"remind_at": [1001]}, {"events": ["sometimes"]}):  # fmt: skip
+                {"remind_at": [1]}, {"remind_at": [1001]}, {"pause_schedule_after": True}, {"events": ["sometimes"]}):  # fmt: skip
         assert settings(acme, **bad).status_code == 422, bad
     assert rows_of("SELECT * FROM alert_settings") == []
