@@ -26,7 +26,8 @@ API = Function(
         Endpoint("Replace the alert settings", AlertSettingsRequest, put_alerts,
                  {200: AlertsSaved}, (Caller.ADMIN, Caller.SERVICE), errors=(Forbidden,),
                  method="PUT", description="Recipients are e-mail addresses; the webhook an "
-                 "https URL on a public address (422 naming the field otherwise)."),
+                 "absolute https URL without credentials (http only where the deployment "
+                 "allows it); 422 naming the field otherwise."),
     ),
 )  # fmt: skip
 
