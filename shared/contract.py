@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import flask
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 
 from shared.auth import Principal
 from shared.errors import (
@@ -33,6 +33,16 @@ from shared.errors import (
 )
 
 Result = BaseModel | dict[str, Any] | list[Any] | flask.Response
+
+
+def _json_integer(value: Any) -> Any:
+    if isinstance(value, bool | str):  # lax pydantic would read `true` as 1 and "5" as 5
+        raise ValueError("expected an integer")
+    return value  # an int, or a float pydantic takes when it is whole (5.0, as JSON Schema)
+
+
+# A body's integer as the document's JSON Schema means it: 5 and 5.0, never true or "5".
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
 Action = Callable[[Principal, Any], Result]
 
 

@@ -8,7 +8,9 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.contract import JsonInt
 
 # No whitespace or control character before the @: `\s` differs between Python (U+0085) and
 # the document's ECMAScript (U+FEFF), so both are named, and the rest of C1 with them.
@@ -42,8 +44,7 @@ class AlertStatus(StrEnum):
 # An address as _emails checks it (the document's view; the validator's message is kinder
 # than a pattern's).
 Email = Annotated[str, Field(json_schema_extra={"maxLength": 254, "pattern": _EMAIL.pattern})]
-# Strict, as the document's `integer`: lax, a JSON `true` would be read as 1.
-Reminder = Annotated[StrictInt, Field(ge=2, le=1000, description="A count of failures in a row.")]
+Reminder = Annotated[JsonInt, Field(ge=2, le=1000, description="A count of failures in a row.")]
 
 
 class Strict(BaseModel):
@@ -64,7 +65,7 @@ class AlertSettingsRequest(Strict):
     webhook_url: str | None = Field(default=None, max_length=2000)
     events: list[AlertEvent] = Field(default_factory=lambda: list(AlertEvent), max_length=7)
     remind_at: list[Reminder] = Field(default_factory=lambda: [3, 10], max_length=10)
-    pause_schedule_after: StrictInt = Field(default=5, ge=1, le=1000)
+    pause_schedule_after: JsonInt = Field(default=5, ge=1, le=1000)
 
     @field_validator("emails")
     @classmethod

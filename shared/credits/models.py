@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from shared.contract import JsonInt
 from shared.db import Row
 from shared.errors import UnknownTable
 
@@ -136,7 +137,7 @@ class Output(BaseModel):
 
     file_url: str = Field(alias="fileUrl", min_length=1, max_length=2048)
     file_type: str | None = Field(None, alias="fileType", max_length=32)
-    node_id: StrictStr | StrictInt | None = Field(None, alias="nodeId")
+    node_id: StrictStr | JsonInt | None = Field(None, alias="nodeId")
     task_cost_time: StrictStr | StrictInt | StrictFloat | None = Field(None, alias="taskCostTime")
 
     def dump(self) -> dict[str, Any]:
@@ -234,7 +235,7 @@ class CheckRequest(_Body):
 class OwnRequest(_Body):
     """`/ledger` and `/jobs`: the caller's own account or jobs, newest first."""
 
-    limit: StrictInt = Field(20, ge=1, le=100)  # lax, `true` would be read as 1
+    limit: JsonInt = Field(20, ge=1, le=100)
 
 
 class WebhookEvent(BaseModel):
