@@ -42,7 +42,10 @@ def _json_integer(value: Any) -> Any:
 
 
 # A body's integer as the document's JSON Schema means it: 5 and 5.0, never true or "5".
-JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+# Constraints go before it (`Annotated[int, Field(ge=2), JSON_INTEGER]`): after it, pydantic
+# would enforce them but leave them out of the document.
+JSON_INTEGER = BeforeValidator(_json_integer)
+JsonInt = Annotated[int, JSON_INTEGER]
 Action = Callable[[Principal, Any], Result]
 
 

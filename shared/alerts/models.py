@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.contract import JsonInt
+from shared.contract import JSON_INTEGER, JsonInt
 
 # No whitespace or control character before the @: `\s` differs between Python (U+0085) and
 # the document's ECMAScript (U+FEFF), so both are named, and the rest of C1 with them.
@@ -44,7 +44,9 @@ class AlertStatus(StrEnum):
 # An address as _emails checks it (the document's view; the validator's message is kinder
 # than a pattern's).
 Email = Annotated[str, Field(json_schema_extra={"maxLength": 254, "pattern": _EMAIL.pattern})]
-Reminder = Annotated[JsonInt, Field(ge=2, le=1000, description="A count of failures in a row.")]
+Reminder = Annotated[
+    int, Field(ge=2, le=1000, description="A count of failures in a row."), JSON_INTEGER
+]
 
 
 class Strict(BaseModel):
