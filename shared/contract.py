@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import flask
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 
 from shared.auth import Principal
 from shared.errors import (
@@ -33,6 +33,19 @@ from shared.errors import (
 )
 
 Result = BaseModel | dict[str, Any] | list[Any] | flask.Response
+
+
+def _json_integer(value: Any) -> Any:
+    if isinstance(value, bool | str):  # lax pydantic would read `true` as 1 and "5" as 5
+        raise ValueError("expected an integer")
+    return value  # an int, or a float pydantic takes when it is whole (5.0, as JSON Schema)
+
+
+# A body's integer as the document's JSON Schema means it: 5 and 5.0, never true or "5".
+# Constraints go before it (`Annotated[int, Field(ge=2), JSON_INTEGER]`): after it, pydantic
+# would enforce them but leave them out of the document.
+JSON_INTEGER = BeforeValidator(_json_integer)
+JsonInt = Annotated[int, JSON_INTEGER]
 Action = Callable[[Principal, Any], Result]
 
 
@@ -74,6 +87,15 @@ class Stream:
 
 
 @dataclass(frozen=True)
+class Negotiated:
+    """An answer in the form the request asks for: JSON (`json`, a model), or one of
+    `streams` (a text format, chosen by a query parameter or the Accept header)."""
+
+    json: Any
+    streams: tuple[Stream, ...]
+
+
+@dataclass(frozen=True)
 class ErrorCode:
     """One error an endpoint can answer: its status and its envelope `code`."""
 
@@ -111,7 +133,7 @@ class Endpoint:
     summary: str
     request: type[BaseModel]  # the JSON body; for GET, the query parameters
     action: Action
-    answers: Mapping[int, Any]  # success status -> answer type (a model, a union) or Stream
+    answers: Mapping[int, Any]  # success status -> a type (a model, a union), Stream, Negotiated
     callers: tuple[Caller, ...]
     errors: tuple[type[SyncqError] | ErrorCode, ...] = ()  # beside the edge's own (below)
     method: Literal["GET", "POST", "PUT", "DELETE"] = "POST"
@@ -130,7 +152,9 @@ class Endpoint:
 
     @property
     def answer(self) -> Any:
-        return self.answers[self.status]
+        """The successful answer's type (its JSON form, when it is negotiated)."""
+        answer = self.answers[self.status]
+        return answer.json if isinstance(answer, Negotiated) else answer
 
     def all_errors(self) -> list[ErrorCode]:
         """Every error this endpoint can answer: its own and the edge's, in status order."""

@@ -10,7 +10,16 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import CoreModeRef, DefsRef, GenerateJsonSchema, JsonSchemaMode
 
-from shared.contract import CALLER_TEXT, Caller, Endpoint, ErrorCode, Function, Scheme, Stream
+from shared.contract import (
+    CALLER_TEXT,
+    Caller,
+    Endpoint,
+    ErrorCode,
+    Function,
+    Negotiated,
+    Scheme,
+    Stream,
+)
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1.0.0"
@@ -117,8 +126,9 @@ def _schemas(
             if endpoint.query is not None:
                 inputs.append(((op, -1), "validation", _adapter(endpoint.query)))
             for status, answer in endpoint.answers.items():
-                if not isinstance(answer, Stream):
-                    inputs.append(((op, status), "serialization", _adapter(answer)))
+                shape = answer.json if isinstance(answer, Negotiated) else answer
+                if not isinstance(shape, Stream):
+                    inputs.append(((op, status), "serialization", _adapter(shape)))
     by_key, defs = TypeAdapter.json_schemas(
         inputs, by_alias=True, ref_template=_REF, schema_generator=_Names
     )
@@ -232,12 +242,16 @@ def _success(
     op_id = function.operation_id(endpoint)
     out: dict[str, Any] = {}
     for status, answer in endpoint.answers.items():
+        streams = answer.streams if isinstance(answer, Negotiated) else ()
         if isinstance(answer, Stream):
             content = {answer.media_type: {"schema": {"type": "string"}}}
             description = answer.description
         else:
             content = {"application/json": {"schema": schemas[((op_id, status), "serialization")]}}
-            description = _describe(answer)
+            description = _describe(answer.json if isinstance(answer, Negotiated) else answer)
+        for stream in streams:
+            content[stream.media_type] = {"schema": {"type": "string"}}
+            description += f" Or `{stream.media_type}`: {stream.description}"
         response: dict[str, Any] = {"description": description, "content": content}
         if endpoint.links and status == endpoint.status:
             response["links"] = {

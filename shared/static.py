@@ -54,6 +54,8 @@ def serve_static(request: flask.Request, root: Path) -> flask.Response:
             response = _file(root, request.path.lstrip("/") or INDEX)
     except SyncqError as error:
         response = error_response(error)
+        if error.status == 405:  # RFC 9110: a 405 says what is allowed
+            response.headers["Allow"] = ", ".join(sorted(METHODS | {"OPTIONS"}))
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     return with_cors(request, response, METHODS)

@@ -92,6 +92,26 @@ class MyTenantsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MyTenant(_Answer):
+    """A tenant the user belongs to, and their role in it."""
+
+    id: UUID
+    slug: str
+    name: str
+    role: Role
+
+
+class MyTenants(_Answer):
+    """The signed-in user and their tenants, by name."""
+
+    user_id: UUID
+    tenants: list[MyTenant]
+
+
 def my_tenants(principal: Principal, _: MyTenantsQuery) -> dict[str, Any]:
     """The caller's tenants and their role in each (a user's own rows, read under RLS).
 

@@ -7,12 +7,10 @@ pause_schedule_after} (an admin) replaces the settings.
 
 from __future__ import annotations
 
-from typing import Any
-
 import flask
 import functions_framework
 
-from shared.alerts.models import AlertSettingsRequest, AlertsQuery
+from shared.alerts.models import AlertSettingsRequest, AlertsQuery, AlertsSaved, AlertsView
 from shared.alerts.service import get_alerts, put_alerts
 from shared.contract import Caller, Endpoint, Function
 from shared.errors import Forbidden
@@ -23,11 +21,13 @@ API = Function(
     "Failure alerts: recipients, webhook, events and throttling, and the alerts sent.",
     (
         Endpoint("Alert settings and recent alerts", AlertsQuery, get_alerts,
-                 {200: dict[str, Any]}, (Caller.MEMBER, Caller.SERVICE), errors=(Forbidden,),
+                 {200: AlertsView}, (Caller.MEMBER, Caller.SERVICE), errors=(Forbidden,),
                  method="GET"),
         Endpoint("Replace the alert settings", AlertSettingsRequest, put_alerts,
-                 {200: dict[str, Any]}, (Caller.ADMIN, Caller.SERVICE), errors=(Forbidden,),
-                 method="PUT"),
+                 {200: AlertsSaved}, (Caller.ADMIN, Caller.SERVICE), errors=(Forbidden,),
+                 method="PUT", description="Recipients are e-mail addresses; the webhook an "
+                 "absolute https URL without credentials (http only where the deployment "
+                 "allows it); 422 naming the field otherwise."),
     ),
 )  # fmt: skip
 

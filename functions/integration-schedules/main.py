@@ -7,13 +7,12 @@ runs; DELETE {tenant_id, provider_slug} (an admin) removes one.
 
 from __future__ import annotations
 
-from typing import Any
-
 import flask
 import functions_framework
 
 from shared.contract import Caller, Endpoint, Function
 from shared.errors import Forbidden, NotFound
+from shared.queue.models import Schedule, ScheduleDeleted, ScheduleList
 from shared.queue.schedules import delete_schedule, list_schedules, put_schedule
 from shared.queue.schemas import ScheduleQuery, ScheduleRef, ScheduleRequest
 from shared.web import handle
@@ -26,12 +25,12 @@ API = Function(
     "Scheduled syncs: a cron in an IANA zone per integration, and what to do with missed runs.",
     (
         Endpoint("List the tenant's schedules", ScheduleQuery, list_schedules,
-                 {200: dict[str, Any]}, READ, errors=(Forbidden,), method="GET"),
+                 {200: ScheduleList}, READ, errors=(Forbidden,), method="GET"),
         Endpoint("Create or change a schedule", ScheduleRequest, put_schedule,
-                 {200: dict[str, Any]}, WRITE, errors=(Forbidden, NotFound), method="PUT",
+                 {200: Schedule}, WRITE, errors=(Forbidden, NotFound), method="PUT",
                  description="A bad cron or zone is 422 naming the field; the answer lists "
                  "the next five runs."),
-        Endpoint("Delete a schedule", ScheduleRef, delete_schedule, {200: dict[str, Any]},
+        Endpoint("Delete a schedule", ScheduleRef, delete_schedule, {200: ScheduleDeleted},
                  WRITE, errors=(Forbidden, NotFound), method="DELETE"),
     ),
 )  # fmt: skip

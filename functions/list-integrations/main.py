@@ -3,14 +3,13 @@ job (GET ?tenant_id)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import flask
 import functions_framework
 
 from shared.contract import Caller, Endpoint, Function
 from shared.errors import Forbidden
 from shared.queue.integrations import list_integrations
+from shared.queue.models import IntegrationList
 from shared.queue.schemas import TenantQuery
 from shared.web import handle
 
@@ -18,7 +17,7 @@ API = Function(
     "list-integrations",
     "A tenant's integrations, each with its newest job (the dashboard's cards).",
     (
-        Endpoint("List integrations", TenantQuery, list_integrations, {200: dict[str, Any]},
+        Endpoint("List integrations", TenantQuery, list_integrations, {200: IntegrationList},
                  (Caller.MEMBER, Caller.SERVICE), errors=(Forbidden,), method="GET"),
     ),
 )  # fmt: skip

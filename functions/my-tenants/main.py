@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import flask
 import functions_framework
 
-from shared.contract import Caller, Endpoint, Function
+from shared.contract import Caller, Endpoint, Function, Link
 from shared.errors import Forbidden
-from shared.tenancy import MyTenantsQuery, my_tenants
+from shared.tenancy import MyTenants, MyTenantsQuery, my_tenants
 from shared.web import handle
+
+FIRST = "$response.body#/tenants/0/id"
 
 API = Function(
     "my-tenants",
     "The signed-in user's tenants and role in each (the service belongs to none: 403).",
     (
-        Endpoint("My tenants", MyTenantsQuery, my_tenants, {200: dict[str, Any]},
-                 (Caller.OWNER,), errors=(Forbidden,), method="GET"),
+        Endpoint("My tenants", MyTenantsQuery, my_tenants, {200: MyTenants},
+                 (Caller.OWNER,), errors=(Forbidden,), method="GET", links=(
+                     Link("integrations", "list-integrations", "The first tenant's integrations.",
+                          parameters={"tenant_id": FIRST}),
+                     Link("run", "run-integration", "Queue a sync in the first tenant.",
+                          body={"tenant_id": FIRST}),
+                     Link("export", "export-to-gestao-scouter-batch",
+                          "Export the first tenant's leads.",
+                          body={"tenant_id": FIRST, "action": "start"}),
+                 )),
     ),
 )  # fmt: skip
 

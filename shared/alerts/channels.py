@@ -107,8 +107,12 @@ def sign(key: str, timestamp: int, body: bytes) -> str:
 
 def webhook_url_problem(url: str, *, allow_http: bool) -> str | None:
     """Why a webhook URL is refused (None: it is fine)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname  # checks a bracketed host: `https://[zz]/` is refused
+    except ValueError:  # `https://[::1`: not a URL at all
+        return "expected an absolute https:// URL"
+    if parts.scheme not in ("https", "http") or not host:
         return "expected an absolute https:// URL"
     if parts.scheme == "http" and not allow_http:
         return "webhooks must use https://"

@@ -1,15 +1,21 @@
-"""Request models of integration-alerts."""
+"""Request and answer models of integration-alerts."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from enum import StrEnum
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.contract import JSON_INTEGER, JsonInt
+
+# No whitespace or control character before the @: `\s` differs between Python (U+0085) and
+# the document's ECMAScript (U+FEFF), so both are named, and the rest of C1 with them.
 _EMAIL = re.compile(
-    r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+    r"^[^@\s\x00-\x1f\x7f-\x9f\ufeff]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
 
 
@@ -23,6 +29,24 @@ class AlertEvent(StrEnum):
     SCHEDULE_PAUSED = "schedule_paused"
     EXPORT_PAUSED = "export_paused"
     EXPORT_FAILED = "export_failed"
+
+
+class AlertStatus(StrEnum):
+    """Mirrors the CHECK constraint on alert_outbox.status."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SENT = "sent"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+
+
+# An address as _emails checks it (the document's view; the validator's message is kinder
+# than a pattern's).
+Email = Annotated[str, Field(json_schema_extra={"maxLength": 254, "pattern": _EMAIL.pattern})]
+Reminder = Annotated[
+    int, Field(ge=2, le=1000, description="A count of failures in a row."), JSON_INTEGER
+]
 
 
 class Strict(BaseModel):
@@ -39,11 +63,11 @@ class AlertSettingsRequest(Strict):
     a daily digest at most; the schedule pauses after pause_schedule_after in a row."""
 
     tenant_id: UUID
-    emails: list[str] = Field(default_factory=list, max_length=20)
+    emails: list[Email] = Field(default_factory=list, max_length=20)
     webhook_url: str | None = Field(default=None, max_length=2000)
     events: list[AlertEvent] = Field(default_factory=lambda: list(AlertEvent), max_length=7)
-    remind_at: list[int] = Field(default_factory=lambda: [3, 10], max_length=10)
-    pause_schedule_after: int = Field(default=5, ge=1, le=1000)
+    remind_at: list[Reminder] = Field(default_factory=lambda: [3, 10], max_length=10)
+    pause_schedule_after: JsonInt = Field(default=5, ge=1, le=1000)
 
     @field_validator("emails")
     @classmethod
@@ -56,11 +80,60 @@ class AlertSettingsRequest(Strict):
     @field_validator("remind_at")
     @classmethod
     def _reminders(cls, value: list[int]) -> list[int]:
-        if any(n < 2 or n > 1000 for n in value):
-            raise ValueError("reminders are failure counts from 2 to 1000")
         return sorted(set(value))
 
     @field_validator("events")
     @classmethod
     def _events(cls, value: list[AlertEvent]) -> list[AlertEvent]:
         return sorted(set(value))
+
+
+class _Answer(BaseModel):
+    """An answer's shape, exactly: a key it does not declare is a bug, not a surprise."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class AlertSettings(_Answer):
+    """The tenant's alert settings (the defaults until an admin saves some)."""
+
+    emails: list[str]
+    webhook_url: str | None
+    events: list[AlertEvent]
+    remind_at: list[int]
+    pause_schedule_after: int
+
+
+class Alert(_Answer):
+    """One alert of the outbox: what it reports and how its delivery went."""
+
+    id: UUID
+    provider_slug: str
+    event: AlertEvent
+    job_id: UUID | None
+    failures: int
+    detail: str | None
+    schedule_paused: bool
+    status: AlertStatus
+    attempts: int
+    delivered: list[Literal["email", "webhook"]]
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class AlertsView(_Answer):
+    """The settings and the recent alerts, newest first; an admin (or the service) also
+    gets the key that signs the webhook's calls (null when the secret store fails)."""
+
+    settings: AlertSettings
+    recent: list[Alert]
+    webhook_signing_key: str | None = None
+
+
+class AlertsSaved(_Answer):
+    """The settings as saved, and the key that signs the webhook's calls (null when the
+    secret store fails)."""
+
+    settings: AlertSettings
+    webhook_signing_key: str | None

@@ -9,8 +9,18 @@ from enum import StrEnum
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 
+from shared.contract import JsonInt
 from shared.db import Row
 from shared.errors import UnknownTable
 
@@ -127,8 +137,8 @@ class Output(BaseModel):
 
     file_url: str = Field(alias="fileUrl", min_length=1, max_length=2048)
     file_type: str | None = Field(None, alias="fileType", max_length=32)
-    node_id: str | int | None = Field(None, alias="nodeId")
-    task_cost_time: str | int | float | None = Field(None, alias="taskCostTime")
+    node_id: StrictStr | JsonInt | None = Field(None, alias="nodeId")
+    task_cost_time: StrictStr | StrictInt | StrictFloat | None = Field(None, alias="taskCostTime")
 
     def dump(self) -> dict[str, Any]:
         """As stored in `outputs` (RunningHub's field names)."""
@@ -225,7 +235,7 @@ class CheckRequest(_Body):
 class OwnRequest(_Body):
     """`/ledger` and `/jobs`: the caller's own account or jobs, newest first."""
 
-    limit: int = Field(20, ge=1, le=100)
+    limit: JsonInt = Field(20, ge=1, le=100)
 
 
 class WebhookEvent(BaseModel):
@@ -298,6 +308,29 @@ class QueueState(_Answer):
     free_slots: int
     my_queue: list[QueuePlace] | None = None
     job: CreditJob | None = None
+
+
+class LedgerEntry(_Answer):
+    """One move of the caller's balance: a job's debit, or its refund."""
+
+    kind: Literal["debit", "refund"]
+    amount: int
+    table: JobTable
+    job_id: UUID = Field(alias="jobId")
+    created_at: datetime
+
+
+class Ledger(_Answer):
+    """The caller's balance (0 without an account) and latest ledger rows, newest first."""
+
+    balance: int
+    entries: list[LedgerEntry]
+
+
+class JobList(_Answer):
+    """The caller's latest jobs, newest first; a queued one with its place in the queue."""
+
+    jobs: list[CreditJob]
 
 
 class WebhookAnswer(_Answer):

@@ -36,7 +36,9 @@ class MetricsQuery(BaseModel):
 
     tenant_id: UUID | None = None
     days: int = Field(default=30, ge=1, le=MAX_DAYS)
-    provider_slug: str | None = None
+    provider_slug: str | None = Field(
+        default=None, json_schema_extra={"enum": [*sorted(PROVIDERS), None]}
+    )
     format: OutputFormat | None = None
 
     @field_validator("provider_slug")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
 from shared.contract import ErrorCode, coded
+from shared.cron import Missed
 from shared.errors import (
     Conflict,
     Forbidden,
@@ -118,6 +119,58 @@ class ProcessAnswer(_Answer):
     rescued: int
     kinds: dict[str, dict[str, Any]] | None = None
     hooks: dict[str, Any] | None = None
+
+
+class Integration(_Answer):
+    """One of the tenant's integrations, with its newest job (a dashboard card); `runnable`:
+    run-integration can queue it."""
+
+    provider_slug: str
+    display_name: str
+    enabled: bool
+    runnable: bool
+    last_run: datetime | None
+    last_status: JobStatus | None
+    last_error: str | None
+    latest_job: Job | None
+
+
+class IntegrationList(_Answer):
+    """The tenant's integrations, by provider."""
+
+    integrations: list[Integration]
+
+
+class Schedule(_Answer):
+    """A schedule and its next runs (none while disabled); `last_status` is the last
+    occurrence's job status, or `skipped` / `missed` when it ran no job."""
+
+    provider_slug: str
+    cron: str
+    timezone: str
+    enabled: bool
+    missed: Missed
+    spread: bool
+    offset_s: int
+    next_run_at: datetime | None
+    next_runs: list[datetime]
+    last_run_at: datetime | None
+    last_status: JobStatus | Literal["skipped", "missed"] | None
+    last_job_id: UUID | None
+    paused_reason: str | None
+
+
+class ScheduleList(_Answer):
+    """The tenant's schedules, by provider."""
+
+    schedules: list[Schedule]
+
+
+class ScheduleDeleted(_Answer):
+    """The schedule is gone (its jobs stay in the history)."""
+
+    deleted: Literal[True]
+    provider_slug: str
 
 
 # What a direct sync (sync-<provider>) can answer besides the edge's errors.

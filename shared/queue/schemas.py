@@ -6,7 +6,7 @@ import re
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from shared.cron import Missed, parse_cron, parse_zone
@@ -144,9 +144,9 @@ class ScheduleRequest(ScheduleRef):
 
     cron: str = Field(max_length=200)
     timezone: str = Field(default="America/Sao_Paulo", max_length=64)
-    enabled: bool = True
+    enabled: StrictBool = True  # strict: lax, 1 and "yes" would be read as true
     missed: Missed = Missed.ONCE
-    spread: bool = True
+    spread: StrictBool = True
 
     @field_validator("cron")
     @classmethod

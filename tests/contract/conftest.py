@@ -7,13 +7,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
+import psycopg
 import pytest
 
 from infra.emulators._common import ServerHandle
+from shared.credits.models import JobTable
 from tests.integration.gestao_support import Remote, secrets_env
 from tests.provider_support import fleet_secrets_env, fleet_servers
 from tests.support import TenantFixture, seed_tenant, service_token
+
+# The workflow the fuzzer's jobs run, priced in both job tables (prices live in the database,
+# so the document cannot list them: the test aims well-formed /create calls at this one).
+PRICED_WORKFLOW = "fuzz-render"
 
 # A loopback port nothing listens on: RunningHub calls (and any default URL) fail at once.
 CLOSED = "http://127.0.0.1:9"
@@ -40,6 +47,7 @@ class World:
 
     tenant: TenantFixture
     tokens: dict[str, str]
+    users: dict[str, UUID | None]  # the user each role's token is for (None: the service)
     database_url: str
 
 
@@ -69,9 +77,16 @@ def world(
         "acme",
         providers={**config, "gestao-scouter": {"project_url": remote_server.url}},
     )
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO credit_prices (job_table, workflow_id, credits)"
+            " SELECT t, %s, 10 FROM unnest(%s::text[]) AS t",
+            [PRICED_WORKFLOW, [t.value for t in JobTable]],
+        )
     tokens = {
         "member": tenant.member_token,
         "admin": tenant.admin_token,
         "service": service_token(),
     }
-    return World(tenant, tokens, database_url)
+    users = {"member": tenant.member, "admin": tenant.admin, "service": None}
+    return World(tenant, tokens, users, database_url)

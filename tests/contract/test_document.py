@@ -118,6 +118,33 @@ def test_requests_and_answers_come_from_the_models(doc: dict[str, Any]) -> None:
     assert "jobId" in schemas["credits.JobRef"]["properties"]  # the wire name, not job_id
 
 
+def test_every_json_answer_is_a_named_model(doc: dict[str, Any]) -> None:
+    """No function answers a bare object: each success names its model (or is a stream)."""
+    for path, method, op in _operations(doc):
+        if path in ("/openapi.json", "/docs"):
+            continue  # the gateway's own: the document itself and its reference page
+        for status, response in op["responses"].items():
+            json = response["content"].get("application/json") if int(status) < 400 else None
+            if json is not None:
+                assert set(json["schema"]) == {"$ref"}, (method, path, status)
+
+
+def test_the_rules_the_code_enforces_are_in_the_document(doc: dict[str, Any]) -> None:
+    schemas = doc["components"]["schemas"]
+    alerts = schemas["alerts.AlertSettingsRequest"]["properties"]
+    assert {("minimum", 2), ("maximum", 1000)} <= alerts["remind_at"]["items"].items()
+    assert alerts["emails"]["items"]["pattern"].startswith("^")
+    metrics = doc["paths"]["/integration-metrics"]["get"]
+    provider = next(p for p in metrics["parameters"] if p["name"] == "provider_slug")
+    assert provider["schema"]["enum"] == ["acessorias", "bomcontrole", "onecode"]
+    assert "`tenant_id`" in metrics["description"]
+    assert list(metrics["responses"]["200"]["content"]) == [
+        "application/json",
+        "text/plain",
+        "application/openmetrics-text",
+    ]
+
+
 def test_links_chain_run_list_cancel_and_export_start_status_pause(doc: dict[str, Any]) -> None:
     ids = {op["operationId"] for _, _, op in _operations(doc)}
 
@@ -127,6 +154,13 @@ def test_links_chain_run_list_cancel_and_export_start_status_pause(doc: dict[str
         assert {link["operationId"] for link in found.values()} <= ids
         return found
 
+    mine = links("/my-tenants", "get")  # the dashboard's first call: the user's tenants
+    assert {m["operationId"] for m in mine.values()} == {
+        "list-integrations",
+        "run-integration",
+        "export-to-gestao-scouter-batch",
+    }
+    assert mine["run"]["requestBody"] == {"tenant_id": "$response.body#/tenants/0/id"}
     run = links("/run-integration")
     assert run["history"]["parameters"] == {"tenant_id": "$request.body#/tenant_id"}
     assert run["cancel"]["requestBody"] == {"job_id": "$response.body#/job_id"}

@@ -77,6 +77,10 @@ def cases(pending: UUID, running: UUID) -> list[tuple[str, Any, int, str]]:
         ("/check", {"table": IMAGE}, 422, "validation_error"),
         ("/check", {"jobId": str(pending)}, 422, "validation_error"),
         ("/check", {"limit": 5}, 422, "validation_error"),
+        ("/ledger", {"limit": True}, 422, "validation_error"),  # not read as 1
+        ("/jobs", {"limit": "5"}, 422, "validation_error"),
+        ("/finish", {**ref, "status": "completed", "outputs": [{"fileUrl": "u", "nodeId": True}]},
+         422, "validation_error"),
         ("/nope", ref, 404, "not_found"),
         ("/", ref, 404, "not_found"),
     ]  # fmt: skip

@@ -215,3 +215,5 @@ def test_the_dashboard_serves_its_files_and_nothing_else(configure: Any) -> None
     assert (
         refused.status_code == 405 and refused.get_json()["error"]["code"] == "method_not_allowed"
     )
+    assert refused.headers["Allow"] == "GET, HEAD, OPTIONS"  # RFC 9110: a 405 names them
+    assert client.head("/").status_code == 200

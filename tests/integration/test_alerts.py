@@ -303,7 +303,9 @@ def test_the_function_reads_for_members_and_writes_for_admins(acme: TenantFixtur
     denied = client.put("/", json={"tenant_id": str(acme.id), "emails": ["a@b.example"]},
                         headers={"Authorization": f"Bearer {acme.member_token}"})  # fmt: skip
     assert denied.status_code == 403
-    for bad in ({"emails": ["not an email"]}, {"webhook_url": "ftp://x.example"},
-                {"remind_at": [1]}, {"events": ["sometimes"]}):  # fmt: skip
+    for bad in ({"emails": ["not an email"]}, {"emails": ["a\ufeffb@c.example"]},
+                {"webhook_url": "ftp://x.example"},
+                {"webhook_url": "https://[::1"}, {"webhook_url": "https://[zz]/"},
+                {"remind_at": [1]}, {"remind_at": [1001]}, {"pause_schedule_after": True}, {"events": ["sometimes"]}):  # fmt: skip
         assert settings(acme, **bad).status_code == 422, bad
     assert rows_of("SELECT * FROM alert_settings") == []

@@ -276,7 +276,9 @@ def test_the_function_lists_sets_and_deletes_schedules(database_url: str) -> Non
      ("cron", {"cron": "@hourly; DROP TABLE tenants"}),
      ("timezone", {"cron": "0 2 * * *", "timezone": "Mars/Olympus"}),
      ("timezone", {"cron": "0 2 * * *", "timezone": "../../etc/passwd"}),
-     ("missed", {"cron": "0 2 * * *", "missed": "sometimes"})],
+     ("missed", {"cron": "0 2 * * *", "missed": "sometimes"}),
+     ("enabled", {"cron": "0 2 * * *", "enabled": 1}),
+     ("spread", {"cron": "0 2 * * *", "spread": "yes"})],
 )  # fmt: skip
 def test_a_bad_cron_or_zone_is_422_naming_the_field(
     database_url: str, field: str, body: dict[str, Any]
