@@ -12,6 +12,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -146,7 +147,7 @@ class SchemaRequest(Strict):
     field_mappings: dict[str, str] | None = Field(
         default=None, max_length=200, json_schema_extra=_mapping_schema
     )
-    save: bool = False
+    save: StrictBool = False  # strict: lax, 1 and "yes" would be read as true
 
     @model_validator(mode="after")
     def _save_needs_mapping(self) -> SchemaRequest:

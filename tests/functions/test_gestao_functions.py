@@ -86,6 +86,17 @@ def test_bad_bodies_are_4xx_and_write_nothing(database_url: str) -> None:
         ("validate-gestao-scouter-schema", {"tenant_id": tid, "field_mappings": ["id"]}, 422),
         ("validate-gestao-scouter-schema", {"tenant_id": tid, "field_mappings": {"id": 5}}, 422),
         ("validate-gestao-scouter-schema", {"tenant_id": tid, "save": True}, 422),
+        # save is a JSON boolean: 1 and "yes" are not read as true (nothing saved).
+        (
+            "validate-gestao-scouter-schema",
+            {"tenant_id": tid, "field_mappings": {"id": "id"}, "save": 1},
+            422,
+        ),
+        (
+            "validate-gestao-scouter-schema",
+            {"tenant_id": tid, "field_mappings": {"id": "id"}, "save": "yes"},
+            422,
+        ),
         ("reload-gestao-scouter-schema-cache", {}, 422),
         ("validate-gestao-scouter-config", {"tenant_id": tid, "url": "http://x"}, 422),
     ]
