@@ -41,6 +41,7 @@ class ExportParams:
     sweep_every_s: float
     error_rate: float
     post_commit_rate: float
+    latency_ms: int
     drop: float
     duplicate: float
     seconds: float
@@ -51,7 +52,8 @@ def params(args: argparse.Namespace) -> ExportParams:
     return ExportParams(
         kill_batches=args.kill_batches, restart_after_s=args.restart_after,
         sweep_every_s=args.sweep_every, error_rate=args.remote_error_rate,
-        post_commit_rate=args.remote_post_commit_rate, drop=args.drop,
+        post_commit_rate=args.remote_post_commit_rate, latency_ms=args.remote_latency_ms,
+        drop=args.drop,
         duplicate=args.duplicate, seconds=args.export_seconds,
     )  # fmt: skip
 
@@ -110,16 +112,17 @@ def run(stack: ChaosStack, tenant: Tenant, p: ExportParams) -> list[Figure]:
     with httpx.Client(trust_env=False, timeout=60) as http:
         admin = Admin(http, stack.gateway, tenant)
         job = admin.action("start")
-        stack.knobs("gestao-scouter", error_rate=p.error_rate,
+        stack.knobs("gestao-scouter", error_rate=p.error_rate, latency_ms=p.latency_ms,
                     post_commit_error_rate=p.post_commit_rate)  # fmt: skip
         stack.proxy.set_faults(drop=p.drop, duplicate=p.duplicate)
         killer = RunnerKiller(stack, url, job["id"], p.kill_batches, p.restart_after_s)
-        with Sweeper(stack.worker, p.sweep_every_s), Periodic(0.2, killer.step):
+        # The killer looks often (one indexed read): a batch may take only milliseconds.
+        with Sweeper(stack.worker, p.sweep_every_s), Periodic(0.05, killer.step):
             final, resumes = _follow(admin, stack, job["id"], p.seconds)
     elapsed = time.monotonic() - started
     stats = f"{stack.emulator('gestao-scouter')}/__admin/stats"
     faults = httpx.get(stats, timeout=10, trust_env=False).json()
-    stack.knobs("gestao-scouter", error_rate=0, post_commit_error_rate=0)
+    stack.knobs("gestao-scouter", error_rate=0, post_commit_error_rate=0, latency_ms=0)
     stack.proxy.set_faults(drop=0, duplicate=0)
     after = stack.proxy.counts()
     wakes = {k: after.get(k, 0) - before.get(k, 0) for k in after}

@@ -17,6 +17,7 @@ TINY = [
     "--jobs", "60", "--tenants", "4", "--seconds", "90", "--settle", "60", "--kill-every", "4",
     "--stale-after", "6",
     "--leads", "2000", "--batch", "100", "--kill-batches", "4", "--export-seconds", "90",
+    "--remote-latency-ms", "100",  # else 20 batches of 100 leads end before the first kill
     "--credit-jobs", "10", "--finishes", "50", "--finish-threads", "10", "--credit-users", "3",
 ]  # fmt: skip
 
