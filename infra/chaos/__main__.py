@@ -87,7 +87,7 @@ def _export_flags(p: argparse.ArgumentParser) -> None:
     e.add_argument("--remote-post-commit-rate", type=float, default=0.05,
                    help="remote writes committed but answered 5xx")  # fmt: skip
     e.add_argument("--remote-latency-ms", type=int, default=0,
-                   help="added to each remote answer (a small export outruns the killer)")  # fmt: skip
+                   help="added to each remote answer, ms")  # fmt: skip
     e.add_argument(
         "--export-stale-after", type=float, default=5.0, help="GESTAO_SCOUTER_STALE_AFTER_S"
     )
