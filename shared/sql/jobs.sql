@@ -8,9 +8,10 @@
 --   {heartbeat_set} {release_set} {release_returning} {release_effects}
 -- (see shared/jobs/table.py), so every state change stays one statement (invariant 6).
 --
--- The job rows are reached by id through the primary key (`id = ANY(...)`), never by a
--- join the planner may answer with a scan of the whole table: the table keeps every
--- finished job.
+-- The table keeps every finished job, so no statement may let the planner scan it whole:
+-- the release names its ids (`id = ANY(...)`, the primary key at any size); the claim
+-- joins its few locked `due` rows (a generic plan does that by the primary key too, where
+-- an `ANY(ARRAY(SELECT ...))` form made PostgreSQL re-plan every claim).
 
 -- name: claim
 -- Oldest due first; SKIP LOCKED lets concurrent workers take different jobs.
