@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import flask
-from pydantic import BaseModel, BeforeValidator
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from shared.auth import Principal
 from shared.errors import (
@@ -33,6 +33,12 @@ from shared.errors import (
 )
 
 Result = BaseModel | dict[str, Any] | list[Any] | flask.Response
+
+
+class Answer(BaseModel):
+    """An answer's shape, exactly: a key it does not declare is a bug, not a surprise."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def _json_integer(value: Any) -> Any:
@@ -95,6 +101,11 @@ class Negotiated:
     streams: tuple[Stream, ...]
 
 
+def json_shape(answer: Any) -> Any:
+    """The JSON form of an endpoint's answer (a Stream stays a Stream)."""
+    return answer.json if isinstance(answer, Negotiated) else answer
+
+
 @dataclass(frozen=True)
 class ErrorCode:
     """One error an endpoint can answer: its status and its envelope `code`."""
@@ -153,8 +164,7 @@ class Endpoint:
     @property
     def answer(self) -> Any:
         """The successful answer's type (its JSON form, when it is negotiated)."""
-        answer = self.answers[self.status]
-        return answer.json if isinstance(answer, Negotiated) else answer
+        return json_shape(self.answers[self.status])
 
     def all_errors(self) -> list[ErrorCode]:
         """Every error this endpoint can answer: its own and the edge's, in status order."""

@@ -19,6 +19,7 @@ from shared.contract import (
     Negotiated,
     Scheme,
     Stream,
+    json_shape,
 )
 
 OPENAPI_VERSION = "3.1.0"
@@ -126,7 +127,7 @@ def _schemas(
             if endpoint.query is not None:
                 inputs.append(((op, -1), "validation", _adapter(endpoint.query)))
             for status, answer in endpoint.answers.items():
-                shape = answer.json if isinstance(answer, Negotiated) else answer
+                shape = json_shape(answer)
                 if not isinstance(shape, Stream):
                     inputs.append(((op, status), "serialization", _adapter(shape)))
     by_key, defs = TypeAdapter.json_schemas(
@@ -184,11 +185,9 @@ def _operation(
     if endpoint.method == "GET":
         parameters += _query_parameters(_resolve(request, components))
     else:
+        body = _resolve(request, components)
         op["requestBody"] = {  # an empty body is read as {}: required only if {} is invalid
-            "required": bool(
-                _resolve(request, components).get("required")
-                or _resolve(request, components).get("oneOf")  # a rule {} cannot meet
-            ),
+            "required": bool(body.get("required") or body.get("oneOf")),  # oneOf: {} fails it
             "content": {"application/json": {"schema": request}},
         }
     if endpoint.query is not None:
@@ -248,7 +247,7 @@ def _success(
             description = answer.description
         else:
             content = {"application/json": {"schema": schemas[((op_id, status), "serialization")]}}
-            description = _describe(answer.json if isinstance(answer, Negotiated) else answer)
+            description = _describe(json_shape(answer))
         for stream in streams:
             content[stream.media_type] = {"schema": {"type": "string"}}
             description += f" Or `{stream.media_type}`: {stream.description}"

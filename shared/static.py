@@ -18,7 +18,7 @@ import flask
 from werkzeug.security import safe_join
 
 from shared.errors import MethodNotAllowed, NotFound, SyncqError
-from shared.web import error_response, with_cors
+from shared.web import allow_header, error_response, with_cors
 
 INDEX = "index.html"
 TYPES = {
@@ -47,7 +47,7 @@ def serve_static(request: flask.Request, root: Path) -> flask.Response:
     """The file a GET names under `root` (its index.html for `/`), or the error envelope."""
     try:
         if request.method == "OPTIONS":
-            response = flask.Response(status=204, headers={"Allow": "GET, HEAD, OPTIONS"})
+            response = flask.Response(status=204, headers={"Allow": allow_header(METHODS)})
         elif request.method not in METHODS:
             raise MethodNotAllowed(details={"allowed": sorted(METHODS)})
         else:
@@ -55,7 +55,7 @@ def serve_static(request: flask.Request, root: Path) -> flask.Response:
     except SyncqError as error:
         response = error_response(error)
         if error.status == 405:  # RFC 9110: a 405 says what is allowed
-            response.headers["Allow"] = ", ".join(sorted(METHODS | {"OPTIONS"}))
+            response.headers["Allow"] = allow_header(METHODS)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     return with_cors(request, response, METHODS)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from shared import db
 from shared.auth import Principal
+from shared.contract import Answer
 from shared.db import Conn
 from shared.errors import Forbidden, IntegrationDisabled
 from shared.sqlfiles import query
@@ -92,11 +93,7 @@ class MyTenantsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class _Answer(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class MyTenant(_Answer):
+class MyTenant(Answer):
     """A tenant the user belongs to, and their role in it."""
 
     id: UUID
@@ -105,7 +102,7 @@ class MyTenant(_Answer):
     role: Role
 
 
-class MyTenants(_Answer):
+class MyTenants(Answer):
     """The signed-in user and their tenants, by name."""
 
     user_id: UUID

@@ -242,6 +242,11 @@ CORS_ALLOWED_HEADERS = (
 _CORS_HEADERS = ", ".join(CORS_ALLOWED_HEADERS)
 
 
+def allow_header(methods: set[str]) -> str:
+    """The `Allow` header a 405 sends (RFC 9110): the methods, and OPTIONS."""
+    return ", ".join(sorted(methods | {"OPTIONS"}))
+
+
 def with_cors(
     request: flask.Request, response: flask.Response, methods: set[str]
 ) -> flask.Response:
@@ -322,7 +327,7 @@ def _handle(request: flask.Request, endpoint: Endpoint, allowed: set[str]) -> fl
                 return flask.Response(status=204, headers={"Allow": ", ".join(sorted(allowed))})
             if request.method not in allowed:
                 refused = error_response(MethodNotAllowed(details={"allowed": sorted(allowed)}))
-                refused.headers["Allow"] = ", ".join(sorted(allowed | {"OPTIONS"}))
+                refused.headers["Allow"] = allow_header(allowed)
                 return refused
             if endpoint.authenticate is not None:
                 principal = endpoint.authenticate(request)

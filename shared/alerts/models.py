@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.contract import JSON_INTEGER, JsonInt
+from shared.contract import JSON_INTEGER, Answer, JsonInt
 
 # No whitespace or control character before the @: `\s` differs between Python (U+0085) and
 # the document's ECMAScript (U+FEFF), so both are named, and the rest of C1 with them.
@@ -88,13 +88,7 @@ class AlertSettingsRequest(Strict):
         return sorted(set(value))
 
 
-class _Answer(BaseModel):
-    """An answer's shape, exactly: a key it does not declare is a bug, not a surprise."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class AlertSettings(_Answer):
+class AlertSettings(Answer):
     """The tenant's alert settings (the defaults until an admin saves some)."""
 
     emails: list[str]
@@ -104,7 +98,7 @@ class AlertSettings(_Answer):
     pause_schedule_after: int
 
 
-class Alert(_Answer):
+class Alert(Answer):
     """One alert of the outbox: what it reports and how its delivery went."""
 
     id: UUID
@@ -122,7 +116,7 @@ class Alert(_Answer):
     finished_at: datetime | None
 
 
-class AlertsView(_Answer):
+class AlertsView(Answer):
     """The settings and the recent alerts, newest first; an admin (or the service) also
     gets the key that signs the webhook's calls (null when the secret store fails)."""
 
@@ -131,7 +125,7 @@ class AlertsView(_Answer):
     webhook_signing_key: str | None = None
 
 
-class AlertsSaved(_Answer):
+class AlertsSaved(Answer):
     """The settings as saved, and the key that signs the webhook's calls (null when the
     secret store fails)."""
 

@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from shared.contract import JsonInt
+from shared.contract import Answer, JsonInt
 from shared.db import Row
 from shared.errors import UnknownTable
 
@@ -284,10 +284,10 @@ class CreditJob(BaseModel):
         )
 
 
-class _Answer(BaseModel):
-    """An answer's shape, exactly: a key it does not declare is a bug, not a surprise."""
+class _Answer(Answer):
+    """An answer (exactly its keys), also built from field names where a key is an alias."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True)
 
 
 class QueuePlace(_Answer):

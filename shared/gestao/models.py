@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from shared.contract import ErrorCode, coded
+from shared.contract import Answer, ErrorCode, coded
 from shared.errors import (
     Forbidden,
     IntegrationDisabled,
@@ -253,13 +253,7 @@ class ExportJob(BaseModel):
         return job
 
 
-class _Answer(BaseModel):
-    """An answer's shape, exactly: a key it does not declare is a bug, not a surprise."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class ExportError(_Answer):
+class ExportError(Answer):
     """A lead the remote refused."""
 
     lead_id: int
@@ -276,7 +270,7 @@ class ExportAnswer(ExportJob):
     recent_errors: list[ExportError] | None = None
 
 
-class SchemaValidation(_Answer):
+class SchemaValidation(Answer):
     """The mapped local fields against the remote leads table, with SQL that would fix it."""
 
     valid: bool
@@ -285,7 +279,7 @@ class SchemaValidation(_Answer):
     type_mismatches: list[dict[str, str]]
     unmapped_required: list[str]
     # NOT NULL and unmapped, with a default PostgREST's document cannot show: not blocking.
-    unverified_defaults: list[str] = []
+    unverified_defaults: list[str] = Field(default=[])  # pydantic copies it per instance
     suggested_sql: str
 
 
@@ -296,14 +290,14 @@ class ValidateSchemaAnswer(SchemaValidation):
     saved: bool
 
 
-class ReloadAnswer(_Answer):
+class ReloadAnswer(Answer):
     """The remote reloaded its schema cache; the mapping validated again."""
 
     reloaded: bool
     validation: SchemaValidation
 
 
-class ConfigCheck(_Answer):
+class ConfigCheck(Answer):
     """One named check: url_well_formed, host_reachable, key_accepted, service_role,
     leads_readable or leads_writable."""
 
@@ -312,14 +306,14 @@ class ConfigCheck(_Answer):
     detail: str
 
 
-class ConfigAnswer(_Answer):
+class ConfigAnswer(Answer):
     """Every named check, in order; `ok` when all passed."""
 
     ok: bool
     checks: list[ConfigCheck]
 
 
-class ReverseSyncAnswer(_Answer):
+class ReverseSyncAnswer(Answer):
     """What became of the remote lead."""
 
     action: Literal["upserted", "skipped_loop", "skipped_stale"]

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.contract import ErrorCode, coded
+from shared.contract import Answer, ErrorCode, coded
 from shared.cron import Missed
 from shared.errors import (
     Conflict,
@@ -79,20 +79,14 @@ class Job(BaseModel):
         return cls.model_validate(row)
 
 
-class _Answer(BaseModel):
-    """An answer's shape, exactly: a key it does not declare is a bug, not a surprise."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class JobAccepted(_Answer):
+class JobAccepted(Answer):
     """The job was created, pending; the worker has been woken."""
 
     job_id: UUID
     status: JobStatus
 
 
-class JobPage(_Answer):
+class JobPage(Answer):
     """A page of the job history, newest first; pass `next_before` as `before` for the next."""
 
     jobs: list[Job]
@@ -110,7 +104,7 @@ class SyncAnswer(BaseModel):
     pages: int
 
 
-class ProcessAnswer(_Answer):
+class ProcessAnswer(Answer):
     """What the worker did: each job it ran, what is left and what it rescued; the minute
     sweep also says what each kind and hook did."""
 
@@ -121,7 +115,7 @@ class ProcessAnswer(_Answer):
     hooks: dict[str, Any] | None = None
 
 
-class Integration(_Answer):
+class Integration(Answer):
     """One of the tenant's integrations, with its newest job (a dashboard card); `runnable`:
     run-integration can queue it."""
 
@@ -135,13 +129,13 @@ class Integration(_Answer):
     latest_job: Job | None
 
 
-class IntegrationList(_Answer):
+class IntegrationList(Answer):
     """The tenant's integrations, by provider."""
 
     integrations: list[Integration]
 
 
-class Schedule(_Answer):
+class Schedule(Answer):
     """A schedule and its next runs (none while disabled); `last_status` is the last
     occurrence's job status, or `skipped` / `missed` when it ran no job."""
 
@@ -160,13 +154,13 @@ class Schedule(_Answer):
     paused_reason: str | None
 
 
-class ScheduleList(_Answer):
+class ScheduleList(Answer):
     """The tenant's schedules, by provider."""
 
     schedules: list[Schedule]
 
 
-class ScheduleDeleted(_Answer):
+class ScheduleDeleted(Answer):
     """The schedule is gone (its jobs stay in the history)."""
 
     deleted: Literal[True]
