@@ -1,14 +1,16 @@
 """The export runner: keyset batches -> one upsert each -> checkpoint, under a lease.
 
-A run claims the job (pending, or running with a dead runner), then loops: check the
-lease (and a pause request) and read the next page after the cursor, POST it, and record
-the batch — counters, cursor and bad rows in one transaction, only while the lease is
-ours. Up to `gestao_scouter_in_flight` POSTs overlap (reading and checkpointing go on
-meanwhile) but batches are checkpointed strictly in order, so the cursor never skips one;
-a batch posted but not checkpointed is simply sent again by the next run (upserts are
-idempotent). A batch refused for its data is split in halves until the bad rows stand
-alone; the rest is exported. When the time budget is spent the runner re-dispatches
-itself; transient failures back off and retry, and several in a row pause the job.
+A run claims the job (pending, or running with a dead runner), checks the lease (and a
+pause request), then loops: read the next page after the cursor, POST it, and record the
+batch — counters, cursor and bad rows in one transaction, only while the lease is ours;
+that checkpoint is also the heartbeat and where a pause or reset asked meanwhile is seen.
+Three things overlap: one reader builds the next page while up to
+`gestao_scouter_in_flight` POSTs are out and this thread checkpoints the oldest. Batches
+are checkpointed strictly in order, so the cursor never skips one; a batch posted but not
+checkpointed is simply sent again by the next run (upserts are idempotent). A batch
+refused for its data is split in halves until the bad rows stand alone; the rest is
+exported. When the time budget is spent the runner re-dispatches itself; transient
+failures back off and retry, and several in a row pause the job.
 """
 
 from __future__ import annotations
@@ -102,39 +104,41 @@ class BatchRunner:
     def run(self, deadline: float) -> dict[str, Any] | None:
         """Batches until the end, a stop, or the deadline; the job row it left (None: lost)."""
         try:
-            with ThreadPoolExecutor(max(1, self.settings.gestao.in_flight)) as pool:
-                ending = self._pipeline(pool, deadline)
-            # Every POST has returned (the pool waited): now the job may change hands.
+            try:
+                with db.transaction() as conn:
+                    self._beat_in(conn)
+            except StopRequested as stop:
+                return self._end(Ending(ExportStatus.PAUSED, reason=stop.reason))
+            posts = max(1, self.settings.gestao.in_flight)
+            with ThreadPoolExecutor(posts) as pool, ThreadPoolExecutor(1) as reader:
+                ending = self._pipeline(pool, reader, deadline)
+            # Every POST has returned (the pools waited): now the job may change hands.
             return self._end(ending)
         except LeaseLost:
             _logger.info("export lease lost; stopping")
             return None
 
-    def _pipeline(self, pool: ThreadPoolExecutor, deadline: float) -> Ending:
+    def _pipeline(
+        self, pool: ThreadPoolExecutor, reader: ThreadPoolExecutor, deadline: float
+    ) -> Ending:
         in_flight: deque[tuple[Batch, Future[tuple[Answer, float]]]] = deque()
-        read_cursor = self.cursor
+        reading: Future[Batch] | None = reader.submit(self._read, self.cursor)
         ending: Ending | None = None
         limit = max(1, self.settings.gestao.in_flight)
-        sent = 0
         while True:
-            while ending is None and len(in_flight) < limit:
-                # Every run sends at least one batch, so however short the budget (or
-                # slow the start), continuations always move the cursor forward.
-                if sent and time.monotonic() >= deadline:
-                    ending = Ending(ExportStatus.PENDING)
-                    break
-                try:
-                    batch = self._next(read_cursor)
-                except StopRequested as stop:
-                    ending = Ending(ExportStatus.PAUSED, reason=stop.reason)
-                    break
+            while ending is None and reading is not None and len(in_flight) < limit:
+                batch, reading = reading.result(), None
                 if not batch.size:
                     ending = Ending(ExportStatus.COMPLETED)
                     break
                 assert batch.last is not None
                 in_flight.append((batch, pool.submit(self._post, batch.body)))
-                read_cursor = batch.last
-                sent += 1
+                # Every run sends at least one batch, so however short the budget (or
+                # slow the start), continuations always move the cursor forward.
+                if time.monotonic() >= deadline:
+                    ending = Ending(ExportStatus.PENDING)
+                    break
+                reading = reader.submit(self._read, batch.last)  # while the POSTs are out
             if not in_flight:
                 assert ending is not None
                 return ending
@@ -146,21 +150,20 @@ class BatchRunner:
                 return Ending(ExportStatus.PENDING, failure=exc.message, timed_out=timed_out)
             except StopRequested as stop:
                 return Ending(ExportStatus.PAUSED, stop.reason, schema_stale=stop.schema_stale)
-            self._checkpoint(batch, outcome)
+            stop_reason = self._checkpoint(batch, outcome)
+            if stop_reason is not None and ending is None:
+                ending = Ending(ExportStatus.PAUSED, reason=stop_reason)  # the rest drains
 
-    def _next(self, cursor: tuple[Any, int]) -> Batch:
-        """Check the lease (and a pause) and read the page after `cursor`, in one transaction."""
+    def _read(self, cursor: tuple[Any, int]) -> Batch:
+        """The page after `cursor` (read-only: the checkpoints keep the lease)."""
         self.params["limit"] = self.sizer.size
         with db.transaction() as conn:
-            self._beat_in(conn)
             return next_batch(conn, self.statement, self.params, cursor)
 
     def _beat_in(self, conn: db.Conn) -> None:
-        beat = self.lease.heartbeat(conn)
-        if beat["reset_requested"]:
-            raise StopRequested("reset by an admin")  # carried out when the job is released
-        if beat["pause_requested"]:
-            raise StopRequested(exports.PAUSED_BY_ADMIN)
+        reason = _asked(self.lease.heartbeat(conn))
+        if reason is not None:
+            raise StopRequested(reason)
         self.last_beat = time.monotonic()
 
     def _beat_if_due(self) -> None:
@@ -228,10 +231,11 @@ class BatchRunner:
         return f"{NAME} refused the batch (HTTP {answer.status}: {message})."
 
     # -- state changes ---------------------------------------------------------------------
-    def _checkpoint(self, batch: Batch, outcome: BatchResult) -> None:
+    def _checkpoint(self, batch: Batch, outcome: BatchResult) -> str | None:
+        """Account for the batch; why to stop, when an admin asked for it meanwhile."""
         assert batch.last is not None
         with db.transaction() as conn:
-            exports.checkpoint(
+            row = exports.checkpoint(
                 conn,
                 self.lease,
                 exported=outcome.exported,
@@ -241,6 +245,7 @@ class BatchRunner:
         self.cursor = batch.last
         self.batches += 1
         self.last_beat = time.monotonic()
+        return _asked(row)
 
     def _end(self, ending: Ending) -> dict[str, Any] | None:
         if ending.failure is not None:
@@ -286,6 +291,16 @@ class BatchRunner:
             fields = log.fields(status=row["status"], reason=scrub_text(row["pause_reason"] or ""))
             _logger.error("export stopped after failing batches", extra=fields)
         return row
+
+
+def _asked(row: Row) -> str | None:
+    """Why an admin wants the run to stop (a reset is carried out when the job is
+    released), or None."""
+    if row["reset_requested"]:
+        return "reset by an admin"
+    if row["pause_requested"]:
+        return exports.PAUSED_BY_ADMIN
+    return None
 
 
 def _dumps(rows: list[Any]) -> bytes:

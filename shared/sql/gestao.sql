@@ -70,7 +70,8 @@ j.*, i.extra AS release_extra
 )
 
 -- name: checkpoint
--- One batch accounted for, under the lease: counters, keyset cursor, dates, heartbeat.
+-- One batch accounted for, under the lease: counters, keyset cursor, dates, heartbeat; and
+-- what an admin asked meanwhile (the runner stops reading at a pause or a reset).
 UPDATE gestao_scouter_export_jobs
 SET exported_leads = exported_leads + %(exported)s,
     cursor_criado = %(cursor_criado)s, cursor_id = %(cursor_id)s,
@@ -78,7 +79,7 @@ SET exported_leads = exported_leads + %(exported)s,
     last_completed_date = (%(cursor_criado)s::timestamptz AT TIME ZONE 'UTC')::date - 1,
     batches = batches + 1, consecutive_failures = 0, heartbeat_at = now(), updated_at = now()
 WHERE id = %(id)s AND lease_token = %(lease)s AND status = 'running'
-RETURNING pause_requested, tenant_id
+RETURNING pause_requested, reset_requested, tenant_id
 
 -- name: insert_errors
 -- Bad rows of the batch just checkpointed (same transaction), with the local row as it is.

@@ -163,3 +163,37 @@ def test_a_run_naming_another_tenant_does_not_touch_the_job(
     job = job_row(database_url, job_id)
     assert (job["status"], job["attempts"], job["exported_leads"]) == ("pending", 0, 0)
     assert remote.state.stats()["by_path"].get("/rest/v1/leads", 0) == 0
+
+
+def test_the_next_page_is_read_while_a_batch_is_out(
+    database_url: str, tenant: Any, remote: Remote, configure: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # One POST at a time: each waits until the reader has built the page after it, which
+    # only happens if reading overlaps sending (a runner that reads after each answer and
+    # checkpoint would time out here).
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100", GESTAO_SCOUTER_IN_FLIGHT="1")
+    seed_leads(database_url, tenant.id, 450)
+    job_id = start(tenant)
+    recorder().take()
+    real_read, real_post = runner.BatchRunner._read, runner.BatchRunner._post
+    reads: list[threading.Event] = [threading.Event() for _ in range(10)]
+    count = iter(range(10))
+    overlapped: list[bool] = []
+
+    def read(self: runner.BatchRunner, cursor: Any) -> Any:
+        page = real_read(self, cursor)
+        reads[next(count)].set()
+        return page
+
+    def post(self: runner.BatchRunner, body: bytes) -> Any:
+        overlapped.append(reads[len(overlapped) + 1].wait(10))  # the page after this one
+        return real_post(self, body)
+
+    monkeypatch.setattr(runner.BatchRunner, "_read", read)
+    monkeypatch.setattr(runner.BatchRunner, "_post", post)
+    assert run_once(tenant.id, job_id).status_code == 200
+    job = job_row(database_url, job_id)
+    assert (job["status"], job["exported_leads"], job["batches"]) == ("completed", 450, 5)
+    assert overlapped == [True] * 5  # the fifth batch waited for the empty sixth page
+    assert remote_view(remote) == local_view(database_url)
