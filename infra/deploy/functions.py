@@ -115,12 +115,14 @@ SPECS: dict[str, FunctionSpec] = {
                 "syncq-runninghub-webhook-secret",
             ),
         ),
+        # Pool 2: the runner's reader builds the next page while its checkpoints go on.
         FunctionSpec(
             "export-to-gestao-scouter-batch",
             "syncq-export",
             timeout_s=540,
             memory="512Mi",
             concurrency=1,
+            pool_max=2,
         ),
         FunctionSpec("validate-gestao-scouter-schema", "syncq-export", max_instances=3),
         FunctionSpec("reload-gestao-scouter-schema-cache", "syncq-export", max_instances=3),
