@@ -118,6 +118,12 @@ class JobFinished(Conflict):
     code, default_message = "job_finished", "The job has already finished."
 
 
+class NotRetryable(Conflict):
+    """run-integration's `retry_of` names a job that did not fail (or is still live)."""
+
+    code, default_message = "job_not_retryable", "Only a failed or canceled job can be retried."
+
+
 class PayloadTooLarge(SyncqError):
     status, code, default_message = 413, "payload_too_large", "The body is too large."
 

@@ -6,7 +6,13 @@ import flask
 import functions_framework
 
 from shared.contract import Caller, Endpoint, Function, Link
-from shared.errors import Forbidden, IntegrationDisabled, JobAlreadyActive
+from shared.errors import (
+    Forbidden,
+    IntegrationDisabled,
+    JobAlreadyActive,
+    NotFound,
+    NotRetryable,
+)
 from shared.queue.models import JobAccepted
 from shared.queue.schemas import RunIntegrationRequest
 from shared.queue.service import run_integration
@@ -22,8 +28,10 @@ API = Function(
             action=run_integration,
             answers={202: JobAccepted},
             callers=(Caller.ADMIN, Caller.SERVICE),
-            errors=(Forbidden, IntegrationDisabled, JobAlreadyActive),
-            description="A second click while a job is pending or running: 409 with its id.",
+            errors=(Forbidden, IntegrationDisabled, JobAlreadyActive, NotFound, NotRetryable),
+            description="A second click while a job is pending or running: 409 with its id. "
+            "`retry_of` runs a failed or canceled job again (404 when it is not this "
+            "integration's, 409 `job_not_retryable` when it did not fail).",
             links=(
                 Link(
                     "history",

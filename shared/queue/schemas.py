@@ -57,6 +57,12 @@ class RunIntegrationRequest(Strict):
         "credential, no JWT or bearer value (they live in the secret store).",
     )
 
+    retry_of: UUID | None = Field(
+        default=None,
+        description="Run a failed or canceled job of this integration again: the new job's "
+        "trigger is `retry` and, when `payload` is empty, it gets that job's payload.",
+    )
+
     _provider = field_validator("provider_slug")(_check_provider)
 
     @field_validator("payload")

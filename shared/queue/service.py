@@ -9,11 +9,11 @@ from uuid import UUID
 from shared import db
 from shared.auth import Principal
 from shared.contract import Caller, Endpoint, Function
-from shared.errors import Conflict, JobFinished, NotFound, UpstreamError
+from shared.errors import Conflict, JobFinished, NotFound, NotRetryable, UpstreamError
 from shared.jobs.wake import wake
 from shared.queue import store
 from shared.queue.kind import KIND, run_claimed
-from shared.queue.models import SYNC_ERRORS, Job, JobStatus, SyncAnswer
+from shared.queue.models import SYNC_ERRORS, Job, JobStatus, SyncAnswer, Trigger
 from shared.queue.schemas import JobRef, ListJobsQuery, RunIntegrationRequest, SyncRequest
 from shared.tenancy import (
     Role,
@@ -27,19 +27,39 @@ from shared.tenancy import (
 
 
 def run_integration(principal: Principal, req: RunIntegrationRequest) -> dict[str, Any]:
-    """Create a pending job (409 if one is live) and wake the worker."""
+    """Create a pending job (409 if one is live) and wake the worker; with `retry_of`, a
+    new run of a job that failed or was canceled (trigger `retry`)."""
     with db.transaction() as conn:
         require_role(conn, principal, req.tenant_id, Role.ADMIN)
         enabled_integration(conn, req.tenant_id, req.provider_slug)
+        payload, trigger = req.payload, Trigger.MANUAL
+        if req.retry_of is not None:
+            retried = _retried(conn, req, req.retry_of)
+            payload, trigger = req.payload or retried["payload"], Trigger.RETRY
         row = store.submit(
             conn,
             tenant_id=req.tenant_id,
             provider_slug=req.provider_slug,
-            payload=req.payload,
+            payload=payload,
             created_by=principal.user_id,
+            trigger=trigger,
         )
     wake(KIND, row["id"], event=("first",))
     return {"job_id": str(row["id"]), "status": row["status"]}
+
+
+def _retried(conn: db.Conn, req: RunIntegrationRequest, job_id: UUID) -> dict[str, Any]:
+    """The job to run again: this integration's, and failed or canceled. Another tenant's
+    or provider's job is the same 404 as an unknown id."""
+    old = store.get_job(conn, job_id)
+    if old is None or (old["tenant_id"], old["provider_slug"]) != (
+        req.tenant_id,
+        req.provider_slug,
+    ):
+        raise NotFound("No such job for this integration.")
+    if old["status"] not in (JobStatus.ERROR, JobStatus.CANCELED):
+        raise NotRetryable(details={"job_id": str(old["id"]), "status": old["status"]})
+    return old
 
 
 def cancel_job(principal: Principal, req: JobRef) -> Job:

@@ -125,6 +125,23 @@ def test_a_failing_provider_shows_falha_and_its_error(page: Any, live: LiveStack
     assert job["status"] == "error" and job["error_message"] in message.inner_text()
     page.keyboard.press("Escape")  # the dialog closes from the keyboard
     dialog.wait_for(state="hidden")
+    # Run it again from Execuções (the provider answers again): a new job, a retry, that ends
+    # well; the failed run stays as it was.
+    page.goto(f"{live.dashboard}#/t/{GLOBEX.id}/integracoes/acessorias/execucoes")
+    failed = page.locator(f"[data-testid=runs] tbody tr[data-job='{job['id']}']")
+    failed.get_by_role("button", name="Tentar novamente").click()
+    page.get_by_text("Nova tentativa enfileirada.").wait_for()
+
+    def retries() -> list[str]:
+        return [j["status"] for j in jobs_of(live, GLOBEX, "acessorias") if j["trigger"] == "retry"]
+
+    wait_until(lambda: retries() == ["success"], 60, "the retry ran and succeeded")
+    retried = page.locator("[data-testid=runs] tbody tr[data-job]").first
+    retried.and_(page.locator("[data-status='success']")).wait_for()
+    assert "Reexecução" in retried.inner_text()
+    assert live.rows("SELECT status FROM integration_jobs WHERE id = %s", job["id"]) == [
+        {"status": "error"}
+    ]
 
 
 def test_a_lost_event_stream_reconnects_and_ends_right(page: Any, live: LiveStack) -> None:

@@ -90,7 +90,8 @@ def test_every_error_answer_is_the_envelope_with_its_codes(doc: dict[str, Any]) 
     assert _codes(start, 429) == ["too_many_active_jobs"]
     assert _codes(start, 503) == ["runninghub_not_configured", "unavailable"]
     assert _codes(doc["paths"]["/run-integration"]["post"]["responses"], 409) == [
-        "job_already_active"
+        "job_already_active",
+        "job_not_retryable",
     ]
 
 

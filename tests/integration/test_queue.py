@@ -17,7 +17,16 @@ from shared.providers import PROVIDERS
 from shared.queue import store
 from shared.queue.models import JobStatus
 from tests.providers_for_tests import ScriptedProvider
-from tests.support import TenantFixture, call, drain, rows, seed_tenant, service_token
+from tests.support import (
+    TenantFixture,
+    bearer,
+    call,
+    drain,
+    function_client,
+    rows,
+    seed_tenant,
+    service_token,
+)
 
 pytestmark = pytest.mark.db
 
@@ -298,3 +307,54 @@ def test_worker_stops_at_its_budget_and_redispatches_itself(
     drain(recorder)
     statuses = rows(database_url, "SELECT status FROM integration_jobs")
     assert [r["status"] for r in statuses] == ["success"] * 3
+
+
+def test_a_failed_job_runs_again_as_a_retry_and_nothing_else_does(
+    database_url: str, scripted: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    scripted.failures = 99
+    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}, "onecode": {}})
+    other = seed_tenant(database_url, "globex", providers={"scripted": {}})
+    body = {"tenant_id": str(tenant.id), "provider_slug": "scripted", "payload": {"full": True}}
+    failed = call("run-integration", body, token=tenant.admin_token).get_json()["job_id"]
+    foreign = submit(other).get_json()["job_id"]  # another tenant's (it fails too)
+
+    def retry(job_id: str, token: str = tenant.admin_token, **extra: object):  # type: ignore[no-untyped-def]
+        req = {"tenant_id": str(tenant.id), "provider_slug": "scripted", "retry_of": job_id}
+        return call("run-integration", {**req, **extra}, token=token)
+
+    drain(recorder)  # both fail all their attempts
+    scripted.failures = 0
+    assert rows(database_url, "SELECT status FROM integration_jobs WHERE id = %s", failed) == [
+        {"status": "error"}
+    ]
+    count = rows(database_url, "SELECT count(*) AS n FROM integration_jobs")[0]["n"]
+    answers = {
+        "member": retry(failed, token=tenant.member_token),
+        "stranger's job": retry(foreign),
+        "unknown job": retry("00000000-0000-4000-8000-000000000000"),
+        "other provider": retry(failed, provider_slug="onecode"),
+    }
+    assert {k: r.status_code for k, r in answers.items()} == {
+        "member": 403, "stranger's job": 404, "unknown job": 404, "other provider": 404,
+    }  # fmt: skip
+    assert rows(database_url, "SELECT count(*) AS n FROM integration_jobs")[0]["n"] == count
+
+    again = retry(failed)
+    assert again.status_code == 202, again.get_json()
+    job_id = again.get_json()["job_id"]
+    job = rows(database_url, "SELECT * FROM integration_jobs WHERE id = %s", job_id)[0]
+    assert (job["trigger"], job["payload"], job["status"]) == ("retry", {"full": True}, "pending")
+    assert retry(failed).get_json()["error"]["code"] == "job_already_active"  # one live job
+    drain(recorder)
+    assert rows(database_url, "SELECT status FROM integration_jobs WHERE id = %s", job_id) == [
+        {"status": "success"}
+    ]
+    done = retry(job_id)  # a success is not retried: run it as a new job instead
+    assert done.status_code == 409
+    assert done.get_json()["error"]["code"] == "job_not_retryable"
+    assert done.get_json()["error"]["details"] == {"job_id": job_id, "status": "success"}
+    listed = function_client("list-integration-jobs").get(
+        "/", query_string={"tenant_id": str(tenant.id), "trigger": "retry"},
+        headers=bearer(tenant.member_token)).get_json()  # fmt: skip
+    assert [j["id"] for j in listed["jobs"]] == [job_id]

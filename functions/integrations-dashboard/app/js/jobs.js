@@ -24,18 +24,21 @@ export function supersedes(job, latest) {
   return Date.parse(job.created_at) >= Date.parse(latest.created_at);
 }
 
-/** Click "Executar": 202 -> the pending job; 409 job_already_active -> an informative notice. */
-export async function runIntegration(tenantId, slug) {
+/**
+ * Click "Executar" (or "Tentar novamente" on a failed run: `retryOf` is its id): 202 -> the
+ * pending job; 409 job_already_active -> an informative notice.
+ */
+export async function runIntegration(tenantId, slug, retryOf = null) {
   try {
-    const started = await api('run-integration', {
-      method: 'POST', body: { tenant_id: tenantId, provider_slug: slug },
-    });
-    notify('success', 'Execução enfileirada.');
+    const body = { tenant_id: tenantId, provider_slug: slug };
+    if (retryOf) body.retry_of = retryOf;
+    const started = await api('run-integration', { method: 'POST', body });
+    notify('success', retryOf ? 'Nova tentativa enfileirada.' : 'Execução enfileirada.');
     const now = new Date().toISOString();
     return {
       id: started.job_id, tenant_id: tenantId, provider_slug: slug, status: started.status,
       progress: 0, attempts: 0, max_attempts: 3, created_at: now, updated_at: now, run_after: now,
-      trigger: 'manual',
+      trigger: retryOf ? 'retry' : 'manual',
     };
   } catch (err) {
     if (err.code === 'job_already_active') {

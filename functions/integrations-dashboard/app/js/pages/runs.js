@@ -2,7 +2,7 @@
 import { html, useCallback, useEffect, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
 import { JOB_STATUS, TRIGGERS, fmtDateTime, fmtDuration, isLive } from '../format.js';
-import { cancelJob } from '../jobs.js';
+import { cancelJob, runIntegration } from '../jobs.js';
 import { bus } from '../live.js';
 import { Badge, Dialog, Notice, Progress, notify } from '../ui.js';
 
@@ -52,6 +52,12 @@ export function Runs({ tenant, slug }) {
       setRows((list) => [...list, ...page.jobs.filter((j) => !list.some((x) => x.id === j.id))]);
       setNext(page.next_before);
     } catch (err) { notify('error', describe(err)); }
+  }
+  async function retry(job) {
+    const started = await runIntegration(tenant.id, slug, job.id);
+    if (started && matches(started, filters)) {
+      setRows((list) => (list.some((j) => j.id === started.id) ? list : [started, ...list]));
+    }
   }
   async function cancel(job) {
     const done = await cancelJob(job.id);
@@ -111,6 +117,7 @@ export function Runs({ tenant, slug }) {
             <td><div class="row">
               <button type="button" onClick=${() => setShown(job)}>${job.status === 'error' ? 'Ver erro' : 'Ver detalhes'}</button>
               ${admin && isLive(job) && html`<button type="button" class="danger" disabled=${job.cancel_requested} onClick=${() => cancel(job)}>Cancelar</button>`}
+              ${admin && (job.status === 'error' || job.status === 'canceled') && html`<button type="button" data-action="retry" onClick=${() => retry(job)}>Tentar novamente</button>`}
             </div></td>
           </tr>`;
         })}
