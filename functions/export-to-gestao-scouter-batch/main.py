@@ -1,4 +1,5 @@
-"""export-to-gestao-scouter-batch: start | pause | resume | reset | status a lead export.
+"""export-to-gestao-scouter-batch: start | pause | resume | reset | status a lead export;
+GET ?tenant_id lists the tenant's latest exports.
 
 `run` is the runner's own wake-up (Cloud Task, sweep): service only.
 """
@@ -9,12 +10,19 @@ import flask
 import functions_framework
 
 from shared.contract import Caller, Endpoint, Function, Link, coded
-from shared.errors import Conflict, NotFound, Unprocessable
-from shared.gestao.models import REMOTE_ERRORS, ExportAnswer, ExportRequest
-from shared.gestao.service import export_action
+from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
+from shared.gestao.models import (
+    REMOTE_ERRORS,
+    ExportAnswer,
+    ExportHistoryQuery,
+    ExportJobList,
+    ExportRequest,
+)
+from shared.gestao.service import export_action, export_history
 from shared.web import handle
 
 NAME = "export-to-gestao-scouter-batch"
+ACT = f"{NAME}:post"  # the actions' operation (GET lists the exports)
 _SAME_JOB = {"tenant_id": "$request.body#/tenant_id", "job_id": "$response.body#/id"}
 
 API = Function(
@@ -40,9 +48,25 @@ API = Function(
                 "service's only."
             ),
             links=(
-                Link("status", NAME, "Read the job.", body={**_SAME_JOB, "action": "status"}),
-                Link("pause", NAME, "Pause the job.", body={**_SAME_JOB, "action": "pause"}),
+                Link("status", ACT, "Read the job.", body={**_SAME_JOB, "action": "status"}),
+                Link("pause", ACT, "Pause the job.", body={**_SAME_JOB, "action": "pause"}),
+                Link(
+                    "history",
+                    f"{NAME}:get",
+                    "The tenant's latest exports.",
+                    parameters={"tenant_id": "$request.body#/tenant_id"},
+                ),
             ),
+        ),
+        Endpoint(
+            summary="List the tenant's latest exports",
+            request=ExportHistoryQuery,
+            action=export_history,
+            answers={200: ExportJobList},
+            callers=(Caller.ADMIN, Caller.SERVICE),
+            errors=(Forbidden,),
+            method="GET",
+            description="Newest first, `limit` of them (20 unless asked, at most 100).",
         ),
     ),
 )

@@ -22,7 +22,7 @@ API = Function(
                           parameters={"tenant_id": FIRST}),
                      Link("run", "run-integration", "Queue a sync in the first tenant.",
                           body={"tenant_id": FIRST}),
-                     Link("export", "export-to-gestao-scouter-batch",
+                     Link("export", "export-to-gestao-scouter-batch:post",
                           "Export the first tenant's leads.",
                           body={"tenant_id": FIRST, "action": "start"}),
                  )),

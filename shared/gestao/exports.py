@@ -94,6 +94,11 @@ def get(conn: Conn, tenant_id: UUID, job_id: UUID | None) -> Row:
     return row
 
 
+def recent(conn: Conn, tenant_id: UUID, limit: int) -> list[Row]:
+    """The tenant's latest `limit` export jobs, newest first."""
+    return conn.execute(_q("recent_jobs"), {"tenant_id": tenant_id, "limit": limit}).fetchall()
+
+
 def checkpoint(
     conn: Conn,
     lease: Lease,

@@ -115,6 +115,11 @@ class TenantRequest(Strict):
     tenant_id: UUID
 
 
+class ExportHistoryQuery(Strict):
+    tenant_id: UUID
+    limit: int = Field(default=20, ge=1, le=100)
+
+
 def _mapping_schema(schema: dict[str, Any]) -> None:
     """The document's view of mapping_problems(): local fields to plain remote names, `id`
     mapped, `sync_source` never a target (no two fields to one name, said in words)."""
@@ -260,6 +265,12 @@ class ExportError(Answer):
     error_message: str
     response_status: int | None
     created_at: datetime
+
+
+class ExportJobList(Answer):
+    """A tenant's export jobs, newest first."""
+
+    jobs: list[ExportJob]
 
 
 class ExportAnswer(ExportJob):

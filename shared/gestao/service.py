@@ -12,6 +12,7 @@ from shared.gestao import exports, schema
 from shared.gestao.mapping import load_mapping, save_mapping, validate_mapping
 from shared.gestao.models import (
     ExportAction,
+    ExportHistoryQuery,
     ExportJob,
     ExportRequest,
     SchemaRequest,
@@ -74,6 +75,14 @@ def export_action(principal: Principal, req: ExportRequest) -> dict[str, Any]:
         for r in errors
     ]
     return body
+
+
+def export_history(principal: Principal, req: ExportHistoryQuery) -> dict[str, Any]:
+    """The tenant's latest exports, newest first (the Sync Monitor's history)."""
+    with db.transaction() as conn:
+        require_role(conn, principal, req.tenant_id, Role.ADMIN)
+        rows = exports.recent(conn, req.tenant_id, req.limit)
+    return {"jobs": [ExportJob.from_row(r).model_dump(mode="json") for r in rows]}
 
 
 def start_export(principal: Principal, req: ExportRequest) -> dict[str, Any]:

@@ -37,6 +37,11 @@ SELECT * FROM gestao_scouter_export_jobs WHERE id = %(id)s AND tenant_id = %(ten
 SELECT * FROM gestao_scouter_export_jobs WHERE tenant_id = %(tenant_id)s
 ORDER BY created_at DESC LIMIT 1
 
+-- name: recent_jobs
+-- The tenant's exports, newest first (gestao_scouter_export_jobs_tenant_idx).
+SELECT * FROM gestao_scouter_export_jobs WHERE tenant_id = %(tenant_id)s
+ORDER BY created_at DESC LIMIT %(limit)s
+
 -- Fragments of the engine's statements (shared/sql/jobs.sql) for gestao_scouter_export_jobs.
 
 -- name: claim_set

@@ -389,6 +389,10 @@ def test_gestao_scouter_export_progress_pause_resume(page: Any, live: LiveStack)
     assert page.get_by_test_id("errors").inner_text() == "0"
     (job,) = live.rows("SELECT * FROM gestao_scouter_export_jobs WHERE tenant_id = %s", ACME.id)
     assert job["status"] == "completed" and job["exported_leads"] == 1500
+    # The history lists it (the function's GET, newest first), finished.
+    listed = page.get_by_test_id("export-history").locator(f"tr[data-export='{job['id']}']")
+    listed.filter(has_text="Concluído").wait_for(timeout=10_000)
+    assert "1.500 / 1.500" in listed.inner_text() and "01/01/2024" in listed.inner_text()
     page.get_by_role("button", name="Testar Conexão").click()
     checks = page.get_by_test_id("checks").locator("li")
     checks.first.wait_for(timeout=30_000)

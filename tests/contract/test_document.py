@@ -146,7 +146,9 @@ def test_the_rules_the_code_enforces_are_in_the_document(doc: dict[str, Any]) ->
     ]
 
 
-def test_links_chain_run_list_cancel_and_export_start_status_pause(doc: dict[str, Any]) -> None:
+def test_links_chain_run_list_cancel_and_export_start_status_pause_history(
+    doc: dict[str, Any],
+) -> None:
     ids = {op["operationId"] for _, _, op in _operations(doc)}
 
     def links(path: str, method: str = "post") -> dict[str, Any]:
@@ -159,7 +161,7 @@ def test_links_chain_run_list_cancel_and_export_start_status_pause(doc: dict[str
     assert {m["operationId"] for m in mine.values()} == {
         "list-integrations",
         "run-integration",
-        "export-to-gestao-scouter-batch",
+        "export-to-gestao-scouter-batch:post",
     }
     assert mine["run"]["requestBody"] == {"tenant_id": "$response.body#/tenants/0/id"}
     run = links("/run-integration")
@@ -175,6 +177,11 @@ def test_links_chain_run_list_cancel_and_export_start_status_pause(doc: dict[str
     } == {
         "status",
         "pause",
+    }
+    assert export["history"] == {
+        "operationId": "export-to-gestao-scouter-batch:get",
+        "description": "The tenant's latest exports.",
+        "parameters": {"tenant_id": "$request.body#/tenant_id"},
     }
 
 

@@ -26,7 +26,15 @@ from tests.integration.gestao_support import (
     seed_leads,
     sweep,
 )
-from tests.support import TenantFixture, call, rows, service_token
+from tests.support import (
+    TenantFixture,
+    bearer,
+    call,
+    function_client,
+    rows,
+    seed_tenant,
+    service_token,
+)
 
 pytest_plugins = ["tests.integration.gestao_fixtures"]
 pytestmark = [pytest.mark.db, pytest.mark.slow]
@@ -345,3 +353,37 @@ def test_the_batch_size_adapts_to_a_body_limit_and_exports_everything(
     # oversized batch and those already read ahead at that size (IN_FLIGHT in flight).
     assert 1 <= refused <= 5
     assert 200 < job["batch_size"] < 1_000  # grew from the start, kept under the limit
+
+
+def test_the_history_lists_the_tenants_exports_newest_first(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
+) -> None:
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100")
+    seed_leads(database_url, tenant.id, 300)
+    first = start(tenant)
+    assert drive(database_url, first)["status"] == "completed"
+    second = start(tenant, start_date="2024-01-01", end_date="2024-01-31")
+    assert drive(database_url, second)["status"] == "completed"
+    other = seed_tenant(database_url, "globex", providers={"gestao-scouter": {}})
+    client = function_client("export-to-gestao-scouter-batch")
+
+    def history(token: str, **query: Any) -> Any:
+        return client.get("/", query_string={"tenant_id": str(tenant.id), **query},
+                          headers=bearer(token))  # fmt: skip
+
+    listed = history(tenant.admin_token)
+    assert listed.status_code == 200, listed.get_json()
+    jobs = listed.get_json()["jobs"]
+    assert [j["id"] for j in jobs] == [second, first]
+    assert [(j["status"], j["progress"], j["start_date"]) for j in jobs] == [
+        ("completed", 100, "2024-01-01"), ("completed", 100, None),
+    ]  # fmt: skip
+    assert jobs[1]["exported_leads"] == 300 and "lease_token" not in jobs[1]
+    assert [j["id"] for j in history(tenant.admin_token, limit="1").get_json()["jobs"]] == [second]
+    assert history(tenant.member_token).status_code == 403
+    assert history(other.admin_token).status_code == 403  # another tenant's admin
+    for bad in ("0", "101", "x"):
+        answer = history(tenant.admin_token, limit=bad)
+        assert (
+            answer.status_code == 422 and answer.get_json()["error"]["code"] == "validation_error"
+        )

@@ -1,5 +1,6 @@
 // Sync Monitor → Gestão Scouter (seed 004's GestaoScouterExportTab): the export with its
-// progress and errors, schema and connection checks, and the field-mapping editor.
+// progress and errors, the earlier exports, schema and connection checks, and the
+// field-mapping editor.
 import { html, useCallback, useEffect, useRef, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
 import { EXPORT_STATUS, fmtDateTime, fmtDay, fmtNumber } from '../format.js';
@@ -100,7 +101,41 @@ function ExportPanel({ tenant, onSchema }) {
         </tbody>
       </table></div>
     </div>`}
+    ${job !== undefined && html`<${ExportHistory} tenant=${tenant} current=${job} />`}
   </section>`;
+}
+
+/** The tenant's earlier exports (newest first); re-read when the current one changes state. */
+function ExportHistory({ tenant, current }) {
+  const [jobs, setJobs] = useState(null);
+  const [error, setError] = useState(null);
+  const key = current ? `${current.id}:${current.status}` : '';
+  useEffect(() => {
+    api('export-to-gestao-scouter-batch', { query: { tenant_id: tenant.id, limit: 10 } })
+      .then((page) => { setJobs(page.jobs); setError(null); })
+      .catch((err) => setError(describe(err)));
+  }, [tenant.id, key]);
+  if (error) return html`<${Notice} kind="error">${error}</${Notice}>`;
+  if (!jobs || jobs.length === 0) return null;
+  return html`<h3>Exportações anteriores</h3>
+    <div class="table-wrap"><table data-testid="export-history">
+      <caption class="visually-hidden">Exportações, mais recentes primeiro</caption>
+      <thead><tr><th scope="col">Criada em</th><th scope="col">Período</th><th scope="col">Status</th>
+        <th scope="col">Exportados</th><th scope="col">Com erro</th><th scope="col">Terminada em</th></tr></thead>
+      <tbody>
+        ${jobs.map((j) => {
+          const s = EXPORT_STATUS[j.status] || { label: j.status, color: 'gray' };
+          return html`<tr key=${j.id} data-export=${j.id}>
+            <td>${fmtDateTime(j.created_at)}</td>
+            <td>${j.start_date ? fmtDay(j.start_date) : 'início'} a ${j.end_date ? fmtDay(j.end_date) : 'hoje'}</td>
+            <td><${Badge} color=${s.color}>${s.label}</${Badge}></td>
+            <td class="num">${fmtNumber(j.exported_leads)} / ${fmtNumber(j.total_leads)}</td>
+            <td class="num">${fmtNumber(j.error_leads)}</td>
+            <td>${j.finished_at ? fmtDateTime(j.finished_at) : '—'}</td>
+          </tr>`;
+        })}
+      </tbody>
+    </table></div>`;
 }
 
 function SchemaPanel({ tenant, report, setReport }) {
