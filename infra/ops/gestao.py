@@ -21,9 +21,20 @@ from infra.ops.jobs import table
 from shared import db
 from shared.auth import SERVICE
 from shared.gestao.config_check import validate_config
-from shared.gestao.models import ExportAction, ExportRequest, SchemaRequest, TenantRequest
+from shared.gestao.models import (
+    ExportAction,
+    ExportHistoryQuery,
+    ExportRequest,
+    SchemaRequest,
+    TenantRequest,
+)
 from shared.gestao.runner import run_job
-from shared.gestao.service import export_action, reload_schema_cache, validate_schema
+from shared.gestao.service import (
+    export_action,
+    export_history,
+    reload_schema_cache,
+    validate_schema,
+)
 from shared.sqlfiles import query
 from shared.tenancy import get_tenant
 
@@ -41,6 +52,17 @@ def day_count(text: str) -> int:
             f"must be a whole number of days from 1 to {MAX_DAYS}, not {text!r}"
         )
     return value
+
+
+def export_count(text: str) -> int:
+    """How many exports to list (argparse type): 1 to 100, as the function's GET takes."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 100:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 100, got {text!r}")
+    return count
 
 
 def register(sub: Any) -> None:
@@ -62,6 +84,10 @@ def register(sub: Any) -> None:
         _tenant(p)
         p.add_argument("--job", type=UUID, help="a job id (default: the latest)")
         p.set_defaults(handler=act, action=action)
+    p = cmds.add_parser("list", help="the tenant's latest exports, newest first")
+    _tenant(p)
+    p.add_argument("--limit", type=export_count, default=20, help="1 to 100 (default 20)")
+    p.set_defaults(handler=list_exports)
     p = cmds.add_parser("prune-errors", help="delete error rows older than N days")
     p.add_argument("--days", type=day_count, default=90, help=f"1 to {MAX_DAYS} (default 90)")
     p.set_defaults(handler=prune_errors)
@@ -154,6 +180,27 @@ def act(args: argparse.Namespace) -> int:
                         job_id=args.job)  # fmt: skip
     _print(export_action(SERVICE, req))
     return 0
+
+
+@friendly
+def list_exports(args: argparse.Namespace) -> int:
+    """The tenant's latest exports as a table (what the function's GET answers)."""
+    req = ExportHistoryQuery(tenant_id=tenant_id(args.tenant), limit=args.limit)
+    jobs = export_history(SERVICE, req)["jobs"]
+    if not jobs:
+        print("no exports yet")
+        return 0
+    body = [
+        (j["created_at"][:19], j["id"], j["status"], _period(j),
+         f"{j['exported_leads']}/{j['total_leads']}", j["error_leads"])
+        for j in jobs
+    ]  # fmt: skip
+    print(table(("created", "job", "status", "period", "exported", "errors"), body))
+    return 0
+
+
+def _period(job: dict[str, Any]) -> str:
+    return f"{job['start_date'] or 'start'}..{job['end_date'] or 'now'}"
 
 
 @friendly

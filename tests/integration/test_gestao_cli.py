@@ -30,6 +30,16 @@ def test_cli_seeds_exports_and_reports(
     assert remote_view(remote) == local_view(database_url)
     assert main(["export", "status", "--tenant", "acme"]) == 0
     assert '"status": "completed"' in capsys.readouterr().out
+    assert main(["export", "list", "--tenant", "acme"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0].split() == ["created", "job", "status", "period", "exported", "errors"]
+    assert len(listed) == 3 and listed[2].split()[2:] == [
+        "completed", "2024-01-01..2024-12-31", "250/250", "0",
+    ]  # fmt: skip
+    for bad in ("0", "101", "x"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["export", "list", "--tenant", "acme", "--limit", bad])
+        assert exit_.value.code == 2 and "1 to 100" in capsys.readouterr().err
     assert main(["export", "pause", "--tenant", "acme"]) == 2  # nothing to pause
     assert "invalid_transition" in capsys.readouterr().err
     assert main(["export", "stuck", "--older-than", "1h"]) == 0
