@@ -39,6 +39,22 @@ def positive_duration_s(text: str) -> float:
     return seconds
 
 
+def whole_number(low: int, high: int, unit: str = "") -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high` (`unit` names what it counts)."""
+    what = f"a whole number of {unit}" if unit else "a whole number"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {what} from {low} to {high}, not {text!r}")
+        return value
+
+    return parse
+
+
 def friendly(handler: Handler) -> Handler:
     """Print a SyncqError as its envelope (exit 2) instead of a traceback."""
 

@@ -16,12 +16,13 @@ from uuid import UUID
 
 from tqdm import tqdm
 
-from infra.ops._args import MAX_DAYS, friendly, positive_duration_s
+from infra.ops._args import MAX_DAYS, friendly, positive_duration_s, whole_number
 from infra.ops.jobs import table
 from shared import db
 from shared.auth import SERVICE
 from shared.gestao.config_check import validate_config
 from shared.gestao.models import (
+    EXPORTS_LISTED_MAX,
     ExportAction,
     ExportHistoryQuery,
     ExportRequest,
@@ -41,28 +42,9 @@ from shared.tenancy import get_tenant
 SETTLED = ("completed", "failed", "paused")
 
 
-def day_count(text: str) -> int:
-    """A whole number of days from 1 to MAX_DAYS (argparse type): 0 would prune everything."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= MAX_DAYS:
-        raise argparse.ArgumentTypeError(
-            f"must be a whole number of days from 1 to {MAX_DAYS}, not {text!r}"
-        )
-    return value
-
-
-def export_count(text: str) -> int:
-    """How many exports to list (argparse type): 1 to 100, as the function's GET takes."""
-    try:
-        count = int(text)
-    except ValueError:
-        count = 0
-    if not 1 <= count <= 100:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 100, got {text!r}")
-    return count
+# Days of error rows to keep (0 would prune everything); exports to list (as the GET takes).
+day_count = whole_number(1, MAX_DAYS, "days")
+export_count = whole_number(1, EXPORTS_LISTED_MAX)
 
 
 def register(sub: Any) -> None:
@@ -86,7 +68,8 @@ def register(sub: Any) -> None:
         p.set_defaults(handler=act, action=action)
     p = cmds.add_parser("list", help="the tenant's latest exports, newest first")
     _tenant(p)
-    p.add_argument("--limit", type=export_count, default=20, help="1 to 100 (default 20)")
+    p.add_argument("--limit", type=export_count, default=20,
+                   help=f"1 to {EXPORTS_LISTED_MAX} (default 20)")  # fmt: skip
     p.set_defaults(handler=list_exports)
     p = cmds.add_parser("prune-errors", help="delete error rows older than N days")
     p.add_argument("--days", type=day_count, default=90, help=f"1 to {MAX_DAYS} (default 90)")

@@ -88,7 +88,7 @@ def get(conn: Conn, tenant_id: UUID, job_id: UUID | None) -> Row:
     if job_id is not None:
         row = conn.execute(_q("get_job"), {"id": job_id, "tenant_id": tenant_id}).fetchone()
     else:
-        row = conn.execute(_q("latest_job"), {"tenant_id": tenant_id}).fetchone()
+        row = next(iter(recent(conn, tenant_id, 1)), None)
     if row is None:
         raise NotFound("No such export job for this tenant.")
     return row

@@ -115,9 +115,12 @@ class TenantRequest(Strict):
     tenant_id: UUID
 
 
+EXPORTS_LISTED_MAX = 100  # the most exports one history call lists
+
+
 class ExportHistoryQuery(Strict):
     tenant_id: UUID
-    limit: int = Field(default=20, ge=1, le=100)
+    limit: int = Field(default=20, ge=1, le=EXPORTS_LISTED_MAX)
 
 
 def _mapping_schema(schema: dict[str, Any]) -> None:

@@ -33,10 +33,6 @@ WHERE tenant_id = %(tenant_id)s AND status IN ('pending', 'running', 'paused')
 -- name: get_job
 SELECT * FROM gestao_scouter_export_jobs WHERE id = %(id)s AND tenant_id = %(tenant_id)s
 
--- name: latest_job
-SELECT * FROM gestao_scouter_export_jobs WHERE tenant_id = %(tenant_id)s
-ORDER BY created_at DESC LIMIT 1
-
 -- name: recent_jobs
 -- The tenant's exports, newest first (gestao_scouter_export_jobs_tenant_idx).
 SELECT * FROM gestao_scouter_export_jobs WHERE tenant_id = %(tenant_id)s

@@ -16,6 +16,14 @@ const CHECKS = {
 };
 const LIVE = new Set(['pending', 'running']);
 
+function exportStatus(status) {
+  return EXPORT_STATUS[status] || { label: status, color: 'gray' };
+}
+
+function period(job) {
+  return `${job.start_date ? fmtDay(job.start_date) : 'início'} a ${job.end_date ? fmtDay(job.end_date) : 'hoje'}`;
+}
+
 function rate(job) {
   if (!job.started_at || !job.exported_leads) return null;
   const end = LIVE.has(job.status) ? Date.now() : Date.parse(job.finished_at || job.updated_at);
@@ -62,7 +70,7 @@ function ExportPanel({ tenant, onSchema }) {
     run('start', { start_date: range.start_date || null, end_date: range.end_date || null }, 'Exportação iniciada.');
   }
   const live = job && LIVE.has(job.status);
-  const s = job && (EXPORT_STATUS[job.status] || { label: job.status, color: 'gray' });
+  const s = job && exportStatus(job.status);
   const r = job && rate(job);
   return html`<section class="panel" aria-labelledby="export-title">
     <h2 id="export-title">Exportação de leads</h2>
@@ -83,7 +91,7 @@ function ExportPanel({ tenant, onSchema }) {
         <div class="stat"><dt class="muted">Data em processamento</dt><dd class="value" style="font-size:1rem">${fmtDay(job.processing_date)}</dd></div>
         <div class="stat"><dt class="muted">Taxa</dt><dd class="value" style="font-size:1rem">${r ? `${fmtNumber(Math.round(r))} leads/s` : '—'}</dd></div>
       </dl>
-      <p class="muted">Período: ${job.start_date ? fmtDay(job.start_date) : 'início'} a ${job.end_date ? fmtDay(job.end_date) : 'hoje'}
+      <p class="muted">Período: ${period(job)}
         ${' · '}lotes: ${fmtNumber(job.batches)}${job.pause_requested ? ' · pausa solicitada' : ''}${job.reset_requested ? ' · reinício solicitado' : ''}</p>
       ${job.pause_reason && html`<${Notice} kind="warn">Pausado: ${job.pause_reason}</${Notice}>`}
       ${job.error_message && html`<${Notice} kind="error">${job.error_message}</${Notice}>`}
@@ -124,10 +132,10 @@ function ExportHistory({ tenant, current }) {
         <th scope="col">Exportados</th><th scope="col">Com erro</th><th scope="col">Terminada em</th></tr></thead>
       <tbody>
         ${jobs.map((j) => {
-          const s = EXPORT_STATUS[j.status] || { label: j.status, color: 'gray' };
+          const s = exportStatus(j.status);
           return html`<tr key=${j.id} data-export=${j.id}>
             <td>${fmtDateTime(j.created_at)}</td>
-            <td>${j.start_date ? fmtDay(j.start_date) : 'início'} a ${j.end_date ? fmtDay(j.end_date) : 'hoje'}</td>
+            <td>${period(j)}</td>
             <td><${Badge} color=${s.color}>${s.label}</${Badge}></td>
             <td class="num">${fmtNumber(j.exported_leads)} / ${fmtNumber(j.total_leads)}</td>
             <td class="num">${fmtNumber(j.error_leads)}</td>
