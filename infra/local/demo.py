@@ -1,4 +1,5 @@
-"""Demo data for the local stack: two tenants, an admin and a member each, integrations on.
+"""Demo data for the local stack: two tenants, an admin and a member each, integrations on,
+and leads to export (the same ids in both tenants: each exports to its own remote project).
 
 Fixed ids so the printed tokens and curl lines stay valid across restarts. Each provider
 that needs credentials gets a per-tenant token that its emulator is seeded with.
@@ -8,12 +9,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from shared.secrets import env_var, secret_name
+from shared.sqlfiles import query
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,10 @@ PROVIDERS: list[DemoProvider] = [
 
 
 DEMO_CREDITS = 100
+# Each tenant's leads, created over the last DEMO_LEAD_DAYS days (seeded once: a tenant that
+# has leads keeps them; `ops export seed-leads` adds more).
+DEMO_LEADS = 5_000
+DEMO_LEAD_DAYS = 90
 # Prices of the demo workflow (the RunningHub emulator runs any id): the server sets a
 # job's cost from these, and refuses a workflow without one.
 DEMO_WORKFLOW = "1904136902449209346"
@@ -137,6 +144,7 @@ def seed(database_url: str, ports: dict[str, int], host: str = "127.0.0.1") -> N
                 " ON CONFLICT (tenant_id) DO NOTHING",
                 [t.id, [f"ops@{t.slug}.example"]],
             )
+            _seed_leads(conn, t)
             for p in PROVIDERS:
                 key = _port_key(p.slug, index)
                 base_url = f"http://{host}:{ports.get(key, p.port + (2 if key != p.slug else 0))}"
@@ -147,3 +155,13 @@ def seed(database_url: str, ports: dict[str, int], host: str = "127.0.0.1") -> N
                     " DO UPDATE SET config = EXCLUDED.config",
                     [t.id, p.slug, Jsonb(config)],
                 )
+
+
+def _seed_leads(conn: psycopg.Connection[Any], tenant: DemoTenant) -> None:
+    """DEMO_LEADS leads for the tenant, unless it has some already."""
+    if conn.execute("SELECT 1 FROM leads WHERE tenant_id = %s LIMIT 1", [tenant.id]).fetchone():
+        return
+    first_day = datetime.now(UTC).date() - timedelta(days=DEMO_LEAD_DAYS)
+    params = {"tenant_id": tenant.id, "count": DEMO_LEADS, "first_day": first_day.isoformat(),
+              "spread_s": DEMO_LEAD_DAYS * 86400}  # fmt: skip
+    conn.execute(query("gestao", "seed_leads"), params)

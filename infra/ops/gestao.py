@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -20,6 +20,7 @@ from infra.ops._args import MAX_DAYS, friendly, positive_duration_s, whole_numbe
 from infra.ops.jobs import table
 from shared import db
 from shared.auth import SERVICE
+from shared.errors import ValidationFailed
 from shared.gestao.config_check import validate_config
 from shared.gestao.models import (
     EXPORTS_LISTED_MAX,
@@ -45,6 +46,9 @@ SETTLED = ("completed", "failed", "paused")
 # Days of error rows to keep (0 would prune everything); exports to list (as the GET takes).
 day_count = whole_number(1, MAX_DAYS, "days")
 export_count = whole_number(1, EXPORTS_LISTED_MAX)
+lead_count = whole_number(1, 1_000_000, "leads")
+# The days a lead's criado may fall on (the leads table's CHECK allows 0001-01-02 to 9999-12-30).
+LEAD_DAYS = (date(1, 1, 3), date(9999, 12, 29))  # a day inside it, whatever the time zone
 
 
 def register(sub: Any) -> None:
@@ -80,9 +84,11 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=stuck)
     p = cmds.add_parser("seed-leads", help="insert demo leads for a tenant")
     _tenant(p)
-    p.add_argument("--count", type=int, default=1000)
-    p.add_argument("--first-day", default="2024-01-01")
-    p.add_argument("--days", type=int, default=90, help="spread criado over this many days")
+    p.add_argument("--count", type=lead_count, default=1000, help="1 to 1,000,000 (default 1000)")
+    p.add_argument("--first-day", type=date.fromisoformat, default=date(2024, 1, 1),
+                   metavar="YYYY-MM-DD", help="first lead's day (default 2024-01-01)")  # fmt: skip
+    p.add_argument("--days", type=day_count, default=90,
+                   help=f"criado spread over 1 to {MAX_DAYS} days (default 90)")  # fmt: skip
     p.set_defaults(handler=seed_leads)
 
     schema = sub.add_parser(
@@ -215,11 +221,16 @@ def stuck(args: argparse.Namespace) -> int:
 @friendly
 def seed_leads(args: argparse.Namespace) -> int:
     """Insert demo leads (ids after the tenant's highest)."""
+    if not LEAD_DAYS[0] <= args.first_day <= LEAD_DAYS[1] - timedelta(days=args.days):
+        raise ValidationFailed(
+            f"The leads' days must lie between {LEAD_DAYS[0]} and {LEAD_DAYS[1]}: pick an"
+            " earlier --first-day or fewer --days."
+        )
     params = {"tenant_id": tenant_id(args.tenant), "count": args.count,
-              "first_day": args.first_day, "spread_s": args.days * 86400}  # fmt: skip
+              "first_day": args.first_day.isoformat(), "spread_s": args.days * 86400}  # fmt: skip
     with db.transaction() as conn:
-        conn.execute(query("gestao", "seed_leads"), params)
-    print(f"inserted {args.count} leads for {args.tenant}")
+        inserted = conn.execute(query("gestao", "seed_leads"), params).rowcount
+    print(f"inserted {inserted} leads for {args.tenant}")
     return 0
 
 
