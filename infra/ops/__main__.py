@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -58,8 +59,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(args.handler(args) or 0)
 
 
+def run() -> int:
+    """main(), where a reader that goes away (`... | head`) ends us quietly, as it does `ls`.
+
+    SIGPIPE keeps Python's default (an error, not death): a socket a command writes to may
+    close under it too, and that must stay an error."""
+    try:
+        try:
+            return main()
+        finally:
+            sys.stdout.flush()  # what is still buffered fails here, not at interpreter exit
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
 if __name__ == "__main__":
     from infra.local.stack import load_local_env
 
     load_local_env()  # talk to the `make run` stack unless the environment says otherwise
-    sys.exit(main())
+    sys.exit(run())

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from infra.ops.__main__ import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _commands(parser: argparse.ArgumentParser) -> dict[str, str]:
@@ -30,3 +36,18 @@ def test_the_help_speaks_to_users_not_to_developers(capsys: pytest.CaptureFixtur
     for internal in ("COMMAND_MODULES", "register(", "handler", "{migrate,"):
         assert internal not in text
     assert "make run" in text and "--help" in text and "token --demo acme-admin" in text
+
+
+def test_a_reader_that_goes_away_ends_it_quietly() -> None:
+    """`python -m infra.ops token ... | head`: the pipe closes under it; no traceback."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the CLI writes a byte
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "infra.ops", "token", "--service"],
+            stdout=write, stderr=subprocess.PIPE, cwd=ROOT, timeout=60, check=False,
+            env={**os.environ, "JWT_SECRET": "a-test-secret-of-at-least-32-bytes-long!"},
+        )  # fmt: skip
+    finally:
+        os.close(write)
+    assert done.returncode == 1 and done.stderr == b"", done.stderr.decode()
