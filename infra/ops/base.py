@@ -20,7 +20,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser(
         "seed-demo",
-        help="Insert the demo tenants, their users and integrations (safe to repeat).",
+        help="Insert the demo tenants, their users, integrations and leads (safe to repeat).",
     )
     p.set_defaults(handler=_seed)
 
