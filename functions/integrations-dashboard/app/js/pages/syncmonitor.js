@@ -113,7 +113,7 @@ function ExportPanel({ tenant, onSchema }) {
   </section>`;
 }
 
-/** The tenant's earlier exports (newest first); re-read when the current one changes state. */
+/** The tenant's exports, the current one included (newest first); re-read when it changes state. */
 function ExportHistory({ tenant, current }) {
   const [jobs, setJobs] = useState(null);
   const [error, setError] = useState(null);
@@ -125,7 +125,7 @@ function ExportHistory({ tenant, current }) {
   }, [tenant.id, key]);
   if (error) return html`<${Notice} kind="error">${error}</${Notice}>`;
   if (!jobs || jobs.length === 0) return null;
-  return html`<h3>Exportações anteriores</h3>
+  return html`<h3>Histórico de exportações</h3>
     <div class="table-wrap"><table data-testid="export-history">
       <caption class="visually-hidden">Exportações, mais recentes primeiro</caption>
       <thead><tr><th scope="col">Criada em</th><th scope="col">Período</th><th scope="col">Status</th>
