@@ -161,7 +161,8 @@ def _seed_leads(conn: psycopg.Connection[Any], tenant: DemoTenant) -> None:
     """DEMO_LEADS leads for the tenant, unless it has some already."""
     if conn.execute("SELECT 1 FROM leads WHERE tenant_id = %s LIMIT 1", [tenant.id]).fetchone():
         return
-    first_day = datetime.now(UTC).date() - timedelta(days=DEMO_LEAD_DAYS)
-    params = {"tenant_id": tenant.id, "count": DEMO_LEADS, "first_day": first_day.isoformat(),
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    params = {"tenant_id": tenant.id, "count": DEMO_LEADS,
+              "first_day": today - timedelta(days=DEMO_LEAD_DAYS),  # UTC, as syncq's days are
               "spread_s": DEMO_LEAD_DAYS * 86400}  # fmt: skip
     conn.execute(query("gestao", "seed_leads"), params)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -47,8 +47,8 @@ SETTLED = ("completed", "failed", "paused")
 day_count = whole_number(1, MAX_DAYS, "days")
 export_count = whole_number(1, EXPORTS_LISTED_MAX)
 lead_count = whole_number(1, 1_000_000, "leads")
-# The days a lead's criado may fall on (the leads table's CHECK allows 0001-01-02 to 9999-12-30).
-LEAD_DAYS = (date(1, 1, 3), date(9999, 12, 29))  # a day inside it, whatever the time zone
+# The UTC days a lead's criado may fall on (the leads table's CHECK).
+LEAD_DAYS = (date(1, 1, 2), date(9999, 12, 30))
 
 
 def register(sub: Any) -> None:
@@ -223,11 +223,13 @@ def seed_leads(args: argparse.Namespace) -> int:
     """Insert demo leads (ids after the tenant's highest)."""
     if not LEAD_DAYS[0] <= args.first_day <= LEAD_DAYS[1] - timedelta(days=args.days):
         raise ValidationFailed(
-            f"The leads' days must lie between {LEAD_DAYS[0]} and {LEAD_DAYS[1]}: pick an"
-            " earlier --first-day or fewer --days."
+            f"The leads' days (--first-day, then --days more) must lie between {LEAD_DAYS[0]}"
+            f" and {LEAD_DAYS[1]}."
         )
+    day = args.first_day
+    first = datetime(day.year, day.month, day.day, tzinfo=UTC)  # a UTC day, as syncq's days are
     params = {"tenant_id": tenant_id(args.tenant), "count": args.count,
-              "first_day": args.first_day.isoformat(), "spread_s": args.days * 86400}  # fmt: skip
+              "first_day": first, "spread_s": args.days * 86400}  # fmt: skip
     with db.transaction() as conn:
         inserted = conn.execute(query("gestao", "seed_leads"), params).rowcount
     print(f"inserted {inserted} leads for {args.tenant}")
