@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -161,8 +161,16 @@ def _seed_leads(conn: psycopg.Connection[Any], tenant: DemoTenant) -> None:
     """DEMO_LEADS leads for the tenant, unless it has some already."""
     if conn.execute("SELECT 1 FROM leads WHERE tenant_id = %s LIMIT 1", [tenant.id]).fetchone():
         return
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    params = {"tenant_id": tenant.id, "count": DEMO_LEADS,
-              "first_day": today - timedelta(days=DEMO_LEAD_DAYS),  # UTC, as syncq's days are
-              "spread_s": DEMO_LEAD_DAYS * 86400}  # fmt: skip
-    conn.execute(query("gestao", "seed_leads"), params)
+    first_day = datetime.now(UTC).date() - timedelta(days=DEMO_LEAD_DAYS)
+    seed_leads(conn, tenant.id, DEMO_LEADS, first_day, DEMO_LEAD_DAYS)
+
+
+def seed_leads(
+    conn: psycopg.Connection[Any], tenant_id: uuid.UUID, count: int, first_day: date, days: int
+) -> int:
+    """`count` demo leads for the tenant, ids after its highest, created over `days` UTC days
+    from `first_day` (UTC, as syncq's days are, whatever the session's zone); how many."""
+    first = datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)
+    params = {"tenant_id": tenant_id, "count": count, "first_day": first,
+              "spread_s": days * 86400}  # fmt: skip
+    return conn.execute(query("gestao", "seed_leads"), params).rowcount

@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
 from tqdm import tqdm
 
+from infra.local import demo
 from infra.ops._args import MAX_DAYS, friendly, positive_duration_s, whole_number
 from infra.ops.jobs import table
 from shared import db
@@ -226,12 +227,9 @@ def seed_leads(args: argparse.Namespace) -> int:
             f"The leads' days (--first-day, then --days more) must lie between {LEAD_DAYS[0]}"
             f" and {LEAD_DAYS[1]}."
         )
-    day = args.first_day
-    first = datetime(day.year, day.month, day.day, tzinfo=UTC)  # a UTC day, as syncq's days are
-    params = {"tenant_id": tenant_id(args.tenant), "count": args.count,
-              "first_day": first, "spread_s": args.days * 86400}  # fmt: skip
+    tid = tenant_id(args.tenant)
     with db.transaction() as conn:
-        inserted = conn.execute(query("gestao", "seed_leads"), params).rowcount
+        inserted = demo.seed_leads(conn, tid, args.count, args.first_day, args.days)
     print(f"inserted {inserted} leads for {args.tenant}")
     return 0
 
