@@ -169,6 +169,114 @@ def test_a_lost_event_stream_reconnects_and_ends_right(page: Any, live: LiveStac
     assert jobs_of(live, GLOBEX, "onecode")[-1]["status"] == "success"
 
 
+def test_a_refetch_read_before_the_end_does_not_undo_it(page: Any, live: LiveStack) -> None:
+    """The page refetches its cards after a click (and after every reconnection) while the
+    stream goes on: an answer read while the job ran, arriving after the job's last event,
+    must not put the card back to "Processando..." (the stream never sends that event again).
+    """
+    wait_idle(live, GLOBEX, "onecode")
+    live.knobs("onecode", latency_ms=1000)  # a run of several seconds
+    held: list[tuple[Any, Any]] = []
+
+    def hold(route: Any) -> None:  # the first refetch is read now and answered later
+        if held:
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))
+
+    try:
+        sign_in(page, live, "globex-admin")
+        page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
+        onecode = card(page, "onecode")
+        page.route("**/functions/v1/list-integrations?*", hold)
+        onecode.get_by_role("button", name="Executar").click()
+        for _ in range(200):  # the refetch 1.5 s after the click (events pump while waiting)
+            if held:
+                break
+            page.wait_for_timeout(50)
+        route, stale = held[0]
+        [read] = [i for i in stale.json()["integrations"] if i["provider_slug"] == "onecode"]
+        assert read["latest_job"]["status"] in ("pending", "running")  # read mid-run
+        onecode.get_by_test_id("status").filter(has_text="Concluído").wait_for(timeout=60_000)
+        with page.expect_request("**/functions/v1/integration-metrics?*"):
+            route.fulfill(response=stale)  # the stale list lands; metrics are loaded next
+        page.wait_for_timeout(500)
+        assert onecode.get_by_test_id("status").inner_text() == "Concluído"
+        assert onecode.locator("progress").count() == 0
+    finally:
+        page.unroute("**/functions/v1/list-integrations?*")
+        live.reset("onecode")
+    assert jobs_of(live, GLOBEX, "onecode")[-1]["status"] == "success"
+
+
+def test_execucoes_keep_a_finished_run_through_a_reconnection(page: Any, live: LiveStack) -> None:
+    """Execuções refetch their page when the stream reconnects; that answer, read while the
+    run was still going and arriving after its last event, must not undo it."""
+    wait_idle(live, GLOBEX, "onecode")
+    live.knobs("onecode", latency_ms=1000)
+    runs = "**/functions/v1/list-integration-jobs?*"
+    held: list[tuple[Any, Any]] = []
+
+    def hold(route: Any) -> None:  # the first refetch is read now and answered later
+        if held:
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))
+
+    try:
+        sign_in(page, live, "globex-admin", f"#/t/{GLOBEX.id}/integracoes/onecode/execucoes")
+        page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
+        page.get_by_role("button", name="Executar Agora").click()
+        wait_until(lambda: jobs_of(live, GLOBEX, "onecode")[-1]["status"] == "running", 30, "run")
+        job_id = str(jobs_of(live, GLOBEX, "onecode")[-1]["id"])
+        page.locator(f"tr[data-job='{job_id}'][data-status='running']").wait_for()
+        page.route(runs, hold)
+        assert live.proxy.cut() > 0  # the stream drops; the page reconnects and refetches
+        for _ in range(200):
+            if held:
+                break
+            page.wait_for_timeout(50)
+        route, stale = held[0]
+        [read] = [j for j in stale.json()["jobs"] if j["id"] == job_id]
+        assert read["status"] == "running"  # read mid-run
+        page.locator(f"tr[data-job='{job_id}'][data-status='success']").wait_for(timeout=60_000)
+        route.fulfill(response=stale)
+        page.wait_for_timeout(500)
+        assert page.locator(f"tr[data-job='{job_id}']").get_attribute("data-status") == "success"
+    finally:
+        page.unroute(runs)
+        live.reset("onecode")
+
+
+def test_the_newest_copy_of_a_job_wins_in_the_page(page: Any, live: LiveStack) -> None:
+    """jobs.newestJob, in the page's own module: which copy of a job a card keeps."""
+    page.goto(live.dashboard)
+    verdicts = page.evaluate(
+        """async () => {
+          const { newestJob } = await import('./js/jobs.js');
+          const job = (id, status, updated, created = '2026-01-01T00:00:00Z') =>
+            ({ id, status, updated_at: updated, created_at: created });
+          const running = job('a', 'running', '2026-01-01T00:00:05Z');
+          const later = job('a', 'running', '2026-01-01T00:00:06Z');
+          const done = job('a', 'success', '2026-01-01T00:00:04Z');
+          const next = job('b', 'pending', '2026-01-01T00:00:01Z', '2026-01-01T00:00:09Z');
+          const pick = (held, arrived) => newestJob(held, arrived);
+          return {
+            later_update: pick(running, later) === later,
+            stale_update: pick(later, running) === later,
+            finished_over_live: pick(done, later) === done,
+            live_never_undoes_finished: pick(later, done) === done,
+            newer_job: pick(done, next) === next,
+            older_job: pick(next, done) === next,
+            nothing_held: pick(null, running) === running,
+            nothing_arrived: pick(running, null) === running,
+          };
+        }"""
+    )
+    assert verdicts == dict.fromkeys(verdicts, True), verdicts
+    assert len(verdicts) == 8
+
+
 def test_a_job_waiting_too_long_says_the_queue_waits(page: Any, live: LiveStack) -> None:
     wait_idle(live, GLOBEX, "bomcontrole")
     live.execute(  # due ten minutes ago and never claimed (no wake-up reached a worker)

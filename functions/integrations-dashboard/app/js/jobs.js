@@ -1,6 +1,6 @@
 // What the Integrações cards and the Detalhe page share: running, merging live rows, stalls.
 import { api, describe } from './api.js';
-import { fmtAgo } from './format.js';
+import { fmtAgo, isLive } from './format.js';
 import { notify } from './ui.js';
 
 /** A pending job due for longer than this (s) is waiting for the sweep to pick it up. */
@@ -25,6 +25,21 @@ export function supersedes(job, latest) {
 }
 
 /**
+ * Which of two copies of the integration's latest job to show: a live event and a refetch
+ * answer arrive in either order, and a refetch read before the job's last change must not
+ * undo it (the stream does not send that change again). Of two copies of one job, a finished
+ * one wins (a job never comes back from success, error or canceled), else the later
+ * `updated_at`; of two jobs, the one created later.
+ */
+export function newestJob(held, arrived) {
+  if (!held) return arrived;
+  if (!arrived) return held;
+  if (held.id !== arrived.id) return supersedes(arrived, held) ? arrived : held;
+  if (isLive(held) !== isLive(arrived)) return isLive(held) ? arrived : held;
+  return Date.parse(arrived.updated_at) >= Date.parse(held.updated_at) ? arrived : held;
+}
+
+/**
  * Click "Executar" (or "Tentar novamente" on a failed run: `retryOf` is its id): 202 -> the
  * pending job; 409 job_already_active -> an informative notice.
  */
@@ -37,7 +52,8 @@ export async function runIntegration(tenantId, slug, retryOf = null) {
     const now = new Date().toISOString();
     return {
       id: started.job_id, tenant_id: tenantId, provider_slug: slug, status: started.status,
-      progress: 0, attempts: 0, max_attempts: 3, created_at: now, updated_at: now, run_after: now,
+      progress: 0, attempts: 0, max_attempts: 3, created_at: now, run_after: now,
+      updated_at: new Date(0).toISOString(), // any copy from the server is newer, whatever the clocks
       trigger: retryOf ? 'retry' : 'manual',
     };
   } catch (err) {

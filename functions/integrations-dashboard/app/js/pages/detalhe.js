@@ -2,10 +2,10 @@
 import { html, useCallback, useEffect, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
 import { isLive } from '../format.js';
-import { runIntegration, supersedes } from '../jobs.js';
+import { runIntegration } from '../jobs.js';
 import { bus } from '../live.js';
 import { Notice, TabPanel, Tabs } from '../ui.js';
-import { StatusBadge } from './integracoes.js';
+import { StatusBadge, withJob } from './integracoes.js';
 import { Overview } from './overview.js';
 import { Runs } from './runs.js';
 import { Schedule } from './schedule.js';
@@ -28,13 +28,13 @@ export function Detalhe({ tenant, slug, tab }) {
       const listed = await api('list-integrations', { query: { tenant_id: tenant.id } });
       const found = listed.integrations.find((i) => i.provider_slug === slug);
       if (!found) { setError('Integração não encontrada nesta organização.'); return; }
-      setItem(found); setError(null);
+      setItem((held) => (held?.latest_job ? withJob([found], held.latest_job)[0] : found)); setError(null);
     } catch (err) { setError(describe(err)); }
   }, [tenant.id, slug]);
   useEffect(() => { setItem(null); load(); }, [load]);
   useEffect(() => bus.onJob((job) => {
     if (job.tenant_id === tenant.id && job.provider_slug === slug) {
-      setItem((it) => (it && supersedes(job, it.latest_job) ? { ...it, latest_job: job } : it));
+      setItem((it) => (it ? withJob([it], job)[0] : it));
     }
   }), [tenant.id, slug]);
   useEffect(() => bus.onReconnect(load), [load]);

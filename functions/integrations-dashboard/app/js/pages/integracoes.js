@@ -2,7 +2,7 @@
 import { html, useCallback, useEffect, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
 import { JOB_STATUS, fmtDateTime, fmtTime, isLive } from '../format.js';
-import { fmtFreshness, isStalled, loadMetrics, retryingAt, runIntegration, supersedes } from '../jobs.js';
+import { fmtFreshness, isStalled, loadMetrics, newestJob, retryingAt, runIntegration } from '../jobs.js';
 import { bus } from '../live.js';
 import { Badge, Dialog, Notice, Progress, useNow } from '../ui.js';
 
@@ -14,12 +14,21 @@ export function StatusBadge({ job }) {
 
 export function withJob(items, job) {
   return items.map((it) => {
-    if (it.provider_slug !== job.provider_slug || !supersedes(job, it.latest_job)) return it;
+    if (it.provider_slug !== job.provider_slug || newestJob(it.latest_job, job) !== job) return it;
     const done = !isLive(job) && job.finished_at;
     return {
       ...it, latest_job: job,
       ...(done ? { last_run: job.finished_at, last_status: job.status, last_error: job.error_message } : {}),
     };
+  });
+}
+
+/** A refetched list whose cards keep the job they show when it is newer than the list's. */
+export function withHeldJobs(listed, held) {
+  if (!held) return listed;
+  return listed.map((it) => {
+    const shown = held.find((h) => h.provider_slug === it.provider_slug)?.latest_job;
+    return shown ? withJob([it], shown)[0] : it;
   });
 }
 
@@ -73,7 +82,7 @@ export function Integracoes({ tenant }) {
         api('list-integrations', { query: { tenant_id: tenant.id } }),
         api('integration-schedules', { query: { tenant_id: tenant.id } }).catch(() => ({ schedules: [] })),
       ]);
-      setItems(listed.integrations);
+      setItems((held) => withHeldJobs(listed.integrations, held));
       setSchedules(Object.fromEntries(sched.schedules.map((s) => [s.provider_slug, s])));
       setError(null);
     } catch (err) { setError(describe(err)); }

@@ -2,7 +2,7 @@
 import { html, useCallback, useEffect, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
 import { JOB_STATUS, TRIGGERS, fmtDateTime, fmtDuration, isLive } from '../format.js';
-import { cancelJob, runIntegration } from '../jobs.js';
+import { cancelJob, newestJob, runIntegration } from '../jobs.js';
 import { bus } from '../live.js';
 import { Badge, Dialog, Notice, Progress, notify } from '../ui.js';
 
@@ -10,6 +10,12 @@ const PAGE = 20;
 
 function matches(job, filters) {
   return (!filters.status || job.status === filters.status) && (!filters.trigger || job.trigger === filters.trigger);
+}
+
+/** A refetched page in which each job the list already shows keeps its newer copy. */
+function withNewest(jobs, held, filters) {
+  if (!held) return jobs;
+  return jobs.map((j) => newestJob(held.find((h) => h.id === j.id), j)).filter((j) => matches(j, filters));
 }
 
 export function Runs({ tenant, slug }) {
@@ -28,7 +34,7 @@ export function Runs({ tenant, slug }) {
   const load = useCallback(async () => {
     try {
       const page = await fetchPage(null);
-      setRows(page.jobs); setNext(page.next_before); setError(null);
+      setRows((held) => withNewest(page.jobs, held, filters)); setNext(page.next_before); setError(null);
     } catch (err) { setError(describe(err)); }
   }, [fetchPage]);
   useEffect(() => { setRows(null); load(); }, [load]);
@@ -38,7 +44,7 @@ export function Runs({ tenant, slug }) {
     setRows((list) => {
       if (!list) return list;
       if (list.some((j) => j.id === job.id)) {
-        return list.map((j) => (j.id === job.id ? job : j)).filter((j) => matches(j, filters));
+        return list.map((j) => (j.id === job.id ? newestJob(j, job) : j)).filter((j) => matches(j, filters));
       }
       const newest = list[0];
       if (matches(job, filters) && (!newest || Date.parse(job.created_at) >= Date.parse(newest.created_at))) return [job, ...list];
