@@ -300,6 +300,51 @@ def test_a_job_waiting_too_long_says_the_queue_waits(page: Any, live: LiveStack)
 # -- tenants and roles ------------------------------------------------------------------------
 
 
+def test_a_late_answer_never_shows_under_the_other_organization(page: Any, live: LiveStack) -> None:
+    """A user of two organizations switches while a refetch of the first is on its way: when
+    it lands, the page of the second shows nothing of it."""
+    live.execute(
+        "INSERT INTO tenant_members (tenant_id, user_id, role) VALUES (%s, %s, 'member')",
+        ACME.id, GLOBEX.admin,
+    )  # fmt: skip
+    globex_list = "**/functions/v1/list-integrations?*"
+    held: list[tuple[Any, Any]] = []
+
+    def hold(route: Any) -> None:  # Globex's refetch is read now and answered later
+        if held or str(GLOBEX.id) not in route.request.url:
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))
+
+    try:
+        sign_in(page, live, "globex-admin", f"#/t/{GLOBEX.id}/integracoes")
+        card(page, "onecode").wait_for()
+        page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
+        page.route(globex_list, hold)
+        assert live.proxy.cut() > 0  # the stream reconnects, and the page refetches
+        for _ in range(200):
+            if held:
+                break
+            page.wait_for_timeout(50)
+        route, late = held[0]
+        page.get_by_label("Organização").select_option(str(ACME.id))
+        page.get_by_text(ACME.name, exact=True).last.wait_for()
+        card(page, "acessorias").wait_for()
+        body = late.json()
+        for item in body["integrations"]:
+            item["display_name"] = "Globex, resposta atrasada"
+        route.fulfill(response=late, json=body)
+        page.wait_for_timeout(500)
+        assert page.get_by_text("Globex, resposta atrasada").count() == 0
+        assert f"#/t/{ACME.id}/" in page.evaluate("location.hash")
+    finally:
+        page.unroute(globex_list)
+        live.execute(
+            "DELETE FROM tenant_members WHERE tenant_id = %s AND user_id = %s",
+            ACME.id, GLOBEX.admin,
+        )  # fmt: skip
+
+
 def test_a_member_sees_only_their_tenant_and_cannot_act(page: Any, live: LiveStack) -> None:
     sign_in(page, live, "acme-member")
     options = page.get_by_label("Organização").locator("option").all_inner_texts()
