@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,43 @@ def watch_progress(page: Any, provider: str) -> None:
         }""",
         provider,
     )
+
+
+class HeldAnswer:
+    """The first request to `pattern` (with `marker` in its URL) is read from the server at
+    once and answered only when the test says so: a slow answer that arrives after later news.
+    """
+
+    def __init__(self, page: Any, pattern: str, marker: str = "") -> None:
+        self.page, self.pattern, self.marker = page, pattern, marker
+        self.route: Any = None
+        self.answer: Any = None
+
+    def __enter__(self) -> HeldAnswer:
+        self.page.route(self.pattern, self._hold)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.page.unroute(self.pattern)
+
+    def _hold(self, route: Any) -> None:
+        if self.route is not None or self.marker not in route.request.url:
+            route.continue_()
+        else:
+            self.route, self.answer = route, route.fetch()
+
+    def read(self, timeout_s: float = 10.0) -> Any:
+        """The held answer's body, once the page has asked (Playwright's events pump only
+        while the test waits in a Playwright call)."""
+        deadline = time.monotonic() + timeout_s
+        while self.route is None:
+            assert time.monotonic() < deadline, f"the page never asked for {self.pattern}"
+            self.page.wait_for_timeout(50)
+        return self.answer.json()
+
+    def release(self, **changes: Any) -> None:
+        """Answer now, as read then (`json=` answers another body with its status)."""
+        self.route.fulfill(response=self.answer, **changes)
 
 
 # -- Integrações ----------------------------------------------------------------------------
@@ -176,35 +214,22 @@ def test_a_refetch_read_before_the_end_does_not_undo_it(page: Any, live: LiveSta
     """
     wait_idle(live, GLOBEX, "onecode")
     live.knobs("onecode", latency_ms=1000)  # a run of several seconds
-    held: list[tuple[Any, Any]] = []
-
-    def hold(route: Any) -> None:  # the first refetch is read now and answered later
-        if held:
-            route.continue_()
-        else:
-            held.append((route, route.fetch()))
-
     try:
         sign_in(page, live, "globex-admin")
         page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
         onecode = card(page, "onecode")
-        page.route("**/functions/v1/list-integrations?*", hold)
-        onecode.get_by_role("button", name="Executar").click()
-        for _ in range(200):  # the refetch 1.5 s after the click (events pump while waiting)
-            if held:
-                break
-            page.wait_for_timeout(50)
-        route, stale = held[0]
-        [read] = [i for i in stale.json()["integrations"] if i["provider_slug"] == "onecode"]
-        assert read["latest_job"]["status"] in ("pending", "running")  # read mid-run
-        onecode.get_by_test_id("status").filter(has_text="Concluído").wait_for(timeout=60_000)
-        with page.expect_request("**/functions/v1/integration-metrics?*"):
-            route.fulfill(response=stale)  # the stale list lands; metrics are loaded next
+        with HeldAnswer(page, "**/functions/v1/list-integrations?*") as refetch:
+            onecode.get_by_role("button", name="Executar").click()
+            stale = refetch.read()  # the refetch 1.5 s after the click
+            [read] = [i for i in stale["integrations"] if i["provider_slug"] == "onecode"]
+            assert read["latest_job"]["status"] in ("pending", "running")  # read mid-run
+            onecode.get_by_test_id("status").filter(has_text="Concluído").wait_for(timeout=60_000)
+            with page.expect_request("**/functions/v1/integration-metrics?*"):
+                refetch.release()  # the stale list lands; metrics are loaded next
         page.wait_for_timeout(500)
         assert onecode.get_by_test_id("status").inner_text() == "Concluído"
         assert onecode.locator("progress").count() == 0
     finally:
-        page.unroute("**/functions/v1/list-integrations?*")
         live.reset("onecode")
     assert jobs_of(live, GLOBEX, "onecode")[-1]["status"] == "success"
 
@@ -214,37 +239,23 @@ def test_execucoes_keep_a_finished_run_through_a_reconnection(page: Any, live: L
     run was still going and arriving after its last event, must not undo it."""
     wait_idle(live, GLOBEX, "onecode")
     live.knobs("onecode", latency_ms=1000)
-    runs = "**/functions/v1/list-integration-jobs?*"
-    held: list[tuple[Any, Any]] = []
-
-    def hold(route: Any) -> None:  # the first refetch is read now and answered later
-        if held:
-            route.continue_()
-        else:
-            held.append((route, route.fetch()))
-
     try:
         sign_in(page, live, "globex-admin", f"#/t/{GLOBEX.id}/integracoes/onecode/execucoes")
         page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
         page.get_by_role("button", name="Executar Agora").click()
         wait_until(lambda: jobs_of(live, GLOBEX, "onecode")[-1]["status"] == "running", 30, "run")
         job_id = str(jobs_of(live, GLOBEX, "onecode")[-1]["id"])
-        page.locator(f"tr[data-job='{job_id}'][data-status='running']").wait_for()
-        page.route(runs, hold)
-        assert live.proxy.cut() > 0  # the stream drops; the page reconnects and refetches
-        for _ in range(200):
-            if held:
-                break
-            page.wait_for_timeout(50)
-        route, stale = held[0]
-        [read] = [j for j in stale.json()["jobs"] if j["id"] == job_id]
-        assert read["status"] == "running"  # read mid-run
-        page.locator(f"tr[data-job='{job_id}'][data-status='success']").wait_for(timeout=60_000)
-        route.fulfill(response=stale)
+        row = f"tr[data-job='{job_id}']"
+        page.locator(f"{row}[data-status='running']").wait_for()
+        with HeldAnswer(page, "**/functions/v1/list-integration-jobs?*") as refetch:
+            assert live.proxy.cut() > 0  # the stream drops; the page reconnects and refetches
+            [read] = [j for j in refetch.read()["jobs"] if j["id"] == job_id]
+            assert read["status"] == "running"  # read mid-run
+            page.locator(f"{row}[data-status='success']").wait_for(timeout=60_000)
+            refetch.release()
         page.wait_for_timeout(500)
-        assert page.locator(f"tr[data-job='{job_id}']").get_attribute("data-status") == "success"
+        assert page.locator(row).get_attribute("data-status") == "success"
     finally:
-        page.unroute(runs)
         live.reset("onecode")
 
 
@@ -307,38 +318,23 @@ def test_a_late_answer_never_shows_under_the_other_organization(page: Any, live:
         "INSERT INTO tenant_members (tenant_id, user_id, role) VALUES (%s, %s, 'member')",
         ACME.id, GLOBEX.admin,
     )  # fmt: skip
-    globex_list = "**/functions/v1/list-integrations?*"
-    held: list[tuple[Any, Any]] = []
-
-    def hold(route: Any) -> None:  # Globex's refetch is read now and answered later
-        if held or str(GLOBEX.id) not in route.request.url:
-            route.continue_()
-        else:
-            held.append((route, route.fetch()))
-
     try:
         sign_in(page, live, "globex-admin", f"#/t/{GLOBEX.id}/integracoes")
         card(page, "onecode").wait_for()
         page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
-        page.route(globex_list, hold)
-        assert live.proxy.cut() > 0  # the stream reconnects, and the page refetches
-        for _ in range(200):
-            if held:
-                break
-            page.wait_for_timeout(50)
-        route, late = held[0]
-        page.get_by_label("Organização").select_option(str(ACME.id))
-        page.get_by_text(ACME.name, exact=True).last.wait_for()
-        card(page, "acessorias").wait_for()
-        body = late.json()
-        for item in body["integrations"]:
-            item["display_name"] = "Globex, resposta atrasada"
-        route.fulfill(response=late, json=body)
+        with HeldAnswer(page, "**/functions/v1/list-integrations?*", str(GLOBEX.id)) as refetch:
+            assert live.proxy.cut() > 0  # the stream reconnects, and the page refetches
+            late = refetch.read()
+            page.get_by_label("Organização").select_option(str(ACME.id))
+            page.get_by_text(ACME.name, exact=True).last.wait_for()
+            card(page, "acessorias").wait_for()
+            for item in late["integrations"]:
+                item["display_name"] = "Globex, resposta atrasada"
+            refetch.release(json=late)
         page.wait_for_timeout(500)
         assert page.get_by_text("Globex, resposta atrasada").count() == 0
         assert f"#/t/{ACME.id}/" in page.evaluate("location.hash")
     finally:
-        page.unroute(globex_list)
         live.execute(
             "DELETE FROM tenant_members WHERE tenant_id = %s AND user_id = %s",
             ACME.id, GLOBEX.admin,
