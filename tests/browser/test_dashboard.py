@@ -341,6 +341,26 @@ def test_a_late_answer_never_shows_under_the_other_organization(page: Any, live:
         )  # fmt: skip
 
 
+def test_a_late_answer_never_shows_under_the_other_integration(page: Any, live: LiveStack) -> None:
+    """From one integration's Detalhe straight to another's (the address changes, the page
+    stays): the first one's refetch, landing late, shows nothing under the second."""
+    base = f"#/t/{ACME.id}/integracoes"
+    sign_in(page, live, "acme-member", f"{base}/onecode")
+    page.get_by_role("heading", name="OneCode").wait_for()
+    page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
+    with HeldAnswer(page, "**/functions/v1/list-integrations?*") as refetch:
+        assert live.proxy.cut() > 0  # the stream reconnects, and the page refetches
+        late = refetch.read()
+        page.evaluate("hash => { location.hash = hash; }", f"{base}/acessorias")
+        page.get_by_role("heading", name="Acessórias").wait_for()
+        for item in late["integrations"]:
+            item["display_name"] = "OneCode, resposta atrasada"
+        refetch.release(json=late)
+    page.wait_for_timeout(500)
+    assert page.get_by_text("OneCode, resposta atrasada").count() == 0
+    assert page.get_by_role("heading", name="Acessórias").count() == 1
+
+
 def test_a_member_sees_only_their_tenant_and_cannot_act(page: Any, live: LiveStack) -> None:
     sign_in(page, live, "acme-member")
     options = page.get_by_label("Organização").locator("option").all_inner_texts()

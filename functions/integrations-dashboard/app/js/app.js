@@ -116,15 +116,16 @@ function App() {
   }
   function signOut() { setToken(null); sessionStorage.removeItem('syncq.label'); setSession(null); location.hash = '#/entrar'; }
 
-  // Pages are keyed by tenant: switching remounts them, so an answer still on its way for the
-  // tenant left behind lands in a page that is gone, never under the other tenant's name.
+  // Pages are keyed by tenant (Detalhe also by integration): switching remounts them, so an
+  // answer still on its way for the one left behind lands in a page that is gone, never under
+  // the other's name.
   let page;
   if (route.tenantId && !tenant) {
     page = html`<h1>Sem acesso</h1><${Notice} kind="error" testid="no-access">Organização não encontrada ou você não é membro dela.</${Notice}>`;
   } else if (route.name === 'integracoes') {
     page = html`<${Integracoes} key=${tenant.id} tenant=${tenant} />`;
   } else if (route.name === 'detalhe') {
-    page = html`<${Detalhe} key=${tenant.id} tenant=${tenant} slug=${route.slug} tab=${route.tab} />`;
+    page = html`<${Detalhe} key=${tenant.id + '/' + route.slug} tenant=${tenant} slug=${route.slug} tab=${route.tab} />`;
   } else if (route.name === 'sync-monitor') {
     page = html`<${SyncMonitor} key=${tenant.id} tenant=${tenant} />`;
   } else if (route.name === 'creditos') {
