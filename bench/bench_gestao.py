@@ -41,6 +41,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import httpx
@@ -55,6 +56,7 @@ from infra.emulators.postgrest import make_key
 from infra.emulators.postgrest.schema_cache import load_schema_cache
 from infra.emulators.postgrest.state import DEFAULT_PROJECT_REF
 from infra.emulators.postgrest.writes import Prefer, RawBody, insert_statement, plan_insert
+from infra.local import demo
 from shared.auth import SERVICE
 from shared.gestao.mapping import DEFAULT_MAPPING
 from shared.gestao.models import ExportAction, ExportRequest
@@ -142,8 +144,7 @@ def seed_local(url: str, remote_url: str, counts: dict[str, int]) -> dict[str, u
                 " VALUES (%s, 'gestao-scouter', true, %s)",
                 [tid, Jsonb({"project_url": remote_url})],
             )
-            conn.execute(query("gestao", "seed_leads"), {"tenant_id": tid, "count": count,
-                         "first_day": "2024-01-01", "spread_s": 90 * 86400})  # fmt: skip
+            demo.seed_leads(conn, tid, count, date(2024, 1, 1), 90)
             tenants[label] = tid
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")

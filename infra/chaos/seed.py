@@ -7,13 +7,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from infra.chaos.sql import query
+from infra.local import demo
 from shared.secrets import env_var, secret_name
-from shared.sqlfiles import query as shared_query
 
 PROVIDERS = ("acessorias", "onecode", "bomcontrole")
 SECRET_KEY = {"acessorias": "token", "onecode": "token", "bomcontrole": "api_key"}
@@ -79,11 +80,7 @@ def seed_export(url: str, tenant: Tenant, project_url: str, leads: int) -> None:
             {"tenant_id": tenant.id, "provider_slug": "gestao-scouter",
              "config": Jsonb({"project_url": project_url})},
         )  # fmt: skip
-        conn.execute(
-            shared_query("gestao", "seed_leads"),
-            {"tenant_id": tenant.id, "count": leads, "first_day": "2024-01-01",
-             "spread_s": 90 * 86400},
-        )  # fmt: skip
+        demo.seed_leads(conn, tenant.id, leads, date(2024, 1, 1), 90)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE leads")
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import re
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
-from shared.sqlfiles import query
+from infra.local import demo
 from tests.browser.conftest import ACME, GLOBEX, LiveStack, sign_in
 from tests.e2e.conftest import wait_until
 
@@ -530,10 +532,8 @@ def test_a_schedule_every_minute_runs_live(page: Any, live: LiveStack) -> None:
 
 
 def test_gestao_scouter_export_progress_pause_resume(page: Any, live: LiveStack) -> None:
-    live.execute(
-        query("gestao", "seed_leads"),
-        {"tenant_id": ACME.id, "count": 1500, "first_day": "2024-01-01", "spread_s": 30 * 86400},
-    )
+    with psycopg.connect(live.database_url) as conn:
+        demo.seed_leads(conn, ACME.id, 1500, date(2024, 1, 1), 30)
     live.knobs("gestao-scouter", latency_ms=120)  # 30 batches of 50: a few seconds to watch
     try:
         sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/sync-monitor")

@@ -4,18 +4,18 @@ wired to it, lead seeding, driving the export through its Cloud Tasks, and table
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import psycopg
 
 from infra.emulators._common import ServerHandle
 from infra.emulators.postgrest import PostgrestState
+from infra.local import demo
 from shared import dispatch
 from shared.dispatch import RecordingDispatcher
 from shared.gestao.mapping import DEFAULT_MAPPING
 from shared.secrets import env_var, secret_name
-from shared.sqlfiles import query
 from tests.support import TenantFixture, call, rows, service_token
 
 REMOTE_SECRET = "gestao-scouter-remote-jwt-secret-0123456789abcdef"
@@ -60,11 +60,7 @@ def seed_leads(
     spread_days: int = 60,
 ) -> None:  # fmt: skip
     with psycopg.connect(database_url) as conn:
-        conn.execute(
-            query("gestao", "seed_leads"),
-            {"tenant_id": tenant_id, "count": count, "first_day": first_day,
-             "spread_s": spread_days * 86400},
-        )  # fmt: skip
+        demo.seed_leads(conn, tenant_id, count, date.fromisoformat(first_day), spread_days)
 
 
 def export(tenant: TenantFixture, action: str, **body: Any) -> Any:
