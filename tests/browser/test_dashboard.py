@@ -261,6 +261,34 @@ def test_execucoes_keep_a_finished_run_through_a_reconnection(page: Any, live: L
         live.reset("onecode")
 
 
+def test_a_filter_changed_while_the_list_loads_shows_only_its_rows(
+    page: Any, live: LiveStack
+) -> None:
+    """Execuções ask again when a filter changes; the answer to the question before it (all
+    triggers), arriving after the new one, must not fill the filtered table."""
+    rows = live.rows(
+        "INSERT INTO integration_jobs (tenant_id, provider_slug, status, progress, trigger,"
+        " created_at, finished_at) SELECT %s, 'bomcontrole', 'success', 100, t,"
+        " now() - make_interval(hours => h), now() - make_interval(hours => h)"
+        " FROM (VALUES ('manual', 3), ('schedule', 2)) AS v(t, h) RETURNING id, trigger",
+        ACME.id,
+    )  # fmt: skip
+    scheduled = next(str(r["id"]) for r in rows if r["trigger"] == "schedule")
+    shown = "() => [...document.querySelectorAll('[data-testid=runs] tbody tr[data-job]')]"
+    try:
+        sign_in(page, live, "acme-admin")
+        with HeldAnswer(page, "**/functions/v1/list-integration-jobs?*", "bomcontrole") as all_:
+            page.goto(f"{live.dashboard}#/t/{ACME.id}/integracoes/bomcontrole/execucoes")
+            assert {j["trigger"] for j in all_.read()["jobs"]} >= {"manual", "schedule"}
+            page.get_by_label("Gatilho").select_option("schedule")
+            page.wait_for_function(f"() => ({shown})().length === 1")
+            all_.release()  # the unfiltered answer, late
+        page.wait_for_timeout(500)
+        assert page.evaluate(f"() => ({shown})().map((tr) => tr.dataset.job)") == [scheduled]
+    finally:
+        live.execute("DELETE FROM integration_jobs WHERE id = ANY(%s)", [r["id"] for r in rows])
+
+
 def test_the_newest_copy_of_a_job_wins_in_the_page(page: Any, live: LiveStack) -> None:
     """jobs.newestJob, in the page's own module: which copy of a job a card keeps."""
     page.goto(live.dashboard)
