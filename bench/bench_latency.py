@@ -43,6 +43,7 @@ from infra import migrate
 from infra.emulators._common import start_in_thread
 from infra.emulators.acessorias import AcessoriasState, create_app
 from infra.local import demo, stack
+from infra.local.supervise import free_port
 
 JOB_TIMES = "SELECT started_at, finished_at, status FROM integration_jobs WHERE id = %s"
 FINAL = {"success", "error", "canceled"}
@@ -65,13 +66,6 @@ class Stack:
     database_url: str
     token: str
     tenant_id: UUID
-
-
-def free_port() -> int:
-    """A free loopback port (for the task emulator, which cannot bind port 0 for us)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, timeout_s: float = 30.0) -> None:

@@ -26,24 +26,12 @@ import httpx
 from infra.chaos.proxy import DeliveryProxy
 from infra.local import supervise
 from infra.local.stack import TASKS_BIN, TASKS_QUEUE
-from infra.local.supervise import Child, Children, StackFailed
+from infra.local.supervise import Child, Children, StackFailed, free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVIDERS = ("acessorias", "onecode", "bomcontrole")
 READY_S = 90.0
 RUNNINGHUB_KEY = "chaos-runninghub-api-key"
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct free loopback ports (all held open while they are chosen)."""
-    held = [socket.socket() for _ in range(count)]
-    try:
-        for s in held:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in held]
-    finally:
-        for s in held:
-            s.close()
 
 
 def listening(port: int) -> bool:

@@ -9,6 +9,7 @@ which, shows the end of its log and stops the others, instead of carrying on hal
 from __future__ import annotations
 
 import errno
+import random
 import signal
 import socket
 import subprocess
@@ -60,6 +61,39 @@ def port_taken(host: str, port: int) -> bool:
                 return True
             raise
     return False
+
+
+# A stack started on free ports (the tests, the chaos run, the benchmarks) takes them from
+# below the kernel's range for outgoing connections (32768 and up on Linux), so a
+# connection opened meanwhile never takes a port before its server binds it.
+FREE_PORTS = range(20000, 32768)
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` distinct ports nothing was bound to a moment ago; they are held together
+    while chosen, so none is handed out twice."""
+    held: list[socket.socket] = []
+    tries = 100 * (count + 1)
+    try:
+        while len(held) < count:
+            if (tries := tries - 1) < 0:
+                raise StackFailed(f"no {count} free ports on {host} in {FREE_PORTS}.")
+            sock = socket.socket()
+            try:
+                sock.bind((host, random.choice(FREE_PORTS)))
+            except OSError:  # taken: try another
+                sock.close()
+            else:
+                held.append(sock)
+        return [int(sock.getsockname()[1]) for sock in held]
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """One port nothing was bound to a moment ago."""
+    return free_ports(1, host)[0]
 
 
 def check_ports(claims: Sequence[PortClaim], host: str = "127.0.0.1") -> None:

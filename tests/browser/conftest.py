@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,8 @@ from infra.local import pg, stack
 from infra.local.demo import TENANTS
 from infra.local.stack import Ports
 from tests.conftest import TEST_JWT_SECRET
-from tests.e2e.conftest import free_port, wait_until
+from tests.e2e.conftest import wait_until
+from tests.ports import stack_port_env
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -195,7 +196,7 @@ def live(
     database_url = pg.create_database(pg_server_url, name, template=template_db)
     data = tmp_path_factory.mktemp("stack")
     env = _clean_env(
-        **{Ports.variable(f.name): str(free_port()) for f in fields(Ports)},
+        **stack_port_env(),
         DATABASE_URL=database_url, JWT_SECRET=TEST_JWT_SECRET,
         GESTAO_SCOUTER_DATABASE=f"{name}_gs", SYNCQ_DATA_DIR=str(data), **STACK_SETTINGS,
     )  # fmt: skip

@@ -16,18 +16,13 @@ import pytest
 
 from infra.local import gateway as local_gateway
 from infra.local.stack import TASKS_BIN
+from infra.local.supervise import free_ports
 from shared.queue.events import STREAM_CAPS
 from shared.queue.listener import stop_listeners
 from tests.conftest import BASE_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 QUEUE = "projects/syncq-local/locations/us-central1/queues/syncq"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(predicate: Callable[[], object], timeout_s: float, what: str) -> None:
@@ -53,7 +48,7 @@ def stack_env() -> dict[str, str]:
 @pytest.fixture
 def stack(database_url: str, tmp_path: Path, stack_env: dict[str, str]) -> Iterator[str]:
     """Cloud Tasks emulator + gateway subprocesses; yields the gateway's functions base URL."""
-    tasks_port, gateway_port = free_port(), free_port()
+    tasks_port, gateway_port = free_ports(2)
     base = f"http://127.0.0.1:{gateway_port}/functions/v1"
     env = {
         **os.environ, **BASE_ENV,

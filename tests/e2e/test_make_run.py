@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,11 +24,11 @@ import psycopg
 import pytest
 
 import shared
-from infra.local import demo, pg, stack
+from infra.local import demo, pg, stack, supervise
 from infra.local.gateway import INSTANCE_HEADER, function_names
-from infra.local.stack import Ports
 from tests.conftest import TEST_JWT_SECRET
-from tests.e2e.conftest import free_port, wait_until
+from tests.e2e.conftest import wait_until
+from tests.ports import stack_port_env
 
 pytestmark = [pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,11 +40,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     ours = stack.stack_settings(os.environ)
     keep = {k: v for k, v in os.environ.items() if k not in ours and "_PORT" not in k}
     return {**keep, **extra}
-
-
-def port_env() -> dict[str, str]:
-    """A free port from the OS for every part of the stack."""
-    return {Ports.variable(f.name): str(free_port()) for f in fields(Ports)}
 
 
 class NotFoundServer(ThreadingHTTPServer):
@@ -86,7 +82,7 @@ def run_stack(env: dict[str, str], timeout_s: float = 60) -> subprocess.Complete
 def test_a_busy_port_is_named_before_anything_starts(tmp_path: Path, variable: str) -> None:
     squatter = NotFoundServer()  # what broke it: another program answering 404 on the port
     try:
-        env = clean_env(**port_env(), SYNCQ_DATA_DIR=str(tmp_path / "data"))
+        env = clean_env(**stack_port_env(), SYNCQ_DATA_DIR=str(tmp_path / "data"))
         env[variable] = str(squatter.port)
         done = run_stack(env)
     finally:
@@ -99,7 +95,7 @@ def test_a_busy_port_is_named_before_anything_starts(tmp_path: Path, variable: s
 
 
 def test_two_parts_on_one_port_and_a_bad_port_are_named(tmp_path: Path) -> None:
-    env = clean_env(**port_env(), SYNCQ_DATA_DIR=str(tmp_path))
+    env = clean_env(**stack_port_env(), SYNCQ_DATA_DIR=str(tmp_path))
     env["BOMCONTROLE_PORT"] = env["ACESSORIAS_PORT"]
     done = run_stack(env)
     assert done.returncode == 1
@@ -121,14 +117,35 @@ def test_the_probe_wants_our_own_gateway(body: bytes, status: int) -> None:
     assert reason is not None and "not from our gateway" in reason
 
 
-def test_a_log_keeps_one_previous_run(tmp_path: Path) -> None:
-    from infra.local.supervise import rotate_log
+def test_free_ports_are_distinct_and_below_the_outgoing_range() -> None:
+    """Stacks on free ports (these tests, the chaos run) take them from below the kernel's
+    range for outgoing connections, all distinct, each one bindable."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(20):
+        ports = supervise.free_ports(len(fields(stack.Ports)))
+        assert len(set(ports)) == len(ports)
+        assert all(p in supervise.FREE_PORTS and p < low for p in ports)
+        for port in ports:
+            socket.create_server(("127.0.0.1", port)).close()
 
+
+def test_free_ports_skip_a_port_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    busy_port, free = sorted(supervise.free_ports(2))
+    with socket.create_server(("127.0.0.1", busy_port)):
+        # Only two candidates: the busy one is never handed out; then none is left.
+        monkeypatch.setattr(supervise, "FREE_PORTS", range(busy_port, free + 1, free - busy_port))
+        assert {supervise.free_port() for _ in range(20)} == {free}
+        monkeypatch.setattr(supervise, "FREE_PORTS", range(busy_port, busy_port + 1))
+        with pytest.raises(supervise.StackFailed, match="no 1 free ports"):
+            supervise.free_port()
+
+
+def test_a_log_keeps_one_previous_run(tmp_path: Path) -> None:
     log = tmp_path / "gateway.log"
     for run in range(3):
-        rotate_log(log)
+        supervise.rotate_log(log)
         log.write_text(f"run {run}\n" * 1000)
-    rotate_log(log)
+    supervise.rotate_log(log)
     assert not log.exists()  # the next writer (a child, pg_ctl) starts it afresh
     assert (tmp_path / "gateway.log.1").read_text() == "run 2\n" * 1000
     assert [p.name for p in tmp_path.iterdir()] == ["gateway.log.1"]
@@ -194,7 +211,7 @@ def launch(database_url: str, pg_server_url: str, tmp_path: Path) -> Iterator[An
 
     def start() -> Run:
         env = clean_env(
-            **port_env(),
+            **stack_port_env(),
             DATABASE_URL=database_url,
             JWT_SECRET=TEST_JWT_SECRET,
             GESTAO_SCOUTER_DATABASE=remote,

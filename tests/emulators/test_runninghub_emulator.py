@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ from infra.emulators.runninghub import (
     TaskStatus,
     create_app,
 )
+from infra.local.supervise import free_port
 
 KEY = "rh-test-key"
 OTHER_KEY = "rh-other-key"
@@ -56,14 +56,6 @@ class Receiver:
         with self._lock:
             self.calls.clear()
             self.plan.clear()
-
-
-def _free_port() -> int:
-    """A loopback port that nothing listens on (it was free a moment ago)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Emulator:
@@ -445,7 +437,7 @@ def test_webhook_gives_up_after_max_attempts(
 
 
 def test_webhook_to_a_closed_port_records_connect_errors(emulator: Emulator) -> None:
-    url = f"http://127.0.0.1:{_free_port()}/hook"
+    url = f"http://127.0.0.1:{free_port()}/hook"
     emulator.state.knobs.webhook_max_attempts = 2
     task_id = emulator.create(webhookUrl=url)
     emulator.state.advance(11.0)
@@ -617,7 +609,7 @@ def test_system_clock_moves_tasks_by_itself() -> None:
 
 
 def test_cli_serves_on_the_given_port_and_stops_on_sigterm() -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "RUNNINGHUB_API_KEY"}
     proc = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
         [sys.executable, "-m", "infra.emulators.runninghub", "--port", str(port),

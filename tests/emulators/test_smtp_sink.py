@@ -5,18 +5,13 @@ from __future__ import annotations
 import email
 import email.policy
 import smtplib
-import socket
 import subprocess
 import sys
 import time
 from email.message import EmailMessage
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from infra.local.supervise import free_port
 
 
 def test_a_mail_sent_to_the_sink_is_a_file_a_person_can_read(tmp_path: Path) -> None:

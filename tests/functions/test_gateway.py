@@ -11,7 +11,7 @@ from werkzeug.test import Client
 
 import shared
 from infra.local.gateway import INSTANCE_HEADER, Services, build, function_names
-from tests.e2e.conftest import free_port
+from infra.local.supervise import free_port, free_ports
 
 
 @pytest.fixture
@@ -53,8 +53,9 @@ def test_index_and_health_with_the_database_up(database_url: str, listener: int)
 
 
 def test_health_is_503_when_the_database_does_not_answer(configure: Any, listener: int) -> None:
-    configure(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/nothing")
-    client = gateway(listener, free_port())
+    nothing, down = free_ports(2)
+    configure(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{nothing}/nothing")
+    client = gateway(listener, down)
     health = client.get("/functions/v1/healthz")
     assert health.status_code == 503
     assert health.json == {

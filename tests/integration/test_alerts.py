@@ -9,7 +9,6 @@ import email.policy
 import hashlib
 import hmac
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +18,7 @@ import psycopg
 import pytest
 from aiosmtpd.controller import Controller
 
+from infra.local.supervise import free_port
 from shared import db
 from shared.alerts import channels
 from shared.alerts import kind as alerts
@@ -59,9 +59,7 @@ def read(mail: Any) -> str:
 def mailbox(configure: Configure) -> Iterator[Mailbox]:
     """A real SMTP server on a free loopback port, and syncq's alerts pointed at it."""
     box = Mailbox()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     controller = Controller(box, hostname="127.0.0.1", port=port)
     controller.start()
     configure(ALERT_EMAIL_TRANSPORT="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=str(port),

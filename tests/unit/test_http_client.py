@@ -6,7 +6,6 @@ refused connections and Retry-After against a real HTTP server on a free local p
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from infra.local.supervise import free_port
 from shared.errors import UpstreamError, UpstreamUnavailable
 from shared.http import HttpClient, RetryPolicy, backoff_s, pooled, retry_after_s, should_retry
 
@@ -380,9 +380,7 @@ def test_real_5xx_is_not_retried_for_a_create(
 def test_real_refused_connection_is_retried_even_for_a_create(
     real_client: Callable[..., HttpClient],
 ) -> None:
-    with socket.socket() as probe:  # a port that was free a moment ago; nobody listens there
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nobody listens there
     transport = CountingTransport()
     client = real_client(f"http://127.0.0.1:{port}", FAST, transport)
     with pytest.raises(UpstreamUnavailable) as caught:
