@@ -63,8 +63,9 @@ def watch_progress(page: Any, provider: str) -> None:
 
 
 class HeldAnswer:
-    """The first request to `pattern` (with `marker` in its URL) is read from the server at
-    once and answered only when the test says so: a slow answer that arrives after later news.
+    """The first request to `pattern` (with `marker` in its URL or body) is read from the
+    server at once and answered only when the test says so: a slow answer that arrives after
+    later news.
     """
 
     def __init__(self, page: Any, pattern: str, marker: str = "") -> None:
@@ -80,7 +81,8 @@ class HeldAnswer:
         self.page.unroute(self.pattern)
 
     def _hold(self, route: Any) -> None:
-        if self.route is not None or self.marker not in route.request.url:
+        asked = f"{route.request.url}\n{route.request.post_data or ''}"
+        if self.route is not None or self.marker not in asked:
             route.continue_()
         else:
             self.route, self.answer = route, route.fetch()
@@ -596,6 +598,64 @@ def test_gestao_scouter_export_progress_pause_resume(page: Any, live: LiveStack)
     checks.first.wait_for(timeout=30_000)
     assert checks.count() == 6
     assert page.locator("[data-check='leads_writable']").get_attribute("data-ok") == "true"
+
+
+def test_an_export_started_while_the_page_opens_is_followed_to_its_end(
+    page: Any, live: LiveStack
+) -> None:
+    """The Sync Monitor reads the tenant's export as it opens; that answer ("no export yet"),
+    arriving after the answer to a click on Iniciar, must not put the older state back, which
+    would also stop following the new export."""
+    live.execute("DELETE FROM gestao_scouter_export_jobs WHERE tenant_id = %s", GLOBEX.id)
+    live.knobs("gestao-scouter-2", latency_ms=150)  # 100 batches of 50: seconds to follow
+    try:
+        sign_in(page, live, "globex-admin")
+        status = page.get_by_test_id("export-status")
+        with HeldAnswer(
+            page, "**/functions/v1/export-to-gestao-scouter-batch", '"action":"status"'
+        ) as opening:
+            page.goto(f"{live.dashboard}#/t/{GLOBEX.id}/sync-monitor")
+            assert opening.read()["error"]["code"] == "not_found"
+            page.get_by_role("button", name="Iniciar exportação").click()
+            status.filter(has_text="Exportando").wait_for(timeout=30_000)  # followed by then
+            opening.release()  # the opening's answer, late
+        page.wait_for_timeout(500)
+        assert page.get_by_text("Nenhuma exportação ainda.").count() == 0
+        status.filter(has_text="Concluído").wait_for(timeout=60_000)
+    finally:
+        live.reset("gestao-scouter-2")
+    (job,) = live.rows("SELECT * FROM gestao_scouter_export_jobs WHERE tenant_id = %s", GLOBEX.id)
+    assert job["status"] == "completed" and job["exported_leads"] == job["total_leads"] > 0
+    total = f"{job['total_leads']:,}".replace(",", ".")
+    assert page.get_by_test_id("exported").inner_text() == f"{total} / {total}"
+
+
+def test_the_newest_copy_of_an_export_wins_in_the_page(page: Any, live: LiveStack) -> None:
+    """syncmonitor.newestExport, in the page's own module: which copy of an export it keeps."""
+    page.goto(live.dashboard)
+    verdicts = page.evaluate(
+        """async () => {
+          const { newestExport } = await import('./js/pages/syncmonitor.js');
+          const copy = (id, status, updated, created = '2026-01-01T00:00:00Z') =>
+            ({ id, status, updated_at: updated, created_at: created });
+          const running = copy('a', 'running', '2026-01-01T00:00:05Z');
+          const paused = copy('a', 'paused', '2026-01-01T00:00:06Z');
+          const reset = copy('a', 'pending', '2026-01-01T00:00:07Z');
+          const next = copy('b', 'pending', '2026-01-01T00:00:01Z', '2026-01-01T00:00:09Z');
+          return {
+            later_change: newestExport(running, paused) === paused,
+            stale_change: newestExport(paused, running) === paused,
+            reset_after_finish: newestExport(paused, reset) === reset,
+            newer_export: newestExport(reset, next) === next,
+            older_export: newestExport(next, reset) === next,
+            none_never_replaces: newestExport(running, null) === running,
+            first_answer: newestExport(undefined, running) === running,
+            nothing_yet: newestExport(undefined, null) === null,
+          };
+        }"""
+    )
+    assert verdicts == dict.fromkeys(verdicts, True), verdicts
+    assert len(verdicts) == 8
 
 
 def test_mapping_exports_to_a_file_and_imports_back(

@@ -31,6 +31,17 @@ function rate(job) {
   return seconds > 0 ? job.exported_leads / seconds : null;
 }
 
+/**
+ * Of two copies of the tenant's export, the one to show: the later export, else the copy
+ * changed last (a status read before a click can arrive after the click's own answer; the
+ * older copy would also stop the following of a live export). "No export" never replaces one.
+ */
+export function newestExport(held, arrived) {
+  if (!held || !arrived) return arrived || held || null;
+  if (held.id !== arrived.id) return Date.parse(arrived.created_at) >= Date.parse(held.created_at) ? arrived : held;
+  return Date.parse(arrived.updated_at) >= Date.parse(held.updated_at) ? arrived : held;
+}
+
 function ExportPanel({ tenant, onSchema }) {
   const [job, setJob] = useState(undefined);
   const [range, setRange] = useState({ start_date: '', end_date: '' });
@@ -42,8 +53,11 @@ function ExportPanel({ tenant, onSchema }) {
     return api('export-to-gestao-scouter-batch', { method: 'POST', body });
   }, [tenant.id]);
   const refresh = useCallback(async () => {
-    try { setJob(await act('status')); setError(null); } catch (err) {
-      if (err.status === 404) setJob(null); else setError(describe(err));
+    try {
+      const got = await act('status');
+      setJob((held) => newestExport(held, got)); setError(null);
+    } catch (err) {
+      if (err.status === 404) setJob((held) => newestExport(held, null)); else setError(describe(err));
     }
   }, [act]);
   useEffect(() => { refresh(); }, [refresh]);
@@ -56,7 +70,7 @@ function ExportPanel({ tenant, onSchema }) {
   async function run(action, extra, done) {
     try {
       const answer = await act(action, extra);
-      setJob((old) => ({ ...answer, recent_errors: answer.recent_errors || old?.recent_errors || [] }));
+      setJob((old) => newestExport(old, { ...answer, recent_errors: answer.recent_errors || old?.recent_errors || [] }));
       setError(null);
       if (done) notify('info', done);
       setTimeout(refresh, 500);
