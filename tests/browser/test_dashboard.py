@@ -722,6 +722,27 @@ def test_credits_create_a_render_watch_it_finish_and_see_the_ledger(
     assert job["status"] == "completed"
 
 
+def test_a_render_created_while_the_page_opens_stays_listed(page: Any, live: LiveStack) -> None:
+    """Créditos read the caller's renders as the page opens; that answer (without the render
+    created meanwhile), arriving after the one read after the creation, must not drop it."""
+    renders = "SELECT id FROM ai_jobs WHERE user_id = %s"
+    sign_in(page, live, "acme-member")
+    with HeldAnswer(page, "**/functions/v1/runninghub-queue-manager/jobs") as opening:
+        page.goto(f"{live.dashboard}#/creditos")
+        before = {j["id"] for j in opening.read()["jobs"]}
+        page.get_by_label("Prompt").fill("um farol ao entardecer")
+        page.get_by_role("button", name="Criar e iniciar").click()
+        wait_until(lambda: len(live.rows(renders, ACME.member)) > len(before), 30, "the render")
+        [new] = [
+            str(r["id"]) for r in live.rows(renders, ACME.member) if str(r["id"]) not in before
+        ]
+        row = page.get_by_test_id("renders").locator(f"tr[data-job='{new}']")
+        row.wait_for()  # listed by the read made after the creation
+        opening.release()  # the opening's answer, late
+    page.wait_for_timeout(500)
+    assert row.count() == 1
+
+
 def test_a_phone_sized_screen_fits_and_works(browser: Any, live: LiveStack) -> None:
     from tests.browser.conftest import OUTPUT
 

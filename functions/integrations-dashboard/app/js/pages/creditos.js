@@ -19,13 +19,16 @@ export function Creditos() {
   const [form, setForm] = useState({ table: 'image_jobs', workflowId: DEMO_WORKFLOW, prompt: '' });
   const [busy, setBusy] = useState(false);
   const timer = useRef(null);
+  const asked = useRef(0); // only the latest read counts: an older one can arrive after it
 
   const post = (route, body = {}) => api(QM, { method: 'POST', path: '/' + route, body });
   const load = useCallback(async () => {
+    const mine = ++asked.current;
     try {
-      const [ledger, mine, check] = await Promise.all([post('ledger', { limit: 20 }), post('jobs', { limit: 20 }), post('check')]);
-      setAccount(ledger); setJobs(mine.jobs); setQueue(check); setError(null);
-    } catch (err) { setError(describe(err)); }
+      const [ledger, listed, check] = await Promise.all([post('ledger', { limit: 20 }), post('jobs', { limit: 20 }), post('check')]);
+      if (mine !== asked.current) return;
+      setAccount(ledger); setJobs(listed.jobs); setQueue(check); setError(null);
+    } catch (err) { if (mine === asked.current) setError(describe(err)); }
   }, []);
   useEffect(() => { load(); }, [load]);
   useEffect(() => { // no event stream for renders: poll while one is unfinished
