@@ -291,33 +291,64 @@ def test_a_filter_changed_while_the_list_loads_shows_only_its_rows(
         live.execute("DELETE FROM integration_jobs WHERE id = ANY(%s)", [r["id"] for r in rows])
 
 
-def test_the_newest_copy_of_a_job_wins_in_the_page(page: Any, live: LiveStack) -> None:
-    """jobs.newestJob, in the page's own module: which copy of a job a card keeps."""
+# Copies of one job or export as the page may hold them: (id, status, updated_at, created_at).
+COPIES = {
+    "running": ("a", "running", "2026-01-01T00:00:05Z", "2026-01-01T00:00:00Z"),
+    "later": ("a", "running", "2026-01-01T00:00:06Z", "2026-01-01T00:00:00Z"),
+    "done": ("a", "success", "2026-01-01T00:00:04Z", "2026-01-01T00:00:00Z"),
+    "paused": ("a", "paused", "2026-01-01T00:00:06Z", "2026-01-01T00:00:00Z"),
+    "reset": ("a", "pending", "2026-01-01T00:00:07Z", "2026-01-01T00:00:00Z"),
+    "next": ("b", "pending", "2026-01-01T00:00:01Z", "2026-01-01T00:00:09Z"),
+}
+# rule: (held, arrived, kept); None is nothing (no copy yet, or "no export").
+NEWEST_JOB = {
+    "later_update": ("running", "later", "later"),
+    "stale_update": ("later", "running", "later"),
+    "finished_over_live": ("done", "later", "done"),
+    "live_never_undoes_finished": ("later", "done", "done"),
+    "newer_job": ("done", "next", "next"),
+    "older_job": ("next", "done", "next"),
+    "nothing_held": (None, "running", "running"),
+    "nothing_arrived": ("running", None, "running"),
+}
+NEWEST_EXPORT = {
+    "later_change": ("running", "paused", "paused"),
+    "stale_change": ("paused", "running", "paused"),
+    "reset_after_a_pause": ("paused", "reset", "reset"),
+    "newer_export": ("reset", "next", "next"),
+    "older_export": ("next", "reset", "next"),
+    "none_never_replaces": ("running", None, "running"),
+    "first_answer": (None, "running", "running"),
+    "nothing_yet": (None, None, None),
+}
+
+
+@pytest.mark.parametrize(
+    ("module", "pick", "rules"),
+    [("./js/jobs.js", "newestJob", NEWEST_JOB),
+     ("./js/pages/syncmonitor.js", "newestExport", NEWEST_EXPORT)],
+    ids=["jobs.newestJob", "syncmonitor.newestExport"],
+)  # fmt: skip
+def test_the_newest_copy_wins_in_the_page(
+    page: Any, live: LiveStack, module: str, pick: str, rules: dict[str, tuple[str | None, ...]]
+) -> None:
+    """Which copy of a job (a card, a run) or of an export the page keeps, run in the
+    page's own module."""
     page.goto(live.dashboard)
-    verdicts = page.evaluate(
-        """async () => {
-          const { newestJob } = await import('./js/jobs.js');
-          const job = (id, status, updated, created = '2026-01-01T00:00:00Z') =>
-            ({ id, status, updated_at: updated, created_at: created });
-          const running = job('a', 'running', '2026-01-01T00:00:05Z');
-          const later = job('a', 'running', '2026-01-01T00:00:06Z');
-          const done = job('a', 'success', '2026-01-01T00:00:04Z');
-          const next = job('b', 'pending', '2026-01-01T00:00:01Z', '2026-01-01T00:00:09Z');
-          const pick = (held, arrived) => newestJob(held, arrived);
-          return {
-            later_update: pick(running, later) === later,
-            stale_update: pick(later, running) === later,
-            finished_over_live: pick(done, later) === done,
-            live_never_undoes_finished: pick(later, done) === done,
-            newer_job: pick(done, next) === next,
-            older_job: pick(next, done) === next,
-            nothing_held: pick(null, running) === running,
-            nothing_arrived: pick(running, null) === running,
+    kept = page.evaluate(
+        """async ([module, pick, copies, rules]) => {
+          const choose = (await import(module))[pick];
+          const copy = (name) => {
+            if (name === null) return null;
+            const [id, status, updated_at, created_at] = copies[name];
+            return { id, status, updated_at, created_at, name };
           };
-        }"""
+          return Object.fromEntries(Object.entries(rules).map(([rule, [held, arrived]]) =>
+            [rule, choose(copy(held), copy(arrived))?.name ?? null]));
+        }""",
+        [module, pick, COPIES, rules],
     )
-    assert verdicts == dict.fromkeys(verdicts, True), verdicts
-    assert len(verdicts) == 8
+    assert kept == {rule: want for rule, (_, _, want) in rules.items()}
 
 
 def test_a_job_waiting_too_long_says_the_queue_waits(page: Any, live: LiveStack) -> None:
@@ -628,34 +659,6 @@ def test_an_export_started_while_the_page_opens_is_followed_to_its_end(
     assert job["status"] == "completed" and job["exported_leads"] == job["total_leads"] > 0
     total = f"{job['total_leads']:,}".replace(",", ".")
     assert page.get_by_test_id("exported").inner_text() == f"{total} / {total}"
-
-
-def test_the_newest_copy_of_an_export_wins_in_the_page(page: Any, live: LiveStack) -> None:
-    """syncmonitor.newestExport, in the page's own module: which copy of an export it keeps."""
-    page.goto(live.dashboard)
-    verdicts = page.evaluate(
-        """async () => {
-          const { newestExport } = await import('./js/pages/syncmonitor.js');
-          const copy = (id, status, updated, created = '2026-01-01T00:00:00Z') =>
-            ({ id, status, updated_at: updated, created_at: created });
-          const running = copy('a', 'running', '2026-01-01T00:00:05Z');
-          const paused = copy('a', 'paused', '2026-01-01T00:00:06Z');
-          const reset = copy('a', 'pending', '2026-01-01T00:00:07Z');
-          const next = copy('b', 'pending', '2026-01-01T00:00:01Z', '2026-01-01T00:00:09Z');
-          return {
-            later_change: newestExport(running, paused) === paused,
-            stale_change: newestExport(paused, running) === paused,
-            reset_after_finish: newestExport(paused, reset) === reset,
-            newer_export: newestExport(reset, next) === next,
-            older_export: newestExport(next, reset) === next,
-            none_never_replaces: newestExport(running, null) === running,
-            first_answer: newestExport(undefined, running) === running,
-            nothing_yet: newestExport(undefined, null) === null,
-          };
-        }"""
-    )
-    assert verdicts == dict.fromkeys(verdicts, True), verdicts
-    assert len(verdicts) == 8
 
 
 def test_mapping_exports_to_a_file_and_imports_back(
