@@ -93,6 +93,22 @@ export function useNow(ms = 5000) {
   return now;
 }
 
+/**
+ * A page's requests in the order it made them, so that only the answer to the latest counts
+ * (one asked before a filter changed or before a click can arrive after it): `ask()` before a
+ * request makes it the latest, `now()` names the latest without replacing it (a follow-up
+ * such as the next page), `holds(mine)` says whether it still is the latest.
+ */
+export function useLatest() {
+  const last = useRef(0);
+  const [latest] = useState(() => ({
+    ask: () => ++last.current,
+    now: () => last.current,
+    holds: (mine) => mine === last.current,
+  }));
+  return latest;
+}
+
 export function Notice({ kind = 'info', children, testid }) {
   const role = kind === 'error' ? 'alert' : 'status';
   return html`<div class="notice ${kind}" role=${role} data-testid=${testid}>${children}</div>`;

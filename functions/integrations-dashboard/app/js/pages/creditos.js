@@ -3,7 +3,7 @@
 import { html, useCallback, useEffect, useRef, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
 import { CREDIT_STATUS, fmtDateTime, fmtNumber } from '../format.js';
-import { Badge, Notice, notify } from '../ui.js';
+import { Badge, Notice, notify, useLatest } from '../ui.js';
 
 const QM = 'runninghub-queue-manager';
 const DEMO_WORKFLOW = '1904136902449209346';
@@ -19,16 +19,16 @@ export function Creditos() {
   const [form, setForm] = useState({ table: 'image_jobs', workflowId: DEMO_WORKFLOW, prompt: '' });
   const [busy, setBusy] = useState(false);
   const timer = useRef(null);
-  const asked = useRef(0); // only the latest read counts: an older one can arrive after it
+  const latest = useLatest(); // only the latest read counts: an older one can arrive after it
 
   const post = (route, body = {}) => api(QM, { method: 'POST', path: '/' + route, body });
   const load = useCallback(async () => {
-    const mine = ++asked.current;
+    const mine = latest.ask();
     try {
       const [ledger, listed, check] = await Promise.all([post('ledger', { limit: 20 }), post('jobs', { limit: 20 }), post('check')]);
-      if (mine !== asked.current) return;
+      if (!latest.holds(mine)) return;
       setAccount(ledger); setJobs(listed.jobs); setQueue(check); setError(null);
-    } catch (err) { if (mine === asked.current) setError(describe(err)); }
+    } catch (err) { if (latest.holds(mine)) setError(describe(err)); }
   }, []);
   useEffect(() => { load(); }, [load]);
   useEffect(() => { // no event stream for renders: poll while one is unfinished

@@ -1,10 +1,10 @@
 // Execuções: the job history, filtered by status and trigger, keyset-paged, live.
-import { html, useCallback, useEffect, useRef, useState } from '../../vendor/htm/preact-standalone.module.js';
+import { html, useCallback, useEffect, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
 import { JOB_STATUS, TRIGGERS, fmtDateTime, fmtDuration, isLive } from '../format.js';
 import { cancelJob, newestJob, runIntegration } from '../jobs.js';
 import { bus } from '../live.js';
-import { Badge, Dialog, Notice, Progress, notify } from '../ui.js';
+import { Badge, Dialog, Notice, Progress, notify, useLatest } from '../ui.js';
 
 const PAGE = 20;
 
@@ -31,16 +31,16 @@ export function Runs({ tenant, slug }) {
     query: { tenant_id: tenant.id, provider_slug: slug, status: filters.status, trigger: filters.trigger, limit: PAGE, before },
   }), [tenant.id, slug, filters]);
 
-  // Only the answer to the latest question counts: one asked before a filter changed (or
-  // before a refetch) and arriving after it would fill the table with the wrong rows.
-  const asked = useRef(0);
+  // An answer asked before a filter changed (or before a refetch) and arriving after it would
+  // fill the table with the wrong rows: only the latest counts.
+  const latest = useLatest();
   const load = useCallback(async () => {
-    const mine = ++asked.current;
+    const mine = latest.ask();
     try {
       const page = await fetchPage(null);
-      if (mine !== asked.current) return;
+      if (!latest.holds(mine)) return;
       setRows((held) => withNewest(page.jobs, held, filters)); setNext(page.next_before); setError(null);
-    } catch (err) { if (mine === asked.current) setError(describe(err)); }
+    } catch (err) { if (latest.holds(mine)) setError(describe(err)); }
   }, [fetchPage]);
   useEffect(() => { setRows(null); load(); }, [load]);
   useEffect(() => bus.onReconnect(load), [load]);
@@ -58,10 +58,10 @@ export function Runs({ tenant, slug }) {
   }), [tenant.id, slug, filters]);
 
   async function more() {
-    const mine = asked.current; // a page of the list as it was when asked, else nothing
+    const mine = latest.now(); // a page of the list as it was when asked, else nothing
     try {
       const page = await fetchPage(next);
-      if (mine !== asked.current) return;
+      if (!latest.holds(mine)) return;
       setRows((list) => [...list, ...page.jobs.filter((j) => !list.some((x) => x.id === j.id))]);
       setNext(page.next_before);
     } catch (err) { notify('error', describe(err)); }
