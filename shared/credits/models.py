@@ -17,6 +17,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -246,6 +247,12 @@ class WebhookEvent(BaseModel):
     event: str = Field(min_length=1, max_length=64)
     task_id: str = Field(alias="taskId", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     event_data: str | dict[str, Any] | None = Field(None, alias="eventData")
+
+    @field_validator("task_id", mode="before")
+    @classmethod
+    def _number_as_text(cls, value: Any) -> Any:
+        """A taskId sent as a JSON number is the same id (the create answer's is read so)."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class CreditJob(BaseModel):

@@ -327,6 +327,23 @@ def test_webhook_completes_the_job_with_outputs(
     assert balance(database_url, user) == 30
 
 
+def test_webhook_with_a_numeric_task_id_completes_the_job(
+    database_url: str, configure: Configure, rh: Emulator
+) -> None:
+    """RunningHub's ids are numbers written as text; one sent as a JSON number is the same
+    task (the create answer's taskId is read either way), not a 422 left to the sweep."""
+    by_hand(configure, rh)
+    user = new_user(database_url, balance=50)
+    job_id = new_job(database_url, user, cost=20)
+    start(user.token, job_id)
+    task_id = job(database_url, job_id)["external_task_id"]
+    event = {**webhook_event(rh, task_id), "taskId": int(task_id)}
+    response = post_webhook(rh, job_id, event)
+    assert response.status_code == 200 and response.json()["action"] == "finished"
+    assert job(database_url, job_id)["status"] == "completed"
+    assert balance(database_url, user) == 30
+
+
 def test_webhook_failure_refunds_with_the_failed_reason(
     database_url: str, configure: Configure, rh: Emulator
 ) -> None:

@@ -217,5 +217,8 @@ def test_webhook_event_accepts_runninghub_shapes() -> None:
         {"event": "TASK_END", "taskId": "1910246754753896450", "eventData": "{}", "extra": 1}
     )
     assert event.task_id == "1910246754753896450"
-    with pytest.raises(ValidationError):
-        WebhookEvent.model_validate({"event": "TASK_END", "taskId": "../../etc"})
+    as_number = WebhookEvent.model_validate({"event": "TASK_END", "taskId": 1910246754753896450})
+    assert as_number.task_id == "1910246754753896450"  # as the create answer's taskId is read
+    for bad in ("../../etc", True, 1.5):
+        with pytest.raises(ValidationError):
+            WebhookEvent.model_validate({"event": "TASK_END", "taskId": bad})
