@@ -41,10 +41,16 @@ def parse_cron(expression: str) -> str:
     return normal
 
 
+# Files of the zone database that are not a place's zone: the host's own zone (a schedule
+# must not depend on the machine it runs on), the rules template, "no zone" and the
+# leap-second variants (Python's clock has no leap seconds: their times would be ~27 s off).
+_NOT_ZONES = ("localtime", "posixrules", "Factory", "right/")
+
+
 def parse_zone(name: str) -> ZoneInfo:
     """An IANA time zone by name; else ValueError."""
     try:
-        if not name or name.startswith(("/", ".")) or ".." in name:
+        if not name or name.startswith(("/", ".", *_NOT_ZONES)) or ".." in name:
             raise ZoneInfoNotFoundError(name)
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
@@ -68,6 +74,13 @@ def next_runs(cron: str, zone: str, after: datetime, count: int) -> list[datetim
         if len(found) == count:
             break
     return found
+
+
+def first_run(cron: str, zone: str, now: datetime, offset_s: int) -> datetime:
+    """Where a new or changed schedule starts: its first occurrence not yet due at `now`
+    (an occurrence passed less than `offset_s` ago is still ahead of its due time)."""
+    [first] = next_runs(cron, zone, now - timedelta(seconds=offset_s), 1)
+    return first
 
 
 def spread_offset(identity: str, cron: str, zone: str, now: datetime) -> int:
@@ -124,6 +137,8 @@ def plan(
     following = next(occurrences(cron, zone, edge))
     kept: list[datetime] = []  # the latest due occurrences, newest first
     for moment in occurrences(cron, zone, edge + timedelta(seconds=1), reverse=True):
+        if moment > edge:  # within the second after the edge: not due yet
+            continue
         if moment < next_run_at or len(kept) == max_catch_up:
             break
         kept.append(moment)

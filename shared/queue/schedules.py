@@ -74,7 +74,9 @@ def list_schedules(principal: Principal, req: ScheduleQuery) -> dict[str, Any]:
 
 
 def put_schedule(principal: Principal, req: ScheduleRequest) -> dict[str, Any]:
-    """Create or change a schedule; it starts from its next occurrence."""
+    """Create or change a schedule: it starts from its first occurrence not yet due; saved
+    with the same timing (cron, zone, offset, still enabled) it keeps the occurrence it
+    was waiting for, even one due and not yet taken by a sweep."""
     params = {"tenant_id": req.tenant_id, "provider_slug": req.provider_slug}
     with db.transaction() as conn:
         require_role(conn, principal, req.tenant_id, Role.ADMIN)
@@ -83,7 +85,7 @@ def put_schedule(principal: Principal, req: ScheduleRequest) -> dict[str, Any]:
         now = _now(conn)
         identity = f"{req.tenant_id}:{req.provider_slug}"
         offset = cron.spread_offset(identity, req.cron, req.timezone, now) if req.spread else 0
-        [first] = cron.next_runs(req.cron, req.timezone, now, 1)
+        first = cron.first_run(req.cron, req.timezone, now, offset)
         conn.execute(
             _q("upsert"),
             {

@@ -17,8 +17,10 @@ LEFT JOIN integration_jobs j ON j.id = s.last_job_id
 WHERE s.tenant_id = %(tenant_id)s AND s.provider_slug = %(provider_slug)s
 
 -- name: upsert
--- A new or changed schedule starts from its next occurrence; enabling it again clears the
--- reason it was paused.
+-- A new or changed schedule starts from the occurrence the caller computed; one saved with
+-- the same timing (cron, zone and offset, enabled before and after) keeps the occurrence it
+-- was waiting for, so saving it again never drops a run that is due or about to be.
+-- Enabling it again clears the reason it was paused.
 INSERT INTO integration_schedules
   (tenant_id, provider_slug, cron, timezone, enabled, missed, spread, offset_s, next_run_at,
    due_at, created_by)
@@ -28,7 +30,13 @@ VALUES (%(tenant_id)s, %(provider_slug)s, %(cron)s, %(timezone)s, %(enabled)s, %
 ON CONFLICT (tenant_id, provider_slug) DO UPDATE
 SET cron = EXCLUDED.cron, timezone = EXCLUDED.timezone, enabled = EXCLUDED.enabled,
     missed = EXCLUDED.missed, spread = EXCLUDED.spread, offset_s = EXCLUDED.offset_s,
-    next_run_at = EXCLUDED.next_run_at, due_at = EXCLUDED.due_at,
+    (next_run_at, due_at) = (
+      SELECT CASE WHEN k.same THEN integration_schedules.next_run_at ELSE EXCLUDED.next_run_at END,
+             CASE WHEN k.same THEN integration_schedules.due_at ELSE EXCLUDED.due_at END
+      FROM (SELECT integration_schedules.enabled AND EXCLUDED.enabled
+                   AND (integration_schedules.cron, integration_schedules.timezone,
+                        integration_schedules.offset_s)
+                     = (EXCLUDED.cron, EXCLUDED.timezone, EXCLUDED.offset_s) AS same) AS k),
     paused_reason = CASE WHEN EXCLUDED.enabled THEN NULL
                          ELSE integration_schedules.paused_reason END,
     updated_at = now()

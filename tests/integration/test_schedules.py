@@ -270,6 +270,45 @@ def test_the_function_lists_sets_and_deletes_schedules(database_url: str) -> Non
     )
 
 
+def test_saving_a_schedule_again_keeps_the_occurrence_it_waits_for(
+    database_url: str, configure: Configure
+) -> None:
+    """Saved again with the same timing, a schedule keeps the occurrence that has passed
+    and waits for its spread offset, or for a late sweep; the sweep then runs it. A new
+    timing, or enabling it again, starts from the next occurrence."""
+    configure(DATABASE_URL=database_url)
+    acme = seed_tenant(database_url, "acme")
+    first = put(acme, acme.admin_token, cron="0 2 * * *")
+    assert first.status_code == 200 and first.get_json()["offset_s"] > 0
+    cases = {  # passed within its offset (not due yet); then due 30 s ago, not yet taken
+        "waiting": "now() - make_interval(secs => offset_s / 2)",
+        "due": "now() - make_interval(secs => offset_s + 30)",
+    }
+    for case, at in cases.items():
+        with psycopg.connect(database_url) as conn:
+            kept = conn.execute(
+                f"UPDATE integration_schedules SET next_run_at = {at},"
+                f" due_at = {at} + make_interval(secs => offset_s) RETURNING next_run_at, due_at"
+            ).fetchone()
+        assert kept is not None
+        occurrence, due_at = kept
+        again = put(acme, acme.admin_token, cron="0 2 * * *", missed="skip")
+        assert again.status_code == 200, case
+        assert datetime.fromisoformat(again.get_json()["next_run_at"]) == occurrence, case
+        assert rows(database_url, "SELECT due_at FROM integration_schedules")[0]["due_at"] == due_at
+    assert schedules.tick()["enqueued"] == 1
+    [job] = jobs(database_url, acme)
+    assert job["trigger"] == "schedule" and job["scheduled_for"] == occurrence
+    # A new timing starts from its next occurrence; so does enabling it again.
+    for body in ({"cron": "0 3 * * *"}, {"cron": "0 3 * * *", "enabled": False},
+                 {"cron": "0 3 * * *"}):  # fmt: skip
+        with psycopg.connect(database_url) as conn:
+            conn.execute("UPDATE integration_schedules SET next_run_at = now() - interval '1 day'")
+        answer = put(acme, acme.admin_token, **body).get_json()
+        if body.get("enabled", True):
+            assert datetime.fromisoformat(answer["next_run_at"]) > db_now(database_url)
+
+
 @pytest.mark.parametrize(
     ("field", "body"),
     [("cron", {"cron": "61 * * * *"}), ("cron", {"cron": "* * * *"}),

@@ -6,7 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.cron import MAX_SPREAD_S, Missed, parse_cron, parse_zone, plan, spread_offset
+from shared.cron import (
+    MAX_SPREAD_S,
+    Missed,
+    first_run,
+    parse_cron,
+    parse_zone,
+    plan,
+    spread_offset,
+)
 
 HOURLY = "0 * * * *"
 NOW = datetime(2026, 12, 4, 12, 30, tzinfo=UTC)
@@ -41,6 +49,19 @@ def test_all_keeps_only_the_latest_occurrences_of_a_long_outage() -> None:
     assert got.run == NOW - timedelta(minutes=4) and got.missed == 1000  # type: ignore[attr-defined]
 
 
+def test_a_sweep_in_the_last_second_of_a_minute_runs_no_occurrence_early() -> None:
+    """A backlog met at hh:mm:59.x: the next minute's occurrence is not due yet, so it is
+    neither run (early) nor counted, and the latest due one is the one run."""
+    start = NOW.replace(hour=10, minute=0)
+    late = NOW.replace(hour=10, minute=5, second=59, microsecond=600_000)
+    for policy in (Missed.SKIP, Missed.ONCE):
+        got = plan_for(policy, start, cron="* * * * *", now=late)
+        assert (got.run, got.missed) == (start + timedelta(minutes=5), 5)  # type: ignore[attr-defined]
+        assert got.next_run_at == start + timedelta(minutes=6)  # type: ignore[attr-defined]
+    every = plan_for(Missed.ALL, start, cron="* * * * *", now=late, max_catch_up=2)
+    assert (every.run, every.missed) == (start + timedelta(minutes=4), 4)  # type: ignore[attr-defined]
+
+
 def test_the_offset_delays_the_due_time() -> None:
     got = plan_for(
         Missed.SKIP,
@@ -49,6 +70,14 @@ def test_the_offset_delays_the_due_time() -> None:
         offset_s=120,
     )
     assert got.run is None and got.missed == 0  # type: ignore[attr-defined]
+
+
+def test_a_schedule_saved_within_its_offset_starts_from_the_occurrence_not_yet_due() -> None:
+    today = NOW.replace(hour=2, minute=0)
+    saved = today + timedelta(minutes=1)
+    assert first_run("0 2 * * *", "UTC", saved, offset_s=187) == today  # due 02:03:07
+    assert first_run("0 2 * * *", "UTC", saved, offset_s=30) == today + timedelta(days=1)
+    assert first_run("0 2 * * *", "UTC", saved, offset_s=0) == today + timedelta(days=1)
 
 
 def test_spread_is_stable_and_bounded() -> None:
@@ -68,7 +97,11 @@ def test_bad_cron_expressions(bad: str) -> None:
         parse_cron(bad)
 
 
-@pytest.mark.parametrize("bad", ["", "Mars/Olympus", "../../etc/passwd", "/etc/localtime", "UTC\0"])
+@pytest.mark.parametrize(
+    "bad",
+    ["", "Mars/Olympus", "../../etc/passwd", "/etc/localtime", "UTC\0", "localtime",
+     "posixrules", "Factory", "right/America/Sao_Paulo"],
+)  # fmt: skip
 def test_bad_zones(bad: str) -> None:
     with pytest.raises(ValueError):
         parse_zone(bad)
