@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from itertools import islice
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
@@ -76,6 +77,18 @@ def next_runs(cron: str, zone: str, after: datetime, count: int) -> list[datetim
     return found
 
 
+def at_or_before(cron: str, zone: str, at: datetime) -> Iterator[datetime]:
+    """Occurrences at or before `at` (UTC), newest first."""
+    for moment in occurrences(cron, zone, at + timedelta(seconds=1), reverse=True):
+        if moment <= at:  # not one within the second after `at`
+            yield moment
+
+
+def previous_runs(cron: str, zone: str, at: datetime, count: int) -> list[datetime]:
+    """The `count` latest occurrences at or before `at` (UTC), newest first."""
+    return list(islice(at_or_before(cron, zone, at), count))
+
+
 def first_run(cron: str, zone: str, now: datetime, offset_s: int) -> datetime:
     """Where a new or changed schedule starts: its first occurrence not yet due at `now`
     (an occurrence passed less than `offset_s` ago is still ahead of its due time)."""
@@ -136,9 +149,7 @@ def plan(
         return Plan(run, 0 if run else 1, following)
     following = next(occurrences(cron, zone, edge))
     kept: list[datetime] = []  # the latest due occurrences, newest first
-    for moment in occurrences(cron, zone, edge + timedelta(seconds=1), reverse=True):
-        if moment > edge:  # within the second after the edge: not due yet
-            continue
+    for moment in at_or_before(cron, zone, edge):
         if moment < next_run_at or len(kept) == max_catch_up:
             break
         kept.append(moment)

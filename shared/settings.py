@@ -220,6 +220,9 @@ class MetricsSettings(_Group):
     # Expected time between two runs of a (tenant, provider) without a schedule: freshness is
     # `delayed` after one period without a success, `failing` after two.
     default_period_s: float = 86_400.0
+    # How long a scheduled run (its occurrence plus its spread offset) may take before its
+    # success is expected (at most half the gap to the run before).
+    run_grace_s: float = 900.0
 
 
 GROUPS: dict[str, type[_Group]] = {

@@ -5,6 +5,7 @@ No I/O here: each is unit-tested on its edges (tests/unit/test_metrics_units.py)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from shared.metrics.models import Freshness
@@ -26,15 +27,31 @@ def window(now: datetime, days: int) -> tuple[datetime, list[date]]:
     return datetime.combine(first, time(), UTC), [first + timedelta(days=i) for i in range(days)]
 
 
-def freshness(last_success_at: datetime | None, now: datetime, period_s: float) -> Freshness:
-    """`on_time` when the last success is at most one period old, `delayed` up to two,
-    `failing` beyond, `never` without one."""
+@dataclass(frozen=True)
+class Expectation:
+    """What freshness measures a last success against: on time when it is at or after
+    `on_time_since`, delayed (one run short) at or after `delayed_since`, failing before;
+    `period_s` is the gap between two expected runs, as reported."""
+
+    period_s: float
+    on_time_since: datetime
+    delayed_since: datetime
+
+
+def every(period_s: float, now: datetime) -> Expectation:
+    """A success expected every `period_s` (no schedule): on time when at most one period
+    old, delayed up to two."""
+    period = timedelta(seconds=period_s)
+    return Expectation(period_s, now - period, now - 2 * period)
+
+
+def freshness(last_success_at: datetime | None, expected: Expectation) -> Freshness:
+    """`on_time`, `delayed` or `failing` against the expectation; `never` without a success."""
     if last_success_at is None:
         return Freshness.NEVER
-    age_s = (now - last_success_at).total_seconds()
-    if age_s <= period_s:
+    if last_success_at >= expected.on_time_since:
         return Freshness.ON_TIME
-    if age_s <= 2 * period_s:
+    if last_success_at >= expected.delayed_since:
         return Freshness.DELAYED
     return Freshness.FAILING
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
 from uuid import UUID
 
 from shared.db import Conn, Row
 from shared.metrics import derive, store
+from shared.metrics.derive import Expectation
 from shared.metrics.models import (
     DayMetrics,
     ExportMetrics,
@@ -15,7 +14,7 @@ from shared.metrics.models import (
     ProviderMetrics,
     QueueMetrics,
 )
-from shared.metrics.periods import expected_periods
+from shared.metrics.periods import expectations
 from shared.providers import PROVIDERS
 
 
@@ -28,7 +27,7 @@ def tenant_report(
     providers = store.tenant_providers(conn, tenant_id, sorted(PROVIDERS))
     if provider_slug is not None:
         providers = [p for p in providers if p == provider_slug]
-    periods = expected_periods(conn, tenant_id, providers)
+    expected = expectations(conn, tenant_id, providers, now)
     stats = store.provider_stats(conn, tenant_id, providers, since)
     series = store.daily_series(conn, tenant_id, providers, since, day_list)
     return MetricsReport(
@@ -36,14 +35,13 @@ def tenant_report(
         days=days,
         window_start=since,
         generated_at=now,
-        providers=[_provider(row, now, periods) for row in stats],
+        providers=[_provider(row, expected[row["provider_slug"]]) for row in stats],
         exports=[_export(row) for row in store.exports(conn, tenant_id, since)],
         series=[DayMetrics.model_validate(row) for row in series],
     )
 
 
-def _provider(row: Row, now: datetime, periods: Mapping[str, float]) -> ProviderMetrics:
-    period_s = periods[row["provider_slug"]]
+def _provider(row: Row, expected: Expectation) -> ProviderMetrics:
     return ProviderMetrics(
         provider_slug=row["provider_slug"],
         runs=row["runs"],
@@ -54,8 +52,8 @@ def _provider(row: Row, now: datetime, periods: Mapping[str, float]) -> Provider
         p50_ms=row["p50_ms"],
         p95_ms=row["p95_ms"],
         last_success_at=row["last_success_at"],
-        period_s=period_s,
-        freshness=derive.freshness(row["last_success_at"], now, period_s),
+        period_s=expected.period_s,
+        freshness=derive.freshness(row["last_success_at"], expected),
         queue=QueueMetrics(depth=row["depth"], oldest_due_age_s=_round(row["oldest_due_age_s"])),
     )
 

@@ -181,8 +181,8 @@ ORDER BY 1, 2, 3
   ) n
 
 -- name: schedule_periods
--- The tenant's enabled schedules: freshness is measured in their periods.
-SELECT provider_slug, cron, timezone FROM integration_schedules
+-- The tenant's enabled schedules: freshness is measured against their runs.
+SELECT provider_slug, cron, timezone, offset_s FROM integration_schedules
 WHERE tenant_id = %(tenant_id)s AND enabled
 
 -- name: alert_failures

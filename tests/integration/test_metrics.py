@@ -324,5 +324,28 @@ def test_a_schedule_sets_the_period_freshness_is_measured_in(
             [history.acme.id],
         )
     body = get(history.acme.member_token, tenant_id=str(history.acme.id)).get_json()
-    periods = {p["provider_slug"]: p["period_s"] for p in body["providers"]}
-    assert periods["onecode"] == 6 * 3600 and periods["acessorias"] == 3 * 86_400  # the default
+    by = {p["provider_slug"]: p for p in body["providers"]}
+    assert by["onecode"]["period_s"] == 6 * 3600 and by["acessorias"]["period_s"] == 3 * 86_400
+    # Its last success, 3.5 to 4.5 days old, is a run short of the default period (3 days)
+    # but many runs short of a schedule every 6 hours.
+    assert by["onecode"]["freshness"] == "failing"
+
+
+def test_freshness_counts_a_schedules_runs_not_the_gap_ahead(
+    history: History, database_url: str
+) -> None:
+    """globex's acessorias last succeeded yesterday at 12:00, the latest run of a schedule
+    at 11:00 and 12:00 yesterday and tomorrow: on time, though the next two runs (tomorrow)
+    are an hour apart."""
+    dow = [(history.d0 + DAY * k).isoweekday() % 7 for k in (-1, 1)]  # cron: Sunday is 0
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO integration_schedules (tenant_id, provider_slug, cron, timezone,"
+            " spread, next_run_at, due_at) VALUES (%s, 'acessorias', %s, 'UTC', false,"
+            " now() + interval '1 day', now() + interval '1 day')",
+            [history.globex.id, f"0 11,12 * * {dow[0]},{dow[1]}"],
+        )
+    body = get(history.globex.member_token, tenant_id=str(history.globex.id)).get_json()
+    [acessorias] = [p for p in body["providers"] if p["provider_slug"] == "acessorias"]
+    assert at(acessorias["last_success_at"]) == history.day(1)
+    assert (acessorias["freshness"], acessorias["period_s"]) == ("on_time", 3600)

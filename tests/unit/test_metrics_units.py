@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared.metrics import derive
 from shared.metrics.models import Freshness, OutputFormat
+from shared.metrics.periods import scheduled
 from shared.metrics.prometheus import Snapshot, render
 from shared.metrics.service import wants_prometheus
 from tests.unit.test_layers import _graph
@@ -38,11 +39,49 @@ def test_window_is_whole_utc_days_with_today() -> None:
     ],
 )
 def test_freshness_tiers(age_s: float, expected: Freshness) -> None:
-    assert derive.freshness(NOW - timedelta(seconds=age_s), NOW, 100) is expected
+    assert derive.freshness(NOW - timedelta(seconds=age_s), derive.every(100, NOW)) is expected
 
 
 def test_freshness_without_a_success_is_never() -> None:
-    assert derive.freshness(None, NOW, 100) is Freshness.NEVER
+    assert derive.freshness(None, derive.every(100, NOW)) is Freshness.NEVER
+
+
+SUNDAY = datetime(2026, 12, 6, 7, 0, tzinfo=UTC)
+FRIDAY_0900 = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("last_success", "expected"),
+    [
+        (FRIDAY_0900 + timedelta(minutes=2), Freshness.ON_TIME),  # the latest run succeeded
+        (FRIDAY_0900 - timedelta(hours=22), Freshness.DELAYED),  # Thursday's: one run short
+        (FRIDAY_0900 - timedelta(days=2), Freshness.FAILING),  # Wednesday's: two short
+    ],
+)
+def test_a_weekday_schedule_is_measured_against_its_runs(
+    last_success: datetime, expected: Freshness
+) -> None:
+    """On Sunday a weekday schedule last ran on Friday: the weekend's gap is no failure,
+    whatever the gap between the next two runs (Monday, Tuesday) is."""
+    runs = scheduled("0 9 * * 1-5", "UTC", 0, SUNDAY, grace_s=900)
+    assert runs is not None and runs.period_s == 86_400
+    assert derive.freshness(last_success, runs) is expected
+
+
+def test_a_scheduled_run_has_a_grace_to_finish() -> None:
+    today = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
+    yesterdays_success = today - timedelta(days=1) + timedelta(minutes=3)
+    for now, offset_s, expected in [
+        (today + timedelta(minutes=10), 0, Freshness.ON_TIME),  # today's run may go on
+        (today + timedelta(minutes=20), 0, Freshness.DELAYED),  # it should be over
+        (today + timedelta(minutes=20), 360, Freshness.ON_TIME),  # due at 02:06, 14 min ago
+    ]:
+        runs = scheduled("0 2 * * *", "UTC", offset_s, now, grace_s=900)
+        assert runs is not None
+        assert derive.freshness(yesterdays_success, runs) is expected, (now, offset_s)
+    # At most half the gap to the run before: a run every 5 minutes has 150 s.
+    frequent = scheduled("*/5 * * * *", "UTC", 0, today + timedelta(minutes=3), grace_s=900)
+    assert frequent is not None and frequent.on_time_since == today
 
 
 def test_rates() -> None:
