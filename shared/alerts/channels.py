@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
+import re
 import smtplib
 import time
 from email.message import EmailMessage
 from functools import cache
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import orjson
 
@@ -106,7 +108,8 @@ def sign(key: str, timestamp: int, body: bytes) -> str:
 
 
 def webhook_url_problem(url: str, *, allow_http: bool) -> str | None:
-    """Why a webhook URL is refused (None: it is fine)."""
+    """Why a webhook URL is refused (None: it is fine). `allow_http` (local stacks) also
+    lets it reach this machine and private networks."""
     try:
         parts = urlsplit(url)
         host = parts.hostname  # checks a bracketed host: `https://[zz]/` is refused
@@ -118,7 +121,40 @@ def webhook_url_problem(url: str, *, allow_http: bool) -> str | None:
         return "webhooks must use https://"
     if parts.username or parts.password:
         return "credentials do not belong in the URL"
-    return None
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "a URL holds no spaces or control characters"
+    return _address_problem(parts, host, local=allow_http)
+
+
+_HOST_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*\.?")
+
+
+def _address_problem(parts: SplitResult, host: str, *, local: bool) -> str | None:
+    """Why the URL's host and port cannot (or must not) be reached: a port out of range, a
+    name DNS cannot hold, or (unless `local`) this machine or a private network, which a
+    tenant must not make syncq call. A name that resolves to a private address is not
+    caught here (that takes the resolver)."""
+    try:
+        port = parts.port  # ValueError outside 0-65535
+    except ValueError:
+        port = 0
+    if port == 0:
+        return "the port must be 1-65535"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is None:
+        try:
+            name = host.encode("idna").decode("ascii").lower()  # as DNS sends it
+        except UnicodeError:
+            name = ""
+        if not _HOST_NAME.fullmatch(name):
+            return "not a host name"
+        internal = f".{name.rstrip('.')}".endswith(".localhost")
+    else:
+        internal = not address.is_global
+    return "the host is this machine or a private network" if internal and not local else None
 
 
 def send_webhook(settings: Settings, tenant_id: str, url: str, alert_id: str, alert: Alert) -> None:

@@ -304,6 +304,13 @@ def test_the_function_reads_for_members_and_writes_for_admins(acme: TenantFixtur
     for bad in ({"emails": ["not an email"]}, {"emails": ["a\ufeffb@c.example"]},
                 {"webhook_url": "ftp://x.example"},
                 {"webhook_url": "https://[::1"}, {"webhook_url": "https://[zz]/"},
+                {"webhook_url": "https://hooks.example:99999/a"},
+                {"webhook_url": "https://hooks.example:0/"},
+                {"webhook_url": "https://hooks .example/a"}, {"webhook_url": "https://hooks\t.example/"},
+                {"webhook_url": "https://hooks.example/a b"}, {"webhook_url": "https://-hooks.example/"},
+                {"webhook_url": "https://hooks_.example/"}, {"webhook_url": "https://10.0.0.7/a"},
+                {"webhook_url": "https://169.254.169.254/"}, {"webhook_url": "https://[::1]/"},
+                {"webhook_url": "https://api.localhost/"},
                 {"remind_at": [1]}, {"remind_at": [1001]}, {"pause_schedule_after": True}, {"events": ["sometimes"]}):  # fmt: skip
         assert settings(acme, **bad).status_code == 422, bad
     assert rows_of("SELECT * FROM alert_settings") == []
