@@ -77,7 +77,7 @@ j.execution_time_ms, j.finished_at, j.run_after
 -- same snapshot). An integration_logs row always (invariant 6).
 , prior AS (
   SELECT d.id AS job_id, d.tenant_id, d.provider_slug, d.status, d.error_message,
-         t.consecutive_failures AS failures_before, t.last_alert_at
+         t.consecutive_failures AS failures_before, t.last_alert_at, t.failure_alerted
   FROM done d
   JOIN tenant_integrations t ON t.tenant_id = d.tenant_id AND t.provider_slug = d.provider_slug
   WHERE d.finished_at IS NOT NULL
@@ -88,7 +88,7 @@ j.execution_time_ms, j.finished_at, j.run_after
   FROM prior p
   LEFT JOIN LATERAL (
     SELECT s.pauses, integration_alert_event(p.failures_before, p.status, p.last_alert_at,
-                                             s.remind_at, s.pauses) AS event
+                                             s.remind_at, s.pauses, p.failure_alerted) AS event
     FROM (
       SELECT COALESCE(a.remind_at, '{3,10}') AS remind_at,
              (p.status = 'error' AND sch.enabled IS TRUE
@@ -106,7 +106,10 @@ j.execution_time_ms, j.finished_at, j.run_after
       consecutive_failures = CASE d.status WHEN 'error' THEN d.failures_before + 1
                                            WHEN 'success' THEN 0
                                            ELSE d.failures_before END,
-      last_alert_at = CASE WHEN d.event IS NULL THEN t.last_alert_at ELSE now() END
+      last_alert_at = CASE WHEN d.event IS NULL THEN t.last_alert_at ELSE now() END,
+      failure_alerted = CASE WHEN d.status = 'success' THEN false
+                             WHEN d.status = 'error' AND d.event IS NOT NULL THEN true
+                             ELSE t.failure_alerted END
   FROM decided d
   WHERE t.tenant_id = d.tenant_id AND t.provider_slug = d.provider_slug
 ), paused AS (

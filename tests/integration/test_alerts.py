@@ -142,6 +142,31 @@ def test_failing_reminded_recovered_each_sent_once_by_smtp(
     assert integration["consecutive_failures"] == 0
 
 
+def test_a_flapping_integration_alerts_once_until_a_failure_persists(
+    acme: TenantFixture, failing: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    """Failing and succeeding by turns: the first failure and its recovery alert; a new
+    failure within a day of that raises nothing (nor does its recovery) until it persists,
+    then the reminder and its recovery do."""
+    assert settings(acme, emails=["ops@acme.example"]).status_code == 200
+    for i in range(10):
+        failing.runs, failing.failures = 0, (10_000 if i % 2 == 0 else 0)
+        assert run_to_the_end(acme, recorder) == ("error" if i % 2 == 0 else "success")
+    assert [a["event"] for a in outbox()] == ["failing", "recovered"]
+    failing.failures = 10_000
+    for _ in range(3):
+        assert run_to_the_end(acme, recorder) == "error"
+    failing.failures = 0
+    assert run_to_the_end(acme, recorder) == "success"
+    assert [a["event"] for a in outbox()] == ["failing", "recovered", "reminder", "recovered"]
+    # A day after the last alert, a first failure alerts at once again.
+    with psycopg.connect(DB_URL[0]) as conn:
+        conn.execute("UPDATE tenant_integrations SET last_alert_at = now() - interval '25 hours'")
+    failing.failures = 10_000
+    assert run_to_the_end(acme, recorder) == "error"
+    assert [a["event"] for a in outbox()][-1] == "failing"
+
+
 def test_duplicate_sweeps_and_a_crash_before_the_send_deliver_each_alert_once(
     acme: TenantFixture, mailbox: Mailbox, failing: ScriptedProvider, recorder: RecordingDispatcher
 ) -> None:
