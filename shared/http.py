@@ -149,7 +149,7 @@ class HttpClient:
         self.policy = policy
         self.name = name
         self._details = dict(details or {})
-        self._secrets = secrets
+        self.secrets = secrets  # scrubbed from its errors (and by callers quoting an answer)
         self._own = transport is not None
         self._client = (
             _new_client(base_url, policy, transport) if self._own else pooled(base_url, policy)
@@ -231,7 +231,7 @@ class HttpClient:
         return UpstreamError(self._message(what), details=details, retryable=False)
 
     def _message(self, what: str) -> str:
-        return scrub_text(f"{self.name} {what}.", self._secrets)
+        return scrub_text(f"{self.name} {what}.", self.secrets)
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None

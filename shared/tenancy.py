@@ -32,11 +32,13 @@ class Tenant:
 
 
 def require_role(conn: Conn, principal: Principal, tenant_id: UUID, role: Role) -> None:
-    """The service may act on any tenant; a user needs `role` (admin implies member).
+    """The service may act on any tenant that exists; a user needs `role` (admin implies
+    member).
 
     An unknown tenant answers the same 403 as a foreign one, so ids cannot be probed.
     """
     if principal.is_service:
+        get_tenant(conn, tenant_id=tenant_id)
         return
     row = conn.execute(
         query("tenancy", "member_role"), {"tenant_id": tenant_id, "user_id": principal.user_id}

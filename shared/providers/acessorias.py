@@ -9,6 +9,7 @@ nothing; items can repeat across pages, so rows are upserted by key.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -118,8 +119,9 @@ def map_company(raw: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def parse_page(response: httpx.Response) -> list[dict[str, Any]]:
-    """A companies page: a list (maybe empty), or an error for `{"Erro": ...}` and the like."""
+def parse_page(response: httpx.Response, secrets: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """A companies page: a list (maybe empty), or an error for `{"Erro": ...}` and the like
+    (in the provider's words, without `secrets`: it may quote the token it refused)."""
     raise_for_auth(response, NAME)
     if response.status_code in (204, 404):
         return []
@@ -136,7 +138,7 @@ def parse_page(response: httpx.Response) -> list[dict[str, Any]]:
         # A business error in the provider's own words, which may quote the customer's data
         # (e-mails, CPF/CNPJ): scrubbed before it reaches a table, a log or a response.
         raise UpstreamError(
-            f"{NAME} refused the request: {scrub_text(str(body['Erro']))[:200]}",
+            f"{NAME} refused the request: {scrub_text(str(body['Erro']), secrets)[:200]}",
             code="provider_error",
             details={"provider": SLUG},
             retryable=False,
@@ -154,7 +156,7 @@ class AcessoriasProvider:
         settings = ctx.settings
         token = require_secret(ctx.tenant.slug, SLUG, "token")
         base_url = str(ctx.config.get("base_url") or settings.providers.acessorias_base_url)
-        client = http_client(base_url, settings, NAME)
+        client = http_client(base_url, settings, NAME, secret=token)
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         seen: set[str] = set()
         result = SyncResult()
@@ -196,7 +198,7 @@ class AcessoriasProvider:
         response = client.request(
             "GET", "/companies/ListAll", params={"Pagina": page, "contacts": ""}, headers=headers
         )
-        return parse_page(response)
+        return parse_page(response, client.secrets)
 
 
 PROVIDER = AcessoriasProvider()

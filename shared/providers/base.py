@@ -69,15 +69,19 @@ class Provider(Protocol):
     def sync(self, ctx: SyncContext) -> SyncResult: ...
 
 
-def http_client(base_url: str, settings: Settings, name: str) -> HttpClient:
-    """A provider's client for its base URL, retried and timed out by the PROVIDER_* settings."""
+def http_client(
+    base_url: str, settings: Settings, name: str, *, secret: str | None = None
+) -> HttpClient:
+    """A provider's client for its base URL, retried and timed out by the PROVIDER_* settings;
+    the tenant's `secret` never appears in an error it raises."""
     policy = RetryPolicy(
         attempts=settings.providers.provider_retry_attempts,
         base_s=settings.providers.provider_retry_base_s,
         cap_s=settings.providers.provider_retry_cap_s,
         timeout_s=settings.providers.provider_timeout_s,
     )
-    return HttpClient(base_url, policy, name=name, details={"provider": name})
+    secrets = (secret,) if secret else ()
+    return HttpClient(base_url, policy, name=name, details={"provider": name}, secrets=secrets)
 
 
 def raise_for_auth(response: httpx.Response, provider: str) -> None:

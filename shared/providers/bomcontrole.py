@@ -211,7 +211,7 @@ class BomControleProvider:
         settings = ctx.settings
         key = require_secret(ctx.tenant.slug, SLUG, "api_key")
         base = str(ctx.config.get("base_url") or settings.providers.bomcontrole_base_url)
-        client = http_client(base, settings, NAME)
+        client = http_client(base, settings, NAME, secret=key)
         headers = {"Authorization": f"ApiKey {key}", "Accept": "application/json"}
         start, end = window(ctx)
         size = min(settings.providers.bomcontrole_page_size, 100)

@@ -140,7 +140,9 @@ class OneCodeProvider:
         """Every contact of the tenant, upserted a page at a time."""
         settings = ctx.settings
         token = require_secret(ctx.tenant.slug, SLUG, "token")
-        client = http_client(base_url(ctx.config, ctx.tenant, settings), settings, NAME)
+        client = http_client(
+            base_url(ctx.config, ctx.tenant, settings), settings, NAME, secret=token
+        )
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         size = settings.providers.onecode_page_size
 

@@ -246,3 +246,37 @@ def test_cloud_tasks_oidc_tokens_verified_with_google_auth(database_url: str, co
     finally:
         certs.server.shutdown()
         certs.server.server_close()
+
+
+NOWHERE = "33333333-3333-4333-8333-333333333333"  # a tenant that does not exist
+
+
+@pytest.mark.parametrize(
+    ("function", "method", "body"),
+    [
+        ("integration-alerts", "PUT", {"tenant_id": NOWHERE, "emails": []}),
+        ("integration-alerts", "GET", {"tenant_id": NOWHERE}),
+        ("integration-schedules", "PUT",
+         {"tenant_id": NOWHERE, "provider_slug": "acessorias", "cron": "0 2 * * *"}),
+        ("integration-schedules", "GET", {"tenant_id": NOWHERE}),
+        ("integration-metrics", "GET", {"tenant_id": NOWHERE}),
+        ("list-integration-jobs", "GET", {"tenant_id": NOWHERE}),
+        ("run-integration", "POST", {"tenant_id": NOWHERE, "provider_slug": "acessorias"}),
+    ],
+)  # fmt: skip
+def test_the_service_naming_a_tenant_that_does_not_exist_gets_403_and_changes_nothing(
+    database_url: str, function: str, method: str, body: dict[str, Any]
+) -> None:
+    """The service may act on any tenant, but only one that exists (the alert settings'
+    insert failed on its foreign key: a 500)."""
+    seed_tenant(database_url, "acme")
+    client = function_client(function)
+    headers = bearer(service_token())
+    if method == "GET":
+        answer = client.get("/", query_string=body, headers=headers)
+    else:
+        answer = client.open("/", method=method, json=body, headers=headers)
+    assert answer.status_code == 403, answer.get_json()
+    assert answer.get_json()["error"]["code"] == "forbidden"
+    for table in ("alert_settings", "integration_schedules", "integration_jobs"):
+        assert rows(database_url, f"SELECT * FROM {table} WHERE tenant_id = %s", NOWHERE) == []

@@ -167,13 +167,13 @@ def test_business_error_text_is_scrubbed_of_personal_data_everywhere(
     recorder: RecordingDispatcher,
     logs: Callable[[], str],
 ) -> None:
-    state.knobs.update(
-        {"business_error": "Contato ana.silva@cliente.com.br (CPF 123.456.789-09) sem permissão"}
-    )
+    words = f"Token {TOKEN}: contato ana.silva@cliente.com.br (CPF 123.456.789-09) sem permissão"
+    state.knobs.update({"business_error": words})  # quoting the token it refused, too
     job = run(tenant, recorder)
     assert job["status"] == "error" and job["attempts"] == 1
     assert job["error_message"] == (
-        "Acessórias refused the request: Contato [redacted] (CPF [redacted]) sem permissão"
+        "Acessórias refused the request: Token [redacted]: contato [redacted] (CPF [redacted])"
+        " sem permissão"
     )
     direct = call("sync-acessorias", {"tenant_slug": "acme"}, token=tenant.admin_token)
     assert direct.status_code == 502
@@ -185,7 +185,7 @@ def test_business_error_text_is_scrubbed_of_personal_data_everywhere(
         + str(rows(database_url, "SELECT * FROM tenant_integrations"))
         + logs()
     )
-    for pii in ("ana.silva", "cliente.com.br", "123.456.789-09"):
+    for pii in (TOKEN, "ana.silva", "cliente.com.br", "123.456.789-09"):
         assert pii not in everything
 
 

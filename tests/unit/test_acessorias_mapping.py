@@ -75,6 +75,9 @@ def test_parse_page_quirks() -> None:
     assert personal.value.message == (
         "Acessórias refused the request: Contato [redacted], CPF [redacted]"
     )
+    with pytest.raises(UpstreamError) as quoted:  # a provider quoting the token it refused
+        parse_page(_response(200, {"Erro": "Token tok-acme-123 inválido"}), ("tok-acme-123",))
+    assert quoted.value.message == "Acessórias refused the request: Token [redacted] inválido"
     with pytest.raises(UpstreamError) as auth:
         parse_page(_response(401, {"Erro": "token"}))
     assert not auth.value.retryable
