@@ -202,8 +202,8 @@ def check_query(args: Mapping[str, str]) -> dict[str, str]:
 
 
 def request_data(request: flask.Request) -> Any:
-    """Query parameters for GET, the JSON body otherwise."""
-    if request.method == "GET":
+    """Query parameters for GET (and HEAD), the JSON body otherwise."""
+    if request.method in ("GET", "HEAD"):
         return check_query(request.args.to_dict())
     return read_json(request)
 
@@ -243,8 +243,8 @@ _CORS_HEADERS = ", ".join(CORS_ALLOWED_HEADERS)
 
 
 def allow_header(methods: set[str]) -> str:
-    """The `Allow` header a 405 sends (RFC 9110): the methods, and OPTIONS."""
-    return ", ".join(sorted(methods | {"OPTIONS"}))
+    """The `Allow` header a 405 sends (RFC 9110): the methods, HEAD with GET, and OPTIONS."""
+    return ", ".join(sorted(methods | {"OPTIONS"} | ({"HEAD"} if "GET" in methods else set())))
 
 
 def with_cors(
@@ -269,7 +269,7 @@ def handle(request: flask.Request, function: Function) -> flask.Response:
     """Serve one request of `function`: its OpenAPI document, or one of its routes (the
     endpoint of the path and method; another method of a known path is a 405)."""
     path = request.path.rstrip("/") or "/"
-    if path == DOCUMENT_PATH and request.method in ("GET", "OPTIONS"):
+    if path == DOCUMENT_PATH and request.method in ("GET", "HEAD", "OPTIONS"):
         return with_cors(request, json_response(function_document(function)), {"GET"})
     at_path = function.endpoints_at(path)
     if not at_path:
@@ -277,9 +277,16 @@ def handle(request: flask.Request, function: Function) -> flask.Response:
         missing = refuse(request, NotFound("No such route.", details={"routes": routes}))
         return with_cors(request, missing, {e.method for e in function.endpoints})
     allowed: set[str] = {e.method for e in at_path}
-    endpoint = next((e for e in at_path if e.method == request.method), at_path[0])
-    response = _handle(request, endpoint, allowed)
+    method = as_method(request.method, allowed)
+    endpoint = next((e for e in at_path if e.method == method), at_path[0])
+    response = _handle(request, endpoint, method, allowed)
     return with_cors(request, settle(request, response), allowed)
+
+
+def as_method(method: str, allowed: set[str]) -> str:
+    """The endpoint's method a request is served by: HEAD is a GET without its body (RFC
+    9110; the server drops the body) wherever GET is allowed."""
+    return "GET" if method == "HEAD" and "GET" in allowed else method
 
 
 def settle(request: flask.Request, response: flask.Response) -> flask.Response:
@@ -320,12 +327,14 @@ def answer_body(endpoint: Endpoint, result: BaseModel | dict[str, Any] | list[An
     return adapter.dump_python(value, mode="json", by_alias=True, exclude_unset=True)
 
 
-def _handle(request: flask.Request, endpoint: Endpoint, allowed: set[str]) -> flask.Response:
+def _handle(
+    request: flask.Request, endpoint: Endpoint, method: str, allowed: set[str]
+) -> flask.Response:
     with log.labels(execution_id=execution_id(request), path=request.root_path + request.path):
         try:
-            if request.method == "OPTIONS":
-                return flask.Response(status=204, headers={"Allow": ", ".join(sorted(allowed))})
-            if request.method not in allowed:
+            if method == "OPTIONS":
+                return flask.Response(status=204, headers={"Allow": allow_header(allowed)})
+            if method not in allowed:
                 refused = error_response(MethodNotAllowed(details={"allowed": sorted(allowed)}))
                 refused.headers["Allow"] = allow_header(allowed)
                 return refused

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import functions_framework
 import psycopg
 from flask import Flask
+from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
@@ -43,9 +44,10 @@ from infra.local import demo
 from infra.local.chunked import body_input
 from shared.auth import mint_token
 from shared.contract import CALLER_TEXT, Caller, Function
-from shared.errors import NotFound, ServiceUnavailable, SyncqError
+from shared.errors import MethodNotAllowed, NotFound, ServiceUnavailable, SyncqError
 from shared.openapi import document
 from shared.settings import get_settings
+from shared.web import allow_header, error_response
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -153,7 +155,18 @@ def reference_apps(doc: dict[str, Any]) -> dict[str, Flask]:
     def _script() -> Response:
         return Response(script, mimetype="text/javascript")
 
+    for app in (spec, docs):
+        app.register_error_handler(HTTPException, _page_refused)
     return {f"{PREFIX}/openapi.json": spec, f"{PREFIX}/docs": docs}
+
+
+def _page_refused(error: HTTPException) -> Response:
+    """The error envelope, as every function answers, for a page's wrong method or path."""
+    if error.code == MethodNotAllowed.status:
+        refused = error_response(MethodNotAllowed(details={"allowed": ["GET"]}))
+        refused.headers["Allow"] = allow_header({"GET"})
+        return refused
+    return error_response(NotFound("No such page."))
 
 
 def _listening(address: str) -> bool:

@@ -197,6 +197,16 @@ def test_the_gateway_serves_the_document_and_the_reference_page() -> None:
     script = client.get(f"{PREFIX}/docs/redoc.standalone.js")
     assert script.status_code == 200
     assert script.get_data() == (STATIC_DIR / "redoc" / "redoc.standalone.js").read_bytes()
+    for path in ("openapi.json", "docs"):  # HEAD as GET; the rest the envelope, as elsewhere
+        head = client.head(f"{PREFIX}/{path}")
+        assert head.status_code == 200 and head.get_data() == b""
+        for method in ("POST", "PUT", "DELETE"):
+            refused = client.open(f"{PREFIX}/{path}", method=method)
+            assert refused.status_code == 405 and refused.mimetype == "application/json"
+            assert refused.json["error"]["code"] == "method_not_allowed"  # type: ignore[index]
+            assert refused.headers["Allow"] == "GET, HEAD, OPTIONS"
+    missing = client.get(f"{PREFIX}/docs/nothing.js")
+    assert missing.status_code == 404 and missing.json["error"]["code"] == "not_found"  # type: ignore[index]
 
 
 def test_the_vendored_viewer_is_the_pinned_redoc_with_its_licence() -> None:

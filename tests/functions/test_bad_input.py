@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import Configure
 from tests.support import TenantFixture, bearer, function_client, rows, seed_tenant, service_token
 
 pytestmark = pytest.mark.db
@@ -154,3 +155,41 @@ def test_cors_preflight_and_headers(database_url: str, configure) -> None:  # ty
         headers={**bearer(tenant.member_token), "Origin": "https://evil.example"},
     )  # fmt: skip
     assert "Access-Control-Allow-Origin" not in other.headers
+
+
+@pytest.mark.parametrize(
+    ("function", "path"),
+    [("list-integration-jobs", "/"), ("list-integrations", "/"), ("integration-schedules", "/"),
+     ("integration-alerts", "/"), ("integration-metrics", "/"), ("my-tenants", "/"),
+     ("run-integration", "/openapi.json")],
+)  # fmt: skip
+def test_head_is_a_get_without_its_body(database_url: str, function: str, path: str) -> None:
+    """RFC 9110: wherever GET answers, HEAD does too, with the same status and headers."""
+    acme = seed_tenant(database_url, "acme")
+    client = function_client(function)
+    query = {} if function == "my-tenants" else {"tenant_id": str(acme.id)}
+    headers = bearer(acme.member_token)
+    got = client.get(path, query_string=query, headers=headers)
+    head = client.head(path, query_string=query, headers=headers)
+    assert got.status_code == 200 and head.status_code == 200, head.get_data(as_text=True)
+    assert head.get_data() == b"" and head.mimetype == got.mimetype
+    refused = client.post(path, query_string=query, json={}, headers=headers)
+    if refused.status_code == 405:
+        assert "HEAD" in refused.headers["Allow"].split(", ")
+
+
+def test_head_of_the_event_stream_gives_its_slot_back(
+    database_url: str, configure: Configure
+) -> None:
+    configure(SSE_MAX_STREAMS_PER_USER="2")
+    acme = seed_tenant(database_url, "acme")
+    client = function_client("integration-job-events")
+    query, headers = {"tenant_id": str(acme.id)}, bearer(acme.member_token)
+    for _ in range(5):  # more than the cap: each HEAD's stream is closed at once
+        head = client.head("/", query_string=query, headers=headers)
+        assert head.status_code == 200 and head.mimetype == "text/event-stream"
+        assert head.get_data() == b""
+        head.close()
+    stream = client.get("/", query_string={**query, "max_seconds": "1"}, headers=headers)
+    assert stream.status_code == 200
+    stream.close()
