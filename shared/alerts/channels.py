@@ -63,6 +63,12 @@ def _send_smtp(settings: Settings, message: EmailMessage) -> None:
         raise UpstreamError(
             f"The mail server answered {exc.smtp_code}.", retryable=retryable
         ) from exc
+    except smtplib.SMTPRecipientsRefused as exc:  # every one of them (their addresses untold)
+        codes = sorted({code for code, _ in exc.recipients.values()})
+        raise UpstreamError(
+            f"The mail server refused every recipient ({', '.join(map(str, codes))}).",
+            retryable=any(400 <= code < 500 for code in codes),  # 4xx: try again later
+        ) from exc
     except (smtplib.SMTPException, OSError) as exc:
         raise UpstreamError(f"The mail server failed ({type(exc).__name__}).") from exc
 

@@ -22,11 +22,14 @@ from infra.local.supervise import free_port
 from shared import db
 from shared.alerts import channels
 from shared.alerts import kind as alerts
+from shared.alerts.message import Alert
 from shared.dispatch import RecordingDispatcher, get_dispatcher
+from shared.errors import UpstreamError
 from shared.jobs import store as engine
 from shared.jobs.drain import drain as drain_kind
 from shared.jobs.sweep import rescue
 from shared.providers import PROVIDERS
+from shared.settings import get_settings
 from tests.conftest import Configure
 from tests.providers_for_tests import ScriptedProvider
 from tests.support import TenantFixture, call, drain, function_client, rows, seed_tenant
@@ -41,6 +44,15 @@ class Mailbox:
 
     def __init__(self) -> None:
         self.messages: list[Any] = []
+        self.refuse: str | None = None  # the answer to every RCPT TO, when set
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if self.refuse is not None:
+            return self.refuse
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(envelope)
@@ -165,6 +177,20 @@ def test_a_flapping_integration_alerts_once_until_a_failure_persists(
     failing.failures = 10_000
     assert run_to_the_end(acme, recorder) == "error"
     assert [a["event"] for a in outbox()][-1] == "failing"
+
+
+@pytest.mark.parametrize(
+    ("answer", "retryable"), [("550 5.1.1 No such user", False), ("450 4.2.1 Try later", True)]
+)
+def test_recipients_the_mail_server_refuses_for_good_are_not_retried(
+    mailbox: Mailbox, answer: str, retryable: bool
+) -> None:
+    mailbox.refuse = answer
+    alert = Alert(subject="Falha", text="texto", payload={})
+    with pytest.raises(UpstreamError) as refused:
+        channels.send_email(get_settings(), "a1", ["gone@acme.example"], alert)
+    assert refused.value.retryable is retryable and "gone@" not in refused.value.message
+    assert mailbox.messages == []
 
 
 def test_duplicate_sweeps_and_a_crash_before_the_send_deliver_each_alert_once(
