@@ -5,9 +5,18 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
 
 from shared.errors import UpstreamError
 from shared.providers.base import SyncContext, SyncResult
+
+
+class AnyOptions(BaseModel):
+    """A test provider takes any payload (the queue tests pass theirs through)."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 @dataclass
@@ -16,6 +25,7 @@ class ScriptedProvider:
 
     slug: str = "scripted"
     display_name: str = "Scripted"
+    options: ClassVar[type[BaseModel]] = AnyOptions
     failures: int = 0
     pages: int = 3
     runs: int = 0

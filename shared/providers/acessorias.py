@@ -20,6 +20,7 @@ from shared import jsonio
 from shared.errors import UpstreamError
 from shared.http import HttpClient
 from shared.providers.base import (
+    NoOptions,
     SyncContext,
     SyncResult,
     http_client,
@@ -151,6 +152,7 @@ def parse_page(response: httpx.Response, secrets: Iterable[str] = ()) -> list[di
 class AcessoriasProvider:
     slug = SLUG
     display_name = NAME
+    options = NoOptions
 
     def sync(self, ctx: SyncContext) -> SyncResult:
         settings = ctx.settings

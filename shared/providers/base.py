@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 import httpx
+from pydantic import BaseModel, ConfigDict
 
 from shared.db import Conn
 from shared.errors import UpstreamError
@@ -62,9 +63,19 @@ class SyncContext(Protocol):
         """When this tenant's last successful sync of this provider started (or None)."""
 
 
+class NoOptions(BaseModel):
+    """A provider that takes no options: its job payload must be `{}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class Provider(Protocol):
     slug: str
     display_name: str
+
+    @property
+    def options(self) -> type[BaseModel]:
+        """What a job's payload may hold (run-integration refuses anything else)."""
 
     def sync(self, ctx: SyncContext) -> SyncResult: ...
 

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from shared import jsonio
 from shared.errors import UpstreamError
@@ -29,6 +30,19 @@ from shared.providers.base import SyncContext, SyncResult, http_client, raise_fo
 from shared.secrets import require_secret
 from shared.settings import Settings
 from shared.sqlfiles import query
+
+
+class BomControleOptions(BaseModel):
+    """A BomControle job's payload."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    full: StrictBool = Field(
+        False,
+        description="Read every installment again, not only those changed since the "
+        "last successful run.",
+    )
+
 
 SLUG = "bomcontrole"
 NAME = "BomControle"
@@ -205,6 +219,7 @@ def parse_entries(response: httpx.Response, size: int, settings: Settings) -> pa
 class BomControleProvider:
     slug = SLUG
     display_name = NAME
+    options = BomControleOptions
 
     def sync(self, ctx: SyncContext) -> SyncResult:
         """Installments changed in the incremental window, then every client."""

@@ -18,7 +18,13 @@ import httpx
 from shared import jsonio
 from shared.errors import UpstreamError
 from shared.providers import paging
-from shared.providers.base import SyncContext, SyncResult, http_client, raise_for_auth
+from shared.providers.base import (
+    NoOptions,
+    SyncContext,
+    SyncResult,
+    http_client,
+    raise_for_auth,
+)
 from shared.secrets import require_secret
 from shared.settings import Settings
 from shared.sqlfiles import query
@@ -135,6 +141,7 @@ def parse_page(response: httpx.Response, asked_size: int) -> paging.Page:
 class OneCodeProvider:
     slug = SLUG
     display_name = NAME
+    options = NoOptions
 
     def sync(self, ctx: SyncContext) -> SyncResult:
         """Every contact of the tenant, upserted a page at a time."""

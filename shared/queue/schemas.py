@@ -6,7 +6,16 @@ import re
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from shared.cron import Missed, parse_cron, parse_zone
@@ -47,14 +56,25 @@ def _no_secrets(value: Any, depth: int = 0) -> None:
         raise ValueError("payload must not carry credentials; they live in the secret store")
 
 
+def _options(options: type[BaseModel], value: dict[str, Any]) -> None:
+    """The payload as the provider's options declare them; else what is wrong, by key."""
+    try:
+        options.model_validate(value)
+    except ValidationError as exc:
+        problems = exc.errors(include_url=False, include_input=False, include_context=False)
+        said = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in problems)
+        raise ValueError(f"not an option of this provider ({said})") from None
+
+
 class RunIntegrationRequest(Strict):
     tenant_id: UUID
     provider_slug: str = Field(json_schema_extra=_PROVIDER_ENUM)
     payload: dict[str, Any] = Field(
         default_factory=dict,
-        description='Provider options, e.g. `{"full": true}`; at most 8 levels deep and no '
-        "credentials: no key like token, secret, password, api_key, authorization or "
-        "credential, no JWT or bearer value (they live in the secret store).",
+        description='The provider\'s options: BomControle takes `{"full": true}` (read every '
+        "installment again); the others take none (`{}`). Never credentials: no key like "
+        "token, secret, password, api_key, authorization or credential, no JWT or bearer "
+        "value (they live in the secret store).",
     )
 
     retry_of: UUID | None = Field(
@@ -67,8 +87,11 @@ class RunIntegrationRequest(Strict):
 
     @field_validator("payload")
     @classmethod
-    def _payload_clean(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _payload_clean(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         _no_secrets(value)
+        provider = PROVIDERS.get(info.data.get("provider_slug", ""))
+        if provider is not None:
+            _options(provider.options, value)
         return value
 
 

@@ -32,7 +32,8 @@ from shared.credits.models import JobKey, JobTable
 from shared.credits.runninghub import webhook_url
 from shared.cron import parse_cron, parse_zone
 from shared.gestao.mapping import DEFAULT_MAPPING
-from shared.queue.schemas import _no_secrets
+from shared.providers import PROVIDERS
+from shared.queue.schemas import _no_secrets, _options
 from shared.settings import get_settings
 from tests.contract.conftest import PRICED_WORKFLOW, World
 from tests.integration.gestao_support import SLUG, WEBHOOK_SECRET
@@ -178,9 +179,13 @@ def _mapping_fits(body: dict[str, Any]) -> bool:
 
 
 def _payload_clean(body: dict[str, Any]) -> bool:
-    """A job payload carries no credential and is at most 8 levels deep."""
+    """A job payload carries no credential, is at most 8 levels deep and holds only the
+    provider's options."""
+    payload, provider = body.get("payload"), PROVIDERS.get(str(body.get("provider_slug")))
     try:
-        _no_secrets(body.get("payload"))
+        _no_secrets(payload)
+        if isinstance(payload, dict) and provider is not None:
+            _options(provider.options, payload)
     except ValueError:
         return False
     return True

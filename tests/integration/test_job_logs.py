@@ -12,7 +12,7 @@ import pytest
 
 from shared.errors import UpstreamError
 from shared.providers import PROVIDERS
-from shared.providers.base import SyncContext, SyncResult
+from shared.providers.base import NoOptions, SyncContext, SyncResult
 from tests.support import call, drain, seed_tenant
 
 pytestmark = pytest.mark.db
@@ -23,6 +23,7 @@ class Leaky:
 
     slug = "leaky"
     display_name = "Leaky"
+    options = NoOptions
 
     def sync(self, ctx: SyncContext) -> SyncResult:
         raise UpstreamError(
