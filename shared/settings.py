@@ -126,6 +126,9 @@ class ProviderSettings(_Group):
     acessorias_empty_rechecks: int = 2
     acessorias_empty_recheck_s: float = 3.0
     acessorias_max_pages: int = 10_000
+    # The published limit per token (a sliding window): requests wait rather than get a 429.
+    acessorias_rate_limit: int = 100
+    acessorias_rate_window_s: float = 60.0
 
     # OneCode has one host per tenant: `{tenant}` is the integration's config "subdomain"
     # (else the tenant slug); a config "base_url" replaces the whole template.

@@ -27,6 +27,7 @@ from shared.providers.base import (
     progress_without_total,
     raise_for_auth,
 )
+from shared.providers.pacing import Pacer
 from shared.scrub import scrub_text
 from shared.secrets import require_secret
 from shared.sqlfiles import query
@@ -160,12 +161,15 @@ class AcessoriasProvider:
         base_url = str(ctx.config.get("base_url") or settings.providers.acessorias_base_url)
         client = http_client(base_url, settings, NAME, secret=token)
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        pacer = Pacer(
+            settings.providers.acessorias_rate_limit, settings.providers.acessorias_rate_window_s
+        )
         seen: set[str] = set()
         result = SyncResult()
         page = 1
         while page <= settings.providers.acessorias_max_pages:
             ctx.progress(progress_without_total(result.pages))
-            items = self._fetch(client, headers, page, ctx)
+            items = self._fetch(client, headers, page, ctx, pacer)
             if not items:
                 break
             rows = {r["external_id"]: r for r in map(map_company, items) if r is not None}
@@ -181,25 +185,37 @@ class AcessoriasProvider:
         return result
 
     def _fetch(
-        self, client: HttpClient, headers: dict[str, str], page: int, ctx: SyncContext
+        self,
+        client: HttpClient,
+        headers: dict[str, str],
+        page: int,
+        ctx: SyncContext,
+        pacer: Pacer,
     ) -> list[dict[str, Any]]:
         """One page; an empty answer is asked again, slowly, before it is believed."""
         settings = ctx.settings
-        items = self._get(client, headers, page, ctx)
+        items = self._get(client, headers, page, pacer)
         rechecks = 0
         while not items and rechecks < settings.providers.acessorias_empty_rechecks:
             rechecks += 1
             time.sleep(settings.providers.acessorias_empty_recheck_s * rechecks)
             ctx.progress(progress_without_total(page - 1))
-            items = self._get(client, headers, page, ctx)
+            items = self._get(client, headers, page, pacer)
         return items
 
     def _get(
-        self, client: HttpClient, headers: dict[str, str], page: int, ctx: SyncContext
+        self, client: HttpClient, headers: dict[str, str], page: int, pacer: Pacer
     ) -> list[dict[str, Any]]:
-        response = client.request(
-            "GET", "/companies/ListAll", params={"Pagina": page, "contacts": ""}, headers=headers
-        )
+        pacer.wait()  # under the token's request rate: a wait, not a 429
+        try:
+            response = client.request(
+                "GET",
+                "/companies/ListAll",
+                params={"Pagina": page, "contacts": ""},
+                headers=headers,
+            )
+        finally:
+            pacer.sent()
         return parse_page(response, client.secrets)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from infra.emulators._common import ServerHandle, start_in_thread
 from infra.emulators.acessorias import AcessoriasState, create_app
-from shared.dispatch import RecordingDispatcher
+from shared.dispatch import RecordingDispatcher, get_dispatcher
 from shared.providers.acessorias import parse_date
 from shared.secrets import env_var, secret_name
 from tests.support import TenantFixture, call, drain, rows, seed_tenant, service_token
@@ -133,6 +133,25 @@ def test_survives_429s_5xx_and_timeouts(
     assert job["status"] == "success", job["error_message"]
     assert checksum(db_view(database_url)) == checksum(emulator_view(state))
     assert state.stats()["faults"]  # faults really happened
+
+
+def test_an_account_past_the_rate_limit_waits_instead_of_being_refused(
+    database_url: str,
+    tenant: TenantFixture,
+    state: AcessoriasState,
+    recorder: RecordingDispatcher,
+    configure,  # type: ignore[no-untyped-def]
+) -> None:
+    """100 requests per token per window (a minute; 3 s here): an account of 110 pages
+    waits for the window instead of meeting a 429 that names no wait."""
+    state.knobs.update({"rate_window_s": 3.0})
+    configure(ACESSORIAS_RATE_WINDOW_S="3")
+    state.seed_token(TOKEN, 110 * 20)  # 110 pages of 20
+    job = run(tenant, get_dispatcher())  # the one the new settings made
+    assert job["status"] == "success" and job["attempts"] == 1, job["error_message"]
+    assert job["result"]["pages"] == 110
+    assert "429" not in state.stats()["by_status"]
+    assert checksum(db_view(database_url)) == checksum(emulator_view(state))
 
 
 def test_false_empty_page_is_rechecked_before_it_is_believed(

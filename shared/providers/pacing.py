@@ -1,0 +1,49 @@
+"""Keeping under a provider's published request rate, so a long sync waits instead of
+being refused.
+
+Acessórias allows 100 requests a minute per token over a sliding window and answers the
+101st with a 429 that names no wait (PROVIDERS.md): retries that give up within seconds
+cannot outlast a 60-second window, so a sync of more than ~100 pages failed at the same page
+on every attempt. A sync of one (tenant, provider) runs in one process at a time (the
+job's slot), so pacing it here keeps the token under the limit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+
+class Pacer:
+    """At most `limit` requests in any `window_s` seconds: `wait()` before each request
+    sleeps until the oldest of the last `limit` leaves the window, `sent()` after it
+    records it. A request is recorded when its answer is back, no earlier than the server
+    counted it, so the server's window never holds more. A limit of 0 never waits."""
+
+    def __init__(
+        self,
+        limit: int,
+        window_s: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.limit, self.window_s = limit, window_s
+        self._clock, self._sleep = clock, sleep
+        self._sent: deque[float] = deque(maxlen=max(limit, 1))
+
+    def wait(self) -> float:
+        """Block until one more request fits in the window; the seconds waited."""
+        if self.limit <= 0 or len(self._sent) < self.limit:
+            return 0.0
+        pause = self._sent[0] + self.window_s - self._clock()
+        if pause <= 0:
+            return 0.0
+        self._sleep(pause)
+        return pause
+
+    def sent(self) -> None:
+        """A request was answered (or failed): it counts from now."""
+        if self.limit > 0:
+            self._sent.append(self._clock())  # the oldest beyond `limit` falls out
