@@ -98,6 +98,7 @@ class BatchRunner:
         )
         self.cursor = (row["cursor_criado"], row["cursor_id"]) if row["cursor_criado"] else START
         self.batches = row["batches"]
+        self.failures = row["consecutive_failures"]  # in a row before this one; a checkpoint clears
         self.last_beat = time.monotonic()
 
     # -- the loop ----------------------------------------------------------------------
@@ -244,6 +245,7 @@ class BatchRunner:
             )
         self.cursor = batch.last
         self.batches += 1
+        self.failures = 0
         self.last_beat = time.monotonic()
         return _asked(row)
 
@@ -275,7 +277,7 @@ class BatchRunner:
             return None
 
     def _failed_batch(self, message: str) -> dict[str, Any]:
-        failures = self.row["consecutive_failures"] + 1
+        failures = self.failures + 1
         give_up = f"{failures} batches in a row failed; last: {message}"
         with db.transaction() as conn:
             row = exports.after_failure(

@@ -55,7 +55,7 @@ def rescue(kind: Kind) -> int:
     for row in released:
         if row["status"] == "pending":
             event = ("retry", row["attempts"])
-            delay = float(row["delay_s"] or 0.0)
+            delay = float(row.get("delay_s") or 0.0)
             wake(kind, row["id"], tenant_id=row["tenant_id"], event=event, delay_s=delay)
     if released:
         _logger.warning("rescued stale jobs", extra=log.fields(kind=kind.name, count=len(released)))

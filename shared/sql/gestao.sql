@@ -131,7 +131,7 @@ SET status = 'pending', total_leads = %(total)s, exported_leads = 0, error_leads
 WHERE id = %(id)s AND tenant_id = %(tenant_id)s
   AND CASE WHEN %(lease)s::uuid IS NULL THEN status <> 'running'
            ELSE status = 'running' AND lease_token = %(lease)s::uuid END
-RETURNING *
+RETURNING *, 0::float8 AS delay_s -- due now, as every release answers it
 
 -- name: request_reset
 -- A running job is reset between batches: its runner sees this at its next check.

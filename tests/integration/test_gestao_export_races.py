@@ -7,8 +7,10 @@ import time
 import uuid
 from typing import Any
 
+import psycopg
 import pytest
 
+from shared.errors import RemoteUnavailable
 from shared.gestao import runner
 from tests.integration.gestao_support import (
     Remote,
@@ -197,3 +199,68 @@ def test_the_next_page_is_read_while_a_batch_is_out(
     assert (job["status"], job["exported_leads"], job["batches"]) == ("completed", 450, 5)
     assert overlapped == [True] * 5  # the fifth batch waited for the empty sixth page
     assert remote_view(remote) == local_view(database_url)
+
+
+def test_one_failed_batch_after_progress_is_counted_from_the_last_checkpoint(
+    database_url: str, tenant: Any, remote: Remote, configure: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Two failed runs, then a run that exports and meets one blip: the blip is the first
+    failure in a row (a backoff), not the third (a pause and an alert)."""
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100", GESTAO_SCOUTER_RETRIES="0",
+          GESTAO_SCOUTER_MAX_FAILING_BATCHES="3", GESTAO_SCOUTER_IN_FLIGHT="1")  # fmt: skip
+    seed_leads(database_url, tenant.id, 500)
+    job_id = start(tenant)
+    recorder().take()
+    remote.state.knobs.update({"error_rate": 1.0})
+    for _ in range(2):
+        time.sleep(0.05)  # past the (tiny) backoff
+        run_once(tenant.id, job_id)
+    assert job_row(database_url, job_id)["consecutive_failures"] == 2
+    remote.state.knobs.update({"error_rate": 0.0})
+    real, posts = runner.BatchRunner._post, [0]
+
+    def blip_on_the_third(self: runner.BatchRunner, body: bytes) -> Any:
+        posts[0] += 1
+        if posts[0] == 3:
+            raise RemoteUnavailable("Gestão Scouter blip", upstream_status=503)
+        return real(self, body)
+
+    monkeypatch.setattr(runner.BatchRunner, "_post", blip_on_the_third)
+    time.sleep(0.05)
+    run_once(tenant.id, job_id)
+    job = job_row(database_url, job_id)
+    assert (job["status"], job["consecutive_failures"]) == ("pending", 1)
+    assert job["exported_leads"] == 200
+    assert rows(database_url, "SELECT * FROM alert_outbox") == []
+    monkeypatch.setattr(runner.BatchRunner, "_post", real)
+    assert drive(database_url, job_id)["status"] == "completed"
+
+
+def test_a_reset_of_a_job_whose_runner_died_is_carried_out_by_the_sweep(
+    database_url: str, tenant: Any, remote: Remote, configure: Any
+) -> None:
+    """The sweep rescues the silent runner's job, carries out the reset asked meanwhile and
+    wakes the fresh run (it crashed on the reset's row: a 500, the rest of the sweep
+    skipped, no wake-up)."""
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100", GESTAO_SCOUTER_STALE_AFTER_S="0.3")
+    seed_leads(database_url, tenant.id, 300)
+    job_id = start(tenant)
+    recorder().take()
+    with psycopg.connect(database_url, autocommit=True) as conn:  # a runner that then died
+        conn.execute(
+            "UPDATE gestao_scouter_export_jobs SET status = 'running', attempts = 1,"
+            " lease_token = gen_random_uuid(), heartbeat_at = now(), started_at = now()"
+            " WHERE id = %s",
+            [job_id],
+        )
+    reset = export(tenant, "reset", job_id=job_id).get_json()
+    assert (reset["status"], reset["reset_requested"]) == ("running", True)
+    time.sleep(0.4)  # the runner is silent past the stale limit
+    sweep = call("process-integration-job", {}, token=service_token())
+    assert sweep.status_code == 200, sweep.get_json()
+    job = job_row(database_url, job_id)
+    assert (job["status"], job["reset_requested"], job["exported_leads"]) == ("pending", False, 0)
+    woken = [t for t in recorder().take() if t.body.get("job_id") == job_id]
+    assert woken, "the reset job's fresh run was never woken"
+    assert drive(database_url, job_id)["exported_leads"] == 300
