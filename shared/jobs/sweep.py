@@ -52,11 +52,16 @@ def rescue(kind: Kind) -> int:
     except Exception:
         _logger.exception("rescue of stale jobs failed", extra=log.fields(kind=kind.name))
         return 0
-    for row in released:
+    for row in released:  # one row's wake-up cannot cost the others theirs, nor the sweep
         if row["status"] == "pending":
             event = ("retry", row["attempts"])
             delay = float(row.get("delay_s") or 0.0)
-            wake(kind, row["id"], tenant_id=row["tenant_id"], event=event, delay_s=delay)
+            _guarded(
+                kind.name,
+                partial(
+                    wake, kind, row["id"], tenant_id=row["tenant_id"], event=event, delay_s=delay
+                ),
+            )
     if released:
         _logger.warning("rescued stale jobs", extra=log.fields(kind=kind.name, count=len(released)))
     return len(released)
