@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
+from shared.providers import PROVIDERS
 from tests.conftest import Configure
 from tests.credits_support import IMAGE, new_job, new_user
 from tests.integration.gestao_support import PROVIDER, SLUG, WEBHOOK_SECRET, secrets_env
+from tests.providers_for_tests import ScriptedProvider
 from tests.support import bearer, function_client, rows, seed_tenant
 
 pytestmark = pytest.mark.db
@@ -66,9 +68,16 @@ class Target:
     benign_status: int
 
 
+@pytest.fixture(autouse=True)
+def _free_payloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A provider whose options take any value: the payload carries the values under test
+    into the job's jsonb (the real providers take only their declared options)."""
+    monkeypatch.setitem(PROVIDERS, "scripted", ScriptedProvider())
+
+
 def _run_integration(database_url: str, configure: Configure) -> Target:
-    tenant = seed_tenant(database_url, "acme")
-    body = b'{"tenant_id": "%s", "provider_slug": "acessorias", "payload": {"note": @@}}'
+    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    body = b'{"tenant_id": "%s", "provider_slug": "scripted", "payload": {"note": @@}}'
     return Target(
         "run-integration", "/", body % str(tenant.id).encode(), tenant.admin_token, b'"hello"', 202
     )
