@@ -25,6 +25,7 @@ from shared.gestao.mapping import LOCAL_FIELDS, load_mapping, reverse
 from shared.gestao.models import ReverseSyncRequest
 from shared.gestao.schema import kind_of
 from shared.secrets import get_store, secret_name
+from shared.sqlfiles import query
 from shared.tenancy import get_tenant
 
 OUR_SOURCES = frozenset({"tabuladormax", "supabase"})
@@ -160,6 +161,8 @@ def receive(principal: Principal, req: ReverseSyncRequest, slug: str) -> dict[st
         tenant = get_tenant(conn, slug=slug)
         row = local_row(req.lead, load_mapping(conn, tenant.id))
         statement = upsert_statement(list(row))
+        if "updated_at" in row:  # the remote's value stands, even when equal to ours
+            conn.execute(query("gestao", "updated_at_given"))
         try:
             with conn.transaction():
                 done = conn.execute(

@@ -198,3 +198,7 @@ SELECT %(tenant_id)s, base.m + g,
        now(), 'import'
 FROM generate_series(1, %(count)s) AS g,
      (SELECT COALESCE(max(id), 0) AS m FROM leads WHERE tenant_id = %(tenant_id)s) AS base
+
+-- name: updated_at_given
+-- This transaction's lead writes carry their own updated_at: the touch trigger keeps it.
+SELECT set_config('syncq.updated_at_given', 'on', true)

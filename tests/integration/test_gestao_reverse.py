@@ -137,6 +137,27 @@ def test_newer_local_rows_win_and_new_leads_are_inserted(
                 ).get_json() == {"action": "skipped_loop"}  # fmt: skip
 
 
+def test_remote_edits_that_keep_the_exported_updated_at_all_come_back(
+    database_url: str, tenant: TenantFixture
+) -> None:
+    """A remote without an updated_at trigger edits a lead twice: both edits carry the
+    updated_at our export wrote there (equal to ours). Each is applied and keeps that value;
+    the first used to be stamped now() locally, so the second was dropped as stale."""
+    seed_leads(database_url, tenant.id, 2)
+    exported = local(database_url, 1)["updated_at"]
+    for stage in ("Contato", "Agendado", "Agendado"):
+        edit = {"id": 1, "stage": stage, "updated_at": exported.isoformat(),
+                "sync_source": "gestao_scouter"}  # fmt: skip
+        assert send({"lead": edit, "source": "gestao_scouter"}).get_json() == {
+            "action": "upserted"
+        }, stage
+        row = local(database_url, 1)
+        assert (row["etapa"], row["updated_at"]) == (stage, exported)
+    with psycopg.connect(database_url) as conn:  # a local edit still stamps its own time
+        conn.execute("UPDATE leads SET name = 'Local' WHERE tenant_id = %s AND id = 1", [tenant.id])
+    assert local(database_url, 1)["updated_at"] > exported
+
+
 def test_webhook_rejects_bad_secrets_and_bad_payloads_without_leaking(
     database_url: str, tenant: TenantFixture, logs: Callable[[], str]
 ) -> None:
