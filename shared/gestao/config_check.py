@@ -8,12 +8,10 @@ that is deleted at once; the detail says so if it could not be removed.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import secrets
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 from uuid import UUID
 
 import jwt
@@ -24,7 +22,7 @@ from shared.errors import RemoteUnavailable, SyncqError
 from shared.gestao import NAME
 from shared.gestao.mapping import SYNC_SOURCE_COLUMN, load_mapping
 from shared.gestao.models import TenantRequest
-from shared.gestao.remote import TABLE, Answer, RemoteClient, Target, target_for
+from shared.gestao.remote import TABLE, Answer, RemoteClient, Target, check_url, target_for
 from shared.gestao.schema import columns_from_openapi, kind_of, needs_value
 from shared.settings import get_settings
 from shared.tenancy import Role, get_tenant, require_role
@@ -65,30 +63,6 @@ class Checks:
         self.skip_rest("an earlier check failed.")
         checks = [self.results[n].as_dict() for n in CHECKS]
         return {"ok": all(c["ok"] for c in checks), "checks": checks}
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-def check_url(url: str) -> tuple[bool, str]:
-    """https with a host (plain http only for a loopback emulator)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme not in ("http", "https") or not host:
-        return False, "The project URL must look like https://<project>.supabase.co."
-    if parts.scheme == "http" and not _loopback(host):
-        return False, "The project URL must use https (plain http only for a local emulator)."
-    if parts.query or parts.fragment:
-        return False, "The project URL must not carry a query or fragment."
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:  # a port that is not a number, or out of range
-        return False, "The project URL has an invalid port."
-    return True, f"{parts.scheme}://{host}{port} looks right."
 
 
 def _key_role(key: str) -> str | None:

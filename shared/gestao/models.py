@@ -40,6 +40,7 @@ REMOTE_ERRORS: tuple[type[SyncqError] | ErrorCode, ...] = (
     Forbidden,  # not an admin of the tenant (or no such tenant)
     IntegrationDisabled,
     coded(Unprocessable, "target_missing"),
+    coded(Unprocessable, "target_invalid"),  # a project URL that is not one
     UpstreamError,
     coded(UpstreamError, "credentials_missing"),
     coded(UpstreamError, "credentials_rejected"),

@@ -8,10 +8,12 @@ rows from a bad schema or a bad key.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -48,7 +50,38 @@ def target_for(conn: Conn, tenant: Tenant) -> Target:
         raise Unprocessable(
             f"No {NAME} project URL is configured for this tenant.", code="target_missing"
         )
+    ok, detail = check_url(url.strip())
+    if not ok:
+        raise Unprocessable(detail, code="target_invalid")
     return Target(url.strip(), require_secret(tenant.slug, SLUG, "service_key"))
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def check_url(url: str) -> tuple[bool, str]:
+    """https with a host (plain http only for a loopback emulator); what is wrong, else
+    what it looks like."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:  # `http://[::1`: not a URL at all
+        return False, "The project URL is not a valid URL."
+    if parts.scheme not in ("http", "https") or not host:
+        return False, "The project URL must look like https://<project>.supabase.co."
+    if parts.scheme == "http" and not _loopback(host):
+        return False, "The project URL must use https (plain http only for a local emulator)."
+    if parts.query or parts.fragment:
+        return False, "The project URL must not carry a query or fragment."
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a port that is not a number, or out of range
+        return False, "The project URL has an invalid port."
+    return True, f"{parts.scheme}://{host}{port} looks right."
 
 
 class Reply(StrEnum):

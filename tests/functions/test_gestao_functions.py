@@ -135,6 +135,27 @@ def test_missing_configuration_is_explained(database_url: str, configure: Any) -
     assert "service_key" in checks["checks"][0]["detail"]
 
 
+@pytest.mark.parametrize("url", ["http://[::1", "https://[zz]/", "ftp://abc.supabase.co"])
+def test_a_malformed_project_url_is_explained_by_every_function(
+    database_url: str, configure: Any, url: str
+) -> None:
+    """An operator's typo in the project URL: a 422 naming it (a 500 for `http://[::1`),
+    and the config check reports it instead of failing."""
+    tenant = seed_tenant(database_url, "acme", providers={"gestao-scouter": {"project_url": url}})
+    body = {"tenant_id": str(tenant.id)}
+    for name, extra in (("validate-gestao-scouter-schema", {}),
+                        ("reload-gestao-scouter-schema-cache", {}),
+                        ("export-to-gestao-scouter-batch", {"action": "start"})):  # fmt: skip
+        response = post(name, {**body, **extra}, tenant.admin_token)
+        assert response.status_code == 422, (name, response.get_json())
+        assert response.get_json()["error"]["code"] == "target_invalid"
+    report = post("validate-gestao-scouter-config", body, tenant.admin_token)
+    assert report.status_code == 200, report.get_json()
+    [url_check] = [c for c in report.get_json()["checks"] if c["name"] == "url_well_formed"]
+    assert url_check["ok"] is False
+    assert rows(database_url, "SELECT count(*) AS n FROM gestao_scouter_export_jobs")[0]["n"] == 0
+
+
 def test_start_with_the_last_representable_end_date_is_an_open_end(
     database_url: str, tenant: TenantFixture, remote: Remote
 ) -> None:
