@@ -206,15 +206,10 @@ def lead_schema(schema: dict[str, Any]) -> None:
 class ReverseSyncRequest(Strict):
     """The remote trigger's body: `{"lead": <row>, "source": "gestao_scouter"}`."""
 
+    # The key is the column the tenant's mapping names for `id` (reverse.local_row: 422
+    # when the lead lacks it), not always `id`.
     lead: dict[str, Any] = Field(max_length=500, json_schema_extra=lead_schema)
     source: Literal["gestao_scouter"]
-
-    @field_validator("lead")
-    @classmethod
-    def _has_id(cls, lead: dict[str, Any]) -> dict[str, Any]:
-        if "id" not in lead:
-            raise ValueError("lead.id is required")
-        return lead
 
 
 class ExportJob(BaseModel):

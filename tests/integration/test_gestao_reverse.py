@@ -9,8 +9,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from infra.emulators._common import start_in_thread
+from shared.gestao.mapping import DEFAULT_MAPPING
 from tests.integration.gestao_support import (
     SLUG,
     WEBHOOK_SECRET,
@@ -156,6 +158,28 @@ def test_remote_edits_that_keep_the_exported_updated_at_all_come_back(
     with psycopg.connect(database_url) as conn:  # a local edit still stamps its own time
         conn.execute("UPDATE leads SET name = 'Local' WHERE tenant_id = %s AND id = 1", [tenant.id])
     assert local(database_url, 1)["updated_at"] > exported
+
+
+def test_a_tenant_whose_mapping_keys_leads_by_another_column_gets_its_edits(
+    database_url: str, tenant: TenantFixture
+) -> None:
+    """A mapping may name another remote column for `id` (the export upserts on it): the
+    webhook reads the key there (it refused every lead without an `id` key: 422)."""
+    seed_leads(database_url, tenant.id, 2)
+    mapping = {**DEFAULT_MAPPING, "id": "tabulador_id"}
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO gestao_scouter_field_mappings (tenant_id, local_field, remote_field)"
+            " SELECT %s, m.key, m.value FROM jsonb_each_text(%s) AS m",
+            [tenant.id, Jsonb(mapping)],
+        )
+    edit = {"tabulador_id": 2, "name": "Pelo Gestão", "updated_at": "2099-01-01T00:00:00+00:00"}
+    assert send({"lead": edit, "source": "gestao_scouter"}).get_json() == {"action": "upserted"}
+    assert local(database_url, 2)["name"] == "Pelo Gestão"
+    keyless = send({"lead": {"id": 2, "name": "Sem chave"}, "source": "gestao_scouter"})
+    assert keyless.status_code == 422
+    assert [d["loc"] for d in keyless.get_json()["error"]["details"]] == [["lead", "tabulador_id"]]
+    assert local(database_url, 2)["name"] == "Pelo Gestão"
 
 
 def test_webhook_rejects_bad_secrets_and_bad_payloads_without_leaking(
