@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -170,8 +170,10 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         json: Any = None,
         content: bytes | None = None,
+        final: Callable[[httpx.Response], bool] | None = None,
     ) -> httpx.Response:
-        """The first answer that is not 429/5xx; `idempotent` defaults from the method.
+        """The first answer that is not 429/5xx (nor one `final` says is the answer, such as
+        a 5xx the same request would only meet again); `idempotent` defaults from the method.
 
         Raises UpstreamUnavailable when tries run out (or may not be repeated), and a
         non-retryable UpstreamError when httpx cannot make the request at all.
@@ -186,10 +188,15 @@ class HttpClient:
         )
         kwargs: dict[str, Any] = {"params": params, "headers": headers}
         kwargs.update({"json": json} if content is None else {"content": content})
-        return retrying(self._try, method, url, safe, kwargs)
+        return retrying(self._try, method, url, safe, kwargs, final)
 
     def _try(
-        self, method: str, url: str, idempotent: bool, kwargs: dict[str, Any]
+        self,
+        method: str,
+        url: str,
+        idempotent: bool,
+        kwargs: dict[str, Any],
+        final: Callable[[httpx.Response], bool] | None = None,
     ) -> httpx.Response:
         try:
             response = self._client.request(method, url, **kwargs)
@@ -204,7 +211,7 @@ class HttpClient:
             raise self._error(f"could not be asked ({type(exc).__name__})") from exc
         _release(response)
         status = response.status_code
-        if status != 429 and status < 500:
+        if (status != 429 and status < 500) or (final is not None and final(response)):
             return response
         repeatable = status == 429  # refused, not acted on
         retried = (idempotent or repeatable) and self.policy.attempts > 1

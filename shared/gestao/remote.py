@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -193,6 +194,7 @@ class RemoteClient:
         content: bytes | None = None,
         prefer: str | None = None,
         idempotent: bool | None = None,
+        final: Callable[[httpx.Response], bool] | None = None,
     ) -> Answer:
         """One logical request; transient failures are retried, then RemoteUnavailable.
 
@@ -204,7 +206,13 @@ class RemoteClient:
             headers["Content-Type"] = "application/json"
         try:
             response = self.http.request(
-                method, path, params=params, content=content, headers=headers, idempotent=idempotent
+                method,
+                path,
+                params=params,
+                content=content,
+                headers=headers,
+                idempotent=idempotent,
+                final=final,
             )
         except UpstreamUnavailable as exc:
             raise RemoteUnavailable(
@@ -218,7 +226,13 @@ class RemoteClient:
         """Bulk upsert of a JSON array into leads (merge duplicates, minimal return)."""
         params = {"on_conflict": on_conflict, "columns": ",".join(columns)}
         return self.send(
-            "POST", f"/{TABLE}", params=params, content=body, prefer=MERGE, idempotent=True
+            "POST",
+            f"/{TABLE}",
+            params=params,
+            content=body,
+            prefer=MERGE,
+            idempotent=True,
+            final=_statement_timeout,  # the same batch would only time out again: split it
         )
 
     def openapi(self) -> Answer:
@@ -228,6 +242,12 @@ class RemoteClient:
     def reload_schema_cache(self) -> Answer:
         """The remote RPC that issues `NOTIFY pgrst, 'reload schema'` (safe to repeat)."""
         return self.send("POST", "/rpc/reload_schema_cache", content=b"{}", idempotent=True)
+
+
+def _statement_timeout(response: httpx.Response) -> bool:
+    """PostgREST's answer when the remote's statement_timeout cancelled the statement: HTTP
+    500 with SQLSTATE 57014 in the body (its error mapping sends class 57 to 500)."""
+    return response.status_code >= 500 and Answer.of(response).code == _STATEMENT_TIMEOUT
 
 
 def require_ok(answer: Answer, what: str, secrets: tuple[str, ...]) -> Answer:
