@@ -9,6 +9,8 @@ instance shares them, and a reload drops them.
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,6 +44,32 @@ _ACCEPTS = {
     "timestamp": {"timestamp", "date"},
     "json": {"json"},
 }
+
+
+# Decimal digits a numeric type holds exactly (a value of a type with more may not fit or
+# be rounded: an id above 2^31 in an integer, a coordinate in a real).
+_EXACT_DIGITS = {"smallint": 4, "integer": 9, "bigint": 18, "real": 6, "double precision": 15}
+_NUMERIC = re.compile(r"numeric\s*\(\s*(\d+)")
+
+
+def exact_digits(pg_type: str) -> float:
+    """`integer` -> 9, `numeric(12,2)` -> 12, `numeric` -> unbounded."""
+    base = pg_type.split("(", 1)[0].strip().lower()
+    if base in _EXACT_DIGITS:
+        return _EXACT_DIGITS[base]
+    precision = _NUMERIC.match(pg_type.strip().lower())
+    return int(precision.group(1)) if precision else math.inf
+
+
+def fits(local_type: str, remote_type: str) -> bool:
+    """Whether every value of the local column reaches the remote column unchanged."""
+    local_kind, remote_kind = kind_of(local_type), kind_of(remote_type)
+    if local_kind not in _ACCEPTS.get(remote_kind, set()):
+        return False
+    numeric = {"integer", "number"}
+    if local_kind in numeric and remote_kind in numeric:
+        return exact_digits(local_type) <= exact_digits(remote_type)
+    return True
 
 
 def kind_of(pg_type: str) -> str:
@@ -132,7 +160,7 @@ def compare(mapping: Mapping[str, str], columns: dict[str, dict[str, Any]] | Non
     table = f"public.{_ident(TABLE)}"
     for local, remote in wanted:
         col_type = "text" if local == SYNC_SOURCE_COLUMN else _target_type(local)
-        local_kind = "text" if local == SYNC_SOURCE_COLUMN else kind_of(LOCAL_FIELDS[local])
+        local_type = "text" if local == SYNC_SOURCE_COLUMN else LOCAL_FIELDS[local]
         if remote not in columns:
             report.missing_columns.append(remote)
             statements.append(
@@ -140,7 +168,7 @@ def compare(mapping: Mapping[str, str], columns: dict[str, dict[str, Any]] | Non
             )
             continue
         remote_format = columns[remote]["format"]
-        if local_kind not in _ACCEPTS.get(kind_of(remote_format), set()):
+        if not fits(local_type, remote_format):
             report.type_mismatches.append(
                 {"local_field": local, "remote_column": remote,
                  "local_type": LOCAL_FIELDS.get(local, "text"), "remote_type": remote_format}

@@ -108,6 +108,27 @@ def test_start_refuses_an_invalid_schema_with_the_sql(
     assert rows(database_url, "SELECT count(*) AS n FROM gestao_scouter_export_jobs")[0]["n"] == 0
 
 
+def test_remote_columns_narrower_than_ours_are_mismatches(
+    database_url: str, own_tenant: TenantFixture, own_remote: Remote
+) -> None:
+    """A remote integer id refuses every lead above 2^31; a real latitude or value rounds
+    them: the check names each (they passed as "numbers" and the export then failed or
+    silently rounded). A wider remote type is fine."""
+    own_remote.sql(
+        "ALTER TABLE public.leads ALTER COLUMN id TYPE integer,"
+        " ALTER COLUMN latitude TYPE real, ALTER COLUMN ficha_value TYPE real,"
+        " ALTER COLUMN age TYPE bigint"
+    )
+    own_remote.state.reload_schema()
+    response = export(own_tenant, "start")
+    assert response.status_code == 422
+    details = response.get_json()["error"]["details"]
+    assert {(m["local_field"], m["remote_type"]) for m in details["type_mismatches"]} == {
+        ("id", "integer"), ("latitude", "real"), ("valor_ficha", "real"),
+    }  # fmt: skip
+    assert 'ALTER COLUMN "id" TYPE bigint USING "id"::bigint;' in details["suggested_sql"]
+
+
 DEFAULTED_COLUMNS = (
     "ALTER TABLE public.leads ADD COLUMN region text NOT NULL DEFAULT 'SP',"
     " ADD COLUMN tags text[] NOT NULL DEFAULT '{}', ADD COLUMN score integer NOT NULL DEFAULT -1,"

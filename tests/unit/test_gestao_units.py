@@ -12,7 +12,7 @@ from shared.gestao.config_check import check_url
 from shared.gestao.mapping import DEFAULT_MAPPING, LOCAL_FIELDS, mapping_problems, reverse
 from shared.gestao.models import ExportRequest, ReverseSyncRequest
 from shared.gestao.remote import Answer, Reply
-from shared.gestao.schema import columns_from_openapi, compare, kind_of
+from shared.gestao.schema import columns_from_openapi, compare, fits, kind_of
 from shared.jobs.policy import backoff_delay
 from shared.scrub import scrub_text, scrub_value
 from shared.settings import Settings
@@ -212,3 +212,19 @@ def test_the_batch_size_grows_while_fast_stays_under_the_byte_budget_and_halves_
     capped = BatchSizer(size=4000, max_rows=5000, max_bytes=10**9, fast_s=2.0)
     capped.answered(4000, 4000, 0.1)
     assert capped.size == 5000
+
+
+@pytest.mark.parametrize(
+    ("local", "remote", "ok"),
+    [("bigint", "integer", False), ("bigint", "bigint", True), ("bigint", "numeric", True),
+     ("bigint", "double precision", False), ("integer", "bigint", True),
+     ("integer", "smallint", False), ("double precision", "real", False),
+     ("double precision", "numeric", True), ("numeric(12,2)", "real", False),
+     ("numeric(12,2)", "double precision", True), ("numeric(12,2)", "integer", False),
+     ("text", "character varying", True), ("integer", "text", True),
+     ("date", "timestamp with time zone", True), ("text", "integer", False)],
+)  # fmt: skip
+def test_a_remote_type_fits_when_every_local_value_arrives_unchanged(
+    local: str, remote: str, ok: bool
+) -> None:
+    assert fits(local, remote) is ok
