@@ -53,7 +53,9 @@ j.id, j.tenant_id, j.provider_slug, j.status, j.lease_token, j.attempts, j.max_a
 j.payload, j.cancel_requested, j.trigger
 
 -- name: heartbeat_set
-, progress = %(progress)s
+-- Within an attempt progress only goes up (a provider that walks its listing again starts
+-- its count over); the claim sets 0 for each attempt.
+, progress = GREATEST(progress, %(progress)s)
 
 -- name: release_set
 -- A final state stamps the progress and the attempt's time (capped at the integer column's

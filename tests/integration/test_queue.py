@@ -14,6 +14,7 @@ from shared.dispatch import RecordingDispatcher, get_dispatcher
 from shared.errors import LeaseLost
 from shared.jobs.lease import Lease
 from shared.providers import PROVIDERS
+from shared.providers.base import SyncContext, SyncResult
 from shared.queue import store
 from shared.queue.models import JobStatus
 from tests.providers_for_tests import ScriptedProvider
@@ -86,6 +87,40 @@ def test_submit_then_wake_up_runs_to_success(
         database_url, "SELECT status FROM integration_logs WHERE job_id=%s ORDER BY id", job_id
     )
     assert [r["status"] for r in logs] == ["pending", "running", "success"]
+
+
+class Rewalking(ScriptedProvider):
+    """Walks its listing twice in one attempt (the listing shifted under the first walk),
+    reporting progress from 0 each time; records what the job row showed."""
+
+    seen: list[int]
+
+    def sync(self, ctx: SyncContext) -> SyncResult:
+        self.seen = []
+        for walk_progress in (0, 50, 95, 0, 40, 95):
+            ctx.progress(walk_progress)
+            with ctx.transaction() as conn:
+                row = conn.execute(
+                    "SELECT progress FROM integration_jobs WHERE id = %s", [ctx.job_id]
+                ).fetchone()
+            assert row is not None
+            self.seen.append(row["progress"])
+        return SyncResult(records=1, pages=1)
+
+
+def test_progress_never_goes_back_within_an_attempt(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, recorder: RecordingDispatcher
+) -> None:
+    provider = Rewalking()
+    monkeypatch.setitem(PROVIDERS, provider.slug, provider)
+    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    job_id = submit(tenant).get_json()["job_id"]
+    drain(recorder)
+    assert provider.seen == [0, 50, 95, 95, 95, 95]  # the bar held at 95, not back to 0
+    [job] = rows(
+        database_url, "SELECT status, progress FROM integration_jobs WHERE id = %s", job_id
+    )
+    assert (job["status"], job["progress"]) == ("success", 100)
 
 
 def test_fails_twice_then_succeeds_with_growing_delays(
