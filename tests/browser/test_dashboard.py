@@ -211,6 +211,42 @@ def test_a_lost_event_stream_reconnects_and_ends_right(page: Any, live: LiveStac
     assert jobs_of(live, GLOBEX, "onecode")[-1]["status"] == "success"
 
 
+def test_a_job_that_ends_before_the_first_stream_opens_is_shown_ended(
+    page: Any, live: LiveStack
+) -> None:
+    """The page opens while its event stream is refused (429: the per-user cap after a few
+    tabs or organization switches); the job ends meanwhile. The first stream that opens is
+    a reconnection too: the page refetches and shows the end (it kept "Processando...",
+    since that stream's snapshot lists only live jobs)."""
+    wait_idle(live, GLOBEX, "onecode")
+    live.knobs("onecode", latency_ms=300)
+    refused = [0]
+
+    def cap_reached(route: Any) -> None:
+        if refused[0] < 3:
+            refused[0] += 1
+            route.fulfill(status=429, content_type="application/json",
+                          body='{"error": {"code": "too_many_requests", "message": "cap"}}')  # fmt: skip
+        else:
+            route.continue_()
+
+    try:
+        sign_in(page, live, "globex-admin")
+        onecode = card(page, "onecode")
+        onecode.get_by_role("button", name="Executar").click()
+        onecode.get_by_test_id("status").filter(has_text="Processando...").wait_for()
+        page.route("**/functions/v1/integration-job-events?*", cap_reached)
+        page.reload()
+        onecode.get_by_test_id("status").filter(has_text="Processando...").wait_for()
+        wait_until(lambda: jobs_of(live, GLOBEX, "onecode")[-1]["status"] == "success", 30, "end")
+        page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for(timeout=30_000)
+        onecode.get_by_test_id("status").filter(has_text="Concluído").wait_for(timeout=10_000)
+    finally:
+        page.unroute("**/functions/v1/integration-job-events?*")
+        live.reset("onecode")
+    assert refused[0] == 3
+
+
 def test_a_refetch_read_before_the_end_does_not_undo_it(page: Any, live: LiveStack) -> None:
     """The page refetches its cards after a click (and after every reconnection) while the
     stream goes on: an answer read while the job ran, arriving after the job's last event,

@@ -16,7 +16,7 @@ export function followJobs(tenantId, { onJob, onState, onReconnect }) {
   const controller = new AbortController();
   const url = new URL('integration-job-events', apiBase());
   url.searchParams.set('tenant_id', tenantId);
-  let opened = 0;
+  let earlier = false; // a stream opened, or an attempt failed, before this one
   let delay = 500;
   onState('connecting');
   fetchEventSource(url.toString(), {
@@ -28,7 +28,10 @@ export function followJobs(tenantId, { onJob, onState, onReconnect }) {
       if (response.ok && type.startsWith('text/event-stream')) {
         delay = 500;
         onState('live');
-        if (opened++ > 0) onReconnect();
+        // Whatever changed while no stream was open (a 429, a dropped connection, the
+        // gateway away) is refetched, even when this is the first stream that opened.
+        if (earlier) onReconnect();
+        earlier = true;
         return;
       }
       if (response.status === 401 || response.status === 403) throw new Fatal(String(response.status));
@@ -40,6 +43,7 @@ export function followJobs(tenantId, { onJob, onState, onReconnect }) {
     onclose() { throw new Retry('closed'); }, // the server ended the stream: reconnect
     onerror(error) {
       if (error instanceof Fatal) { onState('off'); throw error; }
+      earlier = true;
       onState('reconnecting');
       delay = Math.min(delay * 2, 8000);
       return delay;
