@@ -576,6 +576,7 @@ def test_visao_geral_charts_the_metrics_and_degrades_without_them(
     stats.wait_for()
     text = stats.inner_text()
     assert "90" in text and "66,7%" in text and "700 ms" in text and "2,4 s" in text
+    assert "Em dia" in text and "on_time" not in text  # the freshness in Portuguese
     page.locator(".chart canvas").wait_for()
     missing = {"error": {"code": "not_found", "message": "No such function."}}
     page.unroute("**/integration-metrics?*")
@@ -741,6 +742,11 @@ def test_credits_create_a_render_watch_it_finish_and_see_the_ledger(
         "() => /\\d/.test(document.querySelector('[data-testid=balance]').textContent)"
     )
     before = int(balance.inner_text().replace(".", ""))
+    workflow = page.get_by_label("Workflow")
+    original = workflow.input_value()
+    workflow.fill("not a workflow id!")  # the browser checks the pattern before sending
+    assert workflow.evaluate("e => e.validity.patternMismatch") is True
+    workflow.fill(original)
     page.get_by_label("Prompt").fill("uma raposa vermelha")
     page.get_by_role("button", name="Criar e iniciar").click()
     render = page.get_by_test_id("renders").locator("tbody tr[data-job]").first
@@ -785,18 +791,26 @@ def test_a_render_created_while_the_page_opens_stays_listed(page: Any, live: Liv
 def test_a_phone_sized_screen_fits_and_works(browser: Any, live: LiveStack) -> None:
     from tests.browser.conftest import OUTPUT
 
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+    context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True,
                                   has_touch=True, locale="pt-BR")  # fmt: skip
     phone = context.new_page()
     try:
         sign_in(phone, live, "acme-member")
         card(phone, "acessorias").wait_for()
-        fits = "() => document.documentElement.scrollWidth <= window.innerWidth"
+        # A mobile browser widens its layout to what overflows: compare with the screen.
+        fits = "() => document.documentElement.scrollWidth <= screen.width"
         assert phone.evaluate(fits)  # no sideways scrolling of the page itself
         assert phone.get_by_role("navigation", name="Principal").is_visible()
         phone.goto(f"{live.dashboard}#/t/{ACME.id}/integracoes/acessorias/execucoes")
         phone.get_by_test_id("runs").wait_for()
         assert phone.evaluate(fits)  # wide tables scroll inside their own box
+        phone.get_by_role("button", name="Sair").click()
+        sign_in(phone, live, "acme-admin")  # the admin's forms and the mapping table
+        for screen, ready in (("integracoes/onecode/agendamento", "Fuso horário"),
+                              ("sync-monitor", "Mapeamento de campos")):  # fmt: skip
+            phone.goto(f"{live.dashboard}#/t/{ACME.id}/{screen}")
+            phone.get_by_text(ready).first.wait_for()
+            assert phone.evaluate(fits), screen  # forms and tables stay within the screen
         phone.goto(f"{live.dashboard}#/t/{ACME.id}/integracoes")
         card(phone, "onecode").wait_for()
         OUTPUT.mkdir(parents=True, exist_ok=True)

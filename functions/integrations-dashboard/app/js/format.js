@@ -41,6 +41,15 @@ export const JOB_STATUS = {
   canceled: { label: 'Cancelado', color: 'gray', name: 'Cancelado' },
 };
 export const TRIGGERS = { manual: 'Manual', schedule: 'Agendamento', retry: 'Reexecução' };
+// integration-metrics' freshness (Airbyte's terms) as the page says it.
+export const FRESHNESS = {
+  on_time: 'Em dia',
+  delayed: 'Atrasados',
+  failing: 'Desatualizados',
+  never: 'Nunca sincronizados',
+};
+// An export paused by an admin (the server's reason for it), as the page says it.
+export const PAUSE_REASONS = { 'paused by an admin': 'por um administrador' };
 export const isLive = (job) => !!job && (job.status === 'pending' || job.status === 'running');
 
 export const EXPORT_STATUS = {

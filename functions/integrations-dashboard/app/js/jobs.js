@@ -1,6 +1,6 @@
 // What the Integrações cards and the Detalhe page share: running, merging live rows, stalls.
 import { api, describe } from './api.js';
-import { fmtAgo, isLive } from './format.js';
+import { FRESHNESS, fmtAgo, isLive } from './format.js';
 import { notify } from './ui.js';
 
 /** A pending job due for longer than this (s) is waiting for the sweep to pick it up. */
@@ -81,7 +81,10 @@ export async function cancelJob(jobId) {
 export function fmtFreshness(value, now = Date.now()) {
   if (value === null || value === undefined) return null;
   if (typeof value === 'number') return fmtAgo(now - value * 1000, now);
-  if (typeof value === 'string') return Number.isNaN(Date.parse(value)) ? value : fmtAgo(value, now);
+  if (typeof value === 'string') {
+    if (FRESHNESS[value]) return FRESHNESS[value];
+    return Number.isNaN(Date.parse(value)) ? value : fmtAgo(value, now);
+  }
   if (typeof value === 'object') return value.label || value.status || fmtFreshness(value.seconds ?? value.age_s, now);
   return String(value);
 }

@@ -73,7 +73,7 @@ export function Creditos() {
         <div class="field"><label for="c-table">Tipo</label>
           <select id="c-table" value=${form.table} onChange=${set('table')}>${Object.entries(TABLES).map(([k, v]) => html`<option value=${k}>${v}</option>`)}</select>
           <small>O preço é definido pelo servidor e debitado ao iniciar.</small></div>
-        <div class="field"><label for="c-workflow">Workflow</label><input id="c-workflow" value=${form.workflowId} onInput=${set('workflowId')} required pattern="[A-Za-z0-9_-]{1,64}" /></div>
+        <div class="field"><label for="c-workflow">Workflow</label><input id="c-workflow" value=${form.workflowId} onInput=${set('workflowId')} required pattern="[A-Za-z0-9_\\-]{1,64}" /></div>
         <div class="field"><label for="c-prompt">Prompt</label><input id="c-prompt" value=${form.prompt} onInput=${set('prompt')} maxlength="500" /></div>
         <button type="submit" class="primary" disabled=${busy}>Criar e iniciar</button>
       </fieldset>

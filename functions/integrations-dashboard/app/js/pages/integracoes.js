@@ -117,7 +117,7 @@ export function Integracoes({ tenant }) {
     </div>`}
     <${Dialog} title="Erro da última execução" open=${!!shownError} onClose=${() => setShownError(null)}>
       ${shownError && html`<p><strong>${shownError.it.display_name}</strong> · ${fmtDateTime(shownError.job.finished_at)}
-        · tentativa ${shownError.job.attempts} de ${shownError.job.max_attempts}</p>
+        ${' · '}tentativa ${shownError.job.attempts} de ${shownError.job.max_attempts}</p>
         <pre data-testid="error-message">${shownError.job.error_message || shownError.it.last_error || 'Sem mensagem.'}</pre>`}
     </${Dialog}>`;
 }

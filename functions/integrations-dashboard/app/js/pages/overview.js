@@ -1,7 +1,7 @@
 // Visão Geral: runs, success rate, p50/p95 and 30 days from integration-metrics (when deployed).
 import { html, useEffect, useRef, useState } from '../../vendor/htm/preact-standalone.module.js';
 import uPlot from '../../vendor/uplot/uPlot.esm.js';
-import { fmtDateTime, fmtDay, fmtDuration, fmtNumber, fmtPercent } from '../format.js';
+import { JOB_STATUS, fmtDateTime, fmtDay, fmtDuration, fmtNumber, fmtPercent } from '../format.js';
 import { fmtFreshness, loadMetrics } from '../jobs.js';
 import { Notice } from '../ui.js';
 
@@ -37,7 +37,7 @@ export function Overview({ tenant, item }) {
   const job = item.latest_job;
   const basics = html`<dl class="panel">
     <div><dt class="muted">Situação</dt><dd>${item.enabled ? 'Habilitada' : 'Desabilitada'}</dd></div>
-    <div><dt class="muted">Última execução</dt><dd>${fmtDateTime(item.last_run)} (${item.last_status || '—'})</dd></div>
+    <div><dt class="muted">Última execução</dt><dd>${fmtDateTime(item.last_run)} (${JOB_STATUS[item.last_status]?.name || item.last_status || '—'})</dd></div>
     ${job && html`<div><dt class="muted">Última duração</dt><dd>${fmtDuration(job.execution_time_ms)}</dd></div>`}
   </dl>`;
   if (!metrics) return html`${basics}<p role="status">Carregando métricas…</p>`;

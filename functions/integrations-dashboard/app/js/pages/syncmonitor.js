@@ -3,7 +3,7 @@
 // field-mapping editor.
 import { html, useCallback, useEffect, useRef, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
-import { EXPORT_STATUS, fmtDateTime, fmtDay, fmtNumber } from '../format.js';
+import { EXPORT_STATUS, PAUSE_REASONS, fmtDateTime, fmtDay, fmtNumber } from '../format.js';
 import { Badge, Notice, Progress, TabPanel, Tabs, notify } from '../ui.js';
 
 const CHECKS = {
@@ -107,7 +107,7 @@ function ExportPanel({ tenant, onSchema }) {
       </dl>
       <p class="muted">Período: ${period(job)}
         ${' · '}lotes: ${fmtNumber(job.batches)}${job.pause_requested ? ' · pausa solicitada' : ''}${job.reset_requested ? ' · reinício solicitado' : ''}</p>
-      ${job.pause_reason && html`<${Notice} kind="warn">Pausado: ${job.pause_reason}</${Notice}>`}
+      ${job.pause_reason && html`<${Notice} kind="warn">Pausado: ${PAUSE_REASONS[job.pause_reason] || job.pause_reason}</${Notice}>`}
       ${job.error_message && html`<${Notice} kind="error">${job.error_message}</${Notice}>`}
       <div class="row">
         <button type="button" disabled=${!live || job.pause_requested} onClick=${() => run('pause', { job_id: job.id }, 'Pausa solicitada.')}>Pausar</button>
@@ -267,7 +267,7 @@ function MappingPanel({ tenant, onReport }) {
         <button type="button" class="primary" onClick=${() => validate(true)}>Salvar</button>
         <button type="button" onClick=${download}>Exportar JSON</button>
         <button type="button" onClick=${() => fileInput.current.click()}>Importar JSON</button>
-        <input ref=${fileInput} type="file" accept="application/json,.json" class="visually-hidden" aria-label="Arquivo de mapeamento (JSON)" data-testid="mapping-file" onChange=${upload} />
+        <input ref=${fileInput} type="file" accept="application/json,.json" class="visually-hidden" tabindex="-1" aria-label="Arquivo de mapeamento (JSON)" data-testid="mapping-file" onChange=${upload} />
       </div>
     </div>`}
   </section>`;
