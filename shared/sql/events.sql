@@ -1,14 +1,19 @@
 -- The job event stream (shared/queue/events.py).
 
 -- name: snapshot
--- What a (re)connecting stream starts with: the tenant's live jobs, plus every job changed
--- after the last event the client saw (its Last-Event-ID), so a job that finished while
--- the client was reconnecting still reaches it. Oldest change first.
-SELECT * FROM integration_jobs
-WHERE tenant_id = %(tenant_id)s
-  AND (status IN ('pending', 'running') OR updated_at > %(since)s::timestamptz)
-ORDER BY updated_at, id
-LIMIT %(limit)s
+-- What a (re)connecting stream starts with: the tenant's live jobs (at most one per
+-- provider, always all of them), plus the jobs changed after the last event the client saw
+-- (its Last-Event-ID), so a job that finished while the client was reconnecting still
+-- reaches it: the newest `limit` of them, when more changed (a client away that long
+-- refetches anyway; the newest are what it shows). Oldest change first.
+SELECT * FROM integration_jobs j
+WHERE j.tenant_id = %(tenant_id)s
+  AND (j.status IN ('pending', 'running')
+       OR j.id IN (SELECT c.id FROM integration_jobs c
+                   WHERE c.tenant_id = %(tenant_id)s AND c.updated_at > %(since)s::timestamptz
+                   ORDER BY c.updated_at DESC, c.id DESC
+                   LIMIT %(limit)s))
+ORDER BY j.updated_at, j.id
 
 -- name: clock
 -- The transaction's start: a stream re-reads from here (less a margin) when it resyncs.

@@ -6,7 +6,9 @@ import json
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -14,6 +16,7 @@ import pytest
 from werkzeug.test import EnvironBuilder
 
 from shared.dispatch import RecordingDispatcher
+from shared.queue import events
 from shared.queue.events import STREAM_CAPS
 from shared.queue.listener import APPLICATION_NAME
 from tests.conftest import Configure
@@ -162,6 +165,41 @@ def test_a_reconnect_gets_what_changed_while_it_was_away(
     assert [(e["id"], e["status"]) for _, e in resumed] == [(job, "canceled")]
     assert stream("garbage-without-a-time") == []
     assert stream(f"{job}:not-a-time") == []
+
+
+def test_a_replay_after_a_long_absence_brings_the_newest_changes_and_the_live_job(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Away while more jobs changed than a replay holds: the replay is the newest of them,
+    the live job included (it was the oldest, so the live job, changed last, was left out)."""
+    monkeypatch.setattr(events, "SNAPSHOT_LIMIT", 20)
+    a = seed_tenant(database_url, "acme")
+    client = function_client("integration-job-events")
+    query = {"tenant_id": str(a.id), "max_seconds": "0.3"}
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO integration_jobs (tenant_id, provider_slug, status, attempts,"
+            " finished_at, updated_at) SELECT %s, 'acessorias', 'success', 1,"
+            " now() + g * interval '1 second', now() + g * interval '1 second'"
+            " FROM generate_series(1, 50) AS g",
+            [a.id],
+        )
+        [live] = conn.execute(
+            "INSERT INTO integration_jobs (tenant_id, provider_slug, status, attempts,"
+            " started_at, updated_at) VALUES (%s, 'onecode', 'running', 1, now(),"
+            " now() + interval '100 seconds') RETURNING id",
+            [a.id],
+        ).fetchone() or [None]
+        newest = conn.execute(
+            "SELECT id FROM integration_jobs WHERE tenant_id = %s"
+            " ORDER BY updated_at DESC LIMIT 20", [a.id]).fetchall()  # fmt: skip
+    headers = bearer(a.member_token)
+    seen = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    headers["Last-Event-ID"] = f"{uuid.uuid4()}:{seen}"  # the last event, a minute ago
+    replay = ids_and_events([client.get("/", query_string=query, headers=headers).data])
+    sent = [e["id"] for _, e in replay]
+    assert str(live) in sent
+    assert set(sent) == {str(r[0]) for r in newest}
 
 
 def test_a_stream_closed_before_its_first_byte_gives_back_its_slot(
