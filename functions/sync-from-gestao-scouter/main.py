@@ -12,7 +12,7 @@ import functions_framework
 
 from shared.auth import Principal
 from shared.contract import Caller, Endpoint, Function, Scheme
-from shared.errors import Forbidden
+from shared.errors import Forbidden, IntegrationDisabled
 from shared.gestao.models import ReverseSyncAnswer, ReverseSyncQuery, ReverseSyncRequest
 from shared.gestao.reverse import receive, tenant_slug, verify_webhook
 from shared.web import handle
@@ -35,10 +35,11 @@ API = Function(
             callers=(Caller.WEBHOOK,),
             authenticate=verify_webhook,
             scheme=Scheme.WEBHOOK_SECRET,
-            errors=(Forbidden,),
+            errors=(Forbidden, IntegrationDisabled),
             description=(
                 "A lead whose `sync_source` is ours is skipped (the loop breaker); one older "
-                "than the local row is skipped too; otherwise it is upserted."
+                "than the local row is skipped too; otherwise it is upserted. A tenant whose "
+                "Gestão Scouter integration is disabled takes no edits (422)."
             ),
         ),
     ),

@@ -26,7 +26,7 @@ from shared.gestao.models import ReverseSyncRequest
 from shared.gestao.schema import kind_of
 from shared.secrets import get_store, secret_name
 from shared.sqlfiles import query
-from shared.tenancy import get_tenant
+from shared.tenancy import enabled_integration, get_tenant
 
 OUR_SOURCES = frozenset({"tabuladormax", "supabase"})
 # Local columns that are NOT NULL with a default (infra/migrations/0030_leads.sql): a null
@@ -159,6 +159,7 @@ def receive(principal: Principal, req: ReverseSyncRequest, slug: str) -> dict[st
         return {"action": "skipped_loop"}
     with db.transaction() as conn:
         tenant = get_tenant(conn, slug=slug)
+        enabled_integration(conn, tenant.id, SLUG)  # a disabled integration takes no edits
         row = local_row(req.lead, load_mapping(conn, tenant.id))
         statement = upsert_statement(list(row))
         if "updated_at" in row:  # the remote's value stands, even when equal to ours

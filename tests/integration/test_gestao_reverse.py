@@ -182,6 +182,20 @@ def test_a_tenant_whose_mapping_keys_leads_by_another_column_gets_its_edits(
     assert local(database_url, 2)["name"] == "Pelo Gestão"
 
 
+def test_a_disabled_integration_takes_no_remote_edits(
+    database_url: str, tenant: TenantFixture
+) -> None:
+    seed_leads(database_url, tenant.id, 1)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE tenant_integrations SET enabled = false WHERE tenant_id = %s",
+                     [tenant.id])  # fmt: skip
+    edit = {"id": 1, "name": "Depois de desligar", "updated_at": "2099-01-01T00:00:00+00:00"}
+    refused = send({"lead": edit, "source": "gestao_scouter"})
+    assert refused.status_code == 422
+    assert refused.get_json()["error"]["code"] == "integration_disabled"
+    assert local(database_url, 1)["name"] != "Depois de desligar"
+
+
 def test_webhook_rejects_bad_secrets_and_bad_payloads_without_leaking(
     database_url: str, tenant: TenantFixture, logs: Callable[[], str]
 ) -> None:
