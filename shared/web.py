@@ -201,10 +201,24 @@ def check_query(args: Mapping[str, str]) -> dict[str, str]:
     return dict(args)
 
 
+def query_args(request: flask.Request) -> dict[str, str]:
+    """The query parameters, each given once (422 naming one given twice: which would
+    count is anyone's guess), refused (400) when one could not reach PostgreSQL."""
+    repeated = [name for name, values in request.args.lists() if len(values) > 1]
+    if repeated:
+        raise ValidationFailed(
+            details=[
+                {"loc": ["query", name], "type": "repeated", "message": "given more than once"}
+                for name in repeated
+            ]
+        )
+    return check_query(request.args.to_dict())
+
+
 def request_data(request: flask.Request) -> Any:
     """Query parameters for GET (and HEAD), the JSON body otherwise."""
     if request.method in ("GET", "HEAD"):
-        return check_query(request.args.to_dict())
+        return query_args(request)
     return read_json(request)
 
 
@@ -343,7 +357,7 @@ def _handle(
             else:
                 principal = authenticate(request.headers.get("Authorization"))
             if endpoint.query is not None:
-                parse_model(endpoint.query, check_query(request.args))
+                parse_model(endpoint.query, query_args(request))
             payload = parse_model(endpoint.request, request_data(request))
             result = endpoint.action(principal, payload)
             if isinstance(result, flask.Response):

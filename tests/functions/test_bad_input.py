@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -100,6 +101,9 @@ def test_bad_queries_and_methods(database_url: str) -> None:
         ("list-integration-jobs", {}, 422),
         ("integration-job-events", {"tenant_id": "x"}, 422),
         ("integration-job-events", {"tenant_id": tid, "max_seconds": "-1"}, 422),
+        # A parameter given twice: which one would count is anyone's guess.
+        ("list-integration-jobs", [("tenant_id", tid), ("tenant_id", str(uuid.uuid4()))], 422),
+        ("integration-metrics", [("tenant_id", tid), ("days", "7"), ("days", "30")], 422),
     ]
     for name, query, status in cases:
         response = function_client(name).get(
