@@ -95,6 +95,7 @@ def walk(ctx: SyncContext, fetch: FetchPage, store: StoreRows, tuning: Tuning) -
     previous: Walked | None = None
     for number in range(1, max(1, tuning.passes) + 1):
         result.extra["passes"] = number
+        result.pages = 0  # the listing's pages: the last walk's, not every walk's sum
         reader = _Reader(fetch, tuning.fetch_ahead, tuning.max_pages)
         try:
             walked = _Pass(ctx, store, result, tuning).run(reader)

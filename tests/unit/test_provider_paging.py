@@ -73,6 +73,7 @@ def test_a_row_moving_to_the_end_mid_read_triggers_a_second_walk() -> None:
     result, stored = run(listing)
     assert set(stored) == set("ABCDEFGHIJ")
     assert (result.records, result.extra["passes"]) == (10, 2)
+    assert result.pages == 4  # the listing's pages (the last walk's), not both walks' sum
 
 
 def test_a_listing_that_never_settles_fails_retryably() -> None:
