@@ -36,6 +36,12 @@ def jobs_of(live: LiveStack, tenant: Any, provider: str) -> list[dict[str, Any]]
     )  # fmt: skip
 
 
+def latest(live: LiveStack, tenant: Any, provider: str) -> dict[str, Any]:
+    """The newest job, or {} before the click that makes one has reached the server."""
+    jobs = jobs_of(live, tenant, provider)
+    return jobs[-1] if jobs else {}
+
+
 def wait_idle(live: LiveStack, tenant: Any, provider: str) -> None:
     """No live job of this integration (a test starts from rest)."""
     wait_until(
@@ -200,7 +206,7 @@ def test_a_lost_event_stream_reconnects_and_ends_right(page: Any, live: LiveStac
         onecode = card(page, "onecode")
         onecode.get_by_role("button", name="Executar").click()
         onecode.get_by_test_id("status").filter(has_text="Processando...").wait_for()
-        wait_until(lambda: jobs_of(live, GLOBEX, "onecode")[-1]["progress"] > 0, 30, "progress")
+        wait_until(lambda: latest(live, GLOBEX, "onecode").get("progress", 0) > 0, 30, "progress")
         assert live.proxy.cut() > 0  # the stream (and every other connection) drops mid-job
         page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
         onecode.get_by_test_id("status").filter(has_text="Concluído").wait_for(timeout=60_000)
@@ -238,7 +244,7 @@ def test_a_job_that_ends_before_the_first_stream_opens_is_shown_ended(
         page.route("**/functions/v1/integration-job-events?*", cap_reached)
         page.reload()
         onecode.get_by_test_id("status").filter(has_text="Processando...").wait_for()
-        wait_until(lambda: jobs_of(live, GLOBEX, "onecode")[-1]["status"] == "success", 30, "end")
+        wait_until(lambda: latest(live, GLOBEX, "onecode").get("status") == "success", 30, "end")
         page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for(timeout=30_000)
         onecode.get_by_test_id("status").filter(has_text="Concluído").wait_for(timeout=10_000)
     finally:
@@ -283,7 +289,7 @@ def test_execucoes_keep_a_finished_run_through_a_reconnection(page: Any, live: L
         sign_in(page, live, "globex-admin", f"#/t/{GLOBEX.id}/integracoes/onecode/execucoes")
         page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
         page.get_by_role("button", name="Executar Agora").click()
-        wait_until(lambda: jobs_of(live, GLOBEX, "onecode")[-1]["status"] == "running", 30, "run")
+        wait_until(lambda: latest(live, GLOBEX, "onecode").get("status") == "running", 30, "run")
         job_id = str(jobs_of(live, GLOBEX, "onecode")[-1]["id"])
         row = f"tr[data-job='{job_id}']"
         page.locator(f"{row}[data-status='running']").wait_for()
@@ -297,6 +303,36 @@ def test_execucoes_keep_a_finished_run_through_a_reconnection(page: Any, live: L
         assert page.locator(row).get_attribute("data-status") == "success"
     finally:
         live.reset("onecode")
+
+
+def test_execucoes_keep_the_rows_loaded_with_carregar_mais_through_a_reconnection(
+    page: Any, live: LiveStack
+) -> None:
+    """The refetch after a reconnection reads as many rows as the list shows: rows loaded
+    with "Carregar mais" stay (they went, the list back to its first page)."""
+    for hours in range(30, 75):  # 45 old runs of GLOBEX's Acessórias
+        live.execute(
+            "INSERT INTO integration_jobs (tenant_id, provider_slug, status, attempts, progress,"
+            " created_at, started_at, finished_at) VALUES (%s, 'acessorias', 'success', 1, 100,"
+            " now() - make_interval(hours => %s), now() - make_interval(hours => %s),"
+            " now() - make_interval(hours => %s))",
+            GLOBEX.id, hours, hours, hours,
+        )  # fmt: skip
+    sign_in(page, live, "globex-admin", f"#/t/{GLOBEX.id}/integracoes/acessorias/execucoes")
+    page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
+    rows = page.get_by_test_id("runs").locator("tbody tr[data-job]")
+    rows.first.wait_for()
+    page.get_by_role("button", name="Carregar mais").click()
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=runs] tbody tr[data-job]').length >= 40"
+    )
+    shown = rows.count()
+    with page.expect_response("**/functions/v1/list-integration-jobs?*") as refetched:
+        assert live.proxy.cut() > 0  # the stream drops; the page reconnects and refetches
+    assert refetched.value.ok
+    page.wait_for_timeout(500)
+    assert rows.count() == shown
+    assert page.get_by_role("button", name="Carregar mais").is_visible()
 
 
 def test_a_filter_changed_while_the_list_loads_shows_only_its_rows(

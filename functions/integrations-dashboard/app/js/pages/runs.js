@@ -1,5 +1,5 @@
 // Execuções: the job history, filtered by status and trigger, keyset-paged, live.
-import { html, useCallback, useEffect, useState } from '../../vendor/htm/preact-standalone.module.js';
+import { html, useCallback, useEffect, useRef, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
 import { JOB_STATUS, TRIGGERS, fmtDateTime, fmtDuration, isLive } from '../format.js';
 import { cancelJob, newestJob, runIntegration } from '../jobs.js';
@@ -7,6 +7,7 @@ import { bus } from '../live.js';
 import { Badge, Dialog, Notice, Progress, notify, useLatest } from '../ui.js';
 
 const PAGE = 20;
+const MOST = 200; // the most rows list-integration-jobs answers at once
 
 function matches(job, filters) {
   return (!filters.status || job.status === filters.status) && (!filters.trigger || job.trigger === filters.trigger);
@@ -27,23 +28,25 @@ export function Runs({ tenant, slug }) {
   const [busy, setBusy] = useState(false);
   const admin = tenant.role === 'admin';
 
-  const fetchPage = useCallback((before) => api('list-integration-jobs', {
-    query: { tenant_id: tenant.id, provider_slug: slug, status: filters.status, trigger: filters.trigger, limit: PAGE, before },
+  const fetchPage = useCallback((before, limit = PAGE) => api('list-integration-jobs', {
+    query: { tenant_id: tenant.id, provider_slug: slug, status: filters.status, trigger: filters.trigger, limit, before },
   }), [tenant.id, slug, filters]);
+  const onScreen = useRef(0); // rows shown: a refetch after a reconnection reads as many
+  useEffect(() => { onScreen.current = rows ? rows.length : 0; }, [rows]);
 
   // An answer asked before a filter changed (or before a refetch) and arriving after it would
   // fill the table with the wrong rows: only the latest counts.
   const latest = useLatest();
-  const load = useCallback(async () => {
+  const load = useCallback(async (keepShown = false) => {
     const mine = latest.ask();
     try {
-      const page = await fetchPage(null);
+      const page = await fetchPage(null, keepShown ? Math.min(MOST, Math.max(PAGE, onScreen.current)) : PAGE);
       if (!latest.holds(mine)) return;
       setRows((held) => withNewest(page.jobs, held, filters)); setNext(page.next_before); setError(null);
     } catch (err) { if (latest.holds(mine)) setError(describe(err)); }
   }, [fetchPage]);
   useEffect(() => { setRows(null); load(); }, [load]);
-  useEffect(() => bus.onReconnect(load), [load]);
+  useEffect(() => bus.onReconnect(() => load(true)), [load]); // "Carregar mais" rows stay
   useEffect(() => bus.onJob((job) => {
     if (job.tenant_id !== tenant.id || job.provider_slug !== slug) return;
     setRows((list) => {
