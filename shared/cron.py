@@ -43,19 +43,28 @@ def parse_cron(expression: str) -> str:
 
 
 # Files of the zone database that are not a place's zone: the host's own zone (a schedule
-# must not depend on the machine it runs on), the rules template, "no zone" and the
-# leap-second variants (Python's clock has no leap seconds: their times would be ~27 s off).
-_NOT_ZONES = ("localtime", "posixrules", "Factory", "right/")
+# must not depend on the machine it runs on), the rules template, "no zone", and the
+# posix/ and right/ copies (the latter with leap seconds, which Python's clock lacks).
+_NOT_ZONES = ("localtime", "posixrules", "Factory", "posix/", "right/")
 
 
 def parse_zone(name: str) -> ZoneInfo:
-    """An IANA time zone by name; else ValueError."""
+    """A zone of the zone database by name (any file of it, as a stored schedule may hold
+    one saved before `place_zone` refused it); else ValueError."""
     try:
-        if not name or name.startswith(("/", ".", *_NOT_ZONES)) or ".." in name:
+        if not name or name.startswith(("/", ".")) or ".." in name:
             raise ZoneInfoNotFoundError(name)
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError("not an IANA time zone (e.g. America/Sao_Paulo)") from None
+
+
+def place_zone(name: str) -> ZoneInfo:
+    """A place's IANA zone, as a new schedule must name: not the host's own zone nor the
+    database's other files; else ValueError."""
+    if name.startswith(_NOT_ZONES):
+        raise ValueError("not an IANA time zone (e.g. America/Sao_Paulo)")
+    return parse_zone(name)
 
 
 def occurrences(

@@ -165,16 +165,21 @@ def _tick_batch(conn: Conn, limit: int) -> list[_Step]:
     settings = get_settings()
     steps: list[_Step] = []
     for row in conn.execute(_q("take_due"), {"limit": limit}).fetchall():
-        plan = cron.plan(
-            cron=row["cron"],
-            zone=row["timezone"],
-            next_run_at=row["next_run_at"],
-            offset_s=row["offset_s"],
-            now=row["db_now"],
-            policy=Missed(row["missed"]),
-            grace_s=settings.schedules.grace_s,
-            max_catch_up=settings.schedules.max_catch_up,
-        )
+        try:
+            plan = cron.plan(
+                cron=row["cron"],
+                zone=row["timezone"],
+                next_run_at=row["next_run_at"],
+                offset_s=row["offset_s"],
+                now=row["db_now"],
+                policy=Missed(row["missed"]),
+                grace_s=settings.schedules.grace_s,
+                max_catch_up=settings.schedules.max_catch_up,
+            )
+        except Exception:  # one schedule the rules of today refuse cannot stop the others
+            fields = log.fields(tenant_id=row["tenant_id"], provider_slug=row["provider_slug"])
+            _logger.exception("schedule could not be planned; skipped", extra=fields)
+            continue
         catching_up = row["missed"] == Missed.ALL and row["last_job_status"] in (
             "pending",
             "running",

@@ -18,7 +18,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from shared.cron import Missed, parse_cron, parse_zone
+from shared.cron import Missed, parse_cron, place_zone
 from shared.providers import PROVIDERS
 from shared.queue.models import JobStatus, Trigger
 
@@ -185,5 +185,5 @@ class ScheduleRequest(ScheduleRef):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        parse_zone(value)
+        place_zone(value)
         return value

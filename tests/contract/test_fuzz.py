@@ -30,7 +30,7 @@ from infra.local.gateway import PREFIX
 from shared.alerts.channels import webhook_url_problem
 from shared.credits.models import JobKey, JobTable
 from shared.credits.runninghub import webhook_url
-from shared.cron import parse_cron, parse_zone
+from shared.cron import parse_cron, place_zone
 from shared.gestao.mapping import DEFAULT_MAPPING
 from shared.providers import PROVIDERS
 from shared.queue.schemas import _no_secrets, _options
@@ -197,7 +197,7 @@ def _schedule_parses(body: dict[str, Any]) -> bool:
         if isinstance(body.get("cron"), str):
             parse_cron(body["cron"])
         if isinstance(body.get("timezone"), str):
-            parse_zone(body["timezone"])
+            place_zone(body["timezone"])
     except ValueError:
         return False
     return True

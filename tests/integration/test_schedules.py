@@ -309,6 +309,29 @@ def test_saving_a_schedule_again_keeps_the_occurrence_it_waits_for(
             assert datetime.fromisoformat(answer["next_run_at"]) > db_now(database_url)
 
 
+def test_a_schedule_saved_before_its_zone_was_refused_still_runs_and_lists(
+    database_url: str, configure: Configure
+) -> None:
+    """Zones like `Factory` are refused for new schedules; one saved before stays usable,
+    and no schedule's trouble stops another's run (the tick raised, rolling back every
+    tenant's occurrences; its tenant's list and metrics were 500)."""
+    configure(DATABASE_URL=database_url)
+    bad, good = seed_tenant(database_url, "bad"), seed_tenant(database_url, "good")
+    minute_ago = db_now(database_url) - timedelta(minutes=1)
+    schedule(database_url, bad, cron="* * * * *", next_run_at=minute_ago, zone="Factory")
+    schedule(database_url, good, cron="* * * * *", next_run_at=minute_ago)
+    assert schedules.tick()["enqueued"] == 2
+    assert len(jobs(database_url, good)) == 1 and len(jobs(database_url, bad)) == 1
+    for function in ("integration-schedules", "integration-metrics"):
+        listed = function_client(function).get(
+            "/", query_string={"tenant_id": str(bad.id)},
+            headers={"Authorization": f"Bearer {bad.member_token}"},
+        )  # fmt: skip
+        assert listed.status_code == 200, (function, listed.get_json())
+    refused = put(bad, bad.admin_token, cron="* * * * *", timezone="Factory")
+    assert refused.status_code == 422
+
+
 @pytest.mark.parametrize(
     ("field", "body"),
     [("cron", {"cron": "61 * * * *"}), ("cron", {"cron": "* * * *"}),
