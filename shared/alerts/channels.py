@@ -12,6 +12,7 @@ import hmac
 import ipaddress
 import re
 import smtplib
+import socket
 import time
 from email.message import EmailMessage
 from functools import cache
@@ -135,6 +136,24 @@ def webhook_url_problem(url: str, *, allow_http: bool) -> str | None:
 _HOST_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*\.?")
 
 
+_NUMERIC_LABELS = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+))*\.?", re.I)
+
+
+def _ip_of(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a literal host names, in any form the resolver reads as one (`127.1`,
+    `2130706433`, `0x7f000001`, `0177.0.0.1` all reach 127.0.0.1); None for a name."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if not _NUMERIC_LABELS.fullmatch(host):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host.rstrip(".")))
+    except OSError:  # numbers no resolver reads as an address: not a host either
+        return ipaddress.IPv4Address(0)
+
+
 def _address_problem(parts: SplitResult, host: str, *, local: bool) -> str | None:
     """Why the URL's host and port cannot (or must not) be reached: a port out of range, a
     name DNS cannot hold, or (unless `local`) this machine or a private network, which a
@@ -146,10 +165,7 @@ def _address_problem(parts: SplitResult, host: str, *, local: bool) -> str | Non
         port = 0
     if port == 0:
         return "the port must be 1-65535"
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
+    address = _ip_of(host)
     if address is None:
         try:
             name = host.encode("idna").decode("ascii").lower()  # as DNS sends it

@@ -361,7 +361,9 @@ def test_the_function_reads_for_members_and_writes_for_admins(acme: TenantFixtur
                 {"webhook_url": "https://hooks.example/a b"}, {"webhook_url": "https://-hooks.example/"},
                 {"webhook_url": "https://hooks_.example/"}, {"webhook_url": "https://10.0.0.7/a"},
                 {"webhook_url": "https://169.254.169.254/"}, {"webhook_url": "https://[::1]/"},
-                {"webhook_url": "https://api.localhost/"},
+                {"webhook_url": "https://api.localhost/"}, {"webhook_url": "https://127.1/a"},
+                {"webhook_url": "https://2130706433/a"}, {"webhook_url": "https://0x7f000001/a"},
+                {"webhook_url": "https://0177.0.0.1/a"}, {"webhook_url": "https://2852039166/a"},
                 {"remind_at": [1]}, {"remind_at": [1001]}, {"pause_schedule_after": True}, {"events": ["sometimes"]}):  # fmt: skip
         assert settings(acme, **bad).status_code == 422, bad
     assert rows_of("SELECT * FROM alert_settings") == []
