@@ -143,7 +143,12 @@ class Answer:
     @property
     def too_big(self) -> bool:
         """The batch was too big for the remote (body limit, statement timeout)."""
-        return self.status == 413 or self.code == _STATEMENT_TIMEOUT
+        return self.status == 413 or self.timed_out
+
+    @property
+    def timed_out(self) -> bool:
+        """The remote's statement_timeout cancelled the upsert."""
+        return self.code == _STATEMENT_TIMEOUT
 
     def safe_message(self, secrets: tuple[str, ...] = ()) -> str:
         """The remote's message with secrets and quoted data removed."""
@@ -247,7 +252,7 @@ class RemoteClient:
 def _statement_timeout(response: httpx.Response) -> bool:
     """PostgREST's answer when the remote's statement_timeout cancelled the statement: HTTP
     500 with SQLSTATE 57014 in the body (its error mapping sends class 57 to 500)."""
-    return response.status_code >= 500 and Answer.of(response).code == _STATEMENT_TIMEOUT
+    return response.status_code >= 500 and Answer.of(response).timed_out
 
 
 def require_ok(answer: Answer, what: str, secrets: tuple[str, ...]) -> Answer:

@@ -201,6 +201,11 @@ class BatchRunner:
         if answer.reply is not Reply.DATA:
             stale = answer.reply is Reply.SCHEMA
             raise StopRequested(self._stop_reason(answer), schema_stale=stale)
+        if len(rows) == 1 and answer.timed_out:  # not this lead: the remote is slow for all
+            raise RemoteUnavailable(
+                f"{NAME} timed out even on a single lead ({answer.safe_message()}).",
+                upstream_status=answer.status,
+            )
         if len(rows) == 1:
             return BatchResult(
                 errors=[self._error(int(rows[0][self.on_conflict]), rows[0], answer)]

@@ -355,25 +355,31 @@ def test_the_batch_size_adapts_to_a_body_limit_and_exports_everything(
     assert 200 < job["batch_size"] < 1_000  # grew from the start, kept under the limit
 
 
+def slow_remote(remote: Remote, rows_in_time: int) -> None:
+    """A remote whose statement_timeout cancels any upsert of more than `rows_in_time` rows
+    (PostgREST answers HTTP 500 with SQLSTATE 57014)."""
+    remote.sql(f"""
+CREATE FUNCTION public.slow_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE n int;
+BEGIN
+  n := coalesce(nullif(current_setting('x.n', true), ''), '0')::int + 1;
+  PERFORM set_config('x.n', n::text, true);
+  IF n > {int(rows_in_time)} THEN
+    RAISE EXCEPTION 'canceling statement due to statement timeout' USING ERRCODE = '57014';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER slow_rows BEFORE INSERT ON public.leads
+  FOR EACH ROW EXECUTE FUNCTION public.slow_rows();""")
+
+
 def test_a_statement_timeout_on_the_remote_shrinks_the_batches_and_exports_everything(
     database_url: str, own_tenant: TenantFixture, own_remote: Remote, configure: Any
 ) -> None:
     """PostgREST answers a statement its statement_timeout cancelled with HTTP 500 and
     SQLSTATE 57014: the batch was too big, not the remote down. It is split like a 413
     (it was retried at the same size until the export paused, every resume again)."""
-    own_remote.sql("""
-CREATE FUNCTION public.slow_rows() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE n int;
-BEGIN
-  n := coalesce(nullif(current_setting('x.n', true), ''), '0')::int + 1;
-  PERFORM set_config('x.n', n::text, true);
-  IF n > 40 THEN
-    RAISE EXCEPTION 'canceling statement due to statement timeout' USING ERRCODE = '57014';
-  END IF;
-  RETURN NEW;
-END $$;
-CREATE TRIGGER slow_rows BEFORE INSERT ON public.leads
-  FOR EACH ROW EXECUTE FUNCTION public.slow_rows();""")  # more than 40 rows: "too slow"
+    slow_remote(own_remote, 40)
     setup(configure, own_remote, GESTAO_SCOUTER_BATCH_SIZE="100",
           GESTAO_SCOUTER_MAX_BATCH_SIZE="100", GESTAO_SCOUTER_MAX_FAILING_BATCHES="3")  # fmt: skip
     seed_leads(database_url, own_tenant.id, 300)
@@ -382,6 +388,20 @@ CREATE TRIGGER slow_rows BEFORE INSERT ON public.leads
     assert (job["exported_leads"], job["error_leads"]) == (300, 0)
     assert job["batch_size"] <= 40
     assert remote_view(own_remote) == local_view(database_url)
+
+
+def test_a_remote_that_times_out_even_on_one_lead_pauses_the_export_not_the_leads(
+    database_url: str, own_tenant: TenantFixture, own_remote: Remote, configure: Any
+) -> None:
+    """When even one lead times out the remote is slow for all, not refusing that lead: the
+    batch fails (backoff, then a pause with the reason), no lead is marked as an error."""
+    slow_remote(own_remote, 0)
+    setup(configure, own_remote, GESTAO_SCOUTER_BATCH_SIZE="50",
+          GESTAO_SCOUTER_MAX_FAILING_BATCHES="3")  # fmt: skip
+    seed_leads(database_url, own_tenant.id, 100)
+    job = drive(database_url, start(own_tenant))
+    assert (job["status"], job["exported_leads"], job["error_leads"]) == ("paused", 0, 0)
+    assert "timed out even on a single lead" in job["pause_reason"]
 
 
 def test_the_history_lists_the_tenants_exports_newest_first(
