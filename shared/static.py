@@ -17,8 +17,8 @@ from pathlib import Path
 import flask
 from werkzeug.security import safe_join
 
-from shared.errors import MethodNotAllowed, NotFound, SyncqError
-from shared.web import allow_header, error_response, with_cors
+from shared.errors import NotFound, SyncqError
+from shared.web import allow_header, error_response, method_not_allowed, with_cors
 
 INDEX = "index.html"
 TYPES = {
@@ -49,13 +49,11 @@ def serve_static(request: flask.Request, root: Path) -> flask.Response:
         if request.method == "OPTIONS":
             response = flask.Response(status=204, headers={"Allow": allow_header(METHODS)})
         elif request.method not in METHODS:
-            raise MethodNotAllowed(details={"allowed": sorted(METHODS)})
+            response = method_not_allowed(METHODS)
         else:
             response = _file(root, request.path.lstrip("/") or INDEX)
     except SyncqError as error:
         response = error_response(error)
-        if error.status == 405:  # RFC 9110: a 405 says what is allowed
-            response.headers["Allow"] = allow_header(METHODS)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     return with_cors(request, response, METHODS)

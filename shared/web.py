@@ -261,6 +261,13 @@ def allow_header(methods: set[str]) -> str:
     return ", ".join(sorted(methods | {"OPTIONS"} | ({"HEAD"} if "GET" in methods else set())))
 
 
+def method_not_allowed(allowed: set[str]) -> flask.Response:
+    """The 405 envelope with its `Allow` header (RFC 9110: a 405 says what is allowed)."""
+    refused = error_response(MethodNotAllowed(details={"allowed": sorted(allowed)}))
+    refused.headers["Allow"] = allow_header(allowed)
+    return refused
+
+
 def with_cors(
     request: flask.Request, response: flask.Response, methods: set[str]
 ) -> flask.Response:
@@ -349,9 +356,7 @@ def _handle(
             if method == "OPTIONS":
                 return flask.Response(status=204, headers={"Allow": allow_header(allowed)})
             if method not in allowed:
-                refused = error_response(MethodNotAllowed(details={"allowed": sorted(allowed)}))
-                refused.headers["Allow"] = allow_header(allowed)
-                return refused
+                return method_not_allowed(allowed)
             if endpoint.authenticate is not None:
                 principal = endpoint.authenticate(request)
             else:

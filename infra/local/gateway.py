@@ -47,7 +47,7 @@ from shared.contract import CALLER_TEXT, Caller, Function
 from shared.errors import MethodNotAllowed, NotFound, ServiceUnavailable, SyncqError
 from shared.openapi import document
 from shared.settings import get_settings
-from shared.web import allow_header, error_response
+from shared.web import error_response, method_not_allowed
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -163,9 +163,7 @@ def reference_apps(doc: dict[str, Any]) -> dict[str, Flask]:
 def _page_refused(error: HTTPException) -> Response:
     """The error envelope, as every function answers, for a page's wrong method or path."""
     if error.code == MethodNotAllowed.status:
-        refused = error_response(MethodNotAllowed(details={"allowed": ["GET"]}))
-        refused.headers["Allow"] = allow_header({"GET"})
-        return refused
+        return method_not_allowed({"GET"})
     return error_response(NotFound("No such page."))
 
 
