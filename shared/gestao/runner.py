@@ -202,9 +202,9 @@ class BatchRunner:
             stale = answer.reply is Reply.SCHEMA
             raise StopRequested(self._stop_reason(answer), schema_stale=stale)
         if len(rows) == 1 and answer.timed_out:  # not this lead: the remote is slow for all
+            said = answer.safe_message(self.client.secrets)
             raise RemoteUnavailable(
-                f"{NAME} timed out even on a single lead ({answer.safe_message()}).",
-                upstream_status=answer.status,
+                f"{NAME} timed out even on a single lead ({said}).", upstream_status=answer.status
             )
         if len(rows) == 1:
             return BatchResult(
