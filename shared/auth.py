@@ -19,6 +19,10 @@ from shared.errors import Forbidden, ServiceUnavailable, Unauthorized
 from shared.settings import Settings, get_settings
 
 _ASYMMETRIC = ("ES256", "RS256")
+# Clock skew allowed on exp, nbf and iat, as PostgREST allows for the same Supabase tokens.
+_LEEWAY_S = 30
+# A token naming a key id the cached key set lacks refetches the set at most this often.
+_JWKS_REFETCH_COOLDOWN_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ def _verify_hs256(token: str, settings: Settings) -> dict[str, Any]:
             algorithms=["HS256"],
             audience=audience,
             issuer=None if service else settings.auth.jwt_issuer,
+            leeway=_LEEWAY_S,
             options={"require": ["exp"], "verify_aud": audience is not None},
         )
     except jwt.PyJWTError as exc:
@@ -95,7 +100,12 @@ def _verify_hs256(token: str, settings: Settings) -> dict[str, Any]:
 
 @lru_cache(maxsize=4)
 def _jwks_client(url: str) -> jwt.PyJWKClient:
-    return jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=10)
+    """The key set is cached for 5 minutes and each key is looked up in it: no per-key
+    cache, which would keep a key removed from the set (revoked) valid for good."""
+    return jwt.PyJWKClient(
+        url, cache_keys=False, lifespan=300, timeout=10,
+        cooldown_duration=_JWKS_REFETCH_COOLDOWN_S,
+    )  # fmt: skip
 
 
 def _verify_jwks(token: str, settings: Settings) -> dict[str, Any]:
@@ -109,8 +119,13 @@ def _verify_jwks(token: str, settings: Settings) -> dict[str, Any]:
             algorithms=list(_ASYMMETRIC),
             audience=settings.auth.jwt_audience,
             issuer=settings.auth.jwt_issuer,
+            leeway=_LEEWAY_S,
             options={"require": ["exp", "sub"]},
         )
+    except jwt.PyJWKClientConnectionError as exc:
+        # The key set cannot be read: the token may well be valid, so not a 401 (which
+        # signs the dashboard's user out).
+        raise ServiceUnavailable("Cannot verify the token right now.") from exc
     except jwt.PyJWTError as exc:
         raise Unauthorized("Invalid token.") from exc
     return claims

@@ -177,7 +177,7 @@ def test_asymmetric_user_tokens_through_jwks(database_url: str, jwks: _Jwks, con
         token = jwt.encode(_user_claims(tenant.member), key, algorithm=alg, headers={"kid": kid})
         assert request("list-integration-jobs", "GET", token, query).status_code == 200, alg
         expired = jwt.encode(
-            _user_claims(tenant.member, exp=int(time.time()) - 5), key, algorithm=alg,
+            _user_claims(tenant.member, exp=int(time.time()) - 120), key, algorithm=alg,
             headers={"kid": kid},
         )  # fmt: skip
         assert request("list-integration-jobs", "GET", expired, query).status_code == 401
@@ -190,6 +190,132 @@ def test_asymmetric_user_tokens_through_jwks(database_url: str, jwks: _Jwks, con
         _user_claims(tenant.member), other, algorithm="ES256", headers={"kid": "x"}
     )
     assert request("list-integration-jobs", "GET", unknown_kid, query).status_code == 401
+
+
+class _KeySet:
+    """A JWKS endpoint on loopback whose keys a test changes (a rotation, a revocation)."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, Any] = {}
+        self.reads = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.reads += 1
+                body = json.dumps({"keys": [_public_jwk(k, v) for k, v in outer.keys.items()]})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/auth/v1/.well-known/jwks.json"
+
+    def publish(self, kid: str) -> Any:
+        self.keys[kid] = ec.generate_private_key(ec.SECP256R1())
+        return self.keys[kid]
+
+
+def _public_jwk(kid: str, key: Any) -> dict[str, Any]:
+    jwk = json.loads(jwt.algorithms.get_default_algorithms()["ES256"].to_jwk(key.public_key()))
+    return {**jwk, "kid": kid, "alg": "ES256", "use": "sig"}
+
+
+@pytest.fixture
+def key_set() -> Iterator[_KeySet]:
+    from shared import auth
+
+    auth._jwks_client.cache_clear()
+    server = _KeySet()
+    yield server
+    auth._jwks_client.cache_clear()
+    server.server.shutdown()
+    server.server.server_close()
+
+
+def _es256(user: uuid.UUID, kid: str, key: Any) -> str:
+    return jwt.encode(_user_claims(user), key, algorithm="ES256", headers={"kid": kid})
+
+
+def _listing(tenant: Any, kid: str, key: Any) -> Any:
+    """The tenant's member lists its jobs with a token signed by this key."""
+    token = _es256(tenant.member, kid, key)
+    return request("list-integration-jobs", "GET", token, {"tenant_id": str(tenant.id)})
+
+
+def test_a_key_removed_from_the_key_set_stops_verifying_when_the_set_is_read_again(
+    database_url: str, key_set: _KeySet, configure: Any
+) -> None:
+    from shared import auth
+
+    configure(JWKS_URL=key_set.url)
+    tenant = seed_tenant(database_url, "acme")
+    old, new = key_set.publish("old"), key_set.publish("new")
+    assert _listing(tenant, "old", old).status_code == 200
+    del key_set.keys["old"]  # revoked (leaked, or rotated out)
+    auth._jwks_client(key_set.url).jwk_set_cache.lifespan = 0.01  # the set's 5 minutes pass
+    time.sleep(0.05)
+    reads = key_set.reads
+    assert _listing(tenant, "new", new).status_code == 200
+    assert key_set.reads > reads
+    revoked = _listing(tenant, "old", old)
+    assert revoked.status_code == 401, revoked.get_json()
+
+
+def test_a_key_published_after_the_set_was_read_verifies_after_a_short_cooldown(
+    database_url: str, key_set: _KeySet, configure: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared import auth
+
+    monkeypatch.setattr(auth, "_JWKS_REFETCH_COOLDOWN_S", 0.2)
+    configure(JWKS_URL=key_set.url)
+    tenant = seed_tenant(database_url, "acme")
+    first = key_set.publish("k1")
+    assert _listing(tenant, "k1", first).status_code == 200
+    second = key_set.publish("k2")  # a rotation publishes the next key
+    time.sleep(0.3)
+    answer = _listing(tenant, "k2", second)
+    assert answer.status_code == 200, answer.get_json()
+
+
+def test_an_unreachable_key_set_is_503_not_an_invalid_token(
+    database_url: str, configure: Any
+) -> None:
+    """A 401 signs the dashboard's user out; the token may well be valid."""
+    from shared import auth
+
+    auth._jwks_client.cache_clear()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    port = server.server_port
+    server.server_close()  # nothing listens there now
+    configure(JWKS_URL=f"http://127.0.0.1:{port}/auth/v1/.well-known/jwks.json")
+    tenant = seed_tenant(database_url, "acme")
+    key = ec.generate_private_key(ec.SECP256R1())
+    try:
+        answer = _listing(tenant, "k1", key)
+    finally:
+        auth._jwks_client.cache_clear()
+    assert answer.status_code == 503
+    assert answer.get_json()["error"]["code"] == "unavailable"
+
+
+def test_tokens_from_a_clock_a_little_ahead_or_behind_are_accepted(database_url: str) -> None:
+    """30 seconds of skew on exp, nbf and iat, as PostgREST allows for the same tokens."""
+    tenant = seed_tenant(database_url, "acme")
+    query = {"tenant_id": str(tenant.id)}
+    now = int(time.time())
+    sign = lambda claims: jwt.encode(claims, TEST_JWT_SECRET, algorithm="HS256")  # noqa: E731
+    for over in ({"iat": now + 10}, {"nbf": now + 10}, {"exp": now - 10}):
+        token = sign(_user_claims(tenant.member, **over))
+        assert request("list-integration-jobs", "GET", token, query).status_code == 200, over
+    for over in ({"iat": now + 120}, {"nbf": now + 120}, {"exp": now - 120}):
+        token = sign(_user_claims(tenant.member, **over))
+        assert request("list-integration-jobs", "GET", token, query).status_code == 401, over
 
 
 class _GoogleCerts:
