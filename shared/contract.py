@@ -179,7 +179,7 @@ class Endpoint:
         if self.method == "GET" or self.query is not None:
             edge.append(BadRequest)  # a query value PostgreSQL could not hold
         if self.scheme is Scheme.BEARER:
-            edge.append(ServiceUnavailable)  # the OIDC certificates cannot be fetched
+            edge.append(ServiceUnavailable)  # the OIDC certificates or the JWKS cannot be read
         codes = {error_code(e) for e in (*edge, *self.errors)}
         return sorted(codes, key=lambda c: (c.status, c.code))
 
