@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 import httpx
@@ -27,6 +26,7 @@ from shared.providers.base import (
     progress_without_total,
     raise_for_auth,
 )
+from shared.providers.money import money_text
 from shared.providers.pacing import Pacer
 from shared.scrub import scrub_text
 from shared.secrets import require_secret
@@ -51,44 +51,24 @@ def parse_date(value: Any) -> str | None:
         return None
 
 
-# acessorias_companies.honorario is numeric(14, 2): below 10^12 once rounded to cents.
-_MONEY_LIMIT = Decimal(10) ** 12
-_CENTS = Decimal("0.01")
-
-
 def parse_money(value: Any) -> str | None:
-    """`"759.00"` or `"1.234,56"` to a decimal string; anything else to None.
-
-    So is a value the column cannot hold (NaN, infinities, 10^12 or more): the column is
-    nullable, and one record's nonsense fee must not fail the whole page it came in.
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        text = str(value)
-    elif isinstance(value, str) and value.strip():
-        text = value.strip()
-        if "," in text:
-            text = text.replace(".", "").replace(",", ".")
-    else:
-        return None
-    try:
-        amount = Decimal(text)
-    except InvalidOperation:
-        return None
-    fits = (
-        amount.is_finite()
-        and abs(amount) < _MONEY_LIMIT
-        and abs(amount.quantize(_CENTS, rounding=ROUND_HALF_UP)) < _MONEY_LIMIT
-    )
-    return str(amount) if fits else None
+    """`"759.00"` or `"1.234,56"` to a decimal string; anything else, or a fee the column
+    cannot hold (NaN, infinities, 10^12 or more), to None (``money_text``)."""
+    if isinstance(value, str) and "," in value:
+        value = value.replace(".", "").replace(",", ".")
+    return money_text(value)
 
 
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
+_text = jsonio.text_field
+_MAX_ID = 200  # far beyond a real id; keeps the key well inside an index entry
+
+
+def _company_id(value: Any) -> str | None:
+    """The company's ID; None when missing or unusable."""
+    if isinstance(value, str) and jsonio.db_text(value) != value:
+        return None  # an id with NUL or a lone surrogate: cleaning it could merge two rows
+    text = _text(value)
+    return text if text is not None and len(text) <= _MAX_ID else None
 
 
 def map_contact(raw: Any) -> dict[str, str | None]:
@@ -103,7 +83,7 @@ def map_contact(raw: Any) -> dict[str, str | None]:
 
 def map_company(raw: dict[str, Any]) -> dict[str, Any] | None:
     """An API company as a row of acessorias_companies; None when it has no ID."""
-    external_id = _text(raw.get("ID"))
+    external_id = _company_id(raw.get("ID"))
     if external_id is None:
         return None
     contacts = raw.get("ContatosNaEmpresa")

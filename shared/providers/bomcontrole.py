@@ -15,7 +15,6 @@ payload ``{"full": true}``) starts at ``bomcontrole_first_sync_from``.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -27,6 +26,7 @@ from shared.errors import UpstreamError
 from shared.http import HttpClient
 from shared.providers import paging
 from shared.providers.base import SyncContext, SyncResult, http_client, raise_for_auth
+from shared.providers.money import money_text
 from shared.secrets import require_secret
 from shared.settings import Settings
 from shared.sqlfiles import query
@@ -49,8 +49,6 @@ NAME = "BomControle"
 FINANCEIRO = "/integracao/Financeiro/Pesquisar"
 CLIENTES = "/integracao/Cliente/Pesquisar"
 _WIRE = "%Y-%m-%d %H:%M:%S"
-_MONEY_LIMIT = Decimal(10) ** 12  # numeric(14, 2)
-_CENT = Decimal("0.01")
 _INT4 = 2**31
 _INT8 = 2**63
 _MAX_KEY = 200  # far beyond a GUID; keeps the key well inside an index entry
@@ -111,25 +109,7 @@ def _int(value: Any, limit: int = _INT8) -> int | None:
     return None
 
 
-def _money(value: Any) -> str | None:
-    """An amount numeric(14, 2) holds, as decimal text; None when not finite or too large."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        amount = Decimal(value.strip() if isinstance(value, str) else str(value))
-        if not amount.is_finite() or amount.copy_abs() >= _MONEY_LIMIT:
-            return None
-        cents = amount.quantize(_CENT, ROUND_HALF_UP)  # as the column rounds it
-        if cents.copy_abs() >= _MONEY_LIMIT:  # 999999999999.999 rounds up
-            return None
-        # More than two decimals ("1E-9") is sent rounded ("0.00"): no exponent PostgreSQL
-        # refuses. The exponent is an int, the amount being finite.
-        exponent = amount.as_tuple().exponent
-        if isinstance(exponent, int) and exponent < -2:
-            amount = cents
-    except (ArithmeticError, ValueError):  # InvalidOperation and the other decimal signals
-        return None
-    return str(amount)
+_money = money_text
 
 
 _text = jsonio.text_field

@@ -227,6 +227,32 @@ def test_fees_the_column_cannot_hold_are_stored_as_null_and_the_rest_is_kept(
     assert {i: fee for i, fee in fees.items() if i not in odd_ids} == expected
 
 
+def test_a_company_with_a_nul_a_huge_id_or_a_tiny_fee_does_not_fail_the_sync(
+    database_url: str, tenant: TenantFixture, state: AcessoriasState, recorder: RecordingDispatcher
+) -> None:
+    """One record the database cannot hold as sent must not fail its page (and every page
+    after it): the text is cleaned, an unusable id drops that record, the fee is rounded."""
+    first, second = state.companies(TOKEN)[:2]
+    state.mutate_company(TOKEN, first["ID"], Razao="ACME\u0000 LTDA")
+    state.mutate_company(TOKEN, second["ID"], Honorario="1e-99999999")
+    huge = state.add_company(TOKEN)
+    state.set_dataset(
+        TOKEN,
+        [{**c, "ID": "9" * 4000} if c["ID"] == huge["ID"] else c for c in state.companies(TOKEN)],
+    )
+    job = run(tenant, recorder)
+    assert job["status"] == "success" and job["attempts"] == 1, job["error_message"]
+    stored = {
+        r["external_id"]: r
+        for r in rows(
+            database_url, "SELECT external_id, razao, honorario FROM acessorias_companies"
+        )
+    }
+    assert len(stored) == len(state.companies(TOKEN)) - 1  # all but the unusable id
+    assert stored[first["ID"]]["razao"] == "ACME LTDA"
+    assert stored[second["ID"]]["honorario"] == Decimal("0.00")
+
+
 def test_bad_token_is_not_retried_and_never_leaks(
     database_url: str,
     emulator: ServerHandle,

@@ -28,7 +28,8 @@ def test_parse_date(raw: object, expected: str | None) -> None:
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [("759.00", "759.00"), ("1.234,56", "1234.56"), ("", None), ("abc", None), (50, "50"),
-     ("999999999999.99", "999999999999.99"), ("-999999999999.99", "-999999999999.99")],
+     ("999999999999.99", "999999999999.99"), ("-999999999999.99", "-999999999999.99"),
+     ("1e-99999999", "0.00"), ("0,005", "0.01"), ("1E+3", "1E+3")],
 )  # fmt: skip
 def test_parse_money(raw: object, expected: str | None) -> None:
     assert parse_money(raw) == expected
@@ -57,6 +58,17 @@ def test_map_company() -> None:
         "contacts": [{"name": "Ana", "email": "a@x.com", "phone": "11999990000"}],
     }  # fmt: skip
     assert map_company({"Razao": "no id"}) is None
+
+
+def test_map_company_keeps_only_what_postgresql_holds() -> None:
+    """A NUL is cleaned out of text; an id that cleaning would change, or too long for the
+    key's index, drops the record (two ids must never merge into one row)."""
+    row = map_company({"ID": 214, "Razao": "A\u0000B", "ContatosNaEmpresa": [{"Nome": "C\u0000"}]})
+    assert row is not None
+    assert (row["external_id"], row["razao"], row["contacts"][0]["name"]) == ("214", "AB", "C")
+    assert map_company({"ID": "2\u000014"}) is None
+    assert map_company({"ID": "9" * 201}) is None
+    assert map_company({"ID": "9" * 200}) is not None
 
 
 def _response(status: int, body: object = None) -> httpx.Response:
