@@ -147,11 +147,20 @@ class AcessoriasProvider:
         seen: set[str] = set()
         result = SyncResult()
         page = 1
-        while page <= settings.providers.acessorias_max_pages:
+        while True:  # the listing ends on an empty page
             ctx.progress(progress_without_total(result.pages))
             items = self._fetch(client, headers, page, ctx, pacer)
             if not items:
                 break
+            if page > settings.providers.acessorias_max_pages:
+                raise UpstreamError(
+                    f"{NAME}'s listing is longer than "
+                    f"{settings.providers.acessorias_max_pages} pages; "
+                    "raise ACESSORIAS_MAX_PAGES to read it whole.",
+                    code="listing_too_long",
+                    details={"provider": SLUG, "records": len(seen)},
+                    retryable=False,
+                )
             rows = {r["external_id"]: r for r in map(map_company, items) if r is not None}
             with ctx.transaction() as conn:
                 conn.execute(

@@ -2,15 +2,19 @@
 
 Page-number paging is not a snapshot: a row that changes (or appears, or goes away) while
 we read can shift the rest by one, and the row at a page boundary is then never seen. A
-walk is trusted when the listing held still (the API's total never changed, and page 1
-read again at the end holds the same keys) and it accounts for the total: distinct keys
-plus the rows the mapper dropped as unusable. Otherwise the listing is walked again
+walk is trusted when the listing held still (the API's total never went down, and page 1
+read again at the end holds the same keys) and it accounts for the total the API reported
+last: distinct keys plus the rows the mapper dropped as unusable. A listing that only grew
+is trusted too when every row of its new total was read: rows appended at the end (a
+busy account's new contacts) shift nothing, and a row inserted before the point already
+read leaves the count short. Otherwise the listing is walked again
 (upserts are idempotent and unchanged rows are not rewritten); two walks that read exactly
 the same keys also settle it (the provider lists some key twice). After `passes` walks
 that still disagree, the sync fails retryably rather than report success with rows
-silently missing. (A deletion and an insertion in the middle of the listing during one walk
-can still hide a row from that sync: page-number paging cannot show it; the next sync
-reads it.)
+silently missing. (A deletion and an insertion in the middle of the listing between two
+page reads can still hide a row from that sync: page-number paging cannot show it; the
+next sync reads it.) A listing longer than ``max_pages`` fails for good: a success would
+leave its later rows out.
 
 Reading and writing overlap: later pages are fetched while a batch is stored, and up to
 ``writers`` batches are upserted at once, each in its own transaction (so a database
@@ -103,6 +107,14 @@ def walk(ctx: SyncContext, fetch: FetchPage, store: StoreRows, tuning: Tuning) -
             reader.close()
         seen |= walked.keys
         result.records = len(seen)
+        if walked.truncated:
+            raise UpstreamError(
+                f"The provider's listing is longer than {tuning.max_pages} pages; "
+                "raise the provider's *_MAX_PAGES setting to read it whole.",
+                code="listing_too_long",
+                details={"total": walked.total, "max_pages": tuning.max_pages},
+                retryable=False,
+            )
         if walked.complete or walked.same_as(previous):
             return result
         _logger.warning(
@@ -123,7 +135,8 @@ class Walked:
     keys: set[str]
     total: int = 0
     dropped: int = 0
-    stable: bool = True  # the total never changed, and page 1 read again was the same
+    stable: bool = True  # the total never went down, and page 1 read again was the same
+    truncated: bool = False  # max_pages were read and the listing went on
 
     @property
     def accounted(self) -> int:
@@ -251,8 +264,8 @@ class _Pass:
             page = reader.get(number)
             if number == 1:
                 first = _keys(page)
-            elif page.total != walked.total:
-                walked.stable = False  # rows appeared or went away while we read
+            elif page.total < walked.total:
+                walked.stable = False  # rows went away while we read: the rest shifted back
             walked.total, walked.dropped = page.total, walked.dropped + page.dropped
             expected = max(1, -(-page.total // max(page.size, 1)))
             if page.rows:
@@ -263,6 +276,8 @@ class _Pass:
                 self.flush()
             if page.empty or number * page.size >= page.total:
                 break
+        else:
+            walked.truncated = True
         self.flush()
         if number > 1 and walked.stable:  # one page is a snapshot; more may have shifted
             walked.stable = _keys(reader.first_again()) == first

@@ -6,6 +6,7 @@ import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -251,6 +252,16 @@ def test_a_company_with_a_nul_a_huge_id_or_a_tiny_fee_does_not_fail_the_sync(
     assert len(stored) == len(state.companies(TOKEN)) - 1  # all but the unusable id
     assert stored[first["ID"]]["razao"] == "ACME LTDA"
     assert stored[second["ID"]]["honorario"] == Decimal("0.00")
+
+
+def test_a_listing_longer_than_max_pages_fails_and_says_so(
+    tenant: TenantFixture, configure: Any
+) -> None:
+    """Not a success with the later pages left out."""
+    configure(ACESSORIAS_MAX_PAGES="2")
+    job = run(tenant, get_dispatcher())  # the dispatcher of the new settings
+    assert (job["status"], job["attempts"]) == ("error", 1)
+    assert "longer than 2 pages" in job["error_message"]
 
 
 def test_bad_token_is_not_retried_and_never_leaks(

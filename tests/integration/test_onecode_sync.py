@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -129,6 +130,41 @@ def test_page_size_is_taken_from_the_answer(
     rejected = run_job()
     assert (rejected["status"], rejected["attempts"]) == ("error", 1)
     assert "ERR_PAGE_SIZE" in rejected["error_message"]
+
+
+def test_a_busy_account_gaining_contacts_during_the_sync_succeeds_in_one_walk(
+    database_url: str, state: OneCodeState, run_job: RunJob
+) -> None:
+    """New contacts get the next id, at the end of the listing: they shift nothing. A sync
+    that saw some arrive on every walk used to fail after nine walks, every row stored."""
+    state.knobs.update({"latency_ms": 40})  # a network, not loopback
+    stop = threading.Event()
+
+    def arrivals() -> None:
+        while not stop.wait(0.1):
+            state.add_contact(TOKEN)
+
+    worker = threading.Thread(target=arrivals, daemon=True)
+    worker.start()
+    try:
+        job = run_job()
+    finally:
+        stop.set()
+        worker.join()
+    assert (job["status"], job["attempts"]) == ("success", 1), job["error_message"]
+    assert job["result"]["passes"] == 1
+    stored = rows(database_url, "SELECT count(*) AS n FROM onecode_contacts")[0]["n"]
+    assert CONTACTS < stored == job["result"]["records"] <= len(state.contacts(TOKEN))
+
+
+def test_a_listing_longer_than_max_pages_fails_and_says_so(
+    database_url: str, run_job: RunJob, configure: Any
+) -> None:
+    """Not a success with the later pages left out."""
+    configure(ONECODE_MAX_PAGES="3")
+    job = run_job()
+    assert (job["status"], job["attempts"]) == ("error", 1)
+    assert "longer than 3 pages" in job["error_message"]
 
 
 def test_cancel_during_a_long_sync_stops_between_pages(

@@ -125,13 +125,56 @@ def test_a_deletion_at_the_front_and_an_insertion_at_the_end_are_not_missed() ->
     assert set(stored) == set("ABCDEFGHIJK") and result.extra["passes"] == 2
 
 
-def test_a_total_that_changes_mid_walk_means_another_walk() -> None:
-    def grow_once(listing: Listing, number: int) -> None:
-        if listing.calls == 3:
-            listing.keys.append("Z")
+def test_a_listing_that_grows_at_the_end_while_read_needs_one_walk() -> None:
+    """A busy account gains rows at the end of its listing during every walk: nothing
+    shifts, every row of the new total is read, and that is a success."""
 
-    result, stored = run(Listing(list("ABCDEFGHIJ"), 3, grow_once))
-    assert "Z" in stored and result.extra["passes"] == 2
+    def arrivals(listing: Listing, number: int) -> None:
+        listing.keys.append(f"new{listing.calls}")
+
+    listing = Listing(list("ABCDEFGHIJ"), 3, arrivals)
+    result, stored = run(listing)
+    assert set("ABCDEFGHIJ") <= set(stored) and result.extra["passes"] == 1
+    assert result.records == len(set(stored))
+
+
+def test_a_row_inserted_before_the_point_read_means_another_walk() -> None:
+    def insert_at_the_front_once(listing: Listing, number: int) -> None:
+        if listing.calls == 3:
+            listing.keys.insert(0, "Z")
+
+    result, stored = run(Listing(list("ABCDEFGHIJ"), 3, insert_at_the_front_once))
+    assert set(stored) == set("ABCDEFGHIJZ") and result.extra["passes"] == 2
+
+
+def test_a_total_that_goes_down_mid_walk_means_another_walk() -> None:
+    def delete_read_rows(listing: Listing, number: int) -> None:
+        if listing.calls == 3:  # "G" slides onto page 2, already read
+            listing.keys.remove("A")
+            listing.keys.remove("B")
+            listing.keys.append("K")  # the count still says more than it held
+
+    result, stored = run(Listing(list("ABCDEFGHIJ"), 3, delete_read_rows))
+    assert set("CDEFGHIJK") <= set(stored) and result.extra["passes"] == 2
+
+
+def test_a_listing_longer_than_max_pages_fails_for_good() -> None:
+    """Walking it again reads the same first pages: that must not pass as 'the listing
+    holds a key twice' and report a success with the later rows left out."""
+    listing = Listing([f"k{i:02d}" for i in range(30)], 3)
+    stored: list[str] = []
+
+    def store(rows: list[dict[str, Any]]) -> int:
+        stored.extend(r["external_id"] for r in rows)
+        return len(rows)
+
+    with pytest.raises(UpstreamError) as caught:
+        walk(FakeContext(), listing.fetch, store, Tuning(max_pages=4))  # type: ignore[arg-type]
+    assert caught.value.error_code == "listing_too_long" and not caught.value.retryable
+    assert len(stored) == 12
+    exact = Listing([f"k{i:02d}" for i in range(12)], 3)  # exactly max_pages pages: whole
+    result = walk(FakeContext(), exact.fetch, store, Tuning(max_pages=4))  # type: ignore[arg-type]
+    assert result.records == 12
 
 
 class Mapped(Listing):
