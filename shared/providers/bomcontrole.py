@@ -14,6 +14,7 @@ payload ``{"full": true}``) starts at ``bomcontrole_first_sync_from``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -27,6 +28,7 @@ from shared.http import HttpClient
 from shared.providers import paging
 from shared.providers.base import SyncContext, SyncResult, http_client, raise_for_auth
 from shared.providers.money import money_text
+from shared.scrub import scrub_text
 from shared.secrets import require_secret
 from shared.settings import Settings
 from shared.sqlfiles import query
@@ -167,12 +169,15 @@ def map_client(raw: Any) -> dict[str, Any] | None:
     }
 
 
-def _body(response: httpx.Response) -> Any:
-    """The JSON of a 200, or the error its status means (400s carry the API's Message)."""
+def _body(response: httpx.Response, secrets: Iterable[str] = ()) -> Any:
+    """The JSON of a 200, or the error its status means (a 4xx with what the API said was
+    wrong, scrubbed of ``secrets`` and personal data)."""
     raise_for_auth(response, NAME)
     if 400 <= response.status_code < 500:
+        said = _refusal(response, secrets)
         raise UpstreamError(
-            f"{NAME} refused the request (HTTP {response.status_code}).",
+            f"{NAME} refused the request (HTTP {response.status_code})"
+            + (f": {said}" if said else "."),
             code="provider_error",
             details={"provider": SLUG, "status": response.status_code},
             retryable=False,
@@ -185,9 +190,28 @@ def _body(response: httpx.Response) -> Any:
         raise UpstreamError(f"{NAME} answered a body that is not JSON.") from exc
 
 
-def parse_entries(response: httpx.Response, size: int, settings: Settings) -> paging.Page:
+def _refusal(response: httpx.Response, secrets: Iterable[str]) -> str:
+    """A 4xx's ``Message`` and the fields its ``ModelState`` names, with their problems."""
+    try:
+        body = jsonio.loads(response.content)
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    parts = [body["Message"]] if isinstance(body.get("Message"), str) else []
+    state = body.get("ModelState")
+    for field, problems in state.items() if isinstance(state, dict) else ():
+        listed = problems if isinstance(problems, list) else [problems]
+        said = "; ".join(p for p in listed if isinstance(p, str))
+        parts.append(f"{field}: {said}" if said else str(field))
+    return scrub_text(" ".join(parts), secrets)[:300]
+
+
+def parse_entries(
+    response: httpx.Response, size: int, settings: Settings, secrets: Iterable[str] = ()
+) -> paging.Page:
     """One ``{"Itens", "TotalItens"}`` page."""
-    body = _body(response)
+    body = _body(response, secrets)
     items = body.get("Itens") if isinstance(body, dict) else None
     total = body.get("TotalItens") if isinstance(body, dict) else None
     if not isinstance(items, list) or _int(total) is None:
@@ -220,7 +244,7 @@ class BomControleProvider:
                 "paginacao.numeroDaPagina": number,
             }
             response = client.request("GET", f"{FINANCEIRO}?{wire_query(params)}", headers=headers)
-            return parse_entries(response, size, settings)
+            return parse_entries(response, size, settings, client.secrets)
 
         def store(rows: list[dict[str, Any]]) -> int:
             return paging.upsert_json(ctx, query("bomcontrole", "upsert_entries"), rows)
@@ -237,7 +261,7 @@ class BomControleProvider:
         """Every client (a bare array, no paging), upserted in batches."""
         ctx.progress(90)
         response = client.request("GET", CLIENTES, headers=headers)
-        body = _body(response)
+        body = _body(response, client.secrets)
         if not isinstance(body, list):
             raise UpstreamError(f"{NAME} answered an unexpected body.", details={"provider": SLUG})
         rows = list({r["external_id"]: r for r in map(map_client, body) if r is not None}.values())

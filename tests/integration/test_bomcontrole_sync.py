@@ -173,6 +173,15 @@ def test_missing_key_is_a_clear_error(
     assert job["error_message"] == "No bomcontrole api_key is configured for this tenant."
 
 
+def test_a_refused_request_says_what_the_api_named(
+    run_job: RunJob, state: BomControleState
+) -> None:
+    state.knobs.update({"max_page_size": 50})  # our pages of 100 are refused
+    job = run_job()
+    assert (job["status"], job["attempts"]) == ("error", 1)
+    assert "paginacao.itensPorPagina: Numero máximo permitido é de 50 itens" in job["error_message"]
+
+
 def test_cancel_during_a_long_sync_stops_between_pages(
     database_url: str, tenant: TenantFixture, state: BomControleState, configure: Any
 ) -> None:

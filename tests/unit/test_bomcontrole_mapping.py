@@ -87,6 +87,25 @@ def test_parse_entries_errors(status: int, body: object, retryable: bool) -> Non
     assert caught.value.retryable is retryable
 
 
+def test_a_refusal_says_what_the_api_named_without_secrets_or_personal_data() -> None:
+    body = {
+        "Message": "A requisição é inválida.",
+        "ModelState": {
+            "paginacao.itensPorPagina": ["Numero máximo permitido é de 50 itens."],
+            "filtro": ["Chave key-123 de ana@cliente.com.br inválida"],
+        },
+    }
+    with pytest.raises(UpstreamError) as caught:
+        parse_entries(httpx.Response(400, json=body), 100, SETTINGS, ("key-123",))
+    message = caught.value.message
+    assert message.startswith("BomControle refused the request (HTTP 400): A requisição é")
+    assert "paginacao.itensPorPagina: Numero máximo permitido é de 50 itens." in message
+    assert "key-123" not in message and "ana@cliente" not in message
+    with pytest.raises(UpstreamError) as bare:
+        parse_entries(httpx.Response(404, text="<html>"), 100, SETTINGS)
+    assert bare.value.message == "BomControle refused the request (HTTP 404)."
+
+
 def _entry(**fields: Any) -> dict[str, Any]:
     row = map_entry({"IdMovimentacaoFinanceiraParcela": "ABC", **fields}, SETTINGS)
     assert row is not None
