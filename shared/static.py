@@ -62,11 +62,14 @@ def serve_static(request: flask.Request, root: Path) -> flask.Response:
 def _file(root: Path, name: str) -> flask.Response:
     joined = safe_join(str(root), name)
     path = Path(joined) if joined is not None else None
-    if path is None or not path.is_file() or path.name.startswith("."):
-        raise NotFound("No such file.")
+    try:  # a name the file system cannot even look up (too long, ...) names no file either
+        if path is None or not path.is_file() or path.name.startswith("."):
+            raise NotFound("No such file.")
+        body = path.read_bytes()
+    except (OSError, ValueError) as exc:
+        raise NotFound("No such file.") from exc
     suffix = path.suffix.lower()
     kind = TYPES.get(suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    body = path.read_bytes()
     response = flask.Response(body, status=200, content_type=kind)
     response.headers["Cache-Control"] = CACHE.get(suffix, ASSET_CACHE)
     response.headers["Content-Security-Policy"] = POLICY.format(hashes=inline_hashes(body))

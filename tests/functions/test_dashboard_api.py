@@ -207,7 +207,9 @@ def test_the_dashboard_serves_its_files_and_nothing_else(configure: Any) -> None
     module = client.get("/js/app.js")
     assert module.status_code == 200 and module.mimetype == "text/javascript"
     assert "sha256" not in module.headers["Content-Security-Policy"]
-    for path in ("/../main.py", "/js/../../main.py", "/js/nope.js", "/main.py", "/js/", "/.x"):
+    too_long = ("/" + "a" * 256, "/js/" + "b" * 300 + ".js", "/" + "c/" * 2100 + "x")
+    for path in ("/../main.py", "/js/../../main.py", "/js/nope.js", "/main.py", "/js/", "/.x",
+                 *too_long):  # fmt: skip
         missing = client.get(path)
         assert missing.status_code == 404, path
         assert missing.get_json()["error"]["code"] == "not_found"
