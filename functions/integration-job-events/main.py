@@ -6,7 +6,7 @@ import flask
 import functions_framework
 
 from shared.contract import Caller, Endpoint, Function, Stream
-from shared.errors import Forbidden
+from shared.errors import Forbidden, TooManyRequests
 from shared.queue.events import job_events
 from shared.queue.schemas import EventsQuery
 from shared.web import handle
@@ -30,7 +30,7 @@ API = Function(
             action=job_events,
             answers={200: EVENTS},
             callers=(Caller.MEMBER, Caller.SERVICE),
-            errors=(Forbidden,),
+            errors=(Forbidden, TooManyRequests),  # the open-stream caps
         ),
     ),
 )

@@ -88,6 +88,8 @@ def test_every_error_answer_is_the_envelope_with_its_codes(doc: dict[str, Any]) 
     start = doc["paths"]["/runninghub-queue-manager/start"]["post"]["responses"]
     assert _codes(start, 402) == ["insufficient_credits"]
     assert _codes(start, 429) == ["too_many_active_jobs"]
+    events = doc["paths"]["/integration-job-events"]["get"]["responses"]
+    assert _codes(events, 429) == ["too_many_requests"]  # a user's or tenant's open streams
     assert _codes(start, 503) == ["runninghub_not_configured", "unavailable"]
     assert _codes(doc["paths"]["/run-integration"]["post"]["responses"], 409) == [
         "job_already_active",
