@@ -47,7 +47,7 @@ from shared.contract import CALLER_TEXT, Caller, Function
 from shared.errors import MethodNotAllowed, NotFound, ServiceUnavailable, SyncqError
 from shared.openapi import document
 from shared.settings import get_settings
-from shared.web import error_response, method_not_allowed
+from shared.web import allow_header, error_response, method_not_allowed
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -198,7 +198,14 @@ class _Gateway:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
         path = request.path.rstrip("/")
-        if path == PREFIX:
+        ours = path in (PREFIX, PREFIX + HEALTH_PATH) or (
+            path == PREFIX + DEMO_TOKENS_PATH and self._services.demo_tokens
+        )
+        if ours and request.method == "OPTIONS":
+            response = Response(status=204, headers={"Allow": allow_header({"GET"})})
+        elif ours and request.method not in ("GET", "HEAD"):
+            response = method_not_allowed({"GET"})  # the envelope and Allow, as functions say
+        elif path == PREFIX:
             response = self._json(self._index(request))
         elif path == PREFIX + HEALTH_PATH:
             response = self._health()

@@ -50,6 +50,14 @@ def test_index_and_health_with_the_database_up(database_url: str, listener: int)
     assert health.headers[INSTANCE_HEADER] == "run-1"
     missing = client.get("/functions/v1/no-such-function")
     assert missing.status_code == 404 and missing.json["error"]["code"] == "not_found"  # type: ignore[index]
+    for path in ("/functions/v1/", "/functions/v1/healthz"):
+        assert client.head(path).status_code == 200, path
+        for method in ("POST", "DELETE", "PATCH"):
+            refused = client.open(path, method=method)
+            assert refused.status_code == 405, (path, method)
+            assert refused.json["error"]["code"] == "method_not_allowed"  # type: ignore[index]
+            assert refused.headers["Allow"] == "GET, HEAD, OPTIONS"
+        assert client.options(path).status_code == 204
 
 
 def test_health_is_503_when_the_database_does_not_answer(configure: Any, listener: int) -> None:
