@@ -168,6 +168,9 @@ class Endpoint:
 
     def all_errors(self) -> list[ErrorCode]:
         """Every error this endpoint can answer: its own and the edge's, in status order."""
+        if Caller.PUBLIC in self.callers:  # the static files: no credentials, no parameters
+            public = {error_code(e) for e in (MethodNotAllowed, SyncqError, *self.errors)}
+            return sorted(public, key=lambda c: (c.status, c.code))
         edge: list[type[SyncqError]] = [
             Unauthorized,
             MethodNotAllowed,

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from shared.auth import Principal
 from shared.contract import Caller, Endpoint, Function, Stream
+from shared.errors import NotFound
 from shared.openapi import DOCUMENT_PATH
 from shared.static import serve_static
 from shared.web import handle, settle
@@ -37,7 +38,7 @@ API = Function(
     (
         Endpoint("The dashboard", PageQuery, _page,
                  {200: Stream("text/html", "The app's page; its files under the same path.")},
-                 (Caller.PUBLIC,), method="GET"),
+                 (Caller.PUBLIC,), errors=(NotFound,), method="GET"),
     ),
 )  # fmt: skip
 
