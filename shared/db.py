@@ -52,6 +52,9 @@ def get_pool() -> ConnectionPool[Conn]:
                 min_size=settings.db.db_pool_min,
                 max_size=settings.db.db_pool_max,
                 timeout=settings.db.db_connect_timeout_s,
+                # A connection the server dropped while it sat idle (a restart, a failover,
+                # an idle timeout) is replaced before a request gets it, not after it failed.
+                check=ConnectionPool.check_connection,
                 open=False,
                 name="syncq",
             )

@@ -1,0 +1,94 @@
+"""A database restart or failover: the pool's idle connections die with it, and nothing a
+request or a running job does afterwards may fail for that (a dead connection is replaced
+before it is handed out)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import psycopg
+import pytest
+from pydantic import BaseModel
+
+from shared import db
+from shared.dispatch import RecordingDispatcher
+from shared.providers import PROVIDERS
+from shared.providers.base import SyncContext, SyncResult
+from tests.providers_for_tests import AnyOptions, ScriptedProvider
+from tests.support import call, rows, seed_tenant, service_token
+
+pytestmark = pytest.mark.db
+
+
+def restart(database_url: str) -> int:
+    """What a restart does to this database's connections (the server is back at once)."""
+    name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        killed = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            [name],
+        ).fetchone()
+    assert killed is not None
+    return int(killed[0])
+
+
+def test_requests_after_a_restart_get_fresh_connections(
+    database_url: str, recorder: RecordingDispatcher, configure: Any, monkeypatch: Any
+) -> None:
+    configure(DB_POOL_MIN="4")
+    monkeypatch.setitem(PROVIDERS, "scripted", ScriptedProvider())
+    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    db.get_pool().wait()
+    assert restart(database_url) >= 4
+    body = {"tenant_id": str(tenant.id), "provider_slug": "scripted"}
+    answer = call("run-integration", body, token=tenant.admin_token)
+    assert answer.status_code == 202, answer.get_json()
+
+
+@dataclass
+class _Pausing:
+    """Heartbeats once, then waits while the test restarts the database, then succeeds."""
+
+    slug: str = "scripted"
+    display_name: str = "Scripted"
+    options: ClassVar[type[BaseModel]] = AnyOptions
+    beat: threading.Event = field(default_factory=threading.Event)
+    go: threading.Event = field(default_factory=threading.Event)
+    runs: int = 0
+
+    def sync(self, ctx: SyncContext) -> SyncResult:
+        self.runs += 1
+        ctx.progress(50)  # its connection goes back to the pool
+        self.beat.set()
+        self.go.wait(10)
+        return SyncResult(records=10, pages=1)
+
+
+def test_a_sync_that_ends_after_a_restart_is_recorded_once(
+    database_url: str, recorder: RecordingDispatcher, monkeypatch: Any
+) -> None:
+    """The worker's last write used to draw a dead connection: a 500, the job left
+    running until the sweep's rescue ran the whole sync again."""
+    provider = _Pausing()
+    monkeypatch.setitem(PROVIDERS, provider.slug, provider)
+    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    body = {"tenant_id": str(tenant.id), "provider_slug": "scripted"}
+    job_id = call("run-integration", body, token=tenant.admin_token).get_json()["job_id"]
+    recorder.take()
+    answers: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: answers.append(
+            call("process-integration-job", {"job_id": job_id}, token=service_token())
+        )
+    )
+    worker.start()
+    assert provider.beat.wait(10)
+    restart(database_url)
+    provider.go.set()
+    worker.join(30)
+    assert answers[0].status_code == 200, answers[0].get_json()
+    job = rows(database_url, "SELECT status, attempts FROM integration_jobs")[0]
+    assert (job["status"], job["attempts"], provider.runs) == ("success", 1, 1)
