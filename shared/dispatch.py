@@ -1,7 +1,11 @@
 """Fire-and-forget re-dispatch of functions through Google Cloud Tasks.
 
 Cloud Tasks is only a wake-up (invariant 1): a lost or duplicated task costs at most one
-sweep interval or one empty claim, so dispatch failures are logged, never raised.
+sweep interval or one empty claim, so dispatch failures are logged, never raised. A
+dispatch says whether the task was accepted: the sweep runs the due jobs it could not wake
+itself (exports included), so `disabled`, or Cloud Tasks down, still runs everything. After
+a failure (Cloud Tasks down or hung), this process sends no wake-up for TASKS_PAUSE_S: a
+click does not wait for the timeout again and again, nor the sweep once per job.
 
 Production: HTTP target, an OIDC token for the tasks service account, schedule_time for
 delays, task names hashed from a key (ALREADY_EXISTS means someone already asked: done).
@@ -14,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -37,7 +42,9 @@ class Task:
 
 
 class Dispatcher(Protocol):
-    def dispatch(self, task: Task) -> None: ...
+    def dispatch(self, task: Task) -> bool:
+        """Send the task; whether it was accepted (or already was)."""
+        ...
 
 
 def task_id(key: str) -> str:
@@ -101,10 +108,13 @@ class CloudTasksDispatcher:
         else:
             self._client = tasks_v2.CloudTasksClient()
         self._queue = queue_path(settings)
+        self._paused_until = 0.0  # time.monotonic(): no wake-up is sent before then
 
-    def dispatch(self, task: Task) -> None:
+    def dispatch(self, task: Task) -> bool:
         from google.api_core import exceptions as gexc  # noqa: PLC0415
 
+        if time.monotonic() < self._paused_until:
+            return False
         try:
             self._client.create_task(
                 parent=self._queue,
@@ -114,10 +124,14 @@ class CloudTasksDispatcher:
         except gexc.AlreadyExists:
             _logger.info("task already exists", extra=log.fields(function=task.function))
         except Exception as exc:  # a lost wake-up is repaired by the sweep
+            pause_s = self._settings.tasks.tasks_pause_s
+            self._paused_until = time.monotonic() + pause_s
             _logger.warning(
                 "dispatch failed; the sweep will pick the work up",
-                extra=log.fields(function=task.function, error=type(exc).__name__),
+                extra=log.fields(function=task.function, error=type(exc).__name__, pause_s=pause_s),
             )
+            return False
+        return True
 
 
 class RecordingDispatcher:
@@ -127,9 +141,10 @@ class RecordingDispatcher:
         self.tasks: list[Task] = []
         self._lock = threading.Lock()
 
-    def dispatch(self, task: Task) -> None:
+    def dispatch(self, task: Task) -> bool:
         with self._lock:
             self.tasks.append(task)
+        return True
 
     def take(self) -> list[Task]:
         """Remove and return everything recorded so far."""
@@ -141,8 +156,9 @@ class RecordingDispatcher:
 class DisabledDispatcher:
     """Drops tasks (a deployment that relies on the sweep alone)."""
 
-    def dispatch(self, task: Task) -> None:
+    def dispatch(self, task: Task) -> bool:
         _logger.info("dispatch disabled", extra=log.fields(function=task.function))
+        return False
 
 
 _dispatcher: Dispatcher | None = None
@@ -171,6 +187,6 @@ def reset_dispatcher() -> None:
         _dispatcher = None
 
 
-def dispatch(task: Task) -> None:
-    """Send a task with the configured dispatcher."""
-    get_dispatcher().dispatch(task)
+def dispatch(task: Task) -> bool:
+    """Send a task with the configured dispatcher; whether it was accepted."""
+    return get_dispatcher().dispatch(task)

@@ -49,6 +49,7 @@ class TasksSettings(_Group):
     tasks_service_account: str | None = None
     functions_base_url: str = "http://127.0.0.1:8080/functions/v1"
     tasks_timeout_s: float = 10.0
+    tasks_pause_s: float = 30.0  # after a failed create_task, wake-ups are not sent for this long
 
 
 class SecretSettings(_Group):

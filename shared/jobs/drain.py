@@ -46,3 +46,10 @@ def drain(
     if report.remaining:
         wake(kind)
     return report
+
+
+def run_named(kind: Kind, job_id: UUID, deadline: float) -> dict[str, Any] | None:
+    """Claim and run the named job, if it is due and free (None: it is not)."""
+    with db.transaction() as conn:
+        rows = store.claim(conn, kind.table, limit=1, job_id=job_id)
+    return kind.run(rows[0], deadline) if rows else None

@@ -2,12 +2,14 @@
 
 For each kind, rescue the jobs whose lease expired; then run each hook (periodic repairs
 that are not leased jobs, e.g. the credits queue); then see to due work: drain the kinds
-that run in the sweep, wake the others' due jobs. Every step is idempotent, and one that
-fails is logged and does not stop the others.
+that run in the sweep, wake the others' due jobs (and run here the ones whose wake-up
+could not be sent). The sweep's time budget is one for all of it, not one per kind. Every
+step is idempotent, and one that fails is logged and does not stop the others.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -15,7 +17,7 @@ from typing import Any
 
 from shared import db, log
 from shared.jobs import store
-from shared.jobs.drain import drain
+from shared.jobs.drain import DrainReport, drain, run_named
 from shared.jobs.kind import Kind
 from shared.jobs.wake import wake
 
@@ -67,13 +69,19 @@ def rescue(kind: Kind) -> int:
     return len(released)
 
 
-def wake_due(kind: Kind) -> int:
-    """A wake-up for each due job of a kind whose jobs run in their own requests."""
+def wake_due(kind: Kind, deadline: float) -> dict[str, Any]:
+    """A wake-up for each due job of a kind whose jobs run in their own requests. A job
+    whose wake-up cannot be sent (dispatch disabled, Cloud Tasks down) runs here instead,
+    while the sweep's budget lasts; the next sweep sees to the rest."""
     with db.transaction() as conn:
         due = store.due(conn, kind.table, limit=WAKE_LIMIT)
+    woken, processed = 0, []
     for row in due:
-        wake(kind, row["id"], tenant_id=row["tenant_id"])
-    return len(due)
+        if wake(kind, row["id"], tenant_id=row["tenant_id"]):
+            woken += 1
+        elif time.monotonic() < deadline and (ran := run_named(kind, row["id"], deadline)):
+            processed.append(ran)
+    return {"woken": woken, "processed": processed}
 
 
 @dataclass(frozen=True)
@@ -86,18 +94,27 @@ class Sweep:
     def run(self, *, budget_s: float, batch: int = 1) -> dict[str, Any]:
         """One sweep. `processed`, `remaining` and `rescued` add up every kind; `kinds`
         and `hooks` say what each step did."""
+        deadline = time.monotonic() + budget_s
         kinds: dict[str, dict[str, Any]] = {}
         for kind in self.kinds:
             kinds[kind.name] = {"rescued": rescue(kind)}
         hooks = {name: _guarded(name, hook) for name, hook in self.hooks}
         processed: list[dict[str, Any]] = []
         for kind in self.kinds:
+            left = max(0.0, deadline - time.monotonic())
             if kind.drains_in_sweep:
-                report = drain(kind, budget_s=budget_s, batch=batch)
-                processed.extend(report.processed)
-                kinds[kind.name].update(processed=len(report.processed), remaining=report.remaining)
+                report = _guarded(kind.name, partial(drain, kind, budget_s=left, batch=batch))
+                if isinstance(report, DrainReport):
+                    processed.extend(report.processed)
+                    kinds[kind.name].update(
+                        processed=len(report.processed), remaining=report.remaining
+                    )
+                else:
+                    kinds[kind.name].update(report)
             else:
-                kinds[kind.name]["woken"] = _guarded(kind.name, partial(wake_due, kind))
+                woke = _guarded(kind.name, partial(wake_due, kind, deadline))
+                processed.extend(woke.pop("processed", []))
+                kinds[kind.name].update(woke)
         return {
             "processed": processed,
             "remaining": sum(k.get("remaining", 0) for k in kinds.values()),

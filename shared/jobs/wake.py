@@ -26,7 +26,8 @@ def wake(
     tenant_id: UUID | None = None,
     event: tuple[object, ...] | None = None,
     delay_s: float = 0.0,
-) -> None:
-    """Send a wake-up; with `event`, at most once per (job, event)."""
+) -> bool:
+    """Send a wake-up; with `event`, at most once per (job, event). Whether it was sent."""
     name = key(kind, job_id, *event) if event is not None and job_id is not None else None
-    dispatch(Task(kind.function, kind.wake_body(job_id, tenant_id), delay_s=delay_s, key=name))
+    task = Task(kind.function, kind.wake_body(job_id, tenant_id), delay_s=delay_s, key=name)
+    return dispatch(task)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+from typing import Any
+
 import pytest
 
 from shared.dispatch import Task, build_task, queue_path, task_id
@@ -38,3 +41,31 @@ def test_local_tasks_carry_a_service_jwt_instead() -> None:
     assert task.http_request.url.endswith("/runninghub-queue-manager/start")
     assert task.http_request.headers["Authorization"].startswith("Bearer ey")
     assert not task.name  # no key: no de-duplication name
+
+
+def test_after_a_failed_wake_up_none_is_sent_for_a_while() -> None:
+    """Cloud Tasks down or hung: one request waits for the timeout, the next ones (clicks,
+    the sweep's wake-ups) are told at once that nothing was sent; later it is tried again."""
+    from shared.dispatch import CloudTasksDispatcher, DisabledDispatcher
+
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()  # nothing listens there
+    settings = Settings(tasks_emulator_host=f"127.0.0.1:{port}", tasks_timeout_s=0.3)
+    dispatcher = CloudTasksDispatcher(settings)
+    calls: list[str] = []
+    real = dispatcher._client.create_task
+
+    def counted(**kwargs: Any) -> Any:
+        calls.append(kwargs["task"].http_request.url)
+        return real(**kwargs)
+
+    dispatcher._client.create_task = counted  # type: ignore[method-assign]
+    assert dispatcher.dispatch(Task("process-integration-job")) is False
+    assert dispatcher.dispatch(Task("process-integration-job")) is False
+    assert len(calls) == 1
+    dispatcher._paused_until = 0.0  # TASKS_PAUSE_S later
+    assert dispatcher.dispatch(Task("process-integration-job")) is False
+    assert len(calls) == 2
+    assert DisabledDispatcher().dispatch(Task("x")) is False

@@ -1,0 +1,88 @@
+"""The sweep when wake-ups cannot be sent (`DISPATCHER=disabled`, Cloud Tasks down): it runs
+every due job itself, exports too, and keeps to one time budget across its kinds."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import psycopg
+import pytest
+
+from shared.dispatch import RecordingDispatcher
+from shared.providers import PROVIDERS
+from tests.integration.gestao_support import (
+    Remote,
+    export,
+    job_row,
+    secrets_env,
+    seed_leads,
+    sweep,
+)
+from tests.providers_for_tests import ScriptedProvider
+from tests.support import TenantFixture, call, seed_tenant, service_token
+
+pytest_plugins = ["tests.integration.gestao_fixtures"]
+pytestmark = pytest.mark.db
+
+
+def _closed_port() -> int:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = int(probe.getsockname()[1])
+    probe.close()
+    return port
+
+
+@pytest.mark.parametrize("mode", ["disabled", "cloud tasks down"])
+def test_the_sweep_alone_runs_an_export(
+    database_url: str, remote: Remote, tenant: TenantFixture, configure: Any, mode: str
+) -> None:
+    """An export runs only in its own requests, which only a wake-up starts: with none
+    sent it stayed pending for good, each sweep reporting it 'woken'."""
+    dispatcher = (
+        {"DISPATCHER": "disabled"}
+        if mode == "disabled"
+        else {"DISPATCHER": "cloudtasks", "TASKS_EMULATOR_HOST": f"127.0.0.1:{_closed_port()}",
+              "TASKS_TIMEOUT_S": "0.5"}
+    )  # fmt: skip
+    configure(**dispatcher, **secrets_env(remote.state.service_key))
+    seed_leads(database_url, tenant.id, 30)
+    started = export(tenant, "start", start_date="2024-01-01", end_date="2024-12-31")
+    assert started.status_code == 200, started.get_json()
+    answer = sweep()
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["kinds"]["gestao_export"]["woken"] == 0
+    job = job_row(database_url, started.get_json()["id"])
+    assert (job["status"], job["exported_leads"]) == ("completed", 30)
+
+
+def test_one_sweep_keeps_to_one_time_budget(
+    database_url: str, recorder: RecordingDispatcher, configure: Any, monkeypatch: Any
+) -> None:
+    """Each kind that drains in the sweep got the whole budget anew: the sweep ran for a
+    multiple of it, past the scheduler's deadline. A kind reached after the budget is spent
+    runs nothing and leaves its due work counted."""
+    configure(WORKER_BUDGET_S="1.5")
+    monkeypatch.setitem(PROVIDERS, "scripted", ScriptedProvider(pages=1, page_delay_s=0.5))
+    tenants = [seed_tenant(database_url, f"t{i}", providers={"scripted": {}}) for i in range(6)]
+    with psycopg.connect(database_url) as conn:
+        for t in tenants:  # 6 jobs of 0.5 s: more than the budget
+            conn.execute(
+                "INSERT INTO integration_jobs (tenant_id, provider_slug) VALUES (%s, 'scripted')",
+                [t.id],
+            )
+            conn.execute(
+                "INSERT INTO alert_settings (tenant_id, emails) VALUES (%s, '{ops@example.com}')",
+                [t.id],
+            )
+            conn.execute(
+                "INSERT INTO alert_outbox (tenant_id, provider_slug, event, failures)"
+                " VALUES (%s, 'scripted', 'failing', 1)",
+                [t.id],
+            )
+    answer = call("process-integration-job", {}, token=service_token())
+    assert answer.status_code == 200, answer.get_json()
+    kinds = answer.get_json()["kinds"]
+    assert 1 <= kinds["integration"]["processed"] < 6
+    assert (kinds["alert"]["processed"], kinds["alert"]["remaining"]) == (0, 6), kinds
