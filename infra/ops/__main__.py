@@ -12,6 +12,10 @@ import os
 import sys
 from collections.abc import Sequence
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import PoolTimeout
+
 COMMAND_MODULES = [
     "infra.ops.base",
     "infra.ops.jobs",
@@ -54,9 +58,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that never open the database.
+WITHOUT_DATABASE = {"token", "emulators"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.handler(args) or 0)
+    if args.command not in WITHOUT_DATABASE and not os.environ.get("DATABASE_URL"):
+        # Not the settings' default server: a command must never write to some database
+        # that happens to answer there.
+        print(
+            "No database: set DATABASE_URL, or start the local stack (make run), whose"
+            " settings the CLI reads from .data/local.env.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        if isinstance(exc, psycopg.Error) and exc.sqlstate is not None:
+            raise  # the server answered (a timeout, a shutdown): not a missing database
+        print(f"Cannot reach the database at {_place()}: is the local stack (make run) up,"
+              f" or DATABASE_URL right? ({type(exc).__name__})", file=sys.stderr)  # fmt: skip
+        return 1
+
+
+def _place() -> str:
+    """host:port/database of DATABASE_URL (never its password)."""
+    parts = conninfo_to_dict(os.environ["DATABASE_URL"])
+    return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
 
 
 def run() -> int:

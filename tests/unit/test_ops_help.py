@@ -51,3 +51,44 @@ def test_a_reader_that_goes_away_ends_it_quietly() -> None:
     finally:
         os.close(write)
     assert done.returncode == 1 and done.stderr == b"", done.stderr.decode()
+
+
+def test_with_no_database_configured_a_command_refuses_instead_of_using_a_default(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No DATABASE_URL and no local stack's settings: the settings' default server (which
+    may be some other program's PostgreSQL) must not get the migrations or the demo data."""
+    from infra.ops.__main__ import main
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    for argv in (["migrate"], ["seed-demo"], ["jobs", "list", "--tenant", "acme"]):
+        assert main(argv) == 2, argv
+        assert "No database: set DATABASE_URL" in capsys.readouterr().err
+
+
+def test_a_database_that_does_not_answer_is_one_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    from infra.ops.__main__ import main
+    from shared import db
+    from shared.settings import reload_settings
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres:pw@127.0.0.1:{port}/syncq")
+    monkeypatch.setenv("DB_CONNECT_TIMEOUT_S", "1")
+    reload_settings()
+    try:
+        for argv in (["migrate"], ["jobs", "list", "--tenant", "acme"]):
+            assert main(argv) == 1, argv
+            err = capsys.readouterr().err
+            assert f"Cannot reach the database at 127.0.0.1:{port}/syncq" in err, err
+            assert "pw" not in err
+    finally:
+        db.close_pool()
+        monkeypatch.undo()
+        reload_settings()
