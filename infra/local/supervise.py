@@ -8,11 +8,14 @@ which, shows the end of its log and stops the others, instead of carrying on hal
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import os
 import random
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
@@ -174,8 +177,9 @@ class Children:
         with log.open("wb") as out:  # the child keeps its own copy of the descriptor
             try:
                 proc = subprocess.Popen(  # noqa: S603 - our own argv
-                    list(argv), env=env, cwd=self._cwd, stdout=out, stderr=subprocess.STDOUT
-                )
+                    list(argv), env=env, cwd=self._cwd, stdout=out, stderr=subprocess.STDOUT,
+                    preexec_fn=_die_with_parent,  # noqa: PLW1509 - see _die_with_parent
+                )  # fmt: skip
             except OSError as exc:
                 raise StackFailed(f"could not start {name} ({argv[0]}): {exc.strerror}.") from exc
         child = Child(name, proc, log)
@@ -185,6 +189,29 @@ class Children:
     def first_dead(self) -> Child | None:
         """A child that has exited, if any."""
         return next((c for c in self.started if c.proc.poll() is not None), None)
+
+
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None) if sys.platform.startswith("linux") else None  # loaded before any fork
+
+
+def _die_with_parent() -> None:
+    """In the child, before it runs: on Linux, get SIGTERM when the stack dies, even by
+    SIGKILL, so no emulator or gateway is left holding its port for the next `make run`.
+    (One call into an already loaded libc: no import, no lock another thread may hold.)"""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (ours or not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def death_report(child: Child, log_label: str) -> str:
@@ -197,7 +224,7 @@ def death_report(child: Child, log_label: str) -> str:
     return f"{head} The last lines of {log_label}:\n{body}"
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the terminal closed
 
 
 def _ignore_stop_signals() -> None:

