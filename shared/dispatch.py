@@ -4,8 +4,9 @@ Cloud Tasks is only a wake-up (invariant 1): a lost or duplicated task costs at 
 sweep interval or one empty claim, so dispatch failures are logged, never raised. A
 dispatch says whether the task was accepted: the sweep runs the due jobs it could not wake
 itself (exports included), so `disabled`, or Cloud Tasks down, still runs everything. After
-a failure (Cloud Tasks down or hung), this process sends no wake-up for TASKS_PAUSE_S: a
-click does not wait for the timeout again and again, nor the sweep once per job.
+a failure that made its caller wait (Cloud Tasks hung), this process sends no wake-up for
+TASKS_PAUSE_S: a click does not wait for the timeout again and again, nor the sweep once
+per job.
 
 Production: HTTP target, an OIDC token for the tasks service account, schedule_time for
 delays, task names hashed from a key (ALREADY_EXISTS means someone already asked: done).
@@ -115,6 +116,7 @@ class CloudTasksDispatcher:
 
         if time.monotonic() < self._paused_until:
             return False
+        started = time.monotonic()
         try:
             self._client.create_task(
                 parent=self._queue,
@@ -124,7 +126,10 @@ class CloudTasksDispatcher:
         except gexc.AlreadyExists:
             _logger.info("task already exists", extra=log.fields(function=task.function))
         except Exception as exc:  # a lost wake-up is repaired by the sweep
-            pause_s = self._settings.tasks.tasks_pause_s
+            # Only a failure that made its caller wait (Cloud Tasks hung or very slow) pauses
+            # the next ones; one that failed at once costs the next caller nothing.
+            waited = time.monotonic() - started >= self._settings.tasks.tasks_timeout_s / 2
+            pause_s = self._settings.tasks.tasks_pause_s if waited else 0.0
             self._paused_until = time.monotonic() + pause_s
             _logger.warning(
                 "dispatch failed; the sweep will pick the work up",

@@ -43,29 +43,38 @@ def test_local_tasks_carry_a_service_jwt_instead() -> None:
     assert not task.name  # no key: no de-duplication name
 
 
-def test_after_a_failed_wake_up_none_is_sent_for_a_while() -> None:
-    """Cloud Tasks down or hung: one request waits for the timeout, the next ones (clicks,
-    the sweep's wake-ups) are told at once that nothing was sent; later it is tried again."""
+def test_after_a_wake_up_that_hung_none_is_sent_for_a_while() -> None:
+    """Cloud Tasks hung: one request waits for the timeout, the next ones (clicks, the
+    sweep's wake-ups) are told at once that nothing was sent; later it is tried again. A
+    refusal that costs nothing (nothing listening) pauses nothing."""
     from shared.dispatch import CloudTasksDispatcher, DisabledDispatcher
 
-    free = socket.socket()
-    free.bind(("127.0.0.1", 0))
-    port = free.getsockname()[1]
-    free.close()  # nothing listens there
-    settings = Settings(tasks_emulator_host=f"127.0.0.1:{port}", tasks_timeout_s=0.3)
-    dispatcher = CloudTasksDispatcher(settings)
-    calls: list[str] = []
-    real = dispatcher._client.create_task
+    hung = socket.socket()  # accepts connections and never answers
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(16)
+    refused = socket.socket()
+    refused.bind(("127.0.0.1", 0))
+    closed_port = refused.getsockname()[1]
+    refused.close()
+    try:
+        for host, pauses in ((f"127.0.0.1:{hung.getsockname()[1]}", True),
+                             (f"127.0.0.1:{closed_port}", False)):  # fmt: skip
+            settings = Settings(tasks_emulator_host=host, tasks_timeout_s=0.5)
+            dispatcher = CloudTasksDispatcher(settings)
+            calls: list[str] = []
+            real = dispatcher._client.create_task
 
-    def counted(**kwargs: Any) -> Any:
-        calls.append(kwargs["task"].http_request.url)
-        return real(**kwargs)
+            def counted(real: Any = real, calls: list[str] = calls, **kwargs: Any) -> Any:
+                calls.append(kwargs["task"].http_request.url)
+                return real(**kwargs)
 
-    dispatcher._client.create_task = counted  # type: ignore[method-assign]
-    assert dispatcher.dispatch(Task("process-integration-job")) is False
-    assert dispatcher.dispatch(Task("process-integration-job")) is False
-    assert len(calls) == 1
-    dispatcher._paused_until = 0.0  # TASKS_PAUSE_S later
-    assert dispatcher.dispatch(Task("process-integration-job")) is False
-    assert len(calls) == 2
+            dispatcher._client.create_task = counted  # type: ignore[method-assign]
+            assert dispatcher.dispatch(Task("process-integration-job")) is False
+            assert dispatcher.dispatch(Task("process-integration-job")) is False
+            assert len(calls) == (1 if pauses else 2), host
+            dispatcher._paused_until = 0.0  # TASKS_PAUSE_S later
+            assert dispatcher.dispatch(Task("process-integration-job")) is False
+            assert len(calls) == (2 if pauses else 3), host
+    finally:
+        hung.close()
     assert DisabledDispatcher().dispatch(Task("x")) is False
