@@ -7,6 +7,8 @@ all checked, and `alg: none` is never accepted. Secrets are compared in constant
 from __future__ import annotations
 
 import hmac
+import math
+import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -15,13 +17,16 @@ from uuid import UUID
 
 import jwt
 
+from shared import log
 from shared.errors import Forbidden, ServiceUnavailable, Unauthorized
 from shared.settings import Settings, get_settings
 
 _ASYMMETRIC = ("ES256", "RS256")
+_logger = log.get_logger("auth")
 # Clock skew allowed on exp, nbf and iat, as PostgREST allows for the same Supabase tokens.
 _LEEWAY_S = 30
-# A token naming a key id the cached key set lacks refetches the set at most this often.
+# The JWKS is read again this often, and at most once per cooldown (see _KeySet).
+_JWKS_LIFESPAN_S = 300.0
 _JWKS_REFETCH_COOLDOWN_S = 5.0
 
 
@@ -98,21 +103,65 @@ def _verify_hs256(token: str, settings: Settings) -> dict[str, Any]:
     return claims
 
 
+class _KeySet:
+    """The signing keys of a JWKS URL, as this instance last read them.
+
+    Read again every ``_JWKS_LIFESPAN_S`` (so a key removed from the set, i.e. revoked,
+    stops verifying by then), and at once for a key id it lacks (a rotation) — at most one
+    read per ``_JWKS_REFETCH_COOLDOWN_S``, failed ones included, so neither a stream of
+    unknown ids nor a hung endpoint makes every request wait for a fetch. One request reads
+    while the others go on with the keys already known; only an instance that knows none
+    waits. A read that fails keeps the last good keys until one succeeds.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._client = jwt.PyJWKClient(url, cache_jwk_set=False, timeout=10)
+        self._lock = threading.Lock()
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._read_at = -math.inf  # time.monotonic() of the last good read
+        self._tried_at = -math.inf  # ... of the last read, good or not
+
+    def key(self, kid: str) -> jwt.PyJWK:
+        if self._wants_read(kid) and self._lock.acquire(blocking=not self._keys):
+            try:
+                if self._wants_read(kid):
+                    self._read()
+            finally:
+                self._lock.release()
+        if not self._keys:
+            raise ServiceUnavailable("Cannot verify the token right now.")
+        key = self._keys.get(kid)
+        if key is None:
+            raise Unauthorized("Invalid token.")
+        return key
+
+    def _wants_read(self, kid: str) -> bool:
+        now = time.monotonic()
+        if now - self._tried_at < _JWKS_REFETCH_COOLDOWN_S:
+            return False
+        return kid not in self._keys or now - self._read_at >= _JWKS_LIFESPAN_S
+
+    def _read(self) -> None:
+        self._tried_at = time.monotonic()
+        try:
+            keys = {k.key_id: k for k in self._client.get_signing_keys(refresh=True) if k.key_id}
+        except jwt.PyJWTError:
+            _logger.warning("the JWKS could not be read; keeping the keys known", exc_info=True)
+            return
+        self._keys, self._read_at = keys, time.monotonic()
+
+
 @lru_cache(maxsize=4)
-def _jwks_client(url: str) -> jwt.PyJWKClient:
-    """The key set is cached for 5 minutes and each key is looked up in it: no per-key
-    cache, which would keep a key removed from the set (revoked) valid for good."""
-    return jwt.PyJWKClient(
-        url, cache_keys=False, lifespan=300, timeout=10,
-        cooldown_duration=_JWKS_REFETCH_COOLDOWN_S,
-    )  # fmt: skip
+def _key_set(url: str) -> _KeySet:
+    return _KeySet(url)
 
 
 def _verify_jwks(token: str, settings: Settings) -> dict[str, Any]:
     if not settings.auth.jwks_url:
         raise Unauthorized("Invalid token.")
     try:
-        key = _jwks_client(settings.auth.jwks_url).get_signing_key_from_jwt(token)
+        kid = jwt.get_unverified_header(token).get("kid")
+        key = _key_set(settings.auth.jwks_url).key(str(kid))
         claims: dict[str, Any] = jwt.decode(
             token,
             key.key,
@@ -122,10 +171,6 @@ def _verify_jwks(token: str, settings: Settings) -> dict[str, Any]:
             leeway=_LEEWAY_S,
             options={"require": ["exp", "sub"]},
         )
-    except jwt.PyJWKClientConnectionError as exc:
-        # The key set cannot be read: the token may well be valid, so not a 401 (which
-        # signs the dashboard's user out).
-        raise ServiceUnavailable("Cannot verify the token right now.") from exc
     except jwt.PyJWTError as exc:
         raise Unauthorized("Invalid token.") from exc
     return claims

@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -15,6 +16,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from shared.settings import get_settings
 from tests.conftest import TEST_JWT_SECRET
 from tests.support import bearer, function_client, rows, seed_tenant, service_token
 
@@ -230,10 +232,10 @@ def _public_jwk(kid: str, key: Any) -> dict[str, Any]:
 def key_set() -> Iterator[_KeySet]:
     from shared import auth
 
-    auth._jwks_client.cache_clear()
+    auth._key_set.cache_clear()
     server = _KeySet()
     yield server
-    auth._jwks_client.cache_clear()
+    auth._key_set.cache_clear()
     server.server.shutdown()
     server.server.server_close()
 
@@ -258,8 +260,8 @@ def test_a_key_removed_from_the_key_set_stops_verifying_when_the_set_is_read_aga
     old, new = key_set.publish("old"), key_set.publish("new")
     assert _listing(tenant, "old", old).status_code == 200
     del key_set.keys["old"]  # revoked (leaked, or rotated out)
-    auth._jwks_client(key_set.url).jwk_set_cache.lifespan = 0.01  # the set's 5 minutes pass
-    time.sleep(0.05)
+    keys = auth._key_set(key_set.url)  # the set's 5 minutes pass
+    keys._read_at, keys._tried_at = keys._read_at - 300, keys._tried_at - 300
     reads = key_set.reads
     assert _listing(tenant, "new", new).status_code == 200
     assert key_set.reads > reads
@@ -289,7 +291,7 @@ def test_an_unreachable_key_set_is_503_not_an_invalid_token(
     """A 401 signs the dashboard's user out; the token may well be valid."""
     from shared import auth
 
-    auth._jwks_client.cache_clear()
+    auth._key_set.cache_clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     port = server.server_port
     server.server_close()  # nothing listens there now
@@ -299,9 +301,38 @@ def test_an_unreachable_key_set_is_503_not_an_invalid_token(
     try:
         answer = _listing(tenant, "k1", key)
     finally:
-        auth._jwks_client.cache_clear()
+        auth._key_set.cache_clear()
     assert answer.status_code == 503
     assert answer.get_json()["error"]["code"] == "unavailable"
+
+
+def test_a_hung_key_set_costs_one_read_not_one_per_request(
+    database_url: str, key_set: _KeySet, configure: Any
+) -> None:
+    """When the set's 5 minutes pass and its endpoint hangs, one request reads while the
+    others go on with the keys known (they queued behind that read, each then waiting out
+    its own); the keys known stay good until a read succeeds."""
+    from shared import auth
+
+    configure(JWKS_URL=key_set.url)
+    tenant = seed_tenant(database_url, "acme")
+    key = key_set.publish("k1")
+    assert _listing(tenant, "k1", key).status_code == 200
+    keys = auth._key_set(key_set.url)
+    reads: list[float] = []
+
+    def hung(refresh: bool = False) -> Any:
+        reads.append(time.monotonic())
+        time.sleep(1.0)  # the endpoint accepts and never answers in time
+        raise jwt.PyJWKClientConnectionError("timed out")
+
+    keys._client.get_signing_keys = hung  # type: ignore[method-assign]
+    keys._read_at, keys._tried_at = keys._read_at - 300, keys._tried_at - 300
+    token = _es256(tenant.member, "k1", key)
+    settings = get_settings()
+    with ThreadPoolExecutor(6) as pool:
+        verified = list(pool.map(lambda _: auth._verify_jwks(token, settings), range(6)))
+    assert len(reads) == 1 and all(c["sub"] == str(tenant.member) for c in verified)
 
 
 def test_tokens_from_a_clock_a_little_ahead_or_behind_are_accepted(database_url: str) -> None:
