@@ -2,8 +2,9 @@
 
 Cloud Tasks is only a wake-up (invariant 1): a lost or duplicated task costs at most one
 sweep interval or one empty claim, so dispatch failures are logged, never raised. A
-dispatch says whether the task was accepted: the sweep runs the due jobs it could not wake
-itself (exports included), so `disabled`, or Cloud Tasks down, still runs everything. After
+dispatch says whether the task was accepted. With `disabled` the sweep runs every due job
+itself, exports included; with Cloud Tasks down, an export waits for a wake-up that gets
+through (each sweep tries again): its function alone may read the export's secrets. After
 a failure that made its caller wait (Cloud Tasks hung), this process sends no wake-up for
 TASKS_PAUSE_S: a click does not wait for the timeout again and again, nor the sweep once
 per job.
@@ -190,6 +191,11 @@ def reset_dispatcher() -> None:
     global _dispatcher  # noqa: PLW0603
     with _lock:
         _dispatcher = None
+
+
+def sends_tasks() -> bool:
+    """Whether wake-ups go anywhere (False: `DISPATCHER=disabled`, the sweep runs all)."""
+    return not isinstance(get_dispatcher(), DisabledDispatcher)
 
 
 def dispatch(task: Task) -> bool:

@@ -2,8 +2,8 @@
 
 For each kind, rescue the jobs whose lease expired; then run each hook (periodic repairs
 that are not leased jobs, e.g. the credits queue); then see to due work: drain the kinds
-that run in the sweep, wake the others' due jobs (and run here the ones whose wake-up
-could not be sent). The sweep's time budget is one for all of it, not one per kind. Every
+that run in the sweep, wake the others' due jobs (or, with `DISPATCHER=disabled`, run
+them here). The sweep's time budget is one for all of it, not one per kind. Every
 step is idempotent, and one that fails is logged and does not stop the others.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from shared import db, log
+from shared import db, dispatch, log
 from shared.jobs import store
 from shared.jobs.drain import DrainReport, drain, run_named
 from shared.jobs.kind import Kind
@@ -70,18 +70,17 @@ def rescue(kind: Kind) -> int:
 
 
 def wake_due(kind: Kind, deadline: float) -> dict[str, Any]:
-    """A wake-up for each due job of a kind whose jobs run in their own requests. A job
-    whose wake-up cannot be sent (dispatch disabled, Cloud Tasks down) runs here instead,
-    while the sweep's budget lasts; the next sweep sees to the rest."""
+    """A wake-up for each due job of a kind whose jobs run in their own requests; `unsent`
+    counts those whose wake-up did not get through (the next sweep tries again). With
+    `DISPATCHER=disabled` (a deployment on the sweep alone) they run here instead, while the
+    sweep's budget lasts."""
     with db.transaction() as conn:
         due = store.due(conn, kind.table, limit=WAKE_LIMIT)
-    woken, processed = 0, []
-    for row in due:
-        if wake(kind, row["id"], tenant_id=row["tenant_id"]):
-            woken += 1
-        elif time.monotonic() < deadline and (ran := run_named(kind, row["id"], deadline)):
-            processed.append(ran)
-    return {"woken": woken, "processed": processed}
+    if not dispatch.sends_tasks():
+        ran = [run_named(kind, row["id"], deadline) for row in due if time.monotonic() < deadline]
+        return {"woken": 0, "unsent": 0, "processed": [r for r in ran if r is not None]}
+    woken = sum(wake(kind, row["id"], tenant_id=row["tenant_id"]) for row in due)
+    return {"woken": woken, "unsent": len(due) - woken, "processed": []}
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""The sweep when wake-ups cannot be sent (`DISPATCHER=disabled`, Cloud Tasks down): it runs
-every due job itself, exports too, and keeps to one time budget across its kinds."""
+"""The sweep when wake-ups cannot be sent (`DISPATCHER=disabled`, Cloud Tasks down), and its
+one time budget across its kinds."""
 
 from __future__ import annotations
 
@@ -34,19 +34,13 @@ def _closed_port() -> int:
     return port
 
 
-@pytest.mark.parametrize("mode", ["disabled", "cloud tasks down"])
-def test_the_sweep_alone_runs_an_export(
-    database_url: str, remote: Remote, tenant: TenantFixture, configure: Any, mode: str
+def test_with_dispatch_disabled_the_sweep_runs_an_export(
+    database_url: str, remote: Remote, tenant: TenantFixture, configure: Any
 ) -> None:
-    """An export runs only in its own requests, which only a wake-up starts: with none
-    sent it stayed pending for good, each sweep reporting it 'woken'."""
-    dispatcher = (
-        {"DISPATCHER": "disabled"}
-        if mode == "disabled"
-        else {"DISPATCHER": "cloudtasks", "TASKS_EMULATOR_HOST": f"127.0.0.1:{_closed_port()}",
-              "TASKS_TIMEOUT_S": "0.5"}
-    )  # fmt: skip
-    configure(**dispatcher, **secrets_env(remote.state.service_key))
+    """An export runs only in its own requests, which only a wake-up starts: with
+    `DISPATCHER=disabled` ("sweep only") it stayed pending for good, each sweep reporting
+    it woken."""
+    configure(DISPATCHER="disabled", **secrets_env(remote.state.service_key))
     seed_leads(database_url, tenant.id, 30)
     started = export(tenant, "start", start_date="2024-01-01", end_date="2024-12-31")
     assert started.status_code == 200, started.get_json()
@@ -55,6 +49,27 @@ def test_the_sweep_alone_runs_an_export(
     assert answer.get_json()["kinds"]["gestao_export"]["woken"] == 0
     job = job_row(database_url, started.get_json()["id"])
     assert (job["status"], job["exported_leads"]) == ("completed", 30)
+
+
+def test_with_cloud_tasks_down_an_export_waits_for_its_wake_up(
+    database_url: str, remote: Remote, tenant: TenantFixture, configure: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The sweep runs in the worker, whose identity may not read the export's secrets: the
+    export is not run there (it would fail for good), it stays pending, counted unsent."""
+    port = _closed_port()
+    configure(DISPATCHER="cloudtasks", TASKS_EMULATOR_HOST=f"127.0.0.1:{port}",
+              TASKS_TIMEOUT_S="0.5", **secrets_env(remote.state.service_key))  # fmt: skip
+    seed_leads(database_url, tenant.id, 30)
+    started = export(tenant, "start", start_date="2024-01-01", end_date="2024-12-31")
+    assert started.status_code == 200, started.get_json()
+    for name in secrets_env(remote.state.service_key):  # the worker's environment
+        monkeypatch.delenv(name)
+    answer = sweep()
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["kinds"]["gestao_export"] == {"rescued": 0, "woken": 0, "unsent": 1}
+    job = job_row(database_url, started.get_json()["id"])
+    assert (job["status"], job["attempts"], job["error_message"]) == ("pending", 0, None)
 
 
 def test_one_sweep_keeps_to_one_time_budget(
