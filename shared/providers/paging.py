@@ -136,6 +136,7 @@ class Walked:
     total: int = 0
     dropped: int = 0
     stable: bool = True  # the total never went down, and page 1 read again was the same
+    grew: bool = False  # the total went up while we read
     truncated: bool = False  # max_pages were read and the listing went on
 
     @property
@@ -144,7 +145,10 @@ class Walked:
 
     @property
     def complete(self) -> bool:
-        return self.stable and self.accounted >= self.total
+        # Rows the mapper dropped have no key, so one read twice (shifted by a row inserted
+        # where we had read) counts twice and could stand in for the row we missed: a
+        # listing that grew is trusted only when no row was dropped.
+        return self.stable and self.accounted >= self.total and not (self.grew and self.dropped)
 
     def same_as(self, other: Walked | None) -> bool:
         """Two walks that read the same keys: the listing is not moving (a key is listed
@@ -266,6 +270,8 @@ class _Pass:
                 first = _keys(page)
             elif page.total < walked.total:
                 walked.stable = False  # rows went away while we read: the rest shifted back
+            elif page.total > walked.total:
+                walked.grew = True
             walked.total, walked.dropped = page.total, walked.dropped + page.dropped
             expected = max(1, -(-page.total // max(page.size, 1)))
             if page.rows:

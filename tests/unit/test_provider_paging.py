@@ -308,3 +308,18 @@ def test_a_key_read_twice_is_written_in_read_order_even_with_writers_free() -> N
     result = walk(FakeContext(), Shifted([], 2).fetch, store, Tuning(batch_rows=2, writers=3))  # type: ignore[arg-type]
     assert final == {"a": "1", "dup": "new", "b": "1", "c": "1", "d": "1"}
     assert result.records == 5
+
+
+def test_an_insert_is_not_hidden_by_a_dropped_row_read_twice() -> None:
+    """A row inserted where we had read shifts an unusable row (no key) onto the next page:
+    read twice, it counted twice and stood in for the missed row in a listing that grew."""
+    raw: list[str | None] = ["a", "b", "c", "d", "e", None, "f", "g", "h"]
+
+    class Growing(Mapped):
+        def fetch(self, number: int) -> Page:
+            if self.calls == 2:  # pages 1 and 2 read: a row appears on page 2
+                self.raw.insert(4, "NEW")
+            return super().fetch(number)
+
+    result, stored = run(Growing(raw, 3))
+    assert "NEW" in stored and result.extra["passes"] == 2
