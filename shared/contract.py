@@ -169,7 +169,8 @@ class Endpoint:
     def all_errors(self) -> list[ErrorCode]:
         """Every error this endpoint can answer: its own and the edge's, in status order."""
         if Caller.PUBLIC in self.callers:  # the static files: no credentials, no parameters
-            public = {error_code(e) for e in (MethodNotAllowed, SyncqError, *self.errors)}
+            edge_public = (BadRequest, MethodNotAllowed, SyncqError)  # a broken body: settle()
+            public = {error_code(e) for e in (*edge_public, *self.errors)}
             return sorted(public, key=lambda c: (c.status, c.code))
         edge: list[type[SyncqError]] = [
             Unauthorized,

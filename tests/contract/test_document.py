@@ -89,7 +89,7 @@ def test_every_error_answer_is_the_envelope_with_its_codes(doc: dict[str, Any]) 
     assert _codes(start, 402) == ["insufficient_credits"]
     assert _codes(start, 429) == ["too_many_active_jobs"]
     page = doc["paths"]["/integrations-dashboard"]["get"]["responses"]  # static files
-    assert sorted(page) == ["200", "404", "405", "500"]
+    assert sorted(page) == ["200", "400", "404", "405", "500"]
     events = doc["paths"]["/integration-job-events"]["get"]["responses"]
     assert _codes(events, 429) == ["too_many_requests"]  # a user's or tenant's open streams
     assert _codes(start, 503) == ["runninghub_not_configured", "unavailable"]
@@ -117,7 +117,7 @@ def test_requests_and_answers_come_from_the_models(doc: dict[str, Any]) -> None:
     assert params["tenant_id"]["required"] and not params["limit"]["required"]
     assert params["limit"]["schema"]["maximum"] == 200
     page = doc["paths"]["/integrations-dashboard"]["get"]["responses"]  # static files
-    assert sorted(page) == ["200", "404", "405", "500"]
+    assert sorted(page) == ["200", "400", "404", "405", "500"]
     events = doc["paths"]["/integration-job-events"]["get"]["responses"]["200"]["content"]
     assert list(events) == ["text/event-stream"]
     schemas = doc["components"]["schemas"]

@@ -3,6 +3,7 @@ list-integration-jobs and the owner's /ledger and /jobs; and the app's static fi
 
 from __future__ import annotations
 
+import io
 import uuid
 from typing import Any
 
@@ -219,3 +220,5 @@ def test_the_dashboard_serves_its_files_and_nothing_else(configure: Any) -> None
     )
     assert refused.headers["Allow"] == "GET, HEAD, OPTIONS"  # RFC 9110: a 405 names them
     assert client.head("/").status_code == 200
+    cut_short = {"wsgi.input": io.BytesIO(b"abc"), "CONTENT_LENGTH": "10"}  # documented: 400
+    assert client.get("/", environ_overrides=cut_short).status_code == 400
