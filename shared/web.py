@@ -23,7 +23,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from shared import log
 from shared.auth import authenticate
-from shared.contract import Endpoint, Function
+from shared.contract import Endpoint, Function, Negotiated
 from shared.errors import (
     BadRequest,
     InvalidJson,
@@ -278,7 +278,7 @@ def with_cors(
         response.headers["Access-Control-Allow-Origin"] = "*"
     elif origin and origin in allowed:
         response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Vary"] = "Origin"
+        response.vary.add("Origin")
     if request.method == "OPTIONS":
         response.headers["Access-Control-Allow-Methods"] = ", ".join(sorted(methods | {"OPTIONS"}))
         response.headers["Access-Control-Allow-Headers"] = _CORS_HEADERS
@@ -365,9 +365,14 @@ def _handle(
                 parse_model(endpoint.query, query_args(request))
             payload = parse_model(endpoint.request, request_data(request))
             result = endpoint.action(principal, payload)
-            if isinstance(result, flask.Response):
-                return result
-            return json_response(answer_body(endpoint, result), endpoint.status)
+            response = (
+                result
+                if isinstance(result, flask.Response)
+                else json_response(answer_body(endpoint, result), endpoint.status)
+            )
+            if isinstance(endpoint.answers[endpoint.status], Negotiated):
+                response.vary.add("Accept")  # one URL, JSON or text by the Accept header
+            return response
         except SyncqError as error:
             if error.status >= 500:
                 _logger.warning("request failed: %s", error.error_code)

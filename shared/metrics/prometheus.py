@@ -101,12 +101,13 @@ class SnapshotCollector:
             yield failures
 
 
-def render(snapshot: Snapshot, accept: str) -> tuple[bytes, str]:
-    """(body, content type): OpenMetrics when the Accept header asks for it, else the
-    Prometheus text format 0.0.4."""
+def render(snapshot: Snapshot, *, openmetrics: bool) -> tuple[bytes, str]:
+    """(body, content type): OpenMetrics 1.0, or the Prometheus text format 0.0.4."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(snapshot))
-    encoder, content_type = choose_encoder(accept)
+    encoder, content_type = choose_encoder(
+        "application/openmetrics-text; version=1.0.0" if openmetrics else ""
+    )
     return encoder(registry), content_type
 
 

@@ -32,8 +32,10 @@ def integration_metrics(
             raise Forbidden("Only the service may read the Prometheus metrics.")
         with snapshot_transaction(None) as conn:
             snapshot = read_snapshot(conn, tables, req.tenant_id, req.days, req.provider_slug)
-        body, content_type = render(snapshot, accept)
-        return flask.Response(body, status=200, content_type=content_type)
+        body, content_type = render(snapshot, openmetrics=wants_openmetrics(accept))
+        response = flask.Response(body, status=200, content_type=content_type)
+        response.headers["Cache-Control"] = "no-store"
+        return response
     if req.tenant_id is None:
         raise ValidationFailed(
             details=[{"loc": ["tenant_id"], "type": "missing", "message": "Field required"}]
@@ -49,7 +51,22 @@ def wants_prometheus(fmt: OutputFormat | None, accept: str) -> bool:
     (text/plain, OpenMetrics) above JSON. Ties, `*/*` and no header mean JSON."""
     if fmt is not None:
         return fmt is OutputFormat.PROMETHEUS
-    best = {"prometheus": 0.0, "json": 0.0}
+    ranks = qualities(accept)
+    prometheus = max((ranks.get(t, 0.0) for t in _PROMETHEUS_TYPES), default=0.0)
+    return prometheus > max((ranks.get(t, 0.0) for t in _JSON_TYPES), default=0.0)
+
+
+def wants_openmetrics(accept: str) -> bool:
+    """OpenMetrics only when the Accept header ranks it above the 0.0.4 text format."""
+    ranks = qualities(accept)
+    plain = max(ranks.get("text/plain", 0.0), ranks.get("text/*", 0.0), ranks.get("*/*", 0.0))
+    return ranks.get("application/openmetrics-text", 0.0) > plain
+
+
+def qualities(accept: str) -> dict[str, float]:
+    """Each media type of an Accept header (lower-cased) with its q (RFC 9110; q=0: not
+    acceptable), the highest when one is listed twice."""
+    ranks: dict[str, float] = {}
     for part in accept.split(","):
         media, *params = (p.strip().lower() for p in part.split(";"))
         quality = 1.0
@@ -57,14 +74,12 @@ def wants_prometheus(fmt: OutputFormat | None, accept: str) -> bool:
             name, _, value = param.partition("=")
             if name.strip() == "q":
                 try:
-                    quality = float(value)
+                    quality = max(0.0, min(1.0, float(value)))
                 except ValueError:
                     quality = 0.0
-        if media in _PROMETHEUS_TYPES:
-            best["prometheus"] = max(best["prometheus"], quality)
-        elif media in _JSON_TYPES:
-            best["json"] = max(best["json"], quality)
-    return best["prometheus"] > best["json"]
+        if media:
+            ranks[media] = max(ranks.get(media, 0.0), quality)
+    return ranks
 
 
 @contextmanager

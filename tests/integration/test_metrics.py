@@ -270,13 +270,17 @@ def test_prometheus_is_for_the_service_and_negotiated(history: History) -> None:
         "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
     )})  # fmt: skip
     assert scrape.headers["Content-Type"].startswith("application/openmetrics-text")
+    assert "Accept" in scrape.headers["Vary"] and scrape.headers["Cache-Control"] == "no-store"
+    ranked_lower = get(
+        service_token(), headers={"Accept": "text/plain, application/openmetrics-text;q=0.1"}
+    )
+    assert ranked_lower.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     text = scrape.get_data(as_text=True)
     assert "# TYPE syncq_integration_job_duration_seconds gaugehistogram" in text
     assert text.endswith("# EOF\n")
     # A browser or curl default gets JSON; the service too, for a tenant.
-    assert get(
-        service_token(), headers={"Accept": "*/*"}, tenant_id=str(history.acme.id)
-    ).get_json()["providers"]
+    as_json = get(service_token(), headers={"Accept": "*/*"}, tenant_id=str(history.acme.id))
+    assert as_json.get_json()["providers"] and "Accept" in as_json.headers["Vary"]
     assert get(service_token(), headers={"Accept": "*/*"}).status_code == 422  # JSON: tenant
 
 

@@ -13,7 +13,7 @@ from shared.metrics import derive
 from shared.metrics.models import Freshness, OutputFormat
 from shared.metrics.periods import scheduled
 from shared.metrics.prometheus import Snapshot, render
-from shared.metrics.service import wants_prometheus
+from shared.metrics.service import wants_openmetrics, wants_prometheus
 from tests.unit.test_layers import _graph
 
 NOW = datetime(2026, 3, 10, 15, 30, tzinfo=UTC)
@@ -124,6 +124,22 @@ def test_format_negotiation(fmt: OutputFormat | None, accept: str, expected: boo
     assert wants_prometheus(fmt, accept) is expected
 
 
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5", True),
+        ("Application/OpenMetrics-Text;version=1.0.0", True),  # media types ignore case
+        ("text/plain;q=0.9, application/openmetrics-text;q=0.5", False),
+        ("text/plain, application/openmetrics-text;q=0.1", False),
+        ("application/openmetrics-text;q=0, text/plain", False),  # q=0: not acceptable
+        ("text/plain", False),
+        ("", False),
+    ],
+)
+def test_openmetrics_only_when_ranked_above_the_text_format(accept: str, expected: bool) -> None:
+    assert wants_openmetrics(accept) is expected
+
+
 def snapshot() -> Snapshot:
     return Snapshot(
         days=7,
@@ -139,8 +155,8 @@ def snapshot() -> Snapshot:
 
 
 def test_render_is_fresh_per_call_and_parses() -> None:
-    first, content_type = render(snapshot(), "text/plain")
-    second, _ = render(snapshot(), "text/plain")
+    first, content_type = render(snapshot(), openmetrics=False)
+    second, _ = render(snapshot(), openmetrics=False)
     assert first == second  # nothing accumulates between calls (no global registry)
     assert content_type.startswith("text/plain; version=0.0.4")
     samples = {
