@@ -29,8 +29,8 @@ def schedule_skew(
 
 
 def alert_delivery_failures(
-    conn: Conn, tenant_id: UUID | None, since: datetime
+    conn: Conn, tenant_id: UUID | None, since: datetime, provider_slug: str | None = None
 ) -> AlertFailures | None:
-    """Alerts that failed for good in the window, by event."""
-    rows = store.alert_failures(conn, tenant_id, since)
+    """Alerts that failed for good in the window, by event (of one provider when given)."""
+    rows = store.alert_failures(conn, tenant_id, since, provider_slug)
     return AlertFailures(("event",), [((r["event"],), int(r["n"])) for r in rows])

@@ -57,7 +57,7 @@ def read_snapshot(
         queues=store.queue_by_kind(conn, tables, tenant_id),
         finished=_of_provider(finished, provider_slug),
         skew=None if skew is None else _of_provider(skew, provider_slug),
-        alert_failures=hooks.alert_delivery_failures(conn, tenant_id, since),
+        alert_failures=hooks.alert_delivery_failures(conn, tenant_id, since, provider_slug),
     )
 
 

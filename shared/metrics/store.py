@@ -89,8 +89,11 @@ def schedule_periods(conn: Conn, tenant_id: UUID) -> list[Row]:
     return _rows(conn, "schedule_periods", {"tenant_id": tenant_id})
 
 
-def alert_failures(conn: Conn, tenant_id: UUID | None, since: datetime) -> list[Row]:
-    return _rows(conn, "alert_failures", {"tenant_id": tenant_id, "since": since})
+def alert_failures(
+    conn: Conn, tenant_id: UUID | None, since: datetime, provider_slug: str | None = None
+) -> list[Row]:
+    args = {"tenant_id": tenant_id, "since": since, "provider_slug": provider_slug}
+    return _rows(conn, "alert_failures", args)
 
 
 def schedule_skew(

@@ -186,10 +186,12 @@ SELECT provider_slug, cron, timezone, offset_s FROM integration_schedules
 WHERE tenant_id = %(tenant_id)s AND enabled
 
 -- name: alert_failures
--- Alert deliveries that failed for good in the window, by event.
+-- Alert deliveries that failed for good in the window, by event; of one job provider when
+-- given (an export's alerts then count with none of them).
 SELECT event, count(*)::bigint AS n FROM alert_outbox
 WHERE status = 'failed' AND finished_at >= %(since)s
   AND (%(tenant_id)s::uuid IS NULL OR tenant_id = %(tenant_id)s::uuid)
+  AND (%(provider_slug)s::text IS NULL OR provider_slug = %(provider_slug)s::text)
 GROUP BY event ORDER BY event
 
 -- name: schedule_skew

@@ -313,9 +313,20 @@ def test_failed_alerts_are_counted_by_event(history: History, database_url: str)
                 " VALUES (%s, 'onecode', %s, %s, now())",
                 [history.acme.id, event, status],
             )
+        conn.execute(
+            "INSERT INTO alert_outbox (tenant_id, provider_slug, event, status, finished_at)"
+            " VALUES (%s, 'gestao_scouter', 'export_failed', 'failed', now())",
+            [history.acme.id],
+        )
     m = prometheus(service_token(), days="7")
     failures = {dict(k)["event"]: v for k, v in m["syncq_alert_delivery_failures"].items()}
-    assert failures == {"failing": 2, "recovered": 1}
+    assert failures == {"failing": 2, "recovered": 1, "export_failed": 1}
+    for slug, expected in (("onecode", {"failing": 2, "recovered": 1}), ("acessorias", {})):
+        m = prometheus(service_token(), days="7", provider_slug=slug)
+        failures = {
+            dict(k)["event"]: v for k, v in m.get("syncq_alert_delivery_failures", {}).items()
+        }
+        assert failures == expected, slug
 
 
 def test_a_schedule_sets_the_period_freshness_is_measured_in(
