@@ -109,7 +109,9 @@ WITH jobs AS (
 )
 SELECT r.id, r.status, r.created_at, r.started_at, r.finished_at, r.total_leads,
        r.exported_leads, r.error_leads, r.cursor_criado, r.cursor_id,
-       extract(epoch FROM COALESCE(r.finished_at, r.heartbeat_at) - r.started_at)::float8
+       -- Between runs (pending again at its time budget, or after a failed batch) the engine
+       -- has cleared heartbeat_at; updated_at is then the end of the last run.
+       extract(epoch FROM COALESCE(r.finished_at, r.heartbeat_at, r.updated_at) - r.started_at)::float8
          AS run_s,
        newest.criado AS newest_criado, newest.id AS newest_id, oldest.criado AS oldest_criado
 FROM ranged r
