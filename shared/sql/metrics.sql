@@ -197,8 +197,10 @@ WHERE status = 'failed' AND finished_at >= %(since)s
 GROUP BY event ORDER BY event
 
 -- name: schedule_skew
--- How late scheduled jobs started: started_at - scheduled_for, for first attempts finished
+-- How late scheduled jobs started: started_at - their due time, for first attempts finished
 -- in the window (a retry's started_at is its own start, so it would measure the backoff).
+-- The due time is the occurrence (scheduled_for) plus the schedule's spread offset: a job
+-- that started on its offset is on time, not minutes late.
 -- Bucketed as finished_by_provider; negative skews (started early) land in the first bucket.
 WITH RECURSIVE pairs AS ({finished_pairs}), per_pair AS (
   -- Aggregated inside the lateral, as in finished_by_provider: one index range per pair.
@@ -209,8 +211,11 @@ WITH RECURSIVE pairs AS ({finished_pairs}), per_pair AS (
              AS bucket,
            count(*) AS n, sum(r.seconds)::float8 AS sum_s
     FROM (
-      SELECT extract(epoch FROM j.started_at - j.scheduled_for)::float8 AS seconds
+      SELECT extract(epoch FROM j.started_at - j.scheduled_for)::float8
+             - COALESCE(s.offset_s, 0) AS seconds
       FROM integration_jobs j
+      LEFT JOIN integration_schedules s
+        ON s.tenant_id = p.tenant_id AND s.provider_slug = p.provider_slug
       WHERE j.tenant_id = p.tenant_id AND j.provider_slug = p.provider_slug
         AND j.status IN ('success', 'error', 'canceled')
         AND j.finished_at IS NOT NULL AND j.finished_at >= %(since)s
