@@ -1,11 +1,17 @@
 """Apply the numbered SQL migrations in infra/migrations, once each, in order.
 
-Idempotent: applied versions are recorded in `schema_migrations`; an advisory lock keeps
-two runners from migrating the same database at once.
+Idempotent: applied versions are recorded in `schema_migrations` with a checksum of the
+file; an advisory lock keeps two runners from migrating the same database at once. The
+missing migrations are applied in one transaction: a release's schema lands whole or not
+at all (a later file may restore what an earlier one of the same release dropped, so no
+instance may ever see the state between them). An applied migration whose file was since
+renamed or edited is an error that names it: a database it was applied to would never get
+the change that a new database gets.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,28 +44,84 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
+class MigrationChanged(Exception):
+    """An applied migration's file is not the one that was applied."""
+
+
+class MigrationFailed(Exception):
+    """A pending migration failed (all of this run's were rolled back); names the file."""
+
+
+def checksum(migration: Migration) -> str:
+    return hashlib.sha256(migration.path.read_bytes()).hexdigest()
+
+
 def migrate(database_url: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply what is missing; returns the names applied now."""
-    applied_now: list[str] = []
+    migrations = discover(directory)
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", [_LOCK_KEY])
         try:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version integer PRIMARY KEY, name text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-            for migration in discover(directory):
-                if migration.version in done:
-                    continue
-                with conn.transaction():
-                    conn.execute(migration.path.read_text(encoding="utf-8"))
+            with conn.transaction():
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    " version integer PRIMARY KEY, name text NOT NULL,"
+                    " applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+                conn.execute("ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS checksum text")
+                done = {
+                    r[0]: (r[1], r[2])
+                    for r in conn.execute("SELECT version, name, checksum FROM schema_migrations")
+                }
+                _check_applied(conn, migrations, done)
+                applied_now: list[str] = []
+                for migration in migrations:
+                    if migration.version in done:
+                        continue
+                    try:
+                        conn.execute(migration.path.read_text(encoding="utf-8"))
+                    except psycopg.Error as exc:
+                        pending = len(migrations) - len(done)
+                        raise MigrationFailed(
+                            f"{migration.path.name} failed, so none of {pending} pending"
+                            f" migrations was applied: {exc}"
+                        ) from exc
                     conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                        [migration.version, migration.name],
+                        "INSERT INTO schema_migrations (version, name, checksum)"
+                        " VALUES (%s, %s, %s)",
+                        [migration.version, migration.name, checksum(migration)],
                     )
-                applied_now.append(f"{migration.version:04d}_{migration.name}")
+                    applied_now.append(f"{migration.version:04d}_{migration.name}")
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
     return applied_now
+
+
+def _check_applied(
+    conn: psycopg.Connection[tuple[int, str, str | None]],
+    migrations: list[Migration],
+    done: dict[int, tuple[str, str | None]],
+) -> None:
+    """Applied migrations must still be the files on disk; one recorded before checksums
+    were kept gets its file's checksum now."""
+    for migration in migrations:
+        if migration.version not in done:
+            continue
+        name, recorded = done[migration.version]
+        file = f"{migration.version:04d}_{migration.name}.sql"
+        if name != migration.name:
+            raise MigrationChanged(
+                f"migration {migration.version:04d} was applied as '{name}', but the file is "
+                f"{file}: an applied migration is never renamed or edited; add a new one."
+            )
+        current = checksum(migration)
+        if recorded is None:
+            conn.execute(
+                "UPDATE schema_migrations SET checksum = %s WHERE version = %s",
+                [current, migration.version],
+            )
+        elif recorded != current:
+            raise MigrationChanged(
+                f"{file} changed since it was applied: an applied migration is never edited;"
+                " add a new one."
+            )

@@ -370,7 +370,10 @@ def run() -> int:
     secret = jwt_secret()
     database_url, _server = database()
     ctx = StackContext(ports, database_url)
-    print("migrating:", migrate.migrate(database_url) or "up to date")
+    try:
+        print("migrating:", migrate.migrate(database_url) or "up to date")
+    except (migrate.MigrationChanged, migrate.MigrationFailed) as exc:
+        raise StackFailed(f"the database could not be migrated: {exc}") from exc
     demo.seed(database_url, {name: getattr(ports, name.replace("-", "_")) for name in EMULATORS})
     env = function_env(ctx, secret)
     write_local_env(stack_settings(env))

@@ -36,7 +36,11 @@ def register(sub: Any) -> None:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    applied = migrations.migrate(get_settings().db.database_url)
+    try:
+        applied = migrations.migrate(get_settings().db.database_url)
+    except (migrations.MigrationChanged, migrations.MigrationFailed) as exc:
+        print(f"migrate: {exc}", file=sys.stderr)
+        return 1
     print("applied:", ", ".join(applied) if applied else "nothing (up to date)")
     return 0
 

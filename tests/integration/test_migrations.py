@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import psycopg
 import pytest
 
 from infra import migrate
+from infra.local import pg
+from tests.support import seed_tenant
 
 pytestmark = pytest.mark.db
 
@@ -106,3 +112,95 @@ def test_every_named_query_parses(database_url: str) -> None:
                 conn.execute("DEALLOCATE q")
             except psycopg.errors.Error as exc:
                 raise AssertionError(f"{label}: {exc}") from exc
+
+
+def _copy(tmp_path: Path, upto: int | None = None) -> Path:
+    """The migrations folder (up to a version) in a folder a test may change."""
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    for m in migrate.discover():
+        if upto is None or m.version <= upto:
+            shutil.copy(m.path, folder / m.path.name)
+    return folder
+
+
+def test_an_applied_migration_renamed_or_edited_is_refused_by_name(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A database it was applied to would never get the change a new database gets."""
+    folder = _copy(tmp_path)
+    last = max(folder.glob("*.sql"))
+    last.write_text(last.read_text() + "\n-- an edit after the fact\n")
+    with pytest.raises(migrate.MigrationChanged, match=f"{last.name} changed since it was"):
+        migrate.migrate(database_url, folder)
+    last.rename(folder / (last.name[:5] + "renamed.sql"))
+    with pytest.raises(migrate.MigrationChanged, match="never renamed or edited"):
+        migrate.migrate(database_url, folder)
+
+
+def test_rows_recorded_before_checksums_get_theirs(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE schema_migrations SET checksum = NULL")
+    assert migrate.migrate(database_url) == []
+    with psycopg.connect(database_url) as conn:
+        sums = dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+    assert sums == {m.version: migrate.checksum(m) for m in migrate.discover()}
+
+
+def test_a_release_lands_whole_or_not_at_all(pg_server_url: str, tmp_path: Path) -> None:
+    """0060 dropped a function that 0062 restored: committed one file at a time, a migrate
+    that stopped between them left the previous release's instances failing every job."""
+    folder = _copy(tmp_path, upto=59)
+    url = pg.create_database(pg_server_url, f"syncq_whole_{os.getpid()}")
+    try:
+        migrate.migrate(url, folder)
+        for m in migrate.discover():
+            if m.version >= 60:
+                shutil.copy(m.path, folder / m.path.name)
+        (folder / "0099_fails.sql").write_text("SELECT 1/0;")
+        with pytest.raises(migrate.MigrationFailed, match="0099_fails.sql failed, so none of"):
+            migrate.migrate(url, folder)
+        with psycopg.connect(url) as conn:
+            top = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+            old = conn.execute(
+                "SELECT count(*) FROM pg_proc WHERE proname = 'integration_alert_event'"
+                " AND pronargs = 5"
+            ).fetchone()
+        assert top == (50,) and old == (1,)  # nothing of 0060-0099, the old function kept
+    finally:
+        pg.drop_database(pg_server_url, pg.dbname_of(url))
+
+
+def test_an_invalid_metrics_index_is_built_again(database_url: str) -> None:
+    """What a failed CREATE INDEX CONCURRENTLY by hand leaves: 0050 took it for done."""
+    [fix] = [m for m in migrate.discover() if m.name == "metrics_index_valid"]
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE pg_index SET indisvalid = false"
+            " WHERE indexrelid = 'integration_jobs_finished_idx'::regclass"
+        )
+        conn.execute(fix.path.read_text())
+        valid = conn.execute(
+            "SELECT indisvalid FROM pg_index"
+            " WHERE indexrelid = 'integration_jobs_finished_idx'::regclass"
+        ).fetchone()
+    assert valid == (True,)
+
+
+def test_failure_alerted_is_kept_right_for_a_previous_release_s_writes(
+    database_url: str,
+) -> None:
+    """An instance of the release before 0060 moves the streak and last_alert_at, never
+    failure_alerted: this release then told no `recovered` (rolling deploys)."""
+    tenant = seed_tenant(database_url, "acme", providers={"onecode": {}})
+    previous_release = (
+        "UPDATE tenant_integrations SET consecutive_failures = %s, last_alert_at = {}"
+        " WHERE tenant_id = %s AND provider_slug = 'onecode'"
+        " RETURNING failure_alerted"
+    )
+    with psycopg.connect(database_url) as conn:
+        told = conn.execute(previous_release.format("now()"), [1, tenant.id]).fetchone()
+        held = conn.execute(previous_release.format("last_alert_at"), [2, tenant.id]).fetchone()
+        ended = conn.execute(previous_release.format("last_alert_at"), [0, tenant.id]).fetchone()
+        quiet = conn.execute(previous_release.format("last_alert_at"), [1, tenant.id]).fetchone()
+    assert (told, held, ended, quiet) == ((True,), (True,), (False,), (False,))
