@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import os
 import secrets
+import subprocess
 import sys
 import threading
 import time
@@ -173,8 +174,18 @@ def database() -> tuple[str, object | None]:
     """DATABASE_URL, or the embedded server under .data/pg (kept between runs)."""
     if os.environ.get("DATABASE_URL"):
         return os.environ["DATABASE_URL"], None
-    supervise.rotate_log(DATA / "pg" / "log")  # pg_ctl appends to it at every start
-    server = pg.start_embedded(DATA / "pg", cleanup="stop")
+    try:
+        supervise.rotate_log(DATA / "pg" / "log")  # pg_ctl appends to it at every start
+        server = pg.start_embedded(DATA / "pg", cleanup="stop")
+    except (OSError, subprocess.CalledProcessError) as exc:  # a full disk, a file in the way
+        said = getattr(exc, "stderr", None) or getattr(exc, "output", None) or ""
+        said = said.decode(errors="replace") if isinstance(said, bytes) else str(said)
+        last = "\n".join(f"  | {line}" for line in said.strip().splitlines()[-5:])
+        raise StackFailed(
+            f"the embedded PostgreSQL could not start in {log_label(DATA / 'pg')}/"
+            f" ({type(exc).__name__}: {exc}).{chr(10) + last if last else ''}"
+            " Is the disk full, or something in the way? Or use DATABASE_URL."
+        ) from exc
     return pg.create_database(server.get_uri(), "syncq"), server
 
 

@@ -105,6 +105,17 @@ def test_two_parts_on_one_port_and_a_bad_port_are_named(tmp_path: Path) -> None:
     assert "BOMCONTROLE_PORT must be a port number from 1 to 65535, not '70000'" in done.stderr
 
 
+def test_an_embedded_server_that_cannot_start_is_one_message(tmp_path: Path) -> None:
+    """No traceback (a full disk gave initdb's CalledProcessError): what, where, what to do."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "pg").write_text("a file where the server's folder goes")
+    done = run_stack(clean_env(**stack_port_env(), SYNCQ_DATA_DIR=str(data)))
+    assert done.returncode == 1, done.stdout
+    assert "make run: the embedded PostgreSQL could not start in" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "stack is up" not in done.stdout
+
+
 @pytest.mark.parametrize(
     ("body", "status"), [(b"", 404), (b'{"status": "ok"}', 200)], ids=["404", "look-alike"]
 )
