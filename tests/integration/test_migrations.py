@@ -132,7 +132,9 @@ def test_an_applied_migration_renamed_or_edited_is_refused_by_name(
     folder = _copy(tmp_path)
     last = max(folder.glob("*.sql"))
     last.write_text(last.read_text() + "\n-- an edit after the fact\n")
-    with pytest.raises(migrate.MigrationChanged, match=re.escape(f"{last.name} changed since it was")):
+    with pytest.raises(
+        migrate.MigrationChanged, match=re.escape(f"{last.name} changed since it was")
+    ):
         migrate.migrate(database_url, folder)
     last.rename(folder / (last.name[:5] + "renamed.sql"))
     with pytest.raises(migrate.MigrationChanged, match="never renamed or edited"):
