@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
@@ -176,9 +177,13 @@ class Children:
         rotate_log(log)
         with log.open("wb") as out:  # the child keeps its own copy of the descriptor
             try:
+                # The kernel signals the child when the *thread* that started it ends: only
+                # the main thread's children may die with us (chaos restarts workers from
+                # other threads, which end long before the process does).
+                main = threading.current_thread() is threading.main_thread()
                 proc = subprocess.Popen(  # noqa: S603 - our own argv
                     list(argv), env=env, cwd=self._cwd, stdout=out, stderr=subprocess.STDOUT,
-                    preexec_fn=_die_with_parent,  # noqa: PLW1509 - see _die_with_parent
+                    preexec_fn=_die_with_parent if main else None,  # noqa: PLW1509 - see there
                 )  # fmt: skip
             except OSError as exc:
                 raise StackFailed(f"could not start {name} ({argv[0]}): {exc.strerror}.") from exc
