@@ -122,8 +122,14 @@ class _KeySet:
         self._tried_at = -math.inf  # ... of the last read, good or not
 
     def key(self, kid: str) -> jwt.PyJWK:
-        if self._wants_read(kid) and self._lock.acquire(blocking=not self._keys):
-            try:
+        if kid not in self._keys:
+            # None known yet, or a key just rotated in: wait for a read under way, then read
+            # unless one was just made.
+            with self._lock:
+                if self._wants_read(kid):
+                    self._read()
+        elif self._wants_read(kid) and self._lock.acquire(blocking=False):
+            try:  # the set is old: read it, while the others go on with the keys known
                 if self._wants_read(kid):
                     self._read()
             finally:
@@ -145,7 +151,7 @@ class _KeySet:
         self._tried_at = time.monotonic()
         try:
             keys = {k.key_id: k for k in self._client.get_signing_keys(refresh=True) if k.key_id}
-        except jwt.PyJWTError:
+        except Exception:  # unreachable, an error page served as 200 (not JSON), no keys...
             _logger.warning("the JWKS could not be read; keeping the keys known", exc_info=True)
             return
         self._keys, self._read_at = keys, time.monotonic()

@@ -335,6 +335,57 @@ def test_a_hung_key_set_costs_one_read_not_one_per_request(
     assert len(reads) == 1 and all(c["sub"] == str(tenant.member) for c in verified)
 
 
+def test_a_rotated_key_verifies_while_another_request_reads_the_set(
+    database_url: str, key_set: _KeySet, configure: Any
+) -> None:
+    """Two requests with a key just rotated in: the one that does not read must wait for the
+    read, not answer 401 (which signs the dashboard's user out)."""
+    from shared import auth
+
+    configure(JWKS_URL=key_set.url)
+    tenant = seed_tenant(database_url, "acme")
+    settings = get_settings()
+    auth._verify_jwks(_es256(tenant.member, "k1", key_set.publish("k1")), settings)
+    token = _es256(tenant.member, "k2", key_set.publish("k2"))
+    keys = auth._key_set(key_set.url)
+    keys._tried_at -= 10  # past the cooldown
+    real = keys._client.get_signing_keys
+
+    def slow(refresh: bool = False) -> Any:
+        time.sleep(0.5)
+        return real(refresh=refresh)
+
+    keys._client.get_signing_keys = slow  # type: ignore[method-assign]
+    with ThreadPoolExecutor(2) as pool:
+        verified = list(pool.map(lambda _: auth._verify_jwks(token, settings)["sub"], range(2)))
+    assert verified == [str(tenant.member)] * 2
+
+
+def test_a_key_set_answered_with_an_error_page_keeps_the_last_good_keys(
+    database_url: str, key_set: _KeySet, configure: Any
+) -> None:
+    """A proxy's HTML page with status 200 is no key set: the keys known stay in use."""
+    from shared import auth
+
+    configure(JWKS_URL=key_set.url)
+    tenant = seed_tenant(database_url, "acme")
+    key = key_set.publish("k1")
+    assert _listing(tenant, "k1", key).status_code == 200
+    keys = auth._key_set(key_set.url)
+    keys._read_at, keys._tried_at = keys._read_at - 300, keys._tried_at - 300
+
+    def html_page(self: Any) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(b"<html>upstream unavailable</html>")
+
+    key_set.server.RequestHandlerClass.do_GET = html_page  # type: ignore[attr-defined]
+    answer = _listing(tenant, "k1", key)
+    assert answer.status_code == 200, answer.get_json()
+    assert keys._tried_at > keys._read_at  # it did read again (and failed)
+
+
 def test_tokens_from_a_clock_a_little_ahead_or_behind_are_accepted(database_url: str) -> None:
     """30 seconds of skew on exp, nbf and iat, as PostgREST allows for the same tokens."""
     tenant = seed_tenant(database_url, "acme")
