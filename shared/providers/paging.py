@@ -115,7 +115,7 @@ def walk(ctx: SyncContext, fetch: FetchPage, store: StoreRows, tuning: Tuning) -
                 details={"total": walked.total, "max_pages": tuning.max_pages},
                 retryable=False,
             )
-        if walked.complete or walked.same_as(previous):
+        if walked.complete or walked.same_as(previous) or walked.confirms(previous):
             return result
         _logger.warning(
             "rows shifted while paging; walking the listing again",
@@ -149,6 +149,19 @@ class Walked:
         # where we had read) counts twice and could stand in for the row we missed: a
         # listing that grew is trusted only when no row was dropped.
         return self.stable and self.accounted >= self.total and not (self.grew and self.dropped)
+
+    @property
+    def provisional(self) -> bool:
+        """Complete but for rows dropped from a listing that grew (see `complete`)."""
+        return self.stable and self.accounted >= self.total and self.grew and self.dropped > 0
+
+    def confirms(self, other: Walked | None) -> bool:
+        """A busy listing with rows the mapper drops grows during every walk: two such walks
+        in a row, the second reading every key of the first, settle it (a row hidden from
+        the first by a dropped row read twice is then read by the second)."""
+        return (
+            other is not None and self.provisional and other.provisional and other.keys <= self.keys
+        )
 
     def same_as(self, other: Walked | None) -> bool:
         """Two walks that read the same keys: the listing is not moving (a key is listed

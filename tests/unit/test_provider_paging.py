@@ -323,3 +323,17 @@ def test_an_insert_is_not_hidden_by_a_dropped_row_read_twice() -> None:
 
     result, stored = run(Growing(raw, 3))
     assert "NEW" in stored and result.extra["passes"] == 2
+
+
+def test_a_busy_listing_with_an_unusable_row_settles_in_two_walks() -> None:
+    """It grows during every walk and the mapper drops a row: no single walk is trusted, but
+    two that agree are (it used to fail after `passes` walks, every row stored)."""
+
+    class Busy(Mapped):
+        def fetch(self, number: int) -> Page:
+            self.raw.append(f"new{self.calls}")  # an arrival at the end, every request
+            return super().fetch(number)
+
+    raw: list[str | None] = ["a", None, "b", "c", "d", "e", "f", "g", "h", "i"]
+    result, stored = run(Busy(raw, 3))
+    assert set("abcdefghi") <= set(stored) and result.extra["passes"] == 2
