@@ -216,6 +216,7 @@ def _enqueue(conn: Conn, steps: list[_Step]) -> None:
             "tenants": [s.row["tenant_id"] for s in steps],
             "providers": [s.row["provider_slug"] for s in steps],
             "occurrences": [s.plan.run for s in steps],
+            "offsets": [s.row["offset_s"] for s in steps],
         },
     ).fetchall()
     jobs = {(r["tenant_id"], r["provider_slug"]): r["id"] for r in created}

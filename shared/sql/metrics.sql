@@ -199,8 +199,8 @@ GROUP BY event ORDER BY event
 -- name: schedule_skew
 -- How late scheduled jobs started: started_at - their due time, for first attempts finished
 -- in the window (a retry's started_at is its own start, so it would measure the backoff).
--- The due time is the occurrence (scheduled_for) plus the schedule's spread offset: a job
--- that started on its offset is on time, not minutes late.
+-- The due time is the occurrence (scheduled_for) plus the schedule's spread offset, as the
+-- tick recorded it (scheduled_due_at): a job that started on its offset is on time.
 -- Bucketed as finished_by_provider; negative skews (started early) land in the first bucket.
 WITH RECURSIVE pairs AS ({finished_pairs}), per_pair AS (
   -- Aggregated inside the lateral, as in finished_by_provider: one index range per pair.
@@ -211,11 +211,14 @@ WITH RECURSIVE pairs AS ({finished_pairs}), per_pair AS (
              AS bucket,
            count(*) AS n, sum(r.seconds)::float8 AS sum_s
     FROM (
-      SELECT extract(epoch FROM j.started_at - j.scheduled_for)::float8
-             - COALESCE(s.offset_s, 0) AS seconds
+      SELECT extract(epoch FROM j.started_at - COALESCE(
+               j.scheduled_due_at,  -- enqueued before 0066: the schedule's offset now
+               j.scheduled_for + make_interval(secs => COALESCE(s.offset_s, 0))))::float8
+             AS seconds
       FROM integration_jobs j
       LEFT JOIN integration_schedules s
-        ON s.tenant_id = p.tenant_id AND s.provider_slug = p.provider_slug
+        ON j.scheduled_due_at IS NULL
+       AND s.tenant_id = p.tenant_id AND s.provider_slug = p.provider_slug
       WHERE j.tenant_id = p.tenant_id AND j.provider_slug = p.provider_slug
         AND j.status IN ('success', 'error', 'canceled')
         AND j.finished_at IS NOT NULL AND j.finished_at >= %(since)s

@@ -67,11 +67,14 @@ FOR UPDATE OF s SKIP LOCKED
 -- One job per occurrence, its log row with it. An integration that already has a live job,
 -- or an occurrence that already has its job, inserts nothing: the tick records a skip.
 WITH input AS (
-  SELECT * FROM unnest(%(tenants)s::uuid[], %(providers)s::text[], %(occurrences)s::timestamptz[])
-         AS i(tenant_id, provider_slug, occurrence)
+  SELECT * FROM unnest(%(tenants)s::uuid[], %(providers)s::text[], %(occurrences)s::timestamptz[],
+                       %(offsets)s::integer[])
+         AS i(tenant_id, provider_slug, occurrence, offset_s)
 ), job AS (
-  INSERT INTO integration_jobs (tenant_id, provider_slug, trigger, scheduled_for)
-  SELECT tenant_id, provider_slug, 'schedule', occurrence FROM input
+  INSERT INTO integration_jobs (tenant_id, provider_slug, trigger, scheduled_for, scheduled_due_at)
+  SELECT tenant_id, provider_slug, 'schedule', occurrence,
+         occurrence + make_interval(secs => offset_s)
+  FROM input
   ON CONFLICT DO NOTHING
   RETURNING id, tenant_id, provider_slug, scheduled_for
 ), logged AS (

@@ -23,6 +23,7 @@ EXPECTED_JOB_COLUMNS = {
     "cancel_requested",
     "trigger",
     "scheduled_for",
+    "scheduled_due_at",
 }  # fmt: skip
 
 
