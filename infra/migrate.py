@@ -53,7 +53,8 @@ class MigrationFailed(Exception):
 
 
 def checksum(migration: Migration) -> str:
-    return hashlib.sha256(migration.path.read_bytes()).hexdigest()
+    """The file's SHA-256, line endings made LF (a checkout may turn them to CRLF)."""
+    return hashlib.sha256(migration.path.read_bytes().replace(b"\r\n", b"\n")).hexdigest()
 
 
 def migrate(database_url: str, directory: Path = MIGRATIONS_DIR) -> list[str]:

@@ -177,7 +177,8 @@ def database() -> tuple[str, object | None]:
     try:
         supervise.rotate_log(DATA / "pg" / "log")  # pg_ctl appends to it at every start
         server = pg.start_embedded(DATA / "pg", cleanup="stop")
-    except (OSError, subprocess.CalledProcessError) as exc:  # a full disk, a file in the way
+    except (OSError, subprocess.SubprocessError, RuntimeError) as exc:  # a full disk, a file
+        # in the way, a start slower than pg_ctl's wait (TimeoutExpired)
         said = getattr(exc, "stderr", None) or getattr(exc, "output", None) or ""
         said = said.decode(errors="replace") if isinstance(said, bytes) else str(said)
         last = "\n".join(f"  | {line}" for line in said.strip().splitlines()[-5:])

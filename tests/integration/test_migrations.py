@@ -142,6 +142,15 @@ def test_an_applied_migration_renamed_or_edited_is_refused_by_name(
         migrate.migrate(database_url, folder)
 
 
+def test_a_checkout_with_crlf_line_endings_is_the_same_migration(
+    database_url: str, tmp_path: Path
+) -> None:
+    folder = _copy(tmp_path)
+    for path in folder.glob("*.sql"):
+        path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    assert migrate.migrate(database_url, folder) == []
+
+
 def test_rows_recorded_before_checksums_get_theirs(database_url: str) -> None:
     with psycopg.connect(database_url) as conn:
         conn.execute("UPDATE schema_migrations SET checksum = NULL")

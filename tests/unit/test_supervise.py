@@ -59,3 +59,26 @@ def test_an_embedded_server_that_exited_stops_the_stack_naming_it(
     assert f"the embedded PostgreSQL (pid {dead.pid}) exited" in str(failed.value)
     assert "  | FATAL:  terminated" in str(failed.value)
     assert supervise.pid_alive(os.getpid()) and not supervise.pid_alive(dead.pid)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        subprocess.TimeoutExpired(["pg_ctl", "start"], 10),  # a start slower than pg_ctl waits
+        subprocess.CalledProcessError(1, ["initdb"], output=b"No space left on device"),
+        FileExistsError(17, "File exists"),
+    ],
+    ids=["slow", "disk full", "in the way"],
+)
+def test_an_embedded_server_that_cannot_start_is_a_stack_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: Exception
+) -> None:
+    monkeypatch.setattr(stack, "DATA", tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+
+    def start_embedded(pgdata: Path, *, cleanup: str | None = "stop") -> Any:
+        raise failure
+
+    monkeypatch.setattr(pg, "start_embedded", start_embedded)
+    with pytest.raises(StackFailed, match="the embedded PostgreSQL could not start in"):
+        stack.database()
