@@ -57,6 +57,13 @@ def checksum(migration: Migration) -> str:
     return hashlib.sha256(migration.path.read_bytes().replace(b"\r\n", b"\n")).hexdigest()
 
 
+def _before_lf(migration: Migration) -> set[str]:
+    """What a checksum of the file's raw bytes, as recorded before checksums read line
+    endings as LF, may be: of an LF or of a CRLF checkout."""
+    lf = migration.path.read_bytes().replace(b"\r\n", b"\n")
+    return {hashlib.sha256(body).hexdigest() for body in (lf, lf.replace(b"\n", b"\r\n"))}
+
+
 def migrate(database_url: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply what is missing; returns the names applied now."""
     migrations = discover(directory)
@@ -104,7 +111,7 @@ def _check_applied(
     done: dict[int, tuple[str, str | None]],
 ) -> None:
     """Applied migrations must still be the files on disk; one recorded before checksums
-    were kept gets its file's checksum now."""
+    were kept (or before they read line endings as LF) gets its file's checksum now."""
     for migration in migrations:
         if migration.version not in done:
             continue
@@ -116,7 +123,7 @@ def _check_applied(
                 f"{file}: an applied migration is never renamed or edited; add a new one."
             )
         current = checksum(migration)
-        if recorded is None:
+        if recorded is None or (recorded != current and recorded in _before_lf(migration)):
             conn.execute(
                 "UPDATE schema_migrations SET checksum = %s WHERE version = %s",
                 [current, migration.version],

@@ -154,7 +154,12 @@ class _KeySet:
         except Exception:  # unreachable, an error page served as 200 (not JSON), no keys...
             _logger.warning("the JWKS could not be read; keeping the keys known", exc_info=True)
             return
-        self._keys, self._read_at = keys, time.monotonic()
+        else:
+            self._keys, self._read_at = keys, time.monotonic()
+        finally:
+            # The cooldown counts from the read's end: requests that queued behind a slow
+            # read (longer than the cooldown) must not each make their own in turn.
+            self._tried_at = time.monotonic()
 
 
 @lru_cache(maxsize=4)

@@ -160,7 +160,11 @@ class Walked:
         in a row, the second reading every key of the first, settle it (a row hidden from
         the first by a dropped row read twice is then read by the second)."""
         return (
-            other is not None and self.provisional and other.provisional and other.keys <= self.keys
+            other is not None
+            and self.provisional
+            and other.provisional
+            and other.keys <= self.keys
+            and self.dropped == other.dropped  # a dropped row read twice is one drop more
         )
 
     def same_as(self, other: Walked | None) -> bool:

@@ -386,6 +386,35 @@ def test_a_key_set_answered_with_an_error_page_keeps_the_last_good_keys(
     assert keys._tried_at > keys._read_at  # it did read again (and failed)
 
 
+def test_unknown_key_ids_queued_behind_a_slow_read_make_no_read_of_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Anyone can send tokens naming made-up keys. Queued behind a read slower than the
+    cooldown, each used to find the cooldown over and make its own read in turn."""
+    from shared import auth
+    from shared.errors import Unauthorized
+
+    monkeypatch.setattr(auth, "_JWKS_REFETCH_COOLDOWN_S", 0.2)  # 5 s, against a 10 s timeout
+    keys = auth._KeySet("http://127.0.0.1:9/jwks.json")
+    keys._keys, keys._read_at = {"k1": object()}, time.monotonic()  # type: ignore[dict-item]
+    reads: list[float] = []
+
+    def hung(refresh: bool = False) -> Any:
+        reads.append(time.monotonic())
+        time.sleep(0.4)
+        raise jwt.PyJWKClientConnectionError("timed out")
+
+    keys._client.get_signing_keys = hung  # type: ignore[method-assign]
+
+    def made_up(i: int) -> None:
+        with pytest.raises(Unauthorized):
+            keys.key(f"made-up-{i}")
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(made_up, range(8)))
+    assert len(reads) == 1
+
+
 def test_tokens_from_a_clock_a_little_ahead_or_behind_are_accepted(database_url: str) -> None:
     """30 seconds of skew on exp, nbf and iat, as PostgREST allows for the same tokens."""
     tenant = seed_tenant(database_url, "acme")

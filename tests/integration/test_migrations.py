@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -149,6 +150,24 @@ def test_a_checkout_with_crlf_line_endings_is_the_same_migration(
     for path in folder.glob("*.sql"):
         path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
     assert migrate.migrate(database_url, folder) == []
+
+
+def test_checksums_recorded_from_raw_bytes_of_either_line_ending_still_match(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Before checksums read line endings as LF, a CRLF checkout recorded those bytes'."""
+    for ending in (b"\r\n", b"\n"):
+        with psycopg.connect(database_url) as conn:
+            for m in migrate.discover():
+                body = m.path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", ending)
+                conn.execute(
+                    "UPDATE schema_migrations SET checksum = %s WHERE version = %s",
+                    [hashlib.sha256(body).hexdigest(), m.version],
+                )
+        assert migrate.migrate(database_url) == [], ending
+        with psycopg.connect(database_url) as conn:
+            sums = dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+        assert sums == {m.version: migrate.checksum(m) for m in migrate.discover()}
 
 
 def test_rows_recorded_before_checksums_get_theirs(database_url: str) -> None:

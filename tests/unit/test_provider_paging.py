@@ -337,3 +337,26 @@ def test_a_busy_listing_with_an_unusable_row_settles_in_two_walks() -> None:
     raw: list[str | None] = ["a", None, "b", "c", "d", "e", "f", "g", "h", "i"]
     result, stored = run(Busy(raw, 3))
     assert set("abcdefghi") <= set(stored) and result.extra["passes"] == 2
+
+
+def test_an_insert_during_the_second_walk_of_a_busy_listing_is_not_hidden() -> None:
+    """Two agreeing walks of a busy listing with a dropped row settle it, unless the second
+    dropped one more: a keyless row read twice, standing in for a row an insert hid."""
+    raw: list[str | None] = ["a", "b", "c", "d", "e", None, "f", "g", "h"]
+
+    class BusyThenInsert(Mapped):
+        firsts = 0
+
+        def fetch(self, number: int) -> Page:
+            self.raw.append(f"new{self.calls}")  # arrivals at the end, every request
+            self.firsts += number == 1
+            if number == 3 and self.firsts == 3:  # walk 2 has read pages 1 and 2
+                self.raw.insert(4, "NEW")  # the keyless row shifts onto page 3
+            return super().fetch(number)
+
+    try:
+        _, stored = run(BusyThenInsert(raw, 3))
+    except UpstreamError as failed:  # the sync's retry reads it
+        assert failed.retryable
+    else:
+        assert "NEW" in stored
