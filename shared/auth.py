@@ -108,10 +108,11 @@ class _KeySet:
 
     Read again every ``_JWKS_LIFESPAN_S`` (so a key removed from the set, i.e. revoked,
     stops verifying by then), and at once for a key id it lacks (a rotation) — at most one
-    read per ``_JWKS_REFETCH_COOLDOWN_S``, failed ones included, so neither a stream of
-    unknown ids nor a hung endpoint makes every request wait for a fetch. One request reads
-    while the others go on with the keys already known; only an instance that knows none
-    waits. A read that fails keeps the last good keys until one succeeds.
+    read per ``_JWKS_REFETCH_COOLDOWN_S`` after the last one ended, failed ones included, so
+    neither a stream of unknown ids nor a hung endpoint makes a read per request. A request
+    whose key is known never waits: one request reads while it goes on with the keys known.
+    One whose key is not waits for the read under way (a key just rotated in is then found).
+    A read that fails keeps the last good keys until one succeeds.
     """
 
     def __init__(self, url: str) -> None:
