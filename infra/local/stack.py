@@ -181,7 +181,7 @@ def database() -> tuple[str, object | None]:
         # in the way, a start slower than pg_ctl's wait (TimeoutExpired)
         said = getattr(exc, "stderr", None) or getattr(exc, "output", None) or ""
         said = said.decode(errors="replace") if isinstance(said, bytes) else str(said)
-        last = "\n".join(f"  | {line}" for line in said.strip().splitlines()[-5:])
+        last = supervise.quoted(said.strip().splitlines()[-5:])
         raise StackFailed(
             f"the embedded PostgreSQL could not start in {log_label(DATA / 'pg')}/"
             f" ({type(exc).__name__}: {exc}).{chr(10) + last if last else ''}"
@@ -301,11 +301,8 @@ def check_database(server: Any) -> None:
     pid = server.get_pid() if server is not None else None
     if pid is not None and not supervise.pid_alive(pid):
         log = DATA / "pg" / "log"
-        lines = "\n".join(f"  | {line}" for line in supervise.tail(log))
-        raise StackFailed(
-            f"the embedded PostgreSQL (pid {pid}) exited. The last lines of {log_label(log)}:"
-            f"\n{lines}"
-        )
+        head = f"the embedded PostgreSQL (pid {pid}) exited."
+        raise StackFailed(supervise.log_report(head, log, log_label(log)))
 
 
 def check_children(children: Children) -> None:

@@ -221,12 +221,21 @@ def pid_alive(pid: int) -> bool:
 
 def death_report(child: Child, log_label: str) -> str:
     """What to tell the user when a child exited: who, how, and the end of its log."""
-    lines = tail(child.log)
     head = f"{child.name} (pid {child.proc.pid}) {child.exit_description()}."
+    return log_report(head, child.log, log_label)
+
+
+def log_report(head: str, log: Path, log_label: str) -> str:
+    """`head`, then the end of a process's log (or that it is empty)."""
+    lines = tail(log)
     if not lines:
         return f"{head} Its log {log_label} is empty."
-    body = "\n".join(f"  | {line}" for line in lines)
-    return f"{head} The last lines of {log_label}:\n{body}"
+    return f"{head} The last lines of {log_label}:\n{quoted(lines)}"
+
+
+def quoted(lines: Iterable[str]) -> str:
+    """Lines of a process's output, set off from our own words."""
+    return "\n".join(f"  | {line}" for line in lines)
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the terminal closed
