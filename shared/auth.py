@@ -123,14 +123,11 @@ class _KeySet:
         self._tried_at = -math.inf  # ... of the last read, good or not
 
     def key(self, kid: str) -> jwt.PyJWK:
-        if kid not in self._keys:
-            # None known yet, or a key just rotated in: wait for a read under way, then read
-            # unless one was just made.
-            with self._lock:
-                if self._wants_read(kid):
-                    self._read()
-        elif self._wants_read(kid) and self._lock.acquire(blocking=False):
-            try:  # the set is old: read it, while the others go on with the keys known
+        # A key not known (none yet, or one just rotated in) waits for a read under way, then
+        # reads unless one was just made; a known key reads an old set only when nobody is.
+        unknown = kid not in self._keys
+        if (unknown or self._wants_read(kid)) and self._lock.acquire(blocking=unknown):
+            try:
                 if self._wants_read(kid):
                     self._read()
             finally:
