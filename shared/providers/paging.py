@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, LiteralString
+from typing import Any, LiteralString, NamedTuple
 
 from shared import jsonio, log
 from shared.errors import UpstreamError
@@ -59,6 +59,14 @@ class Page:
     def empty(self) -> bool:
         """The API listed nothing on this page (the listing ended)."""
         return not self.rows and self.listed <= 0
+
+
+class Asked(NamedTuple):
+    """A page and when it was asked for and answered (time.monotonic())."""
+
+    page: Page
+    sent: float
+    answered: float
 
 
 FetchPage = Callable[[int], Page]
@@ -187,17 +195,23 @@ class _Reader:
         self._ahead = max(0, ahead)
         self.max_pages = max_pages
         self._pool: ThreadPoolExecutor | None = None
-        self._pending: dict[int, Future[Page]] = {}
+        self._pending: dict[int, Future[Asked]] = {}
         self._last = 1
 
-    def get(self, number: int) -> Page:
+    def get(self, number: int) -> Asked:
         """Page `number` (fetched now, or collected from a fetch started earlier)."""
         future = self._pending.pop(number, None)
-        page = future.result() if future is not None else self._fetch(number)
+        asked = future.result() if future is not None else self._timed(number)
+        page = asked.page
         if number == 1:
             self._last = min(self.max_pages, -(-page.total // max(page.size, 1)))
         self._top_up(number)
-        return page
+        return asked
+
+    def _timed(self, number: int) -> Asked:
+        sent = time.monotonic()
+        page = self._fetch(number)
+        return Asked(page, sent, time.monotonic())
 
     def first_again(self) -> Page:
         """Page 1 fetched anew (nothing fetched ahead): did the listing move under us?"""
@@ -210,7 +224,7 @@ class _Reader:
             if later not in self._pending:
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(self._ahead, thread_name_prefix="fetch")
-                self._pending[later] = self._pool.submit(self._fetch, later)
+                self._pending[later] = self._pool.submit(self._timed, later)
 
     def close(self) -> None:
         """Drop fetches nobody will read."""
@@ -278,18 +292,17 @@ class _Pass:
 
     def _read(self, reader: _Reader) -> Walked:
         walked = Walked(keys=set())
+        answers: list[Asked] = []
         first: list[str] = []
         expected, number = 1, 0
         for number in range(1, reader.max_pages + 1):
             self.heartbeat(min(number - 1, expected), expected)
-            page = reader.get(number)
+            asked = reader.get(number)
+            page = asked.page
             if number == 1:
                 first = _keys(page)
-            elif page.total < walked.total:
-                walked.stable = False  # rows went away while we read: the rest shifted back
-            elif page.total > walked.total:
-                walked.grew = True
-            walked.total, walked.dropped = page.total, walked.dropped + page.dropped
+            answers.append(asked)
+            walked.dropped += page.dropped
             expected = max(1, -(-page.total // max(page.size, 1)))
             if page.rows:
                 self.buffer.update((row["external_id"], row) for row in page.rows)
@@ -302,6 +315,10 @@ class _Pass:
         else:
             walked.truncated = True
         self.flush()
+        if answers:
+            walked.total = max(answers, key=lambda a: a.answered).page.total  # the latest view
+            walked.grew = len({a.page.total for a in answers}) > 1
+            walked.stable = not _went_down(answers)  # else rows went away: the rest shifted
         if number > 1 and walked.stable:  # one page is a snapshot; more may have shifted
             walked.stable = _keys(reader.first_again()) == first
         return walked
@@ -320,6 +337,21 @@ class _Pass:
             keys = sorted(self.buffer)
             self.writer.write(frozenset(keys), [self.buffer[key] for key in keys])
             self.buffer.clear()
+
+
+def _went_down(answers: list[Asked]) -> bool:
+    """Whether a page asked for after another was answered reports a smaller total. Pages
+    fetched ahead overlap: one asked earlier may report fewer rows than a page before it in
+    the listing without anything going away, so totals are compared in time, not by page."""
+    by_answer = sorted(answers, key=lambda a: a.answered)
+    seen, highest = 0, -1
+    for later in sorted(answers, key=lambda a: a.sent):
+        while seen < len(by_answer) and by_answer[seen].answered <= later.sent:
+            highest = max(highest, by_answer[seen].page.total)
+            seen += 1
+        if later.page.total < highest:
+            return True
+    return False
 
 
 def _keys(page: Page) -> list[str]:

@@ -360,3 +360,19 @@ def test_an_insert_during_the_second_walk_of_a_busy_listing_is_not_hidden() -> N
         assert failed.retryable
     else:
         assert "NEW" in stored
+
+
+def test_totals_go_down_only_between_requests_that_did_not_overlap() -> None:
+    """With pages fetched ahead, a page asked for early may report fewer rows than a page
+    before it answered later: a growing listing, not a deletion (it made a busy account's
+    walk look unstable, now and then)."""
+    from shared.providers.paging import Asked, _went_down
+
+    def asked(total: int, sent: float, answered: float) -> Asked:
+        return Asked(Page([], total, 10), sent, answered)
+
+    overlapping = [asked(10, 0.0, 1.0), asked(11, 0.5, 3.0), asked(10, 0.6, 2.0)]
+    assert not _went_down(overlapping)
+    in_turn = [asked(10, 0.0, 1.0), asked(11, 1.5, 2.0), asked(10, 2.5, 3.0)]
+    assert _went_down(in_turn)
+    assert not _went_down([asked(10, 0.0, 1.0), asked(12, 1.5, 2.0)])
