@@ -256,14 +256,15 @@ def _webhook(key: JobKey, event: WebhookEvent) -> dict[str, Any]:
     """RunningHub's TASK_END: finish the job once; replays and strays are answered 200."""
     with db.transaction() as conn:
         row = store.get_job(conn, key)
+        stray = store.task_held_elsewhere(conn, key, event.task_id)
     if event.event != "TASK_END" or row is None:
         return {"received": True, "action": "ignored"}
     if JobStatus(row["status"]).final:
         return {"received": True, "action": "duplicate", "status": row["status"]}
     if not JobStatus(row["status"]).holds_slot:
         return {"received": True, "action": "ignored"}  # never launched: no task to end
-    if row["external_task_id"] not in (None, event.task_id):
-        return {"received": True, "action": "ignored"}  # an older task of this job
+    if stray or row["external_task_id"] not in (None, event.task_id):
+        return {"received": True, "action": "ignored"}  # another job's, or an older one
     outcome = _event_outcome(event)
     if outcome is None:
         return {"received": True, "action": "pending"}

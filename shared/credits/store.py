@@ -67,6 +67,12 @@ def get_job(conn: Conn, key: JobKey, *, lock: bool = False) -> Row | None:
     return _one(conn, "lock_job" if lock else "get_job", key.params())
 
 
+def task_held_elsewhere(conn: Conn, key: JobKey, task_id: str) -> bool:
+    """Whether another job of the same table runs RunningHub task `task_id`."""
+    row = _one(conn, "task_held_elsewhere", {**key.params(), "task_id": task_id})
+    return bool(row and row["held"])
+
+
 def ledger_kinds(conn: Conn, key: JobKey) -> set[str]:
     """Which ledger rows (debit, refund) the job has."""
     rows = conn.execute(query("credits", "ledger_kinds"), key.params()).fetchall()

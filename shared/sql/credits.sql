@@ -25,6 +25,12 @@ SELECT * FROM ai_jobs WHERE job_table = %(job_table)s AND id = %(id)s FOR UPDATE
 -- name: get_job
 SELECT * FROM ai_jobs WHERE job_table = %(job_table)s AND id = %(id)s
 
+-- name: task_held_elsewhere
+SELECT EXISTS (
+  SELECT 1 FROM ai_jobs
+  WHERE job_table = %(job_table)s AND external_task_id = %(task_id)s AND id <> %(id)s
+) AS held
+
 -- name: ledger_kinds
 SELECT kind FROM credit_ledger WHERE job_table = %(job_table)s AND job_id = %(id)s
 

@@ -541,3 +541,27 @@ def test_webhook_for_a_job_never_launched_is_ignored(
     event = {"event": "TASK_END", "taskId": "1", "eventData": '{"code": 0, "data": []}'}
     assert post_webhook(rh, pending, event).json()["action"] == "ignored"
     assert job(database_url, pending)["status"] == "pending"
+
+
+def test_webhook_with_another_jobs_task_id_is_ignored(
+    database_url: str, configure: Configure, rh: Emulator
+) -> None:
+    """A job still starting (no task recorded yet) whose webhook names a task another job
+    runs: not this job's task, so it is left alone (was a 500 on the unique task id)."""
+    by_hand(configure, rh)
+    user = new_user(database_url, balance=100)
+    running, starting = new_job(database_url, user, cost=20), new_job(database_url, user, cost=20)
+    start(user.token, running)
+    task_id = job(database_url, running)["external_task_id"]
+    import psycopg  # a launch that has not recorded its task yet
+
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE ai_jobs SET status = 'starting', started_at = now() WHERE id = %s",
+            [starting],
+        )
+    response = post_webhook(rh, starting, webhook_event(rh, task_id))
+    assert response.status_code == 200 and response.json()["action"] == "ignored"
+    left = job(database_url, starting)
+    assert left["status"] == "starting" and left["external_task_id"] is None
+    assert job(database_url, running)["status"] == "running"
