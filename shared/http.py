@@ -171,6 +171,7 @@ class HttpClient:
         json: Any = None,
         content: bytes | None = None,
         final: Callable[[httpx.Response], bool] | None = None,
+        extensions: Mapping[str, Any] | None = None,
     ) -> httpx.Response:
         """The first answer that is not 429/5xx (nor one `final` says is the answer, such as
         a 5xx the same request would only meet again); `idempotent` defaults from the method.
@@ -186,7 +187,7 @@ class HttpClient:
             before_sleep=self._log_retry,
             reraise=True,
         )
-        kwargs: dict[str, Any] = {"params": params, "headers": headers}
+        kwargs: dict[str, Any] = {"params": params, "headers": headers, "extensions": extensions}
         kwargs.update({"json": json} if content is None else {"content": content})
         return retrying(self._try, method, url, safe, kwargs, final)
 

@@ -14,11 +14,13 @@ import re
 import smtplib
 import socket
 import time
+from dataclasses import dataclass
 from email.message import EmailMessage
 from functools import cache
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
+import httpx
 import orjson
 
 from shared.alerts.message import Alert
@@ -157,8 +159,8 @@ def _ip_of(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 def _address_problem(parts: SplitResult, host: str, *, local: bool) -> str | None:
     """Why the URL's host and port cannot (or must not) be reached: a port out of range, a
     name DNS cannot hold, or (unless `local`) this machine or a private network, which a
-    tenant must not make syncq call. A name that resolves to a private address is not
-    caught here (that takes the resolver)."""
+    tenant must not make syncq call. A name that resolves to a private address is caught
+    when the alert is sent (`pin`)."""
     try:
         port = parts.port  # ValueError outside 0-65535
     except ValueError:
@@ -179,26 +181,84 @@ def _address_problem(parts: SplitResult, host: str, *, local: bool) -> str | Non
     return "the host is this machine or a private network" if internal and not local else None
 
 
+@dataclass(frozen=True)
+class Pinned:
+    """A webhook URL whose host name was resolved and checked: `url` names the address the
+    check passed, `host` is the Host header and `tls_name` the name the certificate must
+    carry (sent as SNI), so the connection goes where the check looked."""
+
+    url: str
+    host: str
+    tls_name: str
+
+
+def pin(url: str, *, local: bool) -> Pinned:
+    """Resolve the host of a `webhook_url_problem`-clean URL once, now.
+
+    An address literal is kept. A name is refused (not retried) when any address it
+    resolves to is this machine or a private network, unless `local`; a name that does not
+    resolve is retried later (DNS may be down). Connecting to the checked address leaves
+    no second lookup for a DNS rebinding to answer differently.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if _ip_of(host) is not None:
+        return Pinned(url, parts.netloc, host)
+    name = host.encode("idna").decode("ascii").rstrip(".")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        found = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise UpstreamError("The webhook's host name could not be resolved.") from exc
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in found]
+    if not addresses:
+        raise UpstreamError("The webhook's host name could not be resolved.")
+    if not local and any(not address.is_global for address in addresses):
+        reason = "the host name resolves to this machine or a private network"
+        raise UpstreamError(f"The webhook URL is refused: {reason}.", retryable=False)
+    address = min(addresses, key=lambda a: a.version)  # IPv4 first: reachable from anywhere
+    literal = f"[{address}]" if address.version == 6 else str(address)
+    suffix = f":{parts.port}" if parts.port else ""
+    pinned = parts._replace(netloc=f"{literal}{suffix}")
+    return Pinned(urlunsplit(pinned), f"{name}{suffix}", name)
+
+
 def send_webhook(settings: Settings, tenant_id: str, url: str, alert_id: str, alert: Alert) -> None:
     """POST the alert's JSON, signed; a 2xx is delivered, anything else an UpstreamError."""
-    problem = webhook_url_problem(url, allow_http=settings.alerts.alert_webhook_allow_http)
+    local = settings.alerts.alert_webhook_allow_http
+    problem = webhook_url_problem(url, allow_http=local)
     if problem is not None:
         raise UpstreamError(f"The webhook URL is refused: {problem}.", retryable=False)
+    target = pin(url, local=local)
     body = orjson.dumps(alert.payload)
     headers = {
+        "Host": target.host,
         "Content-Type": "application/json",
         "Idempotency-Key": alert_id,
         SIGNATURE_HEADER: sign(signing_key(settings, tenant_id), int(time.time()), body),
     }
-    answer = _client(settings).request("POST", url, content=body, headers=headers, idempotent=True)
+    client = _client(settings)
+    try:
+        answer = client.request(
+            "POST",
+            target.url,
+            content=body,
+            headers=headers,
+            idempotent=True,
+            extensions={"sni_hostname": target.tls_name},
+        )
+    finally:
+        client.close()
     if not 200 <= answer.status_code < 300:
         retryable = answer.status_code in (408, 409, 425) or answer.status_code >= 500
         raise UpstreamError(f"The webhook answered HTTP {answer.status_code}.", retryable=retryable)
 
 
 def _client(settings: Settings) -> HttpClient:
+    """A client of its own for one delivery: connections are pooled by address, and a
+    connection whose certificate was checked for one name must not carry another's."""
     # One try per delivery attempt: the engine schedules the retries (with backoff).
     policy = RetryPolicy(
         attempts=1, base_s=1.0, cap_s=1.0, timeout_s=settings.alerts.alert_webhook_timeout_s
     )
-    return HttpClient("", policy, name="the alert webhook")
+    return HttpClient("", policy, name="the alert webhook", transport=httpx.HTTPTransport())

@@ -8,7 +8,9 @@ import email
 import email.policy
 import hashlib
 import hmac
+import ipaddress
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -304,6 +306,61 @@ def test_the_webhook_is_signed_slack_compatible_and_retried_until_it_answers(
         and payload["alert"]["event"] == "failing"
     )
     assert WEBHOOK_SECRET not in body.decode() and key not in body.decode()
+
+
+def _named(hook: str) -> str:
+    """The hook's URL under this machine's host name, which the resolver maps to it."""
+    name = socket.gethostname()
+    addresses = {info[4][0] for info in socket.getaddrinfo(name, 80, type=socket.SOCK_STREAM)}
+    if not all(ipaddress.ip_address(str(a)).is_loopback for a in addresses):
+        pytest.skip("this machine's host name does not resolve to loopback")
+    return hook.replace("127.0.0.1", name)
+
+
+def test_a_host_name_is_connected_to_at_the_address_it_resolved_to(
+    acme: TenantFixture, hook: str, failing: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    """Locally a name may reach this machine; the request still names the host it was for."""
+    named = _named(hook)
+    assert settings(acme, webhook_url=named).status_code == 200
+    run_to_the_end(acme, recorder)
+    [report] = deliver()
+    assert report["status"] == "sent"
+    [(headers, _)] = Hook.received
+    assert headers["Host"] == named.split("/")[2]
+
+
+def test_a_host_name_that_resolves_to_this_machine_is_refused_and_never_called(
+    acme: TenantFixture, hook: str, configure: Configure, failing: ScriptedProvider,
+    recorder: RecordingDispatcher,
+) -> None:  # fmt: skip
+    """Outside a local stack a webhook must not reach this machine or a private network,
+    however its name is written: the check holds for what the name resolves to."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        url = _named(f"https://127.0.0.1:{listener.getsockname()[1]}/hook")
+        assert settings(acme, webhook_url=url).status_code == 200
+        run_to_the_end(acme, recorder)
+        configure(ALERT_WEBHOOK_ALLOW_HTTP="false")  # after the run: it resets the dispatcher
+        [report] = deliver()
+        listener.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            listener.accept()
+    assert report["status"] == "failed"  # not retried: the answer will not change
+    [alert] = outbox()
+    assert "resolves to this machine or a private network" in alert["error_message"]
+
+
+def test_a_host_name_that_does_not_resolve_is_retried(
+    acme: TenantFixture, hook: str, configure: Configure, failing: ScriptedProvider,
+    recorder: RecordingDispatcher,
+) -> None:  # fmt: skip
+    assert settings(acme, webhook_url="https://hooks.syncq.invalid/a").status_code == 200
+    run_to_the_end(acme, recorder)
+    configure(ALERT_WEBHOOK_ALLOW_HTTP="false")  # after the run: it resets the dispatcher
+    [report] = deliver()
+    assert report["status"] == "pending"
+    [alert] = outbox()
+    assert "could not be resolved" in alert["error_message"]
 
 
 def test_an_event_the_tenant_did_not_ask_for_is_suppressed(
