@@ -3,8 +3,9 @@
 A claimed alert is checked against its tenant's settings (an event the tenant did not ask
 for, or no channel at all, ends `suppressed`), then sent on each channel not yet
 delivered; each success is recorded under the lease before the next channel, so a crash
-or a retry never sends twice where it already worked. A failure retries with the engine's
-backoff and ends `failed` after ALERT_MAX_ATTEMPTS.
+or a retry never sends twice where it already worked. A channel that fails does not keep
+the alert from the others; the failed ones are retried with the engine's backoff while any
+failure may pass, and the alert ends `failed` after ALERT_MAX_ATTEMPTS.
 """
 
 from __future__ import annotations
@@ -55,19 +56,23 @@ def _deliver(row: Row, lease: Lease) -> dict[str, Any]:
         return _end(row, lease, "suppressed")
     alert = compose(row, name_row["name"] if name_row else str(row["tenant_id"]))
     alert_id, tenant_id = str(row["id"]), str(row["tenant_id"])
-    try:
-        for channel in sends:
-            if channel in row["delivered"]:
-                continue
-            assert prefs is not None
+    failures: list[UpstreamError] = []
+    for channel in sends:
+        if channel in row["delivered"]:
+            continue
+        assert prefs is not None
+        try:
             if channel == "email":
                 channels.send_email(settings, alert_id, list(prefs["emails"]), alert)
             else:
                 channels.send_webhook(settings, tenant_id, prefs["webhook_url"], alert_id, alert)
-            with db.transaction() as conn:
-                lease.heartbeat(conn, channel=channel)
-    except UpstreamError as exc:
-        return _failed(row, lease, exc)
+        except UpstreamError as exc:
+            failures.append(exc)  # the other channels still get the alert
+            continue
+        with db.transaction() as conn:
+            lease.heartbeat(conn, channel=channel)
+    if failures:
+        return _failed(row, lease, failures)
     return _end(row, lease, "sent")
 
 
@@ -86,11 +91,14 @@ def _end(row: Row, lease: Lease, status: str) -> dict[str, Any]:
     return {"alert_id": str(row["id"]), "status": status}
 
 
-def _failed(row: Row, lease: Lease, exc: UpstreamError) -> dict[str, Any]:
+def _failed(row: Row, lease: Lease, failures: list[UpstreamError]) -> dict[str, Any]:
+    """Some channels failed: retried (only those) while any failure may pass, else failed."""
+    message = " ".join(exc.message for exc in failures)
+    retryable = any(exc.retryable for exc in failures)
     with db.transaction() as conn:
-        released = _after_failure(conn, row, lease, exc.message, retryable=exc.retryable)
+        released = _after_failure(conn, row, lease, message, retryable=retryable)
     fields = log.fields(
-        code=exc.error_code, reason=scrub_text(exc.message), status=released["status"]
+        code=failures[0].error_code, reason=scrub_text(message), status=released["status"]
     )
     if released["status"] == "failed":
         _logger.error("alert delivery failed", extra=fields)

@@ -308,6 +308,40 @@ def test_the_webhook_is_signed_slack_compatible_and_retried_until_it_answers(
     assert WEBHOOK_SECRET not in body.decode() and key not in body.decode()
 
 
+def test_a_mail_server_refusing_for_good_does_not_keep_the_alert_from_the_webhook(
+    acme: TenantFixture, mailbox: Mailbox, hook: str, failing: ScriptedProvider,
+    recorder: RecordingDispatcher,
+) -> None:  # fmt: skip
+    mailbox.refuse = "550 5.1.1 No such user"
+    assert settings(acme, emails=["gone@acme.example"], webhook_url=hook).status_code == 200
+    run_to_the_end(acme, recorder)
+    [report] = deliver()
+    assert len(Hook.received) == 1
+    [alert] = outbox()
+    assert report["status"] == alert["status"] == "failed"  # the e-mail will not pass
+    assert alert["delivered"] == ["webhook"] and "refused" in alert["error_message"]
+
+
+def test_a_channel_failing_for_a_while_is_retried_alone(
+    acme: TenantFixture, mailbox: Mailbox, hook: str, failing: ScriptedProvider,
+    recorder: RecordingDispatcher,
+) -> None:  # fmt: skip
+    """The e-mail goes out at once; the webhook answering 503 is retried, and the retry
+    sends only the webhook."""
+    Hook.answer = 503
+    settings(acme, emails=["ops@acme.example"], webhook_url=hook)
+    run_to_the_end(acme, recorder)
+    [first] = deliver()
+    assert first["status"] == "pending" and len(mailbox.messages) == 1
+    assert outbox()[0]["delivered"] == ["email"]
+    with psycopg.connect(DB_URL[0]) as conn:  # the backoff has passed
+        conn.execute("UPDATE alert_outbox SET run_after = now()")
+    Hook.answer = 200
+    [second] = deliver()
+    assert second["status"] == "sent" and len(mailbox.messages) == 1
+    assert len(Hook.received) == 2 and outbox()[0]["delivered"] == ["email", "webhook"]
+
+
 def _named(hook: str) -> str:
     """The hook's URL under this machine's host name, which the resolver maps to it."""
     name = socket.gethostname()
