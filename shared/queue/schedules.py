@@ -30,6 +30,7 @@ from shared.tenancy import Role, reading_as, require_role
 
 NEXT_RUNS_SHOWN = 5
 WAKE_WORKERS = 10  # at most this many drains woken per tick (the worker's max instances)
+UNPLANNABLE_RETRY_S = 3600  # a schedule today's rules cannot plan (a zone gone from tzdata)
 _logger = log.get_logger("queue.schedules")
 
 
@@ -145,13 +146,13 @@ def tick(*, budget_s: float | None = None) -> dict[str, int]:
     report = {"schedules": 0, "enqueued": 0, "skipped": 0, "missed": 0}
     while time.monotonic() < deadline:
         with db.transaction() as conn:
-            steps = _tick_batch(conn, settings.schedules.tick_batch)
+            steps, taken = _tick_batch(conn, settings.schedules.tick_batch)
         for step in steps:
             report["missed"] += step.plan.missed
             if step.outcome in ("enqueued", "skipped"):
                 report[step.outcome] += 1
         report["schedules"] += len(steps)
-        if len(steps) < settings.schedules.tick_batch:
+        if taken < settings.schedules.tick_batch:
             break
     for _ in range(min(report["enqueued"], WAKE_WORKERS)):
         wake(KIND)  # drains: each claims due jobs until none is left
@@ -160,11 +161,14 @@ def tick(*, budget_s: float | None = None) -> dict[str, int]:
     return report
 
 
-def _tick_batch(conn: Conn, limit: int) -> list[_Step]:
-    """One batch in one transaction: take, plan, enqueue, advance."""
+def _tick_batch(conn: Conn, limit: int) -> tuple[list[_Step], int]:
+    """One batch in one transaction: take, plan, enqueue, advance; the steps, and how many
+    schedules were taken (one that cannot be planned is put off, not stepped)."""
     settings = get_settings()
     steps: list[_Step] = []
-    for row in conn.execute(_q("take_due"), {"limit": limit}).fetchall():
+    put_off: list[Row] = []
+    taken = conn.execute(_q("take_due"), {"limit": limit}).fetchall()
+    for row in taken:
         try:
             plan = cron.plan(
                 cron=row["cron"],
@@ -178,15 +182,19 @@ def _tick_batch(conn: Conn, limit: int) -> list[_Step]:
             )
         except Exception:  # one schedule the rules of today refuse cannot stop the others
             fields = log.fields(tenant_id=row["tenant_id"], provider_slug=row["provider_slug"])
-            _logger.exception("schedule could not be planned; skipped", extra=fields)
+            _logger.exception("schedule could not be planned; put off", extra=fields)
+            put_off.append(row)
             continue
-        catching_up = row["missed"] == Missed.ALL and row["last_job_status"] in (
-            "pending",
-            "running",
-        )
-        if catching_up and plan.run is not None:
-            continue  # `all`: the previous occurrence's job is still live; wait for it
         steps.append(_Step(row, plan))
+    if put_off:  # out of the head of the queue, so the schedules behind them are taken
+        conn.execute(
+            _q("put_off"),
+            {
+                "tenants": [row["tenant_id"] for row in put_off],
+                "providers": [row["provider_slug"] for row in put_off],
+                "delay_s": UNPLANNABLE_RETRY_S,
+            },
+        )
     _enqueue(conn, [s for s in steps if s.plan.run is not None and s.row["integration_enabled"]])
     for step in steps:
         _explain(step)
@@ -203,7 +211,7 @@ def _tick_batch(conn: Conn, limit: int) -> list[_Step]:
             "reasons": [s.reason for s in steps],
         },
     )
-    return steps
+    return steps, len(taken)
 
 
 def _enqueue(conn: Conn, steps: list[_Step]) -> None:

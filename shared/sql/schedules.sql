@@ -51,14 +51,18 @@ WHERE tenant_id = %(tenant_id)s AND provider_slug = %(provider_slug)s
 RETURNING provider_slug
 
 -- name: take_due
--- Due schedules, locked for this sweep alone (a concurrent sweep skips them), with what the
--- tick needs: whether the integration is enabled and the status of its last scheduled job.
+-- Due schedules, locked for this sweep alone (a concurrent sweep skips them), with whether
+-- the integration is enabled. An `all` schedule catching up waits for its previous
+-- occurrence's job to end: it is not taken while that job is live (nor holds the head of
+-- the queue), and is taken by the first sweep after.
 SELECT s.tenant_id, s.provider_slug, s.cron, s.timezone, s.missed, s.offset_s, s.next_run_at,
-       t.enabled AS integration_enabled, now() AS db_now,
-       (SELECT j.status FROM integration_jobs j WHERE j.id = s.last_job_id) AS last_job_status
+       t.enabled AS integration_enabled, now() AS db_now
 FROM integration_schedules s
 JOIN tenant_integrations t ON t.tenant_id = s.tenant_id AND t.provider_slug = s.provider_slug
 WHERE s.enabled AND s.due_at <= now()
+  AND NOT (s.missed = 'all' AND EXISTS (
+    SELECT 1 FROM integration_jobs j
+    WHERE j.id = s.last_job_id AND j.status IN ('pending', 'running')))
 ORDER BY s.due_at
 LIMIT %(limit)s
 FOR UPDATE OF s SKIP LOCKED
@@ -83,6 +87,14 @@ WITH input AS (
          jsonb_build_object('scheduled_for', scheduled_for) FROM job
 )
 SELECT * FROM job
+
+-- name: put_off
+-- Schedules taken that cannot be planned (a zone gone from tzdata): tried again later, so
+-- they do not hold the head of the due queue; next_run_at, the occurrence, is kept.
+UPDATE integration_schedules s
+SET due_at = now() + make_interval(secs => %(delay_s)s), updated_at = now()
+FROM unnest(%(tenants)s::uuid[], %(providers)s::text[]) AS i(tenant_id, provider_slug)
+WHERE s.tenant_id = i.tenant_id AND s.provider_slug = i.provider_slug
 
 -- name: advance
 -- Each schedule taken moves on to its next occurrence, with what became of this one; the

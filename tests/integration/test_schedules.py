@@ -205,6 +205,44 @@ def test_all_waits_for_its_previous_job_before_the_next_occurrence(database_url:
     assert schedules.tick()["enqueued"] == 1
 
 
+def test_a_waiting_all_schedule_does_not_stop_the_tick_after_one_batch(
+    database_url: str, configure: Configure
+) -> None:
+    """An `all` schedule waiting for its live job was taken and left out of the batch, and
+    the tick read the short batch as "nothing more due" (ticks of one batch, or none)."""
+    configure(SCHEDULE_TICK_BATCH="2")
+    acme = seed_tenant(database_url, "acme")
+    cron, missed = three_hours_of_outage(database_url)
+    schedule(database_url, acme, cron=cron, next_run_at=missed[0], missed="all")
+    assert schedules.tick()["enqueued"] == 1  # its first catch-up job, still pending
+    others = [seed_tenant(database_url, f"o{i}") for i in range(3)]
+    for tenant in others:
+        schedule(database_url, tenant, cron="* * * * *", next_run_at="date_trunc('minute', now())")
+    assert schedules.tick()["enqueued"] == 3
+    assert all(len(jobs(database_url, tenant)) == 1 for tenant in others)
+
+
+def test_a_schedule_that_cannot_be_planned_does_not_stop_the_others(
+    database_url: str, configure: Configure
+) -> None:
+    configure(SCHEDULE_TICK_BATCH="1")
+    broken = seed_tenant(database_url, "broken")
+    schedule(database_url, broken, cron="* * * * *", zone="Mars/Olympus",
+             next_run_at="date_trunc('minute', now()) - interval '1 hour'")  # fmt: skip
+    acme = seed_tenant(database_url, "acme")
+    schedule(database_url, acme, cron="* * * * *", next_run_at="date_trunc('minute', now())")
+    assert schedules.tick()["enqueued"] == 1
+    assert len(jobs(database_url, acme)) == 1 and jobs(database_url, broken) == []
+    [put_off] = rows(
+        database_url,
+        "SELECT next_run_at, due_at > now() AS later FROM integration_schedules"
+        " WHERE tenant_id = %s",
+        broken.id,
+    )
+    assert put_off["later"]  # tried again later; the occurrence it waits for is kept
+    assert put_off["next_run_at"] < db_now(database_url) - timedelta(minutes=59)
+
+
 # -- DST -----------------------------------------------------------------------------------------
 
 
