@@ -3,7 +3,7 @@ spread offset, and what the missed-run policy makes of the occurrences that are 
 
 Occurrences are computed in the schedule's own zone with cronsim, which treats DST as
 Debian's cron does: a daily 02:30 that falls in a spring-forward gap runs at 03:00, and in
-the repeated hour of a fall-back it runs once.
+the repeated hour of a fall-back it runs once — asked from within that hour too.
 """
 
 from __future__ import annotations
@@ -67,13 +67,31 @@ def place_zone(name: str) -> ZoneInfo:
     return parse_zone(name)
 
 
+# cronsim starts from a wall-clock time and ignores which pass of a repeated hour it is in:
+# started inside a fall-back's second pass it would answer an occurrence already passed
+# (forward) or miss one (backward). Near a change of offset it starts this far away, on the
+# side its walk comes from, and the moments on the wrong side of `after` are dropped.
+_NEAR_A_CHANGE = timedelta(hours=3)
+
+
 def occurrences(
     cron: str, zone: str, after: datetime, *, reverse: bool = False
 ) -> Iterator[datetime]:
     """Occurrences strictly after `after` (or, reversed, strictly before it), in UTC."""
-    local = after.astimezone(parse_zone(zone))
-    for moment in CronSim(cron, local, reverse=reverse):
-        yield moment.astimezone(UTC)
+    tz = parse_zone(zone)
+    start = after
+    if _offset_changes(tz, after - _NEAR_A_CHANGE, after + _NEAR_A_CHANGE):
+        start = after + _NEAR_A_CHANGE if reverse else after - _NEAR_A_CHANGE
+    for local in CronSim(cron, start.astimezone(tz), reverse=reverse):
+        moment = local.astimezone(UTC)
+        if (moment < after) if reverse else (moment > after):
+            yield moment
+
+
+def _offset_changes(tz: ZoneInfo, since: datetime, until: datetime) -> bool:
+    """Whether the zone's UTC offset differs anywhere from `since` to `until` (a change
+    and its reversal both within the span are not told apart: none is that close)."""
+    return since.astimezone(tz).utcoffset() != until.astimezone(tz).utcoffset()
 
 
 def next_runs(cron: str, zone: str, after: datetime, count: int) -> list[datetime]:

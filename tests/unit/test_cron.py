@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import takewhile
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -10,6 +12,8 @@ from shared.cron import (
     MAX_SPREAD_S,
     Missed,
     first_run,
+    next_runs,
+    occurrences,
     parse_cron,
     place_zone,
     plan,
@@ -105,3 +109,63 @@ def test_bad_cron_expressions(bad: str) -> None:
 def test_bad_zones(bad: str) -> None:
     with pytest.raises(ValueError):
         place_zone(bad)
+
+
+# A fall-back's repeated hour: cronsim reads its start as wall-clock time, whichever pass.
+BERLIN, DAILY_0230 = "Europe/Berlin", "30 2 * * *"
+FALL_BACK_0230 = datetime(2025, 10, 26, 0, 30, tzinfo=UTC)  # 02:30 CEST, the first pass
+IN_THE_REPEATED_HOUR = datetime(2025, 10, 26, 1, 10, tzinfo=UTC)  # 02:10 CET, the second
+
+
+def test_next_runs_are_after_the_moment_in_the_repeated_hour() -> None:
+    [upcoming] = next_runs(DAILY_0230, BERLIN, IN_THE_REPEATED_HOUR, 1)
+    assert upcoming == datetime(2025, 10, 27, 1, 30, tzinfo=UTC)  # was 00:30, passed
+
+
+def test_occurrences_before_the_moment_in_the_repeated_hour_miss_none() -> None:
+    before = occurrences(DAILY_0230, BERLIN, IN_THE_REPEATED_HOUR, reverse=True)
+    assert next(before) == FALL_BACK_0230  # was the day before's
+
+
+def test_a_schedule_saved_in_the_repeated_hour_starts_from_an_occurrence_not_yet_due() -> None:
+    assert first_run(DAILY_0230, BERLIN, IN_THE_REPEATED_HOUR, 0) > IN_THE_REPEATED_HOUR
+
+
+def test_once_after_an_outage_ending_in_the_repeated_hour_runs_once() -> None:
+    got = plan_for(Missed.ONCE, datetime(2025, 10, 25, 0, 30, tzinfo=UTC), cron=DAILY_0230,
+                   zone=BERLIN, now=IN_THE_REPEATED_HOUR)  # fmt: skip
+    assert got.run == FALL_BACK_0230 and got.missed == 1  # type: ignore[attr-defined]
+    assert got.next_run_at > IN_THE_REPEATED_HOUR  # type: ignore[attr-defined]
+
+
+def _changes(zone: str, year: int) -> list[datetime]:
+    """The hours of `year` at which the zone's UTC offset changes."""
+    tz, found = ZoneInfo(zone), []
+    at = datetime(year, 1, 1, tzinfo=UTC)
+    while at.year == year:
+        if at.astimezone(tz).utcoffset() != (at + timedelta(hours=1)).astimezone(tz).utcoffset():
+            found.append(at)
+        at += timedelta(hours=1)
+    return found
+
+
+def _walk(cron: str, zone: str, start: datetime, end: datetime) -> list[datetime]:
+    return list(takewhile(lambda moment: moment < end, occurrences(cron, zone, start)))
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/New_York", "America/Sao_Paulo"])
+@pytest.mark.parametrize("cron", ["30 2 * * *", "30 1 * * *", "*/20 * * * *", "0 0 * * *"])
+def test_occurrences_from_any_moment_agree_with_one_walk_across_dst(zone: str, cron: str) -> None:
+    """From every ten minutes around each change of 2018, the next and the previous
+    occurrence are those of one walk that starts two days before the change."""
+    for change in _changes(zone, 2018):
+        start = change - timedelta(days=2)
+        walk = _walk(cron, zone, start, start + timedelta(days=4))
+        assert walk == sorted(set(walk))
+        at = change - timedelta(hours=6)
+        while at < change + timedelta(hours=6):
+            assert next(occurrences(cron, zone, at)) == next(m for m in walk if m > at), at
+            assert (
+                next(occurrences(cron, zone, at, reverse=True)) == [m for m in walk if m < at][-1]
+            ), at
+            at += timedelta(minutes=10)
