@@ -42,12 +42,12 @@ def send_email(settings: Settings, alert_id: str, recipients: list[str], alert: 
     if settings.alerts.alert_email_transport == "ses":
         _send_ses(settings, message, recipients)
     elif settings.alerts.alert_email_transport == "smtp":
-        _send_smtp(settings, message)
+        _send_smtp(settings, message, recipients)
     else:
         raise UpstreamError("E-mail is not configured (ALERT_EMAIL_TRANSPORT).", retryable=False)
 
 
-def _send_smtp(settings: Settings, message: EmailMessage) -> None:
+def _send_smtp(settings: Settings, message: EmailMessage, recipients: list[str]) -> None:
     try:
         with smtplib.SMTP(
             settings.alerts.smtp_host,
@@ -60,7 +60,7 @@ def _send_smtp(settings: Settings, message: EmailMessage) -> None:
                 smtp.login(
                     settings.alerts.smtp_username, settings.alerts.smtp_password.get_secret_value()
                 )
-            smtp.send_message(message)
+            smtp.send_message(message, to_addrs=recipients)  # not re-read from the header
     except smtplib.SMTPResponseException as exc:
         retryable = exc.smtp_code >= 400 and exc.smtp_code < 500
         raise UpstreamError(

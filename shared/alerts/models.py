@@ -12,11 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.contract import JSON_INTEGER, Answer, JsonInt
 
-# No whitespace or control character before the @: `\s` differs between Python (U+0085) and
-# the document's ECMAScript (U+FEFF), so both are named, and the rest of C1 with them.
-_EMAIL = re.compile(
-    r"^[^@\s\x00-\x1f\x7f-\x9f\ufeff]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
-)
+# Before the @, a dot-atom of at most 64 characters (RFC 5322): no quoting, no comma,
+# angle bracket, parenthesis or semicolon, which a mail header would read as a second
+# recipient or a comment. The same pattern is valid ECMAScript for the document.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_EMAIL = re.compile(rf"^(?=[^@]{{1,64}}@){_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+$")
 
 
 class AlertEvent(StrEnum):

@@ -342,6 +342,19 @@ def test_a_channel_failing_for_a_while_is_retried_alone(
     assert len(Hook.received) == 2 and outbox()[0]["delivered"] == ["email", "webhook"]
 
 
+def test_the_addresses_saved_are_the_addresses_mailed(
+    acme: TenantFixture, mailbox: Mailbox, failing: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    """The SMTP envelope is the saved list (given to the server, not re-read from the To
+    line, where an address holding a comma or angle brackets named other recipients)."""
+    saved = ["ops+alerts@acme.example", "o'brien@acme.example", "x.y@acme.example"]
+    assert settings(acme, emails=saved).status_code == 200
+    run_to_the_end(acme, recorder)
+    deliver()
+    [mail] = mailbox.messages
+    assert sorted(mail.rcpt_tos) == sorted(saved)
+
+
 def _named(hook: str) -> str:
     """The hook's URL under this machine's host name, which the resolver maps to it."""
     name = socket.gethostname()
@@ -445,6 +458,9 @@ def test_the_function_reads_for_members_and_writes_for_admins(acme: TenantFixtur
                         headers={"Authorization": f"Bearer {acme.member_token}"})  # fmt: skip
     assert denied.status_code == 403
     for bad in ({"emails": ["not an email"]}, {"emails": ["a\ufeffb@c.example"]},
+                {"emails": ["ops,cto@acme.example"]}, {"emails": ["a<b>c@acme.example"]},
+                {"emails": ["ops (night)@acme.example"]}, {"emails": ["a;b@acme.example"]},
+                {"emails": ['"x"@acme.example']}, {"emails": ["a..b@acme.example"]},
                 {"webhook_url": "ftp://x.example"},
                 {"webhook_url": "https://[::1"}, {"webhook_url": "https://[zz]/"},
                 {"webhook_url": "https://hooks.example:99999/a"},
