@@ -48,7 +48,15 @@ def retry(job_id: UUID, lease: UUID | None, error: str, delay_s: float) -> Relea
 
 
 def release(conn: Conn, releases: Sequence[Release], *, message: str) -> list[Row]:
-    """Apply new states with their log rows; stale leases are left alone."""
+    """Apply new states with their log rows; stale leases are left alone.
+
+    A failure may pause its schedule (`release_effects`), so the schedule rows of failing
+    jobs are locked before the jobs are updated: the schedules tick holds a schedule row
+    while its insert waits for a live job being updated, and the other order deadlocked.
+    """
+    failing = [r.job_id for r in releases if r.final and r.status == JobStatus.ERROR]
+    if failing:
+        conn.execute(_q("lock_schedules_of"), {"ids": failing})
     return engine.release(conn, TABLE, releases, message=message)
 
 

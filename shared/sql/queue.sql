@@ -169,3 +169,12 @@ LIMIT %(limit)s
 -- name: last_success_at
 SELECT max(started_at) AS at FROM integration_jobs
 WHERE tenant_id = %(tenant_id)s AND provider_slug = %(provider_slug)s AND status = 'success'
+
+-- name: lock_schedules_of
+-- The schedule rows of these jobs' integrations, in one order, before the jobs are updated
+-- (the schedules tick takes a schedule row, then inserts a job that waits on a live one).
+SELECT 1 FROM integration_schedules s
+JOIN integration_jobs j ON j.tenant_id = s.tenant_id AND j.provider_slug = s.provider_slug
+WHERE j.id = ANY(%(ids)s::uuid[])
+ORDER BY s.tenant_id, s.provider_slug
+FOR NO KEY UPDATE OF s

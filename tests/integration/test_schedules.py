@@ -4,6 +4,7 @@ sweeps, skips beside a live job, the missed-run policies, DST, and the function.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,11 +12,19 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
+from shared.dispatch import RecordingDispatcher
 from shared.providers import PROVIDERS
 from shared.queue import schedules
 from tests.conftest import Configure
 from tests.providers_for_tests import ScriptedProvider
-from tests.support import TenantFixture, function_client, rows, seed_tenant, service_token
+from tests.support import (
+    TenantFixture,
+    call,
+    function_client,
+    rows,
+    seed_tenant,
+    service_token,
+)
 
 pytestmark = pytest.mark.db
 
@@ -437,3 +446,63 @@ def test_the_ops_cli_sets_lists_and_deletes(
     assert '"validation_error"' in capsys.readouterr().err
     assert main(["schedules", "delete", "--tenant", "acme", "--provider", "acessorias"]) == 0
     assert rows(database_url, "SELECT * FROM integration_schedules") == []
+
+
+# -- locks -------------------------------------------------------------------------------
+
+
+def test_a_failure_that_pauses_the_schedule_does_not_deadlock_with_the_tick(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, recorder: RecordingDispatcher
+) -> None:
+    """The tick holds a schedule row and inserts its job; a worker ending that integration's
+    live job with the failure that pauses the schedule updated the job, then waited for the
+    schedule row: a deadlock, a 500, and the job left running until the rescue."""
+    from shared import cron, db
+    from shared.queue import store
+
+    provider = ScriptedProvider(failures=99)
+    monkeypatch.setitem(PROVIDERS, provider.slug, provider)
+    acme = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    with psycopg.connect(database_url) as conn:  # the fifth failure in a row pauses (default 5)
+        conn.execute("UPDATE tenant_integrations SET consecutive_failures = 4")
+    schedule(database_url, acme, cron="* * * * *", provider="scripted",
+             next_run_at="date_trunc('minute', now())")  # fmt: skip
+    with db.transaction() as conn:
+        job = store.submit(conn, tenant_id=acme.id, provider_slug="scripted", payload={},
+                           created_by=acme.admin, max_attempts=1)  # fmt: skip
+    planning, go_on = threading.Event(), threading.Event()
+    real_plan = cron.plan
+
+    def slow_plan(**args: Any) -> cron.Plan:  # the tick holds the schedule row meanwhile
+        planning.set()
+        go_on.wait(10)
+        return real_plan(**args)
+
+    monkeypatch.setattr(cron, "plan", slow_plan)
+    answers: dict[str, Any] = {}
+
+    def worker() -> None:
+        planning.wait(10)
+        answer = call("process-integration-job", {"job_id": str(job["id"])}, token=service_token())
+        answers["worker"] = answer.status_code
+
+    ticking = threading.Thread(target=lambda: answers.setdefault("tick", schedules.tick()))
+    working = threading.Thread(target=worker)
+    ticking.start()
+    working.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not rows(  # the worker waits for a lock
+        database_url,
+        "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND datname = current_database()",
+    ):
+        time.sleep(0.05)
+    go_on.set()
+    ticking.join(30)
+    working.join(30)
+    assert answers["worker"] == 200
+    [done] = rows(database_url, "SELECT status FROM integration_jobs WHERE id = %s", job["id"])
+    assert done["status"] == "error"
+    [paused] = rows(database_url, "SELECT enabled, paused_reason FROM integration_schedules")
+    assert paused["enabled"] is False and "5 falhas seguidas" in paused["paused_reason"]
+    assert answers["tick"]["skipped"] == 1  # its occurrence met the live job
