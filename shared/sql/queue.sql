@@ -60,9 +60,10 @@ j.payload, j.cancel_requested, j.trigger
 -- name: release_set
 -- A final state stamps the progress and the attempt's time (capped at the integer column's
 -- maximum, ~24.8 days: a legacy row rescued weeks after it started must not fail the
--- statement) and stores the result; a retry keeps them.
+-- statement) and stores the result; a retry keeps them, and so does a pending job ended
+-- (canceled) while it waits for its retry: no attempt runs, and the wait is not run time.
 , progress = CASE WHEN i.status = 'success' THEN 100 ELSE j.progress END,
-  execution_time_ms = CASE WHEN NOT i.final THEN j.execution_time_ms
+  execution_time_ms = CASE WHEN NOT i.final OR j.status <> 'running' THEN j.execution_time_ms
                            WHEN j.started_at IS NULL THEN NULL
                            ELSE LEAST(extract(epoch FROM now() - j.started_at) * 1000,
                                       2147483647)::integer END,

@@ -306,6 +306,30 @@ def test_cancel_requested_during_an_attempt_that_then_fails_retryably_wins(
     }  # fmt: skip
 
 
+def test_a_job_canceled_while_waiting_for_its_retry_does_not_count_the_wait_as_run_time(
+    database_url: str, scripted: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    """execution_time_ms is the time an attempt ran: a cancel of a pending job (its last
+    attempt failed an hour ago) stamped the hour, which the metrics' p50/p95 then counted."""
+    scripted.failures = 1
+    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    job_id = submit(tenant).get_json()["job_id"]
+    [wake] = recorder.take()
+    assert call("process-integration-job", wake.body, token=service_token()).status_code == 200
+    with psycopg.connect(database_url) as conn:  # the attempt failed; its retry waits an hour
+        conn.execute(
+            "UPDATE integration_jobs SET started_at = started_at - interval '1 hour',"
+            " run_after = now() + interval '1 hour' WHERE id = %s",
+            [job_id],
+        )
+    [pending] = rows(database_url, "SELECT status FROM integration_jobs WHERE id=%s", job_id)
+    assert pending["status"] == "pending"
+    canceled = call("cancel-integration-job", {"job_id": job_id}, token=tenant.admin_token)
+    assert canceled.status_code == 200 and canceled.get_json()["status"] == "canceled"
+    [job] = rows(database_url, "SELECT execution_time_ms FROM integration_jobs WHERE id=%s", job_id)
+    assert job["execution_time_ms"] is None or job["execution_time_ms"] < 60_000
+
+
 def test_retry_waits_for_its_backoff(
     database_url: str, scripted: ScriptedProvider, configure
 ) -> None:
