@@ -95,8 +95,11 @@ class Reply(StrEnum):
     OTHER = "other"
 
 
-# SQLSTATE classes of row-level refusals: data exceptions, integrity constraints, RAISE.
-_DATA_CLASSES = frozenset({"22", "23", "P0"})
+# SQLSTATE classes of row-level refusals: data exceptions (22), integrity constraints (23),
+# RAISE and PL/pgSQL errors (P0), and those PostgREST answers with a 500 although a row's
+# data caused them: program limits (54: an index entry too big), trigger and routine
+# failures (09, 38, 39). A batch refused so is split to find the rows, never retried whole.
+_DATA_CLASSES = frozenset({"22", "23", "P0", "54", "09", "38", "39"})
 _STATEMENT_TIMEOUT = "57014"  # the remote's statement_timeout cut the upsert short
 _SCHEMA_CODES = frozenset({"PGRST204", "PGRST205", "42703", "42P01", "PGRST202"})
 
@@ -136,9 +139,14 @@ class Answer:
             return Reply.AUTH
         if self.code in _SCHEMA_CODES or self.status == 404:
             return Reply.SCHEMA
-        if self.status == 409 or self.too_big or (self.code or "")[:2] in _DATA_CLASSES:
+        if self.status == 409 or self.too_big or self.refused_rows:
             return Reply.DATA  # a batch too big is split in halves like one with a bad row
         return Reply.OTHER
+
+    @property
+    def refused_rows(self) -> bool:
+        """The remote refused rows of the batch for their data (whatever the HTTP status)."""
+        return (self.code or "")[:2] in _DATA_CLASSES
 
     @property
     def too_big(self) -> bool:
@@ -237,7 +245,7 @@ class RemoteClient:
             content=body,
             prefer=MERGE,
             idempotent=True,
-            final=_statement_timeout,  # the same batch would only time out again: split it
+            final=_refused_as_is,  # the same batch would only fail again: split it
         )
 
     def openapi(self) -> Answer:
@@ -249,10 +257,12 @@ class RemoteClient:
         return self.send("POST", "/rpc/reload_schema_cache", content=b"{}", idempotent=True)
 
 
-def _statement_timeout(response: httpx.Response) -> bool:
-    """PostgREST's answer when the remote's statement_timeout cancelled the statement: HTTP
-    500 with SQLSTATE 57014 in the body (its error mapping sends class 57 to 500)."""
-    return response.status_code >= 500 and Answer.of(response).timed_out
+def _refused_as_is(response: httpx.Response) -> bool:
+    """A 5xx that sending the same batch again would only meet again: the remote's
+    statement_timeout cancelled it (SQLSTATE 57014; PostgREST maps class 57 to 500), or
+    rows of it were refused with a class PostgREST maps to 500 (54, 09, 38, 39, P0)."""
+    answer = Answer.of(response)
+    return response.status_code >= 500 and (answer.timed_out or answer.refused_rows)
 
 
 def require_ok(answer: Answer, what: str, secrets: tuple[str, ...]) -> Answer:

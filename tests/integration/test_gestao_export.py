@@ -404,6 +404,29 @@ def test_a_remote_that_times_out_even_on_one_lead_pauses_the_export_not_the_lead
     assert "timed out even on a single lead" in job["pause_reason"]
 
 
+def test_a_lead_the_remote_refuses_with_a_500_is_isolated_and_the_rest_exported(
+    database_url: str, own_tenant: TenantFixture, own_remote: Remote, configure: Any
+) -> None:
+    """PostgREST answers some row-level refusals with HTTP 500 (class 54 here: one lead's
+    name too long for an index entry). Retried as an outage, it paused the export for good,
+    the leads after it held back on every resume."""
+    setup(configure, own_remote, GESTAO_SCOUTER_BATCH_SIZE="100")
+    own_remote.sql("CREATE INDEX leads_name_idx ON public.leads (name)")
+    seed_leads(database_url, own_tenant.id, 500)
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE leads SET name = (SELECT string_agg(md5(g::text || random()::text), '')"
+            " FROM generate_series(1, 200) AS g) WHERE id = 150"
+        )
+    job = drive(database_url, start(own_tenant))
+    assert (job["status"], job["exported_leads"], job["error_leads"]) == ("completed", 499, 1)
+    [error] = rows(database_url, "SELECT * FROM gestao_scouter_export_errors")
+    assert error["lead_id"] == 150 and error["response_status"] == 500
+    assert error["response_body"]["code"] == "54000"
+    exported = {r[0] for r in own_remote.sql("SELECT id FROM public.leads")}
+    assert exported == set(range(1, 501)) - {150}
+
+
 def test_the_history_lists_the_tenants_exports_newest_first(
     database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
 ) -> None:
