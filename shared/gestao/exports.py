@@ -147,7 +147,8 @@ def release(
     """Hand the job back in a new state (raises LeaseLost when it is no longer ours).
 
     What an admin asked meanwhile wins: a reset is carried out now (the runner has stopped),
-    and a job that would only have continued later is paused instead.
+    a job that would only have continued later is paused instead, and a runner stopping for
+    a pause that a resume has since taken back hands the job on instead.
     """
     held = lease.lock(conn)
     if held["reset_requested"]:
@@ -155,8 +156,11 @@ def release(
         if row is None:
             raise LeaseLost(str(lease.job_id))
         return row
+    admin_pause = status is ExportStatus.PAUSED and reason == PAUSED_BY_ADMIN
     if held["pause_requested"] and status is ExportStatus.PENDING:
         status, reason = ExportStatus.PAUSED, PAUSED_BY_ADMIN
+    elif admin_pause and not held["pause_requested"]:
+        status, reason = ExportStatus.PENDING, None  # the pause was taken back (a resume)
     # A pause the export decided itself (a fault a person must fix) raises an alert.
     alert = status is ExportStatus.PAUSED and reason != PAUSED_BY_ADMIN
     extra: dict[str, Any] = {"reason": reason, "alert": alert}

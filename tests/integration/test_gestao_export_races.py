@@ -74,6 +74,48 @@ def test_a_pause_asked_during_the_last_batch_of_a_run_is_kept(
     assert job_row(database_url, job_id)["status"] == "paused"
 
 
+def test_a_resume_while_the_runner_stops_for_a_pause_is_kept(
+    database_url: str, tenant: Any, remote: Remote, configure: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The runner saw the pause at a checkpoint and stops; a resume answered before it lets
+    go ("a pause not yet taken") must win, not be dropped with the job left paused."""
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100", GESTAO_SCOUTER_IN_FLIGHT="1")
+    seed_leads(database_url, tenant.id, 1_000)
+    job_id = start(tenant)
+    recorder().take()
+    real_post, real_checkpoint = runner.BatchRunner._post, runner.BatchRunner._checkpoint
+    said: dict[str, Any] = {}
+
+    def admin(action: str) -> None:  # another request, on its own connection
+        thread = threading.Thread(target=lambda: said.__setitem__(action, export(tenant, action)))
+        thread.start()
+        thread.join(10)
+
+    def post(self: runner.BatchRunner, body: bytes) -> Any:
+        if "pause" not in said:
+            admin("pause")  # while the first batch is out
+        return real_post(self, body)
+
+    def checkpoint(self: runner.BatchRunner, batch: Any, outcome: Any) -> Any:
+        stop = real_checkpoint(self, batch, outcome)
+        if stop is not None and "resume" not in said:
+            admin("resume")  # the runner saw the pause; it has not let the job go yet
+        return stop
+
+    monkeypatch.setattr(runner.BatchRunner, "_post", post)
+    monkeypatch.setattr(runner.BatchRunner, "_checkpoint", checkpoint)
+    assert run_once(tenant.id, job_id).status_code == 200
+    resumed = said["resume"].get_json()
+    assert (resumed["status"], resumed["pause_requested"]) == ("running", False)
+    held = job_row(database_url, job_id)
+    assert (held["status"], held["pause_reason"]) == ("pending", None)
+    monkeypatch.setattr(runner.BatchRunner, "_post", real_post)
+    monkeypatch.setattr(runner.BatchRunner, "_checkpoint", real_checkpoint)
+    job = drive(database_url, job_id)  # the continuation woken by the release
+    assert (job["status"], job["exported_leads"]) == ("completed", 1_000)
+
+
 def test_a_reset_while_running_waits_for_the_runner_then_starts_over(
     database_url: str, tenant: Any, remote: Remote, configure: Any,
     monkeypatch: pytest.MonkeyPatch,
