@@ -13,9 +13,14 @@ from collections.abc import Iterable
 from typing import Any
 
 MASK = "[redacted]"
+_AFTER_KEY = r" already exists| is not present| conflicts with|\.?$"
 _PATTERNS = (
     (re.compile(r"(Failing row contains )\(.*\)", re.S), r"\1(" + MASK + ")"),
-    # Key (email)=(x) already exists / conflicts with existing key (email)=(y)
+    # Key (email)=(x) already exists / conflicts with existing key (email)=(y); the key may be
+    # an expression, `(lower(name::text))`, and the value hold parentheses, `(Ana (Bia) Souza)`,
+    # so the value runs to the words that follow it in PostgreSQL's messages ...
+    (re.compile(r"(?i)(\bkey \(.*?\))=\(.*?\)(?=" + _AFTER_KEY + ")", re.M), r"\1=(" + MASK + ")"),
+    # ... or, in a message cut short, to the first closing parenthesis and a separator.
     (re.compile(r"(?i)(\bkey \([^)]*\))=\(.*?\)(?=[ .,;]|$)", re.M), r"\1=(" + MASK + ")"),
     (re.compile(r'(\bvalue )"(?:[^"\\]|\\.)*"'), r'\1"' + MASK + '"'),  # value "x" is out of range
     (re.compile(r'(: )"(?:[^"\\]|\\.)*"'), r'\1"' + MASK + '"'),  # invalid input syntax ...: "x"

@@ -19,6 +19,15 @@ from shared.scrub import scrub_text
             'Key (tenant_id, id)=(3f2a, 7) is not present in table "leads".',
             'Key (tenant_id, id)=([redacted]) is not present in table "leads".',
         ),
+        (  # a unique index on an expression, and a value holding parentheses
+            "Key (lower(name::text))=(ana maria) already exists.",
+            "Key (lower(name::text))=([redacted]) already exists.",
+        ),
+        (
+            "Key (name)=(Ana (Bia) Souza) already exists.",
+            "Key (name)=([redacted]) already exists.",
+        ),
+        ("Key (name)=(Ana (Bia) Souza)", "Key (name)=([redacted])"),  # a message cut short
         (
             'value "Maria" is out of range for type integer',
             'value "[redacted]" is out of range for type integer',
