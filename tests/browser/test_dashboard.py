@@ -894,6 +894,51 @@ def test_cancel_a_live_run_and_every_pending_one(page: Any, live: LiveStack) -> 
     assert live.rows(pending, ACME.id) == []
 
 
+def test_a_late_cancel_answer_does_not_undo_the_canceled_run(page: Any, live: LiveStack) -> None:
+    """The cancel answer (running, cancel requested) arriving after the stream said
+    "canceled" put the row back to running for good: the job is final, no event follows."""
+    wait_idle(live, ACME, "onecode")
+    live.knobs("onecode", latency_ms=800)
+    try:
+        sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/integracoes/onecode/execucoes")
+        page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
+        page.get_by_role("button", name="Executar Agora").click()
+        wait_until(lambda: latest(live, ACME, "onecode").get("status") == "running", 30, "run")
+        job_id = str(jobs_of(live, ACME, "onecode")[-1]["id"])
+        row = f"tr[data-job='{job_id}']"
+        page.locator(f"{row}[data-status='running']").wait_for()
+        with HeldAnswer(page, "**/functions/v1/cancel-integration-job", job_id) as cancel:
+            page.locator(row).get_by_role("button", name="Cancelar").click()
+            assert cancel.read()["status"] == "running"  # requested: it stops at the next page
+            page.locator(f"{row}[data-status='canceled']").wait_for(timeout=30_000)  # the stream
+            cancel.release()
+        page.wait_for_timeout(1_500)
+        assert page.locator(row).get_attribute("data-status") == "canceled"
+    finally:
+        live.reset("onecode")
+    assert latest(live, ACME, "onecode")["status"] == "canceled"
+
+
+def test_a_late_run_answer_does_not_undo_a_finished_run_on_detalhe(
+    page: Any, live: LiveStack
+) -> None:
+    wait_idle(live, ACME, "onecode")
+    sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/integracoes/onecode/visao-geral")
+    page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
+    header = page.locator("h1 [data-testid=status]")
+    with HeldAnswer(page, "**/functions/v1/run-integration") as run:
+        page.get_by_role("button", name="Executar Agora").click()
+        run.read()
+        wait_until(lambda: latest(live, ACME, "onecode").get("status") == "success", 60, "done")
+        header.filter(has_text="Concluído").wait_for(timeout=30_000)
+        run.release()  # the 202 lands after the stream told the end
+    seen = []
+    for _ in range(15):
+        page.wait_for_timeout(100)
+        seen.append(header.inner_text())
+    assert set(seen) == {"Concluído"}
+
+
 def test_sign_in_with_a_pasted_supabase_session(page: Any, live: LiveStack) -> None:
     import httpx
 

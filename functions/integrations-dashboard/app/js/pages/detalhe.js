@@ -42,7 +42,8 @@ export function Detalhe({ tenant, slug, tab }) {
   function select(id) { location.hash = `#/t/${tenant.id}/integracoes/${slug}/${id}`; }
   async function run() {
     const started = await runIntegration(tenant.id, slug);
-    if (started) setItem((it) => ({ ...it, latest_job: started }));
+    // The stream may have brought the run's end first: the answer must not undo it.
+    if (started) setItem((it) => (it ? withJob([it], started)[0] : it));
     setTimeout(load, 1500);
   }
 

@@ -77,7 +77,8 @@ export function Runs({ tenant, slug }) {
   }
   async function cancel(job) {
     const done = await cancelJob(job.id);
-    if (done) setRows((list) => list.map((j) => (j.id === done.id ? done : j)));
+    // The stream may have brought the job's end first: the answer must not undo it.
+    if (done) setRows((list) => list.map((j) => (j.id === done.id ? newestJob(j, done) : j)).filter((j) => matches(j, filters)));
   }
   async function cancelAllPending() {
     if (!confirm('Cancelar todas as execuções pendentes desta organização?')) return;
