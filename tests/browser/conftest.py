@@ -223,6 +223,7 @@ def live(
                 proc.kill()
         out.close()
         pg.drop_database(pg_server_url, f"{name}_gs")
+        pg.drop_database(pg_server_url, f"{name}_gs_2")  # the second demo tenant's remote
         pg.drop_database(pg_server_url, name)
 
 
