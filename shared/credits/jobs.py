@@ -14,6 +14,7 @@ from shared.credits.runninghub import RunningHub
 from shared.db import Row
 from shared.dispatch import Task, dispatch
 from shared.errors import NotFound, UpstreamError
+from shared.scrub import scrub_text
 from shared.settings import get_settings
 
 _logger = log.get_logger("credits")
@@ -44,6 +45,8 @@ def finish_job(
     `owner` limits the call to that user's job (another user's job is a 404);
     `only_from` leaves the job alone (changed=False) unless it is in one of those states.
     """
+    if error_message is not None:  # RunningHub's own words may quote the key or user data
+        error_message = scrub_text(error_message, _secrets())
     with db.transaction() as conn:
         row = store.get_job(conn, key, lock=True)
         if row is None or (owner is not None and row["user_id"] != owner):
@@ -57,11 +60,20 @@ def finish_job(
         assert done is not None  # the row is locked and was not final
         if status in REFUNDED_STATUSES:
             store.refund(conn, key)
-    _logger.info(
-        "credit job finished",
-        extra=log.fields(job_id=str(key.id), table=key.table.value, status=status.value),
-    )
+    fields = {"job_id": str(key.id), "table": key.table.value, "status": status.value}
+    if status is JobStatus.FAILED and owner is None:  # RunningHub, the sweep or the service
+        _logger.error(
+            "credit job failed",
+            extra=log.fields(**fields, code="credit_job_failed", reason=error_message),
+        )
+    else:
+        _logger.info("credit job finished", extra=log.fields(**fields))
     return Finished(done, True, previous.holds_slot, previous)
+
+
+def _secrets() -> tuple[str, ...]:
+    credits = get_settings().credits
+    return tuple(s.get_secret_value() for s in (credits.api_key, credits.webhook_secret) if s)
 
 
 def promote_queued() -> int:

@@ -1,0 +1,107 @@
+"""What RunningHub's own words may carry (the account's key, a user's data) stays out of the
+job's error, its answers and the logs; a job the system fails says so at ERROR."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import flask
+import pytest
+
+from infra.emulators._common import start_in_thread
+from infra.emulators.runninghub import RunningHubKnobs, TaskStatus
+from shared.credits.sweep import sweep_runninghub
+from tests.conftest import Configure
+from tests.credits_support import (
+    IMAGE,
+    RH_KEY,
+    configure_runninghub,
+    job,
+    new_job,
+    new_user,
+    post,
+    running_emulator,
+)
+
+pytestmark = pytest.mark.db
+
+EMAIL = "maria.sigilosa@example.com"
+
+
+def echoing_runninghub() -> flask.Flask:
+    """A RunningHub that refuses the key, quoting what it was sent."""
+    app = flask.Flask("rh-echo")
+
+    @app.post("/task/openapi/create")
+    def create() -> flask.Response:
+        key = flask.request.get_json()["apiKey"]
+        return flask.jsonify({"code": 802, "msg": f"APIKEY_UNAUTHORIZED: {key}", "data": None})
+
+    return app
+
+
+def test_a_refusal_quoting_the_key_is_neither_stored_nor_answered(
+    database_url: str, configure: Configure, logs: Callable[[], str]
+) -> None:
+    server = start_in_thread(echoing_runninghub())
+    try:
+        configure_runninghub(configure, server.url)
+        user = new_user(database_url, balance=100)
+        job_id = new_job(database_url, user, cost=10)
+        answer = post("/start", {"table": IMAGE, "jobId": str(job_id)}, user.token)
+    finally:
+        server.stop()
+    stored = job(database_url, job_id)["error_message"]
+    assert "code 802" in stored
+    for text in (answer.text, stored, logs()):
+        assert RH_KEY not in text
+
+
+def test_a_failed_reason_quoting_the_key_and_an_email_is_stored_scrubbed(
+    database_url: str, configure: Configure
+) -> None:
+    knobs = RunningHubKnobs(run_seconds=None, max_concurrent=10, webhook_max_attempts=1)
+    with running_emulator(knobs) as rh:
+        configure_runninghub(configure, rh.url, RUNNINGHUB_CHECK_AFTER_S="0")
+        user = new_user(database_url, balance=100)
+        job_id = new_job(database_url, user, cost=10)
+        started = post("/start", {"table": IMAGE, "jobId": str(job_id)}, user.token).json()
+        failure = f"LoadImage failed for {EMAIL} with apiKey={RH_KEY}"
+        rh.state.complete_task(
+            started["external_task_id"],
+            TaskStatus.FAILED,
+            {"node_id": "3", "exception_message": failure},
+        )
+        sweep_runninghub()
+        shown = post("/check", {"table": IMAGE, "jobId": str(job_id)}, user.token).text
+    stored = job(database_url, job_id)["error_message"]
+    assert stored.startswith("The RunningHub task failed at node 3: LoadImage failed")
+    for text in (stored, shown):
+        assert EMAIL not in text and RH_KEY not in text
+
+
+def test_a_job_runninghub_failed_logs_an_error_with_its_reason(
+    database_url: str, configure: Configure, logs: Callable[[], str]
+) -> None:
+    configure_runninghub(configure, "http://127.0.0.1:9")  # RunningHub unreachable
+    user = new_user(database_url, balance=100)
+    job_id = new_job(database_url, user, cost=10)
+    body = post("/start", {"table": IMAGE, "jobId": str(job_id)}, user.token).json()
+    assert body["status"] == "failed" and body["refunded"]
+    lines = [json.loads(line) for line in logs().splitlines()]
+    [failed] = [line for line in lines if line["severity"] == "ERROR"]
+    assert failed["message"] == "credit job failed" and failed["job_id"] == str(job_id)
+    assert failed["code"] == "credit_job_failed"
+    assert failed["reason"].startswith("RunningHub could not start the task")
+
+
+def test_an_owner_failing_or_cancelling_a_job_is_not_an_error(
+    database_url: str, configure: Configure, logs: Callable[[], str]
+) -> None:
+    configure_runninghub(configure, "http://127.0.0.1:9")
+    user = new_user(database_url, balance=100)
+    job_id = new_job(database_url, user, cost=10)
+    done = post("/finish", {"table": IMAGE, "jobId": str(job_id), "status": "failed"}, user.token)
+    assert done.status_code == 200, done.text
+    assert all(json.loads(line)["severity"] != "ERROR" for line in logs().splitlines())
