@@ -253,7 +253,7 @@ class HttpClient:
         fields = log.fields(
             upstream=self.name, attempt=state.attempt_number, status=status, wait_s=wait
         )
-        _logger.info("upstream request retry", extra=fields)
+        _logger.warning("upstream request retry", extra=fields)
 
 
 def _release(response: httpx.Response) -> None:

@@ -389,3 +389,16 @@ def test_real_refused_connection_is_retried_even_for_a_create(
     assert caught.value.message == "Local could not be reached (ConnectError)."
     assert caught.value.repeatable and caught.value.retryable
     assert isinstance(caught.value.__cause__, httpx.ConnectError)
+
+
+def test_a_retry_is_logged_as_a_warning(logs: Callable[[], str]) -> None:
+    answers = iter([503, 503, 200])
+    client = HttpClient(
+        "http://upstream.test",
+        FAST,
+        name="Example",
+        transport=httpx.MockTransport(lambda request: httpx.Response(next(answers))),
+    )
+    assert client.request("GET", "/x").status_code == 200
+    retries = [line for line in logs().splitlines() if "upstream request retry" in line]
+    assert len(retries) == 2 and all('"severity": "WARNING"' in line for line in retries)
