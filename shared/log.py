@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import json
 import logging
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from shared.scrub import scrub_text
 
 _labels: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("labels", default={})  # noqa: B039
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 _SEVERITY = {
     logging.DEBUG: "DEBUG",
@@ -104,3 +109,12 @@ def labels(**values: object) -> Iterator[None]:
 def fields(**values: object) -> dict[str, Any]:
     """`extra=` for a log call: structured fields beside the message."""
     return {"fields": values}
+
+
+class LabelledPool(ThreadPoolExecutor):
+    """A thread pool whose tasks run with the labels of the thread that submitted them (a
+    new thread starts with none), so their log lines carry the job's and tenant's ids."""
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        task = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return super().submit(task)

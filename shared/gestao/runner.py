@@ -111,7 +111,7 @@ class BatchRunner:
             except StopRequested as stop:
                 return self._end(Ending(ExportStatus.PAUSED, reason=stop.reason))
             posts = max(1, self.settings.gestao.in_flight)
-            with ThreadPoolExecutor(posts) as pool, ThreadPoolExecutor(1) as reader:
+            with log.LabelledPool(posts) as pool, log.LabelledPool(1) as reader:
                 ending = self._pipeline(pool, reader, deadline)
             # Every POST has returned (the pools waited): now the job may change hands.
             return self._end(ending)

@@ -223,7 +223,7 @@ class _Reader:
         for later in range(number + 1, min(number + self._ahead, self._last) + 1):
             if later not in self._pending:
                 if self._pool is None:
-                    self._pool = ThreadPoolExecutor(self._ahead, thread_name_prefix="fetch")
+                    self._pool = log.LabelledPool(self._ahead, thread_name_prefix="fetch")
                 self._pending[later] = self._pool.submit(self._timed, later)
 
     def close(self) -> None:
@@ -255,7 +255,7 @@ class _Writer:
         ):
             self.changed += self._in_flight.popleft()[1].result()
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self._writers, thread_name_prefix="store")
+            self._pool = log.LabelledPool(self._writers, thread_name_prefix="store")
         self._in_flight.append((keys, self._pool.submit(self._store, rows)))
 
     def finish(self) -> None:

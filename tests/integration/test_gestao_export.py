@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -425,6 +426,25 @@ def test_a_lead_the_remote_refuses_with_a_500_is_isolated_and_the_rest_exported(
     assert error["response_body"]["code"] == "54000"
     exported = {r[0] for r in own_remote.sql("SELECT id FROM public.leads")}
     assert exported == set(range(1, 501)) - {150}
+
+
+def test_the_runners_retry_lines_carry_the_job_and_tenant_labels(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any,
+    logs: Callable[[], str],
+) -> None:  # fmt: skip
+    """The POSTs go out from a thread pool, whose threads started without the labels."""
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100", GESTAO_SCOUTER_RETRIES="1",
+          GESTAO_SCOUTER_MAX_FAILING_BATCHES="1")  # fmt: skip
+    seed_leads(database_url, tenant.id, 100)
+    job_id = start(tenant)
+    remote.state.knobs.update({"error_rate": 1.0})
+    assert drive(database_url, job_id)["status"] == "paused"
+    lines = [json.loads(line) for line in logs().splitlines()]
+    retries = [line for line in lines if line["message"] == "upstream request retry"]
+    assert retries
+    for line in retries:
+        labels = line["logging.googleapis.com/labels"]
+        assert (labels["job_id"], labels["tenant_id"]) == (job_id, str(tenant.id))
 
 
 def test_the_history_lists_the_tenants_exports_newest_first(
