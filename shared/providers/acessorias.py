@@ -8,8 +8,8 @@ nothing; items can repeat across pages, so rows are upserted by key.
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
@@ -28,7 +28,6 @@ from shared.providers.base import (
 )
 from shared.providers.money import money_text
 from shared.providers.pacing import Pacer
-from shared.scrub import scrub_text
 from shared.secrets import require_secret
 from shared.sqlfiles import query
 
@@ -101,9 +100,9 @@ def map_company(raw: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def parse_page(response: httpx.Response, secrets: Iterable[str] = ()) -> list[dict[str, Any]]:
+def parse_page(response: httpx.Response) -> list[dict[str, Any]]:
     """A companies page: a list (maybe empty), or an error for `{"Erro": ...}` and the like
-    (in the provider's words, without `secrets`: it may quote the token it refused)."""
+    (told in our words: the provider's may quote the token or a customer's data)."""
     raise_for_auth(response, NAME)
     if response.status_code in (204, 404):
         return []
@@ -117,10 +116,8 @@ def parse_page(response: httpx.Response, secrets: Iterable[str] = ()) -> list[di
     except ValueError as exc:
         raise UpstreamError(f"{NAME} answered a body that is not JSON.") from exc
     if isinstance(body, dict) and "Erro" in body:
-        # A business error in the provider's own words, which may quote the customer's data
-        # (e-mails, CPF/CNPJ): scrubbed before it reaches a table, a log or a response.
         raise UpstreamError(
-            f"{NAME} refused the request: {scrub_text(str(body['Erro']), secrets)[:200]}",
+            f"{NAME} refused the request: {_business_error(str(body['Erro']))}",
             code="provider_error",
             details={"provider": SLUG},
             retryable=False,
@@ -128,6 +125,23 @@ def parse_page(response: httpx.Response, secrets: Iterable[str] = ()) -> list[di
     if not isinstance(body, list):
         raise UpstreamError(f"{NAME} answered an unexpected body.", details={"provider": SLUG})
     return [item for item in body if isinstance(item, dict)]
+
+
+# A business error is in the provider's own words, which may quote a customer's name,
+# address or documents: no scrubbing can find a name, so the words are never kept. What
+# they are about is told in ours.
+_ABOUT = (
+    (re.compile(r"token|permiss|autoriz|acesso", re.I), "the token was refused or lacks access"),
+    (re.compile(r"p[áa]gina|par[âa]metro|data|per[íi]odo", re.I), "the query was refused"),
+)
+
+
+def _business_error(words: str) -> str:
+    """Our account of a business error, in our words."""
+    for pattern, about in _ABOUT:
+        if pattern.search(words):
+            return f"{about} (its own message is not kept: it may quote customer data)."
+    return "a business error (its own message is not kept: it may quote customer data)."
 
 
 class AcessoriasProvider:
@@ -205,7 +219,7 @@ class AcessoriasProvider:
             )
         finally:
             pacer.sent()
-        return parse_page(response, client.secrets)
+        return parse_page(response)
 
 
 PROVIDER = AcessoriasProvider()

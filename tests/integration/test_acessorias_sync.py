@@ -176,7 +176,7 @@ def test_business_error_fails_without_retry(
     state.knobs.update({"business_error": "Token sem permissão para esta empresa"})
     job = run(tenant, recorder)
     assert job["status"] == "error" and job["attempts"] == 1
-    assert "Token sem permissão" in job["error_message"]
+    assert "the token was refused or lacks access" in job["error_message"]
     assert TOKEN not in job["error_message"]
 
 
@@ -187,13 +187,16 @@ def test_business_error_text_is_scrubbed_of_personal_data_everywhere(
     recorder: RecordingDispatcher,
     logs: Callable[[], str],
 ) -> None:
-    words = f"Token {TOKEN}: contato ana.silva@cliente.com.br (CPF 123.456.789-09) sem permissão"
+    words = (
+        f"Token {TOKEN}: contato ana.silva@cliente.com.br (CPF 123.456.789-09), Maria Sigilosa,"
+        " Rua das Flores 123, empresa 12.345.678/0001-90, sem permissão"
+    )
     state.knobs.update({"business_error": words})  # quoting the token it refused, too
     job = run(tenant, recorder)
     assert job["status"] == "error" and job["attempts"] == 1
     assert job["error_message"] == (
-        "Acessórias refused the request: Token [redacted]: contato [redacted] (CPF [redacted])"
-        " sem permissão"
+        "Acessórias refused the request: the token was refused or lacks access (its own"
+        " message is not kept: it may quote customer data)."
     )
     direct = call("sync-acessorias", {"tenant_slug": "acme"}, token=tenant.admin_token)
     assert direct.status_code == 502
@@ -205,7 +208,15 @@ def test_business_error_text_is_scrubbed_of_personal_data_everywhere(
         + str(rows(database_url, "SELECT * FROM tenant_integrations"))
         + logs()
     )
-    for pii in (TOKEN, "ana.silva", "cliente.com.br", "123.456.789-09"):
+    for pii in (
+        TOKEN,
+        "ana.silva",
+        "cliente.com.br",
+        "123.456.789-09",
+        "Maria",
+        "Flores",
+        "0001-90",
+    ):
         assert pii not in everything
 
 
