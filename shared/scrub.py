@@ -24,12 +24,15 @@ _PATTERNS = (
     (re.compile(r"(?i)(\bkey \([^)]*\))=\(.*?\)(?=[ .,;]|$)", re.M), r"\1=(" + MASK + ")"),
     (re.compile(r'(\bvalue )"(?:[^"\\]|\\.)*"'), r'\1"' + MASK + '"'),  # value "x" is out of range
     (re.compile(r'(: )"(?:[^"\\]|\\.)*"'), r'\1"' + MASK + '"'),  # invalid input syntax ...: "x"
+    (re.compile(r"(: )'(?:[^'\\]|\\.)*'"), r"\1'" + MASK + "'"),  # Invalid isoformat string: 'x'
+    # pydantic's input, whole (an object or a list too), up to its type
+    (re.compile(r"(input_value=).*?(?=, input_type=)", re.S), r"\1" + MASK),
     (re.compile(r"(input_value=)(?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^,\s]+)"), r"\1" + MASK),
     (re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*"), MASK),  # JWTs
     (re.compile(r"\bsb_(?:secret|publishable)_[\w-]+"), MASK),
     (re.compile(r"(?i)\b(bearer|apikey)\s*[:=]?\s*[\w.\-]{8,}"), r"\1 " + MASK),
     (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), MASK),  # e-mail addresses
-    (re.compile(r"\+?\d[\d\s().-]{7,}\d"), MASK),  # phone numbers, documents
+    (re.compile(r"\+?\d[\d\s()./-]{7,}\d"), MASK),  # phones, documents (12.345.678/0001-90)
 )  # fmt: skip
 MAX_TEXT = 2000
 

@@ -53,6 +53,18 @@ def test_a_validation_error_logs_without_its_input(logs: Callable[[], str]) -> N
     assert PII[0] not in trace
 
 
+def test_a_validation_error_on_an_object_logs_without_any_of_it(logs: Callable[[], str]) -> None:
+    class Lead(pydantic.BaseModel):
+        age: int
+
+    lead = {"name": PII[0], "address": "Rua das " + "Flores 123"}  # not in the frame's line
+    with pytest.raises(pydantic.ValidationError) as raised:
+        Lead.model_validate({"age": lead})
+    trace = str(logged_exception(logs, raised.value)["stack_trace"])
+    assert "int_type" in trace and "input_type=dict" in trace
+    assert PII[0] not in trace and "Rua das Flores" not in trace
+
+
 @pytest.mark.skipif(
     bool(os.environ.get("DATABASE_URL")), reason="a server we start, not one we are given"
 )

@@ -28,6 +28,14 @@ from shared.scrub import scrub_text
             "Key (name)=([redacted]) already exists.",
         ),
         ("Key (name)=(Ana (Bia) Souza)", "Key (name)=([redacted])"),  # a message cut short
+        ("Empresa 12.345.678/0001-90 sem permissão", "Empresa [redacted] sem permissão"),
+        ("Invalid isoformat string: 'Maria Sigilosa'", "Invalid isoformat string: '[redacted]'"),
+        (
+            "Input should be a valid integer [type=int_type, input_value={'name': 'Maria',"
+            " 'address': 'Rua das Flores'}, input_type=dict]",
+            "Input should be a valid integer [type=int_type, input_value=[redacted],"
+            " input_type=dict]",
+        ),
         (
             'value "Maria" is out of range for type integer',
             'value "[redacted]" is out of range for type integer',
