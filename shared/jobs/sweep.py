@@ -20,6 +20,7 @@ from shared.jobs import store
 from shared.jobs.drain import DrainReport, drain, run_named
 from shared.jobs.kind import Kind
 from shared.jobs.wake import wake
+from shared.scrub import scrub_text
 
 RESCUE_LIMIT = 500
 WAKE_LIMIT = 100
@@ -54,6 +55,8 @@ def rescue(kind: Kind) -> int:
     except Exception:
         _logger.exception("rescue of stale jobs failed", extra=log.fields(kind=kind.name))
         return 0
+    for row in released:
+        _log_rescued(kind, row)
     for row in released:  # one row's wake-up cannot cost the others theirs, nor the sweep
         if row["status"] == "pending":
             event = ("retry", row["attempts"])
@@ -67,6 +70,19 @@ def rescue(kind: Kind) -> int:
     if released:
         _logger.warning("rescued stale jobs", extra=log.fields(kind=kind.name, count=len(released)))
     return len(released)
+
+
+def _log_rescued(kind: Kind, row: db.Row) -> None:
+    """One line per rescued job, with its labels: WARNING when it is retried, ERROR when
+    the rescue ended it (its last attempt timed out, or an export paused)."""
+    fields: dict[str, Any] = {"kind": kind.name, "status": row["status"]}
+    with log.labels(job_id=row["id"], tenant_id=row.get("tenant_id")):
+        if row["status"] == "pending":
+            _logger.warning("stale job rescued, retry scheduled", extra=log.fields(**fields))
+            return
+        reason = row.get("error_message") or row.get("pause_reason")
+        fields.update(code="stale_job", reason=scrub_text(str(reason)) if reason else None)
+        _logger.error("stale job rescued and ended", extra=log.fields(**fields))
 
 
 def wake_due(kind: Kind, deadline: float) -> dict[str, Any]:

@@ -6,6 +6,7 @@ pending jobs go on: a poisoned row must never stop the whole queue.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -192,3 +193,26 @@ def test_rows_started_weeks_ago_are_rescued_with_a_capped_execution_time(
     assert {r["tenant_id"]: r["last_status"] for r in integ} == {
         a.id: "error", b.id: "canceled", c.id: "error",
     }  # fmt: skip
+
+
+def test_each_rescued_job_is_logged_with_its_labels_at_the_right_severity(
+    database_url: str, scripted: ScriptedProvider, recorder: RecordingDispatcher,
+    logs: Callable[[], str],
+) -> None:  # fmt: skip
+    """A job whose last attempt timed out ends in an ERROR line of its own; one retried
+    gets a WARNING (there was only a count, labelled with no job at all)."""
+    (acme, globex) = tenants(database_url, "acme", "globex")
+    ended = insert_running(database_url, acme, ", attempts, max_attempts", ", 3, 3")
+    retried = insert_running(database_url, globex, ", attempts, max_attempts", ", 1, 3")
+    assert call("process-integration-job", {}, token=service_token()).get_json()["rescued"] == 2
+    assert job(database_url, ended)["status"] == "error"
+    lines = [json.loads(line) for line in logs().splitlines()]
+    by_job = {
+        line["logging.googleapis.com/labels"].get("job_id"): line
+        for line in lines
+        if line["message"].startswith("stale job rescued")
+    }
+    last = by_job[str(ended)]
+    assert last["severity"] == "ERROR" and last["code"] == "stale_job" and last["reason"]
+    assert last["logging.googleapis.com/labels"]["tenant_id"] == str(acme.id)
+    assert by_job[str(retried)]["severity"] == "WARNING"
