@@ -46,7 +46,7 @@ def finish_job(
     `only_from` leaves the job alone (changed=False) unless it is in one of those states.
     """
     if error_message is not None:  # RunningHub's own words may quote the key or user data
-        error_message = scrub_text(error_message, _secrets())
+        error_message = scrub_text(error_message, rh_secrets())
     with db.transaction() as conn:
         row = store.get_job(conn, key, lock=True)
         if row is None or (owner is not None and row["user_id"] != owner):
@@ -71,7 +71,8 @@ def finish_job(
     return Finished(done, True, previous.holds_slot, previous)
 
 
-def _secrets() -> tuple[str, ...]:
+def rh_secrets() -> tuple[str, ...]:
+    """The RunningHub key and webhook secret, as scrubbing needs them."""
     credits = get_settings().credits
     return tuple(s.get_secret_value() for s in (credits.api_key, credits.webhook_secret) if s)
 

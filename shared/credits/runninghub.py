@@ -31,6 +31,9 @@ from shared.settings import Settings
 
 OK = 0
 QUEUE_FULL_CODES = frozenset({415, 421})  # TASK_INSTANCE_MAXED, TASK_QUEUE_MAXED
+# Refusals that are not about the job: the wallet is empty (416), the key is refused (802),
+# RunningHub's own error (500). No task was created; every other job would meet them too.
+NOT_THIS_JOB_CODES = frozenset({416, 500, 802})
 TASK_NOT_FOUND_CODES = frozenset({423, 807})
 NOT_FINISHED_CODES = frozenset({804, 813})  # APIKEY_TASK_IS_RUNNING / _IS_QUEUED
 TASK_FAILED_CODE = 805  # APIKEY_TASK_STATUS_ERROR, data.failedReason

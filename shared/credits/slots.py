@@ -16,11 +16,19 @@ import psycopg
 
 from shared import db, log
 from shared.credits import store
-from shared.credits.jobs import cancel_remote, finish_job
+from shared.credits.jobs import cancel_remote, finish_job, rh_secrets
 from shared.credits.models import JobKey, JobStatus
-from shared.credits.runninghub import QUEUE_FULL_CODES, TASK_ID, RhAnswer, RunningHub, webhook_url
+from shared.credits.runninghub import (
+    NOT_THIS_JOB_CODES,
+    QUEUE_FULL_CODES,
+    TASK_ID,
+    RhAnswer,
+    RunningHub,
+    webhook_url,
+)
 from shared.db import Row
 from shared.errors import UpstreamError
+from shared.scrub import scrub_text
 from shared.settings import get_settings
 
 _logger = log.get_logger("credits.slots")
@@ -29,6 +37,7 @@ _logger = log.get_logger("credits.slots")
 class Launch(Enum):
     RUNNING = "running"
     FULL = "full"  # RunningHub had no slot: back to the queue
+    HELD = "held"  # RunningHub takes no task now (the account, or RunningHub itself): ditto
     FAILED = "failed"  # hard error: failed and refunded
     UNREACHABLE = "unreachable"  # RunningHub unreachable: failed and refunded
     GONE = "gone"  # the job was finished or cancelled while starting
@@ -54,12 +63,26 @@ def launch(row: Row, client: RunningHub) -> Launch:
     try:
         answer = client.create(row["workflow_id"], row["inputs"], webhook_url(settings, key))
     except UpstreamError as exc:
-        finish_job(key, JobStatus.FAILED, error_message=_unreachable(exc))
+        if not exc.retryable and _http_error(exc):  # a proxy or maintenance page answered,
+            return _requeue(key, Launch.HELD, exc.message)  # not the API: no task was created
+        finish_job(key, JobStatus.FAILED, error_message=_unreachable(exc))  # it may have been
         return Launch.UNREACHABLE if exc.retryable else Launch.FAILED
     if answer.code in QUEUE_FULL_CODES:
-        with db.transaction() as conn:
-            store.requeue(conn, key)
-        return Launch.FULL
+        return _requeue(key, Launch.FULL)
+    if answer.code in NOT_THIS_JOB_CODES:
+        refused = f"RunningHub refused every task (code {answer.code} {answer.msg[:80]})."
+        return _requeue(key, Launch.HELD, refused)
+    return _created(key, answer)
+
+
+def _http_error(exc: UpstreamError) -> bool:
+    """The create was answered with an HTTP error status (RunningHub's API answers 200)."""
+    status = exc.details.get("status") if isinstance(exc.details, dict) else None
+    return isinstance(status, int) and status >= 400
+
+
+def _created(key: JobKey, answer: RhAnswer) -> Launch:
+    """A create that RunningHub answered about this job: running, or failed (refunded)."""
     task_id = _task_id(answer)
     if not answer.ok or not task_id:
         message = f"RunningHub refused the task (code {answer.code} {answer.msg[:80]})."
@@ -70,6 +93,18 @@ def launch(row: Row, client: RunningHub) -> Launch:
         cancel_remote(task_id)
         return Launch.FAILED
     return _record_running(key, task_id)
+
+
+def _requeue(key: JobKey, outcome: Launch, reason: str | None = None) -> Launch:
+    """Back to the queue, keeping its place and its debit: RunningHub is full, or (HELD,
+    with the `reason`) takes no task now for a reason that is not this job's, until it
+    does again or the queue's wait limit fails the job (refunded)."""
+    with db.transaction() as conn:
+        store.requeue(conn, key)
+    if reason is not None:
+        fields = log.fields(code="runninghub_refused", reason=scrub_text(reason, rh_secrets()))
+        _logger.error("RunningHub takes no task; queued jobs wait", extra=fields)
+    return outcome
 
 
 def _record_running(key: JobKey, task_id: str) -> Launch:
@@ -127,7 +162,7 @@ def pump() -> list[JobKey]:
             outcome = launch(row, client)
             if outcome is Launch.RUNNING:
                 started.append(JobKey.of(row))
-            stop = outcome in (Launch.FULL, Launch.UNREACHABLE)
+            stop = outcome in (Launch.FULL, Launch.HELD, Launch.UNREACHABLE)
         if stop:
             break
     return started

@@ -111,7 +111,8 @@ def _settle_ended(key: JobKey, task_id: str, failed: bool, client: RunningHub) -
 def _expire_queued(report: dict[str, int]) -> None:
     """Fail, with their refund, queued jobs that waited longer than the limit.
 
-    Covers RunningHub answering "full" for ever and a key removed after jobs were queued.
+    Covers RunningHub answering "full" for ever, or refusing every task (a key removed or
+    refused, an empty wallet) until then.
     """
     settings = get_settings()
     with db.transaction() as conn:
@@ -120,7 +121,7 @@ def _expire_queued(report: dict[str, int]) -> None:
             settings.credits.max_queue_wait_s,
             settings.credits.sweep_batch,
         )
-    message = "The job waited too long for a RunningHub slot."
+    message = "The job waited too long for RunningHub to take it."
     for key in keys:
         try:
             done = finish_job(
