@@ -5,7 +5,6 @@ create a render job for a user (through the same service as POST /create, as tha
 from __future__ import annotations
 
 import argparse
-import json
 import uuid
 from typing import Any
 
@@ -15,7 +14,8 @@ from shared import db
 from shared.auth import Principal
 from shared.credits import service, store
 from shared.credits.models import CreateRequest, JobRef, JobTable
-from shared.web import parse_model
+from shared.errors import InvalidJson
+from shared.web import parse_json_body, parse_model
 
 
 def register(sub: Any) -> None:
@@ -42,18 +42,23 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_create)
 
 
+MAX_GRANT = 2**31 - 1  # one grant; a balance is a bigint, far beyond any sum of grants
+
+
 def _positive(text: str) -> int:
     value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be a positive integer")
+    if not 0 < value <= MAX_GRANT:
+        raise argparse.ArgumentTypeError(f"must be an integer from 1 to {MAX_GRANT}")
     return value
 
 
 def _json_list(text: str) -> list[Any]:
+    """A JSON array the database can store, checked as a request body is (no NaN, NUL or
+    lone surrogate)."""
     try:
-        value = json.loads(text)
-    except ValueError:
-        value = None
+        value = parse_json_body(text.encode("utf-8", "surrogatepass"))
+    except InvalidJson as exc:
+        raise argparse.ArgumentTypeError(f"must be a JSON array: {exc.message}") from None
     if not isinstance(value, list):
         raise argparse.ArgumentTypeError("must be a JSON array")
     return value

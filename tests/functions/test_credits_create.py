@@ -295,6 +295,12 @@ def test_cli_refuses_what_the_route_refuses(
     assert code == 2 and json.loads(err)["error"]["code"] == "validation_error"
     for argv in (
         ["credits-create", "--user", str(user.id), "--inputs", "{}"],  # not a JSON array
+        # what the route refuses as a body (the database could not store it): a traceback
+        ["credits-create", "--user", str(user.id), "--inputs", '[{"fieldValue": NaN}]'],
+        ["credits-create", "--user", str(user.id), "--inputs", '[{"fieldValue": "a\\u0000b"}]'],
+        ["credits-create", "--user", str(user.id), "--inputs", '[{"fieldValue": "\\ud800"}]'],
+        ["credits-grant", "--user", str(user.id), "--amount", str(2**63)],  # beyond a bigint
+        ["credits-grant", "--user", str(user.id), "--amount", "0"],
         ["credits-create", "--user", str(user.id), "--table", "ai_jobs"],
         ["credits-create", "--demo", "nobody-admin"],
         ["credits-create"],  # whose job?
