@@ -151,8 +151,14 @@ def read_body(request: flask.Request, size: int) -> bytes:
     gone" its own way (werkzeug: OSError, ValueError, ClientDisconnected; gunicorn:
     NoMoreData, InvalidChunkSize, ChunkMissingTerminator), so any failure is the client's.
     """
-    try:
-        return request.stream.read(size)
+    try:  # a read may answer short of what is there: read on to `size` or the end, so a
+        # body cut short fails here, before the action, not after it (when the rest is read)
+        pieces: list[bytes] = []
+        got = 0
+        while got < size and (piece := request.stream.read(size - got)):
+            pieces.append(piece)
+            got += len(piece)
+        return b"".join(pieces)
     except Exception as exc:
         request.stream = io.BytesIO()  # werkzeug's documented way to replace the cached stream
         raise BadRequest(_MALFORMED_BODY, code="malformed_body") from exc

@@ -107,6 +107,24 @@ def test_a_body_shorter_than_its_content_length_is_a_400(gateway: str, database_
     assert (status, body["error"]["code"]) == (400, "malformed_body")
 
 
+def test_a_whole_body_short_of_its_content_length_is_a_400_and_changes_nothing(
+    gateway: str, database_url: str
+) -> None:
+    """The JSON arrives whole, then the connection ends short of the announced length: the
+    server's first read answered what it had, the action ran (a job, its task sent), and
+    only the read after it failed, turning the 202 into a 400 for a job that existed."""
+    tenant = seed_tenant(database_url, "acme")
+    body = json.dumps({"tenant_id": str(tenant.id), "provider_slug": "acessorias"})
+    raw = (
+        f"POST {urlsplit(gateway).path}/run-integration HTTP/1.1\r\nHost: gateway\r\n"
+        f"Authorization: Bearer {tenant.admin_token}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body) + 50}\r\n\r\n{body}"
+    ).encode()
+    status, answer = exchange(gateway, raw)
+    assert (status, answer["error"]["code"]) == (400, "malformed_body")
+    assert rows(database_url, "SELECT id FROM integration_jobs") == []
+
+
 UNPARSABLE = {
     "no method or path": (b"GARBAGE\r\n\r\n", 400),
     "bad version": (b"GET /functions/v1/run-integration HTTP/1.x\r\n\r\n", 400),
