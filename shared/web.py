@@ -2,7 +2,8 @@
 the answer's shape, errors.
 
 A function's main.py declares its contract (`shared.contract.Function`) and is one call to
-`handle(request, API)`; the same declaration answers `GET <function>/openapi.json`.
+`handle(request, API)` in an `@entry_point`; the same declaration answers
+`GET <function>/openapi.json`.
 Everything here turns failures into the error envelope, never into a 5xx, except for real
 bugs (logged with a stack and answered with a generic 500).
 """
@@ -14,12 +15,14 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any, NoReturn, TypeVar
 
 import flask
+import functions_framework
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from werkzeug.exceptions import HTTPException
 
 from shared import log
 from shared.auth import authenticate
@@ -386,3 +389,29 @@ def _handle(
         except Exception:
             _logger.exception("unhandled error")
             return error_response(SyncqError())
+
+
+Entry = Callable[[flask.Request], flask.Response]
+
+
+def entry_point(function: Entry) -> Entry:
+    """`@functions_framework.http`, plus the envelope for what the framework answers itself.
+
+    functions-framework answers `/robots.txt` and `/favicon.ico` with its own 404 page, and
+    Flask its `/static/...` route, before the function is called: those answers become the
+    envelope too. A main.py runs inside the app's context while the framework loads it (in
+    Cloud Functions, the gateway and the tests alike), which is where the app is found.
+    """
+    if flask.has_app_context():
+        app: flask.Flask = flask.current_app._get_current_object()  # type: ignore[attr-defined]
+        app.register_error_handler(HTTPException, _answered_by_the_framework)
+    functions_framework.http(function)  # registered by its name as an HTTP function
+    return function
+
+
+def _answered_by_the_framework(error: HTTPException) -> flask.Response:
+    """The envelope for a refusal made before the function ran (its body read, as ours)."""
+    if error.code == MethodNotAllowed.status:
+        allowed = set(getattr(error, "valid_methods", None) or ())
+        return settle(flask.request, method_not_allowed(allowed))
+    return refuse(flask.request, NotFound("No such path."))

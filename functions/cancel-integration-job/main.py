@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import flask
-import functions_framework
 
 from shared.contract import Caller, Endpoint, Function
 from shared.errors import Forbidden, JobFinished, NotFound
 from shared.queue.models import Job
 from shared.queue.schemas import JobRef
 from shared.queue.service import cancel_job
-from shared.web import handle
+from shared.web import entry_point, handle
 
 API = Function(
     "cancel-integration-job",
@@ -29,6 +28,6 @@ API = Function(
 )
 
 
-@functions_framework.http
+@entry_point
 def main(request: flask.Request) -> flask.Response:
     return handle(request, API)

@@ -7,7 +7,6 @@ GET ?tenant_id lists the tenant's latest exports.
 from __future__ import annotations
 
 import flask
-import functions_framework
 
 from shared.contract import Caller, Endpoint, Function, Link, coded
 from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
@@ -19,7 +18,7 @@ from shared.gestao.models import (
     ExportRequest,
 )
 from shared.gestao.service import export_action, export_history
-from shared.web import handle
+from shared.web import entry_point, handle
 
 NAME = "export-to-gestao-scouter-batch"
 ACT = f"{NAME}:post"  # the actions' operation (GET lists the exports)
@@ -72,6 +71,6 @@ API = Function(
 )
 
 
-@functions_framework.http
+@entry_point
 def main(request: flask.Request) -> flask.Response:
     return handle(request, API)

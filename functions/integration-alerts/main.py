@@ -8,13 +8,12 @@ pause_schedule_after} (an admin) replaces the settings.
 from __future__ import annotations
 
 import flask
-import functions_framework
 
 from shared.alerts.models import AlertSettingsRequest, AlertsQuery, AlertsSaved, AlertsView
 from shared.alerts.service import get_alerts, put_alerts
 from shared.contract import Caller, Endpoint, Function
 from shared.errors import Forbidden
-from shared.web import handle
+from shared.web import entry_point, handle
 
 API = Function(
     "integration-alerts",
@@ -32,6 +31,6 @@ API = Function(
 )  # fmt: skip
 
 
-@functions_framework.http
+@entry_point
 def main(request: flask.Request) -> flask.Response:
     return handle(request, API)

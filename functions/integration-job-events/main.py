@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import flask
-import functions_framework
 
 from shared.contract import Caller, Endpoint, Function, Stream
 from shared.errors import Forbidden, TooManyRequests
 from shared.queue.events import job_events
 from shared.queue.schemas import EventsQuery
-from shared.web import handle
+from shared.web import entry_point, handle
 
 EVENTS = Stream(
     "text/event-stream",
@@ -36,6 +35,6 @@ API = Function(
 )
 
 
-@functions_framework.http
+@entry_point
 def main(request: flask.Request) -> flask.Response:
     return handle(request, API)

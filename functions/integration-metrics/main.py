@@ -4,7 +4,6 @@ the service reads the Prometheus exposition (`Accept: text/plain` or `?format=pr
 from __future__ import annotations
 
 import flask
-import functions_framework
 
 from shared.auth import Principal
 from shared.contract import Caller, Endpoint, Function, Negotiated, Result, Stream
@@ -12,7 +11,7 @@ from shared.errors import Forbidden
 from shared.kinds import KINDS
 from shared.metrics.models import MetricsQuery, MetricsReport
 from shared.metrics.service import integration_metrics
-from shared.web import handle
+from shared.web import entry_point, handle
 
 TABLES = {kind.name: kind.table for kind in KINDS}
 
@@ -48,6 +47,6 @@ API = Function(
 )  # fmt: skip
 
 
-@functions_framework.http
+@entry_point
 def main(request: flask.Request) -> flask.Response:
     return handle(request, API)

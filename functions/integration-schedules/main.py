@@ -8,14 +8,13 @@ runs; DELETE {tenant_id, provider_slug} (an admin) removes one.
 from __future__ import annotations
 
 import flask
-import functions_framework
 
 from shared.contract import Caller, Endpoint, Function
 from shared.errors import Forbidden, NotFound
 from shared.queue.models import Schedule, ScheduleDeleted, ScheduleList
 from shared.queue.schedules import delete_schedule, list_schedules, put_schedule
 from shared.queue.schemas import ScheduleQuery, ScheduleRef, ScheduleRequest
-from shared.web import handle
+from shared.web import entry_point, handle
 
 READ = (Caller.MEMBER, Caller.SERVICE)
 WRITE = (Caller.ADMIN, Caller.SERVICE)
@@ -36,6 +35,6 @@ API = Function(
 )  # fmt: skip
 
 
-@functions_framework.http
+@entry_point
 def main(request: flask.Request) -> flask.Response:
     return handle(request, API)

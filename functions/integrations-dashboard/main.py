@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import flask
-import functions_framework
 from pydantic import BaseModel
 
 from shared.auth import Principal
@@ -18,7 +17,7 @@ from shared.contract import Caller, Endpoint, Function, Stream
 from shared.errors import NotFound
 from shared.openapi import DOCUMENT_PATH
 from shared.static import serve_static
-from shared.web import handle, settle
+from shared.web import entry_point, handle, settle
 
 APP = Path(__file__).resolve().parent / "app"
 
@@ -43,7 +42,7 @@ API = Function(
 )  # fmt: skip
 
 
-@functions_framework.http
+@entry_point
 def main(request: flask.Request) -> flask.Response:
     if request.path.rstrip("/") == DOCUMENT_PATH:
         return handle(request, API)  # its part of the OpenAPI document

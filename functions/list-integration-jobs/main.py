@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import flask
-import functions_framework
 
 from shared.contract import Caller, Endpoint, Function, Link
 from shared.errors import Forbidden
 from shared.queue.models import JobPage
 from shared.queue.schemas import ListJobsQuery
 from shared.queue.service import list_jobs
-from shared.web import handle
+from shared.web import entry_point, handle
 
 API = Function(
     "list-integration-jobs",
@@ -37,6 +36,6 @@ API = Function(
 )
 
 
-@functions_framework.http
+@entry_point
 def main(request: flask.Request) -> flask.Response:
     return handle(request, API)

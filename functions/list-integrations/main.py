@@ -4,14 +4,13 @@ job (GET ?tenant_id)."""
 from __future__ import annotations
 
 import flask
-import functions_framework
 
 from shared.contract import Caller, Endpoint, Function
 from shared.errors import Forbidden
 from shared.queue.integrations import list_integrations
 from shared.queue.models import IntegrationList
 from shared.queue.schemas import TenantQuery
-from shared.web import handle
+from shared.web import entry_point, handle
 
 API = Function(
     "list-integrations",
@@ -23,6 +22,6 @@ API = Function(
 )  # fmt: skip
 
 
-@functions_framework.http
+@entry_point
 def main(request: flask.Request) -> flask.Response:
     return handle(request, API)

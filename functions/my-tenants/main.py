@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import flask
-import functions_framework
 
 from shared.contract import Caller, Endpoint, Function, Link
 from shared.errors import Forbidden
 from shared.tenancy import MyTenants, MyTenantsQuery, my_tenants
-from shared.web import handle
+from shared.web import entry_point, handle
 
 FIRST = "$response.body#/tenants/0/id"
 
@@ -30,6 +29,6 @@ API = Function(
 )  # fmt: skip
 
 
-@functions_framework.http
+@entry_point
 def main(request: flask.Request) -> flask.Response:
     return handle(request, API)

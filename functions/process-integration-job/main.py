@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import flask
-import functions_framework
 
 from shared.contract import Caller, Endpoint, Function
 from shared.errors import Forbidden
 from shared.kinds import process_jobs
 from shared.queue.models import ProcessAnswer
 from shared.queue.schemas import ProcessRequest
-from shared.web import handle
+from shared.web import entry_point, handle
 
 API = Function(
     "process-integration-job",
@@ -28,6 +27,6 @@ API = Function(
 )
 
 
-@functions_framework.http
+@entry_point
 def main(request: flask.Request) -> flask.Response:
     return handle(request, API)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import flask
-import functions_framework
 
 from shared.contract import Caller, Endpoint, Function
 from shared.gestao.models import REMOTE_ERRORS, ReloadAnswer, TenantRequest
 from shared.gestao.service import reload_schema_cache
-from shared.web import handle
+from shared.web import entry_point, handle
 
 API = Function(
     "reload-gestao-scouter-schema-cache",
@@ -26,6 +25,6 @@ API = Function(
 )
 
 
-@functions_framework.http
+@entry_point
 def main(request: flask.Request) -> flask.Response:
     return handle(request, API)

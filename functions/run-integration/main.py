@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import flask
-import functions_framework
 
 from shared.contract import Caller, Endpoint, Function, Link
 from shared.errors import (
@@ -16,7 +15,7 @@ from shared.errors import (
 from shared.queue.models import JobAccepted
 from shared.queue.schemas import RunIntegrationRequest
 from shared.queue.service import run_integration
-from shared.web import handle
+from shared.web import entry_point, handle
 
 API = Function(
     "run-integration",
@@ -51,6 +50,6 @@ API = Function(
 )
 
 
-@functions_framework.http
+@entry_point
 def main(request: flask.Request) -> flask.Response:
     return handle(request, API)

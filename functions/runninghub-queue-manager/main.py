@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import flask
-import functions_framework
 
 from shared.auth import SERVICE, Principal
 from shared.contract import Caller, Endpoint, Function, Scheme
@@ -45,7 +44,7 @@ from shared.errors import (
     UpstreamError,
 )
 from shared.settings import get_settings
-from shared.web import handle
+from shared.web import entry_point, handle
 
 OWN = (Caller.OWNER, Caller.SERVICE)
 JOB = (UnknownTable, NotFound)  # another user's job is the same 404 as none
@@ -89,6 +88,6 @@ API = Function(
 )  # fmt: skip
 
 
-@functions_framework.http
+@entry_point
 def main(request: flask.Request) -> flask.Response:
     return handle(request, API)

@@ -7,15 +7,14 @@ same unique index as queued jobs (409 when busy) and appears in the job history.
 from __future__ import annotations
 
 import flask
-import functions_framework
 
 from shared.providers import acessorias
 from shared.queue.service import sync_function
-from shared.web import handle
+from shared.web import entry_point, handle
 
 API = sync_function("sync-acessorias", acessorias.SLUG, "Acessórias")
 
 
-@functions_framework.http
+@entry_point
 def main(request: flask.Request) -> flask.Response:
     return handle(request, API)

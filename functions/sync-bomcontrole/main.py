@@ -8,15 +8,14 @@ appears in the job history.
 from __future__ import annotations
 
 import flask
-import functions_framework
 
 from shared.providers import bomcontrole
 from shared.queue.service import sync_function
-from shared.web import handle
+from shared.web import entry_point, handle
 
 API = sync_function("sync-bomcontrole", bomcontrole.SLUG, "BomControle")
 
 
-@functions_framework.http
+@entry_point
 def main(request: flask.Request) -> flask.Response:
     return handle(request, API)

@@ -8,14 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 import flask
-import functions_framework
 
 from shared.auth import Principal
 from shared.contract import Caller, Endpoint, Function, Scheme
 from shared.errors import Forbidden, IntegrationDisabled
 from shared.gestao.models import ReverseSyncAnswer, ReverseSyncQuery, ReverseSyncRequest
 from shared.gestao.reverse import receive, tenant_slug, verify_webhook
-from shared.web import handle
+from shared.web import entry_point, handle
 
 
 def _receive(principal: Principal, req: ReverseSyncRequest) -> dict[str, Any]:
@@ -46,6 +45,6 @@ API = Function(
 )
 
 
-@functions_framework.http
+@entry_point
 def main(request: flask.Request) -> flask.Response:
     return handle(request, API)

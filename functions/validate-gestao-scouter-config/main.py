@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import flask
-import functions_framework
 
 from shared.contract import Caller, Endpoint, Function
 from shared.errors import Forbidden
 from shared.gestao.config_check import validate_config
 from shared.gestao.models import ConfigAnswer, TenantRequest
-from shared.web import handle
+from shared.web import entry_point, handle
 
 API = Function(
     "validate-gestao-scouter-config",
@@ -28,6 +27,6 @@ API = Function(
 )
 
 
-@functions_framework.http
+@entry_point
 def main(request: flask.Request) -> flask.Response:
     return handle(request, API)

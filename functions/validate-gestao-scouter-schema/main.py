@@ -7,13 +7,12 @@ Answers `{valid, missing_columns, type_mismatches, suggested_sql, ...}`; with
 from __future__ import annotations
 
 import flask
-import functions_framework
 
 from shared.contract import Caller, Endpoint, Function, coded
 from shared.errors import Unprocessable
 from shared.gestao.models import REMOTE_ERRORS, SchemaRequest, ValidateSchemaAnswer
 from shared.gestao.service import validate_schema
-from shared.web import handle
+from shared.web import entry_point, handle
 
 API = Function(
     "validate-gestao-scouter-schema",
@@ -31,6 +30,6 @@ API = Function(
 )
 
 
-@functions_framework.http
+@entry_point
 def main(request: flask.Request) -> flask.Response:
     return handle(request, API)

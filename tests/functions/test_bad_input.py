@@ -203,3 +203,17 @@ def test_head_of_the_event_stream_gives_its_slot_back(
     stream = client.get("/", query_string={**query, "max_seconds": "1"}, headers=headers)
     assert stream.status_code == 200
     stream.close()
+
+
+@pytest.mark.parametrize("path", ["/robots.txt", "/favicon.ico", "/static/app.js"])
+@pytest.mark.parametrize("name", ["run-integration", "integrations-dashboard"])
+def test_paths_the_framework_answers_itself_get_the_envelope(name: str, path: str) -> None:
+    """functions-framework's own /robots.txt and /favicon.ico, and Flask's /static route,
+    answered an HTML page before the function ran."""
+    client = function_client(name)
+    found = client.get(path)
+    assert (found.status_code, found.mimetype) == (404, "application/json"), found.data[:80]
+    assert found.get_json()["error"]["code"] == "not_found"
+    posted = client.post(path, data=b"{}", content_type="application/json")
+    assert posted.mimetype == "application/json" and posted.status_code in (404, 405)
+    assert "error" in posted.get_json()
