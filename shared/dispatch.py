@@ -66,7 +66,8 @@ def build_task(task: Task, settings: Settings, queue: str) -> Any:
     """The Cloud Tasks request for a Task: HTTP target, credentials, name, schedule."""
     from google.cloud import tasks_v2  # noqa: PLC0415
 
-    url = f"{settings.tasks.functions_base_url.rstrip('/')}/{task.function}{task.path}"
+    function_url = f"{settings.tasks.functions_base_url.rstrip('/')}/{task.function}"
+    url = f"{function_url}{task.path}"
     headers = {"Content-Type": "application/json"}
     http_request = tasks_v2.HttpRequest(
         http_method=tasks_v2.HttpMethod.POST, url=url, body=json.dumps(task.body).encode()
@@ -77,9 +78,10 @@ def build_task(task: Task, settings: Settings, queue: str) -> Any:
         ttl = int(task.delay_s) + 3600
         headers["Authorization"] = f"Bearer {mint_token(service=True, ttl_s=ttl)}"
     else:
+        # The audience is the target function's URL (not a sub-path of it): what Cloud Run
+        # accepts for a private function, and what that function expects (OIDC_AUDIENCE).
         http_request.oidc_token = tasks_v2.OidcToken(
-            service_account_email=settings.tasks.tasks_service_account,
-            audience=settings.auth.oidc_audience or url,
+            service_account_email=settings.tasks.tasks_service_account, audience=function_url
         )
     http_request.headers = headers
     built = tasks_v2.Task(http_request=http_request)

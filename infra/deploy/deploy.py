@@ -22,6 +22,7 @@ from infra.deploy.functions import SPECS, FunctionSpec
 def commands(spec: FunctionSpec, source: Path, project: str, region: str) -> list[list[str]]:
     """The gcloud invocations that deploy `spec` from the bundle at `source`."""
     sa = f"{spec.service_account}@{project}.iam.gserviceaccount.com"
+    base = f"https://{region}-{project}.cloudfunctions.net"
     env = {
         "SECRET_BACKEND": "gcp",
         "GCP_PROJECT": project,
@@ -31,9 +32,10 @@ def commands(spec: FunctionSpec, source: Path, project: str, region: str) -> lis
         "TASKS_SERVICE_ACCOUNT": f"syncq-tasks@{project}.iam.gserviceaccount.com",
         "OIDC_SERVICE_ACCOUNTS": f'["syncq-tasks@{project}.iam.gserviceaccount.com",'
         f'"syncq-scheduler@{project}.iam.gserviceaccount.com"]',
-        "FUNCTIONS_BASE_URL": f"https://{region}-{project}.cloudfunctions.net",
-        # One audience for every OIDC token (Cloud Tasks and Cloud Scheduler alike).
-        "OIDC_AUDIENCE": f"https://{region}-{project}.cloudfunctions.net",
+        "FUNCTIONS_BASE_URL": base,
+        # The function's own URL: the audience Cloud Run requires of a token for a private
+        # function, and the one Cloud Tasks and Cloud Scheduler put in theirs.
+        "OIDC_AUDIENCE": f"{base}/{spec.name}",
         "DB_POOL_MAX": str(spec.pool_max),
     }
     secrets = {s.removeprefix("syncq-").replace("-", "_").upper(): s for s in spec.secrets}

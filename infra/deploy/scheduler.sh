@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Cloud Scheduler's minute sweep: POST {} to process-integration-job with an OIDC token of
-# syncq-scheduler (the only identity besides syncq-tasks allowed to invoke the worker).
+# syncq-scheduler (the only identity besides syncq-tasks allowed to invoke the worker),
+# whose audience is the worker's URL, as Cloud Run requires of a private function.
 # The sweep rescues stale jobs, runs subsystem hooks and drains due jobs (DESIGN.md §2).
 # Usage: PROJECT=p REGION=r infra/deploy/scheduler.sh
 set -euo pipefail
@@ -19,5 +20,5 @@ gcloud scheduler jobs "$verb" http syncq-sweep --project="$PROJECT" --location="
   --schedule="* * * * *" --time-zone="Etc/UTC" \
   --uri="${BASE}/process-integration-job" --http-method=POST \
   --headers="Content-Type=application/json" --message-body='{}' \
-  --oidc-service-account-email="$SA" --oidc-token-audience="$BASE" \
+  --oidc-service-account-email="$SA" --oidc-token-audience="${BASE}/process-integration-job" \
   --attempt-deadline=300s --max-retry-attempts=0

@@ -29,7 +29,13 @@ def test_production_tasks_carry_an_oidc_token_and_a_hashed_name() -> None:
     assert task.http_request.url == "https://fn.example/process-integration-job"
     assert task.http_request.body == b'{"job_id": "j"}'
     assert task.http_request.oidc_token.service_account_email == "tasks@p.iam.gserviceaccount.com"
+    assert task.http_request.oidc_token.audience == "https://fn.example/process-integration-job"
     assert "Authorization" not in task.http_request.headers
+    sub_path = build_task(Task("runninghub-queue-manager", {}, path="/start"), settings, queue)
+    assert sub_path.http_request.url == "https://fn.example/runninghub-queue-manager/start"
+    assert (
+        sub_path.http_request.oidc_token.audience == "https://fn.example/runninghub-queue-manager"
+    )
     assert task.schedule_time.timestamp() > 0
 
 
