@@ -124,9 +124,19 @@ SPECS: dict[str, FunctionSpec] = {
             concurrency=1,
             pool_max=2,
         ),
-        FunctionSpec("validate-gestao-scouter-schema", "syncq-export", max_instances=3),
-        FunctionSpec("reload-gestao-scouter-schema-cache", "syncq-export", max_instances=3),
-        FunctionSpec("validate-gestao-scouter-config", "syncq-export", max_instances=3),
+        # Each asks the remote: a request may take GESTAO_SCOUTER_TIMEOUT_S for each of its
+        # tries (about 2 min at the defaults, `remote_request_s`). The schema check makes one
+        # request, the config check four without retries (the last deletes its probe row, so
+        # it must not be cut short), the reload three: room for each, never a platform 504.
+        FunctionSpec(
+            "validate-gestao-scouter-schema", "syncq-export", timeout_s=180, max_instances=3
+        ),
+        FunctionSpec(
+            "reload-gestao-scouter-schema-cache", "syncq-export", timeout_s=540, max_instances=3
+        ),
+        FunctionSpec(
+            "validate-gestao-scouter-config", "syncq-export", timeout_s=180, max_instances=3
+        ),
         _api("sync-from-gestao-scouter", "syncq-export"),
         # Read-only: dashboards and a Prometheus scrape; one pooled connection per request.
         FunctionSpec("integration-metrics", "syncq-api", timeout_s=30, max_instances=3),

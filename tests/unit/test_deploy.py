@@ -6,6 +6,7 @@ from pathlib import Path
 
 from infra.deploy.deploy import commands
 from infra.deploy.functions import SPECS
+from shared.settings import Settings
 
 PROJECT, REGION = "p", "r"
 BASE = f"https://{REGION}-{PROJECT}.cloudfunctions.net"
@@ -34,3 +35,24 @@ def test_each_function_expects_its_own_url_as_the_oidc_audience() -> None:
         assert env["FUNCTIONS_BASE_URL"] == BASE
     scheduler = (Path(__file__).parents[2] / "infra" / "deploy" / "scheduler.sh").read_text()
     assert '--oidc-token-audience="${BASE}/process-integration-job"' in scheduler
+
+
+def _remote_request_s(retries: int) -> float:
+    """The longest one request to the Gestão Scouter remote takes at the default settings:
+    every try timing out, and the longest backoff between them."""
+    gestao = Settings().gestao
+    waits = sum(min(gestao.retry_cap_s, gestao.retry_base_s * 2**n) for n in range(retries))
+    return (retries + 1) * gestao.timeout_s + waits
+
+
+def test_the_remote_checks_are_never_cut_short_by_the_platform() -> None:
+    """The config check's last request deletes the probe row it wrote: cut short at the
+    60 s default, the row stayed in the tenant's table and the admin got a bare 504."""
+    retries = Settings().gestao.retries
+    worst = {
+        "validate-gestao-scouter-config": 4 * _remote_request_s(0),
+        "validate-gestao-scouter-schema": _remote_request_s(retries),
+        "reload-gestao-scouter-schema-cache": 3 * _remote_request_s(retries),
+    }
+    for name, seconds in worst.items():
+        assert SPECS[name].timeout_s >= seconds + 30, (name, seconds)
