@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 WORKER_INVOKERS = ("syncq-tasks", "syncq-scheduler")
 BASE_SECRETS = ("syncq-database-url", "syncq-jwt-secret")
 ALERT_SECRETS = ("syncq-smtp-password", "syncq-alert-webhook-secret")
+RUNNINGHUB_SECRETS = ("syncq-runninghub-api-key", "syncq-runninghub-webhook-secret")
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,11 @@ SPECS: dict[str, FunctionSpec] = {
             pool_max=2,  # streams re-read changed rows through the pool
             streams=True,
         ),
-        # The worker also delivers alerts (SMTP password, webhook signing secret).
+        # The worker also delivers alerts (SMTP password, webhook signing secret), and its
+        # minute sweep starts queued renders and asks RunningHub about running ones.
         replace(
             _worker("process-integration-job", public=False, max_instances=10),
-            secrets=(*BASE_SECRETS, *ALERT_SECRETS),
+            secrets=(*BASE_SECRETS, *ALERT_SECRETS, *RUNNINGHUB_SECRETS),
         ),
         _api("integration-schedules", "syncq-api"),
         # The dashboard's reads: one short query each, so one connection per instance.
@@ -108,12 +110,7 @@ SPECS: dict[str, FunctionSpec] = {
             timeout_s=120,
             max_instances=10,
             pool_max=3,
-            secrets=(
-                "syncq-database-url",
-                "syncq-jwt-secret",
-                "syncq-runninghub-api-key",
-                "syncq-runninghub-webhook-secret",
-            ),
+            secrets=(*BASE_SECRETS, *RUNNINGHUB_SECRETS),
         ),
         # Pool 2: the runner's reader builds the next page while its checkpoints go on.
         FunctionSpec(
@@ -141,14 +138,6 @@ SPECS: dict[str, FunctionSpec] = {
         # Read-only: dashboards and a Prometheus scrape; one pooled connection per request.
         FunctionSpec("integration-metrics", "syncq-api", timeout_s=30, max_instances=3),
     )
-}
-
-# Which per-tenant provider secrets (syncq-<tenant>-<provider>-<key>) each identity reads.
-SECRET_READERS: dict[str, tuple[str, ...]] = {
-    "syncq-worker": ("acessorias", "onecode", "bomcontrole"),
-    "syncq-credits": ("runninghub",),
-    "syncq-export": ("gestao-scouter",),
-    "syncq-api": (),
 }
 
 

@@ -4,15 +4,18 @@
 #   identity         runs                                   may
 #   syncq-api        run/cancel/list/events functions       DB + JWT secrets; enqueue tasks
 #   syncq-worker     process-integration-job, sync-*        + provider secrets (acessorias,
-#                                                              onecode, bomcontrole); enqueue
-#                                                              tasks that carry syncq-tasks' OIDC
+#                                                              onecode, bomcontrole), alert and
+#                                                              RunningHub secrets (the sweep);
+#                                                              enqueue tasks that carry
+#                                                              syncq-tasks' OIDC
 #   syncq-credits    runninghub-queue-manager               + RunningHub secrets; enqueue
 #   syncq-export     gestao-scouter functions               + Gestão Scouter secrets; enqueue
 #   syncq-tasks      (identity inside Cloud Tasks' OIDC)    invoke the worker / sync functions
 #   syncq-scheduler  (identity of the minute sweep)         invoke process-integration-job
 #
 # Provider secrets are bound per secret by infra/deploy/secrets.sh, so an identity can
-# read only its own providers' secrets. Usage: PROJECT=p REGION=r infra/deploy/iam.sh
+# read only its own providers' secrets. Usage: PROJECT=p REGION=r infra/deploy/iam.sh, after
+# `secrets.sh platform` and `queue.sh` (it binds those), before the other secrets.sh steps.
 set -euo pipefail
 PROJECT="${PROJECT:?set PROJECT}"
 REGION="${REGION:-southamerica-east1}"

@@ -4,12 +4,15 @@
 #   platform:  syncq-database-url, syncq-jwt-secret   (injected as env by deploy.py)
 #   alerts:    syncq-smtp-password (the worker), syncq-alert-webhook-secret (the worker and
 #              syncq-api, which shows admins their signing key)
+#   runninghub: syncq-runninghub-api-key, syncq-runninghub-webhook-secret (the credits
+#              function and the worker, whose sweep starts and checks renders)
 #   tenants:   syncq-<tenant_slug>-<provider>-<key>    (read at run time by shared/secrets.py,
 #              e.g. syncq-acme-bomcontrole-api_key)      SECRET_BACKEND=gcp, cached 5 min)
 #
 # Usage:
 #   infra/deploy/secrets.sh platform                      # create the two platform secrets
 #   infra/deploy/secrets.sh alerts                        # the two alert secrets
+#   infra/deploy/secrets.sh runninghub                    # the two RunningHub secrets
 #   infra/deploy/secrets.sh tenant acme bomcontrole api_key   # value read from stdin
 # A tenant secret is readable only by the runtime identity that runs that provider.
 set -euo pipefail
@@ -25,7 +28,6 @@ put() {  # put NAME: create if missing, then add a version from stdin
 reader_for() {
   case "$1" in
     acessorias|onecode|bomcontrole) echo syncq-worker ;;
-    runninghub) echo syncq-credits ;;
     gestao-scouter) echo syncq-export ;;
     *) echo "unknown provider: $1" >&2; exit 2 ;;
   esac
@@ -47,6 +49,16 @@ case "${1:-}" in
           --role=roles/secretmanager.secretAccessor >/dev/null
       done
     done ;;
+  runninghub)
+    for name in syncq-runninghub-api-key syncq-runninghub-webhook-secret; do
+      echo "value for $name (stdin, then Ctrl-D):" >&2
+      put "$name"
+      for reader in syncq-credits syncq-worker; do
+        gcloud secrets add-iam-policy-binding "$name" --project="$PROJECT" \
+          --member="serviceAccount:$(sa "$reader")" \
+          --role=roles/secretmanager.secretAccessor >/dev/null
+      done
+    done ;;
   tenant)
     tenant="${2:?tenant slug}"; provider="${3:?provider}"; key="${4:?key}"
     name="syncq-${tenant}-${provider}-${key}"
@@ -55,5 +67,5 @@ case "${1:-}" in
       --member="serviceAccount:$(sa "$(reader_for "$provider")")" \
       --role=roles/secretmanager.secretAccessor >/dev/null
     echo "stored $name (readable by $(reader_for "$provider"))" ;;
-  *) sed -n '2,15p' "$0"; exit 2 ;;
+  *) sed -n '2,18p' "$0"; exit 2 ;;
 esac

@@ -56,3 +56,18 @@ def test_the_remote_checks_are_never_cut_short_by_the_platform() -> None:
     }
     for name, seconds in worst.items():
         assert SPECS[name].timeout_s >= seconds + 30, (name, seconds)
+
+
+def test_the_worker_can_start_and_check_renders() -> None:
+    """The minute sweep runs in the worker and starts queued renders and asks RunningHub
+    about running ones: without the key it left them to the wait and runtime limits."""
+    _, secrets, _ = deployed("process-integration-job")
+    assert secrets["RUNNINGHUB_API_KEY"] == "syncq-runninghub-api-key:latest"
+    assert secrets["RUNNINGHUB_WEBHOOK_SECRET"] == "syncq-runninghub-webhook-secret:latest"
+
+
+def test_every_secret_a_function_reads_is_created_and_granted_by_secrets_sh() -> None:
+    script = (Path(__file__).parents[2] / "infra" / "deploy" / "secrets.sh").read_text()
+    for name, spec in SPECS.items():
+        for secret in spec.secrets:
+            assert secret in script, (name, secret)
