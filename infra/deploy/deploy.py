@@ -9,18 +9,34 @@ timeout, memory, instance limits, runtime identity, secrets and invokers
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from infra.deploy.bundle import FUNCTIONS_DIR, build
 from infra.deploy.functions import SPECS, FunctionSpec
 
 
-def commands(spec: FunctionSpec, source: Path, project: str, region: str) -> list[list[str]]:
-    """The gcloud invocations that deploy `spec` from the bundle at `source`."""
+def env_name(secret: str) -> str:
+    """The variable a secret is read from: syncq-smtp-password -> SMTP_PASSWORD."""
+    return secret.removeprefix("syncq-").replace("-", "_").upper()
+
+
+SECRET_ENV = frozenset(env_name(s) for spec in SPECS.values() for s in spec.secrets)
+
+
+def commands(
+    spec: FunctionSpec,
+    source: Path,
+    project: str,
+    region: str,
+    extra_env: Mapping[str, str] | None = None,
+) -> list[list[str]]:
+    """The gcloud invocations that deploy `spec` from the bundle at `source`; `extra_env`
+    (the deployment's own settings) joins the environment deploy.py sets."""
     sa = f"{spec.service_account}@{project}.iam.gserviceaccount.com"
     base = f"https://{region}-{project}.cloudfunctions.net"
     env = {
@@ -38,7 +54,8 @@ def commands(spec: FunctionSpec, source: Path, project: str, region: str) -> lis
         "OIDC_AUDIENCE": f"{base}/{spec.name}",
         "DB_POOL_MAX": str(spec.pool_max),
     }
-    secrets = {s.removeprefix("syncq-").replace("-", "_").upper(): s for s in spec.secrets}
+    env.update(extra_env or {})
+    secrets = {env_name(secret): secret for secret in spec.secrets}
     deploy = [
         "gcloud", "functions", "deploy", spec.name, "--gen2", f"--project={project}",
         f"--region={region}", "--runtime=python311", f"--source={source}",
@@ -61,6 +78,36 @@ def commands(spec: FunctionSpec, source: Path, project: str, region: str) -> lis
     return out
 
 
+MANAGED = frozenset(
+    {"SECRET_BACKEND", "GCP_PROJECT", "GCP_LOCATION", "SERVICE_AUTH", "DISPATCHER",
+     "TASKS_SERVICE_ACCOUNT", "OIDC_SERVICE_ACCOUNTS", "FUNCTIONS_BASE_URL", "OIDC_AUDIENCE",
+     "DB_POOL_MAX"}
+)  # fmt: skip
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """`KEY=VALUE` lines (blank lines and `#` comments skipped); ValueError naming the line
+    for a malformed one, a key deploy.py sets itself, or a value with `;` (the separator
+    of --set-env-vars) or a secret's name (secrets go to Secret Manager)."""
+    env: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        key, sep, value = text.partition("=")
+        key = key.strip()
+        if not sep or not re.fullmatch(r"[A-Z][A-Z0-9_]*", key):
+            raise ValueError(f"line {number}: expected KEY=VALUE")
+        if key in MANAGED:
+            raise ValueError(f"line {number}: {key} is set by deploy.py")
+        if key in SECRET_ENV:
+            raise ValueError(f"line {number}: {key} is a secret: use infra/deploy/secrets.sh")
+        if ";" in value:
+            raise ValueError(f"line {number}: a value may not hold ';'")
+        env[key] = value.strip()
+    return env
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.deploy.deploy", description=__doc__)
     parser.add_argument("names", nargs="*", help="function names (folders under functions/)")
@@ -69,7 +116,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--region", default="southamerica-east1")
     parser.add_argument("--out", type=Path, default=Path("build/bundles"))
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        help="KEY=VALUE lines every function gets besides what deploy.py sets (e.g. "
+        "ALERT_EMAIL_TRANSPORT, SMTP_HOST, JWKS_URL); each deploy replaces the whole "
+        "environment, so settings live here rather than in the console",
+    )
     args = parser.parse_args(argv)
+    try:
+        extra = read_env_file(args.env_file) if args.env_file else {}
+    except (OSError, ValueError) as exc:
+        parser.error(f"--env-file: {exc}")
     existing = sorted(p.name for p in FUNCTIONS_DIR.iterdir() if (p / "main.py").exists())
     names = existing if args.all else args.names
     unknown = [n for n in names if n not in SPECS or n not in existing]
@@ -77,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown or missing function(s): {unknown or 'none given'}")
     for name in names:
         source = build(name, args.out)
-        for cmd in commands(SPECS[name], source, args.project, args.region):
+        for cmd in commands(SPECS[name], source, args.project, args.region, extra):
             print("$", shlex.join(cmd), flush=True)
             if not args.dry_run:
                 subprocess.run(cmd, check=True)  # noqa: S603

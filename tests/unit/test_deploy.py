@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from infra.deploy.deploy import commands
+import pytest
+
+from infra.deploy.deploy import commands, main, read_env_file
 from infra.deploy.functions import SPECS
 from shared.settings import Settings
 
@@ -71,3 +74,37 @@ def test_every_secret_a_function_reads_is_created_and_granted_by_secrets_sh() ->
     for name, spec in SPECS.items():
         for secret in spec.secrets:
             assert secret in script, (name, secret)
+
+
+def test_an_env_file_gives_every_function_the_deployments_own_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each deploy replaces a function's whole environment, so e-mail alerts (transport,
+    SMTP host) could not be switched on for good: the worker suppressed every e-mail."""
+    env_file = tmp_path / "deploy.env"
+    env_file.write_text(
+        "# alerts by e-mail\nALERT_EMAIL_TRANSPORT=smtp\nSMTP_HOST=smtp.example\n\nSMTP_PORT=587\n"
+    )
+    argv = ["process-integration-job", "--dry-run", "--project", PROJECT, "--region", REGION,
+            "--out", str(tmp_path / "build"), "--env-file", str(env_file)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "ALERT_EMAIL_TRANSPORT=smtp;SMTP_HOST=smtp.example;SMTP_PORT=587" in printed
+    assert read_env_file(env_file) == {
+        "ALERT_EMAIL_TRANSPORT": "smtp", "SMTP_HOST": "smtp.example", "SMTP_PORT": "587",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [("SMTP_HOST", "expected KEY=VALUE"), ("smtp_host=x", "expected KEY=VALUE"),
+     ("OIDC_AUDIENCE=x", "set by deploy.py"), ("SMTP_PASSWORD=hunter2", "is a secret"),
+     ("ALERT_EMAIL_FROM=a;b", "may not hold ';'")],
+)  # fmt: skip
+def test_an_env_file_line_deploy_cannot_use_is_refused_naming_it(
+    tmp_path: Path, line: str, why: str
+) -> None:
+    env_file = tmp_path / "deploy.env"
+    env_file.write_text(f"# first\n{line}\n")
+    with pytest.raises(ValueError, match=f"line 2: .*{re.escape(why)}"):
+        read_env_file(env_file)
