@@ -53,6 +53,10 @@ def commands(
         # function, and the one Cloud Tasks and Cloud Scheduler put in theirs.
         "OIDC_AUDIENCE": f"{base}/{spec.name}",
         "DB_POOL_MAX": str(spec.pool_max),
+        # gunicorn's threads (functions-framework: 4 per CPU by default) must take as many
+        # requests as Cloud Run sends at once: an event stream holds its thread for minutes,
+        # and with every thread holding one the instance answered nothing, not even a 429.
+        "THREADS": str(spec.concurrency),
     }
     env.update(extra_env or {})
     secrets = {env_name(secret): secret for secret in spec.secrets}
@@ -81,7 +85,7 @@ def commands(
 MANAGED = frozenset(
     {"SECRET_BACKEND", "GCP_PROJECT", "GCP_LOCATION", "SERVICE_AUTH", "DISPATCHER",
      "TASKS_SERVICE_ACCOUNT", "OIDC_SERVICE_ACCOUNTS", "FUNCTIONS_BASE_URL", "OIDC_AUDIENCE",
-     "DB_POOL_MAX"}
+     "DB_POOL_MAX", "THREADS"}
 )  # fmt: skip
 
 

@@ -108,3 +108,13 @@ def test_an_env_file_line_deploy_cannot_use_is_refused_naming_it(
     env_file.write_text(f"# first\n{line}\n")
     with pytest.raises(ValueError, match=f"line 2: .*{re.escape(why)}"):
         read_env_file(env_file)
+
+
+def test_each_instance_has_a_thread_for_every_request_cloud_run_sends_it() -> None:
+    """functions-framework runs 4 threads per CPU unless told: the event function takes 25
+    requests at once, each stream holding its thread for minutes, and with all 4 held the
+    instance answered nothing at all (no stream, no 429, not even a 422)."""
+    for name, spec in SPECS.items():
+        env, _, command = deployed(name)
+        assert int(env["THREADS"]) >= spec.concurrency, name
+        assert f"--concurrency={spec.concurrency}" in command
