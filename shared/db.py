@@ -94,7 +94,13 @@ def user_transaction(user_id: UUID) -> Iterator[Conn]:
         yield conn
 
 
+# A connection that waits for the server for long stretches (LISTEN) learns from TCP when
+# the network under it has gone dark: probes after 30 s idle, every 10 s, 3 unanswered.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+              "keepalives_count": 3}  # fmt: skip
+
+
 def dedicated_connection(*, autocommit: bool = True, application_name: str = "syncq") -> Conn:
     """A connection outside the pool, for LISTEN or long streams. The caller closes it."""
-    kwargs = {**connect_kwargs(), "application_name": application_name}
+    kwargs = {**connect_kwargs(), **KEEPALIVES, "application_name": application_name}
     return psycopg.connect(get_settings().db.database_url, autocommit=autocommit, **kwargs)

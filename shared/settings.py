@@ -114,6 +114,11 @@ class EdgeSettings(_Group):
     # The shared LISTEN connection reconnects after a drop with this backoff.
     sse_listener_retry_base_s: float = 0.5
     sse_listener_retry_cap_s: float = 30.0
+    # After this long without a notification it sends itself one; unanswered within the
+    # timeout, the connection has gone silent (a stalled proxy, a dark network) and is
+    # replaced.
+    sse_listener_probe_s: float = 30.0
+    sse_listener_probe_timeout_s: float = 10.0
 
 
 class ProviderSettings(_Group):

@@ -8,12 +8,20 @@ A subscription is told to *resync* (re-read what changed rather than rely on the
 notifications) whenever it may have missed one: the connection dropped (what was sent
 meanwhile is gone; the thread reconnects with backoff and flags every subscription that
 was open once it listens again), or a stream that fell behind let too many pile up.
+
+A connection can also go silent without dropping (a stalled proxy, a network gone dark):
+it looks just like a quiet channel. So after SSE_LISTENER_PROBE_S without a notification
+the thread sends one of its own through the pool; unanswered within the timeout, the
+connection is dropped and replaced, as if it had failed.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import threading
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -84,6 +92,10 @@ class Subscription:
             return batch
 
 
+class Stalled(Exception):
+    """The LISTEN connection no longer delivers notifications (its own probe got lost)."""
+
+
 class Listener:
     """A thread that LISTENs on one channel and fans each notification out."""
 
@@ -145,6 +157,9 @@ class Listener:
             except psycopg.Error:
                 failures += 1
                 _logger.warning("event listener lost its connection; reconnecting")
+            except Stalled:
+                failures += 1
+                _logger.warning("event listener's connection went silent; reconnecting")
             except Exception:
                 failures += 1
                 _logger.exception("event listener failed; reconnecting")
@@ -154,12 +169,33 @@ class Listener:
                 self._stopping.wait(_retry_delay(failures))
 
     def _pump(self, conn: db.Conn) -> None:
+        settings = get_settings().edge
+        heard = time.monotonic()  # the last notification (any: the channel is alive)
+        probe: str | None = None  # the payload of our own notification, once sent
         while not self._stopping.is_set():
             for note in conn.notifies(timeout=POLL_S):
+                heard = time.monotonic()
+                if note.payload == probe:
+                    probe = None
+                    continue
                 with self._lock:
                     subscriptions = list(self._subscriptions)
                 for subscription in subscriptions:
                     subscription.push(note.payload)
+            quiet = time.monotonic() - heard
+            if probe is None and quiet >= settings.sse_listener_probe_s:
+                probe = self._probe()
+            elif probe is not None and quiet >= (
+                settings.sse_listener_probe_s + settings.sse_listener_probe_timeout_s
+            ):
+                raise Stalled(self.channel)
+
+    def _probe(self) -> str:
+        """Notify the channel from another connection; the payload to wait for."""
+        payload = json.dumps({"probe": uuid.uuid4().hex})  # no tenant: no stream keeps it
+        with db.transaction() as conn:
+            conn.execute("SELECT pg_notify(%s, %s)", [self.channel, payload])
+        return payload
 
     def _set_listening(self, listening: bool) -> None:
         with self._lock:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import select
+import socket
 import threading
 from collections.abc import Iterator
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
 from shared import db
 from shared.auth import Principal
@@ -128,3 +131,94 @@ def test_a_change_just_after_subscribing_is_neither_missed_nor_sent_twice(
     assert text.count(f"id: {job}:") == 1
     assert '"progress": 10' in text
     assert STREAM_CAPS.open_streams() == 0
+
+
+class StallingProxy:
+    """A TCP proxy to PostgreSQL whose connections open so far can be made to go silent:
+    nothing more is forwarded either way, and their sockets stay open (a stalled proxy or
+    a network gone dark, which TCP does not report for a long while)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._host, self._target_port = host, port
+        self._silenced: list[threading.Event] = []
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def silence_open_connections(self) -> None:
+        for silent in self._silenced:
+            silent.set()
+
+    def close(self) -> None:
+        self._server.close()
+        for sock in self._sockets:
+            sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            try:
+                upstream = self._connect_upstream()
+            except OSError:
+                client.close()
+                return
+            silent = threading.Event()
+            self._sockets += [client, upstream]
+            self._silenced.append(silent)
+            threading.Thread(
+                target=self._pump, args=(client, upstream, silent), daemon=True
+            ).start()
+
+    def _connect_upstream(self) -> socket.socket:
+        if self._host.startswith("/"):  # the server's socket directory
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(f"{self._host}/.s.PGSQL.{self._target_port}")
+            return upstream
+        return socket.create_connection((self._host, self._target_port))
+
+    @staticmethod
+    def _pump(client: socket.socket, upstream: socket.socket, silent: threading.Event) -> None:
+        try:
+            while not silent.is_set():
+                for sock in select.select([client, upstream], [], [], 0.1)[0]:
+                    if silent.is_set():  # silenced while waiting: forward nothing more
+                        return
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    (upstream if sock is client else client).sendall(data)
+        except OSError:
+            return
+
+
+def test_a_connection_gone_silent_is_replaced_and_every_inbox_resyncs(
+    database_url: str, configure: Configure
+) -> None:
+    """A connection that stops delivering without dropping looks like a quiet channel: the
+    listener kept it for good, and no stream heard another change (TCP keepalive would
+    have told after two hours, and never through a stalled proxy)."""
+    configure(SSE_LISTENER_PROBE_S="0.5", SSE_LISTENER_PROBE_TIMEOUT_S="0.5",
+              SSE_LISTENER_RETRY_BASE_S="0.05", SSE_LISTENER_RETRY_CAP_S="0.1")  # fmt: skip
+    with psycopg.connect(database_url) as conn:  # where the server really is
+        proxy = StallingProxy(conn.info.host, conn.info.port)
+    through_proxy = make_conninfo(database_url, host="127.0.0.1", port=proxy.port)
+    listener = Listener(
+        CHANNEL,
+        lambda: psycopg.connect(through_proxy, autocommit=True, application_name=APPLICATION_NAME),
+    )
+    try:
+        inbox = listener.subscribe(5)
+        notify(database_url, "one")
+        assert take_all(inbox, 1) == ["one"]
+        proxy.silence_open_connections()
+        notify(database_url, "lost on the silent connection")
+        assert inbox.take(10) == Batch([], resync=True)  # a new connection listens
+        notify(database_url, "after")
+        assert take_all(inbox, 1) == ["after"]
+    finally:
+        listener.stop()
+        proxy.close()
