@@ -176,7 +176,7 @@ def test_a_failing_provider_shows_falha_and_its_error(page: Any, live: LiveStack
     acessorias.get_by_role("button", name="Ver erro").click()
     dialog = page.get_by_role("dialog", name="Erro da última execução")
     message = dialog.get_by_test_id("error-message")
-    assert "Token sem permissão para a empresa" in message.inner_text()
+    assert "the token was refused or lacks access" in message.inner_text()
     job = jobs_of(live, GLOBEX, "acessorias")[-1]
     assert job["status"] == "error" and job["error_message"] in message.inner_text()
     page.keyboard.press("Escape")  # the dialog closes from the keyboard
