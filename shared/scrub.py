@@ -14,27 +14,33 @@ from typing import Any
 
 MASK = "[redacted]"
 _AFTER_KEY = r" already exists| is not present| conflicts with|\.?$"
+# Every pattern does bounded work from each place it starts (a lazy run is capped, or cannot
+# pass the next place a match could start), so scrubbing stays linear in the text: a remote
+# controls the bodies scrubbed here, and a backtracking pattern would pin the process.
 _PATTERNS = (
     (re.compile(r"(Failing row contains )\(.*\)", re.S), r"\1(" + MASK + ")"),
     # Key (email)=(x) already exists / conflicts with existing key (email)=(y); the key may be
     # an expression, `(lower(name::text))`, and the value hold parentheses, `(Ana (Bia) Souza)`,
     # so the value runs to the words that follow it in PostgreSQL's messages ...
-    (re.compile(r"(?i)(\bkey \(.*?\))=\(.*?\)(?=" + _AFTER_KEY + ")", re.M), r"\1=(" + MASK + ")"),
+    (re.compile(r"(?i)(\bkey (?>\([^\n]{0,200}?\)=\())[^\n]{0,500}?\)(?=" + _AFTER_KEY + ")", re.M),
+     r"\1" + MASK + ")"),
     # ... or, in a message cut short, to the first closing parenthesis and a separator.
-    (re.compile(r"(?i)(\bkey \([^)]*\))=\(.*?\)(?=[ .,;]|$)", re.M), r"\1=(" + MASK + ")"),
+    (re.compile(r"(?i)(\bkey \([^)\n]{0,200}\))=\([^\n]{0,500}?\)(?=[ .,;]|$)", re.M),
+     r"\1=(" + MASK + ")"),
     (re.compile(r'(\bvalue )"(?:[^"\\]|\\.)*"'), r'\1"' + MASK + '"'),  # value "x" is out of range
     (re.compile(r'(: )"(?:[^"\\]|\\.)*"'), r'\1"' + MASK + '"'),  # invalid input syntax ...: "x"
     (re.compile(r"(: )'(?:[^'\\]|\\.)*'"), r"\1'" + MASK + "'"),  # Invalid isoformat string: 'x'
     # pydantic's input, whole (an object or a list too), up to its type
-    (re.compile(r"(input_value=).*?(?=, input_type=)", re.S), r"\1" + MASK),
+    (re.compile(r"(input_value=)(?:(?!input_value=).)*?(?=, input_type=)", re.S), r"\1" + MASK),
     (re.compile(r"(input_value=)(?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^,\s]+)"), r"\1" + MASK),
     (re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*"), MASK),  # JWTs
     (re.compile(r"\bsb_(?:secret|publishable)_[\w-]+"), MASK),
     (re.compile(r"(?i)\b(bearer|apikey)\s*[:=]?\s*[\w.\-]{8,}"), r"\1 " + MASK),
-    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), MASK),  # e-mail addresses
+    (re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), MASK),  # e-mails (from a run's start)
     (re.compile(r"\+?\d[\d\s()./-]{7,}\d"), MASK),  # phones, documents (12.345.678/0001-90)
 )  # fmt: skip
 MAX_TEXT = 2000
+_SCANNED = 4 * MAX_TEXT  # room for a redaction to shorten the text before it is cut
 
 
 def scrub_text(text: str, secrets: Iterable[str] = ()) -> str:
@@ -43,6 +49,7 @@ def scrub_text(text: str, secrets: Iterable[str] = ()) -> str:
     for secret in secrets:
         if secret:
             out = out.replace(secret, MASK)
+    out = out[:_SCANNED]  # what is kept is shorter still: the rest need not be read
     for pattern, replacement in _PATTERNS:
         out = pattern.sub(replacement, out)
     return out[:MAX_TEXT]

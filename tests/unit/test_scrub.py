@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from shared.scrub import scrub_text
@@ -54,3 +56,17 @@ from shared.scrub import scrub_text
 )
 def test_quoted_values_are_redacted_and_the_rest_kept(text: str, expected: str) -> None:
     assert scrub_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["input_value=" * 50_000, "key ()=(" * 50_000, "Key (id)=(1) is duplicated. " * 20_000,
+     "Failing row contains (" * 30_000, "1-" * 300_000, "a.b+c-" * 100_000 + "@x.io"],
+)  # fmt: skip
+def test_a_hostile_text_cannot_pin_the_scrubber(text: str) -> None:
+    """A remote controls some of the bodies scrubbed: patterns that backtracked took minutes
+    (hours, one of them) on a few hundred kB. Not a speed target: a guard against a hang,
+    with a margin of hundreds over what it takes."""
+    started = time.monotonic()
+    assert len(scrub_text(text)) <= 2000
+    assert time.monotonic() - started < 5
