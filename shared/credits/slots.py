@@ -75,10 +75,16 @@ def launch(row: Row, client: RunningHub) -> Launch:
     return _created(key, answer)
 
 
+# HTTP statuses that say RunningHub's API is not there or refuses everyone (its API answers
+# 200 with a code): a maintenance page, a route gone, a front refusing the account. Others
+# (400, 413, 422, ...) may be about this request alone: that job fails, the rest go on.
+NOT_THIS_JOB_STATUSES = frozenset({401, 403, 404})
+
+
 def _http_error(exc: UpstreamError) -> bool:
-    """The create was answered with an HTTP error status (RunningHub's API answers 200)."""
+    """The create was answered with an HTTP status that every job would meet."""
     status = exc.details.get("status") if isinstance(exc.details, dict) else None
-    return isinstance(status, int) and status >= 400
+    return status in NOT_THIS_JOB_STATUSES
 
 
 def _created(key: JobKey, answer: RhAnswer) -> Launch:
@@ -102,7 +108,12 @@ def _requeue(key: JobKey, outcome: Launch, reason: str | None = None) -> Launch:
     with db.transaction() as conn:
         store.requeue(conn, key)
     if reason is not None:
-        fields = log.fields(code="runninghub_refused", reason=scrub_text(reason, rh_secrets()))
+        fields = log.fields(
+            code="runninghub_refused",
+            reason=scrub_text(reason, rh_secrets()),
+            job_id=str(key.id),
+            table=key.table.value,
+        )
         _logger.error("RunningHub takes no task; queued jobs wait", extra=fields)
     return outcome
 

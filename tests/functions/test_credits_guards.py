@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 from flask import Flask, Response
+from flask import request as flask_request
 from psycopg import sql
 
 from infra.emulators._common import start_in_thread
@@ -392,3 +393,38 @@ def test_a_task_id_already_taken_fails_the_start_with_its_refund(
     answer = start(user.token, second)
     assert_failed_and_refunded(answer, database_url, second, "another job already has")
     assert balance(database_url, user) == 90  # only the first job's debit stands
+
+
+@pytest.fixture
+def front_refusing_big_bodies() -> Iterator[str]:
+    """RunningHub behind a front whose body limit refuses a create with large inputs (413,
+    an HTML page); smaller ones reach the API and start."""
+    app = Flask("runninghub-front")
+    tasks = iter(range(10**6))
+
+    @app.post("/task/openapi/create")
+    def create() -> Response:
+        if (flask_request.content_length or 0) > 20_000:
+            return Response("<html><body>413 Request Entity Too Large</body></html>", 413)
+        data = {"taskId": f"{next(tasks) + 1000}", "taskStatus": "QUEUED"}
+        return Response(json.dumps({"code": 0, "msg": "success", "data": data}),
+                        content_type="application/json")  # fmt: skip
+
+    server = start_in_thread(app)
+    yield server.url
+    server.stop()
+
+
+def test_a_refusal_of_one_jobs_request_fails_that_job_and_the_others_start(
+    database_url: str, configure: Configure, front_refusing_big_bodies: str
+) -> None:
+    """A 413 is about that request: held in the queue, the job came back first in the fair
+    order every round and stopped it, so nobody's render started for an hour."""
+    configure_runninghub(configure, front_refusing_big_bodies)
+    alice, bob = new_user(database_url, balance=100), new_user(database_url, balance=100)
+    big = [{"nodeId": "6", "fieldName": "text", "fieldValue": "x" * 30_000}]
+    heavy = new_job(database_url, alice, cost=10, inputs=big)
+    assert_failed_and_refunded(start(alice.token, heavy), database_url, heavy, "HTTP 413")
+    small = new_job(database_url, bob, cost=10)
+    assert start(bob.token, small).json()["status"] == "running"
+    assert balance(database_url, alice) == 100
