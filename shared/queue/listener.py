@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
+from psycopg_pool import PoolTimeout
 
 from shared import db, log
 from shared.errors import ServiceUnavailable
@@ -35,6 +36,7 @@ from shared.settings import get_settings
 
 MAX_PENDING = 1000  # notifications one inbox holds; beyond, its stream resyncs instead
 POLL_S = 0.5  # how often the thread looks up from the socket to see whether to stop
+PROBE_CHECKOUT_S = 2.0  # how long a probe waits for a pooled connection before giving up
 APPLICATION_NAME = "syncq-listener"  # how the connection shows in pg_stat_activity
 _logger = log.get_logger("queue.listener")
 
@@ -172,6 +174,7 @@ class Listener:
         settings = get_settings().edge
         heard = time.monotonic()  # the last notification (any: the channel is alive)
         probe: str | None = None  # the payload of our own notification, once sent
+        sent = 0.0
         while not self._stopping.is_set():
             for note in conn.notifies(timeout=POLL_S):
                 heard = time.monotonic()
@@ -182,19 +185,22 @@ class Listener:
                     subscriptions = list(self._subscriptions)
                 for subscription in subscriptions:
                     subscription.push(note.payload)
-            quiet = time.monotonic() - heard
-            if probe is None and quiet >= settings.sse_listener_probe_s:
-                probe = self._probe()
-            elif probe is not None and quiet >= (
-                settings.sse_listener_probe_s + settings.sse_listener_probe_timeout_s
-            ):
+            now = time.monotonic()
+            if probe is None and now - heard >= settings.sse_listener_probe_s:
+                probe, sent = self._probe(), now
+                heard = now if probe is None else heard  # not sent: try again later
+            elif probe is not None and now - sent >= settings.sse_listener_probe_timeout_s:
                 raise Stalled(self.channel)
 
-    def _probe(self) -> str:
-        """Notify the channel from another connection; the payload to wait for."""
+    def _probe(self) -> str | None:
+        """Notify the channel from another connection; the payload to wait for, or None when
+        no connection was free in time (a busy pool says nothing about this connection)."""
         payload = json.dumps({"probe": uuid.uuid4().hex})  # no tenant: no stream keeps it
-        with db.transaction() as conn:
-            conn.execute("SELECT pg_notify(%s, %s)", [self.channel, payload])
+        try:
+            with db.get_pool().connection(timeout=PROBE_CHECKOUT_S) as conn:
+                conn.execute("SELECT pg_notify(%s, %s)", [self.channel, payload])
+        except PoolTimeout:
+            return None
         return payload
 
     def _set_listening(self, listening: bool) -> None:

@@ -222,3 +222,25 @@ def test_a_connection_gone_silent_is_replaced_and_every_inbox_resyncs(
     finally:
         listener.stop()
         proxy.close()
+
+
+def test_a_busy_pool_does_not_make_a_healthy_listener_reconnect(
+    database_url: str, configure: Configure
+) -> None:
+    """The probe goes through the pool: with every pooled connection taken, the pool's
+    timeout dropped a healthy LISTEN connection and made every open stream resync."""
+    configure(SSE_LISTENER_PROBE_S="0.5", SSE_LISTENER_PROBE_TIMEOUT_S="5",
+              SSE_LISTENER_RETRY_BASE_S="0.05", SSE_LISTENER_RETRY_CAP_S="0.1",
+              DB_POOL_MAX="1", DB_CONNECT_TIMEOUT_S="1")  # fmt: skip
+    listener = Listener(CHANNEL, lambda: db.dedicated_connection(application_name=APPLICATION_NAME))
+    try:
+        inbox = listener.subscribe(5)
+        notify(database_url, "one")
+        assert take_all(inbox, 1) == ["one"]
+        with db.transaction() as conn:  # the only pooled connection, for longer than a probe
+            conn.execute("SELECT pg_sleep(3.5)")
+        assert inbox.take(1) == Batch()  # nothing missed: no resync
+        notify(database_url, "two")
+        assert take_all(inbox, 1) == ["two"]
+    finally:
+        listener.stop()
