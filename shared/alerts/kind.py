@@ -139,6 +139,9 @@ class AlertDelivery:
     def run(self, row: Row, deadline: float) -> dict[str, Any]:
         return deliver(row)
 
+    def before_rescue(self, conn: Conn, rows: list[Row]) -> None:
+        """Nothing besides the rows themselves: their rescue changes no other row first."""
+
     def rescue(self, conn: Conn, row: Row) -> list[Row]:
         """A sender that died mid-delivery: try again (channels already done are skipped)."""
         lease = Lease(TABLE, row)

@@ -383,6 +383,9 @@ class GestaoExport:
         run_claimed(row, deadline)
         return {"job_id": str(row["id"])}
 
+    def before_rescue(self, conn: Conn, rows: list[Row]) -> None:
+        """Nothing besides the rows themselves: their rescue changes no other row first."""
+
     def rescue(self, conn: Conn, row: Row) -> list[Row]:
         """A silent runner counts as a failed batch (its batch is redone: upserts are
         idempotent), so a batch that kills its runner every time ends paused."""

@@ -41,6 +41,10 @@ class Kind(Protocol):
         Never raises for the job's own failure: a failure is a state (retry, error, pause).
         """
 
+    def before_rescue(self, conn: Conn, rows: list[Row]) -> None:
+        """Lock, in one order, the rows besides the jobs that rescuing these stale jobs may
+        change, before any of them is handed back (the transaction's lock order)."""
+
     def rescue(self, conn: Conn, row: Row) -> list[Row]:
         """Hand back one stale job (locked, lease expired) and return the released rows;
         the engine wakes those that went back to pending once this transaction commits."""

@@ -43,6 +43,7 @@ def rescue(kind: Kind) -> int:
             stale = store.lock_stale(
                 conn, kind.table, stale_after_s=kind.stale_after_s(), limit=RESCUE_LIMIT
             )
+            kind.before_rescue(conn, stale)
             for row in stale:
                 try:
                     with conn.transaction():

@@ -234,6 +234,11 @@ class IntegrationSync:
     def run(self, row: db.Row, deadline: float) -> dict[str, Any]:
         return run_claimed(row).as_dict()
 
+    def before_rescue(self, conn: db.Conn, rows: list[db.Row]) -> None:
+        """The schedules of these jobs' integrations: ending one may pause its schedule, and
+        the tick takes schedule rows before it inserts jobs (ARCHITECTURE.md, invariant 6)."""
+        store.lock_schedules_of(conn, [row["id"] for row in rows])
+
     def rescue(self, conn: db.Conn, row: db.Row) -> list[db.Row]:
         """A job whose worker died: retry with backoff, or error "timed out" (or canceled)."""
         decision = _decide(row, retryable=True, cancel_requested=row["cancel_requested"])

@@ -54,10 +54,14 @@ def release(conn: Conn, releases: Sequence[Release], *, message: str) -> list[Ro
     jobs are locked before the jobs are updated: the schedules tick holds a schedule row
     while its insert waits for a live job being updated, and the other order deadlocked.
     """
-    failing = [r.job_id for r in releases if r.final and r.status == JobStatus.ERROR]
-    if failing:
-        conn.execute(_q("lock_schedules_of"), {"ids": failing})
+    lock_schedules_of(conn, [r.job_id for r in releases if r.final and r.status == JobStatus.ERROR])
     return engine.release(conn, TABLE, releases, message=message)
+
+
+def lock_schedules_of(conn: Conn, job_ids: Sequence[UUID]) -> None:
+    """Lock the schedule rows of these jobs' integrations, in one order (none: nothing)."""
+    if job_ids:
+        conn.execute(_q("lock_schedules_of"), {"ids": list(job_ids)})
 
 
 def submit(

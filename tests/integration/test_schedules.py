@@ -506,3 +506,67 @@ def test_a_failure_that_pauses_the_schedule_does_not_deadlock_with_the_tick(
     [paused] = rows(database_url, "SELECT enabled, paused_reason FROM integration_schedules")
     assert paused["enabled"] is False and "5 falhas seguidas" in paused["paused_reason"]
     assert answers["tick"]["skipped"] == 1  # its occurrence met the live job
+
+
+def test_a_rescue_batch_ending_a_job_does_not_deadlock_with_the_tick(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, recorder: RecordingDispatcher
+) -> None:
+    """The rescue hands back a batch in one transaction: it retried one integration's job
+    (an update the tick's insert then waits on) and ended another's, locking that schedule,
+    which the tick held: a deadlock. Its schedule rows are now locked before any hand-back."""
+    from shared.jobs.sweep import rescue
+    from shared.queue import kind as qkind
+
+    acme = seed_tenant(database_url, "acme", providers={"acessorias": {}, "bomcontrole": {}})
+    for provider in ("acessorias", "bomcontrole"):
+        schedule(database_url, acme, cron="* * * * *", provider=provider,
+                 next_run_at="date_trunc('minute', now())")  # fmt: skip
+    ids = {}
+    with psycopg.connect(database_url) as conn:
+        for provider, attempts in (("acessorias", 1), ("bomcontrole", 3)):
+            row = conn.execute(
+                "INSERT INTO integration_jobs (tenant_id, provider_slug, status, attempts,"
+                " max_attempts, started_at, heartbeat_at, lease_token) VALUES (%s, %s,"
+                " 'running', %s, 3, now() - interval '2 hours', now() - interval '2 hours',"
+                " gen_random_uuid()) RETURNING id",
+                [acme.id, provider, attempts],
+            ).fetchone()
+            assert row is not None
+            ids[provider] = row[0]
+    holding, retried = threading.Event(), threading.Event()
+    real_enqueue, real_rescue = schedules._enqueue, qkind.IntegrationSync.rescue
+
+    def enqueue(conn: Any, steps: Any) -> None:  # both schedule rows are held by now
+        holding.set()
+        deadline = time.monotonic() + 10
+        while (
+            not retried.is_set()
+            and time.monotonic() < deadline
+            and not rows(
+                database_url,  # or the rescue waits for them (it locks them first now)
+                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND datname = current_database()",
+            )
+        ):
+            time.sleep(0.05)
+        real_enqueue(conn, steps)
+
+    def slow_rescue(self: Any, conn: Any, row: Any) -> Any:
+        done = real_rescue(self, conn, row)
+        if row["id"] == ids["acessorias"]:
+            retried.set()
+            time.sleep(0.5)  # the tick's insert now waits for this transaction
+        return done
+
+    monkeypatch.setattr(schedules, "_enqueue", enqueue)
+    monkeypatch.setattr(qkind.IntegrationSync, "rescue", slow_rescue)
+    out: dict[str, Any] = {}
+    ticking = threading.Thread(target=lambda: out.setdefault("tick", schedules.tick()))
+    ticking.start()
+    assert holding.wait(10)
+    out["rescued"] = rescue(qkind.KIND)
+    ticking.join(30)
+    assert out["rescued"] == 2 and out["tick"]["schedules"] == 2
+    [ended] = rows(database_url, "SELECT status FROM integration_jobs WHERE id = %s",
+                   ids["bomcontrole"])  # fmt: skip
+    assert ended["status"] == "error"
