@@ -24,7 +24,7 @@ import httpx
 import orjson
 
 from shared.alerts.message import Alert
-from shared.errors import UpstreamError
+from shared.errors import UpstreamError, UpstreamUnavailable
 from shared.http import HttpClient, RetryPolicy
 from shared.settings import Settings
 
@@ -192,18 +192,19 @@ class Pinned:
     tls_name: str
 
 
-def pin(url: str, *, local: bool) -> Pinned:
-    """Resolve the host of a `webhook_url_problem`-clean URL once, now.
+def pin(url: str, *, local: bool) -> list[Pinned]:
+    """Resolve the host of a `webhook_url_problem`-clean URL once, now: one target per
+    address it resolves to, IPv4 first (tried in turn, as a connection by name would be).
 
     An address literal is kept. A name is refused (not retried) when any address it
     resolves to is this machine or a private network, unless `local`; a name that does not
-    resolve is retried later (DNS may be down). Connecting to the checked address leaves
+    resolve is retried later (DNS may be down). Connecting to the checked addresses leaves
     no second lookup for a DNS rebinding to answer differently.
     """
     parts = urlsplit(url)
     host = parts.hostname or ""
     if _ip_of(host) is not None:
-        return Pinned(url, parts.netloc, host)
+        return [Pinned(url, parts.netloc, host)]
     name = host.encode("idna").decode("ascii").rstrip(".")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
@@ -216,11 +217,13 @@ def pin(url: str, *, local: bool) -> Pinned:
     if not local and any(not address.is_global for address in addresses):
         reason = "the host name resolves to this machine or a private network"
         raise UpstreamError(f"The webhook URL is refused: {reason}.", retryable=False)
-    address = min(addresses, key=lambda a: a.version)  # IPv4 first: reachable from anywhere
-    literal = f"[{address}]" if address.version == 6 else str(address)
     suffix = f":{parts.port}" if parts.port else ""
-    pinned = parts._replace(netloc=f"{literal}{suffix}")
-    return Pinned(urlunsplit(pinned), f"{name}{suffix}", name)
+    targets = []
+    for address in sorted(dict.fromkeys(addresses), key=lambda a: a.version):
+        literal = f"[{address}]" if address.version == 6 else str(address)
+        pinned = parts._replace(netloc=f"{literal}{suffix}")
+        targets.append(Pinned(urlunsplit(pinned), f"{name}{suffix}", name))
+    return targets
 
 
 def send_webhook(settings: Settings, tenant_id: str, url: str, alert_id: str, alert: Alert) -> None:
@@ -229,17 +232,33 @@ def send_webhook(settings: Settings, tenant_id: str, url: str, alert_id: str, al
     problem = webhook_url_problem(url, allow_http=local)
     if problem is not None:
         raise UpstreamError(f"The webhook URL is refused: {problem}.", retryable=False)
-    target = pin(url, local=local)
     body = orjson.dumps(alert.payload)
+    signature = sign(signing_key(settings, tenant_id), int(time.time()), body)
+    targets = pin(url, local=local)
+    for target in targets:
+        try:
+            answer = _post(settings, target, body, alert_id, signature)
+            break
+        except UpstreamUnavailable as exc:
+            if not exc.repeatable or exc.upstream_status is not None or target is targets[-1]:
+                raise  # it may have arrived, or there is no other address to try
+    if not 200 <= answer.status_code < 300:
+        retryable = answer.status_code in (408, 409, 425) or answer.status_code >= 500
+        raise UpstreamError(f"The webhook answered HTTP {answer.status_code}.", retryable=retryable)
+
+
+def _post(
+    settings: Settings, target: Pinned, body: bytes, alert_id: str, signature: str
+) -> httpx.Response:
     headers = {
         "Host": target.host,
         "Content-Type": "application/json",
         "Idempotency-Key": alert_id,
-        SIGNATURE_HEADER: sign(signing_key(settings, tenant_id), int(time.time()), body),
+        SIGNATURE_HEADER: signature,
     }
     client = _client(settings)
     try:
-        answer = client.request(
+        return client.request(
             "POST",
             target.url,
             content=body,
@@ -249,9 +268,6 @@ def send_webhook(settings: Settings, tenant_id: str, url: str, alert_id: str, al
         )
     finally:
         client.close()
-    if not 200 <= answer.status_code < 300:
-        retryable = answer.status_code in (408, 409, 425) or answer.status_code >= 500
-        raise UpstreamError(f"The webhook answered HTTP {answer.status_code}.", retryable=retryable)
 
 
 def _client(settings: Settings) -> HttpClient:

@@ -475,3 +475,31 @@ def test_the_function_reads_for_members_and_writes_for_admins(acme: TenantFixtur
                 {"remind_at": [1]}, {"remind_at": [1001]}, {"pause_schedule_after": True}, {"events": ["sometimes"]}):  # fmt: skip
         assert settings(acme, **bad).status_code == 422, bad
     assert rows_of("SELECT * FROM alert_settings") == []
+
+
+def test_a_host_name_with_an_address_that_does_not_answer_is_delivered_at_another(
+    acme: TenantFixture, hook: str, failing: ScriptedProvider, recorder: RecordingDispatcher,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A name with several addresses, one of them dead: connecting by name tries each, and
+    so must connecting to the addresses checked (only the first was tried, every attempt)."""
+    port = int(hook.rsplit(":", 1)[1].split("/", 1)[0])
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        dead = closed.getsockname()[1]  # a port nothing listens on once this closes
+    real = socket.getaddrinfo
+
+    def resolve(host: Any, service: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "hooks.syncq.test":  # a DNS answer: a dead address first, then the hook's
+            return [
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", dead)),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+            ]
+        return real(host, service, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    assert settings(acme, webhook_url=f"http://hooks.syncq.test:{port}/hook").status_code == 200
+    run_to_the_end(acme, recorder)
+    [report] = deliver()
+    assert report["status"] == "sent"
+    [(headers, _)] = Hook.received
+    assert headers["Host"] == f"hooks.syncq.test:{port}"
