@@ -12,10 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.contract import JSON_INTEGER, Answer, JsonInt
 
-# Before the @, a dot-atom of at most 64 characters (RFC 5322): no quoting, no comma,
+# Before the @, a dot-atom of at most 64 characters (RFC 5322/6531): no quoting, no comma,
 # angle bracket, parenthesis or semicolon, which a mail header would read as a second
 # recipient or a comment. The same pattern is valid ECMAScript for the document.
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ATOM = (  # dot-atom text, and letters beyond ASCII (RFC 6531: joão@...), no space of any kind
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u00a1-\u167f\u1681-\u1fff\u200c-\u2027\u2030-\u205e"
+    r"\u2060-\u2fff\u3001-\ufefe\uff00-\uffff-]+"
+)
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _EMAIL = re.compile(rf"^(?=[^@]{{1,64}}@){_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+$")
 

@@ -475,6 +475,8 @@ def test_the_function_reads_for_members_and_writes_for_admins(acme: TenantFixtur
                 {"remind_at": [1]}, {"remind_at": [1001]}, {"pause_schedule_after": True}, {"events": ["sometimes"]}):  # fmt: skip
         assert settings(acme, **bad).status_code == 422, bad
     assert rows_of("SELECT * FROM alert_settings") == []
+    accented = ["joão.silva@empresa.com.br", "müller+ops@acme.example"]  # RFC 6531
+    assert settings(acme, emails=accented).status_code == 200
 
 
 def test_a_host_name_with_an_address_that_does_not_answer_is_delivered_at_another(
