@@ -33,6 +33,11 @@ from shared.settings import get_settings
 
 _logger = log.get_logger("credits.slots")
 
+# HTTP statuses that say RunningHub's API is not there or refuses everyone (its API answers
+# 200 with a code): a maintenance page, a route gone, a front refusing the account. Others
+# (400, 413, 422, ...) may be about this request alone: that job fails, the rest go on.
+NOT_THIS_JOB_STATUSES = frozenset({401, 403, 404})
+
 
 class Launch(Enum):
     RUNNING = "running"
@@ -73,12 +78,6 @@ def launch(row: Row, client: RunningHub) -> Launch:
         refused = f"RunningHub refused every task (code {answer.code} {answer.msg[:80]})."
         return _requeue(key, Launch.HELD, refused)
     return _created(key, answer)
-
-
-# HTTP statuses that say RunningHub's API is not there or refuses everyone (its API answers
-# 200 with a code): a maintenance page, a route gone, a front refusing the account. Others
-# (400, 413, 422, ...) may be about this request alone: that job fails, the rest go on.
-NOT_THIS_JOB_STATUSES = frozenset({401, 403, 404})
 
 
 def _http_error(exc: UpstreamError) -> bool:
