@@ -288,19 +288,26 @@ def test_a_refetch_read_before_the_end_does_not_undo_it(page: Any, live: LiveSta
     assert jobs_of(live, GLOBEX, "onecode")[-1]["status"] == "success"
 
 
+def a_run_in_execucoes(page: Any, live: LiveStack, tenant: Any, who: str) -> tuple[str, str]:
+    """Sign in on OneCode's Execuções, run it and wait for its row to show it running: the
+    job's id and the row's selector."""
+    sign_in(page, live, who, f"#/t/{tenant.id}/integracoes/onecode/execucoes")
+    page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
+    page.get_by_role("button", name="Executar Agora").click()
+    wait_until(lambda: latest(live, tenant, "onecode").get("status") == "running", 30, "run")
+    job_id = str(jobs_of(live, tenant, "onecode")[-1]["id"])
+    row = f"tr[data-job='{job_id}']"
+    page.locator(f"{row}[data-status='running']").wait_for()
+    return job_id, row
+
+
 def test_execucoes_keep_a_finished_run_through_a_reconnection(page: Any, live: LiveStack) -> None:
     """Execuções refetch their page when the stream reconnects; that answer, read while the
     run was still going and arriving after its last event, must not undo it."""
     wait_idle(live, GLOBEX, "onecode")
     live.knobs("onecode", latency_ms=1000)
     try:
-        sign_in(page, live, "globex-admin", f"#/t/{GLOBEX.id}/integracoes/onecode/execucoes")
-        page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
-        page.get_by_role("button", name="Executar Agora").click()
-        wait_until(lambda: latest(live, GLOBEX, "onecode").get("status") == "running", 30, "run")
-        job_id = str(jobs_of(live, GLOBEX, "onecode")[-1]["id"])
-        row = f"tr[data-job='{job_id}']"
-        page.locator(f"{row}[data-status='running']").wait_for()
+        job_id, row = a_run_in_execucoes(page, live, GLOBEX, "globex-admin")
         with HeldAnswer(page, "**/functions/v1/list-integration-jobs?*") as refetch:
             assert live.proxy.cut() > 0  # the stream drops; the page reconnects and refetches
             [read] = [j for j in refetch.read()["jobs"] if j["id"] == job_id]
@@ -900,13 +907,7 @@ def test_a_late_cancel_answer_does_not_undo_the_canceled_run(page: Any, live: Li
     wait_idle(live, ACME, "onecode")
     live.knobs("onecode", latency_ms=800)
     try:
-        sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/integracoes/onecode/execucoes")
-        page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
-        page.get_by_role("button", name="Executar Agora").click()
-        wait_until(lambda: latest(live, ACME, "onecode").get("status") == "running", 30, "run")
-        job_id = str(jobs_of(live, ACME, "onecode")[-1]["id"])
-        row = f"tr[data-job='{job_id}']"
-        page.locator(f"{row}[data-status='running']").wait_for()
+        job_id, row = a_run_in_execucoes(page, live, ACME, "acme-admin")
         with HeldAnswer(page, "**/functions/v1/cancel-integration-job", job_id) as cancel:
             page.locator(row).get_by_role("button", name="Cancelar").click()
             assert cancel.read()["status"] == "running"  # requested: it stops at the next page
