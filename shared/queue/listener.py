@@ -187,8 +187,8 @@ class Listener:
                     subscription.push(note.payload)
             now = time.monotonic()
             if probe is None and now - heard >= settings.sse_listener_probe_s:
-                probe, sent = self._probe(), now
-                heard = now if probe is None else heard  # not sent: try again later
+                probe, sent = self._probe(), time.monotonic()  # its wait starts once sent
+                heard = sent if probe is None else heard  # not sent: try again later
             elif probe is not None and now - sent >= settings.sse_listener_probe_timeout_s:
                 raise Stalled(self.channel)
 
