@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.deploy.deploy import commands, main, read_env_file
+from infra.deploy.deploy import MANAGED, commands, main, read_env_file
 from infra.deploy.functions import SPECS
 from shared.settings import Settings
 
@@ -118,3 +118,10 @@ def test_each_instance_has_a_thread_for_every_request_cloud_run_sends_it() -> No
         env, _, command = deployed(name)
         assert int(env["THREADS"]) >= spec.concurrency, name
         assert f"--concurrency={spec.concurrency}" in command
+
+
+def test_the_keys_an_env_file_may_not_set_are_those_deploy_sets() -> None:
+    """MANAGED is written out beside the environment it names: one may not drift from the
+    other, or an env file could override what a deploy sets (or be refused for nothing)."""
+    env, _, _ = deployed("run-integration")
+    assert set(env) == MANAGED
