@@ -173,7 +173,7 @@ def _verify_jwks(token: str, settings: Settings) -> dict[str, Any]:
         key = _key_set(settings.auth.jwks_url).key(str(kid))
         claims: dict[str, Any] = jwt.decode(
             token,
-            key.key,
+            key,  # the PyJWK: checked with its own algorithm, whatever the header names
             algorithms=list(_ASYMMETRIC),
             audience=settings.auth.jwt_audience,
             issuer=settings.auth.jwt_issuer,

@@ -194,6 +194,22 @@ def test_asymmetric_user_tokens_through_jwks(database_url: str, jwks: _Jwks, con
     assert request("list-integration-jobs", "GET", unknown_kid, query).status_code == 401
 
 
+@pytest.mark.parametrize(("alg", "kid"), [("RS256", "ec1"), ("ES256", "rsa1")])
+def test_a_header_naming_a_key_of_the_other_type_is_401(
+    database_url: str, jwks: _Jwks, configure: Any, alg: str, kid: str
+) -> None:
+    """The key ids are public: a header pairing one with the other key type's algorithm
+    (no signature needed) is a bad token, not a server error."""
+    configure(JWKS_URL=jwks.url)
+    tenant = seed_tenant(database_url, "acme")
+    token = _b64({"alg": alg, "typ": "JWT", "kid": kid}) + "." + _b64(_user_claims(tenant.member))
+    response = request(
+        "list-integration-jobs", "GET", token + ".AAAA", {"tenant_id": str(tenant.id)}
+    )
+    assert response.status_code == 401, response.get_json()
+    assert response.get_json()["error"]["code"] == "unauthorized"
+
+
 class _KeySet:
     """A JWKS endpoint on loopback whose keys a test changes (a rotation, a revocation)."""
 
