@@ -3,7 +3,8 @@
 The API's quirks (PROVIDERS.md): `Pagina=N` from 1 with no total, an empty page is the end
 — except that under load it may answer `200 []` early, so an empty page is re-checked
 slowly before it is believed; business errors are `200 {"Erro": ...}`; 204/404 mean
-nothing; items can repeat across pages, so rows are upserted by key.
+nothing (a 404 that is neither empty nor JSON is a wrong base_url); items can repeat
+across pages, so rows are upserted by key.
 """
 
 from __future__ import annotations
@@ -104,8 +105,15 @@ def parse_page(response: httpx.Response) -> list[dict[str, Any]]:
     """A companies page: a list (maybe empty), or an error for `{"Erro": ...}` and the like
     (told in our words: the provider's may quote the token or a customer's data)."""
     raise_for_auth(response, NAME)
-    if response.status_code in (204, 404):
+    if response.status_code == 204 or (response.status_code == 404 and _api_answer(response)):
         return []
+    if response.status_code == 404:
+        raise UpstreamError(
+            f"{NAME} has no such endpoint (HTTP 404 from something else): check its base_url.",
+            code="provider_config",
+            details={"provider": SLUG, "status": 404},
+            retryable=False,
+        )
     if response.status_code != 200:
         raise UpstreamError(
             f"{NAME} answered HTTP {response.status_code}.",
@@ -125,6 +133,18 @@ def parse_page(response: httpx.Response) -> list[dict[str, Any]]:
     if not isinstance(body, list):
         raise UpstreamError(f"{NAME} answered an unexpected body.", details={"provider": SLUG})
     return [item for item in body if isinstance(item, dict)]
+
+
+def _api_answer(response: httpx.Response) -> bool:
+    """A 404 the API means as "nothing": empty or JSON. A page of any other kind comes from
+    a router or proxy in front of a wrong address, and must not read as an empty account."""
+    if not response.content.strip():
+        return True
+    try:
+        jsonio.loads(response.content)
+    except ValueError:
+        return False
+    return True
 
 
 # A business error is in the provider's own words, which may quote a customer's name,

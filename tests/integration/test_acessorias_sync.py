@@ -275,6 +275,22 @@ def test_a_listing_longer_than_max_pages_fails_and_says_so(
     assert "longer than 2 pages" in job["error_message"]
 
 
+def test_a_base_url_that_is_not_the_api_fails_instead_of_syncing_nothing(
+    database_url: str, emulator: ServerHandle, configure: Any
+) -> None:
+    """The emulator answers an unknown path with its framework's 404 page, as a router
+    would: the job fails once, saying where to look, and no success is recorded."""
+    configure(**{env_var(secret_name("acme", "acessorias", "token")): TOKEN})
+    tenant = seed_tenant(
+        database_url, "acme", providers={"acessorias": {"base_url": emulator.url + "/v1"}}
+    )
+    job = run(tenant, get_dispatcher())
+    assert (job["status"], job["attempts"]) == ("error", 1)
+    assert "base_url" in job["error_message"]
+    last = rows(database_url, "SELECT last_status FROM tenant_integrations")
+    assert last == [{"last_status": "error"}]
+
+
 def test_bad_token_is_not_retried_and_never_leaks(
     database_url: str,
     emulator: ServerHandle,

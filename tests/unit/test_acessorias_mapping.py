@@ -79,6 +79,7 @@ def test_parse_page_quirks() -> None:
     assert parse_page(_response(200, [{"ID": "1"}, "junk"])) == [{"ID": "1"}]
     assert parse_page(_response(204)) == []
     assert parse_page(_response(404)) == []
+    assert parse_page(_response(404, [])) == []
     with pytest.raises(UpstreamError) as business:
         parse_page(_response(200, {"Erro": "Pagina inválida"}))
     assert not business.value.retryable
@@ -100,3 +101,13 @@ def test_parse_page_quirks() -> None:
     assert not auth.value.retryable
     with pytest.raises(UpstreamError):
         parse_page(_response(200, {"unexpected": True}))
+
+
+def test_a_404_page_that_is_not_the_apis_is_a_configuration_error() -> None:
+    """The API's "nothing" 404 is empty or JSON; a router's or proxy's page (a wrong
+    base_url) must not read as an empty account, a success that synced nothing."""
+    page = httpx.Response(404, text="<!doctype html><title>404 Not Found</title>")
+    with pytest.raises(UpstreamError) as wrong:
+        parse_page(page)
+    assert (wrong.value.error_code, wrong.value.retryable) == ("provider_config", False)
+    assert "base_url" in wrong.value.message
