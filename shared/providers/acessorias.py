@@ -4,7 +4,11 @@ The API's quirks (PROVIDERS.md): `Pagina=N` from 1 with no total, an empty page 
 — except that under load it may answer `200 []` early, so an empty page is re-checked
 slowly before it is believed; business errors are `200 {"Erro": ...}`; 204/404 mean
 nothing (a 404 that is neither empty nor JSON is a wrong base_url); items can repeat
-across pages, so rows are upserted by key.
+across pages, so rows are upserted by key. Items can also be skipped: with no total to
+check against, a company removed from a page already read while later pages are read
+shifts the next one back onto that page, and this sync misses it (the next one reads it).
+A second walk would find it, at twice the requests against the 100-a-minute limit: not
+taken.
 """
 
 from __future__ import annotations
