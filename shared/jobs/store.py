@@ -9,6 +9,7 @@ from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
+from shared import jsonio
 from shared.db import Conn, Row
 from shared.jobs.table import JobTable
 
@@ -59,7 +60,7 @@ def release(conn: Conn, table: JobTable, releases: Sequence[Release], **params: 
         "ids": [r.job_id for r in releases],
         "leases": [r.lease for r in releases],
         "statuses": [r.status for r in releases],
-        "errors": [r.error for r in releases],
+        "errors": [None if r.error is None else jsonio.db_text(r.error) for r in releases],
         "delays": [r.delay_s for r in releases],
         "finals": [r.final for r in releases],
         "extras": [Jsonb(dict(r.extra)) for r in releases],

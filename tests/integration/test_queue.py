@@ -11,7 +11,7 @@ import pytest
 
 from shared import db
 from shared.dispatch import RecordingDispatcher, get_dispatcher
-from shared.errors import LeaseLost
+from shared.errors import LeaseLost, UpstreamError
 from shared.jobs.lease import Lease
 from shared.providers import PROVIDERS
 from shared.providers.base import SyncContext, SyncResult
@@ -162,6 +162,38 @@ def test_always_failing_ends_in_error_after_max_attempts(
         "SELECT count(*) AS n FROM integration_jobs WHERE status IN ('pending','running')",
     )
     assert active[0]["n"] == 0
+
+
+class _RefusesWithNul:
+    """An upstream refusal whose text holds what PostgreSQL text cannot: U+0000."""
+
+    slug, display_name, options = "nul", "Nul", ScriptedProvider.options
+
+    def __init__(self, retryable: bool) -> None:
+        self.retryable = retryable
+
+    def sync(self, ctx: SyncContext) -> SyncResult:
+        raise UpstreamError("Requisicao invalida\x00 de fato", retryable=self.retryable)
+
+
+@pytest.mark.parametrize("retryable", [False, True])
+def test_a_failure_whose_text_holds_a_nul_still_ends_the_attempt(
+    database_url: str,
+    recorder: RecordingDispatcher,
+    monkeypatch: pytest.MonkeyPatch,
+    retryable: bool,
+) -> None:
+    """The release stores the text without it, instead of failing and leaving the job
+    running (a 500, its slot held) until the rescue."""
+    monkeypatch.setitem(PROVIDERS, "nul", _RefusesWithNul(retryable))
+    tenant = seed_tenant(database_url, "acme", providers={"nul": {}})
+    job_id = submit(tenant, "nul").get_json()["job_id"]
+    drain(recorder)
+    job = rows(database_url, "SELECT * FROM integration_jobs WHERE id = %s", job_id)[0]
+    assert (job["status"], job["attempts"]) == ("error", 1 if not retryable else 3)
+    assert job["error_message"] == "Requisicao invalida de fato"
+    logs = rows(database_url, "SELECT status FROM integration_logs WHERE job_id = %s", job_id)
+    assert logs[-1]["status"] == "error"
 
 
 def test_stale_jobs_are_rescued_and_zombies_change_nothing(
