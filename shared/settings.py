@@ -7,12 +7,15 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class _Group(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    # A refused value is never quoted back: errors are logged, and values are secrets.
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
 
 
 class DatabaseSettings(_Group):
@@ -23,6 +26,15 @@ class DatabaseSettings(_Group):
     db_pool_max: int = 8
     db_connect_timeout_s: float = 10.0
     db_statement_timeout_ms: int = 60_000
+
+    @field_validator("database_url")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        try:
+            conninfo_to_dict(value)
+        except psycopg.ProgrammingError:  # its message quotes the URL, password and all
+            raise ValueError("not a valid PostgreSQL connection string") from None
+        return value
 
 
 class AuthSettings(_Group):
@@ -253,7 +265,7 @@ GROUPS: dict[str, type[_Group]] = {
 class Settings(BaseModel):
     """Every knob syncq has, one group per capability."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
 
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)

@@ -15,6 +15,9 @@ from collections.abc import Sequence
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import PoolTimeout
+from pydantic import ValidationError
+
+from shared.settings import get_settings
 
 COMMAND_MODULES = [
     "infra.ops.base",
@@ -72,6 +75,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             " settings the CLI reads from .data/local.env.",
             file=sys.stderr,
         )
+        return 2
+    try:
+        get_settings()
+    except ValidationError as exc:  # one line each, never the value (it may be a secret)
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]).upper()
+            reason = error["msg"].removeprefix("Value error, ")
+            print(f"Invalid setting {where}: {reason}.", file=sys.stderr)
         return 2
     try:
         return int(args.handler(args) or 0)

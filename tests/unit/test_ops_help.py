@@ -92,3 +92,27 @@ def test_a_database_that_does_not_answer_is_one_line_not_a_traceback(
         db.close_pool()
         monkeypatch.undo()
         reload_settings()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://postgres:s3cret%zzpw@127.0.0.1:5432/x", "postgresql://u:s3cret@[::1:5432/x"],
+)
+def test_a_database_url_that_does_not_parse_is_one_line_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    """An unescaped % in a password is common; psycopg's own error quotes the URL."""
+    from infra.ops.__main__ import main
+    from shared.settings import get_settings, reload_settings
+
+    monkeypatch.setenv("DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        for argv in (["migrate"], ["jobs", "list", "--tenant", "acme"]):
+            assert main(argv) == 2, argv
+            err = capsys.readouterr().err
+            assert "DATABASE_URL: not a valid PostgreSQL connection string." in err, err
+            assert "s3cret" not in err and "Traceback" not in err
+    finally:
+        monkeypatch.undo()
+        reload_settings()

@@ -153,3 +153,20 @@ def test_no_field_belongs_to_two_groups() -> None:
             variable = (prefix + field).upper()
             assert variable not in seen, (variable, seen.get(variable), name)
             seen[variable] = name
+
+
+def test_a_database_url_that_does_not_parse_is_refused_without_being_quoted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A function's settings error is logged: it must name the variable, not its value."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres:s3cret%zzpw@127.0.0.1:5432/x")
+    with pytest.raises(ValueError, match="not a valid PostgreSQL connection string") as refused:
+        Settings()
+    assert "s3cret" not in str(refused.value)
+
+
+def test_no_settings_error_quotes_the_value_it_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMTP_PORT", "s3cret-looking")
+    with pytest.raises(ValueError) as refused:
+        Settings()
+    assert "s3cret" not in str(refused.value)
