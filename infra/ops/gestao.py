@@ -40,6 +40,7 @@ from shared.gestao.service import (
 )
 from shared.sqlfiles import query
 from shared.tenancy import get_tenant
+from shared.web import parse_model
 
 SETTLED = ("completed", "failed", "paused")
 
@@ -129,8 +130,8 @@ def _print(body: Any) -> None:
 def start(args: argparse.Namespace) -> int:
     """Create the job, then follow it to the end (or print it with --no-follow)."""
     tid = tenant_id(args.tenant)
-    req = ExportRequest(tenant_id=tid, action=ExportAction.START,
-                        start_date=args.start_date, end_date=args.end_date)  # fmt: skip
+    period = {"start_date": args.start_date, "end_date": args.end_date}
+    req = parse_model(ExportRequest, {"tenant_id": tid, "action": ExportAction.START, **period})
     job = export_action(SERVICE, req)
     if args.no_follow:
         _print(job)

@@ -138,3 +138,13 @@ def test_stuck_rejects_durations_that_are_not_positive(
         main(["export", "stuck", f"--older-than={duration}"])
     assert exit_.value.code == 2
     assert "argument --older-than" in capsys.readouterr().err
+
+
+def test_an_export_period_that_ends_before_it_starts_is_refused_in_one_line(
+    database_url: str, tenant: TenantFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["export", "start", "--tenant", "acme", "--from", "2024-05-01", "--to", "2024-01-01"]
+    assert main([*argv, "--no-follow"]) == 2
+    err = capsys.readouterr().err
+    assert "end_date" in err and "Traceback" not in err, err
+    assert rows(database_url, "SELECT count(*) AS n FROM gestao_scouter_export_jobs")[0]["n"] == 0
