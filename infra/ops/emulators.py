@@ -5,6 +5,7 @@ them."""
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -60,10 +61,20 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM stops the children like Ctrl-C does
 
 
+# The remote Gestão Scouter projects create their databases, roles and schema on start.
+NEEDS_DATABASE = ("gestao-scouter", "gestao-scouter-2")
+
+
 def run(args: argparse.Namespace) -> int:
     """Start the chosen emulators as child processes and wait for Ctrl-C."""
-    signal.signal(signal.SIGTERM, _interrupt)
     names = args.only or sorted(EMULATORS)
+    needing = [name for name in names if name in NEEDS_DATABASE]
+    if needing and not os.environ.get("DATABASE_URL"):
+        # Not the settings' default server: it may be some other program's PostgreSQL.
+        print(f"No database for {', '.join(needing)}: set DATABASE_URL, start the local"
+              " stack (make run), or leave them out with --only.", file=sys.stderr)  # fmt: skip
+        return 2
+    signal.signal(signal.SIGTERM, _interrupt)
     ctx = StackContext(Ports.from_env(), get_settings().db.database_url)
     procs = [
         subprocess.Popen([sys.executable, *EMULATORS[name](ctx)], cwd=ROOT)  # noqa: S603

@@ -66,6 +66,19 @@ def test_with_no_database_configured_a_command_refuses_instead_of_using_a_defaul
         assert "No database: set DATABASE_URL" in capsys.readouterr().err
 
 
+def test_the_emulators_that_need_a_database_refuse_without_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The remote Gestão Scouter projects create databases and roles where they start."""
+    from infra.ops.__main__ import main
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    for argv in (["emulators"], ["emulators", "--only", "onecode", "gestao-scouter-2"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "No database for gestao-scouter" in err and "--only" in err, err
+
+
 def test_a_database_that_does_not_answer_is_one_line_not_a_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
