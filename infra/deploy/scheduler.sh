@@ -10,15 +10,15 @@ REGION="${REGION:-southamerica-east1}"
 BASE="https://${REGION}-${PROJECT}.cloudfunctions.net"
 SA="syncq-scheduler@${PROJECT}.iam.gserviceaccount.com"
 
-verb=create
+verb=create headers=--headers
 if gcloud scheduler jobs describe syncq-sweep --project="$PROJECT" --location="$REGION" >/dev/null 2>&1; then
-  verb=update
+  verb=update headers=--update-headers  # `update http` takes no --headers
 fi
 # attempt-deadline: a sweep may drain for WORKER_BUDGET_S (240 s); no retry within the
 # minute, the next tick is the retry.
 gcloud scheduler jobs "$verb" http syncq-sweep --project="$PROJECT" --location="$REGION" \
   --schedule="* * * * *" --time-zone="Etc/UTC" \
   --uri="${BASE}/process-integration-job" --http-method=POST \
-  --headers="Content-Type=application/json" --message-body='{}' \
+  "$headers=Content-Type=application/json" --message-body='{}' \
   --oidc-service-account-email="$SA" --oidc-token-audience="${BASE}/process-integration-job" \
   --attempt-deadline=300s --max-retry-attempts=0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,30 @@ def test_the_keys_an_env_file_may_not_set_are_those_deploy_sets() -> None:
     other, or an env file could override what a deploy sets (or be refused for nothing)."""
     env, _, _ = deployed("run-integration")
     assert set(env) == MANAGED
+
+
+@pytest.mark.parametrize(("exists", "verb", "headers"), [
+    (False, "create", "--headers=Content-Type=application/json"),
+    (True, "update", "--update-headers=Content-Type=application/json"),
+])  # fmt: skip
+def test_the_sweep_job_is_created_then_updated_with_the_flags_each_verb_takes(
+    tmp_path: Path, exists: bool, verb: str, headers: str
+) -> None:
+    """`gcloud scheduler jobs update http` has no --headers (only --update-headers): a
+    second run of scheduler.sh, the one that applies a change, must not be refused."""
+    calls = tmp_path / "calls"
+    gcloud = tmp_path / "gcloud"
+    gcloud.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" >> {calls}\n'
+        f'case "$3" in describe) exit {0 if exists else 1};; esac\n'
+    )
+    gcloud.chmod(0o755)
+    script = Path(__file__).parents[2] / "infra" / "deploy" / "scheduler.sh"
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "PROJECT": PROJECT, "REGION": REGION}
+    subprocess.run(["/bin/bash", str(script)], env=env, check=True, timeout=30)  # noqa: S603
+    last = calls.read_text().splitlines()[-1].split()
+    assert last[:4] == ["scheduler", "jobs", verb, "http"]
+    assert headers in last and not any(a.startswith("--headers=") for a in last if a != headers), (
+        last
+    )
