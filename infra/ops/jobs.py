@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from infra.ops._args import positive_duration_s
+from infra.ops._args import positive_duration_s, whole_number
 from shared import db
 from shared.kinds import sweep as run_sweep
 from shared.queue.models import JobStatus
@@ -32,7 +33,7 @@ def register(sub: Any) -> None:
     p.add_argument("--tenant", help="tenant slug or id")
     p.add_argument("--provider", help="provider slug")
     p.add_argument("--status", choices=[str(s) for s in JobStatus])
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=whole_number(1, 1000, "jobs"), default=20)
     p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     p.set_defaults(handler=list_jobs)
 
@@ -75,9 +76,12 @@ def list_jobs(args: argparse.Namespace) -> int:
         "tenant": args.tenant,
         "provider_slug": args.provider,
         "status": args.status,
-        "limit": max(1, min(args.limit, 1000)),
+        "limit": args.limit,
     }
     with db.transaction() as conn:
+        if args.tenant and not conn.execute(query("ops", "tenant_named"), params).fetchone():
+            print(f"No tenant {args.tenant!r} (a slug or an id).", file=sys.stderr)
+            return 2
         found = conn.execute(query("ops", "list_jobs"), params).fetchall()
     if args.json:
         for row in found:

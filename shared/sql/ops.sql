@@ -11,6 +11,9 @@ WHERE (%(tenant)s::text IS NULL OR t.slug = %(tenant)s::text OR t.id::text = %(t
 ORDER BY j.created_at DESC, j.id DESC
 LIMIT %(limit)s
 
+-- name: tenant_named
+SELECT 1 FROM tenants WHERE slug = %(tenant)s::text OR id::text = %(tenant)s::text
+
 -- name: stuck_jobs
 -- Live jobs with no sign of life for longer than the threshold: running without a
 -- heartbeat (or any timestamp), pending whose due time passed long ago.

@@ -174,3 +174,17 @@ def test_a_job_stuck_for_weeks_gets_a_capped_execution_time(database_url: str) -
     assert main(["jobs", "cleanup-stuck", "--older-than", "1h"]) == 0
     row = job_rows(database_url)[job]
     assert (row["status"], row["execution_time_ms"]) == ("error", 2**31 - 1)
+
+
+def test_jobs_list_names_a_tenant_that_does_not_exist_and_refuses_a_bad_limit(
+    database_url: str, seeded: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo must not look like an idle tenant ("no jobs", exit 0)."""
+    assert main(["jobs", "list", "--tenant", "acmee"]) == 2
+    captured = capsys.readouterr()
+    assert "No tenant 'acmee'" in captured.err and captured.out == ""
+    for bad in ("0", "-5", "1001", "x"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["jobs", "list", "--limit", bad])
+        assert exit_.value.code == 2
+        assert "argument --limit" in capsys.readouterr().err
