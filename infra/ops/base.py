@@ -9,6 +9,7 @@ from typing import Any
 
 from infra import migrate as migrations
 from infra.local import demo
+from infra.ops._args import whole_number
 from shared.settings import get_settings
 
 
@@ -31,7 +32,8 @@ def register(sub: Any) -> None:
     who.add_argument("--service", action="store_true", help="the service role")
     who.add_argument("--user", type=uuid.UUID, help="a user id")
     who.add_argument("--demo", choices=list(demo.demo_users()), help="a demo user")
-    p.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+    p.add_argument("--ttl", type=whole_number(1, 366 * 86400, "seconds"), default=3600,
+                   help="seconds until it expires")  # fmt: skip
     p.set_defaults(handler=_token)
 
 
@@ -54,7 +56,8 @@ def _seed(args: argparse.Namespace) -> int:
 def _token(args: argparse.Namespace) -> int:
     from shared.auth import mint_token  # noqa: PLC0415
 
-    if get_settings().auth.jwt_secret is None:
+    secret = get_settings().auth.jwt_secret
+    if secret is None or not secret.get_secret_value():
         print(
             "No JWT_SECRET: set it, or start the local stack (make run), whose settings"
             " the CLI reads from .data/local.env.",

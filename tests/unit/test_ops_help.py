@@ -129,3 +129,24 @@ def test_a_database_url_that_does_not_parse_is_one_line_without_its_password(
     finally:
         monkeypatch.undo()
         reload_settings()
+
+
+def test_token_refuses_a_lifetime_that_is_already_over_and_an_empty_secret(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from infra.ops.__main__ import main
+    from shared.settings import get_settings
+
+    for ttl in ("0", "-100", "x"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["token", "--service", "--ttl", ttl])
+        assert exit_.value.code == 2
+        assert "argument --ttl" in capsys.readouterr().err
+    monkeypatch.setenv("JWT_SECRET", "")
+    get_settings.cache_clear()
+    try:
+        assert main(["token", "--service"]) == 2
+        assert "No JWT_SECRET" in capsys.readouterr().err
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
