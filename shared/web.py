@@ -83,6 +83,7 @@ def parse_model(model: type[M], data: Any) -> M:
 # Far deeper than any body a model accepts, far shallower than the interpreter's recursion
 # limit: whatever recurses over the data later (pydantic, json.dumps, psycopg) cannot overflow.
 MAX_JSON_DEPTH = 64
+_NOT_JSON = "The body is not valid JSON."
 _TOO_DEEP = "The body is nested too deeply."
 _NOT_FINITE = "Numbers in the body must be finite."
 _HAS_NUL = "Text must not contain NUL characters."
@@ -137,7 +138,7 @@ def parse_json_body(raw: bytes) -> Any:
     except RecursionError as exc:
         raise InvalidJson(_TOO_DEEP) from exc
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidJson() from exc
+        raise InvalidJson(_NOT_JSON) from exc
     _check_tree(data)
     return data
 

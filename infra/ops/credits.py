@@ -57,8 +57,9 @@ def _json_list(text: str) -> list[Any]:
     lone surrogate)."""
     try:
         value = parse_json_body(text.encode("utf-8", "surrogatepass"))
-    except InvalidJson as exc:
-        raise argparse.ArgumentTypeError(f"must be a JSON array: {exc.message}") from None
+    except InvalidJson as exc:  # said of a request's body; here it is the option's value
+        why = exc.message.replace("The body", "The value").replace("the body", "the value")
+        raise argparse.ArgumentTypeError(f"must be a JSON array: {why}") from None
     if not isinstance(value, list):
         raise argparse.ArgumentTypeError("must be a JSON array")
     return value

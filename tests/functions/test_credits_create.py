@@ -308,3 +308,18 @@ def test_cli_refuses_what_the_route_refuses(
         with pytest.raises(SystemExit):
             ops(argv)
     assert snapshot(database_url) == before
+
+
+@pytest.mark.parametrize(("inputs", "why"), [
+    ("[1,2", "must be a JSON array: The value is not valid JSON."),
+    ('[{"fieldValue": NaN}]', "must be a JSON array: Numbers in the value must be finite."),
+    ("{}", "must be a JSON array"),
+])  # fmt: skip
+def test_credits_create_says_what_is_wrong_with_the_inputs(
+    capsys: pytest.CaptureFixture[str], inputs: str, why: str
+) -> None:
+    """The words are the CLI's: no "body" (there is none) and no "JSON object"."""
+    with pytest.raises(SystemExit):
+        ops(["credits-create", "--user", str(uuid.uuid4()), "--inputs", inputs])
+    err = capsys.readouterr().err
+    assert err.rstrip().endswith(f"argument --inputs: {why}"), err
