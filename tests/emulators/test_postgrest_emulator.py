@@ -775,6 +775,35 @@ def test_write_errors_map_to_postgrest_statuses(
     assert_error(upsert(client, rows, query=query), status, code)
 
 
+@pytest.mark.parametrize(("raise_it", "status", "body"), [
+    ("RAISE EXCEPTION 'taken' USING ERRCODE = 'PT409'", 409, {"code": "PT409"}),
+    ("RAISE EXCEPTION 'odd' USING ERRCODE = 'PTX42'", 500, {"code": "PTX42"}),
+    ("""RAISE SQLSTATE 'PGRST' USING message = '{"code":"L001","message":"bad lead",
+        "hint":"fix it"}', detail = '{"status":422,"headers":{}}'""", 422,
+     {"code": "L001", "message": "bad lead", "details": None, "hint": "fix it"}),
+    ("RAISE SQLSTATE 'PGRST' USING message = 'not json', detail = '{}'", 500,
+     {"code": "PGRST121"}),
+])  # fmt: skip
+def test_a_trigger_chooses_the_status_and_the_error(
+    client: httpx.Client, remote: psycopg.Connection[Any], raise_it: str, status: int,
+    body: dict[str, Any],
+) -> None:  # fmt: skip
+    """Error.hs: `PTnnn` answers status nnn (500 when not a number); `RAISE SQLSTATE
+    'PGRST'` takes code, message, details and hint from its message's JSON and the status
+    from its detail's (PGRST121, a 500, when they do not parse)."""
+    remote.execute(f"""
+CREATE FUNCTION public.choose() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN {raise_it}; END $$;
+CREATE TRIGGER choose BEFORE INSERT ON public.leads
+  FOR EACH ROW EXECUTE FUNCTION public.choose();""")
+    try:
+        answer = upsert(client, [_lead(77)])
+        assert answer.status_code == status, answer.text
+        assert answer.json().items() >= body.items()
+    finally:
+        remote.execute("DROP TRIGGER choose ON public.leads; DROP FUNCTION public.choose()")
+
+
 # -- faults ---------------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ EmulatorError            status + JSON body
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import psycopg
@@ -92,6 +93,10 @@ def sqlstate_status(sqlstate: str, authenticated: bool, message: str = "") -> in
     }
     if sqlstate == "42501":
         return 403 if authenticated else 401
+    if sqlstate.startswith("PT"):  # a status of the raiser's choosing (500 when not one)
+        return (
+            int(sqlstate[2:]) if sqlstate[2:].isdigit() and 100 <= int(sqlstate[2:]) <= 599 else 500
+        )
     if sqlstate == "21000":
         return 400 if "requires a WHERE clause" in message else 500
     if sqlstate in exact:
@@ -129,6 +134,24 @@ def from_psycopg(exc: psycopg.Error, authenticated: bool) -> PostgrestError:
         )
     diag = exc.diag
     sqlstate = exc.sqlstate or "XX000"
+    if sqlstate == "PGRST":
+        return _raised_pgrst(diag.message_primary or "", diag.message_detail)
     message = diag.message_primary or str(exc)
     status = sqlstate_status(sqlstate, authenticated, message)
     return PostgrestError(status, sqlstate, message, diag.message_detail, hint=diag.message_hint)
+
+
+def _raised_pgrst(message: str, detail: str | None) -> PostgrestError:
+    """`RAISE SQLSTATE 'PGRST'`: the whole answer is the raiser's (RaisePgrst.hs), the
+    message's JSON {code, message, details?, hint?}, the detail's {status, headers}."""
+    try:
+        body, answer = json.loads(message), json.loads(detail or "")
+        return PostgrestError(
+            int(answer["status"]), str(body["code"]), str(body["message"]), body.get("details"),
+            hint=body.get("hint"), headers={str(k): str(v) for k, v in answer["headers"].items()},
+        )  # fmt: skip
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return PostgrestError(
+            500, "PGRST121", "Could not parse JSON in the \"RAISE SQLSTATE 'PGRST'\" error",
+            f"Invalid JSON value for MESSAGE: '{message}'",
+        )  # fmt: skip
