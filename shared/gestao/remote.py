@@ -100,6 +100,7 @@ class Reply(StrEnum):
 # data caused them: program limits (54: an index entry too big), trigger and routine
 # failures (09, 38, 39). A batch refused so is split to find the rows, never retried whole.
 _DATA_CLASSES = frozenset({"22", "23", "P0", "54", "09", "38", "39"})
+_STATEMENT_CLASSES = frozenset({"42"})  # syntax, undefined names: the statement, not a row
 _STATEMENT_TIMEOUT = "57014"  # the remote's statement_timeout cut the upsert short
 _SCHEMA_CODES = frozenset({"PGRST204", "PGRST205", "42703", "42P01", "PGRST202"})
 
@@ -145,8 +146,23 @@ class Answer:
 
     @property
     def refused_rows(self) -> bool:
-        """The remote refused rows of the batch for their data (whatever the HTTP status)."""
-        return (self.code or "")[:2] in _DATA_CLASSES
+        """The remote refused rows of the batch for their data (whatever the HTTP status).
+
+        Besides the classes above: any other SQLSTATE PostgREST answers with a 4xx, such as
+        a trigger's own refusal with the status it chose (`RAISE ... ERRCODE 'PT422'`, or
+        `RAISE SQLSTATE 'PGRST'` with a code of its own). Not PostgREST's own codes (the
+        request), class 42 (the statement: undefined names) or 405 (a read-only remote).
+        """
+        code = self.code or ""
+        if code[:2] in _DATA_CLASSES:
+            return True
+        return (
+            400 <= self.status < 500
+            and self.status != 405
+            and bool(code)
+            and not code.startswith("PGRST")
+            and code[:2] not in _STATEMENT_CLASSES
+        )
 
     @property
     def too_big(self) -> bool:

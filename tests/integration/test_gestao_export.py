@@ -428,6 +428,45 @@ def test_a_lead_the_remote_refuses_with_a_500_is_isolated_and_the_rest_exported(
     assert exported == set(range(1, 501)) - {150}
 
 
+def refusing_remote(remote: Remote, lead_id: int, raise_it: str) -> None:
+    """A remote whose trigger refuses one lead with the PostgREST status it chooses."""
+    remote.sql(f"""
+CREATE FUNCTION public.check_lead() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.id = {int(lead_id)} THEN {raise_it}; END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER check_lead BEFORE INSERT ON public.leads
+  FOR EACH ROW EXECUTE FUNCTION public.check_lead();""")
+
+
+@pytest.mark.parametrize("refusal", [
+    ("RAISE EXCEPTION 'lead refused' USING ERRCODE = 'PT400'", 400, "PT400"),
+    ("RAISE EXCEPTION 'lead refused' USING ERRCODE = 'PT422'", 422, "PT422"),
+    ("""RAISE SQLSTATE 'PGRST' USING message = '{"code":"L001","message":"bad lead"}',
+                                     detail = '{"status":422,"headers":{}}'""", 422, "L001"),
+])  # fmt: skip
+def test_a_lead_a_remote_trigger_refuses_with_a_status_of_its_own_is_isolated(
+    database_url: str, own_tenant: TenantFixture, own_remote: Remote, configure: Any,
+    refusal: tuple[str, int, str],
+) -> None:  # fmt: skip
+    """PostgREST lets a trigger refuse a row with the HTTP status and code it chooses
+    (`PTxxx`, or `RAISE SQLSTATE 'PGRST'`): a refusal of that lead, not of the export
+    (which paused, the leads after it held back on every resume)."""
+    raise_it, status, code = refusal
+    refusing_remote(own_remote, 150, raise_it)
+    setup(configure, own_remote, GESTAO_SCOUTER_BATCH_SIZE="100",
+          GESTAO_SCOUTER_MAX_BATCH_SIZE="100")  # fmt: skip
+    seed_leads(database_url, own_tenant.id, 300)
+    job = drive(database_url, start(own_tenant))
+    assert (job["status"], job["exported_leads"], job["error_leads"]) == ("completed", 299, 1), job[
+        "pause_reason"
+    ]
+    [error] = rows(database_url, "SELECT * FROM gestao_scouter_export_errors")
+    assert (error["lead_id"], error["response_status"]) == (150, status)
+    assert error["response_body"]["code"] == code
+
+
 def test_the_runners_retry_lines_carry_the_job_and_tenant_labels(
     database_url: str, tenant: TenantFixture, remote: Remote, configure: Any,
     logs: Callable[[], str],

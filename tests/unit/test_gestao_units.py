@@ -132,6 +132,15 @@ def test_answers_are_classified() -> None:
     assert answer(401, "42501").reply is Reply.AUTH
     assert answer(403, "42501").reply is Reply.AUTH
     assert answer(400, "PGRST102").reply is Reply.OTHER
+    # A trigger's own refusal with the status it chose (PTxxx, RAISE SQLSTATE 'PGRST'):
+    assert answer(400, "PT400").reply is Reply.DATA
+    assert answer(422, "PT422").reply is Reply.DATA
+    assert answer(422, "L001").reply is Reply.DATA
+    # ... but not the statement (undefined function), a read-only remote, a bare 4xx:
+    assert answer(400, "42883").reply is Reply.OTHER
+    assert answer(405, "25006").reply is Reply.OTHER
+    assert answer(400).reply is Reply.OTHER
+    assert answer(422).reply is Reply.OTHER
 
 
 def test_batches_and_requests() -> None:
