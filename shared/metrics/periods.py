@@ -52,4 +52,5 @@ def scheduled(
     latest, before, earlier = runs
     if due - latest < timedelta(seconds=min(grace_s, (latest - before).total_seconds() / 2)):
         latest, before = before, earlier  # the latest run may still be going on
-    return Expectation((latest - before).total_seconds(), latest, before)
+    offset = timedelta(seconds=offset_s)  # a run is its occurrence + the spread offset
+    return Expectation((latest - before).total_seconds(), latest + offset, before + offset)

@@ -70,15 +70,20 @@ def test_a_weekday_schedule_is_measured_against_its_runs(
 
 def test_a_scheduled_run_has_a_grace_to_finish() -> None:
     today = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
-    yesterdays_success = today - timedelta(days=1) + timedelta(minutes=3)
     for now, offset_s, expected in [
         (today + timedelta(minutes=10), 0, Freshness.ON_TIME),  # today's run may go on
         (today + timedelta(minutes=20), 0, Freshness.DELAYED),  # it should be over
         (today + timedelta(minutes=20), 360, Freshness.ON_TIME),  # due at 02:06, 14 min ago
     ]:
+        # yesterday's run, 3 minutes after it started (at its occurrence + the offset)
+        yesterdays_success = today - timedelta(days=1, seconds=-offset_s - 180)
         runs = scheduled("0 2 * * *", "UTC", offset_s, now, grace_s=900)
         assert runs is not None
         assert derive.freshness(yesterdays_success, runs) is expected, (now, offset_s)
+    # A success between an occurrence and its run (02:00 and 02:06) is before the run.
+    runs = scheduled("0 2 * * *", "UTC", 360, today + timedelta(hours=1), grace_s=900)
+    assert runs is not None and runs.on_time_since == today + timedelta(seconds=360)
+    assert derive.freshness(today + timedelta(minutes=3), runs) is Freshness.DELAYED
     # At most half the gap to the run before: a run every 5 minutes has 150 s.
     frequent = scheduled("*/5 * * * *", "UTC", 0, today + timedelta(minutes=3), grace_s=900)
     assert frequent is not None and frequent.on_time_since == today
