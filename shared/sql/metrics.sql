@@ -201,7 +201,8 @@ GROUP BY event ORDER BY event
 -- in the window (a retry's started_at is its own start, so it would measure the backoff).
 -- The due time is the occurrence (scheduled_for) plus the schedule's spread offset, as the
 -- tick recorded it (scheduled_due_at): a job that started on its offset is on time.
--- Bucketed as finished_by_provider; negative skews (started early) land in the first bucket.
+-- Bucketed as finished_by_provider; negative skews (started early) land in the first bucket
+-- and count as 0 s in the sum (a histogram's sum below zero is invalid OpenMetrics).
 WITH RECURSIVE pairs AS ({finished_pairs}), per_pair AS (
   -- Aggregated inside the lateral, as in finished_by_provider: one index range per pair.
   SELECT p.provider_slug, a.bucket, a.n, a.sum_s
@@ -209,7 +210,7 @@ WITH RECURSIVE pairs AS ({finished_pairs}), per_pair AS (
   CROSS JOIN LATERAL (
     SELECT (SELECT count(*) FROM unnest(%(bounds_s)s::float8[]) AS b WHERE b < r.seconds)::int
              AS bucket,
-           count(*) AS n, sum(r.seconds)::float8 AS sum_s
+           count(*) AS n, sum(GREATEST(r.seconds, 0))::float8 AS sum_s
     FROM (
       SELECT extract(epoch FROM j.started_at - COALESCE(
                j.scheduled_due_at,  -- enqueued before 0066: the schedule's offset now
