@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -84,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             reason = error["msg"].removeprefix("Value error, ")
             print(f"Invalid setting {where}: {reason}.", file=sys.stderr)
         return 2
+    # The pool's reconnect warnings would bury the one line said when no database answers.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     try:
         return int(args.handler(args) or 0)
     except (psycopg.OperationalError, PoolTimeout) as exc:

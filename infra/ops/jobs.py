@@ -120,6 +120,15 @@ def cleanup_stuck(args: argparse.Namespace) -> int:
 
 
 def sweep(args: argparse.Namespace) -> int:
-    """One sweep now: rescue stale jobs, run the hooks, drain due jobs."""
-    print(json.dumps(run_sweep(), default=str, indent=2))
+    """One sweep now: rescue stale jobs, run the hooks, drain due jobs; exit 1 when a step
+    failed (the sweep goes on past one, logging it)."""
+    with db.transaction() as conn:  # a database that does not answer: one line, exit 1
+        conn.execute("SELECT 1")
+    report = run_sweep()
+    print(json.dumps(report, default=str, indent=2))
+    steps = {**report["kinds"], **report["hooks"]}
+    failed = [name for name, step in steps.items() if isinstance(step, dict) and "error" in step]
+    if failed:
+        print(f"sweep: {', '.join(failed)} failed (see the log lines above)", file=sys.stderr)
+        return 1
     return 0

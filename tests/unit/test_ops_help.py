@@ -150,3 +150,32 @@ def test_token_refuses_a_lifetime_that_is_already_over_and_an_empty_secret(
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
+
+
+def test_a_sweep_against_a_database_that_does_not_answer_fails_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cron running `ops sweep` must see a failure (it exited 0, every step "failed"),
+    and the pool's reconnect warnings must not bury the one line."""
+    import socket
+
+    from infra.ops.__main__ import main
+    from shared import db
+    from shared.settings import reload_settings
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres:pw@127.0.0.1:{port}/syncq")
+    monkeypatch.setenv("DB_CONNECT_TIMEOUT_S", "0.5")
+    reload_settings()
+    try:
+        assert main(["sweep"]) == 1
+        err = capsys.readouterr().err
+        assert f"Cannot reach the database at 127.0.0.1:{port}/syncq" in err, err
+        assert "error connecting" not in err and len(err.strip().splitlines()) == 1, err
+    finally:
+        db.close_pool()
+        monkeypatch.undo()
+        reload_settings()
