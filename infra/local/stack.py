@@ -69,6 +69,14 @@ class Ports:
         }
         return cls(**chosen)
 
+    def variables(self) -> dict[str, str]:
+        """Every port in the variable that moves it (for the CLI to find this stack's)."""
+        return {self.variable(f.name): str(getattr(self, f.name)) for f in fields(self)}
+
+    def of_emulators(self) -> dict[str, int]:
+        """Each emulator's port by its name (`gestao-scouter-2`), as the demo data wants."""
+        return {name: getattr(self, name.replace("-", "_")) for name in EMULATORS}
+
     def claims(self) -> list[PortClaim]:
         """Every port, who listens on it and the variable that moves it."""
         owners = {"gateway": "gateway", "tasks": "Cloud Tasks emulator", "smtp": "SMTP sink"}
@@ -383,9 +391,9 @@ def run() -> int:
         print("migrating:", migrate.migrate(database_url) or "up to date")
     except (migrate.MigrationChanged, migrate.MigrationFailed) as exc:
         raise StackFailed(f"the database could not be migrated: {exc}") from exc
-    demo.seed(database_url, {name: getattr(ports, name.replace("-", "_")) for name in EMULATORS})
+    demo.seed(database_url, ports.of_emulators())
     env = function_env(ctx, secret)
-    write_local_env(stack_settings(env))
+    write_local_env({**stack_settings(env), **ports.variables()})
     os.environ.update({"JWT_SECRET": secret, "DATABASE_URL": database_url})
     from shared.auth import mint_token  # noqa: PLC0415 - after the environment is set
 

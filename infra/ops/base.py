@@ -9,6 +9,7 @@ from typing import Any
 
 from infra import migrate as migrations
 from infra.local import demo
+from infra.local.stack import Ports
 from infra.ops._args import whole_number
 from shared.settings import get_settings
 
@@ -48,7 +49,8 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _seed(args: argparse.Namespace) -> int:
-    demo.seed(get_settings().db.database_url, {})
+    # The running stack's emulators (its ports are in .data/local.env), not the defaults.
+    demo.seed(get_settings().db.database_url, Ports.from_env().of_emulators())
     print("demo tenants:", ", ".join(f"{t.slug} ({t.id})" for t in demo.TENANTS))
     return 0
 

@@ -305,6 +305,19 @@ def check_cli_tokens_and_roles(run: Run) -> tuple[str, str]:
     return member, admin
 
 
+def check_seed_demo_keeps_the_stacks_ports(run: Run) -> None:
+    """`make seed-demo` in a fresh shell acts on the running stack: its integrations keep
+    pointing at the emulators this stack started (not at the default ports)."""
+    cli(run, "seed-demo")
+    with psycopg.connect(run.env["DATABASE_URL"]) as conn:
+        configs = dict(conn.execute(
+            "SELECT provider_slug, config->>'base_url' FROM tenant_integrations"
+            " WHERE tenant_id = %s", [ACME],
+        ).fetchall())  # fmt: skip
+    assert configs["onecode"] == f"http://127.0.0.1:{run.env['ONECODE_PORT']}", configs
+    assert configs["acessorias"] == f"http://127.0.0.1:{run.env['ACESSORIAS_PORT']}", configs
+
+
 def check_demo_run_is_quick(run: Run, admin: str) -> None:
     """The demo Acessórias run does not idle 9 s re-checking its last, empty page."""
     auth = {"Authorization": f"Bearer {admin}"}
@@ -397,6 +410,7 @@ def test_make_run_walkthrough(launch: Any, tmp_path: Path) -> None:
     check_index_and_health(run)
     check_logs(run, old)
     _, admin = check_cli_tokens_and_roles(run)
+    check_seed_demo_keeps_the_stacks_ports(run)
     check_demo_run_is_quick(run, admin)
     check_tenants_export_apart(run)
     check_a_second_run_is_refused(run)
