@@ -94,6 +94,12 @@ def with_dbname(url: str, dbname: str) -> str:
     return make_conninfo(url, dbname=dbname)
 
 
+def place(url: str) -> str:
+    """host:port/database of a connection string (never its password)."""
+    parts = conninfo_to_dict(url)
+    return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
+
+
 def dbname_of(url: str) -> str:
     """The database a URL names."""
     return str(conninfo_to_dict(url).get("dbname") or "postgres")

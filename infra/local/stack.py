@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
+import psycopg
 
 from infra import migrate
 from infra.local import demo, pg, supervise
@@ -181,6 +182,13 @@ def jwt_secret() -> str:
 def database() -> tuple[str, object | None]:
     """DATABASE_URL, or the embedded server under .data/pg (kept between runs)."""
     if os.environ.get("DATABASE_URL"):
+        try:
+            pg.place(os.environ["DATABASE_URL"])
+        except psycopg.ProgrammingError:  # its message quotes the URL, password and all
+            raise StackFailed(
+                "DATABASE_URL is not a valid PostgreSQL connection string (its value is not"
+                " shown: it may hold a password)."
+            ) from None
         return os.environ["DATABASE_URL"], None
     try:
         supervise.rotate_log(DATA / "pg" / "log")  # pg_ctl appends to it at every start
@@ -391,6 +399,11 @@ def run() -> int:
         print("migrating:", migrate.migrate(database_url) or "up to date")
     except (migrate.MigrationChanged, migrate.MigrationFailed) as exc:
         raise StackFailed(f"the database could not be migrated: {exc}") from exc
+    except psycopg.OperationalError as exc:  # not created yet, its server down, a bad login
+        raise StackFailed(
+            f"the database at {pg.place(database_url)} cannot be used: {' '.join(str(exc).split())}"
+            ". Create it or start its server, or leave DATABASE_URL unset for the embedded one."
+        ) from exc
     demo.seed(database_url, ports.of_emulators())
     env = function_env(ctx, secret)
     write_local_env({**stack_settings(env), **ports.variables()})

@@ -14,10 +14,10 @@ import sys
 from collections.abc import Sequence
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import PoolTimeout
 from pydantic import ValidationError
 
+from infra.local.pg import place
 from shared.settings import get_settings
 
 COMMAND_MODULES = [
@@ -92,15 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (psycopg.OperationalError, PoolTimeout) as exc:
         if isinstance(exc, psycopg.Error) and exc.sqlstate is not None:
             raise  # the server answered (a timeout, a shutdown): not a missing database
-        print(f"Cannot reach the database at {_place()}: is the local stack (make run) up,"
+        where = place(os.environ["DATABASE_URL"])
+        print(f"Cannot reach the database at {where}: is the local stack (make run) up,"
               f" or DATABASE_URL right? ({type(exc).__name__})", file=sys.stderr)  # fmt: skip
         return 1
-
-
-def _place() -> str:
-    """host:port/database of DATABASE_URL (never its password)."""
-    parts = conninfo_to_dict(os.environ["DATABASE_URL"])
-    return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
 
 
 def run() -> int:

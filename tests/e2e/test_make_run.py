@@ -116,6 +116,26 @@ def test_an_embedded_server_that_cannot_start_is_one_message(tmp_path: Path) -> 
     assert "Traceback" not in done.stderr and "stack is up" not in done.stdout
 
 
+@pytest.mark.db
+def test_a_database_url_that_cannot_be_used_is_one_message(
+    tmp_path: Path, pg_server_url: str
+) -> None:
+    """Its database not created yet, or a URL that does not parse: what and where, no
+    traceback, and never the password."""
+    missing = pg.with_dbname(pg_server_url, "syncq_never_created")
+    env = clean_env(**stack_port_env(), SYNCQ_DATA_DIR=str(tmp_path / "data"))
+    done = run_stack({**env, "DATABASE_URL": missing})
+    assert done.returncode == 1, done.stdout
+    assert "make run: the database at" in done.stderr and "/syncq_never_created" in done.stderr
+    assert 'database "syncq_never_created" does not exist' in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "stack is up" not in done.stdout
+    bad = "postgresql://postgres:s3cret%zz@127.0.0.1:5432/x"
+    done = run_stack({**env, "DATABASE_URL": bad})
+    assert done.returncode == 1, done.stdout
+    assert "DATABASE_URL is not a valid PostgreSQL connection string" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "s3cret" not in done.stderr
+
+
 @pytest.mark.parametrize(
     ("body", "status"), [(b"", 404), (b'{"status": "ok"}', 200)], ids=["404", "look-alike"]
 )
