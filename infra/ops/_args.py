@@ -1,4 +1,5 @@
-"""Shared by the ops commands: argument types (durations with sane bounds) and `friendly`."""
+"""Shared by the ops commands: argument types (durations with sane bounds), the tenant a
+`--tenant` names, and `friendly`."""
 
 from __future__ import annotations
 
@@ -8,10 +9,24 @@ import json
 import re
 import sys
 from collections.abc import Callable
+from uuid import UUID
 
-from shared.errors import SyncqError
+from shared import db
+from shared.errors import NotFound, SyncqError
+from shared.sqlfiles import query
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+def tenant_named(text: str) -> UUID:
+    """The tenant a `--tenant` names (its slug or its id). The CLI acts as the service, so
+    one that does not exist is said to be missing, not "forbidden" as over HTTP."""
+    with db.transaction() as conn:
+        row = conn.execute(query("ops", "tenant_named"), {"tenant": text}).fetchone()
+    if row is None:
+        raise NotFound(f"No tenant {text!r} (a slug or an id).")
+    return UUID(str(row["id"]))
+
 
 # Beyond about a century, `now() - interval` leaves Postgres's timestamp range: reject
 # such thresholds here rather than as a database traceback.

@@ -17,7 +17,7 @@ from uuid import UUID
 from tqdm import tqdm
 
 from infra.local import demo
-from infra.ops._args import MAX_DAYS, friendly, positive_duration_s, whole_number
+from infra.ops._args import MAX_DAYS, friendly, positive_duration_s, tenant_named, whole_number
 from infra.ops.jobs import table
 from shared import db
 from shared.auth import SERVICE
@@ -39,7 +39,6 @@ from shared.gestao.service import (
     validate_schema,
 )
 from shared.sqlfiles import query
-from shared.tenancy import get_tenant
 from shared.web import parse_model
 
 SETTLED = ("completed", "failed", "paused")
@@ -116,12 +115,6 @@ def _tenant(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def tenant_id(slug: str) -> UUID:
-    """A tenant's id from its slug."""
-    with db.transaction() as conn:
-        return get_tenant(conn, slug=slug).id
-
-
 def _print(body: Any) -> None:
     print(json.dumps(body, indent=2, ensure_ascii=False, default=str))
 
@@ -129,7 +122,7 @@ def _print(body: Any) -> None:
 @friendly
 def start(args: argparse.Namespace) -> int:
     """Create the job, then follow it to the end (or print it with --no-follow)."""
-    tid = tenant_id(args.tenant)
+    tid = tenant_named(args.tenant)
     period = {"start_date": args.start_date, "end_date": args.end_date}
     req = parse_model(ExportRequest, {"tenant_id": tid, "action": ExportAction.START, **period})
     job = export_action(SERVICE, req)
@@ -167,7 +160,7 @@ def _status(tid: UUID, job_id: UUID | None) -> dict[str, Any]:
 @friendly
 def act(args: argparse.Namespace) -> int:
     """status | pause | resume | reset."""
-    req = ExportRequest(tenant_id=tenant_id(args.tenant), action=ExportAction(args.action),
+    req = ExportRequest(tenant_id=tenant_named(args.tenant), action=ExportAction(args.action),
                         job_id=args.job)  # fmt: skip
     _print(export_action(SERVICE, req))
     return 0
@@ -176,7 +169,7 @@ def act(args: argparse.Namespace) -> int:
 @friendly
 def list_exports(args: argparse.Namespace) -> int:
     """The tenant's latest exports as a table (what the function's GET answers)."""
-    req = ExportHistoryQuery(tenant_id=tenant_id(args.tenant), limit=args.limit)
+    req = ExportHistoryQuery(tenant_id=tenant_named(args.tenant), limit=args.limit)
     jobs = export_history(SERVICE, req)["jobs"]
     if not jobs:
         print("no exports yet")
@@ -228,7 +221,7 @@ def seed_leads(args: argparse.Namespace) -> int:
             f"The leads' days (--first-day, then --days more) must lie between {LEAD_DAYS[0]}"
             f" and {LEAD_DAYS[1]}."
         )
-    tid = tenant_id(args.tenant)
+    tid = tenant_named(args.tenant)
     with db.transaction() as conn:
         inserted = demo.seed_leads(conn, tid, args.count, args.first_day, args.days)
     print(f"inserted {inserted} leads for {args.tenant}")
@@ -238,7 +231,7 @@ def seed_leads(args: argparse.Namespace) -> int:
 @friendly
 def schema_validate(args: argparse.Namespace) -> int:
     """Print the schema report; exit 1 when it does not fit."""
-    report = validate_schema(SERVICE, SchemaRequest(tenant_id=tenant_id(args.tenant)))
+    report = validate_schema(SERVICE, SchemaRequest(tenant_id=tenant_named(args.tenant)))
     _print(report)
     return 0 if report["valid"] else 1
 
@@ -246,7 +239,7 @@ def schema_validate(args: argparse.Namespace) -> int:
 @friendly
 def schema_reload(args: argparse.Namespace) -> int:
     """Reload the remote schema cache and print the new validation."""
-    result = reload_schema_cache(SERVICE, TenantRequest(tenant_id=tenant_id(args.tenant)))
+    result = reload_schema_cache(SERVICE, TenantRequest(tenant_id=tenant_named(args.tenant)))
     _print(result)
     return 0 if result["validation"]["valid"] else 1
 
@@ -254,7 +247,7 @@ def schema_reload(args: argparse.Namespace) -> int:
 @friendly
 def config_check(args: argparse.Namespace) -> int:
     """Print each named check; exit 1 when one fails."""
-    result = validate_config(SERVICE, TenantRequest(tenant_id=tenant_id(args.tenant)))
+    result = validate_config(SERVICE, TenantRequest(tenant_id=tenant_named(args.tenant)))
     for check in result["checks"]:
         print(f"{'ok ' if check['ok'] else 'FAIL'}  {check['name']:<16} {check['detail']}")
     return 0 if result["ok"] else 1

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from infra.ops._args import positive_duration_s, whole_number
+from infra.ops._args import friendly, positive_duration_s, tenant_named, whole_number
 from shared import db
 from shared.kinds import sweep as run_sweep
 from shared.queue.models import JobStatus
@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
     p.add_argument("--status", choices=[str(s) for s in JobStatus])
     p.add_argument("--limit", type=whole_number(1, 1000, "jobs"), default=20)
     p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
-    p.set_defaults(handler=list_jobs)
+    p.set_defaults(handler=friendly(list_jobs))
 
     p = cmds.add_parser("cleanup-stuck", help="close live jobs with no progress for a while")
     p.add_argument("--older-than", type=positive_duration_s, required=True, metavar="DURATION",
@@ -73,15 +73,12 @@ def table(headers: Sequence[str], body: Sequence[Sequence[Any]]) -> str:
 def list_jobs(args: argparse.Namespace) -> int:
     """Print recent jobs."""
     params = {
-        "tenant": args.tenant,
+        "tenant_id": tenant_named(args.tenant) if args.tenant else None,
         "provider_slug": args.provider,
         "status": args.status,
         "limit": args.limit,
     }
     with db.transaction() as conn:
-        if args.tenant and not conn.execute(query("ops", "tenant_named"), params).fetchone():
-            print(f"No tenant {args.tenant!r} (a slug or an id).", file=sys.stderr)
-            return 2
         found = conn.execute(query("ops", "list_jobs"), params).fetchall()
     if args.json:
         for row in found:

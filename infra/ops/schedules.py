@@ -7,13 +7,11 @@ import argparse
 import json
 from typing import Any
 
-from infra.ops._args import friendly
-from shared import db
+from infra.ops._args import friendly, tenant_named
 from shared.auth import SERVICE
 from shared.cron import Missed
 from shared.queue.schedules import delete_schedule, list_schedules, put_schedule
 from shared.queue.schemas import ScheduleQuery, ScheduleRef, ScheduleRequest
-from shared.tenancy import get_tenant
 from shared.web import parse_model
 
 
@@ -42,17 +40,12 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=friendly(_delete))
 
 
-def _tenant_id(slug: str) -> str:
-    with db.transaction() as conn:
-        return str(get_tenant(conn, slug=slug).id)
-
-
 def _print(body: Any) -> None:
     print(json.dumps(body, ensure_ascii=False, indent=2, default=str))
 
 
 def _list(args: argparse.Namespace) -> int:
-    query = parse_model(ScheduleQuery, {"tenant_id": _tenant_id(args.tenant)})
+    query = parse_model(ScheduleQuery, {"tenant_id": str(tenant_named(args.tenant))})
     _print(list_schedules(SERVICE, query))
     return 0
 
@@ -61,7 +54,7 @@ def _set(args: argparse.Namespace) -> int:
     req = parse_model(
         ScheduleRequest,
         {
-            "tenant_id": _tenant_id(args.tenant),
+            "tenant_id": str(tenant_named(args.tenant)),
             "provider_slug": args.provider,
             "cron": args.cron,
             "timezone": args.timezone,
@@ -75,6 +68,6 @@ def _set(args: argparse.Namespace) -> int:
 
 
 def _delete(args: argparse.Namespace) -> int:
-    ref = {"tenant_id": _tenant_id(args.tenant), "provider_slug": args.provider}
+    ref = {"tenant_id": str(tenant_named(args.tenant)), "provider_slug": args.provider}
     _print(delete_schedule(SERVICE, parse_model(ScheduleRef, ref)))
     return 0

@@ -5,14 +5,15 @@ SELECT j.id, t.slug AS tenant, j.provider_slug, j.status, j.progress, j.attempts
        j.max_attempts, j.created_at, j.started_at, j.heartbeat_at, j.finished_at,
        j.run_after, j.error_message
 FROM integration_jobs j JOIN tenants t ON t.id = j.tenant_id
-WHERE (%(tenant)s::text IS NULL OR t.slug = %(tenant)s::text OR t.id::text = %(tenant)s::text)
+WHERE (%(tenant_id)s::uuid IS NULL OR j.tenant_id = %(tenant_id)s::uuid)
   AND (%(provider_slug)s::text IS NULL OR j.provider_slug = %(provider_slug)s::text)
   AND (%(status)s::text IS NULL OR j.status = %(status)s::text)
 ORDER BY j.created_at DESC, j.id DESC
 LIMIT %(limit)s
 
 -- name: tenant_named
-SELECT 1 FROM tenants WHERE slug = %(tenant)s::text OR id::text = %(tenant)s::text
+-- The tenant a CLI's --tenant names: its slug, or its id.
+SELECT id FROM tenants WHERE slug = %(tenant)s::text OR id::text = %(tenant)s::text
 
 -- name: stuck_jobs
 -- Live jobs with no sign of life for longer than the threshold: running without a

@@ -188,3 +188,17 @@ def test_jobs_list_names_a_tenant_that_does_not_exist_and_refuses_a_bad_limit(
             main(["jobs", "list", "--limit", bad])
         assert exit_.value.code == 2
         assert "argument --limit" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["jobs", "list"], ["schedules", "list"], ["export", "status"], ["export", "list"],
+    ["config", "check"], ["schema", "validate"],
+])  # fmt: skip
+def test_every_tenant_option_names_a_tenant_that_does_not_exist(
+    database_url: str, seeded: dict[str, Any], capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+) -> None:  # fmt: skip
+    """The CLI acts as the service: a mistyped slug is missing, not "forbidden"."""
+    assert main([*argv, "--tenant", "nope"]) == 2
+    error = json.loads(capsys.readouterr().err)["error"]
+    assert (error["code"], error["message"]) == ("not_found", "No tenant 'nope' (a slug or an id).")
