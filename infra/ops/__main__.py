@@ -93,8 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, psycopg.Error) and exc.sqlstate is not None:
             raise  # the server answered (a timeout, a shutdown): not a missing database
         where = place(os.environ["DATABASE_URL"])
-        print(f"Cannot reach the database at {where}: is the local stack (make run) up,"
-              f" or DATABASE_URL right? ({type(exc).__name__})", file=sys.stderr)  # fmt: skip
+        why = " ".join(str(exc).split()) if isinstance(exc, psycopg.Error) else type(exc).__name__
+        print(f"Cannot reach the database at {where} ({why}): is the local stack (make run)"
+              " up, or DATABASE_URL right?", file=sys.stderr)  # fmt: skip
         return 1
 
 

@@ -202,3 +202,22 @@ def test_every_tenant_option_names_a_tenant_that_does_not_exist(
     assert main([*argv, "--tenant", "nope"]) == 2
     error = json.loads(capsys.readouterr().err)["error"]
     assert (error["code"], error["message"]) == ("not_found", "No tenant 'nope' (a slug or an id).")
+
+
+def test_a_database_that_is_not_there_is_named_with_the_servers_reason(
+    pg_server_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The server answers, the database was never created: say so, not just "cannot reach"."""
+    from infra.local import pg
+    from shared.settings import reload_settings
+
+    monkeypatch.setenv("DATABASE_URL", pg.with_dbname(pg_server_url, "syncq_never_created"))
+    reload_settings()
+    try:
+        assert main(["migrate"]) == 1
+        err = capsys.readouterr().err
+        assert "Cannot reach the database at" in err and "/syncq_never_created" in err, err
+        assert 'database "syncq_never_created" does not exist' in err, err
+    finally:
+        monkeypatch.undo()
+        reload_settings()
