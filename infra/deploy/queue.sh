@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Cloud Tasks queue that wakes the worker. Usage: PROJECT=p REGION=r infra/deploy/queue.sh
 #
-# Why these numbers (keep them consistent with shared/queue/backoff.py and the settings):
+# Why these numbers (keep them consistent with shared/jobs/policy.py and the settings):
 # * Cloud Tasks is only a wake-up (DESIGN.md invariant 1). A job's own retries live in
 #   Postgres: run_after = now + backoff(attempt) (BACKOFF_BASE_S 30 s, cap BACKOFF_CAP_S
 #   3600 s, max_attempts 3) and a *delayed task* with that schedule_time. The worker answers

@@ -1,4 +1,4 @@
--- Scheduled syncs (shared/queue/schedules.py, shared/queue/tick.py).
+-- Scheduled syncs (shared/queue/schedules.py: the settings, the tick and its steps).
 
 -- name: now
 SELECT now() AS now
