@@ -100,7 +100,13 @@ class Reply(StrEnum):
 # data caused them: program limits (54: an index entry too big), trigger and routine
 # failures (09, 38, 39). A batch refused so is split to find the rows, never retried whole.
 _DATA_CLASSES = frozenset({"22", "23", "P0", "54", "09", "38", "39"})
-_STATEMENT_CLASSES = frozenset({"42"})  # syntax, undefined names: the statement, not a row
+# PostgreSQL's own SQLSTATE classes (its manual's Appendix A); a code outside them was chosen
+# by the remote's code (a trigger's `RAISE SQLSTATE 'PGRST'`).
+_POSTGRESQL_CLASSES = frozenset({
+    "00", "01", "02", "03", "08", "09", "0A", "0B", "0F", "0L", "0P", "0Z", "20", "21", "22",
+    "23", "24", "25", "26", "27", "28", "2B", "2D", "2F", "34", "38", "39", "3B", "3D", "3F",
+    "40", "42", "44", "53", "54", "55", "57", "58", "72", "F0", "HV", "P0", "XX",
+})  # fmt: skip
 _STATEMENT_TIMEOUT = "57014"  # the remote's statement_timeout cut the upsert short
 _SCHEMA_CODES = frozenset({"PGRST204", "PGRST205", "42703", "42P01", "PGRST202"})
 
@@ -148,21 +154,19 @@ class Answer:
     def refused_rows(self) -> bool:
         """The remote refused rows of the batch for their data (whatever the HTTP status).
 
-        Besides the classes above: any other SQLSTATE PostgREST answers with a 4xx, such as
-        a trigger's own refusal with the status it chose (`RAISE ... ERRCODE 'PT422'`, or
-        `RAISE SQLSTATE 'PGRST'` with a code of its own). Not PostgREST's own codes (the
-        request), class 42 (the statement: undefined names) or 405 (a read-only remote).
+        Besides the classes above: a 4xx whose code the remote's own code chose, a trigger
+        refusing a row with the status of its choice (`RAISE ... ERRCODE 'PT422'`, or `RAISE
+        SQLSTATE 'PGRST'` with a code of its own). Any other PostgreSQL code PostgREST
+        answers with its default 400 (a rule the upsert cannot go through, 0A000) refuses
+        the statement, not a row: split, every lead would be marked as an error.
         """
         code = self.code or ""
         if code[:2] in _DATA_CLASSES:
             return True
-        return (
-            400 <= self.status < 500
-            and self.status != 405
-            and bool(code)
-            and not code.startswith("PGRST")
-            and code[:2] not in _STATEMENT_CLASSES
+        chosen = code.startswith("PT") or (
+            bool(code) and not code.startswith("PGRST") and code[:2] not in _POSTGRESQL_CLASSES
         )
+        return 400 <= self.status < 500 and chosen
 
     @property
     def too_big(self) -> bool:

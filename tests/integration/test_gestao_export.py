@@ -467,6 +467,28 @@ def test_a_lead_a_remote_trigger_refuses_with_a_status_of_its_own_is_isolated(
     assert error["response_body"]["code"] == code
 
 
+def test_a_4xx_refusing_the_statement_pauses_the_export_instead_of_failing_every_lead(
+    database_url: str, own_tenant: TenantFixture, own_remote: Remote, configure: Any
+) -> None:
+    """PostgREST answers 400 for any code it does not map: here 0A000, a rule on the remote
+    table that an upsert cannot go through. Split down to single leads, each was refused
+    and the export "completed" with every lead an error."""
+    own_remote.sql(
+        "CREATE TABLE public.audit (id bigint);"
+        " CREATE RULE audit AS ON UPDATE TO public.leads DO ALSO"
+        " INSERT INTO public.audit VALUES (NEW.id);"
+    )
+    setup(configure, own_remote, GESTAO_SCOUTER_BATCH_SIZE="100",
+          GESTAO_SCOUTER_MAX_BATCH_SIZE="100")  # fmt: skip
+    seed_leads(database_url, own_tenant.id, 300)
+    job = drive(database_url, start(own_tenant))
+    assert (job["status"], job["error_leads"]) == ("paused", 0), job["pause_reason"]
+    assert "0A000" in job["pause_reason"]
+    assert rows(database_url, "SELECT count(*) AS n FROM gestao_scouter_export_errors") == [
+        {"n": 0}
+    ]
+
+
 def test_the_runners_retry_lines_carry_the_job_and_tenant_labels(
     database_url: str, tenant: TenantFixture, remote: Remote, configure: Any,
     logs: Callable[[], str],

@@ -136,9 +136,12 @@ def test_answers_are_classified() -> None:
     assert answer(400, "PT400").reply is Reply.DATA
     assert answer(422, "PT422").reply is Reply.DATA
     assert answer(422, "L001").reply is Reply.DATA
-    # ... but not the statement (undefined function), a read-only remote, a bare 4xx:
+    # ... but not the statement (undefined function, a rule the upsert cannot go through),
+    # a read-only remote, PostgREST's own codes, a bare 4xx:
     assert answer(400, "42883").reply is Reply.OTHER
+    assert answer(400, "0A000").reply is Reply.OTHER
     assert answer(405, "25006").reply is Reply.OTHER
+    assert answer(400, "PGRST100").reply is Reply.OTHER
     assert answer(400).reply is Reply.OTHER
     assert answer(422).reply is Reply.OTHER
 
