@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from shared.jsonio import db_text
+
 MASK = "[redacted]"
 _AFTER_KEY = r" already exists| is not present| conflicts with|\.?$"
 # Every pattern does bounded work from each place it starts (a lazy run is capped, or cannot
@@ -52,16 +54,16 @@ def scrub_text(text: str, secrets: Iterable[str] = ()) -> str:
     out = out[:_SCANNED]  # what is kept is shorter still: the rest need not be read
     for pattern, replacement in _PATTERNS:
         out = pattern.sub(replacement, out)
-    return out[:MAX_TEXT]
+    return db_text(out[:MAX_TEXT])  # stored in text and jsonb, which hold no NUL
 
 
 def scrub_value(value: Any, secrets: Iterable[str] = ()) -> Any:
-    """Scrub every string inside a JSON-like value (dict keys are kept)."""
+    """Scrub every string inside a JSON-like value (dict keys are kept, made storable)."""
     known = tuple(secrets)
     if isinstance(value, str):
         return scrub_text(value, known)
     if isinstance(value, dict):
-        return {str(k): scrub_value(v, known) for k, v in value.items()}
+        return {db_text(str(k)): scrub_value(v, known) for k, v in value.items()}
     if isinstance(value, list):
         return [scrub_value(v, known) for v in value]
     return value

@@ -15,6 +15,7 @@ from shared import db
 from shared.gestao import runner
 from shared.gestao.batches import START, batch_statement, next_batch
 from shared.gestao.mapping import DEFAULT_MAPPING
+from shared.gestao.remote import Answer, RemoteClient
 from tests.integration.gestao_support import (
     Remote,
     drive,
@@ -487,6 +488,26 @@ def test_a_4xx_refusing_the_statement_pauses_the_export_instead_of_failing_every
     assert rows(database_url, "SELECT count(*) AS n FROM gestao_scouter_export_errors") == [
         {"n": 0}
     ]
+
+
+@pytest.mark.parametrize("case", [
+    (Answer(401, {"message": "JWT invalid\x00"}, ""), "paused"),  # the pause reason
+    (Answer(400, {"code": "23502", "message": "null value\x00"}, ""), "completed"),  # a row
+])  # fmt: skip
+def test_a_remote_message_holding_a_nul_is_stored_without_it(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any, *,
+    monkeypatch: pytest.MonkeyPatch, case: tuple[Answer, str],
+) -> None:  # fmt: skip
+    """jsonb holds no NUL: the runner crashed storing the remote's words, and the export
+    paused as an internal error, the real reason lost (a bad lead stopped it all)."""
+    answer, expected = case
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="1")
+    seed_leads(database_url, tenant.id, 1)
+    job_id = start(tenant)
+    monkeypatch.setattr(RemoteClient, "upsert", lambda self, *a, **k: answer)
+    job = drive(database_url, job_id)
+    assert job["status"] == expected, (job["status"], job["pause_reason"])
+    assert "Internal error" not in (job["pause_reason"] or "")
 
 
 def test_the_runners_retry_lines_carry_the_job_and_tenant_labels(

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from shared.scrub import scrub_text
+from shared.scrub import scrub_text, scrub_value
 
 
 @pytest.mark.parametrize(
@@ -70,3 +70,9 @@ def test_a_hostile_text_cannot_pin_the_scrubber(text: str) -> None:
     started = time.monotonic()
     assert len(scrub_text(text)) <= 2000
     assert time.monotonic() - started < 5
+
+
+def test_what_is_scrubbed_is_storable() -> None:
+    """Scrubbed text goes to text and jsonb columns, which hold no NUL (nor lone surrogate)."""
+    assert scrub_text("JWT invalid\x00 \ud800!") == "JWT invalid \ufffd!"
+    assert scrub_value({"message\x00": ["a\x00b"]}) == {"message": ["ab"]}
