@@ -44,7 +44,10 @@ def _q(name: str) -> Any:
 def _public(row: Row, now: datetime) -> dict[str, Any]:
     """A schedule as callers see it, with its next runs."""
     status = row["last_job_status"] if row["last_outcome"] == "enqueued" else row["last_outcome"]
-    upcoming = cron.next_runs(row["cron"], row["timezone"], now, NEXT_RUNS_SHOWN)
+    try:
+        upcoming = cron.next_runs(row["cron"], row["timezone"], now, NEXT_RUNS_SHOWN)
+    except ValueError:  # a zone the host no longer knows: none to show (the tick puts it off)
+        upcoming = []
     if row["enabled"] and row["next_run_at"] < now:
         upcoming = [row["next_run_at"], *upcoming[:-1]]  # due, the next sweep takes it
     return {

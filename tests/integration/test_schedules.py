@@ -252,6 +252,24 @@ def test_a_schedule_that_cannot_be_planned_does_not_stop_the_others(
     assert put_off["next_run_at"] < db_now(database_url) - timedelta(minutes=59)
 
 
+def test_a_schedule_whose_zone_the_host_no_longer_knows_still_lists(
+    database_url: str, configure: Configure
+) -> None:
+    """A zone gone from the host's tzdata: the tenant's list (the dashboard's Agendamento)
+    stands, that schedule without upcoming runs; it was a 500 for the whole list."""
+    configure(DATABASE_URL=database_url)
+    acme = seed_tenant(database_url, "acme")
+    schedule(database_url, acme, cron="0 2 * * *", zone="Mars/Olympus",
+             next_run_at=db_now(database_url) + timedelta(hours=1))  # fmt: skip
+    listed = function_client("integration-schedules").get(
+        "/", query_string={"tenant_id": str(acme.id)},
+        headers={"Authorization": f"Bearer {acme.member_token}"},
+    )  # fmt: skip
+    assert listed.status_code == 200, listed.get_json()
+    [shown] = listed.get_json()["schedules"]
+    assert (shown["timezone"], shown["next_runs"][1:]) == ("Mars/Olympus", [])
+
+
 # -- DST -----------------------------------------------------------------------------------------
 
 
