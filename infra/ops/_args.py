@@ -19,10 +19,14 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def tenant_named(text: str) -> UUID:
-    """The tenant a `--tenant` names (its slug or its id). The CLI acts as the service, so
+    """The tenant a `--tenant` names: its slug, else its id. The CLI acts as the service, so
     one that does not exist is said to be missing, not "forbidden" as over HTTP."""
+    try:
+        as_id: UUID | None = UUID(text)
+    except ValueError:
+        as_id = None
     with db.transaction() as conn:
-        row = conn.execute(query("ops", "tenant_named"), {"tenant": text}).fetchone()
+        row = conn.execute(query("ops", "tenant_named"), {"tenant": text, "id": as_id}).fetchone()
     if row is None:
         raise NotFound(f"No tenant {text!r} (a slug or an id).")
     return UUID(str(row["id"]))

@@ -12,8 +12,11 @@ ORDER BY j.created_at DESC, j.id DESC
 LIMIT %(limit)s
 
 -- name: tenant_named
--- The tenant a CLI's --tenant names: its slug, or its id.
-SELECT id FROM tenants WHERE slug = %(tenant)s::text OR id::text = %(tenant)s::text
+-- The tenant a CLI's --tenant names: its slug, or its id (a slug may look like another
+-- tenant's id: the slug wins).
+SELECT id FROM tenants WHERE slug = %(tenant)s::text OR id = %(id)s::uuid
+ORDER BY slug = %(tenant)s::text DESC
+LIMIT 1
 
 -- name: stuck_jobs
 -- Live jobs with no sign of life for longer than the threshold: running without a

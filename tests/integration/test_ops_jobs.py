@@ -221,3 +221,18 @@ def test_a_database_that_is_not_there_is_named_with_the_servers_reason(
     finally:
         monkeypatch.undo()
         reload_settings()
+
+
+def test_a_tenant_option_prefers_the_slug_and_reads_an_id_in_any_case(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Slugs may look like ids: a slug that is another tenant's id names the slug's tenant
+    (as when the commands took only slugs); an id in capitals is still that id."""
+    victim = seed_tenant(database_url, "victim")
+    other = seed_tenant(database_url, str(victim.id))
+    argv = ["schedules", "set", "--provider", "acessorias", "--cron", "0 2 * * *"]
+    assert main([*argv, "--tenant", str(victim.id)]) == 0
+    set_on = rows(database_url, "SELECT tenant_id FROM integration_schedules")
+    assert set_on == [{"tenant_id": other.id}]
+    assert main(["schedules", "list", "--tenant", str(other.id).upper()]) == 0
+    assert "acessorias" in capsys.readouterr().out
