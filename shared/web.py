@@ -400,14 +400,23 @@ def entry_point(function: Entry) -> Entry:
 
     functions-framework answers `/robots.txt` and `/favicon.ico` with its own 404 page, and
     Flask its `/static/...` route, before the function is called: those answers become the
-    envelope too. A main.py runs inside the app's context while the framework loads it (in
-    Cloud Functions, the gateway and the tests alike), which is where the app is found.
+    envelope too, and so does a failure outside an endpoint's own handling (`_crashed`). A
+    main.py runs inside the app's context while the framework loads it (in Cloud Functions,
+    the gateway and the tests alike), which is where the app is found.
     """
     if flask.has_app_context():
         app: flask.Flask = flask.current_app._get_current_object()  # type: ignore[attr-defined]
         app.register_error_handler(HTTPException, _answered_by_the_framework)
+        app.register_error_handler(Exception, _crashed)
     functions_framework.http(function)  # registered by its name as an HTTP function
     return function
+
+
+def _crashed(error: Exception) -> flask.Response:
+    """The envelope for a failure outside an endpoint's own handling: settings that cannot
+    be read fail the CORS headers too, and the framework answered with its HTML page."""
+    _logger.error("unhandled error", exc_info=error)
+    return error_response(SyncqError())
 
 
 def _answered_by_the_framework(error: HTTPException) -> flask.Response:

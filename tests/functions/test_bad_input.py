@@ -217,3 +217,27 @@ def test_paths_the_framework_answers_itself_get_the_envelope(name: str, path: st
     posted = client.post(path, data=b"{}", content_type="application/json")
     assert posted.mimetype == "application/json" and posted.status_code in (404, 405)
     assert "error" in posted.get_json()
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/"), ("OPTIONS", "/"), ("GET", "/nope")])
+def test_settings_that_cannot_be_read_still_answer_the_envelope(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, method: str, path: str
+) -> None:
+    """A setting that does not parse (here DATABASE_URL) fails every request: with the
+    error envelope, as every error is, not the framework's HTML crash page."""
+    from shared.settings import get_settings, reload_settings
+
+    token = service_token()
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres:s3cret%zzpw@127.0.0.1:5432/x")
+    get_settings.cache_clear()
+    try:
+        response = function_client("list-integration-jobs").open(
+            path, method=method, query_string={"tenant_id": str(uuid.uuid4())},
+            headers={**bearer(token), "Origin": "http://localhost:5173",
+                     "Access-Control-Request-Method": "GET"},
+        )  # fmt: skip
+    finally:
+        monkeypatch.undo()
+        reload_settings()
+    assert response.status_code == 500
+    assert response.get_json() == {"error": {"code": "internal_error", "message": "Internal error."}}
