@@ -88,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The pool's reconnect warnings would bury the one line said when no database answers.
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     try:
+        if args.command not in WITHOUT_DATABASE:  # at once, with the server's own reason
+            timeout_s = max(2, round(get_settings().db.db_connect_timeout_s))
+            psycopg.connect(get_settings().db.database_url, connect_timeout=timeout_s).close()
         return int(args.handler(args) or 0)
     except (psycopg.OperationalError, PoolTimeout) as exc:
         if isinstance(exc, psycopg.Error) and exc.sqlstate is not None:

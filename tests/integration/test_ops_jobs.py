@@ -214,10 +214,16 @@ def test_a_database_that_is_not_there_is_named_with_the_servers_reason(
     monkeypatch.setenv("DATABASE_URL", pg.with_dbname(pg_server_url, "syncq_never_created"))
     reload_settings()
     try:
-        assert main(["migrate"]) == 1
-        err = capsys.readouterr().err
-        assert "Cannot reach the database at" in err and "/syncq_never_created" in err, err
-        assert 'database "syncq_never_created" does not exist' in err, err
+        for argv in (
+            ["migrate"],
+            ["jobs", "list"],
+            ["sweep"],
+            ["schedules", "list", "--tenant", "a"],
+        ):
+            assert main(argv) == 1, argv
+            err = capsys.readouterr().err
+            assert "Cannot reach the database at" in err and "/syncq_never_created" in err, err
+            assert 'database "syncq_never_created" does not exist' in err, err
     finally:
         monkeypatch.undo()
         reload_settings()
