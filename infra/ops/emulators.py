@@ -12,7 +12,10 @@ import sys
 import time
 from typing import Any
 
+import psycopg
+
 from infra.local import demo
+from infra.local.pg import place
 from infra.local.stack import EMULATORS, ROOT, Ports, StackContext
 from shared.settings import get_settings
 
@@ -65,14 +68,27 @@ def _interrupt(signum: int, frame: object) -> None:
 NEEDS_DATABASE = ("gestao-scouter", "gestao-scouter-2")
 
 
+def _no_database() -> str | None:
+    """Why the Gestão Scouter projects cannot start here (None: they can). Not the settings'
+    default server, which may be some other program's; nor a stopped stack's, whose URL
+    .data/local.env still holds."""
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        return "No database"
+    try:
+        psycopg.connect(url, connect_timeout=2).close()
+    except psycopg.Error as exc:
+        return f"No database answers at {place(url)} ({' '.join(str(exc).split())})"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Start the chosen emulators as child processes and wait for Ctrl-C."""
     names = args.only or sorted(EMULATORS)
     needing = [name for name in names if name in NEEDS_DATABASE]
-    if needing and not os.environ.get("DATABASE_URL"):
-        # Not the settings' default server: it may be some other program's PostgreSQL.
-        print(f"No database for {', '.join(needing)}: set DATABASE_URL, start the local"
-              " stack (make run), or leave them out with --only.", file=sys.stderr)  # fmt: skip
+    if needing and (problem := _no_database()):
+        print(f"{problem} for {', '.join(needing)}: set DATABASE_URL, start the local stack"
+              " (make run), or leave them out with --only.", file=sys.stderr)  # fmt: skip
         return 2
     signal.signal(signal.SIGTERM, _interrupt)
     ctx = StackContext(Ports.from_env(), get_settings().db.database_url)

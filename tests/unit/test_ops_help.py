@@ -77,6 +77,17 @@ def test_the_emulators_that_need_a_database_refuse_without_one(
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert "No database for gestao-scouter" in err and "--only" in err, err
+    # a stopped stack's URL, which .data/local.env keeps: nothing answers there
+    import socket
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres:pw@127.0.0.1:{port}/syncq")
+    assert main(["emulators", "--only", "gestao-scouter"]) == 2
+    err = capsys.readouterr().err
+    assert f"No database answers at 127.0.0.1:{port}/syncq" in err and "pw" not in err, err
 
 
 def test_a_database_that_does_not_answer_is_one_line_not_a_traceback(
