@@ -322,7 +322,9 @@ def check_database(server: Any) -> None:
 
 
 def check_children(children: Children) -> None:
-    """StackFailed naming the first child that exited, with the end of its log."""
+    """StackFailed naming the first child that exited, with the end of its log; and the
+    stop again if one came (see supervise.STOPPING)."""
+    supervise.raise_if_stopping()
     dead = children.first_dead()
     if dead is not None:
         raise StackFailed(supervise.death_report(dead, log_label(dead.log)))

@@ -174,6 +174,7 @@ class Children:
     def start(self, name: str, argv: Sequence[str], env: dict[str, str]) -> Child:
         """Start one process, its output (stdout and stderr) in `<log_dir>/<name>.log`."""
         log = self._log_dir / f"{name}.log"
+        raise_if_stopping()  # none started once the stack is stopping
         rotate_log(log)
         with log.open("wb") as out:  # the child keeps its own copy of the descriptor
             try:
@@ -183,7 +184,7 @@ class Children:
                 main = threading.current_thread() is threading.main_thread()
                 proc = subprocess.Popen(  # noqa: S603 - our own argv
                     list(argv), env=env, cwd=self._cwd, stdout=out, stderr=subprocess.STDOUT,
-                    preexec_fn=_die_with_parent if main else None,  # noqa: PLW1509 - see there
+                    preexec_fn=_die_with_parent if main else _answer_stop_signals,  # noqa: PLW1509 - see there
                 )  # fmt: skip
             except OSError as exc:
                 raise StackFailed(f"could not start {name} ({argv[0]}): {exc.strerror}.") from exc
@@ -200,10 +201,22 @@ _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None) if sys.platform.startswith("linux") else None  # loaded before any fork
 
 
+_SIG_DFL = 0  # signal(2)'s SIG_DFL
+
+
+def _answer_stop_signals() -> None:
+    """In the child, before it runs: the stop signals at their defaults. One the stack
+    ignores (it is stopping) would stay ignored across exec, the parent-death signal too."""
+    if _LIBC is not None:
+        for sig in STOP_SIGNALS:
+            _LIBC.signal(sig, _SIG_DFL)
+
+
 def _die_with_parent() -> None:
     """In the child, before it runs: on Linux, get SIGTERM when the stack dies, even by
     SIGKILL, so no emulator or gateway is left holding its port for the next `make run`.
-    (One call into an already loaded libc: no import, no lock another thread may hold.)"""
+    (Calls into an already loaded libc: no import, no lock another thread may hold.)"""
+    _answer_stop_signals()
     if _LIBC is not None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -246,11 +259,24 @@ def _ignore_stop_signals() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
+# Set by the first stop signal. Its KeyboardInterrupt can be lost (Python drops an exception
+# raised inside a finalizer, printing "Exception ignored"), and later signals are ignored:
+# the stack checks this too, or it would run on, deaf to every signal.
+STOPPING = threading.Event()
+
+
 def _stop_once(signum: int, frame: object) -> None:
     # Ignore the next ones first: `make` forwards a group's SIGTERM, so a second one
     # arrives while we are stopping, and must not interrupt the shutdown.
     _ignore_stop_signals()
+    STOPPING.set()
     raise KeyboardInterrupt
+
+
+def raise_if_stopping() -> None:
+    """KeyboardInterrupt again when a stop signal came (its own may have been lost)."""
+    if STOPPING.is_set():
+        raise KeyboardInterrupt
 
 
 def trap_stop_signals() -> None:

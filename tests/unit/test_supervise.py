@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +85,50 @@ def test_an_embedded_server_that_cannot_start_is_a_stack_failure(
     monkeypatch.setattr(pg, "start_embedded", start_embedded)
     with pytest.raises(StackFailed, match="the embedded PostgreSQL could not start in"):
         stack.database()
+
+
+@pytest.fixture
+def stop_signals() -> Any:
+    """This process's stop-signal dispositions and stop flag, put back afterwards."""
+    saved = {sig: signal.getsignal(sig) for sig in supervise.STOP_SIGNALS}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+    supervise.STOPPING.clear()
+
+
+def test_a_stop_whose_interrupt_was_lost_still_stops_the_stack(
+    stop_signals: None, tmp_path: Path
+) -> None:
+    """Python drops an exception a signal handler raises inside a finalizer (it prints
+    "Exception ignored in ..."): the stack then ran on, deaf to every later signal, and
+    started its children anyway. The stop is remembered: the next check raises it again."""
+    supervise.trap_stop_signals()
+    with contextlib.suppress(KeyboardInterrupt):  # where the interrupt was lost
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1)
+    children = supervise.Children(tmp_path, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        stack.check_children(children)
+    with pytest.raises(KeyboardInterrupt):
+        children.start("late", [sys.executable, "-c", "pass"], dict(os.environ))
+    assert children.started == []
+
+
+def test_a_child_answers_stop_signals_even_when_the_stack_ignores_them(
+    stop_signals: None, tmp_path: Path
+) -> None:
+    """An ignored signal stays ignored across exec: a child started while the stack ignored
+    SIGTERM (stopping) ignored its parent-death signal too, and outlived a killed stack."""
+    for sig in supervise.STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    children = supervise.Children(tmp_path, tmp_path)
+    child = children.start("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"],
+                           dict(os.environ))  # fmt: skip
+    try:
+        time.sleep(0.5)  # the interpreter is up (a signal before exec would not tell)
+        child.proc.terminate()
+        assert child.proc.wait(10) == -signal.SIGTERM
+    finally:
+        child.proc.kill()
+        child.proc.wait()
