@@ -16,6 +16,7 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -193,6 +194,12 @@ def _db_attempts(url: str) -> list[worklogs.Attempt]:
     ]  # fmt: skip
 
 
+def refused_sweeps(counts: Mapping[str, int]) -> int:
+    """Sweeps the worker answered, but not with 200 (`Sweeper` counts them by status,
+    `sweeps_500`; `sweeps_ok` were answered, `sweeps_failed` cut or never answered)."""
+    return sum(n for k, n in counts.items() if k.removeprefix("sweeps_").isdigit())
+
+
 def _goals(stack: ChaosStack, p: QueueParams, clicks: Clicks, seen: Observed) -> list[Figure]:
     url = stack.plan.database_url
     ids = list(clicks.created)
@@ -205,6 +212,7 @@ def _goals(stack: ChaosStack, p: QueueParams, clicks: Clicks, seen: Observed) ->
         n for k, n in answers.items() if k.startswith("answer_4") and k != "answer_429"
     )
     click_5xx = sum(n for s, n in clicks.answers.items() if s >= 500 or s == 0)
+    sweeps_refused = refused_sweeps(seen.sweeps)
     side = sql.one(url, "side_rows_off")
     return [
         total(NAME, "jobs created (run-integration 202)", len(ids)),
@@ -221,6 +229,7 @@ def _goals(stack: ChaosStack, p: QueueParams, clicks: Clicks, seen: Observed) ->
         zero(NAME, "clicks answered 5xx or not at all", click_5xx),
         zero(NAME, "wake-ups the live worker answered 5xx", worker_5xx),
         zero(NAME, "wake-ups the worker refused (4xx)", worker_4xx),
+        zero(NAME, "sweeps the live worker answered other than 200", sweeps_refused),
     ]  # fmt: skip
 
 
@@ -246,6 +255,7 @@ def _totals(stack: ChaosStack, clicks: Clicks, seen: Observed) -> list[Figure]:
         total(NAME, "wake-ups lost (dropped)", proxy.get("dropped", 0)),
         total(NAME, "wake-ups duplicated", proxy.get("duplicated", 0)),
         total(NAME, "wake-ups redelivered (worker down or killed)", proxy.get("redelivered", 0)),
+        total(NAME, "wake-ups given up after every redelivery", proxy.get("gave_up", 0)),
         total(NAME, "wake-ups that found nothing to run (absorbed)", proxy.get("empty", 0)),
         total(NAME, "sweeps answered", seen.sweeps["sweeps_ok"]),
         total(NAME, "sweeps cut or refused (worker down or killed)", seen.sweeps["sweeps_failed"]),

@@ -76,3 +76,11 @@ def test_only_figures_with_a_goal_can_miss_it() -> None:
     assert [f.name for f in missed(figures)] == ["overlaps", "refunds"]
     table = render(figures)
     assert "1,990" in table and table.count("MISSED") == 2
+
+
+def test_a_sweep_answered_other_than_200_is_counted_as_refused() -> None:
+    """It fell in neither row (answered, cut) and met no goal."""
+    from infra.chaos.scenario_queue import refused_sweeps
+
+    counts = {"sweeps_ok": 5, "sweeps_failed": 2, "sweeps_500": 1, "sweeps_403": 2, "rescued": 9}
+    assert refused_sweeps(counts) == 3
