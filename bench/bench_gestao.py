@@ -14,7 +14,8 @@ mapped source (checksum), then the table is emptied again.
   status read before each page (to honour a pause) and its counters updated after it.
 * syncq: the real runner (`shared.gestao.runner`): keyset pages built as JSON by Postgres,
   B leads per upsert, P upserts in flight, checkpoint per batch; also with the shipped
-  defaults (the batch size adapts from 500, see shared/gestao/batches.BatchSizer).
+  defaults (the batch size adapts from GESTAO_SCOUTER_BATCH_SIZE, 1000; see
+  shared/gestao/batches.BatchSizer).
 * COPY: `COPY (SELECT mapped) TO STDOUT` piped into `COPY leads FROM STDIN` on the remote
   database, no HTTP at all: the limit.
 
