@@ -3,12 +3,12 @@
 The API's quirks (PROVIDERS.md): `Pagina=N` from 1 with no total, an empty page is the end
 — except that under load it may answer `200 []` early, so an empty page is re-checked
 slowly before it is believed; business errors are `200 {"Erro": ...}`; 204/404 mean
-nothing (a 404 that is neither empty nor JSON is a wrong base_url); items can repeat
-across pages, so rows are upserted by key. Items can also be skipped: with no total to
-check against, a company removed from a page already read while later pages are read
-shifts the next one back onto that page, and this sync misses it (the next one reads it).
-A second walk would find it, at twice the requests against the 100-a-minute limit: not
-taken.
+nothing (a 404 that is neither empty nor JSON, or on page 1 not the API's JSON, is a
+wrong base_url); items can repeat across pages, so rows are upserted by key. Items can
+also be skipped: with no total to check against, a company removed from a page already
+read while later pages are read shifts the next one back onto that page, and this sync
+misses it (the next one reads it). A second walk would find it, at twice the requests
+against the 100-a-minute limit: not taken.
 """
 
 from __future__ import annotations
@@ -105,11 +105,14 @@ def map_company(raw: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def parse_page(response: httpx.Response) -> list[dict[str, Any]]:
+def parse_page(response: httpx.Response, *, first: bool = False) -> list[dict[str, Any]]:
     """A companies page: a list (maybe empty), or an error for `{"Erro": ...}` and the like
-    (told in our words: the provider's may quote the token or a customer's data)."""
+    (told in our words: the provider's may quote the token or a customer's data). `first`:
+    page 1, where a 404 must look like the API's own to mean an empty account."""
     raise_for_auth(response, NAME)
-    if response.status_code == 204 or (response.status_code == 404 and _api_answer(response)):
+    if response.status_code == 204 or (
+        response.status_code == 404 and _api_answer(response, first=first)
+    ):
         return []
     if response.status_code == 404:
         raise UpstreamError(
@@ -139,16 +142,18 @@ def parse_page(response: httpx.Response) -> list[dict[str, Any]]:
     return [item for item in body if isinstance(item, dict)]
 
 
-def _api_answer(response: httpx.Response) -> bool:
+def _api_answer(response: httpx.Response, *, first: bool) -> bool:
     """A 404 the API means as "nothing": empty or JSON. A page of any other kind comes from
-    a router or proxy in front of a wrong address, and must not read as an empty account."""
+    a router or proxy in front of a wrong address, and must not read as an empty account;
+    on page 1, where a wrong address shows, the JSON must be the API's shapes too (a list,
+    or its `{"Erro": ...}`): gateways answer an unknown path in JSON of their own."""
     if not response.content.strip():
         return True
     try:
-        jsonio.loads(response.content)
+        body = jsonio.loads(response.content)
     except ValueError:
         return False
-    return True
+    return not first or isinstance(body, list) or (isinstance(body, dict) and "Erro" in body)
 
 
 # A business error is in the provider's own words, which may quote a customer's name,
@@ -243,7 +248,7 @@ class AcessoriasProvider:
             )
         finally:
             pacer.sent()
-        return parse_page(response)
+        return parse_page(response, first=page == 1)
 
 
 PROVIDER = AcessoriasProvider()

@@ -111,3 +111,11 @@ def test_a_404_page_that_is_not_the_apis_is_a_configuration_error() -> None:
         parse_page(page)
     assert (wrong.value.error_code, wrong.value.retryable) == ("provider_config", False)
     assert "base_url" in wrong.value.message
+    # A gateway's own JSON for an unknown path: on page 1, where a wrong address shows, it
+    # is not the API's; after page 1 any JSON 404 ends the listing.
+    gateway = httpx.Response(404, json={"message": "no Route matched with those values"})
+    with pytest.raises(UpstreamError):
+        parse_page(gateway, first=True)
+    assert parse_page(gateway) == []
+    assert parse_page(_response(404, []), first=True) == []
+    assert parse_page(_response(404), first=True) == []
