@@ -782,7 +782,16 @@ def test_write_errors_map_to_postgrest_statuses(
         "hint":"fix it"}', detail = '{"status":422,"headers":{}}'""", 422,
      {"code": "L001", "message": "bad lead", "details": None, "hint": "fix it"}),
     ("RAISE SQLSTATE 'PGRST' USING message = 'not json', detail = '{}'", 500,
-     {"code": "PGRST121"}),
+     {"code": "PGRST121", "details": "Invalid JSON value for MESSAGE: 'not json'"}),
+    ("""RAISE SQLSTATE 'PGRST' USING message = '{"code":"L001","message":"m"}'""", 500,
+     {"code": "PGRST121", "details": "DETAIL is missing in the RAISE statement"}),
+    ("""RAISE SQLSTATE 'PGRST' USING message = '{"code":"L001","message":"m"}',
+        detail = '{"status":422}'""", 500,
+     {"code": "PGRST121", "details": """Invalid JSON value for DETAIL: '{"status":422}'"""}),
+    ("""RAISE SQLSTATE 'PGRST' USING message = '{"code":123,"message":"m"}',
+        detail = '{"status":422,"headers":{}}'""", 500, {"code": "PGRST121"}),
+    ("""RAISE SQLSTATE 'PGRST' USING message = '{"code":"L001","message":"m"}',
+        detail = '{"status":"422","headers":{}}'""", 500, {"code": "PGRST121"}),
 ])  # fmt: skip
 def test_a_trigger_chooses_the_status_and_the_error(
     client: httpx.Client, remote: psycopg.Connection[Any], raise_it: str, status: int,

@@ -142,16 +142,55 @@ def from_psycopg(exc: psycopg.Error, authenticated: bool) -> PostgrestError:
 
 
 def _raised_pgrst(message: str, detail: str | None) -> PostgrestError:
-    """`RAISE SQLSTATE 'PGRST'`: the whole answer is the raiser's (RaisePgrst.hs), the
-    message's JSON {code, message, details?, hint?}, the detail's {status, headers}."""
+    """`RAISE SQLSTATE 'PGRST'`: the whole answer is the raiser's (RaisePgrst.hs): MESSAGE
+    is JSON {code, message: text; details?, hint?: text}, DETAIL {status: a number, headers:
+    text to text; status_text?}. Read in that order, the first fault is a PGRST121."""
+    body = _json_object(message)
+    if body is None or not _texts(body, ("code", "message"), ("details", "hint")):
+        return _unparsed(f"Invalid JSON value for MESSAGE: '{message}'", _MESSAGE_HINT)
+    if detail is None:
+        return _unparsed("DETAIL is missing in the RAISE statement", _DETAIL_HINT)
+    answer = _json_object(detail)
+    headers = answer.get("headers") if answer is not None else None
+    status = answer.get("status") if answer is not None else None
+    if (
+        not isinstance(status, int) or isinstance(status, bool)
+        or not isinstance(headers, dict) or not _texts(headers, (), tuple(headers))
+        or not _texts(answer or {}, (), ("status_text",))
+    ):  # fmt: skip
+        return _unparsed(f"Invalid JSON value for DETAIL: '{detail}'", _DETAIL_HINT)
+    return PostgrestError(
+        status, body["code"], body["message"], body.get("details"), hint=body.get("hint"),
+        headers=dict(headers),
+    )  # fmt: skip
+
+
+_MESSAGE_HINT = (
+    "MESSAGE must be a JSON object with obligatory keys: 'code', 'message' and optional"
+    " keys: 'details', 'hint'."
+)
+_DETAIL_HINT = (
+    "DETAIL must be a JSON object with obligatory keys: 'status', 'headers' and optional"
+    " key: 'status_text'."
+)
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
     try:
-        body, answer = json.loads(message), json.loads(detail or "")
-        return PostgrestError(
-            int(answer["status"]), str(body["code"]), str(body["message"]), body.get("details"),
-            hint=body.get("hint"), headers={str(k): str(v) for k, v in answer["headers"].items()},
-        )  # fmt: skip
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return PostgrestError(
-            500, "PGRST121", "Could not parse JSON in the \"RAISE SQLSTATE 'PGRST'\" error",
-            f"Invalid JSON value for MESSAGE: '{message}'",
-        )  # fmt: skip
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _texts(obj: dict[str, Any], required: tuple[str, ...], optional: tuple[str, ...]) -> bool:
+    """The required keys hold text; the optional ones text or null, when present."""
+    return all(isinstance(obj.get(k), str) for k in required) and all(
+        obj.get(k) is None or isinstance(obj[k], str) for k in optional
+    )
+
+
+def _unparsed(details: str, hint: str) -> PostgrestError:
+    """PGRST121: the raise's JSON could not be read."""
+    message = "Could not parse JSON in the \"RAISE SQLSTATE 'PGRST'\" error"
+    return PostgrestError(500, "PGRST121", message, details, hint=hint)
