@@ -240,4 +240,6 @@ def test_settings_that_cannot_be_read_still_answer_the_envelope(
         monkeypatch.undo()
         reload_settings()
     assert response.status_code == 500
-    assert response.get_json() == {"error": {"code": "internal_error", "message": "Internal error."}}
+    assert response.get_json() == {
+        "error": {"code": "internal_error", "message": "Internal error."}
+    }
