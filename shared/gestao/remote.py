@@ -130,7 +130,8 @@ class Answer:
 
     @property
     def code(self) -> str | None:
-        return str(self.body.get("code")) if isinstance(self.body, dict) else None
+        code = self.body.get("code") if isinstance(self.body, dict) else None
+        return None if code is None else str(code)  # no code is none, not the text "None"
 
     @property
     def message(self) -> str:

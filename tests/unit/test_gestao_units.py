@@ -144,6 +144,7 @@ def test_answers_are_classified() -> None:
     assert answer(400, "PGRST100").reply is Reply.OTHER
     assert answer(400).reply is Reply.OTHER
     assert answer(422).reply is Reply.OTHER
+    assert Answer(400, {"message": "Bad Request"}, "").reply is Reply.OTHER  # no code at all
 
 
 def test_batches_and_requests() -> None:
