@@ -96,10 +96,12 @@ class Reply(StrEnum):
 
 
 # SQLSTATE classes of row-level refusals: data exceptions (22), integrity constraints (23),
-# RAISE and PL/pgSQL errors (P0), and those PostgREST answers with a 500 although a row's
-# data caused them: program limits (54: an index entry too big), trigger and routine
-# failures (09, 38, 39). A batch refused so is split to find the rows, never retried whole.
-_DATA_CLASSES = frozenset({"22", "23", "P0", "54", "09", "38", "39"})
+# RAISE and PL/pgSQL errors (P0), a trigger's routine failing on a row (2F: no RETURN, 27:
+# a triggered data change), a view's WITH CHECK OPTION (44), and those PostgREST answers
+# with a 500 although a row's data caused them: program limits (54: an index entry too
+# big), trigger and routine failures (09, 38, 39). A batch refused so is split to find the
+# rows, never retried whole.
+_DATA_CLASSES = frozenset({"22", "23", "P0", "54", "09", "38", "39", "2F", "27", "44"})
 # PostgreSQL's own SQLSTATE classes (its manual's Appendix A); a code outside them was chosen
 # by the remote's code (a trigger's `RAISE SQLSTATE 'PGRST'`).
 _POSTGRESQL_CLASSES = frozenset({

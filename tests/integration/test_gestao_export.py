@@ -510,6 +510,38 @@ def test_a_remote_message_holding_a_nul_is_stored_without_it(
     assert "Internal error" not in (job["pause_reason"] or "")
 
 
+def test_a_trigger_that_fails_on_some_rows_has_them_isolated(
+    database_url: str, own_tenant: TenantFixture, own_remote: Remote, configure: Any
+) -> None:
+    """A trigger ending without RETURN on odd ids (2F005, PostgREST's default 400) fails
+    those rows, not the statement: they are set aside, the rest exported."""
+    own_remote.sql(
+        "CREATE FUNCTION public.picky() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN IF NEW.id % 2 = 0 THEN RETURN NEW; END IF; END $$;"
+        " CREATE TRIGGER picky BEFORE INSERT OR UPDATE ON public.leads"
+        " FOR EACH ROW EXECUTE FUNCTION public.picky();"
+    )
+    setup(configure, own_remote, GESTAO_SCOUTER_BATCH_SIZE="10")
+    seed_leads(database_url, own_tenant.id, 10)
+    job = drive(database_url, start(own_tenant))
+    assert (job["status"], job["error_leads"]) == ("completed", 5), job["pause_reason"]
+
+
+def test_a_4xx_without_a_code_is_no_row_refusal(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any, *,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A gateway before PostgREST answering {"message": "Bad Request"}: its code was read as
+    the text "None", a code of the remote's own, and every lead became an error."""
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="4")
+    seed_leads(database_url, tenant.id, 4)
+    job_id = start(tenant)
+    answer = Answer(400, {"message": "Bad Request"}, "")
+    monkeypatch.setattr(RemoteClient, "upsert", lambda self, *a, **k: answer)
+    job = drive(database_url, job_id)
+    assert (job["status"], job["error_leads"]) == ("paused", 0), job["pause_reason"]
+
+
 def test_the_runners_retry_lines_carry_the_job_and_tenant_labels(
     database_url: str, tenant: TenantFixture, remote: Remote, configure: Any,
     logs: Callable[[], str],

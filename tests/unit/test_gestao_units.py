@@ -140,6 +140,8 @@ def test_answers_are_classified() -> None:
     # a read-only remote, PostgREST's own codes, a bare 4xx:
     assert answer(400, "42883").reply is Reply.OTHER
     assert answer(400, "0A000").reply is Reply.OTHER
+    for row_level in ("2F005", "27000", "44000"):  # a trigger's routine, WITH CHECK OPTION
+        assert answer(400, row_level).reply is Reply.DATA
     assert answer(405, "25006").reply is Reply.OTHER
     assert answer(400, "PGRST100").reply is Reply.OTHER
     assert answer(400).reply is Reply.OTHER
