@@ -281,6 +281,7 @@ def raise_if_stopping() -> None:
 
 def trap_stop_signals() -> None:
     """The first Ctrl-C or SIGTERM raises KeyboardInterrupt; later ones are ignored."""
+    STOPPING.clear()  # a new trap is a new stack: a stop before it is not its own
     for sig in STOP_SIGNALS:
         signal.signal(sig, _stop_once)
 

@@ -37,6 +37,7 @@ def children() -> Iterator[list[subprocess.Popen[bytes]]]:
     yield [stubborn, plain]
     for sig, handler in saved.items():
         signal.signal(sig, handler)
+    supervise.STOPPING.clear()  # this process is no stack that was stopped
     for p in (stubborn, plain):
         p.kill()
         p.wait()

@@ -113,6 +113,8 @@ def test_a_stop_whose_interrupt_was_lost_still_stops_the_stack(
     with pytest.raises(KeyboardInterrupt):
         children.start("late", [sys.executable, "-c", "pass"], dict(os.environ))
     assert children.started == []
+    supervise.trap_stop_signals()  # a new trap, a new stack: the old stop is forgotten
+    stack.check_children(children)
 
 
 def test_a_child_answers_stop_signals_even_when_the_stack_ignores_them(
