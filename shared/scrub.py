@@ -47,14 +47,14 @@ _SCANNED = 4 * MAX_TEXT  # room for a redaction to shorten the text before it is
 
 def scrub_text(text: str, secrets: Iterable[str] = ()) -> str:
     """The text without known secrets, tokens, quoted values, e-mails or phone numbers."""
-    out = text
+    out = db_text(text)  # stored in text and jsonb, which hold no NUL: gone before matching
     for secret in secrets:
         if secret:
             out = out.replace(secret, MASK)
     out = out[:_SCANNED]  # what is kept is shorter still: the rest need not be read
     for pattern, replacement in _PATTERNS:
         out = pattern.sub(replacement, out)
-    return db_text(out[:MAX_TEXT])  # stored in text and jsonb, which hold no NUL
+    return out[:MAX_TEXT]
 
 
 def scrub_value(value: Any, secrets: Iterable[str] = ()) -> Any:

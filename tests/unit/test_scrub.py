@@ -76,3 +76,6 @@ def test_what_is_scrubbed_is_storable() -> None:
     """Scrubbed text goes to text and jsonb columns, which hold no NUL (nor lone surrogate)."""
     assert scrub_text("JWT invalid\x00 \ud800!") == "JWT invalid \ufffd!"
     assert scrub_value({"message\x00": ["a\x00b"]}) == {"message": ["ab"]}
+    # dropped before the patterns look, so a NUL cannot split what they would find
+    assert scrub_text("contact ana@x\x00.com failed") == "contact [redacted] failed"
+    assert scrub_text("secret ab\x00cdef", ["abcdef"]) == "secret [redacted]"
