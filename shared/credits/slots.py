@@ -49,16 +49,23 @@ class Launch(Enum):
 
 
 def promote() -> list[Row]:
-    """Under the slot lock, move the next queued jobs (fair order) that fit into 'starting'."""
+    """Under the slot lock, move the next queued jobs (fair order) that fit into 'starting',
+    one at a time: each start changes who holds the fewest and who was served last, which
+    the fair order of the next free slot must see (read once, a newcomer took two slots
+    ahead of an older waiter when two freed together)."""
     limit = get_settings().credits.max_slots
+    promoted: list[Row] = []
     with db.transaction() as conn:
         store.lock_slots(conn)
         active, queued = store.counts(conn)
-        free = limit - active
-        if free <= 0 or not queued:
-            return []
-        promoted = [store.mark_starting(conn, key) for key in store.next_in_queue(conn, free)]
-    return [row for row in promoted if row is not None]
+        for _ in range(min(limit - active, queued)):
+            keys = store.next_in_queue(conn, 1)
+            if not keys:
+                break
+            row = store.mark_starting(conn, keys[0])  # None: it moved meanwhile
+            if row is not None:
+                promoted.append(row)
+    return promoted
 
 
 def launch(row: Row, client: RunningHub) -> Launch:

@@ -271,7 +271,10 @@ def test_free_slots_go_to_the_user_holding_the_fewest_fifo_within_a_user(
         assert store.queue_positions(conn, None, None) == []
     _promoted()  # no free slot
     configure(RUNNINGHUB_MAX_SLOTS="6")
-    _promoted(b_q[0], b_q[1], c_q)
+    # Three slots free at once are given one by one: once b's first starts, b and c hold
+    # one each and c got its slot longer ago, so c's goes before b's second (the order
+    # above, read before anything started, is the estimate queued users are shown).
+    _promoted(b_q[0], c_q, b_q[1])
     with db.transaction() as conn:
         assert store.next_in_queue(conn, 100) == a_q
 
