@@ -225,6 +225,19 @@ def test_a_lost_event_stream_reconnects_and_ends_right(page: Any, live: LiveStac
     assert jobs_of(live, GLOBEX, "onecode")[-1]["status"] == "success"
 
 
+def test_a_stream_refused_with_401_ends_the_session(page: Any, live: LiveStack) -> None:
+    """The token expired while the stream was open: when it reconnects, the 401 signs the
+    user out as any other call's does (the page sat signed in, no longer updated)."""
+    sign_in(page, live, "acme-admin")
+    page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
+    expired = {"error": {"code": "unauthorized", "message": "Invalid token."}}
+    page.route("**/integration-job-events*", lambda route: route.fulfill(status=401, json=expired))
+    assert live.proxy.cut() > 0  # the stream drops and reconnects into the 401
+    page.get_by_text("Sua sessão expirou").wait_for()
+    page.get_by_role("heading", name="Entrar no syncq").wait_for()
+    assert page.get_by_role("button", name="Sair").count() == 0
+
+
 def test_a_job_that_ends_before_the_first_stream_opens_is_shown_ended(
     page: Any, live: LiveStack
 ) -> None:
@@ -636,6 +649,27 @@ def test_visao_geral_charts_the_metrics_and_degrades_without_them(
     page.get_by_test_id("metrics-unavailable").wait_for()  # a deployment without it
 
 
+def test_the_chart_shows_utc_days_in_a_brazilian_browser(browser: Any, live: LiveStack) -> None:
+    """The series' days are UTC days; shown in the browser's zone (UTC−3) each moved a day
+    back, while the table beside the chart said the right day."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="pt-BR",
+                                  timezone_id="America/Sao_Paulo")  # fmt: skip
+    page = context.new_page()
+    try:
+        sign_in(page, live, "acme-member", f"#/t/{ACME.id}/integracoes/acessorias/visao-geral")
+        series = [{"day": "2026-11-30", "runs": 2, "successes": 1, "errors": 1, "p95_ms": 900}]
+        body = {"providers": [], "exports": [], "series": series}
+        page.route("**/integration-metrics?*", lambda route: route.fulfill(json=body))
+        page.reload()
+        page.locator(".chart canvas").wait_for()
+        over = page.locator(".u-over").bounding_box()
+        page.mouse.move(over["x"] + over["width"] / 2, over["y"] + over["height"] / 2)
+        day = page.locator(".u-legend .u-value").first.inner_text()
+        assert day.startswith("2026-11-30"), day
+    finally:
+        context.close()
+
+
 def test_a_schedule_every_minute_runs_live(page: Any, live: LiveStack) -> None:
     wait_idle(live, GLOBEX, "acessorias")
     sign_in(page, live, "globex-admin", f"#/t/{GLOBEX.id}/integracoes/acessorias/agendamento")
@@ -675,6 +709,29 @@ def test_a_schedule_every_minute_runs_live(page: Any, live: LiveStack) -> None:
         "() => document.querySelectorAll('[data-testid=runs] tbody tr[data-job]').length === 1"
     )
     live.execute("DELETE FROM integration_schedules WHERE tenant_id = %s", GLOBEX.id)
+
+
+def test_the_agendamento_tab_follows_the_runs_of_its_integration(
+    page: Any, live: LiveStack
+) -> None:
+    """A run of the integration ends: the tab reads its schedule again (its last run, its
+    next ones), as the Integrações card does; it loaded once and went stale."""
+    import httpx
+
+    wait_idle(live, ACME, "onecode")
+    sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/integracoes/onecode/agendamento")
+    page.get_by_role("heading", name="Próximas execuções").wait_for()
+    page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "integration-schedules" in r.url else None)
+    users = httpx.get(f"{live.gateway}/_local/demo-tokens", timeout=10).json()["users"]
+    token = next(u["token"] for u in users if u["name"] == "acme-admin")
+    started = httpx.post(f"{live.base}/run-integration", timeout=10,
+                         json={"tenant_id": str(ACME.id), "provider_slug": "onecode"},
+                         headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    assert started.status_code == 202, started.text
+    wait_idle(live, ACME, "onecode")
+    wait_until(lambda: page.evaluate("1") == 1 and len(asked) > 0, 30, "the schedule read again")
 
 
 # -- Sync Monitor → Gestão Scouter ---------------------------------------------------------------

@@ -53,6 +53,8 @@ export class ApiError extends Error {
 const listeners = new Set();
 /** Called with every ApiError of status 401 (the session ended). */
 export function onUnauthorized(fn) { listeners.add(fn); return () => listeners.delete(fn); }
+/** Tell the page the session is over (a 401 met outside api(): the event stream). */
+export function sessionEnded(error) { listeners.forEach((fn) => fn(error)); }
 
 /** Call a function: `api('list-integrations', {query: {tenant_id}})`. */
 export async function api(name, { method = 'GET', query, body, path = '', auth = true } = {}) {

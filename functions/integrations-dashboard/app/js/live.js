@@ -3,7 +3,7 @@
 // reconnects with Last-Event-ID (the server then replays what changed meanwhile) and tells
 // the page to refetch.
 import { fetchEventSource } from '../vendor/fetch-event-source/index.js';
-import { apiBase, getToken } from './api.js';
+import { ApiError, apiBase, getToken, sessionEnded } from './api.js';
 
 class Fatal extends Error {}
 class Retry extends Error {}
@@ -34,6 +34,8 @@ export function followJobs(tenantId, { onJob, onState, onReconnect }) {
         earlier = true;
         return;
       }
+      // A 401 (the token expired meanwhile) ends the session, as any other call's does.
+      if (response.status === 401) sessionEnded(new ApiError(401, 'unauthorized', 'Sessão expirada.'));
       if (response.status === 401 || response.status === 403) throw new Fatal(String(response.status));
       throw new Retry(String(response.status));
     },

@@ -16,6 +16,7 @@ function Chart({ series }) {
     const width = () => Math.max(260, el.clientWidth - 16);
     const plot = new uPlot({
       width: width(), height: 260,
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), 'UTC'), // the series' days are UTC days
       scales: { x: { time: true }, ms: { auto: true } },
       axes: [{}, { label: 'execuções' }, { scale: 'ms', side: 1, label: 'p95 (ms)', grid: { show: false } }],
       series: [{ label: 'Dia' },

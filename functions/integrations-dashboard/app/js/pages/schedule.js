@@ -1,7 +1,8 @@
 // Agendamento: cron, zone and missed-run policy (integration-schedules), the next five runs.
 import { html, useCallback, useEffect, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
-import { fmtDateTime } from '../format.js';
+import { fmtDateTime, isLive } from '../format.js';
+import { bus } from '../live.js';
 import { Notice, notify } from '../ui.js';
 
 const ZONES = ['America/Sao_Paulo', 'America/Manaus', 'America/Recife', 'America/Fortaleza', 'America/Cuiaba', 'America/Rio_Branco', 'America/Noronha', 'UTC'];
@@ -14,15 +15,22 @@ export function Schedule({ tenant, slug }) {
   const [form, setForm] = useState({ cron: '0 2 * * *', timezone: 'America/Sao_Paulo', missed: 'once', enabled: true });
   const [error, setError] = useState(null);
 
-  const load = useCallback(async () => {
+  // `refresh`: only the panel (the last and next runs); the form may be being edited.
+  const load = useCallback(async (refresh = false) => {
     try {
       const listed = await api('integration-schedules', { query: { tenant_id: tenant.id } });
       const found = listed.schedules.find((s) => s.provider_slug === slug) || null;
       setCurrent(found);
-      if (found) setForm({ cron: found.cron, timezone: found.timezone, missed: found.missed, enabled: found.enabled });
-    } catch (err) { setError(describe(err)); }
+      if (found && !refresh) setForm({ cron: found.cron, timezone: found.timezone, missed: found.missed, enabled: found.enabled });
+    } catch (err) { if (!refresh) setError(describe(err)); }
   }, [tenant.id, slug]);
   useEffect(() => { load(); }, [load]);
+  // A run of this integration ended (a scheduled one moves the last and next runs), or the
+  // stream reconnected (what changed meanwhile): read the schedule again.
+  useEffect(() => bus.onJob((job) => {
+    if (job.tenant_id === tenant.id && job.provider_slug === slug && !isLive(job)) load(true);
+  }), [tenant.id, slug, load]);
+  useEffect(() => bus.onReconnect(() => load(true)), [load]);
 
   async function save(e) {
     e.preventDefault();
