@@ -151,6 +151,7 @@ class StallingProxy:
             silent.set()
 
     def close(self) -> None:
+        self.silence_open_connections()  # the pumps stop before their sockets close
         self._server.close()
         for sock in self._sockets:
             sock.close()
@@ -191,7 +192,7 @@ class StallingProxy:
                     if not data:
                         return
                     (upstream if sock is client else client).sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # a socket closed under it (ValueError: select's fd -1)
             return
 
 
