@@ -100,6 +100,11 @@ def place(url: str) -> str:
     return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
 
 
+def reason(exc: Exception) -> str:
+    """A database error's message on one line (libpq's span several; none holds a password)."""
+    return " ".join(str(exc).split())
+
+
 def dbname_of(url: str) -> str:
     """The database a URL names."""
     return str(conninfo_to_dict(url).get("dbname") or "postgres")

@@ -403,7 +403,7 @@ def run() -> int:
         raise StackFailed(f"the database could not be migrated: {exc}") from exc
     except psycopg.OperationalError as exc:  # not created yet, its server down, a bad login
         raise StackFailed(
-            f"the database at {pg.place(database_url)} cannot be used: {' '.join(str(exc).split())}"
+            f"the database at {pg.place(database_url)} cannot be used: {pg.reason(exc)}"
             ". Create it or start its server, or leave DATABASE_URL unset for the embedded one."
         ) from exc
     demo.seed(database_url, ports.of_emulators())

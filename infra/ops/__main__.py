@@ -17,7 +17,7 @@ import psycopg
 from psycopg_pool import PoolTimeout
 from pydantic import ValidationError
 
-from infra.local.pg import place
+from infra.local.pg import place, reason
 from shared.settings import get_settings
 
 COMMAND_MODULES = [
@@ -82,8 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:  # one line each, never the value (it may be a secret)
         for error in exc.errors():
             where = ".".join(str(part) for part in error["loc"]).upper()
-            reason = error["msg"].removeprefix("Value error, ")
-            print(f"Invalid setting {where}: {reason}.", file=sys.stderr)
+            refused = error["msg"].removeprefix("Value error, ")
+            print(f"Invalid setting {where}: {refused}.", file=sys.stderr)
         return 2
     # The pool's reconnect warnings would bury the one line said when no database answers.
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, psycopg.Error) and exc.sqlstate is not None:
             raise  # the server answered (a timeout, a shutdown): not a missing database
         where = place(os.environ["DATABASE_URL"])
-        why = " ".join(str(exc).split()) if isinstance(exc, psycopg.Error) else type(exc).__name__
+        why = reason(exc) if isinstance(exc, psycopg.Error) else type(exc).__name__
         print(f"Cannot reach the database at {where} ({why}): is the local stack (make run)"
               " up, or DATABASE_URL right?", file=sys.stderr)  # fmt: skip
         return 1

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 
 from infra.local import demo
-from infra.local.pg import place
+from infra.local.pg import place, reason
 from infra.local.stack import EMULATORS, ROOT, Ports, StackContext
 from shared.settings import get_settings
 
@@ -78,7 +78,7 @@ def _no_database() -> str | None:
     try:
         psycopg.connect(url, connect_timeout=2).close()
     except psycopg.Error as exc:
-        return f"No database answers at {place(url)} ({' '.join(str(exc).split())})"
+        return f"No database answers at {place(url)} ({reason(exc)})"
     return None
 
 
