@@ -118,6 +118,12 @@ class JobFinished(Conflict):
     code, default_message = "job_finished", "The job has already finished."
 
 
+class JobNotStarted(Conflict):
+    """A credits `/finish completed` for a job RunningHub never ran (pending or queued)."""
+
+    code, default_message = "job_not_started", "Only a started job can complete."
+
+
 class NotRetryable(Conflict):
     """run-integration's `retry_of` names a job that did not fail (or is still live)."""
 

@@ -35,6 +35,7 @@ from shared.db import Conn, Row
 from shared.errors import (
     Forbidden,
     JobFinished,
+    JobNotStarted,
     NotFound,
     RunningHubNotConfigured,
     TooManyActiveJobs,
@@ -44,6 +45,7 @@ from shared.errors import (
 from shared.settings import get_settings
 
 _logger = log.get_logger("credits.service")
+_STARTED = frozenset({JobStatus.STARTING, JobStatus.RUNNING})  # what RunningHub may complete
 
 
 A = TypeVar("A")
@@ -206,7 +208,8 @@ def finish(principal: Principal, req: FinishRequest) -> CreditJob:
     """Finish a job; the first final state wins and later calls answer the same job.
 
     The owner may only move their own unfinished job to failed or cancelled (the
-    browser's markJobFailed); the service may also complete it with outputs.
+    browser's markJobFailed); the service may also complete it with outputs, once it was
+    started (a pending job was never debited, a queued one never ran: 409).
     """
     status = JobStatus(req.status)
     if not principal.is_service and status is JobStatus.COMPLETED:
@@ -216,13 +219,17 @@ def finish(principal: Principal, req: FinishRequest) -> CreditJob:
         if req.outputs is not None and status is JobStatus.COMPLETED
         else None
     )
+    completing = status is JobStatus.COMPLETED
     done = finish_job(
         req.key,
         status,
         owner=_owner(principal),
-        error_message=req.error_message if status is not JobStatus.COMPLETED else None,
+        error_message=None if completing else req.error_message,
         outputs=outputs,
+        only_from=_STARTED if completing else None,
     )
+    if not done.changed and not done.previous.final:  # pending (never debited) or queued
+        raise JobNotStarted(details={"status": done.previous.value})
     if done.changed and done.freed_slot and status is not JobStatus.COMPLETED:
         cancel_remote(done.row["external_task_id"])  # the task may still run there
     if done.changed and done.freed_slot:

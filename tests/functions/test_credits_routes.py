@@ -246,6 +246,21 @@ def test_owner_marks_failed_through_finish_and_is_refunded_once(
     assert completed["status"] == "failed"  # the first final state won
 
 
+def test_the_service_may_not_complete_a_job_that_never_started(
+    database_url: str, rh: Emulator
+) -> None:
+    user = new_user(database_url, balance=100)
+    pending = new_job(database_url, user, cost=30)  # created, never debited
+    refused = finish(service(), pending, "completed")
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "job_not_started"
+    assert job(database_url, pending)["status"] == "pending"
+    assert balance(database_url, user) == 100 and ledger(database_url, pending) == []
+    start(user.token, pending)  # debited, running now
+    assert finish(service(), pending, "completed").json()["status"] == "completed"
+    assert balance(database_url, user) == 70
+
+
 def test_owner_may_not_complete_and_anon_may_not_call(database_url: str, rh: Emulator) -> None:
     user = new_user(database_url)
     job_id = new_job(database_url, user)
