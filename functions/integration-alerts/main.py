@@ -1,8 +1,9 @@
 """integration-alerts: who hears of failures, and what was sent.
 
-GET ?tenant_id[&limit] (a member): the settings and the recent alerts (admins also get the
-webhook signing key); PUT {tenant_id, emails, webhook_url?, events, remind_at,
-pause_schedule_after} (an admin) replaces the settings.
+GET ?tenant_id[&limit] (a member): the settings and the recent alerts (a member sees the
+webhook's origin only; admins get the whole URL and the webhook signing key); PUT
+{tenant_id, emails, webhook_url?, events, remind_at, pause_schedule_after} (an admin)
+replaces the settings.
 """
 
 from __future__ import annotations

@@ -96,7 +96,10 @@ class AlertSettings(Answer):
     """The tenant's alert settings (the defaults until an admin saves some)."""
 
     emails: list[str]
-    webhook_url: str | None
+    webhook_url: str | None = Field(
+        description="The whole URL for an admin or the service; a member sees only its origin"
+        " (`https://hooks.example/…`): the path of a chat webhook is its credential."
+    )
     events: list[AlertEvent]
     remind_at: list[int]
     pause_schedule_after: int

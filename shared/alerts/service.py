@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from shared import db
 from shared.alerts.channels import signing_key, webhook_url_problem
@@ -23,14 +24,25 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _public(row: Row | None) -> dict[str, Any]:
+def _public(row: Row | None, *, admin: bool) -> dict[str, Any]:
     if row is None:
         return dict(DEFAULTS)
-    return {key: row[key] for key in DEFAULTS}
+    shown = {key: row[key] for key in DEFAULTS}
+    if shown["webhook_url"] and not admin:
+        shown["webhook_url"] = _origin(shown["webhook_url"])
+    return shown
+
+
+def _origin(url: str) -> str:
+    """Where a webhook goes, without the path and query that often hold its token (a
+    Slack or Teams URL is a credential)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/…"
 
 
 def get_alerts(principal: Principal, req: AlertsQuery) -> dict[str, Any]:
-    """Settings and recent alerts (a member); admins also see the webhook signing key."""
+    """Settings and recent alerts (a member: the webhook's origin only); admins also see the
+    whole webhook URL and its signing key."""
     with db.transaction() as conn:
         require_role(conn, principal, req.tenant_id, Role.MEMBER)
         admin = has_role(conn, principal, req.tenant_id, Role.ADMIN)
@@ -39,7 +51,10 @@ def get_alerts(principal: Principal, req: AlertsQuery) -> dict[str, Any]:
         recent = conn.execute(
             query("alerts", "recent"), {"tenant_id": req.tenant_id, "limit": req.limit}
         ).fetchall()
-    body: dict[str, Any] = {"settings": _public(prefs), "recent": [_alert(r) for r in recent]}
+    body: dict[str, Any] = {
+        "settings": _public(prefs, admin=admin),
+        "recent": [_alert(r) for r in recent],
+    }
     if admin:
         body["webhook_signing_key"] = _key_or_none(str(req.tenant_id))
     return body
@@ -69,7 +84,8 @@ def put_alerts(principal: Principal, req: AlertSettingsRequest) -> dict[str, Any
                 "updated_by": principal.user_id,
             },
         ).fetchone()
-    return {"settings": _public(row), "webhook_signing_key": _key_or_none(str(req.tenant_id))}
+    key = _key_or_none(str(req.tenant_id))
+    return {"settings": _public(row, admin=True), "webhook_signing_key": key}
 
 
 def _key_or_none(tenant_id: str) -> str | None:

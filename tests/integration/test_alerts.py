@@ -477,6 +477,15 @@ def test_the_function_reads_for_members_and_writes_for_admins(acme: TenantFixtur
     assert rows_of("SELECT * FROM alert_settings") == []
     accented = ["joão.silva@empresa.com.br", "müller+ops@acme.example"]  # RFC 6531
     assert settings(acme, emails=accented).status_code == 200
+    hook = "https://hooks.slack.example/services/T0/B0/the-token?x=1"
+    assert settings(acme, webhook_url=hook).status_code == 200
+    as_member = client.get("/", query_string={"tenant_id": str(acme.id)},
+                           headers={"Authorization": f"Bearer {acme.member_token}"})  # fmt: skip
+    assert as_member.get_json()["settings"]["webhook_url"] == "https://hooks.slack.example/…"
+    assert "the-token" not in as_member.get_data(as_text=True)
+    as_admin = client.get("/", query_string={"tenant_id": str(acme.id)},
+                          headers={"Authorization": f"Bearer {acme.admin_token}"})  # fmt: skip
+    assert as_admin.get_json()["settings"]["webhook_url"] == hook
 
 
 def test_a_host_name_with_an_address_that_does_not_answer_is_delivered_at_another(
