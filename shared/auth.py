@@ -28,6 +28,9 @@ _LEEWAY_S = 30
 # The JWKS is read again this often, and at most once per cooldown (see _KeySet).
 _JWKS_LIFESPAN_S = 300.0
 _JWKS_REFETCH_COOLDOWN_S = 5.0
+# While reads fail, the last good keys verify this long after that read, then 503: a key
+# revoked during an outage of the endpoint must not verify for as long as the outage lasts.
+_JWKS_MAX_STALE_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,8 @@ class _KeySet:
     neither a stream of unknown ids nor a hung endpoint makes a read per request. A request
     whose key is known never waits: one request reads while it goes on with the keys known.
     One whose key is not waits for the read under way (a key just rotated in is then found).
-    A read that fails keeps the last good keys until one succeeds.
+    A read that fails keeps the last good keys, for ``_JWKS_MAX_STALE_S`` after the last
+    good read (then 503, as before any good read).
     """
 
     def __init__(self, url: str) -> None:
@@ -132,7 +136,7 @@ class _KeySet:
                     self._read()
             finally:
                 self._lock.release()
-        if not self._keys:
+        if not self._keys or time.monotonic() - self._read_at > _JWKS_MAX_STALE_S:
             raise ServiceUnavailable("Cannot verify the token right now.")
         key = self._keys.get(kid)
         if key is None:

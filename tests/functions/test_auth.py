@@ -402,6 +402,27 @@ def test_a_key_set_answered_with_an_error_page_keeps_the_last_good_keys(
     assert keys._tried_at > keys._read_at  # it did read again (and failed)
 
 
+def test_the_last_good_keys_stop_verifying_an_hour_after_the_last_good_read(
+    database_url: str, key_set: _KeySet, configure: Any
+) -> None:
+    """A key revoked while the endpoint is down must not verify for the whole outage."""
+    from shared import auth
+
+    configure(JWKS_URL=key_set.url)
+    tenant = seed_tenant(database_url, "acme")
+    key = key_set.publish("k1")
+    assert _listing(tenant, "k1", key).status_code == 200
+    key_set.server.shutdown()
+    key_set.server.server_close()  # the endpoint is gone from now on
+    keys = auth._key_set(key_set.url)
+    keys._read_at, keys._tried_at = keys._read_at - 600, keys._tried_at - 600
+    assert _listing(tenant, "k1", key).status_code == 200  # ten minutes stale: still good
+    keys._read_at, keys._tried_at = keys._read_at - 3600, keys._tried_at - 3600
+    answer = _listing(tenant, "k1", key)
+    assert answer.status_code == 503, answer.get_json()
+    assert answer.get_json()["error"]["code"] == "unavailable"
+
+
 def test_unknown_key_ids_queued_behind_a_slow_read_make_no_read_of_their_own(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
