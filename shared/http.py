@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import random
 import threading
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
@@ -125,7 +127,16 @@ def _new_client(
         timeout=policy.timeout,
         limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
         transport=transport,
+        cookies=CookieJar(policy=_NoCookies()),  # one client serves every tenant: keep none
     )
+
+
+class _NoCookies(DefaultCookiePolicy):
+    """Refuses every cookie an answer sets: a session one tenant's call opened must never go
+    out with the next tenant's call to the same provider."""
+
+    def set_ok(self, cookie: Cookie, request: urllib.request.Request) -> bool:
+        return False
 
 
 class HttpClient:

@@ -402,3 +402,20 @@ def test_a_retry_is_logged_as_a_warning(logs: Callable[[], str]) -> None:
     assert client.request("GET", "/x").status_code == 200
     retries = [line for line in logs().splitlines() if "upstream request retry" in line]
     assert len(retries) == 2 and all('"severity": "WARNING"' in line for line in retries)
+
+
+def test_a_cookie_one_tenants_answer_sets_never_goes_out_with_the_next_request() -> None:
+    """One pooled client per provider URL serves every tenant: it must keep no session."""
+    sent: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers.get("cookie"))
+        return httpx.Response(200, json=[], headers={"Set-Cookie": "session=acme-session"})
+
+    policy = RetryPolicy(attempts=1, base_s=0.0, cap_s=0.0, timeout_s=1.0)
+    client = HttpClient(
+        "http://provider.test", policy, name="P", transport=httpx.MockTransport(handler)
+    )
+    client.request("GET", "/companies", headers={"Authorization": "Bearer acme-token"})
+    client.request("GET", "/companies", headers={"Authorization": "Bearer globex-token"})
+    assert sent == [None, None]
