@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -40,16 +40,20 @@ def db_text(text: str) -> str:
 
 
 def iso_moment(value: Any) -> datetime | None:
-    """An ISO-8601 date-time string as a datetime, or None: not a string, not ISO, or a year
-    outside 1900-2200 — a sentinel like 0001-01-01, or a year PostgreSQL would store but
-    Python could not read back (BC, or past 9999 in UTC) — is no real instant."""
+    """An ISO-8601 date-time string as a datetime (in UTC when it has an offset: ISO 8601
+    allows offsets up to ±23:59, PostgreSQL refuses beyond ±15:59), or None: not a string,
+    not ISO, or a year outside 1900-2200 — a sentinel like 0001-01-01, or a year PostgreSQL
+    would store but Python could not read back (BC, or past 9999 in UTC) — is no real
+    instant."""
     if not isinstance(value, str) or not value:
         return None
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return moment if _FIRST_YEAR <= moment.year <= _LAST_YEAR else None
+    if not _FIRST_YEAR <= moment.year <= _LAST_YEAR:
+        return None
+    return moment if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def text_field(value: Any) -> str | None:

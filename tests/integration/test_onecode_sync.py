@@ -191,3 +191,14 @@ def test_sync_onecode_contacts_over_http_takes_the_same_slot(
     live = direct_sync_takes_the_slot(tenant, "sync-onecode-contacts", "onecode")
     by_id = call("sync-onecode-contacts", {**body, "job_id": live}, token=service_token())
     assert by_id.status_code == 200 and by_id.get_json()["job_id"] == live
+
+
+def test_a_contact_with_an_offset_postgresql_refuses_does_not_fail_the_sync(
+    database_url: str, state: OneCodeState, run_job: RunJob
+) -> None:
+    """ISO 8601 (and Python) allow offsets up to +-23:59; PostgreSQL refuses beyond +-15:59."""
+    victim = state.contacts(TOKEN)[1500]
+    state.mutate_contact(TOKEN, victim["id"], createdAt="2024-05-01T12:00:00+20:00")
+    job = run_job()
+    assert job["status"] == "success", job["error_message"]
+    assert rows(database_url, "SELECT count(*) AS n FROM onecode_contacts") == [{"n": CONTACTS}]
