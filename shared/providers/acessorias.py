@@ -139,7 +139,12 @@ def parse_page(response: httpx.Response, *, first: bool = False) -> list[dict[st
         )
     if not isinstance(body, list):
         raise UpstreamError(f"{NAME} answered an unexpected body.", details={"provider": SLUG})
-    return [item for item in body if isinstance(item, dict)]
+    items = [item for item in body if isinstance(item, dict)]
+    if body and not items:  # entries, none of them a company: not the end of the listing
+        raise UpstreamError(
+            f"{NAME} answered a page with no company on it.", details={"provider": SLUG}
+        )
+    return items
 
 
 def _api_answer(response: httpx.Response, *, first: bool) -> bool:

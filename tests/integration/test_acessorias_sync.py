@@ -364,3 +364,30 @@ def test_sync_acessorias_over_http_takes_the_same_slot(
     # A member may not run it.
     member = call("sync-acessorias", {"tenant_slug": "acme"}, token=tenant.member_token)
     assert member.status_code == 403
+
+
+@pytest.mark.parametrize("junk", [[None], ["oops"], [[1, 2]]])
+def test_a_page_of_junk_is_not_the_end_of_the_listing(
+    database_url: str, state: AcessoriasState, configure: Any, junk: list[Any]
+) -> None:
+    """Page 2 lists entries, none of them a company: the sync must not report success with
+    pages 2.. (75 of 95 companies) left out."""
+    from flask import jsonify, request
+
+    app = create_app(state)
+
+    @app.before_request
+    def malformed() -> Any:
+        if request.path == "/companies/ListAll" and request.args.get("Pagina") == "2":
+            return jsonify(junk)
+        return None
+
+    with start_in_thread(app) as emulator:
+        configure(**{env_var(secret_name("acme", "acessorias", "token")): TOKEN})
+        tenant = seed_tenant(
+            database_url, "acme", providers={"acessorias": {"base_url": emulator.url}}
+        )
+        job = run(tenant, get_dispatcher())
+    stored = rows(database_url, "SELECT count(*) AS n FROM acessorias_companies")[0]["n"]
+    assert job["status"] == "error", (job["result"], stored)
+    assert job["error_message"] == "Acessórias answered a page with no company on it."
