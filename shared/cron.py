@@ -36,9 +36,12 @@ def parse_cron(expression: str) -> str:
         raise ValueError("expected five fields: minute hour day-of-month month day-of-week")
     normal = " ".join(fields)
     try:
-        CronSim(normal, datetime(2000, 1, 1, tzinfo=UTC))
+        runs = CronSim(normal, datetime(2000, 1, 1, tzinfo=UTC))
+        next(runs), next(runs)  # the spread and the first run need two occurrences
     except (CronSimError, ValueError) as exc:
         raise ValueError(f"not a valid cron expression: {exc}") from None
+    except StopIteration:  # `0 0 LW * */7`: the last weekday of a month that is a Sunday
+        raise ValueError("not a valid cron expression: it never runs") from None
     return normal
 
 

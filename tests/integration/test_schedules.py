@@ -401,6 +401,8 @@ def test_a_schedule_saved_before_its_zone_was_refused_still_runs_and_lists(
     ("field", "body"),
     [("cron", {"cron": "61 * * * *"}), ("cron", {"cron": "* * * *"}),
      ("cron", {"cron": "@hourly; DROP TABLE tenants"}),
+     ("cron", {"cron": "0 0 LW * */7"}),  # parses, never runs (a 500)
+     ("cron", {"cron": "0 0 LW * */7", "spread": False}),
      ("timezone", {"cron": "0 2 * * *", "timezone": "Mars/Olympus"}),
      ("timezone", {"cron": "0 2 * * *", "timezone": "../../etc/passwd"}),
      ("missed", {"cron": "0 2 * * *", "missed": "sometimes"}),

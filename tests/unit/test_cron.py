@@ -94,7 +94,7 @@ def test_spread_is_stable_and_bounded() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "* * * *", "* * * * * *", "61 * * * *", "* 25 * * *", "a b c d e"]
+    "bad", ["", "* * * *", "* * * * * *", "61 * * * *", "* 25 * * *", "a b c d e", "0 0 LW * */7"]
 )
 def test_bad_cron_expressions(bad: str) -> None:
     with pytest.raises(ValueError):
