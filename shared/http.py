@@ -89,7 +89,7 @@ def retry_after_s(value: str | None, now: datetime) -> float | None:
     if not value or not value.strip():
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # "²" is a digit to isdigit, not to float
         return float(text)
     try:
         when = parsedate_to_datetime(text)

@@ -53,7 +53,7 @@ def test_retry_after_header_in_seconds_or_as_an_http_date() -> None:
     assert retry_after_s(format_datetime(now + timedelta(seconds=90), usegmt=True), now) == 90.0
     assert retry_after_s("Thu, 01 May 2025 12:00:30 GMT", now) == 30.0
     assert retry_after_s(format_datetime(now - timedelta(hours=1), usegmt=True), now) == 0.0
-    for unreadable in (None, "", "soon", "-5", "1.5e3", "Thu, 99 Foo 2025"):
+    for unreadable in (None, "", "soon", "-5", "1.5e3", "Thu, 99 Foo 2025", "\u00b2"):
         assert retry_after_s(unreadable, now) is None
 
 
@@ -419,3 +419,15 @@ def test_a_cookie_one_tenants_answer_sets_never_goes_out_with_the_next_request()
     client.request("GET", "/companies", headers={"Authorization": "Bearer acme-token"})
     client.request("GET", "/companies", headers={"Authorization": "Bearer globex-token"})
     assert sent == [None, None]
+
+
+def test_a_503_with_a_retry_after_of_a_non_ascii_digit_is_a_503() -> None:
+    """Latin-1 "²" is a digit to str.isdigit: the try raised ValueError (a 500 upstream of it)."""
+    answers = iter([httpx.Response(503, headers=[(b"Retry-After", b"\xb2")])])
+    policy = RetryPolicy(attempts=1, base_s=0.0, cap_s=0.0, timeout_s=1.0)
+    client = HttpClient(
+        "http://provider.test", policy, name="P",
+        transport=httpx.MockTransport(lambda _: next(answers)),
+    )  # fmt: skip
+    with pytest.raises(UpstreamUnavailable):
+        client.request("GET", "/x")
