@@ -25,6 +25,12 @@ class Alert:
     payload: dict[str, Any]
 
 
+def _slack(text: str) -> str:
+    """Slack's control characters escaped: a provider's words (`<!channel>`, `<url|label>`)
+    must not ping a channel or show a disguised link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def compose(row: dict[str, Any], tenant_name: str) -> Alert:
     """The alert for an outbox row of `tenant_name`."""
     provider = NAMES.get(row["provider_slug"], row["provider_slug"])
@@ -43,7 +49,7 @@ def compose(row: dict[str, Any], tenant_name: str) -> Alert:
         lines.append(f"Execução: {row['job_id']}")
     text = "\n".join(lines)
     payload = {
-        "text": f"*{subject}*\n{text}",
+        "text": f"*{_slack(subject)}*\n{_slack(text)}",
         "alert": {
             "id": str(row["id"]),
             "event": row["event"],
