@@ -159,7 +159,8 @@ class TaskOutcome:
 
 
 def outcome_of(envelope: RhAnswer) -> TaskOutcome | None:
-    """The outcome an outputs-shaped envelope reports; None while the task is unfinished."""
+    """The outcome an outputs-shaped envelope reports; None while the task is unfinished or
+    the answer says nothing of how it ended."""
     if envelope.ok:
         if isinstance(envelope.data, list):
             return TaskOutcome(True, outputs=[o for o in envelope.data if isinstance(o, dict)])
@@ -168,7 +169,9 @@ def outcome_of(envelope: RhAnswer) -> TaskOutcome | None:
         return None
     if envelope.code == TASK_FAILED_CODE:
         return TaskOutcome(False, error_message=failure_message(envelope.data))
-    return TaskOutcome(False, error_message=f"RunningHub reported code {envelope.code}.")
+    # 500, 802, 416...: nothing about how the task ended (a render it finished must not be
+    # failed and refunded for one bad answer); the sweep asks again, within its time limit.
+    return None
 
 
 def failure_message(data: Any) -> str:

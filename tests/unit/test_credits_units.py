@@ -102,7 +102,8 @@ def test_clean_outputs_keeps_known_fields_and_drops_junk() -> None:
             RhAnswer(805, "x", {"failedReason": {"node_id": "3", "exception_message": "OOM"}}),
             (False, None, "The RunningHub task failed at node 3: OOM"),
         ),
-        (RhAnswer(500, "x", None), (False, None, "RunningHub reported code 500.")),
+        (RhAnswer(500, "x", None), None),  # RunningHub's own error: ask again
+        (RhAnswer(802, "APIKEY_UNAUTHORIZED", None), None),
     ],
 )
 def test_outcome_of(answer: RhAnswer, expected: Any) -> None:
