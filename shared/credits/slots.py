@@ -75,8 +75,8 @@ def launch(row: Row, client: RunningHub) -> Launch:
     try:
         answer = client.create(row["workflow_id"], row["inputs"], webhook_url(settings, key))
     except UpstreamError as exc:
-        if not exc.retryable and _http_error(exc):  # a proxy or maintenance page answered,
-            return _requeue(key, Launch.HELD, exc.message)  # not the API: no task was created
+        if _not_acted_on(exc):  # a proxy, a maintenance page or a rate limit answered:
+            return _requeue(key, Launch.HELD, exc.message)  # no task was created
         finish_job(key, JobStatus.FAILED, error_message=_unreachable(exc))  # it may have been
         return Launch.UNREACHABLE if exc.retryable else Launch.FAILED
     if answer.code in QUEUE_FULL_CODES:
@@ -87,10 +87,11 @@ def launch(row: Row, client: RunningHub) -> Launch:
     return _created(key, answer)
 
 
-def _http_error(exc: UpstreamError) -> bool:
-    """The create was answered with an HTTP status that every job would meet."""
+def _not_acted_on(exc: UpstreamError) -> bool:
+    """The create was refused with an HTTP status that every job would meet: a rate limit
+    (429, refused before acting: shared.http), or a page from in front of the API."""
     status = exc.details.get("status") if isinstance(exc.details, dict) else None
-    return status in NOT_THIS_JOB_STATUSES
+    return status == 429 or (not exc.retryable and status in NOT_THIS_JOB_STATUSES)
 
 
 def _created(key: JobKey, answer: RhAnswer) -> Launch:

@@ -81,3 +81,18 @@ def test_a_webhook_whose_outputs_answer_an_error_code_leaves_the_job_to_the_swee
     assert job(database_url, job_id)["status"] == "completed"
     assert balance(database_url, user) == 70
 
+
+def test_runninghub_rate_limiting_the_create_keeps_the_job_queued_and_debited(
+    database_url: str, rh: Emulator
+) -> None:
+    user = new_user(database_url, balance=100)
+    job_id = new_job(database_url, user, cost=30)
+    rh.state.knobs.update({"rate_429": 1.0})  # refused, never acted on: no task exists
+    answer = post("/start", {"table": IMAGE, "jobId": str(job_id)}, user.token)
+    assert answer.status_code == 200 and not rh.state.tasks
+    row = job(database_url, job_id)
+    assert row["status"] == "queued", (answer.json()["status"], row["error_message"])
+    assert balance(database_url, user) == 70
+    rh.state.knobs.update({"rate_429": 0.0})
+    sweep_runninghub()  # the limit lifted: the sweep starts it
+    assert job(database_url, job_id)["status"] == "running"
