@@ -146,15 +146,20 @@ def release(
 ) -> Row:
     """Hand the job back in a new state (raises LeaseLost when it is no longer ours).
 
-    What an admin asked meanwhile wins: a reset is carried out now (the runner has stopped),
-    a job that would only have continued later is paused instead, and a runner stopping for
-    a pause that a resume has since taken back hands the job on instead.
+    What an admin asked meanwhile wins: a reset is carried out now (the runner has stopped;
+    paused if a pause was asked after it), a job that would only have continued later is
+    paused instead, and a runner stopping for a pause that a resume has since taken back
+    hands the job on instead.
     """
     held = lease.lock(conn)
     if held["reset_requested"]:
         row = _reset(conn, held, lease.job_id, lease.token)
         if row is None:
             raise LeaseLost(str(lease.job_id))
+        if held["pause_requested"]:  # asked after the reset (which clears it): start over paused
+            params = {"id": lease.job_id, "tenant_id": held["tenant_id"]}
+            paused = conn.execute(_q("request_pause"), params).fetchone()
+            row = {**row, **paused} if paused is not None else row
         return row
     admin_pause = status is ExportStatus.PAUSED and reason == PAUSED_BY_ADMIN
     if held["pause_requested"] and status is ExportStatus.PENDING:

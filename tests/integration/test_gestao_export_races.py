@@ -168,6 +168,44 @@ def test_a_reset_while_running_waits_for_the_runner_then_starts_over(
     assert all(sent >= last_of_first for r, sent, _ in spans if r != runners[0])
 
 
+def test_a_pause_asked_after_a_reset_of_a_running_export_is_kept(
+    database_url: str, tenant: Any, remote: Remote, configure: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """At rest, reset then pause leaves the export paused; while it runs, the same two
+    clicks must too, not start it over and export everything."""
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100", GESTAO_SCOUTER_IN_FLIGHT="1")
+    seed_leads(database_url, tenant.id, 1_000)
+    job_id = start(tenant)
+    recorder().take()
+    real = runner.BatchRunner._post
+    said: dict[str, Any] = {}
+
+    def admin(action: str) -> None:  # another request, on its own connection
+        def ask() -> None:
+            said[action] = export(tenant, action, job_id=job_id)
+
+        thread = threading.Thread(target=ask)
+        thread.start()
+        thread.join(10)
+
+    def post(self: runner.BatchRunner, body: bytes) -> Any:
+        if not said:  # while the first batch is out: reset, then pause
+            admin("reset")
+            admin("pause")
+        return real(self, body)
+
+    monkeypatch.setattr(runner.BatchRunner, "_post", post)
+    assert run_once(tenant.id, job_id).status_code == 200
+    monkeypatch.setattr(runner.BatchRunner, "_post", real)
+    assert said["reset"].get_json()["reset_requested"] is True
+    assert said["pause"].get_json()["pause_requested"] is True
+    deliver_all()  # whatever the release woke must not run a paused job
+    job = job_row(database_url, job_id)
+    assert (job["status"], job["pause_reason"]) == ("paused", "paused by an admin")
+    assert (job["exported_leads"], job["batches"], job["cursor_id"]) == (0, 0, None)
+
+
 def test_a_runner_that_dies_on_every_batch_ends_paused_not_restarted_forever(
     database_url: str, tenant: Any, remote: Remote, configure: Any,
     monkeypatch: pytest.MonkeyPatch,
