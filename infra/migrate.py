@@ -5,8 +5,8 @@ file; an advisory lock keeps two runners from migrating the same database at onc
 missing migrations are applied in one transaction: a release's schema lands whole or not
 at all (a later file may restore what an earlier one of the same release dropped, so no
 instance may ever see the state between them). An applied migration whose file was since
-renamed or edited is an error that names it: a database it was applied to would never get
-the change that a new database gets.
+renamed, renumbered, edited or removed is an error that names it: a database it was applied
+to would never get the change that a new database gets (or would get it twice).
 """
 
 from __future__ import annotations
@@ -111,7 +111,19 @@ def _check_applied(
     done: dict[int, tuple[str, str | None]],
 ) -> None:
     """Applied migrations must still be the files on disk; one recorded before checksums
-    were kept (or before they read line endings as LF) gets its file's checksum now."""
+    were kept (or before they read line endings as LF) gets its file's checksum now.
+
+    An applied version with no file is an error when a later file exists (it was renumbered
+    or removed, and would be applied again under its new number); versions past the last
+    file are a newer release's, which this older one may still run beside (a rollback)."""
+    newest = max((m.version for m in migrations), default=0)
+    on_disk = {m.version for m in migrations}
+    for version, (name, _) in sorted(done.items()):
+        if version < newest and version not in on_disk:
+            raise MigrationChanged(
+                f"migration {version:04d}_{name} was applied, but no file has that number:"
+                " an applied migration is never renumbered or removed; add a new one."
+            )
     for migration in migrations:
         if migration.version not in done:
             continue

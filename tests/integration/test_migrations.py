@@ -143,6 +143,30 @@ def test_an_applied_migration_renamed_or_edited_is_refused_by_name(
         migrate.migrate(database_url, folder)
 
 
+def test_an_applied_migration_renumbered_or_removed_is_refused_by_name(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Renumbered, it was applied a second time; removed, nobody noticed."""
+    folder = _copy(tmp_path)
+    first, *_, last = sorted(folder.glob("*.sql"))
+    renumbered = folder / f"{int(last.name[:4]) + 1:04d}{last.name[4:]}"
+    last.rename(renumbered)
+    with pytest.raises(migrate.MigrationChanged, match=re.escape(f"{last.name[:-4]} was applied")):
+        migrate.migrate(database_url, folder)
+    renumbered.rename(last)
+    first.unlink()
+    with pytest.raises(migrate.MigrationChanged, match=re.escape(f"{first.name[:-4]} was applied")):
+        migrate.migrate(database_url, folder)
+
+
+def test_an_older_release_runs_beside_the_migrations_of_a_newer_one(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A rollback: the database holds versions past the older release's last file."""
+    newest = migrate.discover()[-1].version
+    assert migrate.migrate(database_url, _copy(tmp_path, upto=newest - 1)) == []
+
+
 def test_a_checkout_with_crlf_line_endings_is_the_same_migration(
     database_url: str, tmp_path: Path
 ) -> None:
