@@ -6,7 +6,10 @@ missing migrations are applied in one transaction: a release's schema lands whol
 at all (a later file may restore what an earlier one of the same release dropped, so no
 instance may ever see the state between them). An applied migration whose file was since
 renamed, renumbered, edited or removed is an error that names it: a database it was applied
-to would never get the change that a new database gets (or would get it twice).
+to would never get the change that a new database gets (or would get it twice). A
+migration waits for a table lock a short while only (`LOCK_TIMEOUT`), then the batch rolls
+back and is tried again: a waiting ALTER would hold up every statement on the table behind
+it, the queue's claims among them.
 """
 
 from __future__ import annotations
@@ -17,10 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+import tenacity
+from psycopg.rows import TupleRow
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _LOCK_KEY = 0x5359_4E43  # "SYNC"
+# A statement waiting for a table lock queues every later one on that table behind it (the
+# queue's claims, the dashboard's reads): wait this long at most, then roll back, pause and
+# try the whole batch again, these many times.
+LOCK_TIMEOUT = "1s"
+LOCK_ATTEMPTS = 6
+LOCK_PAUSE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -67,41 +78,60 @@ def _before_lf(migration: Migration) -> set[str]:
 def migrate(database_url: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply what is missing; returns the names applied now."""
     migrations = discover(directory)
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(psycopg.errors.LockNotAvailable),
+        stop=tenacity.stop_after_attempt(LOCK_ATTEMPTS),
+        wait=tenacity.wait_fixed(LOCK_PAUSE_S),  # the queue goes on meanwhile
+        reraise=True,
+    )
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", [_LOCK_KEY])
         try:
-            with conn.transaction():
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                    " version integer PRIMARY KEY, name text NOT NULL,"
-                    " applied_at timestamptz NOT NULL DEFAULT now())"
-                )
-                conn.execute("ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS checksum text")
-                done = {
-                    r[0]: (r[1], r[2])
-                    for r in conn.execute("SELECT version, name, checksum FROM schema_migrations")
-                }
-                _check_applied(conn, migrations, done)
-                applied_now: list[str] = []
-                for migration in migrations:
-                    if migration.version in done:
-                        continue
-                    try:
-                        conn.execute(migration.path.read_text(encoding="utf-8"))
-                    except psycopg.Error as exc:
-                        pending = len(migrations) - len(done)
-                        raise MigrationFailed(
-                            f"{migration.path.name} failed, so none of {pending} pending"
-                            f" migrations was applied: {exc}"
-                        ) from exc
-                    conn.execute(
-                        "INSERT INTO schema_migrations (version, name, checksum)"
-                        " VALUES (%s, %s, %s)",
-                        [migration.version, migration.name, checksum(migration)],
-                    )
-                    applied_now.append(f"{migration.version:04d}_{migration.name}")
+            return retrying(_apply, conn, migrations)
+        except psycopg.errors.LockNotAvailable as exc:
+            raise MigrationFailed(
+                f"a table the migrations change stayed locked by another session"
+                f" ({LOCK_ATTEMPTS} tries, {LOCK_TIMEOUT} each), so nothing was applied;"
+                f" run again: {exc}"
+            ) from exc
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
+
+
+def _apply(conn: psycopg.Connection[TupleRow], migrations: list[Migration]) -> list[str]:
+    """One try: every missing migration in one transaction, or none."""
+    with conn.transaction():
+        conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        conn.execute("ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS checksum text")
+        done = {
+            r[0]: (r[1], r[2])
+            for r in conn.execute("SELECT version, name, checksum FROM schema_migrations")
+        }
+        _check_applied(conn, migrations, done)
+        applied_now: list[str] = []
+        for migration in migrations:
+            if migration.version in done:
+                continue
+            try:
+                conn.execute(migration.path.read_text(encoding="utf-8"))
+            except psycopg.errors.LockNotAvailable:
+                raise  # try again
+            except psycopg.Error as exc:
+                pending = len(migrations) - len(done)
+                raise MigrationFailed(
+                    f"{migration.path.name} failed, so none of {pending} pending"
+                    f" migrations was applied: {exc}"
+                ) from exc
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                [migration.version, migration.name, checksum(migration)],
+            )
+            applied_now.append(f"{migration.version:04d}_{migration.name}")
     return applied_now
 
 

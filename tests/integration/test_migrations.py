@@ -6,6 +6,8 @@ import hashlib
 import os
 import re
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import psycopg
@@ -165,6 +167,51 @@ def test_an_older_release_runs_beside_the_migrations_of_a_newer_one(
     """A rollback: the database holds versions past the older release's last file."""
     newest = migrate.discover()[-1].version
     assert migrate.migrate(database_url, _copy(tmp_path, upto=newest - 1)) == []
+
+
+def test_a_migration_waiting_for_a_table_lock_does_not_hold_up_the_queue(
+    database_url: str, tmp_path: Path
+) -> None:
+    """An ALTER waiting behind an open reader queued every claim behind it until the reader
+    ended; it now gives up after a second, lets the queue go on, and tries again."""
+    from shared.queue import store
+
+    folder = _copy(tmp_path)
+    (folder / "0999_alter_jobs.sql").write_text(
+        "ALTER TABLE integration_jobs ADD COLUMN IF NOT EXISTS probe integer;"
+    )
+    reader = psycopg.connect(database_url)
+    reader.execute("SELECT count(*) FROM integration_jobs")  # a transaction left open
+    applied: list[list[str]] = []
+    thread = threading.Thread(target=lambda: applied.append(migrate.migrate(database_url, folder)))
+    thread.start()
+    try:
+        time.sleep(0.5)  # the ALTER waits for the reader now
+        with psycopg.connect(database_url) as worker:
+            worker.execute("SET statement_timeout = '3s'")
+            store.claim(worker, limit=1)  # a claim: waits a second at most, not for the reader
+    finally:
+        reader.close()
+        thread.join(30)
+    assert applied == [["0999_alter_jobs"]]  # the next try, once the reader ended
+
+
+def test_a_table_locked_for_good_fails_the_migration_with_nothing_applied(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(migrate, "LOCK_PAUSE_S", 0.01)
+    monkeypatch.setattr(migrate, "LOCK_ATTEMPTS", 2)
+    folder = _copy(tmp_path)
+    (folder / "0999_alter_jobs.sql").write_text(
+        "ALTER TABLE integration_jobs ADD COLUMN IF NOT EXISTS probe integer;"
+    )
+    with psycopg.connect(database_url) as reader:
+        reader.execute("SELECT count(*) FROM integration_jobs")
+        with pytest.raises(migrate.MigrationFailed, match="stayed locked by another session"):
+            migrate.migrate(database_url, folder)
+    with psycopg.connect(database_url) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
+    assert 999 not in versions
 
 
 def test_a_checkout_with_crlf_line_endings_is_the_same_migration(
