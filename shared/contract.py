@@ -23,6 +23,7 @@ from shared.auth import Principal
 from shared.errors import (
     BadRequest,
     InvalidJson,
+    MalformedBody,
     MethodNotAllowed,
     PayloadTooLarge,
     ServiceUnavailable,
@@ -169,10 +170,11 @@ class Endpoint:
     def all_errors(self) -> list[ErrorCode]:
         """Every error this endpoint can answer: its own and the edge's, in status order."""
         if Caller.PUBLIC in self.callers:  # the static files: no credentials, no parameters
-            edge_public = (BadRequest, MethodNotAllowed, SyncqError)  # a broken body: settle()
+            edge_public = (BadRequest, MalformedBody, MethodNotAllowed, SyncqError)
             public = {error_code(e) for e in (*edge_public, *self.errors)}
             return sorted(public, key=lambda c: (c.status, c.code))
         edge: list[type[SyncqError]] = [
+            MalformedBody,  # every request's body is read to its end (settle)
             Unauthorized,
             MethodNotAllowed,
             ValidationFailed,

@@ -75,6 +75,13 @@ class InvalidJson(BadRequest):
     code, default_message = "invalid_json", "The body must be a JSON object."
 
 
+class MalformedBody(BadRequest):
+    """A body whose framing broke (a bad chunk size, cut short): any request's, GETs too,
+    since every body is read to its end before the answer."""
+
+    code, default_message = "malformed_body", "The request body is malformed or incomplete."
+
+
 class UnknownTable(BadRequest):
     code, default_message = "unknown_table", "Unknown table."
 

@@ -30,6 +30,7 @@ from shared.contract import Endpoint, Function, Negotiated
 from shared.errors import (
     BadRequest,
     InvalidJson,
+    MalformedBody,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
@@ -143,7 +144,6 @@ def parse_json_body(raw: bytes) -> Any:
     return data
 
 
-_MALFORMED_BODY = "The request body is malformed or incomplete."
 _DRAIN_BYTES = 64 * 1024
 
 
@@ -165,7 +165,7 @@ def read_body(request: flask.Request, size: int) -> bytes:
         return b"".join(pieces)
     except Exception as exc:
         request.stream = io.BytesIO()  # werkzeug's documented way to replace the cached stream
-        raise BadRequest(_MALFORMED_BODY, code="malformed_body") from exc
+        raise MalformedBody() from exc
 
 
 def finish_body(request: flask.Request) -> None:
