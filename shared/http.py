@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -52,6 +53,11 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # Our own request or configuration is wrong: trying again gives the same answer.
 _OUR_FAULT = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+# The most of an answer's body a try reads (decoded): no page, batch answer or webhook
+# reply comes near it; a remote sending more is refused, not buffered whole.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+# Headers an answer loses once its body is read and decoded here.
+_BODY_FRAMING = frozenset({b"content-encoding", b"content-length", b"transfer-encoding"})
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,7 @@ class RetryPolicy:
     attempts: int  # tries in all, the first included
     base_s: float  # the first wait; each later one doubles, up to cap_s
     cap_s: float  # the longest wait between tries (a Retry-After is capped here too)
-    timeout_s: float  # read, write and pool timeout of each try
+    timeout_s: float  # read, write and pool timeout of each try, and the most its body takes
     connect_s: float = 10.0  # connect timeout (never above timeout_s)
 
     @property
@@ -211,7 +217,7 @@ class HttpClient:
         final: Callable[[httpx.Response], bool] | None = None,
     ) -> httpx.Response:
         try:
-            response = self._client.request(method, url, **kwargs)
+            response = self._bounded(self._client.build_request(method, url, **kwargs))
         except _OUR_FAULT as exc:
             raise self._error(f"could not be asked ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:  # timeouts, refused or dropped connections
@@ -232,6 +238,33 @@ class HttpClient:
             status,
             repeatable=repeatable,
             retry_after=retry_after_s(response.headers.get("Retry-After"), datetime.now(UTC)),
+        )
+
+    def _bounded(self, request: httpx.Request) -> httpx.Response:
+        """The answer, its body read within `timeout_s` of its headers and `MAX_BODY_BYTES`:
+        httpx's timeouts bound each read, so a remote trickling bytes held a try (the alert
+        drain, the sweep) for as long as it kept sending."""
+        streamed = self._client.send(request, stream=True)
+        try:
+            deadline = time.monotonic() + self.policy.timeout_s
+            pieces: list[bytes] = []
+            size = 0
+            for piece in streamed.iter_bytes():
+                pieces.append(piece)
+                size += len(piece)
+                if size > MAX_BODY_BYTES:
+                    raise self._error(f"answered a body over {MAX_BODY_BYTES} bytes")
+                if time.monotonic() > deadline:
+                    raise self._unavailable("answered too slowly", None, repeatable=False)
+        finally:
+            streamed.close()
+        headers = [(k, v) for k, v in streamed.headers.raw if k.lower() not in _BODY_FRAMING]
+        return httpx.Response(
+            streamed.status_code,
+            headers=headers,
+            content=b"".join(pieces),
+            request=request,
+            extensions=streamed.extensions,
         )
 
     def _unavailable(

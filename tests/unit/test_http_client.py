@@ -6,6 +6,9 @@ refused connections and Retry-After against a real HTTP server on a free local p
 
 from __future__ import annotations
 
+import gzip
+import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -431,3 +434,86 @@ def test_a_503_with_a_retry_after_of_a_non_ascii_digit_is_a_503() -> None:
     )  # fmt: skip
     with pytest.raises(UpstreamUnavailable):
         client.request("GET", "/x")
+
+
+class _Trickle:
+    """A remote that answers 200 at once, then sends its body a little at a time, forever."""
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        self._stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        conn, _ = self._server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n")  # fmt: skip
+            while not self._stop.wait(0.05):
+                try:
+                    conn.sendall(b"10\r\n" + b" " * 16 + b"\r\n")
+                except OSError:
+                    return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._server.close()
+
+
+def test_a_remote_trickling_its_body_is_cut_off_at_the_try_s_timeout() -> None:
+    """Each read arrived within the timeout, so the try lasted as long as the remote sent."""
+    trickle = _Trickle()
+    policy = RetryPolicy(attempts=1, base_s=0.0, cap_s=0.0, timeout_s=0.5)
+    client = HttpClient(trickle.url, policy, name="Remote", transport=httpx.HTTPTransport())
+    outcome: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            client.request("GET", "/hook")
+        except UpstreamError as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=ask, daemon=True)
+    worker.start()
+    worker.join(10)
+    hung = worker.is_alive()
+    trickle.stop()
+    worker.join(5)
+    client.close()
+    assert not hung
+    assert [str(e) for e in outcome] == ["Remote answered too slowly."]
+    assert isinstance(outcome[0], UpstreamUnavailable) and not outcome[0].repeatable
+
+
+def test_a_body_over_the_limit_is_refused_not_buffered(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared import http
+
+    monkeypatch.setattr(http, "MAX_BODY_BYTES", 1000)
+    policy = RetryPolicy(attempts=1, base_s=0.0, cap_s=0.0, timeout_s=1.0)
+    big = HttpClient(
+        "http://provider.test", policy, name="P",
+        transport=httpx.MockTransport(lambda _: httpx.Response(200, content=b"x" * 1001)),
+    )  # fmt: skip
+    with pytest.raises(UpstreamError, match="answered a body over 1000 bytes") as refused:
+        big.request("GET", "/x")
+    assert not refused.value.retryable
+
+
+def test_an_answer_read_here_keeps_its_headers_and_its_decoded_body() -> None:
+    body = json.dumps([{"id": i} for i in range(100)]).encode()
+    zipped = gzip.compress(body)
+    answer = httpx.Response(
+        206, content=zipped,
+        headers=[(b"Content-Encoding", b"gzip"), (b"Content-Range", b"0-99/250"),
+                 (b"X-Other", "é".encode("latin-1"))],
+    )  # fmt: skip
+    policy = RetryPolicy(attempts=1, base_s=0.0, cap_s=0.0, timeout_s=1.0)
+    client = HttpClient(
+        "http://provider.test", policy, name="P", transport=httpx.MockTransport(lambda _: answer)
+    )
+    got = client.request("GET", "/x")
+    assert (got.status_code, got.json()) == (206, [{"id": i} for i in range(100)])
+    assert got.headers["Content-Range"] == "0-99/250" and got.headers["X-Other"] == "é"
+    assert got.headers["Content-Length"] == str(len(body)) and "content-encoding" not in got.headers
