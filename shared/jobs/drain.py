@@ -39,13 +39,22 @@ def drain(
         if not rows:
             break
         wanted = None
-        for row in rows:
+        for turn, row in enumerate(rows):
+            if turn and not _still_ours(kind, row):  # rescued while it waited its turn
+                continue
             report.processed.append(kind.run(row, deadline))
     with db.transaction() as conn:
         report.remaining = store.due_count(conn, kind.table)
     if report.remaining:
         wake(kind)
     return report
+
+
+def _still_ours(kind: Kind, row: dict[str, Any]) -> bool:
+    """A job that waited in its batch sent no heartbeat: the sweep may have handed it to
+    another worker meanwhile, which may be running it now."""
+    with db.transaction() as conn:
+        return store.renew(conn, kind.table, row["id"], row["lease_token"])
 
 
 def run_named(kind: Kind, job_id: UUID, deadline: float) -> dict[str, Any] | None:

@@ -46,6 +46,12 @@ def heartbeat(conn: Conn, table: JobTable, job_id: UUID, lease: UUID, **params: 
     return conn.execute(table.statement("heartbeat"), args).fetchone()
 
 
+def renew(conn: Conn, table: JobTable, job_id: UUID, lease: UUID) -> bool:
+    """Touch a claimed job's lease before it runs; False when it is no longer ours."""
+    args = {"id": job_id, "lease": lease}
+    return conn.execute(table.statement("renew"), args).fetchone() is not None
+
+
 def lock_held(conn: Conn, table: JobTable, job_id: UUID, lease: UUID) -> Row | None:
     """The job locked, if it is still running under `lease` (None: the lease is lost)."""
     return conn.execute(table.statement("lock_held"), {"id": job_id, "lease": lease}).fetchone()

@@ -38,6 +38,13 @@ SET heartbeat_at = now(), updated_at = now(){heartbeat_set}
 WHERE id = %(id)s AND lease_token = %(lease)s AND status = 'running'
 RETURNING *
 
+-- name: renew
+-- A job claimed in a batch, just before its turn: still ours? Touched, so the rescue does
+-- not take it now that it starts (its waiting in the batch sent no heartbeat).
+UPDATE {table} SET heartbeat_at = now(), updated_at = now()
+WHERE id = %(id)s AND lease_token = %(lease)s AND status = 'running'
+RETURNING id
+
 -- name: lock_held
 -- The running job still held under this lease, locked: its next state is decided against
 -- the requests (cancel, pause) as they stand, since requests lock the row too.

@@ -216,3 +216,39 @@ def test_each_rescued_job_is_logged_with_its_labels_at_the_right_severity(
     assert last["severity"] == "ERROR" and last["code"] == "stale_job" and last["reason"]
     assert last["logging.googleapis.com/labels"]["tenant_id"] == str(acme.id)
     assert by_job[str(retried)]["severity"] == "WARNING"
+
+
+def test_a_job_rescued_while_it_waited_in_its_batch_is_not_run_again(
+    database_url: str, configure: Any, recorder: RecordingDispatcher,
+    scripted: ScriptedProvider, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """CLAIM_BATCH > 1: the second job of a batch sends no heartbeat while the first runs.
+    Rescued meanwhile (handed back, perhaps run by another worker), it must not also be run
+    by the worker that claimed it first."""
+    from shared.jobs import sweep
+    from shared.queue.kind import KIND, process
+
+    configure(CLAIM_BATCH="2")
+    a, b = tenants(database_url, "acme", "globex")
+    first, second = submit(a), submit(b)
+    recorder.take()
+    real = scripted.sync
+    ran: list[str] = []
+
+    def sync(ctx: Any) -> Any:
+        ran.append(str(ctx.job_id))
+        if len(ran) == 1:  # the first of the batch runs long: the other one looks dead
+            with psycopg.connect(database_url) as conn:
+                conn.execute(
+                    "UPDATE integration_jobs SET heartbeat_at = now() - interval '1 day'"
+                    " WHERE status = 'running' AND id <> %s", [ctx.job_id])  # fmt: skip
+            assert sweep.rescue(KIND) == 1
+        return real(ctx)
+
+    monkeypatch.setattr(scripted, "sync", sync)
+    process(budget_s=30)
+    assert len(ran) == 1 and ran[0] in (first, second)
+    other = second if ran[0] == first else first
+    handed_back = job(database_url, other)
+    assert (handed_back["status"], handed_back["lease_token"]) == ("pending", None)
+    assert job(database_url, ran[0])["status"] == "success"
