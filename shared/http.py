@@ -258,6 +258,7 @@ class HttpClient:
                     raise self._unavailable("answered too slowly", None, repeatable=False)
         finally:
             streamed.close()
+            _release(streamed)  # its stream holds it, and the request's body, in a cycle
         headers = [(k, v) for k, v in streamed.headers.raw if k.lower() not in _BODY_FRAMING]
         return httpx.Response(
             streamed.status_code,

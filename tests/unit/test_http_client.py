@@ -517,3 +517,26 @@ def test_an_answer_read_here_keeps_its_headers_and_its_decoded_body() -> None:
     assert (got.status_code, got.json()) == (206, [{"id": i} for i in range(100)])
     assert got.headers["Content-Range"] == "0-99/250" and got.headers["X-Other"] == "é"
     assert got.headers["Content-Length"] == str(len(body)) and "content-encoding" not in got.headers
+
+
+def test_an_answer_dropped_frees_its_request_and_the_body_sent_without_a_collection() -> None:
+    """The streamed answer read for the bounded body held the request (a whole batch sent)
+    in a reference cycle until the next full garbage collection."""
+    import gc
+    import weakref
+
+    policy = RetryPolicy(attempts=1, base_s=0.0, cap_s=0.0, timeout_s=5.0)
+    client = HttpClient(
+        "http://remote.test", policy, name="R",
+        transport=httpx.MockTransport(lambda _: httpx.Response(201, json={"ok": 1})),
+    )  # fmt: skip
+    gc.collect()
+    gc.disable()
+    try:
+        answer = client.request("POST", "/leads", content=b"x" * (1 << 20))
+        sent = weakref.ref(answer.request)
+        del answer
+        assert sent() is None
+    finally:
+        gc.enable()
+        client.close()
