@@ -143,13 +143,17 @@ def _check_applied(
     """Applied migrations must still be the files on disk; one recorded before checksums
     were kept (or before they read line endings as LF) gets its file's checksum now.
 
-    An applied version with no file is an error when a later file exists (it was renumbered
-    or removed, and would be applied again under its new number); versions past the last
-    file are a newer release's, which this older one may still run beside (a rollback)."""
+    An applied version whose name a file of another number has was renumbered (it would be
+    applied again under its new number); an applied version with no file is an error when a
+    later file exists (removed). Versions past the last file are a newer release's, which
+    this older one may still run beside (a rollback): removing the newest file looks the
+    same, and is not caught."""
     newest = max((m.version for m in migrations), default=0)
     on_disk = {m.version for m in migrations}
+    numbered = {m.name: m.version for m in migrations}
     for version, (name, _) in sorted(done.items()):
-        if version < newest and version not in on_disk:
+        moved = numbered.get(name, version) != version  # its file has another number now
+        if moved or (version < newest and version not in on_disk):
             raise MigrationChanged(
                 f"migration {version:04d}_{name} was applied, but no file has that number:"
                 " an applied migration is never renumbered or removed; add a new one."

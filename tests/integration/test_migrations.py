@@ -161,6 +161,19 @@ def test_an_applied_migration_renumbered_or_removed_is_refused_by_name(
         migrate.migrate(database_url, folder)
 
 
+def test_the_newest_applied_migration_renumbered_into_a_gap_is_refused(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Moved below the others, the newest looked like a newer release's and was applied again."""
+    folder = _copy(tmp_path)
+    versions = {m.version for m in migrate.discover(folder)}
+    gap = next(v for v in range(1, 10_000) if v not in versions)
+    last = sorted(folder.glob("*.sql"))[-1]
+    last.rename(folder / f"{gap:04d}{last.name[4:]}")
+    with pytest.raises(migrate.MigrationChanged, match=re.escape(f"{last.name[:-4]} was applied")):
+        migrate.migrate(database_url, folder)
+
+
 def test_an_older_release_runs_beside_the_migrations_of_a_newer_one(
     database_url: str, tmp_path: Path
 ) -> None:
