@@ -22,6 +22,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict
 from shared.auth import Principal
 from shared.errors import (
     BadRequest,
+    DatabaseUnavailable,
     InvalidJson,
     MalformedBody,
     MethodNotAllowed,
@@ -174,6 +175,7 @@ class Endpoint:
             public = {error_code(e) for e in (*edge_public, *self.errors)}
             return sorted(public, key=lambda c: (c.status, c.code))
         edge: list[type[SyncqError]] = [
+            DatabaseUnavailable,
             MalformedBody,  # every request's body is read to its end (settle)
             Unauthorized,
             MethodNotAllowed,

@@ -228,6 +228,13 @@ class ServiceUnavailable(SyncqError):
     status, code, default_message = 503, "unavailable", "Temporarily unavailable."
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """PostgreSQL did not answer in time: down, restarting, the pool busy, a statement or
+    lock timeout, a deadlock or serialization failure. Nothing was done; retry shortly."""
+
+    code, default_message = "database_unavailable", "The database is unavailable; retry shortly."
+
+
 class RunningHubNotConfigured(ServiceUnavailable):
     code = "runninghub_not_configured"
     default_message = "AI renders are unavailable: RunningHub is not configured."

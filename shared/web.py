@@ -21,6 +21,7 @@ from typing import Any, NoReturn, TypeVar
 
 import flask
 import functions_framework
+import psycopg
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -29,6 +30,7 @@ from shared.auth import authenticate
 from shared.contract import Endpoint, Function, Negotiated
 from shared.errors import (
     BadRequest,
+    DatabaseUnavailable,
     InvalidJson,
     MalformedBody,
     MethodNotAllowed,
@@ -383,13 +385,29 @@ def _handle(
             if isinstance(endpoint.answers[endpoint.status], Negotiated):
                 response.vary.add("Accept")  # one URL, JSON or text by the Accept header
             return response
-        except SyncqError as error:
-            if error.status >= 500:
-                _logger.warning("request failed: %s", error.error_code)
-            return error_response(error)
-        except Exception:
-            _logger.exception("unhandled error")
-            return error_response(SyncqError())
+        except Exception as exc:
+            return _failed(exc)
+
+
+def _failed(exc: Exception) -> flask.Response:
+    """The answer to what an endpoint raised (called while handling it): its envelope, a 503
+    for a fault of the database's, else a 500, logged with its trace (a bug)."""
+    if isinstance(exc, SyncqError):
+        if exc.status >= 500:
+            _logger.warning("request failed: %s", exc.error_code)
+        return error_response(exc)
+    if isinstance(exc, psycopg.OperationalError) and _database_fault(exc):
+        _logger.error("database unavailable", extra=log.fields(error=type(exc).__name__))
+        return error_response(DatabaseUnavailable())
+    _logger.exception("unhandled error")
+    return error_response(SyncqError())
+
+
+def _database_fault(exc: psycopg.OperationalError) -> bool:
+    """Down, restarting, the pool busy (its timeout is an OperationalError too), a timeout,
+    a deadlock: every operational error but a program limit (class 54: a statement or row
+    too big, which trying again cannot mend)."""
+    return not (exc.sqlstate or "").startswith("54")
 
 
 Entry = Callable[[flask.Request], flask.Response]

@@ -80,6 +80,7 @@ def test_every_error_answer_is_the_envelope_with_its_codes(doc: dict[str, Any]) 
         assert "malformed_body" in _codes(op["responses"], 400), path
         if op["x-callers"] == ["public"]:
             continue
+        assert "database_unavailable" in _codes(op["responses"], 503), path
         statuses = {int(s) for s in op["responses"]}
         assert {401, 405, 422, 500} <= statuses, path
         for status, response in op["responses"].items():
@@ -96,7 +97,11 @@ def test_every_error_answer_is_the_envelope_with_its_codes(doc: dict[str, Any]) 
     assert sorted(page) == ["200", "400", "404", "405", "500"]
     events = doc["paths"]["/integration-job-events"]["get"]["responses"]
     assert _codes(events, 429) == ["too_many_requests"]  # a user's or tenant's open streams
-    assert _codes(start, 503) == ["runninghub_not_configured", "unavailable"]
+    assert _codes(start, 503) == [
+        "database_unavailable",
+        "runninghub_not_configured",
+        "unavailable",
+    ]
     assert _codes(doc["paths"]["/run-integration"]["post"]["responses"], 409) == [
         "job_already_active",
         "job_not_retryable",
