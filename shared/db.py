@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 import psycopg
+import tenacity
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
@@ -21,6 +22,7 @@ from shared.settings import get_settings
 
 Conn = psycopg.Connection[DictRow]
 Row = dict[str, Any]
+T = TypeVar("T")
 
 _pool: ConnectionPool[Conn] | None = None
 _pool_lock = threading.Lock()
@@ -77,6 +79,33 @@ def transaction() -> Iterator[Conn]:
     """A pooled connection inside one transaction, as the service (RLS bypassed by the owner)."""
     with get_pool().connection() as conn:
         yield conn
+
+
+def is_fault(exc: BaseException) -> bool:
+    """A fault of the database's, not of the statement: down, restarting, the connection
+    dropped, the pool's wait run out (an OperationalError too), a timeout, a deadlock or a
+    serialization failure. Not a program limit (class 54: a statement or row too big),
+    which trying again cannot mend."""
+    return isinstance(exc, psycopg.OperationalError) and not (exc.sqlstate or "").startswith("54")
+
+
+def retried(work: Callable[[Conn], T], *, attempts: int = 3) -> T:
+    """`work` in one transaction, run again on another connection when the database failed
+    under it: for a write that must not be lost to one dropped connection and is safe to
+    repeat (conditional on a lease, say; a commit whose answer was lost did happen)."""
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(is_fault),
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=tenacity.wait_exponential(multiplier=0.25, max=2.0),
+        reraise=True,
+    )
+    done: T = retrying(_in_transaction, work)
+    return done
+
+
+def _in_transaction(work: Callable[[Conn], T]) -> T:
+    with transaction() as conn:
+        return work(conn)
 
 
 def act_as_user(conn: Conn, user_id: UUID) -> None:

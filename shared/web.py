@@ -21,11 +21,10 @@ from typing import Any, NoReturn, TypeVar
 
 import flask
 import functions_framework
-import psycopg
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from shared import log
+from shared import db, log
 from shared.auth import authenticate
 from shared.contract import Endpoint, Function, Negotiated
 from shared.errors import (
@@ -396,18 +395,11 @@ def _failed(exc: Exception) -> flask.Response:
         if exc.status >= 500:
             _logger.warning("request failed: %s", exc.error_code)
         return error_response(exc)
-    if isinstance(exc, psycopg.OperationalError) and _database_fault(exc):
+    if db.is_fault(exc):
         _logger.error("database unavailable", extra=log.fields(error=type(exc).__name__))
         return error_response(DatabaseUnavailable())
     _logger.exception("unhandled error")
     return error_response(SyncqError())
-
-
-def _database_fault(exc: psycopg.OperationalError) -> bool:
-    """Down, restarting, the pool busy (its timeout is an OperationalError too), a timeout,
-    a deadlock: every operational error but a program limit (class 54: a statement or row
-    too big, which trying again cannot mend)."""
-    return not (exc.sqlstate or "").startswith("54")
 
 
 Entry = Callable[[flask.Request], flask.Response]

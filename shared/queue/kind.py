@@ -139,8 +139,9 @@ def _run_provider(row: Mapping[str, Any]) -> SyncResult:
 
 
 def _finish(row: Mapping[str, Any], done: Release, message: str) -> RunReport:
-    with db.transaction() as conn:
-        released = store.release(conn, [done], message=message)
+    # The end of a sync that ran: not lost to a dropped connection (under its lease, so
+    # written once however often it is tried; a commit whose answer was lost did happen).
+    released = db.retried(lambda conn: store.release(conn, [done], message=message))
     if not released:
         _logger.warning("finish ignored: lease no longer held")
         return RunReport(str(row["id"]), "lease_lost", row["attempts"])
@@ -190,16 +191,23 @@ def _after_failure(row: Mapping[str, Any], failure: Failure) -> RunReport:
     that came after the attempt's last heartbeat is seen, never lost to a retry.
     """
     lease = Lease(store.TABLE, dict(row))
-    with db.transaction() as conn:
+
+    def settle(conn: db.Conn) -> tuple[Decision, Release, str] | None:
         try:
             held = lease.lock(conn)
         except LeaseLost:
-            return RunReport(str(row["id"]), "lease_lost", row["attempts"])
+            return None
         decision = _decide(
             row, retryable=failure.retryable, cancel_requested=held["cancel_requested"]
         )
         nxt, message = _next_state(row, decision, failure.message)
         store.release(conn, [nxt], message=message)
+        return decision, nxt, message
+
+    decided = db.retried(settle)  # as _finish: not lost to a dropped connection
+    if decided is None:
+        return RunReport(str(row["id"]), "lease_lost", row["attempts"])
+    decision, nxt, message = decided
     if decision.verdict is not Verdict.RETRY:
         return _ended(row, nxt, message, failure.code)
     wake(KIND, row["id"], event=("retry", row["attempts"]), delay_s=decision.delay_s)

@@ -5,6 +5,7 @@ before it is handed out)."""
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -92,3 +93,52 @@ def test_a_sync_that_ends_after_a_restart_is_recorded_once(
     assert answers[0].status_code == 200, answers[0].get_json()
     job = rows(database_url, "SELECT status, attempts FROM integration_jobs")[0]
     assert (job["status"], job["attempts"], provider.runs) == ("success", 1, 1)
+
+
+def test_the_end_of_a_sync_whose_connection_is_killed_while_writing_it_is_still_written(
+    database_url: str, recorder: RecordingDispatcher, monkeypatch: Any
+) -> None:
+    """The sync succeeded; the backend writing its end is terminated mid-statement. The job
+    sat 'running' until the rescue, then ended 'error: timed out' (or ran the sync again)."""
+    provider, go = ScriptedProvider(pages=0), threading.Event()
+    real = provider.sync
+
+    def sync(ctx: SyncContext) -> SyncResult:
+        provider.started.set()
+        go.wait(10)
+        return real(ctx)
+
+    monkeypatch.setattr(provider, "sync", sync)
+    monkeypatch.setitem(PROVIDERS, "scripted", provider)
+    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    body = {"tenant_id": str(tenant.id), "provider_slug": "scripted"}
+    job_id = call("run-integration", body, token=tenant.admin_token).get_json()["job_id"]
+    recorder.take()
+    answers: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: answers.append(
+            call("process-integration-job", {"job_id": job_id}, token=service_token())
+        )
+    )
+    with psycopg.connect(database_url) as locker:
+        worker.start()
+        assert provider.started.wait(10)
+        locker.execute("SELECT 1 FROM integration_jobs WHERE id = %s FOR UPDATE", [job_id])
+        go.set()  # the sync returns; writing its end waits for the lock
+        killed: list[Any] = []
+        for _ in range(200):
+            killed = rows(
+                database_url,
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                " AND application_name = 'syncq'",
+            )
+            if killed:
+                break
+            time.sleep(0.05)
+        assert killed
+        locker.rollback()
+    worker.join(30)
+    assert answers[0].status_code == 200, answers[0].get_json()
+    [job] = rows(database_url, "SELECT status, lease_token FROM integration_jobs")
+    assert (job["status"], job["lease_token"], provider.runs) == ("success", None, 1)
