@@ -146,6 +146,7 @@ def parse_json_body(raw: bytes) -> Any:
 
 
 _DRAIN_BYTES = 64 * 1024
+_READ = "syncq.body_bytes_read"  # the environ's count of the body read so far
 
 
 def read_body(request: flask.Request, size: int) -> bytes:
@@ -154,7 +155,8 @@ def read_body(request: flask.Request, size: int) -> bytes:
 
     Only the server's own reader runs here, and each says "bad chunk", "truncated", "client
     gone" its own way (werkzeug: OSError, ValueError, ClientDisconnected; gunicorn:
-    NoMoreData, InvalidChunkSize, ChunkMissingTerminator), so any failure is the client's.
+    NoMoreData, InvalidChunkSize, ChunkMissingTerminator), so any failure is the client's;
+    gunicorn's reader of a Content-Length body says nothing at all, it just ends early.
     """
     try:  # a read may answer short of what is there: read on to `size` or the end, so a
         # body cut short fails here, before the action, not after it (when the rest is read)
@@ -163,6 +165,12 @@ def read_body(request: flask.Request, size: int) -> bytes:
         while got < size and (piece := request.stream.read(size - got)):
             pieces.append(piece)
             got += len(piece)
+        read = request.environ[_READ] = request.environ.get(_READ, 0) + got
+        expected = request.content_length
+        if got < size and expected is not None and read < expected:
+            # gunicorn marks its input terminated, so werkzeug does not limit it to the
+            # Content-Length: a body that ends short of it just ends (no error to catch)
+            raise MalformedBody()
         return b"".join(pieces)
     except Exception as exc:
         request.stream = io.BytesIO()  # werkzeug's documented way to replace the cached stream

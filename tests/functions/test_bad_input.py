@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import uuid
 from typing import Any
 
@@ -75,6 +77,35 @@ def test_bad_bodies(database_url: str) -> None:
         error = response.get_json()["error"]
         assert error["code"] == code and error["message"]
     assert _counts(database_url) == (0, 0)
+
+
+def test_a_body_short_of_its_content_length_under_gunicorn_is_a_400(database_url: str) -> None:
+    """gunicorn marks its input terminated (werkzeug does not limit it) and its reader just
+    ends where the data does: deployed, a cut-off body was acted on (202, a job created)."""
+    tenant = seed_tenant(database_url, "acme")
+    body = json.dumps({"tenant_id": str(tenant.id), "provider_slug": "acessorias"}).encode()
+    answer = function_client("run-integration").post(
+        "/",
+        headers={**bearer(tenant.admin_token), "Content-Type": "application/json"},
+        environ_overrides={  # what gunicorn hands over
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.input_terminated": True,
+            "CONTENT_LENGTH": str(len(body) + 50),
+        },
+    )
+    assert answer.status_code == 400, answer.get_json()
+    assert answer.get_json()["error"]["code"] == "malformed_body"
+    assert rows(database_url, "SELECT id FROM integration_jobs") == []
+    whole = function_client("run-integration").post(
+        "/",
+        headers={**bearer(tenant.admin_token), "Content-Type": "application/json"},
+        environ_overrides={
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.input_terminated": True,
+            "CONTENT_LENGTH": str(len(body)),
+        },
+    )
+    assert whole.status_code == 202, whole.get_json()
 
 
 def test_validation_details_never_echo_the_input(database_url: str) -> None:
