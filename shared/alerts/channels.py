@@ -48,19 +48,16 @@ def send_email(settings: Settings, alert_id: str, recipients: list[str], alert: 
 
 
 def _send_smtp(settings: Settings, message: EmailMessage, recipients: list[str]) -> None:
+    smtp = smtplib.SMTP(timeout=settings.alerts.smtp_timeout_s)
     try:
-        with smtplib.SMTP(
-            settings.alerts.smtp_host,
-            settings.alerts.smtp_port,
-            timeout=settings.alerts.smtp_timeout_s,
-        ) as smtp:
-            if settings.alerts.smtp_starttls:
-                smtp.starttls()
-            if settings.alerts.smtp_username and settings.alerts.smtp_password:
-                smtp.login(
-                    settings.alerts.smtp_username, settings.alerts.smtp_password.get_secret_value()
-                )
-            smtp.send_message(message, to_addrs=recipients)  # not re-read from the header
+        smtp.connect(settings.alerts.smtp_host, settings.alerts.smtp_port)
+        if settings.alerts.smtp_starttls:
+            smtp.starttls()
+        if settings.alerts.smtp_username and settings.alerts.smtp_password:
+            smtp.login(
+                settings.alerts.smtp_username, settings.alerts.smtp_password.get_secret_value()
+            )
+        smtp.send_message(message, to_addrs=recipients)  # not re-read from the header
     except smtplib.SMTPResponseException as exc:
         retryable = exc.smtp_code >= 400 and exc.smtp_code < 500
         raise UpstreamError(
@@ -74,6 +71,17 @@ def _send_smtp(settings: Settings, message: EmailMessage, recipients: list[str])
         ) from exc
     except (smtplib.SMTPException, OSError) as exc:
         raise UpstreamError(f"The mail server failed ({type(exc).__name__}).") from exc
+    finally:
+        _goodbye(smtp)
+
+
+def _goodbye(smtp: smtplib.SMTP) -> None:
+    """QUIT, whatever it answers: once DATA was answered 250 the message is the server's,
+    and a QUIT answered 421 (or a connection dropped then) must not send it again."""
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
 
 
 @cache

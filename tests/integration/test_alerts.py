@@ -514,3 +514,21 @@ def test_a_host_name_with_an_address_that_does_not_answer_is_delivered_at_anothe
     assert report["status"] == "sent"
     [(headers, _)] = Hook.received
     assert headers["Host"] == f"hooks.syncq.test:{port}"
+
+
+def test_a_mail_server_that_took_the_message_but_fumbled_quit_gets_it_once(
+    acme: TenantFixture, mailbox: Mailbox, failing: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    """DATA answered 250, QUIT 421: the message is the server's. The QUIT's error failed the
+    channel, so every retry sent it again (8 e-mails) and the alert ended failed."""
+
+    async def handle_QUIT(server: Any, session: Any, envelope: Any) -> str:
+        return "421 4.3.2 Service shutting down"
+
+    mailbox.handle_QUIT = handle_QUIT  # type: ignore[attr-defined]
+    settings(acme, emails=["ops@acme.example"])
+    run_to_the_end(acme, recorder)
+    deliver()
+    [alert] = outbox()
+    assert (alert["status"], alert["delivered"]) == ("sent", ["email"])
+    assert len(mailbox.messages) == 1
