@@ -77,8 +77,13 @@ def _deliver(row: Row, lease: Lease) -> dict[str, Any]:
 
 
 def _channels(prefs: Row | None, row: Row, email_on: bool) -> list[str]:
-    """The channels this alert goes to under the tenant's settings (none: suppressed)."""
-    if prefs is None or row["event"] not in prefs["events"]:
+    """The channels this alert goes to under the tenant's settings (none: suppressed). An
+    alert that paused the schedule (a first failure, when the limit is 1) reaches whoever
+    asked for `schedule_paused` too."""
+    if prefs is None:
+        return []
+    paused = row["schedule_paused"] and "schedule_paused" in prefs["events"]
+    if row["event"] not in prefs["events"] and not paused:
         return []
     found = ["email"] if prefs["emails"] and email_on else []
     return found + (["webhook"] if prefs["webhook_url"] else [])

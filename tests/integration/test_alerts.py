@@ -532,3 +532,24 @@ def test_a_mail_server_that_took_the_message_but_fumbled_quit_gets_it_once(
     [alert] = outbox()
     assert (alert["status"], alert["delivered"]) == ("sent", ["email"])
     assert len(mailbox.messages) == 1
+
+
+def test_a_first_failure_that_pauses_the_schedule_reaches_who_asked_for_schedule_paused(
+    acme: TenantFixture, mailbox: Mailbox, failing: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    """With pause_schedule_after=1 the first failure's alert is `failing` with the pause on
+    it: a tenant that asked for `schedule_paused` only was never told."""
+    settings(acme, emails=["ops@acme.example"], events=["schedule_paused"], pause_schedule_after=1)
+    with psycopg.connect(DB_URL[0]) as conn:
+        conn.execute(
+            "INSERT INTO integration_schedules (tenant_id, provider_slug, cron, next_run_at,"
+            " due_at) VALUES (%s, 'scripted', '0 3 * * *', now() + interval '1 day',"
+            " now() + interval '1 day')",
+            [acme.id],
+        )
+    run_to_the_end(acme, recorder)
+    assert rows_of("SELECT enabled FROM integration_schedules")[0]["enabled"] is False
+    deliver()
+    [alert] = outbox()
+    assert (alert["event"], alert["schedule_paused"], alert["status"]) == ("failing", True, "sent")
+    assert len(mailbox.messages) == 1 and "pausado" in read(mailbox.messages[0])
