@@ -40,9 +40,10 @@ def seed_tenant(
     *,
     providers: dict[str, dict[str, Any]] | None = None,
     enabled: bool = True,
+    tenant_id: uuid.UUID | None = None,
 ) -> TenantFixture:
     """A tenant with an admin, a member and the given integrations (provider -> config)."""
-    tenant = TenantFixture(uuid.uuid4(), slug, uuid.uuid4(), uuid.uuid4())
+    tenant = TenantFixture(tenant_id or uuid.uuid4(), slug, uuid.uuid4(), uuid.uuid4())
     with psycopg.connect(database_url) as conn:
         conn.execute(
             "INSERT INTO tenants (id, slug, name) VALUES (%s, %s, %s)",

@@ -87,8 +87,18 @@ def put_schedule(principal: Principal, req: ScheduleRequest) -> dict[str, Any]:
         if conn.execute(_q("integration"), params).fetchone() is None:
             raise NotFound("The tenant has no such integration.")
         now = _now(conn)
-        identity = f"{req.tenant_id}:{req.provider_slug}"
-        offset = cron.spread_offset(identity, req.cron, req.timezone, now) if req.spread else 0
+        saved = conn.execute(_q("get"), params).fetchone()
+        if saved is not None and (saved["cron"], saved["timezone"], saved["spread"]) == (
+            req.cron,
+            req.timezone,
+            req.spread,
+        ):  # the same timing keeps its offset: computed now, it may differ (uneven gaps)
+            offset = int(saved["offset_s"])
+        elif req.spread:
+            identity = f"{req.tenant_id}:{req.provider_slug}"
+            offset = cron.spread_offset(identity, req.cron, req.timezone, now)
+        else:
+            offset = 0
         first = cron.first_run(req.cron, req.timezone, now, offset)
         conn.execute(
             _q("upsert"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,6 +13,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
+from shared import cron
 from shared.dispatch import RecordingDispatcher
 from shared.providers import PROVIDERS
 from shared.queue import schedules
@@ -372,6 +374,32 @@ def test_saving_a_schedule_again_keeps_the_occurrence_it_waits_for(
         answer = put(acme, acme.admin_token, **body).get_json()
         if body.get("enabled", True):
             assert datetime.fromisoformat(answer["next_run_at"]) > db_now(database_url)
+
+
+def test_saving_the_same_schedule_at_another_minute_keeps_the_occurrence_it_waits_for(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`*/7` has uneven gaps (7 minutes, then 4 at the hour), so its spread offset computed at
+    another minute differs: saved again, it was a new timing and the occurrence it waited
+    for (10:49, due after 10:50) was dropped for 10:56."""
+    every_7 = "*/7 * * * *"
+    saved_at = datetime(2026, 12, 7, 10, 48, 30, tzinfo=UTC)
+    again_at = datetime(2026, 12, 7, 10, 50, tzinfo=UTC)
+    tenant_id = next(  # a tenant whose offset is over a minute then, under it at 10:50
+        t for t in iter(uuid.uuid4, None)
+        if cron.spread_offset(f"{t}:acessorias", every_7, "UTC", saved_at) > 60
+        and cron.spread_offset(f"{t}:acessorias", every_7, "UTC", again_at) <= 60
+    )  # fmt: skip
+    acme = seed_tenant(database_url, "acme", tenant_id=tenant_id)
+    clock = [saved_at]
+    monkeypatch.setattr(schedules, "_now", lambda conn: clock[0])
+    occurrence = datetime(2026, 12, 7, 10, 49, tzinfo=UTC)
+    first = put(acme, acme.admin_token, cron=every_7, timezone="UTC")
+    assert datetime.fromisoformat(first.get_json()["next_run_at"]) == occurrence
+    clock[0] = again_at
+    again = put(acme, acme.admin_token, cron=every_7, timezone="UTC")
+    assert datetime.fromisoformat(again.get_json()["next_run_at"]) == occurrence
+    assert again.get_json()["offset_s"] == first.get_json()["offset_s"]
 
 
 def test_a_schedule_saved_before_its_zone_was_refused_still_runs_and_lists(
