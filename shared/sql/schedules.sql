@@ -56,7 +56,7 @@ RETURNING provider_slug
 -- occurrence's job to end: it is not taken while that job is live (nor holds the head of
 -- the queue), and is taken by the first sweep after.
 SELECT s.tenant_id, s.provider_slug, s.cron, s.timezone, s.missed, s.offset_s, s.next_run_at,
-       t.enabled AS integration_enabled, now() AS db_now
+       s.last_job_id, t.enabled AS integration_enabled, now() AS db_now
 FROM integration_schedules s
 JOIN tenant_integrations t ON t.tenant_id = s.tenant_id AND t.provider_slug = s.provider_slug
 WHERE s.enabled AND s.due_at <= now()
@@ -66,6 +66,12 @@ WHERE s.enabled AND s.due_at <= now()
 ORDER BY s.due_at
 LIMIT %(limit)s
 FOR UPDATE OF s SKIP LOCKED
+
+-- name: live_jobs
+-- Which of these jobs are live, read by a statement of its own: take_due's snapshot is older
+-- than its row locks, so it may miss a job a concurrent sweep enqueued and committed between.
+SELECT id FROM integration_jobs
+WHERE id = ANY(%(ids)s::uuid[]) AND status IN ('pending', 'running')
 
 -- name: enqueue
 -- One job per occurrence, its log row with it. An integration that already has a live job,

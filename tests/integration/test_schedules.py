@@ -216,6 +216,43 @@ def test_all_waits_for_its_previous_job_before_the_next_occurrence(database_url:
     assert schedules.tick()["enqueued"] == 1
 
 
+def test_a_sweep_that_started_before_another_committed_does_not_skip_an_all_occurrence(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sweep B's take_due reads before sweep A commits (A enqueued occurrence 1 and moved the
+    schedule to occurrence 2), then locks the row: it saw no live job and skipped
+    occurrence 2 beside A's. `all` runs each occurrence in turn."""
+    acme = seed_tenant(database_url, "acme")
+    cron_, missed = three_hours_of_outage(database_url)
+    schedule(database_url, acme, cron=cron_, next_run_at=missed[0], missed="all")
+    real_q, slow = schedules._q, threading.local()
+
+    def q(name: str) -> Any:  # B's take_due is slow between its snapshot and its locks
+        sql = real_q(name)
+        if name == "take_due" and getattr(slow, "on", False):
+            sql = sql.replace(
+                "WHERE s.enabled", "WHERE (SELECT pg_sleep(1)) IS NOT NULL AND s.enabled"
+            )
+        return sql
+
+    monkeypatch.setattr(schedules, "_q", q)
+    out: dict[str, Any] = {}
+
+    def sweep_b() -> None:
+        slow.on = True
+        out["b"] = schedules.tick()
+
+    b = threading.Thread(target=sweep_b)
+    b.start()
+    time.sleep(0.3)
+    out["a"] = schedules.tick()
+    b.join(30)
+    assert out["a"]["enqueued"] + out["b"]["enqueued"] == 1
+    assert [j["scheduled_for"] for j in jobs(database_url, acme)] == missed[:1]
+    [s] = rows(database_url, "SELECT next_run_at, last_outcome FROM integration_schedules")
+    assert (s["next_run_at"], s["last_outcome"]) == (missed[1], "enqueued")
+
+
 def test_a_waiting_all_schedule_does_not_stop_the_tick_after_one_batch(
     database_url: str, configure: Configure
 ) -> None:
