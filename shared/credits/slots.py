@@ -148,6 +148,17 @@ def _task_id(answer: RhAnswer) -> str:
     return str(raw) if isinstance(raw, str | int) and not isinstance(raw, bool) else ""
 
 
+def _requeue_all(rows: list[Row]) -> None:
+    """Promoted jobs a failure kept from launching go back to the queue (each on its own:
+    one that cannot be must not keep the others in 'starting' until the launch window)."""
+    for row in rows:
+        try:
+            with db.transaction() as conn:
+                store.requeue(conn, JobKey.of(row))
+        except Exception:
+            _logger.exception("a promoted job could not go back to the queue")
+
+
 def _unreachable(exc: UpstreamError) -> str:
     return f"RunningHub could not start the task: {exc.message}"
 
@@ -172,12 +183,16 @@ def pump() -> list[JobKey]:
         if not rows:
             break
         stop = False
-        for row in rows:
+        for turn, row in enumerate(rows):
             if stop:  # RunningHub is full or down: the rest wait in the queue
                 with db.transaction() as conn:
                     store.requeue(conn, JobKey.of(row))
                 continue
-            outcome = launch(row, client)
+            try:
+                outcome = launch(row, client)
+            except Exception:  # the database failed under it: the rest were never sent
+                _requeue_all(rows[turn + 1 :])
+                raise
             if outcome is Launch.RUNNING:
                 started.append(JobKey.of(row))
             stop = outcome in (Launch.FULL, Launch.HELD, Launch.UNREACHABLE)
