@@ -194,14 +194,33 @@ class Listener:
 
     def _probe(self) -> str | None:
         """Notify the channel from another connection; the payload to wait for, or None when
-        no connection was free in time (a busy pool says nothing about this connection)."""
+        no connection was free in time (a busy pool says nothing about this connection).
+
+        Sent from a thread of its own and waited for a bounded time: a pooled connection
+        the network silenced too has no client-side timeout, and the listener thread stuck
+        on it stopped listening for good. A send that does not come back is a stall.
+        """
         payload = json.dumps({"probe": uuid.uuid4().hex})  # no tenant: no stream keeps it
-        try:
-            with db.get_pool().connection(timeout=PROBE_CHECKOUT_S) as conn:
-                conn.execute("SELECT pg_notify(%s, %s)", [self.channel, payload])
-        except PoolTimeout:
-            return None
-        return payload
+        outcome: list[Exception | bool] = []
+
+        def send() -> None:
+            try:
+                with db.get_pool().connection(timeout=PROBE_CHECKOUT_S) as conn:
+                    conn.execute("SELECT pg_notify(%s, %s)", [self.channel, payload])
+                outcome.append(True)
+            except PoolTimeout:
+                outcome.append(False)
+            except Exception as exc:  # raised in the listener thread, as before
+                outcome.append(exc)
+
+        sender = threading.Thread(target=send, name=f"probe-{self.channel}", daemon=True)
+        sender.start()
+        sender.join(PROBE_CHECKOUT_S + get_settings().edge.sse_listener_probe_timeout_s)
+        if not outcome:
+            raise Stalled(self.channel)
+        if isinstance(outcome[0], Exception):
+            raise outcome[0]
+        return payload if outcome[0] else None
 
     def _set_listening(self, listening: bool) -> None:
         with self._lock:

@@ -245,3 +245,33 @@ def test_a_busy_pool_does_not_make_a_healthy_listener_reconnect(
         assert take_all(inbox, 1) == ["two"]
     finally:
         listener.stop()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # proxy sockets
+def test_a_probe_stuck_on_a_silenced_pooled_connection_does_not_stop_the_listener(
+    database_url: str, configure: Configure
+) -> None:
+    """A network gone dark silences the pool's connections too: the probe, sent through the
+    pool, hung the listener thread on one for good (no client-side timeout there)."""
+    from shared.queue.listener import get_listener, stop_listeners
+
+    with psycopg.connect(database_url) as conn:
+        proxy = StallingProxy(conn.info.host, conn.info.port)
+    configure(DATABASE_URL=make_conninfo(database_url, host="127.0.0.1", port=proxy.port),
+              SSE_LISTENER_PROBE_S="0.5", SSE_LISTENER_PROBE_TIMEOUT_S="0.5",
+              SSE_LISTENER_RETRY_BASE_S="0.05", SSE_LISTENER_RETRY_CAP_S="0.1",
+              DB_POOL_MIN="1", DB_CONNECT_TIMEOUT_S="1")  # fmt: skip
+    try:
+        db.get_pool().wait()
+        inbox = get_listener(CHANNEL).subscribe(5)
+        notify(database_url, "one")
+        assert take_all(inbox, 1) == ["one"]
+        proxy.silence_open_connections()  # the LISTEN connection and the pool's idle one
+        notify(database_url, "lost on the silent connection")
+        assert inbox.take(15) == Batch([], resync=True)  # a new connection listens
+        notify(database_url, "after")
+        assert take_all(inbox, 1) == ["after"]
+    finally:
+        proxy.close()
+        stop_listeners()
+        db.close_pool()
