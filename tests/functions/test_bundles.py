@@ -6,12 +6,16 @@ the way functions-framework loads it, with only the bundle folder added to sys.p
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from importlib.metadata import distribution, packages_distributions
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from infra.deploy.bundle import FUNCTIONS_DIR, all_functions, build
 from infra.deploy.functions import SPECS, connection_budget
@@ -109,3 +113,46 @@ assert client.get("/js/nothing.js").status_code == 404
 def test_unknown_function_is_refused(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         build("no-such-function", tmp_path)
+
+
+def _installed_by_requirements() -> set[str]:
+    """The distributions requirements.txt installs: its pins and what they require."""
+    lines = (FUNCTIONS_DIR.parent / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    todo = [Requirement(text) for line in lines if (text := line.split("#")[0].strip())]
+    seen: set[str] = set()
+    while todo:
+        req = todo.pop()
+        if canonicalize_name(req.name) in seen:
+            continue
+        seen.add(canonicalize_name(req.name))
+        for text in distribution(req.name).requires or []:
+            sub = Requirement(text)
+            wanted = sub.marker is None or any(
+                sub.marker.evaluate({"extra": extra}) for extra in {"", *req.extras}
+            )
+            if wanted:
+                todo.append(sub)
+    return seen
+
+
+def test_bundles_import_only_what_requirements_txt_installs() -> None:
+    """The import test above runs with the dev venv's packages importable: a module only a
+    dev dependency brings (pytest, moto, playwright...) would pass it and fail deployed."""
+    allowed, owners = _installed_by_requirements(), packages_distributions()
+    root = FUNCTIONS_DIR.parent
+    outside: dict[str, list[str]] = {}
+    for path in [*(root / "shared").rglob("*.py"), *FUNCTIONS_DIR.glob("*/main.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names = [node.module]
+            else:
+                continue
+            for top in {name.split(".")[0] for name in names}:
+                if top in sys.stdlib_module_names or top == "shared":
+                    continue
+                dists = {canonicalize_name(d) for d in owners.get(top, [])}
+                if not dists & allowed:
+                    outside[f"{path.relative_to(root)}: {top}"] = sorted(dists)
+    assert not outside, outside
