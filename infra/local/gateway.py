@@ -298,6 +298,8 @@ _REFUSALS = {
     431: ("headers_too_large", "The request headers are too large."),
 }
 _MALFORMED = ("bad_request", "The request is malformed.")
+# gunicorn's limit_request_field_size, which functions-framework leaves at its default.
+DEPLOYED_HEADER_LINE_BYTES = 8190
 
 
 def refusal(code: int) -> tuple[int, bytes]:
@@ -316,6 +318,17 @@ class _Handler(WSGIRequestHandler):
         # A request line that did not parse leaves no command nor path.
         path = (getattr(self, "path", None) or "-").split("?", 1)[0]
         self.log("info", '"%s %s" %s', self.command or "-", path, code)
+
+    def parse_request(self) -> bool:
+        """http.server's parse, then gunicorn's header limit as deployed (functions-framework
+        sets no other): a header line over 8190 bytes is a 431 there, so it is here too."""
+        if not super().parse_request():
+            return False
+        for name, value in self.headers.items():
+            if len(name) + len(value) + 2 > DEPLOYED_HEADER_LINE_BYTES:
+                self.send_error(431)
+                return False
+        return True
 
     def make_environ(self) -> WSGIEnvironment:
         environ = super().make_environ()
