@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 from shared.db import Conn, Row
 from shared.errors import Conflict, LeaseLost, NotFound
 from shared.gestao.batches import date_bounds
+from shared.gestao.mapping import load_mapping
 from shared.gestao.models import ExportStatus
 from shared.jobs.lease import Lease
 from shared.jobs.policy import Verdict, decide
@@ -259,10 +260,18 @@ def reset(conn: Conn, tenant_id: UUID, job_id: UUID) -> Row:
 
 
 def _reset(conn: Conn, job: Row, job_id: UUID, lease: UUID | None) -> Row | None:
-    """Counters, cursor and errors cleared, total recounted (under `lease` if running)."""
+    """Counters, cursor and errors cleared, total recounted, the mapping read again (a job
+    paused by a column the remote dropped starts over with the mapping saved since), under
+    `lease` if running."""
     tenant_id = job["tenant_id"]
     total = count_leads(conn, tenant_id, job["start_date"], job["end_date"])
-    params = {"id": job_id, "tenant_id": tenant_id, "total": total, "lease": lease}
+    params = {
+        "id": job_id,
+        "tenant_id": tenant_id,
+        "total": total,
+        "lease": lease,
+        "field_mappings": Jsonb(load_mapping(conn, tenant_id)),
+    }
     try:
         with conn.transaction():
             row = conn.execute(_q("reset"), params).fetchone()

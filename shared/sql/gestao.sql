@@ -120,10 +120,12 @@ WHERE id = %(id)s AND tenant_id = %(tenant_id)s
 RETURNING *
 
 -- name: reset
--- Start over: counters and cursor cleared (the caller deletes the errors). A job at rest is
--- reset at once (lease NULL); a running one only under its lease, once its runner stopped.
+-- Start over: counters and cursor cleared (the caller deletes the errors), the tenant's
+-- mapping as it is now. A job at rest is reset at once (lease NULL); a running one only
+-- under its lease, once its runner stopped.
 UPDATE gestao_scouter_export_jobs
 SET status = 'pending', total_leads = %(total)s, exported_leads = 0, error_leads = 0,
+    field_mappings = %(field_mappings)s,
     processing_date = NULL, last_completed_date = NULL, cursor_criado = NULL, cursor_id = NULL,
     batches = 0, consecutive_failures = 0, pause_requested = false, pause_reason = NULL,
     reset_requested = false, error_message = NULL, lease_token = NULL, run_after = now(),

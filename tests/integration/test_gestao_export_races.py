@@ -344,3 +344,27 @@ def test_a_reset_of_a_job_whose_runner_died_is_carried_out_by_the_sweep(
     woken = [t for t in recorder().take() if t.body.get("job_id") == job_id]
     assert woken, "the reset job's fresh run was never woken"
     assert drive(database_url, job_id)["exported_leads"] == 300
+
+
+def test_an_export_paused_by_a_dropped_column_starts_over_with_the_mapping_saved_since(
+    database_url: str, own_tenant: Any, own_remote: Remote, configure: Any
+) -> None:
+    """The job kept the mapping it was created with, and a reset kept it too: paused by a
+    column the remote dropped for good, it could never finish, and as a live export it
+    refused every new one (409)."""
+    from shared.gestao.mapping import DEFAULT_MAPPING
+
+    setup(configure, own_remote, GESTAO_SCOUTER_BATCH_SIZE="100", GESTAO_SCOUTER_BUDGET_S="0")
+    seed_leads(database_url, own_tenant.id, 300)
+    job_id = start(own_tenant)
+    deliver_all()  # one batch out
+    own_remote.sql("ALTER TABLE public.leads DROP COLUMN gender")  # dropped for good
+    assert drive(database_url, job_id)["status"] == "paused"
+    mapping = {k: v for k, v in DEFAULT_MAPPING.items() if k != "genero"}
+    body = {"tenant_id": str(own_tenant.id), "field_mappings": mapping, "save": True}
+    saved = call("validate-gestao-scouter-schema", body, token=own_tenant.admin_token)
+    assert saved.status_code == 200 and saved.get_json()["saved"] is True
+    assert export(own_tenant, "reset", job_id=job_id).status_code == 200
+    job = drive(database_url, job_id)
+    assert (job["status"], job["exported_leads"]) == ("completed", 300), job["pause_reason"]
+    assert own_remote.sql("SELECT count(*) FROM public.leads")[0][0] == 300
