@@ -92,7 +92,8 @@ def is_fault(exc: BaseException) -> bool:
 def retried(work: Callable[[Conn], T], *, attempts: int = 3) -> T:
     """`work` in one transaction, run again on another connection when the database failed
     under it: for a write that must not be lost to one dropped connection and is safe to
-    repeat (conditional on a lease, say; a commit whose answer was lost did happen)."""
+    repeat (conditional on a lease, say). A commit whose answer was lost did happen: the
+    next try must know its own earlier write when it meets it."""
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception(is_fault),
         stop=tenacity.stop_after_attempt(attempts),

@@ -140,12 +140,28 @@ def _run_provider(row: Mapping[str, Any]) -> SyncResult:
 
 def _finish(row: Mapping[str, Any], done: Release, message: str) -> RunReport:
     # The end of a sync that ran: not lost to a dropped connection (under its lease, so
-    # written once however often it is tried; a commit whose answer was lost did happen).
-    released = db.retried(lambda conn: store.release(conn, [done], message=message))
+    # written once however often it is tried).
+    tries = 0
+
+    def write(conn: db.Conn) -> bool:
+        nonlocal tries
+        tries += 1
+        if store.release(conn, [done], message=message):
+            return True
+        return tries > 1 and _written_before(conn, done)
+
+    released = db.retried(write)
     if not released:
         _logger.warning("finish ignored: lease no longer held")
         return RunReport(str(row["id"]), "lease_lost", row["attempts"])
     return _ended(row, done, message)
+
+
+def _written_before(conn: db.Conn, done: Release) -> bool:
+    """An earlier try's commit did happen, its answer lost with the connection: the job is
+    in the state that try wrote, nobody holding it."""
+    now = store.get_job(conn, done.job_id)
+    return now is not None and now["status"] == done.status and now["lease_token"] is None
 
 
 def _ended(
@@ -191,16 +207,18 @@ def _after_failure(row: Mapping[str, Any], failure: Failure) -> RunReport:
     that came after the attempt's last heartbeat is seen, never lost to a retry.
     """
     lease = Lease(store.TABLE, dict(row))
+    tried: list[tuple[Decision, Release, str]] = []  # what an earlier try wrote, if it did
 
     def settle(conn: db.Conn) -> tuple[Decision, Release, str] | None:
         try:
             held = lease.lock(conn)
         except LeaseLost:
-            return None
+            return tried[-1] if tried and _written_before(conn, tried[-1][1]) else None
         decision = _decide(
             row, retryable=failure.retryable, cancel_requested=held["cancel_requested"]
         )
         nxt, message = _next_state(row, decision, failure.message)
+        tried.append((decision, nxt, message))
         store.release(conn, [nxt], message=message)
         return decision, nxt, message
 

@@ -142,3 +142,31 @@ def test_the_end_of_a_sync_whose_connection_is_killed_while_writing_it_is_still_
     assert answers[0].status_code == 200, answers[0].get_json()
     [job] = rows(database_url, "SELECT status, lease_token FROM integration_jobs")
     assert (job["status"], job["lease_token"], provider.runs) == ("success", None, 1)
+
+
+@pytest.mark.parametrize(("failures", "reported"), [(0, ["success"]), (1, ["pending", "success"])])
+def test_an_end_whose_commit_answer_was_lost_is_reported_as_written(
+    database_url: str, recorder: RecordingDispatcher, monkeypatch: Any,
+    failures: int, reported: list[str],
+) -> None:  # fmt: skip
+    """The commit happened, the connection dropped before its answer: the next try found the
+    lease gone and called the attempt 'lease_lost' (a retry then went without its wake-up)."""
+    monkeypatch.setitem(PROVIDERS, "scripted", ScriptedProvider(pages=0, failures=failures))
+    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    body = {"tenant_id": str(tenant.id), "provider_slug": "scripted"}
+    job_id = call("run-integration", body, token=tenant.admin_token).get_json()["job_id"]
+    recorder.take()
+    real, lost = db._in_transaction, []
+
+    def answer_lost(work: Any) -> Any:  # commits, then the connection drops before the answer
+        done = real(work)
+        if not lost:
+            lost.append(True)
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return done
+
+    monkeypatch.setattr(db, "_in_transaction", answer_lost)
+    answer = call("process-integration-job", {"job_id": job_id}, token=service_token())
+    assert [p["status"] for p in answer.get_json()["processed"]] == reported
+    [job] = rows(database_url, "SELECT status FROM integration_jobs")
+    assert job["status"] == "success"
