@@ -184,11 +184,11 @@ def pump() -> list[JobKey]:
             break
         stop = False
         for turn, row in enumerate(rows):
-            if stop:  # RunningHub is full or down: the rest wait in the queue
-                with db.transaction() as conn:
-                    store.requeue(conn, JobKey.of(row))
-                continue
             try:
+                if stop:  # RunningHub is full or down: the rest wait in the queue
+                    with db.transaction() as conn:
+                        store.requeue(conn, JobKey.of(row))
+                    continue
                 outcome = launch(row, client)
             except Exception:  # the database failed under it: the rest were never sent
                 _requeue_all(rows[turn + 1 :])

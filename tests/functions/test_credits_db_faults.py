@@ -68,3 +68,45 @@ def test_a_database_error_launching_one_job_puts_the_next_promoted_one_back_in_t
     rh.state.knobs.update({"latency_ms": 0})
     sweep_runninghub()  # the next minute's sweep starts it
     assert job(database_url, job_b)["status"] == "running"
+
+
+@pytest.fixture
+def rh3(configure: Configure) -> Iterator[Emulator]:
+    with running_emulator(RunningHubKnobs(run_seconds=None)) as emulator:
+        configure_runninghub(
+            configure, emulator.url, RUNNINGHUB_MAX_SLOTS="3", DB_STATEMENT_TIMEOUT_MS="1000"
+        )
+        yield emulator
+
+
+def test_a_database_error_requeueing_after_a_full_answer_puts_the_rest_back(
+    database_url: str, rh3: Emulator
+) -> None:
+    """RunningHub full: the round puts the others back; one of those writes failing left
+    the jobs after it in 'starting' (found by the diff review of 1d9e088)."""
+    rh3.state.knobs.update({"max_concurrent": 0})
+    users = [new_user(database_url, balance=100) for _ in range(3)]
+    ids = [new_job(database_url, u, cost=10) for u in users]
+    for user, job_id in zip(users, ids, strict=True):
+        answer = post("/start", {"table": IMAGE, "jobId": str(job_id)}, user.token)
+        assert answer.json()["status"] == "queued"
+    rh3.state.knobs.update({"latency_ms": 1500})  # still full; the answer is slow
+    job_a, job_b, job_c = ids
+    locked = threading.Event()
+
+    def hold_b() -> None:
+        with psycopg.connect(database_url) as conn:
+            while job(database_url, job_b)["status"] != "starting":
+                time.sleep(0.02)
+            conn.execute("SELECT 1 FROM ai_jobs WHERE id = %s FOR UPDATE", [job_b])
+            locked.set()
+            time.sleep(3)
+
+    holder = threading.Thread(target=hold_b)
+    holder.start()
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        pump()
+    holder.join()
+    assert locked.is_set()
+    assert job(database_url, job_a)["status"] == "queued"
+    assert job(database_url, job_c)["status"] == "queued"
