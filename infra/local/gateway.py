@@ -325,7 +325,7 @@ class _Handler(WSGIRequestHandler):
         if not super().parse_request():
             return False
         for name, value in self.headers.items():
-            if len(name) + len(value) + 2 > DEPLOYED_HEADER_LINE_BYTES:
+            if len(f"{name}: {value}\r\n") > DEPLOYED_HEADER_LINE_BYTES:  # as gunicorn counts
                 self.send_error(431)
                 return False
         return True

@@ -140,6 +140,11 @@ UNPARSABLE = {
         b"Authorization: Bearer " + b"x" * 9000 + b"\r\n\r\n",
         431,
     ),
+    "a header line of 8191 bytes, CRLF counted (gunicorn's count)": (
+        b"GET /functions/v1/list-integrations HTTP/1.1\r\nHost: x\r\n"
+        b"X-Long: " + b"x" * (8191 - len("X-Long: \r\n")) + b"\r\n\r\n",
+        431,
+    ),
     "too many headers": (
         b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(120)) + b"\r\n",
         431,
