@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -28,7 +29,10 @@ from shared.settings import Settings
 from shared.tenancy import Tenant, enabled_integration
 
 TABLE = "leads"
-MERGE = "resolution=merge-duplicates, return=minimal"
+# count=exact: the answer's Content-Range says how many rows were written (`*/N`), so rows
+# a remote trigger or rule discarded without a word are not counted as exported.
+MERGE = "resolution=merge-duplicates, return=minimal, count=exact"
+_WRITTEN = re.compile(r"(?:\*|[0-9]+-[0-9]+)/([0-9]+)")
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,7 @@ class Answer:
     status: int
     body: Any
     text: str
+    written: int | None = None  # rows written, when the remote counted them (count=exact)
 
     @classmethod
     def of(cls, response: httpx.Response) -> Answer:
@@ -128,7 +133,12 @@ class Answer:
             body = response.json() if response.content else None
         except ValueError:
             body = None
-        return cls(response.status_code, body, text)
+        counted = _WRITTEN.fullmatch(response.headers.get("Content-Range", "").strip())
+        return cls(response.status_code, body, text, int(counted[1]) if counted else None)
+
+    def wrote_all(self, rows: int) -> bool:
+        """Every row sent was written (or the remote did not say: PostgREST always does)."""
+        return self.written is None or self.written >= rows
 
     @property
     def code(self) -> str | None:

@@ -184,7 +184,9 @@ class BatchRunner:
         """A whole batch's answer; a data refusal (or a batch too big) is split in halves."""
         if answer.reply is Reply.OK:
             self.sizer.answered(batch.size, len(batch.body), seconds)
-            return BatchResult(exported=batch.size)
+            if answer.wrote_all(batch.size):
+                return BatchResult(exported=batch.size)
+            return self._discarded(answer, json.loads(batch.body))
         if answer.too_big:
             self.sizer.too_big(batch.size, len(batch.body))
         return self._refused(answer, json.loads(batch.body))
@@ -193,8 +195,29 @@ class BatchRunner:
         self._beat_if_due()
         answer, _ = self._post(_dumps(rows))
         if answer.reply is Reply.OK:
-            return BatchResult(exported=len(rows))
+            if answer.wrote_all(len(rows)):
+                return BatchResult(exported=len(rows))
+            return self._discarded(answer, rows)
         return self._refused(answer, rows)
+
+    def _discarded(self, answer: Answer, rows: list[dict[str, Any]]) -> BatchResult:
+        """Written in part: a remote trigger or rule discarded rows without a word (a BEFORE
+        trigger returning NULL). Split to find them, as refused rows; none written: all."""
+        if answer.written == 0 or len(rows) == 1:
+            message = f"{NAME} did not write the lead: a trigger or rule there discarded it."
+            return BatchResult(
+                errors=[
+                    {
+                        "lead_id": int(row[self.on_conflict]),
+                        "error_message": message,
+                        "response_status": answer.status,
+                        "response_body": None,
+                        "fields_sent": row,
+                    }
+                    for row in rows
+                ]
+            )
+        return self._halves(rows)
 
     def _refused(self, answer: Answer, rows: list[dict[str, Any]]) -> BatchResult:
         """Refused rows: one is a bad row; several are split in halves and tried again."""
@@ -210,6 +233,9 @@ class BatchRunner:
             return BatchResult(
                 errors=[self._error(int(rows[0][self.on_conflict]), rows[0], answer)]
             )
+        return self._halves(rows)
+
+    def _halves(self, rows: list[dict[str, Any]]) -> BatchResult:
         mid = len(rows) // 2
         first = self._try(rows[:mid])
         second = self._try(rows[mid:])

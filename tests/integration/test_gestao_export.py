@@ -593,3 +593,24 @@ def test_the_history_lists_the_tenants_exports_newest_first(
         assert (
             answer.status_code == 422 and answer.get_json()["error"]["code"] == "validation_error"
         )
+
+
+def test_rows_a_remote_trigger_discards_are_errors_not_exported(
+    database_url: str, own_tenant: TenantFixture, own_remote: Remote, configure: Any
+) -> None:
+    """A BEFORE trigger returning NULL drops a row without a word: the export counted 300
+    exported for 270 rows in the remote. It asks the remote to count what it wrote."""
+    own_remote.sql(
+        "CREATE FUNCTION public.skip_some() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN IF NEW.id % 10 = 0 THEN RETURN NULL; END IF; RETURN NEW; END $$;"
+        " CREATE TRIGGER skip_some BEFORE INSERT ON public.leads"
+        " FOR EACH ROW EXECUTE FUNCTION public.skip_some();"
+    )
+    setup(configure, own_remote, GESTAO_SCOUTER_BATCH_SIZE="100")
+    seed_leads(database_url, own_tenant.id, 300)
+    job = drive(database_url, start(own_tenant))
+    assert own_remote.sql("SELECT count(*) FROM public.leads")[0][0] == 270
+    assert (job["status"], job["exported_leads"], job["error_leads"]) == ("completed", 270, 30)
+    errors = rows(database_url, "SELECT lead_id, error_message FROM gestao_scouter_export_errors")
+    assert len(errors) == 30 and all(e["lead_id"] % 10 == 0 for e in errors)
+    assert "discarded" in errors[0]["error_message"]
