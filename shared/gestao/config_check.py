@@ -139,8 +139,14 @@ def _check_write(
 ) -> None:  # fmt: skip
     key = (client.target.key,)
     probe = _probe_row(columns, mapping)
+    probe_id = probe[mapping["id"]]
     body = json.dumps([probe]).encode()
-    answer = client.send("POST", f"/{TABLE}", content=body, prefer="return=minimal")
+    try:
+        answer = client.send("POST", f"/{TABLE}", content=body, prefer="return=minimal")
+    except RemoteUnavailable:  # no answer, or a 5xx: the row may have been written anyway
+        if not _deleted(client, mapping, probe_id):
+            checks.add("leads_writable", False, _left_behind(mapping, probe_id, None, maybe=True))
+        raise
     if answer.status in (401, 403):
         checks.add("service_role", False, _rls_detail(answer, role))
         checks.add("leads_writable", False, "Writing is refused for this key (see service_role).")
@@ -158,16 +164,36 @@ def _check_write(
             )
         checks.add("leads_writable", False, refused)
         return
-    probe_id = probe[mapping["id"]]
-    gone = client.send("DELETE", f"/{TABLE}", params={mapping["id"]: f"eq.{probe_id}"})
-    if 200 <= gone.status < 300:
+    try:
+        gone: int | None = client.send(
+            "DELETE", f"/{TABLE}", params={mapping["id"]: f"eq.{probe_id}"}
+        ).status
+    except RemoteUnavailable as exc:  # a 5xx or no answer: named, never left unsaid
+        gone = exc.upstream_status
+    if gone is not None and 200 <= gone < 300:
         checks.add("leads_writable", True, "A probe row was written and deleted again.")
     else:
-        left = (
-            f"A probe row was written but could not be deleted (HTTP {gone.status}); "
-            f"remove {mapping['id']}={probe_id} by hand."
-        )
-        checks.add("leads_writable", False, left)
+        checks.add("leads_writable", False, _left_behind(mapping, probe_id, gone))
+
+
+def _deleted(client: RemoteClient, mapping: dict[str, str], probe_id: Any) -> bool:
+    """The probe row is not there (deleted now, or never written)."""
+    try:
+        gone = client.send("DELETE", f"/{TABLE}", params={mapping["id"]: f"eq.{probe_id}"})
+    except RemoteUnavailable:
+        return False
+    return 200 <= gone.status < 300
+
+
+def _left_behind(
+    mapping: dict[str, str], probe_id: Any, status: int | None, *, maybe: bool = False
+) -> str:
+    said = f"HTTP {status}" if status is not None else "no answer"
+    written = "may have been written (its write got no answer)" if maybe else "was written"
+    return (
+        f"A probe row {written} but could not be deleted ({said}); "
+        f"remove {mapping['id']}={probe_id} by hand."
+    )
 
 
 def run_checks(target: Target | None, url: str | None, mapping: dict[str, str]) -> dict[str, Any]:

@@ -281,3 +281,24 @@ def test_config_check_names_what_is_wrong(
     assert not check(tenant)["url_well_formed"]["ok"]
     everything = str(wrong_key) + str(anon) + str(wrong_url)
     assert remote.state.service_key not in everything and remote.state.anon_key not in everything
+
+
+def test_a_probe_row_the_config_check_could_not_delete_is_named(
+    tenant: TenantFixture, remote: Remote, configure: Any
+) -> None:
+    """Its DELETE answered 503: the check said 'Not checked' and left the probe row on the
+    remote unnamed (a 403 was named; a 5xx or no answer was not)."""
+    remote.sql(
+        "CREATE FUNCTION public.no_delete() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN RAISE EXCEPTION 'connection lost' USING ERRCODE = '08006'; END $$;"
+        " CREATE TRIGGER no_delete BEFORE DELETE ON public.leads"
+        " FOR EACH ROW EXECUTE FUNCTION public.no_delete();"
+    )
+    try:
+        checks = check(tenant)
+        [(left,)] = remote.sql("SELECT id FROM public.leads")
+    finally:
+        remote.sql("DROP TRIGGER no_delete ON public.leads; DROP FUNCTION public.no_delete()")
+    writable = checks["leads_writable"]
+    assert not writable["ok"] and f"id={left}" in writable["detail"], writable
+    assert "HTTP 503" in writable["detail"]
