@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -27,13 +28,51 @@ from tests.credits_support import (
 pytestmark = pytest.mark.db
 
 
-@pytest.fixture
-def rh(configure: Configure) -> Iterator[Emulator]:
+@pytest.fixture(params=[2])
+def rh(configure: Configure, request: pytest.FixtureRequest) -> Iterator[Emulator]:
+    """The emulator; RunningHub's slots in `request.param`, statements cut after a second."""
     with running_emulator(RunningHubKnobs(run_seconds=None)) as emulator:
         configure_runninghub(
-            configure, emulator.url, RUNNINGHUB_MAX_SLOTS="2", DB_STATEMENT_TIMEOUT_MS="1000"
+            configure,
+            emulator.url,
+            RUNNINGHUB_MAX_SLOTS=str(request.param),
+            DB_STATEMENT_TIMEOUT_MS="1000",
         )
         yield emulator
+
+
+def _queued(database_url: str, rh: Emulator, users: int) -> list[UUID]:
+    """Jobs of as many users, debited and queued while RunningHub is full."""
+    rh.state.knobs.update({"max_concurrent": 0})
+    ids = []
+    for _ in range(users):
+        user = new_user(database_url, balance=100)
+        job_id = new_job(database_url, user, cost=10)
+        answer = post("/start", {"table": IMAGE, "jobId": str(job_id)}, user.token)
+        assert answer.json()["status"] == "queued"
+        ids.append(job_id)
+    return ids
+
+
+def _pump_while_held(database_url: str, held: UUID) -> None:
+    """Run a pump round while another connection holds `held`'s row once it is 'starting':
+    the round's write to it meets the statement timeout."""
+    locked = threading.Event()
+
+    def hold() -> None:
+        with psycopg.connect(database_url) as conn:
+            while job(database_url, held)["status"] != "starting":
+                time.sleep(0.02)
+            conn.execute("SELECT 1 FROM ai_jobs WHERE id = %s FOR UPDATE", [held])
+            locked.set()
+            time.sleep(3)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        pump()
+    holder.join()
+    assert locked.is_set()
 
 
 def test_a_database_error_launching_one_job_puts_the_next_promoted_one_back_in_the_queue(
@@ -41,72 +80,23 @@ def test_a_database_error_launching_one_job_puts_the_next_promoted_one_back_in_t
 ) -> None:
     """Both promoted to 'starting' in one round; the first one's launch fails on the
     database. The second, never sent, held its slot until the launch window failed it."""
-    rh.state.knobs.update({"max_concurrent": 0})  # RunningHub full: both wait, debited
-    a, b = new_user(database_url, balance=100), new_user(database_url, balance=100)
-    job_a, job_b = new_job(database_url, a, cost=10), new_job(database_url, b, cost=10)
-    for user, job_id in ((a, job_a), (b, job_b)):
-        started = post("/start", {"table": IMAGE, "jobId": str(job_id)}, user.token)
-        assert started.json()["status"] == "queued"
+    job_a, job_b = _queued(database_url, rh, 2)
     rh.state.knobs.update({"max_concurrent": 3, "latency_ms": 1500})
-    locked = threading.Event()
-
-    def hold_a() -> None:  # A's row is busy when its launch records the task id
-        with psycopg.connect(database_url) as conn:
-            while job(database_url, job_a)["status"] != "starting":
-                time.sleep(0.02)
-            conn.execute("SELECT 1 FROM ai_jobs WHERE id = %s FOR UPDATE", [job_a])
-            locked.set()
-            time.sleep(3)
-
-    holder = threading.Thread(target=hold_a)
-    holder.start()
-    with pytest.raises(psycopg.errors.QueryCanceled):
-        pump()  # A's mark_running meets the statement timeout
-    holder.join()
-    assert locked.is_set()
+    _pump_while_held(database_url, job_a)  # A's mark_running meets the statement timeout
     assert job(database_url, job_b)["status"] == "queued"  # back in line, debit kept
     rh.state.knobs.update({"latency_ms": 0})
     sweep_runninghub()  # the next minute's sweep starts it
     assert job(database_url, job_b)["status"] == "running"
 
 
-@pytest.fixture
-def rh3(configure: Configure) -> Iterator[Emulator]:
-    with running_emulator(RunningHubKnobs(run_seconds=None)) as emulator:
-        configure_runninghub(
-            configure, emulator.url, RUNNINGHUB_MAX_SLOTS="3", DB_STATEMENT_TIMEOUT_MS="1000"
-        )
-        yield emulator
-
-
+@pytest.mark.parametrize("rh", [3], indirect=True)
 def test_a_database_error_requeueing_after_a_full_answer_puts_the_rest_back(
-    database_url: str, rh3: Emulator
+    database_url: str, rh: Emulator
 ) -> None:
     """RunningHub full: the round puts the others back; one of those writes failing left
     the jobs after it in 'starting' (found by the diff review of 1d9e088)."""
-    rh3.state.knobs.update({"max_concurrent": 0})
-    users = [new_user(database_url, balance=100) for _ in range(3)]
-    ids = [new_job(database_url, u, cost=10) for u in users]
-    for user, job_id in zip(users, ids, strict=True):
-        answer = post("/start", {"table": IMAGE, "jobId": str(job_id)}, user.token)
-        assert answer.json()["status"] == "queued"
-    rh3.state.knobs.update({"latency_ms": 1500})  # still full; the answer is slow
-    job_a, job_b, job_c = ids
-    locked = threading.Event()
-
-    def hold_b() -> None:
-        with psycopg.connect(database_url) as conn:
-            while job(database_url, job_b)["status"] != "starting":
-                time.sleep(0.02)
-            conn.execute("SELECT 1 FROM ai_jobs WHERE id = %s FOR UPDATE", [job_b])
-            locked.set()
-            time.sleep(3)
-
-    holder = threading.Thread(target=hold_b)
-    holder.start()
-    with pytest.raises(psycopg.errors.QueryCanceled):
-        pump()
-    holder.join()
-    assert locked.is_set()
+    job_a, job_b, job_c = _queued(database_url, rh, 3)
+    rh.state.knobs.update({"latency_ms": 1500})  # still full; the answer is slow
+    _pump_while_held(database_url, job_b)  # B's requeue meets the statement timeout
     assert job(database_url, job_a)["status"] == "queued"
     assert job(database_url, job_c)["status"] == "queued"
