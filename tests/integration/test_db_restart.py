@@ -36,6 +36,26 @@ def restart(database_url: str) -> int:
     return int(killed[0])
 
 
+def _submitted(database_url: str, recorder: RecordingDispatcher) -> str:
+    """A tenant's "Executar" of the scripted provider: the job's id (its task taken)."""
+    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    body = {"tenant_id": str(tenant.id), "provider_slug": "scripted"}
+    job_id: str = call("run-integration", body, token=tenant.admin_token).get_json()["job_id"]
+    recorder.take()
+    return job_id
+
+
+def _worker(job_id: str) -> tuple[threading.Thread, list[Any]]:
+    """A worker delivered the job's task, in a thread not started yet; its answers."""
+    answers: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: answers.append(
+            call("process-integration-job", {"job_id": job_id}, token=service_token())
+        )
+    )
+    return worker, answers
+
+
 def test_requests_after_a_restart_get_fresh_connections(
     database_url: str, recorder: RecordingDispatcher, configure: Any, monkeypatch: Any
 ) -> None:
@@ -75,16 +95,8 @@ def test_a_sync_that_ends_after_a_restart_is_recorded_once(
     running until the sweep's rescue ran the whole sync again."""
     provider = _Pausing()
     monkeypatch.setitem(PROVIDERS, provider.slug, provider)
-    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
-    body = {"tenant_id": str(tenant.id), "provider_slug": "scripted"}
-    job_id = call("run-integration", body, token=tenant.admin_token).get_json()["job_id"]
-    recorder.take()
-    answers: list[Any] = []
-    worker = threading.Thread(
-        target=lambda: answers.append(
-            call("process-integration-job", {"job_id": job_id}, token=service_token())
-        )
-    )
+    job_id = _submitted(database_url, recorder)
+    worker, answers = _worker(job_id)
     worker.start()
     assert provider.beat.wait(10)
     restart(database_url)
@@ -110,16 +122,8 @@ def test_the_end_of_a_sync_whose_connection_is_killed_while_writing_it_is_still_
 
     monkeypatch.setattr(provider, "sync", sync)
     monkeypatch.setitem(PROVIDERS, "scripted", provider)
-    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
-    body = {"tenant_id": str(tenant.id), "provider_slug": "scripted"}
-    job_id = call("run-integration", body, token=tenant.admin_token).get_json()["job_id"]
-    recorder.take()
-    answers: list[Any] = []
-    worker = threading.Thread(
-        target=lambda: answers.append(
-            call("process-integration-job", {"job_id": job_id}, token=service_token())
-        )
-    )
+    job_id = _submitted(database_url, recorder)
+    worker, answers = _worker(job_id)
     with psycopg.connect(database_url) as locker:
         worker.start()
         assert provider.started.wait(10)
@@ -152,10 +156,7 @@ def test_an_end_whose_commit_answer_was_lost_is_reported_as_written(
     """The commit happened, the connection dropped before its answer: the next try found the
     lease gone and called the attempt 'lease_lost' (a retry then went without its wake-up)."""
     monkeypatch.setitem(PROVIDERS, "scripted", ScriptedProvider(pages=0, failures=failures))
-    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
-    body = {"tenant_id": str(tenant.id), "provider_slug": "scripted"}
-    job_id = call("run-integration", body, token=tenant.admin_token).get_json()["job_id"]
-    recorder.take()
+    job_id = _submitted(database_url, recorder)
     real, lost = db._in_transaction, []
 
     def answer_lost(work: Any) -> Any:  # commits, then the connection drops before the answer
