@@ -33,6 +33,7 @@ TABLE = "leads"
 # a remote trigger or rule discarded without a word are not counted as exported.
 MERGE = "resolution=merge-duplicates, return=minimal, count=exact"
 _WRITTEN = re.compile(r"(?:\*|[0-9]+-[0-9]+)/([0-9]+)")
+_IDS_PER_LOOKUP = 300
 
 
 @dataclass(frozen=True)
@@ -280,6 +281,22 @@ class RemoteClient:
             idempotent=True,
             final=_refused_as_is,  # the same batch would only fail again: split it
         )
+
+    def present(self, column: str, ids: list[int]) -> set[int]:
+        """Which of these lead ids the remote's leads holds (GETs of a few hundred ids each,
+        so no URL grows past a proxy's limit); RemoteUnavailable when it cannot say."""
+        found: set[int] = set()
+        for start in range(0, len(ids), _IDS_PER_LOOKUP):
+            chunk = ",".join(str(i) for i in ids[start : start + _IDS_PER_LOOKUP])
+            params = {"select": column, column: f"in.({chunk})"}
+            answer = self.send("GET", f"/{TABLE}", params=params)
+            if not 200 <= answer.status < 300 or not isinstance(answer.body, list):
+                raise RemoteUnavailable(
+                    f"{NAME} could not list the leads it holds (HTTP {answer.status}).",
+                    upstream_status=answer.status,
+                )
+            found.update(int(r[column]) for r in answer.body if isinstance(r, dict))
+        return found
 
     def openapi(self) -> Answer:
         """The OpenAPI root document (as this key's role sees it)."""

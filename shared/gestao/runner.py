@@ -201,23 +201,25 @@ class BatchRunner:
         return self._refused(answer, rows)
 
     def _discarded(self, answer: Answer, rows: list[dict[str, Any]]) -> BatchResult:
-        """Written in part: a remote trigger or rule discarded rows without a word (a BEFORE
-        trigger returning NULL). Split to find them, as refused rows; none written: all."""
-        if answer.written == 0 or len(rows) == 1:
-            message = f"{NAME} did not write the lead: a trigger or rule there discarded it."
-            return BatchResult(
-                errors=[
-                    {
-                        "lead_id": int(row[self.on_conflict]),
-                        "error_message": message,
-                        "response_status": answer.status,
-                        "response_body": None,
-                        "fields_sent": row,
-                    }
-                    for row in rows
-                ]
-            )
-        return self._halves(rows)
+        """The remote counted fewer rows than were sent: a trigger or rule discarded some
+        without a word (a BEFORE trigger returning NULL), or left them as they were (an
+        update of an unchanged row that `suppress_redundant_updates_trigger` skips, as on
+        every export again). The count cannot tell which, so the remote is asked which
+        leads it holds: those are exported, the others are errors."""
+        held = self.client.present(self.on_conflict, [int(r[self.on_conflict]) for r in rows])
+        message = f"{NAME} did not write the lead: a trigger or rule there discarded it."
+        errors = [
+            {
+                "lead_id": int(row[self.on_conflict]),
+                "error_message": message,
+                "response_status": answer.status,
+                "response_body": None,
+                "fields_sent": row,
+            }
+            for row in rows
+            if int(row[self.on_conflict]) not in held
+        ]
+        return BatchResult(exported=len(rows) - len(errors), errors=errors)
 
     def _refused(self, answer: Answer, rows: list[dict[str, Any]]) -> BatchResult:
         """Refused rows: one is a bad row; several are split in halves and tried again."""

@@ -614,3 +614,41 @@ def test_rows_a_remote_trigger_discards_are_errors_not_exported(
     errors = rows(database_url, "SELECT lead_id, error_message FROM gestao_scouter_export_errors")
     assert len(errors) == 30 and all(e["lead_id"] % 10 == 0 for e in errors)
     assert "discarded" in errors[0]["error_message"]
+
+
+SUPPRESS = (
+    "CREATE TRIGGER z_min_update BEFORE UPDATE ON public.leads"
+    " FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();"
+)
+
+
+def test_a_second_export_of_unchanged_leads_is_exported_not_errors(
+    database_url: str, own_tenant: TenantFixture, own_remote: Remote, configure: Any
+) -> None:
+    """A remote that skips unchanged updates counts 0 rows for them: that count alone made
+    every lead of a second export an error (found by the diff review of 97c6ee7)."""
+    own_remote.sql(SUPPRESS)
+    setup(configure, own_remote, GESTAO_SCOUTER_BATCH_SIZE="100")
+    seed_leads(database_url, own_tenant.id, 300)
+    first = drive(database_url, start(own_tenant))
+    assert (first["status"], first["exported_leads"], first["error_leads"]) == ("completed", 300, 0)
+    again = drive(database_url, start(own_tenant))
+    assert (again["status"], again["exported_leads"], again["error_leads"]) == ("completed", 300, 0)
+
+
+def test_discarded_rows_are_told_from_unchanged_ones(
+    database_url: str, own_tenant: TenantFixture, own_remote: Remote, configure: Any
+) -> None:
+    own_remote.sql(
+        "CREATE FUNCTION public.skip_some() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN IF NEW.id % 10 = 0 THEN RETURN NULL; END IF; RETURN NEW; END $$;"
+        " CREATE TRIGGER skip_some BEFORE INSERT ON public.leads"
+        " FOR EACH ROW EXECUTE FUNCTION public.skip_some();" + SUPPRESS
+    )
+    setup(configure, own_remote, GESTAO_SCOUTER_BATCH_SIZE="100")
+    seed_leads(database_url, own_tenant.id, 300)
+    first = drive(database_url, start(own_tenant))
+    again = drive(database_url, start(own_tenant))  # the 270 unchanged, the 30 discarded again
+    assert own_remote.sql("SELECT count(*) FROM public.leads")[0][0] == 270
+    for job in (first, again):
+        assert (job["exported_leads"], job["error_leads"]) == (270, 30)
