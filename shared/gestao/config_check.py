@@ -143,9 +143,12 @@ def _check_write(
     body = json.dumps([probe]).encode()
     try:
         answer = client.send("POST", f"/{TABLE}", content=body, prefer="return=minimal")
-    except RemoteUnavailable:  # no answer, or a 5xx: the row may have been written anyway
-        if not _deleted(client, mapping, probe_id):
-            checks.add("leads_writable", False, _left_behind(mapping, probe_id, None, maybe=True))
+    except RemoteUnavailable as exc:  # no answer, or a 5xx: the row may have been written
+        gone = _delete(client, mapping, probe_id)
+        # No answer at all: the write may still be running, so a DELETE that found nothing
+        # proves nothing; a 5xx is the write's end, and a DELETE after it is.
+        if exc.upstream_status is None or gone is None or not 200 <= gone < 300:
+            checks.add("leads_writable", False, _left_behind(mapping, probe_id, gone, maybe=True))
         raise
     if answer.status in (401, 403):
         checks.add("service_role", False, _rls_detail(answer, role))
@@ -164,34 +167,32 @@ def _check_write(
             )
         checks.add("leads_writable", False, refused)
         return
-    try:
-        gone: int | None = client.send(
-            "DELETE", f"/{TABLE}", params={mapping["id"]: f"eq.{probe_id}"}
-        ).status
-    except RemoteUnavailable as exc:  # a 5xx or no answer: named, never left unsaid
-        gone = exc.upstream_status
+    gone = _delete(client, mapping, probe_id)
     if gone is not None and 200 <= gone < 300:
         checks.add("leads_writable", True, "A probe row was written and deleted again.")
     else:
         checks.add("leads_writable", False, _left_behind(mapping, probe_id, gone))
 
 
-def _deleted(client: RemoteClient, mapping: dict[str, str], probe_id: Any) -> bool:
-    """The probe row is not there (deleted now, or never written)."""
+def _delete(client: RemoteClient, mapping: dict[str, str], probe_id: Any) -> int | None:
+    """The status the probe row's DELETE got (None: no answer)."""
     try:
-        gone = client.send("DELETE", f"/{TABLE}", params={mapping["id"]: f"eq.{probe_id}"})
-    except RemoteUnavailable:
-        return False
-    return 200 <= gone.status < 300
+        return client.send("DELETE", f"/{TABLE}", params={mapping["id"]: f"eq.{probe_id}"}).status
+    except RemoteUnavailable as exc:  # a 5xx or no answer: named, never left unsaid
+        return exc.upstream_status
 
 
 def _left_behind(
     mapping: dict[str, str], probe_id: Any, status: int | None, *, maybe: bool = False
 ) -> str:
     said = f"HTTP {status}" if status is not None else "no answer"
-    written = "may have been written (its write got no answer)" if maybe else "was written"
+    if maybe:
+        return (
+            f"A probe row may have been written (its write got no clear answer), and deleting "
+            f"it got {said}; if {mapping['id']}={probe_id} is there, remove it by hand."
+        )
     return (
-        f"A probe row {written} but could not be deleted ({said}); "
+        f"A probe row was written but could not be deleted ({said}); "
         f"remove {mapping['id']}={probe_id} by hand."
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import psycopg
@@ -302,3 +303,22 @@ def test_a_probe_row_the_config_check_could_not_delete_is_named(
     writable = checks["leads_writable"]
     assert not writable["ok"] and f"id={left}" in writable["detail"], writable
     assert "HTTP 503" in writable["detail"]
+
+
+def test_a_probe_write_still_running_when_its_answer_timed_out_is_named(
+    own_tenant: TenantFixture, own_remote: Remote, configure: Any
+) -> None:
+    """No answer: the DELETE sent at once found nothing (the insert was still running) and
+    the row it then committed was left unnamed (found by the diff review of 6c40158)."""
+    own_remote.sql(
+        "CREATE FUNCTION public.slow() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN PERFORM pg_sleep(2); RETURN NEW; END $$;"
+        " CREATE TRIGGER slow BEFORE INSERT ON public.leads"
+        " FOR EACH ROW EXECUTE FUNCTION public.slow();"
+    )
+    configure(GESTAO_SCOUTER_TIMEOUT_S="1")
+    checks = check(own_tenant)
+    time.sleep(2.5)  # the insert commits
+    [(left,)] = own_remote.sql("SELECT id FROM public.leads")
+    writable = checks["leads_writable"]
+    assert not writable["ok"] and f"id={left}" in writable["detail"], writable
