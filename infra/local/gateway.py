@@ -310,6 +310,22 @@ def refusal(code: int) -> tuple[int, bytes]:
     return status, json.dumps(body).encode()
 
 
+class _LineLengths:
+    """A reader passing lines through, keeping the longest one's length with its CRLF."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.longest = 0
+
+    def readline(self, size: int = -1) -> bytes:
+        line: bytes = self.raw.readline(size)
+        self.longest = max(self.longest, len(line.rstrip(b"\r\n")) + 2)
+        return line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
 class _Handler(WSGIRequestHandler):
     """Access lines without query strings (signed webhook URLs must not reach a log), and
     the error envelope, not http.server's HTML page, for requests it cannot parse."""
@@ -321,13 +337,18 @@ class _Handler(WSGIRequestHandler):
 
     def parse_request(self) -> bool:
         """http.server's parse, then gunicorn's header limit as deployed (functions-framework
-        sets no other): a header line over 8190 bytes is a 431 there, so it is here too."""
-        if not super().parse_request():
-            return False
-        for name, value in self.headers.items():
-            if len(f"{name}: {value}\r\n") > DEPLOYED_HEADER_LINE_BYTES:  # as gunicorn counts
-                self.send_error(431)
+        sets no other): a header line over 8190 bytes, CRLF counted, as sent (spaces and
+        all), is a 431 there, so it is here too."""
+        measured = _LineLengths(self.rfile)  # the header lines, as read off the wire
+        self.rfile = measured  # type: ignore[assignment]
+        try:
+            if not super().parse_request():
                 return False
+        finally:
+            self.rfile = measured.raw
+        if measured.longest > DEPLOYED_HEADER_LINE_BYTES:
+            self.send_error(431)
+            return False
         return True
 
     def make_environ(self) -> WSGIEnvironment:

@@ -145,11 +145,26 @@ UNPARSABLE = {
         b"X-Long: " + b"x" * (8191 - len("X-Long: \r\n")) + b"\r\n\r\n",
         431,
     ),
+    "a header line of 8191 bytes padded with spaces after its colon": (
+        b"GET /functions/v1/list-integrations HTTP/1.1\r\nHost: x\r\n"
+        b"X-Long:" + b" " * 20 + b"x" * (8191 - len("X-Long:\r\n") - 20) + b"\r\n\r\n",
+        431,
+    ),
     "too many headers": (
         b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(120)) + b"\r\n",
         431,
     ),
 }
+
+
+def test_a_header_line_of_8190_bytes_without_a_space_is_taken(
+    gateway: str, database_url: str
+) -> None:
+    """gunicorn counts the line as sent: `Name:value` of 8190 bytes with its CRLF passes."""
+    line = b"X-Long:" + b"x" * (8190 - len("X-Long:\r\n")) + b"\r\n"
+    head = b"GET /functions/v1/list-integrations HTTP/1.1\r\nHost: x\r\n"
+    status, body = exchange(gateway, head + line + b"\r\n")
+    assert (status, body["error"]["code"]) == (401, "unauthorized")
 
 
 def test_a_request_the_server_cannot_parse_gets_the_envelope(
