@@ -3,11 +3,13 @@
 -- statement, so one transaction carries the whole change (invariant 6).
 
 -- name: insert_job
+-- Stamped with the insert's own time, not its transaction's start: a click whose request
+-- was slow before its insert must still list above a job created and ended meanwhile.
 WITH job AS (
   INSERT INTO integration_jobs (tenant_id, provider_slug, payload, created_by, max_attempts,
-                                trigger)
+                                trigger, created_at, updated_at)
   VALUES (%(tenant_id)s, %(provider_slug)s, %(payload)s, %(created_by)s, %(max_attempts)s,
-          %(trigger)s)
+          %(trigger)s, clock_timestamp(), clock_timestamp())
   RETURNING *
 ), logged AS (
   INSERT INTO integration_logs (job_id, tenant_id, provider_slug, status, message, details)
@@ -18,9 +20,11 @@ SELECT * FROM job
 -- name: insert_running_job
 WITH job AS (
   INSERT INTO integration_jobs (tenant_id, provider_slug, payload, created_by, max_attempts,
-                                trigger, status, attempts, started_at, heartbeat_at, lease_token)
+                                trigger, status, attempts, started_at, heartbeat_at, lease_token,
+                                created_at, updated_at)
   VALUES (%(tenant_id)s, %(provider_slug)s, %(payload)s, %(created_by)s, %(max_attempts)s,
-          %(trigger)s, 'running', 1, now(), now(), gen_random_uuid())
+          %(trigger)s, 'running', 1, clock_timestamp(), clock_timestamp(), gen_random_uuid(),
+          clock_timestamp(), clock_timestamp())  -- as insert_job
   RETURNING *
 ), logged AS (
   INSERT INTO integration_logs (job_id, tenant_id, provider_slug, status, message, details)

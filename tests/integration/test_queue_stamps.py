@@ -1,0 +1,71 @@
+"""A job's times are the times of its writes, not of the transactions that made them: what
+the history, the cards and the dashboard order by must follow what happened."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from shared.dispatch import RecordingDispatcher
+from shared.providers import PROVIDERS
+from shared.queue import service, store
+from tests.providers_for_tests import ScriptedProvider
+from tests.support import bearer, call, function_client, seed_tenant, service_token
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture
+def scripted(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedProvider]:
+    provider = ScriptedProvider()
+    monkeypatch.setitem(PROVIDERS, provider.slug, provider)
+    yield provider
+
+
+def test_a_click_whose_insert_lands_after_another_job_ended_is_the_latest_job(
+    database_url: str, scripted: ScriptedProvider, recorder: RecordingDispatcher,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A slow click's job took its transaction's start as created_at: below a job created
+    and canceled meanwhile, the card showed the canceled one and hid the live one."""
+    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    body = {"tenant_id": str(tenant.id), "provider_slug": "scripted"}
+    real, slow = service.enabled_integration, threading.Event()
+
+    def enabled(*args: Any) -> Any:
+        if threading.current_thread().name == "slow-click":
+            slow.set()
+            time.sleep(0.5)  # a slow request between its first statement and its insert
+        return real(*args)
+
+    monkeypatch.setattr(service, "enabled_integration", enabled)
+    answers: list[Any] = []
+    click = threading.Thread(
+        target=lambda: answers.append(call("run-integration", body, token=tenant.admin_token)),
+        name="slow-click",
+    )
+    click.start()
+    assert slow.wait(5)
+    quick = call("run-integration", body, token=tenant.admin_token).get_json()["job_id"]
+    canceled = call("cancel-integration-job", {"job_id": quick}, token=tenant.admin_token)
+    assert canceled.status_code == 200
+    click.join(10)
+    assert answers[0].status_code == 202, answers[0].get_json()
+    live = answers[0].get_json()["job_id"]
+    query = {"tenant_id": str(tenant.id)}
+    history = (
+        function_client("list-integration-jobs")
+        .get("/", query_string=query, headers=bearer(tenant.member_token))
+        .get_json()["jobs"]
+    )
+    cards = (
+        function_client("list-integrations")
+        .get("/", query_string=query, headers=bearer(tenant.member_token))
+        .get_json()["integrations"]
+    )
+    assert [j["id"] for j in history] == [live, quick]
+    assert (cards[0]["latest_job"]["id"], cards[0]["latest_job"]["status"]) == (live, "pending")
