@@ -147,7 +147,9 @@ SELECT * FROM integration_jobs WHERE id = %(id)s FOR UPDATE
 
 -- name: request_cancel
 WITH done AS (
-  UPDATE integration_jobs SET cancel_requested = true, updated_at = now()
+  -- the statement's own time: a heartbeat committed while this request checked the caller
+  -- is older than the cancel, and a client keeping the newest copy must keep this one
+  UPDATE integration_jobs SET cancel_requested = true, updated_at = clock_timestamp()
   WHERE id = %(id)s AND status = 'running'
   RETURNING *
 ), logged AS (

@@ -69,3 +69,36 @@ def test_a_click_whose_insert_lands_after_another_job_ended_is_the_latest_job(
     )
     assert [j["id"] for j in history] == [live, quick]
     assert (cards[0]["latest_job"]["id"], cards[0]["latest_job"]["status"]) == (live, "pending")
+
+
+def test_a_cancel_answer_is_newer_than_the_heartbeat_it_follows(
+    database_url: str, scripted: ScriptedProvider, recorder: RecordingDispatcher,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A heartbeat committed while the cancel request checked its caller was newer than the
+    cancel: the dashboard, keeping the newest copy, dropped the cancel."""
+    scripted.pages, scripted.page_delay_s = 40, 0.05
+    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    body = {"tenant_id": str(tenant.id), "provider_slug": "scripted"}
+    job_id = call("run-integration", body, token=tenant.admin_token).get_json()["job_id"]
+    recorder.take()
+    worker = threading.Thread(
+        target=call, args=("process-integration-job", {"job_id": job_id}),
+        kwargs={"token": service_token()},
+    )  # fmt: skip
+    worker.start()
+    assert scripted.started.wait(10)
+    real = store.get_job
+
+    def get_job(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("lock"):
+            time.sleep(0.3)  # the request's own statements; the worker heartbeats meanwhile
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "get_job", get_job)
+    answer = call("cancel-integration-job", {"job_id": job_id}, token=tenant.admin_token)
+    monkeypatch.setattr(store, "get_job", real)
+    worker.join(20)
+    job = answer.get_json()
+    assert answer.status_code == 200 and job["cancel_requested"] is True
+    assert job["updated_at"] >= job["heartbeat_at"], job
