@@ -246,6 +246,11 @@ class HttpClient:
         drain, the sweep) for as long as it kept sending."""
         streamed = self._client.send(request, stream=True)
         try:
+            codings = streamed.headers.get("content-encoding", "").split(",")
+            if sum(c.strip().lower() not in ("", "identity") for c in codings) > 1:
+                # httpx inflates each network read whole, every layer: a few KB of gzip in
+                # gzip is GBs before any limit could be checked (one layer: ~1000x a read)
+                raise self._error("answered a body in stacked encodings")
             deadline = time.monotonic() + self.policy.timeout_s
             pieces: list[bytes] = []
             size = 0

@@ -540,3 +540,27 @@ def test_an_answer_dropped_frees_its_request_and_the_body_sent_without_a_collect
     finally:
         gc.enable()
         client.close()
+
+
+def test_a_stacked_gzip_answer_is_refused_before_it_is_inflated_whole() -> None:
+    """A few KB of gzip in gzip inflated to GBs inside one read, before the 64 MiB limit was
+    checked: a tenant's webhook could take the shared worker's memory (4 GB measured)."""
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    inner = b"".join([*(packer.compress(b"\0" * (1 << 20)) for _ in range(512)), packer.flush()])
+    bomb = gzip.compress(inner)  # 512 MiB once inflated twice
+    assert len(bomb) < 4096
+    inflated: list[int] = []
+
+    def answer(_: httpx.Request) -> httpx.Response:  # streamed, as from the network
+        inflated.append(1)
+        return httpx.Response(200, content=iter([bomb]), headers={"Content-Encoding": "gzip, gzip"})
+
+    policy = RetryPolicy(attempts=1, base_s=0.0, cap_s=0.0, timeout_s=30.0)
+    client = HttpClient(
+        "http://hook.test", policy, name="the alert webhook", transport=httpx.MockTransport(answer)
+    )
+    with pytest.raises(UpstreamError, match="answered a body in stacked encodings"):
+        client.request("POST", "/hook", content=b"{}")
+    assert inflated == [1]
