@@ -196,8 +196,10 @@ SET balance = credit_accounts.balance + excluded.balance, updated_at = now()
 RETURNING balance
 
 -- name: user_ledger
+-- Newest first along credit_ledger_user_idx (ordered by id, the planner walked the primary
+-- key backwards through every user's entries to find a user with few recent ones).
 SELECT kind, amount, job_table, job_id, created_at FROM credit_ledger
-WHERE user_id = %(user_id)s ORDER BY id DESC LIMIT %(limit)s
+WHERE user_id = %(user_id)s ORDER BY created_at DESC, id DESC LIMIT %(limit)s
 
 -- name: user_jobs
 -- A user's latest jobs across both tables (run as the user: RLS shows only their own).
