@@ -205,7 +205,9 @@ class BatchRunner:
         without a word (a BEFORE trigger returning NULL), or left them as they were (an
         update of an unchanged row that `suppress_redundant_updates_trigger` skips, as on
         every export again). The count cannot tell which, so the remote is asked which
-        leads it holds: those are exported, the others are errors."""
+        leads it holds: those are exported, the others are errors. An update a trigger
+        vetoed on a lead already there cannot be told from an unchanged one: it counts as
+        exported (the remote holds the lead, in its older copy)."""
         held = self.client.present(self.on_conflict, [int(r[self.on_conflict]) for r in rows])
         message = f"{NAME} did not write the lead: a trigger or rule there discarded it."
         errors = [

@@ -38,8 +38,9 @@ from shared.tenancy import Role, reading_as, require_role
 
 CHANNEL = "integration_jobs"
 SNAPSHOT_LIMIT = 500
-# updated_at is its transaction's start, and transactions commit out of that order: a change
-# committed during the gap may carry a time a little before the last event seen. Resending
+# updated_at is mostly its transaction's start (an insert's and a cancel's own statement's
+# time), and transactions commit out of that order: a change committed during the gap may
+# carry a time a little before the last event seen. Resending
 # a few rows the client already has is harmless; missing one is not.
 RESUME_MARGIN = timedelta(seconds=60)
 EARLIEST = datetime.min.replace(tzinfo=UTC)
