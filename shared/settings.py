@@ -120,9 +120,11 @@ class EdgeSettings(_Group):
     cors_allowed_origins: tuple[str, ...] = ("*",)
     sse_max_seconds: float = 300.0
     sse_ping_s: float = 15.0
-    # Open event streams one process serves per user and per tenant (429 beyond).
+    # Open event streams one process serves per user and per tenant (429 beyond). Each holds
+    # a thread for up to SSE_MAX_SECONDS: a tenant's cap stays well below an instance's
+    # threads (25 deployed), so one tenant's tabs never leave another's stream unanswered.
     sse_max_streams_per_user: int = 5
-    sse_max_streams_per_tenant: int = 50
+    sse_max_streams_per_tenant: int = 10
     # The shared LISTEN connection reconnects after a drop with this backoff.
     sse_listener_retry_base_s: float = 0.5
     sse_listener_retry_cap_s: float = 30.0

@@ -153,3 +153,12 @@ def test_the_sweep_job_is_created_then_updated_with_the_flags_each_verb_takes(
     assert headers in last and not any(a.startswith("--headers=") for a in last if a != headers), (
         last
     )
+
+
+def test_one_tenant_cannot_hold_every_thread_of_an_event_stream_instance() -> None:
+    """Each stream holds a thread: with the tenant cap (50) above an instance's threads (25),
+    one tenant's members held them all and another tenant's stream got no answer, not 429."""
+    spec = SPECS["integration-job-events"]
+    edge = Settings().edge
+    assert edge.sse_max_streams_per_tenant <= spec.concurrency // 2
+    assert edge.sse_max_streams_per_user < edge.sse_max_streams_per_tenant
