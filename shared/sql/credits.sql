@@ -36,8 +36,8 @@ SELECT kind FROM credit_ledger WHERE job_table = %(job_table)s AND job_id = %(id
 
 -- name: insert_debit
 -- Returns a row only when the debit was inserted now (a second /start debits nothing).
-INSERT INTO credit_ledger (user_id, amount, kind, job_table, job_id)
-VALUES (%(user_id)s, %(amount)s, 'debit', %(job_table)s, %(id)s)
+INSERT INTO credit_ledger (user_id, amount, kind, job_table, job_id, created_at)
+VALUES (%(user_id)s, %(amount)s, 'debit', %(job_table)s, %(id)s, clock_timestamp())
 ON CONFLICT (job_table, job_id, kind) DO NOTHING
 RETURNING id
 
@@ -55,8 +55,8 @@ WITH debit AS (
   SELECT user_id, amount FROM credit_ledger
   WHERE job_table = %(job_table)s AND job_id = %(id)s AND kind = 'debit'
 ), refunded AS (
-  INSERT INTO credit_ledger (user_id, amount, kind, job_table, job_id)
-  SELECT user_id, amount, 'refund', %(job_table)s, %(id)s FROM debit
+  INSERT INTO credit_ledger (user_id, amount, kind, job_table, job_id, created_at)
+  SELECT user_id, amount, 'refund', %(job_table)s, %(id)s, clock_timestamp() FROM debit
   ON CONFLICT (job_table, job_id, kind) DO NOTHING
   RETURNING user_id, amount
 ), moved AS (
@@ -197,7 +197,8 @@ RETURNING balance
 
 -- name: user_ledger
 -- Newest first along credit_ledger_user_idx (ordered by id, the planner walked the primary
--- key backwards through every user's entries to find a user with few recent ones).
+-- key backwards through every user's entries to find a user with few recent ones). An
+-- entry's created_at is its insert's own time, so this is the order the balance moved in.
 SELECT kind, amount, job_table, job_id, created_at FROM credit_ledger
 WHERE user_id = %(user_id)s ORDER BY created_at DESC, id DESC LIMIT %(limit)s
 

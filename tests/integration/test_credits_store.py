@@ -340,3 +340,21 @@ def test_a_ledger_with_few_recent_rows_does_not_read_every_users_ledger(
         nodes.append(node)
         stack.extend(node.get("Plans", []))
     assert sum(n.get("Rows Removed by Filter", 0) for n in nodes) == 0
+
+
+def test_the_ledger_lists_the_debit_taken_last_first(database_url: str) -> None:
+    """A /start whose transaction began first but debited last (it waited on a lock) is the
+    latest move of the balance; stamped with its transaction's start, it was listed below
+    (found by the diff review of the ledger's order)."""
+    from psycopg.rows import dict_row
+
+    user = new_user(database_url, balance=100)
+    first, second = new_job(database_url, user), new_job(database_url, user)
+    with psycopg.connect(database_url, row_factory=dict_row) as slow:
+        slow.execute("SELECT 1")  # its transaction starts (now() is fixed here)
+        with psycopg.connect(database_url, row_factory=dict_row) as fast:
+            store.debit(fast, JobKey(JobTable.IMAGE, second), user.id, 10)
+        store.debit(slow, JobKey(JobTable.IMAGE, first), user.id, 10)  # the balance's last move
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        _, moves = store.account(conn, user.id, limit=1)
+    assert [m["job_id"] for m in moves] == [first]
