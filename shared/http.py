@@ -56,6 +56,8 @@ _OUR_FAULT = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 # The most of an answer's body a try reads (decoded): no page, batch answer or webhook
 # reply comes near it; a remote sending more is refused, not buffered whole.
 MAX_BODY_BYTES = 64 * 1024 * 1024
+# The codings httpx inflates (brotli and zstd when their packages are installed).
+_INFLATED = frozenset({"gzip", "x-gzip", "deflate", "br", "zstd"})
 # Headers an answer loses once its body is read and decoded here.
 _BODY_FRAMING = frozenset({b"content-encoding", b"content-length", b"transfer-encoding"})
 
@@ -247,9 +249,10 @@ class HttpClient:
         streamed = self._client.send(request, stream=True)
         try:
             codings = streamed.headers.get("content-encoding", "").split(",")
-            if sum(c.strip().lower() not in ("", "identity") for c in codings) > 1:
+            if sum(c.strip().lower() in _INFLATED for c in codings) > 1:
                 # httpx inflates each network read whole, every layer: a few KB of gzip in
-                # gzip is GBs before any limit could be checked (one layer: ~1000x a read)
+                # gzip is GBs before any limit could be checked (one layer: ~1000x a read).
+                # No API answers so; a coding httpx leaves alone is no layer.
                 raise self._error("answered a body in stacked encodings")
             deadline = time.monotonic() + self.policy.timeout_s
             pieces: list[bytes] = []

@@ -564,3 +564,18 @@ def test_a_stacked_gzip_answer_is_refused_before_it_is_inflated_whole() -> None:
     with pytest.raises(UpstreamError, match="answered a body in stacked encodings"):
         client.request("POST", "/hook", content=b"{}")
     assert inflated == [1]
+
+
+@pytest.mark.parametrize("coding", ["none, gzip", "x-custom, gzip", "identity, gzip", " GZIP "])
+def test_a_coding_httpx_does_not_inflate_is_no_layer(coding: str) -> None:
+    """Only a second layer httpx would inflate is refused (found by the diff review)."""
+    body = gzip.compress(b'{"ok": true}')
+
+    def answer(_: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=iter([body]), headers={"Content-Encoding": coding})
+
+    policy = RetryPolicy(attempts=1, base_s=0.0, cap_s=0.0, timeout_s=30.0)
+    client = HttpClient(
+        "http://hook.test", policy, name="hook", transport=httpx.MockTransport(answer)
+    )
+    assert client.request("GET", "/").json() == {"ok": True}
