@@ -311,15 +311,20 @@ def refusal(code: int) -> tuple[int, bytes]:
 
 
 class _LineLengths:
-    """A reader passing lines through, keeping the longest one's length with its CRLF."""
+    """A reader passing lines through, keeping the longest header's length with its CRLF
+    (a folded header's lines counted together)."""
 
     def __init__(self, raw: Any) -> None:
         self.raw = raw
         self.longest = 0
+        self._current = 0
 
     def readline(self, size: int = -1) -> bytes:
         line: bytes = self.raw.readline(size)
-        self.longest = max(self.longest, len(line.rstrip(b"\r\n")) + 2)
+        length = len(line.rstrip(b"\r\n")) + 2
+        # a continuation line (obs-fold) belongs to the header before it, as gunicorn counts
+        self._current = self._current + length if line[:1] in (b" ", b"\t") else length
+        self.longest = max(self.longest, self._current)
         return line
 
     def __getattr__(self, name: str) -> Any:
