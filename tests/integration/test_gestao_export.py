@@ -595,17 +595,21 @@ def test_the_history_lists_the_tenants_exports_newest_first(
         )
 
 
+# A remote trigger that drops every tenth new lead without a word (RETURN NULL).
+SKIP_EVERY_TENTH = (
+    "CREATE FUNCTION public.skip_some() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN IF NEW.id % 10 = 0 THEN RETURN NULL; END IF; RETURN NEW; END $$;"
+    " CREATE TRIGGER skip_some BEFORE INSERT ON public.leads"
+    " FOR EACH ROW EXECUTE FUNCTION public.skip_some();"
+)
+
+
 def test_rows_a_remote_trigger_discards_are_errors_not_exported(
     database_url: str, own_tenant: TenantFixture, own_remote: Remote, configure: Any
 ) -> None:
     """A BEFORE trigger returning NULL drops a row without a word: the export counted 300
     exported for 270 rows in the remote. It asks the remote to count what it wrote."""
-    own_remote.sql(
-        "CREATE FUNCTION public.skip_some() RETURNS trigger LANGUAGE plpgsql AS $$"
-        " BEGIN IF NEW.id % 10 = 0 THEN RETURN NULL; END IF; RETURN NEW; END $$;"
-        " CREATE TRIGGER skip_some BEFORE INSERT ON public.leads"
-        " FOR EACH ROW EXECUTE FUNCTION public.skip_some();"
-    )
+    own_remote.sql(SKIP_EVERY_TENTH)
     setup(configure, own_remote, GESTAO_SCOUTER_BATCH_SIZE="100")
     seed_leads(database_url, own_tenant.id, 300)
     job = drive(database_url, start(own_tenant))
@@ -639,12 +643,7 @@ def test_a_second_export_of_unchanged_leads_is_exported_not_errors(
 def test_discarded_rows_are_told_from_unchanged_ones(
     database_url: str, own_tenant: TenantFixture, own_remote: Remote, configure: Any
 ) -> None:
-    own_remote.sql(
-        "CREATE FUNCTION public.skip_some() RETURNS trigger LANGUAGE plpgsql AS $$"
-        " BEGIN IF NEW.id % 10 = 0 THEN RETURN NULL; END IF; RETURN NEW; END $$;"
-        " CREATE TRIGGER skip_some BEFORE INSERT ON public.leads"
-        " FOR EACH ROW EXECUTE FUNCTION public.skip_some();" + SUPPRESS
-    )
+    own_remote.sql(SKIP_EVERY_TENTH + SUPPRESS)
     setup(configure, own_remote, GESTAO_SCOUTER_BATCH_SIZE="100")
     seed_leads(database_url, own_tenant.id, 300)
     first = drive(database_url, start(own_tenant))
