@@ -311,20 +311,18 @@ def refusal(code: int) -> tuple[int, bytes]:
 
 
 class _LineLengths:
-    """A reader passing lines through, keeping the longest header's length with its CRLF
-    (a folded header's lines counted together)."""
+    """A reader passing lines through, keeping the longest one's length with its CRLF and
+    whether any continued a header (obs-fold)."""
 
     def __init__(self, raw: Any) -> None:
         self.raw = raw
         self.longest = 0
-        self._current = 0
+        self.folded = False
 
     def readline(self, size: int = -1) -> bytes:
         line: bytes = self.raw.readline(size)
-        length = len(line.rstrip(b"\r\n")) + 2
-        # a continuation line (obs-fold) belongs to the header before it, as gunicorn counts
-        self._current = self._current + length if line[:1] in (b" ", b"\t") else length
-        self.longest = max(self.longest, self._current)
+        self.folded = self.folded or line[:1] in (b" ", b"\t")  # an obs-fold continuation
+        self.longest = max(self.longest, len(line.rstrip(b"\r\n")) + 2)
         return line
 
     def __getattr__(self, name: str) -> Any:
@@ -351,6 +349,9 @@ class _Handler(WSGIRequestHandler):
                 return False
         finally:
             self.rfile = measured.raw
+        if measured.folded:  # gunicorn >= 23 refuses any (permit_obsolete_folding is off)
+            self.send_error(400)
+            return False
         if measured.longest > DEPLOYED_HEADER_LINE_BYTES:
             self.send_error(431)
             return False

@@ -150,10 +150,19 @@ UNPARSABLE = {
         b"X-Long:" + b" " * 20 + b"x" * (8191 - len("X-Long:\r\n") - 20) + b"\r\n\r\n",
         431,
     ),
+    # a folded header (obs-fold): gunicorn refuses any, as deployed
     "a folded header of 10000 bytes in two lines": (
         b"GET /functions/v1/list-integrations HTTP/1.1\r\nHost: x\r\n"
         b"X-Fold: " + b"x" * 5000 + b"\r\n " + b"y" * 5000 + b"\r\n\r\n",
-        431,
+        400,
+    ),
+    "a short folded header": (
+        b"GET /functions/v1/list-integrations HTTP/1.1\r\nHost: x\r\nX-Fold: a\r\n\tb\r\n\r\n",
+        400,
+    ),
+    "a continuation line first": (
+        b"GET /functions/v1/list-integrations HTTP/1.1\r\n X-Lead: y\r\nHost: x\r\n\r\n",
+        400,
     ),
     "too many headers": (
         b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(120)) + b"\r\n",
