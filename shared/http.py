@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 import tenacity
+from httpx._decoders import SUPPORTED_DECODERS
 
 from shared import log
 from shared.errors import UpstreamError, UpstreamUnavailable
@@ -56,8 +57,9 @@ _OUR_FAULT = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 # The most of an answer's body a try reads (decoded): no page, batch answer or webhook
 # reply comes near it; a remote sending more is refused, not buffered whole.
 MAX_BODY_BYTES = 64 * 1024 * 1024
-# The codings httpx inflates (brotli and zstd when their packages are installed).
-_INFLATED = frozenset({"gzip", "x-gzip", "deflate", "br", "zstd"})
+# The codings this httpx inflates (brotli and zstd only when their packages are installed;
+# private to httpx: tests/unit/test_http_client.py pins what it holds).
+_INFLATED = frozenset(SUPPORTED_DECODERS) - {"identity"}
 # Headers an answer loses once its body is read and decoded here.
 _BODY_FRAMING = frozenset({b"content-encoding", b"content-length", b"transfer-encoding"})
 
