@@ -198,7 +198,9 @@ RETURNING balance
 -- name: user_ledger
 -- Newest first along credit_ledger_user_idx (ordered by id, the planner walked the primary
 -- key backwards through every user's entries to find a user with few recent ones). An
--- entry's created_at is its insert's own time, so this is the order the balance moved in.
+-- entry's created_at is its insert's own time: the order the entries were written, which
+-- is the order the balance moved in but for a refund and a debit of one user racing within
+-- the same few milliseconds (the ledger row is written before the account row is locked).
 SELECT kind, amount, job_table, job_id, created_at FROM credit_ledger
 WHERE user_id = %(user_id)s ORDER BY created_at DESC, id DESC LIMIT %(limit)s
 
