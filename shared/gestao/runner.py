@@ -211,15 +211,9 @@ class BatchRunner:
         held = self.client.present(self.on_conflict, [int(r[self.on_conflict]) for r in rows])
         message = f"{NAME} did not write the lead: a trigger or rule there discarded it."
         errors = [
-            {
-                "lead_id": int(row[self.on_conflict]),
-                "error_message": message,
-                "response_status": answer.status,
-                "response_body": None,
-                "fields_sent": row,
-            }
+            self._error(lead_id, row, answer, message=message)
             for row in rows
-            if int(row[self.on_conflict]) not in held
+            if (lead_id := int(row[self.on_conflict])) not in held
         ]
         return BatchResult(exported=len(rows) - len(errors), errors=errors)
 
@@ -245,11 +239,15 @@ class BatchRunner:
         second = self._try(rows[mid:])
         return BatchResult(first.exported + second.exported, first.errors + second.errors)
 
-    def _error(self, lead_id: int, doc: Any, answer: Answer) -> dict[str, Any]:
+    def _error(
+        self, lead_id: int, doc: Any, answer: Answer, *, message: str | None = None
+    ) -> dict[str, Any]:
+        """A lead set aside: what was sent, and the remote's answer (`message` when the
+        answer itself says nothing of the lead, as a 2xx that wrote fewer rows)."""
         secrets = self.client.secrets
         return {
             "lead_id": lead_id,
-            "error_message": answer.safe_message(secrets),
+            "error_message": message or answer.safe_message(secrets),
             "response_status": answer.status,
             "response_body": answer.safe_body(secrets),
             "fields_sent": doc,
