@@ -228,7 +228,9 @@ def test_a_job_rescued_while_it_waited_in_its_batch_is_not_run_again(
     from shared.jobs import sweep
     from shared.queue.kind import KIND, process
 
-    configure(CLAIM_BATCH="2")
+    # The handed-back job is due again only after its backoff: long enough that this worker's
+    # next claim, legitimately under a new lease, cannot come within the test.
+    configure(CLAIM_BATCH="2", BACKOFF_BASE_S="60", BACKOFF_CAP_S="120")
     a, b = tenants(database_url, "acme", "globex")
     first, second = submit(a), submit(b)
     recorder.take()
