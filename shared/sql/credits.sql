@@ -36,8 +36,8 @@ SELECT kind FROM credit_ledger WHERE job_table = %(job_table)s AND job_id = %(id
 
 -- name: insert_debit
 -- Returns a row only when the debit was inserted now (a second /start debits nothing).
-INSERT INTO credit_ledger (user_id, amount, kind, job_table, job_id, created_at)
-VALUES (%(user_id)s, %(amount)s, 'debit', %(job_table)s, %(id)s, clock_timestamp())
+INSERT INTO credit_ledger (user_id, amount, kind, job_table, job_id)
+VALUES (%(user_id)s, %(amount)s, 'debit', %(job_table)s, %(id)s)
 ON CONFLICT (job_table, job_id, kind) DO NOTHING
 RETURNING id
 
@@ -55,8 +55,8 @@ WITH debit AS (
   SELECT user_id, amount FROM credit_ledger
   WHERE job_table = %(job_table)s AND job_id = %(id)s AND kind = 'debit'
 ), refunded AS (
-  INSERT INTO credit_ledger (user_id, amount, kind, job_table, job_id, created_at)
-  SELECT user_id, amount, 'refund', %(job_table)s, %(id)s, clock_timestamp() FROM debit
+  INSERT INTO credit_ledger (user_id, amount, kind, job_table, job_id)
+  SELECT user_id, amount, 'refund', %(job_table)s, %(id)s FROM debit
   ON CONFLICT (job_table, job_id, kind) DO NOTHING
   RETURNING user_id, amount
 ), moved AS (

@@ -3,13 +3,14 @@
 -- statement, so one transaction carries the whole change (invariant 6).
 
 -- name: insert_job
--- Stamped with the insert's own time, not its transaction's start: a click whose request
--- was slow before its insert must still list above a job created and ended meanwhile.
+-- created_at is the insert's own time, not its transaction's start (the column's default,
+-- migration 0068): a click whose request was slow before its insert must still list above a
+-- job created and ended meanwhile.
 WITH job AS (
   INSERT INTO integration_jobs (tenant_id, provider_slug, payload, created_by, max_attempts,
-                                trigger, created_at, updated_at)
+                                trigger)
   VALUES (%(tenant_id)s, %(provider_slug)s, %(payload)s, %(created_by)s, %(max_attempts)s,
-          %(trigger)s, clock_timestamp(), clock_timestamp())
+          %(trigger)s)
   RETURNING *
 ), logged AS (
   INSERT INTO integration_logs (job_id, tenant_id, provider_slug, status, message, details)
@@ -20,11 +21,9 @@ SELECT * FROM job
 -- name: insert_running_job
 WITH job AS (
   INSERT INTO integration_jobs (tenant_id, provider_slug, payload, created_by, max_attempts,
-                                trigger, status, attempts, started_at, heartbeat_at, lease_token,
-                                created_at, updated_at)
+                                trigger, status, attempts, started_at, heartbeat_at, lease_token)
   VALUES (%(tenant_id)s, %(provider_slug)s, %(payload)s, %(created_by)s, %(max_attempts)s,
-          %(trigger)s, 'running', 1, clock_timestamp(), clock_timestamp(), gen_random_uuid(),
-          clock_timestamp(), clock_timestamp())  -- as insert_job
+          %(trigger)s, 'running', 1, clock_timestamp(), clock_timestamp(), gen_random_uuid())
   RETURNING *
 ), logged AS (
   INSERT INTO integration_logs (job_id, tenant_id, provider_slug, status, message, details)

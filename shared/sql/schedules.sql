@@ -81,11 +81,9 @@ WITH input AS (
                        %(offsets)s::integer[])
          AS i(tenant_id, provider_slug, occurrence, offset_s)
 ), job AS (
-  INSERT INTO integration_jobs (tenant_id, provider_slug, trigger, scheduled_for, scheduled_due_at,
-                                created_at, updated_at)
+  INSERT INTO integration_jobs (tenant_id, provider_slug, trigger, scheduled_for, scheduled_due_at)
   SELECT tenant_id, provider_slug, 'schedule', occurrence,
-         occurrence + make_interval(secs => offset_s),
-         clock_timestamp(), clock_timestamp()  -- the insert's time, as queue.sql's insert_job
+         occurrence + make_interval(secs => offset_s)
   FROM input
   ON CONFLICT DO NOTHING
   RETURNING id, tenant_id, provider_slug, scheduled_for

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 
 from shared.dispatch import RecordingDispatcher
@@ -102,3 +103,24 @@ def test_a_cancel_answer_is_newer_than_the_heartbeat_it_follows(
     job = answer.get_json()
     assert answer.status_code == 200 and job["cancel_requested"] is True
     assert job["updated_at"] >= job["heartbeat_at"], job
+
+
+def test_every_insert_is_stamped_with_its_own_time_by_the_columns_defaults(
+    database_url: str,
+) -> None:
+    """The schedule tick's and the worker's own inserts write no stamps: the defaults do it,
+    with the insert's time (migration 0068), as for a click's insert and a ledger row."""
+    with psycopg.connect(database_url) as conn:
+        defaults = dict(
+            conn.execute(
+                "SELECT table_name || '.' || column_name, column_default"
+                " FROM information_schema.columns"
+                " WHERE table_name IN ('integration_jobs', 'credit_ledger')"
+                " AND column_name IN ('created_at', 'updated_at')"
+            ).fetchall()
+        )
+    assert defaults == {
+        "integration_jobs.created_at": "clock_timestamp()",
+        "integration_jobs.updated_at": "clock_timestamp()",
+        "credit_ledger.created_at": "clock_timestamp()",
+    }
