@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -272,6 +273,42 @@ def test_a_job_that_ends_before_the_first_stream_opens_is_shown_ended(
         page.unroute("**/functions/v1/integration-job-events?*")
         live.reset("onecode")
     assert refused[0] == 3
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_refused_stream_comes_back_no_sooner_than_retry_after(
+    page: Any, live: LiveStack, status: int
+) -> None:
+    """The event stream refused with Retry-After (429: the tenant's stream cap; 503: the
+    gateway or the database away; in seconds or as an HTTP date) is asked for again no
+    sooner than that, and the page says meanwhile that it reconnects. Its own backoff
+    (1 s, 2 s, ...) would come back into the same refusal and add to the load."""
+    asked: list[float] = []  # when each stream request reached the route
+
+    def refuse_once(route: Any) -> None:
+        asked.append(time.monotonic())
+        if len(asked) > 1:
+            route.continue_()
+            return
+        later = format_datetime(datetime.now(UTC) + timedelta(seconds=5), usegmt=True)
+        route.fulfill(status=status, content_type="application/json",
+                      headers={"Retry-After": "4" if status == 429 else later},
+                      body='{"error": {"code": "too_many_requests", "message": "cap"}}')  # fmt: skip
+
+    sign_in(page, live, "acme-admin")
+    status_ = page.get_by_test_id("live")
+    status_.filter(has_text="Ao vivo").wait_for()
+    page.route("**/functions/v1/integration-job-events?*", refuse_once)
+    try:
+        page.reload()  # the new page's first stream is refused, asked to wait 4 to 5 s
+        status_.filter(has_text="Reconectando…").wait_for()
+        page.wait_for_timeout(2_500)  # well within the wait asked for
+        assert len(asked) == 1, [t - asked[0] for t in asked]
+        assert status_.inner_text() == "Reconectando…"
+        status_.filter(has_text="Ao vivo").wait_for(timeout=60_000)
+    finally:
+        page.unroute("**/functions/v1/integration-job-events?*")
+    assert asked[1] - asked[0] >= 3.0, asked[1] - asked[0]
 
 
 def test_a_refetch_read_before_the_end_does_not_undo_it(page: Any, live: LiveStack) -> None:

@@ -6,7 +6,18 @@ import { fetchEventSource } from '../vendor/fetch-event-source/index.js';
 import { ApiError, apiBase, getToken, sessionEnded } from './api.js';
 
 class Fatal extends Error {}
-class Retry extends Error {}
+class Retry extends Error {
+  constructor(message, wait = null) { super(message); this.wait = wait; } // ms asked for, or null
+}
+const MAX_WAIT = 5 * 60 * 1000; // a longer Retry-After is cut to this
+
+/** A Retry-After header (delta-seconds or an HTTP date) in ms; null when absent or unreadable. */
+function retryAfterMs(value, now = Date.now()) {
+  const text = (value || '').trim();
+  if (!text) return null;
+  const ms = /^\d+$/.test(text) ? Number(text) * 1000 : Date.parse(text) - now;
+  return Number.isNaN(ms) ? null : Math.min(Math.max(ms, 0), MAX_WAIT);
+}
 
 /**
  * Follow a tenant's jobs. Callbacks: onJob(job), onState('connecting'|'live'|'reconnecting'|'off'),
@@ -37,7 +48,8 @@ export function followJobs(tenantId, { onJob, onState, onReconnect }) {
       // A 401 (the token expired meanwhile) ends the session, as any other call's does.
       if (response.status === 401) sessionEnded(new ApiError(401, 'unauthorized', 'Sessão expirada.'));
       if (response.status === 401 || response.status === 403) throw new Fatal(String(response.status));
-      throw new Retry(String(response.status));
+      // A 429 (the stream caps) or a 503 may say when to come back: Retry-After.
+      throw new Retry(String(response.status), retryAfterMs(response.headers.get('retry-after')));
     },
     onmessage(message) {
       if (message.event === 'job' && message.data) onJob(JSON.parse(message.data));
@@ -48,7 +60,8 @@ export function followJobs(tenantId, { onJob, onState, onReconnect }) {
       earlier = true;
       onState('reconnecting');
       delay = Math.min(delay * 2, 8000);
-      return delay;
+      // Never sooner than the server asked (Retry-After), nor than our own backoff.
+      return error instanceof Retry && error.wait !== null ? Math.max(delay, error.wait) : delay;
     },
   }).catch(() => onState('off'));
   return () => controller.abort();
