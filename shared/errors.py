@@ -50,6 +50,9 @@ class SyncqError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
     default_message: ClassVar[str] = "Internal error."
+    # Seconds a caller should wait before trying again, sent as `Retry-After` (RFC 9110): set
+    # where the condition frees itself (a quota, a dependency away for a moment).
+    retry_hint_s: ClassVar[int | None] = None
 
     def __init__(
         self, message: str | None = None, *, details: Any = None, code: str | None = None
@@ -166,6 +169,9 @@ class TooManyRequests(SyncqError):
     """The caller is over a quota that frees itself; retry later."""
 
     status, code, default_message = 429, "too_many_requests", "Too many requests; retry later."
+    retry_hint_s: ClassVar[int | None] = (
+        5  # an event stream's place frees when another stream closes
+    )
 
 
 class TooManyActiveJobs(TooManyRequests):
@@ -174,6 +180,7 @@ class TooManyActiveJobs(TooManyRequests):
 
     code = "too_many_active_jobs"
     default_message = "You already have the most jobs queued or running; wait for one to end."
+    retry_hint_s: ClassVar[int | None] = 30  # a render takes minutes
 
 
 class UpstreamError(SyncqError):
@@ -226,6 +233,7 @@ class RemoteUnavailable(UpstreamUnavailable):
 
 class ServiceUnavailable(SyncqError):
     status, code, default_message = 503, "unavailable", "Temporarily unavailable."
+    retry_hint_s: ClassVar[int | None] = 5
 
 
 class DatabaseUnavailable(ServiceUnavailable):
@@ -238,6 +246,7 @@ class DatabaseUnavailable(ServiceUnavailable):
 class RunningHubNotConfigured(ServiceUnavailable):
     code = "runninghub_not_configured"
     default_message = "AI renders are unavailable: RunningHub is not configured."
+    retry_hint_s: ClassVar[int | None] = None  # until an operator configures it: no time to give
 
 
 class JobInterrupted(Exception):

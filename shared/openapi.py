@@ -294,6 +294,16 @@ _STATUS_TEXT = {
 _HEADERS = {
     401: {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "`Bearer`."}},
     405: {"Allow": {"schema": {"type": "string"}, "description": "The allowed methods."}},
+    **{
+        status: {
+            "Retry-After": {
+                "schema": {"type": "integer", "minimum": 1},
+                "description": "Seconds to wait before trying again, when the condition "
+                "frees itself (absent for `runninghub_not_configured`).",
+            }
+        }
+        for status in (429, 503)
+    },
 }
 
 

@@ -63,6 +63,8 @@ def error_response(error: SyncqError) -> flask.Response:
     response = json_response(error.envelope(), error.status)
     if error.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="syncq"'
+    if error.retry_hint_s is not None:
+        response.headers["Retry-After"] = str(error.retry_hint_s)
     return response
 
 
@@ -302,6 +304,9 @@ def with_cors(
         response.headers["Access-Control-Allow-Methods"] = ", ".join(sorted(methods | {"OPTIONS"}))
         response.headers["Access-Control-Allow-Headers"] = _CORS_HEADERS
         response.headers["Access-Control-Max-Age"] = "600"
+    elif "Access-Control-Allow-Origin" in response.headers:
+        # A page on another origin reads when to come back from a 429 or a 503.
+        response.headers["Access-Control-Expose-Headers"] = "Retry-After"
     return response
 
 

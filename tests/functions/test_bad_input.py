@@ -183,6 +183,7 @@ def test_cors_preflight_and_headers(database_url: str, configure) -> None:  # ty
         "/", json={}, headers={"Origin": "https://app.example"}
     )
     assert denied.status_code == 401 and denied.headers["Access-Control-Allow-Origin"] == "*"
+    assert denied.headers["Access-Control-Expose-Headers"] == "Retry-After"
     # With an allow-list, only listed origins are echoed back.
     configure(CORS_ALLOWED_ORIGINS='["https://app.example"]', DATABASE_URL=database_url)
     listed = function_client("list-integration-jobs").get(
@@ -196,6 +197,7 @@ def test_cors_preflight_and_headers(database_url: str, configure) -> None:  # ty
         headers={**bearer(tenant.member_token), "Origin": "https://evil.example"},
     )  # fmt: skip
     assert "Access-Control-Allow-Origin" not in other.headers
+    assert "Access-Control-Expose-Headers" not in other.headers
 
 
 @pytest.mark.parametrize(

@@ -131,6 +131,7 @@ def test_per_user_cap_is_429_and_debits_nothing(
     error = answer.json()["error"]
     assert error["code"] == "too_many_active_jobs"
     assert error["details"] == {"limit": 2, "active": 2}
+    assert answer.headers["Retry-After"] == "30"
     assert job(database_url, third)["status"] == "pending" and ledger(database_url, third) == []
     assert balance(database_url, user) == 80
     others = new_job(database_url, other, cost=10)
@@ -173,6 +174,7 @@ def test_start_without_a_runninghub_key_is_503_and_debits_nothing(
     answer = start(user.token, job_id)
     assert answer.status_code == 503
     assert answer.json()["error"]["code"] == "runninghub_not_configured"
+    assert "Retry-After" not in answer.headers  # until configured: no time to give
     assert job(database_url, job_id)["status"] == "pending" and ledger(database_url) == []
     assert balance(database_url, user) == 100
 

@@ -38,6 +38,7 @@ def test_a_database_that_does_not_answer_is_503(
         db.close_pool()
     assert answer.status_code == 503, answer.get_json()
     assert answer.get_json() == {"error": UNAVAILABLE}
+    assert answer.headers["Retry-After"] == "5"
     assert rows(database_url, "SELECT id FROM integration_jobs") == []
 
 
@@ -55,3 +56,4 @@ def test_a_pool_held_by_a_slow_request_is_503(
         db.close_pool()
     assert answer.status_code == 503, answer.get_json()
     assert answer.get_json() == {"error": UNAVAILABLE}
+    assert answer.headers["Retry-After"] == "5"

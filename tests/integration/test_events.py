@@ -252,6 +252,7 @@ def test_a_stream_closed_before_its_first_byte_gives_back_its_slot(
     refused = client.get("/", query_string=query, headers=bearer(a.member_token))
     assert refused.status_code == 429
     assert refused.get_json()["error"]["details"] == {"scope": "user", "limit": 1}
+    assert refused.headers["Retry-After"] == "5"  # the dashboard comes back no sooner
     answer.close()  # type: ignore[attr-defined]
     assert STREAM_CAPS.open_streams() == 0
     again = client.get("/", query_string=query, headers=bearer(a.member_token), buffered=False)
