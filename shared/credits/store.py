@@ -89,6 +89,7 @@ def debit(conn: Conn, key: JobKey, user_id: UUID, amount: int) -> bool:
 
     Returns True when the debit happened now, False when it already had.
     """
+    _one(conn, "lock_account", {"user_id": user_id})  # before the ledger row is stamped
     inserted = _one(conn, "insert_debit", {**key.params(), "user_id": user_id, "amount": amount})
     if inserted is None:
         return False
@@ -123,6 +124,7 @@ def user_jobs(conn: Conn, user_id: UUID, limit: int) -> list[Row]:
 
 def refund(conn: Conn, key: JobKey) -> int | None:
     """Refund the job's debit if it has one and was not refunded yet; the amount or None."""
+    _one(conn, "lock_refund_account", key.params())  # before the ledger row is stamped
     row = _one(conn, "refund", key.params())
     return None if row is None else int(row["amount"])
 

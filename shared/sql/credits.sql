@@ -34,6 +34,18 @@ SELECT EXISTS (
 -- name: ledger_kinds
 SELECT kind FROM credit_ledger WHERE job_table = %(job_table)s AND job_id = %(id)s
 
+-- name: lock_account
+-- Taken before a ledger row is written, so the rows' created_at (clock_timestamp()) follow
+-- the order in which the user's balance moved (callers hold the job row: job, then account).
+SELECT 1 FROM credit_accounts WHERE user_id = %(user_id)s FOR UPDATE
+
+-- name: lock_refund_account
+-- As lock_account, for the account the job's debit came from.
+SELECT 1 FROM credit_accounts a
+JOIN credit_ledger l ON l.user_id = a.user_id
+WHERE l.job_table = %(job_table)s AND l.job_id = %(id)s AND l.kind = 'debit'
+FOR UPDATE OF a
+
 -- name: insert_debit
 -- Returns a row only when the debit was inserted now (a second /start debits nothing).
 INSERT INTO credit_ledger (user_id, amount, kind, job_table, job_id)
@@ -198,9 +210,8 @@ RETURNING balance
 -- name: user_ledger
 -- Newest first along credit_ledger_user_idx (ordered by id, the planner walked the primary
 -- key backwards through every user's entries to find a user with few recent ones). An
--- entry's created_at is its insert's own time: the order the entries were written, which
--- is the order the balance moved in but for a refund and a debit of one user racing within
--- the same few milliseconds (the ledger row is written before the account row is locked).
+-- entry's created_at is its insert's own time, taken under the account row's lock: the
+-- order the balance moved in.
 SELECT kind, amount, job_table, job_id, created_at FROM credit_ledger
 WHERE user_id = %(user_id)s ORDER BY created_at DESC, id DESC LIMIT %(limit)s
 

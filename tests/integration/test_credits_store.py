@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,7 @@ from tests.credits_support import (
     new_job,
     new_user,
     set_price,
+    wait_for,
 )
 from tests.support import rows
 
@@ -358,3 +360,72 @@ def test_the_ledger_lists_the_debit_taken_last_first(database_url: str) -> None:
     with psycopg.connect(database_url, row_factory=dict_row) as conn:
         _, moves = store.account(conn, user.id, limit=1)
     assert [m["job_id"] for m in moves] == [first]
+
+
+# Test-only: a ledger insert of kind TG_ARGV[0] waits, once its row is stamped, on advisory
+# lock 4242; every move of a balance is logged in the order it happened.
+_PAUSE_AND_LOG = """
+CREATE FUNCTION pause_ledger() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.kind = TG_ARGV[0] THEN PERFORM pg_advisory_xact_lock_shared(4242); END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER pause_ledger BEFORE INSERT ON credit_ledger
+FOR EACH ROW EXECUTE FUNCTION pause_ledger({});
+CREATE TABLE balance_moves (seq bigserial PRIMARY KEY, delta bigint NOT NULL);
+CREATE FUNCTION log_balance() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO balance_moves (delta) VALUES (NEW.balance - OLD.balance);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER log_balance AFTER UPDATE OF balance ON credit_accounts
+FOR EACH ROW EXECUTE FUNCTION log_balance();
+"""
+
+
+@pytest.mark.parametrize("paused", ["debit", "refund"])
+def test_a_debit_and_a_refund_racing_are_listed_in_the_order_they_moved_the_balance(
+    database_url: str, configure: Configure, paused: str
+) -> None:
+    """A debit (or refund) stamped its ledger row, then waited for the account row while a
+    refund (or debit) of the same user stamped, moved the balance and committed: the ledger
+    listed the two in the other order than the balance moved (found by the diff review; a
+    debit listed before the refund that paid for it reads as a balance below zero)."""
+    user = new_user(database_url, balance=10 if paused == "debit" else 20)
+    refunded = JobKey(JobTable.IMAGE, new_job(database_url, user, cost=10))
+    debited = JobKey(JobTable.IMAGE, new_job(database_url, user, cost=7))
+    with db.transaction() as conn:
+        store.debit(conn, refunded, user.id, 10)
+    waiting = (
+        "SELECT count(*) AS n FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = %s"
+    )
+
+    def waits(event: str) -> bool:
+        return int(rows(database_url, waiting, event)[0]["n"]) > 0
+
+    def debit() -> None:  # as /start does it: the job row first, then the debit
+        with contextlib.suppress(PaymentRequired), db.transaction() as conn:
+            store.get_job(conn, debited, lock=True)
+            store.debit(conn, debited, user.id, 7)
+
+    def refund() -> None:
+        finish_job(refunded, JobStatus.FAILED)
+
+    first, second = (debit, refund) if paused == "debit" else (refund, debit)
+    with psycopg.connect(database_url, autocommit=True) as gate:
+        gate.execute(sql.SQL(_PAUSE_AND_LOG).format(sql.Literal(paused)))
+        gate.execute("SELECT pg_advisory_lock(4242)")
+        with ThreadPoolExecutor(2) as pool:
+            stamped = pool.submit(first)
+            wait_for(lambda: waits("advisory") or stamped.done(), 10, f"the {paused}'s pause")
+            racing = pool.submit(second)
+            wait_for(lambda: waits("transactionid") or racing.done(), 10, "the other move")
+            gate.execute("SELECT pg_advisory_unlock(4242)")
+            stamped.result(timeout=10)
+            racing.result(timeout=10)
+    with db.transaction() as conn:
+        _, moves = store.account(conn, user.id, limit=10)
+    listed = [m["amount"] * (1 if m["kind"] == "refund" else -1) for m in reversed(moves)]
+    moved = [r["delta"] for r in rows(database_url, "SELECT delta FROM balance_moves ORDER BY seq")]
+    assert listed[1:] == moved  # after the first debit, made before the log began
