@@ -8,7 +8,6 @@ Each test database is cloned from a template migrated once per session
 from __future__ import annotations
 
 import io
-import itertools
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -21,9 +20,9 @@ from shared import db, dispatch, log, secrets
 from shared.dispatch import RecordingDispatcher
 from shared.queue.listener import stop_listeners
 from shared.settings import reload_settings
+from tests.db_clones import Clones
 
 TEST_JWT_SECRET = "test-jwt-secret-that-is-long-enough-for-hs256-0123456789"
-_counter = itertools.count()
 
 # Settings every test starts from; a test changes them with `configure(...)`.
 BASE_ENV = {
@@ -60,11 +59,18 @@ def template_db(pg_server_url: str) -> Iterator[str]:
     pg.drop_database(pg_server_url, name)
 
 
+@pytest.fixture(scope="session")
+def clones(pg_server_url: str, template_db: str) -> Iterator[Clones]:
+    """Fresh clones of the template, made ahead while tests run."""
+    made = Clones(pg_server_url, template_db)
+    yield made
+    made.close()
+
+
 @pytest.fixture
-def database_url(pg_server_url: str, template_db: str, configure: Configure) -> Iterator[str]:
+def database_url(pg_server_url: str, clones: Clones, configure: Configure) -> Iterator[str]:
     """A fresh database for this test, and shared/ pointed at it."""
-    name = f"syncq_t_{os.getpid()}_{next(_counter)}"
-    url = pg.create_database(pg_server_url, name, template=template_db)
+    name, url = clones.take()
     configure(DATABASE_URL=url)
     yield url
     stop_listeners()
