@@ -835,6 +835,9 @@ def test_timeouts_hang_past_the_client_timeout(client: httpx.Client, state: Post
         client.get("/leads", headers=SERVICE, timeout=0.2)
     state.knobs.update({"timeout_rate": 0.0, "latency_ms": 20})
     assert client.get("/leads", headers=SERVICE).status_code == 200
+    # The emulator is shared by the module: the hung request must end (and be counted) here,
+    # not in the counters of a later test.
+    wait_until(lambda: state.stats()["by_status"].get("504"))
 
 
 @pytest.mark.parametrize(("status", "code"), [(400, "23502"), (409, "23505")])

@@ -83,7 +83,11 @@ def mailbox(configure: Configure) -> Iterator[Mailbox]:
 
 
 @pytest.fixture
-def failing(monkeypatch: pytest.MonkeyPatch) -> ScriptedProvider:
+def failing(monkeypatch: pytest.MonkeyPatch, configure: Configure) -> ScriptedProvider:
+    # Retries due at once: a run's worker claims each one itself. With a backoff of a few
+    # ms, a slow worker could find the retry due only when it counts what is left, and wake
+    # a sweep of every kind that delivers the alert before the test's own delivery.
+    configure(BACKOFF_BASE_S="0", BACKOFF_CAP_S="0")
     provider = ScriptedProvider(failures=10_000)
     monkeypatch.setitem(PROVIDERS, provider.slug, provider)
     return provider

@@ -170,13 +170,28 @@ def test_bad_leads_are_isolated_and_the_rest_exported(
 
 
 def test_pause_resume_and_reset(
-    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
-) -> None:
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
     setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100")
     seed_leads(database_url, tenant.id, 3_000)
     remote.state.knobs.update({"latency_ms": 25})
     job_id = start(tenant)
     recorder().take()
+    # From its 7th batch on the run waits for the pause: however slow this thread is, the
+    # pause cannot come after the last batch.
+    real_post, posts, pause_asked = runner.BatchRunner._post, [0], threading.Event()
+    lock = threading.Lock()
+
+    def post_after_the_pause(self: runner.BatchRunner, body: bytes) -> Any:
+        with lock:
+            posts[0] += 1
+            wait = posts[0] > 6
+        if wait:
+            pause_asked.wait(30)
+        return real_post(self, body)
+
+    monkeypatch.setattr(runner.BatchRunner, "_post", post_after_the_pause)
     body = {"tenant_id": str(tenant.id), "action": "run", "job_id": job_id}
     worker = threading.Thread(
         target=call,
@@ -188,8 +203,10 @@ def test_pause_resume_and_reset(
     while job_row(database_url, job_id)["exported_leads"] < 600 and time.monotonic() < deadline:
         time.sleep(0.02)
     paused = export(tenant, "pause", job_id=job_id).get_json()
+    pause_asked.set()
     assert paused["pause_requested"] is True
     worker.join(30)
+    monkeypatch.setattr(runner.BatchRunner, "_post", real_post)
     job = job_row(database_url, job_id)
     assert job["status"] == "paused" and job["pause_reason"] == "paused by an admin"
     assert rows(database_url, "SELECT * FROM alert_outbox") == []  # an admin's pause: no alert

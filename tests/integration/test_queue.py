@@ -17,6 +17,7 @@ from shared.providers import PROVIDERS
 from shared.providers.base import SyncContext, SyncResult
 from shared.queue import store
 from shared.queue.models import JobStatus
+from tests.conftest import Configure
 from tests.providers_for_tests import ScriptedProvider
 from tests.support import (
     TenantFixture,
@@ -339,10 +340,15 @@ def test_cancel_requested_during_an_attempt_that_then_fails_retryably_wins(
 
 
 def test_a_job_canceled_while_waiting_for_its_retry_does_not_count_the_wait_as_run_time(
-    database_url: str, scripted: ScriptedProvider, recorder: RecordingDispatcher
+    database_url: str, scripted: ScriptedProvider, configure: Configure
 ) -> None:
     """execution_time_ms is the time an attempt ran: a cancel of a pending job (its last
     attempt failed an hour ago) stamped the hour, which the metrics' p50/p95 then counted."""
+    # A long backoff: with the tiny default, a slow machine's drain claims the retry again
+    # before it returns, and the job is no longer pending.
+    configure(BACKOFF_BASE_S="3600", BACKOFF_CAP_S="3600")
+    recorder = get_dispatcher()
+    assert isinstance(recorder, RecordingDispatcher)
     scripted.failures = 1
     tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
     job_id = submit(tenant).get_json()["job_id"]
@@ -383,12 +389,14 @@ def test_retry_waits_for_its_backoff(
 
 
 def test_worker_stops_at_its_budget_and_redispatches_itself(
-    database_url: str, scripted: ScriptedProvider, configure
+    database_url: str, scripted: ScriptedProvider, configure: Configure
 ) -> None:
-    configure(WORKER_BUDGET_S="0.2")
+    # The sweep spends part of its budget (rescues, hooks) before it drains: a budget big
+    # enough for that on a slow machine, and jobs longer than the whole budget.
+    configure(WORKER_BUDGET_S="1")
     recorder = get_dispatcher()
     assert isinstance(recorder, RecordingDispatcher)
-    scripted.page_delay_s = 0.1  # each job takes ~0.3 s, longer than the whole budget
+    scripted.page_delay_s = 0.4  # each job takes ~1.2 s, longer than the whole budget
     for slug in ("acme", "globex", "initech"):
         submit(seed_tenant(database_url, slug, providers={"scripted": {}}))
     recorder.take()  # lose the wake-ups: only the sweep and continuations remain
