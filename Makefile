@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 TASKS_VENV := .venv-tasks
 PYTEST_ARGS ?=
+# The suite waits more than it computes (servers starting, streams, retries): files run in
+# parallel processes, each with its own embedded PostgreSQL (TEST_WORKERS=0: one process).
+TEST_WORKERS ?= 3
 
 .PHONY: venv browser run test fuzz check lint typecheck migrate seed-demo bundle bench chaos clean
 
@@ -32,7 +35,7 @@ run: venv
 	$(BIN)/python -m infra.local.stack
 
 test: venv browser
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The contract fuzzer at length (a bounded run is part of `make test`).
 FUZZ_EXAMPLES ?= 300
