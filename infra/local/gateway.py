@@ -244,7 +244,7 @@ class _Gateway:
         return Response(json.dumps(body), status=status, mimetype="application/json")
 
     def _error(self, error: SyncqError) -> Response:
-        return self._json(error.envelope(), error.status)
+        return error_response(error)  # the envelope and its headers (Retry-After), as functions
 
 
 def demo_tokens() -> dict[str, Any]:

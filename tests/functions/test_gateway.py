@@ -75,3 +75,13 @@ def test_health_is_503_when_the_database_does_not_answer(configure: Any, listene
     }
     assert health.headers[INSTANCE_HEADER] == "run-1"
     assert client.get("/functions/v1/").json["database"] == {"up": False}  # type: ignore[index]
+
+
+def test_health_503_says_when_to_come_back(configure: Any, listener: int) -> None:
+    """The gateway's own 503 (the database away) carries Retry-After, as every transient 503
+    built by error_response does (ServiceUnavailable's hint)."""
+    nothing, down = free_ports(2)
+    configure(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{nothing}/nothing")
+    health = gateway(listener, down).get("/functions/v1/healthz")
+    assert health.status_code == 503
+    assert health.headers.get("Retry-After") == "5"
