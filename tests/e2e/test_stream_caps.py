@@ -147,8 +147,10 @@ def test_one_member_opening_200_streams_leaves_the_database_free(
         activity = rows(database_url, "SELECT datname, application_name FROM pg_stat_activity")
         ours = [a for a in activity if a["datname"] == limits["db"]]
         assert [a["application_name"] for a in ours].count(APPLICATION_NAME) == 1
-        assert len(ours) <= 20 + 2  # the pool (DB_POOL_MAX), the listener, this query
-        assert len(activity) < limits["max"] - limits["reserved"] - 10
+        # 200 streams took no more than the pool (DB_POOL_MAX), the listener and this query:
+        # counted on our own database, as others may use the server (tests in the other
+        # processes of `make test`, or on a shared server).
+        assert len(ours) <= 20 + 2 < limits["max"] - limits["reserved"]
 
 
 def test_the_tenant_cap_counts_every_member_and_the_user_cap_every_tenant(
