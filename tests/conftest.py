@@ -10,12 +10,15 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator
 
+import psycopg
 import pytest
 
 from infra import migrate
 from infra.local import pg
+from infra.local.supervise import pid_alive
 from shared import db, dispatch, log, secrets
 from shared.dispatch import RecordingDispatcher
 from shared.queue.listener import stop_listeners
@@ -48,9 +51,25 @@ def pg_server_url() -> Iterator[str]:
         yield url
 
 
+SESSION_DB = re.compile(r"syncq_(?:tmpl|t)_([0-9]+)(?:_|$)")
+
+
+def drop_dead_sessions_databases(server_url: str) -> None:
+    """Drop the template and clones of test sessions on this machine that are gone without
+    their teardown: an interrupted `make test` (xdist stops its workers before theirs runs)
+    left them on a DATABASE_URL server, a template and a few clones per worker each time."""
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        names = [str(r[0]) for r in conn.execute("SELECT datname FROM pg_database")]
+    for name in names:
+        found = SESSION_DB.match(name)
+        if found and not pid_alive(int(found.group(1))):
+            pg.drop_database(server_url, name)
+
+
 @pytest.fixture(scope="session")
 def template_db(pg_server_url: str) -> Iterator[str]:
     """A database migrated once per session, cloned by every test."""
+    drop_dead_sessions_databases(pg_server_url)
     name = f"syncq_tmpl_{os.getpid()}"
     pg.drop_database(pg_server_url, name)
     url = pg.create_database(pg_server_url, name)

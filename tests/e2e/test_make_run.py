@@ -266,7 +266,8 @@ def launch(database_url: str, pg_server_url: str, tmp_path: Path) -> Iterator[An
         run.reader.join(10)
         assert run.proc.stdout is not None
         run.proc.stdout.close()
-    pg.drop_database(pg_server_url, remote)
+    for n in range(1, len(demo.TENANTS) + 1):  # each demo tenant's remote (`…_gs`, `…_gs_2`)
+        pg.drop_database(pg_server_url, remote if n == 1 else f"{remote}_{n}")
 
 
 def stderr_of(run: Run) -> str:
