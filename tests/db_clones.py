@@ -17,7 +17,7 @@ import threading
 
 from infra.local import pg
 
-AHEAD = 2  # clones kept ready: one for the next test, one being made meanwhile
+AHEAD = 1  # clones queued; the thread holds one more, made, until there is room for it
 
 
 class Clones:
