@@ -169,9 +169,8 @@ class TooManyRequests(SyncqError):
     """The caller is over a quota that frees itself; retry later."""
 
     status, code, default_message = 429, "too_many_requests", "Too many requests; retry later."
-    retry_hint_s: ClassVar[int | None] = (
-        5  # an event stream's place frees when another stream closes
-    )
+    # An event stream's place frees when another stream closes.
+    retry_hint_s: ClassVar[int | None] = 5
 
 
 class TooManyActiveJobs(TooManyRequests):
