@@ -44,7 +44,32 @@ def require_role(conn: Conn, principal: Principal, tenant_id: UUID, role: Role) 
         query("tenancy", "member_role"), {"tenant_id": tenant_id, "user_id": principal.user_id}
     ).fetchone()
     if row is None or (role is Role.ADMIN and row["role"] != Role.ADMIN):
-        raise Forbidden(f"You need the {role} role in this tenant.")
+        raise refused(role)
+
+
+def refused(role: Role) -> Forbidden:
+    """The one 403 a user gets for a tenant they lack `role` in, whether it exists or not."""
+    return Forbidden(f"You need the {role} role in this tenant.")
+
+
+def tenant_with_role(
+    conn: Conn,
+    principal: Principal,
+    role: Role,
+    *,
+    tenant_id: UUID | None = None,
+    slug: str | None = None,
+) -> Tenant:
+    """The tenant named by id or slug, once the caller holds `role` in it. A user gets the
+    same 403 for an unknown tenant as for a foreign one, so ids and slugs cannot be probed."""
+    try:
+        tenant = get_tenant(conn, tenant_id=tenant_id, slug=slug)
+    except Forbidden:
+        if principal.is_service:
+            raise
+        raise refused(role) from None
+    require_role(conn, principal, tenant.id, role)
+    return tenant
 
 
 def has_role(conn: Conn, principal: Principal, tenant_id: UUID, role: Role) -> bool:

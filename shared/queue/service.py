@@ -19,10 +19,10 @@ from shared.tenancy import (
     Role,
     Tenant,
     enabled_integration,
-    get_tenant,
     has_role,
     reading_as,
     require_role,
+    tenant_with_role,
 )
 
 
@@ -150,8 +150,9 @@ def run_direct(
 ) -> dict[str, Any]:
     """A sync function called over HTTP: the same state machine, run in this request."""
     with db.transaction() as conn:
-        tenant: Tenant = get_tenant(conn, tenant_id=tenant_id, slug=tenant_slug)
-        require_role(conn, principal, tenant.id, Role.ADMIN)
+        tenant: Tenant = tenant_with_role(
+            conn, principal, Role.ADMIN, tenant_id=tenant_id, slug=tenant_slug
+        )
         enabled_integration(conn, tenant.id, provider_slug)
         row = _take_slot(conn, principal, tenant, provider_slug, job_id)
     report = run_claimed(row)

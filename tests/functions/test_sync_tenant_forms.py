@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -89,3 +90,23 @@ def test_both_neither_or_a_bad_slug_is_refused(
         if message is not None:
             assert [d["message"] for d in error["details"]] == [message], body
     assert rows(database_url, "SELECT count(*) AS n FROM integration_jobs")[0]["n"] == 0
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_an_unknown_tenant_answers_as_a_foreign_one_so_tenants_cannot_be_probed(
+    database_url: str, name: str
+) -> None:
+    """tenancy.require_role: "An unknown tenant answers the same 403 as a foreign one, so ids
+    cannot be probed". A user of one tenant must not learn whether a slug or an id is
+    another company's tenant from the sync functions' answers."""
+    mine = seed_tenant(database_url, "acme")
+    foreign = seed_tenant(database_url, "globex")
+    for foreign_body, unknown_body in (
+        ({"tenant_slug": foreign.slug}, {"tenant_slug": "no-such-tenant"}),
+        ({"tenant_id": str(foreign.id)}, {"tenant_id": str(uuid.uuid4())}),
+    ):
+        to_foreign = call(name, foreign_body, token=mine.admin_token)
+        to_unknown = call(name, unknown_body, token=mine.admin_token)
+        assert to_foreign.status_code == to_unknown.status_code == 403
+        assert to_foreign.get_json() == to_unknown.get_json()
+    assert rows(database_url, "SELECT id FROM integration_jobs") == []
