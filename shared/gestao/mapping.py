@@ -124,6 +124,7 @@ def save_mapping(
 ) -> None:
     """Replace the tenant's mapping (validated first)."""
     clean = validate_mapping(mapping)
+    conn.execute(query("gestao", "lock_mappings"), {"tenant_id": tenant_id})
     conn.execute(query("gestao", "delete_mappings"), {"tenant_id": tenant_id})
     conn.execute(
         query("gestao", "insert_mappings"),

@@ -132,7 +132,7 @@ class Answer:
         text = response.text[:4000]
         try:
             body = response.json() if response.content else None
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             body = None
         counted = _WRITTEN.fullmatch(response.headers.get("Content-Range", "").strip())
         return cls(response.status_code, body, text, int(counted[1]) if counted else None)

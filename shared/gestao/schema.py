@@ -93,7 +93,8 @@ def has_default(prop: Mapping[str, Any]) -> bool | None:
     """
     if "default" in prop:
         return True
-    return False if prop.get("type") in _DEFAULT_ALWAYS_SHOWN else None
+    kind = prop.get("type")
+    return False if isinstance(kind, str) and kind in _DEFAULT_ALWAYS_SHOWN else None
 
 
 def needs_value(column: Mapping[str, Any]) -> bool:
@@ -108,8 +109,12 @@ def columns_from_openapi(doc: Any) -> dict[str, dict[str, Any]] | None:
     leads = definitions.get(TABLE) if isinstance(definitions, dict) else None
     if not isinstance(leads, dict):
         return None
-    required = set(leads.get("required") or [])
-    props = leads.get("properties") or {}
+    # The remote's document is input: a malformed part reads as absent, never as a crash.
+    listed = leads.get("required")
+    required = {r for r in listed if isinstance(r, str)} if isinstance(listed, list) else set()
+    props = leads.get("properties")
+    if not isinstance(props, dict):
+        props = {}
     return {
         str(name): {
             "format": str(p.get("format") or p.get("type") or ""),

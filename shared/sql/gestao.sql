@@ -6,6 +6,11 @@
 SELECT local_field, remote_field FROM gestao_scouter_field_mappings
 WHERE tenant_id = %(tenant_id)s ORDER BY local_field
 
+-- name: lock_mappings
+-- One save of a tenant's mapping at a time: the next one's DELETE must see the rows the
+-- previous one inserted (else its INSERT meets them: a unique violation).
+SELECT pg_advisory_xact_lock(hashtext('syncq:gestao-mappings'), hashtext(%(tenant_id)s::text))
+
 -- name: delete_mappings
 DELETE FROM gestao_scouter_field_mappings WHERE tenant_id = %(tenant_id)s
 

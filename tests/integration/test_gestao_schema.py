@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from typing import Any
 
+import flask
 import psycopg
 import pytest
 
+from infra.emulators._common import start_in_thread
 from infra.emulators.postgrest import make_key
 from shared.gestao.mapping import LOCAL_FIELDS
 from tests.integration.gestao_support import (
+    PROVIDER,
+    SLUG,
     Remote,
     drive,
     export,
@@ -19,7 +25,7 @@ from tests.integration.gestao_support import (
     secrets_env,
     seed_leads,
 )
-from tests.support import TenantFixture, call, rows
+from tests.support import TenantFixture, call, rows, seed_tenant
 
 pytest_plugins = ["tests.integration.gestao_fixtures"]
 pytestmark = pytest.mark.db
@@ -322,3 +328,75 @@ def test_a_probe_write_still_running_when_its_answer_timed_out_is_named(
     [(left,)] = own_remote.sql("SELECT id FROM public.leads")
     writable = checks["leads_writable"]
     assert not writable["ok"] and f"id={left}" in writable["detail"], writable
+
+
+def _schema_document(leads: dict[str, Any]) -> bytes:
+    return json.dumps({"swagger": "2.0", "definitions": {"leads": leads}}).encode()
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        _schema_document({"properties": ["id", "name"]}),  # a list where an object belongs
+        _schema_document({"required": 5, "properties": {"id": {"format": "bigint"}}}),
+        _schema_document({"required": [{"id": True}], "properties": {"id": {"format": "bigint"}}}),
+        _schema_document({"properties": {"id": {"type": ["integer", "null"]}}}),  # OpenAPI 3.1
+        b"[" * 200_000,  # nested past the JSON parser's depth: RecursionError
+    ],
+    ids=["properties-a-list", "required-a-number", "required-objects", "type-a-list", "deep"],
+)
+def test_a_remote_answering_a_malformed_schema_document_is_not_a_500(
+    database_url: str, configure: Any, document: bytes
+) -> None:
+    """The remote's answers are input: a `required` that is not a list of names,
+    `properties` that is not an object, a `type` list, or JSON nested too deep made every
+    validate-* function answer 500 (TypeError / AttributeError in columns_from_openapi,
+    RecursionError in Answer.of). Each now reads such a document as one without columns."""
+    garbage = flask.Flask("garbage-remote")
+
+    @garbage.route("/", defaults={"path": ""}, methods=["GET", "POST", "DELETE"])
+    @garbage.route("/<path:path>", methods=["GET", "POST", "DELETE"])
+    def answer(path: str) -> flask.Response:
+        return flask.Response(document, 200, content_type="application/json")
+
+    with start_in_thread(garbage) as handle:
+        configure(**secrets_env("remote-key-0123456789abcdef"), GESTAO_SCOUTER_RELOAD_WAIT_S="0")
+        tenant = seed_tenant(database_url, SLUG, providers={PROVIDER: {"project_url": handle.url}})
+        for function in ("validate-gestao-scouter-schema", "validate-gestao-scouter-config",
+                         "reload-gestao-scouter-schema-cache"):  # fmt: skip
+            response = call(function, {"tenant_id": str(tenant.id)}, token=tenant.admin_token)
+            assert response.status_code == 200, (function, response.get_json())
+        report = validate(tenant).get_json()
+        assert report["valid"] is False and "name" in report["missing_columns"]
+
+
+def test_concurrent_saves_of_the_field_mapping_both_succeed(
+    database_url: str, tenant: TenantFixture, remote: Remote
+) -> None:
+    """Two admins save a mapping at once: the second save's DELETE ran on a snapshot
+    without the rows the first one inserted, so its INSERT met them (a unique violation,
+    answered 500). Saves of one tenant's mapping now take turns: the last one wins whole."""
+    assert (
+        validate(tenant, field_mappings={"id": "id", "name": "name"}, save=True).status_code == 200
+    )
+    mappings = [{"id": "id", "name": "name", "email": "email"},
+                {"id": "id", "name": "name", "celular": "phone"}]  # fmt: skip
+    answers: dict[int, Any] = {}
+
+    def save(i: int) -> None:
+        answers[i] = validate(tenant, field_mappings=mappings[i], save=True)
+
+    threads = [threading.Thread(target=save, args=(i,)) for i in range(2)]
+    with psycopg.connect(database_url) as blocker:  # both saves wait at the stored rows
+        blocker.execute("SELECT * FROM gestao_scouter_field_mappings FOR UPDATE")
+        for thread in threads:
+            thread.start()
+        time.sleep(1.5)
+    for thread in threads:
+        thread.join(30)
+    assert [answers[i].status_code for i in range(2)] == [200, 200], [
+        answers[i].get_json() for i in range(2)]  # fmt: skip
+    stored = rows(
+        database_url, "SELECT local_field, remote_field FROM gestao_scouter_field_mappings"
+    )
+    assert {r["local_field"]: r["remote_field"] for r in stored} in mappings
