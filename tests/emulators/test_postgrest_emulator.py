@@ -480,6 +480,17 @@ def test_patch_updates_filtered_rows(client: httpx.Client, remote: psycopg.Conne
     assert remote_rows(remote, "SELECT id, age FROM leads") == [(1, 44), (2, 44)]
 
 
+def test_patch_without_a_filter_is_refused_like_delete(
+    client: httpx.Client, remote: psycopg.Connection
+) -> None:
+    """Supabase's safeupdate refuses an UPDATE without WHERE as it does a DELETE (400 21000);
+    the emulator refused the DELETE but rewrote every row on an unfiltered PATCH."""
+    assert upsert(client, [_lead(1), _lead(2)]).is_success
+    assert_error(client.patch("/leads", json={"name": "Everyone"}, headers=SERVICE), 400,
+                 "21000", "UPDATE requires a WHERE clause")  # fmt: skip
+    assert remote_rows(remote) == [(1, "Lead 1"), (2, "Lead 2")]
+
+
 # -- roles and RLS -------------------------------------------------------------------------
 
 
@@ -976,3 +987,13 @@ def test_cli_serves_on_the_given_port(remote_url: str, state: PostgrestState) ->
             proc.stdout.close()
         if proc.stderr:
             proc.stderr.close()
+
+
+def test_a_nul_in_a_filter_value_is_a_400_not_a_500(client: httpx.Client) -> None:
+    """PostgreSQL refuses a NUL byte in a text value (22021), which PostgREST answers with a
+    400; the emulator answered 500 XX000 (psycopg refuses it before sending, no SQLSTATE)."""
+    for method, path in (("GET", "/leads?name=eq.a%00b"), ("GET", "/leads?name=like.*%00*"),
+                         ("DELETE", "/leads?name=eq.%00")):  # fmt: skip
+        response = client.request(method, path, headers=SERVICE)
+        assert response.status_code == 400, (method, path, response.text)
+        assert response.json()["code"] == "22021"

@@ -133,6 +133,11 @@ def from_psycopg(exc: psycopg.Error, authenticated: bool) -> PostgrestError:
             503, "PGRST000", "Database connection error. Retrying the connection."
         )
     diag = exc.diag
+    if isinstance(exc, psycopg.DataError) and exc.sqlstate is None:
+        # psycopg refuses a NUL in a text parameter before sending it; PostgreSQL, which
+        # PostgREST hands the value to, refuses it as 22021 (a 400), not as a server fault.
+        message = 'invalid byte sequence for encoding "UTF8": 0x00'
+        return PostgrestError(400, "22021", message)
     sqlstate = exc.sqlstate or "XX000"
     if sqlstate == "PGRST":
         return _raised_pgrst(diag.message_primary or "", diag.message_detail)

@@ -259,12 +259,15 @@ def _returning(stmt: sql.Composed, table: Table, prefer: Prefer) -> sql.Composed
 def update_statement(
     table: Table, raw: bytes, args: Mapping[str, list[str]], prefer: Prefer
 ) -> tuple[sql.Composed, list[Any]]:
-    """PATCH: `UPDATE t SET (cols) = (SELECT cols FROM json_to_record(...)) WHERE ...`."""
+    """PATCH: `UPDATE t SET (cols) = (SELECT cols FROM json_to_record(...)) WHERE ...`;
+    Supabase's safeupdate refuses an UPDATE without WHERE, as it does a DELETE."""
     rows, is_array = parse_rows(raw)
     if is_array or not rows[0]:
         raise invalid_body()
     columns = _payload_columns(table, rows, None)
     plan = parse_filters(table, args)
+    if not plan.where:
+        raise PostgrestError(400, "21000", "UPDATE requires a WHERE clause")
     target = "({cols})" if len(columns) > 1 else "{cols}"  # one column: no row-constructor
     template = "UPDATE {t} SET " + target + " = (SELECT {cols} FROM json_to_record(%s::json)"
     stmt = sql.SQL(template + " AS _({typed}))").format(
