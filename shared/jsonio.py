@@ -29,7 +29,11 @@ def loads(data: bytes | str) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
+        pass
+    try:
         return _clean(json.loads(data, parse_int=_parse_int))
+    except RecursionError as exc:  # nested past the parser's depth (orjson stops at 1024)
+        raise ValueError("JSON nested too deep") from exc
 
 
 def db_text(text: str) -> str:

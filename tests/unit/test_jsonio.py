@@ -34,8 +34,10 @@ def test_datetimes_are_written_in_iso_8601() -> None:
     ]
 
 
-@pytest.mark.parametrize("raw", [b"", b"{", b"<html>", b'{"a": 1} x'])
+@pytest.mark.parametrize("raw", [b"", b"{", b"<html>", b'{"a": 1} x', b"[" * 200_000])
 def test_what_is_not_json_raises_value_error(raw: bytes) -> None:
+    """The providers read a ValueError as "not JSON"; a document nested past the parser's
+    depth raised RecursionError, and the sync failed as an internal error instead."""
     with pytest.raises(ValueError):
         jsonio.loads(raw)
 
