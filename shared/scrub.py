@@ -67,3 +67,19 @@ def scrub_value(value: Any, secrets: Iterable[str] = ()) -> Any:
     if isinstance(value, list):
         return [scrub_value(v, known) for v in value]
     return value
+
+
+def mask_secrets(value: Any, secrets: Iterable[str]) -> Any:
+    """Only the known secrets masked, in every string of a JSON-like value (keys too): for
+    values that must stay usable, like the URLs of an output, which the patterns of
+    `scrub_value` would break (a 19-digit task id reads as a phone number)."""
+    known = tuple(s for s in secrets if s)
+    if isinstance(value, str):
+        for secret in known:
+            value = value.replace(secret, MASK)
+        return value
+    if isinstance(value, dict):
+        return {mask_secrets(str(k), known): mask_secrets(v, known) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_secrets(v, known) for v in value]
+    return value

@@ -14,7 +14,7 @@ from shared.credits.runninghub import RunningHub
 from shared.db import Row
 from shared.dispatch import Task, dispatch
 from shared.errors import NotFound, UpstreamError
-from shared.scrub import scrub_text
+from shared.scrub import mask_secrets, scrub_text
 from shared.settings import get_settings
 
 _logger = log.get_logger("credits")
@@ -47,6 +47,8 @@ def finish_job(
     """
     if error_message is not None:  # RunningHub's own words may quote the key or user data
         error_message = scrub_text(error_message, rh_secrets())
+    if outputs is not None:  # so may its outputs (kept as URLs: only the secrets go)
+        outputs = mask_secrets(outputs, rh_secrets())
     with db.transaction() as conn:
         row = store.get_job(conn, key, lock=True)
         if row is None or (owner is not None and row["user_id"] != owner):

@@ -11,7 +11,10 @@ import pytest
 
 from infra.emulators._common import start_in_thread
 from infra.emulators.runninghub import RunningHubKnobs, TaskStatus
+from shared.credits.models import JobKey, JobTable
+from shared.credits.runninghub import webhook_url
 from shared.credits.sweep import sweep_runninghub
+from shared.settings import get_settings
 from tests.conftest import Configure
 from tests.credits_support import (
     IMAGE,
@@ -106,3 +109,47 @@ def test_an_owner_failing_or_cancelling_a_job_is_not_an_error(
     done = post("/finish", {"table": IMAGE, "jobId": str(job_id), "status": "failed"}, user.token)
     assert done.status_code == 200, done.text
     assert all(json.loads(line)["severity"] != "ERROR" for line in logs().splitlines())
+
+
+def test_outputs_quoting_the_key_are_stored_and_answered_without_it(
+    database_url: str, configure: Configure
+) -> None:
+    """RunningHub's outputs are JSON from RunningHub like its failure text: an output whose
+    file URL quotes the account's key (a signed download link, an echo) must not hand the
+    key to the job's owner through /check, /jobs or the stored row."""
+    knobs = RunningHubKnobs(run_seconds=None, max_concurrent=10, webhook_max_attempts=1)
+    with running_emulator(knobs) as rh:
+        configure_runninghub(configure, rh.url, RUNNINGHUB_CHECK_AFTER_S="0")
+        user = new_user(database_url, balance=100)
+        by_hook, by_sweep = (
+            new_job(database_url, user, cost=10),
+            new_job(database_url, user, cost=10),
+        )
+        hook_task = post("/start", {"table": IMAGE, "jobId": str(by_hook)}, user.token).json()[
+            "external_task_id"
+        ]
+        leaky = [{"fileUrl": f"https://cdn.example/o.png?apiKey={RH_KEY}", "fileType": "png"}]
+        event_data = json.dumps({"code": 0, "msg": "success", "data": leaky})
+        url = webhook_url(get_settings(), JobKey(JobTable.IMAGE, by_hook))
+        assert url is not None
+        event = {"event": "TASK_END", "taskId": hook_task, "eventData": event_data}
+        assert post("/webhook?" + url.split("?", 1)[1], event).json()["action"] == "finished"
+        # the sweep's path: RunningHub's outputs answer quotes the key
+        sweep_task = post("/start", {"table": IMAGE, "jobId": str(by_sweep)}, user.token).json()[
+            "external_task_id"
+        ]
+        task = rh.state.complete_task(sweep_task, TaskStatus.SUCCESS)
+        task.outputs = leaky
+        sweep_runninghub()
+        shown = [
+            post("/check", {"table": IMAGE, "jobId": str(j)}, user.token).text
+            for j in (by_hook, by_sweep)
+        ]
+        listed = post("/jobs", {}, user.token).text
+    for job_id in (by_hook, by_sweep):
+        stored = job(database_url, job_id)
+        assert stored["status"] == "completed"
+        assert stored["outputs"][0]["fileUrl"].startswith("https://cdn.example/o.png?apiKey=")
+        assert RH_KEY not in json.dumps(stored["outputs"])
+    for text in (*shown, listed):
+        assert RH_KEY not in text

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from shared.scrub import scrub_text, scrub_value
+from shared.scrub import mask_secrets, scrub_text, scrub_value
 
 
 @pytest.mark.parametrize(
@@ -79,3 +79,12 @@ def test_what_is_scrubbed_is_storable() -> None:
     # dropped before the patterns look, so a NUL cannot split what they would find
     assert scrub_text("contact ana@x\x00.com failed") == "contact [redacted] failed"
     assert scrub_text("secret ab\x00cdef", ["abcdef"]) == "secret [redacted]"
+
+
+def test_mask_secrets_masks_only_the_secrets_and_keeps_urls_usable() -> None:
+    """RunningHub's outputs are URLs: only the key goes, a task id is not a phone number."""
+    url = "https://cdn.example/1987654321098765432/o.png?apiKey=rh-key-123456"
+    assert mask_secrets({"fileUrl": url, "rh-key-123456": [url, 7]}, ["rh-key-123456", ""]) == {
+        "fileUrl": "https://cdn.example/1987654321098765432/o.png?apiKey=[redacted]",
+        "[redacted]": ["https://cdn.example/1987654321098765432/o.png?apiKey=[redacted]", 7],
+    }
