@@ -224,6 +224,7 @@ class Sampler:
         self._remote = remote
         self._stop = threading.Event()
         self.max_db = self.max_remote = self.samples = 0
+        self._failed: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> Sampler:
@@ -233,16 +234,21 @@ class Sampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+        if self._failed is not None:  # else the maxima would pass without being watched
+            raise AssertionError("the sampler stopped sampling") from self._failed
 
     def _run(self) -> None:
         sql = "SELECT count(*) FROM ai_jobs WHERE status IN ('starting', 'running')"
-        with psycopg.connect(self._url, autocommit=True) as conn:
-            while not self._stop.is_set():
-                row = conn.execute(sql).fetchone()
-                self.max_db = max(self.max_db, int(row[0]) if row else 0)
-                self.max_remote = max(self.max_remote, self._remote())
-                self.samples += 1
-                time.sleep(0.002)
+        try:
+            with psycopg.connect(self._url, autocommit=True) as conn:
+                while not self._stop.is_set():
+                    row = conn.execute(sql).fetchone()
+                    self.max_db = max(self.max_db, int(row[0]) if row else 0)
+                    self.max_remote = max(self.max_remote, self._remote())
+                    self.samples += 1
+                    time.sleep(0.002)
+        except BaseException as exc:
+            self._failed = exc
 
 
 @contextmanager

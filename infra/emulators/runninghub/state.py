@@ -121,7 +121,8 @@ class RunningHubState(EmulatorState):
 
     def active_count(self, api_key: str) -> int:
         """Tasks of the account that hold a slot (QUEUED or RUNNING)."""
-        return sum(1 for t in self._live.values() if t.api_key == api_key)
+        with self.lock:  # tests sample it from their own thread while tasks move on
+            return sum(1 for t in self._live.values() if t.api_key == api_key)
 
     def create_task(
         self,
