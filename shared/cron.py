@@ -75,6 +75,7 @@ def place_zone(name: str) -> ZoneInfo:
 # (forward) or miss one (backward). Near a change of offset it starts this far away, on the
 # side its walk comes from, and the moments on the wrong side of `after` are dropped.
 _NEAR_A_CHANGE = timedelta(hours=3)
+_A_SECOND = timedelta(seconds=1)
 
 
 def occurrences(
@@ -87,8 +88,18 @@ def occurrences(
         start = after + _NEAR_A_CHANGE if reverse else after - _NEAR_A_CHANGE
     for local in CronSim(cron, start.astimezone(tz), reverse=reverse):
         moment = local.astimezone(UTC)
-        if (moment < after) if reverse else (moment > after):
-            yield moment
+        if not ((moment < after) if reverse else (moment > after)):
+            continue
+        # Walking back into a repeated span, cronsim may answer its second pass (Lord Howe's
+        # half-hour fall-back: 01:30 at +10:30), which the forward walk, running the
+        # repeated time once, never does: only what the forward walk yields is an occurrence.
+        if (
+            reverse
+            and _offset_changes(tz, moment - _NEAR_A_CHANGE, moment + _NEAR_A_CHANGE)
+            and next(occurrences(cron, zone, moment - _A_SECOND)) != moment
+        ):
+            continue
+        yield moment
 
 
 def _offset_changes(tz: ZoneInfo, since: datetime, until: datetime) -> bool:

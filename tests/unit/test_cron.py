@@ -169,3 +169,34 @@ def test_occurrences_from_any_moment_agree_with_one_walk_across_dst(zone: str, c
                 next(occurrences(cron, zone, at, reverse=True)) == [m for m in walk if m < at][-1]
             ), at
             at += timedelta(minutes=10)
+
+
+LORD_HOWE, HALF_PAST = "Australia/Lord_Howe", "30 * * * *"
+# 2026-04-05 02:00 +11 falls back half an hour to 01:30 +10:30 (15:00 UTC): 01:30 repeats.
+FIRST_0130, SECOND_0130 = (datetime(2026, 4, 4, 14, 30, tzinfo=UTC),
+                           datetime(2026, 4, 4, 15, 0, tzinfo=UTC))  # fmt: skip
+
+
+def test_a_half_hour_change_walked_back_agrees_with_the_walk_forward() -> None:
+    """Lord Howe's clock moves half an hour: walked back into its fall-back, the 01:30 of
+    the second pass (which the forward walk, running a repeated time once, never gives)
+    was an occurrence, so a catch-up ran it beside or instead of the real one."""
+    for change in _changes(LORD_HOWE, 2026):
+        start = change - timedelta(days=2)
+        walk = _walk(HALF_PAST, LORD_HOWE, start, start + timedelta(days=4))
+        at = change - timedelta(hours=6)
+        while at < change + timedelta(hours=6):
+            before = next(occurrences(HALF_PAST, LORD_HOWE, at, reverse=True))
+            assert before == [m for m in walk if m < at][-1], at
+            at += timedelta(minutes=10)
+
+
+def test_skip_after_an_outage_over_a_half_hour_fall_back_runs_no_late_occurrence() -> None:
+    """At 15:05 UTC the last occurrence (01:30 +11, 14:30 UTC) is 35 minutes late: `skip`
+    runs none. It ran the repeated 01:30 (15:00 UTC) as an on-time occurrence."""
+    got = plan_for(Missed.SKIP, FIRST_0130 - timedelta(hours=1), cron=HALF_PAST, zone=LORD_HOWE,
+                   now=SECOND_0130 + timedelta(minutes=5))  # fmt: skip
+    assert got.run is None and got.missed == 2  # type: ignore[attr-defined]
+    once = plan_for(Missed.ONCE, FIRST_0130 - timedelta(hours=1), cron=HALF_PAST,
+                    zone=LORD_HOWE, now=SECOND_0130 + timedelta(minutes=5))  # fmt: skip
+    assert once.run == FIRST_0130 and once.missed == 1  # type: ignore[attr-defined]
