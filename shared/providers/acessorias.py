@@ -23,6 +23,7 @@ import httpx
 from shared import jsonio
 from shared.errors import UpstreamError
 from shared.http import HttpClient
+from shared.providers import pacing
 from shared.providers.base import (
     NoOptions,
     SyncContext,
@@ -189,8 +190,11 @@ class AcessoriasProvider:
         base_url = str(ctx.config.get("base_url") or settings.providers.acessorias_base_url)
         client = http_client(base_url, settings, NAME, secret=token)
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        pacer = Pacer(
-            settings.providers.acessorias_rate_limit, settings.providers.acessorias_rate_window_s
+        pacer = pacing.shared(
+            base_url,
+            token,
+            settings.providers.acessorias_rate_limit,
+            settings.providers.acessorias_rate_window_s,
         )
         seen: set[str] = set()
         result = SyncResult()

@@ -5,11 +5,16 @@ Acessórias allows 100 requests a minute per token over a sliding window and ans
 101st with a 429 that names no wait (PROVIDERS.md): retries that give up within seconds
 cannot outlast a 60-second window, so a sync of more than ~100 pages failed at the same page
 on every attempt. A sync of one (tenant, provider) runs in one process at a time (the
-job's slot), so pacing it here keeps the token under the limit.
+job's slot), so pacing it here keeps the token under the limit. The window is the token's,
+not one sync's: a sync that starts while an earlier one's requests are still in it (the
+retry of a failed attempt, the next run, another tenant on the same account) must count
+them, so a process keeps one pacer per (API, token) (`shared`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -47,3 +52,17 @@ class Pacer:
         """A request was answered (or failed): it counts from now."""
         if self.limit > 0:
             self._sent.append(self._clock())  # the oldest beyond `limit` falls out
+
+
+_shared: dict[tuple[str, str, int, float], Pacer] = {}
+_shared_lock = threading.Lock()
+
+
+def shared(api: str, credential: str, limit: int, window_s: float) -> Pacer:
+    """The process's pacer of one credential at one API (the credential kept as a hash)."""
+    key = (api, hashlib.sha256(credential.encode()).hexdigest(), limit, window_s)
+    with _shared_lock:
+        pacer = _shared.get(key)
+        if pacer is None:
+            pacer = _shared[key] = Pacer(limit, window_s)
+        return pacer

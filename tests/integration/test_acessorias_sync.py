@@ -391,3 +391,25 @@ def test_a_page_of_junk_is_not_the_end_of_the_listing(
     stored = rows(database_url, "SELECT count(*) AS n FROM acessorias_companies")[0]["n"]
     assert job["status"] == "error", (job["result"], stored)
     assert job["error_message"] == "Acessórias answered a page with no company on it."
+
+
+def test_a_sync_right_after_another_of_the_same_token_still_waits_for_the_window(
+    database_url: str,
+    tenant: TenantFixture,
+    state: AcessoriasState,
+    configure,  # type: ignore[no-untyped-def]
+) -> None:
+    """The limit is per token over a sliding window, not per sync: a sync that starts while
+    the previous one's requests are still in the server's window (a retry of an attempt
+    that failed, the next click, another tenant on the same account) must count them too,
+    or its first burst meets the 429 that names no wait."""
+    state.knobs.update({"rate_limit_per_min": 10, "rate_window_s": 3.0})
+    configure(
+        ACESSORIAS_RATE_LIMIT="10", ACESSORIAS_RATE_WINDOW_S="3", ACESSORIAS_EMPTY_RECHECKS="0"
+    )
+    state.seed_token(TOKEN, 8 * 20)  # 8 pages + the empty one: 9 requests of 10
+    first = run(tenant, get_dispatcher())
+    assert first["status"] == "success", first["error_message"]
+    second = run(tenant, get_dispatcher())
+    assert second["status"] == "success" and second["attempts"] == 1, second["error_message"]
+    assert "429" not in state.stats()["by_status"]
