@@ -131,7 +131,8 @@ def walk(ctx: SyncContext, fetch: FetchPage, store: StoreRows, tuning: Tuning) -
         )
         previous = walked
     raise UpstreamError(
-        "The provider's listing kept changing while it was read; retrying later.",
+        "The provider's listing kept changing while it was read, or ended short of the total "
+        f"it reported ({walked.accounted} of {walked.total} rows); retrying later.",
         details={"seen": len(seen), "passes": tuning.passes},
     )
 
@@ -143,6 +144,7 @@ class Walked:
     keys: set[str]
     total: int = 0
     dropped: int = 0
+    listed: int = 0  # entries the API listed on the pages read, repeats and drops included
     stable: bool = True  # the total never went down, and page 1 read again was the same
     grew: bool = False  # the total went up while we read
     truncated: bool = False  # max_pages were read and the listing went on
@@ -177,9 +179,13 @@ class Walked:
 
     def same_as(self, other: Walked | None) -> bool:
         """Two walks that read the same keys: the listing is not moving (a key is listed
-        twice, so the distinct keys never reach the total)."""
+        twice, so the distinct keys never reach the total). Only when the pages listed as
+        many entries as the total: a walk cut short (an empty page in the middle, a page
+        shorter than the size the API reported) read the same few keys every time, and the
+        rows it never reached are missing, not listed twice."""
         return (
             other is not None
+            and self.listed >= self.total
             and self.stable
             and other.stable
             and (self.keys, self.total, self.dropped) == (other.keys, other.total, other.dropped)
@@ -303,6 +309,7 @@ class _Pass:
                 first = _keys(page)
             answers.append(asked)
             walked.dropped += page.dropped
+            walked.listed += page.listed if page.listed >= 0 else len(page.rows)
             expected = max(1, -(-page.total // max(page.size, 1)))
             if page.rows:
                 self.buffer.update((row["external_id"], row) for row in page.rows)

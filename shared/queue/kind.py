@@ -15,7 +15,13 @@ from typing import Any
 from uuid import UUID
 
 from shared import db, log
-from shared.errors import IntegrationDisabled, JobCanceled, LeaseLost, UpstreamError
+from shared.errors import (
+    IntegrationDisabled,
+    JobCanceled,
+    LeaseLost,
+    UpstreamError,
+    UpstreamUnavailable,
+)
 from shared.jobs.drain import DrainReport, drain
 from shared.jobs.lease import Lease
 from shared.jobs.policy import Decision, Verdict, decide
@@ -103,6 +109,7 @@ class Failure:
     code: str
     message: str
     retryable: bool
+    retry_after_s: float | None = None  # the wait the provider asked for (Retry-After)
 
 
 def run_claimed(row: Mapping[str, Any]) -> RunReport:
@@ -118,7 +125,8 @@ def run_claimed(row: Mapping[str, Any]) -> RunReport:
             return RunReport(str(job_id), "lease_lost", row["attempts"])
         except (UpstreamError, IntegrationDisabled) as exc:
             retryable = isinstance(exc, UpstreamError) and exc.retryable
-            return _after_failure(row, Failure(exc.error_code, exc.message, retryable))
+            asked = exc.retry_after_s if isinstance(exc, UpstreamUnavailable) else None
+            return _after_failure(row, Failure(exc.error_code, exc.message, retryable, asked))
         except Exception:
             _logger.exception("sync crashed")
             failure = Failure("internal_error", "Internal error while running the sync.", True)
@@ -188,6 +196,15 @@ def _decide(row: Mapping[str, Any], *, retryable: bool, cancel_requested: bool) 
     )
 
 
+def _no_sooner_than(decision: Decision, retry_after_s: float | None) -> Decision:
+    """A retry no sooner than the provider asked (Retry-After outlasting the client's own
+    retries), within BACKOFF_CAP_S so a huge one cannot park the job for good."""
+    if decision.verdict is not Verdict.RETRY or not retry_after_s or retry_after_s <= 0:
+        return decision
+    asked = min(retry_after_s, float(get_settings().queue.backoff_cap_s))
+    return Decision(decision.verdict, max(decision.delay_s, asked))
+
+
 def _next_state(row: Mapping[str, Any], decision: Decision, error: str) -> tuple[Release, str]:
     """The state after a failed attempt and its log message (`error` is safe to show)."""
     job_id, lease = row["id"], row["lease_token"]
@@ -217,6 +234,7 @@ def _after_failure(row: Mapping[str, Any], failure: Failure) -> RunReport:
         decision = _decide(
             row, retryable=failure.retryable, cancel_requested=held["cancel_requested"]
         )
+        decision = _no_sooner_than(decision, failure.retry_after_s)
         nxt, message = _next_state(row, decision, failure.message)
         tried.append((decision, nxt, message))
         store.release(conn, [nxt], message=message)

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from infra.emulators.onecode import OneCodeState, create_app
+from shared.dispatch import get_dispatcher
 from shared.secrets import env_var, secret_name
 from tests.provider_support import (
     FLAKY_KNOBS,
@@ -16,7 +17,9 @@ from tests.provider_support import (
     cancel_midway,
     checksum,
     direct_sync_takes_the_slot,
+    job_row,
     provider_fixtures,
+    start_job,
     stored_text,
 )
 from tests.support import TenantFixture, call, rows, service_token
@@ -202,3 +205,46 @@ def test_a_contact_with_an_offset_postgresql_refuses_does_not_fail_the_sync(
     job = run_job()
     assert job["status"] == "success", job["error_message"]
     assert rows(database_url, "SELECT count(*) AS n FROM onecode_contacts") == [{"n": CONTACTS}]
+
+
+def test_a_throttled_sync_retries_no_sooner_than_the_api_asked(
+    database_url: str, tenant: TenantFixture, state: OneCodeState, configure: Any
+) -> None:
+    """A 429 whose Retry-After outlasts the client's retries fails the attempt: the job's
+    retry must wait what the API asked for (within BACKOFF_CAP_S), not the short backoff of
+    a first failure, which only spends the next attempt on the same 429s."""
+    configure(PROVIDER_RETRY_ATTEMPTS="2", BACKOFF_BASE_S="1", BACKOFF_CAP_S="3600")
+    state.knobs.update({"rate_429": 1.0, "retry_after_s": 120})
+    job_id = start_job(tenant, "onecode")
+    get_dispatcher().take()  # type: ignore[attr-defined]
+    answer = call("process-integration-job", {"job_id": job_id}, token=service_token())
+    assert answer.status_code == 200, answer.get_json()
+    job = job_row(database_url, job_id)
+    assert (job["status"], job["attempts"]) == ("pending", 1), job["error_message"]
+    wait = rows(
+        database_url,
+        "SELECT extract(epoch FROM run_after - now())::float AS s FROM integration_jobs"
+        " WHERE id = %s",
+        job_id,
+    )[0]["s"]
+    assert wait >= 110, wait
+
+
+def test_a_page_that_always_answers_empty_mid_listing_does_not_end_in_success(
+    database_url: str, emulator: Any, state: OneCodeState, run_job: RunJob
+) -> None:
+    """Page 3 answers ``contacts: []`` on every read while ``count`` still says 2,500: the
+    walks agree, but on 200 of the contacts only; the rest were never read, so the sync
+    must not report success."""
+    from flask import jsonify, request
+
+    def hole() -> Any:
+        if request.path == "/api/contacts" and request.args.get("page") == "3":
+            return jsonify({"contacts": [], "count": CONTACTS, "page": 3, "pageSize": 100,
+                            "pageCount": 0})  # fmt: skip
+        return None
+
+    emulator.server.app.before_request(hole)
+    job = run_job()
+    assert job["status"] == "error", (job["status"], job["result"])
+    assert rows(database_url, "SELECT count(*) AS n FROM onecode_contacts") == [{"n": 200}]

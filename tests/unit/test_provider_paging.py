@@ -376,3 +376,19 @@ def test_totals_go_down_only_between_requests_that_did_not_overlap() -> None:
     in_turn = [asked(10, 0.0, 1.0), asked(11, 1.5, 2.0), asked(10, 2.5, 3.0)]
     assert _went_down(in_turn)
     assert not _went_down([asked(10, 0.0, 1.0), asked(12, 1.5, 2.0)])
+
+
+def test_an_empty_page_in_the_middle_every_time_is_not_a_settled_listing() -> None:
+    """Page 2 of 4 answers empty on every walk while the total says 10 rows: two walks that
+    agree have still read 3 of them. No key was listed twice, so nothing explains the rows
+    missing; the sync must fail (retryably), not succeed with 7 rows never read."""
+
+    class Holed(Listing):
+        def fetch(self, number: int) -> Page:
+            page = super().fetch(number)
+            return Page([], page.total, page.size) if number == 2 else page
+
+    listing = Holed([f"k{i}" for i in range(10)], 3)
+    with pytest.raises(UpstreamError) as raised:
+        run(listing)
+    assert raised.value.retryable
