@@ -12,6 +12,11 @@ from psycopg.conninfo import conninfo_to_dict
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The longest delay a retry may be scheduled with (and the longest lease): Cloud Tasks refuses
+# a schedule_time more than 30 days ahead, and PostgreSQL and Python refuse timestamps past
+# their ranges, so a larger (or infinite) value could only fail every release that uses it.
+MAX_DELAY_S = 30 * 86_400.0
+
 
 class _Group(BaseSettings):
     # A refused value is never quoted back: errors are logged, and values are secrets.
@@ -73,11 +78,14 @@ class SecretSettings(_Group):
 class QueueSettings(_Group):
     """The integration queue: leases, retries, the worker's budget."""
 
-    stale_after_s: int = 600
-    backoff_base_s: float = 30.0
-    backoff_cap_s: float = 3600.0
-    worker_budget_s: float = 240.0
-    claim_batch: int = 1
+    # A lease of 0 s (or less) hands every running job to a second worker at the next sweep;
+    # a budget of 0 s claims nothing and wakes itself forever; a batch below 1 claims nothing
+    # (0) or fails every claim (negative). Refused at startup rather than met at run time.
+    stale_after_s: int = Field(600, gt=0, le=MAX_DELAY_S)
+    backoff_base_s: float = Field(30.0, ge=0, le=MAX_DELAY_S, allow_inf_nan=False)
+    backoff_cap_s: float = Field(3600.0, ge=0, le=MAX_DELAY_S, allow_inf_nan=False)
+    worker_budget_s: float = Field(240.0, gt=0, le=MAX_DELAY_S, allow_inf_nan=False)
+    claim_batch: int = Field(1, ge=1, le=1000)
 
 
 class ScheduleSettings(_Group):
@@ -107,9 +115,9 @@ class AlertSettings(_Group):
     alert_webhook_allow_http: bool = False  # https only, unless (locally) this is set
     alert_webhook_timeout_s: float = 10.0
     alert_max_attempts: int = 8
-    alert_backoff_base_s: float = 30.0
-    alert_backoff_cap_s: float = 3600.0
-    alert_stale_after_s: float = 300.0
+    alert_backoff_base_s: float = Field(30.0, ge=0, le=MAX_DELAY_S, allow_inf_nan=False)
+    alert_backoff_cap_s: float = Field(3600.0, ge=0, le=MAX_DELAY_S, allow_inf_nan=False)
+    alert_stale_after_s: float = Field(300.0, gt=0, le=MAX_DELAY_S, allow_inf_nan=False)
 
 
 class EdgeSettings(_Group):
@@ -217,10 +225,11 @@ class GestaoSettings(_Group):
     retry_base_s: float = 1.0
     retry_cap_s: float = 20.0
     budget_s: float = 240.0  # then the runner re-dispatches itself
-    stale_after_s: float = 300.0  # a runner silent this long is restarted
+    # a runner silent this long is restarted
+    stale_after_s: float = Field(300.0, gt=0, le=MAX_DELAY_S, allow_inf_nan=False)
     max_failing_batches: int = 3  # consecutive, then the job pauses
-    failure_backoff_s: float = 30.0
-    failure_backoff_cap_s: float = 600.0
+    failure_backoff_s: float = Field(30.0, ge=0, le=MAX_DELAY_S, allow_inf_nan=False)
+    failure_backoff_cap_s: float = Field(600.0, ge=0, le=MAX_DELAY_S, allow_inf_nan=False)
     schema_cache_s: float = 300.0
     reload_wait_s: float = 5.0
 

@@ -148,8 +148,15 @@ class AlertDelivery:
         """Nothing besides the rows themselves: their rescue changes no other row first."""
 
     def rescue(self, conn: Conn, row: Row) -> list[Row]:
-        """A sender that died mid-delivery: try again (channels already done are skipped)."""
+        """A sender that died mid-delivery: try again (channels already done are skipped).
+        One that died after every channel was delivered (recorded under its lease) only
+        failed to write the end: the alert was sent, whatever attempt it was."""
         lease = Lease(TABLE, row)
+        prefs = conn.execute(_q("settings"), {"tenant_id": row["tenant_id"]}).fetchone()
+        email_on = get_settings().alerts.alert_email_transport != "disabled"
+        sends = _channels(prefs, row, email_on)
+        if sends and all(channel in row["delivered"] for channel in sends):
+            return [lease.release(conn, "sent", final=True)]
         return [_after_failure(conn, row, lease, "The sender stopped responding.", retryable=True)]
 
 

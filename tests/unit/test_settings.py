@@ -170,3 +170,57 @@ def test_no_settings_error_quotes_the_value_it_refused(monkeypatch: pytest.Monke
     with pytest.raises(ValueError) as refused:
         Settings()
     assert "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        # 0 or less: every running job is handed to a second worker at the next sweep
+        ("STALE_AFTER_S", "0"),
+        ("STALE_AFTER_S", "-600"),
+        ("ALERT_STALE_AFTER_S", "0"),
+        ("GESTAO_SCOUTER_STALE_AFTER_S", "-1"),
+        # 0 claims nothing (jobs pending forever), negative fails every claim
+        ("CLAIM_BATCH", "0"),
+        ("CLAIM_BATCH", "-1"),
+        # a worker that may claim nothing wakes another one, forever
+        ("WORKER_BUDGET_S", "0"),
+        # past what PostgreSQL and Python can store: every retry's release fails
+        ("BACKOFF_CAP_S", "1e13"),
+        ("BACKOFF_CAP_S", "inf"),
+        ("BACKOFF_BASE_S", "nan"),
+        ("ALERT_BACKOFF_CAP_S", "inf"),
+        ("GESTAO_SCOUTER_FAILURE_BACKOFF_CAP_S", "1e13"),
+        ("STALE_AFTER_S", "100000000000000000000"),  # make_interval: interval out of range
+    ],
+)
+def test_engine_settings_at_their_edges_are_refused_at_startup(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """An edge value the job engine cannot work with is a clear refusal naming the
+    variable when the process starts, not a job stuck or run twice at run time."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError) as refused:
+        Settings()
+    field = variable.lower().removeprefix("gestao_scouter_")
+    assert field in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [  # values the tests and `make run` rely on stay accepted
+        ("BACKOFF_BASE_S", "0"),
+        ("BACKOFF_CAP_S", "0"),
+        ("ALERT_BACKOFF_CAP_S", "0"),
+        ("GESTAO_SCOUTER_FAILURE_BACKOFF_S", "0"),
+        ("GESTAO_SCOUTER_STALE_AFTER_S", "0.3"),
+        ("STALE_AFTER_S", "1"),
+        ("CLAIM_BATCH", "2"),
+        ("WORKER_BUDGET_S", "1.5"),
+    ],
+)
+def test_engine_settings_near_their_edges_are_accepted(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    Settings()
