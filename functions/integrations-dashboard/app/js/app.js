@@ -138,6 +138,12 @@ function App() {
     <${Toasts} />`;
 }
 
+// The skip link must not change the hash: "#conteudo" is no route (the app would go home).
+document.querySelector('a.skip')?.addEventListener('click', (e) => {
+  e.preventDefault();
+  document.getElementById('conteudo')?.focus();
+});
+
 const root = document.getElementById('app');
 root.textContent = ''; // the static "Carregando…" placeholder
 render(html`<${App} />`, root);

@@ -1,5 +1,5 @@
 // Detalhe of one integration: Visão Geral, Execuções, Agendamento, Alertas (seed 001 §6).
-import { html, useCallback, useEffect, useState } from '../../vendor/htm/preact-standalone.module.js';
+import { html, useCallback, useEffect, useRef, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
 import { isLive } from '../format.js';
 import { runIntegration } from '../jobs.js';
@@ -22,19 +22,30 @@ export function Detalhe({ tenant, slug, tab }) {
   const selected = TABS.some((t) => t.id === tab) ? tab : 'visao-geral';
   const [item, setItem] = useState(null);
   const [error, setError] = useState(null);
+  const early = useRef([]); // events that came before the first answer (it may be older)
 
   const load = useCallback(async () => {
     try {
       const listed = await api('list-integrations', { query: { tenant_id: tenant.id } });
       const found = listed.integrations.find((i) => i.provider_slug === slug);
       if (!found) { setError('Integração não encontrada nesta organização.'); return; }
-      setItem((held) => (held?.latest_job ? withJob([found], held.latest_job)[0] : found)); setError(null);
+      setItem((held) => {
+        const seen = early.current;
+        early.current = [];
+        const base = held?.latest_job ? withJob([found], held.latest_job) : [found];
+        return seen.reduce(withJob, base)[0];
+      });
+      setError(null);
     } catch (err) { setError(describe(err)); }
   }, [tenant.id, slug]);
   useEffect(() => { setItem(null); load(); }, [load]);
   useEffect(() => bus.onJob((job) => {
     if (job.tenant_id === tenant.id && job.provider_slug === slug) {
-      setItem((it) => (it ? withJob([it], job)[0] : it));
+      setItem((it) => {
+        if (it) return withJob([it], job)[0];
+        early.current.push(job);
+        return it;
+      });
     }
   }), [tenant.id, slug]);
   useEffect(() => bus.onReconnect(load), [load]);

@@ -1,5 +1,5 @@
 // Integrações: one card per integration, its last run live (seed 001's page).
-import { html, useCallback, useEffect, useState } from '../../vendor/htm/preact-standalone.module.js';
+import { html, useCallback, useEffect, useRef, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
 import { JOB_STATUS, fmtDateTime, fmtTime, isLive } from '../format.js';
 import { fmtFreshness, isStalled, loadMetrics, newestJob, retryingAt, runIntegration } from '../jobs.js';
@@ -75,6 +75,9 @@ export function Integracoes({ tenant }) {
   const [error, setError] = useState(null);
   const [shownError, setShownError] = useState(null);
   const now = useNow(5000);
+  // Events that came before the first list: that list may have been read before them (the
+  // stream never sends them again), so they are applied to it when it lands.
+  const early = useRef([]);
 
   const load = useCallback(async () => {
     try {
@@ -82,7 +85,11 @@ export function Integracoes({ tenant }) {
         api('list-integrations', { query: { tenant_id: tenant.id } }),
         api('integration-schedules', { query: { tenant_id: tenant.id } }).catch(() => ({ schedules: [] })),
       ]);
-      setItems((held) => withHeldJobs(listed.integrations, held));
+      setItems((held) => {
+        const seen = early.current;
+        early.current = [];
+        return seen.reduce(withJob, withHeldJobs(listed.integrations, held));
+      });
       setSchedules(Object.fromEntries(sched.schedules.map((s) => [s.provider_slug, s])));
       setError(null);
     } catch (err) { setError(describe(err)); }
@@ -93,7 +100,11 @@ export function Integracoes({ tenant }) {
   useEffect(() => { setItems(null); load(); }, [load]);
   useEffect(() => bus.onJob((job) => {
     if (job.tenant_id !== tenant.id) return;
-    setItems((list) => (list ? withJob(list, job) : list));
+    setItems((list) => {
+      if (list) return withJob(list, job);
+      early.current.push(job);
+      return list;
+    });
     if (job.trigger === 'schedule' || !isLive(job)) {
       api('integration-schedules', { query: { tenant_id: tenant.id } })
         .then((s) => setSchedules(Object.fromEntries(s.schedules.map((x) => [x.provider_slug, x])))).catch(() => {});

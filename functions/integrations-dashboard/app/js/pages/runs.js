@@ -19,6 +19,16 @@ function withNewest(jobs, held, filters) {
   return jobs.map((j) => newestJob(held.find((h) => h.id === j.id), j)).filter((j) => matches(j, filters));
 }
 
+/** The list with a job the stream brought: its newer copy, or a new run on top. */
+function withEvent(list, job, filters) {
+  if (list.some((j) => j.id === job.id)) {
+    return list.map((j) => (j.id === job.id ? newestJob(j, job) : j)).filter((j) => matches(j, filters));
+  }
+  const newest = list[0];
+  if (matches(job, filters) && (!newest || Date.parse(job.created_at) >= Date.parse(newest.created_at))) return [job, ...list];
+  return list;
+}
+
 export function Runs({ tenant, slug }) {
   const [filters, setFilters] = useState({ status: '', trigger: '' });
   const [rows, setRows] = useState(null);
@@ -37,12 +47,18 @@ export function Runs({ tenant, slug }) {
   // An answer asked before a filter changed (or before a refetch) and arriving after it would
   // fill the table with the wrong rows: only the latest counts.
   const latest = useLatest();
+  const early = useRef([]); // events that came while no page was shown
   const load = useCallback(async (keepShown = false) => {
     const mine = latest.ask();
     try {
       const page = await fetchPage(null, keepShown ? Math.min(MOST, Math.max(PAGE, onScreen.current)) : PAGE);
       if (!latest.holds(mine)) return;
-      setRows((held) => withNewest(page.jobs, held, filters)); setNext(page.next_before); setError(null);
+      setRows((held) => {
+        const seen = early.current;
+        early.current = [];
+        return seen.reduce((list, job) => withEvent(list, job, filters), withNewest(page.jobs, held, filters));
+      });
+      setNext(page.next_before); setError(null);
     } catch (err) { if (latest.holds(mine)) setError(describe(err)); }
   }, [fetchPage]);
   useEffect(() => { setRows(null); load(); }, [load]);
@@ -50,12 +66,8 @@ export function Runs({ tenant, slug }) {
   useEffect(() => bus.onJob((job) => {
     if (job.tenant_id !== tenant.id || job.provider_slug !== slug) return;
     setRows((list) => {
-      if (!list) return list;
-      if (list.some((j) => j.id === job.id)) {
-        return list.map((j) => (j.id === job.id ? newestJob(j, job) : j)).filter((j) => matches(j, filters));
-      }
-      const newest = list[0];
-      if (matches(job, filters) && (!newest || Date.parse(job.created_at) >= Date.parse(newest.created_at))) return [job, ...list];
+      if (list) return withEvent(list, job, filters);
+      early.current.push(job); // the page that lands may have been read before it
       return list;
     });
   }), [tenant.id, slug, filters]);

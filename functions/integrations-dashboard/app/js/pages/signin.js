@@ -37,7 +37,7 @@ export function SignIn({ problem, onSignedIn }) {
     setBase(apiBase());
   }
 
-  return html`<main id="conteudo" class="signin">
+  return html`<main id="conteudo" class="signin" tabindex="-1">
     <h1>Entrar no syncq</h1>
     ${problem && html`<${Notice} kind="error" testid="signin-problem">${problem}</${Notice}>`}
     ${demo && demo.length > 0 && html`<section class="panel" aria-labelledby="demo-title">

@@ -4,7 +4,7 @@
 import { html, useCallback, useEffect, useRef, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
 import { EXPORT_STATUS, PAUSE_REASONS, fmtDateTime, fmtDay, fmtNumber } from '../format.js';
-import { Badge, Notice, Progress, TabPanel, Tabs, notify } from '../ui.js';
+import { Badge, Notice, Progress, TabPanel, Tabs, notify, useLatest } from '../ui.js';
 
 const CHECKS = {
   url_well_formed: 'URL do projeto válida',
@@ -132,20 +132,24 @@ function ExportHistory({ tenant, current }) {
   const [jobs, setJobs] = useState(null);
   const [error, setError] = useState(null);
   const key = current ? `${current.id}:${current.status}` : '';
+  const latest = useLatest(); // an answer read before the export's last change can land after
   useEffect(() => {
+    const mine = latest.ask();
     api('export-to-gestao-scouter-batch', { query: { tenant_id: tenant.id, limit: 10 } })
-      .then((page) => { setJobs(page.jobs); setError(null); })
-      .catch((err) => setError(describe(err)));
+      .then((page) => { if (latest.holds(mine)) { setJobs(page.jobs); setError(null); } })
+      .catch((err) => { if (latest.holds(mine)) setError(describe(err)); });
   }, [tenant.id, key]);
   if (error) return html`<${Notice} kind="error">${error}</${Notice}>`;
   if (!jobs || jobs.length === 0) return null;
+  // The export the panel shows, as the panel shows it (it follows it; the list is older).
+  const rows = jobs.map((j) => (current && j.id === current.id ? newestExport(j, current) : j));
   return html`<h3>Histórico de exportações</h3>
     <div class="table-wrap"><table data-testid="export-history">
       <caption class="visually-hidden">Exportações, mais recentes primeiro</caption>
       <thead><tr><th scope="col">Criada em</th><th scope="col">Período</th><th scope="col">Status</th>
         <th scope="col">Exportados</th><th scope="col">Com erro</th><th scope="col">Terminada em</th></tr></thead>
       <tbody>
-        ${jobs.map((j) => {
+        ${rows.map((j) => {
           const s = exportStatus(j.status);
           return html`<tr key=${j.id} data-export=${j.id}>
             <td>${fmtDateTime(j.created_at)}</td>
