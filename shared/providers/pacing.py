@@ -24,7 +24,9 @@ class Pacer:
     """At most `limit` requests in any `window_s` seconds: `wait()` before each request
     sleeps until the oldest of the last `limit` leaves the window, `sent()` after it
     records it. A request is recorded when its answer is back, no earlier than the server
-    counted it, so the server's window never holds more. A limit of 0 never waits."""
+    counted it, so the server's window never holds more. A limit of 0 never waits.
+    Every `wait()` must be followed by its `sent()` (in a `finally`): between the two the
+    request holds a slot, and one never recorded would hold it for good."""
 
     def __init__(
         self,
@@ -37,21 +39,42 @@ class Pacer:
         self.limit, self.window_s = limit, window_s
         self._clock, self._sleep = clock, sleep
         self._sent: deque[float] = deque(maxlen=max(limit, 1))
+        # One pacer serves every sync of its token in the process (gunicorn's threads): a
+        # request is counted from `wait()` (in flight) until `sent()` records its answer, so
+        # two syncs waiting for the same slot cannot both take it.
+        self._turn = threading.Condition()
+        self._in_flight = 0
 
     def wait(self) -> float:
         """Block until one more request fits in the window; the seconds waited."""
-        if self.limit <= 0 or len(self._sent) < self.limit:
+        if self.limit <= 0:
             return 0.0
-        pause = self._sent[0] + self.window_s - self._clock()
-        if pause <= 0:
-            return 0.0
-        self._sleep(pause)
-        return pause
+        waited = 0.0
+        with self._turn:
+            while True:
+                now = self._clock()
+                recent = [t for t in self._sent if t > now - self.window_s]
+                if len(recent) + self._in_flight < self.limit:
+                    self._in_flight += 1
+                    return waited
+                if not recent:  # every slot is a request still in flight: wait for one
+                    self._turn.wait()
+                    continue
+                pause = recent[0] + self.window_s - now
+                self._turn.release()  # others may record their answers meanwhile
+                try:
+                    self._sleep(pause)
+                finally:
+                    self._turn.acquire()
+                waited += pause
 
     def sent(self) -> None:
         """A request was answered (or failed): it counts from now."""
         if self.limit > 0:
-            self._sent.append(self._clock())  # the oldest beyond `limit` falls out
+            with self._turn:
+                self._in_flight = max(self._in_flight - 1, 0)
+                self._sent.append(self._clock())  # the oldest beyond `limit` falls out
+                self._turn.notify_all()
 
 
 _shared: dict[tuple[str, str, int, float], Pacer] = {}

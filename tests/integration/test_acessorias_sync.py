@@ -413,3 +413,38 @@ def test_a_sync_right_after_another_of_the_same_token_still_waits_for_the_window
     second = run(tenant, get_dispatcher())
     assert second["status"] == "success" and second["attempts"] == 1, second["error_message"]
     assert "429" not in state.stats()["by_status"]
+
+
+def test_syncs_of_one_token_at_once_share_its_window_without_a_429(
+    database_url: str,
+    tenant: TenantFixture,
+    emulator: ServerHandle,
+    state: AcessoriasState,
+    configure,  # type: ignore[no-untyped-def]
+) -> None:
+    """Tenants on one Acessórias account sync at once in one process (gunicorn's threads):
+    the process's one pacer of the token must let one request into each slot of the
+    window, not one per waiting sync (each saw the same oldest request leave)."""
+    slugs = ["acme", "beta", "gamma", "delta"]
+    state.knobs.update({"rate_limit_per_min": 10, "rate_window_s": 2.0})
+    configure(
+        ACESSORIAS_RATE_LIMIT="10", ACESSORIAS_RATE_WINDOW_S="2", ACESSORIAS_EMPTY_RECHECKS="0",
+        **{env_var(secret_name(slug, "acessorias", "token")): TOKEN for slug in slugs[1:]},
+    )  # fmt: skip
+    for slug in slugs[1:]:
+        seed_tenant(database_url, slug, providers={"acessorias": {"base_url": emulator.url}})
+    state.seed_token(TOKEN, 6 * 20)  # 7 requests a sync, 28 in all: the syncs must wait
+    barrier = threading.Barrier(len(slugs))
+    answers: list[Any] = []
+
+    def sync(slug: str) -> None:
+        barrier.wait()
+        answers.append(call("sync-acessorias", {"tenant_slug": slug}, token=service_token()))
+
+    threads = [threading.Thread(target=sync, args=(slug,)) for slug in slugs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert [a.status_code for a in answers] == [200] * len(slugs), [a.get_json() for a in answers]
+    assert "429" not in state.stats()["by_status"], state.stats()["by_status"]
