@@ -11,6 +11,7 @@ owner checks, `require_service`), the webhooks through their `authenticate` hook
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -54,6 +55,18 @@ def _json_integer(value: Any) -> Any:
 # would enforce them but leave them out of the document.
 JSON_INTEGER = BeforeValidator(_json_integer)
 JsonInt = Annotated[int, JSON_INTEGER]
+
+
+def _query_integer(value: Any) -> Any:
+    if isinstance(value, str) and not _DIGITS.fullmatch(value):
+        raise ValueError("expected an integer")  # lax pydantic reads " 5 ", "+5", "5_0" (50)
+    return value
+
+
+# A query string's integer as the document's `type: integer` means it: digits, nothing else.
+# Constraints go before it, as for JSON_INTEGER.
+_DIGITS = re.compile(r"-?[0-9]+")
+QUERY_INTEGER = BeforeValidator(_query_integer)
 Action = Callable[[Principal, Any], Result]
 
 

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.contract import JSON_INTEGER, Answer, JsonInt
+from shared.contract import JSON_INTEGER, QUERY_INTEGER, Answer, JsonInt
 
 # Before the @, a dot-atom of at most 64 characters (RFC 5322/6531): no quoting, no comma,
 # angle bracket, parenthesis or semicolon, which a mail header would read as a second
@@ -59,7 +59,7 @@ class Strict(BaseModel):
 
 class AlertsQuery(Strict):
     tenant_id: UUID
-    limit: int = Field(default=20, ge=1, le=100)
+    limit: Annotated[int, Field(ge=1, le=100), QUERY_INTEGER] = 20
 
 
 class AlertSettingsRequest(Strict):

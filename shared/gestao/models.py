@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from shared.contract import Answer, ErrorCode, coded
+from shared.contract import QUERY_INTEGER, Answer, ErrorCode, coded
 from shared.errors import (
     Forbidden,
     IntegrationDisabled,
@@ -121,7 +121,7 @@ EXPORTS_LISTED_MAX = 100  # the most exports one history call lists
 
 class ExportHistoryQuery(Strict):
     tenant_id: UUID
-    limit: int = Field(default=20, ge=1, le=EXPORTS_LISTED_MAX)
+    limit: Annotated[int, Field(ge=1, le=EXPORTS_LISTED_MAX), QUERY_INTEGER] = 20
 
 
 def _mapping_schema(schema: dict[str, Any]) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.contract import QUERY_INTEGER
 from shared.providers import PROVIDERS
 
 MAX_DAYS = 90
@@ -35,7 +37,7 @@ class MetricsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     tenant_id: UUID | None = None
-    days: int = Field(default=30, ge=1, le=MAX_DAYS)
+    days: Annotated[int, Field(ge=1, le=MAX_DAYS), QUERY_INTEGER] = 30
     provider_slug: str | None = Field(
         default=None, json_schema_extra={"enum": [*sorted(PROVIDERS), None]}
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import (
@@ -18,6 +18,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from shared.contract import QUERY_INTEGER
 from shared.cron import Missed, parse_cron, place_zone
 from shared.providers import PROVIDERS
 from shared.queue.models import JobStatus, Trigger
@@ -114,7 +115,7 @@ class ListJobsQuery(Strict):
     )
     status: JobStatus | None = None
     trigger: Trigger | None = None
-    limit: int = Field(default=50, ge=1, le=200)
+    limit: Annotated[int, Field(ge=1, le=200), QUERY_INTEGER] = 50
     before: UUID | None = None
 
     @field_validator("provider_slug")
