@@ -95,8 +95,10 @@ class ScheduleSettings(_Group):
 
     grace_s: float = 300.0  # an occurrence later than this counts as missed
     max_catch_up: int = 24  # `all`: at most this many missed occurrences run
-    tick_batch: int = 1000  # schedules per transaction
-    tick_budget_s: float = 30.0  # then the next sweep goes on
+    # schedules per transaction: 0 takes none (and spins for the whole budget), negative
+    # fails every tick; a tick without budget takes no batch. Either way no schedule runs.
+    tick_batch: int = Field(1000, ge=1)
+    tick_budget_s: float = Field(30.0, gt=0, le=MAX_DELAY_S, allow_inf_nan=False)
 
 
 class AlertSettings(_Group):
@@ -199,14 +201,16 @@ class CreditsSettings(_Group):
     # default: <functions_base_url>/runninghub-queue-manager/webhook
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None  # signs each job's webhook URL
-    check_after_s: int = 300  # the sweep asks RunningHub about slot holders this old
+    # The sweep's ages go to make_interval (out of range past ~1e15 s: every sweep fails)
+    # and its batch to LIMIT (0 checks and expires nothing: held credits never refunded).
+    check_after_s: int = Field(300, ge=0, le=MAX_DELAY_S)  # slot holders this old are asked
     max_runtime_s: int = 6 * 3600  # ... and fails those running longer
-    sweep_batch: int = 100
-    pump_rounds: int = 20  # promotion rounds per /start or sweep
+    sweep_batch: int = Field(100, ge=1)
+    pump_rounds: int = Field(20, ge=1)  # promotion rounds per /start or sweep (0: none start)
     # One user's jobs queued or holding a slot; /start answers 429 beyond. Room for a batch:
     # slots are shared fairly (fewest held first), so a big queue never starves others.
     max_active_per_user: int = 20
-    max_queue_wait_s: int = 3600  # the sweep fails (and refunds) a longer wait
+    max_queue_wait_s: int = Field(3600, ge=0, le=MAX_DELAY_S)  # then failed (and refunded)
 
 
 class GestaoSettings(_Group):

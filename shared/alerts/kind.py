@@ -150,12 +150,14 @@ class AlertDelivery:
     def rescue(self, conn: Conn, row: Row) -> list[Row]:
         """A sender that died mid-delivery: try again (channels already done are skipped).
         One that died after every channel was delivered (recorded under its lease) only
-        failed to write the end: the alert was sent, whatever attempt it was."""
+        failed to write the end: the alert was sent, whatever attempt it was. The channels
+        are today's settings: one the tenant (or the transport) dropped since it was
+        delivered leaves nothing to send, and the alert that went out is still sent."""
         lease = Lease(TABLE, row)
         prefs = conn.execute(_q("settings"), {"tenant_id": row["tenant_id"]}).fetchone()
         email_on = get_settings().alerts.alert_email_transport != "disabled"
-        sends = _channels(prefs, row, email_on)
-        if sends and all(channel in row["delivered"] for channel in sends):
+        left = [c for c in _channels(prefs, row, email_on) if c not in row["delivered"]]
+        if row["delivered"] and not left:
             return [lease.release(conn, "sent", final=True)]
         return [_after_failure(conn, row, lease, "The sender stopped responding.", retryable=True)]
 

@@ -93,7 +93,11 @@ class Tuning:
             "fetch_ahead": settings.providers.listing_fetch_ahead,
             "batch_rows": settings.providers.listing_batch_rows,
             "writers": settings.providers.listing_writers,
-            "heartbeat_s": settings.providers.listing_heartbeat_s,
+            # At most a quarter of the lease (as the export runner beats): a throttle at or
+            # past STALE_AFTER_S let the sweep rescue a healthy sync, run it a second time.
+            "heartbeat_s": min(
+                settings.providers.listing_heartbeat_s, settings.queue.stale_after_s / 4
+            ),
         }
         return cls(**{**values, **overrides})
 

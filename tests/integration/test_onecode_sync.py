@@ -248,3 +248,33 @@ def test_a_page_that_always_answers_empty_mid_listing_does_not_end_in_success(
     job = run_job()
     assert job["status"] == "error", (job["status"], job["result"])
     assert rows(database_url, "SELECT count(*) AS n FROM onecode_contacts") == [{"n": 200}]
+
+
+def test_a_heartbeat_throttle_past_the_lease_does_not_let_the_sweep_run_a_sync_twice(
+    database_url: str, state: OneCodeState, tenant: TenantFixture, configure: Any
+) -> None:
+    """LISTING_HEARTBEAT_S at or above STALE_AFTER_S (a throttle raised to spare writes):
+    the sync's heartbeat came too seldom for its lease, the sweep rescued it mid-listing and
+    a second worker walked the whole listing again beside it (every page asked twice)."""
+    from shared.jobs import sweep
+    from shared.queue.kind import KIND
+
+    configure(STALE_AFTER_S="1", LISTING_HEARTBEAT_S="60", LISTING_FETCH_AHEAD="0",
+              BACKOFF_BASE_S="0", BACKOFF_CAP_S="0")  # fmt: skip
+    state.knobs.update({"latency_ms": 200})  # 25 pages, one at a time: about 5 s
+    job_id = start_job(tenant, "onecode")
+    get_dispatcher().take()  # type: ignore[attr-defined]
+    worker = threading.Thread(
+        target=call, args=("process-integration-job", {"job_id": job_id}),
+        kwargs={"token": service_token()},
+    )  # fmt: skip
+    worker.start()
+    threading.Event().wait(2.5)  # past the 1 s lease, mid-listing
+    assert job_row(database_url, job_id)["status"] == "running"
+    rescued = sweep.rescue(KIND)
+    call("process-integration-job", {"job_id": job_id}, token=service_token())
+    worker.join(60)
+    assert rescued == 0
+    job = job_row(database_url, job_id)
+    assert (job["status"], job["attempts"]) == ("success", 1), job["error_message"]
+    assert state.stats()["requests"] == CONTACTS // 100 + 1  # one walk: 25 pages and the end

@@ -224,3 +224,35 @@ def test_engine_settings_near_their_edges_are_accepted(
 ) -> None:
     monkeypatch.setenv(variable, value)
     Settings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        # 0 takes no schedule and, 0 < 0 being false, spins empty transactions for the whole
+        # tick budget: every due schedule stays due; negative fails every sweep (LIMIT -1)
+        ("SCHEDULE_TICK_BATCH", "0"),
+        ("SCHEDULE_TICK_BATCH", "-1"),
+        # a tick with no budget never takes a batch: no scheduled run is ever enqueued
+        ("SCHEDULE_TICK_BUDGET_S", "0"),
+        ("SCHEDULE_TICK_BUDGET_S", "nan"),
+        # 0 checks no slot holder and expires no queued job: their credits are never refunded
+        ("RUNNINGHUB_SWEEP_BATCH", "0"),
+        ("RUNNINGHUB_SWEEP_BATCH", "-1"),
+        # no promotion round: queued renders never start
+        ("RUNNINGHUB_PUMP_ROUNDS", "0"),
+        # make_interval: interval out of range, so every sweep fails before its refunds
+        ("RUNNINGHUB_CHECK_AFTER_S", "100000000000000000000"),
+        ("RUNNINGHUB_MAX_QUEUE_WAIT_S", "100000000000000000000"),
+    ],
+)
+def test_sweep_settings_that_leave_work_stuck_are_refused_at_startup(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """The schedule tick's and the credits sweep's batch, budget and ages have the hazards
+    of CLAIM_BATCH and STALE_AFTER_S: refused when the process starts, naming the field."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError) as refused:
+        Settings()
+    field = variable.lower().removeprefix("schedule_").removeprefix("runninghub_")
+    assert field in str(refused.value)
