@@ -4,13 +4,22 @@ environment variable of its name, as before the grouping (STALE_AFTER_S)."""
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any, Literal
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 # The longest delay a retry may be scheduled with (and the longest lease): Cloud Tasks refuses
 # a schedule_time more than 30 days ahead, and PostgreSQL and Python refuse timestamps past
@@ -302,15 +311,58 @@ class Settings(BaseModel):
         stale_after_s=5)`, as tests give them) go to the group that has the field."""
         given = dict(data) if isinstance(data, dict) else {}
         built: dict[str, Any] = {}
+        refused: list[str] = []
         for name, group in GROUPS.items():
             if isinstance(given.get(name), _Group):
                 built[name] = given.pop(name)
                 continue
             mine = {_field(group, k): given.pop(k) for k in list(given) if _field(group, k)}
-            built[name] = group(**mine)
+            try:
+                built[name] = group(**mine)
+            except ValidationError as exc:  # named as the operator sets it, never quoted
+                refused.extend(_refused(group, exc))
+            except SettingsError as exc:  # a value that should be JSON and is not
+                field = _NAMED_FIELD.search(str(exc))
+                prefix = group.model_config.get("env_prefix") or ""
+                variable = f"{prefix}{field[1] if field else name}".upper()
+                refused.append(f"{variable}: not valid JSON")
+        if refused:
+            raise SettingsRefused(refused)
         if given:
             raise ValueError(f"unknown settings: {sorted(given)}")
         return built
+
+
+class SettingsRefused(ValueError):
+    """Settings the code cannot work with, each named by its variable, never quoted (a
+    value may be a secret): `STALE_AFTER_S: Input should be greater than 0`."""
+
+    def __init__(self, refused: list[str]) -> None:
+        super().__init__("refused settings: " + "; ".join(refused))
+        self.refused = refused
+
+
+_NAMED_FIELD = re.compile(r'field "(\w+)"')
+
+
+def _refused(group: type[_Group], exc: ValidationError) -> list[str]:
+    prefix = group.model_config.get("env_prefix") or ""
+    return [
+        f"{prefix}{'.'.join(map(str, e['loc']))}".upper()
+        + f": {e['msg'].removeprefix('Value error, ')}"
+        for e in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+def refused_settings(exc: ValidationError) -> list[str]:
+    """One line per refused setting (`Invalid setting STALE_AFTER_S: Input should be greater
+    than 0.`): what the CLI and `make run` say instead of a traceback."""
+    lines: list[str] = []
+    for error in exc.errors(include_url=False, include_input=False):
+        cause = error.get("ctx", {}).get("error")
+        said = cause.refused if isinstance(cause, SettingsRefused) else [error["msg"]]
+        lines.extend(f"Invalid setting {refused}." for refused in said)
+    return lines
 
 
 def environment_names() -> set[str]:

@@ -100,6 +100,12 @@ def place(url: str) -> str:
     return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
 
 
+def shown(url: str) -> str:
+    """A connection string to print (the banner): its user and place, never its password."""
+    user = conninfo_to_dict(url).get("user")
+    return f"postgresql://{f'{user}@' if user else ''}{place(url)}"
+
+
 def reason(exc: Exception) -> str:
     """A database error's message on one line (libpq's span several; none holds a password)."""
     return " ".join(str(exc).split())

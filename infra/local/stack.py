@@ -26,12 +26,13 @@ from typing import IO, Any
 
 import httpx
 import psycopg
+from pydantic import ValidationError
 
 from infra import migrate
 from infra.local import demo, pg, supervise
 from infra.local.gateway import HEALTH_PATH, INSTANCE_HEADER
 from infra.local.supervise import Children, PortClaim, StackFailed
-from shared.settings import environment_names, reload_settings
+from shared.settings import environment_names, refused_settings, reload_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 # Another folder (SYNCQ_DATA_DIR) runs a second stack beside the first one (tests do).
@@ -181,14 +182,7 @@ def jwt_secret() -> str:
 
 def database() -> tuple[str, object | None]:
     """DATABASE_URL, or the embedded server under .data/pg (kept between runs)."""
-    if os.environ.get("DATABASE_URL"):
-        try:
-            pg.place(os.environ["DATABASE_URL"])
-        except psycopg.ProgrammingError:  # its message quotes the URL, password and all
-            raise StackFailed(
-                "DATABASE_URL is not a valid PostgreSQL connection string (its value is not"
-                " shown: it may hold a password)."
-            ) from None
+    if os.environ.get("DATABASE_URL"):  # one that does not parse was refused with the settings
         return os.environ["DATABASE_URL"], None
     try:
         supervise.rotate_log(DATA / "pg" / "log")  # pg_ctl appends to it at every start
@@ -392,6 +386,10 @@ def run() -> int:
     # exists (a running stack is then named as such, not as "another program").
     lock = one_stack_per_data_dir() if DATA.exists() else None
     supervise.check_ports(ports.claims())  # before anything starts or takes long
+    try:  # the environment's own settings (the children inherit them), before anything starts
+        reload_settings()
+    except ValidationError as exc:
+        raise StackFailed("\n".join(refused_settings(exc))) from None
     DATA.mkdir(parents=True, exist_ok=True)
     lock = lock or one_stack_per_data_dir()
     secret = jwt_secret()
@@ -449,7 +447,7 @@ syncq local stack is up.
   cloud tasks        {ctx.host}:{ctx.ports.tasks} (emulator)
   emulators          {", ".join(f"{n}" for n in EMULATORS)}; logs in {log_label(DATA)}/*.log
   alert e-mails      {log_label(DATA)}/mail/*.eml (the SMTP sink on {ctx.host}:{ctx.ports.smtp})
-  database           {ctx.database_url}
+  database           {pg.shown(ctx.database_url)}
 
 Demo admin of tenant '{tenant.slug}' ({tenant.id}), token valid 7 days:
   export TOKEN={admin}

@@ -18,7 +18,8 @@ from psycopg_pool import PoolTimeout
 from pydantic import ValidationError
 
 from infra.local.pg import place, reason
-from shared.settings import get_settings
+from infra.local.supervise import StackFailed
+from shared.settings import get_settings, refused_settings
 
 COMMAND_MODULES = [
     "infra.ops.base",
@@ -66,8 +67,23 @@ def build_parser() -> argparse.ArgumentParser:
 WITHOUT_DATABASE = {"token", "emulators"}
 
 
+def _not_text(args: argparse.Namespace) -> str | None:
+    """The first option whose value is not text the database can hold: bytes that are not
+    UTF-8 reach us as lone surrogates (a Latin-1 terminal's `--tenant açme`)."""
+    for name, value in vars(args).items():
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return name
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (option := _not_text(args)) is not None:
+        parser.error(f"argument --{option.replace('_', '-')}: not valid UTF-8 text")
     if args.command not in WITHOUT_DATABASE and not os.environ.get("DATABASE_URL"):
         # Not the settings' default server: a command must never write to some database
         # that happens to answer there.
@@ -80,10 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         get_settings()
     except ValidationError as exc:  # one line each, never the value (it may be a secret)
-        for error in exc.errors():
-            where = ".".join(str(part) for part in error["loc"]).upper()
-            refused = error["msg"].removeprefix("Value error, ")
-            print(f"Invalid setting {where}: {refused}.", file=sys.stderr)
+        print("\n".join(refused_settings(exc)), file=sys.stderr)
         return 2
     # The pool's reconnect warnings would bury the one line said when no database answers.
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
@@ -92,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             timeout_s = max(2, round(get_settings().db.db_connect_timeout_s))
             psycopg.connect(get_settings().db.database_url, connect_timeout=timeout_s).close()
         return int(args.handler(args) or 0)
+    except StackFailed as exc:  # a local stack's setting, e.g. a <NAME>_PORT that is no port
+        print(exc, file=sys.stderr)
+        return 2
     except (psycopg.OperationalError, PoolTimeout) as exc:
         if isinstance(exc, psycopg.Error) and exc.sqlstate is not None:
             raise  # the server answered (a timeout, a shutdown): not a missing database

@@ -132,7 +132,7 @@ def test_a_database_url_that_cannot_be_used_is_one_message(
     bad = "postgresql://postgres:s3cret%zz@127.0.0.1:5432/x"
     done = run_stack({**env, "DATABASE_URL": bad})
     assert done.returncode == 1, done.stdout
-    assert "DATABASE_URL is not a valid PostgreSQL connection string" in done.stderr, done.stderr
+    assert "DATABASE_URL: not a valid PostgreSQL connection string" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and "s3cret" not in done.stderr
 
 
@@ -476,3 +476,16 @@ def test_a_stop_during_startup_and_a_killed_stack_leave_nothing_behind(launch: A
         lambda: not any(Path(f"/proc/{pid}").exists() for pid in children.values()),
         30, "the children to go",
     )  # fmt: skip
+
+
+def test_a_refused_setting_is_named_before_anything_starts(tmp_path: Path) -> None:
+    """A setting the code refuses (a 0 s lease) is one line naming the variable, before the
+    database is migrated or seeded; it was a pydantic traceback after both."""
+    env = clean_env(**stack_port_env(), SYNCQ_DATA_DIR=str(tmp_path / "data"), STALE_AFTER_S="0")
+    done = run_stack(env)
+    assert done.returncode == 1, done.stdout
+    assert "make run: Invalid setting STALE_AFTER_S: Input should be greater than 0." in (
+        done.stderr
+    )
+    assert "Traceback" not in done.stderr and "migrating" not in done.stdout
+    assert not (tmp_path / "data").exists()  # nothing was started, nothing written

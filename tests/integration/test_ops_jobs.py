@@ -242,3 +242,23 @@ def test_a_tenant_option_prefers_the_slug_and_reads_an_id_in_any_case(
     assert set_on == [{"tenant_id": other.id}]
     assert main(["schedules", "list", "--tenant", str(other.id).upper()]) == 0
     assert "acessorias" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [
+    ["jobs", "list", "--tenant"], ["jobs", "list", "--provider"],
+    ["jobs", "cleanup-stuck", "--older-than", "1h", "--provider"],
+    ["schedules", "list", "--tenant"], ["export", "list", "--tenant"],
+])  # fmt: skip
+def test_an_option_that_is_not_utf8_is_a_usage_error_not_a_traceback(
+    database_url: str, seeded: dict[str, Any], capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+) -> None:  # fmt: skip
+    """Bytes that are not UTF-8 (a Latin-1 terminal's `--tenant açme`) reach argv as lone
+    surrogates; the database cannot take them: a clear usage error, exit 2, nothing changed."""
+    before = job_rows(database_url)
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "a\udce7me"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "not valid UTF-8" in err and "Traceback" not in err, err
+    assert job_rows(database_url) == before

@@ -164,3 +164,36 @@ def test_token_refuses_a_lifetime_that_is_already_over_and_an_empty_secret(
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
+
+
+def test_a_port_variable_that_is_no_port_is_one_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`emulators` and `seed-demo` read the stack's ports (`<NAME>_PORT`): a value that is
+    no port is said as `make run` says it, naming the variable, exit 2 and nothing started."""
+    from infra.ops.__main__ import main
+    from shared.settings import reload_settings
+
+    monkeypatch.setenv("ONECODE_PORT", "abc")
+    reload_settings()
+    try:
+        assert main(["emulators", "--only", "onecode"]) == 2
+        err = capsys.readouterr().err
+        assert "ONECODE_PORT must be a port number from 1 to 65535, not 'abc'." in err, err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    finally:
+        monkeypatch.undo()
+        reload_settings()
+
+
+def test_the_banner_never_shows_the_database_password(capsys: pytest.CaptureFixture[str]) -> None:
+    """`make run` keeps DATABASE_URL's password out of every error; its banner (a terminal's
+    scrollback, a CI log) printed the whole URL."""
+    from infra.local import stack
+
+    url = "postgresql://postgres:s3cret@127.0.0.1:5432/syncq"
+    stack._banner(stack.StackContext(stack.Ports(), url), lambda **_: "a-token")
+    out = capsys.readouterr().out
+    assert "syncq local stack is up." in out
+    assert "s3cret" not in out, out
+    assert "127.0.0.1" in out and "syncq" in out

@@ -202,8 +202,7 @@ def test_engine_settings_at_their_edges_are_refused_at_startup(
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValueError) as refused:
         Settings()
-    field = variable.lower().removeprefix("gestao_scouter_")
-    assert field in str(refused.value)
+    assert f"refused settings: {variable}: " in str(refused.value)
 
 
 @pytest.mark.parametrize(
@@ -254,5 +253,4 @@ def test_sweep_settings_that_leave_work_stuck_are_refused_at_startup(
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValueError) as refused:
         Settings()
-    field = variable.lower().removeprefix("schedule_").removeprefix("runninghub_")
-    assert field in str(refused.value)
+    assert f"refused settings: {variable}: " in str(refused.value)
