@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import signal
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,10 +41,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     controller = Controller(Sink(args.out), hostname=args.host, port=args.port)
     controller.start()
     print(f"smtp sink on {args.host}:{args.port}, mails in {args.out}", flush=True)
-    stop = threading.Event()
+    # The handler only flips a flag: Event.set() in a handler can deadlock on the lock the
+    # main thread holds inside Event.wait() when the signal lands.
+    stopping: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
+    while not stopping:
+        time.sleep(0.2)
     controller.stop()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import signal
 import smtplib
 import subprocess
 import sys
@@ -42,6 +43,9 @@ def test_a_mail_sent_to_the_sink_is_a_file_a_person_can_read(tmp_path: Path) -> 
         assert read["Subject"] == "[syncq] Falha"
         body = read.get_body(("plain",))
         assert body is not None and "falhou" in body.get_content()
+        sink.send_signal(signal.SIGINT)  # Ctrl-C: a quick, clean stop
+        assert sink.wait(5) == 0
     finally:
-        sink.terminate()
-        sink.wait(10)
+        if sink.poll() is None:
+            sink.terminate()
+            sink.wait(10)

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from types import FrameType
 
@@ -126,8 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    # A short sleep, not signal.pause(): a signal landing between the check and the pause
+    # would leave the pause waiting for another (the stack then killed it after its grace).
     while not stopping:
-        signal.pause()
+        time.sleep(0.2)
     state.stop()
     server.shutdown()
     thread.join(timeout=10)
