@@ -67,6 +67,17 @@ def _query_integer(value: Any) -> Any:
 # Constraints go before it, as for JSON_INTEGER.
 _DIGITS = re.compile(r"-?[0-9]+")
 QUERY_INTEGER = BeforeValidator(_query_integer)
+
+
+def _query_number(value: Any) -> Any:
+    if isinstance(value, str) and not _NUMBER.fullmatch(value):
+        raise ValueError("expected a number")  # lax pydantic reads " 1 ", "+1", "0_1" (0.1)
+    return value
+
+
+# A query string's number as the document's `type: number` means it: a JSON number.
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+QUERY_NUMBER = BeforeValidator(_query_number)
 Action = Callable[[Principal, Any], Result]
 
 

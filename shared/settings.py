@@ -25,6 +25,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 # a schedule_time more than 30 days ahead, and PostgreSQL and Python refuse timestamps past
 # their ranges, so a larger (or infinite) value could only fail every release that uses it.
 MAX_DELAY_S = 30 * 86_400.0
+# The most rows a sweep's batch takes (its LIMIT): past PostgreSQL's bigint the statement
+# fails, and so would every sweep; far past any batch one transaction should hold.
+MAX_BATCH = 1_000_000
 
 
 class _Group(BaseSettings):
@@ -106,7 +109,7 @@ class ScheduleSettings(_Group):
     max_catch_up: int = 24  # `all`: at most this many missed occurrences run
     # schedules per transaction: 0 takes none (and spins for the whole budget), negative
     # fails every tick; a tick without budget takes no batch. Either way no schedule runs.
-    tick_batch: int = Field(1000, ge=1)
+    tick_batch: int = Field(1000, ge=1, le=MAX_BATCH)  # past bigint, LIMIT fails every tick
     tick_budget_s: float = Field(30.0, gt=0, le=MAX_DELAY_S, allow_inf_nan=False)
 
 
@@ -214,7 +217,7 @@ class CreditsSettings(_Group):
     # and its batch to LIMIT (0 checks and expires nothing: held credits never refunded).
     check_after_s: int = Field(300, ge=0, le=MAX_DELAY_S)  # slot holders this old are asked
     max_runtime_s: int = 6 * 3600  # ... and fails those running longer
-    sweep_batch: int = Field(100, ge=1)
+    sweep_batch: int = Field(100, ge=1, le=MAX_BATCH)
     pump_rounds: int = Field(20, ge=1)  # promotion rounds per /start or sweep (0: none start)
     # One user's jobs queued or holding a slot; /start answers 429 beyond. Room for a batch:
     # slots are shared fairly (fewest held first), so a big queue never starves others.

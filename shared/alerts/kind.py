@@ -1,7 +1,8 @@
 """Alert delivery as a job kind of the engine: each outbox row is sent once per channel.
 
 A claimed alert is checked against its tenant's settings (an event the tenant did not ask
-for, or no channel at all, ends `suppressed`), then sent on each channel not yet
+for, or no channel at all, ends `suppressed`; `sent` when a channel it has since dropped
+already delivered it), then sent on each channel not yet
 delivered; each success is recorded under the lease before the next channel, so a crash
 or a retry never sends twice where it already worked. A channel that fails does not keep
 the alert from the others; the failed ones are retried with the engine's backoff while any
@@ -52,8 +53,8 @@ def _deliver(row: Row, lease: Lease) -> dict[str, Any]:
         prefs = conn.execute(_q("settings"), {"tenant_id": row["tenant_id"]}).fetchone()
         name_row = conn.execute(_q("tenant_name"), {"tenant_id": row["tenant_id"]}).fetchone()
     sends = _channels(prefs, row, settings.alerts.alert_email_transport != "disabled")
-    if not sends:
-        return _end(row, lease, "suppressed")
+    if not sends:  # one already delivered went out: sent, as the rescue says of it
+        return _end(row, lease, "sent" if row["delivered"] else "suppressed")
     alert = compose(row, name_row["name"] if name_row else str(row["tenant_id"]))
     alert_id, tenant_id = str(row["id"]), str(row["tenant_id"])
     failures: list[UpstreamError] = []

@@ -18,7 +18,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from shared.contract import QUERY_INTEGER
+from shared.contract import QUERY_INTEGER, QUERY_NUMBER
 from shared.cron import Missed, parse_cron, place_zone
 from shared.providers import PROVIDERS
 from shared.queue.models import JobStatus, Trigger
@@ -126,7 +126,7 @@ class ListJobsQuery(Strict):
 
 class EventsQuery(Strict):
     tenant_id: UUID
-    max_seconds: float | None = Field(default=None, gt=0, le=3600)
+    max_seconds: Annotated[float, Field(gt=0, le=3600), QUERY_NUMBER] | None = None
 
 
 class SyncRequest(Strict):

@@ -634,3 +634,27 @@ def test_an_alert_delivered_before_its_channels_changed_is_not_failed_by_the_res
     [alert] = outbox()
     assert (alert["status"], alert["delivered"]) == ("sent", ["email"]), alert["error_message"]
     assert len(mailbox.messages) == 1
+
+
+def test_an_alert_delivered_before_its_channels_were_dropped_is_sent_not_suppressed(
+    acme: TenantFixture, mailbox: Mailbox, hook: str, failing: ScriptedProvider,
+    recorder: RecordingDispatcher,
+) -> None:  # fmt: skip
+    """The e-mail went out, the webhook answered 503 and waits for its retry; meanwhile the
+    tenant takes both channels off. The retry found no channel and recorded the alert
+    `suppressed` (an alert "the tenant did not ask for, or no channel at all"), though it
+    was mailed: as the rescue says since 1d8de82, a delivered alert with nothing left to
+    send is `sent`."""
+    Hook.answer = 503
+    settings(acme, emails=["ops@acme.example"], webhook_url=hook)
+    run_to_the_end(acme, recorder)
+    [first] = deliver()
+    assert first["status"] == "pending" and outbox()[0]["delivered"] == ["email"]
+    answer = settings(acme, emails=[], webhook_url=None)
+    assert answer.status_code == 200, answer.get_json()
+    with psycopg.connect(DB_URL[0]) as conn:  # the backoff has passed
+        conn.execute("UPDATE alert_outbox SET run_after = now()")
+    [second] = deliver()
+    [alert] = outbox()
+    assert (second["status"], alert["status"], alert["delivered"]) == ("sent", "sent", ["email"])
+    assert len(mailbox.messages) == 1 and len(Hook.received) == 1

@@ -243,6 +243,9 @@ def test_engine_settings_near_their_edges_are_accepted(
         # make_interval: interval out of range, so every sweep fails before its refunds
         ("RUNNINGHUB_CHECK_AFTER_S", "100000000000000000000"),
         ("RUNNINGHUB_MAX_QUEUE_WAIT_S", "100000000000000000000"),
+        # LIMIT past bigint: "bigint out of range", so every tick (sweep) fails
+        ("SCHEDULE_TICK_BATCH", "100000000000000000000"),
+        ("RUNNINGHUB_SWEEP_BATCH", "100000000000000000000"),
     ],
 )
 def test_sweep_settings_that_leave_work_stuck_are_refused_at_startup(
