@@ -96,23 +96,33 @@ class CloudTasksDispatcher:
     """The real Cloud Tasks client (or the emulator, when TASKS_EMULATOR_HOST is set)."""
 
     def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._queue = queue_path(settings)
+        self._paused_until = 0.0  # time.monotonic(): no wake-up is sent before then
+        # A client that cannot be made (no credentials found, say) is a failed dispatch like
+        # any other: logged, left to the sweep, tried again by the next wake-up. Raised from
+        # here, it answered 500 to the click whose job was already stored.
+        self._client: Any = None
+        try:
+            self._client = self._make_client()
+        except Exception as exc:
+            _logger.warning(
+                "Cloud Tasks client could not be created; the sweep will pick the work up",
+                extra=log.fields(error=type(exc).__name__),
+            )
+
+    def _make_client(self) -> Any:
         from google.cloud import tasks_v2  # noqa: PLC0415 - heavy import, only when used
 
-        self._settings = settings
-        if settings.tasks.tasks_emulator_host:
+        if self._settings.tasks.tasks_emulator_host:
             import grpc  # noqa: PLC0415
             from google.cloud.tasks_v2.services.cloud_tasks.transports import (  # noqa: PLC0415
                 CloudTasksGrpcTransport,
             )
 
-            channel = grpc.insecure_channel(settings.tasks.tasks_emulator_host)
-            self._client = tasks_v2.CloudTasksClient(
-                transport=CloudTasksGrpcTransport(channel=channel)
-            )
-        else:
-            self._client = tasks_v2.CloudTasksClient()
-        self._queue = queue_path(settings)
-        self._paused_until = 0.0  # time.monotonic(): no wake-up is sent before then
+            channel = grpc.insecure_channel(self._settings.tasks.tasks_emulator_host)
+            return tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+        return tasks_v2.CloudTasksClient()
 
     def dispatch(self, task: Task) -> bool:
         from google.api_core import exceptions as gexc  # noqa: PLC0415
@@ -121,6 +131,8 @@ class CloudTasksDispatcher:
             return False
         started = time.monotonic()
         try:
+            if self._client is None:
+                self._client = self._make_client()
             self._client.create_task(
                 parent=self._queue,
                 task=build_task(task, self._settings, self._queue),

@@ -77,8 +77,13 @@ class TasksSettings(_Group):
     tasks_queue: str = "syncq"
     tasks_service_account: str | None = None
     functions_base_url: str = "http://127.0.0.1:8080/functions/v1"
-    tasks_timeout_s: float = 10.0
-    tasks_pause_s: float = 30.0  # after a failed create_task, wake-ups are not sent for this long
+    # A deadline of 0 s or less, NaN, infinite or past what gRPC can hold fails every
+    # create_task at once (Cloud Tasks up or not); an infinite pause sends nothing after the
+    # first hang. Either way no wake-up goes out, and an export, run only by its wake-up,
+    # never runs. Refused at startup rather than met at run time.
+    tasks_timeout_s: float = Field(10.0, gt=0, le=MAX_DELAY_S, allow_inf_nan=False)
+    # after a failed create_task, wake-ups are not sent for this long
+    tasks_pause_s: float = Field(30.0, ge=0, le=MAX_DELAY_S, allow_inf_nan=False)
 
 
 class SecretSettings(_Group):

@@ -20,7 +20,7 @@ from tests.integration.gestao_support import (
     sweep,
 )
 from tests.providers_for_tests import ScriptedProvider
-from tests.support import TenantFixture, call, seed_tenant, service_token
+from tests.support import TenantFixture, call, rows, seed_tenant, service_token
 
 pytest_plugins = ["tests.integration.gestao_fixtures"]
 pytestmark = pytest.mark.db
@@ -101,3 +101,20 @@ def test_one_sweep_keeps_to_one_time_budget(
     kinds = answer.get_json()["kinds"]
     assert 1 <= kinds["integration"]["processed"] < 6
     assert (kinds["alert"]["processed"], kinds["alert"]["remaining"]) == (0, 6), kinds
+
+
+def test_a_cloud_tasks_client_that_cannot_be_made_still_answers_the_click_202(
+    database_url: str, configure: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """The job is stored before its wake-up is sent, and a wake-up that cannot be sent is
+    the sweep's to repair: a Cloud Tasks client that could not even be created (no
+    credentials found) raised out of `dispatch`, so the click that stored the job got a 500
+    (and clicking again a 409: the job it was told failed is live)."""
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    configure(DISPATCHER="cloudtasks")  # production's client: no TASKS_EMULATOR_HOST
+    tenant = seed_tenant(database_url, "acme")
+    body = {"tenant_id": str(tenant.id), "provider_slug": "acessorias"}
+    answer = call("run-integration", body, token=tenant.admin_token)
+    assert answer.status_code == 202, answer.get_json()
+    job = rows(database_url, "SELECT id, status FROM integration_jobs")
+    assert [(str(j["id"]), j["status"]) for j in job] == [(answer.get_json()["job_id"], "pending")]

@@ -84,3 +84,40 @@ def test_after_a_wake_up_that_hung_none_is_sent_for_a_while() -> None:
     finally:
         hung.close()
     assert DisabledDispatcher().dispatch(Task("x")) is False
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        # a deadline of 0 s (or less, or NaN) fails every create_task at once, Cloud Tasks
+        # up or not: no wake-up is ever sent, and an export (run only by its wake-up) never
+        # runs; each failure also pauses the instance for TASKS_PAUSE_S
+        ("TASKS_TIMEOUT_S", "0"),
+        ("TASKS_TIMEOUT_S", "-1"),
+        ("TASKS_TIMEOUT_S", "nan"),
+        ("TASKS_TIMEOUT_S", "inf"),
+        ("TASKS_TIMEOUT_S", "1e12"),  # past gRPC's deadline: DeadlineExceeded at once
+        # one hung wake-up and the instance never sends another: its sweep counts the
+        # export unsent at every pass, for good
+        ("TASKS_PAUSE_S", "inf"),
+        ("TASKS_PAUSE_S", "1e300"),
+    ],
+)
+def test_tasks_timeout_and_pause_that_lose_every_wake_up_are_refused_at_startup(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """As STALE_AFTER_S and the backoffs: refused when the process starts, naming the
+    variable, not met at run time as wake-ups that silently never go out."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError) as refused:
+        Settings()
+    assert f"refused settings: {variable}: " in str(refused.value)
+
+
+@pytest.mark.parametrize(("variable", "value"), [("TASKS_TIMEOUT_S", "0.5"),
+                                                 ("TASKS_PAUSE_S", "0")])  # fmt: skip
+def test_tasks_timeout_and_pause_near_their_edges_are_accepted(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    Settings()
