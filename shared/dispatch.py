@@ -101,15 +101,28 @@ class CloudTasksDispatcher:
         self._paused_until = 0.0  # time.monotonic(): no wake-up is sent before then
         # A client that cannot be made (no credentials found, say) is a failed dispatch like
         # any other: logged, left to the sweep, tried again by the next wake-up. Raised from
-        # here, it answered 500 to the click whose job was already stored.
+        # here, it answered 500 to the click whose job was already stored. A lookup that
+        # made this caller wait pauses the wake-ups as a hung create_task does: the click
+        # that made this dispatcher does not wait for it a second time in `dispatch`.
         self._client: Any = None
+        started = time.monotonic()
         try:
             self._client = self._make_client()
         except Exception as exc:
+            pause_s = self._pause_after(started)
             _logger.warning(
                 "Cloud Tasks client could not be created; the sweep will pick the work up",
-                extra=log.fields(error=type(exc).__name__),
+                extra=log.fields(error=type(exc).__name__, pause_s=pause_s),
             )
+
+    def _pause_after(self, started: float) -> float:
+        """After a failure: only one that made its caller wait (Cloud Tasks, or the
+        credentials lookup, hung or very slow) pauses the next wake-ups; one that failed at
+        once costs the next caller nothing. The pause, in seconds."""
+        waited = time.monotonic() - started >= self._settings.tasks.tasks_timeout_s / 2
+        pause_s = self._settings.tasks.tasks_pause_s if waited else 0.0
+        self._paused_until = time.monotonic() + pause_s
+        return pause_s
 
     def _make_client(self) -> Any:
         from google.cloud import tasks_v2  # noqa: PLC0415 - heavy import, only when used
@@ -141,11 +154,7 @@ class CloudTasksDispatcher:
         except gexc.AlreadyExists:
             _logger.info("task already exists", extra=log.fields(function=task.function))
         except Exception as exc:  # a lost wake-up is repaired by the sweep
-            # Only a failure that made its caller wait (Cloud Tasks hung or very slow) pauses
-            # the next ones; one that failed at once costs the next caller nothing.
-            waited = time.monotonic() - started >= self._settings.tasks.tasks_timeout_s / 2
-            pause_s = self._settings.tasks.tasks_pause_s if waited else 0.0
-            self._paused_until = time.monotonic() + pause_s
+            pause_s = self._pause_after(started)
             _logger.warning(
                 "dispatch failed; the sweep will pick the work up",
                 extra=log.fields(function=task.function, error=type(exc).__name__, pause_s=pause_s),

@@ -121,3 +121,36 @@ def test_tasks_timeout_and_pause_near_their_edges_are_accepted(
 ) -> None:
     monkeypatch.setenv(variable, value)
     Settings()
+
+
+def test_a_client_that_hangs_being_made_is_asked_for_once_and_pauses_the_next_wake_ups(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No credentials, and their lookup hangs (the metadata server pinged, unanswered): the
+    first click made the client in the dispatcher's constructor, failed, then made it again
+    in `dispatch`, waiting twice, and only the second wait counted for TASKS_PAUSE_S. One
+    wake-up asks once; a wait that long pauses the next ones as a hung create_task does."""
+    import time
+
+    from google.auth.exceptions import DefaultCredentialsError
+    from google.cloud import tasks_v2
+
+    from shared.dispatch import CloudTasksDispatcher
+
+    made: list[float] = []
+
+    def hanging_lookup(*args: Any, **kwargs: Any) -> Any:
+        made.append(time.monotonic())
+        time.sleep(0.4)
+        raise DefaultCredentialsError("Your default credentials were not found.")
+
+    monkeypatch.setattr(tasks_v2, "CloudTasksClient", hanging_lookup)
+    settings = Settings(tasks_timeout_s=0.5)  # a wait of 0.25 s or more pauses
+    dispatcher = CloudTasksDispatcher(settings)  # what get_dispatcher does for the first click
+    assert dispatcher.dispatch(Task("process-integration-job")) is False
+    assert len(made) == 1, made  # one lookup for one wake-up
+    assert dispatcher.dispatch(Task("process-integration-job")) is False  # paused: at once
+    assert len(made) == 1, made
+    dispatcher._paused_until = 0.0  # TASKS_PAUSE_S later: tried again
+    assert dispatcher.dispatch(Task("process-integration-job")) is False
+    assert len(made) == 2, made
