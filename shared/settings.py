@@ -236,8 +236,10 @@ class GestaoSettings(_Group):
     model_config = SettingsConfigDict(env_prefix="GESTAO_SCOUTER_", extra="ignore", frozen=True)
 
     # Leads in the first batch; then it adapts (shared/gestao/batches.BatchSizer).
-    batch_size: int = 1000
-    max_batch_size: int = 5000
+    # A job's batch_size column holds 1..10000: a size past it failed the export's start, or
+    # the release of a run that grew past it (the job left running until the sweep).
+    batch_size: int = Field(1000, ge=1, le=10_000)
+    max_batch_size: int = Field(5000, ge=1, le=10_000)
     max_batch_bytes: int = 1024 * 1024  # under common proxy body limits
     fast_answer_s: float = 2.0  # a batch answered faster grows the next
     in_flight: int = 3  # upsert requests pipelined per runner

@@ -154,7 +154,7 @@ def release(
     """
     held = lease.lock(conn)
     if held["reset_requested"]:
-        row = _reset(conn, held, lease.job_id, lease.token)
+        row = _reset(conn, held, lease.job_id, lease.token, batch_size=batch_size)
         if row is None:
             raise LeaseLost(str(lease.job_id))
         if held["pause_requested"]:  # asked after the reset (which clears it): start over paused
@@ -259,10 +259,12 @@ def reset(conn: Conn, tenant_id: UUID, job_id: UUID) -> Row:
     return row
 
 
-def _reset(conn: Conn, job: Row, job_id: UUID, lease: UUID | None) -> Row | None:
+def _reset(
+    conn: Conn, job: Row, job_id: UUID, lease: UUID | None, *, batch_size: int | None = None
+) -> Row | None:
     """Counters, cursor and errors cleared, total recounted, the mapping read again (a job
     paused by a column the remote dropped starts over with the mapping saved since), under
-    `lease` if running."""
+    `lease` if running (keeping the batch size its runner adapted to the remote)."""
     tenant_id = job["tenant_id"]
     total = count_leads(conn, tenant_id, job["start_date"], job["end_date"])
     params = {
@@ -271,6 +273,7 @@ def _reset(conn: Conn, job: Row, job_id: UUID, lease: UUID | None) -> Row | None
         "total": total,
         "lease": lease,
         "field_mappings": Jsonb(load_mapping(conn, tenant_id)),
+        "batch_size": batch_size,
     }
     try:
         with conn.transaction():

@@ -68,6 +68,7 @@ class Ending:
     failure: str | None = None  # a transient batch failure (back off, maybe pause)
     timed_out: bool = False  # the failure was a timeout: the next run sends smaller batches
     schema_stale: bool = False  # the remote said our cached view of its schema is wrong
+    rows: int | None = None  # the size of the batch that failed (a timeout halves from it)
 
 
 class BatchRunner:
@@ -148,7 +149,9 @@ class BatchRunner:
                 outcome = self._outcome(batch, *future.result())
             except RemoteUnavailable as exc:
                 timed_out = exc.upstream_status is None  # no answer at all: maybe too big
-                return Ending(ExportStatus.PENDING, failure=exc.message, timed_out=timed_out)
+                return Ending(
+                    ExportStatus.PENDING, failure=exc.message, timed_out=timed_out, rows=batch.size
+                )
             except StopRequested as stop:
                 return Ending(ExportStatus.PAUSED, stop.reason, schema_stale=stop.schema_stale)
             stop_reason = self._checkpoint(batch, outcome)
@@ -285,7 +288,7 @@ class BatchRunner:
     def _end(self, ending: Ending) -> dict[str, Any] | None:
         if ending.failure is not None:
             if ending.timed_out:
-                self.sizer.too_big(self.sizer.size)
+                self.sizer.too_big(ending.rows or self.sizer.size)
             return self._failed_batch(ending.failure)
         if ending.schema_stale:  # validation must not trust its cached copy any more
             with db.transaction() as conn:

@@ -131,6 +131,7 @@ RETURNING *
 UPDATE gestao_scouter_export_jobs
 SET status = 'pending', total_leads = %(total)s, exported_leads = 0, error_leads = 0,
     field_mappings = %(field_mappings)s,
+    batch_size = COALESCE(%(batch_size)s::integer, batch_size),
     processing_date = NULL, last_completed_date = NULL, cursor_criado = NULL, cursor_id = NULL,
     batches = 0, consecutive_failures = 0, pause_requested = false, pause_reason = NULL,
     reset_requested = false, error_message = NULL, lease_token = NULL, run_after = now(),

@@ -243,6 +243,11 @@ def test_engine_settings_near_their_edges_are_accepted(
         # make_interval: interval out of range, so every sweep fails before its refunds
         ("RUNNINGHUB_CHECK_AFTER_S", "100000000000000000000"),
         ("RUNNINGHUB_MAX_QUEUE_WAIT_S", "100000000000000000000"),
+        # past the export job's batch_size column (1..10000): its start, or the release of a
+        # run grown past it, failed (the job left running until the sweep)
+        ("GESTAO_SCOUTER_BATCH_SIZE", "20000"),
+        ("GESTAO_SCOUTER_MAX_BATCH_SIZE", "20000"),
+        ("GESTAO_SCOUTER_BATCH_SIZE", "0"),
         # LIMIT past bigint: "bigint out of range", so every tick (sweep) fails
         ("SCHEDULE_TICK_BATCH", "100000000000000000000"),
         ("RUNNINGHUB_SWEEP_BATCH", "100000000000000000000"),

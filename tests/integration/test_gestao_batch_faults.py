@@ -1,0 +1,101 @@
+"""The export's adaptive batch size against faults: a lead bigger than the body limit, a
+timed-out batch while others are in flight, a reset asked while a run adapts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+import pytest
+
+from shared.errors import RemoteUnavailable
+from shared.gestao import runner
+from tests.integration.gestao_support import (
+    Remote,
+    drive,
+    export,
+    job_row,
+    local_view,
+    recorder,
+    remote_view,
+    seed_leads,
+)
+from tests.integration.test_gestao_export import setup, start
+from tests.support import TenantFixture, call, rows, service_token
+
+pytest_plugins = ["tests.integration.gestao_fixtures"]
+pytestmark = [pytest.mark.db, pytest.mark.slow]
+
+
+def test_a_lead_bigger_than_the_body_limit_is_an_error_row_and_the_rest_exported(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
+) -> None:
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="50", GESTAO_SCOUTER_MAX_BATCH_SIZE="400")
+    seed_leads(database_url, tenant.id, 300)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE leads SET address = repeat('x', 300000) WHERE id = 120")
+    remote.state.knobs.update({"max_body_bytes": 200_000})
+    job = drive(database_url, start(tenant))
+    assert (job["status"], job["exported_leads"], job["error_leads"]) == ("completed", 299, 1)
+    [error] = rows(database_url, "SELECT * FROM gestao_scouter_export_errors")
+    assert error["lead_id"] == 120 and error["response_status"] == 413
+    assert remote_view(remote) == local_view(database_url, "id <> 120")
+
+
+def test_a_timed_out_batch_halves_the_size_the_next_run_sends(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """README: a timed-out request halves the batches and they never grow back to the size
+    refused; the size carries to the job's next run. The third batch (100 leads) times out
+    while the first one's fast answer has already grown the size to 200."""
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100", GESTAO_SCOUTER_MAX_BATCH_SIZE="400",
+          GESTAO_SCOUTER_IN_FLIGHT="3", GESTAO_SCOUTER_FAST_ANSWER_S="60")  # fmt: skip
+    seed_leads(database_url, tenant.id, 1000)
+    job_id = start(tenant)
+    recorder().take()
+    real = runner.BatchRunner._post
+    sizes: list[int] = []
+
+    def third_times_out(self: runner.BatchRunner, body: bytes) -> Any:
+        sent = json.loads(body)
+        if sent[0]["id"] == 201:
+            sizes.append(len(sent))
+            raise RemoteUnavailable("Gestão Scouter timed out", upstream_status=None)
+        return real(self, body)
+
+    monkeypatch.setattr(runner.BatchRunner, "_post", third_times_out)
+    body = {"tenant_id": str(tenant.id), "action": "run", "job_id": job_id}
+    assert call(runner.FUNCTION, body, token=service_token()).status_code == 200
+    job = job_row(database_url, job_id)
+    assert sizes == [100]
+    assert (job["status"], job["exported_leads"]) == ("pending", 200)
+    assert job["batch_size"] <= 50  # half the batch that timed out, not the size grown since
+
+
+def test_the_size_a_run_learned_carries_over_a_reset_asked_while_it_ran(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The first batch (400 leads) passes the proxy's body limit (413): the run halves the
+    size. A reset asked meanwhile must not send the next run back to the refused size."""
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="400", GESTAO_SCOUTER_IN_FLIGHT="1")
+    seed_leads(database_url, tenant.id, 1_000)
+    remote.state.knobs.update({"max_body_bytes": 120_000})
+    job_id = start(tenant)
+    recorder().take()
+    real = runner.BatchRunner._checkpoint
+
+    def reset_after_the_first(self: runner.BatchRunner, batch: Any, outcome: Any) -> Any:
+        if self.batches == 0:
+            assert export(tenant, "reset", job_id=job_id).get_json()["reset_requested"]
+        return real(self, batch, outcome)
+
+    monkeypatch.setattr(runner.BatchRunner, "_checkpoint", reset_after_the_first)
+    body = {"tenant_id": str(tenant.id), "action": "run", "job_id": job_id}
+    assert call(runner.FUNCTION, body, token=service_token()).status_code == 200
+    assert remote.state.stats()["faults"].get("body_too_large", 0) >= 1
+    job = job_row(database_url, job_id)
+    assert (job["status"], job["exported_leads"]) == ("pending", 0)
+    assert job["batch_size"] <= 200  # the size refused is not tried again
