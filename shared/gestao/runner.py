@@ -194,14 +194,16 @@ class BatchRunner:
             self.sizer.too_big(batch.size, len(batch.body))
         return self._refused(answer, json.loads(batch.body))
 
-    def _try(self, rows: list[dict[str, Any]]) -> BatchResult:
+    def _try(self, rows: list[dict[str, Any]]) -> tuple[BatchResult, int | None]:
+        """A half's result, and its body's bytes when the remote refused it for its size."""
         self._beat_if_due()
-        answer, _ = self._post(_dumps(rows))
+        body = _dumps(rows)
+        answer, _ = self._post(body)
         if answer.reply is Reply.OK:
             if answer.wrote_all(len(rows)):
-                return BatchResult(exported=len(rows))
-            return self._discarded(answer, rows)
-        return self._refused(answer, rows)
+                return BatchResult(exported=len(rows)), None
+            return self._discarded(answer, rows), None
+        return self._refused(answer, rows), len(body) if answer.too_big else None
 
     def _discarded(self, answer: Answer, rows: list[dict[str, Any]]) -> BatchResult:
         """The remote counted fewer rows than were sent: a trigger or rule discarded some
@@ -238,8 +240,12 @@ class BatchRunner:
 
     def _halves(self, rows: list[dict[str, Any]]) -> BatchResult:
         mid = len(rows) // 2
-        first = self._try(rows[:mid])
-        second = self._try(rows[mid:])
+        first, first_big = self._try(rows[:mid])
+        second, second_big = self._try(rows[mid:])
+        # Both halves refused for their size (not one big lead in one of them): the next
+        # batches halve from theirs, unless a deeper split already shrank them below it.
+        if first_big is not None and second_big is not None and self.sizer.size >= mid:
+            self.sizer.too_big(mid, min(first_big, second_big))
         return BatchResult(first.exported + second.exported, first.errors + second.errors)
 
     def _error(

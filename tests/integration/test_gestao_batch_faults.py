@@ -99,3 +99,32 @@ def test_the_size_a_run_learned_carries_over_a_reset_asked_while_it_ran(
     job = job_row(database_url, job_id)
     assert (job["status"], job["exported_leads"]) == ("pending", 0)
     assert job["batch_size"] <= 200  # the size refused is not tried again
+
+
+def test_a_half_refused_for_its_size_in_a_split_halves_the_size_the_next_run_sends(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """README: a 413 or a statement timeout halves the batches "from the size of the batch
+    refused". The first batch (400 leads) is refused for its size, and so is each of its
+    halves (200) while it is split: the next run must not send 200 leads again (one more
+    413, or one more statement_timeout waited for). A budget of 0: one batch per run."""
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="400", GESTAO_SCOUTER_IN_FLIGHT="1",
+          GESTAO_SCOUTER_BUDGET_S="0", GESTAO_SCOUTER_FAST_ANSWER_S="0")  # fmt: skip
+    seed_leads(database_url, tenant.id, 1_000)
+    with psycopg.connect(database_url) as conn:  # leads of ~1.5 kB: 100 fit, 200 do not
+        conn.execute("UPDATE leads SET address = repeat('x', 1000)")
+    limit = 150 * 1100
+    remote.state.knobs.update({"max_body_bytes": limit})
+    real = runner.BatchRunner._post
+    sent: list[tuple[int, int]] = []
+
+    def recorded(self: runner.BatchRunner, body: bytes) -> Any:
+        sent.append((len(json.loads(body)), len(body)))
+        return real(self, body)
+
+    monkeypatch.setattr(runner.BatchRunner, "_post", recorded)
+    job = drive(database_url, start(tenant))
+    assert (job["status"], job["exported_leads"], job["error_leads"]) == ("completed", 1000, 0)
+    assert all(size > limit for rows, size in sent if rows >= 200)
+    assert [rows for rows, _ in sent if rows >= 200] == [400, 200, 200], sent
