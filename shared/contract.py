@@ -57,27 +57,23 @@ JSON_INTEGER = BeforeValidator(_json_integer)
 JsonInt = Annotated[int, JSON_INTEGER]
 
 
-def _query_integer(value: Any) -> Any:
-    if isinstance(value, str) and not _DIGITS.fullmatch(value):
-        raise ValueError("expected an integer")  # lax pydantic reads " 5 ", "+5", "5_0" (50)
-    return value
+def _query_value(pattern: str, kind: str) -> BeforeValidator:
+    """A query string's value as the document's `type` means it, nothing looser: lax pydantic
+    reads " 5 " and "+5" as 5, and Python's digit grouping "5_0" as 50."""
+    whole = re.compile(pattern)
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and not whole.fullmatch(value):
+            raise ValueError(f"expected {kind}")
+        return value
+
+    return BeforeValidator(check)
 
 
-# A query string's integer as the document's `type: integer` means it: digits, nothing else.
-# Constraints go before it, as for JSON_INTEGER.
-_DIGITS = re.compile(r"-?[0-9]+")
-QUERY_INTEGER = BeforeValidator(_query_integer)
+# Constraints go before them, as for JSON_INTEGER.
+QUERY_INTEGER = _query_value(r"-?[0-9]+", "an integer")  # `type: integer`: digits
+QUERY_NUMBER = _query_value(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?", "a number")  # JSON's
 
-
-def _query_number(value: Any) -> Any:
-    if isinstance(value, str) and not _NUMBER.fullmatch(value):
-        raise ValueError("expected a number")  # lax pydantic reads " 1 ", "+1", "0_1" (0.1)
-    return value
-
-
-# A query string's number as the document's `type: number` means it: a JSON number.
-_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
-QUERY_NUMBER = BeforeValidator(_query_number)
 Action = Callable[[Principal, Any], Result]
 
 

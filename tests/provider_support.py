@@ -127,6 +127,18 @@ def start_job(tenant: TenantFixture, provider: str, payload: dict[str, Any] | No
     return job_id
 
 
+def work_in_background(tenant: TenantFixture, provider: str) -> tuple[str, threading.Thread]:
+    """A job started, its wake-up taken and delivered by a worker thread (already started)."""
+    job_id = start_job(tenant, provider)
+    get_dispatcher().take()  # type: ignore[attr-defined]
+    worker = threading.Thread(
+        target=call, args=("process-integration-job", {"job_id": job_id}),
+        kwargs={"token": service_token()},
+    )  # fmt: skip
+    worker.start()
+    return job_id, worker
+
+
 def job_row(database_url: str, job_id: str) -> dict[str, Any]:
     """The integration_jobs row of a job."""
     return rows(database_url, "SELECT * FROM integration_jobs WHERE id = %s", job_id)[0]
@@ -160,13 +172,7 @@ def cancel_midway(
     """
     configure(LISTING_HEARTBEAT_S="0")
     state.knobs.update({"latency_ms": 60})
-    job_id = start_job(tenant, provider)
-    get_dispatcher().take()  # type: ignore[attr-defined]
-    worker = threading.Thread(
-        target=call, args=("process-integration-job", {"job_id": job_id}),
-        kwargs={"token": service_token()},
-    )  # fmt: skip
-    worker.start()
+    job_id, worker = work_in_background(tenant, provider)
     for _ in range(200):
         if rows(database_url, count_sql)[0]["n"] >= 500:
             break

@@ -21,6 +21,7 @@ from tests.provider_support import (
     provider_fixtures,
     start_job,
     stored_text,
+    work_in_background,
 )
 from tests.support import TenantFixture, call, rows, service_token
 
@@ -262,13 +263,7 @@ def test_a_heartbeat_throttle_past_the_lease_does_not_let_the_sweep_run_a_sync_t
     configure(STALE_AFTER_S="1", LISTING_HEARTBEAT_S="60", LISTING_FETCH_AHEAD="0",
               BACKOFF_BASE_S="0", BACKOFF_CAP_S="0")  # fmt: skip
     state.knobs.update({"latency_ms": 200})  # 25 pages, one at a time: about 5 s
-    job_id = start_job(tenant, "onecode")
-    get_dispatcher().take()  # type: ignore[attr-defined]
-    worker = threading.Thread(
-        target=call, args=("process-integration-job", {"job_id": job_id}),
-        kwargs={"token": service_token()},
-    )  # fmt: skip
-    worker.start()
+    job_id, worker = work_in_background(tenant, "onecode")
     threading.Event().wait(2.5)  # past the 1 s lease, mid-listing
     assert job_row(database_url, job_id)["status"] == "running"
     rescued = sweep.rescue(KIND)
