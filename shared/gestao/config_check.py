@@ -25,7 +25,7 @@ from shared.gestao.models import TenantRequest
 from shared.gestao.remote import TABLE, Answer, RemoteClient, Target, check_url, target_for
 from shared.gestao.schema import columns_from_openapi, kind_of, needs_value
 from shared.settings import get_settings
-from shared.tenancy import Role, get_tenant, require_role
+from shared.tenancy import Role, tenant_with_role
 
 CHECKS = (
     "url_well_formed", "host_reachable", "key_accepted", "service_role", "leads_readable",
@@ -216,8 +216,7 @@ def validate_config(principal: Principal, req: TenantRequest) -> dict[str, Any]:
     """validate-gestao-scouter-config for a tenant admin."""
     tenant_id: UUID = req.tenant_id
     with db.transaction() as conn:
-        require_role(conn, principal, tenant_id, Role.ADMIN)
-        tenant = get_tenant(conn, tenant_id=tenant_id)
+        tenant = tenant_with_role(conn, principal, Role.ADMIN, tenant_id=tenant_id)
         mapping = load_mapping(conn, tenant.id)
         try:
             target: Target | None = target_for(conn, tenant)

@@ -23,7 +23,7 @@ from shared.gestao.runner import KIND, run_job
 from shared.jobs.wake import wake
 from shared.settings import get_settings
 from shared.sqlfiles import query
-from shared.tenancy import Role, Tenant, get_tenant, require_role
+from shared.tenancy import Role, Tenant, require_role, tenant_with_role
 
 RECENT_ERRORS = 20
 
@@ -31,8 +31,7 @@ RECENT_ERRORS = 20
 def _admin_context(principal: Principal, tenant_id: UUID) -> tuple[Tenant, Target, dict[str, str]]:
     """Check the caller is the tenant's admin; the tenant, its target and its mapping."""
     with db.transaction() as conn:
-        require_role(conn, principal, tenant_id, Role.ADMIN)
-        tenant = get_tenant(conn, tenant_id=tenant_id)
+        tenant = tenant_with_role(conn, principal, Role.ADMIN, tenant_id=tenant_id)
         return tenant, target_for(conn, tenant), load_mapping(conn, tenant.id)
 
 
