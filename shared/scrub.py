@@ -47,10 +47,8 @@ _SCANNED = 4 * MAX_TEXT  # room for a redaction to shorten the text before it is
 
 def scrub_text(text: str, secrets: Iterable[str] = ()) -> str:
     """The text without known secrets, tokens, quoted values, e-mails or phone numbers."""
-    out = db_text(text)  # stored in text and jsonb, which hold no NUL: gone before matching
-    for secret in secrets:
-        if secret:
-            out = out.replace(secret, MASK)
+    # Stored in text and jsonb, which hold no NUL: gone before matching.
+    out: str = mask_secrets(db_text(text), secrets)
     out = out[:_SCANNED]  # what is kept is shorter still: the rest need not be read
     for pattern, replacement in _PATTERNS:
         out = pattern.sub(replacement, out)

@@ -50,9 +50,8 @@ def deliver(row: Row) -> dict[str, Any]:
 def _deliver(row: Row, lease: Lease) -> dict[str, Any]:
     settings = get_settings()
     with db.transaction() as conn:
-        prefs = conn.execute(_q("settings"), {"tenant_id": row["tenant_id"]}).fetchone()
+        prefs, sends = _settings_and_channels(conn, row)
         name_row = conn.execute(_q("tenant_name"), {"tenant_id": row["tenant_id"]}).fetchone()
-    sends = _channels(prefs, row, settings.alerts.alert_email_transport != "disabled")
     if not sends:  # one already delivered went out: sent, as the rescue says of it
         return _end(row, lease, "sent" if row["delivered"] else "suppressed")
     alert = compose(row, name_row["name"] if name_row else str(row["tenant_id"]))
@@ -75,6 +74,13 @@ def _deliver(row: Row, lease: Lease) -> dict[str, Any]:
     if failures:
         return _failed(row, lease, failures)
     return _end(row, lease, "sent")
+
+
+def _settings_and_channels(conn: Conn, row: Row) -> tuple[Row | None, list[str]]:
+    """The tenant's alert settings now, and the channels this alert goes to under them."""
+    prefs = conn.execute(_q("settings"), {"tenant_id": row["tenant_id"]}).fetchone()
+    email_on = get_settings().alerts.alert_email_transport != "disabled"
+    return prefs, _channels(prefs, row, email_on)
 
 
 def _channels(prefs: Row | None, row: Row, email_on: bool) -> list[str]:
@@ -155,9 +161,8 @@ class AlertDelivery:
         are today's settings: one the tenant (or the transport) dropped since it was
         delivered leaves nothing to send, and the alert that went out is still sent."""
         lease = Lease(TABLE, row)
-        prefs = conn.execute(_q("settings"), {"tenant_id": row["tenant_id"]}).fetchone()
-        email_on = get_settings().alerts.alert_email_transport != "disabled"
-        left = [c for c in _channels(prefs, row, email_on) if c not in row["delivered"]]
+        _, sends = _settings_and_channels(conn, row)
+        left = [c for c in sends if c not in row["delivered"]]
         if row["delivered"] and not left:
             return [lease.release(conn, "sent", final=True)]
         return [_after_failure(conn, row, lease, "The sender stopped responding.", retryable=True)]
