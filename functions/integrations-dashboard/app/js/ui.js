@@ -109,6 +109,20 @@ export function useLatest() {
   return latest;
 }
 
+/**
+ * Events the stream brought before a page's first answer landed: that answer may have been
+ * read before them (the stream never sends them again), so they are applied to it when it
+ * lands. `keep(job)` holds one; `take()` hands them over, oldest first, and forgets them.
+ */
+export function useEarlyEvents() {
+  const held = useRef([]);
+  const [early] = useState(() => ({
+    keep: (job) => { held.current.push(job); },
+    take: () => held.current.splice(0),
+  }));
+  return early;
+}
+
 export function Notice({ kind = 'info', children, testid }) {
   const role = kind === 'error' ? 'alert' : 'status';
   return html`<div class="notice ${kind}" role=${role} data-testid=${testid}>${children}</div>`;

@@ -1,10 +1,10 @@
 // Detalhe of one integration: Visão Geral, Execuções, Agendamento, Alertas (seed 001 §6).
-import { html, useCallback, useEffect, useRef, useState } from '../../vendor/htm/preact-standalone.module.js';
+import { html, useCallback, useEffect, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
 import { isLive } from '../format.js';
 import { runIntegration } from '../jobs.js';
 import { bus } from '../live.js';
-import { Notice, TabPanel, Tabs } from '../ui.js';
+import { Notice, TabPanel, Tabs, useEarlyEvents } from '../ui.js';
 import { StatusBadge, withJob } from './integracoes.js';
 import { Overview } from './overview.js';
 import { Runs } from './runs.js';
@@ -22,7 +22,7 @@ export function Detalhe({ tenant, slug, tab }) {
   const selected = TABS.some((t) => t.id === tab) ? tab : 'visao-geral';
   const [item, setItem] = useState(null);
   const [error, setError] = useState(null);
-  const early = useRef([]); // events that came before the first answer (it may be older)
+  const early = useEarlyEvents();
 
   const load = useCallback(async () => {
     try {
@@ -30,10 +30,8 @@ export function Detalhe({ tenant, slug, tab }) {
       const found = listed.integrations.find((i) => i.provider_slug === slug);
       if (!found) { setError('Integração não encontrada nesta organização.'); return; }
       setItem((held) => {
-        const seen = early.current;
-        early.current = [];
         const base = held?.latest_job ? withJob([found], held.latest_job) : [found];
-        return seen.reduce(withJob, base)[0];
+        return early.take().reduce(withJob, base)[0];
       });
       setError(null);
     } catch (err) { setError(describe(err)); }
@@ -43,7 +41,7 @@ export function Detalhe({ tenant, slug, tab }) {
     if (job.tenant_id === tenant.id && job.provider_slug === slug) {
       setItem((it) => {
         if (it) return withJob([it], job)[0];
-        early.current.push(job);
+        early.keep(job);
         return it;
       });
     }

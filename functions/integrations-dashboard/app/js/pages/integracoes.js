@@ -1,10 +1,10 @@
 // Integrações: one card per integration, its last run live (seed 001's page).
-import { html, useCallback, useEffect, useRef, useState } from '../../vendor/htm/preact-standalone.module.js';
+import { html, useCallback, useEffect, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
 import { JOB_STATUS, fmtDateTime, fmtTime, isLive } from '../format.js';
 import { fmtFreshness, isStalled, loadMetrics, newestJob, retryingAt, runIntegration } from '../jobs.js';
 import { bus } from '../live.js';
-import { Badge, Dialog, Notice, Progress, useNow } from '../ui.js';
+import { Badge, Dialog, Notice, Progress, useEarlyEvents, useNow } from '../ui.js';
 
 export function StatusBadge({ job }) {
   if (!job) return html`<${Badge} color="gray" testid="status">Nunca executado</${Badge}>`;
@@ -75,9 +75,7 @@ export function Integracoes({ tenant }) {
   const [error, setError] = useState(null);
   const [shownError, setShownError] = useState(null);
   const now = useNow(5000);
-  // Events that came before the first list: that list may have been read before them (the
-  // stream never sends them again), so they are applied to it when it lands.
-  const early = useRef([]);
+  const early = useEarlyEvents();
 
   const load = useCallback(async () => {
     try {
@@ -85,11 +83,7 @@ export function Integracoes({ tenant }) {
         api('list-integrations', { query: { tenant_id: tenant.id } }),
         api('integration-schedules', { query: { tenant_id: tenant.id } }).catch(() => ({ schedules: [] })),
       ]);
-      setItems((held) => {
-        const seen = early.current;
-        early.current = [];
-        return seen.reduce(withJob, withHeldJobs(listed.integrations, held));
-      });
+      setItems((held) => early.take().reduce(withJob, withHeldJobs(listed.integrations, held)));
       setSchedules(Object.fromEntries(sched.schedules.map((s) => [s.provider_slug, s])));
       setError(null);
     } catch (err) { setError(describe(err)); }
@@ -102,7 +96,7 @@ export function Integracoes({ tenant }) {
     if (job.tenant_id !== tenant.id) return;
     setItems((list) => {
       if (list) return withJob(list, job);
-      early.current.push(job);
+      early.keep(job);
       return list;
     });
     if (job.trigger === 'schedule' || !isLive(job)) {

@@ -4,7 +4,7 @@ import { api, describe } from '../api.js';
 import { JOB_STATUS, TRIGGERS, fmtDateTime, fmtDuration, isLive } from '../format.js';
 import { cancelJob, newestJob, runIntegration } from '../jobs.js';
 import { bus } from '../live.js';
-import { Badge, Dialog, Notice, Progress, notify, useLatest } from '../ui.js';
+import { Badge, Dialog, Notice, Progress, notify, useEarlyEvents, useLatest } from '../ui.js';
 
 const PAGE = 20;
 const MOST = 200; // the most rows list-integration-jobs answers at once
@@ -47,17 +47,14 @@ export function Runs({ tenant, slug }) {
   // An answer asked before a filter changed (or before a refetch) and arriving after it would
   // fill the table with the wrong rows: only the latest counts.
   const latest = useLatest();
-  const early = useRef([]); // events that came while no page was shown
+  const early = useEarlyEvents();
   const load = useCallback(async (keepShown = false) => {
     const mine = latest.ask();
     try {
       const page = await fetchPage(null, keepShown ? Math.min(MOST, Math.max(PAGE, onScreen.current)) : PAGE);
       if (!latest.holds(mine)) return;
-      setRows((held) => {
-        const seen = early.current;
-        early.current = [];
-        return seen.reduce((list, job) => withEvent(list, job, filters), withNewest(page.jobs, held, filters));
-      });
+      setRows((held) => early.take()
+        .reduce((list, job) => withEvent(list, job, filters), withNewest(page.jobs, held, filters)));
       setNext(page.next_before); setError(null);
     } catch (err) { if (latest.holds(mine)) setError(describe(err)); }
   }, [fetchPage]);
@@ -67,7 +64,7 @@ export function Runs({ tenant, slug }) {
     if (job.tenant_id !== tenant.id || job.provider_slug !== slug) return;
     setRows((list) => {
       if (list) return withEvent(list, job, filters);
-      early.current.push(job); // the page that lands may have been read before it
+      early.keep(job); // the page that lands may have been read before it
       return list;
     });
   }), [tenant.id, slug, filters]);
