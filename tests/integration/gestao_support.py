@@ -72,6 +72,12 @@ def export(tenant: TenantFixture, action: str, **body: Any) -> Any:
     return response
 
 
+def run_once(tenant_id: Any, job_id: str) -> Any:
+    """One run of the export's runner, as its wake-up calls it (the service)."""
+    body = {"tenant_id": str(tenant_id), "action": "run", "job_id": job_id}
+    return call("export-to-gestao-scouter-batch", body, token=service_token())
+
+
 def sweep() -> Any:
     return call("process-integration-job", {}, token=service_token())
 

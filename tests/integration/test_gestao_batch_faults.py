@@ -19,10 +19,11 @@ from tests.integration.gestao_support import (
     local_view,
     recorder,
     remote_view,
+    run_once,
     seed_leads,
 )
 from tests.integration.test_gestao_export import setup, start
-from tests.support import TenantFixture, call, rows, service_token
+from tests.support import TenantFixture, rows
 
 pytest_plugins = ["tests.integration.gestao_fixtures"]
 pytestmark = [pytest.mark.db, pytest.mark.slow]
@@ -66,8 +67,7 @@ def test_a_timed_out_batch_halves_the_size_the_next_run_sends(
         return real(self, body)
 
     monkeypatch.setattr(runner.BatchRunner, "_post", third_times_out)
-    body = {"tenant_id": str(tenant.id), "action": "run", "job_id": job_id}
-    assert call(runner.FUNCTION, body, token=service_token()).status_code == 200
+    assert run_once(tenant.id, job_id).status_code == 200
     job = job_row(database_url, job_id)
     assert sizes == [100]
     assert (job["status"], job["exported_leads"]) == ("pending", 200)
@@ -93,8 +93,7 @@ def test_the_size_a_run_learned_carries_over_a_reset_asked_while_it_ran(
         return real(self, batch, outcome)
 
     monkeypatch.setattr(runner.BatchRunner, "_checkpoint", reset_after_the_first)
-    body = {"tenant_id": str(tenant.id), "action": "run", "job_id": job_id}
-    assert call(runner.FUNCTION, body, token=service_token()).status_code == 200
+    assert run_once(tenant.id, job_id).status_code == 200
     assert remote.state.stats()["faults"].get("body_too_large", 0) >= 1
     job = job_row(database_url, job_id)
     assert (job["status"], job["exported_leads"]) == ("pending", 0)

@@ -20,6 +20,7 @@ from tests.integration.gestao_support import (
     local_view,
     recorder,
     remote_view,
+    run_once,
     seed_leads,
 )
 from tests.integration.test_gestao_export import Killed, setup, start
@@ -27,13 +28,6 @@ from tests.support import call, rows, service_token
 
 pytest_plugins = ["tests.integration.gestao_fixtures"]
 pytestmark = [pytest.mark.db, pytest.mark.slow]
-
-RUN = "export-to-gestao-scouter-batch"
-
-
-def run_once(tenant_id: Any, job_id: str) -> Any:
-    body = {"tenant_id": str(tenant_id), "action": "run", "job_id": job_id}
-    return call(RUN, body, token=service_token())
 
 
 def deliver_all() -> None:
