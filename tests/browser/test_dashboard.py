@@ -490,16 +490,21 @@ def test_the_newest_copy_wins_in_the_page(
 
 def test_a_job_waiting_too_long_says_the_queue_waits(page: Any, live: LiveStack) -> None:
     wait_idle(live, GLOBEX, "bomcontrole")
-    live.execute(  # due ten minutes ago and never claimed (no wake-up reached a worker)
+    [job] = live.rows(  # due ten minutes ago and never claimed (no wake-up reached a worker)
         "INSERT INTO integration_jobs (tenant_id, provider_slug, run_after, created_at)"
-        " VALUES (%s, 'bomcontrole', now() - interval '10 minutes', now() - interval '10 minutes')",
+        " VALUES (%s, 'bomcontrole', now() - interval '10 minutes', now() - interval '10 minutes')"
+        " RETURNING id",
         GLOBEX.id,
     )
+    # Held until the page has shown it: the stack's own minute sweep (or another job's drain)
+    # claims with SKIP LOCKED, so it cannot run the job before the page sees it waiting.
     try:
-        sign_in(page, live, "globex-admin")
-        stalled = card(page, "bomcontrole").get_by_test_id("stalled")
-        stalled.wait_for()
-        assert stalled.inner_text() == "Fila aguardando reprocessamento"
+        with psycopg.connect(live.database_url) as holder:
+            holder.execute("SELECT id FROM integration_jobs WHERE id = %s FOR UPDATE", [job["id"]])
+            sign_in(page, live, "globex-admin")
+            stalled = card(page, "bomcontrole").get_by_test_id("stalled")
+            stalled.wait_for()
+            assert stalled.inner_text() == "Fila aguardando reprocessamento"
     finally:
         live.sweep()  # the sweep picks it up, as it would within a minute
     card(page, "bomcontrole").get_by_test_id("status").filter(has_text="Concluído").wait_for(
