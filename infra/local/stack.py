@@ -109,11 +109,11 @@ def _seed_tokens(provider: str, count: int = 120) -> list[str]:
     return args
 
 
-def remote_database(database_url: str, n: int = 1) -> str:
-    """The n-th demo tenant's Gestão Scouter database beside ours: `gestao_scouter`
+def remote_database(n: int = 1) -> str:
+    """The n-th demo tenant's Gestão Scouter database, beside ours: `gestao_scouter`
     (GESTAO_SCOUTER_DATABASE) for the first, `gestao_scouter_2` for the second."""
     name = os.environ.get("GESTAO_SCOUTER_DATABASE") or "gestao_scouter"
-    return pg.with_dbname(database_url, name if n == 1 else f"{name}_{n}")
+    return name if n == 1 else f"{name}_{n}"
 
 
 def _remote_project(n: int) -> Callable[[StackContext], list[str]]:
@@ -127,7 +127,7 @@ def _remote_project(n: int) -> Callable[[StackContext], list[str]]:
         key = demo.demo_secret(tenant, "gestao-scouter", "service_key")
         return [
             "-m", "infra.emulators.postgrest", "--port", str(port),
-            "--database-url", remote_database(c.database_url, n),
+            "--database", remote_database(n),  # beside $DATABASE_URL: no password in argv
             "--project-ref", demo.remote_project_ref(tenant),
             "--api-key", f"{key}=service_role",
             "--webhook-url", f"{webhook}?tenant={tenant.slug}",

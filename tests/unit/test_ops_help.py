@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from infra.ops.__main__ import build_parser
 
@@ -197,3 +198,21 @@ def test_the_banner_never_shows_the_database_password(capsys: pytest.CaptureFixt
     assert "syncq local stack is up." in out
     assert "s3cret" not in out, out
     assert "127.0.0.1" in out and "syncq" in out
+
+
+def test_no_emulator_gets_the_database_password_on_its_command_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Any local user reads a process's argv (`ps`): the remote projects name their database,
+    and take the server and credentials from DATABASE_URL in their environment."""
+    from infra.emulators.postgrest.__main__ import _database_url
+    from infra.local import stack
+
+    url = "postgresql://postgres:s3cret@127.0.0.1:5432/syncq"
+    ctx = stack.StackContext(stack.Ports(), url)
+    for name, build in stack.EMULATORS.items():
+        assert not [a for a in build(ctx) if "s3cret" in a], name
+    monkeypatch.setenv("DATABASE_URL", url)
+    remote = stack.EMULATORS["gestao-scouter-2"](ctx)
+    chosen = conninfo_to_dict(_database_url(None, remote[remote.index("--database") + 1]))
+    assert chosen["dbname"] == "gestao_scouter_2" and chosen["password"] == "s3cret"

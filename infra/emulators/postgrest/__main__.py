@@ -1,7 +1,8 @@
 """`python -m infra.emulators.postgrest --port 8105 --database-url URL --jwt-secret S [knobs]`.
 
-Without --database-url it uses a database named `gestao_scouter` on the server of
-$DATABASE_URL; without --jwt-secret, $GESTAO_SCOUTER_JWT_SECRET, then $JWT_SECRET.
+Without --database-url it uses the database `--database NAME` (default `gestao_scouter`) on
+the server of $DATABASE_URL, with its credentials: a password then never shows in the
+process list. Without --jwt-secret, $GESTAO_SCOUTER_JWT_SECRET, then $JWT_SECRET.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8105)
     p.add_argument("--database-url", default=None)
+    p.add_argument("--database", default=REMOTE_DATABASE, help="beside $DATABASE_URL's")
     p.add_argument("--jwt-secret", default=None)
     p.add_argument("--project-ref", default=DEFAULT_PROJECT_REF)
     p.add_argument("--webhook-url", default=None, help="reverse-sync target (trigger -> POST)")
@@ -62,13 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _database_url(arg: str | None) -> str:
+def _database_url(arg: str | None, name: str) -> str:
     if arg:
         return arg
     base = os.environ.get("DATABASE_URL")
     if not base:
         raise SystemExit("give --database-url or set DATABASE_URL")
-    return sibling_url(base, REMOTE_DATABASE)
+    return sibling_url(base, name)
 
 
 def _opaque_keys(items: list[str]) -> dict[str, str]:
@@ -101,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         reject_status=args.reject_status,
     )
     state = PostgrestState(
-        _database_url(args.database_url),
+        _database_url(args.database_url, args.database),
         secret,
         project_ref=args.project_ref,
         webhook=WebhookConfig(args.webhook_url, args.webhook_secret),
