@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -62,9 +63,18 @@ class AuthSettings(_Group):
     jwt_issuer: str | None = None
     jwks_url: str | None = None
     service_auth: Literal["jwt", "oidc"] = "jwt"
-    oidc_audience: str | None = None
+    oidc_audience: str | None = Field(None, validate_default=True)
     oidc_service_accounts: tuple[str, ...] = ()
     oidc_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
+
+    @field_validator("oidc_audience")
+    @classmethod
+    def _audience_for_oidc(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # google-auth checks no audience when given None: any token Google signed for an
+        # allowed service account, whatever service it was minted for, would be the service.
+        if info.data.get("service_auth") == "oidc" and not value:
+            raise ValueError("required when SERVICE_AUTH is oidc")
+        return value
 
 
 class TasksSettings(_Group):

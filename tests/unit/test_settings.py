@@ -262,3 +262,28 @@ def test_sweep_settings_that_leave_work_stuck_are_refused_at_startup(
     with pytest.raises(ValueError) as refused:
         Settings()
     assert f"refused settings: {variable}: " in str(refused.value)
+
+
+@pytest.mark.parametrize("audience", [None, ""])
+def test_oidc_service_auth_without_an_audience_is_refused_at_startup(
+    monkeypatch: pytest.MonkeyPatch, audience: str | None
+) -> None:
+    """google-auth checks no audience when it is given none: with SERVICE_AUTH=oidc and no
+    OIDC_AUDIENCE, a token Google signed for an allowed service account for any other
+    service (another Cloud Run URL, any audience) was taken as the service's."""
+    monkeypatch.setenv("SERVICE_AUTH", "oidc")
+    monkeypatch.setenv("OIDC_SERVICE_ACCOUNTS", '["tasks@proj.iam.gserviceaccount.com"]')
+    if audience is None:
+        monkeypatch.delenv("OIDC_AUDIENCE", raising=False)
+    else:
+        monkeypatch.setenv("OIDC_AUDIENCE", audience)
+    with pytest.raises(ValueError) as refused:
+        Settings()
+    assert "refused settings: OIDC_AUDIENCE: required when SERVICE_AUTH is oidc" in str(
+        refused.value
+    )
+    monkeypatch.setenv("OIDC_AUDIENCE", "https://fn.example/worker")
+    assert Settings().auth.oidc_audience == "https://fn.example/worker"
+    monkeypatch.setenv("SERVICE_AUTH", "jwt")
+    monkeypatch.delenv("OIDC_AUDIENCE")
+    assert Settings().auth.oidc_audience is None  # only the OIDC mode needs it
