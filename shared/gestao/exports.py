@@ -95,6 +95,14 @@ def get(conn: Conn, tenant_id: UUID, job_id: UUID | None) -> Row:
     return row
 
 
+def _lock(conn: Conn, tenant_id: UUID, job_id: UUID) -> Row:
+    """The named job of the tenant, locked for the rest of the transaction."""
+    row = conn.execute(_q("lock_job"), {"id": job_id, "tenant_id": tenant_id}).fetchone()
+    if row is None:
+        raise NotFound("No such export job for this tenant.")
+    return row
+
+
 def recent(conn: Conn, tenant_id: UUID, limit: int) -> list[Row]:
     """The tenant's latest `limit` export jobs, newest first."""
     return conn.execute(_q("recent_jobs"), {"tenant_id": tenant_id, "limit": limit}).fetchall()
@@ -241,14 +249,16 @@ def resume(conn: Conn, tenant_id: UUID, job_id: UUID) -> Row:
 
 
 def reset(conn: Conn, tenant_id: UUID, job_id: UUID) -> Row:
-    """Start over clean: now when the job is at rest, between batches when it is running."""
-    current = get(conn, tenant_id, job_id)
+    """Start over clean: now when the job is at rest, between batches when it is running.
+
+    The job is locked first: a runner can neither take it (a pending job read at rest and
+    claimed before the reset wrote was refused 409) nor let it go meanwhile."""
+    current = _lock(conn, tenant_id, job_id)
     if current["status"] == "running":
         params = {"id": job_id, "tenant_id": tenant_id}
         row = conn.execute(_q("request_reset"), params).fetchone()
-        if row is not None:
-            return row
-        current = get(conn, tenant_id, job_id)  # its runner just let go: reset it now
+        assert row is not None  # running, and locked
+        return row
     row = _reset(conn, current, job_id, None)
     if row is None:
         raise Conflict(

@@ -38,6 +38,12 @@ WHERE tenant_id = %(tenant_id)s AND status IN ('pending', 'running', 'paused')
 -- name: get_job
 SELECT * FROM gestao_scouter_export_jobs WHERE id = %(id)s AND tenant_id = %(tenant_id)s
 
+-- name: lock_job
+-- The job held while an admin's request decides on it: claims skip it (SKIP LOCKED) and its
+-- runner's release waits, so the state it was decided on is the state it is changed in.
+SELECT * FROM gestao_scouter_export_jobs WHERE id = %(id)s AND tenant_id = %(tenant_id)s
+FOR UPDATE
+
 -- name: recent_jobs
 -- The tenant's exports, newest first (gestao_scouter_export_jobs_tenant_idx).
 SELECT * FROM gestao_scouter_export_jobs WHERE tenant_id = %(tenant_id)s

@@ -10,8 +10,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from shared import db
 from shared.errors import RemoteUnavailable
-from shared.gestao import runner
+from shared.gestao import exports, runner
+from shared.jobs import store as engine
 from tests.integration.gestao_support import (
     Remote,
     drive,
@@ -362,3 +364,43 @@ def test_an_export_paused_by_a_dropped_column_starts_over_with_the_mapping_saved
     job = drive(database_url, job_id)
     assert (job["status"], job["exported_leads"]) == ("completed", 300), job["pause_reason"]
     assert own_remote.sql("SELECT count(*) FROM public.leads")[0][0] == 300
+
+
+def test_a_reset_while_a_runner_takes_the_pending_job_is_not_refused(
+    database_url: str, tenant: Any, remote: Remote, configure: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The reset read the job pending; a runner woken meanwhile claimed it before the reset
+    wrote: the reset must be asked of that runner (or carried out first), not answered 409
+    "cannot be reset now" for a job that can be."""
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100")
+    seed_leads(database_url, tenant.id, 300)
+    job_id = start(tenant)
+    recorder().take()
+    real_count = exports.count_leads
+    claimed: list[Any] = []
+
+    def claim_elsewhere() -> None:  # a continuation's wake-up, in another request
+        with db.transaction() as conn:
+            claimed.extend(engine.claim(conn, exports.TABLE, job_id=uuid.UUID(job_id)))
+
+    def count_while_a_runner_claims(*args: Any) -> int:
+        if not claimed:
+            thread = threading.Thread(target=claim_elsewhere)
+            thread.start()
+            thread.join(10)
+        return real_count(*args)
+
+    monkeypatch.setattr(exports, "count_leads", count_while_a_runner_claims)
+    reset = export(tenant, "reset", job_id=job_id)
+    assert reset.status_code == 200, reset.get_json()
+    monkeypatch.setattr(exports, "count_leads", real_count)
+    if claimed:  # the runner got it first: the reset waits for it
+        assert (reset.get_json()["status"], reset.get_json()["reset_requested"]) == (
+            "running",
+            True,
+        )
+        runner.run_claimed(claimed[0], time.monotonic() + 30)
+    job = job_row(database_url, job_id)
+    assert (job["status"], job["reset_requested"], job["batches"]) == ("pending", False, 0)
+    assert drive(database_url, job_id)["exported_leads"] == 300
