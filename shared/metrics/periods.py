@@ -1,6 +1,7 @@
 """What a (tenant, provider)'s last success is measured against: freshness.
 
-A provider with an enabled schedule expects a success after each of its runs: the runs
+A provider with an enabled schedule (or one paused by failures that go on: the pause does
+not make it fresh) expects a success after each of its runs: the runs
 are its occurrences (in its zone) plus its spread offset, each given a grace to finish
 (METRICS_RUN_GRACE_S, at most half the gap to the run before). On time with a success
 since the latest run that should be over, delayed with one since the run before it,

@@ -183,9 +183,15 @@ ORDER BY 1, 2, 3
   ) n
 
 -- name: schedule_periods
--- The tenant's enabled schedules: freshness is measured against their runs.
-SELECT provider_slug, cron, timezone, offset_s FROM integration_schedules
-WHERE tenant_id = %(tenant_id)s AND enabled
+-- The tenant's enabled schedules, and those paused by failures that go on (paused_reason,
+-- no success since): freshness is measured against their runs, so the pause does not make
+-- a failing integration look fresh; a schedule turned off otherwise leaves the default period.
+SELECT s.provider_slug, s.cron, s.timezone, s.offset_s
+FROM integration_schedules s
+LEFT JOIN tenant_integrations t
+       ON t.tenant_id = s.tenant_id AND t.provider_slug = s.provider_slug
+WHERE s.tenant_id = %(tenant_id)s
+  AND (s.enabled OR (s.paused_reason IS NOT NULL AND t.consecutive_failures > 0))
 
 -- name: alert_failures
 -- Alert deliveries that failed for good in the window, by event; of one job provider when

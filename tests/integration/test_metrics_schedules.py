@@ -9,9 +9,20 @@ import psycopg
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from shared.dispatch import get_dispatcher
+from shared.providers import PROVIDERS
 from tests.conftest import Configure
 from tests.integration.metrics_fixtures import History, add_job, seed_history
-from tests.support import bearer, function_client, seed_tenant, service_token
+from tests.providers_for_tests import ScriptedProvider
+from tests.support import (
+    bearer,
+    call,
+    drain,
+    function_client,
+    rows,
+    seed_tenant,
+    service_token,
+)
 
 pytestmark = pytest.mark.db
 FN = "integration-metrics"
@@ -91,3 +102,41 @@ def test_a_skew_below_zero_still_makes_valid_openmetrics(
     families = {f.name: f for f in text_string_to_metric_families(response.get_data(as_text=True))}
     skew = families["syncq_schedule_skew_seconds"]
     assert any(s.name.endswith("_gsum") and s.value == 0 for s in skew.samples), skew.samples
+
+
+def test_a_schedule_paused_by_its_failures_keeps_freshness_failing(
+    database_url: str,
+    configure: Configure,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An hourly schedule whose last success is five hours old is `failing`; the fifth
+    failure in a row pauses it. Measured then against the default period (a day), as if
+    it had no schedule, the same integration read `on_time`: the pause made it look healthy."""
+    configure(DATABASE_URL=database_url, BACKOFF_BASE_S="0", BACKOFF_CAP_S="0")
+    provider = ScriptedProvider(failures=10_000)
+    monkeypatch.setitem(PROVIDERS, provider.slug, provider)
+    acme = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    with psycopg.connect(database_url) as conn:
+        now = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+        add_job(conn, acme.id, "scripted", "success", now - timedelta(hours=5), 1000)
+        conn.execute("UPDATE tenant_integrations SET consecutive_failures = 4")
+        nxt = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        conn.execute(SCHEDULE, [acme.id, "scripted", "0 * * * *", "UTC", False, 0, nxt, nxt])
+
+    def freshness() -> str:
+        body = function_client(FN).get(
+            "/", query_string={"tenant_id": str(acme.id), "days": 1},
+            headers=bearer(acme.member_token),
+        ).get_json()  # fmt: skip
+        [scripted] = [p for p in body["providers"] if p["provider_slug"] == "scripted"]
+        state: str = scripted["freshness"]
+        return state
+
+    assert freshness() == "failing"
+    run = call("run-integration", {"tenant_id": str(acme.id), "provider_slug": "scripted"},
+               token=acme.admin_token)  # fmt: skip
+    assert run.status_code == 202, run.get_json()
+    drain(get_dispatcher())
+    [paused] = rows(database_url, "SELECT enabled, paused_reason FROM integration_schedules")
+    assert paused["enabled"] is False and paused["paused_reason"]
+    assert freshness() == "failing"
