@@ -46,11 +46,17 @@ def get_alerts(principal: Principal, req: AlertsQuery) -> dict[str, Any]:
     with db.transaction() as conn:
         require_role(conn, principal, req.tenant_id, Role.MEMBER)
         admin = has_role(conn, principal, req.tenant_id, Role.ADMIN)
+        # Users may not read the URL (a credential) themselves: the service reads it here.
+        hook = conn.execute(query("alerts", "webhook_url"), {"tenant_id": req.tenant_id})
+        webhook = hook.fetchone()
     with reading_as(principal) as conn:
-        prefs = conn.execute(query("alerts", "settings"), {"tenant_id": req.tenant_id}).fetchone()
+        shown = conn.execute(query("alerts", "settings_shown"), {"tenant_id": req.tenant_id})
+        prefs = shown.fetchone()
         recent = conn.execute(
             query("alerts", "recent"), {"tenant_id": req.tenant_id, "limit": req.limit}
         ).fetchall()
+    if prefs is not None and webhook is not None:
+        prefs = {**prefs, **webhook}
     body: dict[str, Any] = {
         "settings": _public(prefs, admin=admin),
         "recent": [_alert(r) for r in recent],

@@ -9,6 +9,15 @@
 -- name: settings
 SELECT * FROM alert_settings WHERE tenant_id = %(tenant_id)s
 
+-- name: settings_shown
+-- As the caller: every column but webhook_url, which users may not read (migration 0069).
+SELECT emails, events, remind_at, pause_schedule_after FROM alert_settings
+WHERE tenant_id = %(tenant_id)s
+
+-- name: webhook_url
+-- As the service, once the caller's role in the tenant is checked.
+SELECT webhook_url FROM alert_settings WHERE tenant_id = %(tenant_id)s
+
 -- name: put_settings
 INSERT INTO alert_settings (tenant_id, emails, webhook_url, events, remind_at,
                             pause_schedule_after, updated_by, updated_at)

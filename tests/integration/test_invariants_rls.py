@@ -119,3 +119,25 @@ def test_credit_accounts_and_ledger_are_seen_by_their_owner_only(database_url: s
     nobody = uuid.uuid4()
     assert as_user(nobody, "SELECT user_id FROM credit_accounts") == []
     assert as_user(nobody, "SELECT user_id FROM credit_ledger") == []
+
+
+def test_a_members_query_cannot_read_the_alert_webhook_url(
+    database_url: str, acme_and_globex: tuple[TenantFixture, TenantFixture]
+) -> None:
+    """The webhook URL is a credential (a Slack or Teams URL holds its token): the alerts
+    function shows a member only its origin, and a member's own query of alert_settings (a
+    Supabase deployment serves the table to the browser) must not read it either. The rest
+    of the settings stay readable by the tenant's members."""
+    acme, _ = acme_and_globex
+    hook = "https://hooks.slack.example/services/T0/B0/the-token"
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO alert_settings (tenant_id, emails, webhook_url) VALUES (%s, %s, %s)",
+            [acme.id, ["ops@acme.example"], hook],
+        )
+    for user in (acme.member, acme.admin):
+        assert as_user(user, "SELECT tenant_id, emails FROM alert_settings") == [
+            {"tenant_id": acme.id, "emails": ["ops@acme.example"]}
+        ]
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        as_user(acme.member, "SELECT webhook_url FROM alert_settings")
