@@ -28,14 +28,20 @@ _pool: ConnectionPool[Conn] | None = None
 _pool_lock = threading.Lock()
 
 
+# Date and time as syncq reads and writes them, whatever the server's or the database's
+# defaults: psycopg reads a timestamptz in the ISO style only, and times come back in UTC.
+SESSION_TIME = "-c DateStyle=ISO -c IntervalStyle=postgres -c TimeZone=UTC"
+
+
 def connect_kwargs() -> dict[str, Any]:
-    """Options every syncq connection gets: dict rows, a statement timeout, and UTF-8 on
-    the wire whatever the server's default (the export posts a body as Postgres sent it)."""
+    """Options every syncq connection gets: dict rows, a statement timeout, ISO times in
+    UTC, and UTF-8 on the wire whatever the server's default (the export posts a body as
+    Postgres sent it)."""
     settings = get_settings()
     return {
         "row_factory": dict_row,
         "connect_timeout": int(settings.db.db_connect_timeout_s),
-        "options": f"-c statement_timeout={settings.db.db_statement_timeout_ms}",
+        "options": f"-c statement_timeout={settings.db.db_statement_timeout_ms} {SESSION_TIME}",
         "application_name": "syncq",
         "client_encoding": "UTF8",
     }

@@ -457,3 +457,28 @@ def test_a_failed_job_runs_again_as_a_retry_and_nothing_else_does(
         "/", query_string={"tenant_id": str(tenant.id), "trigger": "retry"},
         headers=bearer(tenant.member_token)).get_json()  # fmt: skip
     assert [j["id"] for j in listed["jobs"]] == [job_id]
+
+
+def test_a_database_with_other_date_and_time_defaults_answers_the_same(
+    database_url: str, scripted: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    """A database's default DateStyle and TimeZone are its own (a server set up in Brazil,
+    `ALTER DATABASE ... SET`): syncq's sessions must not depend on them. psycopg reads a
+    timestamptz only in the ISO style (any other: every read of a job failed, a 500), and
+    times read in the server's zone came out with its offset, beside times in UTC."""
+    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE {name} SET DateStyle = 'SQL, DMY'")
+        conn.execute(f"ALTER DATABASE {name} SET TimeZone = 'America/Sao_Paulo'")
+    db.close_pool()
+    started = submit(tenant)
+    assert started.status_code == 202, started.get_json()
+    drain(recorder)
+    listed = function_client("list-integration-jobs").get(
+        "/", query_string={"tenant_id": str(tenant.id)}, headers=bearer(tenant.member_token)
+    )
+    assert listed.status_code == 200, listed.get_json()
+    [job] = listed.get_json()["jobs"]
+    assert job["status"] == "success"
+    assert all(job[k].endswith(("Z", "+00:00")) for k in ("created_at", "finished_at")), job
