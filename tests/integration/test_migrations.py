@@ -9,13 +9,15 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 from infra import migrate
 from infra.local import pg
-from tests.support import seed_tenant
+from shared import db
+from tests.support import bearer, function_client, seed_tenant
 
 pytestmark = pytest.mark.db
 
@@ -320,3 +322,35 @@ def test_failure_alerted_is_kept_right_for_a_previous_release_s_writes(
         ended = conn.execute(previous_release.format("last_alert_at"), [0, tenant.id]).fetchone()
         quiet = conn.execute(previous_release.format("last_alert_at"), [1, tenant.id]).fetchone()
     assert (told, held, ended, quiet) == ((True,), (True,), (False,), (False,))
+
+
+def test_a_database_owner_that_is_no_superuser_can_act_as_its_users(
+    pg_server_url: str, configure: Any
+) -> None:
+    """Managed servers (Cloud SQL, RDS) give the application a CREATEROLE user, never a
+    superuser. The migrations create `authenticated` as that user, but creating a role makes
+    no member of it: every read made for a user (`SET LOCAL ROLE authenticated`) was refused
+    and answered 500. Here the owner holds on `authenticated` what creating it gives its
+    creator on this server (PostgreSQL 16 and later: ADMIN, no SET), since the role exists."""
+    owner, name = f"syncq_owner_{os.getpid()}", f"syncq_owned_{os.getpid()}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {owner} LOGIN CREATEROLE")
+        if conn.info.server_version >= 160000:
+            conn.execute(
+                f"GRANT authenticated TO {owner} WITH ADMIN TRUE, INHERIT FALSE, SET FALSE"
+            )
+        conn.execute(f"CREATE DATABASE {name} OWNER {owner}")
+    url = psycopg.conninfo.make_conninfo(pg.with_dbname(pg_server_url, name), user=owner)
+    try:
+        migrate.migrate(url)
+        configure(DATABASE_URL=url)
+        acme = seed_tenant(url, "acme")
+        listed = function_client("list-integrations").get(
+            "/", query_string={"tenant_id": str(acme.id)}, headers=bearer(acme.member_token)
+        )
+        assert listed.status_code == 200, listed.get_json()
+    finally:
+        db.close_pool()
+        pg.drop_database(pg_server_url, name)
+        with psycopg.connect(pg_server_url, autocommit=True) as conn:
+            conn.execute(f"DROP ROLE {owner}")
