@@ -69,11 +69,16 @@ def _deliver(row: Row, lease: Lease) -> dict[str, Any]:
         except UpstreamError as exc:
             failures.append(exc)  # the other channels still get the alert
             continue
-        with db.transaction() as conn:
-            lease.heartbeat(conn, channel=channel)
+        _record_delivery(lease, channel)
     if failures:
         return _failed(row, lease, failures)
     return _end(row, lease, "sent")
+
+
+def _record_delivery(lease: Lease, channel: str) -> None:
+    """A channel that delivered, recorded under the lease and not lost to a dropped
+    connection (the rescue would send on it again); recording it twice changes nothing."""
+    db.retried(lambda conn: lease.heartbeat(conn, channel=channel))
 
 
 def _settings_and_channels(conn: Conn, row: Row) -> tuple[Row | None, list[str]]:

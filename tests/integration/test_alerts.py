@@ -12,6 +12,7 @@ import ipaddress
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -626,3 +627,63 @@ def test_an_alert_delivered_before_its_channels_were_dropped_is_sent_not_suppres
     [alert] = outbox()
     assert (second["status"], alert["status"], alert["delivered"]) == ("sent", "sent", ["email"])
     assert len(mailbox.messages) == 1 and len(Hook.received) == 1
+
+
+class _Holding(Mailbox):
+    """Takes a message, then waits for the test (holding the alert's row) to say go on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.took, self.go = threading.Event(), threading.Event()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        answer = await super().handle_DATA(server, session, envelope)
+        self.took.set()
+        self.go.wait(10)
+        return answer
+
+
+def test_an_email_whose_delivery_record_loses_its_connection_is_not_sent_again(
+    acme: TenantFixture, mailbox: Mailbox, failing: ScriptedProvider, configure: Configure
+) -> None:
+    """The e-mail went out; the backend recording it under the lease is terminated. The
+    sender raised, the alert sat 'running' with nothing delivered, and the rescue mailed it
+    again: the record of a delivery is retried on a fresh connection, as a job's end is."""
+    box = _Holding()
+    controller = Controller(box, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    configure(SMTP_PORT=str(controller.port))
+    recorder = get_dispatcher()
+    assert isinstance(recorder, RecordingDispatcher)
+    try:
+        settings(acme, emails=["ops@acme.example"])
+        run_to_the_end(acme, recorder)
+        sender = threading.Thread(target=deliver)
+        with psycopg.connect(DB_URL[0]) as locker:
+            sender.start()
+            assert box.took.wait(10)
+            locker.execute("SELECT 1 FROM alert_outbox FOR UPDATE")
+            box.go.set()  # the send ends; recording it waits for the lock
+            killed: list[Any] = []
+            for _ in range(200):
+                killed = rows_of(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    " AND application_name = 'syncq'"
+                )
+                if killed:
+                    break
+                time.sleep(0.05)
+            assert killed
+            locker.rollback()
+        sender.join(30)
+        with psycopg.connect(DB_URL[0]) as conn:  # had it been left running: its lease stale
+            conn.execute("UPDATE alert_outbox SET heartbeat_at = now() - interval '1 hour'")
+        rescue(alerts.KIND)
+        deliver()
+    finally:
+        box.go.set()
+        controller.stop()
+    [alert] = outbox()
+    assert (alert["status"], alert["delivered"]) == ("sent", ["email"])
+    assert len(box.messages) == 1
