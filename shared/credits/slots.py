@@ -127,9 +127,8 @@ def _requeue(key: JobKey, outcome: Launch, reason: str | None = None) -> Launch:
 
 def _record_running(key: JobKey, task_id: str) -> Launch:
     """The job now runs `task_id`, unless it was cancelled meanwhile or the id is taken."""
-    try:
-        with db.transaction() as conn:
-            running = store.mark_running(conn, key, task_id)
+    try:  # the task runs on RunningHub now: its id is not lost to one dropped connection
+        running = db.retried(lambda conn: store.mark_running(conn, key, task_id))
     except psycopg.errors.UniqueViolation:
         # Another job already holds this task id: its webhooks could not tell the two apart.
         # The task may be that job's, so it is not cancelled; this job fails, refunded.

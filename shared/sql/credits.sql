@@ -159,8 +159,11 @@ WHERE job_table = %(job_table)s AND id = %(id)s AND status = 'queued'
 RETURNING *
 
 -- name: mark_running
+-- A job already running this task is this write's own earlier try (its answer lost with
+-- the connection): task ids are unique, so it is found again, not taken as moved.
 UPDATE ai_jobs SET status = 'running', external_task_id = %(task_id)s, updated_at = now()
-WHERE job_table = %(job_table)s AND id = %(id)s AND status = 'starting'
+WHERE job_table = %(job_table)s AND id = %(id)s
+  AND (status = 'starting' OR (status = 'running' AND external_task_id = %(task_id)s))
 RETURNING *
 
 -- name: requeue

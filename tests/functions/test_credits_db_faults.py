@@ -5,14 +5,18 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 from uuid import UUID
 
 import psycopg
 import pytest
 
 from infra.emulators.runninghub import RunningHubKnobs
-from shared.credits.slots import pump
+from shared import db
+from shared.credits.runninghub import RunningHub
+from shared.credits.slots import Launch, launch, promote, pump
 from shared.credits.sweep import sweep_runninghub
+from shared.settings import get_settings
 from tests.conftest import Configure
 from tests.credits_support import (
     IMAGE,
@@ -54,9 +58,9 @@ def _queued(database_url: str, rh: Emulator, users: int) -> list[UUID]:
     return ids
 
 
-def _pump_while_held(database_url: str, held: UUID) -> None:
-    """Run a pump round while another connection holds `held`'s row once it is 'starting':
-    the round's write to it meets the statement timeout."""
+def _pump_while_held(database_url: str, held: UUID, hold_s: float = 3) -> None:
+    """Run a pump round while another connection holds `held`'s row once it is 'starting'
+    for `hold_s`: the round's write to it meets the statement timeout."""
     locked = threading.Event()
 
     def hold() -> None:
@@ -65,7 +69,7 @@ def _pump_while_held(database_url: str, held: UUID) -> None:
                 time.sleep(0.02)
             conn.execute("SELECT 1 FROM ai_jobs WHERE id = %s FOR UPDATE", [held])
             locked.set()
-            time.sleep(3)
+            time.sleep(hold_s)
 
     holder = threading.Thread(target=hold)
     holder.start()
@@ -82,7 +86,8 @@ def test_a_database_error_launching_one_job_puts_the_next_promoted_one_back_in_t
     database. The second, never sent, held its slot until the launch window failed it."""
     job_a, job_b = _queued(database_url, rh, 2)
     rh.state.knobs.update({"max_concurrent": 3, "latency_ms": 1500})
-    _pump_while_held(database_url, job_a)  # A's mark_running meets the statement timeout
+    # A's mark_running meets the statement timeout, each of its tries
+    _pump_while_held(database_url, job_a, hold_s=8)
     assert job(database_url, job_b)["status"] == "queued"  # back in line, debit kept
     rh.state.knobs.update({"latency_ms": 0})
     sweep_runninghub()  # the next minute's sweep starts it
@@ -100,3 +105,64 @@ def test_a_database_error_requeueing_after_a_full_answer_puts_the_rest_back(
     _pump_while_held(database_url, job_b)  # B's requeue meets the statement timeout
     assert job(database_url, job_a)["status"] == "queued"
     assert job(database_url, job_c)["status"] == "queued"
+
+
+def test_a_task_whose_running_record_loses_its_connection_is_still_recorded(
+    database_url: str, rh: Emulator
+) -> None:
+    """RunningHub created the task; the backend writing its id is terminated. The job sat in
+    'starting' without the id: the sweep failed it after the launch window ("could not be
+    started", refunded) while the render ran on, its result then thrown away."""
+    [job_a] = _queued(database_url, rh, 1)
+    rh.state.knobs.update({"max_concurrent": 3, "latency_ms": 500})
+    with psycopg.connect(database_url) as locker:
+        pumped = threading.Thread(target=pump)
+        pumped.start()
+        while job(database_url, job_a)["status"] != "starting":
+            time.sleep(0.02)
+        locker.execute("SELECT 1 FROM ai_jobs WHERE id = %s FOR UPDATE", [job_a])
+        killed: list[Any] = []
+        for _ in range(200):  # the create answered; recording its id waits for the lock
+            with psycopg.connect(database_url) as conn:
+                killed = conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    " AND application_name = 'syncq'"
+                ).fetchall()
+            if killed:
+                break
+            time.sleep(0.05)
+        assert killed
+        locker.rollback()
+    pumped.join(30)
+    [task] = rh.state.tasks.values()
+    row = job(database_url, job_a)
+    assert (row["status"], row["external_task_id"]) == ("running", task.task_id)
+    assert not task.cancelled
+
+
+def test_a_running_record_whose_commit_answer_was_lost_keeps_its_task(
+    database_url: str, rh: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The id was written, the connection dropped before the commit's answer: the next try
+    must know its own write, not take the job for one cancelled meanwhile (and cancel it)."""
+    [job_a] = _queued(database_url, rh, 1)
+    rh.state.knobs.update({"max_concurrent": 3})
+    real, lost = db._in_transaction, list[bool]()
+
+    def answer_lost(work: Any) -> Any:  # commits, then the connection drops before the answer
+        done = real(work)
+        if not lost:
+            lost.append(True)
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return done
+
+    promoted = promote()
+    monkeypatch.setattr(db, "_in_transaction", answer_lost)
+    [started] = [launch(row, RunningHub(get_settings())) for row in promoted]
+    [task] = rh.state.tasks.values()
+    row = job(database_url, job_a)
+    assert (started, row["status"], row["external_task_id"]) == (
+        Launch.RUNNING, "running", task.task_id,
+    )  # fmt: skip
+    assert not task.cancelled
