@@ -63,6 +63,11 @@ def get_pool() -> ConnectionPool[Conn]:
                 # A connection the server dropped while it sat idle (a restart, a failover,
                 # an idle timeout) is replaced before a request gets it, not after it failed.
                 check=ConnectionPool.check_connection,
+                # A connection that cannot be made is tried again with a doubling delay:
+                # given up after this long, the next request that waits starts afresh, so
+                # an instance that came up while the database was away is back with it,
+                # not minutes later (the delay of a try that failed for as long).
+                reconnect_timeout=settings.db.db_connect_timeout_s,
                 open=False,
                 name="syncq",
             )

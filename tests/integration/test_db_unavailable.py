@@ -4,10 +4,12 @@ not a bug): down, the pool held by slow requests, a statement timeout."""
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from typing import Any
 
 import pytest
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from shared import db
 from tests.conftest import Configure
@@ -40,6 +42,65 @@ def test_a_database_that_does_not_answer_is_503(
     assert answer.get_json() == {"error": UNAVAILABLE}
     assert answer.headers["Retry-After"] == "5"
     assert rows(database_url, "SELECT id FROM integration_jobs") == []
+
+
+class _Forwarder:
+    """From `port` (refused until this starts) to the PostgreSQL server."""
+
+    def __init__(self, port: int, target: tuple[str, int]) -> None:
+        self._server = socket.create_server(("127.0.0.1", port))
+        self._target = target
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self._target)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            sink.close()
+
+
+def test_an_instance_that_started_while_the_database_was_away_is_back_with_it(
+    database_url: str, recorder: Any, configure: Configure
+) -> None:
+    """The first request of a cold instance met the database away (a restart, a failover):
+    503. The pool then tried again only after doubling delays (1, 2, 4, 8 s... up to five
+    minutes), so for about as long again as the database had been away every request was a
+    503 though it was back."""
+    tenant = seed_tenant(database_url, "acme")
+    server = conninfo_to_dict(database_url)
+    port = _closed_port()
+    configure(DATABASE_URL=make_conninfo(database_url, host="127.0.0.1", port=port),
+              DB_CONNECT_TIMEOUT_S="1")  # fmt: skip
+    body = {"tenant_id": str(tenant.id), "provider_slug": "acessorias"}
+    forwarder = None
+    try:
+        assert call("run-integration", body, token=tenant.admin_token).status_code == 503
+        time.sleep(3.5)  # away a few seconds more
+        forwarder = _Forwarder(port, (str(server.get("host") or "127.0.0.1"),
+                                      int(server.get("port") or 5432)))  # fmt: skip
+        answer = call("run-integration", body, token=tenant.admin_token)
+    finally:
+        db.close_pool()
+        if forwarder is not None:
+            forwarder.close()
+    assert answer.status_code == 202, answer.get_json()
 
 
 def test_a_pool_held_by_a_slow_request_is_503(
