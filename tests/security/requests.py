@@ -163,8 +163,10 @@ def _gestao() -> dict[str, Requests]:
                     body=export(w, "run", w.a.id, job_id=str(w.a.export_job)),
                 ),
                 Call("pause", body=export(w, "pause", w.a.id)),
+                Call("history", "GET", query={"tenant_id": str(w.a.id)}),
             ],
             lambda w: [
+                Call("history of B", "GET", query={"tenant_id": str(w.b.id)}),
                 *(Call(f"{a} B", body=export(w, a, w.b.id)) for a in actions),
                 *(
                     Call(f"{a} B's job", body=export(w, a, w.a.id, job_id=str(w.b.export_job)))

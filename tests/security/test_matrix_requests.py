@@ -9,6 +9,7 @@ import time
 import jwt
 import pytest
 
+from infra.local.gateway import function_names, load_contract
 from tests.security.checks import control_failures
 from tests.security.credentials import Keys
 from tests.security.endpoints import FUNCTIONS, Endpoint, endpoints, send
@@ -33,6 +34,22 @@ def test_every_endpoint_has_requests() -> None:
         except LookupError as exc:
             unknown.append(str(exc))
     assert not unknown, "\n".join(unknown)
+
+
+def test_every_method_an_endpoint_declares_has_requests(world: World) -> None:
+    """Several methods may share a path (integration-schedules: GET, PUT, DELETE; the export:
+    POST and GET): each is a way in, so each needs its calls, its foreign calls included."""
+    uncalled = []
+    for name in function_names():
+        for declared in load_contract(FUNCTIONS / name / "main.py").endpoints:
+            endpoint_id = name + ("" if declared.path == "/" else declared.path)
+            if endpoint_id in PUBLIC:
+                continue
+            requests = requests_for(endpoint_id)
+            for kind, calls in (("calls", requests.calls), ("foreign", requests.foreign)):
+                if declared.method not in {c.method for c in calls(world)}:
+                    uncalled.append(f"{endpoint_id} {declared.method}: no request in {kind}")
+    assert not uncalled, "\n".join(uncalled)
 
 
 def test_no_request_is_for_an_endpoint_that_is_gone() -> None:
