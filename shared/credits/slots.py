@@ -76,14 +76,14 @@ def launch(row: Row, client: RunningHub) -> Launch:
         answer = client.create(row["workflow_id"], row["inputs"], webhook_url(settings, key))
     except UpstreamError as exc:
         if _not_acted_on(exc):  # a proxy, a maintenance page or a rate limit answered:
-            return _requeue(key, Launch.HELD, exc.message)  # no task was created
+            return _requeue(row, Launch.HELD, exc.message)  # no task was created
         finish_job(key, JobStatus.FAILED, error_message=_unreachable(exc))  # it may have been
         return Launch.UNREACHABLE if exc.retryable else Launch.FAILED
     if answer.code in QUEUE_FULL_CODES:
-        return _requeue(key, Launch.FULL)
+        return _requeue(row, Launch.FULL)
     if answer.code in NOT_THIS_JOB_CODES:
         refused = f"RunningHub refused every task (code {answer.code} {answer.msg[:80]})."
-        return _requeue(key, Launch.HELD, refused)
+        return _requeue(row, Launch.HELD, refused)
     return _created(key, answer)
 
 
@@ -108,21 +108,28 @@ def _created(key: JobKey, answer: RhAnswer) -> Launch:
     return _record_running(key, task_id)
 
 
-def _requeue(key: JobKey, outcome: Launch, reason: str | None = None) -> Launch:
+def _requeue(row: Row, outcome: Launch, reason: str | None = None) -> Launch:
     """Back to the queue, keeping its place and its debit: RunningHub is full, or (HELD,
     with the `reason`) takes no task now for a reason that is not this job's, until it
     does again or the queue's wait limit fails the job (refunded)."""
-    with db.transaction() as conn:
-        store.requeue(conn, key)
+    _put_back(row)
     if reason is not None:
         fields = log.fields(
             code="runninghub_refused",
             reason=scrub_text(reason, rh_secrets()),
-            job_id=str(key.id),
-            table=key.table.value,
+            job_id=str(row["id"]),
+            table=JobKey.of(row).table.value,
         )
         _logger.error("RunningHub takes no task; queued jobs wait", extra=fields)
     return outcome
+
+
+def _put_back(row: Row) -> None:
+    """A promoted job that was not launched back in the queue, not left 'starting' by one
+    dropped connection (holding a slot until the launch window failed it, refunded). Only
+    this promotion of it: a try whose answer was lost may find it promoted again since."""
+    key, started_at = JobKey.of(row), row["started_at"]
+    db.retried(lambda conn: store.requeue(conn, key, started_at))
 
 
 def _record_running(key: JobKey, task_id: str) -> Launch:
@@ -152,8 +159,7 @@ def _requeue_all(rows: list[Row]) -> None:
     one that cannot be must not keep the others in 'starting' until the launch window)."""
     for row in rows:
         try:
-            with db.transaction() as conn:
-                store.requeue(conn, JobKey.of(row))
+            _put_back(row)
         except Exception:
             _logger.exception("a promoted job could not go back to the queue")
 
@@ -185,8 +191,7 @@ def pump() -> list[JobKey]:
         for turn, row in enumerate(rows):
             try:
                 if stop:  # RunningHub is full or down: the rest wait in the queue
-                    with db.transaction() as conn:
-                        store.requeue(conn, JobKey.of(row))
+                    _put_back(row)
                     continue
                 outcome = launch(row, client)
             except Exception:  # the database failed under it: the rest were never sent

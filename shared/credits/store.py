@@ -6,6 +6,7 @@ Every function takes an open connection; the caller owns the transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -178,9 +179,9 @@ def mark_running(conn: Conn, key: JobKey, task_id: str) -> Row | None:
     return _one(conn, "mark_running", {**key.params(), "task_id": task_id})
 
 
-def requeue(conn: Conn, key: JobKey) -> Row | None:
-    """starting -> queued (RunningHub was full)."""
-    return _one(conn, "requeue", key.params())
+def requeue(conn: Conn, key: JobKey, started_at: datetime) -> Row | None:
+    """starting -> queued (RunningHub was full), if still the promotion of `started_at`."""
+    return _one(conn, "requeue", {**key.params(), "started_at": started_at})
 
 
 def finish(

@@ -168,9 +168,12 @@ RETURNING *
 
 -- name: requeue
 -- RunningHub was full: back to the queue, keeping its place (created_at), its debit and
--- its queued_at (the wait limit counts from the first time it was queued).
+-- its queued_at (the wait limit counts from the first time it was queued). Only the
+-- promotion that started at started_at: a try whose answer was lost with the connection,
+-- tried again, must not take back a later promotion that another pump is launching.
 UPDATE ai_jobs SET status = 'queued', started_at = NULL, updated_at = now()
 WHERE job_table = %(job_table)s AND id = %(id)s AND status = 'starting'
+  AND started_at = %(started_at)s
 RETURNING *
 
 -- name: finish_job

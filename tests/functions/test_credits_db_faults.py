@@ -102,7 +102,8 @@ def test_a_database_error_requeueing_after_a_full_answer_puts_the_rest_back(
     the jobs after it in 'starting' (found by the diff review of 1d9e088)."""
     job_a, job_b, job_c = _queued(database_url, rh, 3)
     rh.state.knobs.update({"latency_ms": 1500})  # still full; the answer is slow
-    _pump_while_held(database_url, job_b)  # B's requeue meets the statement timeout
+    # B's requeue meets the statement timeout, each of its tries
+    _pump_while_held(database_url, job_b, hold_s=8)
     assert job(database_url, job_a)["status"] == "queued"
     assert job(database_url, job_c)["status"] == "queued"
 
@@ -166,3 +167,38 @@ def test_a_running_record_whose_commit_answer_was_lost_keeps_its_task(
         Launch.RUNNING, "running", task.task_id,
     )  # fmt: skip
     assert not task.cancelled
+
+
+def test_a_requeue_after_a_full_answer_that_loses_its_connection_still_requeues(
+    database_url: str, rh: Emulator
+) -> None:
+    """RunningHub answered "full"; the backend putting the job back in the queue is
+    terminated. The job sat in 'starting' without a task, holding a slot, until the launch
+    window failed it ("could not be started", refunded): a render lost to a full answer."""
+    [job_a] = _queued(database_url, rh, 1)
+    rh.state.knobs.update({"latency_ms": 500})  # still full; the answer is slow
+    with psycopg.connect(database_url) as locker:
+        pumped = threading.Thread(target=pump)
+        pumped.start()
+        while job(database_url, job_a)["status"] != "starting":
+            time.sleep(0.02)
+        locker.execute("SELECT 1 FROM ai_jobs WHERE id = %s FOR UPDATE", [job_a])
+        killed: list[Any] = []
+        for _ in range(200):  # the create answered "full"; the requeue waits for the lock
+            with psycopg.connect(database_url) as conn:
+                killed = conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    " AND application_name = 'syncq'"
+                ).fetchall()
+            if killed:
+                break
+            time.sleep(0.05)
+        assert killed
+        locker.rollback()
+    pumped.join(30)
+    assert not rh.state.tasks
+    assert job(database_url, job_a)["status"] == "queued"  # back in line, debit kept
+    rh.state.knobs.update({"max_concurrent": 3, "latency_ms": 0})
+    sweep_runninghub()  # the next minute's sweep starts it
+    assert job(database_url, job_a)["status"] == "running"
