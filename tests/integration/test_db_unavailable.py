@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from functools import partial
 from typing import Any
 
 import pytest
@@ -45,11 +46,18 @@ def test_a_database_that_does_not_answer_is_503(
 
 
 class _Forwarder:
-    """From `port` (refused until this starts) to the PostgreSQL server."""
+    """From `port` (refused until this starts) to the PostgreSQL server of `database_url`,
+    over TCP or its Unix socket (the embedded server listens on one)."""
 
-    def __init__(self, port: int, target: tuple[str, int]) -> None:
+    def __init__(self, port: int, database_url: str) -> None:
         self._server = socket.create_server(("127.0.0.1", port))
-        self._target = target
+        server = conninfo_to_dict(database_url)
+        host, pg_port = str(server.get("host") or "127.0.0.1"), int(server.get("port") or 5432)
+        self._connect = (
+            partial(_unix, f"{host}/.s.PGSQL.{pg_port}")
+            if host.startswith("/")
+            else partial(socket.create_connection, (host, pg_port))
+        )
         threading.Thread(target=self._accept, daemon=True).start()
 
     def close(self) -> None:
@@ -61,7 +69,7 @@ class _Forwarder:
                 client, _ = self._server.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(self._target)
+            upstream = self._connect()
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
@@ -76,6 +84,12 @@ class _Forwarder:
             sink.close()
 
 
+def _unix(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(path)
+    return sock
+
+
 def test_an_instance_that_started_while_the_database_was_away_is_back_with_it(
     database_url: str, recorder: Any, configure: Configure
 ) -> None:
@@ -84,7 +98,6 @@ def test_an_instance_that_started_while_the_database_was_away_is_back_with_it(
     minutes), so for about as long again as the database had been away every request was a
     503 though it was back."""
     tenant = seed_tenant(database_url, "acme")
-    server = conninfo_to_dict(database_url)
     port = _closed_port()
     configure(DATABASE_URL=make_conninfo(database_url, host="127.0.0.1", port=port),
               DB_CONNECT_TIMEOUT_S="1")  # fmt: skip
@@ -93,8 +106,7 @@ def test_an_instance_that_started_while_the_database_was_away_is_back_with_it(
     try:
         assert call("run-integration", body, token=tenant.admin_token).status_code == 503
         time.sleep(3.5)  # away a few seconds more
-        forwarder = _Forwarder(port, (str(server.get("host") or "127.0.0.1"),
-                                      int(server.get("port") or 5432)))  # fmt: skip
+        forwarder = _Forwarder(port, database_url)
         answer = call("run-integration", body, token=tenant.admin_token)
     finally:
         db.close_pool()
