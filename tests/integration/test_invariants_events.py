@@ -52,7 +52,8 @@ def test_the_snapshot_holds_the_streamed_tenants_jobs_only(
 ) -> None:
     acme, globex = a_member_of_two_tenants(database_url)
     finished = run(globex)
-    sql(database_url, "UPDATE integration_jobs SET status = 'success' WHERE id = %s", finished)
+    sql(database_url, "UPDATE integration_jobs SET status = 'success', finished_at = now(),"
+        " updated_at = now() WHERE id = %s", finished)  # fmt: skip
     live_b = run(globex)  # globex's live job, older than acme's
     live_a = run(acme)
     recorder.take()
