@@ -1,7 +1,7 @@
 """The queue's claim and lease invariants, pinned on real PostgreSQL (DESIGN 3.3, 3.4).
 
 Each test fails when one guard is removed: the claim's FOR UPDATE or SKIP LOCKED, the lease
-condition of heartbeat/retry/finish, the rescue's stale threshold. The store is reached only
+condition of heartbeat/retry/finish/renew, the rescue's stale threshold. The store is reached only
 through the helpers below, so a new job engine rewires them and nothing else; the tests
 assert on the rows.
 """
@@ -196,10 +196,15 @@ def stale_finish_success(conn: db.Conn, job_id: uuid.UUID, lease: uuid.UUID) -> 
     assert finish(conn, job_id, lease, JobStatus.SUCCESS) == 0
 
 
+def stale_renew(conn: db.Conn, job_id: uuid.UUID, lease: uuid.UUID) -> None:
+    """The drain's check before the turn of a job claimed in a batch: not ours any more."""
+    assert not engine.renew(conn, store.TABLE, job_id, lease)
+
+
 @pytest.mark.parametrize(
     "zombie",
-    [stale_heartbeat, stale_retry, stale_finish_error, stale_finish_success],
-    ids=["heartbeat", "retry", "finish-error", "finish-success"],
+    [stale_heartbeat, stale_retry, stale_finish_error, stale_finish_success, stale_renew],
+    ids=["heartbeat", "retry", "finish-error", "finish-success", "renew"],
 )
 def test_the_old_lease_changes_nothing_after_a_rescue_and_reclaim(
     database_url: str, zombie: Callable[[db.Conn, uuid.UUID, uuid.UUID], None]
