@@ -7,6 +7,7 @@ One pool per process, created on first use and reused by warm invocations. A blo
 from __future__ import annotations
 
 import json
+import random
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ import tenacity
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
+from shared.backoff import backoff_delay
 from shared.settings import get_settings
 
 Conn = psycopg.Connection[DictRow]
@@ -108,11 +110,15 @@ def retried(work: Callable[[Conn], T], *, attempts: int = 3) -> T:
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception(is_fault),
         stop=tenacity.stop_after_attempt(attempts),
-        wait=tenacity.wait_exponential(multiplier=0.25, max=2.0),
+        wait=_wait,
         reraise=True,
     )
     done: T = retrying(_in_transaction, work)
     return done
+
+
+def _wait(state: tenacity.RetryCallState) -> float:
+    return backoff_delay(state.attempt_number, base_s=0.25, cap_s=2.0, rand=random.random())
 
 
 def _in_transaction(work: Callable[[Conn], T]) -> T:

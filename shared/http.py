@@ -35,6 +35,7 @@ import tenacity
 from httpx._decoders import SUPPORTED_DECODERS
 
 from shared import log
+from shared.backoff import backoff_delay
 from shared.errors import UpstreamError, UpstreamUnavailable
 from shared.scrub import scrub_text
 
@@ -87,8 +88,7 @@ def backoff_s(
     Exponential with jitter: in [e/2, e] where e = min(cap, base * 2**(attempt-1)); at
     least what the upstream asked for in Retry-After, but never above the cap.
     """
-    exponential = min(policy.cap_s, policy.base_s * 2.0 ** (max(attempt, 1) - 1))
-    wait = exponential / 2 + exponential / 2 * min(max(rand, 0.0), 1.0)
+    wait = backoff_delay(attempt, base_s=policy.base_s, cap_s=policy.cap_s, rand=rand)
     if retry_after is not None:
         wait = max(wait, min(retry_after, policy.cap_s))
     return max(wait, 0.0)

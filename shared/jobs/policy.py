@@ -1,8 +1,8 @@
 """The retry policy, as pure functions: what to do after a failed attempt, and when.
 
-One backoff for every kind: exponential with "equal jitter". A kind maps the verdicts to
-its own states (the integration queue: pending / error / canceled; the export: pending /
-paused / paused-or-reset as an admin asked).
+One backoff for every kind (`shared.backoff`: exponential with "equal jitter"). A kind maps
+the verdicts to its own states (the integration queue: pending / error / canceled; the
+export: pending / paused / paused-or-reset as an admin asked).
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from enum import StrEnum
+
+from shared.backoff import backoff_delay
 
 
 class Verdict(StrEnum):
@@ -22,19 +24,6 @@ class Verdict(StrEnum):
 class Decision:
     verdict: Verdict
     delay_s: float = 0.0
-
-
-def backoff_delay(attempt: int, *, base_s: float, cap_s: float, rand: float) -> float:
-    """The delay before the retry after `attempt` (1-based), with "equal jitter".
-
-    It lies in [e/2, e] where e = min(cap, base * 2**(attempt-1)), so successive delays
-    never shrink and concurrent failures spread out. `rand` is in [0, 1). An attempt below
-    1 counts as the first: legacy rows of the old system say 'running' with attempts 0,
-    and rescuing them must not fail.
-    """
-    attempt = max(attempt, 1)
-    exponential = min(cap_s, base_s * 2.0 ** min(attempt - 1, 64))
-    return exponential / 2 + exponential / 2 * min(max(rand, 0.0), 1.0)
 
 
 def decide(

@@ -30,8 +30,8 @@ from psycopg import sql
 from psycopg_pool import PoolTimeout
 
 from shared import db, log
+from shared.backoff import backoff_delay
 from shared.errors import ServiceUnavailable
-from shared.jobs.policy import backoff_delay
 from shared.settings import get_settings
 
 MAX_PENDING = 1000  # notifications one inbox holds; beyond, its stream resyncs instead

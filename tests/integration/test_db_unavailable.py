@@ -3,12 +3,14 @@ not a bug): down, the pool held by slow requests, a statement timeout."""
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 import time
 from functools import partial
 from typing import Any
 
+import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -130,3 +132,26 @@ def test_a_pool_held_by_a_slow_request_is_503(
     assert answer.status_code == 503, answer.get_json()
     assert answer.get_json() == {"error": UNAVAILABLE}
     assert answer.headers["Retry-After"] == "5"
+
+
+def test_a_write_tried_again_after_a_fault_waits_the_one_jittered_backoff(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`db.retried` waits the one backoff of syncq (issue 12: equal jitter, so workers hit by
+    one blip do not all come back at once), not a formula of its own without jitter: at the
+    lowest jitter, half of 0.25 s and then half of 0.5 s."""
+    waits: list[float] = []
+    monkeypatch.setattr(time, "sleep", waits.append)
+    monkeypatch.setattr(random, "random", lambda: 0.0)
+    tries: list[int] = []
+
+    def work(conn: db.Conn) -> int:
+        tries.append(len(tries) + 1)
+        if len(tries) < 3:
+            raise psycopg.OperationalError("the connection dropped")
+        row = conn.execute("SELECT 1 AS one").fetchone()
+        assert row is not None
+        return int(row["one"])
+
+    assert db.retried(work) == 1
+    assert (tries, waits) == ([1, 2, 3], [0.125, 0.25])

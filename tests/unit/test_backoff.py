@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.jobs.policy import Decision, Verdict, backoff_delay, decide
+from shared.backoff import backoff_delay
+from shared.jobs.policy import Decision, Verdict, decide
 
 
 @pytest.mark.parametrize("rand", [0.0, 0.3, 0.999])

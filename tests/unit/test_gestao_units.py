@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from shared.backoff import backoff_delay
 from shared.errors import ValidationFailed
 from shared.gestao.batches import batch_statement, date_bounds, remote_columns
 from shared.gestao.config_check import check_url
@@ -13,7 +14,6 @@ from shared.gestao.mapping import DEFAULT_MAPPING, LOCAL_FIELDS, mapping_problem
 from shared.gestao.models import ExportRequest, ReverseSyncRequest
 from shared.gestao.remote import Answer, Reply
 from shared.gestao.schema import columns_from_openapi, compare, fits, kind_of
-from shared.jobs.policy import backoff_delay
 from shared.scrub import scrub_text, scrub_value
 from shared.settings import Settings
 

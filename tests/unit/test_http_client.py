@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from infra.local.supervise import free_port
+from shared.backoff import backoff_delay
 from shared.errors import UpstreamError, UpstreamUnavailable
 from shared.http import HttpClient, RetryPolicy, backoff_s, pooled, retry_after_s, should_retry
 
@@ -40,6 +41,18 @@ def test_backoff_doubles_within_jitter_bounds_up_to_the_cap(rand: float) -> None
         exponential = min(16.0, 2.0 ** (attempt - 1))
         assert exponential / 2 <= wait <= exponential
     assert waits == sorted(waits) and max(waits) <= 16.0
+
+
+@pytest.mark.parametrize("attempt", [0, 1, 2, 6, 40, 1100])
+def test_an_http_try_waits_the_one_backoff_of_syncq(attempt: int) -> None:
+    """One backoff function (issue 12): an HTTP try waits what a job's retry would. The
+    client's own copy of the formula had drifted: its exponent unbounded, a client allowed
+    many tries raised OverflowError past the 1025th instead of waiting the cap."""
+    policy = RetryPolicy(attempts=2000, base_s=0.5, cap_s=30.0, timeout_s=1.0)
+    for rand in (0.0, 0.4, 0.999):
+        assert backoff_s(policy, attempt, rand=rand) == backoff_delay(
+            attempt, base_s=0.5, cap_s=30.0, rand=rand
+        )
 
 
 def test_retry_after_is_waited_for_but_capped() -> None:
