@@ -1,5 +1,6 @@
 """The library's layers point one way: no import cycle in shared/, no import of a shared
-module hidden inside a function, and the engine and capabilities never import upwards."""
+module hidden inside a function, and the platform, the engine and the capabilities never
+import upwards (docs/ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ import ast
 from pathlib import Path
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
-CAPABILITIES = ("queue", "providers", "credits", "gestao", "alerts")
+CAPABILITIES = ("queue", "providers", "credits", "gestao", "alerts", "metrics")
+
+
+def _crossing_allowed(own: str, dep: str) -> bool:
+    """The arrows between capabilities there are: the queue runs providers; the metrics
+    list the registered ones (the registry `shared.providers`, no provider's internals)."""
+    if own == "queue":
+        return dep.startswith("shared.providers")
+    return own == "metrics" and dep == "shared.providers"
 
 
 def _module(path: Path) -> str:
@@ -90,8 +99,8 @@ def test_engine_and_capabilities_never_import_upwards() -> None:
 
 
 def test_capabilities_use_no_other_capability() -> None:
-    """Queue, credits and gestao do not reach into each other; all may use providers only
-    through the queue (the queue runs them)."""
+    """Queue, credits, gestao, alerts and metrics do not reach into each other; all use
+    providers only through the queue (the queue runs them), but the metrics' list of them."""
     graph, _ = _graph()
     wrong = []
     for module, deps in graph.items():
@@ -99,6 +108,21 @@ def test_capabilities_use_no_other_capability() -> None:
         for dep in deps:
             other = dep.split(".")[1] if dep.count(".") else ""
             crosses = own in CAPABILITIES and other in CAPABILITIES and other != own
-            if crosses and (own, other) != ("queue", "providers"):
+            if crosses and not _crossing_allowed(own, dep):
                 wrong.append(f"{module} -> {dep}")
+    assert wrong == []
+
+
+def test_the_platform_imports_nothing_above_it() -> None:
+    """A module of the platform (a module directly in shared/: db, web, http, ...) imports
+    only other platform modules: never the engine, a capability or the composition."""
+    graph, _ = _graph()
+    platform = {f"shared.{p.stem}" for p in SHARED.glob("*.py")} - {"shared.kinds"}
+    wrong = [
+        f"{module} -> {dep}"
+        for module, deps in graph.items()
+        if module in platform
+        for dep in deps
+        if dep not in platform
+    ]
     assert wrong == []
