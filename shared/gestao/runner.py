@@ -69,6 +69,19 @@ class Ending:
     timed_out: bool = False  # the failure was a timeout: the next run sends smaller batches
     schema_stale: bool = False  # the remote said our cached view of its schema is wrong
     rows: int | None = None  # the size of the batch that failed (a timeout halves from it)
+    code: str | None = None  # what failed, for the log (None: nothing did)
+    said: str | None = None  # what the remote answered, for the log (no data it quoted)
+
+
+class RemoteRefused(StopRequested):
+    """The remote refused the statement itself (the key, its schema, a rule): the export
+    pauses until a person acts. `code` and `said` are for the log: the remote's status and
+    error code, not its message, which may quote a lead's values."""
+
+    def __init__(self, reason: str, answer: Answer) -> None:
+        super().__init__(reason, schema_stale=answer.reply is Reply.SCHEMA)
+        self.code = _REFUSAL_CODES.get(answer.reply, "remote_refused")
+        self.said = f"HTTP {answer.status}" + (f", {answer.code}" if answer.code else "")
 
 
 class BatchRunner:
@@ -150,10 +163,17 @@ class BatchRunner:
             except RemoteUnavailable as exc:
                 timed_out = exc.upstream_status is None  # no answer at all: maybe too big
                 return Ending(
-                    ExportStatus.PENDING, failure=exc.message, timed_out=timed_out, rows=batch.size
+                    ExportStatus.PENDING,
+                    failure=exc.message,
+                    timed_out=timed_out,
+                    rows=batch.size,
+                    code=exc.error_code,
                 )
             except StopRequested as stop:
-                return Ending(ExportStatus.PAUSED, stop.reason, schema_stale=stop.schema_stale)
+                ending = Ending(ExportStatus.PAUSED, stop.reason, schema_stale=stop.schema_stale)
+                if isinstance(stop, RemoteRefused):
+                    ending.code, ending.said = stop.code, stop.said
+                return ending
             stop_reason = self._checkpoint(batch, outcome)
             if stop_reason is not None and ending is None:
                 ending = Ending(ExportStatus.PAUSED, reason=stop_reason)  # the rest drains
@@ -225,8 +245,7 @@ class BatchRunner:
     def _refused(self, answer: Answer, rows: list[dict[str, Any]]) -> BatchResult:
         """Refused rows: one is a bad row; several are split in halves and tried again."""
         if answer.reply is not Reply.DATA:
-            stale = answer.reply is Reply.SCHEMA
-            raise StopRequested(self._stop_reason(answer), schema_stale=stale)
+            raise RemoteRefused(self._stop_reason(answer), answer)
         if len(rows) == 1 and answer.timed_out:  # not this lead: the remote is slow for all
             said = answer.safe_message(self.client.secrets)
             raise RemoteUnavailable(
@@ -295,11 +314,15 @@ class BatchRunner:
         if ending.failure is not None:
             if ending.timed_out:
                 self.sizer.too_big(ending.rows or self.sizer.size)
-            return self._failed_batch(ending.failure)
+            return self._failed_batch(ending.failure, ending.code or "upstream_error")
         if ending.schema_stale:  # validation must not trust its cached copy any more
             with db.transaction() as conn:
                 drop_cache(conn, self.row["tenant_id"])
         row = self._release(ending.status, reason=ending.reason)
+        if ending.code is not None:  # it stopped itself: a person must act, as on a failure
+            reason = f"{NAME} refused the export ({ending.said})"
+            fields = log.fields(status=str(ending.status), code=ending.code, reason=reason)
+            _logger.error("export stopped: the remote refused it", extra=fields)
         if row["status"] == ExportStatus.PENDING:  # out of budget, or reset: a new run goes on
             event = ("continue", self.row["attempts"], self.batches)
             wake(KIND, self.job_id, tenant_id=self.row["tenant_id"], event=event)
@@ -311,14 +334,14 @@ class BatchRunner:
         _logger.info("export released", extra=log.fields(status=str(status)))
         return row
 
-    def failed_batch(self, message: str) -> dict[str, Any] | None:
+    def failed_batch(self, message: str, code: str) -> dict[str, Any] | None:
         """A batch (or the run) failed: back off and retry, or pause after several."""
         try:
-            return self._failed_batch(message)
+            return self._failed_batch(message, code)
         except LeaseLost:
             return None
 
-    def _failed_batch(self, message: str) -> dict[str, Any]:
+    def _failed_batch(self, message: str, code: str) -> dict[str, Any]:
         failures = self.failures + 1
         give_up = f"{failures} batches in a row failed; last: {message}"
         with db.transaction() as conn:
@@ -329,12 +352,23 @@ class BatchRunner:
             delay = float(row["delay_s"] or 0.0)
             event = ("retry", self.row["attempts"])
             wake(KIND, self.job_id, tenant_id=self.row["tenant_id"], event=event, delay_s=delay)
-            fields = log.fields(reason=scrub_text(message), failures=failures, delay_s=delay)
+            fields = log.fields(
+                code=code, reason=scrub_text(message), failures=failures, delay_s=delay
+            )
             _logger.warning("export batch failed, retry scheduled", extra=fields)
         else:
-            fields = log.fields(status=row["status"], reason=scrub_text(row["pause_reason"] or ""))
+            reason = scrub_text(row["pause_reason"] or "")
+            fields = log.fields(status=row["status"], code=code, reason=reason)
             _logger.error("export stopped after failing batches", extra=fields)
         return row
+
+
+# The code a refusal that pauses the export is logged with, by how the remote answered.
+_REFUSAL_CODES = {
+    Reply.SCHEMA: "remote_schema_mismatch",
+    Reply.AUTH: "remote_key_refused",
+    Reply.OTHER: "remote_refused",
+}
 
 
 def _asked(row: Row) -> str | None:
@@ -351,13 +385,13 @@ def _dumps(rows: list[Any]) -> bytes:
     return json.dumps(rows, ensure_ascii=False).encode()
 
 
-def _fail(row: Row, message: str) -> None:
+def _fail(row: Row, message: str, code: str) -> None:
     try:
         with db.transaction() as conn:
             exports.release(conn, Lease(exports.TABLE, row), ExportStatus.FAILED, error=message)
     except LeaseLost:
         return
-    _logger.error("export failed", extra=log.fields(reason=scrub_text(message)))
+    _logger.error("export failed", extra=log.fields(code=code, reason=scrub_text(message)))
 
 
 def run_claimed(row: Row, deadline: float) -> dict[str, Any] | None:
@@ -369,13 +403,13 @@ def run_claimed(row: Row, deadline: float) -> dict[str, Any] | None:
                 target = target_for(conn, get_tenant(conn, tenant_id=row["tenant_id"]))
             runner = BatchRunner(row, RemoteClient(target, settings), settings)
         except SyncqError as exc:
-            _fail(row, scrub_text(exc.message))
+            _fail(row, scrub_text(exc.message), exc.error_code)
             return None
         try:
             return runner.run(deadline)
         except Exception:
             _logger.exception("export runner crashed")
-            return runner.failed_batch("Internal error while exporting.")
+            return runner.failed_batch("Internal error while exporting.", "internal_error")
 
 
 def run_job(job_id: UUID, tenant_id: UUID, *, budget_s: float | None = None) -> dict[str, Any]:

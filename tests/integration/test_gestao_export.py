@@ -668,3 +668,41 @@ def test_discarded_rows_are_told_from_unchanged_ones(
     assert own_remote.sql("SELECT count(*) FROM public.leads")[0][0] == 270
     for job in (first, again):
         assert (job["exported_leads"], job["error_leads"]) == (270, 30)
+
+
+def _job_lines(logs: Callable[[], str], job_id: str) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in logs().splitlines() if line.startswith("{")]
+    return [e for e in lines if e.get("logging.googleapis.com/labels", {}).get("job_id") == job_id]
+
+
+def test_an_export_that_stops_itself_logs_an_error_with_its_code_and_reason(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any,
+    logs: Callable[[], str],
+) -> None:  # fmt: skip
+    """As a queue job's final failure does: an export that pauses itself (failing batches,
+    or the remote refusing the key) logged its end at INFO ("export released", no reason),
+    and its failing batches' lines held no code."""
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100", GESTAO_SCOUTER_RETRIES="1",
+          GESTAO_SCOUTER_MAX_FAILING_BATCHES="2")  # fmt: skip
+    seed_leads(database_url, tenant.id, 100)
+    job_id = start(tenant)
+    remote.state.knobs.update({"error_rate": 1.0})
+    assert drive(database_url, job_id)["status"] == "paused"
+    ours = _job_lines(logs, job_id)
+    [retry] = [e for e in ours if e["message"] == "export batch failed, retry scheduled"]
+    assert retry["severity"] == "WARNING" and retry["code"] and retry["reason"]
+    [final] = [e for e in ours if e["severity"] == "ERROR"]
+    assert final["code"] and final["reason"].startswith("2 batches in a row failed")
+
+    remote.state.knobs.update({"error_rate": 0.0})
+    configure(**secrets_env(remote.state.anon_key), GESTAO_SCOUTER_BATCH_SIZE="100")
+    before = len(_job_lines(logs, job_id))
+    export(tenant, "resume", job_id=job_id)
+    assert drive(database_url, job_id)["status"] == "paused"
+    [refused] = [e for e in _job_lines(logs, job_id)[before:] if e["severity"] == "ERROR"]
+    assert (refused["code"], refused["reason"]) == (
+        "remote_key_refused",
+        "Gestão Scouter refused the export (HTTP 401, 42501)",
+    )
+    assert refused["logging.googleapis.com/labels"]["tenant_id"] == str(tenant.id)
+    assert remote.state.anon_key not in logs()
