@@ -178,5 +178,6 @@ def receive(principal: Principal, req: ReverseSyncRequest, slug: str) -> dict[st
                 details={"sqlstate": diag.sqlstate, **{k: v for k, v in where.items() if v}},
             ) from exc
     action = "upserted" if done is not None else "skipped_stale"
-    _logger.info("reverse sync", extra=log.fields(action=action))
+    with log.labels(tenant_id=tenant.id):  # one function serves every tenant's remote
+        _logger.info("reverse sync", extra=log.fields(action=action))
     return {"action": action}

@@ -270,3 +270,17 @@ def test_nulls_from_the_remote_keep_local_not_null_fields(
     assert response.get_json()["error"]["details"] == {
         "sqlstate": "23514", "constraint": "leads_criado_in_range"}  # fmt: skip
     assert rows(database_url, "SELECT id FROM leads WHERE id = 9003") == []
+
+
+def test_the_reverse_sync_line_names_the_tenant(
+    database_url: str, tenant: TenantFixture, logs: Callable[[], str]
+) -> None:
+    """Every tenant's remote calls the one function: its line said "upserted" and nothing
+    of whose lead it was (no tenant_id label, as the export's and the queue's lines have)."""
+    seed_leads(database_url, tenant.id, 2)
+    edit = {"id": 2, "name": "Editada", "updated_at": "2099-01-01T00:00:00+00:00",
+            "sync_source": "gestao_scouter"}  # fmt: skip
+    assert send({"lead": edit, "source": "gestao_scouter"}).get_json() == {"action": "upserted"}
+    lines = [json.loads(line) for line in logs().splitlines() if line.startswith("{")]
+    [line] = [e for e in lines if e["message"] == "reverse sync"]
+    assert line["logging.googleapis.com/labels"]["tenant_id"] == str(tenant.id)
