@@ -595,6 +595,44 @@ def test_a_member_sees_only_their_tenant_and_cannot_act(page: Any, live: LiveSta
     assert page.locator("table").count() == 0
 
 
+def test_server_failures_are_told_in_portuguese(page: Any, live: LiveStack) -> None:
+    """A 5xx is told in Portuguese, never as the server's English message: the remote down
+    (502 upstream_error), the database busy (503 database_unavailable, what a function answers
+    on a lock or statement timeout) and a proxy's own HTML page."""
+    sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/sync-monitor")
+    page.get_by_test_id("mapping").wait_for()
+    told = page.get_by_test_id("toast-error")
+    live.knobs("gestao-scouter", error_rate=1.0)  # the remote project answers 5xx
+    try:
+        with page.expect_response("**/reload-gestao-scouter-schema-cache") as answer:
+            page.get_by_role("button", name="Recarregar Cache").click()
+        english = answer.value.json()["error"]["message"]
+        assert answer.value.status == 502 and "answering HTTP" in english
+        told.wait_for()
+        assert told.inner_text().startswith("Um serviço externo falhou")
+        assert english not in told.inner_text()
+    finally:
+        live.reset("gestao-scouter")
+    page.get_by_role("button", name="Fechar aviso").click()
+    busy = {"error": {"code": "database_unavailable", "message": "The database is busy."}}
+    html = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+    answers = {"**/run-integration": {"status": 503, "json": busy, "headers": {"Retry-After": "5"}},
+               "**/integration-schedules?*": {"status": 502, "body": html,
+                                            "content_type": "text/html"}}  # fmt: skip
+    for pattern, fake in answers.items():
+        page.route(pattern, lambda route, _, fake=fake: route.fulfill(**fake))
+    page.goto(f"{live.dashboard}#/t/{ACME.id}/integracoes")
+    card(page, "onecode").get_by_role("button", name="Executar").click()
+    told.wait_for()
+    assert told.inner_text().startswith("O banco de dados está temporariamente indisponível")
+    page.get_by_role("button", name="Fechar aviso").click()
+    page.goto(f"{live.dashboard}#/t/{ACME.id}/integracoes/onecode/agendamento")
+    refused = page.get_by_role("alert").filter(has_text="servidor")
+    refused.wait_for()
+    assert refused.inner_text().startswith("O servidor não respondeu como esperado")
+    assert "Bad Gateway" not in page.content()
+
+
 # -- Detalhe ----------------------------------------------------------------------------------
 
 

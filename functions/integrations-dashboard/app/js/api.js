@@ -100,6 +100,30 @@ const MESSAGES = {
   network: 'Sem conexão com o servidor.',
   unauthorized: 'Sessão inválida ou expirada: entre novamente.',
   too_many_requests: 'Muitas requisições: tente de novo em instantes.',
+  job_not_retryable: 'Só uma execução com falha ou cancelada pode ser repetida.',
+  job_canceled: 'A execução foi cancelada.',
+  target_missing: 'Nenhum projeto do Gestão Scouter está configurado para esta organização.',
+  target_invalid: 'A configuração do projeto do Gestão Scouter é inválida.',
+  upstream_error: 'Um serviço externo falhou ou não respondeu: tente de novo em instantes.',
+  unavailable: 'Serviço temporariamente indisponível: tente de novo em instantes.',
+  database_unavailable: 'O banco de dados está temporariamente indisponível: tente de novo em instantes.',
+  internal_error: 'Erro interno no servidor: tente de novo em instantes.',
+};
+
+// For a code the page does not name (or an answer that is not the error envelope, such as a
+// proxy's HTML page): the server's own message is English, so the status speaks instead.
+const BY_STATUS = {
+  400: 'Requisição inválida.',
+  403: MESSAGES.forbidden,
+  404: MESSAGES.not_found,
+  409: 'A ação conflita com o estado atual: atualize a página e tente de novo.',
+  413: 'Os dados enviados são grandes demais.',
+  422: MESSAGES.validation_error,
+  429: MESSAGES.too_many_requests,
+  500: MESSAGES.internal_error,
+  502: 'O servidor não respondeu como esperado: tente de novo em instantes.',
+  503: MESSAGES.unavailable,
+  504: 'O servidor demorou demais para responder: tente de novo em instantes.',
 };
 
 /** A message for people, in Portuguese, for an error of any kind. */
@@ -110,7 +134,8 @@ export function describe(error) {
       const where = error.details.map((d) => `${(d.loc || []).join('.')}: ${d.message}`).join('; ');
       return `${known} ${where}`;
     }
-    return known || error.message || `Erro ${error.status}.`;
+    return known || BY_STATUS[error.status]
+      || (error.status >= 500 ? MESSAGES.internal_error : `A requisição falhou (erro ${error.status}).`);
   }
   return String((error && error.message) || error);
 }
