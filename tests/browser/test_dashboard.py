@@ -729,6 +729,23 @@ def test_visao_geral_charts_the_metrics_and_degrades_without_them(
     page.get_by_test_id("metrics-unavailable").wait_for()  # a deployment without it
 
 
+def test_visao_geral_counts_a_run_that_ends_while_it_is_open(page: Any, live: LiveStack) -> None:
+    """The numbers follow the runs live: a run started and ended on the open page is counted
+    without a reload."""
+    wait_idle(live, ACME, "onecode")
+    sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/integracoes/onecode/visao-geral")
+    runs = page.get_by_test_id("metrics").locator(".stat .value").first
+    runs.wait_for()
+    before = int(runs.inner_text().replace(".", ""))
+    page.get_by_role("button", name="Executar Agora").click()
+    wait_until(lambda: latest(live, ACME, "onecode").get("status") == "success", 60, "the run")
+    page.locator("h1").get_by_test_id("status").filter(has_text="Concluído").wait_for()
+    page.wait_for_function(
+        "n => document.querySelector('[data-testid=metrics] .stat .value').textContent === n",
+        arg=f"{before + 1:,}".replace(",", "."), timeout=5_000,
+    )  # fmt: skip
+
+
 def test_the_chart_shows_utc_days_in_a_brazilian_browser(browser: Any, live: LiveStack) -> None:
     """The series' days are UTC days; shown in the browser's zone (UTC−3) each moved a day
     back, while the table beside the chart said the right day."""

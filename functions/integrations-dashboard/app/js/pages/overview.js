@@ -1,9 +1,9 @@
 // Visão Geral: runs, success rate, p50/p95 and 30 days from integration-metrics (when deployed).
 import { html, useEffect, useRef, useState } from '../../vendor/htm/preact-standalone.module.js';
 import uPlot from '../../vendor/uplot/uPlot.esm.js';
-import { JOB_STATUS, fmtDateTime, fmtDay, fmtDuration, fmtNumber, fmtPercent } from '../format.js';
+import { JOB_STATUS, fmtDateTime, fmtDay, fmtDuration, fmtNumber, fmtPercent, isLive } from '../format.js';
 import { fmtFreshness, loadMetrics } from '../jobs.js';
-import { Notice } from '../ui.js';
+import { Notice, useLatest } from '../ui.js';
 
 function Chart({ series }) {
   const box = useRef(null);
@@ -34,8 +34,15 @@ function Chart({ series }) {
 
 export function Overview({ tenant, item }) {
   const [metrics, setMetrics] = useState(null);
-  useEffect(() => { loadMetrics(tenant.id, item.provider_slug).then(setMetrics); }, [tenant.id, item.provider_slug]);
   const job = item.latest_job;
+  // Read again whenever the latest run ends (live, or found by a refetch after a reconnection):
+  // the counts, times and chart then include it. Only the answer to the latest read counts.
+  const ended = job && !isLive(job) ? `${job.id}:${job.status}` : '';
+  const latest = useLatest();
+  useEffect(() => {
+    const mine = latest.ask();
+    loadMetrics(tenant.id, item.provider_slug).then((m) => { if (latest.holds(mine)) setMetrics(m); });
+  }, [tenant.id, item.provider_slug, ended]);
   const basics = html`<dl class="panel">
     <div><dt class="muted">Situação</dt><dd>${item.enabled ? 'Habilitada' : 'Desabilitada'}</dd></div>
     <div><dt class="muted">Última execução</dt><dd>${fmtDateTime(item.last_run)} (${JOB_STATUS[item.last_status]?.name || item.last_status || '—'})</dd></div>
