@@ -805,6 +805,9 @@ def test_a_schedule_every_minute_runs_live(page: Any, live: LiveStack) -> None:
     page.wait_for_function(
         "() => document.querySelectorAll('[data-testid=runs] tbody tr[data-job]').length === 1"
     )
+    page.get_by_role("tab", name="Agendamento").click()  # the last run's status, in Portuguese
+    page.get_by_text("última:").filter(has_text="(Concluído)").wait_for()
+    assert "(success)" not in page.get_by_role("tabpanel").inner_text()
     live.execute("DELETE FROM integration_schedules WHERE tenant_id = %s", GLOBEX.id)
 
 
