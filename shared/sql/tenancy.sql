@@ -25,11 +25,16 @@ ORDER BY t.name, t.id
 SELECT i.provider_slug, i.enabled, i.last_run, i.last_status, i.last_error,
        to_jsonb(j) - 'lease_token' AS latest_job
 FROM tenant_integrations i
+-- The newest job's id comes from integration_jobs_provider_history_idx alone (an index-only
+-- scan: tenant, provider, time and id are all in it), then its row by the primary key: the
+-- planner never prefers walking the tenant's whole history, filtering on the provider (for an
+-- integration that ran long ago or never, every job the tenant has).
 LEFT JOIN LATERAL (
-  SELECT * FROM integration_jobs j
-  WHERE j.tenant_id = i.tenant_id AND j.provider_slug = i.provider_slug
-  ORDER BY j.created_at DESC, j.id DESC
+  SELECT n.id FROM integration_jobs n
+  WHERE n.tenant_id = i.tenant_id AND n.provider_slug = i.provider_slug
+  ORDER BY n.created_at DESC, n.id DESC
   LIMIT 1
-) j ON true
+) newest ON true
+LEFT JOIN integration_jobs j ON j.id = newest.id
 WHERE i.tenant_id = %(tenant_id)s
 ORDER BY i.provider_slug
