@@ -141,6 +141,20 @@ def user_transaction(user_id: UUID) -> Iterator[Conn]:
         yield conn
 
 
+@contextmanager
+def snapshot(user_id: UUID | None = None) -> Iterator[Conn]:
+    """A read-only transaction whose statements all read one snapshot, so an answer made of
+    several reads (a balance and its ledger, a report's totals and its series) agrees with
+    itself: a write committed between two of them is in both or in neither. As the user
+    (under RLS) when one is given."""
+    with transaction() as conn:
+        # Must be the transaction's first statement; a transaction mode, not a query.
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        if user_id is not None:
+            act_as_user(conn, user_id)
+        yield conn
+
+
 # A connection that waits for the server for long stretches (LISTEN) learns from TCP when
 # the network under it has gone dark: probes after 30 s idle, every 10 s, 3 unanswered.
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,

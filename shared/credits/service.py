@@ -140,7 +140,7 @@ def _own_user(principal: Principal) -> UUID:
 def ledger(principal: Principal, req: OwnRequest) -> dict[str, Any]:
     """The caller's balance and latest ledger rows (read as the user, under RLS)."""
     user_id = _own_user(principal)
-    with db.user_transaction(user_id) as conn:
+    with db.snapshot(user_id) as conn:  # the balance as the entries left it
         balance, moves = store.account(conn, user_id, req.limit)
     entries = [
         {

@@ -86,9 +86,7 @@ def qualities(accept: str) -> dict[str, float]:
 def snapshot_transaction(user_id: UUID | None) -> Iterator[db.Conn]:
     """One read-only transaction on one snapshot, so the report's numbers agree with each
     other (the providers' totals are the series' sums); as the user under RLS when given."""
-    with db.transaction() as conn:
-        # Must be the transaction's first statement; a transaction mode, not a query.
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    with db.snapshot(user_id) as conn:
         # A plan for these values, every time: a generic plan (psycopg prepares a statement
         # after its 5th run) cannot see the tenant or the window's start, and may read a
         # tenant's whole history (at 1M jobs: the daily series in 24 ms instead of 2).
@@ -97,6 +95,4 @@ def snapshot_transaction(user_id: UUID | None) -> Iterator[db.Conn]:
         # No JIT (on by default): the recursive scans' estimates pass jit_above_cost, and
         # compiling cost ~150 ms (bench_metrics, all tenants) for statements that run in a few.
         conn.execute("SET LOCAL jit = off")
-        if user_id is not None:
-            db.act_as_user(conn, user_id)
         yield conn

@@ -14,6 +14,7 @@ from werkzeug.test import Client
 from infra.local import demo
 from infra.local.gateway import Services, build
 from shared.auth import authenticate
+from shared.credits import store
 from tests.credits_support import IMAGE, ledger, new_job, new_user, post
 from tests.support import bearer, function_client, seed_tenant, service_token
 
@@ -177,6 +178,40 @@ def test_ledger_and_jobs_show_the_owner_only_their_own(database_url: str) -> Non
     assert post("/ledger", {}, service_token()).status_code == 403
     assert post("/jobs", {}, None).status_code == 401
     assert post("/jobs", {"limit": 0}, alice.token).status_code == 422
+
+
+def test_ledger_balance_and_entries_are_read_on_one_snapshot(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A debit committed between the two reads of /ledger (a /start in another request) is
+    either in both the balance and the entries or in neither: never a -10 entry beside a
+    balance it did not move."""
+    alice = new_user(database_url, 100)
+    job = new_job(database_url, alice, cost=10)
+    read = store._one
+
+    def debit_meanwhile(conn: Any, name: str, params: dict[str, Any]) -> Any:
+        row = read(conn, name, params)
+        if name == "balance":  # /ledger read the balance: a /start debits now, and commits
+            with psycopg.connect(database_url) as other:
+                other.execute(
+                    "INSERT INTO credit_ledger (user_id, amount, kind, job_table, job_id)"
+                    " VALUES (%s, 10, 'debit', %s, %s)", [alice.id, IMAGE, job],
+                )  # fmt: skip
+                other.execute(
+                    "UPDATE credit_accounts SET balance = balance - 10 WHERE user_id = %s",
+                    [alice.id],
+                )
+        return row
+
+    monkeypatch.setattr(store, "_one", debit_meanwhile)
+    account = post("/ledger", {}, alice.token)
+    assert account.status_code == 200, account.text
+    body = account.json()
+    debited = sum(e["amount"] for e in body["entries"] if e["kind"] == "debit")
+    assert body["balance"] == 100 - debited, body
+    monkeypatch.undo()
+    assert post("/ledger", {}, alice.token).json()["balance"] == 90
 
 
 # -- the gateway's demo tokens ------------------------------------------------------------------
