@@ -11,7 +11,7 @@ from shared import db, log
 from shared.credits import store
 from shared.credits.models import FUNCTION, REFUNDED_STATUSES, JobKey, JobStatus
 from shared.credits.runninghub import RunningHub
-from shared.db import Row
+from shared.db import Conn, Row
 from shared.dispatch import Task, dispatch
 from shared.errors import NotFound, UpstreamError
 from shared.scrub import mask_secrets, scrub_text
@@ -39,29 +39,25 @@ def finish_job(
     outputs: list[dict[str, Any]] | None = None,
     task_id: str | None = None,
     only_from: Collection[JobStatus] | None = None,
+    retried: bool = False,
 ) -> Finished:
     """One transaction: lock, move to `status` unless already final, refund once if due.
 
     `owner` limits the call to that user's job (another user's job is a 404);
-    `only_from` leaves the job alone (changed=False) unless it is in one of those states.
+    `only_from` leaves the job alone (changed=False) unless it is in one of those states;
+    `retried` writes it again on another connection when the database fails under it (a
+    launch's end, after RunningHub's answer: lost, the job held its slot until the launch
+    window, and a task created with a bad id was never cancelled). A try whose commit
+    answer was lost finds the job final: changed=False.
     """
     if error_message is not None:  # RunningHub's own words may quote the key or user data
         error_message = scrub_text(error_message, rh_secrets())
     if outputs is not None:  # so may its outputs (kept as URLs: only the secrets go)
         outputs = mask_secrets(outputs, rh_secrets())
-    with db.transaction() as conn:
-        row = store.get_job(conn, key, lock=True)
-        if row is None or (owner is not None and row["user_id"] != owner):
-            raise NotFound("No such job.")
-        previous = JobStatus(row["status"])
-        if previous.final or (only_from is not None and previous not in only_from):
-            return Finished(row, False, False, previous)
-        done = store.finish(
-            conn, key, status, error_message=error_message, outputs=outputs, task_id=task_id
-        )
-        assert done is not None  # the row is locked and was not final
-        if status in REFUNDED_STATUSES:
-            store.refund(conn, key)
+    change = _Change(key, status, owner, only_from, error_message, outputs, task_id)
+    done = db.retried(change.apply, attempts=3 if retried else 1)
+    if not done.changed:
+        return done
     fields = {"job_id": str(key.id), "table": key.table.value, "status": status.value}
     if status is JobStatus.FAILED and owner is None:  # RunningHub, the sweep or the service
         _logger.error(
@@ -70,7 +66,41 @@ def finish_job(
         )
     else:
         _logger.info("credit job finished", extra=log.fields(**fields))
-    return Finished(done, True, previous.holds_slot, previous)
+    return done
+
+
+@dataclass(frozen=True)
+class _Change:
+    """The finish `finish_job` makes, in the transaction it is given."""
+
+    key: JobKey
+    status: JobStatus
+    owner: UUID | None
+    only_from: Collection[JobStatus] | None
+    error_message: str | None
+    outputs: list[dict[str, Any]] | None
+    task_id: str | None
+
+    def apply(self, conn: Conn) -> Finished:
+        key, status = self.key, self.status
+        row = store.get_job(conn, key, lock=True)
+        if row is None or (self.owner is not None and row["user_id"] != self.owner):
+            raise NotFound("No such job.")
+        previous = JobStatus(row["status"])
+        if previous.final or (self.only_from is not None and previous not in self.only_from):
+            return Finished(row, False, False, previous)
+        done = store.finish(
+            conn,
+            key,
+            status,
+            error_message=self.error_message,
+            outputs=self.outputs,
+            task_id=self.task_id,
+        )
+        assert done is not None  # the row is locked and was not final
+        if status in REFUNDED_STATUSES:
+            store.refund(conn, key)
+        return Finished(done, True, previous.holds_slot, previous)
 
 
 def rh_secrets() -> tuple[str, ...]:

@@ -77,7 +77,7 @@ def launch(row: Row, client: RunningHub) -> Launch:
     except UpstreamError as exc:
         if _not_acted_on(exc):  # a proxy, a maintenance page or a rate limit answered:
             return _requeue(row, Launch.HELD, exc.message)  # no task was created
-        finish_job(key, JobStatus.FAILED, error_message=_unreachable(exc))  # it may have been
+        _fail(key, _unreachable(exc))  # it may have been
         return Launch.UNREACHABLE if exc.retryable else Launch.FAILED
     if answer.code in QUEUE_FULL_CODES:
         return _requeue(row, Launch.FULL)
@@ -99,10 +99,10 @@ def _created(key: JobKey, answer: RhAnswer) -> Launch:
     task_id = _task_id(answer)
     if not answer.ok or not task_id:
         message = f"RunningHub refused the task (code {answer.code} {answer.msg[:80]})."
-        finish_job(key, JobStatus.FAILED, error_message=message)
+        _fail(key, message)
         return Launch.FAILED
     if not TASK_ID.fullmatch(task_id):  # no webhook nor sweep could ever match it
-        finish_job(key, JobStatus.FAILED, error_message="RunningHub answered a bad task id.")
+        _fail(key, "RunningHub answered a bad task id.")
         cancel_remote(task_id)
         return Launch.FAILED
     return _record_running(key, task_id)
@@ -124,6 +124,13 @@ def _requeue(row: Row, outcome: Launch, reason: str | None = None) -> Launch:
     return outcome
 
 
+def _fail(key: JobKey, message: str) -> None:
+    """A launch RunningHub answered ends the job failed (refunded), not left 'starting' by
+    one dropped connection: holding a slot until the launch window failed it, and never
+    cancelling a task it created with an id nothing could match."""
+    finish_job(key, JobStatus.FAILED, error_message=message, retried=True)
+
+
 def _put_back(row: Row) -> None:
     """A promoted job that was not launched back in the queue, not left 'starting' by one
     dropped connection (holding a slot until the launch window failed it, refunded). Only
@@ -140,7 +147,7 @@ def _record_running(key: JobKey, task_id: str) -> Launch:
         # Another job already holds this task id: its webhooks could not tell the two apart.
         # The task may be that job's, so it is not cancelled; this job fails, refunded.
         message = "RunningHub answered a task id that another job already has."
-        finish_job(key, JobStatus.FAILED, error_message=message)
+        _fail(key, message)
         return Launch.FAILED
     if running is None:  # cancelled or finished while we were creating the task
         cancel_remote(task_id)

@@ -21,6 +21,7 @@ from tests.conftest import Configure
 from tests.credits_support import (
     IMAGE,
     Emulator,
+    balance,
     configure_runninghub,
     job,
     new_job,
@@ -202,3 +203,47 @@ def test_a_requeue_after_a_full_answer_that_loses_its_connection_still_requeues(
     rh.state.knobs.update({"max_concurrent": 3, "latency_ms": 0})
     sweep_runninghub()  # the next minute's sweep starts it
     assert job(database_url, job_a)["status"] == "running"
+
+
+def _terminate_the_write_waiting_for(database_url: str, job_id: UUID) -> None:
+    """Once a pump has `job_id` in 'starting', hold its row until the pump's next write to
+    it waits for the lock, and terminate that backend (a dropped connection)."""
+    with psycopg.connect(database_url) as locker:
+        while job(database_url, job_id)["status"] != "starting":
+            time.sleep(0.02)
+        locker.execute("SELECT 1 FROM ai_jobs WHERE id = %s FOR UPDATE", [job_id])
+        killed: list[Any] = []
+        for _ in range(200):
+            with psycopg.connect(database_url) as conn:
+                killed = conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    " AND application_name = 'syncq'"
+                ).fetchall()
+            if killed:
+                break
+            time.sleep(0.05)
+        assert killed
+        locker.rollback()
+
+
+def test_a_refused_task_whose_failure_loses_its_connection_is_still_failed_and_refunded(
+    database_url: str, rh: Emulator
+) -> None:
+    """RunningHub refused the task (a code about this job); the backend failing the job is
+    terminated. The job sat in 'starting', holding a slot, until the launch window failed
+    it ("could not be started"): as a put-back lost to one dropped connection did."""
+    user = new_user(database_url, balance=100)
+    job_a = new_job(database_url, user, cost=10)
+    rh.state.knobs.update({"max_concurrent": 0})  # full: /start debits and queues it
+    assert post("/start", {"table": IMAGE, "jobId": str(job_a)}, user.token).status_code == 200
+    rh.state.knobs.update({"max_concurrent": 3, "latency_ms": 500, "forced_codes": {"create": 433}})
+    pumped = threading.Thread(target=pump)
+    pumped.start()
+    _terminate_the_write_waiting_for(database_url, job_a)
+    pumped.join(30)
+    row = job(database_url, job_a)
+    assert (row["status"], row["error_message"]) == (
+        "failed", "RunningHub refused the task (code 433 VALIDATE_PROMPT_FAILED).",
+    )  # fmt: skip
+    assert balance(database_url, user) == 100  # refunded
