@@ -69,8 +69,14 @@ def promote() -> list[Row]:
 
 
 def launch(row: Row, client: RunningHub) -> Launch:
-    """Create the RunningHub task of a 'starting' job and record what happened."""
+    """Create the RunningHub task of a 'starting' job and record what happened; its lines
+    carry its own id (a /start launches whatever the queue holds first, others' jobs too)."""
     key = JobKey.of(row)
+    with log.labels(job_id=key.id, table=key.table.value):
+        return _launch(key, row, client)
+
+
+def _launch(key: JobKey, row: Row, client: RunningHub) -> Launch:
     settings = get_settings()
     try:
         answer = client.create(row["workflow_id"], row["inputs"], webhook_url(settings, key))
@@ -165,10 +171,12 @@ def _requeue_all(rows: list[Row]) -> None:
     """Promoted jobs a failure kept from launching go back to the queue (each on its own:
     one that cannot be must not keep the others in 'starting' until the launch window)."""
     for row in rows:
-        try:
-            _put_back(row)
-        except Exception:
-            _logger.exception("a promoted job could not go back to the queue")
+        key = JobKey.of(row)
+        with log.labels(job_id=key.id, table=key.table.value):
+            try:
+                _put_back(row)
+            except Exception:
+                _logger.exception("a promoted job could not go back to the queue")
 
 
 def _unreachable(exc: UpstreamError) -> str:

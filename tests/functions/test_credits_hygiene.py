@@ -153,3 +153,29 @@ def test_outputs_quoting_the_key_are_stored_and_answered_without_it(
         assert RH_KEY not in json.dumps(stored["outputs"])
     for text in (*shown, listed):
         assert RH_KEY not in text
+
+
+def test_a_job_another_users_start_launches_logs_under_its_own_id(
+    database_url: str, configure: Configure, logs: Callable[[], str]
+) -> None:
+    """A /start launches whatever the fair queue holds first, another user's job too: its
+    failure was logged under the label of the job the /start was for (job_id one job's
+    label and another's field), so that job's log showed a failure that was not its own."""
+    with running_emulator(RunningHubKnobs(run_seconds=None, max_concurrent=0)) as rh:
+        configure_runninghub(configure, rh.url)
+        waiting, caller = new_user(database_url, balance=100), new_user(database_url, balance=100)
+        older = new_job(database_url, waiting, cost=10)
+        assert (
+            post("/start", {"table": IMAGE, "jobId": str(older)}, waiting.token).status_code == 200
+        )
+        rh.state.knobs.update({"max_concurrent": 3, "forced_codes": {"create": 433}})
+        mine = new_job(database_url, caller, cost=10)
+        assert post("/start", {"table": IMAGE, "jobId": str(mine)}, caller.token).status_code == 200
+    assert (job(database_url, older)["status"], job(database_url, mine)["status"]) == (
+        "failed", "failed",
+    )  # fmt: skip
+    lines = [json.loads(line) for line in logs().splitlines()]
+    failed = [line for line in lines if line["message"] == "credit job failed"]
+    assert {line["job_id"] for line in failed} == {str(older), str(mine)}
+    for line in failed:
+        assert line["logging.googleapis.com/labels"]["job_id"] == line["job_id"]
