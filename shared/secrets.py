@@ -25,9 +25,12 @@ def secret_name(tenant_slug: str, provider: str, key: str) -> str:
     return f"syncq-{tenant_slug}-{provider}-{key}"
 
 
+ENV_PREFIX = "SYNCQ_SECRET_"  # what every local secret's variable starts with
+
+
 def env_var(name: str) -> str:
     """The environment variable holding a secret locally."""
-    return "SYNCQ_SECRET_" + name.upper().replace("-", "_")
+    return ENV_PREFIX + name.upper().replace("-", "_")
 
 
 class EnvSecretStore:

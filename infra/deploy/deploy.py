@@ -18,6 +18,7 @@ from pathlib import Path
 
 from infra.deploy.bundle import FUNCTIONS_DIR, build
 from infra.deploy.functions import SPECS, FunctionSpec
+from shared.secrets import ENV_PREFIX
 
 
 def env_name(secret: str) -> str:
@@ -89,6 +90,13 @@ MANAGED = frozenset(
 )  # fmt: skip
 
 
+def is_secret(key: str) -> bool:
+    """A platform secret's variable, or a tenant's provider credential as the local stack
+    holds it (SYNCQ_SECRET_...): deployed as plain env, every function's configuration (and
+    this command's output) would show it, and with SECRET_BACKEND=gcp nothing reads it."""
+    return key in SECRET_ENV or key.startswith(ENV_PREFIX)
+
+
 def read_env_file(path: Path) -> dict[str, str]:
     """`KEY=VALUE` lines (blank lines and `#` comments skipped); ValueError naming the line
     for a malformed one, a key deploy.py sets itself, or a value with `;` (the separator
@@ -104,7 +112,7 @@ def read_env_file(path: Path) -> dict[str, str]:
             raise ValueError(f"line {number}: expected KEY=VALUE")
         if key in MANAGED:
             raise ValueError(f"line {number}: {key} is set by deploy.py")
-        if key in SECRET_ENV:
+        if is_secret(key):
             raise ValueError(f"line {number}: {key} is a secret: use infra/deploy/secrets.sh")
         if ";" in value:
             raise ValueError(f"line {number}: a value may not hold ';'")
