@@ -61,11 +61,14 @@ case "${1:-}" in
     done ;;
   tenant)
     tenant="${2:?tenant slug}"; provider="${3:?provider}"; key="${4:?key}"
+    # Before anything is stored: an unknown provider must not leave a credential in a
+    # secret nothing reads (an assignment stops the script when its substitution fails).
+    reader="$(reader_for "$provider")"
     name="syncq-${tenant}-${provider}-${key}"
     put "$name"
     gcloud secrets add-iam-policy-binding "$name" --project="$PROJECT" \
-      --member="serviceAccount:$(sa "$(reader_for "$provider")")" \
+      --member="serviceAccount:$(sa "$reader")" \
       --role=roles/secretmanager.secretAccessor >/dev/null
-    echo "stored $name (readable by $(reader_for "$provider"))" ;;
+    echo "stored $name (readable by $reader)" ;;
   *) sed -n '2,18p' "$0"; exit 2 ;;
 esac

@@ -164,3 +164,42 @@ def test_one_tenant_cannot_hold_every_thread_of_an_event_stream_instance() -> No
     edge = Settings().edge
     assert edge.sse_max_streams_per_tenant <= spec.concurrency // 2
     assert edge.sse_max_streams_per_user < edge.sse_max_streams_per_tenant
+
+
+def _secrets_sh(tmp_path: Path, *argv: str, value: str) -> tuple[int, str, list[str]]:
+    """Run secrets.sh with a fake gcloud (every secret missing, every other call fine): its
+    exit code, its stderr and the gcloud calls it made."""
+    calls = tmp_path / "calls"
+    calls.write_text("")
+    gcloud = tmp_path / "gcloud"
+    gcloud.write_text(
+        f'#!/bin/sh\necho "$@" >> {calls}\ncase "$2" in describe) exit 1;; esac\ncat >/dev/null\n'
+    )
+    gcloud.chmod(0o755)
+    script = Path(__file__).parents[2] / "infra" / "deploy" / "secrets.sh"
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "PROJECT": PROJECT}
+    done = subprocess.run(  # noqa: S603
+        ["/bin/bash", str(script), *argv], env=env, input=value, capture_output=True,
+        text=True, timeout=30, check=False,
+    )  # fmt: skip
+    return done.returncode, done.stderr, calls.read_text().splitlines()
+
+
+def test_a_tenant_secret_for_an_unknown_provider_is_refused_before_it_is_stored(
+    tmp_path: Path,
+) -> None:
+    """`gestao_scouter` for `gestao-scouter`: the credential was stored (under a name no
+    function reads) before the provider was refused, and the binding went to no one."""
+    code, err, calls = _secrets_sh(
+        tmp_path, "tenant", "acme", "gestao_scouter", "service_key", value="sk-123"
+    )
+    assert code == 2 and "unknown provider: gestao_scouter" in err
+    assert calls == []
+
+    code, _, calls = _secrets_sh(
+        tmp_path, "tenant", "acme", "gestao-scouter", "service_key", value="sk-123"
+    )
+    assert code == 0
+    assert calls[-1].split()[:3] == ["secrets", "add-iam-policy-binding",
+                                     "syncq-acme-gestao-scouter-service_key"]  # fmt: skip
+    assert f"--member=serviceAccount:syncq-export@{PROJECT}.iam.gserviceaccount.com" in calls[-1]
