@@ -102,17 +102,18 @@ def cleanup_stuck(args: argparse.Namespace) -> int:
     with db.transaction() as conn:
         if args.dry_run:
             found = conn.execute(query("ops", "stuck_jobs"), params).fetchall()
-            fixed: list[db.Row] = []
+            fixed = conn.execute(query("ops", "ghost_integrations"), params).fetchall()
         else:
             found = conn.execute(query("ops", "cleanup_stuck"), params).fetchall()
-            fixed = conn.execute(query("ops", "fix_ghost_integrations")).fetchall()
+            fixed = conn.execute(query("ops", "fix_ghost_integrations"), params).fetchall()
     verb = "would close" if args.dry_run else "closed"
     print(f"{verb} {len(found)} stuck job(s)")
     for row in found:
         was = row.get("was") or row.get("status")
         print(f"  {row['id']}  {row['provider_slug']}  was {was}")
     if fixed:
-        print(f"made {len(fixed)} integration status(es) coherent with their last job")
+        verb = "would make" if args.dry_run else "made"
+        print(f"{verb} {len(fixed)} integration status(es) coherent with their last job")
     return 0
 
 

@@ -67,8 +67,20 @@ WITH stuck AS (
 )
 SELECT * FROM done
 
+-- name: ghost_integrations
+-- What fix_ghost_integrations would change (cleanup-stuck --dry-run).
+SELECT ti.tenant_id, ti.provider_slug, ti.last_status
+FROM tenant_integrations ti
+WHERE ti.last_status IN ('pending', 'running')
+  AND (%(provider_slug)s::text IS NULL OR ti.provider_slug = %(provider_slug)s::text)
+  AND NOT EXISTS (
+    SELECT 1 FROM integration_jobs a
+    WHERE a.tenant_id = ti.tenant_id AND a.provider_slug = ti.provider_slug
+      AND a.status IN ('pending', 'running'))
+
 -- name: fix_ghost_integrations
--- An integration that says pending/running with no live job mirrors its latest final job.
+-- An integration that says pending/running with no live job mirrors its latest final job
+-- (only the --provider's, when one is named).
 UPDATE tenant_integrations t
 SET last_status = latest.status, last_error = latest.error_message,
     last_run = COALESCE(latest.finished_at, t.last_run), updated_at = now()
@@ -82,6 +94,7 @@ FROM (
     ORDER BY finished_at DESC NULLS LAST LIMIT 1
   ) j ON true
   WHERE ti.last_status IN ('pending', 'running')
+    AND (%(provider_slug)s::text IS NULL OR ti.provider_slug = %(provider_slug)s::text)
     AND NOT EXISTS (
       SELECT 1 FROM integration_jobs a
       WHERE a.tenant_id = ti.tenant_id AND a.provider_slug = ti.provider_slug

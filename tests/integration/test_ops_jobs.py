@@ -124,6 +124,37 @@ def test_threshold_and_provider_filter(database_url: str, seeded: dict[str, Any]
     assert errors == {seeded["jobs"]["old_pending"]}
 
 
+def statuses(database_url: str) -> dict[tuple[uuid.UUID, str], str | None]:
+    found = rows(
+        database_url, "SELECT tenant_id, provider_slug, last_status FROM tenant_integrations"
+    )
+    return {(r["tenant_id"], r["provider_slug"]): r["last_status"] for r in found}
+
+
+def test_the_dry_run_and_the_provider_filter_cover_the_integration_statuses_too(
+    database_url: str, seeded: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The dry run said only which jobs it would close, then the run also rewrote ghost
+    statuses; and `--provider bomcontrole` rewrote another provider's (initech's onecode)."""
+    before = statuses(database_url)
+    assert main(["jobs", "cleanup-stuck", "--older-than", "1h", "--dry-run"]) == 0
+    assert "would make 1 integration status(es) coherent" in capsys.readouterr().out
+    assert statuses(database_url) == before
+
+    assert main(["jobs", "cleanup-stuck", "--older-than", "1h", "--provider", "bomcontrole"]) == 0
+    assert "integration status" not in capsys.readouterr().out
+    after = statuses(database_url)
+    assert after[(seeded["a"], "bomcontrole")] == "error"
+    assert {k: v for k, v in after.items() if k != (seeded["a"], "bomcontrole")} == {
+        k: v for k, v in before.items() if k != (seeded["a"], "bomcontrole")
+    }
+    assert after[(seeded["c"], "onecode")] == "running"  # a onecode status: not touched
+
+    assert main(["jobs", "cleanup-stuck", "--older-than", "1h", "--provider", "onecode"]) == 0
+    assert "made 1 integration status(es) coherent" in capsys.readouterr().out
+    assert statuses(database_url)[(seeded["c"], "onecode")] == "success"
+
+
 def test_jobs_list_table_filters_and_json(
     database_url: str, seeded: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
