@@ -108,6 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StackFailed as exc:  # a local stack's setting, e.g. a <NAME>_PORT that is no port
         print(exc, file=sys.stderr)
         return 2
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
+        # The server and the database answer, syncq's tables (or their newest columns) don't.
+        print(f"The database at {place(os.environ['DATABASE_URL'])} is not migrated (or is"
+              " behind this code): run make migrate.", file=sys.stderr)  # fmt: skip
+        return 1
     except (psycopg.OperationalError, PoolTimeout) as exc:
         if isinstance(exc, psycopg.Error) and exc.sqlstate is not None:
             raise  # the server answered (a timeout, a shutdown): not a missing database

@@ -293,3 +293,27 @@ def test_an_option_that_is_not_utf8_is_a_usage_error_not_a_traceback(
     err = capsys.readouterr().err
     assert "not valid UTF-8" in err and "Traceback" not in err, err
     assert job_rows(database_url) == before
+
+
+def test_a_database_that_was_never_migrated_says_so_not_a_traceback(
+    pg_server_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A new database, or DATABASE_URL pointing at the wrong one: one line that says what to
+    run, not psycopg's UndefinedTable traceback."""
+    from infra.local import pg
+    from shared.settings import reload_settings
+
+    name = f"syncq_unmigrated_{uuid.uuid4().hex[:8]}"
+    url = pg.create_database(pg_server_url, name)
+    monkeypatch.setenv("DATABASE_URL", url)
+    reload_settings()
+    try:
+        for argv in (["jobs", "list"], ["schedules", "list", "--tenant", "a"]):
+            assert main(argv) == 1, argv
+            err = capsys.readouterr().err
+            assert "is not migrated" in err and "make migrate" in err, err
+            assert "Traceback" not in err
+    finally:
+        monkeypatch.undo()
+        reload_settings()
+        pg.drop_database(pg_server_url, name)
