@@ -140,18 +140,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra = read_env_file(args.env_file) if args.env_file else {}
     except (OSError, ValueError) as exc:
         parser.error(f"--env-file: {exc}")
+    if args.all and args.names:
+        parser.error("give function names or --all, not both")
     existing = sorted(p.name for p in FUNCTIONS_DIR.iterdir() if (p / "main.py").exists())
     names = existing if args.all else args.names
     unknown = [n for n in names if n not in SPECS or n not in existing]
     if unknown or not names:
         parser.error(f"unknown or missing function(s): {unknown or 'none given'}")
+    done: list[str] = []
     for name in names:
         source = build(name, args.out)
         for cmd in commands(SPECS[name], source, args.project, args.region, extra):
             print("$", shlex.join(cmd), flush=True)
-            if not args.dry_run:
-                subprocess.run(cmd, check=True)  # noqa: S603
+            if not args.dry_run and (failed := _run(cmd)) is not None:
+                print(f"{failed}; deployed before it: {', '.join(done) or 'none'}. Each deploy"
+                      " is whole: run it again for the rest.", file=sys.stderr)  # fmt: skip
+                return 1
+        done.append(name)
     return 0
+
+
+def _run(cmd: list[str]) -> str | None:
+    """Run one gcloud command; what went wrong, in one line, or None."""
+    try:
+        subprocess.run(cmd, check=True)  # noqa: S603
+    except FileNotFoundError:
+        return f"{cmd[0]} is not installed (or not on PATH)"
+    except subprocess.CalledProcessError as exc:
+        return f"{cmd[0]} failed (exit {exc.returncode}) above"
+    return None
 
 
 if __name__ == "__main__":

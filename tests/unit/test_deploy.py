@@ -203,3 +203,27 @@ def test_a_tenant_secret_for_an_unknown_provider_is_refused_before_it_is_stored(
     assert calls[-1].split()[:3] == ["secrets", "add-iam-policy-binding",
                                      "syncq-acme-gestao-scouter-service_key"]  # fmt: skip
     assert f"--member=serviceAccount:syncq-export@{PROJECT}.iam.gserviceaccount.com" in calls[-1]
+
+
+def test_a_gcloud_that_fails_or_is_missing_is_one_line_naming_what_was_deployed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A failed deploy said so with a Python traceback (CalledProcessError), and said
+    nothing of the functions deployed before it."""
+    gcloud = tmp_path / "bin" / "gcloud"
+    gcloud.parent.mkdir()
+    gcloud.write_text('#!/bin/sh\ncase "$*" in *my-tenants*) exit 3;; esac\nexit 0\n')
+    gcloud.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{gcloud.parent}:/usr/bin:/bin")
+    argv = ["list-integrations", "my-tenants", "--out", str(tmp_path / "out"), "--project", "p"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "gcloud failed (exit 3)" in err and "deployed before it: list-integrations." in err
+    assert "Traceback" not in err
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    assert main(argv[1:]) == 1
+    assert "gcloud is not installed" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        main(["--all", "my-tenants", "--dry-run"])
+    assert usage.value.code == 2
+    assert "not both" in capsys.readouterr().err
