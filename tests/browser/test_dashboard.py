@@ -811,6 +811,37 @@ def test_a_schedule_every_minute_runs_live(page: Any, live: LiveStack) -> None:
     live.execute("DELETE FROM integration_schedules WHERE tenant_id = %s", GLOBEX.id)
 
 
+def test_agendamento_tells_a_skipped_or_missed_occurrence_in_portuguese(
+    page: Any, live: LiveStack
+) -> None:
+    """The schedule's last occurrence may have made no job: skipped (a run was live) or
+    missed. Its outcome is told in Portuguese; the tab showed '(skipped)'."""
+    live.execute(
+        "INSERT INTO integration_schedules (tenant_id, provider_slug, cron, timezone,"
+        " next_run_at, due_at, last_run_at, last_outcome)"
+        " VALUES (%s, 'bomcontrole', '0 2 * * *', 'UTC', now() + interval '1 day',"
+        " now() + interval '1 day', now() - interval '1 hour', 'skipped')", ACME.id,
+    )  # fmt: skip
+    try:
+        sign_in(page, live, "acme-member", f"#/t/{ACME.id}/integracoes/bomcontrole/agendamento")
+        told = page.get_by_text("última:")
+        told.wait_for()
+        assert "(skipped)" not in told.inner_text()
+        assert "(Pulada: uma execução estava em andamento)" in told.inner_text()
+        live.execute(
+            "UPDATE integration_schedules SET last_outcome = 'missed'"
+            " WHERE tenant_id = %s AND provider_slug = 'bomcontrole'", ACME.id,
+        )  # fmt: skip
+        page.reload()
+        told.wait_for()
+        assert "(Perdida)" in told.inner_text(), told.inner_text()
+    finally:
+        live.execute(
+            "DELETE FROM integration_schedules WHERE tenant_id = %s"
+            " AND provider_slug = 'bomcontrole'", ACME.id,
+        )  # fmt: skip
+
+
 def test_the_agendamento_tab_follows_the_runs_of_its_integration(
     page: Any, live: LiveStack
 ) -> None:

@@ -40,6 +40,12 @@ export const JOB_STATUS = {
   error: { label: 'Falha', color: 'red', name: 'Falha' },
   canceled: { label: 'Cancelado', color: 'gray', name: 'Cancelado' },
 };
+// A schedule's last occurrence (integration-schedules' last_status): its job's status, or
+// what became of an occurrence that made no job.
+const OCCURRENCE = { skipped: 'Pulada: uma execução estava em andamento', missed: 'Perdida' };
+export function fmtLastOccurrence(status) {
+  return JOB_STATUS[status]?.name || OCCURRENCE[status] || status || '—';
+}
 export const TRIGGERS = { manual: 'Manual', schedule: 'Agendamento', retry: 'Reexecução' };
 // integration-metrics' freshness (Airbyte's terms) as the page says it.
 export const FRESHNESS = {

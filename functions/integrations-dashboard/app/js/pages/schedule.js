@@ -1,7 +1,7 @@
 // Agendamento: cron, zone and missed-run policy (integration-schedules), the next five runs.
 import { html, useCallback, useEffect, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
-import { JOB_STATUS, fmtDateTime, isLive } from '../format.js';
+import { fmtDateTime, fmtLastOccurrence, isLive } from '../format.js';
 import { bus } from '../live.js';
 import { Notice, notify } from '../ui.js';
 
@@ -53,7 +53,7 @@ export function Schedule({ tenant, slug }) {
   return html`<div class="panel">
       ${current && current.paused_reason && html`<${Notice} kind="warn">${current.paused_reason}</${Notice}>`}
       ${current ? html`<p>Agendada: <code>${current.cron}</code> (${current.timezone}) · ${current.enabled ? 'ativa' : 'pausada'}
-          ${current.last_run_at ? html` · última: ${fmtDateTime(current.last_run_at)} (${JOB_STATUS[current.last_status]?.name || current.last_status || '—'})` : ''}</p>`
+          ${current.last_run_at ? html` · última: ${fmtDateTime(current.last_run_at)} (${fmtLastOccurrence(current.last_status)})` : ''}</p>`
         : html`<p class="muted">Esta integração não tem agendamento.</p>`}
       <h3>Próximas execuções</h3>
       ${current && current.next_runs.length
