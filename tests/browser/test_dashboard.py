@@ -842,6 +842,25 @@ def test_agendamento_tells_a_skipped_or_missed_occurrence_in_portuguese(
         )  # fmt: skip
 
 
+def test_alertas_tell_a_suppressed_alert_in_portuguese(page: Any, live: LiveStack) -> None:
+    """An alert no channel took (no recipient for its event) ends 'suppressed': the recent
+    alerts say so in Portuguese, not the raw status."""
+    live.execute(
+        "INSERT INTO alert_outbox (tenant_id, provider_slug, event, failures, status,"
+        " finished_at) VALUES (%s, 'bomcontrole', 'failing', 1, 'suppressed', now())", ACME.id,
+    )  # fmt: skip
+    try:
+        sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/integracoes/bomcontrole/alertas")
+        row = page.get_by_role("row").filter(has_text="Primeira falha")
+        row.wait_for()
+        assert "suppressed" not in row.inner_text()
+        assert "Sem destinatário" in row.inner_text(), row.inner_text()
+    finally:
+        live.execute(
+            "DELETE FROM alert_outbox WHERE tenant_id = %s AND status = 'suppressed'", ACME.id
+        )
+
+
 def test_the_agendamento_tab_follows_the_runs_of_its_integration(
     page: Any, live: LiveStack
 ) -> None:

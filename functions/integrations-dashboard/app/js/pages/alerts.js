@@ -4,7 +4,7 @@ import { api, describe } from '../api.js';
 import { ALERT_EVENTS, fmtDateTime } from '../format.js';
 import { Notice, notify } from '../ui.js';
 
-const DELIVERY = { pending: 'Na fila', running: 'Enviando', sent: 'Enviado', failed: 'Falhou', skipped: 'Ignorado' };
+const DELIVERY = { pending: 'Na fila', running: 'Enviando', sent: 'Enviado', failed: 'Falhou', suppressed: 'Sem destinatário' };
 
 export function Alerts({ tenant }) {
   const admin = tenant.role === 'admin';
