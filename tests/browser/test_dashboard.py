@@ -15,6 +15,7 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -137,6 +138,32 @@ def test_executar_shows_processing_progress_then_concluido(page: Any, live: Live
     assert onecode.get_by_role("button", name="Executar").is_enabled()
     (job,) = [j for j in jobs_of(live, ACME, "onecode") if j["created_by"] == ACME.admin]
     assert job["status"] == "success"
+
+
+def token_of(live: LiveStack, user: str) -> str:
+    users = httpx.get(f"{live.gateway}/_local/demo-tokens", timeout=10).json()["users"]
+    return str(next(u["token"] for u in users if u["name"] == user))
+
+
+def test_a_card_reads_the_freshness_again_when_a_run_ends(page: Any, live: LiveStack) -> None:
+    """The card's "Dados atualizados" follows the runs live, as its badge does: a first
+    success on the open page turns "Nunca sincronizados" into "Em dia" without a reload."""
+    wait_idle(live, ACME, "onecode")
+    live.execute(
+        "DELETE FROM integration_jobs WHERE tenant_id = %s AND provider_slug = 'onecode'",
+        ACME.id,
+    )
+    sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/integracoes")
+    onecode = card(page, "onecode")
+    onecode.get_by_text("Nunca sincronizados").wait_for()
+    page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
+    started = httpx.post(f"{live.base}/run-integration", timeout=10,
+                         json={"tenant_id": str(ACME.id), "provider_slug": "onecode"},
+                         headers={"Authorization": f"Bearer {token_of(live, 'acme-admin')}"})  # fmt: skip
+    assert started.status_code == 202, started.text  # elsewhere: no click, no refetch after it
+    wait_until(lambda: latest(live, ACME, "onecode").get("status") == "success", 60, "the run")
+    onecode.get_by_test_id("status").filter(has_text="Concluído").wait_for()
+    onecode.get_by_text("Em dia").wait_for(timeout=5_000)
 
 
 def test_double_click_makes_one_job_and_an_informative_notice(page: Any, live: LiveStack) -> None:

@@ -4,7 +4,7 @@ import { api, describe } from '../api.js';
 import { JOB_STATUS, fmtDateTime, fmtTime, isLive } from '../format.js';
 import { fmtFreshness, isStalled, loadMetrics, newestJob, retryingAt, runIntegration } from '../jobs.js';
 import { bus } from '../live.js';
-import { Badge, Dialog, Notice, Progress, useEarlyEvents, useNow } from '../ui.js';
+import { Badge, Dialog, Notice, Progress, useEarlyEvents, useLatest, useNow } from '../ui.js';
 
 export function StatusBadge({ job }) {
   if (!job) return html`<${Badge} color="gray" testid="status">Nunca executado</${Badge}>`;
@@ -76,6 +76,16 @@ export function Integracoes({ tenant }) {
   const [shownError, setShownError] = useState(null);
   const now = useNow(5000);
   const early = useEarlyEvents();
+  const latest = useLatest();
+
+  // The cards' freshness: read with the list, and again when a run ends (its success makes
+  // the data fresh). Only the answer to the latest read counts.
+  const loadFreshness = useCallback(async () => {
+    const mine = latest.ask();
+    const m = await loadMetrics(tenant.id);
+    if (!latest.holds(mine)) return;
+    setMetrics(m && !m.unavailable ? Object.fromEntries((m.providers || []).map((p) => [p.provider_slug, p])) : {});
+  }, [tenant.id]);
 
   const load = useCallback(async () => {
     try {
@@ -87,9 +97,8 @@ export function Integracoes({ tenant }) {
       setSchedules(Object.fromEntries(sched.schedules.map((s) => [s.provider_slug, s])));
       setError(null);
     } catch (err) { setError(describe(err)); }
-    const m = await loadMetrics(tenant.id);
-    setMetrics(m && !m.unavailable ? Object.fromEntries((m.providers || []).map((p) => [p.provider_slug, p])) : {});
-  }, [tenant.id]);
+    await loadFreshness();
+  }, [tenant.id, loadFreshness]);
 
   useEffect(() => { setItems(null); load(); }, [load]);
   useEffect(() => bus.onJob((job) => {
@@ -103,7 +112,8 @@ export function Integracoes({ tenant }) {
       api('integration-schedules', { query: { tenant_id: tenant.id } })
         .then((s) => setSchedules(Object.fromEntries(s.schedules.map((x) => [x.provider_slug, x])))).catch(() => {});
     }
-  }), [tenant.id]);
+    if (!isLive(job)) loadFreshness();
+  }), [tenant.id, loadFreshness]);
   useEffect(() => bus.onReconnect(load), [load]);
 
   function onJob(job) {
