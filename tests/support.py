@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from functools import cache
@@ -90,6 +91,22 @@ def rows(database_url: str, sql: str, *params: Any) -> list[dict[str, Any]]:
 
     with psycopg.connect(database_url, row_factory=dict_row) as conn:
         return conn.execute(sql, params or None).fetchall()
+
+
+def terminate_lock_waiters(database_url: str) -> None:
+    """Terminate syncq's backends of this database that wait for a lock, once one does (a
+    connection dropped in the middle of a write the test holds a row against)."""
+    for _ in range(200):
+        with psycopg.connect(database_url) as conn:
+            killed = conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                " AND application_name = 'syncq'"
+            ).fetchall()
+        if killed:
+            return
+        time.sleep(0.05)
+    raise AssertionError("no syncq backend waited for a lock")
 
 
 def call(name: str, body: Any = None, *, token: str | None = None, path: str = "/") -> Any:

@@ -29,6 +29,7 @@ from tests.credits_support import (
     post,
     running_emulator,
 )
+from tests.support import terminate_lock_waiters
 
 pytestmark = pytest.mark.db
 
@@ -109,6 +110,17 @@ def test_a_database_error_requeueing_after_a_full_answer_puts_the_rest_back(
     assert job(database_url, job_c)["status"] == "queued"
 
 
+def _terminate_the_write_waiting_for(database_url: str, job_id: UUID) -> None:
+    """Once a pump has `job_id` in 'starting', hold its row until the pump's next write to
+    it waits for the lock, and terminate that backend (a dropped connection)."""
+    with psycopg.connect(database_url) as locker:
+        while job(database_url, job_id)["status"] != "starting":
+            time.sleep(0.02)
+        locker.execute("SELECT 1 FROM ai_jobs WHERE id = %s FOR UPDATE", [job_id])
+        terminate_lock_waiters(database_url)
+        locker.rollback()
+
+
 def test_a_task_whose_running_record_loses_its_connection_is_still_recorded(
     database_url: str, rh: Emulator
 ) -> None:
@@ -117,25 +129,9 @@ def test_a_task_whose_running_record_loses_its_connection_is_still_recorded(
     started", refunded) while the render ran on, its result then thrown away."""
     [job_a] = _queued(database_url, rh, 1)
     rh.state.knobs.update({"max_concurrent": 3, "latency_ms": 500})
-    with psycopg.connect(database_url) as locker:
-        pumped = threading.Thread(target=pump)
-        pumped.start()
-        while job(database_url, job_a)["status"] != "starting":
-            time.sleep(0.02)
-        locker.execute("SELECT 1 FROM ai_jobs WHERE id = %s FOR UPDATE", [job_a])
-        killed: list[Any] = []
-        for _ in range(200):  # the create answered; recording its id waits for the lock
-            with psycopg.connect(database_url) as conn:
-                killed = conn.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                    " AND application_name = 'syncq'"
-                ).fetchall()
-            if killed:
-                break
-            time.sleep(0.05)
-        assert killed
-        locker.rollback()
+    pumped = threading.Thread(target=pump)
+    pumped.start()
+    _terminate_the_write_waiting_for(database_url, job_a)
     pumped.join(30)
     [task] = rh.state.tasks.values()
     row = job(database_url, job_a)
@@ -178,53 +174,15 @@ def test_a_requeue_after_a_full_answer_that_loses_its_connection_still_requeues(
     window failed it ("could not be started", refunded): a render lost to a full answer."""
     [job_a] = _queued(database_url, rh, 1)
     rh.state.knobs.update({"latency_ms": 500})  # still full; the answer is slow
-    with psycopg.connect(database_url) as locker:
-        pumped = threading.Thread(target=pump)
-        pumped.start()
-        while job(database_url, job_a)["status"] != "starting":
-            time.sleep(0.02)
-        locker.execute("SELECT 1 FROM ai_jobs WHERE id = %s FOR UPDATE", [job_a])
-        killed: list[Any] = []
-        for _ in range(200):  # the create answered "full"; the requeue waits for the lock
-            with psycopg.connect(database_url) as conn:
-                killed = conn.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                    " AND application_name = 'syncq'"
-                ).fetchall()
-            if killed:
-                break
-            time.sleep(0.05)
-        assert killed
-        locker.rollback()
+    pumped = threading.Thread(target=pump)
+    pumped.start()
+    _terminate_the_write_waiting_for(database_url, job_a)
     pumped.join(30)
     assert not rh.state.tasks
     assert job(database_url, job_a)["status"] == "queued"  # back in line, debit kept
     rh.state.knobs.update({"max_concurrent": 3, "latency_ms": 0})
     sweep_runninghub()  # the next minute's sweep starts it
     assert job(database_url, job_a)["status"] == "running"
-
-
-def _terminate_the_write_waiting_for(database_url: str, job_id: UUID) -> None:
-    """Once a pump has `job_id` in 'starting', hold its row until the pump's next write to
-    it waits for the lock, and terminate that backend (a dropped connection)."""
-    with psycopg.connect(database_url) as locker:
-        while job(database_url, job_id)["status"] != "starting":
-            time.sleep(0.02)
-        locker.execute("SELECT 1 FROM ai_jobs WHERE id = %s FOR UPDATE", [job_id])
-        killed: list[Any] = []
-        for _ in range(200):
-            with psycopg.connect(database_url) as conn:
-                killed = conn.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                    " AND application_name = 'syncq'"
-                ).fetchall()
-            if killed:
-                break
-            time.sleep(0.05)
-        assert killed
-        locker.rollback()
 
 
 def test_a_refused_task_whose_failure_loses_its_connection_is_still_failed_and_refunded(

@@ -12,7 +12,6 @@ import ipaddress
 import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -35,7 +34,15 @@ from shared.providers import PROVIDERS
 from shared.settings import get_settings
 from tests.conftest import Configure
 from tests.providers_for_tests import ScriptedProvider
-from tests.support import TenantFixture, call, drain, function_client, rows, seed_tenant
+from tests.support import (
+    TenantFixture,
+    call,
+    drain,
+    function_client,
+    rows,
+    seed_tenant,
+    terminate_lock_waiters,
+)
 
 pytestmark = pytest.mark.db
 
@@ -664,17 +671,7 @@ def test_an_email_whose_delivery_record_loses_its_connection_is_not_sent_again(
             assert box.took.wait(10)
             locker.execute("SELECT 1 FROM alert_outbox FOR UPDATE")
             box.go.set()  # the send ends; recording it waits for the lock
-            killed: list[Any] = []
-            for _ in range(200):
-                killed = rows_of(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                    " AND application_name = 'syncq'"
-                )
-                if killed:
-                    break
-                time.sleep(0.05)
-            assert killed
+            terminate_lock_waiters(DB_URL[0])
             locker.rollback()
         sender.join(30)
         with psycopg.connect(DB_URL[0]) as conn:  # had it been left running: its lease stale
