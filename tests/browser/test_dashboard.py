@@ -166,6 +166,39 @@ def test_a_card_reads_the_freshness_again_when_a_run_ends(page: Any, live: LiveS
     onecode.get_by_text("Em dia").wait_for(timeout=5_000)
 
 
+def test_runs_ending_in_a_burst_read_the_freshness_again_once_not_once_each(
+    page: Any, live: LiveStack
+) -> None:
+    """A busy tenant's runs end many at once (a reconnecting stream replays the last
+    minute's too): the cards' freshness is read again once or twice, not once per run."""
+    wait_idle(live, ACME, "onecode")
+    live.execute(
+        "DELETE FROM integration_jobs WHERE tenant_id = %s AND provider_slug = 'onecode'",
+        ACME.id,
+    )
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "integration-metrics" in r.url else None)
+    sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/integracoes")
+    onecode = card(page, "onecode")
+    onecode.get_by_text("Nunca sincronizados").wait_for()
+    page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
+    before = len(asked)
+    try:
+        live.execute(
+            "INSERT INTO integration_jobs (tenant_id, provider_slug, status, progress,"
+            " started_at, finished_at) SELECT %s, 'onecode', 'success', 100, now(), now()"
+            " FROM generate_series(1, 30)", ACME.id,
+        )  # fmt: skip
+        onecode.get_by_text("Em dia").wait_for(timeout=10_000)
+        page.wait_for_timeout(1_500)
+        assert len(asked) - before <= 3, f"{len(asked) - before} integration-metrics requests"
+    finally:
+        live.execute(
+            "DELETE FROM integration_jobs WHERE tenant_id = %s AND provider_slug = 'onecode'",
+            ACME.id,
+        )
+
+
 def test_double_click_makes_one_job_and_an_informative_notice(page: Any, live: LiveStack) -> None:
     wait_idle(live, ACME, "bomcontrole")
     before = len(jobs_of(live, ACME, "bomcontrole"))

@@ -1,5 +1,5 @@
 // Integrações: one card per integration, its last run live (seed 001's page).
-import { html, useCallback, useEffect, useState } from '../../vendor/htm/preact-standalone.module.js';
+import { html, useCallback, useEffect, useMemo, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
 import { JOB_STATUS, fmtDateTime, fmtTime, isLive } from '../format.js';
 import { fmtFreshness, isStalled, loadMetrics, newestJob, retryingAt, runIntegration } from '../jobs.js';
@@ -79,12 +79,25 @@ export function Integracoes({ tenant }) {
   const latest = useLatest();
 
   // The cards' freshness: read with the list, and again when a run ends (its success makes
-  // the data fresh). Only the answer to the latest read counts.
-  const loadFreshness = useCallback(async () => {
-    const mine = latest.ask();
-    const m = await loadMetrics(tenant.id);
-    if (!latest.holds(mine)) return;
-    setMetrics(m && !m.unavailable ? Object.fromEntries((m.providers || []).map((p) => [p.provider_slug, p])) : {});
+  // the data fresh). Only the answer to the latest read counts. Runs ending while a read is
+  // out make one more read after it, not one each (a burst, or a stream's replay, of many).
+  const loadFreshness = useMemo(() => {
+    let reading = false;
+    let again = false;
+    return async () => {
+      if (reading) { again = true; return; }
+      reading = true;
+      try {
+        do {
+          again = false;
+          const mine = latest.ask();
+          const m = await loadMetrics(tenant.id);
+          if (latest.holds(mine)) {
+            setMetrics(m && !m.unavailable ? Object.fromEntries((m.providers || []).map((p) => [p.provider_slug, p])) : {});
+          }
+        } while (again);
+      } finally { reading = false; }
+    };
   }, [tenant.id]);
 
   const load = useCallback(async () => {
