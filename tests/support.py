@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -14,6 +15,7 @@ import psycopg
 from flask.testing import FlaskClient
 from psycopg.types.json import Jsonb
 
+from shared import db
 from shared.auth import mint_token
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,6 +109,28 @@ def terminate_lock_waiters(database_url: str) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("no syncq backend waited for a lock")
+
+
+def lose_the_first_commit_answer(monkeypatch: Any) -> None:
+    """From now on, the first `db.retried` transaction commits, then its connection drops
+    before the commit's answer arrives (the writer cannot tell whether it was written)."""
+    real, lost = db._in_transaction, []
+
+    def answer_lost(work: Any) -> Any:
+        done = real(work)
+        if not lost:
+            lost.append(True)
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return done
+
+    monkeypatch.setattr(db, "_in_transaction", answer_lost)
+
+
+def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every node of an EXPLAIN (FORMAT JSON) plan, depth first."""
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from plan_nodes(child)
 
 
 def call(name: str, body: Any = None, *, token: str | None = None, path: str = "/") -> Any:

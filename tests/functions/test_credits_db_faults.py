@@ -5,14 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 from uuid import UUID
 
 import psycopg
 import pytest
 
 from infra.emulators.runninghub import RunningHubKnobs
-from shared import db
 from shared.credits.runninghub import RunningHub
 from shared.credits.slots import Launch, launch, promote, pump
 from shared.credits.sweep import sweep_runninghub
@@ -29,7 +27,7 @@ from tests.credits_support import (
     post,
     running_emulator,
 )
-from tests.support import terminate_lock_waiters
+from tests.support import lose_the_first_commit_answer, terminate_lock_waiters
 
 pytestmark = pytest.mark.db
 
@@ -146,17 +144,8 @@ def test_a_running_record_whose_commit_answer_was_lost_keeps_its_task(
     must know its own write, not take the job for one cancelled meanwhile (and cancel it)."""
     [job_a] = _queued(database_url, rh, 1)
     rh.state.knobs.update({"max_concurrent": 3})
-    real, lost = db._in_transaction, list[bool]()
-
-    def answer_lost(work: Any) -> Any:  # commits, then the connection drops before the answer
-        done = real(work)
-        if not lost:
-            lost.append(True)
-            raise psycopg.OperationalError("server closed the connection unexpectedly")
-        return done
-
     promoted = promote()
-    monkeypatch.setattr(db, "_in_transaction", answer_lost)
+    lose_the_first_commit_answer(monkeypatch)
     [started] = [launch(row, RunningHub(get_settings())) for row in promoted]
     [task] = rh.state.tasks.values()
     row = job(database_url, job_a)

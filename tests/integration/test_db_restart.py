@@ -18,7 +18,7 @@ from shared.dispatch import RecordingDispatcher
 from shared.providers import PROVIDERS
 from shared.providers.base import SyncContext, SyncResult
 from tests.providers_for_tests import AnyOptions, ScriptedProvider
-from tests.support import call, rows, seed_tenant, service_token
+from tests.support import call, lose_the_first_commit_answer, rows, seed_tenant, service_token
 
 pytestmark = pytest.mark.db
 
@@ -157,16 +157,7 @@ def test_an_end_whose_commit_answer_was_lost_is_reported_as_written(
     lease gone and called the attempt 'lease_lost' (a retry then went without its wake-up)."""
     monkeypatch.setitem(PROVIDERS, "scripted", ScriptedProvider(pages=0, failures=failures))
     job_id = _submitted(database_url, recorder)
-    real, lost = db._in_transaction, []
-
-    def answer_lost(work: Any) -> Any:  # commits, then the connection drops before the answer
-        done = real(work)
-        if not lost:
-            lost.append(True)
-            raise psycopg.OperationalError("server closed the connection unexpectedly")
-        return done
-
-    monkeypatch.setattr(db, "_in_transaction", answer_lost)
+    lose_the_first_commit_answer(monkeypatch)
     answer = call("process-integration-job", {"job_id": job_id}, token=service_token())
     assert [p["status"] for p in answer.get_json()["processed"]] == reported
     [job] = rows(database_url, "SELECT status FROM integration_jobs")

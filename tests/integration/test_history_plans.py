@@ -4,7 +4,6 @@ also for an integration that ran long ago or never (gestao-scouter has no jobs a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any, LiteralString
 
 import psycopg
@@ -14,7 +13,7 @@ from psycopg.rows import dict_row
 
 from shared import db
 from shared.sqlfiles import query
-from tests.support import bearer, function_client, seed_tenant
+from tests.support import bearer, function_client, plan_nodes, seed_tenant
 
 pytestmark = pytest.mark.db
 
@@ -26,12 +25,6 @@ SELECT %(tenant_id)s, (%(providers)s::text[])[1 + g %% cardinality(%(providers)s
        'success', 1, c, c + interval '1 s', 1000, c
 FROM generate_series(1, %(jobs)s) AS g, LATERAL (SELECT now() - make_interval(mins => g)) AS x(c)
 """
-
-
-def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from plan_nodes(child)
 
 
 def rows_read(

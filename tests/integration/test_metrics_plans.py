@@ -6,7 +6,6 @@ the service."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +20,7 @@ from shared.metrics import store as metrics
 from shared.metrics.service import snapshot_transaction
 from shared.queue.store import TABLE as QUEUE
 from shared.sqlfiles import query
-from tests.support import seed_tenant
+from tests.support import plan_nodes, seed_tenant
 
 pytestmark = pytest.mark.db
 
@@ -36,12 +35,6 @@ FROM generate_series(1, 60000) AS g,
      LATERAL (SELECT now() - make_interval(days => g %% 400, mins => g %% 1440) AS f) AS x,
      (SELECT %(tenants)s::uuid[] AS ids) AS t
 """
-
-
-def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from plan_nodes(child)
 
 
 def explain(
