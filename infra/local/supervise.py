@@ -19,7 +19,8 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,14 +183,16 @@ class Children:
                 # the main thread's children may die with us (chaos restarts workers from
                 # other threads, which end long before the process does).
                 main = threading.current_thread() is threading.main_thread()
-                proc = subprocess.Popen(  # noqa: S603 - our own argv
-                    list(argv), env=env, cwd=self._cwd, stdout=out, stderr=subprocess.STDOUT,
-                    preexec_fn=_die_with_parent if main else _answer_stop_signals,  # noqa: PLW1509 - see there
-                )  # fmt: skip
+                with stops_deferred():
+                    proc = subprocess.Popen(  # noqa: S603 - our own argv
+                        list(argv), env=env, cwd=self._cwd, stdout=out, stderr=subprocess.STDOUT,
+                        preexec_fn=_die_with_parent if main else _answer_stop_signals,  # noqa: PLW1509 - see there
+                    )  # fmt: skip
             except OSError as exc:
                 raise StackFailed(f"could not start {name} ({argv[0]}): {exc.strerror}.") from exc
         child = Child(name, proc, log)
         self.started.append(child)
+        raise_if_stopping()  # a stop that came while it started: now it is shut down too
         return child
 
     def first_dead(self) -> Child | None:
@@ -265,12 +268,31 @@ def _ignore_stop_signals() -> None:
 STOPPING = threading.Event()
 
 
+# Above 0 while a process is being started: see stops_deferred.
+_deferring = 0
+
+
 def _stop_once(signum: int, frame: object) -> None:
     # Ignore the next ones first: `make` forwards a group's SIGTERM, so a second one
     # arrives while we are stopping, and must not interrupt the shutdown.
     _ignore_stop_signals()
     STOPPING.set()
-    raise KeyboardInterrupt
+    if not _deferring:
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def stops_deferred() -> Iterator[None]:
+    """Within, a stop signal is only noted (STOPPING), for the caller to raise with
+    raise_if_stopping() once what it started is in hand. Python runs its own hooks around
+    fork() (logging's lock release): an interrupt raised inside one is dropped with
+    "Exception ignored" and a traceback on stderr (the stop itself is not lost)."""
+    global _deferring  # noqa: PLW0603 - one main thread takes signals; a plain counter
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
 
 
 def raise_if_stopping() -> None:
