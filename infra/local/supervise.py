@@ -288,6 +288,9 @@ def stops_deferred() -> Iterator[None]:
     fork() (logging's lock release): an interrupt raised inside one is dropped with
     "Exception ignored" and a traceback on stderr (the stop itself is not lost)."""
     global _deferring  # noqa: PLW0603 - one main thread takes signals; a plain counter
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals interrupt the main thread only: another's start must not defer them
+        return
     _deferring += 1
     try:
         yield

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,26 @@ def test_a_stop_while_a_child_starts_is_raised_once_it_is_tracked(
     supervise.shutdown(c.proc for c in children.started)
     assert children.started[0].proc.poll() is not None
     assert "Exception ignored" not in capfd.readouterr().err
+
+
+def test_a_child_another_thread_starts_does_not_hold_back_a_stop(stop_signals: None) -> None:
+    """Signals interrupt the main thread only: a child started meanwhile by another thread
+    (the chaos harness restarts its worker from one) must not defer the main thread's stop."""
+    supervise.trap_stop_signals()
+    inside, leave = threading.Event(), threading.Event()
+
+    def start_elsewhere() -> None:
+        with supervise.stops_deferred():
+            inside.set()
+            leave.wait(5)
+
+    other = threading.Thread(target=start_elsewhere)
+    other.start()
+    assert inside.wait(5)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+    finally:
+        leave.set()
+        other.join(5)
