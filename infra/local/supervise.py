@@ -183,15 +183,15 @@ class Children:
                 # the main thread's children may die with us (chaos restarts workers from
                 # other threads, which end long before the process does).
                 main = threading.current_thread() is threading.main_thread()
-                with stops_deferred():
+                with stops_deferred():  # until it is in the list the shutdown stops
                     proc = subprocess.Popen(  # noqa: S603 - our own argv
                         list(argv), env=env, cwd=self._cwd, stdout=out, stderr=subprocess.STDOUT,
                         preexec_fn=_die_with_parent if main else _answer_stop_signals,  # noqa: PLW1509 - see there
                     )  # fmt: skip
+                    child = Child(name, proc, log)
+                    self.started.append(child)
             except OSError as exc:
                 raise StackFailed(f"could not start {name} ({argv[0]}): {exc.strerror}.") from exc
-        child = Child(name, proc, log)
-        self.started.append(child)
         raise_if_stopping()  # a stop that came while it started: now it is shut down too
         return child
 

@@ -187,3 +187,29 @@ def test_a_child_another_thread_starts_does_not_hold_back_a_stop(stop_signals: N
     finally:
         leave.set()
         other.join(5)
+
+
+def test_a_stop_right_after_a_child_started_still_finds_it_tracked(
+    stop_signals: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stop was deferred around Popen only: one landing as the child was being put in
+    the list raised there, the child left out of it, so the shutdown neither stopped nor
+    waited for it (it outlived `make run`'s return)."""
+    supervise.trap_stop_signals()
+    children = supervise.Children(tmp_path, tmp_path)
+    real_child, procs = supervise.Child, []
+
+    def child_hit_by_a_stop(*args: Any) -> supervise.Child:
+        procs.append(args[1])
+        os.kill(os.getpid(), signal.SIGTERM)  # lands once Popen has returned
+        time.sleep(0.2)
+        return real_child(*args)
+
+    monkeypatch.setattr(supervise, "Child", child_hit_by_a_stop)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            children.start("sleeper", [sys.executable, "-c", "import time; time.sleep(30)"],
+                           dict(os.environ))  # fmt: skip
+        assert [c.name for c in children.started] == ["sleeper"]
+    finally:
+        supervise.shutdown(procs)
