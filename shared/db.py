@@ -7,6 +7,7 @@ One pool per process, created on first use and reused by warm invocations. A blo
 from __future__ import annotations
 
 import json
+import math
 import random
 import threading
 from collections.abc import Callable, Iterator
@@ -42,7 +43,8 @@ def connect_kwargs() -> dict[str, Any]:
     settings = get_settings()
     return {
         "row_factory": dict_row,
-        "connect_timeout": int(settings.db.db_connect_timeout_s),
+        # Whole seconds for libpq, rounded up: a 0 there would be no limit.
+        "connect_timeout": math.ceil(settings.db.db_connect_timeout_s),
         "options": f"-c statement_timeout={settings.db.db_statement_timeout_ms} {SESSION_TIME}",
         "application_name": "syncq",
         "client_encoding": "UTF8",

@@ -42,8 +42,10 @@ class DatabaseSettings(_Group):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     db_pool_min: int = 1
     db_pool_max: int = 8
-    db_connect_timeout_s: float = 10.0
-    db_statement_timeout_ms: int = 60_000
+    # A wait the pool and libpq both keep (libpq's 0 or less is no limit at all).
+    db_connect_timeout_s: float = Field(10.0, gt=0, le=MAX_DELAY_S, allow_inf_nan=False)
+    # PostgreSQL's own range for statement_timeout (0: none); outside, no connection opens.
+    db_statement_timeout_ms: int = Field(60_000, ge=0, le=2_147_483_647)
 
     @field_validator("database_url")
     @classmethod

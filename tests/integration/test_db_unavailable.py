@@ -155,3 +155,29 @@ def test_a_write_tried_again_after_a_fault_waits_the_one_jittered_backoff(
 
     assert db.retried(work) == 1
     assert (tries, waits) == ([1, 2, 3], [0.125, 0.25])
+
+
+def test_a_connect_timeout_under_a_second_still_limits_a_connections_wait(
+    configure: Configure,
+) -> None:
+    """DB_CONNECT_TIMEOUT_S=0.5 went to libpq as connect_timeout=0, which is no limit: a
+    connection outside the pool (the queue's listener) waited for ever on a server that
+    accepts and never answers."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel accepts for it
+        port = int(silent.getsockname()[1])
+        configure(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{port}/postgres",
+                  DB_CONNECT_TIMEOUT_S="0.5")  # fmt: skip
+        failed: list[BaseException] = []
+
+        def connect() -> None:
+            try:
+                db.dedicated_connection().close()
+            except psycopg.OperationalError as exc:
+                failed.append(exc)
+
+        started = time.monotonic()
+        waiting = threading.Thread(target=connect, daemon=True)
+        waiting.start()
+        waiting.join(10)
+        assert failed, "still waiting after 10 s"
+        assert time.monotonic() - started < 5  # libpq's least wait is 2 s

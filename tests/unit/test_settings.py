@@ -192,6 +192,13 @@ def test_no_settings_error_quotes_the_value_it_refused(monkeypatch: pytest.Monke
         ("ALERT_BACKOFF_CAP_S", "inf"),
         ("GESTAO_SCOUTER_FAILURE_BACKOFF_CAP_S", "1e13"),
         ("STALE_AFTER_S", "100000000000000000000"),  # make_interval: interval out of range
+        # PostgreSQL refuses every connection's statement_timeout: every request a 503
+        ("DB_STATEMENT_TIMEOUT_MS", "-1"),
+        ("DB_STATEMENT_TIMEOUT_MS", "2147483648"),
+        # libpq waits for ever (0 or less), the pool gives up at once
+        ("DB_CONNECT_TIMEOUT_S", "0"),
+        ("DB_CONNECT_TIMEOUT_S", "-10"),
+        ("DB_CONNECT_TIMEOUT_S", "inf"),
     ],
 )
 def test_engine_settings_at_their_edges_are_refused_at_startup(
