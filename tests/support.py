@@ -114,7 +114,7 @@ def terminate_lock_waiters(database_url: str) -> None:
 def lose_the_first_commit_answer(monkeypatch: Any) -> None:
     """From now on, the first `db.retried` transaction commits, then its connection drops
     before the commit's answer arrives (the writer cannot tell whether it was written)."""
-    real, lost = db._in_transaction, []
+    real, lost = db._in_transaction, list[bool]()
 
     def answer_lost(work: Any) -> Any:
         done = real(work)
