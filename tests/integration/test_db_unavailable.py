@@ -7,7 +7,6 @@ import random
 import socket
 import threading
 import time
-from functools import partial
 from typing import Any
 
 import psycopg
@@ -16,6 +15,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from shared import db
 from tests.conftest import Configure
+from tests.pg_proxy import StallingProxy
 from tests.support import bearer, call, function_client, rows, seed_tenant
 
 pytestmark = pytest.mark.db
@@ -47,51 +47,6 @@ def test_a_database_that_does_not_answer_is_503(
     assert rows(database_url, "SELECT id FROM integration_jobs") == []
 
 
-class _Forwarder:
-    """From `port` (refused until this starts) to the PostgreSQL server of `database_url`,
-    over TCP or its Unix socket (the embedded server listens on one)."""
-
-    def __init__(self, port: int, database_url: str) -> None:
-        self._server = socket.create_server(("127.0.0.1", port))
-        server = conninfo_to_dict(database_url)
-        host, pg_port = str(server.get("host") or "127.0.0.1"), int(server.get("port") or 5432)
-        self._connect = (
-            partial(_unix, f"{host}/.s.PGSQL.{pg_port}")
-            if host.startswith("/")
-            else partial(socket.create_connection, (host, pg_port))
-        )
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def close(self) -> None:
-        self._server.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._server.accept()
-            except OSError:
-                return
-            upstream = self._connect()
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            sink.close()
-
-
-def _unix(path: str) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(path)
-    return sock
-
-
 def test_an_instance_that_started_while_the_database_was_away_is_back_with_it(
     database_url: str, recorder: Any, configure: Configure
 ) -> None:
@@ -108,7 +63,9 @@ def test_an_instance_that_started_while_the_database_was_away_is_back_with_it(
     try:
         assert call("run-integration", body, token=tenant.admin_token).status_code == 503
         time.sleep(3.5)  # away a few seconds more
-        forwarder = _Forwarder(port, database_url)
+        server = conninfo_to_dict(database_url)
+        forwarder = StallingProxy(str(server.get("host") or "127.0.0.1"),
+                                  int(server.get("port") or 5432), listen_port=port)  # fmt: skip
         answer = call("run-integration", body, token=tenant.admin_token)
     finally:
         db.close_pool()
