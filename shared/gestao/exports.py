@@ -84,20 +84,14 @@ def create(
     return row
 
 
-def get(conn: Conn, tenant_id: UUID, job_id: UUID | None) -> Row:
-    """The named job of the tenant, or its latest one."""
+def get(conn: Conn, tenant_id: UUID, job_id: UUID | None, *, lock: bool = False) -> Row:
+    """The named job of the tenant (locked for the rest of the transaction with `lock`), or
+    its latest one."""
     if job_id is not None:
-        row = conn.execute(_q("get_job"), {"id": job_id, "tenant_id": tenant_id}).fetchone()
+        statement = _q("lock_job" if lock else "get_job")
+        row = conn.execute(statement, {"id": job_id, "tenant_id": tenant_id}).fetchone()
     else:
         row = next(iter(recent(conn, tenant_id, 1)), None)
-    if row is None:
-        raise NotFound("No such export job for this tenant.")
-    return row
-
-
-def _lock(conn: Conn, tenant_id: UUID, job_id: UUID) -> Row:
-    """The named job of the tenant, locked for the rest of the transaction."""
-    row = conn.execute(_q("lock_job"), {"id": job_id, "tenant_id": tenant_id}).fetchone()
     if row is None:
         raise NotFound("No such export job for this tenant.")
     return row
@@ -253,7 +247,7 @@ def reset(conn: Conn, tenant_id: UUID, job_id: UUID) -> Row:
 
     The job is locked first: a runner can neither take it (a pending job read at rest and
     claimed before the reset wrote was refused 409) nor let it go meanwhile."""
-    current = _lock(conn, tenant_id, job_id)
+    current = get(conn, tenant_id, job_id, lock=True)
     if current["status"] == "running":
         params = {"id": job_id, "tenant_id": tenant_id}
         row = conn.execute(_q("request_reset"), params).fetchone()
