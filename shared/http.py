@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import tenacity
@@ -63,6 +63,15 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 _INFLATED = frozenset(SUPPORTED_DECODERS) - {"identity"}
 # Headers an answer loses once its body is read and decoded here.
 _BODY_FRAMING = frozenset({b"content-encoding", b"content-length", b"transfer-encoding"})
+
+
+class Paced(Protocol):
+    """A request rate to keep under (`shared.providers.pacing.Pacer`): `wait()` before a
+    try, `sent()` once it is answered or failed."""
+
+    def wait(self) -> float: ...
+
+    def sent(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -193,9 +202,12 @@ class HttpClient:
         content: bytes | None = None,
         final: Callable[[httpx.Response], bool] | None = None,
         extensions: Mapping[str, Any] | None = None,
+        pacer: Paced | None = None,
     ) -> httpx.Response:
         """The first answer that is not 429/5xx (nor one `final` says is the answer, such as
         a 5xx the same request would only meet again); `idempotent` defaults from the method.
+        With a `pacer`, every try waits its turn and is counted: the upstream's rate limit
+        counts the tries it failed too.
 
         Raises UpstreamUnavailable when tries run out (or may not be repeated), and a
         non-retryable UpstreamError when httpx cannot make the request at all.
@@ -210,7 +222,16 @@ class HttpClient:
         )
         kwargs: dict[str, Any] = {"params": params, "headers": headers, "extensions": extensions}
         kwargs.update({"json": json} if content is None else {"content": content})
-        return retrying(self._try, method, url, safe, kwargs, final)
+        return retrying(self._paced, pacer, method, url, safe, kwargs, final)
+
+    def _paced(self, pacer: Paced | None, *args: Any) -> httpx.Response:
+        if pacer is None:
+            return self._try(*args)
+        pacer.wait()
+        try:
+            return self._try(*args)
+        finally:
+            pacer.sent()
 
     def _try(
         self,

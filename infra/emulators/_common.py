@@ -4,6 +4,9 @@ Every emulator is a Flask app built by :func:`make_app` around an :class:`Emulat
 subclass that holds its datasets (per token), its :class:`Knobs` and its counters.
 ``make_app`` installs, for every route outside ``/__admin``:
 
+* the emulator's own ``gate``, when it has one (a ``before_request`` hook that runs first):
+  what the real service's front door does before its backend can fail a request, such as
+  counting it against the rate limit;
 * the fault injector (a ``before_request`` hook), in this order: ``latency_ms`` sleep;
   with probability ``timeout_rate`` sleep ``hang_s`` then answer 504 (a client with a
   shorter timeout sees a timeout); with probability ``error_rate`` a 500/502/503; with
@@ -322,11 +325,21 @@ class _App(Flask):
     json_provider_class = _JSON
 
 
-def make_app(name: str, state: EmulatorState, error_response: ErrorResponder) -> Flask:
-    """A Flask app with the admin endpoints, the fault injector and the stats recorder."""
+def make_app(
+    name: str,
+    state: EmulatorState,
+    error_response: ErrorResponder,
+    *,
+    gate: Callable[[], Response | None] | None = None,
+) -> Flask:
+    """A Flask app with the admin endpoints, the emulator's `gate` (before any injected
+    fault, so a request it counts is counted even when a fault then answers it), the fault
+    injector and the stats recorder."""
     app = _App(name)
     app.extensions["emulator_state"] = state
     app.register_blueprint(_admin_blueprint(state))
+    if gate is not None:
+        app.before_request(lambda: None if request.path.startswith(ADMIN_PREFIX) else gate())
     app.before_request(FaultInjector(state, error_response))
 
     @app.after_request

@@ -282,14 +282,21 @@ class _Call(NamedTuple):
     pressured: bool
 
 
+def _gate(state: AcessoriasState) -> Response | None:
+    """The API's front door: every request of a known token counts against its limit, one
+    the backend then fails with a 5xx or a timeout too."""
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is not None and token in state.tokens() and not state.take_rate_slot(token):
+        return too_many_requests(state, _error_response)
+    return None
+
+
 def _guard(state: AcessoriasState, allowed: set[str]) -> _Call | Response:
-    """Auth, throttling, business-error knob and query validation, else the reply to send."""
+    """Auth, business-error knob and query validation, else the reply to send."""
     token = bearer_token(request.headers.get("Authorization"))
     if token is None or token not in state.tokens():
         return _erro("Token inválido ou não informado", 401)
     pressured = state.under_pressure(token)
-    if not state.take_rate_slot(token):
-        return too_many_requests(state, _error_response)
     if state.knobs.business_error:
         return _erro(state.knobs.business_error)
     unknown = sorted(set(request.args) - allowed - {"Pagina"})
@@ -334,7 +341,7 @@ def _parse_day(text: str) -> datetime | None:
 
 def create_app(state: AcessoriasState) -> Flask:
     """The Acessórias emulator as a WSGI app."""
-    app = make_app("acessorias", state, _error_response)
+    app = make_app("acessorias", state, _error_response, gate=lambda: _gate(state))
 
     @app.get("/companies/ListAll")
     def list_companies() -> Response:

@@ -247,16 +247,13 @@ class AcessoriasProvider:
     def _get(
         self, client: HttpClient, headers: dict[str, str], page: int, pacer: Pacer
     ) -> list[dict[str, Any]]:
-        pacer.wait()  # under the token's request rate: a wait, not a 429
-        try:
-            response = client.request(
-                "GET",
-                "/companies/ListAll",
-                params={"Pagina": page, "contacts": ""},
-                headers=headers,
-            )
-        finally:
-            pacer.sent()
+        response = client.request(
+            "GET",
+            "/companies/ListAll",
+            params={"Pagina": page, "contacts": ""},
+            headers=headers,
+            pacer=pacer,  # every try under the token's request rate: a wait, not a 429
+        )
         return parse_page(response, first=page == 1)
 
 

@@ -218,6 +218,21 @@ def test_sliding_window_rate_limit_per_token(server: ServerHandle, client: httpx
     assert client.get("/companies/ListAll").status_code == 200
 
 
+def test_a_request_failed_with_a_5xx_still_counts_against_the_limit(
+    client: httpx.Client,
+) -> None:
+    """The limit is the API's front door: it counts every request it lets through, whatever
+    the backend then answers; an unknown token is refused without being counted."""
+    set_knobs(client, rate_limit_per_min=3, rate_window_s=30)
+    unknown = client.get("/companies/ListAll", headers={"Authorization": "Bearer nobody"})
+    assert unknown.status_code == 401
+    set_knobs(client, error_rate=1.0)
+    statuses = [client.get("/companies/ListAll").status_code for _ in range(4)]
+    assert [s >= 500 for s in statuses[:3]] == [True] * 3 and statuses[3] == 429
+    set_knobs(client, error_rate=0.0)
+    assert client.get("/companies/ListAll").status_code == 429  # the window is full
+
+
 def test_default_rate_limit_is_100_per_minute() -> None:
     assert AcessoriasKnobs().rate_limit_per_min == 100
     assert AcessoriasKnobs().rate_window_s == 60

@@ -448,3 +448,26 @@ def test_syncs_of_one_token_at_once_share_its_window_without_a_429(
         thread.join(120)
     assert [a.status_code for a in answers] == [200] * len(slugs), [a.get_json() for a in answers]
     assert "429" not in state.stats()["by_status"], state.stats()["by_status"]
+
+
+def test_the_pacer_counts_every_try_the_server_counts(
+    database_url: str,
+    tenant: TenantFixture,
+    state: AcessoriasState,
+    configure,  # type: ignore[no-untyped-def]
+) -> None:
+    """The server's limit counts every request it lets through, one that then fails with a
+    5xx too: a page tried three times is three requests of the window, and a pacer that
+    counted it once let the sync run into the 429 that names no wait."""
+    state.knobs.update({"rate_limit_per_min": 10, "rate_window_s": 2.0, "error_rate": 0.3})
+    configure(
+        ACESSORIAS_RATE_LIMIT="10", ACESSORIAS_RATE_WINDOW_S="2", ACESSORIAS_EMPTY_RECHECKS="0",
+        PROVIDER_RETRY_ATTEMPTS="8",
+    )  # fmt: skip
+    state.seed_token(TOKEN, 12 * 20)  # 13 pages, and the 5xx tries besides
+    job = run(tenant, get_dispatcher())
+    assert job["status"] == "success" and job["attempts"] == 1, job["error_message"]
+    stats = state.stats()
+    assert sum(stats["faults"].values()) >= 3, stats  # pages really were tried again
+    assert "429" not in stats["by_status"], stats["by_status"]
+    assert checksum(db_view(database_url)) == checksum(emulator_view(state))
