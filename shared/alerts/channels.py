@@ -31,8 +31,11 @@ from shared.settings import Settings
 SIGNATURE_HEADER = "X-Syncq-Signature"
 
 
-def send_email(settings: Settings, alert_id: str, recipients: list[str], alert: Alert) -> None:
-    """One e-mail to the recipients, through the configured transport."""
+def send_email(
+    settings: Settings, alert_id: str, recipients: list[str], alert: Alert
+) -> dict[str, int]:
+    """One e-mail to the recipients, through the configured transport; the recipients the
+    server refused while it took the others (address -> SMTP code; none: all took it)."""
     message = EmailMessage()
     message["Subject"] = alert.subject
     message["From"] = settings.alerts.alert_email_from
@@ -40,14 +43,24 @@ def send_email(settings: Settings, alert_id: str, recipients: list[str], alert: 
     message["Message-ID"] = f"<{alert_id}@syncq>"
     message.set_content(alert.text)
     if settings.alerts.alert_email_transport == "ses":
-        _send_ses(settings, message, recipients)
-    elif settings.alerts.alert_email_transport == "smtp":
-        _send_smtp(settings, message, recipients)
-    else:
-        raise UpstreamError("E-mail is not configured (ALERT_EMAIL_TRANSPORT).", retryable=False)
+        _send_ses(settings, message, recipients)  # all or none
+        return {}
+    if settings.alerts.alert_email_transport == "smtp":
+        return _send_smtp(settings, message, recipients)
+    raise UpstreamError("E-mail is not configured (ALERT_EMAIL_TRANSPORT).", retryable=False)
 
 
-def _send_smtp(settings: Settings, message: EmailMessage, recipients: list[str]) -> None:
+def refused_error(refused: dict[str, int], recipients: int) -> UpstreamError:
+    """Some recipients refused the e-mail the others took (their addresses untold)."""
+    codes = sorted(set(refused.values()))
+    return UpstreamError(
+        f"The mail server refused {len(refused)} of {recipients} recipients "
+        f"({', '.join(map(str, codes))}).",
+        retryable=any(400 <= code < 500 for code in codes),  # 4xx: try again later
+    )
+
+
+def _send_smtp(settings: Settings, message: EmailMessage, recipients: list[str]) -> dict[str, int]:
     smtp = smtplib.SMTP(timeout=settings.alerts.smtp_timeout_s)
     try:
         smtp.connect(settings.alerts.smtp_host, settings.alerts.smtp_port)
@@ -57,7 +70,7 @@ def _send_smtp(settings: Settings, message: EmailMessage, recipients: list[str])
             smtp.login(
                 settings.alerts.smtp_username, settings.alerts.smtp_password.get_secret_value()
             )
-        smtp.send_message(message, to_addrs=recipients)  # not re-read from the header
+        refused = smtp.send_message(message, to_addrs=recipients)  # not re-read from the header
     except smtplib.SMTPResponseException as exc:
         retryable = exc.smtp_code >= 400 and exc.smtp_code < 500
         raise UpstreamError(
@@ -73,6 +86,7 @@ def _send_smtp(settings: Settings, message: EmailMessage, recipients: list[str])
         raise UpstreamError(f"The mail server failed ({type(exc).__name__}).") from exc
     finally:
         _goodbye(smtp)
+    return {address: code for address, (code, _) in refused.items()}
 
 
 def _goodbye(smtp: smtplib.SMTP) -> None:

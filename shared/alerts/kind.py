@@ -63,7 +63,11 @@ def _deliver(row: Row, lease: Lease) -> dict[str, Any]:
         assert prefs is not None
         try:
             if channel == "email":
-                channels.send_email(settings, alert_id, list(prefs["emails"]), alert)
+                to = [e for e in prefs["emails"] if e not in row["mailed"]]
+                refused = channels.send_email(settings, alert_id, to, alert) if to else {}
+                if refused:  # the others took it: mailed again to the refused ones alone
+                    _record_delivery(lease, None, mailed=[e for e in to if e not in refused])
+                    raise channels.refused_error(refused, len(to))
             else:
                 channels.send_webhook(settings, tenant_id, prefs["webhook_url"], alert_id, alert)
         except UpstreamError as exc:
@@ -75,10 +79,11 @@ def _deliver(row: Row, lease: Lease) -> dict[str, Any]:
     return _end(row, lease, "sent")
 
 
-def _record_delivery(lease: Lease, channel: str) -> None:
-    """A channel that delivered, recorded under the lease and not lost to a dropped
-    connection (the rescue would send on it again); recording it twice changes nothing."""
-    db.retried(lambda conn: lease.heartbeat(conn, channel=channel))
+def _record_delivery(lease: Lease, channel: str | None, mailed: list[str] | None = None) -> None:
+    """A channel that delivered (or the recipients an e-mail reached), recorded under the
+    lease and not lost to a dropped connection (the rescue would send on it again);
+    recording it twice changes nothing."""
+    db.retried(lambda conn: lease.heartbeat(conn, channel=channel, mailed=mailed or []))
 
 
 def _settings_and_channels(conn: Conn, row: Row) -> tuple[Row | None, list[str]]:

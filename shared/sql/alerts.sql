@@ -1,10 +1,11 @@
 -- Alert settings and the outbox's delivery (shared/alerts).
 
--- Fragment of the engine's heartbeat (shared/sql/jobs.sql): a channel that delivered is
--- recorded under the lease, so a retry skips it.
+-- Fragment of the engine's heartbeat (shared/sql/jobs.sql): a channel that delivered, and
+-- the recipients an e-mail reached, are recorded under the lease, so a retry skips them.
 -- name: heartbeat_set
 , delivered = CASE WHEN %(channel)s::text IS NULL OR %(channel)s::text = ANY (delivered)
-                   THEN delivered ELSE array_append(delivered, %(channel)s::text) END
+                   THEN delivered ELSE array_append(delivered, %(channel)s::text) END,
+  mailed = ARRAY(SELECT DISTINCT m FROM unnest(mailed || %(mailed)s::text[]) AS m ORDER BY m)
 
 -- name: settings
 SELECT * FROM alert_settings WHERE tenant_id = %(tenant_id)s

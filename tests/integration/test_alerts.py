@@ -684,3 +684,29 @@ def test_an_email_whose_delivery_record_loses_its_connection_is_not_sent_again(
     [alert] = outbox()
     assert (alert["status"], alert["delivered"]) == ("sent", ["email"])
     assert len(box.messages) == 1
+
+
+def test_a_recipient_refused_for_now_still_gets_the_alert_later(
+    acme: TenantFixture, mailbox: Mailbox, failing: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    """A mail server that greylists one recipient (450) and takes the other: the alert
+    ended `sent` and that recipient never heard of it. It is retried for them alone."""
+    greylisted = "cto@acme.example"
+
+    async def handle_rcpt(
+        server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address == greylisted and not mailbox.messages:
+            return "450 4.2.1 Try later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    mailbox.handle_RCPT = handle_rcpt  # type: ignore[method-assign]
+    assert settings(acme, emails=["ops@acme.example", greylisted]).status_code == 200
+    run_to_the_end(acme, recorder)
+    # No backoff here (the mailbox fixture's): the drain retries at once.
+    assert [r["status"] for r in deliver()] == ["pending", "sent"]
+    assert [m.rcpt_tos for m in mailbox.messages] == [["ops@acme.example"], [greylisted]]
+    [alert] = outbox()
+    assert (alert["status"], alert["delivered"]) == ("sent", ["email"])
+    assert alert["mailed"] == ["ops@acme.example"]  # the one who took it on the first try
