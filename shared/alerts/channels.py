@@ -43,8 +43,7 @@ def send_email(
     message["Message-ID"] = f"<{alert_id}@syncq>"
     message.set_content(alert.text)
     if settings.alerts.alert_email_transport == "ses":
-        _send_ses(settings, message, recipients)  # all or none
-        return {}
+        return _send_ses(settings, message, recipients)
     if settings.alerts.alert_email_transport == "smtp":
         return _send_smtp(settings, message, recipients)
     raise UpstreamError("E-mail is not configured (ALERT_EMAIL_TRANSPORT).", retryable=False)
@@ -105,13 +104,27 @@ def _ses_client(region: str) -> Any:
     return boto3.client("ses", region_name=region)
 
 
-def _send_ses(settings: Settings, message: EmailMessage, recipients: list[str]) -> None:
+# SES has no SMTPUTF8: an address's name (before the @) must be ASCII (domains are, by
+# models._EMAIL), and one address it cannot take refuses the whole message.
+_NOT_ASCII_NAME = 553  # the SMTP reply for a mailbox name not allowed
+
+
+def _send_ses(
+    settings: Settings, message: EmailMessage, recipients: list[str]
+) -> dict[str, int]:
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - see above
 
+    taken = [r for r in recipients if r.isascii()]
+    refused = {r: _NOT_ASCII_NAME for r in recipients if not r.isascii()}
+    if not taken:
+        return refused
+    if refused:
+        del message["To"]
+        message["To"] = ", ".join(taken)
     try:
         _ses_client(settings.alerts.ses_region).send_raw_email(
             Source=settings.alerts.alert_email_from,
-            Destinations=recipients,
+            Destinations=taken,
             RawMessage={"Data": message.as_bytes()},
         )
     except ClientError as exc:
@@ -122,6 +135,7 @@ def _send_ses(settings: Settings, message: EmailMessage, recipients: list[str]) 
         ) from exc
     except BotoCoreError as exc:
         raise UpstreamError(f"Amazon SES failed ({type(exc).__name__}).") from exc
+    return refused
 
 
 def signing_key(settings: Settings, tenant_id: str) -> str:
