@@ -109,9 +109,7 @@ def _ses_client(region: str) -> Any:
 _NOT_ASCII_NAME = 553  # the SMTP reply for a mailbox name not allowed
 
 
-def _send_ses(
-    settings: Settings, message: EmailMessage, recipients: list[str]
-) -> dict[str, int]:
+def _send_ses(settings: Settings, message: EmailMessage, recipients: list[str]) -> dict[str, int]:
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - see above
 
     taken = [r for r in recipients if r.isascii()]
