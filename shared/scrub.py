@@ -29,6 +29,10 @@ _PATTERNS = (
     # ... or, in a message cut short, to the first closing parenthesis and a separator.
     (re.compile(r"(?i)(\bkey \([^)\n]{0,200}\))=\([^\n]{0,500}?\)(?=[ .,;]|$)", re.M),
      r"\1=(" + MASK + ")"),
+    # ... or, a value neither finds (longer than that, or across lines: PostgreSQL cuts
+    # neither), all that follows it: better a message cut short than a lead quoted.
+    (re.compile(r"(?is)(\bkey \([^)\n]{0,200}\)=\()(?!" + re.escape(MASK) + r"\)).*"),
+     r"\1" + MASK + ")"),
     (re.compile(r'(\bvalue )"(?:[^"\\]|\\.)*"'), r'\1"' + MASK + '"'),  # value "x" is out of range
     (re.compile(r'(: )"(?:[^"\\]|\\.)*"'), r'\1"' + MASK + '"'),  # invalid input syntax ...: "x"
     (re.compile(r"(: )'(?:[^'\\]|\\.)*'"), r"\1'" + MASK + "'"),  # Invalid isoformat string: 'x'

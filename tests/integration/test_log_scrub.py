@@ -7,11 +7,13 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import psycopg
 import pydantic
 import pytest
 
 from shared import log
+from shared.gestao.remote import Answer
 
 pytestmark = pytest.mark.db
 PII = ("Maria Sigilosa", "maria.sigilosa@example.com", "11912345678")
@@ -80,3 +82,33 @@ def test_the_embedded_server_logs_a_refused_row_without_its_values(database_url:
     server_log = (folder / "log").read_text(errors="replace")
     assert 'null value in column "n"' in server_log
     assert not any(p in server_log for p in PII)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Rua das Flores 123\nApto 4 - Maria Sigilosa",  # a multi-line address
+        "Maria Sigilosa, Rua das Flores 123; " * 20,  # a key longer than 500 characters
+    ],
+    ids=["multi-line", "long"],
+)
+def test_a_remote_unique_violation_is_stored_without_the_key_value(
+    database_url: str, value: str
+) -> None:
+    """PostgREST answers a refused lead with PostgreSQL's DETAIL, which quotes the whole
+    key (PostgreSQL cuts neither a long key nor one with a line break): what an export
+    keeps of the answer (its message and body, shown in the export's errors) holds none
+    of it."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute("CREATE TEMP TABLE leads (address text UNIQUE)")
+        conn.execute("INSERT INTO leads VALUES (%s)", [value])
+        with pytest.raises(psycopg.errors.UniqueViolation) as raised:
+            conn.execute("INSERT INTO leads VALUES (%s)", [value])
+    diag = raised.value.diag
+    assert diag.message_detail is not None and "Maria Sigilosa" in diag.message_detail
+    body = {"code": diag.sqlstate, "details": diag.message_detail, "hint": None,
+            "message": diag.message_primary}  # fmt: skip
+    answer = Answer.of(httpx.Response(409, json=body))
+    kept = json.dumps([answer.safe_message(), answer.safe_body()])
+    assert "Key (address)=(" in kept
+    assert "Maria Sigilosa" not in kept and "Rua das Flores" not in kept
