@@ -207,6 +207,10 @@ def read_json(request: flask.Request) -> Any:
     mimetype = request.mimetype or "application/json"
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise UnsupportedMediaType()
+    if request.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+        # Bodies are read as sent: a compressed one was refused as "not valid JSON", and
+        # one under a coding it does not carry was taken as it stood.
+        raise UnsupportedMediaType("Send the body uncompressed (no Content-Encoding).")
     data = parse_json_body(raw)
     if not isinstance(data, dict):
         raise InvalidJson()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import uuid
@@ -155,6 +156,17 @@ def test_bad_queries_and_methods(database_url: str) -> None:
         headers={**bearer(tenant.admin_token), "Content-Type": "text/plain"},
     )
     assert text.status_code == 415
+    body = json.dumps({"tenant_id": tid, "provider_slug": "acessorias"}).encode()
+    for coding, data in (("gzip", gzip.compress(body)), ("br", body), ("x-unknown", body)):
+        encoded = function_client("run-integration").post(
+            "/",
+            data=data,
+            headers={**bearer(tenant.admin_token), "Content-Type": "application/json",
+                     "Content-Encoding": coding},
+        )  # fmt: skip
+        assert encoded.status_code == 415, (coding, encoded.get_json())
+        assert encoded.get_json()["error"]["code"] == "unsupported_media_type"
+        assert "Content-Encoding" in encoded.get_json()["error"]["message"]
     assert _counts(database_url) == (0, 0)
 
 
