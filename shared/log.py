@@ -89,6 +89,16 @@ def configure(level: int = logging.INFO) -> None:
     root.propagate = False
 
 
+def to_stderr() -> None:
+    """Write the `syncq` log lines to stderr: a command's own output keeps stdout (the CLI)."""
+    configure()
+    for handler in logging.getLogger("syncq").handlers:
+        if isinstance(handler, logging.StreamHandler) and isinstance(
+            handler.formatter, JsonFormatter
+        ):
+            handler.stream = sys.stderr  # not setStream: it flushes the old one, maybe closed
+
+
 def get_logger(name: str) -> logging.Logger:
     """A logger under the `syncq` tree."""
     configure()

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from infra.local.pg import place, reason
 from infra.local.supervise import StackFailed
+from shared import log
 from shared.settings import get_settings, refused_settings
 
 COMMAND_MODULES = [
@@ -100,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # The pool's reconnect warnings would bury the one line said when no database answers.
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+    log.to_stderr()  # what a command runs logs beside its answer, which alone is on stdout
     try:
         if args.command not in WITHOUT_DATABASE:  # at once, with the server's own reason
             timeout_s = max(2, round(get_settings().db.db_connect_timeout_s))

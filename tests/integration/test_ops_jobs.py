@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -13,6 +17,7 @@ from infra.ops.__main__ import main
 from tests.support import rows, seed_tenant
 
 pytestmark = pytest.mark.db
+ROOT = Path(__file__).resolve().parents[2]
 
 INSERT = """
 INSERT INTO integration_jobs (id, tenant_id, provider_slug, status, attempts, started_at,
@@ -317,3 +322,20 @@ def test_a_database_that_was_never_migrated_says_so_not_a_traceback(
         monkeypatch.undo()
         reload_settings()
         pg.drop_database(pg_server_url, name)
+
+
+def test_sweep_prints_only_its_report_on_stdout(database_url: str, tmp_path: Path) -> None:
+    """`ops sweep | jq` (or json.loads) reads the report: the jobs it runs log to stderr.
+    Their JSON log lines went to stdout before the report, which then did not parse."""
+    tenant = seed_tenant(database_url, "acme", providers={"onecode": {}}).id
+    job = add_job(database_url, tenant, "onecode", "pending")
+    env = {**os.environ, "DATABASE_URL": database_url, "SYNCQ_DATA_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "infra.ops", "sweep"], check=False, env=env, cwd=ROOT,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["kinds"]["integration"]["processed"] == 1, report
+    assert job_rows(database_url)[job]["attempts"] == 1
+    assert '"message": "sync started"' in done.stderr
