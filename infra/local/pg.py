@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
@@ -101,9 +102,15 @@ def place(url: str) -> str:
 
 
 def shown(url: str) -> str:
-    """A connection string to print (the banner): its user and place, never its password."""
-    user = conninfo_to_dict(url).get("user")
-    return f"postgresql://{f'{user}@' if user else ''}{place(url)}"
+    """A connection string to print (the banner): its user and place, never its password.
+    A Unix socket's folder goes in `?host=`: in the authority libpq reads no path."""
+    parts = conninfo_to_dict(url)
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    host = str(parts.get("host", ""))
+    if not host.startswith("/"):
+        return f"postgresql://{user}{place(url)}"
+    port = f"&port={parts['port']}" if parts.get("port") else ""
+    return f"postgresql://{user}/{quote(str(parts.get('dbname', '')))}?host={quote(host)}{port}"
 
 
 def reason(exc: Exception) -> str:

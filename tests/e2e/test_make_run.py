@@ -148,6 +148,18 @@ def test_the_probe_wants_our_own_gateway(body: bytes, status: int) -> None:
     assert reason is not None and "not from our gateway" in reason
 
 
+def test_the_banners_database_url_reaches_that_database(database_url: str) -> None:
+    """The banner's `database` line is a URL psql and libpq take, naming the stack's own
+    server: the embedded one listens on a Unix socket, whose folder was written where a host
+    goes (`postgresql://postgres@/…/.data/pg:5432/syncq`), so libpq read it as a database
+    name and asked the machine's default socket instead."""
+    shown = pg.shown(database_url)
+    assert "password" not in shown
+    with psycopg.connect(database_url) as ours, psycopg.connect(shown) as banner:
+        query = "SELECT current_database(), current_setting('data_directory')"
+        assert banner.execute(query).fetchone() == ours.execute(query).fetchone()
+
+
 def test_free_ports_are_distinct_and_below_the_outgoing_range() -> None:
     """Stacks on free ports (these tests, the chaos run) take them from below the kernel's
     range for outgoing connections, all distinct, each one bindable."""
