@@ -101,8 +101,11 @@ def free_port(host: str = "127.0.0.1") -> int:
     return free_ports(1, host)[0]
 
 
-def check_ports(claims: Sequence[PortClaim], host: str = "127.0.0.1") -> None:
-    """StackFailed naming every busy or doubly-claimed port and the variable that moves it."""
+def check_ports(
+    claims: Sequence[PortClaim], host: str = "127.0.0.1", command: str = "make run"
+) -> None:
+    """StackFailed naming every busy or doubly-claimed port and the variable that moves it
+    (for `command`, the one that starts them)."""
     problems: list[str] = []
     counts = Counter(c.port for c in claims)
     for port, count in sorted(counts.items()):
@@ -110,7 +113,7 @@ def check_ports(claims: Sequence[PortClaim], host: str = "127.0.0.1") -> None:
             names = " and ".join(f"{c.variable} ({c.owner})" for c in claims if c.port == port)
             problems.append(f"port {port} is given to both {names}; give each its own port.")
     for claim in claims:
-        move = f"move the {claim.owner} with {claim.variable}=<free port> make run."
+        move = f"move the {claim.owner} with {claim.variable}=<free port> {command}."
         try:
             taken = counts[claim.port] == 1 and port_taken(host, claim.port)
         except OSError as exc:

@@ -17,6 +17,7 @@ import psycopg
 from infra.local import demo
 from infra.local.pg import place, reason
 from infra.local.stack import EMULATORS, ROOT, Ports, StackContext
+from infra.local.supervise import check_ports
 from shared.settings import get_settings
 
 CURL = {
@@ -92,6 +93,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     signal.signal(signal.SIGTERM, _interrupt)
     ctx = StackContext(Ports.from_env(), get_settings().db.database_url)
+    ours = {Ports.variable(name.replace("-", "_")) for name in names}
+    check_ports(  # before anything starts, as `make run` does
+        [c for c in ctx.ports.claims() if c.variable in ours],
+        command="python -m infra.ops emulators",
+    )
     procs = [
         subprocess.Popen([sys.executable, *EMULATORS[name](ctx)], cwd=ROOT)  # noqa: S603
         for name in names

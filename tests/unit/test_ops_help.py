@@ -216,3 +216,27 @@ def test_no_emulator_gets_the_database_password_on_its_command_line(
     remote = stack.EMULATORS["gestao-scouter-2"](ctx)
     chosen = conninfo_to_dict(_database_url(None, remote[remote.index("--database") + 1]))
     assert chosen["dbname"] == "gestao_scouter_2" and chosen["password"] == "s3cret"
+
+
+def test_an_emulator_port_in_use_is_named_before_anything_starts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`emulators` on a port another program holds (say a running `make run`'s) names the
+    port and the variable that moves it, as `make run` does, and starts nothing: it printed
+    the curl lines for that port as if it were up, then only "an emulator exited"."""
+    from infra.ops.__main__ import main
+    from shared.settings import reload_settings
+
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        monkeypatch.setenv("ONECODE_PORT", str(port))
+        reload_settings()
+        try:
+            assert main(["emulators", "--only", "onecode"]) == 2
+        finally:
+            monkeypatch.undo()
+            reload_settings()
+    out, err = capsys.readouterr()
+    assert f"port {port} (onecode emulator) is already in use" in err, err
+    assert "ONECODE_PORT=<free port> python -m infra.ops emulators" in err, err
+    assert "curl" not in out and "Traceback" not in err, out
