@@ -693,6 +693,29 @@ def test_server_failures_are_told_in_portuguese(page: Any, live: LiveStack) -> N
     assert "Bad Gateway" not in page.content()
 
 
+def test_a_refused_form_names_its_field_in_portuguese(page: Any, live: LiveStack) -> None:
+    """A 422 on a form names the field in Portuguese, never pydantic's English message
+    ("Value error, not a valid cron expression: Bad hour" was shown as is)."""
+    sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/integracoes/bomcontrole/agendamento")
+    page.get_by_label("Expressão cron (5 campos)").fill("0 25 * * *")
+    with page.expect_response("**/integration-schedules") as answer:
+        page.get_by_role("button", name="Salvar agendamento").click()
+    english = answer.value.json()["error"]["details"][0]["message"]
+    assert answer.value.status == 422 and "not a valid cron expression" in english
+    told = page.get_by_role("alert").filter(has_text="Dados inválidos")
+    told.wait_for()
+    assert "expressão cron" in told.inner_text(), told.inner_text()
+    assert english not in told.inner_text() and "Value error" not in told.inner_text()
+    assert live.rows("SELECT 1 FROM integration_schedules WHERE tenant_id = %s", ACME.id) == []
+    page.get_by_role("tab", name="Alertas").click()
+    page.get_by_label("E-mails (um por linha)").fill("not-an-address")
+    with page.expect_response("**/integration-alerts") as answer:
+        page.get_by_role("button", name="Salvar alertas").click()
+    assert answer.value.status == 422
+    told.wait_for()
+    assert "e-mails" in told.inner_text() and "expected" not in told.inner_text(), told.inner_text()
+
+
 # -- Detalhe ----------------------------------------------------------------------------------
 
 

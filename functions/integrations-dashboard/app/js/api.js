@@ -126,13 +126,30 @@ const BY_STATUS = {
   504: 'O servidor demorou demais para responder: tente de novo em instantes.',
 };
 
+// The fields a 422 names, as the forms label them (the server's message is English).
+const FIELDS = {
+  cron: 'expressão cron', timezone: 'fuso horário', missed: 'execuções perdidas', enabled: 'ativo',
+  emails: 'e-mails', webhook_url: 'webhook', events: 'eventos', remind_at: 'lembretes',
+  pause_schedule_after: 'pausar o agendamento após N falhas', start_date: 'data inicial',
+  end_date: 'data final', field_mappings: 'mapeamento de campos', table: 'tipo',
+  workflowId: 'workflow', inputs: 'prompt',
+};
+
+/** A refused field as the page names it: its label, and a key of the user's own in it. */
+function fieldName(loc = []) {
+  const [field, ...rest] = loc;
+  const keys = rest.filter((part) => typeof part === 'string');
+  const label = FIELDS[field] || field;
+  return keys.length ? `${label} (${keys.join('.')})` : label;
+}
+
 /** A message for people, in Portuguese, for an error of any kind. */
 export function describe(error) {
   if (error instanceof ApiError) {
     const known = MESSAGES[error.code];
     if (error.code === 'validation_error' && Array.isArray(error.details)) {
-      const where = error.details.map((d) => `${(d.loc || []).join('.')}: ${d.message}`).join('; ');
-      return `${known} ${where}`;
+      const fields = [...new Set(error.details.map((d) => fieldName(d.loc)).filter(Boolean))];
+      return fields.length ? `${known} Confira: ${fields.join(', ')}.` : known;
     }
     return known || BY_STATUS[error.status]
       || (error.status >= 500 ? MESSAGES.internal_error : `A requisição falhou (erro ${error.status}).`);
