@@ -1009,6 +1009,36 @@ def test_gestao_scouter_export_progress_pause_resume(page: Any, live: LiveStack)
     assert page.locator("[data-check='leads_writable']").get_attribute("data-ok") == "true"
 
 
+def test_testar_conexao_tells_each_check_in_portuguese(page: Any, live: LiveStack) -> None:
+    """The connection checks read in Portuguese: the server's English detail ("The key was
+    accepted.", "http://… looks right.") was shown under each Portuguese name; a failure
+    keeps it, folded away as the technical detail."""
+    sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/sync-monitor")
+    page.get_by_test_id("mapping").wait_for()
+    checks = page.get_by_test_id("checks")
+    with page.expect_response("**/validate-gestao-scouter-config") as answer:
+        page.get_by_role("button", name="Testar Conexão").click()
+    checks.locator("li").nth(5).wait_for(timeout=30_000)
+    english = [c["detail"] for c in answer.value.json()["checks"]]
+    assert "The key was accepted." in english
+    shown = checks.inner_text()
+    assert [d for d in english if d in shown] == [], shown
+    assert "A chave foi aceita." in shown
+    live.knobs("gestao-scouter", error_rate=1.0)  # the remote project answers 5xx
+    try:
+        with page.expect_response("**/validate-gestao-scouter-config") as answer:
+            page.get_by_role("button", name="Testar Conexão").click()
+        failed = page.locator("[data-check='host_reachable'][data-ok='false']")
+        failed.wait_for(timeout=30_000)
+    finally:
+        live.reset("gestao-scouter")
+    english = [c["detail"] for c in answer.value.json()["checks"] if not c["ok"]]
+    shown = checks.inner_text()
+    assert english and [d for d in english if d in shown] == [], shown
+    failed.get_by_text("Detalhe técnico").click()  # the server's own words, when asked
+    assert english[0] in failed.inner_text()
+
+
 def test_an_export_started_while_the_page_opens_is_followed_to_its_end(
     page: Any, live: LiveStack
 ) -> None:

@@ -14,6 +14,16 @@ const CHECKS = {
   leads_readable: 'Tabela leads legível',
   leads_writable: 'Tabela leads gravável',
 };
+// A check that passed, as the page says it (the server's detail is English: a failed check
+// keeps it, folded away, for whoever fixes the project).
+const PASSED = {
+  url_well_formed: 'O endereço do projeto está bem formado.',
+  host_reachable: 'O Gestão Scouter respondeu.',
+  key_accepted: 'A chave foi aceita.',
+  service_role: 'A chave pode gravar leads.',
+  leads_readable: 'A tabela public.leads pode ser lida.',
+  leads_writable: 'Uma linha de teste foi gravada e apagada.',
+};
 const LIVE = new Set(['pending', 'running']);
 
 function exportStatus(status) {
@@ -201,7 +211,10 @@ function SchemaPanel({ tenant, report, setReport }) {
     </div>`}
     ${checks && html`<h3>Teste de conexão ${checks.ok ? '✓' : '✗'}</h3>
       <ul class="checks" data-testid="checks">${checks.checks.map((c) => html`<li key=${c.name} data-check=${c.name} data-ok=${String(c.ok)}>
-        <strong>${c.ok ? '✓' : '✗'} ${CHECKS[c.name] || c.name}</strong><br /><span class="muted">${c.detail}</span></li>`)}</ul>`}
+        <strong>${c.ok ? '✓' : '✗'} ${CHECKS[c.name] || c.name}</strong><br />
+        ${c.ok ? html`<span class="muted">${PASSED[c.name] || ''}</span>`
+          : html`<span class="muted">Falhou ou não pôde ser verificado.</span>
+            <details><summary>Detalhe técnico</summary><span class="muted">${c.detail}</span></details>`}</li>`)}</ul>`}
   </section>`;
 }
 
