@@ -64,10 +64,6 @@ class Sweeper:
     def _fire(self) -> None:
         self._pool.submit(self._sweep)
 
-    def sweep_now(self) -> dict[str, Any] | None:
-        """One sweep, waited for; its answer (None when the worker did not answer)."""
-        return self._sweep()
-
     def _sweep(self) -> dict[str, Any] | None:
         headers = {"Authorization": f"Bearer {mint_token(service=True)}"}
         try:

@@ -204,9 +204,6 @@ class ChaosStack:
             for life in self.incarnations
         ]
 
-    def worker_up(self) -> bool:
-        return _healthy(self.worker)
-
     def check_alive(self) -> None:
         """StackFailed naming a process of the stack that died on its own."""
         killed = {i.child.name for i in self.incarnations if i.killed is not None}

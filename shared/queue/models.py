@@ -31,13 +31,6 @@ class JobStatus(StrEnum):
     ERROR = "error"
     CANCELED = "canceled"
 
-    @property
-    def is_final(self) -> bool:
-        return self in (JobStatus.SUCCESS, JobStatus.ERROR, JobStatus.CANCELED)
-
-
-ACTIVE = (JobStatus.PENDING, JobStatus.RUNNING)
-
 
 class Trigger(StrEnum):
     """What created a job; mirrors the CHECK constraint on integration_jobs.trigger."""

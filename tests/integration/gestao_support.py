@@ -4,7 +4,7 @@ wired to it, lead seeding, driving the export through its Cloud Tasks, and table
 from __future__ import annotations
 
 import time
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import psycopg
@@ -138,11 +138,3 @@ def remote_view(remote: Remote) -> list[tuple[Any, ...]]:
         .split(",")
     )
     return remote.sql(f"SELECT {cols} FROM public.leads ORDER BY id")
-
-
-def remote_sources(remote: Remote) -> set[Any]:
-    return {r[0] for r in remote.sql("SELECT DISTINCT sync_source FROM public.leads")}
-
-
-def ts(text: str) -> datetime:
-    return datetime.fromisoformat(text)
