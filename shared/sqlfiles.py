@@ -17,12 +17,16 @@ _HEADER = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 @cache
 def queries(module: str) -> dict[str, LiteralString]:
     """All queries of `shared/sql/<module>.sql`, by name."""
-    text = (_SQL_DIR / f"{module}.sql").read_text(encoding="utf-8")
-    parts = _HEADER.split(text)
+    return named_queries(_SQL_DIR / f"{module}.sql")
+
+
+def named_queries(path: Path) -> dict[str, LiteralString]:
+    """All queries of a file of `-- name:` headers, by name (a name given twice is refused)."""
+    parts = _HEADER.split(path.read_text(encoding="utf-8"))
     found: dict[str, LiteralString] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         if name in found:
-            raise ValueError(f"query {name!r} defined twice in {module}.sql")
+            raise ValueError(f"query {name!r} defined twice in {path.name}")
         # Trusted text shipped with the code, never built from input.
         found[name] = cast(LiteralString, body.strip())
     return found

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import re
 from functools import cache
 from pathlib import Path
-from typing import Any, LiteralString, cast
+from typing import Any, LiteralString
 
 import psycopg
 from psycopg.rows import dict_row
 
+from shared.sqlfiles import named_queries
+
 _FILE = Path(__file__).with_name("chaos.sql")
-_HEADER = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
 
 @cache
 def _queries() -> dict[str, LiteralString]:
-    parts = _HEADER.split(_FILE.read_text(encoding="utf-8"))
-    # Trusted text shipped with the code, never built from input.
-    return {
-        n: cast(LiteralString, b.strip()) for n, b in zip(parts[1::2], parts[2::2], strict=True)
-    }
+    return named_queries(_FILE)
 
 
 def query(name: str) -> LiteralString:

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import re
 from functools import cache
 from pathlib import Path
 
 from psycopg import sql
 
+from shared.sqlfiles import named_queries
+
 SQL_DIR = Path(__file__).with_name("sql")
-_HEADER = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
-
-
-def parse_queries(text: str) -> dict[str, str]:
-    """Split a .sql text into {name: statement} at each `-- name:` header."""
-    parts = _HEADER.split(text)
-    queries: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        queries[name] = body.strip().rstrip(";").strip()
-    return queries
 
 
 @cache
 def load_queries(filename: str = "queries.sql") -> dict[str, str]:
-    """Parse a file of named queries once per process."""
-    return parse_queries((SQL_DIR / filename).read_text(encoding="utf-8"))
+    """Parse a file of named queries once per process (each without its final `;`, as
+    a composed statement takes it)."""
+    return {n: q.rstrip(";").strip() for n, q in named_queries(SQL_DIR / filename).items()}
 
 
 def query(name: str) -> sql.SQL:
