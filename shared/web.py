@@ -410,7 +410,8 @@ def _failed(exc: Exception) -> flask.Response:
     for a fault of the database's, else a 500, logged with its trace (a bug)."""
     if isinstance(exc, SyncqError):
         if exc.status >= 500:
-            _logger.warning("request failed: %s", exc.error_code)
+            fields = log.fields(code=exc.error_code, status=exc.status)
+            _logger.warning("request failed", extra=fields)
         return error_response(exc)
     if db.is_fault(exc):
         _logger.error("database unavailable", extra=log.fields(error=type(exc).__name__))

@@ -109,7 +109,7 @@ def _channels(prefs: Row | None, row: Row, email_on: bool) -> list[str]:
 def _end(row: Row, lease: Lease, status: str) -> dict[str, Any]:
     with db.transaction() as conn:
         lease.release(conn, status, final=True)
-    _logger.info("alert %s", status)
+    _logger.info("alert ended", extra=log.fields(status=status))
     return {"alert_id": str(row["id"]), "status": status}
 
 

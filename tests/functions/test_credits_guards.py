@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -177,6 +177,20 @@ def test_start_without_a_runninghub_key_is_503_and_debits_nothing(
     assert "Retry-After" not in answer.headers  # until configured: no time to give
     assert job(database_url, job_id)["status"] == "pending" and ledger(database_url) == []
     assert balance(database_url, user) == 100
+
+
+def test_a_5xx_refusal_is_logged_under_one_message_with_its_code_beside_it(
+    database_url: str, configure: Configure, logs: Callable[[], str]
+) -> None:
+    """Log lines are grouped and alerted on by their message: the refusal's code goes in a
+    field of its own ("request failed: runninghub_not_configured" was a message per code)."""
+    configure(RUNNINGHUB_API_KEY="")
+    user = new_user(database_url, balance=100)
+    assert start(user.token, new_job(database_url, user, cost=10)).status_code == 503
+    lines = [json.loads(line) for line in logs().splitlines()]
+    [failed] = [line for line in lines if line["message"].startswith("request failed")]
+    assert (failed["message"], failed["severity"]) == ("request failed", "WARNING")
+    assert (failed["code"], failed["status"]) == ("runninghub_not_configured", 503)
 
 
 def test_sweep_fails_jobs_queued_too_long_with_their_refund(

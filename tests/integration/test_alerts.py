@@ -12,7 +12,7 @@ import ipaddress
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
@@ -466,6 +466,26 @@ def test_an_event_the_tenant_did_not_ask_for_is_suppressed(
     run_to_the_end(acme, recorder)
     deliver()
     assert [a["status"] for a in outbox()] == ["suppressed"] and mailbox.messages == []
+
+
+def test_an_alert_ends_under_one_log_message_with_its_status_beside_it(
+    acme: TenantFixture, mailbox: Mailbox, failing: ScriptedProvider, recorder: RecordingDispatcher,
+    logs: Callable[[], str],
+) -> None:  # fmt: skip
+    """Log lines are grouped by their message: the status goes in a field of its own ("alert
+    sent" and "alert suppressed" were two messages), with the alert's labels."""
+    settings(acme, emails=["ops@acme.example"], events=["recovered"])
+    run_to_the_end(acme, recorder)
+    deliver()
+    [alert] = outbox()
+    lines = [json.loads(line) for line in logs().splitlines()]
+    [ended] = [line for line in lines if line["message"].startswith("alert ")]
+    assert (ended["message"], ended["severity"], ended["status"]) == (
+        "alert ended",
+        "INFO",
+        "suppressed",
+    )
+    assert ended["logging.googleapis.com/labels"]["alert_id"] == str(alert["id"])
 
 
 def test_n_failures_pause_the_schedule_and_the_alert_says_so(
