@@ -130,7 +130,7 @@ class BatchRunner:
             # Every POST has returned (the pools waited): now the job may change hands.
             return self._end(ending)
         except LeaseLost:
-            _logger.info("export lease lost; stopping")
+            _logger.warning("export lease lost; leaving it to whoever holds it now")
             return None
 
     def _pipeline(

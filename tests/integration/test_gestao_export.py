@@ -12,10 +12,11 @@ import psycopg
 import pytest
 
 from shared import db
-from shared.gestao import runner
+from shared.gestao import exports, runner
 from shared.gestao.batches import START, batch_statement, next_batch
 from shared.gestao.mapping import DEFAULT_MAPPING
 from shared.gestao.remote import Answer, RemoteClient
+from shared.jobs import store as engine
 from tests.integration.gestao_support import (
     Remote,
     drive,
@@ -706,3 +707,26 @@ def test_an_export_that_stops_itself_logs_an_error_with_its_code_and_reason(
     )
     assert refused["logging.googleapis.com/labels"]["tenant_id"] == str(tenant.id)
     assert remote.state.anon_key not in logs()
+
+
+def test_a_runner_whose_export_was_taken_from_it_says_so_at_warning(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any,
+    logs: Callable[[], str],
+) -> None:  # fmt: skip
+    """As a queue job's and an alert's runner do: a lost lease means the runner went silent
+    past its stale limit and its job was handed to another (INFO hid it among the routine)."""
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100")
+    seed_leads(database_url, tenant.id, 100)
+    job_id = start(tenant)
+    with db.transaction() as conn:
+        [claimed] = engine.claim(conn, exports.TABLE, job_id=job_id)
+    with psycopg.connect(database_url) as conn:  # rescued and claimed by another runner
+        conn.execute(
+            "UPDATE gestao_scouter_export_jobs SET lease_token = gen_random_uuid() WHERE id = %s",
+            [job_id],
+        )
+    assert runner.run_claimed(claimed, time.monotonic() + 30) is None
+    job = job_row(database_url, job_id)
+    assert job["lease_token"] != claimed["lease_token"] and job["exported_leads"] == 0
+    [lost] = [e for e in _job_lines(logs, job_id) if "lease lost" in e["message"]]
+    assert lost["severity"] == "WARNING"
