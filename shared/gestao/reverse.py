@@ -127,29 +127,14 @@ def _utc(text: str) -> str:
 
 
 def upsert_statement(fields: list[str]) -> sql.Composed:
-    """Insert or update the given local fields; never over a newer local row.
-
-    A field left out takes its default on insert (`updated_at` now(), so a remote row
-    without one counts as new) and keeps its local value on update.
-    """
+    """Insert or update the given local fields; never over a newer local row."""
     cols = [f for f in fields if f in LOCAL_FIELDS]  # allow-list
-    idents = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
-    values = sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(c)) for c in cols)
-    sets = sql.SQL(", ").join(
-        sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in cols if c != "id"
-    )
-    return sql.SQL(
-        "INSERT INTO leads AS l (tenant_id, {idents}, sync_source, last_sync_at)"
-        " SELECT %(tenant_id)s, {values}, 'gestao_scouter', now()"
-        " FROM jsonb_populate_record(NULL::leads, %(row)s) AS r"
-        " ON CONFLICT (tenant_id, id) DO UPDATE SET {sets}{comma} sync_source = 'gestao_scouter',"
-        " last_sync_at = now() WHERE l.updated_at <= EXCLUDED.updated_at"
-        " RETURNING l.id"
-    ).format(
-        idents=idents,
-        values=values,
-        sets=sets,
-        comma=sql.SQL(",") if len(cols) > 1 else sql.SQL(""),
+    return sql.SQL(query("gestao", "reverse_upsert")).format(
+        idents=sql.SQL(", ").join(sql.Identifier(c) for c in cols),
+        values=sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(c)) for c in cols),
+        sets=sql.SQL("").join(
+            sql.SQL("{c} = EXCLUDED.{c}, ").format(c=sql.Identifier(c)) for c in cols if c != "id"
+        ),
     )
 
 

@@ -88,6 +88,9 @@ def test_every_named_query_parses(database_url: str) -> None:
     the engine's statements are checked as each registered kind composes them."""
     from pathlib import Path
 
+    from shared.gestao.batches import batch_statement
+    from shared.gestao.mapping import DEFAULT_MAPPING, LOCAL_FIELDS
+    from shared.gestao.reverse import upsert_statement
     from shared.jobs.table import FRAGMENTS
     from shared.kinds import KINDS
     from shared.metrics import store as metrics
@@ -106,6 +109,9 @@ def test_every_named_query_parses(database_url: str) -> None:
     with psycopg.connect(database_url) as conn:
         for label in [k for k in statements if k.startswith("metrics.")]:
             statements[label] = metrics.statement(label.split(".")[1]).as_string(conn)
+        # The export's and the reverse sync's templates, as the default mapping fills them.
+        statements["gestao.export_page"] = batch_statement(DEFAULT_MAPPING).as_string(conn)
+        statements["gestao.reverse_upsert"] = upsert_statement(sorted(LOCAL_FIELDS)).as_string(conn)
         for kind in KINDS:
             for name in queries("jobs"):
                 statements[f"{kind.name}.{name}"] = kind.table.statement(name).as_string(conn)
