@@ -15,12 +15,18 @@ from typing import Any
 from shared.jsonio import db_text
 
 MASK = "[redacted]"
-_AFTER_KEY = r" already exists| is not present| conflicts with|\.?$"
+_AFTER_KEY = r" already exists| is not present| is still referenced| conflicts with|\.?$"
 # Every pattern does bounded work from each place it starts (a lazy run is capped, or cannot
 # pass the next place a match could start), so scrubbing stays linear in the text: a remote
 # controls the bodies scrubbed here, and a backtracking pattern would pin the process.
 _PATTERNS = (
     (re.compile(r"(Failing row contains )\(.*\)", re.S), r"\1(" + MASK + ")"),
+    # A key value that does not end on its line within 500 characters, at the words that
+    # follow it in PostgreSQL's messages (a long one, or one across lines: PostgreSQL cuts
+    # neither), masked with all that follows it before the patterns below could take a
+    # parenthesis within it for its end: better a message cut short than a lead quoted.
+    (re.compile(r"(?is)(\bkey (?>\([^\n]{0,200}?\)=\())"
+                r"(?![^\n]{0,500}?\)(?:" + _AFTER_KEY + r")).*"), r"\1" + MASK + ")"),
     # Key (email)=(x) already exists / conflicts with existing key (email)=(y); the key may be
     # an expression, `(lower(name::text))`, and the value hold parentheses, `(Ana (Bia) Souza)`,
     # so the value runs to the words that follow it in PostgreSQL's messages ...
@@ -29,10 +35,6 @@ _PATTERNS = (
     # ... or, in a message cut short, to the first closing parenthesis and a separator.
     (re.compile(r"(?i)(\bkey \([^)\n]{0,200}\))=\([^\n]{0,500}?\)(?=[ .,;]|$)", re.M),
      r"\1=(" + MASK + ")"),
-    # ... or, a value neither finds (longer than that, or across lines: PostgreSQL cuts
-    # neither), all that follows it: better a message cut short than a lead quoted.
-    (re.compile(r"(?is)(\bkey \([^)\n]{0,200}\)=\()(?!" + re.escape(MASK) + r"\)).*"),
-     r"\1" + MASK + ")"),
     (re.compile(r'(\bvalue )"(?:[^"\\]|\\.)*"'), r'\1"' + MASK + '"'),  # value "x" is out of range
     (re.compile(r'(: )"(?:[^"\\]|\\.)*"'), r'\1"' + MASK + '"'),  # invalid input syntax ...: "x"
     (re.compile(r"(: )'(?:[^'\\]|\\.)*'"), r"\1'" + MASK + "'"),  # Invalid isoformat string: 'x'

@@ -30,6 +30,14 @@ from shared.scrub import mask_secrets, scrub_text, scrub_value
             "Key (name)=([redacted]) already exists.",
         ),
         ("Key (name)=(Ana (Bia) Souza)", "Key (name)=([redacted])"),  # a message cut short
+        (
+            'Key (id)=(5) is still referenced from table "leads".',
+            'Key (id)=([redacted]) is still referenced from table "leads".',
+        ),
+        (  # across lines, a line ending in a parenthesis: all that follows goes
+            "Key (address)=(Rua X (fundos)\nApto 4 - Maria) already exists.",
+            "Key (address)=([redacted])",
+        ),
         ("Empresa 12.345.678/0001-90 sem permissão", "Empresa [redacted] sem permissão"),
         ("Invalid isoformat string: 'Maria Sigilosa'", "Invalid isoformat string: '[redacted]'"),
         (
