@@ -207,9 +207,11 @@ def read_json(request: flask.Request) -> Any:
     mimetype = request.mimetype or "application/json"
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise UnsupportedMediaType()
-    if request.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+    codings = request.headers.get("Content-Encoding", "").split(",")
+    if any(c.strip().lower() not in ("", "identity") for c in codings):
         # Bodies are read as sent: a compressed one was refused as "not valid JSON", and
-        # one under a coding it does not carry was taken as it stood.
+        # one under a coding it does not carry was taken as it stood. The header is a
+        # list that may be empty, and identity is no coding.
         raise UnsupportedMediaType("Send the body uncompressed (no Content-Encoding).")
     data = parse_json_body(raw)
     if not isinstance(data, dict):

@@ -170,6 +170,23 @@ def test_bad_queries_and_methods(database_url: str) -> None:
     assert _counts(database_url) == (0, 0)
 
 
+def test_a_body_under_no_coding_is_read(database_url: str) -> None:
+    """Content-Encoding is a list that may be empty (RFC 9110 `#content-coding`), and
+    `identity` is no coding, in any case: the body is read as sent, not refused 415."""
+    tenant = seed_tenant(database_url, "acme")
+    body = json.dumps({"tenant_id": str(tenant.id), "provider_slug": "nope"}).encode()
+    for coding in ("", " ", "identity", "IDENTITY", "Identity, identity"):
+        read = function_client("run-integration").post(
+            "/",
+            data=body,
+            headers={**bearer(tenant.admin_token), "Content-Type": "application/json",
+                     "Content-Encoding": coding},
+        )  # fmt: skip
+        assert read.status_code == 422, (coding, read.get_json())  # the body was read
+        assert read.get_json()["error"]["details"][0]["loc"] == ["provider_slug"]
+    assert _counts(database_url) == (0, 0)
+
+
 def test_disabled_integration_is_422(database_url: str) -> None:
     tenant = seed_tenant(database_url, "acme", enabled=False)
     response = function_client("run-integration").post(
