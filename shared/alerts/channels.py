@@ -69,7 +69,13 @@ def _send_smtp(settings: Settings, message: EmailMessage, recipients: list[str])
             smtp.login(
                 settings.alerts.smtp_username, settings.alerts.smtp_password.get_secret_value()
             )
-        refused = smtp.send_message(message, to_addrs=recipients)  # not re-read from the header
+        smtp.ehlo_or_helo_if_needed()
+        taken, unfit = (
+            (recipients, {}) if smtp.has_extn("smtputf8") else _ascii_names(message, recipients)
+        )
+        if not taken:
+            return unfit
+        refused = smtp.send_message(message, to_addrs=taken)  # not re-read from the header
     except smtplib.SMTPResponseException as exc:
         retryable = exc.smtp_code >= 400 and exc.smtp_code < 500
         raise UpstreamError(
@@ -85,7 +91,7 @@ def _send_smtp(settings: Settings, message: EmailMessage, recipients: list[str])
         raise UpstreamError(f"The mail server failed ({type(exc).__name__}).") from exc
     finally:
         _goodbye(smtp)
-    return {address: code for address, (code, _) in refused.items()}
+    return {**unfit, **{address: code for address, (code, _) in refused.items()}}
 
 
 def _goodbye(smtp: smtplib.SMTP) -> None:
@@ -104,21 +110,28 @@ def _ses_client(region: str) -> Any:
     return boto3.client("ses", region_name=region)
 
 
-# SES has no SMTPUTF8: an address's name (before the @) must be ASCII (domains are, by
-# models._EMAIL), and one address it cannot take refuses the whole message.
+# SES has no SMTPUTF8, nor have some relays: an address's name (before the @) must be ASCII
+# (domains are, by models._EMAIL), and one address it cannot take refuses the whole message.
 _NOT_ASCII_NAME = 553  # the SMTP reply for a mailbox name not allowed
+
+
+def _ascii_names(message: EmailMessage, recipients: list[str]) -> tuple[list[str], dict[str, int]]:
+    """The recipients a server without SMTPUTF8 takes (the message's To now names them
+    alone), and the others as refused."""
+    taken = [r for r in recipients if r.isascii()]
+    refused = {r: _NOT_ASCII_NAME for r in recipients if not r.isascii()}
+    if refused and taken:
+        del message["To"]
+        message["To"] = ", ".join(taken)
+    return taken, refused
 
 
 def _send_ses(settings: Settings, message: EmailMessage, recipients: list[str]) -> dict[str, int]:
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - see above
 
-    taken = [r for r in recipients if r.isascii()]
-    refused = {r: _NOT_ASCII_NAME for r in recipients if not r.isascii()}
+    taken, refused = _ascii_names(message, recipients)
     if not taken:
         return refused
-    if refused:
-        del message["To"]
-        message["To"] = ", ".join(taken)
     try:
         _ses_client(settings.alerts.ses_region).send_raw_email(
             Source=settings.alerts.alert_email_from,

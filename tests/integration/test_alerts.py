@@ -767,3 +767,31 @@ def test_a_recipient_refused_for_now_still_gets_the_alert_later(
     [alert] = outbox()
     assert (alert["status"], alert["delivered"]) == ("sent", ["email"])
     assert alert["mailed"] == ["ops@acme.example"]  # the one who took it on the first try
+
+
+def test_a_relay_without_smtputf8_mails_the_addresses_it_can_take(
+    acme: TenantFixture, mailbox: Mailbox, failing: ScriptedProvider, configure: Configure
+) -> None:
+    """A relay without SMTPUTF8 (Amazon SES's SMTP endpoint is one) cannot take a name
+    before the @ that is not ASCII, and smtplib refused the whole message for it: one
+    `joão@` cost every other recipient every alert, as over SES. The others get it; the
+    alert fails on that address, told by its count alone."""
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=free_port(), enable_SMTPUTF8=False)
+    controller.start()
+    configure(SMTP_PORT=str(controller.port))
+    recorder = get_dispatcher()
+    assert isinstance(recorder, RecordingDispatcher)
+    try:
+        settings(acme, emails=["ops@acme.example", "joão@acme.example"])
+        run_to_the_end(acme, recorder)
+        [report] = deliver()
+    finally:
+        controller.stop()
+    assert [m.rcpt_tos for m in box.messages] == [["ops@acme.example"]]
+    headers = email.message_from_bytes(box.messages[0].content, policy=email.policy.default)
+    assert str(headers["To"]) == "ops@acme.example"
+    [alert] = outbox()
+    assert (report["status"], alert["status"]) == ("failed", "failed")
+    assert alert["mailed"] == ["ops@acme.example"]
+    assert "1 of 2" in alert["error_message"] and "jo" not in alert["error_message"]
