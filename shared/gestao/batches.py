@@ -36,11 +36,14 @@ class _JsonBytes(Loader):
 
 @dataclass(frozen=True)
 class Batch:
-    """One page: the JSON body to send, how many leads it holds, and where it ends."""
+    """One page: the JSON body to send, how many leads it holds, where it starts (after)
+    and ends, and when it was read."""
 
     body: bytes  # a UTF-8 JSON array of remote-named objects
     size: int
     last: tuple[datetime, int] | None
+    after: tuple[datetime, int] = START
+    read_at: datetime | None = None
 
 
 def date_bounds(start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
@@ -87,8 +90,33 @@ def next_batch(
     args = {**params, "cursor_criado": cursor[0], "cursor_id": cursor[1]}
     row = cur.execute(stmt, args).fetchone()
     if row is None or not row["n"]:
-        return Batch(b"[]", 0, None)
-    return Batch(row["body"], int(row["n"]), (row["last_criado"], int(row["last_id"])))
+        return Batch(b"[]", 0, None, cursor)
+    last = (row["last_criado"], int(row["last_id"]))
+    return Batch(row["body"], int(row["n"]), last, cursor, row["read_at"])
+
+
+def synced_statement(mapping: Mapping[str, str]) -> sql.Composed:
+    """A batch's leads the reverse sync wrote since a moment, mapped as `batch_statement`."""
+    return sql.SQL(query("gestao", "export_synced_since")).format(
+        cols=_columns(validate_mapping(mapping))
+    )
+
+
+def synced_since(
+    conn: Conn, stmt: sql.Composed, tenant_id: Any, batch: Batch, since: datetime
+) -> list[dict[str, Any]]:
+    """The current copies of the batch's leads a remote edit reached since `since`."""
+    assert batch.last is not None
+    args = {
+        "tenant_id": tenant_id,
+        "since": since,
+        "after_criado": batch.after[0],
+        "after_id": batch.after[1],
+        "last_criado": batch.last[0],
+        "last_id": batch.last[1],
+    }
+    row = conn.execute(stmt, args).fetchone()
+    return list(row["body"]) if row and row["body"] else []
 
 
 @dataclass

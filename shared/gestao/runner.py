@@ -20,6 +20,7 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -35,6 +36,8 @@ from shared.gestao.batches import (
     date_bounds,
     next_batch,
     remote_columns,
+    synced_since,
+    synced_statement,
 )
 from shared.gestao.models import ExportJob, ExportStatus
 from shared.gestao.remote import Answer, RemoteClient, Reply, target_for
@@ -48,6 +51,9 @@ from shared.settings import Settings, get_settings
 from shared.tenancy import get_tenant
 
 FUNCTION = "export-to-gestao-scouter-batch"
+# How long before a page was read a remote edit's write here may have begun and still not
+# be in the page (its transaction committed after the read's snapshot was taken).
+_SYNC_SLACK = timedelta(minutes=1)
 _logger = log.get_logger("gestao.runner")
 
 
@@ -97,6 +103,7 @@ class BatchRunner:
         self.columns = remote_columns(mapping)
         self.on_conflict = mapping["id"]
         self.statement = batch_statement(mapping)
+        self.synced = synced_statement(mapping)
         low, high = date_bounds(row["start_date"], row["end_date"])
         self.params = {
             "tenant_id": row["tenant_id"],
@@ -159,7 +166,7 @@ class BatchRunner:
                 return ending
             batch, future = in_flight.popleft()
             try:
-                outcome = self._outcome(batch, *future.result())
+                outcome = self._edited_there(batch, self._outcome(batch, *future.result()))
             except RemoteUnavailable as exc:
                 timed_out = exc.upstream_status is None  # no answer at all: maybe too big
                 return Ending(
@@ -213,6 +220,25 @@ class BatchRunner:
         if answer.too_big:
             self.sizer.too_big(batch.size, len(batch.body))
         return self._refused(answer, json.loads(batch.body))
+
+    def _edited_there(self, batch: Batch, outcome: BatchResult) -> BatchResult:
+        """A remote edit of a lead whose batch was out reached here by the reverse sync,
+        and the upsert then wrote the copy read before over it there (sent as ours, so no
+        webhook tells either side): the current copies of such leads are sent again."""
+        if batch.read_at is None:
+            return outcome
+        with db.transaction() as conn:
+            current = synced_since(
+                conn, self.synced, self.params["tenant_id"], batch, batch.read_at - _SYNC_SLACK
+            )
+        refused = {e["lead_id"] for e in outcome.errors}
+        again = [r for r in current if int(r[self.on_conflict]) not in refused]
+        if not again:
+            return outcome
+        result, _ = self._try(again)
+        return BatchResult(
+            exported=outcome.exported - len(result.errors), errors=outcome.errors + result.errors
+        )
 
     def _try(self, rows: list[dict[str, Any]]) -> tuple[BatchResult, int | None]:
         """A half's result, and its body's bytes when the remote refused it for its size."""

@@ -20,7 +20,19 @@ SELECT (SELECT count(*) FROM page) AS n,
        (SELECT json_agg(d) FROM (SELECT {cols} FROM page l ORDER BY l.criado, l.id) AS d)
          AS body,
        (SELECT criado FROM page ORDER BY criado DESC, id DESC LIMIT 1) AS last_criado,
-       (SELECT id FROM page ORDER BY criado DESC, id DESC LIMIT 1) AS last_id
+       (SELECT id FROM page ORDER BY criado DESC, id DESC LIMIT 1) AS last_id,
+       statement_timestamp() AS read_at
+
+-- name: export_synced_since
+-- The leads of one batch (after its start, up to its last) that the reverse sync wrote
+-- since a moment, mapped as the batch maps them (the mapping's columns fill the braces).
+SELECT json_agg(d) AS body FROM (
+  SELECT {cols} FROM leads l
+  WHERE l.tenant_id = %(tenant_id)s AND l.last_sync_at >= %(since)s
+    AND (l.criado, l.id) > (%(after_criado)s::timestamptz, %(after_id)s::bigint)
+    AND (l.criado, l.id) <= (%(last_criado)s::timestamptz, %(last_id)s::bigint)
+  ORDER BY l.criado, l.id
+) AS d
 
 -- name: reverse_upsert
 -- One remote lead's fields (the mapping's, named, read from the row, and set on update):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -19,6 +20,8 @@ from tests.integration.gestao_support import (
     Remote,
     drive,
     export,
+    local_view,
+    remote_view,
     seed_leads,
 )
 from tests.support import TenantFixture, bearer, function_client, rows
@@ -284,3 +287,41 @@ def test_the_reverse_sync_line_names_the_tenant(
     lines = [json.loads(line) for line in logs().splitlines() if line.startswith("{")]
     [line] = [e for e in lines if e["message"] == "reverse sync"]
     assert line["logging.googleapis.com/labels"]["tenant_id"] == str(tenant.id)
+
+
+def test_a_remote_edit_applied_while_its_batch_is_out_is_not_undone_there(
+    database_url: str,
+    tenant: TenantFixture,
+    remote: Remote,
+    webhook: Recording,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The export reads a page, then a remote edit of one of its leads comes back (and is
+    applied here) before the page's upsert lands: the upsert wrote the copy read before over
+    the edit. The remote lost the edit for good while we kept it (no webhook will tell
+    either side): the two held different leads until an admin exported again."""
+    seed_leads(database_url, tenant.id, 3)
+    assert drive(database_url, export(tenant, "start").get_json()["id"])["status"] == "completed"
+    arrived, edited = threading.Event(), threading.Event()
+
+    def hold(seconds: float) -> None:  # the upsert waits in front of the remote
+        if seconds:
+            arrived.set()
+            assert edited.wait(15)
+
+    job_id = export(tenant, "start").get_json()["id"]
+    remote.state.knobs.latency_ms = 1
+    monkeypatch.setattr(remote.state, "sleep", hold)
+    ended: list[dict[str, Any]] = []
+    runner = threading.Thread(target=lambda: ended.append(drive(database_url, job_id)))
+    runner.start()
+    assert arrived.wait(15)  # the page is read; its upsert is on its way
+    remote.state.knobs.latency_ms = 0
+    remote.sql("UPDATE public.leads SET name = 'Editada no Gestão', sync_source = 'gestao_scouter',"
+               " updated_at = now() WHERE id = 2")  # fmt: skip
+    wait_for(lambda: webhook.answers == [(200, {"action": "upserted"})])
+    edited.set()
+    runner.join()
+    assert ended[0]["status"] == "completed" and ended[0]["exported_leads"] == 3
+    assert local(database_url, 2)["name"] == "Editada no Gestão"
+    assert remote_view(remote) == local_view(database_url)

@@ -88,7 +88,7 @@ def test_every_named_query_parses(database_url: str) -> None:
     the engine's statements are checked as each registered kind composes them."""
     from pathlib import Path
 
-    from shared.gestao.batches import batch_statement
+    from shared.gestao.batches import batch_statement, synced_statement
     from shared.gestao.mapping import DEFAULT_MAPPING, LOCAL_FIELDS
     from shared.gestao.reverse import upsert_statement
     from shared.jobs.table import FRAGMENTS
@@ -111,6 +111,7 @@ def test_every_named_query_parses(database_url: str) -> None:
             statements[label] = metrics.statement(label.split(".")[1]).as_string(conn)
         # The export's and the reverse sync's templates, as the default mapping fills them.
         statements["gestao.export_page"] = batch_statement(DEFAULT_MAPPING).as_string(conn)
+        statements["gestao.export_synced_since"] = synced_statement(DEFAULT_MAPPING).as_string(conn)
         statements["gestao.reverse_upsert"] = upsert_statement(sorted(LOCAL_FIELDS)).as_string(conn)
         for kind in KINDS:
             for name in queries("jobs"):
