@@ -24,9 +24,15 @@ class DrainReport:
 
 
 def drain(
-    kind: Kind, *, budget_s: float, batch: int = 1, job_id: UUID | None = None
+    kind: Kind,
+    *,
+    budget_s: float,
+    batch: int = 1,
+    job_id: UUID | None = None,
+    wake_rest: bool = True,
 ) -> DrainReport:
-    """Run due jobs of `kind` (the named one first, if due) within `budget_s`."""
+    """Run due jobs of `kind` (the named one first, if due) within `budget_s`; with
+    `wake_rest` False, due work left is only counted (the caller drains it again)."""
     deadline = time.monotonic() + budget_s
     report = DrainReport()
     wanted = job_id
@@ -45,7 +51,7 @@ def drain(
             report.processed.append(kind.run(row, deadline))
     with db.transaction() as conn:
         report.remaining = store.due_count(conn, kind.table)
-    if report.remaining:
+    if report.remaining and wake_rest:
         wake(kind)
     return report
 

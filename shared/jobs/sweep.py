@@ -3,7 +3,8 @@
 For each kind, rescue the jobs whose lease expired; then run each hook (periodic repairs
 that are not leased jobs, e.g. the credits queue); then see to due work: drain the kinds
 that run in the sweep, wake the others' due jobs (or, with `DISPATCHER=disabled`, run
-them here). The sweep's time budget is one for all of it, not one per kind. Every
+them here). The sweep's time budget is one for all of it, not one per kind, and each kind
+first gets its share of it, so one kind's backlog cannot starve the others. Every
 step is idempotent, and one that fails is logged and does not stop the others.
 """
 
@@ -109,28 +110,26 @@ class Sweep:
 
     def run(self, *, budget_s: float, batch: int = 1) -> dict[str, Any]:
         """One sweep. `processed`, `remaining` and `rescued` add up every kind; `kinds`
-        and `hooks` say what each step did."""
+        and `hooks` say what each step did.
+
+        Due work gets the budget in two turns: first each kind its share of the time left
+        (what one leaves unused goes to those after it), so a backlog of one kind cannot
+        keep the others from running at all; then the kinds with due work left, in order,
+        what is still left."""
         deadline = time.monotonic() + budget_s
         kinds: dict[str, dict[str, Any]] = {}
         for kind in self.kinds:
             kinds[kind.name] = {"rescued": rescue(kind)}
         hooks = {name: _guarded(name, hook) for name, hook in self.hooks}
         processed: list[dict[str, Any]] = []
+        for turn, kind in enumerate(self.kinds):
+            share = max(0.0, deadline - time.monotonic()) / (len(self.kinds) - turn)
+            until = time.monotonic() + share
+            processed.extend(_due_work(kind, kinds[kind.name], until, batch, last=False))
         for kind in self.kinds:
-            left = max(0.0, deadline - time.monotonic())
-            if kind.drains_in_sweep:
-                report = _guarded(kind.name, partial(drain, kind, budget_s=left, batch=batch))
-                if isinstance(report, DrainReport):
-                    processed.extend(report.processed)
-                    kinds[kind.name].update(
-                        processed=len(report.processed), remaining=report.remaining
-                    )
-                else:
-                    kinds[kind.name].update(report)
-            else:
-                woke = _guarded(kind.name, partial(wake_due, kind, deadline))
-                processed.extend(woke.pop("processed", []))
-                kinds[kind.name].update(woke)
+            report = kinds[kind.name]
+            if report.get("remaining") or (not kind.drains_in_sweep and not dispatch.sends_tasks()):
+                processed.extend(_due_work(kind, report, deadline, batch, last=True))
         return {
             "processed": processed,
             "remaining": sum(k.get("remaining", 0) for k in kinds.values()),
@@ -138,6 +137,29 @@ class Sweep:
             "kinds": kinds,
             "hooks": hooks,
         }
+
+
+def _due_work(
+    kind: Kind, report: dict[str, Any], until: float, batch: int, *, last: bool
+) -> list[dict[str, Any]]:
+    """Drain (or wake) `kind`'s due work until `until`, adding to its `report`; only the
+    `last` turn wakes a worker for the due work it leaves. What it ran."""
+    if not kind.drains_in_sweep:
+        woke = _guarded(kind.name, partial(wake_due, kind, until))
+        ran: list[dict[str, Any]] = woke.pop("processed", [])
+        for key, value in woke.items():
+            report[key] = report.get(key, 0) + value if isinstance(value, int) else value
+        return ran
+    left = max(0.0, until - time.monotonic())
+    drained = _guarded(kind.name, partial(drain, kind, budget_s=left, batch=batch, wake_rest=last))
+    if not isinstance(drained, DrainReport):
+        report.update(drained)
+        return []
+    report.update(
+        processed=report.get("processed", 0) + len(drained.processed),
+        remaining=drained.remaining,
+    )
+    return drained.processed
 
 
 def _guarded(name: str, step: Callable[[], Any]) -> Any:

@@ -4,6 +4,7 @@ one time budget across its kinds."""
 from __future__ import annotations
 
 import socket
+import threading
 from typing import Any
 
 import psycopg
@@ -76,8 +77,8 @@ def test_one_sweep_keeps_to_one_time_budget(
     database_url: str, recorder: RecordingDispatcher, configure: Any, monkeypatch: Any
 ) -> None:
     """Each kind that drains in the sweep got the whole budget anew: the sweep ran for a
-    multiple of it, past the scheduler's deadline. A kind reached after the budget is spent
-    runs nothing and leaves its due work counted."""
+    multiple of it, past the scheduler's deadline. The kinds share the one budget: the
+    integration backlog is left for later (counted), the alerts all went out."""
     configure(WORKER_BUDGET_S="1.5")
     monkeypatch.setitem(PROVIDERS, "scripted", ScriptedProvider(pages=1, page_delay_s=0.5))
     tenants = [seed_tenant(database_url, f"t{i}", providers={"scripted": {}}) for i in range(6)]
@@ -99,8 +100,54 @@ def test_one_sweep_keeps_to_one_time_budget(
     answer = call("process-integration-job", {}, token=service_token())
     assert answer.status_code == 200, answer.get_json()
     kinds = answer.get_json()["kinds"]
-    assert 1 <= kinds["integration"]["processed"] < 6
-    assert (kinds["alert"]["processed"], kinds["alert"]["remaining"]) == (0, 6), kinds
+    assert 1 <= kinds["integration"]["processed"] < 6 and kinds["integration"]["remaining"] > 0
+    assert (kinds["alert"]["processed"], kinds["alert"]["remaining"]) == (6, 0), kinds
+
+
+def test_an_integration_backlog_that_never_empties_does_not_starve_the_alerts(
+    database_url: str, recorder: RecordingDispatcher, configure: Any, monkeypatch: Any
+) -> None:
+    """The sweep drained its kinds in turn, each until none was due or the budget was
+    spent: under steady clicks the integration queue was never empty, every sweep spent its
+    whole budget on it, and an alert (a failure the tenant must hear of) stayed pending
+    sweep after sweep. Its own wake-up is a sweep too, which drains the integrations first."""
+    configure(WORKER_BUDGET_S="1")
+    monkeypatch.setitem(PROVIDERS, "scripted", ScriptedProvider(pages=1, page_delay_s=0.1))
+    tenants = [seed_tenant(database_url, f"t{i}", providers={"scripted": {}}) for i in range(8)]
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO alert_outbox (tenant_id, provider_slug, event, failures)"
+            " VALUES (%s, 'scripted', 'failing', 1)",
+            [tenants[0].id],
+        )
+    stop = threading.Event()
+
+    def click() -> None:  # every tenant's "Executar", taken unless its last job is live
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            for t in tenants:
+                conn.execute(
+                    "INSERT INTO integration_jobs (tenant_id, provider_slug)"
+                    " VALUES (%s, 'scripted') ON CONFLICT DO NOTHING",
+                    [t.id],
+                )
+
+    def click_when_idle() -> None:
+        while not stop.wait(0.02):
+            click()
+
+    click()
+
+    clicker = threading.Thread(target=click_when_idle)
+    clicker.start()
+    try:
+        answers = [call("process-integration-job", {}, token=service_token()) for _ in range(3)]
+    finally:
+        stop.set()
+        clicker.join()
+    kinds = [answer.get_json()["kinds"] for answer in answers]
+    assert all(k["integration"]["processed"] >= 2 for k in kinds), kinds  # it did have load
+    [alert] = rows(database_url, "SELECT status FROM alert_outbox")
+    assert alert["status"] != "pending", kinds
 
 
 def test_a_cloud_tasks_client_that_cannot_be_made_still_answers_the_click_202(
