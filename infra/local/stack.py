@@ -251,14 +251,21 @@ def write_local_env(values: dict[str, str]) -> None:
 
 
 def load_local_env() -> None:
-    """Adopt the local stack's settings where the environment says nothing (CLI only)."""
+    """Adopt the local stack's settings where the environment says nothing (CLI only), and
+    none of them when the environment names another database: they belong to that stack."""
     path = local_env_path()
     if not path.exists():
         return
+    values: dict[str, str] = {}
     for line in path.read_text().splitlines():
         key, sep, value = line.partition("=")
-        if sep and key not in os.environ:
-            os.environ[key] = value
+        if sep:
+            values[key] = value
+    named = os.environ.get("DATABASE_URL")
+    if named and named != values.get("DATABASE_URL"):
+        return
+    for key, value in values.items():
+        os.environ.setdefault(key, value)
 
 
 def start_children(

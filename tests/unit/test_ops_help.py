@@ -240,3 +240,27 @@ def test_an_emulator_port_in_use_is_named_before_anything_starts(
     assert f"port {port} (onecode emulator) is already in use" in err, err
     assert "ONECODE_PORT=<free port> python -m infra.ops emulators" in err, err
     assert "curl" not in out and "Traceback" not in err, out
+
+
+def test_the_local_stacks_settings_are_not_adopted_for_another_database(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """ops with DATABASE_URL naming another database (a staging one, say) took the local
+    stack's JWT_SECRET and emulator ports for it: tokens minted with the local secret, demo
+    data seeded against local emulators. The file fills gaps for its own stack only."""
+    from infra.local import stack
+
+    monkeypatch.setattr(stack, "DATA", tmp_path)
+    local = "postgresql://postgres@/syncq?host=/tmp/x"
+    stack.write_local_env({"DATABASE_URL": local, "JWT_SECRET": "local-secret"})
+    monkeypatch.delenv("JWT_SECRET", raising=False)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://staging.example/syncq")
+    stack.load_local_env()
+    assert "JWT_SECRET" not in os.environ
+    monkeypatch.setenv("DATABASE_URL", local)  # its own stack's database: the gaps filled
+    stack.load_local_env()
+    assert os.environ["JWT_SECRET"] == "local-secret"
+    monkeypatch.delenv("DATABASE_URL")
+    monkeypatch.delenv("JWT_SECRET")
+    stack.load_local_env()  # no database named: the local stack's
+    assert (os.environ["DATABASE_URL"], os.environ["JWT_SECRET"]) == (local, "local-secret")
