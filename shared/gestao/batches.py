@@ -10,7 +10,7 @@ allow-list.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -36,13 +36,13 @@ class _JsonBytes(Loader):
 
 @dataclass(frozen=True)
 class Batch:
-    """One page: the JSON body to send, how many leads it holds, where it starts (after)
-    and ends, and when it was read."""
+    """One page: the JSON body to send, how many leads it holds, where it ends, its leads'
+    ids and when it was read."""
 
     body: bytes  # a UTF-8 JSON array of remote-named objects
     size: int
     last: tuple[datetime, int] | None
-    after: tuple[datetime, int] = START
+    ids: list[int] = field(default_factory=list)
     read_at: datetime | None = None
 
 
@@ -90,32 +90,23 @@ def next_batch(
     args = {**params, "cursor_criado": cursor[0], "cursor_id": cursor[1]}
     row = cur.execute(stmt, args).fetchone()
     if row is None or not row["n"]:
-        return Batch(b"[]", 0, None, cursor)
+        return Batch(b"[]", 0, None)
     last = (row["last_criado"], int(row["last_id"]))
-    return Batch(row["body"], int(row["n"]), last, cursor, row["read_at"])
+    return Batch(row["body"], int(row["n"]), last, row["ids"], row["read_at"])
 
 
 def synced_statement(mapping: Mapping[str, str]) -> sql.Composed:
-    """A batch's leads the reverse sync wrote since a moment, mapped as `batch_statement`."""
+    """The leads the reverse sync wrote since a moment, mapped as `batch_statement`."""
     return sql.SQL(query("gestao", "export_synced_since")).format(
         cols=_columns(validate_mapping(mapping))
     )
 
 
 def synced_since(
-    conn: Conn, stmt: sql.Composed, tenant_id: Any, batch: Batch, since: datetime
+    conn: Conn, stmt: sql.Composed, tenant_id: Any, since: datetime
 ) -> list[dict[str, Any]]:
-    """The current copies of the batch's leads a remote edit reached since `since`."""
-    assert batch.last is not None
-    args = {
-        "tenant_id": tenant_id,
-        "since": since,
-        "after_criado": batch.after[0],
-        "after_id": batch.after[1],
-        "last_criado": batch.last[0],
-        "last_id": batch.last[1],
-    }
-    row = conn.execute(stmt, args).fetchone()
+    """The current copies of the tenant's leads a remote edit reached since `since`."""
+    row = conn.execute(stmt, {"tenant_id": tenant_id, "since": since}).fetchone()
     return list(row["body"]) if row and row["body"] else []
 
 

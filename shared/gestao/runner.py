@@ -228,11 +228,12 @@ class BatchRunner:
         if batch.read_at is None:
             return outcome
         with db.transaction() as conn:
-            current = synced_since(
-                conn, self.synced, self.params["tenant_id"], batch, batch.read_at - _SYNC_SLACK
-            )
-        refused = {e["lead_id"] for e in outcome.errors}
-        again = [r for r in current if int(r[self.on_conflict]) not in refused]
+            since = batch.read_at - _SYNC_SLACK
+            current = synced_since(conn, self.synced, self.params["tenant_id"], since)
+        if not current:
+            return outcome
+        ours = set(batch.ids) - {e["lead_id"] for e in outcome.errors}  # not the refused
+        again = [r for r in current if int(r[self.on_conflict]) in ours]
         if not again:
             return outcome
         result, _ = self._try(again)
