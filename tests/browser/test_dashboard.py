@@ -460,6 +460,45 @@ def test_execucoes_keep_the_rows_loaded_with_carregar_mais_through_a_reconnectio
     assert page.get_by_role("button", name="Carregar mais").is_visible()
 
 
+def test_execucoes_left_open_keep_the_rows_asked_for_not_every_new_run(
+    page: Any, live: LiveStack
+) -> None:
+    """A busy integration's Execuções left open for hours: each new run goes on top, and the
+    table keeps the rows asked for (older ones one "Carregar mais" away), not every run that
+    happened since it opened (a page whose DOM grows without end)."""
+    sign_in(page, live, "globex-admin", f"#/t/{GLOBEX.id}/integracoes/bomcontrole/execucoes")
+    page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
+    rows = page.get_by_test_id("runs").locator("tbody tr[data-job]")
+    page.get_by_test_id("runs").wait_for()
+    made = live.rows(
+        "INSERT INTO integration_jobs (tenant_id, provider_slug, status, progress, created_at,"
+        " started_at, finished_at) SELECT %s, 'bomcontrole', 'success', 100,"
+        " now() + make_interval(secs => g / 1000.0), now(), now()"
+        " FROM generate_series(1, 300) g RETURNING id",
+        GLOBEX.id,
+    )  # fmt: skip
+    try:
+        newest = live.rows(
+            "SELECT id FROM integration_jobs WHERE tenant_id = %s AND provider_slug = 'bomcontrole'"
+            " ORDER BY created_at DESC, id DESC LIMIT 40",
+            GLOBEX.id,
+        )  # fmt: skip
+        rows.first.and_(page.locator(f"tr[data-job='{newest[0]['id']}']")).wait_for(timeout=20_000)
+        page.wait_for_timeout(1_000)
+        assert rows.count() == 20
+        assert page.evaluate("document.getElementsByTagName('*').length") < 1_500
+        page.get_by_role("button", name="Carregar mais").click()
+        page.wait_for_function(
+            "() => document.querySelectorAll('[data-testid=runs] tbody tr[data-job]').length >= 40"
+        )
+        shown = [rows.nth(i).get_attribute("data-job") for i in range(rows.count())]
+        assert shown == [str(r["id"]) for r in newest]  # the 40 newest, in order, no gap
+    finally:
+        live.execute(
+            "DELETE FROM integration_jobs WHERE id = ANY(%s)", [r["id"] for r in made]
+        )  # fmt: skip
+
+
 def test_a_filter_changed_while_the_list_loads_shows_only_its_rows(
     page: Any, live: LiveStack
 ) -> None:

@@ -43,6 +43,15 @@ export function Runs({ tenant, slug }) {
   }), [tenant.id, slug, filters]);
   const onScreen = useRef(0); // rows shown: a refetch after a reconnection reads as many
   useEffect(() => { onScreen.current = rows ? rows.length : 0; }, [rows]);
+  // Rows asked for: the first page and one more per "Carregar mais". New runs go on top; a
+  // table left open keeps that many, the older ones one "Carregar mais" away again.
+  const wanted = useRef(PAGE);
+  useEffect(() => {
+    if (!rows || rows.length <= wanted.current) return;
+    const kept = rows.slice(0, wanted.current);
+    setRows((list) => (list === rows ? kept : list)); // changed meanwhile: its own turn comes
+    setNext(kept[kept.length - 1].id);
+  }, [rows]);
 
   // An answer asked before a filter changed (or before a refetch) and arriving after it would
   // fill the table with the wrong rows: only the latest counts.
@@ -58,7 +67,7 @@ export function Runs({ tenant, slug }) {
       setNext(page.next_before); setError(null);
     } catch (err) { if (latest.holds(mine)) setError(describe(err)); }
   }, [fetchPage]);
-  useEffect(() => { setRows(null); load(); }, [load]);
+  useEffect(() => { setRows(null); wanted.current = PAGE; load(); }, [load]);
   useEffect(() => bus.onReconnect(() => load(true)), [load]); // "Carregar mais" rows stay
   useEffect(() => bus.onJob((job) => {
     if (job.tenant_id !== tenant.id || job.provider_slug !== slug) return;
@@ -71,6 +80,7 @@ export function Runs({ tenant, slug }) {
 
   async function more() {
     const mine = latest.now(); // a page of the list as it was when asked, else nothing
+    wanted.current += PAGE; // meanwhile new runs on top do not push the last row off
     try {
       const page = await fetchPage(next);
       if (!latest.holds(mine)) return;
