@@ -199,6 +199,43 @@ def test_runs_ending_in_a_burst_read_the_freshness_again_once_not_once_each(
         )
 
 
+def test_runs_ending_in_a_burst_read_the_schedules_again_once_not_once_each(
+    page: Any, live: LiveStack
+) -> None:
+    """A burst of runs ending (a busy tenant, a reconnecting stream's replay) moves the cards'
+    and the Agendamento tab's last and next runs with a few reads, not one read per run."""
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "integration-schedules" in r.url else None)
+    made: list[dict[str, Any]] = []
+
+    def burst() -> None:
+        made.extend(live.rows(
+            "INSERT INTO integration_jobs (tenant_id, provider_slug, status, progress,"
+            " started_at, finished_at) SELECT %s, 'bomcontrole', 'success', 100, now(), now()"
+            " FROM generate_series(1, 100) RETURNING id", GLOBEX.id,
+        ))  # fmt: skip
+
+    try:
+        sign_in(page, live, "globex-admin", f"#/t/{GLOBEX.id}/integracoes")
+        card(page, "bomcontrole").get_by_test_id("status").wait_for()
+        page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
+        before = len(asked)
+        burst()
+        card(page, "bomcontrole").get_by_test_id("status").filter(has_text="Concluído").wait_for()
+        page.wait_for_timeout(2_000)
+        assert len(asked) - before <= 10, f"{len(asked) - before} reads on Integrações"
+        page.goto(live.dashboard + f"#/t/{GLOBEX.id}/integracoes/bomcontrole/agendamento")
+        page.get_by_label("Expressão cron (5 campos)").wait_for()
+        page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
+        page.wait_for_timeout(500)
+        before = len(asked)
+        burst()
+        page.wait_for_timeout(3_000)
+        assert len(asked) - before <= 10, f"{len(asked) - before} reads on Agendamento"
+    finally:
+        live.execute("DELETE FROM integration_jobs WHERE id = ANY(%s)", [r["id"] for r in made])
+
+
 def test_double_click_makes_one_job_and_an_informative_notice(page: Any, live: LiveStack) -> None:
     wait_idle(live, ACME, "bomcontrole")
     before = len(jobs_of(live, ACME, "bomcontrole"))

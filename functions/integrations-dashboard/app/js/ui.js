@@ -110,6 +110,22 @@ export function useLatest() {
 }
 
 /**
+ * `read` one at a time: calls made while a read is out make one more read after it, not one
+ * each (a burst of runs ending, or a reconnecting stream's replay, of many).
+ */
+export function coalesced(read) {
+  let reading = false;
+  let again = false;
+  return async () => {
+    if (reading) { again = true; return; }
+    reading = true;
+    try {
+      do { again = false; await read(); } while (again);
+    } finally { reading = false; }
+  };
+}
+
+/**
  * Events the stream brought before a page's first answer landed: that answer may have been
  * read before them (the stream never sends them again), so they are applied to it when it
  * lands. `keep(job)` holds one; `take()` hands them over, oldest first, and forgets them.

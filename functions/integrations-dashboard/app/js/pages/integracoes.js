@@ -4,7 +4,7 @@ import { api, describe } from '../api.js';
 import { JOB_STATUS, fmtDateTime, fmtTime, isLive } from '../format.js';
 import { fmtFreshness, isStalled, loadMetrics, newestJob, retryingAt, runIntegration } from '../jobs.js';
 import { bus } from '../live.js';
-import { Badge, Dialog, Notice, Progress, useEarlyEvents, useLatest, useNow } from '../ui.js';
+import { Badge, Dialog, Notice, Progress, coalesced, useEarlyEvents, useLatest, useNow } from '../ui.js';
 
 export function StatusBadge({ job }) {
   if (!job) return html`<${Badge} color="gray" testid="status">Nunca executado</${Badge}>`;
@@ -81,24 +81,17 @@ export function Integracoes({ tenant }) {
   // The cards' freshness: read with the list, and again when a run ends (its success makes
   // the data fresh). Only the answer to the latest read counts. Runs ending while a read is
   // out make one more read after it, not one each (a burst, or a stream's replay, of many).
-  const loadFreshness = useMemo(() => {
-    let reading = false;
-    let again = false;
-    return async () => {
-      if (reading) { again = true; return; }
-      reading = true;
-      try {
-        do {
-          again = false;
-          const mine = latest.ask();
-          const m = await loadMetrics(tenant.id);
-          if (latest.holds(mine)) {
-            setMetrics(m && !m.unavailable ? Object.fromEntries((m.providers || []).map((p) => [p.provider_slug, p])) : {});
-          }
-        } while (again);
-      } finally { reading = false; }
-    };
-  }, [tenant.id]);
+  const loadFreshness = useMemo(() => coalesced(async () => {
+    const mine = latest.ask();
+    const m = await loadMetrics(tenant.id);
+    if (latest.holds(mine)) {
+      setMetrics(m && !m.unavailable ? Object.fromEntries((m.providers || []).map((p) => [p.provider_slug, p])) : {});
+    }
+  }), [tenant.id]);
+  // The cards' last and next runs: read again when a run ends or a schedule makes one, as
+  // the freshness is (one read after those that came while one was out).
+  const loadSchedules = useMemo(() => coalesced(() => api('integration-schedules', { query: { tenant_id: tenant.id } })
+    .then((s) => setSchedules(Object.fromEntries(s.schedules.map((x) => [x.provider_slug, x])))).catch(() => {})), [tenant.id]);
 
   const load = useCallback(async () => {
     try {
@@ -121,12 +114,9 @@ export function Integracoes({ tenant }) {
       early.keep(job);
       return list;
     });
-    if (job.trigger === 'schedule' || !isLive(job)) {
-      api('integration-schedules', { query: { tenant_id: tenant.id } })
-        .then((s) => setSchedules(Object.fromEntries(s.schedules.map((x) => [x.provider_slug, x])))).catch(() => {});
-    }
+    if (job.trigger === 'schedule' || !isLive(job)) loadSchedules();
     if (!isLive(job)) loadFreshness();
-  }), [tenant.id, loadFreshness]);
+  }), [tenant.id, loadFreshness, loadSchedules]);
   useEffect(() => bus.onReconnect(load), [load]);
 
   function onJob(job) {

@@ -1,9 +1,9 @@
 // Agendamento: cron, zone and missed-run policy (integration-schedules), the next five runs.
-import { html, useCallback, useEffect, useState } from '../../vendor/htm/preact-standalone.module.js';
+import { html, useCallback, useEffect, useMemo, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
 import { fmtDateTime, fmtLastOccurrence, isLive } from '../format.js';
 import { bus } from '../live.js';
-import { Notice, notify } from '../ui.js';
+import { Notice, coalesced, notify } from '../ui.js';
 
 const ZONES = ['America/Sao_Paulo', 'America/Manaus', 'America/Recife', 'America/Fortaleza', 'America/Cuiaba', 'America/Rio_Branco', 'America/Noronha', 'UTC'];
 const PRESETS = [['* * * * *', 'A cada minuto'], ['0 * * * *', 'A cada hora'], ['0 2 * * *', 'Diariamente às 02:00'], ['0 8 * * 1-5', 'Dias úteis às 08:00']];
@@ -26,11 +26,12 @@ export function Schedule({ tenant, slug }) {
   }, [tenant.id, slug]);
   useEffect(() => { load(); }, [load]);
   // A run of this integration ended (a scheduled one moves the last and next runs), or the
-  // stream reconnected (what changed meanwhile): read the schedule again.
+  // stream reconnected (what changed meanwhile): read the schedule again, once for a burst.
+  const refresh = useMemo(() => coalesced(() => load(true)), [load]);
   useEffect(() => bus.onJob((job) => {
-    if (job.tenant_id === tenant.id && job.provider_slug === slug && !isLive(job)) load(true);
-  }), [tenant.id, slug, load]);
-  useEffect(() => bus.onReconnect(() => load(true)), [load]);
+    if (job.tenant_id === tenant.id && job.provider_slug === slug && !isLive(job)) refresh();
+  }), [tenant.id, slug, refresh]);
+  useEffect(() => bus.onReconnect(refresh), [refresh]);
 
   async function save(e) {
     e.preventDefault();
