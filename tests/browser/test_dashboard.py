@@ -236,6 +236,27 @@ def test_runs_ending_in_a_burst_read_the_schedules_again_once_not_once_each(
         live.execute("DELETE FROM integration_jobs WHERE id = ANY(%s)", [r["id"] for r in made])
 
 
+def test_a_run_ending_is_told_to_a_screen_reader(page: Any, live: LiveStack) -> None:
+    """A card's status is a live region (role=status) naming its integration: a screen reader
+    hears "Acessórias: Falha" when a run fails, not only a badge turning red in silence."""
+    sign_in(page, live, "globex-admin", f"#/t/{GLOBEX.id}/integracoes")
+    acessorias = card(page, "acessorias")
+    acessorias.get_by_test_id("status").wait_for()
+    page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
+    made = live.rows(
+        "INSERT INTO integration_jobs (tenant_id, provider_slug, status, progress, attempts,"
+        " error_message, started_at, finished_at) VALUES (%s, 'acessorias', 'error', 100, 3,"
+        " 'HTTP 503', now(), now()) RETURNING id", GLOBEX.id,
+    )  # fmt: skip
+    try:
+        acessorias.get_by_test_id("status").filter(has_text="Falha").wait_for()
+        told = acessorias.get_by_role("status").filter(has_text="Falha")
+        assert told.count() == 1
+        assert " ".join((told.text_content() or "").split()) == "Acessórias: Falha"
+    finally:
+        live.execute("DELETE FROM integration_jobs WHERE id = ANY(%s)", [r["id"] for r in made])
+
+
 def test_double_click_makes_one_job_and_an_informative_notice(page: Any, live: LiveStack) -> None:
     wait_idle(live, ACME, "bomcontrole")
     before = len(jobs_of(live, ACME, "bomcontrole"))

@@ -6,10 +6,15 @@ import { fmtFreshness, isStalled, loadMetrics, newestJob, retryingAt, runIntegra
 import { bus } from '../live.js';
 import { Badge, Dialog, Notice, Progress, coalesced, useEarlyEvents, useLatest, useNow } from '../ui.js';
 
-export function StatusBadge({ job }) {
-  if (!job) return html`<${Badge} color="gray" testid="status">Nunca executado</${Badge}>`;
-  const s = JOB_STATUS[job.status] || { label: job.status, color: 'gray' };
-  return html`<${Badge} color=${s.color} testid="status">${s.label}</${Badge}>`;
+/**
+ * The latest run's status, a live region (polite): a screen reader hears it change, not only
+ * the colour; `name` (the integration's, visually hidden) says whose when it is not nearby.
+ */
+export function StatusBadge({ job, name }) {
+  const s = job ? JOB_STATUS[job.status] || { label: job.status, color: 'gray' }
+    : { label: 'Nunca executado', color: 'gray' };
+  return html`<span role="status">${name && html`<span class="visually-hidden">${name}: </span>`}<${Badge}
+    color=${s.color} testid="status">${s.label}</${Badge}></span>`;
 }
 
 export function withJob(items, job) {
@@ -45,7 +50,7 @@ function Card({ tenant, item, schedule, freshness, now, onJob, onShowError }) {
   return html`<article class="card" aria-labelledby=${headingId} data-provider=${item.provider_slug}>
     <header>
       <h2 id=${headingId}>${item.display_name}</h2>
-      ${item.runnable && html`<${StatusBadge} job=${job} />`}
+      ${item.runnable && html`<${StatusBadge} job=${job} name=${item.display_name} />`}
     </header>
     <dl>
       <dt>Situação</dt><dd>${item.enabled ? 'Habilitada' : 'Desabilitada'}</dd>
