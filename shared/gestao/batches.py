@@ -10,7 +10,7 @@ allow-list.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -36,13 +36,12 @@ class _JsonBytes(Loader):
 
 @dataclass(frozen=True)
 class Batch:
-    """One page: the JSON body to send, how many leads it holds, where it ends, its leads'
-    ids and when it was read."""
+    """One page: the JSON body to send, how many leads it holds, where it ends and when it
+    was read."""
 
     body: bytes  # a UTF-8 JSON array of remote-named objects
     size: int
     last: tuple[datetime, int] | None
-    ids: list[int] = field(default_factory=list)
     read_at: datetime | None = None
 
 
@@ -92,21 +91,29 @@ def next_batch(
     if row is None or not row["n"]:
         return Batch(b"[]", 0, None)
     last = (row["last_criado"], int(row["last_id"]))
-    return Batch(row["body"], int(row["n"]), last, row["ids"], row["read_at"])
+    return Batch(row["body"], int(row["n"]), last, row["read_at"])
 
 
 def synced_statement(mapping: Mapping[str, str]) -> sql.Composed:
-    """The leads the reverse sync wrote since a moment, mapped as `batch_statement`."""
+    """Leads (by id) the reverse sync wrote since a moment, mapped as `batch_statement`."""
     return sql.SQL(query("gestao", "export_synced_since")).format(
         cols=_columns(validate_mapping(mapping))
     )
 
 
+def synced_lately(conn: Conn, tenant_id: Any, since: datetime) -> bool:
+    """Whether a remote edit reached any of the tenant's leads since `since`."""
+    args = {"tenant_id": tenant_id, "since": since}
+    row = conn.execute(query("gestao", "synced_lately"), args).fetchone()
+    return bool(row and row["lately"])
+
+
 def synced_since(
-    conn: Conn, stmt: sql.Composed, tenant_id: Any, since: datetime
+    conn: Conn, stmt: sql.Composed, tenant_id: Any, ids: list[int], since: datetime
 ) -> list[dict[str, Any]]:
-    """The current copies of the tenant's leads a remote edit reached since `since`."""
-    row = conn.execute(stmt, {"tenant_id": tenant_id, "since": since}).fetchone()
+    """The current copies of the leads `ids` a remote edit reached since `since`."""
+    args = {"tenant_id": tenant_id, "ids": ids, "since": since}
+    row = conn.execute(stmt, args).fetchone()
     return list(row["body"]) if row and row["body"] else []
 
 

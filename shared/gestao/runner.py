@@ -36,6 +36,7 @@ from shared.gestao.batches import (
     date_bounds,
     next_batch,
     remote_columns,
+    synced_lately,
     synced_since,
     synced_statement,
 )
@@ -227,13 +228,14 @@ class BatchRunner:
         webhook tells either side): the current copies of such leads are sent again."""
         if batch.read_at is None:
             return outcome
+        tenant_id, since = self.params["tenant_id"], batch.read_at - _SYNC_SLACK
         with db.transaction() as conn:
-            since = batch.read_at - _SYNC_SLACK
-            current = synced_since(conn, self.synced, self.params["tenant_id"], since)
-        if not current:
-            return outcome
-        ours = set(batch.ids) - {e["lead_id"] for e in outcome.errors}  # not the refused
-        again = [r for r in current if int(r[self.on_conflict]) in ours]
+            if not synced_lately(conn, tenant_id, since):  # nearly always: nothing more
+                return outcome
+            refused = {e["lead_id"] for e in outcome.errors}
+            sent = (int(r[self.on_conflict]) for r in json.loads(batch.body))
+            ours = [i for i in sent if i not in refused]
+            again = synced_since(conn, self.synced, tenant_id, ours, since) if ours else []
         if not again:
             return outcome
         result, _ = self._try(again)

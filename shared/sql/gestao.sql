@@ -3,10 +3,10 @@
 -- are filled in Python with allow-listed identifiers (shared/gestao/batches.py, reverse.py).
 
 -- name: export_page
--- The page after the cursor, mapped, as one row: n, body, last_criado, last_id, its leads'
--- ids and when it was read. json_agg over a row of aliased columns (the mapping's) is the
--- cheapest way to build the body (about twice as fast as json_build_object per row); the
--- page is materialized once and read for the body, the ids and the cursor.
+-- The page after the cursor, mapped, as one row: n, body, last_criado, last_id and when it
+-- was read. json_agg over a row of aliased columns (the mapping's) is the cheapest way to
+-- build the body (about twice as fast as json_build_object per row); the page is
+-- materialized once and read for the body and for the cursor.
 WITH page AS MATERIALIZED (
   SELECT * FROM leads l
   WHERE l.tenant_id = %(tenant_id)s
@@ -21,17 +21,24 @@ SELECT (SELECT count(*) FROM page) AS n,
          AS body,
        (SELECT criado FROM page ORDER BY criado DESC, id DESC LIMIT 1) AS last_criado,
        (SELECT id FROM page ORDER BY criado DESC, id DESC LIMIT 1) AS last_id,
-       (SELECT array_agg(id) FROM page) AS ids,
        statement_timestamp() AS read_at
 
+-- name: synced_lately
+-- Whether the reverse sync wrote any of the tenant's leads since a moment: one descent of
+-- leads_reverse_synced_idx, and usually no, so a batch's check costs nothing more.
+SELECT EXISTS (
+  SELECT 1 FROM leads WHERE tenant_id = %(tenant_id)s AND last_sync_at >= %(since)s
+) AS lately
+
 -- name: export_synced_since
--- The tenant's leads the reverse sync wrote since a moment (few, or none: one descent of
--- leads_reverse_synced_idx), mapped as a batch maps them (the mapping's columns fill the
--- braces); the runner keeps those of its batch, by id, since a remote edit may have moved
--- a lead's criado out of the batch's range.
+-- Those of a batch's leads (by id: a remote edit may have moved a lead's criado out of the
+-- batch's range) the reverse sync wrote since a moment, mapped as a batch maps them (the
+-- mapping's columns fill the braces). By id, not every lead the tenant's reverse sync wrote
+-- lately: after a storm of webhooks those are thousands, read again after every batch.
 SELECT json_agg(d) AS body FROM (
   SELECT {cols} FROM leads l
-  WHERE l.tenant_id = %(tenant_id)s AND l.last_sync_at >= %(since)s
+  WHERE l.tenant_id = %(tenant_id)s AND l.id = ANY(%(ids)s::bigint[])
+    AND l.last_sync_at >= %(since)s
   ORDER BY l.criado, l.id
 ) AS d
 
