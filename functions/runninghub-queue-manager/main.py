@@ -13,7 +13,7 @@ from typing import Any
 import flask
 
 from shared.auth import SERVICE, Principal
-from shared.contract import Caller, Endpoint, Function, Scheme
+from shared.contract import Caller, Endpoint, Function, Scheme, coded
 from shared.credits import service
 from shared.credits.models import (
     FUNCTION,
@@ -85,7 +85,9 @@ API = Function(
                  (Caller.OWNER,), path="/jobs", errors=(Forbidden,)),
         Endpoint("RunningHub's TASK_END", WebhookEvent, _webhook, {200: WebhookAnswer},
                  (Caller.WEBHOOK,), path="/webhook", query=WebhookQuery, authenticate=_signed,
-                 scheme=Scheme.SIGNED_URL, errors=(UpstreamError,)),
+                 scheme=Scheme.SIGNED_URL,
+                 # an outcome asked of RunningHub: unreachable, or no API key to ask with
+                 errors=(UpstreamError, coded(UpstreamError, "credentials_missing"))),
     ),
 )  # fmt: skip
 

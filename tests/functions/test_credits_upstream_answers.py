@@ -9,7 +9,9 @@ from uuid import UUID
 import pytest
 
 from infra.emulators.runninghub import RunningHubKnobs, TaskStatus
-from shared.credits.models import JobKey, JobTable
+from infra.local.gateway import FUNCTIONS_DIR, load_contract
+from shared.contract import ErrorCode
+from shared.credits.models import FUNCTION, JobKey, JobTable
 from shared.credits.runninghub import webhook_url
 from shared.credits.sweep import sweep_runninghub
 from shared.settings import get_settings
@@ -95,4 +97,21 @@ def test_runninghub_rate_limiting_the_create_keeps_the_job_queued_and_debited(
     assert balance(database_url, user) == 70
     rh.state.knobs.update({"rate_429": 0.0})
     sweep_runninghub()  # the limit lifted: the sweep starts it
+    assert job(database_url, job_id)["status"] == "running"
+
+
+def test_a_webhook_that_cannot_ask_runninghub_answers_a_code_its_contract_lists(
+    database_url: str, rh: Emulator, configure: Configure
+) -> None:
+    """RunningHub's key removed while a job runs: the TASK_END without its outcome cannot be
+    checked, and the 502 says why with a code the OpenAPI document lists for the route."""
+    _, job_id, task_id = _running(database_url, rh)
+    url = webhook_url(get_settings(), JobKey(JobTable.IMAGE, job_id))
+    assert url is not None
+    configure(RUNNINGHUB_API_KEY="")
+    answer = post("/webhook?" + url.split("?", 1)[1], {"event": "TASK_END", "taskId": task_id})
+    assert answer.status_code == 502, answer.json()
+    declared = load_contract(FUNCTIONS_DIR / FUNCTION / "main.py").endpoint("/webhook")
+    assert declared is not None
+    assert ErrorCode(502, answer.json()["error"]["code"]) in declared.all_errors()
     assert job(database_url, job_id)["status"] == "running"
