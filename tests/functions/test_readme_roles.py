@@ -12,12 +12,14 @@ from typing import Any
 
 import pytest
 
-from infra.local.gateway import function_names
+from infra.local.gateway import FUNCTIONS_DIR, function_names, load_contract
+from shared.contract import Caller
 from tests.support import ROOT, TenantFixture, bearer, function_client, seed_tenant, service_token
 
 pytestmark = pytest.mark.db
 HEADER = "| function | member | admin | owner | service | public |"
 GET = {"list-integration-jobs", "integration-job-events", "list-integrations"}
+SSE = {"integration-job-events"}  # a stream: ended early
 SCHEDULE = {"provider_slug": "acessorias", "cron": "0 2 * * *"}
 
 
@@ -54,11 +56,11 @@ def body_for(name: str, tenant: TenantFixture, job_id: str, method: str = "POST"
         return {"tenant_id": tid, **SCHEDULE}
     if name == "integration-schedules" and method == "DELETE":
         return {"tenant_id": tid, "provider_slug": SCHEDULE["provider_slug"]}
+    if method == "GET":
+        return {"tenant_id": tid, "max_seconds": "0.1"} if name in SSE else {"tenant_id": tid}
     return {
         "run-integration": {"tenant_id": tid, "provider_slug": "acessorias"},
         "cancel-integration-job": {"job_id": job_id},
-        "list-integration-jobs": {"tenant_id": tid},
-        "integration-job-events": {"tenant_id": tid, "max_seconds": "0.1"},
         "process-integration-job": {"job_id": str(uuid.uuid4())},
         "export-to-gestao-scouter-batch": {"tenant_id": tid, "action": "status"},
     }.get(name, {"tenant_id": tid})
@@ -98,3 +100,17 @@ def test_each_role_gets_what_the_readme_says(
         allowed = ROLES[(name, method)][role]
         assert response.status_code != 401, (role, response.get_json())
         assert (response.status_code == 403) is not allowed, (role, response.status_code)
+
+
+def test_every_tenant_route_and_method_is_in_the_table() -> None:
+    """Each method of each function called by tenant roles or the service (its contract's
+    callers) has its row, with the ticks the contract declares: a new method is checked."""
+    roles = {Caller.MEMBER: "member", Caller.ADMIN: "admin", Caller.SERVICE: "service"}
+    declared = {}
+    for name in function_names():
+        for endpoint in load_contract(FUNCTIONS_DIR / name / "main.py").endpoints:
+            if endpoint.path == "/" and set(endpoint.callers) <= set(roles):
+                ticks = {r: c in endpoint.callers for c, r in roles.items()}
+                ticks["admin"] = ticks["admin"] or ticks["member"]  # an admin is a member
+                declared[(name, endpoint.method)] = ticks
+    assert declared == ROLES
