@@ -54,7 +54,7 @@ Reminder = Annotated[
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class AlertsQuery(Strict):

@@ -34,7 +34,7 @@ class MetricsQuery(BaseModel):
     """`?tenant_id&days&provider_slug&format`. tenant_id is required for the JSON report;
     the Prometheus form (service only) covers every tenant without it."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
     tenant_id: UUID | None = None
     days: Annotated[int, Field(ge=1, le=MAX_DAYS), QUERY_INTEGER] = 30

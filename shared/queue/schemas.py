@@ -31,7 +31,7 @@ _PROVIDER_ENUM: dict[str, Any] = {"enum": sorted(PROVIDERS)}  # the document's _
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 def _check_provider(slug: str) -> str:
@@ -136,7 +136,6 @@ class SyncRequest(Strict):
     # The document says "exactly one": both, or neither, match one branch each.
     model_config = ConfigDict(
         extra="forbid",
-        str_strip_whitespace=True,
         json_schema_extra={
             "oneOf": [
                 {"required": ["tenant_id"], "properties": {"tenant_id": {"type": "string"}}},

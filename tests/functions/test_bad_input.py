@@ -9,7 +9,9 @@ import uuid
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
+from infra.local.gateway import contract_document
 from tests.conftest import Configure
 from tests.support import TenantFixture, bearer, function_client, rows, seed_tenant, service_token
 
@@ -305,3 +307,32 @@ def test_settings_that_cannot_be_read_still_answer_the_envelope(
     assert response.get_json() == {
         "error": {"code": "internal_error", "message": "Internal error."}
     }
+
+
+def test_a_value_the_document_refuses_is_refused(database_url: str) -> None:
+    """A slug with spaces around it is outside the document's enum or pattern: 422, as the
+    document says (a client or a fuzzer checks answers against it), and nothing written."""
+    tenant = seed_tenant(database_url, "acme")
+    doc = contract_document()
+    body = {"tenant_id": str(tenant.id), "provider_slug": " acessorias "}
+    for name, sent in (("run-integration", body), ("sync-acessorias", {"tenant_slug": " acme "})):
+        schema = doc["paths"][f"/{name}"]["post"]["requestBody"]["content"]["application/json"]
+        assert not _valid(doc, schema["schema"], sent), (name, sent)
+        answer = function_client(name).post("/", json=sent, headers=bearer(tenant.admin_token))
+        assert answer.status_code == 422, (name, answer.get_json())
+    query = {"tenant_id": str(tenant.id), "provider_slug": " onecode "}
+    [param] = [
+        p for p in doc["paths"]["/list-integration-jobs"]["get"]["parameters"]
+        if p["name"] == "provider_slug"
+    ]  # fmt: skip
+    assert not _valid(doc, param["schema"], query["provider_slug"])
+    listed = function_client("list-integration-jobs").get(
+        "/", query_string=query, headers=bearer(tenant.admin_token)
+    )
+    assert listed.status_code == 422, listed.get_json()
+    assert _counts(database_url) == (0, 0)
+
+
+def _valid(doc: dict[str, Any], schema: dict[str, Any], value: Any) -> bool:
+    """Whether `value` meets `schema`, a part of `doc` (its `$ref`s read in the document)."""
+    return Draft202012Validator({**schema, "components": doc["components"]}).is_valid(value)

@@ -36,7 +36,8 @@ export function Schedule({ tenant, slug }) {
   async function save(e) {
     e.preventDefault();
     try {
-      const saved = await api('integration-schedules', { method: 'PUT', body: { tenant_id: tenant.id, provider_slug: slug, ...form } });
+      const body = { tenant_id: tenant.id, provider_slug: slug, ...form, cron: form.cron.trim(), timezone: form.timezone.trim() };
+      const saved = await api('integration-schedules', { method: 'PUT', body });
       setCurrent(saved); setError(null);
       notify('success', 'Agendamento salvo.');
     } catch (err) { setError(describe(err)); }
