@@ -160,16 +160,21 @@ def test_bad_queries_and_methods(database_url: str) -> None:
     assert text.status_code == 415
     body = json.dumps({"tenant_id": tid, "provider_slug": "acessorias"}).encode()
     for coding, data in (("gzip", gzip.compress(body)), ("br", body), ("x-unknown", body)):
-        encoded = function_client("run-integration").post(
-            "/",
-            data=data,
-            headers={**bearer(tenant.admin_token), "Content-Type": "application/json",
-                     "Content-Encoding": coding},
-        )  # fmt: skip
+        encoded = post_encoded(tenant, data, coding)
         assert encoded.status_code == 415, (coding, encoded.get_json())
         assert encoded.get_json()["error"]["code"] == "unsupported_media_type"
         assert "Content-Encoding" in encoded.get_json()["error"]["message"]
     assert _counts(database_url) == (0, 0)
+
+
+def post_encoded(tenant: TenantFixture, data: bytes, coding: str) -> Any:
+    """run-integration's answer to a JSON body sent under a Content-Encoding."""
+    return function_client("run-integration").post(
+        "/",
+        data=data,
+        headers={**bearer(tenant.admin_token), "Content-Type": "application/json",
+                 "Content-Encoding": coding},
+    )  # fmt: skip
 
 
 def test_a_body_under_no_coding_is_read(database_url: str) -> None:
@@ -178,12 +183,7 @@ def test_a_body_under_no_coding_is_read(database_url: str) -> None:
     tenant = seed_tenant(database_url, "acme")
     body = json.dumps({"tenant_id": str(tenant.id), "provider_slug": "nope"}).encode()
     for coding in ("", " ", "identity", "IDENTITY", "Identity, identity"):
-        read = function_client("run-integration").post(
-            "/",
-            data=body,
-            headers={**bearer(tenant.admin_token), "Content-Type": "application/json",
-                     "Content-Encoding": coding},
-        )  # fmt: skip
+        read = post_encoded(tenant, body, coding)
         assert read.status_code == 422, (coding, read.get_json())  # the body was read
         assert read.get_json()["error"]["details"][0]["loc"] == ["provider_slug"]
     assert _counts(database_url) == (0, 0)

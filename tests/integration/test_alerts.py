@@ -230,10 +230,11 @@ def test_duplicate_sweeps_and_a_crash_before_the_send_deliver_each_alert_once(
     assert (alert["status"], alert["delivered"], alert["attempts"]) == ("sent", ["email"], 2)
 
 
-def test_ses_delivers_through_boto3(
-    acme: TenantFixture, configure: Configure, failing: ScriptedProvider,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+def deliver_over_ses(
+    acme: TenantFixture, configure: Configure, monkeypatch: pytest.MonkeyPatch, emails: list[str]
+) -> tuple[dict[str, Any], Any]:
+    """A failed run's alert to `emails` over Amazon SES (moto): the drain's report and the
+    one message SES sent."""
     from moto import mock_aws
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.ses.models import ses_backends
@@ -243,23 +244,34 @@ def test_ses_delivers_through_boto3(
     configure(ALERT_EMAIL_TRANSPORT="ses", ALERT_EMAIL_FROM="alertas@syncq.example")
     recorder = get_dispatcher()  # the one configure() just made
     assert isinstance(recorder, RecordingDispatcher)
-    settings(acme, emails=["ops@acme.example", "cto@acme.example"])
+    settings(acme, emails=emails)
     with mock_aws():
         channels._ses_client.cache_clear()
-        import boto3
+        try:
+            import boto3
 
-        boto3.client("ses", region_name="us-east-1").verify_email_identity(
-            EmailAddress="alertas@syncq.example"
-        )
-        run_to_the_end(acme, recorder)
-        [report] = deliver()
-        assert report["status"] == "sent"
-        [sent] = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages
-        assert set(sent.destinations) == {"cto@acme.example", "ops@acme.example"}
-        assert "Falha na integração" in str(
-            email.message_from_string(sent.raw_data, policy=email.policy.default)["Subject"]
-        )
-    channels._ses_client.cache_clear()
+            boto3.client("ses", region_name="us-east-1").verify_email_identity(
+                EmailAddress="alertas@syncq.example"
+            )
+            run_to_the_end(acme, recorder)
+            [report] = deliver()
+            [sent] = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages
+        finally:
+            channels._ses_client.cache_clear()
+    return report, sent
+
+
+def test_ses_delivers_through_boto3(
+    acme: TenantFixture, configure: Configure, failing: ScriptedProvider,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    emails = ["ops@acme.example", "cto@acme.example"]
+    report, sent = deliver_over_ses(acme, configure, monkeypatch, emails)
+    assert report["status"] == "sent"
+    assert set(sent.destinations) == {"cto@acme.example", "ops@acme.example"}
+    assert "Falha na integração" in str(
+        email.message_from_string(sent.raw_data, policy=email.policy.default)["Subject"]
+    )
 
 
 def test_ses_mails_the_addresses_it_can_take_and_fails_on_the_one_it_cannot(
@@ -269,31 +281,12 @@ def test_ses_mails_the_addresses_it_can_take_and_fails_on_the_one_it_cannot(
     """SES has no SMTPUTF8: a name before the @ that is not ASCII makes it refuse the whole
     message, so one `joão@` among the recipients cost every other one the alert. The others
     get it; the alert fails on that address, told by its count alone."""
-    from moto import mock_aws
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.ses.models import ses_backends
-
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(key, "testing")
-    configure(ALERT_EMAIL_TRANSPORT="ses", ALERT_EMAIL_FROM="alertas@syncq.example")
-    recorder = get_dispatcher()
-    assert isinstance(recorder, RecordingDispatcher)
-    settings(acme, emails=["ops@acme.example", "joão@acme.example", "cto@acme.example"])
-    with mock_aws():
-        channels._ses_client.cache_clear()
-        import boto3
-
-        boto3.client("ses", region_name="us-east-1").verify_email_identity(
-            EmailAddress="alertas@syncq.example"
-        )
-        run_to_the_end(acme, recorder)
-        [report] = deliver()
-        assert report["status"] == "failed"
-        [sent] = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages
-        assert set(sent.destinations) == {"cto@acme.example", "ops@acme.example"}
-        headers = email.message_from_string(sent.raw_data, policy=email.policy.default)
-        assert str(headers["To"]) == "cto@acme.example, ops@acme.example"
-    channels._ses_client.cache_clear()
+    emails = ["ops@acme.example", "joão@acme.example", "cto@acme.example"]
+    report, sent = deliver_over_ses(acme, configure, monkeypatch, emails)
+    assert report["status"] == "failed"
+    assert set(sent.destinations) == {"cto@acme.example", "ops@acme.example"}
+    headers = email.message_from_string(sent.raw_data, policy=email.policy.default)
+    assert str(headers["To"]) == "cto@acme.example, ops@acme.example"
     [alert] = outbox()
     assert (alert["status"], alert["mailed"]) == ("failed", sorted(set(sent.destinations)))
     assert "1 of 3" in alert["error_message"] and "jo" not in alert["error_message"]

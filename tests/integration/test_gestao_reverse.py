@@ -290,6 +290,43 @@ def test_the_reverse_sync_line_names_the_tenant(
     assert line["logging.googleapis.com/labels"]["tenant_id"] == str(tenant.id)
 
 
+def export_edited_while_out(
+    database_url: str,
+    tenant: TenantFixture,
+    remote: Remote,
+    webhook: Recording,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    upsert: int,
+    edit: str,
+) -> dict[str, Any]:
+    """An export whose `upsert`-th upsert waits in front of the remote while a user there
+    makes `edit` (SQL) and its webhook is applied here; the job as it ended."""
+    arrived, edited = threading.Event(), threading.Event()
+    upserts: list[float] = []
+
+    def hold(seconds: float) -> None:
+        if seconds and flask.request.method == "POST" and len(upserts) < upsert:
+            upserts.append(seconds)
+            if len(upserts) == upsert:
+                arrived.set()
+                assert edited.wait(15)
+
+    job_id = export(tenant, "start").get_json()["id"]
+    remote.state.knobs.latency_ms = 1
+    monkeypatch.setattr(remote.state, "sleep", hold)
+    ended: list[dict[str, Any]] = []
+    runner = threading.Thread(target=lambda: ended.append(drive(database_url, job_id)))
+    runner.start()
+    assert arrived.wait(15)  # the page is read; its upsert is on its way
+    remote.state.knobs.latency_ms = 0
+    remote.sql(edit)
+    wait_for(lambda: webhook.answers == [(200, {"action": "upserted"})])
+    edited.set()
+    runner.join()
+    return ended[0]
+
+
 def test_a_remote_edit_applied_while_its_batch_is_out_is_not_undone_there(
     database_url: str,
     tenant: TenantFixture,
@@ -303,27 +340,12 @@ def test_a_remote_edit_applied_while_its_batch_is_out_is_not_undone_there(
     either side): the two held different leads until an admin exported again."""
     seed_leads(database_url, tenant.id, 3)
     assert drive(database_url, export(tenant, "start").get_json()["id"])["status"] == "completed"
-    arrived, edited = threading.Event(), threading.Event()
-
-    def hold(seconds: float) -> None:  # the upsert waits in front of the remote
-        if seconds:
-            arrived.set()
-            assert edited.wait(15)
-
-    job_id = export(tenant, "start").get_json()["id"]
-    remote.state.knobs.latency_ms = 1
-    monkeypatch.setattr(remote.state, "sleep", hold)
-    ended: list[dict[str, Any]] = []
-    runner = threading.Thread(target=lambda: ended.append(drive(database_url, job_id)))
-    runner.start()
-    assert arrived.wait(15)  # the page is read; its upsert is on its way
-    remote.state.knobs.latency_ms = 0
-    remote.sql("UPDATE public.leads SET name = 'Editada no Gestão', sync_source = 'gestao_scouter',"
-               " updated_at = now() WHERE id = 2")  # fmt: skip
-    wait_for(lambda: webhook.answers == [(200, {"action": "upserted"})])
-    edited.set()
-    runner.join()
-    assert ended[0]["status"] == "completed" and ended[0]["exported_leads"] == 3
+    ended = export_edited_while_out(
+        database_url, tenant, remote, webhook, monkeypatch, upsert=1,
+        edit="UPDATE public.leads SET name = 'Editada no Gestão', sync_source = 'gestao_scouter',"
+        " updated_at = now() WHERE id = 2",
+    )  # fmt: skip
+    assert ended["status"] == "completed" and ended["exported_leads"] == 3
     assert local(database_url, 2)["name"] == "Editada no Gestão"
     assert remote_view(remote) == local_view(database_url)
 
@@ -344,30 +366,12 @@ def test_a_remote_edit_that_moves_its_lead_back_is_not_undone_there(
               GESTAO_SCOUTER_IN_FLIGHT="1")  # fmt: skip
     seed_leads(database_url, tenant.id, 4)
     assert drive(database_url, export(tenant, "start").get_json()["id"])["status"] == "completed"
-    arrived, edited = threading.Event(), threading.Event()
-    upserts: list[float] = []
-
-    def hold(seconds: float) -> None:  # the second batch's upsert waits in front of the remote
-        if seconds and flask.request.method == "POST" and len(upserts) < 2:
-            upserts.append(seconds)
-            if len(upserts) == 2:
-                arrived.set()
-                assert edited.wait(15)
-
-    job_id = export(tenant, "start").get_json()["id"]
-    remote.state.knobs.latency_ms = 1
-    monkeypatch.setattr(remote.state, "sleep", hold)
-    ended: list[dict[str, Any]] = []
-    runner = threading.Thread(target=lambda: ended.append(drive(database_url, job_id)))
-    runner.start()
-    assert arrived.wait(15)  # the second page (leads 3 and 4) is read; its upsert is on its way
-    remote.state.knobs.latency_ms = 0
-    remote.sql("UPDATE public.leads SET name = 'Editada no Gestão', criado = '2023-06-01',"
-               " sync_source = 'gestao_scouter', updated_at = now() WHERE id = 3")  # fmt: skip
-    wait_for(lambda: webhook.answers == [(200, {"action": "upserted"})])
-    edited.set()
-    runner.join()
-    assert ended[0]["status"] == "completed" and ended[0]["exported_leads"] == 4
+    ended = export_edited_while_out(  # the second page (leads 3 and 4) is out
+        database_url, tenant, remote, webhook, monkeypatch, upsert=2,
+        edit="UPDATE public.leads SET name = 'Editada no Gestão', criado = '2023-06-01',"
+        " sync_source = 'gestao_scouter', updated_at = now() WHERE id = 3",
+    )  # fmt: skip
+    assert ended["status"] == "completed" and ended["exported_leads"] == 4
     assert local(database_url, 3)["name"] == "Editada no Gestão"
     assert remote_view(remote) == local_view(database_url)
 
