@@ -1198,6 +1198,32 @@ def test_mapping_exports_to_a_file_and_imports_back(
     assert rows.count() == original  # a bad file changes nothing
 
 
+def test_a_mapping_typed_with_spaces_around_a_name_is_saved_trimmed(
+    page: Any, live: LiveStack
+) -> None:
+    """A column name typed (or pasted) with a space around it is saved as the name: the
+    server no longer trims what the document refuses, so the page does."""
+    sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/sync-monitor")
+    page.get_by_test_id("mapping").wait_for()
+    try:
+        page.get_by_label("Coluna remota de celular").fill(" phone ")
+        first = page.get_by_label("Campo local 1", exact=True)
+        first.fill(first.input_value() + " ")
+        with page.expect_response("**/validate-gestao-scouter-schema") as answer:
+            page.get_by_role("button", name="Salvar").click()
+        assert answer.value.status == 200, answer.value.text()
+        page.get_by_test_id("toast-success").filter(has_text="Mapeamento salvo").wait_for()
+        stored = live.rows(
+            "SELECT local_field, remote_field FROM gestao_scouter_field_mappings"
+            " WHERE tenant_id = %s",
+            ACME.id,
+        )
+        assert {r["local_field"]: r["remote_field"] for r in stored}["celular"] == "phone"
+        assert all(r["local_field"] == r["local_field"].strip() for r in stored)
+    finally:
+        live.execute("DELETE FROM gestao_scouter_field_mappings WHERE tenant_id = %s", ACME.id)
+
+
 # -- Créditos -------------------------------------------------------------------------------------
 
 

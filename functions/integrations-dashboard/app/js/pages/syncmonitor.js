@@ -227,7 +227,7 @@ function MappingPanel({ tenant, onReport }) {
       .then((r) => { setRows(Object.entries(r.field_mappings || {})); onReport(r); })
       .catch((err) => setError(describe(err)));
   }, [tenant.id]);
-  const mapping = () => Object.fromEntries((rows || []).filter(([l, r]) => l && r));
+  const mapping = () => Object.fromEntries((rows || []).map(([l, r]) => [l.trim(), r.trim()]).filter(([l, r]) => l && r));
 
   async function validate(save) {
     try {
