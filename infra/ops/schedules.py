@@ -25,9 +25,10 @@ def register(sub: Any) -> None:
 
     p = cmds.add_parser("set", help="create or change one integration's schedule")
     p.add_argument("--tenant", required=True, help="tenant slug")
-    p.add_argument("--provider", required=True, help="provider slug, e.g. acessorias")
+    p.add_argument("--provider", required=True, type=str.strip,  # what a person pasted
+                   help="provider slug, e.g. acessorias")  # fmt: skip
     p.add_argument("--cron", required=True, help='five fields, e.g. "0 2 * * *"')
-    p.add_argument("--timezone", default="America/Sao_Paulo", help="IANA zone")
+    p.add_argument("--timezone", default="America/Sao_Paulo", type=str.strip, help="IANA zone")
     p.add_argument("--missed", choices=[str(m) for m in Missed], default=str(Missed.ONCE),
                    help="what to do with runs missed meanwhile")  # fmt: skip
     p.add_argument("--disable", action="store_true", help="keep it, but do not run it")
@@ -36,7 +37,7 @@ def register(sub: Any) -> None:
 
     p = cmds.add_parser("delete", help="remove one integration's schedule")
     p.add_argument("--tenant", required=True, help="tenant slug")
-    p.add_argument("--provider", required=True, help="provider slug")
+    p.add_argument("--provider", required=True, type=str.strip, help="provider slug")
     p.set_defaults(handler=friendly(_delete))
 
 

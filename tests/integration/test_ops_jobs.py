@@ -280,6 +280,25 @@ def test_a_tenant_option_prefers_the_slug_and_reads_an_id_in_any_case(
     assert "acessorias" in capsys.readouterr().out
 
 
+def test_schedules_set_and_delete_take_a_provider_and_zone_typed_with_spaces(
+    database_url: str,
+) -> None:
+    """A value pasted with a space around it is the value, as before the request models
+    stopped trimming: the command trims what a person typed, the model refuses the rest."""
+    tenant = seed_tenant(database_url, "spaced")
+    argv = ["schedules", "set", "--tenant", "spaced", "--provider", " acessorias ",
+            "--cron", "0 2 * * *", "--timezone", "America/Sao_Paulo "]  # fmt: skip
+    assert main(argv) == 0
+    stored = rows(
+        database_url, "SELECT tenant_id, provider_slug, timezone FROM integration_schedules"
+    )
+    assert stored == [
+        {"tenant_id": tenant.id, "provider_slug": "acessorias", "timezone": "America/Sao_Paulo"}
+    ]
+    assert main(["schedules", "delete", "--tenant", "spaced", "--provider", "acessorias "]) == 0
+    assert rows(database_url, "SELECT 1 FROM integration_schedules") == []
+
+
 @pytest.mark.parametrize("argv", [
     ["jobs", "list", "--tenant"], ["jobs", "list", "--provider"],
     ["jobs", "cleanup-stuck", "--older-than", "1h", "--provider"],
