@@ -2,8 +2,8 @@
 
 A claimed alert is checked against its tenant's settings (an event the tenant did not ask
 for, or no channel at all, ends `suppressed`; `sent` when a channel it has since dropped
-already delivered it), then sent on each channel not yet
-delivered; each success is recorded under the lease before the next channel, so a crash
+already delivered it, or some recipients of its e-mail took it), then sent on each channel
+not yet delivered; each success is recorded under the lease before the next channel, so a crash
 or a retry never sends twice where it already worked. A channel that fails does not keep
 the alert from the others; the failed ones are retried with the engine's backoff while any
 failure may pass, and the alert ends `failed` after ALERT_MAX_ATTEMPTS.
@@ -53,7 +53,7 @@ def _deliver(row: Row, lease: Lease) -> dict[str, Any]:
         prefs, sends = _settings_and_channels(conn, row)
         name_row = conn.execute(_q("tenant_name"), {"tenant_id": row["tenant_id"]}).fetchone()
     if not sends:  # one already delivered went out: sent, as the rescue says of it
-        return _end(row, lease, "sent" if row["delivered"] else "suppressed")
+        return _end(row, lease, "sent" if _reached(row) else "suppressed")
     alert = compose(row, name_row["name"] if name_row else str(row["tenant_id"]))
     alert_id, tenant_id = str(row["id"]), str(row["tenant_id"])
     failures: list[UpstreamError] = []
@@ -104,6 +104,12 @@ def _channels(prefs: Row | None, row: Row, email_on: bool) -> list[str]:
         return []
     found = ["email"] if prefs["emails"] and email_on else []
     return found + (["webhook"] if prefs["webhook_url"] else [])
+
+
+def _reached(row: Row) -> bool:
+    """Whether the alert went out somewhere: a channel delivered, or an e-mail some of its
+    recipients took (the others put it off)."""
+    return bool(row["delivered"] or row["mailed"])
 
 
 def _end(row: Row, lease: Lease, status: str) -> dict[str, Any]:
@@ -173,7 +179,7 @@ class AlertDelivery:
         lease = Lease(TABLE, row)
         _, sends = _settings_and_channels(conn, row)
         left = [c for c in sends if c not in row["delivered"]]
-        if row["delivered"] and not left:
+        if _reached(row) and not left:
             return [lease.release(conn, "sent", final=True)]
         return [_after_failure(conn, row, lease, "The sender stopped responding.", retryable=True)]
 

@@ -788,3 +788,43 @@ def test_a_relay_without_smtputf8_mails_the_addresses_it_can_take(
     assert (report["status"], alert["status"]) == ("failed", "failed")
     assert alert["mailed"] == ["ops@acme.example"]
     assert "1 of 2" in alert["error_message"] and "jo" not in alert["error_message"]
+
+
+def test_an_alert_mailed_to_some_before_the_channels_were_dropped_is_sent_not_suppressed(
+    acme: TenantFixture, mailbox: Mailbox, failing: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    """One recipient took the e-mail, the other was greylisted (450) and waits for the
+    retry; meanwhile the tenant takes every recipient off. The retry found no channel and
+    recorded the alert `suppressed` ("no recipient"), though it was mailed: as for a channel
+    delivered whole, an alert someone got with nothing left to send is `sent`."""
+    greylisted = "cto@acme.example"
+
+    async def handle_rcpt(
+        server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address == greylisted:
+            return "450 4.2.1 Try later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    mailbox.handle_RCPT = handle_rcpt  # type: ignore[method-assign]
+    assert settings(acme, emails=["ops@acme.example", greylisted]).status_code == 200
+    run_to_the_end(acme, recorder)
+    first = alerts.deliver(_claim())
+    assert first["status"] == "pending" and outbox()[0]["mailed"] == ["ops@acme.example"]
+    assert settings(acme, emails=[]).status_code == 200
+    second = alerts.deliver(_claim())
+    [alert] = outbox()
+    assert (second["status"], alert["status"]) == ("sent", "sent")
+    assert [m.rcpt_tos for m in mailbox.messages] == [["ops@acme.example"]]
+    shown = function_client("integration-alerts").get(
+        "/", query_string={"tenant_id": str(acme.id)},
+        headers={"Authorization": f"Bearer {acme.admin_token}"},
+    )  # fmt: skip
+    assert [a["status"] for a in shown.get_json()["recent"]] == ["sent"]
+
+
+def _claim() -> dict[str, Any]:
+    with db.transaction() as conn:
+        [claimed] = engine.claim(conn, alerts.TABLE)
+    return claimed
