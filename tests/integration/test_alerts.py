@@ -736,22 +736,28 @@ def test_an_email_whose_delivery_record_loses_its_connection_is_not_sent_again(
     assert len(box.messages) == 1
 
 
-def test_a_recipient_refused_for_now_still_gets_the_alert_later(
-    acme: TenantFixture, mailbox: Mailbox, failing: ScriptedProvider, recorder: RecordingDispatcher
-) -> None:
-    """A mail server that greylists one recipient (450) and takes the other: the alert
-    ended `sent` and that recipient never heard of it. It is retried for them alone."""
-    greylisted = "cto@acme.example"
+def greylist(mailbox: Mailbox, greylisted: str, *, until_a_message: bool) -> str:
+    """The mailbox puts `greylisted` off (450) and takes the others: always, or until it
+    holds a message. The address, for the test's settings."""
 
     async def handle_rcpt(
         server: Any, session: Any, envelope: Any, address: str, options: Any
     ) -> str:
-        if address == greylisted and not mailbox.messages:
+        if address == greylisted and not (until_a_message and mailbox.messages):
             return "450 4.2.1 Try later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     mailbox.handle_RCPT = handle_rcpt  # type: ignore[method-assign]
+    return greylisted
+
+
+def test_a_recipient_refused_for_now_still_gets_the_alert_later(
+    acme: TenantFixture, mailbox: Mailbox, failing: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    """A mail server that greylists one recipient (450) and takes the other: the alert
+    ended `sent` and that recipient never heard of it. It is retried for them alone."""
+    greylisted = greylist(mailbox, "cto@acme.example", until_a_message=True)
     assert settings(acme, emails=["ops@acme.example", greylisted]).status_code == 200
     run_to_the_end(acme, recorder)
     # No backoff here (the mailbox fixture's): the drain retries at once.
@@ -797,17 +803,7 @@ def test_an_alert_mailed_to_some_before_the_channels_were_dropped_is_sent_not_su
     retry; meanwhile the tenant takes every recipient off. The retry found no channel and
     recorded the alert `suppressed` ("no recipient"), though it was mailed: as for a channel
     delivered whole, an alert someone got with nothing left to send is `sent`."""
-    greylisted = "cto@acme.example"
-
-    async def handle_rcpt(
-        server: Any, session: Any, envelope: Any, address: str, options: Any
-    ) -> str:
-        if address == greylisted:
-            return "450 4.2.1 Try later"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    mailbox.handle_RCPT = handle_rcpt  # type: ignore[method-assign]
+    greylisted = greylist(mailbox, "cto@acme.example", until_a_message=False)
     assert settings(acme, emails=["ops@acme.example", greylisted]).status_code == 200
     run_to_the_end(acme, recorder)
     first = alerts.deliver(_claim())
