@@ -21,10 +21,18 @@ from shared.auth import mint_token
 class Periodic:
     """Call `step` every `every_s` seconds (±`jitter`) on a thread of its own until stopped."""
 
-    def __init__(self, every_s: float, step: Callable[[], None], *, jitter: float = 0.0) -> None:
+    def __init__(
+        self,
+        every_s: float,
+        step: Callable[[], None],
+        *,
+        jitter: float = 0.0,
+        first_s: float | None = None,
+    ) -> None:
         self.every_s = every_s
         self._step = step
         self._jitter = jitter
+        self._first_s = first_s  # the first wait, when not one like the others
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._rng = random.Random(11)
@@ -38,6 +46,10 @@ class Periodic:
         self._thread.join(timeout=60)
 
     def _loop(self) -> None:
+        if self._first_s is not None:
+            if self._stop.wait(self._first_s):
+                return
+            self._step()
         while not self._stop.wait(self.every_s * (1 + self._jitter * (2 * self._rng.random() - 1))):
             self._step()
 
@@ -86,12 +98,14 @@ class Sweeper:
 
 
 class Killer:
-    """SIGKILL the worker every `every_s` seconds (±50%) and start it again."""
+    """SIGKILL the worker every `every_s` seconds (±50%) and start it again; the first kill
+    comes after a third of that, so even a run that ends early (few jobs, a fast machine)
+    has its worker killed while it works."""
 
     def __init__(self, kill: Callable[[], None], every_s: float) -> None:
         self.kills = 0
         self._kill = kill
-        self._periodic = Periodic(every_s, self._step, jitter=0.5)
+        self._periodic = Periodic(every_s, self._step, jitter=0.5, first_s=every_s / 3)
 
     def __enter__(self) -> Killer:
         if self._periodic.every_s > 0:
