@@ -1136,6 +1136,48 @@ def test_testar_conexao_tells_each_check_in_portuguese(page: Any, live: LiveStac
     assert english[0] in failed.inner_text()
 
 
+def test_an_export_paused_by_a_fault_says_why_in_portuguese(page: Any, live: LiveStack) -> None:
+    """An export the runner pauses itself (here: a column dropped from the remote table while
+    the schema cache still lists it) showed the server's English reason ("Gestão Scouter
+    schema does not fit (…). Validate the schema, …"), in the Sync Monitor and in the alert it
+    raised (Alertas); the page says it in Portuguese and keeps the server's words folded away
+    as the technical detail."""
+    live.execute("DELETE FROM gestao_scouter_export_jobs WHERE tenant_id = %s", GLOBEX.id)
+    remote = psycopg.conninfo.make_conninfo(
+        live.database_url, dbname=f"{live.env['GESTAO_SCOUTER_DATABASE']}_2"
+    )
+    sign_in(page, live, "globex-admin", f"#/t/{GLOBEX.id}/sync-monitor")
+    page.get_by_test_id("schema-report").wait_for()  # the columns are cached by now
+    with psycopg.connect(remote, autocommit=True) as conn:
+        conn.execute("ALTER TABLE leads RENAME COLUMN scouter TO scouter_gone")
+    try:
+        page.get_by_role("button", name="Iniciar exportação").click()
+        page.get_by_test_id("export-status").filter(has_text="Pausado").wait_for(timeout=30_000)
+        reason = page.get_by_test_id("export-job").locator(".notice.warn")
+        reason.wait_for()
+    finally:
+        with psycopg.connect(remote, autocommit=True) as conn:
+            conn.execute("ALTER TABLE leads RENAME COLUMN scouter_gone TO scouter")
+    (job,) = live.rows(
+        "SELECT pause_reason FROM gestao_scouter_export_jobs WHERE tenant_id = %s", GLOBEX.id
+    )
+    english = job["pause_reason"]
+    assert "schema does not fit" in english
+    shown = reason.inner_text()
+    assert english not in shown and "Validate" not in shown, shown
+    assert "o schema do Gestão Scouter não corresponde ao mapeamento" in shown
+    reason.get_by_text("Detalhe técnico").click()  # the server's own words, when asked
+    assert english in reason.inner_text()
+    # The alert it raised, in the Alertas tab's recent alerts, says it the same way.
+    page.goto(f"{live.dashboard}#/t/{GLOBEX.id}/integracoes/onecode/alertas")
+    alert = page.locator("tr", has_text="Exportação pausada").first
+    alert.wait_for()
+    assert english not in alert.inner_text() and "Validate" not in alert.inner_text()
+    assert "o schema do Gestão Scouter não corresponde" in alert.inner_text()
+    live.execute("DELETE FROM alert_outbox WHERE tenant_id = %s", GLOBEX.id)
+    live.execute("DELETE FROM gestao_scouter_export_jobs WHERE tenant_id = %s", GLOBEX.id)
+
+
 def test_an_export_started_while_the_page_opens_is_followed_to_its_end(
     page: Any, live: LiveStack
 ) -> None:

@@ -54,8 +54,23 @@ export const FRESHNESS = {
   failing: 'Desatualizados',
   never: 'Nunca sincronizados',
 };
-// An export paused by an admin (the server's reason for it), as the page says it.
-export const PAUSE_REASONS = { 'paused by an admin': 'por um administrador' };
+// Why an export paused (the server's reason, English), as the page says it: the known
+// reasons by their form, any other as a fault. The server's words stay for whoever fixes it.
+const PAUSE_REASONS = [
+  [/^paused by an admin$/, () => 'Pausado por um administrador.'],
+  [/schema does not fit/, () => 'Pausado: o schema do Gestão Scouter não corresponde ao mapeamento. Valide o schema, aplique o SQL sugerido, recarregue o cache e retome.'],
+  [/refused the key/, () => 'Pausado: o Gestão Scouter recusou a chave. Corrija a configuração e retome.'],
+  [/refused the batch/, () => 'Pausado: o Gestão Scouter recusou um lote. Veja o detalhe técnico e retome.'],
+  [/^(\d+) batches in a row failed/, (m) => `Pausado: ${m[1]} lotes seguidos falharam. Retome quando o Gestão Scouter voltar a responder.`],
+];
+export function fmtPauseReason(reason) {
+  for (const [form, say] of PAUSE_REASONS) {
+    const m = form.exec(reason || '');
+    if (m) return say(m);
+  }
+  return 'Pausado por uma falha. Veja o detalhe técnico e retome.';
+}
+export const isAdminPause = (reason) => reason === 'paused by an admin';
 export const isLive = (job) => !!job && (job.status === 'pending' || job.status === 'running');
 
 export const EXPORT_STATUS = {

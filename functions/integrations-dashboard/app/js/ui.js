@@ -139,6 +139,11 @@ export function useEarlyEvents() {
   return early;
 }
 
+/** The server's own (English) words, folded away for whoever fixes the project. */
+export function TechDetail({ text }) {
+  return html`<details><summary>Detalhe técnico</summary><span class="muted">${text}</span></details>`;
+}
+
 export function Notice({ kind = 'info', children, testid }) {
   const role = kind === 'error' ? 'alert' : 'status';
   return html`<div class="notice ${kind}" role=${role} data-testid=${testid}>${children}</div>`;

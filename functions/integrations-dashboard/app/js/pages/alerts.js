@@ -1,10 +1,19 @@
 // Alertas: who hears of failures (integration-alerts) and the recent alerts.
 import { html, useCallback, useEffect, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
-import { ALERT_EVENTS, fmtDateTime } from '../format.js';
-import { Notice, notify } from '../ui.js';
+import { ALERT_EVENTS, fmtDateTime, fmtPauseReason } from '../format.js';
+import { Notice, TechDetail, notify } from '../ui.js';
 
 const DELIVERY = { pending: 'Na fila', running: 'Enviando', sent: 'Enviado', failed: 'Falhou', suppressed: 'Sem destinatário' };
+
+// An export's pause or failure is told by the server in English: said in Portuguese, with
+// its words folded away (a job's error is the provider's message, as "Ver erro" shows it).
+const EXPORT_DETAIL = { export_paused: fmtPauseReason, export_failed: () => 'A exportação falhou.' };
+function detail(alert) {
+  const say = EXPORT_DETAIL[alert.event];
+  if (!say || !alert.detail) return alert.detail || '';
+  return html`${say(alert.detail)}<${TechDetail} text=${alert.detail} />`;
+}
 
 export function Alerts({ tenant }) {
   const admin = tenant.role === 'admin';
@@ -75,7 +84,7 @@ export function Alerts({ tenant }) {
         ${data.recent.map((a) => html`<tr key=${a.id}>
           <td>${fmtDateTime(a.created_at)}</td><td>${a.provider_slug || '—'}</td><td>${ALERT_EVENTS[a.event] || a.event}</td>
           <td class="num">${a.failures ?? '—'}</td><td>${DELIVERY[a.status] || a.status}${a.delivered.length ? ` (${a.delivered.join(', ')})` : ''}</td>
-          <td>${a.detail || ''}</td></tr>`)}
+          <td>${detail(a)}</td></tr>`)}
       </tbody>
     </table></div>`;
 }

@@ -3,8 +3,8 @@
 // field-mapping editor.
 import { html, useCallback, useEffect, useRef, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
-import { EXPORT_STATUS, PAUSE_REASONS, fmtDateTime, fmtDay, fmtNumber } from '../format.js';
-import { Badge, Notice, Progress, TabPanel, Tabs, notify, useLatest } from '../ui.js';
+import { EXPORT_STATUS, fmtDateTime, fmtDay, fmtNumber, fmtPauseReason, isAdminPause } from '../format.js';
+import { Badge, Notice, Progress, TabPanel, Tabs, TechDetail, notify, useLatest } from '../ui.js';
 
 const CHECKS = {
   url_well_formed: 'URL do projeto válida',
@@ -117,8 +117,10 @@ function ExportPanel({ tenant, onSchema }) {
       </dl>
       <p class="muted">Período: ${period(job)}
         ${' · '}lotes: ${fmtNumber(job.batches)}${job.pause_requested ? ' · pausa solicitada' : ''}${job.reset_requested ? ' · reinício solicitado' : ''}</p>
-      ${job.pause_reason && html`<${Notice} kind="warn">Pausado: ${PAUSE_REASONS[job.pause_reason] || job.pause_reason}</${Notice}>`}
-      ${job.error_message && html`<${Notice} kind="error">${job.error_message}</${Notice}>`}
+      ${job.pause_reason && html`<${Notice} kind="warn" testid="pause-reason">${fmtPauseReason(job.pause_reason)}
+        ${!isAdminPause(job.pause_reason) && html`<${TechDetail} text=${job.pause_reason} />`}</${Notice}>`}
+      ${job.error_message && html`<${Notice} kind="error" testid="export-error">A exportação falhou.
+        <${TechDetail} text=${job.error_message} /></${Notice}>`}
       <div class="row">
         <button type="button" disabled=${!live || job.pause_requested} onClick=${() => run('pause', { job_id: job.id }, 'Pausa solicitada.')}>Pausar</button>
         <button type="button" disabled=${!(job.status === 'paused' || job.status === 'failed')} onClick=${() => run('resume', { job_id: job.id }, 'Exportação retomada.')}>Retomar</button>
