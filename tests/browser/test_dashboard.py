@@ -1386,6 +1386,23 @@ def test_cancel_a_live_run_and_every_pending_one(page: Any, live: LiveStack) -> 
     assert live.rows(pending, ACME.id) == []
 
 
+def test_execucoes_list_a_run_started_while_the_stream_is_down(page: Any, live: LiveStack) -> None:
+    """A click on "Executar Agora" on Execuções with no event coming (the stream cannot connect): the
+    header's refetch showed the run while the table never listed it; the short refetch after
+    a submit keeps the table right too."""
+    wait_idle(live, ACME, "onecode")
+    page.route(lambda url: "integration-job-events" in url, lambda route: route.abort())
+    sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/integracoes/onecode/execucoes")
+    page.get_by_test_id("runs").wait_for()
+    page.get_by_test_id("live").filter(has_text="Reconectando").wait_for()
+    before = {j["id"] for j in jobs_of(live, ACME, "onecode")}
+    page.get_by_role("button", name="Executar Agora").click()
+    wait_until(lambda: len(jobs_of(live, ACME, "onecode")) > len(before), 30, "the new run")
+    (new,) = [j for j in jobs_of(live, ACME, "onecode") if j["id"] not in before]
+    page.locator(f"[data-testid=runs] tr[data-job='{new['id']}']").wait_for(timeout=10_000)
+    wait_idle(live, ACME, "onecode")
+
+
 def test_a_late_cancel_answer_does_not_undo_the_canceled_run(page: Any, live: LiveStack) -> None:
     """The cancel answer (running, cancel requested) arriving after the stream said
     "canceled" put the row back to running for good: the job is final, no event follows."""

@@ -22,6 +22,7 @@ export function Detalhe({ tenant, slug, tab }) {
   const selected = TABS.some((t) => t.id === tab) ? tab : 'visao-geral';
   const [item, setItem] = useState(null);
   const [error, setError] = useState(null);
+  const [submitted, setSubmitted] = useState(0); // runs started here: Execuções reads again
   const early = useEarlyEvents();
 
   const load = useCallback(async () => {
@@ -53,6 +54,7 @@ export function Detalhe({ tenant, slug, tab }) {
     const started = await runIntegration(tenant.id, slug);
     // The stream may have brought the run's end first: the answer must not undo it.
     if (started) setItem((it) => (it ? withJob([it], started)[0] : it));
+    if (started) setSubmitted((n) => n + 1);
     setTimeout(load, 1500);
   }
 
@@ -69,7 +71,7 @@ export function Detalhe({ tenant, slug, tab }) {
     <${Tabs} label="Seções da integração" tabs=${TABS} selected=${selected} onSelect=${select} />
     <${TabPanel} id=${selected}>
       ${selected === 'visao-geral' && html`<${Overview} tenant=${tenant} item=${item} />`}
-      ${selected === 'execucoes' && html`<${Runs} tenant=${tenant} slug=${slug} />`}
+      ${selected === 'execucoes' && html`<${Runs} tenant=${tenant} slug=${slug} submitted=${submitted} />`}
       ${selected === 'agendamento' && html`<${Schedule} tenant=${tenant} slug=${slug} />`}
       ${selected === 'alertas' && html`<${Alerts} tenant=${tenant} />`}
     </${TabPanel}>`;

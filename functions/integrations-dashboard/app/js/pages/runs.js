@@ -29,7 +29,7 @@ function withEvent(list, job, filters) {
   return list;
 }
 
-export function Runs({ tenant, slug }) {
+export function Runs({ tenant, slug, submitted = 0 }) {
   const [filters, setFilters] = useState({ status: '', trigger: '' });
   const [rows, setRows] = useState(null);
   const [next, setNext] = useState(null);
@@ -69,6 +69,17 @@ export function Runs({ tenant, slug }) {
   }, [fetchPage]);
   useEffect(() => { setRows(null); wanted.current = PAGE; load(); }, [load]);
   useEffect(() => bus.onReconnect(() => load(true)), [load]); // "Carregar mais" rows stay
+  // A short refetch after each submit (here, or "Executar Agora" above the tabs): the table is
+  // right even when the stream's event is late or the stream is down.
+  // It reads with the filters shown when it fires, not those of the click.
+  const [acted, setActed] = useState(0);
+  const loadNow = useRef(load);
+  loadNow.current = load;
+  useEffect(() => {
+    if (!submitted && !acted) return undefined;
+    const t = setTimeout(() => loadNow.current(true), 1500);
+    return () => clearTimeout(t);
+  }, [submitted, acted]);
   useEffect(() => bus.onJob((job) => {
     if (job.tenant_id !== tenant.id || job.provider_slug !== slug) return;
     setRows((list) => {
@@ -93,11 +104,13 @@ export function Runs({ tenant, slug }) {
     if (started && matches(started, filters)) {
       setRows((list) => (list.some((j) => j.id === started.id) ? list : [started, ...list]));
     }
+    if (started) setActed((n) => n + 1);
   }
   async function cancel(job) {
     const done = await cancelJob(job.id);
     // The stream may have brought the job's end first: the answer must not undo it.
     if (done) setRows((list) => list.map((j) => (j.id === done.id ? newestJob(j, done) : j)).filter((j) => matches(j, filters)));
+    if (done) setActed((n) => n + 1);
   }
   async function cancelAllPending() {
     if (!confirm('Cancelar todas as execuções pendentes desta organização?')) return;
