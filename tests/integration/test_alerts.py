@@ -194,6 +194,47 @@ def test_a_flapping_integration_alerts_once_until_a_failure_persists(
     assert [a["event"] for a in outbox()][-1] == "failing"
 
 
+def test_a_first_failure_within_a_day_of_the_last_alert_raises_none(
+    acme: TenantFixture, failing: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    """The flapping window is a whole day: a new failure 23 hours after the last alert
+    stays quiet (25 hours after it, it alerts: the test above)."""
+    assert settings(acme, emails=["ops@acme.example"]).status_code == 200
+    failing.runs, failing.failures = 0, 10_000
+    assert run_to_the_end(acme, recorder) == "error"
+    failing.runs, failing.failures = 0, 0
+    assert run_to_the_end(acme, recorder) == "success"
+    assert [a["event"] for a in outbox()] == ["failing", "recovered"]
+    with psycopg.connect(DB_URL[0]) as conn:
+        conn.execute("UPDATE tenant_integrations SET last_alert_at = now() - interval '23 hours'")
+    failing.runs, failing.failures = 0, 10_000
+    assert run_to_the_end(acme, recorder) == "error"
+    assert [a["event"] for a in outbox()] == ["failing", "recovered"]
+
+
+def test_the_last_reminder_then_a_daily_digest_at_most(
+    acme: TenantFixture, failing: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    """By default the 10th failure in a row is reminded; past it, a failure raises a
+    digest once a day, not one alert per failure."""
+    assert settings(acme, emails=["ops@acme.example"]).status_code == 200
+    with psycopg.connect(DB_URL[0]) as conn:  # told at its 3rd failure, an hour ago
+        conn.execute(
+            "UPDATE tenant_integrations SET consecutive_failures = 9, failure_alerted = true,"
+            " last_alert_at = now() - interval '1 hour'"
+        )
+    failing.runs, failing.failures = 0, 10_000
+    assert run_to_the_end(acme, recorder) == "error"
+    assert [(a["event"], a["failures"]) for a in outbox()] == [("reminder", 10)]
+    for _ in range(2):
+        assert run_to_the_end(acme, recorder) == "error"
+    assert len(outbox()) == 1
+    with psycopg.connect(DB_URL[0]) as conn:
+        conn.execute("UPDATE tenant_integrations SET last_alert_at = now() - interval '25 hours'")
+    assert run_to_the_end(acme, recorder) == "error"
+    assert [(a["event"], a["failures"]) for a in outbox()] == [("reminder", 10), ("digest", 13)]
+
+
 @pytest.mark.parametrize(
     ("answer", "retryable"), [("550 5.1.1 No such user", False), ("450 4.2.1 Try later", True)]
 )
@@ -228,6 +269,29 @@ def test_duplicate_sweeps_and_a_crash_before_the_send_deliver_each_alert_once(
     assert len(mailbox.messages) == 1
     [alert] = outbox()
     assert (alert["status"], alert["delivered"], alert["attempts"]) == ("sent", ["email"], 2)
+
+
+def test_an_alert_whose_sender_died_before_any_send_is_not_sent_once_its_channels_go(
+    acme: TenantFixture, mailbox: Mailbox, failing: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    """A sender dies before sending; the tenant then drops its channels. Nothing went out:
+    the rescue does not call the alert `sent`, and it ends `suppressed`."""
+    settings(acme, emails=["ops@acme.example"])
+    run_to_the_end(acme, recorder)
+    with db.transaction() as conn:
+        [claimed] = engine.claim(conn, alerts.TABLE)
+    assert claimed["status"] == "running"
+    assert settings(acme, emails=[]).status_code == 200
+    with psycopg.connect(DB_URL[0]) as conn:
+        conn.execute("UPDATE alert_outbox SET heartbeat_at = now() - interval '1 hour'")
+    assert rescue(alerts.KIND) == 1
+    assert outbox()[0]["status"] != "sent"
+    with psycopg.connect(DB_URL[0]) as conn:  # the backoff has passed
+        conn.execute("UPDATE alert_outbox SET run_after = now()")
+    deliver()
+    [alert] = outbox()
+    assert (alert["status"], alert["delivered"]) == ("suppressed", [])
+    assert mailbox.messages == []
 
 
 def deliver_over_ses(
@@ -362,6 +426,27 @@ def test_a_mail_server_refusing_for_good_does_not_keep_the_alert_from_the_webhoo
     [alert] = outbox()
     assert report["status"] == alert["status"] == "failed"  # the e-mail will not pass
     assert alert["delivered"] == ["webhook"] and "refused" in alert["error_message"]
+
+
+def test_a_webhook_failing_for_a_while_is_retried_beside_a_mail_refused_for_good(
+    acme: TenantFixture, mailbox: Mailbox, hook: str, failing: ScriptedProvider,
+    recorder: RecordingDispatcher,
+) -> None:  # fmt: skip
+    """An e-mail that will never pass does not end the alert while the webhook's failure
+    may pass: the webhook is retried, and then the alert ends failed for the e-mail."""
+    mailbox.refuse = "550 5.1.1 No such user"
+    Hook.answer = 503
+    assert settings(acme, emails=["gone@acme.example"], webhook_url=hook).status_code == 200
+    run_to_the_end(acme, recorder)
+    [first] = deliver()
+    assert first["status"] == "pending" and outbox()[0]["delivered"] == []
+    with psycopg.connect(DB_URL[0]) as conn:  # the backoff has passed
+        conn.execute("UPDATE alert_outbox SET run_after = now()")
+    Hook.answer = 200
+    [second] = deliver()
+    [alert] = outbox()
+    assert second["status"] == alert["status"] == "failed"
+    assert alert["delivered"] == ["webhook"] and len(Hook.received) == 2
 
 
 def test_a_channel_failing_for_a_while_is_retried_alone(

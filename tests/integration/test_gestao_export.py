@@ -730,3 +730,16 @@ def test_a_runner_whose_export_was_taken_from_it_says_so_at_warning(
     assert job["lease_token"] != claimed["lease_token"] and job["exported_leads"] == 0
     [lost] = [e for e in _job_lines(logs, job_id) if "lease lost" in e["message"]]
     assert lost["severity"] == "WARNING"
+
+
+def test_an_export_sends_its_own_tenants_leads_and_no_other_tenants(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
+) -> None:
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="20")
+    other = seed_tenant(database_url, "globex")
+    seed_leads(database_url, other.id, 70)
+    seed_leads(database_url, tenant.id, 30)
+    job = drive(database_url, start(tenant))
+    assert job["status"] == "completed", job
+    assert (job["total_leads"], job["exported_leads"], job["error_leads"]) == (30, 30, 0)
+    assert remote_view(remote) == local_view(database_url, f"tenant_id = '{tenant.id}'")

@@ -141,6 +141,12 @@ def test_newer_local_rows_win_and_new_leads_are_inserted(
     assert inserted["name"] == "Só no Gestão" and str(inserted["criado"]).startswith("2024-02-02")
     assert send({"lead": {"id": 3, "sync_source": "tabuladormax"}, "source": "gestao_scouter"}
                 ).get_json() == {"action": "skipped_loop"}  # fmt: skip
+    # Our legacy source name too (the remote's trigger also stays quiet for it).
+    legacy = {"id": 3, "name": "Eco", "sync_source": "supabase"}
+    assert send({"lead": legacy, "source": "gestao_scouter"}).get_json() == {
+        "action": "skipped_loop"
+    }
+    assert local(database_url, 3)["name"] != "Eco"
 
 
 def test_remote_edits_that_keep_the_exported_updated_at_all_come_back(

@@ -329,6 +329,25 @@ def test_failed_alerts_are_counted_by_event(history: History, database_url: str)
         assert failures == expected, slug
 
 
+def test_failed_alerts_of_one_tenant_are_that_tenants_alone(
+    history: History, database_url: str
+) -> None:
+    """Asked for one tenant, the exposition counts that tenant's failed alerts, not others'."""
+    with psycopg.connect(database_url) as conn:
+        for tenant, event in ((history.acme, "failing"), (history.globex, "recovered")):
+            conn.execute(
+                "INSERT INTO alert_outbox (tenant_id, provider_slug, event, status, finished_at)"
+                " VALUES (%s, 'onecode', %s, 'failed', now())",
+                [tenant.id, event],
+            )
+    for tenant, expected in ((history.acme, {"failing": 1}), (history.globex, {"recovered": 1})):
+        m = prometheus(service_token(), days="7", tenant_id=str(tenant.id))
+        failures = {
+            dict(k)["event"]: v for k, v in m.get("syncq_alert_delivery_failures", {}).items()
+        }
+        assert failures == expected, tenant.id
+
+
 def test_a_schedule_sets_the_period_freshness_is_measured_in(
     history: History, database_url: str
 ) -> None:

@@ -482,3 +482,23 @@ def test_a_database_with_other_date_and_time_defaults_answers_the_same(
     [job] = listed.get_json()["jobs"]
     assert job["status"] == "success"
     assert all(job[k].endswith(("Z", "+00:00")) for k in ("created_at", "finished_at")), job
+
+
+def test_a_member_of_two_tenants_lists_only_the_tenant_asked_for(
+    database_url: str, scripted: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    acme = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    globex = seed_tenant(database_url, "globex", providers={"scripted": {}})
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO tenant_members (tenant_id, user_id, role) VALUES (%s, %s, 'member')",
+            [globex.id, acme.member],
+        )
+    ours, theirs = (submit(t).get_json()["job_id"] for t in (acme, globex))
+    assert ours != theirs
+    for caller in (acme.member_token, service_token()):
+        listed = function_client("list-integration-jobs").get(
+            "/", query_string={"tenant_id": str(acme.id)}, headers=bearer(caller)
+        )
+        assert listed.status_code == 200, listed.get_json()
+        assert [j["id"] for j in listed.get_json()["jobs"]] == [ours]

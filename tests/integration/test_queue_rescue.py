@@ -16,6 +16,7 @@ import pytest
 
 from shared.dispatch import RecordingDispatcher
 from shared.providers import PROVIDERS
+from shared.settings import get_settings
 from tests.providers_for_tests import ScriptedProvider
 from tests.support import TenantFixture, call, drain, rows, seed_tenant, service_token
 
@@ -254,3 +255,22 @@ def test_a_job_rescued_while_it_waited_in_its_batch_is_not_run_again(
     handed_back = job(database_url, other)
     assert (handed_back["status"], handed_back["lease_token"]) == ("pending", None)
     assert job(database_url, ran[0])["status"] == "success"
+
+
+def test_a_job_silent_just_past_the_stale_limit_is_rescued_and_one_within_it_is_not(
+    database_url: str, scripted: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    a, b = tenants(database_url, "acme", "globex")
+    limit_s = float(get_settings().queue.stale_after_s)
+    beat = ", 1, now() - make_interval(secs => {}), gen_random_uuid()"
+    past = insert_running(
+        database_url, a, ", attempts, heartbeat_at, lease_token", beat.format(limit_s * 1.25)
+    )
+    within = insert_running(
+        database_url, b, ", attempts, heartbeat_at, lease_token", beat.format(limit_s * 0.75)
+    )
+    sweep = call("process-integration-job", {}, token=service_token())
+    assert sweep.status_code == 200, sweep.get_json()
+    assert sweep.get_json()["rescued"] == 1
+    assert job(database_url, past)["status"] != "running"
+    assert job(database_url, within)["status"] == "running"

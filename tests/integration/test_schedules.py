@@ -179,6 +179,48 @@ def test_an_occurrence_beside_a_live_job_is_recorded_as_skipped(database_url: st
     assert [j["trigger"] for j in jobs(database_url, acme)] == ["manual"]
 
 
+def test_a_disabled_or_paused_schedule_is_not_run_by_the_sweep(database_url: str) -> None:
+    """A schedule switched off (or paused after failures in a row) stays off, due or not."""
+    acme = seed_tenant(database_url, "acme")
+    schedule(database_url, acme, cron="* * * * *", next_run_at="date_trunc('minute', now())")
+    with psycopg.connect(database_url) as conn:  # as the failure that pauses it leaves it
+        conn.execute("UPDATE integration_schedules SET enabled = false, paused_reason = 'paused'")
+    report = schedules.tick()
+    assert report == {"schedules": 0, "enqueued": 0, "skipped": 0, "missed": 0}
+    assert jobs(database_url, acme) == []
+    [s] = rows(database_url, "SELECT enabled, last_outcome FROM integration_schedules")
+    assert s["enabled"] is False and s["last_outcome"] is None
+
+
+def test_an_occurrence_of_a_disabled_integration_is_skipped(database_url: str) -> None:
+    """A tenant that switched the integration off gets no scheduled sync of it: the
+    occurrence is recorded as skipped, with why, and the schedule moves on."""
+    acme = seed_tenant(database_url, "acme")
+    schedule(database_url, acme, cron="* * * * *", next_run_at="date_trunc('minute', now())")
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE tenant_integrations SET enabled = false")
+    report = schedules.tick()
+    assert report == {"schedules": 1, "enqueued": 0, "skipped": 1, "missed": 0}
+    assert jobs(database_url, acme) == []
+    [s] = rows(database_url, "SELECT * FROM integration_schedules")
+    assert s["last_outcome"] == "skipped" and s["next_run_at"] > db_now(database_url)
+    [log] = rows(database_url, "SELECT * FROM integration_logs WHERE status = 'skipped'")
+    assert "integration is disabled" in log["message"]
+
+
+def test_a_spread_schedule_keeps_its_offset_after_each_run(database_url: str) -> None:
+    """The spread offset applies to every occurrence, not the first alone: moved on, the
+    schedule is due its offset after its next occurrence."""
+    acme = seed_tenant(database_url, "acme")
+    schedule(database_url, acme, cron="0 * * * *", next_run_at="date_trunc('hour', now())")
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE integration_schedules SET spread = true, offset_s = 120")
+    assert schedules.tick()["enqueued"] == 1
+    [s] = rows(database_url, "SELECT next_run_at, due_at FROM integration_schedules")
+    assert s["next_run_at"] > db_now(database_url)
+    assert s["due_at"] == s["next_run_at"] + timedelta(seconds=120)
+
+
 def three_hours_of_outage(database_url: str) -> tuple[str, list[datetime]]:
     """An hourly cron whose last three occurrences passed 2.5, 1.5 and 0.5 hours ago."""
     now = db_now(database_url)
@@ -415,6 +457,21 @@ def test_saving_a_schedule_again_keeps_the_occurrence_it_waits_for(
         answer = put(acme, acme.admin_token, **body).get_json()
         if body.get("enabled", True):
             assert datetime.fromisoformat(answer["next_run_at"]) > db_now(database_url)
+
+
+def test_enabling_a_paused_schedule_again_clears_why_it_was_paused(database_url: str) -> None:
+    """The reason shown for a schedule paused after failures in a row goes when an admin
+    enables it again (and stays while it is saved still disabled)."""
+    acme = seed_tenant(database_url, "acme")
+    assert put(acme, acme.admin_token, cron="0 2 * * *").status_code == 200
+    with psycopg.connect(database_url) as conn:  # as the failure that pauses it leaves it
+        conn.execute("UPDATE integration_schedules SET enabled = false, paused_reason = 'paused'")
+    still = put(acme, acme.admin_token, cron="0 2 * * *", enabled=False).get_json()
+    assert still["enabled"] is False and still["paused_reason"] == "paused"
+    again = put(acme, acme.admin_token, cron="0 2 * * *").get_json()
+    assert again["enabled"] is True and again["paused_reason"] is None
+    [s] = rows(database_url, "SELECT paused_reason FROM integration_schedules")
+    assert s["paused_reason"] is None
 
 
 def test_saving_the_same_schedule_at_another_minute_keeps_the_occurrence_it_waits_for(

@@ -93,6 +93,13 @@ def test_spread_is_stable_and_bounded() -> None:
     assert spread_offset("a:b", "* * * * *", "UTC", NOW) < 30  # half a minutely period
 
 
+def test_a_spread_schedule_is_at_most_five_minutes_late() -> None:
+    """The README's promise, whatever the constant: a daily schedule's offset stays under
+    five minutes."""
+    offsets = [spread_offset(f"tenant-{i}:acessorias", "0 2 * * *", "UTC", NOW) for i in range(200)]
+    assert max(offsets) < 300 and max(offsets) >= 200  # spread over the five minutes
+
+
 @pytest.mark.parametrize(
     "bad", ["", "* * * *", "* * * * * *", "61 * * * *", "* 25 * * *", "a b c d e", "0 0 LW * */7"]
 )
