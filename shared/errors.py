@@ -6,6 +6,7 @@ Errors a caller may see, rendered by `shared.web` as `{"error": {"code", "messag
 SyncqError (500 internal_error)
  ├── BadRequest (400 bad_request)
  │    ├── InvalidJson (400 invalid_json)
+ │    ├── MalformedBody (400 malformed_body)
  │    └── UnknownTable (400 unknown_table)
  ├── Unauthorized (401 unauthorized)
  ├── PaymentRequired (402 insufficient_credits)
@@ -15,7 +16,9 @@ SyncqError (500 internal_error)
  ├── Conflict (409 conflict)
  │    ├── JobAlreadyActive (409 job_already_active)
  │    ├── JobExists (409 job_exists)
- │    └── JobFinished (409 job_finished)
+ │    ├── JobFinished (409 job_finished)
+ │    ├── JobNotStarted (409 job_not_started)
+ │    └── NotRetryable (409 job_not_retryable)
  ├── PayloadTooLarge (413 payload_too_large)
  ├── UnsupportedMediaType (415 unsupported_media_type)
  ├── Unprocessable (422 unprocessable)
@@ -28,6 +31,7 @@ SyncqError (500 internal_error)
  │    └── UpstreamUnavailable (502 upstream_error)   transient: retried, then raised
  │         └── RemoteUnavailable (502 upstream_error)   the Gestão Scouter remote
  └── ServiceUnavailable (503 unavailable)
+      ├── DatabaseUnavailable (503 database_unavailable)
       └── RunningHubNotConfigured (503 runninghub_not_configured)
 
 Interruptions of a job's runner: control flow between the engine and a kind, never shown
