@@ -44,6 +44,12 @@ class Answer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Strict(BaseModel):
+    """A request's shape, exactly: a key it does not declare is refused (422)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 def _json_integer(value: Any) -> Any:
     if isinstance(value, bool | str):  # lax pydantic would read `true` as 1 and "5" as 5
         raise ValueError("expected an integer")

@@ -8,9 +8,9 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from shared.contract import JSON_INTEGER, QUERY_INTEGER, Answer, JsonInt
+from shared.contract import JSON_INTEGER, QUERY_INTEGER, Answer, JsonInt, Strict
 
 # Before the @, a dot-atom of at most 64 characters (RFC 5322/6531): no quoting, no comma,
 # angle bracket, parenthesis or semicolon, which a mail header would read as a second
@@ -51,10 +51,6 @@ Email = Annotated[str, Field(json_schema_extra={"maxLength": 254, "pattern": _EM
 Reminder = Annotated[
     int, Field(ge=2, le=1000, description="A count of failures in a row."), JSON_INTEGER
 ]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class AlertsQuery(Strict):

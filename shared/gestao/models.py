@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from shared.contract import QUERY_INTEGER, Answer, ErrorCode, coded
+from shared.contract import QUERY_INTEGER, Answer, ErrorCode, Strict, coded
 from shared.errors import (
     Forbidden,
     IntegrationDisabled,
@@ -67,10 +67,6 @@ class ExportAction(StrEnum):
     RESET = "reset"
     STATUS = "status"
     RUN = "run"  # the runner's own wake-up (Cloud Task / sweep); service only
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class ExportRequest(Strict):

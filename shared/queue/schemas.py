@@ -18,7 +18,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from shared.contract import QUERY_INTEGER, QUERY_NUMBER
+from shared.contract import QUERY_INTEGER, QUERY_NUMBER, Strict
 from shared.cron import Missed, parse_cron, place_zone
 from shared.providers import PROVIDERS
 from shared.queue.models import JobStatus, Trigger
@@ -28,10 +28,6 @@ _SECRETISH = re.compile(r"token|secret|password|passwd|api[_-]?key|authorization
 _SECRET_VALUE = re.compile(r"eyJ[\w-]+\.[\w-]+\.|(?i:\bbearer\s+\S{8,})|\bsb_secret_")
 _SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 _PROVIDER_ENUM: dict[str, Any] = {"enum": sorted(PROVIDERS)}  # the document's _check_provider
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 def _check_provider(slug: str) -> str:
