@@ -1,7 +1,12 @@
 """The one backoff of syncq: exponential with "equal jitter", for every wait before a
-retry (a job's next attempt, an HTTP try, a database write, a listener's reconnect)."""
+retry (a job's next attempt, an HTTP try, a database write, a listener's reconnect); and
+the one retry loop (tenacity) that an HTTP try and a database write are repeated in."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+
+import tenacity
 
 
 def backoff_delay(attempt: int, *, base_s: float, cap_s: float, rand: float) -> float:
@@ -15,3 +20,22 @@ def backoff_delay(attempt: int, *, base_s: float, cap_s: float, rand: float) -> 
     attempt = max(attempt, 1)
     exponential = min(cap_s, base_s * 2.0 ** min(attempt - 1, 64))
     return exponential / 2 + exponential / 2 * min(max(rand, 0.0), 1.0)
+
+
+def retrying(
+    retry: Callable[[BaseException], bool],
+    *,
+    attempts: int,
+    wait: Callable[[tenacity.RetryCallState], float],
+    before_sleep: Callable[[tenacity.RetryCallState], None] | None = None,
+) -> tenacity.Retrying:
+    """The retry loop: at most `attempts` tries (the first included, at least one), again
+    only after a failure `retry` accepts, `wait` seconds apart; the last failure is raised
+    as it was."""
+    return tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(max(attempts, 1)),
+        wait=wait,
+        retry=tenacity.retry_if_exception(retry),
+        before_sleep=before_sleep,
+        reraise=True,
+    )

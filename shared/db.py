@@ -20,7 +20,7 @@ import tenacity
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
-from shared.backoff import backoff_delay
+from shared.backoff import backoff_delay, retrying
 from shared.settings import get_settings
 
 Conn = psycopg.Connection[DictRow]
@@ -109,13 +109,7 @@ def retried(work: Callable[[Conn], T], *, attempts: int = 3) -> T:
     under it: for a write that must not be lost to one dropped connection and is safe to
     repeat (conditional on a lease, say). A commit whose answer was lost did happen: the
     next try must know its own earlier write when it meets it."""
-    retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception(is_fault),
-        stop=tenacity.stop_after_attempt(attempts),
-        wait=_wait,
-        reraise=True,
-    )
-    done: T = retrying(_in_transaction, work)
+    done: T = retrying(is_fault, attempts=attempts, wait=_wait)(_in_transaction, work)
     return done
 
 

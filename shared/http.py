@@ -35,7 +35,7 @@ import tenacity
 from httpx._decoders import SUPPORTED_DECODERS
 
 from shared import log
-from shared.backoff import backoff_delay
+from shared.backoff import backoff_delay, retrying
 from shared.errors import UpstreamError, UpstreamUnavailable
 from shared.scrub import scrub_text
 
@@ -213,16 +213,15 @@ class HttpClient:
         non-retryable UpstreamError when httpx cannot make the request at all.
         """
         safe = method.upper() in IDEMPOTENT_METHODS if idempotent is None else idempotent
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(max(self.policy.attempts, 1)),
+        loop = retrying(
+            lambda exc: should_retry(exc, idempotent=safe),
+            attempts=self.policy.attempts,
             wait=self._wait,
-            retry=tenacity.retry_if_exception(lambda exc: should_retry(exc, idempotent=safe)),
             before_sleep=self._log_retry,
-            reraise=True,
         )
         kwargs: dict[str, Any] = {"params": params, "headers": headers, "extensions": extensions}
         kwargs.update({"json": json} if content is None else {"content": content})
-        return retrying(self._paced, pacer, method, url, safe, kwargs, final)
+        return loop(self._paced, pacer, method, url, safe, kwargs, final)
 
     def _paced(self, pacer: Paced | None, *args: Any) -> httpx.Response:
         if pacer is None:

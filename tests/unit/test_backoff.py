@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 
 from shared.backoff import backoff_delay
@@ -58,3 +61,17 @@ def test_decide(
     )  # fmt: skip
     assert d.verdict is verdict
     assert (d.delay_s > 0) == (verdict is Verdict.RETRY)
+
+
+def test_syncq_has_one_tenacity_retry_loop() -> None:
+    """Every retry in shared/ (an HTTP try, a database write) runs in the one loop that
+    `shared.backoff` builds: tenacity's loop is made in one place, not one per caller."""
+    shared = Path(__file__).resolve().parents[2] / "shared"
+    made = [
+        f"{path.relative_to(shared.parent)}:{node.lineno}"
+        for path in sorted(shared.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and ast.unparse(node.func) in ("tenacity.Retrying", "Retrying", "tenacity.retry")
+    ]
+    assert [m.split(":")[0] for m in made] == ["shared/backoff.py"], made
