@@ -19,6 +19,7 @@ from infra.ops._args import friendly, positive_duration_s, tenant_named, whole_n
 from shared import db
 from shared.kinds import sweep as run_sweep
 from shared.queue.models import JobStatus
+from shared.queue.store import final, release
 from shared.sqlfiles import query
 
 
@@ -100,21 +101,34 @@ def cleanup_stuck(args: argparse.Namespace) -> int:
     """Close stuck jobs (or list them with --dry-run)."""
     params = {"older_than_s": args.older_than, "provider_slug": args.provider}
     with db.transaction() as conn:
+        found = conn.execute(query("ops", "stuck_jobs"), params).fetchall()
         if args.dry_run:
-            found = conn.execute(query("ops", "stuck_jobs"), params).fetchall()
             fixed = conn.execute(query("ops", "ghost_integrations"), params).fetchall()
         else:
-            found = conn.execute(query("ops", "cleanup_stuck"), params).fetchall()
+            _close(conn, found)
             fixed = conn.execute(query("ops", "fix_ghost_integrations"), params).fetchall()
     verb = "would close" if args.dry_run else "closed"
     print(f"{verb} {len(found)} stuck job(s)")
     for row in found:
-        was = row.get("was") or row.get("status")
-        print(f"  {row['id']}  {row['provider_slug']}  was {was}")
+        print(f"  {row['id']}  {row['provider_slug']}  was {row['was']}")
     if fixed:
         verb = "would make" if args.dry_run else "made"
         print(f"{verb} {len(fixed)} integration status(es) coherent with their last job")
     return 0
+
+
+def _close(conn: db.Conn, stuck: list[db.Row]) -> None:
+    """End the stuck jobs `error` through the queue's release, as any failed job ends."""
+    closed = [
+        final(row["id"], row["lease_token"], JobStatus.ERROR, error=_stuck_message(row))
+        for row in stuck
+    ]
+    release(conn, closed, message="cleanup: stuck job closed")
+
+
+def _stuck_message(row: db.Row) -> str:
+    since = row["since"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return f"cleanup: stuck {row['was']} since {since} UTC"
 
 
 def sweep(args: argparse.Namespace) -> int:

@@ -20,52 +20,20 @@ LIMIT 1
 
 -- name: stuck_jobs
 -- Live jobs with no sign of life for longer than the threshold: running without a
--- heartbeat (or any timestamp), pending whose due time passed long ago.
-SELECT j.id, t.slug AS tenant, j.provider_slug, j.status, j.attempts,
-       CASE WHEN j.status = 'running' THEN COALESCE(j.heartbeat_at, j.started_at, j.created_at)
-            ELSE j.run_after END AS since
-FROM integration_jobs j JOIN tenants t ON t.id = j.tenant_id
-WHERE j.status IN ('pending', 'running')
-  AND (%(provider_slug)s::text IS NULL OR j.provider_slug = %(provider_slug)s::text)
-  AND CASE WHEN j.status = 'running' THEN COALESCE(j.heartbeat_at, j.started_at, j.created_at)
-           ELSE j.run_after END < now() - make_interval(secs => %(older_than_s)s)
+-- heartbeat (or any timestamp), pending whose due time passed long ago. Locked, skipping
+-- rows a worker holds right now, so the dry-run lists what the clean-up would close; the
+-- clean-up ends them through the queue's own release (shared/queue/store.py): logs,
+-- last_*, the failure streak and its alert, as any job that ends in error.
+SELECT id, lease_token, provider_slug, status AS was,
+       CASE WHEN status = 'running' THEN COALESCE(heartbeat_at, started_at, created_at)
+            ELSE run_after END AS since
+FROM integration_jobs
+WHERE status IN ('pending', 'running')
+  AND (%(provider_slug)s::text IS NULL OR provider_slug = %(provider_slug)s::text)
+  AND CASE WHEN status = 'running' THEN COALESCE(heartbeat_at, started_at, created_at)
+           ELSE run_after END < now() - make_interval(secs => %(older_than_s)s)
 ORDER BY since
-
--- name: cleanup_stuck
--- Stuck jobs become error with a cleanup message; their integration's last_* follow; one
--- log row each. Rows a worker holds right now are skipped (SKIP LOCKED).
-WITH stuck AS (
-  SELECT id, status AS was,
-         CASE WHEN status = 'running' THEN COALESCE(heartbeat_at, started_at, created_at)
-              ELSE run_after END AS since
-  FROM integration_jobs
-  WHERE status IN ('pending', 'running')
-    AND (%(provider_slug)s::text IS NULL OR provider_slug = %(provider_slug)s::text)
-    AND CASE WHEN status = 'running' THEN COALESCE(heartbeat_at, started_at, created_at)
-             ELSE run_after END < now() - make_interval(secs => %(older_than_s)s)
-  FOR UPDATE SKIP LOCKED
-), done AS (
-  UPDATE integration_jobs j
-  SET status = 'error', finished_at = now(), updated_at = now(), lease_token = NULL,
-      error_message = 'cleanup: stuck ' || s.was || ' since '
-                      || to_char(s.since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC',
-      execution_time_ms = CASE WHEN j.started_at IS NULL THEN NULL
-                               ELSE LEAST(extract(epoch FROM now() - j.started_at) * 1000, 2147483647)::integer END
-  FROM stuck s
-  WHERE j.id = s.id
-  RETURNING j.id, j.tenant_id, j.provider_slug, j.attempts, j.error_message, s.was
-), integ AS (
-  UPDATE tenant_integrations t
-  SET last_run = now(), last_status = 'error', last_error = d.error_message, updated_at = now()
-  FROM done d
-  WHERE t.tenant_id = d.tenant_id AND t.provider_slug = d.provider_slug
-), logged AS (
-  INSERT INTO integration_logs (job_id, tenant_id, provider_slug, status, message, details)
-  SELECT id, tenant_id, provider_slug, 'error', 'cleanup: stuck job closed',
-         jsonb_build_object('was', was, 'attempt', attempts)
-  FROM done
-)
-SELECT * FROM done
+FOR UPDATE SKIP LOCKED
 
 -- name: ghost_integrations
 -- What fix_ghost_integrations would change (cleanup-stuck --dry-run).

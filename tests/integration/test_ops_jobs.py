@@ -358,3 +358,22 @@ def test_sweep_prints_only_its_report_on_stdout(database_url: str, tmp_path: Pat
     assert report["kinds"]["integration"]["processed"] == 1, report
     assert job_rows(database_url)[job]["attempts"] == 1
     assert '"message": "sync started"' in done.stderr
+
+
+def test_a_job_the_clean_up_ends_counts_and_alerts_as_any_failed_job(database_url: str) -> None:
+    """A stuck job closed by the clean-up ends `error` as the engine ends one: the
+    integration's failure streak counts it and its alert is in the outbox (as when the
+    sweep's rescue ends a job on its last attempt), in the same statement."""
+    tenant = seed_tenant(database_url, "acme", providers={"acessorias": {}}).id
+    job = add_job(database_url, tenant, "acessorias", "running",
+                  started="3h", beat="2h", created="3h")  # fmt: skip
+    assert main(["jobs", "cleanup-stuck", "--older-than", "1h"]) == 0
+    integration = rows(
+        database_url,
+        "SELECT consecutive_failures, last_status FROM tenant_integrations"
+        " WHERE tenant_id = %s AND provider_slug = 'acessorias'",
+        tenant,
+    )
+    assert [(i["consecutive_failures"], i["last_status"]) for i in integration] == [(1, "error")]
+    alerts = rows(database_url, "SELECT job_id, event FROM alert_outbox")
+    assert [(a["job_id"], a["event"]) for a in alerts] == [(job, "failing")]
