@@ -194,9 +194,11 @@ def after_failure(
     give_up: str,
     *,
     batch_size: int | None = None,
+    retry_after_s: float | None = None,
 ) -> Row:
-    """A failed batch (or a runner that died): `failures` in a row so far. Back off and go
-    on, or pause with `give_up` as the reason once the policy gives up on it."""
+    """A failed batch (or a runner that died): `failures` in a row so far. Back off (no
+    sooner than the remote asked) and go on, or pause with `give_up` as the reason once the
+    policy gives up on it."""
     settings = get_settings()
     decision = decide(
         attempts=failures,
@@ -204,6 +206,7 @@ def after_failure(
         retryable=True,
         base_s=settings.gestao.failure_backoff_s,
         cap_s=settings.gestao.failure_backoff_cap_s,
+        asked_s=retry_after_s,
     )
     if decision.verdict is Verdict.RETRY:
         return release(

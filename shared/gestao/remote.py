@@ -265,6 +265,8 @@ class RemoteClient:
             raise RemoteUnavailable(
                 exc.message,
                 upstream_status=exc.upstream_status,
+                retry_after_s=exc.retry_after_s,
+                repeatable=exc.repeatable,
                 details={"status": exc.upstream_status},
             ) from exc
         return Answer.of(response)

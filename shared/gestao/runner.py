@@ -78,6 +78,7 @@ class Ending:
     rows: int | None = None  # the size of the batch that failed (a timeout halves from it)
     code: str | None = None  # what failed, for the log (None: nothing did)
     said: str | None = None  # what the remote answered, for the log (no data it quoted)
+    retry_after_s: float | None = None  # the wait the remote asked for (Retry-After)
 
 
 class RemoteRefused(StopRequested):
@@ -176,6 +177,7 @@ class BatchRunner:
                     timed_out=timed_out,
                     rows=batch.size,
                     code=exc.error_code,
+                    retry_after_s=exc.retry_after_s,
                 )
             except StopRequested as stop:
                 ending = Ending(ExportStatus.PAUSED, stop.reason, schema_stale=stop.schema_stale)
@@ -343,7 +345,8 @@ class BatchRunner:
         if ending.failure is not None:
             if ending.timed_out:
                 self.sizer.too_big(ending.rows or self.sizer.size)
-            return self._failed_batch(ending.failure, ending.code or "upstream_error")
+            code = ending.code or "upstream_error"
+            return self._failed_batch(ending.failure, code, retry_after_s=ending.retry_after_s)
         if ending.schema_stale:  # validation must not trust its cached copy any more
             with db.transaction() as conn:
                 drop_cache(conn, self.row["tenant_id"])
@@ -370,13 +373,16 @@ class BatchRunner:
         except LeaseLost:
             return None
 
-    def _failed_batch(self, message: str, code: str) -> dict[str, Any]:
+    def _failed_batch(
+        self, message: str, code: str, *, retry_after_s: float | None = None
+    ) -> dict[str, Any]:
         failures = self.failures + 1
         give_up = f"{failures} batches in a row failed; last: {message}"
         with db.transaction() as conn:
             row = exports.after_failure(
-                conn, self.lease, failures, message, give_up, batch_size=self.sizer.size
-            )
+                conn, self.lease, failures, message, give_up,
+                batch_size=self.sizer.size, retry_after_s=retry_after_s,
+            )  # fmt: skip
         if row["status"] == ExportStatus.PENDING:  # not paused or reset by an admin meanwhile
             delay = float(row["delay_s"] or 0.0)
             event = ("retry", self.row["attempts"])

@@ -35,11 +35,19 @@ def decide(
     base_s: float,
     cap_s: float,
     rand: float | None = None,
+    asked_s: float | None = None,
 ) -> Decision:
-    """After a failed or abandoned attempt: stop as asked, retry later, or give up."""
+    """After a failed or abandoned attempt: stop as asked, retry later, or give up.
+
+    A retry waits the backoff, and no less than the upstream `asked_s` (its Retry-After,
+    outlasting the HTTP client's own retries), within `cap_s` so a huge one cannot park the
+    job for good."""
     if stop_requested:
         return Decision(Verdict.STOP)
     if not retryable or attempts >= max_attempts:
         return Decision(Verdict.GIVE_UP)
     r = random.random() if rand is None else rand
-    return Decision(Verdict.RETRY, backoff_delay(attempts, base_s=base_s, cap_s=cap_s, rand=r))
+    delay = backoff_delay(attempts, base_s=base_s, cap_s=cap_s, rand=r)
+    if asked_s is not None and asked_s > 0:
+        delay = max(delay, min(asked_s, cap_s))
+    return Decision(Verdict.RETRY, delay)

@@ -184,7 +184,13 @@ def _ended(
     return RunReport(str(row["id"]), done.status, row["attempts"], result=result, error=done.error)
 
 
-def _decide(row: Mapping[str, Any], *, retryable: bool, cancel_requested: bool) -> Decision:
+def _decide(
+    row: Mapping[str, Any],
+    *,
+    retryable: bool,
+    cancel_requested: bool,
+    retry_after_s: float | None = None,
+) -> Decision:
     settings = get_settings()
     return decide(
         attempts=row["attempts"],
@@ -193,16 +199,8 @@ def _decide(row: Mapping[str, Any], *, retryable: bool, cancel_requested: bool) 
         stop_requested=cancel_requested,
         base_s=settings.queue.backoff_base_s,
         cap_s=settings.queue.backoff_cap_s,
+        asked_s=retry_after_s,
     )
-
-
-def _no_sooner_than(decision: Decision, retry_after_s: float | None) -> Decision:
-    """A retry no sooner than the provider asked (Retry-After outlasting the client's own
-    retries), within BACKOFF_CAP_S so a huge one cannot park the job for good."""
-    if decision.verdict is not Verdict.RETRY or not retry_after_s or retry_after_s <= 0:
-        return decision
-    asked = min(retry_after_s, float(get_settings().queue.backoff_cap_s))
-    return Decision(decision.verdict, max(decision.delay_s, asked))
 
 
 def _next_state(row: Mapping[str, Any], decision: Decision, error: str) -> tuple[Release, str]:
@@ -232,9 +230,11 @@ def _after_failure(row: Mapping[str, Any], failure: Failure) -> RunReport:
         except LeaseLost:
             return tried[-1] if tried and _written_before(conn, tried[-1][1]) else None
         decision = _decide(
-            row, retryable=failure.retryable, cancel_requested=held["cancel_requested"]
+            row,
+            retryable=failure.retryable,
+            cancel_requested=held["cancel_requested"],
+            retry_after_s=failure.retry_after_s,
         )
-        decision = _no_sooner_than(decision, failure.retry_after_s)
         nxt, message = _next_state(row, decision, failure.message)
         tried.append((decision, nxt, message))
         store.release(conn, [nxt], message=message)

@@ -127,3 +127,29 @@ def test_a_half_refused_for_its_size_in_a_split_halves_the_size_the_next_run_sen
     assert (job["status"], job["exported_leads"], job["error_leads"]) == ("completed", 1000, 0)
     assert all(size > limit for rows, size in sent if rows >= 200)
     assert [rows for rows, _ in sent if rows >= 200] == [400, 200, 200], sent
+
+
+def test_a_remote_that_asks_for_a_wait_is_not_sent_the_batch_again_sooner(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
+) -> None:
+    """A remote that refuses a batch with 429 and `Retry-After: 300` (past the client's own
+    retries) gets the next run no sooner than it asked, as the integration queue's providers
+    do: retried at the export's own backoff (seconds), three refused batches in a row paused
+    an export the remote had only asked to wait five minutes."""
+    setup(configure, remote, GESTAO_SCOUTER_RETRIES="0")
+    seed_leads(database_url, tenant.id, 10)
+    job_id = start(tenant)
+    recorder().take()
+    remote.state.knobs.update({"rate_429": 1.0, "retry_after_s": 300})
+    run_once(tenant.id, job_id)
+    job = job_row(database_url, job_id)
+    assert (job["status"], job["exported_leads"]) == ("pending", 0)
+    [wake_up] = recorder().take()
+    assert wake_up.delay_s >= 300
+    waits = rows(
+        database_url,
+        "SELECT extract(epoch FROM run_after - now())::float8 AS s"
+        " FROM gestao_scouter_export_jobs WHERE id = %s",
+        job_id,
+    )
+    assert waits[0]["s"] > 290
