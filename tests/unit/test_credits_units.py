@@ -6,9 +6,11 @@ import json
 from typing import Any
 from uuid import UUID, uuid4
 
+import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from shared import http
 from shared.credits.models import (
     CheckRequest,
     FinishRequest,
@@ -23,13 +25,14 @@ from shared.credits.models import (
 )
 from shared.credits.runninghub import (
     RhAnswer,
+    RunningHub,
     failure_message,
     outcome_of,
     parse_event_data,
     verify_webhook,
     webhook_url,
 )
-from shared.errors import Unauthorized, UnknownTable
+from shared.errors import Unauthorized, UnknownTable, UpstreamUnavailable
 from shared.settings import Settings
 
 SECRET = "unit-webhook-secret"
@@ -223,3 +226,43 @@ def test_webhook_event_accepts_runninghub_shapes() -> None:
     for bad in ("../../etc", True, 1.5):
         with pytest.raises(ValidationError):
             WebhookEvent.model_validate({"event": "TASK_END", "taskId": bad})
+
+
+def _runninghub_answering(
+    monkeypatch: pytest.MonkeyPatch, status: int
+) -> tuple[list[str], RunningHub]:
+    """A RunningHub whose every answer is `status`, and the paths it is asked, in order."""
+
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        return httpx.Response(status, json={"code": 0, "msg": "ok", "data": None})
+
+    client = httpx.Client(base_url="http://rh.test", transport=httpx.MockTransport(answer))
+    monkeypatch.setattr(http, "pooled", lambda base_url, policy: client)
+    rh = RunningHub(
+        settings(
+            runninghub_api_key=SecretStr("rh-key"),
+            runninghub_base_url="http://rh.test",
+            runninghub_retry_attempts=3,
+            provider_retry_base_s=0.0,
+            provider_retry_cap_s=0.0,
+        )
+    )
+    return asked, rh
+
+
+def test_a_runninghub_create_that_may_have_arrived_is_sent_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 5xx may come after RunningHub started the task: sending the create again could
+    start (and bill) a second render. Reads are repeated as usual."""
+    asked, rh = _runninghub_answering(monkeypatch, 503)
+    with pytest.raises(UpstreamUnavailable):
+        rh.create("wf", [], None)
+    assert asked == ["/task/openapi/create"]
+    asked.clear()
+    with pytest.raises(UpstreamUnavailable):
+        rh.status("task-1")
+    assert asked == ["/task/openapi/status"] * 3
