@@ -184,7 +184,7 @@ def bench_start(
 
 def finish_calls(db_url: str, pairs: list[tuple[uuid.UUID, uuid.UUID]], per_job: int) -> list[Call]:
     """K mixed finish calls per job, shuffled."""
-    from shared.credits.models import JobKey, JobTable
+    from shared.credits.models import CreditJobTable, JobKey
     from shared.credits.runninghub import webhook_url
     from shared.settings import get_settings
 
@@ -199,7 +199,7 @@ def finish_calls(db_url: str, pairs: list[tuple[uuid.UUID, uuid.UUID]], per_job:
     for user, job_id in pairs:
         ref = {"table": "image_jobs", "jobId": str(job_id)}
         owner = token(user)
-        url = webhook_url(get_settings(), JobKey(JobTable.IMAGE, job_id)) or ""
+        url = webhook_url(get_settings(), JobKey(CreditJobTable.IMAGE, job_id)) or ""
         hook = "/webhook?" + url.split("?", 1)[1]
         event = {"event": "TASK_END", "taskId": tasks[job_id], "eventData": event_data}
         kinds = [

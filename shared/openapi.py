@@ -141,7 +141,7 @@ def _adapter(tp: Any) -> TypeAdapter[Any]:
 
 
 class _Names(GenerateJsonSchema):
-    """Component names `<capability>.<Name>` (`queue.JobRef`, `credits.JobRef`): the same
+    """Component names `<capability>.<Name>` (`queue.JobRef`, `credits.CreditJobRef`): the same
     in the whole document and in each function's part, before pydantic's fallbacks."""
 
     def get_defs_ref(self, core_mode_ref: CoreModeRef) -> DefsRef:

@@ -130,7 +130,7 @@ class ScheduleSettings(_Group):
     tick_budget_s: float = Field(30.0, gt=0, le=MAX_DELAY_S, allow_inf_nan=False)
 
 
-class AlertSettings(_Group):
+class AlertDeliverySettings(_Group):
     """Failure alerts: e-mail (SMTP or SES) and signed webhooks."""
 
     alert_email_transport: Literal["disabled", "smtp", "ses"] = "disabled"
@@ -299,7 +299,7 @@ GROUPS: dict[str, type[_Group]] = {
     "secrets": SecretSettings,
     "queue": QueueSettings,
     "schedules": ScheduleSettings,
-    "alerts": AlertSettings,
+    "alerts": AlertDeliverySettings,
     "edge": EdgeSettings,
     "providers": ProviderSettings,
     "credits": CreditsSettings,
@@ -319,7 +319,7 @@ class Settings(BaseModel):
     secrets: SecretSettings = Field(default_factory=SecretSettings)
     queue: QueueSettings = Field(default_factory=QueueSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
-    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    alerts: AlertDeliverySettings = Field(default_factory=AlertDeliverySettings)
     edge: EdgeSettings = Field(default_factory=EdgeSettings)
     providers: ProviderSettings = Field(default_factory=ProviderSettings)
     credits: CreditsSettings = Field(default_factory=CreditsSettings)

@@ -28,7 +28,7 @@ from infra.chaos.figures import Figure, total, zero
 from infra.chaos.seed import PRICES, WORKFLOW, seed_credit_users
 from infra.chaos.stack import ChaosStack
 from shared.auth import mint_token
-from shared.credits.models import JobKey, JobTable
+from shared.credits.models import CreditJobTable, JobKey
 from shared.credits.runninghub import webhook_url
 from shared.settings import get_settings
 
@@ -160,7 +160,9 @@ def _finish_calls(
             failed = {**ref, "status": "failed", "errorMessage": "browser gave up"}
             calls.append(_post("/finish", failed, tokens[job.user]))
         else:
-            signed = webhook_url(settings, JobKey(JobTable(job.table), uuid.UUID(job.id))) or ""
+            signed = (
+                webhook_url(settings, JobKey(CreditJobTable(job.table), uuid.UUID(job.id))) or ""
+            )
             calls.append(
                 _post("/webhook?" + signed.split("?", 1)[1], _failure_event(tasks.get(job.id, "")))
             )

@@ -13,7 +13,7 @@ from infra.ops._args import friendly
 from shared import db
 from shared.auth import Principal
 from shared.credits import service, store
-from shared.credits.models import CreateRequest, JobRef, JobTable
+from shared.credits.models import CreateRequest, CreditJobRef, CreditJobTable
 from shared.errors import InvalidJson
 from shared.web import parse_json_body, parse_model
 
@@ -34,7 +34,9 @@ def register(sub: Any) -> None:
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", type=uuid.UUID, help="a user id")
     who.add_argument("--demo", choices=list(demo.demo_users()), help="a demo user")
-    p.add_argument("--table", choices=[t.value for t in JobTable], default=JobTable.IMAGE.value)
+    p.add_argument(
+        "--table", choices=[t.value for t in CreditJobTable], default=CreditJobTable.IMAGE.value
+    )
     p.add_argument("--workflow", default=demo.DEMO_WORKFLOW, help="a priced workflow id")
     p.add_argument("--inputs", type=_json_list, default=[], help="RunningHub nodeInfoList (JSON)")
     p.add_argument("--session", help="a session id to group the job with")
@@ -93,6 +95,6 @@ def _create(args: argparse.Namespace) -> int:
     job = service.create(owner, parse_model(CreateRequest, body))
     print(job.model_dump_json(indent=2))
     if args.start:
-        started = service.start(owner, JobRef(table=args.table, job_id=job.id))
+        started = service.start(owner, CreditJobRef(table=args.table, job_id=job.id))
         print(started.model_dump_json(indent=2))
     return 0

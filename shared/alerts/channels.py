@@ -23,7 +23,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 import httpx
 import orjson
 
-from shared.alerts.message import Alert
+from shared.alerts.message import Composed
 from shared.errors import UpstreamError, UpstreamUnavailable
 from shared.http import HttpClient, RetryPolicy
 from shared.settings import Settings
@@ -32,7 +32,7 @@ SIGNATURE_HEADER = "X-Syncq-Signature"
 
 
 def send_email(
-    settings: Settings, alert_id: str, recipients: list[str], alert: Alert
+    settings: Settings, alert_id: str, recipients: list[str], alert: Composed
 ) -> dict[str, int]:
     """One e-mail to the recipients, through the configured transport; the recipients the
     server refused while it took the others (address -> SMTP code; none: all took it)."""
@@ -273,7 +273,9 @@ def pin(url: str, *, local: bool) -> list[Pinned]:
     return targets
 
 
-def send_webhook(settings: Settings, tenant_id: str, url: str, alert_id: str, alert: Alert) -> None:
+def send_webhook(
+    settings: Settings, tenant_id: str, url: str, alert_id: str, alert: Composed
+) -> None:
     """POST the alert's JSON, signed; a 2xx is delivered, anything else an UpstreamError."""
     local = settings.alerts.alert_webhook_allow_http
     problem = webhook_url_problem(url, allow_http=local)

@@ -19,7 +19,10 @@ DETAIL_CHARS = 500
 
 
 @dataclass(frozen=True)
-class Alert:
+class Composed:
+    """An alert as its channels send it: a subject and text for e-mail, a payload for
+    webhooks."""
+
     subject: str
     text: str
     payload: dict[str, Any]
@@ -31,7 +34,7 @@ def _slack(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def compose(row: dict[str, Any], tenant_name: str) -> Alert:
+def compose(row: dict[str, Any], tenant_name: str) -> Composed:
     """The alert for an outbox row of `tenant_name`."""
     provider = NAMES.get(row["provider_slug"], row["provider_slug"])
     failures = row["failures"]
@@ -62,7 +65,7 @@ def compose(row: dict[str, Any], tenant_name: str) -> Alert:
             "created_at": row["created_at"].isoformat(),
         },
     }
-    return Alert(f"[syncq] {subject}", text, payload)
+    return Composed(f"[syncq] {subject}", text, payload)
 
 
 def _headline(event: str, provider: str, failures: int) -> tuple[str, str]:

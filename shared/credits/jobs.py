@@ -9,7 +9,7 @@ from uuid import UUID
 
 from shared import db, log
 from shared.credits import store
-from shared.credits.models import FUNCTION, REFUNDED_STATUSES, JobKey, JobStatus
+from shared.credits.models import FUNCTION, REFUNDED_STATUSES, CreditJobStatus, JobKey
 from shared.credits.runninghub import RunningHub
 from shared.db import Conn, Row
 from shared.dispatch import Task, dispatch
@@ -27,18 +27,18 @@ class Finished:
     row: Row
     changed: bool  # False: the job was already final (the first final state won)
     freed_slot: bool  # it held a slot (starting/running) before this call
-    previous: JobStatus
+    previous: CreditJobStatus
 
 
 def finish_job(
     key: JobKey,
-    status: JobStatus,
+    status: CreditJobStatus,
     *,
     owner: UUID | None = None,
     error_message: str | None = None,
     outputs: list[dict[str, Any]] | None = None,
     task_id: str | None = None,
-    only_from: Collection[JobStatus] | None = None,
+    only_from: Collection[CreditJobStatus] | None = None,
     retried: bool = False,
 ) -> Finished:
     """One transaction: lock, move to `status` unless already final, refund once if due.
@@ -59,7 +59,7 @@ def finish_job(
     if not done.changed:
         return done
     fields = {"job_id": str(key.id), "table": key.table.value, "status": status.value}
-    if status is JobStatus.FAILED and owner is None:  # RunningHub, the sweep or the service
+    if status is CreditJobStatus.FAILED and owner is None:  # RunningHub, the sweep or the service
         _logger.error(
             "credit job failed",
             extra=log.fields(**fields, code="credit_job_failed", reason=error_message),
@@ -74,9 +74,9 @@ class _Change:
     """The finish `finish_job` makes, in the transaction it is given."""
 
     key: JobKey
-    status: JobStatus
+    status: CreditJobStatus
     owner: UUID | None
-    only_from: Collection[JobStatus] | None
+    only_from: Collection[CreditJobStatus] | None
     error_message: str | None
     outputs: list[dict[str, Any]] | None
     task_id: str | None
@@ -86,7 +86,7 @@ class _Change:
         row = store.get_job(conn, key, lock=True)
         if row is None or (self.owner is not None and row["user_id"] != self.owner):
             raise NotFound("No such job.")
-        previous = JobStatus(row["status"])
+        previous = CreditJobStatus(row["status"])
         if previous.final or (self.only_from is not None and previous not in self.only_from):
             return Finished(row, False, False, previous)
         done = store.finish(

@@ -28,22 +28,22 @@ from shared.errors import UnknownTable
 FUNCTION = "runninghub-queue-manager"
 
 
-class JobTable(StrEnum):
+class CreditJobTable(StrEnum):
     """The allow-list of job tables (partitions of `ai_jobs`, CHECK-mirrored)."""
 
     IMAGE = "image_jobs"
     VIDEO = "video_jobs"
 
 
-def job_table(name: str) -> JobTable:
+def job_table(name: str) -> CreditJobTable:
     """The allow-listed table, or 400 unknown_table before anything is queried."""
     try:
-        return JobTable(name)
+        return CreditJobTable(name)
     except ValueError:
-        raise UnknownTable(details={"allowed": [t.value for t in JobTable]}) from None
+        raise UnknownTable(details={"allowed": [t.value for t in CreditJobTable]}) from None
 
 
-class JobStatus(StrEnum):
+class CreditJobStatus(StrEnum):
     """Mirrors the CHECK constraint on ai_jobs.status."""
 
     PENDING = "pending"
@@ -62,11 +62,11 @@ class JobStatus(StrEnum):
     @property
     def holds_slot(self) -> bool:
         """Starting or running: counted against the RunningHub slot limit."""
-        return self in (JobStatus.STARTING, JobStatus.RUNNING)
+        return self in (CreditJobStatus.STARTING, CreditJobStatus.RUNNING)
 
 
-FINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
-REFUNDED_STATUSES = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
+FINAL = frozenset({CreditJobStatus.COMPLETED, CreditJobStatus.FAILED, CreditJobStatus.CANCELLED})
+REFUNDED_STATUSES = frozenset({CreditJobStatus.FAILED, CreditJobStatus.CANCELLED})
 FinishStatus = Literal["completed", "failed", "cancelled"]
 
 
@@ -74,7 +74,7 @@ FinishStatus = Literal["completed", "failed", "cancelled"]
 class JobKey:
     """A job's address: its allow-listed table and id."""
 
-    table: JobTable
+    table: CreditJobTable
     id: UUID
 
     def params(self) -> dict[str, Any]:
@@ -84,7 +84,7 @@ class JobKey:
     @classmethod
     def of(cls, row: Row) -> JobKey:
         """The key of an ai_jobs row."""
-        return cls(JobTable(row["job_table"]), row["id"])
+        return cls(CreditJobTable(row["job_table"]), row["id"])
 
 
 class _Body(BaseModel):
@@ -92,10 +92,10 @@ class _Body(BaseModel):
 
 
 # The document's view of job_table(): any other table is 400 unknown_table.
-_TABLES: dict[str, Any] = {"enum": [t.value for t in JobTable]}
+_TABLES: dict[str, Any] = {"enum": [t.value for t in CreditJobTable]}
 
 
-class JobRef(_Body):
+class CreditJobRef(_Body):
     """`{table, jobId}`: the body of /start and /cancel."""
 
     table: str = Field(min_length=1, max_length=64, json_schema_extra=_TABLES)
@@ -126,7 +126,7 @@ class CreateRequest(_Body):
     id: UUID | None = None
 
     @property
-    def target(self) -> JobTable:
+    def target(self) -> CreditJobTable:
         """The allow-listed table (400 unknown_table otherwise)."""
         return job_table(self.table)
 
@@ -191,7 +191,7 @@ def _clean(value: Any, depth: int) -> Any:
     return value
 
 
-class FinishRequest(JobRef):
+class FinishRequest(CreditJobRef):
     """`/finish`: the first final state wins; later calls answer the same job."""
 
     status: FinishStatus
@@ -258,11 +258,11 @@ class WebhookEvent(BaseModel):
 class CreditJob(BaseModel):
     """A job as every route answers it."""
 
-    table: JobTable
+    table: CreditJobTable
     id: UUID
     user_id: UUID
     session_id: str | None
-    status: JobStatus
+    status: CreditJobStatus
     workflow_id: str
     inputs: list[Any]
     credits_cost: int
@@ -283,7 +283,7 @@ class CreditJob(BaseModel):
         """Build from an ai_jobs row and the kinds of its ledger rows."""
         fields = {k: v for k, v in row.items() if k in cls.model_fields and k != "table"}
         return cls(
-            table=JobTable(row["job_table"]),
+            table=CreditJobTable(row["job_table"]),
             debited="debit" in ledger,
             refunded="refund" in ledger,
             position=position,
@@ -300,7 +300,7 @@ class _Answer(Answer):
 class QueuePlace(_Answer):
     """One of the caller's queued jobs and its 1-based place in the queue."""
 
-    table: JobTable
+    table: CreditJobTable
     job_id: UUID = Field(alias="jobId")
     position: int
 
@@ -322,7 +322,7 @@ class LedgerEntry(_Answer):
 
     kind: Literal["debit", "refund"]
     amount: int
-    table: JobTable
+    table: CreditJobTable
     job_id: UUID = Field(alias="jobId")
     created_at: datetime
 
@@ -345,11 +345,11 @@ class WebhookAnswer(_Answer):
 
     received: bool
     action: Literal["finished", "duplicate", "pending", "ignored"]
-    status: JobStatus | None = None
+    status: CreditJobStatus | None = None
 
 
 class WebhookQuery(BaseModel):
     """The signed webhook URL's job (the signature, `sig`, is the security scheme)."""
 
-    table: JobTable
+    table: CreditJobTable
     job: UUID

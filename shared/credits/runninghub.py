@@ -24,7 +24,7 @@ from uuid import UUID
 import httpx
 
 from shared.auth import secrets_equal
-from shared.credits.models import FUNCTION, JobKey, JobTable, clean_json
+from shared.credits.models import FUNCTION, CreditJobTable, JobKey, clean_json
 from shared.errors import Unauthorized, UpstreamError
 from shared.http import HttpClient, RetryPolicy
 from shared.settings import Settings
@@ -226,7 +226,7 @@ def verify_webhook(settings: Settings, args: Mapping[str, str]) -> JobKey:
     """The job a webhook call is for, if its URL signature is valid (constant time)."""
     secret = _secret(settings)
     try:
-        key = JobKey(JobTable(args.get("table", "")), UUID(args.get("job", "")))
+        key = JobKey(CreditJobTable(args.get("table", "")), UUID(args.get("job", "")))
     except ValueError:
         raise Unauthorized("Invalid webhook signature.") from None
     expected = _signature(secret, key) if secret else None

@@ -15,10 +15,10 @@ from shared.credits.models import (
     CheckRequest,
     CreateRequest,
     CreditJob,
+    CreditJobRef,
+    CreditJobStatus,
     FinishRequest,
     JobKey,
-    JobRef,
-    JobStatus,
     OwnRequest,
     WebhookEvent,
     clean_outputs,
@@ -45,7 +45,9 @@ from shared.errors import (
 from shared.settings import get_settings
 
 _logger = log.get_logger("credits.service")
-_STARTED = frozenset({JobStatus.STARTING, JobStatus.RUNNING})  # what RunningHub may complete
+_STARTED = frozenset(
+    {CreditJobStatus.STARTING, CreditJobStatus.RUNNING}
+)  # what RunningHub may complete
 
 
 A = TypeVar("A")
@@ -169,7 +171,7 @@ def jobs(principal: Principal, req: OwnRequest) -> dict[str, Any]:
 
 
 @labelled
-def start(principal: Principal, req: JobRef) -> CreditJob:
+def start(principal: Principal, req: CreditJobRef) -> CreditJob:
     """Debit once (402 and nothing changes when short), queue, and start what fits.
 
     A pending job is refused, with nothing changed, when RunningHub is not configured
@@ -178,9 +180,9 @@ def start(principal: Principal, req: JobRef) -> CreditJob:
     key = req.key
     with db.transaction() as conn:
         row = _visible(principal, store.get_job(conn, key, lock=True))
-        if row["status"] == JobStatus.PENDING:
+        if row["status"] == CreditJobStatus.PENDING:
             row = _debit_and_queue(conn, key, row)
-    if row["status"] == JobStatus.QUEUED:
+    if row["status"] == CreditJobStatus.QUEUED:
         pump()
     return _answer(key)
 
@@ -211,15 +213,15 @@ def finish(principal: Principal, req: FinishRequest) -> CreditJob:
     browser's markJobFailed); the service may also complete it with outputs, once it was
     started (a pending job was never debited, a queued one never ran: 409).
     """
-    status = JobStatus(req.status)
-    if not principal.is_service and status is JobStatus.COMPLETED:
+    status = CreditJobStatus(req.status)
+    if not principal.is_service and status is CreditJobStatus.COMPLETED:
         raise Forbidden("Only the service may complete a job.")
     outputs = (
         [o.dump() for o in req.outputs]
-        if req.outputs is not None and status is JobStatus.COMPLETED
+        if req.outputs is not None and status is CreditJobStatus.COMPLETED
         else None
     )
-    completing = status is JobStatus.COMPLETED
+    completing = status is CreditJobStatus.COMPLETED
     done = finish_job(
         req.key,
         status,
@@ -230,7 +232,7 @@ def finish(principal: Principal, req: FinishRequest) -> CreditJob:
     )
     if not done.changed and not done.previous.final:  # pending (never debited) or queued
         raise JobNotStarted(details={"status": done.previous.value})
-    if done.changed and done.freed_slot and status is not JobStatus.COMPLETED:
+    if done.changed and done.freed_slot and status is not CreditJobStatus.COMPLETED:
         cancel_remote(done.row["external_task_id"])  # the task may still run there
     if done.changed and done.freed_slot:
         promote_queued()
@@ -238,14 +240,16 @@ def finish(principal: Principal, req: FinishRequest) -> CreditJob:
 
 
 @labelled
-def cancel(principal: Principal, req: JobRef) -> CreditJob:
+def cancel(principal: Principal, req: CreditJobRef) -> CreditJob:
     """Cancel a job: at once when pending/queued; a running one is also stopped on RunningHub.
 
     The job is finished here first, so RunningHub's own TASK_END for the stopped task
     finds it final and changes nothing: the outcome is 'cancelled', refunded once.
     """
     key = req.key
-    done = finish_job(key, JobStatus.CANCELLED, owner=_owner(principal), error_message="Cancelled.")
+    done = finish_job(
+        key, CreditJobStatus.CANCELLED, owner=_owner(principal), error_message="Cancelled."
+    )
     if not done.changed:
         raise JobFinished(details={"jobId": str(key.id), "status": done.row["status"]})
     if done.freed_slot:
@@ -266,9 +270,9 @@ def _webhook(key: JobKey, event: WebhookEvent) -> dict[str, Any]:
         stray = store.task_held_elsewhere(conn, key, event.task_id)
     if event.event != "TASK_END" or row is None:
         return {"received": True, "action": "ignored"}
-    if JobStatus(row["status"]).final:
+    if CreditJobStatus(row["status"]).final:
         return {"received": True, "action": "duplicate", "status": row["status"]}
-    if not JobStatus(row["status"]).holds_slot:
+    if not CreditJobStatus(row["status"]).holds_slot:
         return {"received": True, "action": "ignored"}  # never launched: no task to end
     if stray or row["external_task_id"] not in (None, event.task_id):
         return {"received": True, "action": "ignored"}  # another job's, or an older one
@@ -294,7 +298,7 @@ def _event_outcome(event: WebhookEvent) -> TaskOutcome | None:
 
 def settle(key: JobKey, outcome: TaskOutcome, task_id: str) -> bool:
     """Finish a job as RunningHub says its task ended; True when this call finished it."""
-    status = JobStatus.COMPLETED if outcome.completed else JobStatus.FAILED
+    status = CreditJobStatus.COMPLETED if outcome.completed else CreditJobStatus.FAILED
     done = finish_job(
         key,
         status,

@@ -17,7 +17,7 @@ import psycopg
 from shared import db, log
 from shared.credits import store
 from shared.credits.jobs import cancel_remote, finish_job, rh_secrets
-from shared.credits.models import JobKey, JobStatus
+from shared.credits.models import CreditJobStatus, JobKey
 from shared.credits.runninghub import (
     NOT_THIS_JOB_CODES,
     QUEUE_FULL_CODES,
@@ -134,7 +134,7 @@ def _fail(key: JobKey, message: str) -> None:
     """A launch RunningHub answered ends the job failed (refunded), not left 'starting' by
     one dropped connection: holding a slot until the launch window failed it, and never
     cancelling a task it created with an id nothing could match."""
-    finish_job(key, JobStatus.FAILED, error_message=message, retried=True)
+    finish_job(key, CreditJobStatus.FAILED, error_message=message, retried=True)
 
 
 def _put_back(row: Row) -> None:

@@ -16,9 +16,9 @@ from psycopg.types.json import Jsonb
 from shared.credits.models import (
     CreateRequest,
     CreditJob,
+    CreditJobStatus,
+    CreditJobTable,
     JobKey,
-    JobStatus,
-    JobTable,
     clean_json,
     clean_text,
 )
@@ -29,14 +29,14 @@ from shared.sqlfiles import query
 # The price trigger's refusal of a workflow without a price (migration 0032).
 PRICED_WORKFLOW = "ai_jobs_priced_workflow"
 # A user may insert only into a partition (no grant on ai_jobs): one query per table.
-_CREATE = {JobTable.IMAGE: "create_image_job", JobTable.VIDEO: "create_video_job"}
+_CREATE = {CreditJobTable.IMAGE: "create_image_job", CreditJobTable.VIDEO: "create_video_job"}
 
 
 def _one(conn: Conn, name: str, params: dict[str, Any]) -> Row | None:
     return conn.execute(query("credits", name), params).fetchone()
 
 
-def create_job(conn: Conn, table: JobTable, user_id: UUID, req: CreateRequest) -> Row:
+def create_job(conn: Conn, table: CreditJobTable, user_id: UUID, req: CreateRequest) -> Row:
     """Insert a pending job (in a user transaction: RLS applies); the server sets its price.
 
     409 job_exists when `req.id` is taken; 422 unknown_workflow when the workflow has no
@@ -187,7 +187,7 @@ def requeue(conn: Conn, key: JobKey, started_at: datetime) -> Row | None:
 def finish(
     conn: Conn,
     key: JobKey,
-    status: JobStatus,
+    status: CreditJobStatus,
     *,
     error_message: str | None,
     outputs: list[dict[str, Any]] | None,
@@ -209,7 +209,7 @@ def finish(
 
 
 @dataclass(frozen=True)
-class QueuePlace:
+class Queued:
     """A queued job's 1-based place in the one queue across both tables (fair order)."""
 
     key: JobKey
@@ -217,7 +217,7 @@ class QueuePlace:
     user_id: UUID
 
 
-def queue_positions(conn: Conn, user_id: UUID | None, key: JobKey | None) -> list[QueuePlace]:
+def queue_positions(conn: Conn, user_id: UUID | None, key: JobKey | None) -> list[Queued]:
     """Places, in the fair order, of a user's queued jobs and of `key` (when queued)."""
     if user_id is None and key is None:
         return []
@@ -228,7 +228,7 @@ def queue_positions(conn: Conn, user_id: UUID | None, key: JobKey | None) -> lis
         "limit": None,
     }
     rows = conn.execute(query("credits", "fair_queue"), params).fetchall()
-    return [QueuePlace(JobKey.of(r), int(r["position"]), r["user_id"]) for r in rows]
+    return [Queued(JobKey.of(r), int(r["position"]), r["user_id"]) for r in rows]
 
 
 def position_of(conn: Conn, key: JobKey) -> int | None:

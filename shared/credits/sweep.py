@@ -13,7 +13,7 @@ from typing import Any
 from shared import db, log
 from shared.credits import store
 from shared.credits.jobs import cancel_remote, finish_job
-from shared.credits.models import JobKey, JobStatus
+from shared.credits.models import CreditJobStatus, JobKey
 from shared.credits.runninghub import (
     TASK_NOT_FOUND_CODES,
     RunningHub,
@@ -125,7 +125,10 @@ def _expire_queued(report: dict[str, int]) -> None:
     for key in keys:
         try:
             done = finish_job(
-                key, JobStatus.FAILED, error_message=message, only_from={JobStatus.QUEUED}
+                key,
+                CreditJobStatus.FAILED,
+                error_message=message,
+                only_from={CreditJobStatus.QUEUED},
             )
             report["expired"] += int(done.changed)
         except Exception:
@@ -139,7 +142,7 @@ def _launch_window(settings: Settings) -> float:
 
 
 def _fail(key: JobKey, message: str) -> bool:
-    done = finish_job(key, JobStatus.FAILED, error_message=message)
+    done = finish_job(key, CreditJobStatus.FAILED, error_message=message)
     return done.changed
 
 

@@ -22,7 +22,7 @@ from shared.errors import RemoteUnavailable, SyncqError
 from shared.gestao import NAME
 from shared.gestao.mapping import SYNC_SOURCE_COLUMN, load_mapping
 from shared.gestao.models import TenantRequest
-from shared.gestao.remote import TABLE, Answer, RemoteClient, Target, check_url, target_for
+from shared.gestao.remote import TABLE, RemoteAnswer, RemoteClient, Target, check_url, target_for
 from shared.gestao.schema import columns_from_openapi, kind_of, needs_value
 from shared.settings import get_settings
 from shared.tenancy import Role, tenant_with_role
@@ -89,7 +89,7 @@ def _probe_row(columns: dict[str, dict[str, Any]], mapping: dict[str, str]) -> d
     return row
 
 
-def _rls_detail(answer: Answer, role: str | None) -> str:
+def _rls_detail(answer: RemoteAnswer, role: str | None) -> str:
     if answer.status == 401:
         return (
             "The key runs as the anon role: RLS refused the write with 401. Use the project's "

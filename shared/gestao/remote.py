@@ -119,7 +119,7 @@ _SCHEMA_CODES = frozenset({"PGRST204", "PGRST205", "42703", "42P01", "PGRST202"}
 
 
 @dataclass
-class Answer:
+class RemoteAnswer:
     """A remote response, parsed once; the raw text is capped."""
 
     status: int
@@ -128,7 +128,7 @@ class Answer:
     written: int | None = None  # rows written, when the remote counted them (count=exact)
 
     @classmethod
-    def of(cls, response: httpx.Response) -> Answer:
+    def of(cls, response: httpx.Response) -> RemoteAnswer:
         text = response.text[:4000]
         try:
             body = response.json() if response.content else None
@@ -242,7 +242,7 @@ class RemoteClient:
         prefer: str | None = None,
         idempotent: bool | None = None,
         final: Callable[[httpx.Response], bool] | None = None,
-    ) -> Answer:
+    ) -> RemoteAnswer:
         """One logical request; transient failures are retried, then RemoteUnavailable.
 
         `idempotent` defaults from the method (a plain POST insert is not retried once it
@@ -269,9 +269,9 @@ class RemoteClient:
                 repeatable=exc.repeatable,
                 details={"status": exc.upstream_status},
             ) from exc
-        return Answer.of(response)
+        return RemoteAnswer.of(response)
 
-    def upsert(self, body: bytes, columns: list[str], on_conflict: str) -> Answer:
+    def upsert(self, body: bytes, columns: list[str], on_conflict: str) -> RemoteAnswer:
         """Bulk upsert of a JSON array into leads (merge duplicates, minimal return)."""
         params = {"on_conflict": on_conflict, "columns": ",".join(columns)}
         return self.send(
@@ -300,11 +300,11 @@ class RemoteClient:
             found.update(int(r[column]) for r in answer.body if isinstance(r, dict))
         return found
 
-    def openapi(self) -> Answer:
+    def openapi(self) -> RemoteAnswer:
         """The OpenAPI root document (as this key's role sees it)."""
         return self.send("GET", "/")
 
-    def reload_schema_cache(self) -> Answer:
+    def reload_schema_cache(self) -> RemoteAnswer:
         """The remote RPC that issues `NOTIFY pgrst, 'reload schema'` (safe to repeat)."""
         return self.send("POST", "/rpc/reload_schema_cache", content=b"{}", idempotent=True)
 
@@ -313,11 +313,11 @@ def _refused_as_is(response: httpx.Response) -> bool:
     """A 5xx that sending the same batch again would only meet again: the remote's
     statement_timeout cancelled it (SQLSTATE 57014; PostgREST maps class 57 to 500), or
     rows of it were refused with a class PostgREST maps to 500 (54, 09, 38, 39, P0)."""
-    answer = Answer.of(response)
+    answer = RemoteAnswer.of(response)
     return response.status_code >= 500 and (answer.timed_out or answer.refused_rows)
 
 
-def require_ok(answer: Answer, what: str, secrets: tuple[str, ...]) -> Answer:
+def require_ok(answer: RemoteAnswer, what: str, secrets: tuple[str, ...]) -> RemoteAnswer:
     """2xx, or an UpstreamError that says what failed without leaking anything."""
     if answer.reply is Reply.OK:
         return answer

@@ -41,7 +41,7 @@ from shared.gestao.batches import (
     synced_statement,
 )
 from shared.gestao.models import ExportJob, ExportStatus
-from shared.gestao.remote import Answer, RemoteClient, Reply, target_for
+from shared.gestao.remote import RemoteAnswer, RemoteClient, Reply, target_for
 from shared.gestao.schema import drop_cache
 from shared.jobs import store as engine
 from shared.jobs.lease import Lease
@@ -86,7 +86,7 @@ class RemoteRefused(StopRequested):
     pauses until a person acts. `code` and `said` are for the log: the remote's status and
     error code, not its message, which may quote a lead's values."""
 
-    def __init__(self, reason: str, answer: Answer) -> None:
+    def __init__(self, reason: str, answer: RemoteAnswer) -> None:
         super().__init__(reason, schema_stale=answer.reply is Reply.SCHEMA)
         self.code = _REFUSAL_CODES.get(answer.reply, "remote_refused")
         self.said = f"HTTP {answer.status}" + (f", {answer.code}" if answer.code else "")
@@ -145,7 +145,7 @@ class BatchRunner:
     def _pipeline(
         self, pool: ThreadPoolExecutor, reader: ThreadPoolExecutor, deadline: float
     ) -> Ending:
-        in_flight: deque[tuple[Batch, Future[tuple[Answer, float]]]] = deque()
+        in_flight: deque[tuple[Batch, Future[tuple[RemoteAnswer, float]]]] = deque()
         reading: Future[Batch] | None = reader.submit(self._read, self.cursor)
         ending: Ending | None = None
         limit = max(1, self.settings.gestao.in_flight)
@@ -207,13 +207,13 @@ class BatchRunner:
                 self._beat_in(conn)
 
     # -- sending -------------------------------------------------------------------------
-    def _post(self, body: bytes) -> tuple[Answer, float]:
+    def _post(self, body: bytes) -> tuple[RemoteAnswer, float]:
         """The remote's answer to one upsert, and how long it took."""
         start = time.monotonic()
         answer = self.client.upsert(body, self.columns, self.on_conflict)
         return answer, time.monotonic() - start
 
-    def _outcome(self, batch: Batch, answer: Answer, seconds: float) -> BatchResult:
+    def _outcome(self, batch: Batch, answer: RemoteAnswer, seconds: float) -> BatchResult:
         """A whole batch's answer; a data refusal (or a batch too big) is split in halves."""
         if answer.reply is Reply.OK:
             self.sizer.answered(batch.size, len(batch.body), seconds)
@@ -256,7 +256,7 @@ class BatchRunner:
             return self._discarded(answer, rows), None
         return self._refused(answer, rows), len(body) if answer.too_big else None
 
-    def _discarded(self, answer: Answer, rows: list[dict[str, Any]]) -> BatchResult:
+    def _discarded(self, answer: RemoteAnswer, rows: list[dict[str, Any]]) -> BatchResult:
         """The remote counted fewer rows than were sent: a trigger or rule discarded some
         without a word (a BEFORE trigger returning NULL), or left them as they were (an
         update of an unchanged row that `suppress_redundant_updates_trigger` skips, as on
@@ -273,7 +273,7 @@ class BatchRunner:
         ]
         return BatchResult(exported=len(rows) - len(errors), errors=errors)
 
-    def _refused(self, answer: Answer, rows: list[dict[str, Any]]) -> BatchResult:
+    def _refused(self, answer: RemoteAnswer, rows: list[dict[str, Any]]) -> BatchResult:
         """Refused rows: one is a bad row; several are split in halves and tried again."""
         if answer.reply is not Reply.DATA:
             raise RemoteRefused(self._stop_reason(answer), answer)
@@ -299,7 +299,7 @@ class BatchRunner:
         return BatchResult(first.exported + second.exported, first.errors + second.errors)
 
     def _error(
-        self, lead_id: int, doc: Any, answer: Answer, *, message: str | None = None
+        self, lead_id: int, doc: Any, answer: RemoteAnswer, *, message: str | None = None
     ) -> dict[str, Any]:
         """A lead set aside: what was sent, and the remote's answer (`message` when the
         answer itself says nothing of the lead, as a 2xx that wrote fewer rows)."""
@@ -312,7 +312,7 @@ class BatchRunner:
             "fields_sent": doc,
         }
 
-    def _stop_reason(self, answer: Answer) -> str:
+    def _stop_reason(self, answer: RemoteAnswer) -> str:
         message = answer.safe_message(self.client.secrets)
         if answer.reply is Reply.SCHEMA:
             return (

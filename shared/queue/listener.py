@@ -44,7 +44,7 @@ Connect = Callable[[], db.Conn]
 
 
 @dataclass(frozen=True)
-class Batch:
+class Taken:
     """What a stream takes from its inbox: payloads in order of arrival, or a resync."""
 
     payloads: list[str] = field(default_factory=list)
@@ -85,11 +85,11 @@ class Subscription:
                 self._missed, self._resync = False, True
                 self._changed.notify()
 
-    def take(self, timeout_s: float) -> Batch:
+    def take(self, timeout_s: float) -> Taken:
         """Wait up to `timeout_s` for something to arrive, then take all of it."""
         with self._changed:
             self._changed.wait_for(lambda: self._payloads or self._resync, max(timeout_s, 0.0))
-            batch = Batch(self._payloads, self._resync)
+            batch = Taken(self._payloads, self._resync)
             self._payloads, self._resync = [], False
             return batch
 

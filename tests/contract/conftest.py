@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from infra.emulators._common import ServerHandle
-from shared.credits.models import JobTable
+from shared.credits.models import CreditJobTable
 from tests.integration.gestao_support import Remote, secrets_env
 from tests.provider_support import fleet_secrets_env, fleet_servers
 from tests.support import TenantFixture, seed_tenant, service_token
@@ -81,7 +81,7 @@ def world(
         conn.execute(
             "INSERT INTO credit_prices (job_table, workflow_id, credits)"
             " SELECT t, %s, 10 FROM unnest(%s::text[]) AS t",
-            [PRICED_WORKFLOW, [t.value for t in JobTable]],
+            [PRICED_WORKFLOW, [t.value for t in CreditJobTable]],
         )
     tokens = {
         "member": tenant.member_token,

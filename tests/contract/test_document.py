@@ -130,8 +130,8 @@ def test_requests_and_answers_come_from_the_models(doc: dict[str, Any]) -> None:
     events = doc["paths"]["/integration-job-events"]["get"]["responses"]["200"]["content"]
     assert list(events) == ["text/event-stream"]
     schemas = doc["components"]["schemas"]
-    assert {"queue.JobRef", "credits.JobRef", "ErrorEnvelope"} <= set(schemas)
-    assert "jobId" in schemas["credits.JobRef"]["properties"]  # the wire name, not job_id
+    assert {"queue.JobRef", "credits.CreditJobRef", "ErrorEnvelope"} <= set(schemas)
+    assert "jobId" in schemas["credits.CreditJobRef"]["properties"]  # the wire name, not job_id
 
 
 def test_every_json_answer_is_a_named_model(doc: dict[str, Any]) -> None:

@@ -28,7 +28,7 @@ from schemathesis.generation.modes import GenerationMode
 from infra.local import gateway
 from infra.local.gateway import PREFIX
 from shared.alerts.channels import webhook_url_problem
-from shared.credits.models import JobKey, JobTable
+from shared.credits.models import CreditJobTable, JobKey
 from shared.credits.runninghub import webhook_url
 from shared.cron import parse_cron, place_zone
 from shared.gestao.mapping import DEFAULT_MAPPING
@@ -106,7 +106,7 @@ class _Credentials:
 def _signature(query: dict[str, Any]) -> str:
     """The signature syncq would put in the job's webhook URL (or one for no job)."""
     try:
-        key = JobKey(JobTable(str(query.get("table"))), UUID(str(query.get("job"))))
+        key = JobKey(CreditJobTable(str(query.get("table"))), UUID(str(query.get("job"))))
     except ValueError:
         return "not-a-job"
     url = webhook_url(get_settings(), key)

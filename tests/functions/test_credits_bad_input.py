@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from infra.emulators.runninghub import RunningHubKnobs
-from shared.credits.models import JobKey, JobTable
+from shared.credits.models import CreditJobTable, JobKey
 from shared.credits.runninghub import webhook_url
 from shared.settings import get_settings
 from tests.conftest import Configure
@@ -136,7 +136,7 @@ def test_bad_webhook_bodies(database_url: str, rh: Emulator, body: dict[str, Any
     job_id = new_job(database_url, user)
     post("/start", {"table": IMAGE, "jobId": str(job_id)}, user.token)
     before = snapshot(database_url)
-    url = webhook_url(get_settings(), JobKey(JobTable.IMAGE, job_id))
+    url = webhook_url(get_settings(), JobKey(CreditJobTable.IMAGE, job_id))
     assert url is not None
     response = post("/webhook?" + url.split("?", 1)[1], body)
     assert response.status_code == 422 and response.json()["error"]["code"] == "validation_error"
@@ -149,9 +149,9 @@ def test_webhook_for_an_unknown_job_or_event_is_ignored(database_url: str, rh: E
     post("/start", {"table": IMAGE, "jobId": str(job_id)}, user.token)
     before = snapshot(database_url)
     for key, event in [
-        (JobKey(JobTable.IMAGE, uuid4()), "TASK_END"),  # signed, but no such job
-        (JobKey(JobTable.IMAGE, job_id), "TASK_START"),
-        (JobKey(JobTable.IMAGE, job_id), "TASK_END"),  # another task id
+        (JobKey(CreditJobTable.IMAGE, uuid4()), "TASK_END"),  # signed, but no such job
+        (JobKey(CreditJobTable.IMAGE, job_id), "TASK_START"),
+        (JobKey(CreditJobTable.IMAGE, job_id), "TASK_END"),  # another task id
     ]:
         url = webhook_url(get_settings(), key)
         assert url is not None
@@ -166,7 +166,7 @@ def test_webhook_without_a_configured_secret_is_refused(
 ) -> None:
     user = new_user(database_url)
     job_id = new_job(database_url, user)
-    url = webhook_url(get_settings(), JobKey(JobTable.IMAGE, job_id))
+    url = webhook_url(get_settings(), JobKey(CreditJobTable.IMAGE, job_id))
     assert url is not None
     configure(RUNNINGHUB_WEBHOOK_SECRET="")
     response = post("/webhook?" + url.split("?", 1)[1], {"event": "TASK_END", "taskId": "1"})

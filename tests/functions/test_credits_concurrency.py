@@ -14,7 +14,7 @@ import pytest
 
 from infra.emulators._common import start_in_thread
 from infra.emulators.runninghub import RunningHubKnobs
-from shared.credits.models import JobKey, JobTable
+from shared.credits.models import CreditJobTable, JobKey
 from shared.credits.runninghub import webhook_url
 from shared.dispatch import RecordingDispatcher, get_dispatcher
 from shared.settings import get_settings
@@ -80,7 +80,7 @@ def test_500_concurrent_finishes_refund_each_failed_job_exactly_once(
     for user, table, job_id in failing:
         ref = {"table": table, "jobId": str(job_id)}
         task_id = job(database_url, job_id)["external_task_id"]
-        url = webhook_url(get_settings(), JobKey(JobTable(table), job_id))
+        url = webhook_url(get_settings(), JobKey(CreditJobTable(table), job_id))
         assert url is not None
         hook = "/webhook?" + url.split("?", 1)[1]
         for i in range(10):

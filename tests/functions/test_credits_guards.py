@@ -22,7 +22,7 @@ from psycopg import sql
 
 from infra.emulators._common import start_in_thread
 from infra.emulators.runninghub import RunningHubKnobs, TaskStatus
-from shared.credits.models import JobKey, JobTable
+from shared.credits.models import CreditJobTable, JobKey
 from shared.credits.runninghub import webhook_url
 from shared.credits.sweep import sweep_runninghub
 from shared.settings import get_settings
@@ -70,7 +70,7 @@ def owner_sql(database_url: str, statement: str | sql.Composed, *params: Any) ->
 
 
 def post_webhook(job_id: uuid.UUID, task_id: str, event_data: str) -> Any:
-    url = webhook_url(get_settings(), JobKey(JobTable.IMAGE, job_id))
+    url = webhook_url(get_settings(), JobKey(CreditJobTable.IMAGE, job_id))
     assert url is not None
     event = {"event": "TASK_END", "taskId": task_id, "eventData": event_data}
     return post("/webhook?" + url.split("?", 1)[1], event)

@@ -11,7 +11,7 @@ import pytest
 
 from infra.emulators._common import start_in_thread
 from infra.emulators.runninghub import RunningHubKnobs, TaskStatus
-from shared.credits.models import JobKey, JobTable
+from shared.credits.models import CreditJobTable, JobKey
 from shared.credits.runninghub import webhook_url
 from shared.credits.sweep import sweep_runninghub
 from shared.settings import get_settings
@@ -130,7 +130,7 @@ def test_outputs_quoting_the_key_are_stored_and_answered_without_it(
         ]
         leaky = [{"fileUrl": f"https://cdn.example/o.png?apiKey={RH_KEY}", "fileType": "png"}]
         event_data = json.dumps({"code": 0, "msg": "success", "data": leaky})
-        url = webhook_url(get_settings(), JobKey(JobTable.IMAGE, by_hook))
+        url = webhook_url(get_settings(), JobKey(CreditJobTable.IMAGE, by_hook))
         assert url is not None
         event = {"event": "TASK_END", "taskId": hook_task, "eventData": event_data}
         assert post("/webhook?" + url.split("?", 1)[1], event).json()["action"] == "finished"

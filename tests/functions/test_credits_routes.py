@@ -12,7 +12,7 @@ import pytest
 
 from infra.emulators._common import start_in_thread
 from infra.emulators.runninghub import RunningHubKnobs
-from shared.credits.models import JobKey, JobTable
+from shared.credits.models import CreditJobTable, JobKey
 from shared.credits.runninghub import webhook_url
 from shared.credits.sweep import sweep_runninghub
 from shared.dispatch import RecordingDispatcher
@@ -432,7 +432,7 @@ def test_webhook_signature_is_required(
     user = new_user(database_url)
     job_id, other = new_job(database_url, user), new_job(database_url, user)
     start(user.token, job_id)
-    url = webhook_url(get_settings(), JobKey(JobTable.IMAGE, job_id))
+    url = webhook_url(get_settings(), JobKey(CreditJobTable.IMAGE, job_id))
     assert url is not None
     query = dict(p.split("=", 1) for p in url.split("?", 1)[1].split("&"))
     if tamper == "no-sig":
@@ -467,7 +467,7 @@ def webhook_event(rh: Emulator, task_id: str) -> dict[str, Any]:
 
 
 def post_webhook(rh: Emulator, job_id: UUID, event: dict[str, Any], table: str = IMAGE) -> Any:
-    url = webhook_url(get_settings(), JobKey(JobTable(table), job_id))
+    url = webhook_url(get_settings(), JobKey(CreditJobTable(table), job_id))
     assert url is not None
     return post("/webhook?" + url.split("?", 1)[1], event)
 

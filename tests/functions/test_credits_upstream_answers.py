@@ -11,7 +11,7 @@ import pytest
 from infra.emulators.runninghub import RunningHubKnobs, TaskStatus
 from infra.local.gateway import FUNCTIONS_DIR, load_contract
 from shared.contract import ErrorCode
-from shared.credits.models import FUNCTION, JobKey, JobTable
+from shared.credits.models import FUNCTION, CreditJobTable, JobKey
 from shared.credits.runninghub import webhook_url
 from shared.credits.sweep import sweep_runninghub
 from shared.settings import get_settings
@@ -71,7 +71,7 @@ def test_a_webhook_whose_outputs_answer_an_error_code_leaves_the_job_to_the_swee
     database_url: str, rh: Emulator
 ) -> None:
     user, job_id, task_id = _running(database_url, rh)
-    url = webhook_url(get_settings(), JobKey(JobTable.IMAGE, job_id))
+    url = webhook_url(get_settings(), JobKey(CreditJobTable.IMAGE, job_id))
     assert url is not None
     hook = "/webhook?" + url.split("?", 1)[1]
     rh.state.knobs.update({"forced_codes": {"outputs": 802}})
@@ -106,7 +106,7 @@ def test_a_webhook_that_cannot_ask_runninghub_answers_a_code_its_contract_lists(
     """RunningHub's key removed while a job runs: the TASK_END without its outcome cannot be
     checked, and the 502 says why with a code the OpenAPI document lists for the route."""
     _, job_id, task_id = _running(database_url, rh)
-    url = webhook_url(get_settings(), JobKey(JobTable.IMAGE, job_id))
+    url = webhook_url(get_settings(), JobKey(CreditJobTable.IMAGE, job_id))
     assert url is not None
     configure(RUNNINGHUB_API_KEY="")
     answer = post("/webhook?" + url.split("?", 1)[1], {"event": "TASK_END", "taskId": task_id})

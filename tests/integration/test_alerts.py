@@ -24,7 +24,7 @@ from infra.local.supervise import free_port
 from shared import db
 from shared.alerts import channels
 from shared.alerts import kind as alerts
-from shared.alerts.message import Alert
+from shared.alerts.message import Composed
 from shared.dispatch import RecordingDispatcher, get_dispatcher
 from shared.errors import UpstreamError
 from shared.jobs import store as engine
@@ -242,7 +242,7 @@ def test_recipients_the_mail_server_refuses_for_good_are_not_retried(
     mailbox: Mailbox, answer: str, retryable: bool
 ) -> None:
     mailbox.refuse = answer
-    alert = Alert(subject="Falha", text="texto", payload={})
+    alert = Composed(subject="Falha", text="texto", payload={})
     with pytest.raises(UpstreamError) as refused:
         channels.send_email(get_settings(), "a1", ["gone@acme.example"], alert)
     assert refused.value.retryable is retryable and "gone@" not in refused.value.message

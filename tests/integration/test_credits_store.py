@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 from shared import db
 from shared.credits import store
 from shared.credits.jobs import finish_job
-from shared.credits.models import JobKey, JobStatus, JobTable
+from shared.credits.models import CreditJobStatus, CreditJobTable, JobKey
 from shared.credits.slots import promote
 from shared.errors import PaymentRequired
 from tests.conftest import Configure
@@ -63,8 +63,8 @@ def test_both_job_tables_have_the_same_columns_and_rls(database_url: str) -> Non
         "SELECT pg_get_constraintdef(oid) AS d FROM pg_constraint"
         " WHERE conrelid = 'ai_jobs'::regclass AND conname LIKE '%%status%%'",
     )[0]["d"]
-    assert all(f"'{s.value}'" in status_check for s in JobStatus)
-    assert {t.value for t in JobTable} == {IMAGE, VIDEO}
+    assert all(f"'{s.value}'" in status_check for s in CreditJobStatus)
+    assert {t.value for t in CreditJobTable} == {IMAGE, VIDEO}
 
 
 def _as_user(database_url: str, user: uuid.UUID) -> psycopg.Connection[Any]:
@@ -175,13 +175,13 @@ def test_debit_happens_once_and_a_short_balance_changes_nothing(
     database_url: str, configure: Configure
 ) -> None:
     user = new_user(database_url, 25)
-    key = JobKey(JobTable.IMAGE, new_job(database_url, user, cost=20))
+    key = JobKey(CreditJobTable.IMAGE, new_job(database_url, user, cost=20))
     with db.transaction() as conn:
         assert store.debit(conn, key, user.id, 20) is True
     with db.transaction() as conn:
         assert store.debit(conn, key, user.id, 20) is False
     assert balance(database_url, user) == 5
-    other = JobKey(JobTable.IMAGE, new_job(database_url, user, cost=20))
+    other = JobKey(CreditJobTable.IMAGE, new_job(database_url, user, cost=20))
     with pytest.raises(PaymentRequired), db.transaction() as conn:
         store.debit(conn, other, user.id, 20)
     assert balance(database_url, user) == 5
@@ -190,7 +190,7 @@ def test_debit_happens_once_and_a_short_balance_changes_nothing(
 
 def test_concurrent_refunds_move_the_balance_once(database_url: str, configure: Configure) -> None:
     user = new_user(database_url, 100)
-    key = JobKey(JobTable.VIDEO, new_job(database_url, user, table=VIDEO, cost=40))
+    key = JobKey(CreditJobTable.VIDEO, new_job(database_url, user, table=VIDEO, cost=40))
     with db.transaction() as conn:
         assert store.refund(conn, key) is None  # nothing debited: nothing to refund
         store.debit(conn, key, user.id, 40)
@@ -215,7 +215,7 @@ def test_concurrent_promotions_never_exceed_the_slot_limit(
     user = new_user(database_url, 1000)
     keys = []
     for i in range(30):
-        table = JobTable.IMAGE if i % 2 else JobTable.VIDEO
+        table = CreditJobTable.IMAGE if i % 2 else CreditJobTable.VIDEO
         key = JobKey(table, new_job(database_url, user, table=table.value, cost=1))
         with db.transaction() as conn:
             store.queue(conn, key)
@@ -234,7 +234,7 @@ def test_concurrent_promotions_never_exceed_the_slot_limit(
 
 
 def _queued_job(database_url: str, user: User) -> JobKey:
-    key = JobKey(JobTable.IMAGE, new_job(database_url, user, cost=1))
+    key = JobKey(CreditJobTable.IMAGE, new_job(database_url, user, cost=1))
     with db.transaction() as conn:
         store.queue(conn, key)
     return key
@@ -248,7 +248,7 @@ def _promoted(*expected: JobKey) -> None:
 def _end(*keys: JobKey) -> None:
     """The jobs' tasks end (their slots free up)."""
     for key in keys:
-        finish_job(key, JobStatus.COMPLETED)
+        finish_job(key, CreditJobStatus.COMPLETED)
 
 
 def test_free_slots_go_to_the_user_holding_the_fewest_fifo_within_a_user(
@@ -355,8 +355,10 @@ def test_the_ledger_lists_the_debit_taken_last_first(database_url: str) -> None:
     with psycopg.connect(database_url, row_factory=dict_row) as slow:
         slow.execute("SELECT 1")  # its transaction starts (now() is fixed here)
         with psycopg.connect(database_url, row_factory=dict_row) as fast:
-            store.debit(fast, JobKey(JobTable.IMAGE, second), user.id, 10)
-        store.debit(slow, JobKey(JobTable.IMAGE, first), user.id, 10)  # the balance's last move
+            store.debit(fast, JobKey(CreditJobTable.IMAGE, second), user.id, 10)
+        store.debit(
+            slow, JobKey(CreditJobTable.IMAGE, first), user.id, 10
+        )  # the balance's last move
     with psycopg.connect(database_url, row_factory=dict_row) as conn:
         _, moves = store.account(conn, user.id, limit=1)
     assert [m["job_id"] for m in moves] == [first]
@@ -392,8 +394,8 @@ def test_a_debit_and_a_refund_racing_are_listed_in_the_order_they_moved_the_bala
     listed the two in the other order than the balance moved (found by the diff review; a
     debit listed before the refund that paid for it reads as a balance below zero)."""
     user = new_user(database_url, balance=10 if paused == "debit" else 20)
-    refunded = JobKey(JobTable.IMAGE, new_job(database_url, user, cost=10))
-    debited = JobKey(JobTable.IMAGE, new_job(database_url, user, cost=7))
+    refunded = JobKey(CreditJobTable.IMAGE, new_job(database_url, user, cost=10))
+    debited = JobKey(CreditJobTable.IMAGE, new_job(database_url, user, cost=7))
     with db.transaction() as conn:
         store.debit(conn, refunded, user.id, 10)
     waiting = (
@@ -410,7 +412,7 @@ def test_a_debit_and_a_refund_racing_are_listed_in_the_order_they_moved_the_bala
             store.debit(conn, debited, user.id, 7)
 
     def refund() -> None:
-        finish_job(refunded, JobStatus.FAILED)
+        finish_job(refunded, CreditJobStatus.FAILED)
 
     first, second = (debit, refund) if paused == "debit" else (refund, debit)
     with psycopg.connect(database_url, autocommit=True) as gate:

@@ -15,7 +15,7 @@ from shared import db
 from shared.gestao import exports, runner
 from shared.gestao.batches import START, batch_statement, next_batch
 from shared.gestao.mapping import DEFAULT_MAPPING
-from shared.gestao.remote import Answer, RemoteClient
+from shared.gestao.remote import RemoteAnswer, RemoteClient
 from shared.jobs import store as engine
 from tests.integration.gestao_support import (
     Remote,
@@ -509,12 +509,12 @@ def test_a_4xx_refusing_the_statement_pauses_the_export_instead_of_failing_every
 
 
 @pytest.mark.parametrize("case", [
-    (Answer(401, {"message": "JWT invalid\x00"}, ""), "paused"),  # the pause reason
-    (Answer(400, {"code": "23502", "message": "null value\x00"}, ""), "completed"),  # a row
+    (RemoteAnswer(401, {"message": "JWT invalid\x00"}, ""), "paused"),  # the pause reason
+    (RemoteAnswer(400, {"code": "23502", "message": "null value\x00"}, ""), "completed"),  # a row
 ])  # fmt: skip
 def test_a_remote_message_holding_a_nul_is_stored_without_it(
     database_url: str, tenant: TenantFixture, remote: Remote, configure: Any, *,
-    monkeypatch: pytest.MonkeyPatch, case: tuple[Answer, str],
+    monkeypatch: pytest.MonkeyPatch, case: tuple[RemoteAnswer, str],
 ) -> None:  # fmt: skip
     """jsonb holds no NUL: the runner crashed storing the remote's words, and the export
     paused as an internal error, the real reason lost (a bad lead stopped it all)."""
@@ -554,7 +554,7 @@ def test_a_4xx_without_a_code_is_no_row_refusal(
     setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="4")
     seed_leads(database_url, tenant.id, 4)
     job_id = start(tenant)
-    answer = Answer(400, {"message": "Bad Request"}, "")
+    answer = RemoteAnswer(400, {"message": "Bad Request"}, "")
     monkeypatch.setattr(RemoteClient, "upsert", lambda self, *a, **k: answer)
     job = drive(database_url, job_id)
     assert (job["status"], job["error_leads"]) == ("paused", 0), job["pause_reason"]

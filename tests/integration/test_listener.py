@@ -13,7 +13,7 @@ from shared import db
 from shared.auth import Principal
 from shared.errors import ServiceUnavailable
 from shared.queue.events import STREAM_CAPS, JobStream
-from shared.queue.listener import APPLICATION_NAME, Batch, Listener, Subscription
+from shared.queue.listener import APPLICATION_NAME, Listener, Subscription, Taken
 from tests.conftest import Configure
 from tests.e2e.conftest import wait_until
 from tests.pg_proxy import StallingProxy
@@ -83,7 +83,7 @@ def test_one_connection_serves_every_subscription(
     listener.unsubscribe(inboxes[0])
     notify(database_url, "three")
     assert [take_all(inbox, 1) for inbox in inboxes[1:]] == [["three"]] * 2
-    assert inboxes[0].take(0.2) == Batch()
+    assert inboxes[0].take(0.2) == Taken()
     listener.stop()
     assert not [t for t in threading.enumerate() if t.name == f"listen-{CHANNEL}"]
     wait_until(lambda: listener_connections(database_url) == 0, 5, "the connection to close")
@@ -104,12 +104,12 @@ def test_a_dropped_connection_comes_back_and_every_inbox_resyncs(
         )
     wait_until(lambda: listener_connections(database_url) == 0, 5, "the listener to drop")
     notify(database_url, "sent while nobody listened")
-    assert inbox.take(0.3) == Batch()  # no resync before it listens again: it could miss more
+    assert inbox.take(0.3) == Taken()  # no resync before it listens again: it could miss more
     with pytest.raises(ServiceUnavailable):
         listener.subscribe(0.2)  # a new stream cannot start without it (503)
     assert listener.subscribers() == 1
     doors.open.set()
-    assert inbox.take(5) == Batch([], resync=True)
+    assert inbox.take(5) == Taken([], resync=True)
     notify(database_url, "after")
     assert take_all(inbox, 1) == ["after"]
     assert listener_connections(database_url) == 1
@@ -153,7 +153,7 @@ def test_a_connection_gone_silent_is_replaced_and_every_inbox_resyncs(
         assert take_all(inbox, 1) == ["one"]
         proxy.silence_open_connections()
         notify(database_url, "lost on the silent connection")
-        assert inbox.take(10) == Batch([], resync=True)  # a new connection listens
+        assert inbox.take(10) == Taken([], resync=True)  # a new connection listens
         notify(database_url, "after")
         assert take_all(inbox, 1) == ["after"]
     finally:
@@ -176,7 +176,7 @@ def test_a_busy_pool_does_not_make_a_healthy_listener_reconnect(
         assert take_all(inbox, 1) == ["one"]
         with db.transaction() as conn:  # the only pooled connection, for longer than a probe
             conn.execute("SELECT pg_sleep(3.5)")
-        assert inbox.take(1) == Batch()  # nothing missed: no resync
+        assert inbox.take(1) == Taken()  # nothing missed: no resync
         notify(database_url, "two")
         assert take_all(inbox, 1) == ["two"]
     finally:
@@ -204,7 +204,7 @@ def test_a_probe_stuck_on_a_silenced_pooled_connection_does_not_stop_the_listene
         assert take_all(inbox, 1) == ["one"]
         proxy.silence_open_connections()  # the LISTEN connection and the pool's idle one
         notify(database_url, "lost on the silent connection")
-        assert inbox.take(15) == Batch([], resync=True)  # a new connection listens
+        assert inbox.take(15) == Taken([], resync=True)  # a new connection listens
         notify(database_url, "after")
         assert take_all(inbox, 1) == ["after"]
     finally:

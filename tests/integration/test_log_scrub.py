@@ -13,7 +13,7 @@ import pydantic
 import pytest
 
 from shared import log
-from shared.gestao.remote import Answer
+from shared.gestao.remote import RemoteAnswer
 
 pytestmark = pytest.mark.db
 PII = ("Maria Sigilosa", "maria.sigilosa@example.com", "11912345678")
@@ -117,7 +117,7 @@ def test_a_remote_unique_violation_is_stored_without_the_key_value(
     assert diag.message_detail is not None and "maria sigilosa" in diag.message_detail.lower()
     body = {"code": diag.sqlstate, "details": diag.message_detail, "hint": None,
             "message": diag.message_primary}  # fmt: skip
-    answer = Answer.of(httpx.Response(409, json=body))
+    answer = RemoteAnswer.of(httpx.Response(409, json=body))
     kept = json.dumps([answer.safe_message(), answer.safe_body()])
     assert f"Key ({key})=(" in kept
     assert "maria sigilosa" not in kept.lower() and "rua das flores" not in kept.lower()

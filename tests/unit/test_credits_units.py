@@ -13,10 +13,10 @@ from pydantic import SecretStr, ValidationError
 from shared import http
 from shared.credits.models import (
     CheckRequest,
+    CreditJobStatus,
+    CreditJobTable,
     FinishRequest,
     JobKey,
-    JobStatus,
-    JobTable,
     WebhookEvent,
     clean_json,
     clean_outputs,
@@ -48,7 +48,7 @@ def settings(**over: Any) -> Settings:
 
 @pytest.mark.parametrize("name", ["image_jobs", "video_jobs"])
 def test_allow_listed_tables(name: str) -> None:
-    assert job_table(name) is JobTable(name)
+    assert job_table(name) is CreditJobTable(name)
 
 
 @pytest.mark.parametrize(
@@ -62,15 +62,15 @@ def test_other_table_names_are_400(name: str) -> None:
 
 
 def test_statuses() -> None:
-    assert {s for s in JobStatus if s.final} == {"completed", "failed", "cancelled"}
-    assert {s for s in JobStatus if s.holds_slot} == {"starting", "running"}
+    assert {s for s in CreditJobStatus if s.final} == {"completed", "failed", "cancelled"}
+    assert {s for s in CreditJobStatus if s.holds_slot} == {"starting", "running"}
 
 
 def test_finish_request_uses_the_browser_field_names() -> None:
     req = FinishRequest.model_validate(
         {"table": "image_jobs", "jobId": str(UUID(int=7)), "status": "failed", "errorMessage": "x"}
     )
-    assert req.key == JobKey(JobTable.IMAGE, UUID(int=7)) and req.error_message == "x"
+    assert req.key == JobKey(CreditJobTable.IMAGE, UUID(int=7)) and req.error_message == "x"
     with pytest.raises(ValidationError):
         FinishRequest.model_validate({"table": "image_jobs", "jobId": str(uuid4()), "status": "ok"})
 
@@ -180,7 +180,7 @@ def test_clean_json_and_text() -> None:
 
 def test_webhook_url_is_signed_per_job_and_verifies() -> None:
     s = settings()
-    key = JobKey(JobTable.VIDEO, uuid4())
+    key = JobKey(CreditJobTable.VIDEO, uuid4())
     url = webhook_url(s, key)
     assert url is not None
     assert url.startswith("https://fn.example/functions/v1/runninghub-queue-manager/webhook?")
@@ -202,7 +202,7 @@ def test_webhook_url_is_signed_per_job_and_verifies() -> None:
 
 
 def test_no_secret_means_no_webhook_and_refusal() -> None:
-    key = JobKey(JobTable.IMAGE, uuid4())
+    key = JobKey(CreditJobTable.IMAGE, uuid4())
     for value in (None, SecretStr("")):
         s = settings(runninghub_webhook_secret=value)
         assert webhook_url(s, key) is None
@@ -212,7 +212,7 @@ def test_no_secret_means_no_webhook_and_refusal() -> None:
 
 def test_explicit_webhook_url_keeps_its_query() -> None:
     s = settings(runninghub_webhook_url="https://hooks.example/rh?env=prod")
-    url = webhook_url(s, JobKey(JobTable.IMAGE, uuid4()))
+    url = webhook_url(s, JobKey(CreditJobTable.IMAGE, uuid4()))
     assert url is not None and url.startswith("https://hooks.example/rh?env=prod&table=image_jobs")
 
 

@@ -12,7 +12,7 @@ from shared.gestao.batches import batch_statement, date_bounds, remote_columns
 from shared.gestao.config_check import check_url
 from shared.gestao.mapping import DEFAULT_MAPPING, LOCAL_FIELDS, mapping_problems, reverse
 from shared.gestao.models import ExportRequest, ReverseSyncRequest
-from shared.gestao.remote import Answer, Reply
+from shared.gestao.remote import RemoteAnswer, Reply
 from shared.gestao.schema import columns_from_openapi, compare, fits, kind_of
 from shared.scrub import scrub_text, scrub_value
 from shared.settings import Settings
@@ -119,8 +119,8 @@ def test_compare_leaves_not_null_columns_with_defaults_alone() -> None:
 
 
 def test_answers_are_classified() -> None:
-    def answer(status: int, code: str | None = None) -> Answer:
-        return Answer(status, {"code": code, "message": "m"} if code else None, "")
+    def answer(status: int, code: str | None = None) -> RemoteAnswer:
+        return RemoteAnswer(status, {"code": code, "message": "m"} if code else None, "")
 
     assert answer(201).reply is Reply.OK
     assert answer(400, "23502").reply is Reply.DATA
@@ -146,7 +146,7 @@ def test_answers_are_classified() -> None:
     assert answer(400, "PGRST100").reply is Reply.OTHER
     assert answer(400).reply is Reply.OTHER
     assert answer(422).reply is Reply.OTHER
-    assert Answer(400, {"message": "Bad Request"}, "").reply is Reply.OTHER  # no code at all
+    assert RemoteAnswer(400, {"message": "Bad Request"}, "").reply is Reply.OTHER  # no code at all
 
 
 def test_batches_and_requests() -> None:

@@ -12,7 +12,7 @@ import pytest
 from shared.errors import TooManyRequests
 from shared.queue.caps import StreamCaps
 from shared.queue.events import EARLIEST, RESUME_MARGIN, last_event_time
-from shared.queue.listener import Batch, Subscription
+from shared.queue.listener import Taken, Subscription
 
 TENANT, OTHER = uuid.uuid4(), uuid.uuid4()
 
@@ -66,8 +66,8 @@ def test_an_inbox_hands_over_what_arrived_in_order() -> None:
     inbox = Subscription()
     inbox.push("a")
     inbox.push("b")
-    assert inbox.take(0) == Batch(["a", "b"])
-    assert inbox.take(0.01) == Batch()
+    assert inbox.take(0) == Taken(["a", "b"])
+    assert inbox.take(0.01) == Taken()
 
 
 def test_an_inbox_that_overflows_asks_for_a_resync() -> None:
@@ -75,26 +75,26 @@ def test_an_inbox_that_overflows_asks_for_a_resync() -> None:
     for payload in "abc":
         inbox.push(payload)
     inbox.push("d")  # the re-read will see it
-    assert inbox.take(0) == Batch([], resync=True)
+    assert inbox.take(0) == Taken([], resync=True)
     inbox.push("e")
-    assert inbox.take(0) == Batch(["e"])
+    assert inbox.take(0) == Taken(["e"])
 
 
 def test_an_inbox_resyncs_only_once_the_listener_listens_again() -> None:
     inbox = Subscription()
     inbox.push("a")
     inbox.missed()
-    assert inbox.take(0) == Batch(["a"])  # what came before the drop is good
+    assert inbox.take(0) == Taken(["a"])  # what came before the drop is good
     inbox.listening()
-    assert inbox.take(0) == Batch([], resync=True)
+    assert inbox.take(0) == Taken([], resync=True)
     inbox.listening()  # a fresh connection, nothing missed since
-    assert inbox.take(0) == Batch()
+    assert inbox.take(0) == Taken()
 
 
 def test_take_wakes_up_on_a_push() -> None:
     inbox = Subscription()
     threading.Timer(0.05, inbox.push, ["a"]).start()
-    assert inbox.take(5) == Batch(["a"])
+    assert inbox.take(5) == Taken(["a"])
 
 
 JOB = "5b0c3a4e-8f0e-4c55-9a57-6d0f5f8a1e01"
