@@ -12,7 +12,7 @@ import pytest
 from shared.errors import TooManyRequests
 from shared.queue.caps import StreamCaps
 from shared.queue.events import EARLIEST, RESUME_MARGIN, last_event_time
-from shared.queue.listener import Taken, Subscription
+from shared.queue.listener import Subscription, Taken
 
 TENANT, OTHER = uuid.uuid4(), uuid.uuid4()
 
