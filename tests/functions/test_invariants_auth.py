@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import TEST_JWT_SECRET, Configure
 from tests.functions.test_auth import ENDPOINTS, _Jwks, _user_claims, body_for, request
-from tests.support import rows, seed_tenant
+from tests.support import rows, seed_tenant, service_token
 
 pytestmark = pytest.mark.db
 
@@ -88,3 +88,34 @@ def test_hs256_user_tokens_from_another_issuer_get_401_when_an_issuer_is_set(
     for label, iss in [("other", "https://evil.example/auth/v1"), ("near", ISSUER + "/"),
                        ("missing", None)]:  # fmt: skip
         assert answer(*listing, hs256(iss), tenant.id) == 401, label
+
+
+@pytest.mark.parametrize("alg", ["ES256", "RS256"])
+def test_asymmetric_tokens_not_yet_valid_get_401_beyond_the_clock_leeway(
+    database_url: str, keys: _Jwks, configure: Configure, alg: str
+) -> None:
+    """nbf and iat are held to the same 30 seconds of skew as HS256 tokens' are."""
+    configure(JWKS_URL=keys.url)
+    tenant = seed_tenant(database_url, "acme")
+    listing = ("list-integration-jobs", "GET")
+    now = int(time.time())
+    for claim in ("nbf", "iat"):
+        near = signed(keys, alg, tenant.member, **{claim: now + 10})
+        assert answer(*listing, near, tenant.id) == 200, (alg, claim)
+
+
+def test_service_role_tokens_keep_working_when_an_issuer_is_set(
+    database_url: str, configure: Configure
+) -> None:
+    """Supabase's service-role key says issuer "supabase", not the user tokens' issuer: the
+    issuer check is for user tokens, else the worker and the sweep would all get 401."""
+    configure(JWT_ISSUER=ISSUER)
+    seed_tenant(database_url, "acme")
+    legacy = jwt.encode(
+        {"iss": "supabase", "role": "service_role", "iat": int(time.time()),
+         "exp": int(time.time()) + 600},
+        TEST_JWT_SECRET, algorithm="HS256",
+    )  # fmt: skip
+    for token in (service_token(), legacy):
+        response = request("process-integration-job", "POST", token, {})
+        assert response.status_code == 200, response.get_json()

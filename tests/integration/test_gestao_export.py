@@ -328,6 +328,25 @@ def test_failing_batches_pause_the_job_with_the_reason(
     assert job["consecutive_failures"] == 0 and job["pause_reason"] is None
 
 
+def test_a_resumed_export_gets_its_full_run_of_failed_batches_again(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
+) -> None:
+    """Resume starts the failure count over: a remote still failing after a resume pauses
+    the export after the same number of batches in a row, not at the first one."""
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100", GESTAO_SCOUTER_RETRIES="1",
+          GESTAO_SCOUTER_MAX_FAILING_BATCHES="3")  # fmt: skip
+    seed_leads(database_url, tenant.id, 300)
+    job_id = start(tenant)
+    remote.state.knobs.update({"error_rate": 1.0})
+    job = drive(database_url, job_id)
+    assert (job["status"], job["consecutive_failures"], job["attempts"]) == ("paused", 3, 3)
+
+    assert export(tenant, "resume", job_id=job_id).status_code == 200
+    job = drive(database_url, job_id)
+    assert (job["status"], job["consecutive_failures"], job["attempts"]) == ("paused", 3, 6)
+    assert job["pause_reason"].startswith("3 batches in a row failed")
+
+
 def test_lead_dates_the_export_cannot_carry_are_refused_and_the_edges_export(
     database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
 ) -> None:

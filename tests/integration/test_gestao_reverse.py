@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import flask
@@ -246,6 +247,40 @@ def test_webhook_rejects_bad_secrets_and_bad_payloads_without_leaking(
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT name, sync_source FROM leads WHERE id = 1").fetchone()
     assert row is not None and row[1] == "import"  # nothing was applied
+
+
+@pytest.mark.parametrize(
+    ("lead", "problem"),
+    [
+        ({"id": 1, "updated_at": "2024-13-45T25:00:00Z"}, {"loc": ["lead", "updated_at"],
+                                                            "type": "invalid_value"}),
+        ({"id": None, "name": "Ana"}, {"loc": ["lead", "id"], "type": "missing"}),
+    ],
+    ids=["bad_timestamp", "null_id"],
+)  # fmt: skip
+def test_a_lead_with_a_bad_timestamp_or_a_null_id_is_422_naming_the_field(
+    database_url: str, tenant: TenantFixture, lead: dict[str, Any], problem: dict[str, Any]
+) -> None:
+    seed_leads(database_url, tenant.id, 1)
+    response = send({"lead": lead, "source": "gestao_scouter"})
+    assert response.status_code == 422, response.get_json()
+    details = response.get_json()["error"]["details"]
+    assert isinstance(details, list) and len(details) == 1, details
+    assert {k: details[0][k] for k in problem} == problem
+    assert local(database_url, 1)["sync_source"] == "import"  # nothing was applied
+
+
+def test_a_timestamp_with_an_offset_postgresql_refuses_is_applied_as_its_instant(
+    database_url: str, tenant: TenantFixture
+) -> None:
+    """ISO 8601 allows offsets up to ±23:59, PostgreSQL only ±15:59: the instant is kept."""
+    seed_leads(database_url, tenant.id, 1)
+    lead = {"id": 2, "name": "Ana", "updated_at": "2024-05-01T20:00:00+18:00"}
+    response = send({"lead": lead, "source": "gestao_scouter"})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["action"] == "upserted"
+    stored = local(database_url, 2)["updated_at"]
+    assert stored == datetime(2024, 5, 1, 2, 0, tzinfo=UTC)
 
 
 def test_nulls_from_the_remote_keep_local_not_null_fields(

@@ -228,3 +228,81 @@ def test_a_rescue_takes_the_silent_runners_job_and_leaves_the_fresh_one(
         assert release(conn, fresh_id, fresh_lease, "completed")
     assert state(database_url, fresh_id)["exported_leads"] == 200
     assert stale_lease != fresh_lease
+
+
+# --- error rows -----------------------------------------------------------------------------
+
+
+def test_a_lead_refused_in_two_batches_of_one_export_counts_as_one_error(
+    database_url: str, acme: TenantFixture
+) -> None:
+    """A remote edit can move a refused lead's `criado` further on, into a later batch that
+    the remote refuses again (with another lead): error_leads counts the rows written."""
+    with db.transaction() as conn:
+        job_id = create(conn, acme)
+    bad = cursor_at(database_url, acme, 50)[1]
+    with db.transaction() as conn:
+        lease = claim(conn, acme, job_id)
+        assert checkpoint(conn, job_id, lease, cursor_at(database_url, acme, 100), bad_lead=bad)
+    again = cursor_at(database_url, acme, 150)[1]  # the next batch: it and a new bad lead
+    errors = [
+        {"lead_id": lead, "error_message": "refused", "response_status": 400,
+         "response_body": {}, "fields_sent": {}}
+        for lead in (bad, again)
+    ]  # fmt: skip
+    with db.transaction() as conn:
+        exports.checkpoint(
+            conn, _lease(job_id, lease), exported=98, cursor=cursor_at(database_url, acme, 200),
+            errors=errors,
+        )  # fmt: skip
+    assert state(database_url, job_id)["error_leads"] == 2
+    written = rows(database_url, "SELECT lead_id FROM gestao_scouter_export_errors ORDER BY id")
+    assert written == [{"lead_id": bad}, {"lead_id": again}]
+
+
+def test_an_error_row_holds_its_own_tenants_lead_not_anothers_with_the_same_id(
+    database_url: str, configure: Configure
+) -> None:
+    """Lead ids are per tenant: the snapshot of a refused lead is the exporting tenant's."""
+    configure(GESTAO_SCOUTER_STALE_AFTER_S="60", GESTAO_SCOUTER_FAILURE_BACKOFF_S="0")
+    globex = seed_tenant(database_url, "globex", providers={PROVIDER: {}})
+    seed_leads(database_url, globex.id, 200)  # first: its rows come first in the table
+    acme = seed_tenant(database_url, "acme", providers={PROVIDER: {}})
+    seed_leads(database_url, acme.id, 200)
+    bad = cursor_at(database_url, acme, 50)[1]
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE leads SET name = 'Globex lead' WHERE tenant_id = %s", [globex.id])
+        conn.execute("UPDATE leads SET name = 'Acme lead' WHERE tenant_id = %s", [acme.id])
+    with db.transaction() as conn:
+        job_id = create(conn, acme)
+    with db.transaction() as conn:
+        lease = claim(conn, acme, job_id)
+        assert checkpoint(conn, job_id, lease, cursor_at(database_url, acme, 100), bad_lead=bad)
+    [error] = rows(
+        database_url, "SELECT tenant_id, lead_id, lead_snapshot FROM gestao_scouter_export_errors"
+    )
+    assert (error["tenant_id"], error["lead_id"]) == (acme.id, bad)
+    assert error["lead_snapshot"]["name"] == "Acme lead"
+    assert state(database_url, job_id)["error_leads"] == 1
+
+
+def test_a_batch_that_goes_through_ends_the_failure_streak_a_later_crash_counts_one(
+    database_url: str, acme: TenantFixture
+) -> None:
+    with db.transaction() as conn:
+        job_id = create(conn, acme)
+    with db.transaction() as conn:
+        lease = claim(conn, acme, job_id)
+    with psycopg.connect(database_url) as conn:  # two failed batches before this run
+        conn.execute(
+            "UPDATE gestao_scouter_export_jobs SET consecutive_failures = 2 WHERE id = %s",
+            [job_id],
+        )
+    with db.transaction() as conn:
+        assert checkpoint(conn, job_id, lease, cursor_at(database_url, acme, 100), bad_lead=None)
+    assert state(database_url, job_id)["consecutive_failures"] == 0
+    go_silent(database_url, job_id)  # then its runner dies
+    with db.transaction() as conn:
+        rescue(conn)
+    after = state(database_url, job_id)
+    assert (after["status"], after["consecutive_failures"]) == ("pending", 1)

@@ -124,6 +124,38 @@ def test_progress_never_goes_back_within_an_attempt(
     assert (job["status"], job["progress"]) == ("success", 100)
 
 
+class Overshooting(Rewalking):
+    """Counts more records than the listing said it had (it grew during the walk): a
+    percentage out of 0..100, which the job row's CHECK refuses."""
+
+    def sync(self, ctx: SyncContext) -> SyncResult:
+        self.seen = []
+        for percent in (-3, 60, 120):
+            ctx.progress(percent)
+            with ctx.transaction() as conn:
+                row = conn.execute(
+                    "SELECT progress FROM integration_jobs WHERE id = %s", [ctx.job_id]
+                ).fetchone()
+            assert row is not None
+            self.seen.append(row["progress"])
+        return SyncResult(records=1, pages=1)
+
+
+def test_progress_out_of_0_to_100_is_held_to_the_bounds_and_the_job_succeeds(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, recorder: RecordingDispatcher
+) -> None:
+    provider = Overshooting()
+    monkeypatch.setitem(PROVIDERS, provider.slug, provider)
+    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    job_id = submit(tenant).get_json()["job_id"]
+    drain(recorder)
+    assert provider.seen == [0, 60, 100]
+    [job] = rows(
+        database_url, "SELECT status, progress FROM integration_jobs WHERE id = %s", job_id
+    )
+    assert (job["status"], job["progress"]) == ("success", 100)
+
+
 def test_fails_twice_then_succeeds_with_growing_delays(
     database_url: str, scripted: ScriptedProvider, recorder: RecordingDispatcher
 ) -> None:
