@@ -41,6 +41,10 @@ JobInterrupted
  ├── LeaseLost       the job is someone else's now (rescued, reset, finished): stop, write nothing
  ├── JobCanceled     an admin canceled the running job: end it as canceled
  └── StopRequested   an admin paused or reset it, or it cannot go on without one (`reason`)
+
+Outside both trees, on purpose: `shared.settings.SettingsRefused` (a ValueError) stops a
+process before it serves anything, naming each refused variable; the listener's private
+`_Stalled` restarts its own connection.
 """
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ class Subscription:
             return batch
 
 
-class Stalled(Exception):
+class _Stalled(Exception):
     """The LISTEN connection no longer delivers notifications (its own probe got lost)."""
 
 
@@ -159,7 +159,7 @@ class Listener:
             except psycopg.Error:
                 failures += 1
                 _logger.warning("event listener lost its connection; reconnecting")
-            except Stalled:
+            except _Stalled:
                 failures += 1
                 _logger.warning("event listener's connection went silent; reconnecting")
             except Exception:
@@ -190,7 +190,7 @@ class Listener:
                 probe, sent = self._probe(), time.monotonic()  # its wait starts once sent
                 heard = sent if probe is None else heard  # not sent: try again later
             elif probe is not None and now - sent >= settings.sse_listener_probe_timeout_s:
-                raise Stalled(self.channel)
+                raise _Stalled(self.channel)
 
     def _probe(self) -> str | None:
         """Notify the channel from another connection; the payload to wait for, or None when
@@ -217,7 +217,7 @@ class Listener:
         sender.start()
         sender.join(PROBE_CHECKOUT_S + get_settings().edge.sse_listener_probe_timeout_s)
         if not outcome:
-            raise Stalled(self.channel)
+            raise _Stalled(self.channel)
         if isinstance(outcome[0], Exception):
             raise outcome[0]
         return payload if outcome[0] else None
