@@ -607,3 +607,64 @@ def test_webhook_with_another_jobs_task_id_is_ignored(
     left = job(database_url, starting)
     assert left["status"] == "starting" and left["external_task_id"] is None
     assert job(database_url, running)["status"] == "running"
+
+
+@pytest.mark.parametrize("tamper", ["last-char", "appended", "cut-short"])
+def test_a_webhook_signature_must_match_exactly(
+    database_url: str, configure: Configure, rh: Emulator, tamper: str
+) -> None:
+    """The signature is compared whole: one character changed, added or left off is a
+    forged TASK_END (it would finish, and refund or complete, another's running job)."""
+    by_hand(configure, rh)
+    user = new_user(database_url)
+    job_id = new_job(database_url, user)
+    start(user.token, job_id)
+    url = webhook_url(get_settings(), JobKey(CreditJobTable.IMAGE, job_id))
+    assert url is not None
+    query = dict(p.split("=", 1) for p in url.split("?", 1)[1].split("&"))
+    sig = query["sig"]
+    query["sig"] = {
+        "last-char": sig[:-1] + ("1" if sig[-1] == "0" else "0"),
+        "appended": sig + "0",
+        "cut-short": sig[:-1],
+    }[tamper]
+    path = "/webhook?" + "&".join(f"{k}={v}" for k, v in query.items())
+    task_id = job(database_url, job_id)["external_task_id"]
+    response = post(path, {"event": "TASK_END", "taskId": task_id, "eventData": "{}"})
+    assert response.status_code == 401 and response.json()["error"]["code"] == "unauthorized"
+    assert job(database_url, job_id)["status"] == "running"
+    query["sig"] = sig  # the same call, signed right, is taken
+    path = "/webhook?" + "&".join(f"{k}={v}" for k, v in query.items())
+    assert (
+        post(path, {"event": "TASK_END", "taskId": task_id, "eventData": "{}"}).status_code == 200
+    )
+
+
+def test_cancel_of_a_running_job_while_runninghub_is_unreachable_still_cancels(
+    database_url: str, configure: Configure, rh: Emulator
+) -> None:
+    """Stopping the task is best effort: RunningHub being down must not turn the user's
+    cancel into an error (the job is cancelled and refunded; a late TASK_END finds it
+    final)."""
+    user = new_user(database_url, balance=100)
+    job_id = new_job(database_url, user, cost=40)
+    assert start(user.token, job_id).json()["status"] == "running"
+    configure_runninghub(configure, "http://127.0.0.1:9", RUNNINGHUB_TIMEOUT_S="1")  # down
+    answer = post("/cancel", {"table": IMAGE, "jobId": str(job_id)}, user.token)
+    assert answer.status_code == 200, answer.json()
+    assert answer.json()["status"] == "cancelled" and answer.json()["refunded"]
+    assert balance(database_url, user) == 100
+
+
+def test_check_never_shows_fewer_than_zero_free_slots(
+    database_url: str, configure: Configure, rh: Emulator
+) -> None:
+    """The slot limit lowered while more jobs run than it now allows: none is free (not
+    a negative count), and a new job waits in the queue."""
+    user = new_user(database_url, balance=100)
+    for _ in range(2):
+        assert start(user.token, new_job(database_url, user)).json()["status"] == "running"
+    by_hand(configure, rh, RUNNINGHUB_MAX_SLOTS="1")
+    answer = post("/check", {}, service()).json()
+    assert (answer["limit"], answer["running"], answer["free_slots"]) == (1, 2, 0)
+    assert start(user.token, new_job(database_url, user)).json()["status"] == "queued"

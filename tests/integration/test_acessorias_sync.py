@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from infra.emulators._common import ServerHandle, start_in_thread
-from infra.emulators.acessorias import AcessoriasState, create_app
+from infra.emulators.acessorias import COMPANIES_PER_PAGE, AcessoriasState, create_app
 from shared.dispatch import RecordingDispatcher, get_dispatcher
 from shared.providers.acessorias import parse_date
 from shared.secrets import env_var, secret_name
@@ -471,3 +471,18 @@ def test_the_pacer_counts_every_try_the_server_counts(
     assert sum(stats["faults"].values()) >= 3, stats  # pages really were tried again
     assert "429" not in stats["by_status"], stats["by_status"]
     assert checksum(db_view(database_url)) == checksum(emulator_view(state))
+
+
+def test_a_listing_of_exactly_max_pages_is_read_whole(
+    database_url: str, tenant: TenantFixture, state: AcessoriasState, configure: Any
+) -> None:
+    """The limit is the pages a listing may have: one of exactly that many succeeds, and
+    one page more fails."""
+    pages = -(-len(state.companies(TOKEN)) // COMPANIES_PER_PAGE)
+    configure(ACESSORIAS_MAX_PAGES=str(pages))
+    job = run(tenant, get_dispatcher())
+    assert job["status"] == "success", job["error_message"]
+    assert checksum(db_view(database_url)) == checksum(emulator_view(state))
+    configure(ACESSORIAS_MAX_PAGES=str(pages - 1))
+    job = run(tenant, get_dispatcher())
+    assert job["status"] == "error" and f"longer than {pages - 1} pages" in job["error_message"]

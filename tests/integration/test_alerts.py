@@ -909,3 +909,128 @@ def _claim() -> dict[str, Any]:
     with db.transaction() as conn:
         [claimed] = engine.claim(conn, alerts.TABLE)
     return claimed
+
+
+@pytest.mark.parametrize(
+    ("answer", "retryable"),
+    [("554 5.7.1 Message rejected", False), ("451 4.3.0 Try again later", True)],
+)
+def test_a_message_the_mail_server_refuses_at_data_is_retried_only_for_a_4xx(
+    mailbox: Mailbox, answer: str, retryable: bool
+) -> None:
+    """Every recipient taken, then the message refused at DATA: a 5xx will not change, so
+    the alert ends failed; a 4xx is tried again later."""
+
+    async def refuse(server: Any, session: Any, envelope: Any) -> str:
+        return answer
+
+    mailbox.handle_DATA = refuse  # type: ignore[method-assign]
+    alert = Composed(subject="Falha", text="texto", payload={})
+    with pytest.raises(UpstreamError) as refused:
+        channels.send_email(get_settings(), "a1", ["ops@acme.example"], alert)
+    assert refused.value.retryable is retryable and answer[:3] in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("code", "retryable"),
+    [("Throttling", True), ("ServiceUnavailable", True), ("MessageRejected", False)],
+)
+def test_ses_throttling_is_retried_and_a_rejection_is_not(
+    configure: Configure, monkeypatch: pytest.MonkeyPatch, code: str, retryable: bool
+) -> None:
+    """SES slowing a burst of alerts down (Throttling) is tried again later, not the end of
+    the alert; a message SES rejects will not pass later."""
+    from botocore.exceptions import ClientError
+
+    class Refusing:
+        def send_raw_email(self, **kwargs: Any) -> None:
+            raise ClientError({"Error": {"Code": code, "Message": "no"}}, "SendRawEmail")
+
+    configure(ALERT_EMAIL_TRANSPORT="ses", ALERT_EMAIL_FROM="alertas@syncq.example")
+    monkeypatch.setattr(channels, "_ses_client", lambda region: Refusing())
+    alert = Composed(subject="Falha", text="texto", payload={})
+    with pytest.raises(UpstreamError) as refused:
+        channels.send_email(get_settings(), "a1", ["ops@acme.example"], alert)
+    assert refused.value.retryable is retryable and code in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("status", "retryable"),
+    [
+        (408, True),
+        (409, True),
+        (425, True),
+        (400, False),
+        (404, False),
+        (410, False),
+        (302, False),
+        (304, False),
+    ],
+)
+def test_a_webhook_answer_is_retried_only_when_a_later_try_may_pass(
+    hook: str, status: int, retryable: bool
+) -> None:
+    """A timeout, a conflict or "too early" may pass later; a hook gone (404, 410) or a
+    request it refuses will not, so the alert ends failed instead of retrying for hours.
+    A redirect is not a delivery (the alert never reached the hook)."""
+    Hook.answer = status
+    alert = Composed(subject="Falha", text="texto", payload={"text": "texto"})
+    with pytest.raises(UpstreamError) as failed:
+        channels.send_webhook(get_settings(), "t1", hook, "a1", alert)
+    assert failed.value.retryable is retryable and str(status) in failed.value.message
+    assert len(Hook.received) == 1
+
+
+@pytest.mark.parametrize("private", ["10.1.2.3", "127.0.0.1", "169.254.169.254", "fd00::1"])
+def test_a_host_name_with_any_private_address_is_refused(
+    monkeypatch: pytest.MonkeyPatch, private: str
+) -> None:
+    """A name answering one public address and one private one must not be called: the
+    connection may go to either (it moves on when one does not answer). Public addresses
+    alone are each a target, IPv4 first, under the name they were for."""
+    public = ["2606:2800:220:1::1", "93.184.216.34"]
+
+    def resolve(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        assert host == "hooks.syncq.test"
+        return [
+            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+            for a in answer
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    answer = [*public, private]
+    with pytest.raises(UpstreamError) as refused:
+        channels.pin("https://hooks.syncq.test/a", local=False)
+    assert refused.value.retryable is False and "private network" in refused.value.message
+    answer = public
+    targets = channels.pin("https://hooks.syncq.test/a", local=False)
+    assert [t.url for t in targets] == [
+        "https://93.184.216.34/a",
+        "https://[2606:2800:220:1::1]/a",
+    ]
+    assert {(t.host, t.tls_name) for t in targets} == {("hooks.syncq.test", "hooks.syncq.test")}
+
+
+def test_a_plain_http_webhook_is_refused_outside_a_local_stack(
+    acme: TenantFixture, configure: Configure
+) -> None:
+    """The alert (and its signature) would cross the network in the clear: an http:// URL
+    is refused when saved, and when sent, unless ALERT_WEBHOOK_ALLOW_HTTP (local stacks)."""
+    configure(ALERT_WEBHOOK_SECRET=WEBHOOK_SECRET, ALERT_WEBHOOK_ALLOW_HTTP="false")
+    answer = settings(acme, webhook_url="http://hooks.slack.example/services/x")
+    assert answer.status_code == 422
+    assert answer.get_json()["error"]["details"][0]["message"] == "webhooks must use https://"
+    assert settings(acme, webhook_url="https://hooks.slack.example/services/x").status_code == 200
+    alert = Composed(subject="Falha", text="texto", payload={"text": "texto"})
+    with pytest.raises(UpstreamError) as refused:
+        channels.send_webhook(get_settings(), str(acme.id), "http://127.0.0.1:9/a", "a1", alert)
+    assert refused.value.retryable is False and "https://" in refused.value.message
+
+
+def test_a_recipient_refused_for_now_beside_one_refused_for_good_is_retried() -> None:
+    """One address greylisted (4xx) and another gone (5xx): the alert is tried again, so
+    the greylisted one still gets it (the retry mails only who has not had it)."""
+    mixed = channels.refused_error({"ops@acme.example": 450, "gone@acme.example": 550}, 3)
+    assert mixed.retryable is True and "2 of 3" in mixed.message and "@" not in mixed.message
+    for_good = channels.refused_error({"gone@acme.example": 550, "jo@acme.example": 553}, 3)
+    assert for_good.retryable is False

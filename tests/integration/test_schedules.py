@@ -716,3 +716,67 @@ def test_a_rescue_batch_ending_a_job_does_not_deadlock_with_the_tick(
     [ended] = rows(database_url, "SELECT status FROM integration_jobs WHERE id = %s",
                    ids["bomcontrole"])  # fmt: skip
     assert ended["status"] == "error"
+
+
+def test_a_skipped_or_missed_occurrence_keeps_the_last_job_it_ran(database_url: str) -> None:
+    """The schedule's last job stays the last one it created: an occurrence skipped beside
+    a live job or missed under `skip` creates none, and must not blank it (the list showed
+    no last job, and a waiting `all` schedule lost the job it waits for)."""
+    acme = seed_tenant(database_url, "acme")
+    schedule(database_url, acme, cron="* * * * *", next_run_at="date_trunc('minute', now())",
+             missed="skip")  # fmt: skip
+    assert schedules.tick()["enqueued"] == 1
+    [ran] = jobs(database_url, acme)
+
+    def last() -> dict[str, Any]:
+        [s] = rows(database_url, "SELECT last_job_id, last_outcome FROM integration_schedules")
+        return s
+
+    assert last() == {"last_job_id": ran["id"], "last_outcome": "enqueued"}
+    with psycopg.connect(database_url) as conn:  # due again while its job is still live
+        conn.execute("UPDATE integration_schedules SET next_run_at = date_trunc('minute', now()),"
+                     " due_at = date_trunc('minute', now())")  # fmt: skip
+    assert schedules.tick()["skipped"] == 1
+    assert last() == {"last_job_id": ran["id"], "last_outcome": "skipped"}
+    soon = db_now(database_url) + timedelta(minutes=30)
+    daily = f"{soon.minute} {soon.hour} * * *"  # its last occurrence ~23.5 hours ago: missed
+    yesterday = soon.replace(second=0, microsecond=0) - timedelta(days=1)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE integration_schedules SET cron = %s, next_run_at = %s, due_at = %s",
+                     (daily, yesterday, yesterday))  # fmt: skip
+    assert schedules.tick()["missed"] == 1
+    assert last() == {"last_job_id": ran["id"], "last_outcome": "missed"}
+
+
+def test_a_backlog_longer_than_a_tick_is_taken_oldest_due_first(
+    database_url: str, configure: Configure, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tick whose budget ends after one batch takes the schedules due longest ago: the
+    newest due must not keep the oldest waiting tick after tick."""
+    configure(SCHEDULE_TICK_BATCH="2")
+    tenants = [seed_tenant(database_url, f"t{i}") for i in range(5)]
+    for minutes, tenant in enumerate(tenants, start=1):  # t0 due most recently, t4 longest ago
+        due = f"date_trunc('minute', now()) - interval '{minutes} minutes'"
+        schedule(database_url, tenant, cron="* * * * *", next_run_at=due)
+    clock = iter([0.0, 0.0, 10.0])  # the deadline, one batch, then the budget is spent
+    monkeypatch.setattr(schedules.time, "monotonic", lambda: next(clock, 10.0))
+    assert schedules.tick(budget_s=1)["schedules"] == 2
+    assert [len(jobs(database_url, t)) for t in tenants] == [0, 0, 0, 1, 1]
+
+
+def test_the_list_shows_an_occurrence_due_but_not_yet_taken_as_the_next_run(
+    database_url: str,
+) -> None:
+    """Between its due time and the next sweep, a schedule's next run is the occurrence
+    the sweep is about to take, not the one after it (which the list showed)."""
+    acme = seed_tenant(database_url, "acme")
+    schedule(database_url, acme, cron="0 * * * *", next_run_at="date_trunc('hour', now())")
+    listed = function_client("integration-schedules").get(
+        "/", query_string={"tenant_id": str(acme.id)},
+        headers={"Authorization": f"Bearer {acme.member_token}"},
+    )  # fmt: skip
+    [entry] = listed.get_json()["schedules"]
+    due = datetime.fromisoformat(entry["next_run_at"])
+    assert due <= db_now(database_url) and len(entry["next_runs"]) == 5
+    runs = [datetime.fromisoformat(r) for r in entry["next_runs"]]
+    assert runs == [due + timedelta(hours=h) for h in range(5)]

@@ -207,3 +207,17 @@ def test_skip_after_an_outage_over_a_half_hour_fall_back_runs_no_late_occurrence
     once = plan_for(Missed.ONCE, FIRST_0130 - timedelta(hours=1), cron=HALF_PAST,
                     zone=LORD_HOWE, now=SECOND_0130 + timedelta(minutes=5))  # fmt: skip
     assert once.run == FIRST_0130 and once.missed == 1  # type: ignore[attr-defined]
+
+
+def test_skip_judges_on_time_from_the_due_time_with_the_spread_offset() -> None:
+    """An occurrence due at 13:04 (13:00 plus a 4-minute spread offset) met at 13:08 is 4
+    minutes late, within the 5-minute grace: `skip` runs it, alone or after an outage (it
+    was judged 8 minutes late from 13:00, and skipped: the run never happened)."""
+    at = NOW.replace(hour=13, minute=0)
+    now = at + timedelta(minutes=8)
+    usual = plan_for(Missed.SKIP, at, now=now, offset_s=240)
+    assert (usual.run, usual.missed) == (at, 0)  # type: ignore[attr-defined]
+    after_outage = plan_for(Missed.SKIP, at - timedelta(hours=2), now=now, offset_s=240)
+    assert (after_outage.run, after_outage.missed) == (at, 2)  # type: ignore[attr-defined]
+    late = plan_for(Missed.SKIP, at, now=now + timedelta(minutes=2), offset_s=240)
+    assert (late.run, late.missed) == (None, 1)  # type: ignore[attr-defined]

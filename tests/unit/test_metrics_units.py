@@ -206,3 +206,22 @@ def test_the_queue_metrics_cover_every_registered_kind() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert {kind.name: kind.table for kind in KINDS} == module.TABLES
+
+
+@pytest.mark.parametrize(
+    ("accept", "prometheus", "openmetrics"),
+    [
+        ("text/*", True, False),  # any text: the text format
+        ("text/*;q=0.9, application/json;q=0.5", True, False),
+        ("application/openmetrics-text;q=0.5, text/*", True, False),
+        ("text/plain;q=2, application/json", False, False),  # q above 1 is 1: a tie, JSON
+        ("text/plain;q=1000, application/json;q=0.999", True, False),
+        ("application/openmetrics-text;q=3, text/plain", True, False),  # a tie: 0.0.4 text
+    ],
+)
+def test_a_text_wildcard_asks_for_text_and_q_above_one_counts_as_one(
+    accept: str, prometheus: bool, openmetrics: bool
+) -> None:
+    """RFC 9110 caps q at 1: a client writing q=2 does not outrank a type it listed at 1."""
+    assert wants_prometheus(None, accept) is prometheus
+    assert wants_openmetrics(accept) is openmetrics
