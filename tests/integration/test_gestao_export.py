@@ -294,15 +294,23 @@ def test_two_runners_never_share_a_job(
     assert remote.state.stats()["by_path"]["/rest/v1/leads"] == 10  # no batch sent twice
 
 
-def test_failing_batches_pause_the_job_with_the_reason(
+def paused_by_a_failing_remote(
     database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
-) -> None:
+) -> tuple[str, dict[str, Any]]:
+    """An export of 300 leads in batches of 100 against a remote failing every request:
+    paused after 3 failed batches in a row. Its id and row."""
     setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100", GESTAO_SCOUTER_RETRIES="1",
           GESTAO_SCOUTER_MAX_FAILING_BATCHES="3")  # fmt: skip
     seed_leads(database_url, tenant.id, 300)
     job_id = start(tenant)
     remote.state.knobs.update({"error_rate": 1.0})
-    job = drive(database_url, job_id)
+    return job_id, drive(database_url, job_id)
+
+
+def test_failing_batches_pause_the_job_with_the_reason(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
+) -> None:
+    job_id, job = paused_by_a_failing_remote(database_url, tenant, remote, configure)
     assert job["status"] == "paused" and job["consecutive_failures"] == 3
     assert job["pause_reason"].startswith("3 batches in a row failed; last: Gestão Scouter kept")
     assert job["exported_leads"] == 0 and job["attempts"] == 3
@@ -333,12 +341,7 @@ def test_a_resumed_export_gets_its_full_run_of_failed_batches_again(
 ) -> None:
     """Resume starts the failure count over: a remote still failing after a resume pauses
     the export after the same number of batches in a row, not at the first one."""
-    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100", GESTAO_SCOUTER_RETRIES="1",
-          GESTAO_SCOUTER_MAX_FAILING_BATCHES="3")  # fmt: skip
-    seed_leads(database_url, tenant.id, 300)
-    job_id = start(tenant)
-    remote.state.knobs.update({"error_rate": 1.0})
-    job = drive(database_url, job_id)
+    job_id, job = paused_by_a_failing_remote(database_url, tenant, remote, configure)
     assert (job["status"], job["consecutive_failures"], job["attempts"]) == ("paused", 3, 3)
 
     assert export(tenant, "resume", job_id=job_id).status_code == 200

@@ -90,47 +90,17 @@ def test_submit_then_wake_up_runs_to_success(
     assert [r["status"] for r in logs] == ["pending", "running", "success"]
 
 
-class Rewalking(ScriptedProvider):
-    """Walks its listing twice in one attempt (the listing shifted under the first walk),
-    reporting progress from 0 each time; records what the job row showed."""
+class Reporting(ScriptedProvider):
+    """Reports the progress values it is given, in one attempt, and records what the job
+    row showed after each."""
 
-    seen: list[int]
-
-    def sync(self, ctx: SyncContext) -> SyncResult:
-        self.seen = []
-        for walk_progress in (0, 50, 95, 0, 40, 95):
-            ctx.progress(walk_progress)
-            with ctx.transaction() as conn:
-                row = conn.execute(
-                    "SELECT progress FROM integration_jobs WHERE id = %s", [ctx.job_id]
-                ).fetchone()
-            assert row is not None
-            self.seen.append(row["progress"])
-        return SyncResult(records=1, pages=1)
-
-
-def test_progress_never_goes_back_within_an_attempt(
-    database_url: str, monkeypatch: pytest.MonkeyPatch, recorder: RecordingDispatcher
-) -> None:
-    provider = Rewalking()
-    monkeypatch.setitem(PROVIDERS, provider.slug, provider)
-    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
-    job_id = submit(tenant).get_json()["job_id"]
-    drain(recorder)
-    assert provider.seen == [0, 50, 95, 95, 95, 95]  # the bar held at 95, not back to 0
-    [job] = rows(
-        database_url, "SELECT status, progress FROM integration_jobs WHERE id = %s", job_id
-    )
-    assert (job["status"], job["progress"]) == ("success", 100)
-
-
-class Overshooting(Rewalking):
-    """Counts more records than the listing said it had (it grew during the walk): a
-    percentage out of 0..100, which the job row's CHECK refuses."""
+    def __init__(self, *reported: int) -> None:
+        super().__init__()
+        self.reported = reported
+        self.seen: list[int] = []
 
     def sync(self, ctx: SyncContext) -> SyncResult:
-        self.seen = []
-        for percent in (-3, 60, 120):
+        for percent in self.reported:
             ctx.progress(percent)
             with ctx.transaction() as conn:
                 row = conn.execute(
@@ -141,15 +111,29 @@ class Overshooting(Rewalking):
         return SyncResult(records=1, pages=1)
 
 
-def test_progress_out_of_0_to_100_is_held_to_the_bounds_and_the_job_succeeds(
-    database_url: str, monkeypatch: pytest.MonkeyPatch, recorder: RecordingDispatcher
+@pytest.mark.parametrize(
+    ("reported", "seen"),
+    [
+        # Walks its listing twice (it shifted under the first walk): the bar holds at 95.
+        ((0, 50, 95, 0, 40, 95), [0, 50, 95, 95, 95, 95]),
+        # Counts more records than the listing said (it grew): held to 0..100, which the
+        # job row's CHECK would otherwise refuse.
+        ((-3, 60, 120), [0, 60, 100]),
+    ],
+)
+def test_progress_never_goes_back_and_stays_within_0_to_100(
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    recorder: RecordingDispatcher,
+    reported: tuple[int, ...],
+    seen: list[int],
 ) -> None:
-    provider = Overshooting()
+    provider = Reporting(*reported)
     monkeypatch.setitem(PROVIDERS, provider.slug, provider)
     tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
     job_id = submit(tenant).get_json()["job_id"]
     drain(recorder)
-    assert provider.seen == [0, 60, 100]
+    assert provider.seen == seen
     [job] = rows(
         database_url, "SELECT status, progress FROM integration_jobs WHERE id = %s", job_id
     )
