@@ -1178,6 +1178,37 @@ def test_an_export_paused_by_a_fault_says_why_in_portuguese(page: Any, live: Liv
     live.execute("DELETE FROM gestao_scouter_export_jobs WHERE tenant_id = %s", GLOBEX.id)
 
 
+def test_an_export_retrying_a_failed_batch_is_not_said_to_have_failed(
+    page: Any, live: LiveStack
+) -> None:
+    """A batch the remote kept refusing (5xx past the client's retries) leaves the export
+    pending, due again after its backoff, with the batch's error kept on the row: the Sync
+    Monitor said "A exportação falhou." in red beside "Na fila", though the export goes on by
+    itself; only a failed export failed."""
+    live.execute("DELETE FROM gestao_scouter_export_jobs WHERE tenant_id = %s", GLOBEX.id)
+    live.knobs("gestao-scouter-2", latency_ms=150)  # 100 batches of 50: seconds to follow
+    try:
+        sign_in(page, live, "globex-admin", f"#/t/{GLOBEX.id}/sync-monitor")
+        page.get_by_role("button", name="Iniciar exportação").click()
+        status = page.get_by_test_id("export-status")
+        status.filter(has_text="Exportando").wait_for(timeout=30_000)
+        live.knobs("gestao-scouter-2", error_rate=1.0)  # the start's checks passed: now 5xx
+        error = page.get_by_test_id("export-error")
+        error.wait_for(timeout=60_000)
+    finally:
+        live.reset("gestao-scouter-2")
+    (job,) = live.rows(
+        "SELECT status, error_message FROM gestao_scouter_export_jobs WHERE tenant_id = %s",
+        GLOBEX.id,
+    )
+    assert job["status"] in ("pending", "running") and job["error_message"], job
+    shown = error.inner_text()
+    assert "A exportação falhou" not in shown, shown
+    assert "tentará de novo" in shown, shown
+    live.execute("DELETE FROM alert_outbox WHERE tenant_id = %s", GLOBEX.id)
+    live.execute("DELETE FROM gestao_scouter_export_jobs WHERE tenant_id = %s", GLOBEX.id)
+
+
 def test_an_export_started_while_the_page_opens_is_followed_to_its_end(
     page: Any, live: LiveStack
 ) -> None:

@@ -119,7 +119,8 @@ function ExportPanel({ tenant, onSchema }) {
         ${' · '}lotes: ${fmtNumber(job.batches)}${job.pause_requested ? ' · pausa solicitada' : ''}${job.reset_requested ? ' · reinício solicitado' : ''}</p>
       ${job.pause_reason && html`<${Notice} kind="warn" testid="pause-reason">${fmtPauseReason(job.pause_reason)}
         ${!isAdminPause(job.pause_reason) && html`<${TechDetail} text=${job.pause_reason} />`}</${Notice}>`}
-      ${job.error_message && html`<${Notice} kind="error" testid="export-error">A exportação falhou.
+      ${job.error_message && html`<${Notice} kind=${job.status === 'failed' ? 'error' : 'warn'} testid="export-error">${job.status === 'failed'
+        ? 'A exportação falhou.' : 'Um lote falhou; a exportação tentará de novo sozinha.'}
         <${TechDetail} text=${job.error_message} /></${Notice}>`}
       <div class="row">
         <button type="button" disabled=${!live || job.pause_requested} onClick=${() => run('pause', { job_id: job.id }, 'Pausa solicitada.')}>Pausar</button>
