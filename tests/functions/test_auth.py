@@ -554,3 +554,14 @@ def test_the_service_naming_a_tenant_that_does_not_exist_gets_403_and_changes_no
     assert answer.get_json()["error"]["code"] == "forbidden"
     for table in ("alert_settings", "integration_schedules", "integration_jobs"):
         assert rows(database_url, f"SELECT * FROM {table} WHERE tenant_id = %s", NOWHERE) == []
+
+
+def test_a_401_names_the_scheme_to_authenticate_with(database_url: str) -> None:
+    """RFC 9110: a 401 says how to authenticate (`WWW-Authenticate`), with or without a
+    token, on a GET and a POST alike."""
+    tenant = seed_tenant(database_url, "acme")
+    for name, method in (("list-integration-jobs", "GET"), ("run-integration", "POST")):
+        for token in (None, "not-a-jwt"):
+            response = request(name, method, token, body_for(name, tenant.id))
+            assert response.status_code == 401, (name, token)
+            assert response.headers["WWW-Authenticate"] == 'Bearer realm="syncq"'

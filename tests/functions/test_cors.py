@@ -85,3 +85,17 @@ def test_an_origin_allow_list_still_allows_the_headers(configure: Any) -> None:
     other = "https://evil.example"
     assert not browser_allows(preflight("integration-job-events", "GET", wanted, other), "GET",
                               wanted, other)  # fmt: skip
+
+
+def test_cors_answers_are_cached_per_origin(configure: Any) -> None:
+    """A preflight is cached by the browser for a while (not repeated before every call),
+    and an answer naming one allowed origin varies by Origin, so no cache hands it to a
+    page of another origin."""
+    configure(CORS_ALLOWED_ORIGINS=f'["{ORIGIN}"]')
+    answer = preflight("integration-job-events", "GET", "authorization")
+    assert answer.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert int(answer.headers["Access-Control-Max-Age"]) > 0
+    assert "origin" in answer.headers.get("Vary", "").lower()
+    read = function_client("list-integration-jobs").get("/", headers={"Origin": ORIGIN})
+    assert read.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert "origin" in read.headers.get("Vary", "").lower()

@@ -127,6 +127,21 @@ def test_client_changes_propagate(
     assert got == [{"bloqueado": not client["Bloqueado"]}]
 
 
+def test_a_client_listed_twice_is_stored_once(
+    database_url: str, state: BomControleState, run_job: RunJob, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cliente/Pesquisar has no paging nor order: a client listed twice (the API's fuzzy
+    search repeats one) is one row, and the sync does not fail on it."""
+    listed = state.clients(KEY)
+    twice = [*listed[:10], {**listed[3], "Bloqueado": not listed[3]["Bloqueado"]}, *listed[10:]]
+    monkeypatch.setattr(state, "clients", lambda token: twice)
+    job = run_job()
+    assert job["status"] == "success", job["error_message"]
+    assert job["result"]["clients"] == CLIENTS
+    count = "SELECT count(*) AS n FROM bomcontrole_clients"
+    assert rows(database_url, count) == [{"n": CLIENTS}]
+
+
 def test_faults_still_end_in_success_with_no_duplicates(
     database_url: str, state: BomControleState, run_job: RunJob, configure: Any
 ) -> None:
@@ -180,6 +195,18 @@ def test_a_refused_request_says_what_the_api_named(
     job = run_job()
     assert (job["status"], job["attempts"]) == ("error", 1)
     assert "paginacao.itensPorPagina: Numero máximo permitido é de 50 itens" in job["error_message"]
+
+
+def test_a_page_size_set_above_the_apis_maximum_is_asked_at_the_maximum(
+    database_url: str, state: BomControleState, run_job: RunJob, configure: Any
+) -> None:
+    """The API refuses pages of more than 100 items: a larger BOMCONTROLE_PAGE_SIZE is asked
+    as 100, and the sync still reads every entry (it does not fail on every run)."""
+    configure(BOMCONTROLE_PAGE_SIZE="500")
+    job = run_job()
+    assert job["status"] == "success", job["error_message"]
+    assert (job["result"]["records"], job["result"]["pages"]) == (ENTRIES, 30)
+    assert checksum(db_view(database_url)) == checksum(emulator_view(state))
 
 
 def test_cancel_during_a_long_sync_stops_between_pages(

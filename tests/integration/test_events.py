@@ -66,6 +66,25 @@ def test_stream_shows_own_tenant_changes_only(
     assert all("lease_token" not in e for e in events)
 
 
+def test_a_stream_asked_to_last_longer_than_the_servers_limit_ends_at_the_limit(
+    database_url: str, configure: Configure
+) -> None:
+    """max_seconds may only shorten a stream: SSE_MAX_SECONDS bounds what one stream holds
+    (a connection, a slot under the caps) whatever the client asks for."""
+    configure(SSE_MAX_SECONDS="1", SSE_PING_S="60")
+    a = seed_tenant(database_url, "acme")
+    started = time.monotonic()
+    response = function_client("integration-job-events").get(
+        "/", query_string={"tenant_id": str(a.id), "max_seconds": "20"},
+        headers=bearer(a.member_token), buffered=False,
+    )  # fmt: skip
+    assert response.status_code == 200
+    chunks = list(response.response)  # until the stream ends
+    response.close()
+    assert chunks[0] == b"retry: 3000\n\n"
+    assert time.monotonic() - started < 10
+
+
 def _pump(stream: Iterable[bytes], chunks: queue.Queue[bytes | None]) -> None:
     for chunk in stream:
         chunks.put(chunk)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
+from typing import Any
 
+import flask
 import pytest
+from werkzeug.test import EnvironBuilder
 
-from shared.errors import BadRequest, InvalidJson
-from shared.web import MAX_JSON_DEPTH, check_query, parse_json_body
+from shared.errors import BadRequest, InvalidJson, PayloadTooLarge, UnsupportedMediaType
+from shared.settings import get_settings
+from shared.web import MAX_JSON_DEPTH, check_query, parse_json_body, read_json
 
 
 def nested(depth: int) -> bytes:
@@ -101,3 +106,39 @@ def test_query_parameters_refuse_nul_and_keep_everything_else() -> None:
             check_query(args)
         assert caught.value.status == 400 and caught.value.error_code == "bad_request"
         assert "a" + "\x00" not in caught.value.message
+
+
+@pytest.mark.parametrize("over", [1, 1000])
+def test_a_body_sent_without_a_length_is_refused_as_too_large_past_the_limit(over: int) -> None:
+    """A chunked body carries no Content-Length: past the limit it is a 413 naming the
+    limit, whether it ends one byte or many beyond it (not a 400 for the cut-off JSON)."""
+    limit = get_settings().edge.max_body_bytes
+    body = json.dumps({"x": "a" * (limit - 9 + over)}).encode()
+    assert len(body) == limit + over
+    environ = _environ("application/json", body)
+    environ.pop("CONTENT_LENGTH", None)
+    environ["wsgi.input_terminated"] = True  # as a server hands over a chunked body
+    request = flask.Request(environ)
+    assert request.content_length is None
+    with pytest.raises(PayloadTooLarge) as refused:
+        read_json(request)
+    assert (refused.value.status, refused.value.details) == (413, {"limit_bytes": limit})
+
+
+def _environ(content_type: str, body: bytes) -> dict[str, Any]:
+    return EnvironBuilder(
+        "/", method="POST", input_stream=io.BytesIO(body), content_type=content_type
+    ).get_environ()
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "application/json; charset=utf-8", "application/merge-patch+json",
+     "application/vnd.syncq.v1+json"],
+)  # fmt: skip
+def test_json_media_types_are_read_and_others_are_415(content_type: str) -> None:
+    """Any JSON media type (RFC 6839 `+json` suffixes too) is read as JSON; text is not."""
+    assert read_json(flask.Request(_environ(content_type, b'{"a": 1}'))) == {"a": 1}
+    with pytest.raises(UnsupportedMediaType) as refused:
+        read_json(flask.Request(_environ("text/plain", b'{"a": 1}')))
+    assert refused.value.status == 415

@@ -96,3 +96,23 @@ def test_mask_secrets_masks_only_the_secrets_and_keeps_urls_usable() -> None:
         "fileUrl": "https://cdn.example/1987654321098765432/o.png?apiKey=[redacted]",
         "[redacted]": ["https://cdn.example/1987654321098765432/o.png?apiKey=[redacted]", 7],
     }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("said: Authorization: Bearer abc123def", "said: Authorization: Bearer [redacted]"),
+        ("request with ApiKey=k3y.abcd12 refused", "request with ApiKey [redacted] refused"),
+        ("header apikey: 0123456789abcdef", "header apikey [redacted]"),
+        ("key sb_secret_AbC-123 and sb_publishable_XyZ_9", "key [redacted] and [redacted]"),
+        ("token eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0. refused", "token [redacted] refused"),
+        ("token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln refused", "token [redacted] refused"),
+        ("mail ana.maria+x@mail.example.com bounced", "mail [redacted] bounced"),
+        ("call +55 (11) 98765-4321 or 9876-5432 now", "call [redacted] or [redacted] now"),
+    ],
+)  # fmt: skip
+def test_tokens_keys_and_contacts_in_free_text_are_redacted(text: str, expected: str) -> None:
+    """Credentials (a bearer token, a BomControle ApiKey, Supabase keys, a JWT signed or not)
+    and contacts (an e-mail, a phone, a short local number) quoted by a remote or an
+    exception never reach a log line, a stored error or an answer."""
+    assert scrub_text(text) == expected

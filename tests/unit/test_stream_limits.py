@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.errors import TooManyRequests
+from shared.auth import Principal
+from shared.errors import DatabaseUnavailable, TooManyRequests
+from shared.queue import events
 from shared.queue.caps import StreamCaps
 from shared.queue.events import EARLIEST, RESUME_MARGIN, last_event_time
 from shared.queue.listener import Subscription, Taken
@@ -59,6 +61,24 @@ def test_a_slot_is_given_back_once() -> None:
     with pytest.raises(TooManyRequests):
         caps.acquire("u", TENANT, per_user=1, per_tenant=1)
     second.release()
+    assert caps.open_streams() == 0
+
+
+def test_a_stream_that_cannot_subscribe_gives_its_slot_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stream refused with a 503 (the database is away) holds no slot: once the database
+    is back, the same user is not refused with a 429 by streams that never opened."""
+    caps, user = StreamCaps(), Principal(kind="user", user_id=uuid.uuid4())
+    monkeypatch.setattr(events, "STREAM_CAPS", caps)
+
+    def away(_: str) -> None:
+        raise DatabaseUnavailable()
+
+    monkeypatch.setattr(events, "get_listener", away)
+    for _ in range(8):  # more than the per-user cap
+        with pytest.raises(DatabaseUnavailable):
+            events.JobStream.open(user, TENANT)
     assert caps.open_streams() == 0
 
 
