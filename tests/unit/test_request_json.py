@@ -142,3 +142,12 @@ def test_json_media_types_are_read_and_others_are_415(content_type: str) -> None
     with pytest.raises(UnsupportedMediaType) as refused:
         read_json(flask.Request(_environ("text/plain", b'{"a": 1}')))
     assert refused.value.status == 415
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", ""])
+def test_no_body_is_an_empty_object_and_a_blank_one_is_not_json(content_type: str) -> None:
+    """A POST with no body at all (a button that sends nothing) reads as `{}`, whatever its
+    Content-Type; one of blanks is not JSON (400)."""
+    assert read_json(flask.Request(_environ(content_type, b""))) == {}
+    with pytest.raises(InvalidJson):
+        read_json(flask.Request(_environ("application/json", b"  \n")))
