@@ -130,8 +130,9 @@ def start(args: argparse.Namespace) -> int:
         _print(job)
         return 0
     final = follow(tid, UUID(job["id"]), inline=args.inline)
-    _print({k: final[k] for k in ("id", "status", "total_leads", "exported_leads",
-                                  "error_leads", "pause_reason", "error_message")})  # fmt: skip
+    shown = ("id", "status", "total_leads", "exported_leads", "error_leads", "pause_reason",
+             "pause_code", "error_message")  # fmt: skip
+    _print({k: final[k] for k in shown})
     return 0 if final["status"] == "completed" else 1
 
 

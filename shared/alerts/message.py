@@ -62,6 +62,7 @@ def compose(row: dict[str, Any], tenant_name: str) -> Composed:
             "failures": failures,
             "schedule_paused": bool(row["schedule_paused"]),
             "detail": detail or None,
+            "pause_code": row.get("pause_code"),  # export_paused: why, as a stable code
             "created_at": row["created_at"].isoformat(),
         },
     }

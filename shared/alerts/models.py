@@ -110,6 +110,10 @@ class Alert(Answer):
     job_id: UUID | None
     failures: int
     detail: str | None
+    pause_code: str | None = Field(
+        description="For `export_paused`: why, as the export's `pause_code` (admin, schema,"
+        " key, refused, failing, stalled); null for every other event."
+    )
     schedule_paused: bool
     status: AlertStatus
     attempts: int

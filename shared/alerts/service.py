@@ -109,6 +109,7 @@ def _alert(row: Row) -> dict[str, Any]:
         "job_id": str(row["job_id"]) if row["job_id"] else None,
         "failures": row["failures"],
         "detail": row["detail"],
+        "pause_code": row["pause_code"],
         "schedule_paused": row["schedule_paused"],
         "status": row["status"],
         "attempts": row["attempts"],

@@ -17,7 +17,7 @@ from shared.db import Conn, Row
 from shared.errors import Conflict, LeaseLost, NotFound
 from shared.gestao.batches import date_bounds
 from shared.gestao.mapping import load_mapping
-from shared.gestao.models import ExportStatus
+from shared.gestao.models import ADMIN_PAUSE, ExportStatus, Pause, PauseCode
 from shared.jobs.lease import Lease
 from shared.jobs.policy import Verdict, decide
 from shared.jobs.table import JobTable
@@ -25,7 +25,6 @@ from shared.settings import get_settings
 from shared.sqlfiles import query
 
 TABLE = JobTable("gestao_scouter_export_jobs", "gestao")
-PAUSED_BY_ADMIN = "paused by an admin"
 
 
 def _q(name: str) -> Any:
@@ -143,7 +142,7 @@ def release(
     *,
     delay_s: float = 0.0,
     failures: int | None = None,
-    reason: str | None = None,
+    pause: Pause | None = None,
     error: str | None = None,
     batch_size: int | None = None,
 ) -> Row:
@@ -164,14 +163,20 @@ def release(
             paused = conn.execute(_q("request_pause"), params).fetchone()
             row = {**row, **paused} if paused is not None else row
         return row
-    admin_pause = status is ExportStatus.PAUSED and reason == PAUSED_BY_ADMIN
+    if status is not ExportStatus.PAUSED:
+        pause = None
+    admin_pause = pause is not None and pause.code is PauseCode.ADMIN
     if held["pause_requested"] and status is ExportStatus.PENDING:
-        status, reason = ExportStatus.PAUSED, PAUSED_BY_ADMIN
+        status, pause = ExportStatus.PAUSED, ADMIN_PAUSE
     elif admin_pause and not held["pause_requested"]:
-        status, reason = ExportStatus.PENDING, None  # the pause was taken back (a resume)
+        status, pause = ExportStatus.PENDING, None  # the pause was taken back (a resume)
     # A pause the export decided itself (a fault a person must fix) raises an alert.
-    alert = status is ExportStatus.PAUSED and reason != PAUSED_BY_ADMIN
-    extra: dict[str, Any] = {"reason": reason, "alert": alert}
+    alert = pause is not None and pause.code is not PauseCode.ADMIN
+    extra: dict[str, Any] = {
+        "reason": pause.reason if pause else None,
+        "pause_code": str(pause.code) if pause else None,
+        "alert": alert,
+    }
     if failures is not None:
         extra["failures"] = failures
     if batch_size is not None:
@@ -191,14 +196,14 @@ def after_failure(
     lease: Lease,
     failures: int,
     error: str,
-    give_up: str,
+    give_up: Pause,
     *,
     batch_size: int | None = None,
     retry_after_s: float | None = None,
 ) -> Row:
     """A failed batch (or a runner that died): `failures` in a row so far. Back off (no
-    sooner than the remote asked) and go on, or pause with `give_up` as the reason once the
-    policy gives up on it."""
+    sooner than the remote asked) and go on, or pause for `give_up` once the policy gives
+    up on it."""
     settings = get_settings()
     decision = decide(
         attempts=failures,
@@ -214,7 +219,7 @@ def after_failure(
             error=error, batch_size=batch_size,
         )  # fmt: skip
     paused = ExportStatus.PAUSED
-    return release(conn, lease, paused, failures=failures, reason=give_up, batch_size=batch_size)
+    return release(conn, lease, paused, failures=failures, pause=give_up, batch_size=batch_size)
 
 
 def _transition(conn: Conn, name: str, params: dict[str, Any], what: str) -> Row:

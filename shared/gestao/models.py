@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -58,6 +59,29 @@ class ExportStatus(StrEnum):
     PAUSED = "paused"
     COMPLETED = "completed"
     FAILED = "failed"
+
+
+class PauseCode(StrEnum):
+    """Why an export paused, for a client to say in its own words (`pause_reason` says it
+    in English, for whoever fixes it). Mirrors the CHECK constraint on pause_code."""
+
+    ADMIN = "admin"  # an admin paused it
+    SCHEMA = "schema"  # the remote's schema does not fit the field mapping
+    KEY = "key"  # the remote refused the key
+    REFUSED = "refused"  # the remote refused a batch for a rule of its own
+    FAILING = "failing"  # GESTAO_SCOUTER_MAX_FAILING_BATCHES batches in a row failed
+    STALLED = "stalled"  # its runner stopped without a word that many times in a row
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Why an export pauses: a code for clients, a sentence for people."""
+
+    code: PauseCode
+    reason: str
+
+
+ADMIN_PAUSE = Pause(PauseCode.ADMIN, "paused by an admin")
 
 
 class ExportAction(StrEnum):
@@ -230,6 +254,9 @@ class ExportJob(BaseModel):
     pause_requested: bool
     reset_requested: bool = False
     pause_reason: str | None
+    pause_code: PauseCode | None = Field(
+        description="Why it paused, as a stable code (`pause_reason` says it in English)."
+    )
     error_message: str | None
     attempts: int
     created_by: UUID | None

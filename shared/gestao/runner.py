@@ -40,7 +40,7 @@ from shared.gestao.batches import (
     synced_since,
     synced_statement,
 )
-from shared.gestao.models import ExportJob, ExportStatus
+from shared.gestao.models import ADMIN_PAUSE, ExportJob, ExportStatus, Pause, PauseCode
 from shared.gestao.remote import RemoteAnswer, RemoteClient, Reply, target_for
 from shared.gestao.schema import drop_cache
 from shared.jobs import store as engine
@@ -71,7 +71,7 @@ class Ending:
     """How a run ends: the state to hand the job back in."""
 
     status: ExportStatus
-    reason: str | None = None
+    pause: Pause | None = None  # why it pauses (status paused)
     failure: str | None = None  # a transient batch failure (back off, maybe pause)
     timed_out: bool = False  # the failure was a timeout: the next run sends smaller batches
     schema_stale: bool = False  # the remote said our cached view of its schema is wrong
@@ -81,13 +81,21 @@ class Ending:
     retry_after_s: float | None = None  # the wait the remote asked for (Retry-After)
 
 
-class RemoteRefused(StopRequested):
+class ExportStop(StopRequested):
+    """The export must stop and wait for a person: `pause` says why."""
+
+    def __init__(self, pause: Pause, *, schema_stale: bool = False) -> None:
+        super().__init__(pause.reason, schema_stale=schema_stale)
+        self.pause = pause
+
+
+class RemoteRefused(ExportStop):
     """The remote refused the statement itself (the key, its schema, a rule): the export
     pauses until a person acts. `code` and `said` are for the log: the remote's status and
     error code, not its message, which may quote a lead's values."""
 
-    def __init__(self, reason: str, answer: RemoteAnswer) -> None:
-        super().__init__(reason, schema_stale=answer.reply is Reply.SCHEMA)
+    def __init__(self, pause: Pause, answer: RemoteAnswer) -> None:
+        super().__init__(pause, schema_stale=answer.reply is Reply.SCHEMA)
         self.code = _REFUSAL_CODES.get(answer.reply, "remote_refused")
         self.said = f"HTTP {answer.status}" + (f", {answer.code}" if answer.code else "")
 
@@ -131,8 +139,8 @@ class BatchRunner:
             try:
                 with db.transaction() as conn:
                     self._beat_in(conn)
-            except StopRequested as stop:
-                return self._end(Ending(ExportStatus.PAUSED, reason=stop.reason))
+            except ExportStop as stop:
+                return self._end(Ending(ExportStatus.PAUSED, pause=stop.pause))
             posts = max(1, self.settings.gestao.in_flight)
             with log.LabelledPool(posts) as pool, log.LabelledPool(1) as reader:
                 ending = self._pipeline(pool, reader, deadline)
@@ -179,14 +187,14 @@ class BatchRunner:
                     code=exc.error_code,
                     retry_after_s=exc.retry_after_s,
                 )
-            except StopRequested as stop:
-                ending = Ending(ExportStatus.PAUSED, stop.reason, schema_stale=stop.schema_stale)
+            except ExportStop as stop:
+                ending = Ending(ExportStatus.PAUSED, stop.pause, schema_stale=stop.schema_stale)
                 if isinstance(stop, RemoteRefused):
                     ending.code, ending.said = stop.code, stop.said
                 return ending
-            stop_reason = self._checkpoint(batch, outcome)
-            if stop_reason is not None and ending is None:
-                ending = Ending(ExportStatus.PAUSED, reason=stop_reason)  # the rest drains
+            asked = self._checkpoint(batch, outcome)
+            if asked is not None and ending is None:
+                ending = Ending(ExportStatus.PAUSED, pause=asked)  # the rest drains
 
     def _read(self, cursor: tuple[Any, int]) -> Batch:
         """The page after `cursor` (read-only: the checkpoints keep the lease)."""
@@ -195,9 +203,9 @@ class BatchRunner:
             return next_batch(conn, self.statement, self.params, cursor)
 
     def _beat_in(self, conn: db.Conn) -> None:
-        reason = _asked(self.lease.heartbeat(conn))
-        if reason is not None:
-            raise StopRequested(reason)
+        asked = _asked(self.lease.heartbeat(conn))
+        if asked is not None:
+            raise ExportStop(asked)
         self.last_beat = time.monotonic()
 
     def _beat_if_due(self) -> None:
@@ -276,7 +284,7 @@ class BatchRunner:
     def _refused(self, answer: RemoteAnswer, rows: list[dict[str, Any]]) -> BatchResult:
         """Refused rows: one is a bad row; several are split in halves and tried again."""
         if answer.reply is not Reply.DATA:
-            raise RemoteRefused(self._stop_reason(answer), answer)
+            raise RemoteRefused(self._stop_pause(answer), answer)
         if len(rows) == 1 and answer.timed_out:  # not this lead: the remote is slow for all
             said = answer.safe_message(self.client.secrets)
             raise RemoteUnavailable(
@@ -312,19 +320,23 @@ class BatchRunner:
             "fields_sent": doc,
         }
 
-    def _stop_reason(self, answer: RemoteAnswer) -> str:
+    def _stop_pause(self, answer: RemoteAnswer) -> Pause:
         message = answer.safe_message(self.client.secrets)
         if answer.reply is Reply.SCHEMA:
-            return (
+            return Pause(
+                PauseCode.SCHEMA,
                 f"{NAME} schema does not fit ({message}). Validate the schema, apply the "
-                "suggested SQL, reload the schema cache, then resume."
+                "suggested SQL, reload the schema cache, then resume.",
             )
         if answer.reply is Reply.AUTH:
-            return f"{NAME} refused the key (HTTP {answer.status}: {message}). Fix it, then resume."
-        return f"{NAME} refused the batch (HTTP {answer.status}: {message})."
+            said = f"HTTP {answer.status}: {message}"
+            return Pause(PauseCode.KEY, f"{NAME} refused the key ({said}). Fix it, then resume.")
+        return Pause(
+            PauseCode.REFUSED, f"{NAME} refused the batch (HTTP {answer.status}: {message})."
+        )
 
     # -- state changes ---------------------------------------------------------------------
-    def _checkpoint(self, batch: Batch, outcome: BatchResult) -> str | None:
+    def _checkpoint(self, batch: Batch, outcome: BatchResult) -> Pause | None:
         """Account for the batch; why to stop, when an admin asked for it meanwhile."""
         assert batch.last is not None
         with db.transaction() as conn:
@@ -350,7 +362,7 @@ class BatchRunner:
         if ending.schema_stale:  # validation must not trust its cached copy any more
             with db.transaction() as conn:
                 drop_cache(conn, self.row["tenant_id"])
-        row = self._release(ending.status, reason=ending.reason)
+        row = self._release(ending.status, pause=ending.pause)
         if ending.code is not None:  # it stopped itself: a person must act, as on a failure
             reason = f"{NAME} refused the export ({ending.said})"
             fields = log.fields(status=str(ending.status), code=ending.code, reason=reason)
@@ -377,7 +389,7 @@ class BatchRunner:
         self, message: str, code: str, *, retry_after_s: float | None = None
     ) -> dict[str, Any]:
         failures = self.failures + 1
-        give_up = f"{failures} batches in a row failed; last: {message}"
+        give_up = Pause(PauseCode.FAILING, f"{failures} batches in a row failed; last: {message}")
         with db.transaction() as conn:
             row = exports.after_failure(
                 conn, self.lease, failures, message, give_up,
@@ -406,13 +418,13 @@ _REFUSAL_CODES = {
 }
 
 
-def _asked(row: Row) -> str | None:
+def _asked(row: Row) -> Pause | None:
     """Why an admin wants the run to stop (a reset is carried out when the job is
-    released), or None."""
+    released, whatever the pause says), or None."""
     if row["reset_requested"]:
-        return "reset by an admin"
+        return Pause(PauseCode.ADMIN, "reset by an admin")
     if row["pause_requested"]:
-        return exports.PAUSED_BY_ADMIN
+        return ADMIN_PAUSE
     return None
 
 
@@ -496,9 +508,10 @@ class GestaoExport:
         """A silent runner counts as a failed batch (its batch is redone: upserts are
         idempotent), so a batch that kills its runner every time ends paused."""
         failures = row["consecutive_failures"] + 1
-        give_up = (
+        give_up = Pause(
+            PauseCode.STALLED,
             f"The runner stopped without a word {failures} times in a row (crash, timeout "
-            "or out of memory). Resume to try again."
+            "or out of memory). Resume to try again.",
         )
         error = "The runner stopped responding; retrying."
         return [exports.after_failure(conn, Lease(exports.TABLE, row), failures, error, give_up)]

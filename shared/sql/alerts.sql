@@ -31,8 +31,8 @@ SET emails = EXCLUDED.emails, webhook_url = EXCLUDED.webhook_url, events = EXCLU
 RETURNING *
 
 -- name: recent
-SELECT id, provider_slug, event, job_id, failures, detail, schedule_paused, status, attempts,
-       delivered, error_message, created_at, finished_at
+SELECT id, provider_slug, event, job_id, failures, detail, pause_code, schedule_paused, status,
+       attempts, delivered, error_message, created_at, finished_at
 FROM alert_outbox WHERE tenant_id = %(tenant_id)s
 ORDER BY created_at DESC, id DESC LIMIT %(limit)s
 

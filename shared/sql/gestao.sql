@@ -112,10 +112,11 @@ j.*, i.extra AS release_extra
 
 -- name: release_set
 -- A release answers any pause request; extra: failures (consecutive failed batches, kept
--- when absent), reason (why it paused) and batch_size (as the run adapted it, for the next
--- run). A completed job has exported up to its end.
+-- when absent), reason and pause_code (why it paused) and batch_size (as the run adapted
+-- it, for the next run). A completed job has exported up to its end.
 , consecutive_failures = COALESCE((i.extra ->> 'failures')::integer, j.consecutive_failures),
   pause_requested = false, pause_reason = i.extra ->> 'reason',
+  pause_code = i.extra ->> 'pause_code',
   batch_size = COALESCE((i.extra ->> 'batch_size')::integer, j.batch_size),
   last_completed_date = CASE WHEN i.status = 'completed'
                              THEN COALESCE(j.end_date, j.processing_date, j.last_completed_date)
@@ -125,10 +126,11 @@ j.*, i.extra AS release_extra
 -- An export that paused itself (a fault a person must fix) or failed raises an alert in the
 -- same statement; one an admin paused does not.
 , alerted AS (
-  INSERT INTO alert_outbox (tenant_id, provider_slug, event, job_id, failures, detail)
+  INSERT INTO alert_outbox (tenant_id, provider_slug, event, job_id, failures, detail,
+                            pause_code)
   SELECT tenant_id, 'gestao_scouter',
          CASE status WHEN 'failed' THEN 'export_failed' ELSE 'export_paused' END,
-         id, consecutive_failures, COALESCE(pause_reason, error_message)
+         id, consecutive_failures, COALESCE(pause_reason, error_message), pause_code
   FROM done
   WHERE status = 'failed' OR (status = 'paused' AND (release_extra ->> 'alert')::boolean)
 )
@@ -168,7 +170,7 @@ WHERE id = %(id)s AND lease_token = %(lease)s
 UPDATE gestao_scouter_export_jobs
 SET status = CASE WHEN status = 'pending' THEN 'paused' ELSE status END,
     pause_requested = (status = 'running'),
-    pause_reason = 'paused by an admin', updated_at = now()
+    pause_reason = 'paused by an admin', pause_code = 'admin', updated_at = now()
 WHERE id = %(id)s AND tenant_id = %(tenant_id)s AND status IN ('pending', 'running')
 RETURNING *
 
@@ -176,7 +178,7 @@ RETURNING *
 UPDATE gestao_scouter_export_jobs
 SET status = CASE WHEN status IN ('paused', 'failed') THEN 'pending' ELSE status END,
     lease_token = CASE WHEN status IN ('paused', 'failed') THEN NULL ELSE lease_token END,
-    pause_requested = false, pause_reason = NULL, error_message = NULL,
+    pause_requested = false, pause_reason = NULL, pause_code = NULL, error_message = NULL,
     consecutive_failures = 0, run_after = now(), finished_at = NULL, updated_at = now()
 WHERE id = %(id)s AND tenant_id = %(tenant_id)s
   AND status IN ('pending', 'running', 'paused', 'failed')
@@ -192,8 +194,8 @@ SET status = 'pending', total_leads = %(total)s, exported_leads = 0, error_leads
     batch_size = COALESCE(%(batch_size)s::integer, batch_size),
     processing_date = NULL, last_completed_date = NULL, cursor_criado = NULL, cursor_id = NULL,
     batches = 0, consecutive_failures = 0, pause_requested = false, pause_reason = NULL,
-    reset_requested = false, error_message = NULL, lease_token = NULL, run_after = now(),
-    started_at = NULL, finished_at = NULL, updated_at = now()
+    pause_code = NULL, reset_requested = false, error_message = NULL, lease_token = NULL,
+    run_after = now(), started_at = NULL, finished_at = NULL, updated_at = now()
 WHERE id = %(id)s AND tenant_id = %(tenant_id)s
   AND CASE WHEN %(lease)s::uuid IS NULL THEN status <> 'running'
            ELSE status = 'running' AND lease_token = %(lease)s::uuid END

@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 from infra.local import demo
+from shared.gestao.models import PauseCode
 from tests.browser.conftest import ACME, GLOBEX, LiveStack, sign_in
 from tests.e2e.conftest import wait_until
 
@@ -645,6 +646,28 @@ def test_the_newest_copy_wins_in_the_page(
     assert kept == {rule: want for rule, (_, _, want) in rules.items()}
 
 
+def test_every_pause_code_the_server_writes_is_said_in_its_own_words(
+    page: Any, live: LiveStack
+) -> None:
+    """The page says an export's pause by its `pause_code` (run in the page's own module):
+    each code the server writes has a sentence of its own (none falls back to the generic
+    "a fault"), the counted ones say the count, and a code the page does not know (a newer
+    server) still reads as a pause to look into."""
+    page.goto(live.dashboard)
+    said = page.evaluate(
+        """async (codes) => {
+          const { fmtPause, isAdminPause } = await import('./js/format.js');
+          return { known: codes.map((c) => fmtPause(c, 4)), unknown: fmtPause('newer', 4),
+                   admin: codes.filter(isAdminPause) };
+        }""",
+        [str(code) for code in PauseCode],
+    )
+    known = dict(zip([str(code) for code in PauseCode], said["known"], strict=True))
+    assert len(set(known.values())) == len(known) and said["unknown"] not in known.values()
+    assert said["unknown"].startswith("Pausado") and said["admin"] == ["admin"]
+    assert "4 lotes seguidos" in known["failing"] and "4 vezes seguidas" in known["stalled"]
+
+
 def test_a_job_waiting_too_long_says_the_queue_waits(page: Any, live: LiveStack) -> None:
     wait_idle(live, GLOBEX, "bomcontrole")
     [job] = live.rows(  # due ten minutes ago and never claimed (no wake-up reached a worker)
@@ -1159,10 +1182,11 @@ def test_an_export_paused_by_a_fault_says_why_in_portuguese(page: Any, live: Liv
         with psycopg.connect(remote, autocommit=True) as conn:
             conn.execute("ALTER TABLE leads RENAME COLUMN scouter_gone TO scouter")
     (job,) = live.rows(
-        "SELECT pause_reason FROM gestao_scouter_export_jobs WHERE tenant_id = %s", GLOBEX.id
+        "SELECT pause_reason, pause_code FROM gestao_scouter_export_jobs WHERE tenant_id = %s",
+        GLOBEX.id,
     )
     english = job["pause_reason"]
-    assert "schema does not fit" in english
+    assert "schema does not fit" in english and job["pause_code"] == "schema"
     shown = reason.inner_text()
     assert english not in shown and "Validate" not in shown, shown
     assert "o schema do Gestão Scouter não corresponde ao mapeamento" in shown

@@ -210,6 +210,7 @@ def test_pause_resume_and_reset(
     monkeypatch.setattr(runner.BatchRunner, "_post", real_post)
     job = job_row(database_url, job_id)
     assert job["status"] == "paused" and job["pause_reason"] == "paused by an admin"
+    assert job["pause_code"] == "admin"
     assert rows(database_url, "SELECT * FROM alert_outbox") == []  # an admin's pause: no alert
     done_at_pause = job["exported_leads"]
     assert 600 <= done_at_pause < 3_000
@@ -313,20 +314,35 @@ def test_failing_batches_pause_the_job_with_the_reason(
     job_id, job = paused_by_a_failing_remote(database_url, tenant, remote, configure)
     assert job["status"] == "paused" and job["consecutive_failures"] == 3
     assert job["pause_reason"].startswith("3 batches in a row failed; last: Gestão Scouter kept")
+    assert job["pause_code"] == "failing"
     assert job["exported_leads"] == 0 and job["attempts"] == 3
     # The export paused itself: one alert, written with the pause, saying why.
     [alert] = rows(database_url, "SELECT * FROM alert_outbox")
     assert (alert["event"], str(alert["job_id"])) == ("export_paused", str(job_id))
     assert alert["detail"].startswith("3 batches in a row failed")
+    assert alert["pause_code"] == "failing"  # said by code: a client need not parse the text
+    shown = export(tenant, "status", job_id=job_id).get_json()
+    assert (shown["pause_code"], shown["consecutive_failures"]) == ("failing", 3)
+    listed = function_client("integration-alerts").get(
+        "/", query_string={"tenant_id": str(tenant.id)}, headers=bearer(tenant.admin_token)
+    )
+    assert [(a["event"], a["pause_code"]) for a in listed.get_json()["recent"]] == [
+        ("export_paused", "failing")
+    ]
 
     remote.state.knobs.update({"error_rate": 0.0})
     configure(**secrets_env(remote.state.anon_key), GESTAO_SCOUTER_BATCH_SIZE="100")
     export(tenant, "resume", job_id=job_id)
     job = drive(database_url, job_id)
     assert job["status"] == "paused" and "refused the key (HTTP 401" in job["pause_reason"]
-    assert remote.state.anon_key not in job["pause_reason"]
-    events = rows(database_url, "SELECT event, detail FROM alert_outbox ORDER BY created_at")
-    assert [e["event"] for e in events] == ["export_paused", "export_paused"]
+    assert remote.state.anon_key not in job["pause_reason"] and job["pause_code"] == "key"
+    events = rows(
+        database_url, "SELECT event, detail, pause_code FROM alert_outbox ORDER BY created_at"
+    )
+    assert [(e["event"], e["pause_code"]) for e in events] == [
+        ("export_paused", "failing"),
+        ("export_paused", "key"),
+    ]
     assert remote.state.anon_key not in events[1]["detail"]
 
     configure(**secrets_env(remote.state.service_key), GESTAO_SCOUTER_BATCH_SIZE="100")
@@ -334,6 +350,7 @@ def test_failing_batches_pause_the_job_with_the_reason(
     job = drive(database_url, job_id)
     assert job["status"] == "completed" and job["exported_leads"] == 300
     assert job["consecutive_failures"] == 0 and job["pause_reason"] is None
+    assert job["pause_code"] is None
 
 
 def test_a_resumed_export_gets_its_full_run_of_failed_batches_again(
@@ -524,7 +541,7 @@ def test_a_4xx_refusing_the_statement_pauses_the_export_instead_of_failing_every
     seed_leads(database_url, own_tenant.id, 300)
     job = drive(database_url, start(own_tenant))
     assert (job["status"], job["error_leads"]) == ("paused", 0), job["pause_reason"]
-    assert "0A000" in job["pause_reason"]
+    assert "0A000" in job["pause_reason"] and job["pause_code"] == "refused"
     assert rows(database_url, "SELECT count(*) AS n FROM gestao_scouter_export_errors") == [
         {"n": 0}
     ]

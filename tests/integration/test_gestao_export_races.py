@@ -199,6 +199,7 @@ def test_a_pause_asked_after_a_reset_of_a_running_export_is_kept(
     deliver_all()  # whatever the release woke must not run a paused job
     job = job_row(database_url, job_id)
     assert (job["status"], job["pause_reason"]) == ("paused", "paused by an admin")
+    assert job["pause_code"] == "admin"
     assert (job["exported_leads"], job["batches"], job["cursor_id"]) == (0, 0, None)
 
 
@@ -219,6 +220,7 @@ def test_a_runner_that_dies_on_every_batch_ends_paused_not_restarted_forever(
     job = drive(database_url, job_id, swallow=Killed, stale_wait_s=0.35, rounds=50)
     assert job["status"] == "paused", job
     assert "stopped without a word 3 times in a row" in job["pause_reason"]
+    assert job["pause_code"] == "stalled"
     assert (job["attempts"], job["consecutive_failures"], job["exported_leads"]) == (3, 3, 0)
     assert rows(database_url, "SELECT lease_token FROM gestao_scouter_export_jobs") == [
         {"lease_token": None}

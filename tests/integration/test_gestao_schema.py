@@ -74,6 +74,7 @@ def test_schema_drift_is_reported_then_fixed_by_sql_and_reload(
     job = drive(database_url, job_id)
     assert job["status"] == "paused" and "PGRST204" in job["pause_reason"]
     assert "telephone" in job["pause_reason"] and job["exported_leads"] == 0
+    assert job["pause_code"] == "schema"
 
     report = validate(own_tenant).get_json()
     assert report["valid"] is False and report["missing_columns"] == ["telephone"]

@@ -361,3 +361,47 @@ def test_a_database_owner_that_is_no_superuser_can_act_as_its_users(
         pg.drop_database(pg_server_url, name)
         with psycopg.connect(pg_server_url, autocommit=True) as conn:
             conn.execute(f"DROP ROLE {owner}")
+
+
+def test_exports_paused_before_0074_get_the_code_their_reason_says(
+    pg_server_url: str, tmp_path: Path
+) -> None:
+    """0074 adds pause_code: an export paused by the previous release (and its alert) gets
+    the code its English reason's wording stood for, so the dashboard says it right."""
+    folder = _copy(tmp_path, upto=73)
+    url = pg.create_database(pg_server_url, f"syncq_pause_code_{os.getpid()}")
+    reasons = {
+        "paused by an admin": "admin",
+        "Gestão Scouter schema does not fit (PGRST204). Validate the schema, …": "schema",
+        "Gestão Scouter refused the key (HTTP 401: JWT expired). Fix it, then resume.": "key",
+        "Gestão Scouter refused the batch (HTTP 400: 0A000).": "refused",
+        "3 batches in a row failed; last: Gestão Scouter kept answering HTTP 503.": "failing",
+        "The runner stopped without a word 3 times in a row (crash, timeout …)": "stalled",
+        "a wording no release wrote": None,
+    }
+    try:
+        migrate.migrate(url, folder)
+        with psycopg.connect(url) as conn:
+            for n, reason in enumerate(reasons):
+                conn.execute(
+                    "WITH t AS (INSERT INTO tenants (slug, name) VALUES (%s, 'T') RETURNING id),"
+                    " j AS (INSERT INTO gestao_scouter_export_jobs"
+                    "  (tenant_id, field_mappings, batch_size, status, pause_reason)"
+                    "  SELECT id, '{}', 50, 'paused', %s FROM t RETURNING id, tenant_id)"
+                    " INSERT INTO alert_outbox (tenant_id, provider_slug, event, job_id, detail)"
+                    " SELECT tenant_id, 'gestao_scouter', 'export_paused', id, %s FROM j",
+                    (f"t{n}", reason, reason),
+                )
+        for m in migrate.discover():
+            shutil.copy(m.path, folder / m.path.name)
+        migrate.migrate(url, folder)
+        with psycopg.connect(url) as conn:
+            jobs = dict(
+                conn.execute(
+                    "SELECT pause_reason, pause_code FROM gestao_scouter_export_jobs"
+                ).fetchall()
+            )
+            alerts = dict(conn.execute("SELECT detail, pause_code FROM alert_outbox").fetchall())
+        assert jobs == reasons and alerts == reasons
+    finally:
+        pg.drop_database(pg_server_url, pg.dbname_of(url))

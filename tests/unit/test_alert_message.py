@@ -52,3 +52,11 @@ def test_a_long_detail_is_cut_to_its_first_500_characters() -> None:
     assert detail == said[:500]
     assert f"Último erro: {detail}\n" in alert.text + "\n" and said[:501] not in alert.text
     assert said[:501] not in alert.payload["text"]
+
+
+def test_an_export_pause_tells_a_webhook_its_code() -> None:
+    """A webhook's receiver tells the kinds of pause apart by their code, not the wording."""
+    row = {**_row("3 batches in a row failed; last: HTTP 503"), "event": "export_paused"}
+    paused = compose({**row, "provider_slug": "gestao_scouter", "pause_code": "failing"}, "A")
+    assert paused.payload["alert"]["pause_code"] == "failing"
+    assert compose(_row("HTTP 500"), "Acme").payload["alert"]["pause_code"] is None

@@ -54,23 +54,23 @@ export const FRESHNESS = {
   failing: 'Desatualizados',
   never: 'Nunca sincronizados',
 };
-// Why an export paused (the server's reason, English), as the page says it: the known
-// reasons by their form, any other as a fault. The server's words stay for whoever fixes it.
-const PAUSE_REASONS = [
-  [/^paused by an admin$/, () => 'Pausado por um administrador.'],
-  [/schema does not fit/, () => 'Pausado: o schema do Gestão Scouter não corresponde ao mapeamento. Valide o schema, aplique o SQL sugerido, recarregue o cache e retome.'],
-  [/refused the key/, () => 'Pausado: o Gestão Scouter recusou a chave. Corrija a configuração e retome.'],
-  [/refused the batch/, () => 'Pausado: o Gestão Scouter recusou um lote. Veja o detalhe técnico e retome.'],
-  [/^(\d+) batches in a row failed/, (m) => `Pausado: ${m[1]} lotes seguidos falharam. Retome quando o Gestão Scouter voltar a responder.`],
-];
-export function fmtPauseReason(reason) {
-  for (const [form, say] of PAUSE_REASONS) {
-    const m = form.exec(reason || '');
-    if (m) return say(m);
-  }
-  return 'Pausado por uma falha. Veja o detalhe técnico e retome.';
+// Why an export paused (its pause_code), as the page says it; `failures` is how many in a
+// row it took. The server's English pause_reason stays for whoever fixes it. A code this
+// page does not know reads as a fault.
+const PAUSES = {
+  admin: () => 'Pausado por um administrador.',
+  schema: () => 'Pausado: o schema do Gestão Scouter não corresponde ao mapeamento. Valide o schema, aplique o SQL sugerido, recarregue o cache e retome.',
+  key: () => 'Pausado: o Gestão Scouter recusou a chave. Corrija a configuração e retome.',
+  refused: () => 'Pausado: o Gestão Scouter recusou um lote. Veja o detalhe técnico e retome.',
+  failing: (n) => `Pausado: ${n} lotes seguidos falharam. Retome quando o Gestão Scouter voltar a responder.`,
+  stalled: (n) => `Pausado: a exportação parou sem resposta ${n} vezes seguidas (falha, tempo esgotado ou falta de memória). Retome para tentar de novo.`,
+};
+export function fmtPause(code, failures) {
+  const say = PAUSES[code];
+  return say ? say(failures) : 'Pausado por uma falha. Veja o detalhe técnico e retome.';
 }
-export const isAdminPause = (reason) => reason === 'paused by an admin';
+export const isAdminPause = (code) => code === 'admin';
+export const EXPORT_FAILED = 'A exportação falhou.';
 export const isLive = (job) => !!job && (job.status === 'pending' || job.status === 'running');
 
 export const EXPORT_STATUS = {

@@ -1,18 +1,22 @@
 // Alertas: who hears of failures (integration-alerts) and the recent alerts.
 import { html, useCallback, useEffect, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
-import { ALERT_EVENTS, fmtDateTime, fmtPauseReason } from '../format.js';
+import { ALERT_EVENTS, EXPORT_FAILED, fmtDateTime, fmtPause } from '../format.js';
 import { Notice, TechDetail, notify } from '../ui.js';
 
 const DELIVERY = { pending: 'Na fila', running: 'Enviando', sent: 'Enviado', failed: 'Falhou', suppressed: 'Sem destinatário' };
 
-// An export's pause or failure is told by the server in English: said in Portuguese, with
-// its words folded away (a job's error is the provider's message, as "Ver erro" shows it).
-const EXPORT_DETAIL = { export_paused: fmtPauseReason, export_failed: () => 'A exportação falhou.' };
+// An export's pause or failure is told by the server in English: said in Portuguese (a
+// pause by its code), with its words folded away (a job's error is the provider's message,
+// as "Ver erro" shows it).
+const EXPORT_DETAIL = {
+  export_paused: (alert) => fmtPause(alert.pause_code, alert.failures),
+  export_failed: () => EXPORT_FAILED,
+};
 function detail(alert) {
   const say = EXPORT_DETAIL[alert.event];
   if (!say || !alert.detail) return alert.detail || '';
-  return html`${say(alert.detail)}<${TechDetail} text=${alert.detail} />`;
+  return html`${say(alert)}<${TechDetail} text=${alert.detail} />`;
 }
 
 export function Alerts({ tenant }) {

@@ -3,7 +3,7 @@
 // field-mapping editor.
 import { html, useCallback, useEffect, useRef, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
-import { EXPORT_STATUS, fmtDateTime, fmtDay, fmtNumber, fmtPauseReason, isAdminPause } from '../format.js';
+import { EXPORT_FAILED, EXPORT_STATUS, fmtDateTime, fmtDay, fmtNumber, fmtPause, isAdminPause } from '../format.js';
 import { Badge, Notice, Progress, TabPanel, Tabs, TechDetail, notify, useLatest } from '../ui.js';
 
 const CHECKS = {
@@ -117,10 +117,10 @@ function ExportPanel({ tenant, onSchema }) {
       </dl>
       <p class="muted">Período: ${period(job)}
         ${' · '}lotes: ${fmtNumber(job.batches)}${job.pause_requested ? ' · pausa solicitada' : ''}${job.reset_requested ? ' · reinício solicitado' : ''}</p>
-      ${job.pause_reason && html`<${Notice} kind="warn" testid="pause-reason">${fmtPauseReason(job.pause_reason)}
-        ${!isAdminPause(job.pause_reason) && html`<${TechDetail} text=${job.pause_reason} />`}</${Notice}>`}
+      ${job.pause_reason && html`<${Notice} kind="warn" testid="pause-reason">${fmtPause(job.pause_code, job.consecutive_failures)}
+        ${!isAdminPause(job.pause_code) && html`<${TechDetail} text=${job.pause_reason} />`}</${Notice}>`}
       ${job.error_message && html`<${Notice} kind=${job.status === 'failed' ? 'error' : 'warn'} testid="export-error">${job.status === 'failed'
-        ? 'A exportação falhou.' : 'Um lote falhou; a exportação tentará de novo sozinha.'}
+        ? EXPORT_FAILED : 'Um lote falhou; a exportação tentará de novo sozinha.'}
         <${TechDetail} text=${job.error_message} /></${Notice}>`}
       <div class="row">
         <button type="button" disabled=${!live || job.pause_requested} onClick=${() => run('pause', { job_id: job.id }, 'Pausa solicitada.')}>Pausar</button>
