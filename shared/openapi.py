@@ -197,7 +197,7 @@ def _operation(
         op["parameters"] = parameters
     op["responses"] = {
         **_success(function, endpoint, schemas),
-        **_errors(endpoint.all_errors()),
+        **error_responses(endpoint.all_errors()),
     }
     return op
 
@@ -307,7 +307,7 @@ _HEADERS = {
 }
 
 
-def _errors(codes: Iterable[ErrorCode]) -> dict[str, Any]:
+def error_responses(codes: Iterable[ErrorCode]) -> dict[str, Any]:
     """One response per status: the envelope, its `code` one of the listed ones."""
     by_status: dict[int, list[str]] = {}
     for c in codes:

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 import functions_framework
 import psycopg
-from flask import Flask
+from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -43,9 +43,9 @@ import shared
 from infra.local import demo
 from infra.local.chunked import body_input
 from shared.auth import mint_token
-from shared.contract import CALLER_TEXT, Caller, Function
+from shared.contract import CALLER_TEXT, Caller, Function, error_code
 from shared.errors import MethodNotAllowed, NotFound, ServiceUnavailable, SyncqError
-from shared.openapi import document
+from shared.openapi import document, error_responses
 from shared.settings import get_settings
 from shared.web import allow_header, error_response, method_not_allowed
 
@@ -102,18 +102,21 @@ def load_contract(source: Path) -> Function:
 
 _PUBLIC = {"security": [], "x-callers": [str(Caller.PUBLIC)]}
 _WHO = f"**Who may call:** {CALLER_TEXT[Caller.PUBLIC]}."
+_REFUSED = error_responses([error_code(MethodNotAllowed)])  # a wrong method: 405 and Allow
 GATEWAY_PATHS: dict[str, Any] = {
     "/openapi.json": {"get": {
         **_PUBLIC, "operationId": "openapi", "tags": ["gateway"], "summary": "This document",
         "description": f"Every function's contract in one OpenAPI document.\n\n{_WHO}",
         "responses": {"200": {"description": "The OpenAPI document.",
-                              "content": {"application/json": {"schema": {"type": "object"}}}}},
+                              "content": {"application/json": {"schema": {"type": "object"}}}},
+                      **_REFUSED},
     }},
     "/docs": {"get": {
         **_PUBLIC, "operationId": "docs", "tags": ["gateway"], "summary": "API reference",
         "description": f"This document rendered by Redoc (served locally).\n\n{_WHO}",
         "responses": {"200": {"description": "An HTML page.",
-                              "content": {"text/html": {"schema": {"type": "string"}}}}},
+                              "content": {"text/html": {"schema": {"type": "string"}}}},
+                      **_REFUSED},
     }},
 }  # fmt: skip
 
@@ -157,7 +160,16 @@ def reference_apps(doc: dict[str, Any]) -> dict[str, Flask]:
 
     for app in (spec, docs):
         app.register_error_handler(HTTPException, _page_refused)
+        app.before_request(_options)
     return {f"{PREFIX}/openapi.json": spec, f"{PREFIX}/docs": docs}
+
+
+def _options() -> Response | None:
+    """OPTIONS on a page: 204 and `Allow`, as the gateway's index and every function answer
+    it (Flask's own answer is a 200 `text/html` with the methods in another order)."""
+    if request.method == "OPTIONS" and request.url_rule is not None:
+        return Response(status=204, headers={"Allow": allow_header({"GET"})})
+    return None
 
 
 def _page_refused(error: HTTPException) -> Response:

@@ -224,6 +224,21 @@ def test_the_gateway_serves_the_document_and_the_reference_page() -> None:
     assert missing.status_code == 404 and missing.json["error"]["code"] == "not_found"  # type: ignore[index]
 
 
+def test_the_gateway_pages_document_every_status_they_answer(doc: dict[str, Any]) -> None:
+    """The document's own pages answer a wrong method with the 405 envelope and `Allow`
+    (above): their operations list it, as every function's does."""
+    client = Client(gateway.build())
+    for path in ("/openapi.json", "/docs"):
+        responses = doc["paths"][path]["get"]["responses"]
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+            answer = client.open(f"{PREFIX}{path}", method=method)
+            assert str(answer.status_code) in responses, (path, method, answer.status_code)
+        assert _codes(responses, 405) == ["method_not_allowed"], path
+        assert "Allow" in responses["405"]["headers"], path
+        options = client.options(f"{PREFIX}{path}")  # as the gateway's index answers it
+        assert options.status_code == 204 and options.headers["Allow"] == "GET, HEAD, OPTIONS"
+
+
 def test_the_vendored_viewer_is_the_pinned_redoc_with_its_licence() -> None:
     folder = STATIC_DIR / "redoc"
     assert 'const Hw="2.5.4"' in (folder / "redoc.standalone.js").read_text(encoding="utf-8")
