@@ -40,6 +40,7 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.openapi import DOCUMENT_PATH, document
+from shared.scrub import scrub_text
 from shared.settings import get_settings
 
 M = TypeVar("M", bound=BaseModel)
@@ -412,7 +413,9 @@ def _failed(exc: Exception) -> flask.Response:
     for a fault of the database's, else a 500, logged with its trace (a bug)."""
     if isinstance(exc, SyncqError):
         if exc.status >= 500:
-            fields = log.fields(code=exc.error_code, status=exc.status)
+            fields = log.fields(
+                code=exc.error_code, status=exc.status, reason=scrub_text(exc.message)
+            )
             _logger.warning("request failed", extra=fields)
         return error_response(exc)
     if db.is_fault(exc):

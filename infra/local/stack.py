@@ -275,14 +275,27 @@ def start_children(
     ports = ctx.ports
     tasks_argv = [str(TASKS_BIN), "start", "-p", str(ports.tasks), "-q", "-d", TASKS_QUEUE]
     children.start("tasks-emulator", [*tasks_argv, "-r", "20"], {**os.environ})
-    watched: list[str] = [f"cloud-tasks={ctx.host}:{ports.tasks}"]
     for name, build in EMULATORS.items():
         children.start(f"emulator-{name}", [sys.executable, *build(ctx)], env)
-        port = getattr(ports, name.replace("-", "_"))
-        watched.append(f"{name}={ctx.url(port)}")
     gateway = [sys.executable, "-m", "infra.local.gateway", "--host", ctx.host,
                "--port", str(ports.gateway), "--instance", instance, "--demo-tokens"]  # fmt: skip
-    children.start("gateway", [*gateway, *[f"--emulator={w}" for w in watched]], env)
+    watched = watched_addresses(ctx)
+    children.start("gateway", [*gateway, *[f"--emulator={n}={a}" for n, a in watched.items()]], env)
+
+
+# Emulators that speak no HTTP: the gateway's index gives their host:port, not a URL a user
+# would open in a browser (the SMTP sink answers a GET with "unrecognised" lines).
+NOT_HTTP = {"smtp"}
+
+
+def watched_addresses(ctx: StackContext) -> dict[str, str]:
+    """What the gateway's index lists and probes: each emulator's URL (host:port for those
+    that are not HTTP servers, as the Cloud Tasks emulator, a gRPC server)."""
+    watched = {"cloud-tasks": f"{ctx.host}:{ctx.ports.tasks}"}
+    for name in EMULATORS:
+        port = getattr(ctx.ports, name.replace("-", "_"))
+        watched[name] = f"{ctx.host}:{port}" if name in NOT_HTTP else ctx.url(port)
+    return watched
 
 
 def log_label(path: Path) -> str:

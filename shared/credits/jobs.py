@@ -59,13 +59,15 @@ def finish_job(
     if not done.changed:
         return done
     fields = {"job_id": str(key.id), "table": key.table.value, "status": status.value}
-    if status is CreditJobStatus.FAILED and owner is None:  # RunningHub, the sweep or the service
-        _logger.error(
-            "credit job failed",
-            extra=log.fields(**fields, code="credit_job_failed", reason=error_message),
-        )
-    else:
-        _logger.info("credit job finished", extra=log.fields(**fields))
+    # Labelled with its own job whoever calls (the sweep's expiry runs outside any job's labels).
+    with log.labels(job_id=key.id, table=key.table.value):
+        if status is CreditJobStatus.FAILED and owner is None:  # RunningHub, sweep or service
+            _logger.error(
+                "credit job failed",
+                extra=log.fields(**fields, code="credit_job_failed", reason=error_message),
+            )
+        else:
+            _logger.info("credit job finished", extra=log.fields(**fields))
     return done
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from shared import db, log
 from shared.credits import store
-from shared.credits.jobs import cancel_remote, finish_job
+from shared.credits.jobs import cancel_remote, finish_job, rh_secrets
 from shared.credits.models import CreditJobStatus, JobKey
 from shared.credits.runninghub import (
     TASK_NOT_FOUND_CODES,
@@ -25,6 +25,7 @@ from shared.credits.service import settle
 from shared.credits.slots import pump
 from shared.db import Row
 from shared.errors import UpstreamError
+from shared.scrub import scrub_text
 from shared.settings import Settings, get_settings
 
 _logger = log.get_logger("credits.sweep")
@@ -59,7 +60,8 @@ def _check_slot_holders(report: dict[str, int]) -> None:
                     report["settled"] += int(_check(row, client))
             except UpstreamError as exc:
                 report["unreachable"] += 1
-                _logger.warning("sweep could not check a job", extra=_fields(row, exc.error_code))
+                fields = _fields(row, exc.error_code, exc.message)
+                _logger.warning("sweep could not check a job", extra=fields)
                 if exc.retryable:
                     client = None  # RunningHub is down: only the time limits apply this pass
             except Exception:
@@ -93,7 +95,8 @@ def _check(row: Row, client: RunningHub) -> bool:
     if answer.code in TASK_NOT_FOUND_CODES:
         return _fail(key, "RunningHub does not know the task.")
     if not answer.ok:
-        _logger.warning("RunningHub status failed", extra=_fields(row, answer.code))
+        why = f"RunningHub answered code {answer.code} {answer.msg[:80]}".strip()
+        _logger.warning("RunningHub status failed", extra=_fields(row, answer.code, why))
         return False
     if answer.data in ("SUCCESS", "FAILED"):
         return _settle_ended(key, task_id, answer.data == "FAILED", client)
@@ -146,10 +149,13 @@ def _fail(key: JobKey, message: str) -> bool:
     return done.changed
 
 
-def _fields(row: Row, code: object = None) -> dict[str, Any]:
-    return _key_fields(JobKey.of(row), code)
+def _fields(row: Row, code: object = None, reason: str | None = None) -> dict[str, Any]:
+    return _key_fields(JobKey.of(row), code, reason)
 
 
-def _key_fields(key: JobKey, code: object = None) -> dict[str, Any]:
-    extra = {} if code is None else {"code": code}
+def _key_fields(key: JobKey, code: object = None, reason: str | None = None) -> dict[str, Any]:
+    """A line's job, and for a failure its code and why (scrubbed: RunningHub's words)."""
+    extra: dict[str, Any] = {} if code is None else {"code": code}
+    if reason:
+        extra["reason"] = scrub_text(reason, rh_secrets())
     return log.fields(job_id=str(key.id), table=key.table.value, **extra)

@@ -77,13 +77,17 @@ def rescue(kind: Kind) -> int:
 def _log_rescued(kind: Kind, row: db.Row) -> None:
     """One line per rescued job, with its labels: WARNING when it is retried, ERROR when
     the rescue ended it (its last attempt timed out, or an export paused)."""
-    fields: dict[str, Any] = {"kind": kind.name, "status": row["status"]}
+    reason = row.get("error_message") or row.get("pause_reason")
+    fields: dict[str, Any] = {
+        "kind": kind.name,
+        "status": row["status"],
+        "code": "stale_job",
+        "reason": scrub_text(str(reason)) if reason else None,
+    }
     with log.labels(job_id=row["id"], tenant_id=row.get("tenant_id")):
-        if row["status"] == "pending":
+        if row["status"] == "pending":  # a retry says why too, as the worker's own do
             _logger.warning("stale job rescued, retry scheduled", extra=log.fields(**fields))
             return
-        reason = row.get("error_message") or row.get("pause_reason")
-        fields.update(code="stale_job", reason=scrub_text(str(reason)) if reason else None)
         _logger.error("stale job rescued and ended", extra=log.fields(**fields))
 
 

@@ -29,6 +29,7 @@ from shared.settings import get_settings
 from tests.conftest import Configure
 from tests.credits_support import (
     IMAGE,
+    RH_KEY,
     Emulator,
     balance,
     configure_runninghub,
@@ -191,10 +192,12 @@ def test_a_5xx_refusal_is_logged_under_one_message_with_its_code_beside_it(
     [failed] = [line for line in lines if line["message"].startswith("request failed")]
     assert (failed["message"], failed["severity"]) == ("request failed", "WARNING")
     assert (failed["code"], failed["status"]) == ("runninghub_not_configured", 503)
+    # and says why, as the answer does (a 5xx's line held only its code and status)
+    assert failed["reason"] == "AI renders are unavailable: RunningHub is not configured."
 
 
 def test_sweep_fails_jobs_queued_too_long_with_their_refund(
-    database_url: str, configure: Configure, rh: Emulator
+    database_url: str, configure: Configure, rh: Emulator, logs: Callable[[], str]
 ) -> None:
     configure_runninghub(configure, rh.url, RUNNINGHUB_MAX_QUEUE_WAIT_S="600")
     user = new_user(database_url, balance=100)
@@ -212,6 +215,11 @@ def test_sweep_fails_jobs_queued_too_long_with_their_refund(
     expired = job(database_url, old)
     assert expired["status"] == "failed" and "waited too long" in expired["error_message"]
     assert kinds(database_url, old) == ["debit", "refund"]
+    # Its ERROR line carries the job as a label, as every credits line does (issue 14):
+    # the sweep's expiry ran outside any job's labels, so the line had it as a field only.
+    [failed] = [json.loads(x) for x in logs().splitlines() if "credit job failed" in x]
+    assert failed["logging.googleapis.com/labels"]["job_id"] == str(old) == failed["job_id"]
+    assert failed["logging.googleapis.com/labels"]["table"] == IMAGE
     still = job(database_url, fresh)  # tried again and sent back: its wait is not reset
     assert still["status"] == "queued" and still["queued_at"] == queued_at
     assert balance(database_url, user) == 80
@@ -444,3 +452,27 @@ def test_a_refusal_of_one_jobs_request_fails_that_job_and_the_others_start(
     small = new_job(database_url, bob, cost=10)
     assert start(bob.token, small).json()["status"] == "running"
     assert balance(database_url, alice) == 100
+
+
+@pytest.mark.parametrize("fault", ["status-error-code", "status-unreachable"])
+def test_a_job_the_sweep_cannot_check_is_logged_with_its_reason(
+    database_url: str, configure: Configure, rh: Emulator, fault: str, logs: Callable[[], str]
+) -> None:
+    """The sweep leaves such a job for its next pass (a retry): its WARNING says why, as
+    every retry's does (issue 14), not only a code ("upstream_unavailable", "500")."""
+    user = new_user(database_url, balance=100)
+    job_id = new_job(database_url, user, cost=10)
+    start(user.token, job_id)
+    if fault == "status-error-code":
+        rh.state.knobs.update({"forced_codes": {"status": 500}})
+    else:
+        rh.state.knobs.update({"unreachable": True, "unreachable_routes": ["status"]})
+    configure_runninghub(configure, rh.url, RUNNINGHUB_CHECK_AFTER_S="0")
+    assert sweep_runninghub()["settled"] == 0
+    assert job(database_url, job_id)["status"] == "running"
+    lines = [json.loads(line) for line in logs().splitlines()]
+    said = ("RunningHub status failed", "sweep could not check a job")
+    [line] = [x for x in lines if x["message"] in said]
+    assert line["logging.googleapis.com/labels"]["job_id"] == str(job_id)
+    assert line["code"] and line["reason"], line
+    assert RH_KEY not in json.dumps(line)

@@ -85,3 +85,17 @@ def test_health_503_says_when_to_come_back(configure: Any, listener: int) -> Non
     health = gateway(listener, down).get("/functions/v1/healthz")
     assert health.status_code == 503
     assert health.headers.get("Retry-After") == "5"
+
+
+def test_the_index_gives_a_url_only_for_http_emulators() -> None:
+    """`make run`'s index listed the SMTP sink as `http://127.0.0.1:8106`: opened in a
+    browser, an SMTP server answers nothing a person can read. It is given as host:port,
+    as the Cloud Tasks emulator (gRPC) is; the HTTP emulators keep their URLs."""
+    from infra.local.stack import EMULATORS, Ports, StackContext, watched_addresses
+
+    watched = watched_addresses(StackContext(Ports(), "postgresql://unused"))
+    assert watched["smtp"] == "127.0.0.1:8106"
+    assert watched["cloud-tasks"] == "127.0.0.1:9022"
+    assert watched["onecode"] == "http://127.0.0.1:8102"
+    assert watched["gestao-scouter-2"] == "http://127.0.0.1:8107"
+    assert set(watched) == {"cloud-tasks", *EMULATORS}

@@ -216,7 +216,12 @@ def test_each_rescued_job_is_logged_with_its_labels_at_the_right_severity(
     last = by_job[str(ended)]
     assert last["severity"] == "ERROR" and last["code"] == "stale_job" and last["reason"]
     assert last["logging.googleapis.com/labels"]["tenant_id"] == str(acme.id)
-    assert by_job[str(retried)]["severity"] == "WARNING"
+    again = by_job[str(retried)]
+    assert again["severity"] == "WARNING"
+    # A retry says why too (issue 14: "retries at WARNING, each with the error code and a
+    # scrubbed reason"): the retried line had neither.
+    assert (again["code"], again["reason"]) == ("stale_job", "timed out")
+    assert again["logging.googleapis.com/labels"]["tenant_id"] == str(globex.id)
 
 
 def test_a_job_rescued_while_it_waited_in_its_batch_is_not_run_again(
