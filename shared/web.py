@@ -69,10 +69,22 @@ def error_response(error: SyncqError) -> flask.Response:
     return response
 
 
+# Said plainly where pydantic's words are a parser's ("invalid character: expected an
+# optional prefix of `urn:uuid:` followed by [0-9a-fA-F-], found `m` at 2").
+_PLAINER = {
+    "uuid_parsing": "Input should be a UUID, such as 123e4567-e89b-12d3-a456-426614174000.",
+    "uuid_type": "Input should be a UUID, such as 123e4567-e89b-12d3-a456-426614174000.",
+}
+
+
 def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
     """Where and what failed; never the rejected input itself (it may hold PII)."""
     return [
-        {"loc": [str(p) for p in e["loc"]], "type": e["type"], "message": e["msg"]}
+        {
+            "loc": [str(p) for p in e["loc"]],
+            "type": e["type"],
+            "message": _PLAINER.get(e["type"], e["msg"]),
+        }
         for e in exc.errors(include_url=False, include_input=False, include_context=False)
     ]
 

@@ -125,6 +125,14 @@ class EventsQuery(Strict):
     max_seconds: Annotated[float, Field(gt=0, le=3600), QUERY_NUMBER] | None = None
 
 
+def _is_uuid(text: str) -> bool:
+    try:
+        UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
 class SyncRequest(Strict):
     """The sync-<provider> functions' body: `{tenant_id | tenant_slug, job_id?}` (exactly
     one tenant field); `job_id` runs a pending job of that tenant and provider."""
@@ -143,6 +151,17 @@ class SyncRequest(Strict):
     tenant_id: UUID | None = None
     tenant_slug: str | None = Field(default=None, pattern=_SLUG)
     job_id: UUID | None = None
+
+    @field_validator("tenant_id", mode="before")
+    @classmethod
+    def _slug_in_tenant_id(cls, value: Any) -> Any:
+        """A slug sent as tenant_id (`{"tenant_id": "acme"}`) is told where it goes."""
+        if isinstance(value, str) and re.fullmatch(_SLUG, value) and not _is_uuid(value):
+            raise PydanticCustomError(
+                "slug_as_tenant_id",
+                "tenant_id is the tenant's UUID; to name it by its slug, send tenant_slug.",
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_tenant(self) -> SyncRequest:

@@ -69,6 +69,8 @@ def test_both_neither_or_a_bad_slug_is_refused(
 ) -> None:
     tid = str(tenant.id)
     one_tenant = "Give exactly one of tenant_id and tenant_slug."
+    slug_as_id = "tenant_id is the tenant's UUID; to name it by its slug, send tenant_slug."
+    a_uuid = "Input should be a UUID, such as 123e4567-e89b-12d3-a456-426614174000."
     cases: list[tuple[dict[str, Any], int, str | None]] = [
         ({"tenant_id": tid, "tenant_slug": "acme"}, 422, one_tenant),
         ({}, 422, one_tenant),
@@ -77,7 +79,9 @@ def test_both_neither_or_a_bad_slug_is_refused(
         ({"tenant_slug": "Acme Inc"}, 422, None),
         ({"tenant_slug": ""}, 422, None),
         ({"tenant_slug": 7}, 422, None),
-        ({"tenant_id": "acme"}, 422, None),
+        ({"tenant_id": "acme"}, 422, slug_as_id),  # said where a slug goes
+        ({"tenant_id": "not a uuid"}, 422, a_uuid),  # not a parser's words
+        ({"tenant_id": 7}, 422, a_uuid),
         ({"tenant_slug": "acme", "tenant": "acme"}, 422, None),
         ({"tenant_slug": "unknown-tenant"}, 403, None),
     ]
