@@ -53,8 +53,8 @@ def refused_error(refused: dict[str, int], recipients: int) -> UpstreamError:
     """Some recipients refused the e-mail the others took (their addresses untold)."""
     codes = sorted(set(refused.values()))
     return UpstreamError(
-        f"The mail server refused {len(refused)} of {recipients} recipients "
-        f"({', '.join(map(str, codes))}).",
+        f"The e-mail was refused for {len(refused)} of {recipients} recipients "
+        f"({', '.join(map(str, codes))}).",  # by an SMTP server or by SES: said for both
         retryable=any(400 <= code < 500 for code in codes),  # 4xx: try again later
     )
 

@@ -1032,5 +1032,6 @@ def test_a_recipient_refused_for_now_beside_one_refused_for_good_is_retried() ->
     the greylisted one still gets it (the retry mails only who has not had it)."""
     mixed = channels.refused_error({"ops@acme.example": 450, "gone@acme.example": 550}, 3)
     assert mixed.retryable is True and "2 of 3" in mixed.message and "@" not in mixed.message
+    assert "mail server" not in mixed.message  # SES refuses as well as an SMTP server
     for_good = channels.refused_error({"gone@acme.example": 550, "jo@acme.example": 553}, 3)
     assert for_good.retryable is False
