@@ -15,7 +15,9 @@ import smtplib
 import socket
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
+from email.utils import format_datetime
 from functools import cache
 from typing import Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
@@ -41,6 +43,9 @@ def send_email(
     message["From"] = settings.alerts.alert_email_from
     message["To"] = ", ".join(recipients)
     message["Message-ID"] = f"<{alert_id}@syncq>"
+    # RFC 5322 requires the origination date; neither smtplib nor SES adds it. The alert's
+    # own time, so a retried delivery is the same message.
+    message["Date"] = format_datetime((alert.created_at or datetime.now(UTC)).astimezone(UTC))
     message.set_content(alert.text)
     if settings.alerts.alert_email_transport == "ses":
         return _send_ses(settings, message, recipients)

@@ -5,6 +5,7 @@ or lead data: the detail is scrubbed again here, whatever wrote it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from shared.scrub import scrub_text
@@ -26,6 +27,7 @@ class Composed:
     subject: str
     text: str
     payload: dict[str, Any]
+    created_at: datetime | None = None  # when the alert was raised: the e-mail's Date
 
 
 def _slack(text: str) -> str:
@@ -66,7 +68,7 @@ def compose(row: dict[str, Any], tenant_name: str) -> Composed:
             "created_at": row["created_at"].isoformat(),
         },
     }
-    return Composed(f"[syncq] {subject}", text, payload)
+    return Composed(f"[syncq] {subject}", text, payload, row["created_at"])
 
 
 def _headline(event: str, provider: str, failures: int) -> tuple[str, str]:

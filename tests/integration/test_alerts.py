@@ -469,6 +469,32 @@ def test_a_channel_failing_for_a_while_is_retried_alone(
     assert len(Hook.received) == 2 and outbox()[0]["delivered"] == ["email", "webhook"]
 
 
+def test_an_alert_email_carries_its_origination_date(
+    acme: TenantFixture, mailbox: Mailbox, failing: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    """RFC 5322 (3.6) requires a Date header in every message: smtplib adds none, and a
+    relay adds it for local senders only, so a mail without one is scored as spam
+    (MISSING_DATE) or refused. It is the alert's time, the same on every retry."""
+    assert settings(acme, emails=["ops@acme.example"]).status_code == 200
+    run_to_the_end(acme, recorder)
+    deliver()
+    [mail] = mailbox.messages
+    date = email.message_from_bytes(mail.content, policy=email.policy.default)["Date"]
+    [alert] = outbox()
+    assert date is not None and date.datetime == alert["created_at"].replace(microsecond=0)
+
+
+def test_an_alert_email_over_ses_carries_its_origination_date(
+    acme: TenantFixture, configure: Configure, failing: ScriptedProvider,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """SES asks the raw message to follow the e-mail standards and adds no Date itself."""
+    _, sent = deliver_over_ses(acme, configure, monkeypatch, ["ops@acme.example"])
+    date = email.message_from_string(sent.raw_data, policy=email.policy.default)["Date"]
+    [alert] = outbox()
+    assert date is not None and date.datetime == alert["created_at"].replace(microsecond=0)
+
+
 def test_the_addresses_saved_are_the_addresses_mailed(
     acme: TenantFixture, mailbox: Mailbox, failing: ScriptedProvider, recorder: RecordingDispatcher
 ) -> None:
