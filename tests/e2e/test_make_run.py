@@ -7,6 +7,7 @@ touched.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -146,6 +147,62 @@ def test_the_probe_wants_our_own_gateway(body: bytes, status: int) -> None:
     finally:
         other.stop()
     assert reason is not None and "not from our gateway" in reason
+
+
+class OurGateway(ThreadingHTTPServer):
+    """Our gateway as the probe reads it: health 200 with the run's instance, and an index."""
+
+    def __init__(self, instance: str, index: dict[str, Any]) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = b'{"status": "ok"}' if self.path.endswith("/healthz") else (
+                    json.dumps(index).encode())  # fmt: skip
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header(INSTANCE_HEADER, instance)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+@pytest.mark.parametrize(
+    ("database", "emulators", "expected"),
+    [
+        (True, {"onecode": True, "smtp": True}, None),
+        (
+            True,
+            {"onecode": False, "smtp": True, "bomcontrole": False},
+            "not up yet: onecode, bomcontrole",
+        ),
+        (False, {"onecode": True}, "not up yet: database"),
+        (False, {"smtp": False}, "not up yet: database, smtp"),
+    ],
+    ids=["all up", "emulators down", "database down", "both down"],
+)
+def test_the_stack_is_up_only_once_the_database_and_every_emulator_are(
+    database: bool, emulators: dict[str, bool], expected: str | None
+) -> None:
+    """Our gateway answering its health check is not enough: the probe reads the index and
+    names the database and each emulator that is not up yet (else "stack is up" would be
+    printed over an emulator that failed to listen)."""
+    index = {
+        "database": {"up": database},
+        "emulators": {n: {"url": "127.0.0.1:1", "up": up} for n, up in emulators.items()},
+    }
+    ours = OurGateway("our-instance", index)
+    try:
+        reason = stack.probe(
+            f"http://127.0.0.1:{ours.server_address[1]}/functions/v1", "our-instance"
+        )
+    finally:
+        ours.shutdown()
+        ours.server_close()
+    assert reason == expected
 
 
 def test_the_banners_database_url_reaches_that_database(database_url: str) -> None:

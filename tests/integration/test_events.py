@@ -7,7 +7,8 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,10 +16,11 @@ import psycopg
 import pytest
 from werkzeug.test import EnvironBuilder
 
+from shared.auth import Principal
 from shared.dispatch import RecordingDispatcher
 from shared.queue import events
 from shared.queue.events import STREAM_CAPS
-from shared.queue.listener import APPLICATION_NAME
+from shared.queue.listener import APPLICATION_NAME, Taken
 from tests.conftest import Configure
 from tests.e2e.conftest import wait_until
 from tests.support import bearer, call, drain, function_client, rows, seed_tenant
@@ -325,3 +327,85 @@ def test_a_stream_sees_what_changed_while_the_listener_reconnected(
     finally:
         reader.join(15)  # until max_seconds (the reader iterates: it must end before close)
         response.close()
+
+
+class _ScriptedInbox:
+    """A stream's inbox whose takes run the test's steps (each returns what is taken), then
+    hand over nothing: the listener's timing out of the test."""
+
+    def __init__(self, *steps: Callable[[], Taken]) -> None:
+        self._steps = deque(steps)
+
+    def take(self, timeout_s: float) -> Taken:
+        if self._steps:
+            return self._steps.popleft()()
+        time.sleep(min(max(timeout_s, 0.0), 0.05))
+        return Taken()
+
+
+class _NoListener:
+    def unsubscribe(self, subscription: object) -> None:
+        pass
+
+
+def _scripted_stream(tenant: Any, *steps: Callable[[], Taken]) -> list[dict[str, Any]]:
+    """The events a member's stream sends (no Last-Event-ID) when its inbox takes `steps`."""
+    slot = STREAM_CAPS.acquire("scripted", tenant.id, per_user=5, per_tenant=5)
+    stream = events.JobStream(
+        Principal("user", tenant.member), tenant.id, slot,
+        _NoListener(), _ScriptedInbox(*steps),  # type: ignore[arg-type]
+    )  # fmt: skip
+    return [e for _, e in ids_and_events([c.encode() for c in stream.events(1.0, 60.0, None)])]
+
+
+def _running_jobs(database_url: str, tenant_id: uuid.UUID, *providers: str) -> list[str]:
+    """A running job of the tenant's per provider: their ids."""
+    with psycopg.connect(database_url) as conn:
+        return [
+            str(row[0])
+            for provider in providers
+            for row in conn.execute(
+                "INSERT INTO integration_jobs (tenant_id, provider_slug, status, attempts,"
+                " started_at) VALUES (%s, %s, 'running', 1, now()) RETURNING id",
+                [tenant_id, provider],
+            )
+        ]
+
+
+def test_a_resync_rereads_a_margin_before_its_last_read(database_url: str) -> None:
+    """A job finished by a transaction that began before the stream's last read but
+    committed after it carries that earlier start as its finished_at; its notification was
+    lost (the listener reconnected). The resync re-reads from the last read less a margin,
+    or that job would stay 'running' on the client until it reconnects."""
+    a = seed_tenant(database_url, "acme")
+    [job_id] = _running_jobs(database_url, a.id, "acessorias")
+    with psycopg.connect(database_url) as late:  # begun now, committed after the snapshot
+        late.execute(_SUCCEED, [job_id])
+
+        def commit_then_resync() -> Taken:
+            late.commit()
+            return Taken([], resync=True)
+
+        sent = _scripted_stream(a, commit_then_resync)
+    assert [(e["id"], e["status"]) for e in sent] == [(job_id, "running"), (job_id, "success")]
+
+
+def test_a_resync_sends_only_what_changed(database_url: str) -> None:
+    """A resync re-reads the live jobs and those finished within the margin: the client
+    already has most of them as they are, and gets none of those again."""
+    a = seed_tenant(database_url, "acme")
+    live, done = _running_jobs(database_url, a.id, "acessorias", "onecode")
+
+    def finish_then_resync() -> Taken:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(_SUCCEED, [done])
+        return Taken([], resync=True)
+
+    def resync() -> Taken:
+        return Taken([], resync=True)
+
+    sent = _scripted_stream(a, resync, finish_then_resync, resync, resync)
+    assert sorted((e["id"], e["status"]) for e in sent[:2]) == sorted(
+        [(live, "running"), (done, "running")]
+    )
+    assert [(e["id"], e["status"]) for e in sent[2:]] == [(done, "success")]

@@ -270,6 +270,30 @@ def test_a_lead_with_a_bad_timestamp_or_a_null_id_is_422_naming_the_field(
     assert local(database_url, 1)["sync_source"] == "import"  # nothing was applied
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("age", 30.5), ("age", True), ("name", True), ("ficha_confirmed", "sim"),
+     ("ficha_confirmed", 1), ("latitude", "-23.5")],
+    ids=["fractional_integer", "bool_integer", "bool_text", "text_boolean", "number_boolean",
+         "text_number"],
+)  # fmt: skip
+def test_a_value_of_the_wrong_kind_is_422_naming_the_field_not_coerced(
+    database_url: str, tenant: TenantFixture, field: str, value: Any
+) -> None:
+    """A remote value the local column would only take by coercion (30.5 cut to 30, true
+    stored as the text 'True', 'sim' or 1 read as a boolean) is refused, naming the field:
+    applying it would change the lead silently. (`field` is the remote column's name.)"""
+    seed_leads(database_url, tenant.id, 1)
+    response = send({"lead": {"id": 1, field: value}, "source": "gestao_scouter"})
+    assert response.status_code == 422, response.get_json()
+    details = response.get_json()["error"]["details"]
+    assert [(d["loc"], d["type"]) for d in details] == [(["lead", field], "invalid_value")]
+    assert local(database_url, 1)["sync_source"] == "import"  # nothing was applied
+    integral = send({"lead": {"id": 1, "age": 31.0}, "source": "gestao_scouter"})
+    assert integral.get_json() == {"action": "upserted"}  # 31.0 is JSON's 31
+    assert local(database_url, 1)["age"] == 31
+
+
 def test_a_timestamp_with_an_offset_postgresql_refuses_is_applied_as_its_instant(
     database_url: str, tenant: TenantFixture
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -213,3 +214,94 @@ def test_a_stop_right_after_a_child_started_still_finds_it_tracked(
         assert [c.name for c in children.started] == ["sleeper"]
     finally:
         supervise.shutdown(procs)
+
+
+def _exited(children: supervise.Children, name: str, code: str) -> supervise.Child:
+    """A child of the stack that ran `code` and has exited."""
+    child = children.start(name, [sys.executable, "-c", code], dict(os.environ))
+    child.proc.wait(30)
+    return child
+
+
+def _death(children: supervise.Children) -> str:
+    """What the stack's watch says once a child exits (it polls: nothing waits for them)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            stack.check_children(children)
+        except StackFailed as exc:
+            return str(exc)
+        time.sleep(0.1)
+    pytest.fail("the watch never saw the child exit")
+
+
+def test_a_child_that_exits_is_named_with_its_code_and_the_end_of_its_log(
+    tmp_path: Path,
+) -> None:
+    """What `make run` says when a process of the stack exits: which one, its pid, its exit
+    code, and only the last lines of its log (not the whole of a long one)."""
+    children = supervise.Children(tmp_path, tmp_path)
+    stack.check_children(children)  # none exited
+    printing = "import sys\nfor n in range(1, 31): print(f'line {n:02}')\nsys.exit(3)"
+    child = children.start("emulator-x", [sys.executable, "-c", printing], dict(os.environ))
+    said = _death(children)
+    assert said.startswith(f"emulator-x (pid {child.proc.pid}) exited with code 3."), said
+    shown = [line for line in said.splitlines() if line.startswith("  | ")]
+    assert shown == [f"  | line {n:02}" for n in range(31 - supervise.TAIL_LINES, 31)], said
+
+
+def test_a_child_that_exits_without_a_word_says_its_log_is_empty(tmp_path: Path) -> None:
+    children = supervise.Children(tmp_path, tmp_path)
+    children.start("gateway", [sys.executable, "-c", "pass"], dict(os.environ))
+    said = _death(children)
+    assert "gateway (pid" in said and "exited with code 0." in said, said
+    assert said.endswith(f"Its log {tmp_path / 'gateway.log'} is empty."), said
+
+
+def test_a_childs_log_keeps_the_run_before_unless_this_one_wrote_nothing(
+    tmp_path: Path,
+) -> None:
+    """Each start writes a fresh `<name>.log` and keeps the previous run's as `.log.1`; a
+    run that wrote nothing (a child that died silently) does not push out the one before,
+    which may be the only log telling what went wrong."""
+    children = supervise.Children(tmp_path, tmp_path)
+    _exited(children, "gateway", "print('run 1')")
+    _exited(children, "gateway", "print('run 2')")
+    assert (tmp_path / "gateway.log").read_text() == "run 2\n"
+    assert (tmp_path / "gateway.log.1").read_text() == "run 1\n"
+    _exited(children, "gateway", "pass")  # silent
+    _exited(children, "gateway", "print('run 4')")
+    assert (tmp_path / "gateway.log").read_text() == "run 4\n"
+    assert (tmp_path / "gateway.log.1").read_text() == "run 2\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gateway.log", "gateway.log.1"]
+
+
+def test_the_embedded_servers_log_keeps_one_previous_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pg_ctl appends to its log at every start: the stack moves the last one aside first,
+    so `.data/pg/log` holds this start's lines only."""
+    monkeypatch.setattr(stack, "DATA", tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    (tmp_path / "pg").mkdir()
+    (tmp_path / "pg" / "log").write_text("the start before\n")
+
+    class Started(Exception):
+        pass
+
+    def start_embedded(pgdata: Path, *, cleanup: str | None = "stop") -> Any:
+        assert not (pgdata / "log").exists()  # pg_ctl starts a fresh one
+        raise Started
+
+    monkeypatch.setattr(pg, "start_embedded", start_embedded)
+    with pytest.raises(Started):
+        stack.database()
+    assert (tmp_path / "pg" / "log.1").read_text() == "the start before\n"
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "65536", "80a"])
+def test_a_port_outside_1_to_65535_is_refused_naming_its_variable(raw: str) -> None:
+    said = f"GATEWAY_PORT must be a port number from 1 to 65535, not {raw!r}."
+    with pytest.raises(StackFailed, match=re.escape(said)):
+        stack.Ports.from_env({"GATEWAY_PORT": raw})
+    assert stack.Ports.from_env({"GATEWAY_PORT": "1"}).gateway == 1
