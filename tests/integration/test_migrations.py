@@ -405,3 +405,71 @@ def test_exports_paused_before_0074_get_the_code_their_reason_says(
         assert jobs == reasons and alerts == reasons
     finally:
         pg.drop_database(pg_server_url, pg.dbname_of(url))
+
+
+def test_pause_code_is_kept_right_for_a_previous_release_s_writes(database_url: str) -> None:
+    """During a rolling deploy, instances of the release before 0074 still pause, resume
+    and release exports with their own statements, which write pause_reason and never
+    pause_code: a resume left the old code on a pending job, a pause by an admin or by
+    failing batches said no code (or the stale one), and their alert none."""
+    tenant = seed_tenant(database_url, "acme")
+    with psycopg.connect(database_url) as conn:
+        created = conn.execute(
+            "INSERT INTO gestao_scouter_export_jobs"
+            " (tenant_id, field_mappings, batch_size, status, pause_reason, pause_code)"
+            " VALUES (%s, '{}', 50, 'paused',"
+            "  'Gestão Scouter refused the key (HTTP 401: JWT expired). Fix it, then resume.',"
+            "  'key') RETURNING id",
+            [tenant.id],
+        ).fetchone()
+        assert created is not None
+        [job_id] = created
+        ids = {"id": job_id, "tenant_id": tenant.id}
+
+        def state() -> tuple[Any, ...] | None:
+            return conn.execute(
+                "SELECT status, pause_reason, pause_code FROM gestao_scouter_export_jobs"
+                " WHERE id = %s",
+                [job_id],
+            ).fetchone()
+
+        # The previous release's `resume` (shared/sql/gestao.sql before 0074).
+        conn.execute(
+            "UPDATE gestao_scouter_export_jobs"
+            " SET status = CASE WHEN status IN ('paused', 'failed') THEN 'pending' ELSE status END,"
+            "  pause_requested = false, pause_reason = NULL, error_message = NULL,"
+            "  consecutive_failures = 0, run_after = now(), finished_at = NULL"
+            " WHERE id = %(id)s AND tenant_id = %(tenant_id)s",
+            ids,
+        )
+        assert state() == ("pending", None, None)
+        # Its `request_pause` of a pending job.
+        conn.execute(
+            "UPDATE gestao_scouter_export_jobs"
+            " SET status = CASE WHEN status = 'pending' THEN 'paused' ELSE status END,"
+            "  pause_requested = (status = 'running'), pause_reason = 'paused by an admin'"
+            " WHERE id = %(id)s AND tenant_id = %(tenant_id)s",
+            ids,
+        )
+        assert state() == ("paused", "paused by an admin", "admin")
+        # Resumed and claimed by this release, then paused by the previous one's runner after
+        # failing batches: its release (release_set and release_effects) names no code.
+        conn.execute(
+            "UPDATE gestao_scouter_export_jobs SET status = 'running', pause_requested = false,"
+            " pause_reason = NULL, pause_code = NULL WHERE id = %s",
+            [job_id],
+        )
+        failing = "3 batches in a row failed; last: Gestão Scouter kept answering HTTP 503."
+        conn.execute(
+            "WITH done AS (UPDATE gestao_scouter_export_jobs j"
+            "  SET status = 'paused', consecutive_failures = 3, pause_requested = false,"
+            "   pause_reason = %(reason)s"
+            "  WHERE id = %(id)s RETURNING j.*)"
+            " INSERT INTO alert_outbox (tenant_id, provider_slug, event, job_id, failures, detail)"
+            " SELECT tenant_id, 'gestao_scouter', 'export_paused', id, consecutive_failures,"
+            "  pause_reason FROM done",
+            {**ids, "reason": failing},
+        )
+        assert state() == ("paused", failing, "failing")
+        alert = conn.execute("SELECT detail, pause_code FROM alert_outbox").fetchone()
+        assert alert == (failing, "failing")
