@@ -143,16 +143,18 @@ def _check_applied(
     """Applied migrations must still be the files on disk; one recorded before checksums
     were kept (or before they read line endings as LF) gets its file's checksum now.
 
-    An applied version whose name a file of another number has was renumbered (it would be
-    applied again under its new number); an applied version with no file is an error when a
-    later file exists (removed). Versions past the last file are a newer release's, which
-    this older one may still run beside (a rollback): removing the newest file looks the
-    same, and is not caught."""
+    An applied version with no file of its number, whose name a file of another number has,
+    was renumbered (it would be applied again under its new number); an applied version with
+    no file is an error when a later file exists (removed). Versions past the last file are a
+    newer release's, which this older one may still run beside (a rollback): removing the
+    newest file looks the same, and is not caught. Names need not be unique: a new file may
+    reuse an applied one's name while that one's file keeps its number."""
     newest = max((m.version for m in migrations), default=0)
     on_disk = {m.version for m in migrations}
     numbered = {m.name: m.version for m in migrations}
     for version, (name, _) in sorted(done.items()):
-        moved = numbered.get(name, version) != version  # its file has another number now
+        # its file has another number now (not a new file reusing the name of one still there)
+        moved = version not in on_disk and numbered.get(name, version) != version
         if moved or (version < newest and version not in on_disk):
             raise MigrationChanged(
                 f"migration {version:04d}_{name} was applied, but no file has that number:"

@@ -290,6 +290,16 @@ def test_rate_429_knob_and_optional_retry_after(client: httpx.Client) -> None:
     assert client.get("/companies/ListAll").headers["Retry-After"] == "2"
 
 
+def test_a_retry_after_of_zero_is_sent_and_an_empty_one_clears_it(client: httpx.Client) -> None:
+    """`Retry-After: 0` (retry at once) is a header a client must read, not a missing one;
+    an empty value (`--knob retry_after_s=`) sets no Retry-After again."""
+    set_knobs(client, rate_429=1.0, retry_after_s=0)
+    assert client.get("/companies/ListAll").headers.get("Retry-After") == "0"
+    set_knobs(client, retry_after_s="")
+    assert client.get("/__admin/knobs").json()["retry_after_s"] is None
+    assert "Retry-After" not in client.get("/companies/ListAll").headers
+
+
 def test_timeout_knob_hangs_then_answers_504(client: httpx.Client) -> None:
     set_knobs(client, timeout_rate=1.0, hang_s=0.6)
     with pytest.raises(httpx.ReadTimeout):
@@ -306,8 +316,10 @@ def test_latency_knob_delays_answers(client: httpx.Client) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [{"nope": 1}, {"error_rate": 2}, {"latency_ms": -1}, {"latency_ms": "abc"}, [1], "x"],
-)
+    [{"nope": 1}, {"error_rate": 2}, {"rate_429": 1.5}, {"timeout_rate": -0.1},
+     {"latency_ms": -1}, {"latency_ms": "abc"}, {"error_rate": 0.5, "nope": 1},
+     {"rate_429": 0.5, "hang_s": "long"}, [1], "x"],
+)  # fmt: skip
 def test_bad_knob_updates_are_400_and_change_nothing(client: httpx.Client, body: object) -> None:
     before = client.get("/__admin/knobs").json()
     resp = client.post("/__admin/knobs", json=body)
@@ -328,6 +340,21 @@ def test_reset_restores_knobs_and_clears_counters(client: httpx.Client) -> None:
         "faults": {},
     }
     assert client.get("/companies/ListAll").status_code == 200
+
+
+def test_reset_clears_the_rate_limit_windows_and_replays_the_faults() -> None:
+    """After a reset a test starts from scratch: no request counted against the limit, and
+    the injected faults drawn again in the same order as from the start."""
+    st = AcessoriasState(seed=7, knobs=AcessoriasKnobs(rate_limit_per_min=6, error_rate=0.5))
+    st.seed_token("t", 5)
+    with (
+        start_in_thread(create_app(st)) as handle,
+        httpx.Client(base_url=handle.url, headers={"Authorization": "Bearer t"}, timeout=5) as c,
+    ):
+        first = [c.get("/companies/ListAll").status_code for _ in range(7)]
+        assert first[6] == 429 and len(set(first[:6])) >= 2, first
+        assert c.post("/__admin/reset").status_code == 200
+        assert [c.get("/companies/ListAll").status_code for _ in range(7)] == first
 
 
 def test_admin_seed_and_data(server: ServerHandle, client: httpx.Client) -> None:
@@ -380,6 +407,33 @@ def test_cli_entry_point_serves_seeded_tokens() -> None:
             rows = httpx.get(f"{url}/companies/ListAll?Pagina=2", headers=headers, timeout=5)
             assert len(rows.json()) == 5
             assert httpx.get(f"{url}/__admin/knobs", timeout=5).json()["rate_limit_per_min"] == 100
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def test_cli_fault_flags_set_their_knobs() -> None:
+    """`--error-rate` and the other fault flags are the knobs of the same name."""
+    cmd = [
+        sys.executable, "-m", "infra.emulators.acessorias", "--port", "0", "--latency-ms", "5",
+        "--error-rate", "0.25", "--rate-429", "0.5", "--timeout-rate", "0.125", "--hang-s", "2",
+    ]  # fmt: skip
+    with subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True) as proc:  # noqa: S603
+        try:
+            assert proc.stdout is not None
+            url = proc.stdout.readline().strip().rsplit(" ", 1)[-1]
+            knobs = httpx.get(f"{url}/__admin/knobs", timeout=5).json()
+            set_by_flags = {
+                k: knobs[k]
+                for k in ("latency_ms", "error_rate", "rate_429", "timeout_rate", "hang_s")
+            }
+            assert set_by_flags == {
+                "latency_ms": 5,
+                "error_rate": 0.25,
+                "rate_429": 0.5,
+                "timeout_rate": 0.125,
+                "hang_s": 2.0,
+            }
         finally:
             proc.terminate()
             proc.wait(timeout=10)

@@ -278,6 +278,12 @@ def test_cli_creates_a_job_for_a_demo_user_and_starts_it(
     assert started["id"] == created["id"] and started["status"] == "running"
     assert started["debited"] and started["credits_cost"] == demo.DEMO_PRICES[VIDEO]
     assert balance(database_url, User(admin)) == 100 - demo.DEMO_PRICES[VIDEO]
+    assert ops(["credits-show", "--user", str(admin)]) == 0  # the debit, with its job
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[0] == f"user {admin}: balance {100 - demo.DEMO_PRICES[VIDEO]}"
+    assert [line.split()[2:] for line in shown[1:]] == [
+        ["debit", str(demo.DEMO_PRICES[VIDEO]), VIDEO, started["id"]]
+    ]
 
 
 def test_cli_refuses_what_the_route_refuses(

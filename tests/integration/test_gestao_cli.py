@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -148,3 +149,29 @@ def test_an_export_period_that_ends_before_it_starts_is_refused_in_one_line(
     err = capsys.readouterr().err
     assert "end_date" in err and "Traceback" not in err, err
     assert rows(database_url, "SELECT count(*) AS n FROM gestao_scouter_export_jobs")[0]["n"] == 0
+
+
+def test_an_export_that_does_not_complete_and_a_schema_that_does_not_fit_exit_1(
+    database_url: str, own_tenant: TenantFixture, own_remote: Remote,
+    capsys: pytest.CaptureFixture[str], configure: Any,
+) -> None:  # fmt: skip
+    """A script (`ops export start ... && next-step`) must see an export that paused, and a
+    remote schema that does not fit the mapping, in the exit code, not only in the JSON."""
+    configure(GESTAO_SCOUTER_RETRIES="0", GESTAO_SCOUTER_RETRY_BASE_S="0.01",
+              GESTAO_SCOUTER_FAILURE_BACKOFF_S="0", GESTAO_SCOUTER_BATCH_SIZE="10",
+              GESTAO_SCOUTER_MAX_BATCH_SIZE="10", GESTAO_SCOUTER_SCHEMA_CACHE_S="0")  # fmt: skip
+    assert main(["export", "seed-leads", "--tenant", "acme", "--count", "30"]) == 0
+    capsys.readouterr()
+    own_remote.state.knobs.update({"post_commit_error_rate": 1.0})  # every batch answered 5xx
+    assert main(["export", "start", "--tenant", "acme", "--inline"]) == 1
+    final = json.loads(capsys.readouterr().out)
+    assert final["status"] == "paused" and final["pause_code"] == "failing", final
+    own_remote.state.knobs.update({"post_commit_error_rate": 0.0})
+
+    own_remote.sql("ALTER TABLE public.leads DROP COLUMN telephone")
+    own_remote.state.reload_schema()
+    assert main(["schema", "validate", "--tenant", "acme"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["valid"] is False and report["missing_columns"] == ["telephone"]
+    assert main(["schema", "reload", "--tenant", "acme"]) == 1
+    assert json.loads(capsys.readouterr().out)["validation"]["valid"] is False

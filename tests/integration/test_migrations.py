@@ -243,6 +243,12 @@ def test_a_checkout_with_crlf_line_endings_is_the_same_migration(
     for path in folder.glob("*.sql"):
         path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
     assert migrate.migrate(database_url, folder) == []
+    with psycopg.connect(database_url) as conn:  # the same checksum, whatever the checkout
+        sums = dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+    assert sums == {
+        m.version: hashlib.sha256(m.path.read_bytes().replace(b"\r\n", b"\n")).hexdigest()
+        for m in migrate.discover()
+    }
 
 
 def test_checksums_recorded_from_raw_bytes_of_either_line_ending_still_match(
@@ -283,7 +289,10 @@ def test_a_release_lands_whole_or_not_at_all(pg_server_url: str, tmp_path: Path)
             if m.version >= 60:
                 shutil.copy(m.path, folder / m.path.name)
         (folder / "0099_fails.sql").write_text("SELECT 1/0;")
-        with pytest.raises(migrate.MigrationFailed, match=r"0099_fails\.sql failed, so none of"):
+        pending = len([m for m in migrate.discover(folder) if m.version >= 60])
+        with pytest.raises(
+            migrate.MigrationFailed, match=rf"0099_fails\.sql failed, so none of {pending} pending"
+        ):
             migrate.migrate(url, folder)
         with psycopg.connect(url) as conn:
             top = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
@@ -473,3 +482,58 @@ def test_pause_code_is_kept_right_for_a_previous_release_s_writes(database_url: 
         assert state() == ("paused", failing, "failing")
         alert = conn.execute("SELECT detail, pause_code FROM alert_outbox").fetchone()
         assert alert == (failing, "failing")
+
+
+@pytest.mark.parametrize(
+    "names",
+    [["0001_a.sql", "0001_b.sql"], ["0001-init.sql"], ["1_init.sql"], ["0001_Init.sql"],
+     ["0001_two words.sql"], ["0001_.sql"]],
+)  # fmt: skip
+def test_migration_files_named_out_of_the_rules_are_refused_by_name(
+    tmp_path: Path, names: list[str]
+) -> None:
+    """Two files of one number would leave one never applied (which one depends on the
+    names); a name out of NNNN_name.sql is refused rather than read some other way."""
+    for name in names:
+        (tmp_path / name).write_text("SELECT 1;")
+    with pytest.raises(ValueError, match=r"two migrations numbered 0001|not NNNN_name\.sql"):
+        migrate.discover(tmp_path)
+
+
+def test_migrations_are_applied_in_number_order(tmp_path: Path) -> None:
+    for name in ("0010_c.sql", "0002_b.sql", "0001_a.sql", "0100_d.sql"):
+        (tmp_path / name).write_text("SELECT 1;")
+    found = [(m.version, m.name) for m in migrate.discover(tmp_path)]
+    assert found == [(1, "a"), (2, "b"), (10, "c"), (100, "d")]
+
+
+def test_a_second_migrator_waits_for_the_first(database_url: str, tmp_path: Path) -> None:
+    """Two deploys migrating at once: the second waits on the migrators' lock and then finds
+    the work done, rather than applying the same files beside the first."""
+    folder = _copy(tmp_path)
+    (folder / "0999_probe.sql").write_text("CREATE TABLE probe (n integer);")
+    applied: list[list[str]] = []
+    with psycopg.connect(database_url, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [migrate._LOCK_KEY])  # another migrator
+        thread = threading.Thread(
+            target=lambda: applied.append(migrate.migrate(database_url, folder))
+        )
+        thread.start()
+        thread.join(1.5)
+        assert thread.is_alive() and applied == []  # waiting, nothing applied meanwhile
+        with psycopg.connect(database_url) as conn:
+            assert conn.execute("SELECT to_regclass('probe')").fetchone() == (None,)
+        other.execute("SELECT pg_advisory_unlock(%s)", [migrate._LOCK_KEY])
+        thread.join(30)
+    assert applied == [["0999_probe"]]
+
+
+def test_a_new_migration_may_reuse_an_old_ones_name(database_url: str, tmp_path: Path) -> None:
+    """The rules name a file NNNN_name.sql, not a unique name: a new `0999_tenancy.sql`
+    beside the applied `0001_tenancy.sql` was taken for 0001 renumbered ("no file has that
+    number", though it has), and no migration ran again until the new file was renamed."""
+    folder = _copy(tmp_path)
+    first = migrate.discover(folder)[0]
+    (folder / f"0999_{first.name}.sql").write_text("CREATE TABLE probe (n integer);")
+    assert migrate.migrate(database_url, folder) == [f"0999_{first.name}"]
+    assert migrate.migrate(database_url, folder) == []

@@ -377,3 +377,58 @@ def test_a_job_the_clean_up_ends_counts_and_alerts_as_any_failed_job(database_ur
     assert [(i["consecutive_failures"], i["last_status"]) for i in integration] == [(1, "error")]
     alerts = rows(database_url, "SELECT job_id, event FROM alert_outbox")
     assert [(a["job_id"], a["event"]) for a in alerts] == [(job, "failing")]
+
+
+def test_a_threshold_in_minutes_spares_a_job_that_beat_minutes_ago(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--older-than 30m` is thirty minutes: a job whose heartbeat is ten minutes old is
+    alive at that threshold (read as 30 seconds, the clean-up closed it); the dry run names
+    each stuck job with what it was."""
+    tenant = seed_tenant(database_url, "acme", providers={"acessorias": {}, "onecode": {}}).id
+    alive = add_job(database_url, tenant, "acessorias", "running",
+                    started="1h", beat="10m", created="1h")  # fmt: skip
+    stuck = add_job(database_url, tenant, "onecode", "pending", due="45m", created="45m")
+    assert main(["jobs", "cleanup-stuck", "--older-than", "30m", "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "would close 1 stuck job(s)",
+        f"  {stuck}  onecode  was pending",
+    ]
+    assert main(["jobs", "cleanup-stuck", "--older-than", "30m"]) == 0
+    found = job_rows(database_url)
+    assert (found[alive]["status"], found[stuck]["status"]) == ("running", "error")
+    assert main(["jobs", "cleanup-stuck", "--older-than", "5m"]) == 0
+    assert job_rows(database_url)[alive]["status"] == "error"
+
+
+def test_migrate_says_what_it_applied_and_fails_on_a_changed_migration(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A deploy script runs `ops migrate && ...`: a refused migration must stop it (exit 1)."""
+    from infra import migrate
+
+    assert main(["migrate"]) == 0
+    assert capsys.readouterr().out == "applied: nothing (up to date)\n"
+    newest = migrate.discover()[-1]
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE schema_migrations SET checksum = 'edited' WHERE version = %s", [newest.version]
+        )
+    assert main(["migrate"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and f"{newest.version:04d}_{newest.name}.sql changed since it was" in err
+
+
+def test_sweep_exits_1_when_a_step_failed(
+    database_url: str, configure: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cron running `ops sweep` sees a failed step in the exit code, not only in a log line:
+    here the schedules tick times out behind a lock another session holds."""
+    configure(DB_STATEMENT_TIMEOUT_MS="500")
+    with psycopg.connect(database_url) as holder:
+        holder.execute("LOCK TABLE integration_schedules IN ACCESS EXCLUSIVE MODE")
+        assert main(["sweep"]) == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out)["hooks"]["schedules"] == {"error": "failed"}
+    assert "sweep: schedules failed" in err
+    assert main(["sweep"]) == 0  # the lock gone, the same sweep passes

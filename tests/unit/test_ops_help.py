@@ -264,3 +264,31 @@ def test_the_local_stacks_settings_are_not_adopted_for_another_database(
     monkeypatch.delenv("JWT_SECRET")
     stack.load_local_env()  # no database named: the local stack's
     assert (os.environ["DATABASE_URL"], os.environ["JWT_SECRET"]) == (local, "local-secret")
+
+
+def test_each_refused_setting_is_one_line_naming_its_variable_never_its_value(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the CLI says for settings it cannot work with: a line per variable, as
+    `Invalid setting NAME: why.`, exit 2; a secret-looking value is never quoted back."""
+    from infra.ops.__main__ import main
+    from shared.settings import get_settings, reload_settings
+
+    monkeypatch.setenv("STALE_AFTER_S", "0")
+    monkeypatch.setenv("SMTP_PORT", "s3cret-looking")
+    monkeypatch.setenv("RUNNINGHUB_SWEEP_BATCH", "0")
+    get_settings.cache_clear()
+    try:
+        assert main(["token", "--service"]) == 2
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert err.splitlines() == [
+            "Invalid setting STALE_AFTER_S: Input should be greater than 0.",
+            "Invalid setting SMTP_PORT: Input should be a valid integer, unable to parse string"
+            " as an integer.",
+            "Invalid setting RUNNINGHUB_SWEEP_BATCH: Input should be greater than or equal to 1.",
+        ], err
+        assert "s3cret" not in err
+    finally:
+        monkeypatch.undo()
+        reload_settings()

@@ -199,6 +199,21 @@ def test_no_settings_error_quotes_the_value_it_refused(monkeypatch: pytest.Monke
         ("DB_CONNECT_TIMEOUT_S", "0"),
         ("DB_CONNECT_TIMEOUT_S", "-10"),
         ("DB_CONNECT_TIMEOUT_S", "inf"),
+        # a worker without an end never re-dispatches itself: the platform kills it mid-job
+        ("WORKER_BUDGET_S", "inf"),
+        ("WORKER_BUDGET_S", "nan"),
+        ("WORKER_BUDGET_S", "1e13"),
+        # past the most one claim takes
+        ("CLAIM_BATCH", "1001"),
+        # Cloud Tasks: a deadline of 0 fails every create_task; an endless pause sends no
+        # wake-up again after the first failure (an export, run only by them, never runs)
+        ("TASKS_TIMEOUT_S", "0"),
+        ("TASKS_TIMEOUT_S", "inf"),
+        ("TASKS_PAUSE_S", "-1"),
+        ("TASKS_PAUSE_S", "inf"),
+        ("TASKS_PAUSE_S", "1e13"),
+        ("ALERT_BACKOFF_BASE_S", "nan"),
+        ("GESTAO_SCOUTER_STALE_AFTER_S", "0"),
     ],
 )
 def test_engine_settings_at_their_edges_are_refused_at_startup(
@@ -223,6 +238,13 @@ def test_engine_settings_at_their_edges_are_refused_at_startup(
         ("STALE_AFTER_S", "1"),
         ("CLAIM_BATCH", "2"),
         ("WORKER_BUDGET_S", "1.5"),
+        ("CLAIM_BATCH", "1000"),
+        ("TASKS_PAUSE_S", "0"),
+        ("TASKS_TIMEOUT_S", "0.5"),
+        ("DB_STATEMENT_TIMEOUT_MS", "0"),
+        ("DB_STATEMENT_TIMEOUT_MS", "2147483647"),
+        ("GESTAO_SCOUTER_BATCH_SIZE", "10000"),
+        ("GESTAO_SCOUTER_MAX_BATCH_SIZE", "1"),
     ],
 )
 def test_engine_settings_near_their_edges_are_accepted(
@@ -255,6 +277,7 @@ def test_engine_settings_near_their_edges_are_accepted(
         ("GESTAO_SCOUTER_BATCH_SIZE", "20000"),
         ("GESTAO_SCOUTER_MAX_BATCH_SIZE", "20000"),
         ("GESTAO_SCOUTER_BATCH_SIZE", "0"),
+        ("GESTAO_SCOUTER_MAX_BATCH_SIZE", "0"),  # no batch could ever be sent
         # LIMIT past bigint: "bigint out of range", so every tick (sweep) fails
         ("SCHEDULE_TICK_BATCH", "100000000000000000000"),
         ("RUNNINGHUB_SWEEP_BATCH", "100000000000000000000"),
@@ -294,3 +317,12 @@ def test_oidc_service_auth_without_an_audience_is_refused_at_startup(
     monkeypatch.setenv("SERVICE_AUTH", "jwt")
     monkeypatch.delenv("OIDC_AUDIENCE")
     assert Settings().auth.oidc_audience is None  # only the OIDC mode needs it
+
+
+def test_a_value_that_should_be_json_is_refused_naming_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OIDC_SERVICE_ACCOUNTS", "tasks@proj.iam.gserviceaccount.com")
+    with pytest.raises(ValueError) as refused:
+        Settings()
+    assert "refused settings: OIDC_SERVICE_ACCOUNTS: not valid JSON" in str(refused.value)
