@@ -1513,3 +1513,234 @@ def test_sign_in_with_a_pasted_supabase_session(page: Any, live: LiveStack) -> N
     assert page.get_by_label("Organização").locator("option").all_inner_texts() == [GLOBEX.name]
     page.get_by_role("button", name="Sair").click()
     page.get_by_role("heading", name="Entrar no syncq").wait_for()
+
+
+# -- what each word on the page stands for (run in the page's own modules) ------------------
+
+
+def test_each_pause_code_names_its_own_cause(page: Any, live: LiveStack) -> None:
+    """Distinct sentences are not enough: two codes' sentences swapped would tell an admin to
+    fix the key when the schema is wrong. Each code says its own cause."""
+    page.goto(live.dashboard)
+    said = page.evaluate(
+        """async (codes) => {
+          const { fmtPause } = await import('./js/format.js');
+          return Object.fromEntries(codes.map((c) => [c, fmtPause(c, 3)]));
+        }""",
+        [str(code) for code in PauseCode],
+    )
+    causes = {
+        "admin": "administrador",
+        "schema": "schema do Gestão Scouter não corresponde",
+        "key": "recusou a chave",
+        "refused": "recusou um lote",
+        "failing": "3 lotes seguidos falharam",
+        "stalled": "parou sem resposta 3 vezes",
+    }
+    assert set(said) == set(causes)
+    assert {c: causes[c] in said[c] for c in causes} == dict.fromkeys(causes, True), said
+
+
+def test_durations_percentages_ages_and_days_read_the_brazilian_way(
+    page: Any, live: LiveStack
+) -> None:
+    """The formatting the tables and charts use, at the edges people meet."""
+    page.goto(live.dashboard)
+    now = "2026-03-10T12:00:00Z"
+    said = page.evaluate(
+        """async (now) => {
+          const f = await import('./js/format.js');
+          const at = Date.parse(now);
+          const ago = (s) => f.fmtAgo(new Date(at - s * 1000).toISOString(), at);
+          return {
+            durations: [999, 1000, 59_940, 60_000, 125_000].map(f.fmtDuration),
+            none: [f.fmtDuration(null), f.fmtNumber(null), f.fmtPercent(undefined), f.fmtDay(null)],
+            percents: [f.fmtPercent(1), f.fmtPercent(0.5), f.fmtPercent(0.25), f.fmtPercent(87.5)],
+            ages: [ago(59), ago(60), ago(3599), ago(3600), ago(86_399), ago(86_400)],
+            numbers: [f.fmtNumber(1234567), f.fmtNumber(0)],
+            days: [f.fmtDay('2024-01-31'), f.fmtDay('2024-02-29T23:30:00Z')],
+            occurrences: ['success', 'running', 'error', 'skipped', 'missed', 'odd', null]
+              .map(f.fmtLastOccurrence),
+            live: [f.isLive({ status: 'pending' }), f.isLive({ status: 'running' }),
+                   f.isLive({ status: 'error' }), f.isLive(null)],
+          };
+        }""",
+        now,
+    )
+    assert said["durations"] == ["999 ms", "1,0 s", "59,9 s", "1 min 0 s", "2 min 5 s"]
+    assert said["none"] == ["—"] * 4
+    assert said["percents"] == ["100,0%", "50,0%", "25,0%", "87,5%"]
+    assert said["ages"] == [
+        "agora há pouco", "há 1 min", "há 59 min", "há 1 h", "há 23 h", "há 1 dias",
+    ]  # fmt: skip
+    assert said["numbers"] == ["1.234.567", "0"]
+    assert said["days"] == ["31/01/2024", "29/02/2024"]  # UTC days, in any browser zone
+    assert said["occurrences"] == [
+        "Concluído", "Em execução", "Falha",
+        "Pulada: uma execução estava em andamento", "Perdida", "odd", "—",
+    ]  # fmt: skip
+    assert said["live"] == [True, True, False, False]
+
+
+def test_every_error_is_described_by_its_code_else_its_status(page: Any, live: LiveStack) -> None:
+    """describe(): a known code's own sentence wins over its status; an unknown code falls back
+    to the status; an unknown status says its number (a 5xx reads as the server's fault); a
+    422 names its fields as the forms label them, with a key of the user's own."""
+    page.goto(live.dashboard)
+    said = page.evaluate(
+        """async () => {
+          const { ApiError, describe } = await import('./js/api.js');
+          const e = (status, code, details) => describe(new ApiError(status, code, 'English.', details));
+          return {
+            network: e(0, 'network'),
+            conflict: [e(409, 'export_already_active'), e(409, 'http_409'), e(409, 'newer_code')],
+            forbidden: e(403, 'forbidden'),
+            unknown: [e(418, 'http_418'), e(507, 'http_507'), e(500, 'http_500')],
+            fields: e(422, 'validation_error', [
+              { loc: ['field_mappings', 'nome', 0] }, { loc: ['emails', 1] }, { loc: ['emails', 2] },
+              { loc: ['mystery'] }]),
+            bare422: e(422, 'validation_error'),
+            noFields: e(422, 'validation_error', []),
+            plain: describe(new Error('boom')),
+          };
+        }"""
+    )
+    assert said["network"] == "Sem conexão com o servidor."
+    assert said["conflict"] == [
+        "Já existe uma exportação em andamento.",
+        "A ação conflita com o estado atual: atualize a página e tente de novo.",
+        "A ação conflita com o estado atual: atualize a página e tente de novo.",
+    ]
+    assert said["forbidden"].startswith("Permissão negada")
+    assert said["unknown"] == [
+        "A requisição falhou (erro 418).",
+        "Erro interno no servidor: tente de novo em instantes.",
+        "Erro interno no servidor: tente de novo em instantes.",
+    ]
+    assert said["fields"] == (
+        "Dados inválidos. Confira: mapeamento de campos (nome), e-mails, mystery."
+    ), said["fields"]
+    assert said["bare422"] == said["noFields"] == "Dados inválidos."
+    assert said["plain"] == "boom"
+    assert all("English" not in str(v) for v in said.values())
+
+
+# -- exports as the Sync Monitor and Alertas tell them --------------------------------------
+
+
+def an_export(live: LiveStack, tenant: Any, **row: Any) -> None:
+    """The tenant's only export, as given (the runner claims none of these: none is due live)."""
+    live.execute("DELETE FROM gestao_scouter_export_jobs WHERE tenant_id = %s", tenant.id)
+    row = {"tenant_id": tenant.id, "field_mappings": "{}", "batch_size": 50, **row}
+    columns = ", ".join(row)
+    live.execute(
+        f"INSERT INTO gestao_scouter_export_jobs ({columns}, started_at, finished_at)"
+        f" VALUES ({', '.join(f'%({k})s' for k in row)}, now() - interval '1 hour', now())",
+        row,
+    )
+
+
+def test_a_failed_or_paused_export_says_which_and_offers_retomar(
+    page: Any, live: LiveStack
+) -> None:
+    """A failed export says it failed (in red), a paused one why it paused: an admin's pause
+    with no technical detail, a fault's with its count and the server's words folded away;
+    either can be resumed (Retomar) and neither paused again (Pausar). Alertas tell the same
+    export alerts the same way."""
+    english = "Gestão Scouter refused the batch: HTTP 400 invalid input syntax"
+    an_export(live, GLOBEX, status="failed", error_message=english, total_leads=3000,
+              exported_leads=1250, error_leads=2)  # fmt: skip
+    try:
+        sign_in(page, live, "globex-admin", f"#/t/{GLOBEX.id}/sync-monitor")
+        job = page.get_by_test_id("export-job")
+        job.get_by_test_id("export-status").filter(has_text="Falhou").wait_for()
+        error = job.get_by_test_id("export-error")
+        assert "notice error" in (error.get_attribute("class") or "")
+        assert error.inner_text().startswith("A exportação falhou."), error.inner_text()
+        assert "tentará de novo" not in error.inner_text()
+        assert job.get_by_test_id("exported").inner_text() == "1.250 / 3.000"
+        assert job.get_by_role("button", name="Retomar").is_enabled()
+        assert job.get_by_role("button", name="Pausar").is_disabled()
+        assert page.get_by_role("button", name="Iniciar exportação").is_enabled()
+
+        an_export(live, GLOBEX, status="paused", pause_code="admin",
+                  pause_reason="Paused by an administrator.")  # fmt: skip
+        page.reload()
+        reason = job.get_by_test_id("pause-reason")
+        reason.wait_for()
+        assert reason.inner_text().strip() == "Pausado por um administrador."
+        assert reason.get_by_text("Detalhe técnico").count() == 0
+        assert job.get_by_test_id("export-error").count() == 0
+        assert job.get_by_role("button", name="Retomar").is_enabled()
+        assert job.get_by_role("button", name="Pausar").is_disabled()
+
+        failing = "Paused: 3 consecutive batches failed (HTTP 503)."
+        an_export(live, GLOBEX, status="paused", pause_code="failing", pause_reason=failing,
+                  consecutive_failures=3)  # fmt: skip
+        page.reload()
+        reason.filter(has_text="3 lotes seguidos falharam").wait_for()
+        assert failing not in reason.inner_text()
+        reason.get_by_text("Detalhe técnico").click()
+        assert failing in reason.inner_text()
+        assert job.get_by_role("button", name="Retomar").is_enabled()
+
+        live.execute(
+            "INSERT INTO alert_outbox (tenant_id, provider_slug, event, failures, detail,"
+            " pause_code, status, finished_at, created_at) VALUES"
+            " (%(t)s, 'gestao_scouter', 'export_paused', 4, %(paused)s, 'failing', 'sent', now(),"
+            "  now() - interval '1 minute'),"
+            " (%(t)s, 'gestao_scouter', 'export_failed', 0, %(failed)s, NULL, 'sent', now(), now())",
+            {"t": GLOBEX.id, "paused": failing, "failed": english},
+        )  # fmt: skip
+        page.goto(f"{live.dashboard}#/t/{GLOBEX.id}/integracoes/onecode/alertas")
+        paused = page.locator("tr", has_text="Exportação pausada").first
+        paused.wait_for()
+        assert "4 lotes seguidos falharam" in paused.inner_text(), paused.inner_text()
+        assert failing not in paused.inner_text()
+        failed = page.locator("tr", has_text="Exportação falhou").first
+        assert "A exportação falhou." in failed.inner_text() and english not in failed.inner_text()
+        failed.get_by_text("Detalhe técnico").click()
+        assert english in failed.inner_text()
+    finally:
+        live.execute("DELETE FROM alert_outbox WHERE tenant_id = %s", GLOBEX.id)
+        live.execute("DELETE FROM gestao_scouter_export_jobs WHERE tenant_id = %s", GLOBEX.id)
+
+
+# -- Execuções: the refetch after an action ---------------------------------------------------
+
+
+def test_a_retried_run_is_shown_as_it_went_when_the_stream_is_down(
+    page: Any, live: LiveStack
+) -> None:
+    """ "Tentar novamente" with no event coming: the row the answer added said "Pendente" for
+    good unless the short refetch after the action reads the run as it went."""
+    wait_idle(live, GLOBEX, "onecode")
+    [failed] = live.rows(
+        "INSERT INTO integration_jobs (tenant_id, provider_slug, status, attempts, error_message,"
+        " started_at, finished_at, created_at) VALUES (%s, 'onecode', 'error', 3,"
+        " 'HTTP 500 da OneCode', now() - interval '2 minutes', now() - interval '1 minute',"
+        " now() - interval '2 minutes') RETURNING id",
+        GLOBEX.id,
+    )
+    page.route(lambda url: "integration-job-events" in url, lambda route: route.abort())
+    sign_in(page, live, "globex-admin", f"#/t/{GLOBEX.id}/integracoes/onecode/execucoes")
+    page.get_by_test_id("live").filter(has_text="Reconectando").wait_for()
+    row = page.locator(f"[data-testid=runs] tr[data-job='{failed['id']}']")
+    with HeldAnswer(page, "**/functions/v1/run-integration", str(failed["id"])) as run:
+        row.get_by_role("button", name="Tentar novamente").click()
+        new_id = run.read()["job_id"]
+        wait_until(lambda: latest(live, GLOBEX, "onecode").get("status") == "success", 60, "done")
+        run.release()  # the page adds the run as the answer said it: pending
+    page.locator(f"tr[data-job='{new_id}'][data-status='success']").wait_for(timeout=10_000)
+
+
+def test_a_call_refused_with_401_ends_the_session(page: Any, live: LiveStack) -> None:
+    """Any call answered 401 (the token expired between two clicks) signs the user out with
+    a word of why, as the stream's 401 does: the page must not sit signed in, refused."""
+    sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/integracoes/onecode/visao-geral")
+    expired = {"error": {"code": "unauthorized", "message": "Invalid token."}}
+    page.route("**/integration-alerts?*", lambda route: route.fulfill(status=401, json=expired))
+    page.get_by_role("tab", name="Alertas").click()
+    page.get_by_text("Sua sessão expirou").wait_for()
+    page.get_by_role("heading", name="Entrar no syncq").wait_for()
+    assert page.get_by_role("button", name="Sair").count() == 0
