@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -43,14 +43,17 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**keep, **extra}
 
 
-class NotFoundServer(ThreadingHTTPServer):
-    """Another program on the port: answers every request 404, or a look-alike health answer."""
+class AnsweringServer(ThreadingHTTPServer):
+    """A program on a free port answering every GET with `answer(path)`: (status, headers,
+    body)."""
 
-    def __init__(self, body: bytes = b"", status: int = 404) -> None:
+    def __init__(self, answer: Callable[[str], tuple[int, dict[str, str], bytes]]) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                status, headers, body = answer(self.path)
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -67,6 +70,13 @@ class NotFoundServer(ThreadingHTTPServer):
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
+
+
+class NotFoundServer(AnsweringServer):
+    """Another program on the port: answers every request 404, or a look-alike health answer."""
+
+    def __init__(self, body: bytes = b"", status: int = 404) -> None:
+        super().__init__(lambda _: (status, {"Content-Type": "application/json"}, body))
 
 
 def run_stack(env: dict[str, str], timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
@@ -149,25 +159,15 @@ def test_the_probe_wants_our_own_gateway(body: bytes, status: int) -> None:
     assert reason is not None and "not from our gateway" in reason
 
 
-class OurGateway(ThreadingHTTPServer):
+class OurGateway(AnsweringServer):
     """Our gateway as the probe reads it: health 200 with the run's instance, and an index."""
 
     def __init__(self, instance: str, index: dict[str, Any]) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = b'{"status": "ok"}' if self.path.endswith("/healthz") else (
-                    json.dumps(index).encode())  # fmt: skip
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header(INSTANCE_HEADER, instance)
-                self.end_headers()
-                self.wfile.write(body)
+        def answer(path: str) -> tuple[int, dict[str, str], bytes]:
+            body = b'{"status": "ok"}' if path.endswith("/healthz") else json.dumps(index).encode()
+            return 200, {"Content-Type": "application/json", INSTANCE_HEADER: instance}, body
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        super().__init__(answer)
 
 
 @pytest.mark.parametrize(
@@ -196,12 +196,9 @@ def test_the_stack_is_up_only_once_the_database_and_every_emulator_are(
     }
     ours = OurGateway("our-instance", index)
     try:
-        reason = stack.probe(
-            f"http://127.0.0.1:{ours.server_address[1]}/functions/v1", "our-instance"
-        )
+        reason = stack.probe(f"http://127.0.0.1:{ours.port}/functions/v1", "our-instance")
     finally:
-        ours.shutdown()
-        ours.server_close()
+        ours.stop()
     assert reason == expected
 
 
