@@ -1706,6 +1706,26 @@ def test_a_failed_or_paused_export_says_which_and_offers_retomar(
         live.execute("DELETE FROM gestao_scouter_export_jobs WHERE tenant_id = %s", GLOBEX.id)
 
 
+def test_a_paused_export_cannot_be_started_over_and_says_so(page: Any, live: LiveStack) -> None:
+    """A paused export still holds the tenant's one live export (the server refuses a new one
+    with 409 export_already_active): "Iniciar exportação" is disabled while it is paused, and
+    the page says to resume or reset it, not that one is "em andamento"."""
+    an_export(live, GLOBEX, status="paused", pause_code="admin", total_leads=3000,
+              pause_reason="Paused by an administrator.", exported_leads=1250)  # fmt: skip
+    try:
+        sign_in(page, live, "globex-admin", f"#/t/{GLOBEX.id}/sync-monitor")
+        job = page.get_by_test_id("export-job")
+        job.get_by_test_id("export-status").filter(has_text="Pausado").wait_for()
+        start = page.get_by_role("button", name="Iniciar exportação")
+        assert start.is_disabled()
+        hint = page.get_by_test_id("start-blocked")
+        assert "Retome ou resete" in hint.inner_text(), hint.inner_text()
+        assert page.get_by_text("Já existe uma exportação em andamento").count() == 0
+        assert job.get_by_role("button", name="Retomar").is_enabled()
+    finally:
+        live.execute("DELETE FROM gestao_scouter_export_jobs WHERE tenant_id = %s", GLOBEX.id)
+
+
 # -- Execuções: the refetch after an action ---------------------------------------------------
 
 

@@ -94,6 +94,9 @@ function ExportPanel({ tenant, onSchema }) {
     run('start', { start_date: range.start_date || null, end_date: range.end_date || null }, 'Exportação iniciada.');
   }
   const live = job && LIVE.has(job.status);
+  // A paused export still holds the tenant's one export (the server refuses a new one, 409):
+  // it is resumed or reset, not started over.
+  const held = live || (job && job.status === 'paused');
   const s = job && exportStatus(job.status);
   const r = job && rate(job);
   return html`<section class="panel" aria-labelledby="export-title">
@@ -101,8 +104,9 @@ function ExportPanel({ tenant, onSchema }) {
     <form class="row" onSubmit=${start}>
       <label for="x-start">Data inicial</label><input id="x-start" type="date" value=${range.start_date} onInput=${(e) => setRange({ ...range, start_date: e.target.value })} />
       <label for="x-end">Data final</label><input id="x-end" type="date" value=${range.end_date} onInput=${(e) => setRange({ ...range, end_date: e.target.value })} />
-      <button type="submit" class="primary" disabled=${live}>Iniciar exportação</button>
+      <button type="submit" class="primary" disabled=${held} aria-describedby=${held && !live ? 'x-held' : undefined}>Iniciar exportação</button>
     </form>
+    ${held && !live && html`<p class="muted" id="x-held" data-testid="start-blocked">Há uma exportação pausada: só uma exportação por vez. Retome ou resete a exportação abaixo.</p>`}
     ${error && html`<${Notice} kind="error">${error}</${Notice}>`}
     ${job === undefined && html`<p role="status">Carregando…</p>`}
     ${job === null && html`<p class="muted">Nenhuma exportação ainda.</p>`}
