@@ -134,6 +134,16 @@ j.*, i.extra AS release_extra
   FROM done
   WHERE status = 'failed' OR (status = 'paused' AND (release_extra ->> 'alert')::boolean)
 )
+-- An export that ended is the Gestão Scouter integration's last run (its card in
+-- list-integrations), as the queue's release writes a provider's.
+, ran AS (
+  UPDATE tenant_integrations ti
+  SET last_run = now(), last_error = d.error_message, updated_at = now(),
+      last_status = CASE d.status WHEN 'completed' THEN 'success' ELSE 'error' END
+  FROM done d
+  WHERE ti.tenant_id = d.tenant_id AND ti.provider_slug = 'gestao-scouter'
+    AND d.status IN ('completed', 'failed')
+)
 
 -- name: checkpoint
 -- One batch accounted for, under the lease: counters, keyset cursor, dates, heartbeat; and

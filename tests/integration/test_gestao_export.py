@@ -6,18 +6,20 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import psycopg
 import pytest
 
-from shared import db
+from shared import db, secrets
 from shared.gestao import exports, runner
 from shared.gestao.batches import START, batch_statement, next_batch
 from shared.gestao.mapping import DEFAULT_MAPPING
 from shared.gestao.remote import RemoteAnswer, RemoteClient
 from shared.jobs import store as engine
 from tests.integration.gestao_support import (
+    PROVIDER,
     Remote,
     drive,
     export,
@@ -82,6 +84,50 @@ def test_20k_leads_exported_exactly_through_continuations(
     assert remote.sql("SELECT DISTINCT sync_source FROM public.leads") == [("tabuladormax",)]
     status = export(tenant, "status").get_json()
     assert status["progress"] == 100 and status["recent_errors"] == []
+
+
+def _card(tenant: TenantFixture) -> dict[str, Any]:
+    """The Gestão Scouter integration as list-integrations shows it (its card)."""
+    listed = function_client("list-integrations").get(
+        "/", query_string={"tenant_id": str(tenant.id)}, headers=bearer(tenant.member_token)
+    )
+    [card] = [i for i in listed.get_json()["integrations"] if i["provider_slug"] == PROVIDER]
+    return {k: card[k] for k in ("last_run", "last_status", "last_error")}
+
+
+def test_an_export_that_ends_is_the_integrations_last_run(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
+) -> None:
+    """The Gestão Scouter card said "Última execução —" after every export: only the
+    queue's jobs wrote an integration's last run. A paused export has not ended."""
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100")
+    seed_leads(database_url, tenant.id, 300)
+    assert _card(tenant) == {"last_run": None, "last_status": None, "last_error": None}
+    job = drive(database_url, start(tenant))
+    assert job["status"] == "completed"
+    card = _card(tenant)
+    assert (card["last_status"], card["last_error"]) == ("success", None)
+    assert datetime.fromisoformat(card["last_run"]) == job["finished_at"]
+    export(tenant, "reset", job_id=str(job["id"]))
+    export(tenant, "pause", job_id=str(job["id"]))
+    assert drive(database_url, str(job["id"]))["status"] == "paused"
+    assert _card(tenant) == card  # paused, not ended: the last run stays the completed one
+
+
+def test_an_export_that_fails_is_the_integrations_last_run_with_its_error(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100")
+    seed_leads(database_url, tenant.id, 100)
+    job_id = start(tenant)
+    for name in secrets_env(remote.state.service_key):  # the key is gone before it runs
+        monkeypatch.delenv(name)
+    secrets.reset_store()
+    job = drive(database_url, job_id)
+    assert job["status"] == "failed" and job["error_message"]
+    card = _card(tenant)
+    assert (card["last_status"], card["last_error"]) == ("error", job["error_message"])
 
 
 def test_batch_body_is_utf8_bytes_whatever_the_client_encoding(
