@@ -69,7 +69,7 @@ export async function runIntegration(tenantId, slug, retryOf = null) {
 export async function cancelJob(jobId) {
   try {
     const job = await api('cancel-integration-job', { method: 'POST', body: { job_id: jobId } });
-    notify('info', job.status === 'canceled' ? 'Execução cancelada.' : 'Cancelamento solicitado: a execução para na próxima página.');
+    notify('info', job.status === 'canceled' ? 'Execução cancelada.' : 'Cancelamento solicitado: a execução para na próxima verificação (se terminar antes, fica concluída).');
     return job;
   } catch (err) {
     notify('error', describe(err));
