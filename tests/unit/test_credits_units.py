@@ -11,6 +11,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from shared import http
+from shared.auth import secrets_equal
 from shared.credits.models import (
     CheckRequest,
     CreditJobStatus,
@@ -208,6 +209,19 @@ def test_no_secret_means_no_webhook_and_refusal() -> None:
         assert webhook_url(s, key) is None
         with pytest.raises(Unauthorized):
             verify_webhook(s, {"table": "image_jobs", "job": str(key.id), "sig": "x"})
+
+
+def test_without_a_secret_no_signature_verifies_not_even_the_placeholder() -> None:
+    """With the secret unset a missing secret is compared as NUL (constant time): a `sig`
+    of NUL (`sig=%00` in the URL) or nothing must still be refused, for any job."""
+    key = JobKey(CreditJobTable.IMAGE, uuid4())
+    for value in (None, SecretStr("")):
+        s = settings(runninghub_webhook_secret=value)
+        for sig in ("\0", ""):
+            with pytest.raises(Unauthorized):
+                verify_webhook(s, {"table": "image_jobs", "job": str(key.id), "sig": sig})
+    assert not secrets_equal("\0", None) and not secrets_equal(None, None)
+    assert not secrets_equal("", "") and secrets_equal("s3cret", "s3cret")
 
 
 def test_explicit_webhook_url_keeps_its_query() -> None:
