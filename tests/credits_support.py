@@ -100,6 +100,16 @@ def configure_runninghub(
     configure(**{**settings, **extra})
 
 
+@contextmanager
+def endless_runninghub(configure: Configure, **extra: str) -> Iterator[Emulator]:
+    """RunningHub whose tasks run until a test ends them (its own webhooks not retried),
+    with the settings pointed at it."""
+    knobs = RunningHubKnobs(run_seconds=None, max_concurrent=10, webhook_max_attempts=1)
+    with running_emulator(knobs) as emulator:
+        configure_runninghub(configure, emulator.url, **extra)
+        yield emulator
+
+
 @dataclass(frozen=True)
 class User:
     id: uuid.UUID

@@ -21,7 +21,7 @@ from flask import request as flask_request
 from psycopg import sql
 
 from infra.emulators._common import start_in_thread
-from infra.emulators.runninghub import RunningHubKnobs, TaskStatus
+from infra.emulators.runninghub import TaskStatus
 from shared.credits.models import CreditJobTable, JobKey
 from shared.credits.runninghub import webhook_url
 from shared.credits.sweep import sweep_runninghub
@@ -33,12 +33,12 @@ from tests.credits_support import (
     Emulator,
     balance,
     configure_runninghub,
+    endless_runninghub,
     job,
     ledger,
     new_job,
     new_user,
     post,
-    running_emulator,
     set_price,
 )
 from tests.support import rows
@@ -50,9 +50,7 @@ NUL_REASON = {"node_id": "3", "exception_message": "bad\u0000byte"}
 
 @pytest.fixture
 def rh(configure: Configure) -> Iterator[Emulator]:
-    knobs = RunningHubKnobs(run_seconds=None, max_concurrent=10, webhook_max_attempts=1)
-    with running_emulator(knobs) as emulator:
-        configure_runninghub(configure, emulator.url)
+    with endless_runninghub(configure) as emulator:
         yield emulator
 
 

@@ -20,6 +20,7 @@ from tests.credits_support import (
     IMAGE,
     RH_KEY,
     configure_runninghub,
+    endless_runninghub,
     job,
     new_job,
     new_user,
@@ -65,9 +66,7 @@ def test_a_refusal_quoting_the_key_is_neither_logged_nor_answered(
 def test_a_failed_reason_quoting_the_key_and_an_email_is_stored_scrubbed(
     database_url: str, configure: Configure
 ) -> None:
-    knobs = RunningHubKnobs(run_seconds=None, max_concurrent=10, webhook_max_attempts=1)
-    with running_emulator(knobs) as rh:
-        configure_runninghub(configure, rh.url, RUNNINGHUB_CHECK_AFTER_S="0")
+    with endless_runninghub(configure, RUNNINGHUB_CHECK_AFTER_S="0") as rh:
         user = new_user(database_url, balance=100)
         job_id = new_job(database_url, user, cost=10)
         started = post("/start", {"table": IMAGE, "jobId": str(job_id)}, user.token).json()
@@ -117,9 +116,7 @@ def test_outputs_quoting_the_key_are_stored_and_answered_without_it(
     """RunningHub's outputs are JSON from RunningHub like its failure text: an output whose
     file URL quotes the account's key (a signed download link, an echo) must not hand the
     key to the job's owner through /check, /jobs or the stored row."""
-    knobs = RunningHubKnobs(run_seconds=None, max_concurrent=10, webhook_max_attempts=1)
-    with running_emulator(knobs) as rh:
-        configure_runninghub(configure, rh.url, RUNNINGHUB_CHECK_AFTER_S="0")
+    with endless_runninghub(configure, RUNNINGHUB_CHECK_AFTER_S="0") as rh:
         user = new_user(database_url, balance=100)
         by_hook, by_sweep = (
             new_job(database_url, user, cost=10),

@@ -10,7 +10,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from infra.emulators.runninghub import RunningHubKnobs
 from shared.credits import store as sweep_store
 from shared.credits.models import CreditJobTable, JobKey
 from shared.credits.slots import pump
@@ -21,12 +20,12 @@ from tests.credits_support import (
     Emulator,
     balance,
     configure_runninghub,
+    endless_runninghub,
     job,
     ledger,
     new_job,
     new_user,
     post,
-    running_emulator,
 )
 
 pytestmark = pytest.mark.db
@@ -34,10 +33,7 @@ pytestmark = pytest.mark.db
 
 @pytest.fixture
 def rh(configure: Configure) -> Iterator[Emulator]:
-    """RunningHub whose tasks run until told otherwise (run_seconds None)."""
-    knobs = RunningHubKnobs(run_seconds=None, max_concurrent=10, webhook_max_attempts=1)
-    with running_emulator(knobs) as emulator:
-        configure_runninghub(configure, emulator.url)
+    with endless_runninghub(configure) as emulator:
         yield emulator
 
 

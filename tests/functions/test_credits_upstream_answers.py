@@ -8,7 +8,7 @@ from uuid import UUID
 
 import pytest
 
-from infra.emulators.runninghub import RunningHubKnobs, TaskStatus
+from infra.emulators.runninghub import TaskStatus
 from infra.local.gateway import FUNCTIONS_DIR, load_contract
 from shared.contract import ErrorCode
 from shared.credits.models import FUNCTION, CreditJobTable, JobKey
@@ -21,13 +21,12 @@ from tests.credits_support import (
     Emulator,
     User,
     balance,
-    configure_runninghub,
+    endless_runninghub,
     job,
     ledger,
     new_job,
     new_user,
     post,
-    running_emulator,
 )
 
 pytestmark = pytest.mark.db
@@ -35,10 +34,7 @@ pytestmark = pytest.mark.db
 
 @pytest.fixture
 def rh(configure: Configure) -> Iterator[Emulator]:
-    """Tasks end only when a test says so; RunningHub's own webhooks are not retried."""
-    knobs = RunningHubKnobs(run_seconds=None, max_concurrent=10, webhook_max_attempts=1)
-    with running_emulator(knobs) as emulator:
-        configure_runninghub(configure, emulator.url, RUNNINGHUB_CHECK_AFTER_S="0")
+    with endless_runninghub(configure, RUNNINGHUB_CHECK_AFTER_S="0") as emulator:
         yield emulator
 
 
