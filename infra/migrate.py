@@ -148,13 +148,17 @@ def _check_applied(
     no file is an error when a later file exists (removed). Versions past the last file are a
     newer release's, which this older one may still run beside (a rollback): removing the
     newest file looks the same, and is not caught. Names need not be unique: a new file may
-    reuse an applied one's name while that one's file keeps its number."""
+    reuse an applied one's name while that one's file keeps its number (an older release
+    then runs beside it too)."""
     newest = max((m.version for m in migrations), default=0)
     on_disk = {m.version for m in migrations}
-    numbered = {m.name: m.version for m in migrations}
+    # A renumbered file is one not applied under its own number (an applied file that
+    # shares the name is an old one, still where it was).
+    unapplied = {m.name for m in migrations if done.get(m.version, ("",))[0] != m.name}
     for version, (name, _) in sorted(done.items()):
-        # its file has another number now (not a new file reusing the name of one still there)
-        moved = version not in on_disk and numbered.get(name, version) != version
+        # its file has another number now (not a new file reusing the name of one still there,
+        # nor, in a rollback, a newer release's file reusing the name of one applied here)
+        moved = version not in on_disk and name in unapplied
         if moved or (version < newest and version not in on_disk):
             raise MigrationChanged(
                 f"migration {version:04d}_{name} was applied, but no file has that number:"

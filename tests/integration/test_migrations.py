@@ -537,3 +537,19 @@ def test_a_new_migration_may_reuse_an_old_ones_name(database_url: str, tmp_path:
     (folder / f"0999_{first.name}.sql").write_text("CREATE TABLE probe (n integer);")
     assert migrate.migrate(database_url, folder) == [f"0999_{first.name}"]
     assert migrate.migrate(database_url, folder) == []
+
+
+def test_an_older_release_runs_beside_a_newer_migration_that_reused_a_name(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A rollback after a release whose new file reused an applied one's name: the older
+    release has no file of the newer number, and the applied `0001_tenancy.sql` is still
+    there under its own number, so nothing was renumbered (it was taken for 0001 moved, and
+    the older release could not migrate beside the newer one's database)."""
+    folder = _copy(tmp_path)
+    first = migrate.discover(folder)[0]
+    newer = folder / f"0999_{first.name}.sql"
+    newer.write_text("CREATE TABLE probe (n integer);")
+    assert migrate.migrate(database_url, folder) == [f"0999_{first.name}"]
+    newer.unlink()  # the older release's files
+    assert migrate.migrate(database_url, folder) == []
