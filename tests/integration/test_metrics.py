@@ -348,6 +348,23 @@ def test_failed_alerts_of_one_tenant_are_that_tenants_alone(
         assert failures == expected, tenant.id
 
 
+def test_failed_alerts_before_the_window_are_not_counted(
+    history: History, database_url: str
+) -> None:
+    """The window counts alerts that failed within it: one that failed a month ago is
+    not among the last 7 days' failures (it stayed in the count for good)."""
+    with psycopg.connect(database_url) as conn:
+        for event, age in (("failing", "30 days"), ("recovered", "1 hour")):
+            conn.execute(
+                "INSERT INTO alert_outbox (tenant_id, provider_slug, event, status, finished_at)"
+                " VALUES (%s, 'onecode', %s, 'failed', now() - %s::interval)",
+                [history.acme.id, event, age],
+            )
+    m = prometheus(service_token(), days="7")
+    failures = {dict(k)["event"]: v for k, v in m["syncq_alert_delivery_failures"].items()}
+    assert failures == {"recovered": 1}
+
+
 def test_a_schedule_sets_the_period_freshness_is_measured_in(
     history: History, database_url: str
 ) -> None:

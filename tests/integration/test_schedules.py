@@ -780,3 +780,113 @@ def test_the_list_shows_an_occurrence_due_but_not_yet_taken_as_the_next_run(
     assert due <= db_now(database_url) and len(entry["next_runs"]) == 5
     runs = [datetime.fromisoformat(r) for r in entry["next_runs"]]
     assert runs == [due + timedelta(hours=h) for h in range(5)]
+
+
+def test_a_waiting_all_schedule_does_not_hold_the_head_of_a_one_schedule_batch(
+    database_url: str, configure: Configure
+) -> None:
+    """An `all` schedule waiting for its live job is due longest ago: were it taken (and
+    left out), a batch of one would take it again and again, the schedules behind it never,
+    and the tick would spin to the end of its budget."""
+    configure(SCHEDULE_TICK_BATCH="1")
+    acme = seed_tenant(database_url, "acme")
+    cron_, missed = three_hours_of_outage(database_url)
+    schedule(database_url, acme, cron=cron_, next_run_at=missed[0], missed="all")
+    assert schedules.tick()["enqueued"] == 1  # its first catch-up job, still pending
+    others = [seed_tenant(database_url, f"o{i}") for i in range(2)]
+    for tenant in others:
+        schedule(database_url, tenant, cron="* * * * *", next_run_at="date_trunc('minute', now())")
+    started = time.monotonic()
+    report = schedules.tick(budget_s=10)
+    assert (report["schedules"], report["enqueued"]) == (2, 2)
+    assert time.monotonic() - started < 5
+    assert all(len(jobs(database_url, tenant)) == 1 for tenant in others)
+    assert len(jobs(database_url, acme)) == 1
+
+
+def test_a_schedule_past_its_occurrence_but_within_its_offset_is_not_taken(
+    database_url: str, configure: Configure
+) -> None:
+    """Due at its occurrence plus its spread offset: before that, no sweep takes it (a
+    batch of one taking it, planning nothing and leaving it in place, took it again and
+    again to the end of its budget)."""
+    configure(SCHEDULE_TICK_BATCH="1")
+    acme = seed_tenant(database_url, "acme")
+    now = db_now(database_url)
+    occurrence = (now - timedelta(minutes=1)).replace(second=0, microsecond=0)
+    schedule(database_url, acme, cron=f"{occurrence.minute} * * * *", next_run_at=occurrence)
+    with psycopg.connect(database_url) as conn:  # due 5 minutes after its occurrence
+        conn.execute(
+            "UPDATE integration_schedules SET spread = true, offset_s = 299,"
+            " due_at = next_run_at + interval '299 seconds'"
+        )
+    started = time.monotonic()
+    report = schedules.tick(budget_s=10)
+    assert report == {"schedules": 0, "enqueued": 0, "skipped": 0, "missed": 0}
+    assert time.monotonic() - started < 5
+    assert jobs(database_url, acme) == []
+    [s] = rows(database_url, "SELECT next_run_at, last_outcome FROM integration_schedules")
+    assert (s["next_run_at"], s["last_outcome"]) == (occurrence, None)
+
+
+def test_turning_the_spread_off_or_on_moves_the_due_time_with_the_offset(
+    database_url: str,
+) -> None:
+    """Saved with the same cron and zone but the spread switched, a schedule's offset
+    changes: its due time is its occurrence plus the new offset (it kept the old one, and
+    ran minutes late with the spread off, or was taken early with it on)."""
+    tenant_id = next(  # a tenant whose daily offset is over a minute (0 once in 300)
+        t for t in iter(uuid.uuid4, None)
+        if cron.spread_offset(f"{t}:acessorias", "0 2 * * *", "UTC", datetime.now(UTC)) > 60
+    )  # fmt: skip
+    acme = seed_tenant(database_url, "acme", tenant_id=tenant_id)
+
+    def saved(spread: bool) -> tuple[int, timedelta]:
+        answer = put(acme, acme.admin_token, cron="0 2 * * *", timezone="UTC", spread=spread)
+        assert answer.status_code == 200, answer.get_json()
+        [s] = rows(database_url, "SELECT offset_s, next_run_at, due_at FROM integration_schedules")
+        assert s["offset_s"] == answer.get_json()["offset_s"]
+        return s["offset_s"], s["due_at"] - s["next_run_at"]
+
+    offset, delay = saved(True)
+    assert offset > 60 and delay == timedelta(seconds=offset)
+    assert saved(False) == (0, timedelta(0))
+    assert saved(True) == (offset, timedelta(seconds=offset))
+
+
+def test_all_waits_for_its_previous_job_while_it_runs_too(database_url: str) -> None:
+    """`all` waits for its previous occurrence's job while it is running as well as while
+    it is pending: taken beside it, the next occurrence would be skipped, a run lost."""
+    acme = seed_tenant(database_url, "acme")
+    cron_, missed = three_hours_of_outage(database_url)
+    schedule(database_url, acme, cron=cron_, next_run_at=missed[0], missed="all")
+    assert schedules.tick()["enqueued"] == 1
+    with psycopg.connect(database_url) as conn:  # a worker claimed it
+        conn.execute("UPDATE integration_jobs SET status = 'running', started_at = now()")
+    assert schedules.tick() == {"schedules": 0, "enqueued": 0, "skipped": 0, "missed": 0}
+    assert rows(database_url, "SELECT count(*) AS n FROM integration_logs"
+                " WHERE status = 'skipped'")[0]["n"] == 0  # fmt: skip
+    finish_all(database_url)
+    for _ in range(2):
+        assert schedules.tick()["enqueued"] == 1
+        finish_all(database_url)
+    assert [j["scheduled_for"] for j in jobs(database_url, acme)] == missed
+
+
+def test_a_tick_that_enqueues_wakes_the_workers_at_most_ten(
+    database_url: str, recorder: RecordingDispatcher
+) -> None:
+    """The jobs a tick creates start now, not at the next sweep: it sends a drain wake-up
+    per job, up to the worker's ten instances; a tick that enqueues nothing sends none."""
+    tenants = [seed_tenant(database_url, f"t{i}") for i in range(14)]
+    for tenant in tenants[:3]:
+        schedule(database_url, tenant, cron="* * * * *", next_run_at="date_trunc('minute', now())")
+    recorder.take()
+    assert schedules.tick()["enqueued"] == 3
+    woken = recorder.take()
+    assert [t.function for t in woken] == [schedules.KIND.function] * 3
+    for tenant in tenants[3:]:
+        schedule(database_url, tenant, cron="* * * * *", next_run_at="date_trunc('minute', now())")
+    assert schedules.tick()["enqueued"] == 11
+    assert len(recorder.take()) == schedules.WAKE_WORKERS == 10
+    assert schedules.tick()["enqueued"] == 0 and recorder.take() == []

@@ -221,3 +221,14 @@ def test_skip_judges_on_time_from_the_due_time_with_the_spread_offset() -> None:
     assert (after_outage.run, after_outage.missed) == (at, 2)  # type: ignore[attr-defined]
     late = plan_for(Missed.SKIP, at, now=now + timedelta(minutes=2), offset_s=240)
     assert (late.run, late.missed) == (None, 1)  # type: ignore[attr-defined]
+
+
+def test_a_single_late_occurrence_runs_under_once_and_all_and_is_missed_under_skip() -> None:
+    """One occurrence due, met 30 minutes late (past the grace, before the next one):
+    `once` and `all` still run it, `skip` records it missed; each moves to the next one."""
+    at = NOW.replace(minute=0)
+    for policy in (Missed.ONCE, Missed.ALL):
+        got = plan_for(policy, at)
+        assert (got.run, got.missed, got.next_run_at) == (at, 0, at + timedelta(hours=1))  # type: ignore[attr-defined]
+    skipped = plan_for(Missed.SKIP, at)
+    assert (skipped.run, skipped.missed, skipped.next_run_at) == (None, 1, at + timedelta(hours=1))  # type: ignore[attr-defined]
