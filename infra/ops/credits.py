@@ -14,7 +14,7 @@ from shared import db
 from shared.auth import Principal
 from shared.credits import service, store
 from shared.credits.models import CreateRequest, CreditJobRef, CreditJobTable
-from shared.errors import InvalidJson
+from shared.errors import InvalidJson, ValidationFailed
 from shared.web import parse_json_body, parse_model
 
 
@@ -84,6 +84,16 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+# The body field each of credits-create's options fills.
+_OPTIONS = {"table": "--table", "workflowId": "--workflow", "inputs": "--inputs",
+            "sessionId": "--session"}  # fmt: skip
+
+
+def _by_option(detail: dict[str, Any]) -> dict[str, Any]:
+    loc = detail["loc"]
+    return {**detail, "loc": [_OPTIONS.get(loc[0], loc[0]), *loc[1:]]} if loc else detail
+
+
 @friendly
 def _create(args: argparse.Namespace) -> int:
     """The job as JSON (then as /start answered, with --start); errors as the envelope."""
@@ -92,7 +102,11 @@ def _create(args: argparse.Namespace) -> int:
     body = {"table": args.table, "workflowId": args.workflow, "inputs": args.inputs}
     if args.session is not None:
         body["sessionId"] = args.session
-    job = service.create(owner, parse_model(CreateRequest, body))
+    try:
+        request = parse_model(CreateRequest, body)
+    except ValidationFailed as exc:  # named by the option the operator gave, not the field
+        raise ValidationFailed(details=[_by_option(d) for d in exc.details]) from exc
+    job = service.create(owner, request)
     print(job.model_dump_json(indent=2))
     if args.start:
         started = service.start(owner, CreditJobRef(table=args.table, job_id=job.id))

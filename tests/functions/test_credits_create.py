@@ -299,6 +299,10 @@ def test_cli_refuses_what_the_route_refuses(
     code, _, err = cli(["credits-create", "--user", str(user.id), "--workflow", "1 OR 1=1"],
                        capsys)  # fmt: skip
     assert code == 2 and json.loads(err)["error"]["code"] == "validation_error"
+    assert [d["loc"] for d in json.loads(err)["error"]["details"]] == [["--workflow"]]
+    code, _, err = cli(["credits-create", "--user", str(user.id), "--session", ""], capsys)
+    assert code == 2  # the option the operator gave is named, not the API's sessionId
+    assert [d["loc"] for d in json.loads(err)["error"]["details"]] == [["--session"]]
     for argv in (
         ["credits-create", "--user", str(user.id), "--inputs", "{}"],  # not a JSON array
         # what the route refuses as a body (the database could not store it): a traceback
