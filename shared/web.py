@@ -71,10 +71,8 @@ def error_response(error: SyncqError) -> flask.Response:
 
 # Said plainly where pydantic's words are a parser's ("invalid character: expected an
 # optional prefix of `urn:uuid:` followed by [0-9a-fA-F-], found `m` at 2").
-_PLAINER = {
-    "uuid_parsing": "Input should be a UUID, such as 123e4567-e89b-12d3-a456-426614174000.",
-    "uuid_type": "Input should be a UUID, such as 123e4567-e89b-12d3-a456-426614174000.",
-}
+_A_UUID = "Input should be a UUID, such as 123e4567-e89b-12d3-a456-426614174000."
+_PLAINER = {"uuid_parsing": _A_UUID, "uuid_type": _A_UUID}
 
 
 def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
