@@ -1,8 +1,9 @@
 """Composition: every job kind and sweep hook, registered in one place.
 
-The engine (`shared.jobs`) imports no kind and no capability imports this module: only the
-worker function does. A new kind is one module plus one line in KINDS; a periodic repair
-that is not a leased job is one line in HOOKS (docs/ARCHITECTURE.md).
+The engine (`shared.jobs`) imports no kind and no capability imports this module: the
+worker function, the metrics function and the ops CLI do. A new kind is one module plus one
+line in KINDS; a periodic repair that is not a leased job is one line in HOOKS
+(docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
