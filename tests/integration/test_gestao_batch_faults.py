@@ -153,3 +153,43 @@ def test_a_remote_that_asks_for_a_wait_is_not_sent_the_batch_again_sooner(
         job_id,
     )
     assert waits[0]["s"] > 290
+
+
+def test_a_pause_asked_while_the_last_batch_is_out_lets_the_export_complete(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The run has read past the last lead when the pause comes: nothing is left to pause."""
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100", GESTAO_SCOUTER_IN_FLIGHT="2")
+    seed_leads(database_url, tenant.id, 100)
+    job_id = start(tenant)
+    recorder().take()
+    real = runner.BatchRunner._post
+
+    def paused_meanwhile(self: runner.BatchRunner, body: bytes) -> Any:
+        answer = real(self, body)
+        assert export(tenant, "pause", job_id=job_id).get_json()["pause_requested"]
+        return answer
+
+    monkeypatch.setattr(runner.BatchRunner, "_post", paused_meanwhile)
+    assert run_once(tenant.id, job_id).status_code == 200
+    job = job_row(database_url, job_id)
+    assert (job["status"], job["exported_leads"]) == ("completed", 100)
+    assert not job["pause_requested"]
+
+
+def test_a_lead_bigger_than_the_body_limit_in_a_batch_at_full_size_is_set_aside(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
+) -> None:
+    """One batch out at a time: the size is still the refused batch's half when its halves
+    are split, and only one half at each level is refused for its size (the big lead)."""
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100", GESTAO_SCOUTER_IN_FLIGHT="1")
+    seed_leads(database_url, tenant.id, 300)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE leads SET address = repeat('x', 300000) WHERE id = 20")
+    remote.state.knobs.update({"max_body_bytes": 200_000})
+    job = drive(database_url, start(tenant))
+    assert (job["status"], job["exported_leads"], job["error_leads"]) == ("completed", 299, 1)
+    [error] = rows(database_url, "SELECT * FROM gestao_scouter_export_errors")
+    assert error["lead_id"] == 20 and error["response_status"] == 413
+    assert job["batch_size"] >= 50  # one big lead halves the batches once, not at every split

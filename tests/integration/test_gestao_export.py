@@ -6,7 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -27,6 +27,7 @@ from tests.integration.gestao_support import (
     local_view,
     recorder,
     remote_view,
+    run_once,
     secrets_env,
     seed_leads,
     sweep,
@@ -313,6 +314,52 @@ def test_date_range_and_conflicts(
     assert str(job["last_completed_date"]) == "2024-01-19"
     assert export(tenant, "pause", job_id=job_id).status_code == 409
     assert start(tenant) != job_id  # finished: a new export may start
+
+
+def test_leads_created_at_one_moment_across_batches_are_each_sent_once(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
+) -> None:
+    """The cursor is the page's last (criado, id): a page ending inside a run of leads
+    created at the same moment goes on after its last id, not its first."""
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="3")
+    seed_leads(database_url, tenant.id, 10)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE leads SET criado = '2024-01-05 12:00:00+00'")
+    job = drive(database_url, start(tenant))
+    assert (job["status"], job["exported_leads"], job["batches"]) == ("completed", 10, 4)
+    assert remote.state.stats()["by_path"]["/rest/v1/leads"] == 4
+    assert remote_view(remote) == local_view(database_url)
+
+
+def test_a_checkpoint_says_the_day_before_the_cursors_is_complete(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
+) -> None:
+    """The cursor's own day may hold leads not yet sent: the last completed day is the one
+    before it (a budget of 0: one batch per run)."""
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100", GESTAO_SCOUTER_BUDGET_S="0")
+    seed_leads(database_url, tenant.id, 300)
+    job_id = start(tenant)
+    recorder().take()
+    assert run_once(tenant.id, job_id).status_code == 200
+    job = job_row(database_url, job_id)
+    [last] = rows(
+        database_url, "SELECT (criado AT TIME ZONE 'UTC')::date AS day FROM leads WHERE id = 100"
+    )
+    assert (job["status"], job["exported_leads"], job["cursor_id"]) == ("pending", 100, 100)
+    assert job["processing_date"] == last["day"]
+    assert job["last_completed_date"] == last["day"] - timedelta(days=1)
+
+
+def test_a_completed_export_has_completed_its_range_up_to_its_end_date(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
+) -> None:
+    """The range's last days hold no lead: completed, the export has still done them."""
+    setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="50")
+    seed_leads(database_url, tenant.id, 30, first_day="2024-01-01", spread_days=3)
+    job = drive(database_url, start(tenant, start_date="2024-01-01", end_date="2024-01-31"))
+    assert (job["status"], job["exported_leads"]) == ("completed", 30)
+    assert str(job["processing_date"]) < "2024-01-05"
+    assert str(job["last_completed_date"]) == "2024-01-31"
 
 
 def test_two_runners_never_share_a_job(

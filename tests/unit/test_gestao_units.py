@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from shared.gestao.batches import batch_statement, date_bounds, remote_columns
 from shared.gestao.config_check import check_url
 from shared.gestao.mapping import DEFAULT_MAPPING, LOCAL_FIELDS, mapping_problems, reverse
 from shared.gestao.models import ExportRequest, ReverseSyncRequest
-from shared.gestao.remote import RemoteAnswer, Reply
+from shared.gestao.remote import RemoteAnswer, RemoteClient, Reply, Target
 from shared.gestao.schema import columns_from_openapi, compare, fits, kind_of
 from shared.scrub import scrub_text, scrub_value
 from shared.settings import Settings
@@ -149,6 +150,35 @@ def test_answers_are_classified() -> None:
     assert RemoteAnswer(400, {"message": "Bad Request"}, "").reply is Reply.OTHER  # no code at all
 
 
+def test_answers_without_a_code_are_classified_by_their_status() -> None:
+    # A 404 from a wrong path or a proxy (no PostgREST code): the table is not there.
+    assert RemoteAnswer(404, {"message": "Not Found"}, "").reply is Reply.SCHEMA
+    # A 409 without a code (a conflict the remote answered in its own words): a row's.
+    assert RemoteAnswer(409, {"message": "Conflict"}, "").reply is Reply.DATA
+    # A code sent as JSON null is no code (not the text "None", read as the remote's own).
+    nulled = RemoteAnswer(400, {"code": None, "message": "Bad Request"}, "")
+    assert nulled.code is None and nulled.reply is Reply.OTHER
+    # A code of the remote's own choosing refuses rows only with a 4xx.
+    assert RemoteAnswer(500, {"code": "PT500", "message": "m"}, "").reply is Reply.OTHER
+    assert RemoteAnswer(500, {"code": "L001", "message": "m"}, "").reply is Reply.OTHER
+
+
+def test_the_remote_is_asked_which_leads_it_holds_a_few_hundred_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = RemoteClient(Target("http://127.0.0.1:9", "key"), Settings())
+    asked: list[int] = []
+
+    def send(method: str, path: str, *, params: dict[str, str], **_: Any) -> RemoteAnswer:
+        ids = params["id"].removeprefix("in.(").removesuffix(")").split(",")
+        asked.append(len(ids))
+        return RemoteAnswer(200, [{"id": int(i)} for i in ids if int(i) % 7], "")
+
+    monkeypatch.setattr(client, "send", send)
+    held = client.present("id", list(range(1, 702)))
+    assert held == {i for i in range(1, 702) if i % 7} and asked == [300, 300, 101]
+
+
 def test_batches_and_requests() -> None:
     low, high = date_bounds(date(2024, 1, 1), date(2024, 1, 31))
     assert low == datetime(2024, 1, 1, tzinfo=UTC) and high == datetime(2024, 2, 1, tzinfo=UTC)
@@ -227,6 +257,11 @@ def test_the_batch_size_grows_while_fast_stays_under_the_byte_budget_and_halves_
     capped = BatchSizer(size=4000, max_rows=5000, max_bytes=10**9, fast_s=2.0)
     capped.answered(4000, 4000, 0.1)
     assert capped.size == 5000
+    timed_out = BatchSizer(size=400, max_rows=5000, max_bytes=10**9, fast_s=2.0)
+    timed_out.too_big(400)  # no body size (a timeout): never that many rows again
+    assert (timed_out.size, timed_out.max_rows) == (200, 399)
+    timed_out.answered(200, 200 * 100, 0.1)
+    assert timed_out.size == 399
 
 
 @pytest.mark.parametrize(
