@@ -486,3 +486,24 @@ def test_a_listing_of_exactly_max_pages_is_read_whole(
     configure(ACESSORIAS_MAX_PAGES=str(pages - 1))
     job = run(tenant, get_dispatcher())
     assert job["status"] == "error" and f"longer than {pages - 1} pages" in job["error_message"]
+
+
+def test_a_direct_sync_by_id_runs_only_a_job_of_its_own_provider(
+    database_url: str, emulator: ServerHandle, configure: Any, recorder: RecordingDispatcher
+) -> None:
+    configure(**{env_var(secret_name("acme", "acessorias", "token")): TOKEN})
+    tenant = seed_tenant(
+        database_url, "acme", providers={"acessorias": {"base_url": emulator.url}, "onecode": {}}
+    )
+    other = call(
+        "run-integration",
+        {"tenant_id": str(tenant.id), "provider_slug": "onecode"},
+        token=tenant.admin_token,
+    ).get_json()["job_id"]
+    recorder.take()
+    wrong = call("sync-acessorias", {"tenant_slug": "acme", "job_id": other}, token=service_token())
+    assert wrong.status_code == 404, wrong.get_json()
+    assert rows(database_url, "SELECT status, attempts FROM integration_jobs") == [
+        {"status": "pending", "attempts": 0}
+    ]
+    assert rows(database_url, "SELECT count(*) AS n FROM acessorias_companies") == [{"n": 0}]

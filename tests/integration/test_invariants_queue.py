@@ -153,6 +153,54 @@ def test_a_claim_skips_a_locked_job_instead_of_waiting_for_it(database_url: str)
     assert (job(database_url, first)["attempts"], job(database_url, second)["attempts"]) == (1, 1)
 
 
+def test_a_named_claim_takes_that_job_or_nothing(database_url: str) -> None:
+    """A wake-up or a direct sync names its job: the claim takes that one, never the oldest
+    due job instead, and nothing at all once the named one is no longer due."""
+    tenant = seed_tenant(database_url, "acme")
+    with db.transaction() as conn:
+        older = submit(conn, tenant, "older")
+    with db.transaction() as conn:
+        named = submit(conn, tenant, "named")
+    with db.transaction() as conn:
+        got = store.claim(conn, limit=1, job_id=named)
+    assert [r["id"] for r in got] == [named]
+    with db.transaction() as conn:  # running now: not due, so nothing (the older job waits)
+        assert store.claim(conn, limit=1, job_id=named) == []
+    assert (job(database_url, older)["status"], job(database_url, older)["attempts"]) == (
+        "pending", 0,
+    )  # fmt: skip
+
+
+def test_a_release_without_a_lease_leaves_a_finished_job_alone(database_url: str) -> None:
+    """A pending job's cancel is a release with no lease, and a finished job holds none
+    either: only a live job (pending or running) may change."""
+    tenant = seed_tenant(database_url, "acme")
+    with db.transaction() as conn:
+        job_id = submit(conn, tenant, "scripted")
+    with db.transaction() as conn:
+        [(_, lease)] = claim(conn)
+        assert finish(conn, job_id, lease, JobStatus.SUCCESS) == 1
+    before, logged = job(database_url, job_id), log_statuses(database_url, job_id)
+    with db.transaction() as conn:
+        late = store.final(job_id, None, JobStatus.CANCELED)
+        assert store.release(conn, [late], message="job canceled") == []
+    assert job(database_url, job_id) == before
+    assert log_statuses(database_url, job_id) == logged
+
+
+def test_a_job_sent_back_to_pending_shows_no_heartbeat(database_url: str) -> None:
+    """A job waiting for its retry has nobody working on it: no lease, no heartbeat."""
+    tenant = seed_tenant(database_url, "acme")
+    with db.transaction() as conn:
+        job_id = submit(conn, tenant, "scripted")
+    with db.transaction() as conn:
+        [(_, lease)] = claim(conn)
+        heartbeat(conn, job_id, lease, 40)
+        assert retry(conn, job_id, lease) == 1
+    after = job(database_url, job_id)
+    assert (after["status"], after["lease_token"], after["heartbeat_at"]) == ("pending", None, None)
+
+
 # --- leases ---------------------------------------------------------------------------------
 
 

@@ -70,6 +70,7 @@ def test_fifty_concurrent_clicks_make_one_job(
         assert err["code"] == "job_already_active" and err["details"]["job_id"] == job_id
     assert rows(database_url, "SELECT count(*) AS n FROM integration_jobs")[0]["n"] == 1
     assert [t.body for t in recorder.tasks] == [{"job_id": job_id}]
+    assert [t.key for t in recorder.tasks] == [f"integration:{job_id}:first"]  # once per job
 
 
 def test_submit_then_wake_up_runs_to_success(
@@ -473,6 +474,65 @@ def test_a_failed_job_runs_again_as_a_retry_and_nothing_else_does(
         "/", query_string={"tenant_id": str(tenant.id), "trigger": "retry"},
         headers=bearer(tenant.member_token)).get_json()  # fmt: skip
     assert [j["id"] for j in listed["jobs"]] == [job_id]
+
+
+def test_a_wake_up_for_a_job_no_longer_due_drains_the_others(
+    database_url: str, scripted: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    """A wake-up delivered late (its job already ran) still claims the due jobs left."""
+    done = submit(seed_tenant(database_url, "acme", providers={"scripted": {}}))
+    drain(recorder)
+    waiting = submit(seed_tenant(database_url, "globex", providers={"scripted": {}}))
+    recorder.take()  # its wake-up is lost
+    late = call("process-integration-job", {"job_id": done.get_json()["job_id"]},
+                token=service_token()).get_json()  # fmt: skip
+    assert [p["job_id"] for p in late["processed"]] == [waiting.get_json()["job_id"]]
+    assert [p["status"] for p in late["processed"]] == ["success"]
+
+
+def test_each_rescue_of_a_job_wakes_its_retry_under_a_key_of_its_own(
+    database_url: str, scripted: ScriptedProvider, configure: Configure
+) -> None:
+    """The wake-up after a rescue is de-duplicated per attempt: the rescue of attempt 2 is
+    not taken for a duplicate of the rescue of attempt 1 (and lost)."""
+    configure(BACKOFF_BASE_S="600")  # the retry waits: the sweep does not run it itself
+    recorder = get_dispatcher()
+    assert isinstance(recorder, RecordingDispatcher)
+    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    job_id = submit(tenant).get_json()["job_id"]
+    recorder.take()
+    keys: list[str | None] = []
+    for _ in range(2):
+        with psycopg.connect(database_url) as conn:  # claimed by a worker that then died
+            conn.execute(
+                "UPDATE integration_jobs SET status = 'running', attempts = attempts + 1,"
+                " lease_token = gen_random_uuid(), started_at = now() - interval '1 hour',"
+                " heartbeat_at = now() - interval '1 hour' WHERE id = %s",
+                [job_id],
+            )
+        sweep = call("process-integration-job", {}, token=service_token()).get_json()
+        assert sweep["rescued"] == 1
+        keys += [t.key for t in recorder.take()]
+    assert keys == [f"integration:{job_id}:retry:1", f"integration:{job_id}:retry:2"]
+    assert rows(database_url, "SELECT status, attempts FROM integration_jobs") == [
+        {"status": "pending", "attempts": 2}
+    ]
+
+
+def test_a_retry_runs_the_payload_it_is_given(
+    database_url: str, scripted: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
+    body = {"tenant_id": str(tenant.id), "provider_slug": "scripted", "payload": {"full": True}}
+    old = call("run-integration", body, token=tenant.admin_token).get_json()["job_id"]
+    canceled = call("cancel-integration-job", {"job_id": old}, token=tenant.admin_token)
+    assert canceled.get_json()["status"] == "canceled"
+    again = call("run-integration", {**body, "payload": {"full": False}, "retry_of": old},
+                 token=tenant.admin_token)  # fmt: skip
+    assert again.status_code == 202, again.get_json()
+    job = rows(database_url, "SELECT * FROM integration_jobs WHERE id = %s",
+               again.get_json()["job_id"])[0]  # fmt: skip
+    assert (job["trigger"], job["payload"]) == ("retry", {"full": False})
 
 
 def test_a_database_with_other_date_and_time_defaults_answers_the_same(

@@ -75,3 +75,16 @@ def test_syncq_has_one_tenacity_retry_loop() -> None:
         and ast.unparse(node.func) in ("tenacity.Retrying", "Retrying", "tenacity.retry")
     ]
     assert [m.split(":")[0] for m in made] == ["shared/backoff.py"], made
+
+
+def test_an_upstream_wait_counts_within_the_cap() -> None:
+    """A Retry-After longer than the backoff is waited, but no longer than the cap: a huge
+    one must not park the job for good."""
+    asked = decide(
+        attempts=1, max_attempts=3, retryable=True, base_s=10, cap_s=100, rand=0.5, asked_s=40
+    )
+    assert asked == Decision(Verdict.RETRY, 40)
+    huge = decide(
+        attempts=1, max_attempts=3, retryable=True, base_s=10, cap_s=100, rand=0.5, asked_s=1e9
+    )
+    assert huge == Decision(Verdict.RETRY, 100)
