@@ -45,7 +45,7 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     """The migrations on disk, by version; duplicate numbers are an error."""
     found: dict[int, Migration] = {}
     for path in sorted(directory.glob("*.sql")):
-        match = _NAME.match(path.name)
+        match = _NAME.fullmatch(path.name)
         if not match:
             raise ValueError(f"migration file name not NNNN_name.sql: {path.name}")
         version = int(match.group(1))

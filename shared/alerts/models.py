@@ -73,7 +73,7 @@ class AlertSettingsRequest(Strict):
     @classmethod
     def _emails(cls, value: list[str]) -> list[str]:
         for email in value:
-            if len(email) > 254 or not _EMAIL.match(email):
+            if len(email) > 254 or not _EMAIL.fullmatch(email):
                 raise ValueError("expected e-mail addresses (name@example.com)")
         return sorted(set(value))
 

@@ -89,7 +89,7 @@ def mapping_problems(mapping: Mapping[str, Any]) -> list[dict[str, Any]]:
     for local, remote in mapping.items():
         if local not in LOCAL_FIELDS:
             problems.append(_problem([str(local)], "not a local lead field"))
-        if not isinstance(remote, str) or not REMOTE_NAME.match(remote):
+        if not isinstance(remote, str) or not REMOTE_NAME.fullmatch(remote):
             problems.append(_problem([str(local)], "remote name must match ^[a-z_][a-z0-9_]*$"))
             continue
         if remote in RESERVED_REMOTE:

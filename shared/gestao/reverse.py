@@ -46,9 +46,8 @@ def verify_webhook(request: flask.Request) -> Principal:
     """The remote's bearer token against the tenant's webhook secret (401 otherwise)."""
     slug = tenant_slug(request)
     token = bearer_token(request.headers.get("Authorization"))
-    expected = (
-        get_store().get(secret_name(slug, SLUG, "webhook_secret")) if _SLUG.match(slug) else None
-    )
+    known = _SLUG.fullmatch(slug)
+    expected = get_store().get(secret_name(slug, SLUG, "webhook_secret")) if known else None
     if not secrets_equal(token, expected):
         raise Unauthorized("Invalid webhook secret.")
     return SERVICE

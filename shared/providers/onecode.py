@@ -42,7 +42,7 @@ def base_url(config: Mapping[str, Any], tenant: Tenant, settings: Settings) -> s
     if config.get("base_url"):
         return str(config["base_url"])
     subdomain = str(config.get("subdomain") or tenant.slug).lower()
-    if not _SUBDOMAIN.match(subdomain):
+    if not _SUBDOMAIN.fullmatch(subdomain):
         raise UpstreamError(
             "The OneCode subdomain configured for this tenant is not valid.",
             code="provider_config",
@@ -109,7 +109,7 @@ def _refusal(response: httpx.Response) -> UpstreamError:
     except ValueError:
         body = None
     raw_code = body.get("error") if isinstance(body, dict) else None
-    code = raw_code if isinstance(raw_code, str) and _ERROR_CODE.match(raw_code) else None
+    code = raw_code if isinstance(raw_code, str) and _ERROR_CODE.fullmatch(raw_code) else None
     what = f" ({code})" if code else ""
     return UpstreamError(
         f"{NAME} refused the request: HTTP {response.status_code}{what}.",

@@ -634,6 +634,7 @@ def test_the_function_reads_for_members_and_writes_for_admins(acme: TenantFixtur
                 {"emails": ["ops,cto@acme.example"]}, {"emails": ["a<b>c@acme.example"]},
                 {"emails": ["ops (night)@acme.example"]}, {"emails": ["a;b@acme.example"]},
                 {"emails": ['"x"@acme.example']}, {"emails": ["a..b@acme.example"]},
+                {"emails": ["ops@acme.example\n"]},  # `$` would match before a final newline
                 {"webhook_url": "ftp://x.example"},
                 {"webhook_url": "https://[::1"}, {"webhook_url": "https://[zz]/"},
                 {"webhook_url": "https://hooks.example:99999/a"},

@@ -49,6 +49,8 @@ def test_mapping_rules() -> None:
     problems = mapping_problems({"name": "Name!", "cpf": "cpf", "email": "sync_source"})
     locs = [p["loc"][-1] for p in problems]
     assert locs == ["name", "cpf", "email", "id"]
+    # The whole name: `$` alone would also match before a final newline.
+    assert [p["loc"] for p in mapping_problems({"id": "id\n"})] == [["field_mappings", "id"]]
     assert reverse({"id": "id", "celular": "phone"}) == {"id": "id", "phone": "celular"}
 
 

@@ -41,9 +41,10 @@ def test_base_url_per_tenant_host() -> None:
     assert (
         base_url({"base_url": "http://127.0.0.1:8102"}, TENANT, settings) == "http://127.0.0.1:8102"
     )
-    with pytest.raises(UpstreamError) as caught:
-        base_url({"subdomain": "evil.com/x"}, TENANT, settings)
-    assert not caught.value.retryable
+    for bad in ("evil.com/x", "acme\n"):  # `$` alone would match before a final newline
+        with pytest.raises(UpstreamError) as caught:
+            base_url({"subdomain": bad}, TENANT, settings)
+        assert not caught.value.retryable and caught.value.error_code == "provider_config"
 
 
 def test_parse_page_uses_the_size_the_server_applied() -> None:
