@@ -441,6 +441,96 @@ def test_a_remote_edit_that_moves_its_lead_back_is_not_undone_there(
     assert remote_view(remote) == local_view(database_url)
 
 
+def export_edit_committed_after_the_read(
+    database_url: str, tenant: TenantFixture, remote: Remote, monkeypatch: pytest.MonkeyPatch,
+    *, refuse: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Lead 2, exported before, is edited there; the reverse sync's write of the edit here
+    begins before the next export reads its page and commits while that page's upsert is
+    out (its last_sync_at, the transaction's start, is before the read). `refuse`: a CHECK
+    the remote puts on later writes. The export's job as it ended."""
+    from shared.gestao import runner
+    from shared.gestao.reverse import upsert_statement
+    from shared.sqlfiles import query
+
+    seed_leads(database_url, tenant.id, 3)
+    assert drive(database_url, export(tenant, "start").get_json()["id"])["status"] == "completed"
+    edited_at = datetime.now(UTC).isoformat()
+    remote.sql("UPDATE public.leads SET name = 'Editada no Gestão', sync_source = 'gestao_scouter',"
+               " updated_at = %s WHERE id = 2", edited_at)  # fmt: skip
+    if refuse:
+        remote.sql(f"ALTER TABLE public.leads ADD CONSTRAINT refused CHECK ({refuse}) NOT VALID")
+    edit = {"id": 2, "name": "Editada no Gestão", "updated_at": edited_at}
+    real, posts = runner.BatchRunner._post, [0]
+    try:
+        with psycopg.connect(database_url) as sync:  # the reverse sync's transaction, held
+            sync.execute(query("gestao", "updated_at_given"))
+            sync.execute(upsert_statement(list(edit)), {"tenant_id": tenant.id, "row": Jsonb(edit)})
+
+            def post_then_commit(self: runner.BatchRunner, body: bytes) -> Any:
+                answer = real(self, body)  # the copy read before the edit, over it there
+                posts[0] += 1
+                if posts[0] == 1:
+                    sync.commit()
+                return answer
+
+            monkeypatch.setattr(runner.BatchRunner, "_post", post_then_commit)
+            return drive(database_url, export(tenant, "start").get_json()["id"])
+    finally:
+        remote.sql("ALTER TABLE public.leads DROP CONSTRAINT IF EXISTS refused")
+
+
+def test_a_remote_edit_committed_here_after_its_page_was_read_is_not_undone_there(
+    database_url: str, tenant: TenantFixture, remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page held the copy from before the edit and its upsert wrote it over the edit
+    there; the edit's write here is older than the page's read but was not in it: it is
+    sent again all the same, else the remote lost the edit for good."""
+    job = export_edit_committed_after_the_read(database_url, tenant, remote, monkeypatch)
+    assert job["status"] == "completed" and job["exported_leads"] == 3
+    assert local(database_url, 2)["name"] == "Editada no Gestão"
+    assert remote.sql("SELECT name FROM public.leads WHERE id = 2") == [("Editada no Gestão",)]
+    assert remote_view(remote) == local_view(database_url)
+
+
+def test_a_remote_edit_sent_again_and_refused_is_an_error_not_exported(
+    database_url: str, tenant: TenantFixture, remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As above, but the remote refuses the edited copy sent again: the lead ends as an
+    error, not also as exported (the remote holds the copy from before the edit)."""
+    job = export_edit_committed_after_the_read(
+        database_url, tenant, remote, monkeypatch, refuse="name <> 'Editada no Gestão'"
+    )
+    assert (job["status"], job["exported_leads"], job["error_leads"]) == ("completed", 2, 1)
+    errors = rows(database_url, "SELECT lead_id FROM gestao_scouter_export_errors"
+                  " WHERE job_id = %s", job["id"])  # fmt: skip
+    assert [e["lead_id"] for e in errors] == [2]
+    assert remote.sql("SELECT name FROM public.leads WHERE id = 2") != [("Editada no Gestão",)]
+
+
+def test_a_lead_edited_there_lately_and_refused_in_its_batch_is_not_sent_again(
+    database_url: str, tenant: TenantFixture, remote: Remote, webhook: Recording
+) -> None:
+    """A remote edit of lead 3 was applied here a moment before the export; the remote now
+    refuses any write of that lead. Its batch sets it aside; sending it again as an edit
+    that reached us would be refused again, and counted off the batch's exported leads."""
+    seed_leads(database_url, tenant.id, 4)
+    assert drive(database_url, export(tenant, "start").get_json()["id"])["status"] == "completed"
+    remote.sql("UPDATE public.leads SET name = 'Editada no Gestão', sync_source = 'gestao_scouter',"
+               " updated_at = now() WHERE id = 3")  # fmt: skip
+    wait_for(lambda: webhook.answers == [(200, {"action": "upserted"})])
+    remote.sql("ALTER TABLE public.leads ADD CONSTRAINT refused CHECK (id <> 3) NOT VALID")
+    try:
+        job_id = export(tenant, "start").get_json()["id"]
+        job = drive(database_url, job_id)
+    finally:
+        remote.sql("ALTER TABLE public.leads DROP CONSTRAINT refused")
+    assert (job["status"], job["exported_leads"], job["error_leads"]) == ("completed", 3, 1)
+    errors = rows(database_url, "SELECT lead_id FROM gestao_scouter_export_errors"
+                  " WHERE job_id = %s", job_id)  # fmt: skip
+    assert [e["lead_id"] for e in errors] == [3]
+
+
 def test_a_lead_outside_the_exported_days_edited_there_just_before_is_not_sent(
     database_url: str, tenant: TenantFixture, remote: Remote, webhook: Recording, configure: Any
 ) -> None:
