@@ -507,3 +507,75 @@ def test_a_direct_sync_by_id_runs_only_a_job_of_its_own_provider(
         {"status": "pending", "attempts": 0}
     ]
     assert rows(database_url, "SELECT count(*) AS n FROM acessorias_companies") == [{"n": 0}]
+
+
+def _sync_with_a_hook(
+    database_url: str, state: AcessoriasState, configure: Any, hook: Callable[[int], Any]
+) -> dict[str, Any]:
+    """A sync whose every ask for a companies page runs `hook(page)` first (an answer it
+    returns is the emulator's); the job as it ended."""
+    from flask import request
+
+    app = create_app(state)
+
+    @app.before_request
+    def hooked() -> Any:
+        if request.path == "/companies/ListAll":
+            return hook(int(request.args.get("Pagina", "1")))
+        return None
+
+    with start_in_thread(app) as emulator:
+        configure(**{env_var(secret_name("acme", "acessorias", "token")): TOKEN})
+        tenant = seed_tenant(
+            database_url, "acme", providers={"acessorias": {"base_url": emulator.url}}
+        )
+        return run(tenant, get_dispatcher())  # type: ignore[arg-type]
+
+
+def test_an_empty_page_is_asked_again_exactly_the_rechecks_configured(
+    database_url: str, state: AcessoriasState, configure: Any
+) -> None:
+    configure(ACESSORIAS_EMPTY_RECHECKS="2", ACESSORIAS_EMPTY_RECHECK_S="0.01")
+    end = -(-len(state.companies(TOKEN)) // COMPANIES_PER_PAGE) + 1  # the empty page
+    asked: list[int] = []
+    job = _sync_with_a_hook(database_url, state, configure, asked.append)
+    assert job["status"] == "success", job["error_message"]
+    assert asked.count(end) == 1 + 2
+
+
+def test_a_cancel_asked_while_an_empty_page_is_rechecked_is_noticed(
+    database_url: str, state: AcessoriasState, configure: Any
+) -> None:
+    """The slow re-checks beat too: a cancel asked meanwhile ends the job canceled, not in
+    success after the last re-check."""
+    configure(ACESSORIAS_EMPTY_RECHECKS="2", ACESSORIAS_EMPTY_RECHECK_S="0.01")
+    end = -(-len(state.companies(TOKEN)) // COMPANIES_PER_PAGE) + 1
+    asked: list[int] = []
+
+    def cancel_at_the_end(page: int) -> None:
+        asked.append(page)
+        if page == end:
+            rows(
+                database_url,
+                "UPDATE integration_jobs SET cancel_requested = true"
+                " WHERE status = 'running' RETURNING id",
+            )
+
+    job = _sync_with_a_hook(database_url, state, configure, cancel_at_the_end)
+    assert job["status"] == "canceled"
+    assert asked.count(end) == 1  # the first re-check's heartbeat saw it
+
+
+def test_a_gateways_json_404_on_page_1_is_a_wrong_base_url_not_an_empty_account(
+    database_url: str, state: AcessoriasState, configure: Any
+) -> None:
+    """A gateway answers an unknown path in JSON of its own: on page 1 that must fail the
+    job (check base_url), not sync nothing and call it a success."""
+    from flask import jsonify
+
+    configure(ACESSORIAS_EMPTY_RECHECK_S="0.01")
+    job = _sync_with_a_hook(
+        database_url, state, configure, lambda page: (jsonify({"message": "no route"}), 404)
+    )
+    assert (job["status"], job["attempts"]) == ("error", 1)
+    assert "base_url" in job["error_message"]

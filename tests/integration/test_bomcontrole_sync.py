@@ -229,3 +229,23 @@ def test_sync_bomcontrole_over_http_takes_the_same_slot(
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["records"] == ENTRIES
     direct_sync_takes_the_slot(tenant, "sync-bomcontrole", "bomcontrole")
+
+
+def test_a_client_stored_with_an_empty_field_is_updated(
+    database_url: str, state: BomControleState, run_job: RunJob
+) -> None:
+    """A stored client with a field empty (NULL) is still compared field by field: its
+    changes are written."""
+    assert run_job()["status"] == "success"
+    client = state.clients(KEY)[7]
+    rows(database_url, "UPDATE bomcontrole_clients SET nome_fantasia = NULL"
+         " WHERE external_id = %s RETURNING 1", str(client["Id"]))  # fmt: skip
+    state.mutate_client(KEY, client["Id"], Bloqueado=not client["Bloqueado"])
+    assert run_job()["status"] == "success"
+    got = rows(
+        database_url,
+        "SELECT nome_fantasia IS NOT NULL AS named, bloqueado FROM bomcontrole_clients"
+        " WHERE external_id = %s",
+        str(client["Id"]),
+    )
+    assert got == [{"named": True, "bloqueado": not client["Bloqueado"]}]

@@ -273,3 +273,19 @@ def test_a_heartbeat_throttle_past_the_lease_does_not_let_the_sweep_run_a_sync_t
     job = job_row(database_url, job_id)
     assert (job["status"], job["attempts"]) == ("success", 1), job["error_message"]
     assert state.stats()["requests"] == CONTACTS // 100 + 1  # one walk: 25 pages and the end
+
+
+def test_a_stored_contact_whose_tags_alone_differ_is_rewritten(
+    database_url: str, state: OneCodeState, run_job: RunJob
+) -> None:
+    """Tags are part of a contact's row: a stored copy that differs only in its tags (a tag
+    applied in OneCode need not touch the contact's updatedAt) is written again."""
+    assert run_job()["status"] == "success"
+    tagged = next(c for c in state.contacts(TOKEN) if c["tags"])
+    tags = "SELECT tags FROM onecode_contacts WHERE external_id = %s"
+    listed = rows(database_url, tags, str(tagged["id"]))
+    rows(database_url, "UPDATE onecode_contacts SET tags = '[]' WHERE external_id = %s"
+         " RETURNING 1", str(tagged["id"]))  # fmt: skip
+    job = run_job()
+    assert job["status"] == "success" and job["result"]["changed"] == 1, job["result"]
+    assert rows(database_url, tags, str(tagged["id"])) == listed != [{"tags": []}]

@@ -214,6 +214,38 @@ def test_a_failure_whose_text_holds_a_nul_still_ends_the_attempt(
     assert logs[-1]["status"] == "error"
 
 
+class _CrashesOnce:
+    """A provider whose first run crashes with an error of no known kind (a bug)."""
+
+    slug, display_name, options = "crash", "Crash", ScriptedProvider.options
+    runs = 0
+
+    def sync(self, ctx: SyncContext) -> SyncResult:
+        self.runs += 1
+        if self.runs == 1:
+            raise RuntimeError("boom")
+        return SyncResult(records=1, pages=1)
+
+
+def test_a_sync_that_crashes_is_retried(
+    database_url: str, recorder: RecordingDispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash may be a passing fault: the job retries it, told in our words."""
+    monkeypatch.setitem(PROVIDERS, "crash", _CrashesOnce())
+    tenant = seed_tenant(database_url, "acme", providers={"crash": {}})
+    job_id = submit(tenant, "crash").get_json()["job_id"]
+    drain(recorder)
+    job = rows(database_url, "SELECT * FROM integration_jobs WHERE id = %s", job_id)[0]
+    assert (job["status"], job["attempts"]) == ("success", 2), job["error_message"]
+    logs = rows(
+        database_url,
+        "SELECT status, details FROM integration_logs WHERE job_id = %s ORDER BY id",
+        job_id,
+    )
+    retried = [r["details"].get("error") for r in logs if r["status"] == "pending"]
+    assert retried == [None, "Internal error while running the sync."]
+
+
 def test_stale_jobs_are_rescued_and_zombies_change_nothing(
     database_url: str, scripted: ScriptedProvider, recorder: RecordingDispatcher, configure
 ) -> None:
@@ -578,3 +610,10 @@ def test_a_member_of_two_tenants_lists_only_the_tenant_asked_for(
         )
         assert listed.status_code == 200, listed.get_json()
         assert [j["id"] for j in listed.get_json()["jobs"]] == [ours]
+        # The other tenant's (newer) job as the cursor is no cursor of this listing: it
+        # answers as an unknown one, though the caller may read that job.
+        paged = function_client("list-integration-jobs").get(
+            "/", query_string={"tenant_id": str(acme.id), "before": theirs},
+            headers=bearer(caller),
+        )  # fmt: skip
+        assert paged.get_json() == {"jobs": [], "next_before": None}

@@ -125,6 +125,19 @@ def test_a_deletion_at_the_front_and_an_insertion_at_the_end_are_not_missed() ->
     assert set(stored) == set("ABCDEFGHIJK") and result.extra["passes"] == 2
 
 
+def test_a_two_page_listing_that_moved_is_walked_again_too() -> None:
+    """Only a single page is a snapshot: the second of two pages may already be shifted."""
+
+    def churn_once(listing: Listing, number: int) -> None:
+        if listing.calls == 2:
+            listing.keys.remove("A")
+            listing.keys.append("G")
+
+    listing = Listing(list("ABCDEF"), 3, churn_once)
+    result, stored = run(listing)
+    assert set(stored) == set("ABCDEFG") and result.extra["passes"] == 2
+
+
 def test_a_listing_that_grows_at_the_end_while_read_needs_one_walk() -> None:
     """A busy account gains rows at the end of its listing during every walk: nothing
     shifts, every row of the new total is read, and that is a success."""
