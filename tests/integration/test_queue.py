@@ -527,7 +527,9 @@ def test_each_rescue_of_a_job_wakes_its_retry_under_a_key_of_its_own(
 ) -> None:
     """The wake-up after a rescue is de-duplicated per attempt: the rescue of attempt 2 is
     not taken for a duplicate of the rescue of attempt 1 (and lost)."""
-    configure(BACKOFF_BASE_S="600")  # the retry waits: the sweep does not run it itself
+    # The retry waits (the base's test value is capped at 0.5 s: the cap goes too), so the
+    # sweep that rescues the job does not run it too on a slow machine.
+    configure(BACKOFF_BASE_S="600", BACKOFF_CAP_S="3600")
     recorder = get_dispatcher()
     assert isinstance(recorder, RecordingDispatcher)
     tenant = seed_tenant(database_url, "acme", providers={"scripted": {}})
