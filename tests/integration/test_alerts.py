@@ -29,6 +29,7 @@ from shared.dispatch import RecordingDispatcher, get_dispatcher
 from shared.errors import UpstreamError
 from shared.jobs import store as engine
 from shared.jobs.drain import drain as drain_kind
+from shared.jobs.lease import Lease
 from shared.jobs.sweep import rescue
 from shared.providers import PROVIDERS
 from shared.settings import get_settings
@@ -229,10 +230,14 @@ def test_the_last_reminder_then_a_daily_digest_at_most(
     for _ in range(2):
         assert run_to_the_end(acme, recorder) == "error"
     assert len(outbox()) == 1
+    with psycopg.connect(DB_URL[0]) as conn:  # a day is not yet over: still no digest
+        conn.execute("UPDATE tenant_integrations SET last_alert_at = now() - interval '23 hours'")
+    assert run_to_the_end(acme, recorder) == "error"
+    assert len(outbox()) == 1
     with psycopg.connect(DB_URL[0]) as conn:
         conn.execute("UPDATE tenant_integrations SET last_alert_at = now() - interval '25 hours'")
     assert run_to_the_end(acme, recorder) == "error"
-    assert [(a["event"], a["failures"]) for a in outbox()] == [("reminder", 10), ("digest", 13)]
+    assert [(a["event"], a["failures"]) for a in outbox()] == [("reminder", 10), ("digest", 14)]
 
 
 @pytest.mark.parametrize(
@@ -484,6 +489,20 @@ def test_an_alert_email_carries_its_origination_date(
     assert date is not None and date.datetime == alert["created_at"].replace(microsecond=0)
 
 
+def test_an_alert_email_is_identified_by_its_alert(
+    acme: TenantFixture, mailbox: Mailbox, failing: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    """The e-mail's Message-ID is the alert's id (its idempotency key): a retried delivery
+    is the same message, which a mail client or relay shows once."""
+    assert settings(acme, emails=["ops@acme.example"]).status_code == 200
+    run_to_the_end(acme, recorder)
+    deliver()
+    [mail] = mailbox.messages
+    message = email.message_from_bytes(mail.content, policy=email.policy.default)
+    [alert] = outbox()
+    assert message["Message-ID"] == f"<{alert['id']}@syncq>"
+
+
 def test_an_alert_email_over_ses_carries_its_origination_date(
     acme: TenantFixture, configure: Configure, failing: ScriptedProvider,
     monkeypatch: pytest.MonkeyPatch,
@@ -639,6 +658,7 @@ def test_the_function_reads_for_members_and_writes_for_admins(acme: TenantFixtur
                 {"webhook_url": "https://[::1"}, {"webhook_url": "https://[zz]/"},
                 {"webhook_url": "https://hooks.example:99999/a"},
                 {"webhook_url": "https://hooks.example:0/"},
+                {"webhook_url": "https://user:pw@hooks.example/a"},
                 {"webhook_url": "https://hooks .example/a"}, {"webhook_url": "https://hooks\t.example/"},
                 {"webhook_url": "https://hooks.example/a b"}, {"webhook_url": "https://-hooks.example/"},
                 {"webhook_url": "https://hooks_.example/"}, {"webhook_url": "https://10.0.0.7/a"},
@@ -940,7 +960,11 @@ def _claim() -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("answer", "retryable"),
-    [("554 5.7.1 Message rejected", False), ("451 4.3.0 Try again later", True)],
+    [
+        ("554 5.7.1 Message rejected", False),
+        ("500 5.5.2 Syntax error", False),
+        ("451 4.3.0 Try again later", True),
+    ],
 )
 def test_a_message_the_mail_server_refuses_at_data_is_retried_only_for_a_4xx(
     mailbox: Mailbox, answer: str, retryable: bool
@@ -1062,3 +1086,96 @@ def test_a_recipient_refused_for_now_beside_one_refused_for_good_is_retried() ->
     assert "mail server" not in mixed.message  # SES refuses as well as an SMTP server
     for_good = channels.refused_error({"gone@acme.example": 550, "jo@acme.example": 553}, 3)
     assert for_good.retryable is False
+
+
+def _schedule(tenant: TenantFixture, *, enabled: bool = True) -> None:
+    with psycopg.connect(DB_URL[0]) as conn:
+        conn.execute(
+            "INSERT INTO integration_schedules (tenant_id, provider_slug, cron, next_run_at,"
+            " due_at, enabled, paused_reason) VALUES (%s, 'scripted',"
+            " '0 3 * * *', now() + interval '1 day', now() + interval '1 day', %s, %s)",
+            [tenant.id, enabled, None if enabled else "paused by an admin"],
+        )
+
+
+def test_a_failure_that_pauses_the_schedule_alerts_even_within_a_day_of_the_last_alert(
+    acme: TenantFixture, failing: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    """A first failure inside the flapping window raises nothing, unless it pauses the
+    schedule: the tenant must hear that its schedule stopped."""
+    settings(acme, emails=["ops@acme.example"], pause_schedule_after=1)
+    _schedule(acme)
+    with psycopg.connect(DB_URL[0]) as conn:  # the last streak was told an hour ago
+        conn.execute("UPDATE tenant_integrations SET last_alert_at = now() - interval '1 hour'")
+    assert run_to_the_end(acme, recorder) == "error"
+    assert rows_of("SELECT enabled FROM integration_schedules")[0]["enabled"] is False
+    assert [(a["event"], a["schedule_paused"]) for a in outbox()] == [("failing", True)]
+
+
+def test_a_schedule_already_disabled_is_not_paused_again_by_failures(
+    acme: TenantFixture, failing: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    """A schedule an admin disabled keeps its reason, and the alert does not say the
+    failures paused it."""
+    settings(acme, emails=["ops@acme.example"], pause_schedule_after=1)
+    _schedule(acme, enabled=False)
+    assert run_to_the_end(acme, recorder) == "error"
+    [schedule] = rows_of("SELECT enabled, paused_reason FROM integration_schedules")
+    assert (schedule["enabled"], schedule["paused_reason"]) == (False, "paused by an admin")
+    assert [(a["event"], a["schedule_paused"]) for a in outbox()] == [("failing", False)]
+
+
+def test_recent_alerts_are_listed_newest_first(
+    acme: TenantFixture, failing: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    settings(acme, emails=["ops@acme.example"])
+    assert run_to_the_end(acme, recorder) == "error"
+    failing.failures = 0
+    assert run_to_the_end(acme, recorder) == "success"
+    shown = function_client("integration-alerts").get(
+        "/", query_string={"tenant_id": str(acme.id)},
+        headers={"Authorization": f"Bearer {acme.member_token}"},
+    )  # fmt: skip
+    assert [a["event"] for a in shown.get_json()["recent"]] == ["recovered", "failing"]
+
+
+def test_settings_saved_again_replace_every_field(acme: TenantFixture) -> None:
+    first = {"emails": ["ops@acme.example"], "remind_at": [3, 10], "pause_schedule_after": 5}
+    assert settings(acme, **first).status_code == 200
+    second = {"emails": ["cto@acme.example"], "remind_at": [4], "pause_schedule_after": 7,
+              "events": ["failing"]}  # fmt: skip
+    assert settings(acme, **second).status_code == 200
+    shown = function_client("integration-alerts").get(
+        "/", query_string={"tenant_id": str(acme.id)},
+        headers={"Authorization": f"Bearer {acme.admin_token}"},
+    )  # fmt: skip
+    assert shown.get_json()["settings"] == {**second, "webhook_url": None}
+
+
+def test_a_channel_recorded_twice_is_delivered_once(
+    acme: TenantFixture, mailbox: Mailbox, failing: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    """Recording a delivery is retried on a fresh connection: recording it twice changes
+    nothing (`delivered` names each channel once)."""
+    settings(acme, emails=["ops@acme.example"])
+    run_to_the_end(acme, recorder)
+    lease = Lease(alerts.TABLE, _claim())
+    alerts._record_delivery(lease, "email")
+    alerts._record_delivery(lease, "email")
+    assert outbox()[0]["delivered"] == ["email"]
+
+
+def test_moving_the_last_alert_alone_does_not_tell_a_quiet_streak(
+    acme: TenantFixture, failing: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    """Only a new failure that raised an alert marks the streak told: a write that moves
+    last_alert_at alone (an operator's, an older release's) leaves it untold, so when it
+    persists it is still told as `failing`."""
+    settings(acme, emails=["ops@acme.example"])
+    with psycopg.connect(DB_URL[0]) as conn:  # two quiet failures in a row
+        conn.execute("UPDATE tenant_integrations SET consecutive_failures = 2")
+        conn.execute("UPDATE tenant_integrations SET last_alert_at = now() - interval '1 hour'")
+    [integration] = rows_of("SELECT failure_alerted FROM tenant_integrations")
+    assert integration["failure_alerted"] is False
+    assert run_to_the_end(acme, recorder) == "error"
+    assert [(a["event"], a["failures"]) for a in outbox()] == [("failing", 3)]
