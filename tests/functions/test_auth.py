@@ -55,6 +55,8 @@ def bad_tokens(user: uuid.UUID) -> dict[str, str | None]:
         "alg_none": _b64({"alg": "none", "typ": "JWT"}) + "." + _b64(_user_claims(user)) + ".",
         "wrong_secret": sign(_user_claims(user), "another-secret-another-secret-another-secret"),
         "anon_role": sign(_user_claims(user, role="anon")),
+        "no_role": sign(_user_claims(user, role=None)),
+        "admin_role": sign(_user_claims(user, role="supabase_admin")),
         "service_wrong_secret": jwt.encode(
             {"role": "service_role", "exp": int(time.time()) + 60},
             "another-secret-another-secret-another-secret", algorithm="HS256",
@@ -377,6 +379,32 @@ def test_a_rotated_key_verifies_while_another_request_reads_the_set(
     assert verified == [str(tenant.member)] * 2
 
 
+def test_a_known_key_verifies_while_another_request_reads_the_set(
+    database_url: str, key_set: _KeySet, configure: Any
+) -> None:
+    """When the set's 5 minutes pass, one request reads it again; another with a known key,
+    come in as that read starts, goes on with the keys known instead of waiting for the read
+    (up to its 10 s timeout when the endpoint hangs)."""
+    from shared import auth
+
+    configure(JWKS_URL=key_set.url)
+    tenant = seed_tenant(database_url, "acme")
+    settings = get_settings()
+    token = _es256(tenant.member, "k1", key_set.publish("k1"))
+    auth._verify_jwks(token, settings)
+    keys = auth._key_set(key_set.url)
+    keys._read_at, keys._tried_at = keys._read_at - 300, keys._tried_at - 300
+    reads = key_set.reads
+    pool = ThreadPoolExecutor(1)
+    keys._lock.acquire()  # another request holds the read: it has just begun
+    try:  # the timeout is a hang guard only: the read is let go once the request is served
+        served = pool.submit(auth._verify_jwks, token, settings).result(timeout=20)
+    finally:
+        keys._lock.release()
+        pool.shutdown()
+    assert served["sub"] == str(tenant.member) and key_set.reads == reads
+
+
 def test_a_key_set_answered_with_an_error_page_keeps_the_last_good_keys(
     database_url: str, key_set: _KeySet, configure: Any
 ) -> None:
@@ -461,9 +489,10 @@ def test_tokens_from_a_clock_a_little_ahead_or_behind_are_accepted(database_url:
     for over in ({"iat": now + 10}, {"nbf": now + 10}, {"exp": now - 10}):
         token = sign(_user_claims(tenant.member, **over))
         assert request("list-integration-jobs", "GET", token, query).status_code == 200, over
-    for over in ({"iat": now + 120}, {"nbf": now + 120}, {"exp": now - 120}):
-        token = sign(_user_claims(tenant.member, **over))
-        assert request("list-integration-jobs", "GET", token, query).status_code == 401, over
+    for off in (45, 120):  # 45: past the 30 seconds, well within a minute
+        for over in ({"iat": now + off}, {"nbf": now + off}, {"exp": now - off}):
+            token = sign(_user_claims(tenant.member, **over))
+            assert request("list-integration-jobs", "GET", token, query).status_code == 401, over
 
 
 class _GoogleCerts:
@@ -522,6 +551,53 @@ def test_cloud_tasks_oidc_tokens_verified_with_google_auth(database_url: str, co
         certs.server.server_close()
 
 
+def test_cloud_tasks_oidc_tokens_with_either_google_issuer_are_accepted(
+    database_url: str, configure: Any
+) -> None:
+    """Google signs ID tokens with the issuer `https://accounts.google.com` or the bare
+    `accounts.google.com`: both are Cloud Tasks' tokens."""
+    certs = _GoogleCerts()
+    try:
+        configure(
+            SERVICE_AUTH="oidc", OIDC_CERTS_URL=certs.url, OIDC_AUDIENCE="https://fn.example/worker",
+            OIDC_SERVICE_ACCOUNTS='["tasks@proj.iam.gserviceaccount.com"]',
+        )  # fmt: skip
+        for iss in ("https://accounts.google.com", "accounts.google.com"):
+            ok = request("process-integration-job", "POST", certs.token(iss=iss), {})
+            assert ok.status_code == 200, (iss, ok.get_json())
+        prefix = certs.token(email="tasks@proj.iam")  # a prefix of the allowed account
+        assert request("process-integration-job", "POST", prefix, {}).status_code == 401
+    finally:
+        certs.server.shutdown()
+        certs.server.server_close()
+
+
+def test_user_tokens_verify_through_jwks_when_the_service_uses_oidc(
+    database_url: str, jwks: _Jwks, configure: Any
+) -> None:
+    """SERVICE_AUTH=oidc routes Google-issued tokens to Google's certificates; a user's
+    ES256/RS256 token from Supabase still goes to the project's JWKS."""
+    certs = _GoogleCerts()
+    try:
+        configure(
+            SERVICE_AUTH="oidc", OIDC_CERTS_URL=certs.url, OIDC_AUDIENCE="https://fn.example/worker",
+            OIDC_SERVICE_ACCOUNTS='["tasks@proj.iam.gserviceaccount.com"]', JWKS_URL=jwks.url,
+        )  # fmt: skip
+        tenant = seed_tenant(database_url, "acme")
+        query = {"tenant_id": str(tenant.id)}
+        for kid, key, alg in (("ec1", jwks.ec_key, "ES256"), ("rsa1", jwks.rsa_key, "RS256")):
+            token = jwt.encode(
+                _user_claims(tenant.member), key, algorithm=alg, headers={"kid": kid}
+            )
+            answer = request("list-integration-jobs", "GET", token, query)
+            assert answer.status_code == 200, (alg, answer.get_json())
+        worker = request("process-integration-job", "POST", certs.token(), {})
+        assert worker.status_code == 200, worker.get_json()
+    finally:
+        certs.server.shutdown()
+        certs.server.server_close()
+
+
 NOWHERE = "33333333-3333-4333-8333-333333333333"  # a tenant that does not exist
 
 
@@ -536,13 +612,15 @@ NOWHERE = "33333333-3333-4333-8333-333333333333"  # a tenant that does not exist
         ("integration-metrics", "GET", {"tenant_id": NOWHERE}),
         ("list-integration-jobs", "GET", {"tenant_id": NOWHERE}),
         ("run-integration", "POST", {"tenant_id": NOWHERE, "provider_slug": "acessorias"}),
+        ("sync-acessorias", "POST", {"tenant_id": NOWHERE}),
+        ("sync-acessorias", "POST", {"tenant_slug": "nowhere"}),
     ],
 )  # fmt: skip
 def test_the_service_naming_a_tenant_that_does_not_exist_gets_403_and_changes_nothing(
     database_url: str, function: str, method: str, body: dict[str, Any]
 ) -> None:
     """The service may act on any tenant, but only one that exists (the alert settings'
-    insert failed on its foreign key: a 500)."""
+    insert failed on its foreign key: a 500), named by id or by slug."""
     seed_tenant(database_url, "acme")
     client = function_client(function)
     headers = bearer(service_token())
@@ -552,6 +630,8 @@ def test_the_service_naming_a_tenant_that_does_not_exist_gets_403_and_changes_no
         answer = client.open("/", method=method, json=body, headers=headers)
     assert answer.status_code == 403, answer.get_json()
     assert answer.get_json()["error"]["code"] == "forbidden"
+    # not "You need the admin role": the service holds every role, the tenant is what is wrong
+    assert answer.get_json()["error"]["message"] == "You may not act on this tenant."
     for table in ("alert_settings", "integration_schedules", "integration_jobs"):
         assert rows(database_url, f"SELECT * FROM {table} WHERE tenant_id = %s", NOWHERE) == []
 

@@ -85,8 +85,9 @@ def test_hs256_user_tokens_from_another_issuer_get_401_when_an_issuer_is_set(
         return jwt.encode(_user_claims(tenant.member, iss=iss), TEST_JWT_SECRET, algorithm="HS256")
 
     assert answer(*listing, hs256(ISSUER), tenant.id) == 200
+    # "supabase" is the service-role key's issuer: a user token naming it is still held to ours
     for label, iss in [("other", "https://evil.example/auth/v1"), ("near", ISSUER + "/"),
-                       ("missing", None)]:  # fmt: skip
+                       ("missing", None), ("service_keys", "supabase")]:  # fmt: skip
         assert answer(*listing, hs256(iss), tenant.id) == 401, label
 
 
@@ -102,6 +103,8 @@ def test_asymmetric_tokens_not_yet_valid_get_401_beyond_the_clock_leeway(
     for claim in ("nbf", "iat"):
         near = signed(keys, alg, tenant.member, **{claim: now + 10})
         assert answer(*listing, near, tenant.id) == 200, (alg, claim)
+        far = signed(keys, alg, tenant.member, **{claim: now + 45})
+        assert answer(*listing, far, tenant.id) == 401, (alg, claim)
 
 
 def test_service_role_tokens_keep_working_when_an_issuer_is_set(
@@ -119,3 +122,30 @@ def test_service_role_tokens_keep_working_when_an_issuer_is_set(
     for token in (service_token(), legacy):
         response = request("process-integration-job", "POST", token, {})
         assert response.status_code == 200, response.get_json()
+
+
+@pytest.mark.parametrize("alg", ["ES256", "RS256"])
+def test_asymmetric_tokens_without_an_expiry_get_401(
+    database_url: str, keys: _Jwks, configure: Configure, alg: str
+) -> None:
+    """exp is required of asymmetric tokens as of HS256 ones: a token without one would
+    verify for ever."""
+    configure(JWKS_URL=keys.url)
+    tenant = seed_tenant(database_url, "acme")
+    listing = ("list-integration-jobs", "GET")
+    assert answer(*listing, signed(keys, alg, tenant.member), tenant.id) == 200
+    assert answer(*listing, signed(keys, alg, tenant.member, exp=None), tenant.id) == 401, alg
+
+
+def test_hs256_tokens_get_401_where_no_secret_is_set(
+    database_url: str, keys: _Jwks, configure: Configure, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A project on asymmetric keys alone sets no JWT secret: an HS256 token there is an
+    invalid token (401), not a crash (500)."""
+    monkeypatch.delenv("JWT_SECRET", raising=False)
+    configure(JWKS_URL=keys.url)
+    tenant = seed_tenant(database_url, "acme")
+    listing = ("list-integration-jobs", "GET")
+    hs256 = jwt.encode(_user_claims(tenant.member), TEST_JWT_SECRET, algorithm="HS256")
+    assert answer(*listing, hs256, tenant.id) == 401
+    assert answer(*listing, signed(keys, "ES256", tenant.member), tenant.id) == 200

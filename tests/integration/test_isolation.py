@@ -10,7 +10,9 @@ import psycopg
 import pytest
 
 from shared import db
+from shared.auth import SERVICE, Principal
 from shared.dispatch import RecordingDispatcher
+from shared.tenancy import reading_as
 from tests.support import TenantFixture, bearer, call, function_client, rows, seed_tenant
 
 pytestmark = pytest.mark.db
@@ -120,3 +122,25 @@ def test_rls_hides_other_tenants_rows_even_without_a_filter(
     assert companies == [{"razao": "A"}] and tenants == [{"slug": "acme"}]
     with db.user_transaction(a.member) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("UPDATE integration_jobs SET status = 'error'")
+
+
+def test_a_users_reads_go_through_rls_and_the_services_see_every_tenant(
+    database_url: str, recorder: RecordingDispatcher
+) -> None:
+    """`reading_as` is how the listings, events and schedules read for their caller: as a
+    user it is under row-level security, so a query that forgot its tenant filter still
+    sees only the caller's tenants; as the service it sees all."""
+    a = seed_tenant(database_url, "acme")
+    b = seed_tenant(database_url, "globex")
+    for t in (a, b):
+        call(
+            "run-integration",
+            {"tenant_id": str(t.id), "provider_slug": "acessorias"},
+            token=t.admin_token,
+        )
+    seen: dict[str, set[uuid.UUID]] = {}
+    for label, principal in (("user", Principal("user", a.member)), ("service", SERVICE)):
+        with reading_as(principal) as conn:
+            found = conn.execute("SELECT tenant_id FROM integration_jobs").fetchall()
+        seen[label] = {r["tenant_id"] for r in found}
+    assert seen == {"user": {a.id}, "service": {a.id, b.id}}

@@ -12,7 +12,8 @@ import psycopg
 import pydantic
 import pytest
 
-from shared import log
+from shared import log, web
+from shared.errors import UpstreamError
 from shared.gestao.remote import RemoteAnswer
 
 pytestmark = pytest.mark.db
@@ -65,6 +66,18 @@ def test_a_validation_error_on_an_object_logs_without_any_of_it(logs: Callable[[
     trace = str(logged_exception(logs, raised.value)["stack_trace"])
     assert "int_type" in trace and "input_type=dict" in trace
     assert PII[0] not in trace and "Rua das Flores" not in trace
+
+
+def test_a_5xx_answer_logs_its_reason_without_the_data_it_quotes(
+    logs: Callable[[], str],
+) -> None:
+    """The edge logs why it answered a 5xx; an upstream's reason may quote a lead."""
+    answer = web._failed(UpstreamError(f"the remote refused <{PII[1]}>, phone {PII[2]}"))
+    assert answer.status_code == 502
+    (line,) = logs().splitlines()
+    entry = json.loads(line)
+    assert (entry["message"], entry["code"]) == ("request failed", "upstream_error")
+    assert entry["reason"] == "the remote refused <[redacted]>, phone [redacted]"
 
 
 @pytest.mark.skipif(

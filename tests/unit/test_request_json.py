@@ -13,7 +13,7 @@ from werkzeug.test import EnvironBuilder
 
 from shared.errors import BadRequest, InvalidJson, PayloadTooLarge, UnsupportedMediaType
 from shared.settings import get_settings
-from shared.web import MAX_JSON_DEPTH, check_query, parse_json_body, read_json
+from shared.web import MAX_JSON_DEPTH, check_query, finish_body, parse_json_body, read_json
 
 
 def nested(depth: int) -> bytes:
@@ -125,6 +125,29 @@ def test_a_body_sent_without_a_length_is_refused_as_too_large_past_the_limit(ove
     assert (refused.value.status, refused.value.details) == (413, {"limit_bytes": limit})
 
 
+@pytest.mark.parametrize("length", ["declared", "chunked"])
+def test_a_body_of_exactly_the_limit_is_read(length: str) -> None:
+    """The limit is what a body may hold: one of exactly that many bytes is read, whether
+    its Content-Length says so up front or it comes chunked."""
+    limit = get_settings().edge.max_body_bytes
+    body = json.dumps({"x": "a" * (limit - 9)}).encode()
+    assert len(body) == limit
+    environ = _environ("application/json", body)
+    if length == "chunked":
+        environ.pop("CONTENT_LENGTH", None)
+        environ["wsgi.input_terminated"] = True
+    assert read_json(flask.Request(environ)) == {"x": "a" * (limit - 9)}
+
+
+def test_the_rest_of_a_body_past_the_limit_is_given_up_not_left_to_the_framework() -> None:
+    """functions-framework reads whatever is left of a body whole once the answer is made:
+    past what a body may hold, the edge drops the rest instead of leaving it there."""
+    limit = get_settings().edge.max_body_bytes
+    request = flask.Request(_environ("application/json", b"a" * (limit + 5000)))
+    finish_body(request)
+    assert request.stream.read() == b""
+
+
 def _environ(content_type: str, body: bytes) -> dict[str, Any]:
     return EnvironBuilder(
         "/", method="POST", input_stream=io.BytesIO(body), content_type=content_type
@@ -142,6 +165,16 @@ def test_json_media_types_are_read_and_others_are_415(content_type: str) -> None
     with pytest.raises(UnsupportedMediaType) as refused:
         read_json(flask.Request(_environ("text/plain", b'{"a": 1}')))
     assert refused.value.status == 415
+
+
+def test_a_body_sent_without_a_content_type_is_read_as_json() -> None:
+    """A POST that names no media type (a script's, with no Content-Type header) is read
+    as the JSON every endpoint takes, not refused 415."""
+    environ = _environ("", b'{"a": 1}')
+    environ.pop("CONTENT_TYPE", None)
+    request = flask.Request(environ)
+    assert not request.mimetype
+    assert read_json(request) == {"a": 1}
 
 
 @pytest.mark.parametrize("content_type", ["application/json", "text/plain", ""])

@@ -116,3 +116,16 @@ def test_tokens_keys_and_contacts_in_free_text_are_redacted(text: str, expected:
     and contacts (an e-mail, a phone, a short local number) quoted by a remote or an
     exception never reach a log line, a stored error or an answer."""
     assert scrub_text(text) == expected
+
+
+def test_what_is_cut_at_the_length_limit_is_scrubbed_first() -> None:
+    """The text is cut to its 2000 characters after the patterns ran: cut first, an
+    e-mail straddling the cut would lose the part that makes it one and be kept."""
+    out = scrub_text("x" * 1990 + " ana.maria@mail.example.com")
+    assert len(out) == 2000 and "ana.maria" not in out
+
+
+def test_a_failing_row_across_lines_is_redacted_whole() -> None:
+    """A value holding a newline (an address) spreads the row PostgreSQL quotes over lines."""
+    text = "Failing row contains (1, Rua X\nApto 4 - Maria, x)."
+    assert scrub_text(text) == "Failing row contains ([redacted])."
