@@ -133,6 +133,25 @@ def test_unreachable_runninghub_fails_the_job_and_refunds(database_url: str, rh:
     assert [r["kind"] for r in ledger(database_url, job_id)] == ["debit", "refund"]
 
 
+def test_unreachable_runninghub_fails_one_job_and_the_rest_wait_queued(
+    database_url: str, rh: Emulator
+) -> None:
+    """A create RunningHub never answered fails that job (it may have created the task),
+    but every other job would meet the same outage: the pump stops and they stay queued,
+    debited, instead of each being sent into it and failed."""
+    user = new_user(database_url, balance=100)
+    jobs = [new_job(database_url, user, cost=10) for _ in range(3)]
+    rh.state.knobs.update({"forced_codes": {"create": 421}})  # RunningHub full: all queue
+    assert [start(user.token, j).json()["status"] for j in jobs] == ["queued"] * 3
+    rh.state.knobs.update(
+        {"forced_codes": {}, "unreachable": True, "unreachable_routes": ["create"]}
+    )
+    assert sweep_runninghub()["started"] == 0  # three free slots, RunningHub down
+    assert [job(database_url, j)["status"] for j in jobs] == ["failed", "queued", "queued"]
+    assert [r["kind"] for r in ledger(database_url, jobs[0])] == ["debit", "refund"]
+    assert balance(database_url, user) == 100 - 10 * 2
+
+
 def test_closed_port_fails_the_job_and_refunds(
     database_url: str, configure: Configure, rh: Emulator
 ) -> None:
@@ -222,6 +241,38 @@ def test_slots_full_queues_in_creation_order_and_promotes_on_finish(
         "running"
     ]
     assert balance(database_url, user) == 1000 - 4
+
+
+def test_a_freed_slot_wakes_one_start_per_free_slot(
+    database_url: str, rh: Emulator, recorder: RecordingDispatcher
+) -> None:
+    """Three running, three queued: one job finishing frees one slot, so exactly one /start
+    is woken, for the oldest queued job (not one per queued job, nor one more)."""
+    user = new_user(database_url, balance=1000)
+    jobs = [new_job(database_url, user, cost=1) for _ in range(6)]
+    statuses = [start(user.token, j).json()["status"] for j in jobs]
+    assert statuses == ["running"] * 3 + ["queued"] * 3
+    assert recorder.take() == []
+    assert finish(user.token, jobs[0], "failed").status_code == 200
+    woken = recorder.take()
+    assert [(t.path, t.body["jobId"]) for t in woken] == [("/start", str(jobs[3]))]
+
+
+def test_cancelling_a_queued_job_wakes_no_start(
+    database_url: str, rh: Emulator, recorder: RecordingDispatcher
+) -> None:
+    """A queued job held no slot: cancelling it (refunded) frees none, so nothing is woken,
+    even with slots free while RunningHub is full."""
+    user = new_user(database_url, balance=100)
+    first, second = new_job(database_url, user, cost=10), new_job(database_url, user, cost=10)
+    rh.state.knobs.update({"forced_codes": {"create": 421}})  # RunningHub full
+    assert [start(user.token, j).json()["status"] for j in (first, second)] == ["queued"] * 2
+    assert recorder.take() == []
+    answer = post("/cancel", {"table": IMAGE, "jobId": str(second)}, user.token)
+    assert answer.status_code == 200 and answer.json()["status"] == "cancelled"
+    assert [r["kind"] for r in ledger(database_url, second)] == ["debit", "refund"]
+    assert recorder.take() == []
+    assert job(database_url, first)["status"] == "queued"
 
 
 # --- finish -------------------------------------------------------------------------------
