@@ -19,7 +19,7 @@ import pytest
 from infra import migrate
 from infra.local import pg
 from infra.local.supervise import pid_alive
-from shared import db, dispatch, log, secrets
+from shared import auth, db, dispatch, log, secrets
 from shared.dispatch import RecordingDispatcher
 from shared.queue.listener import stop_listeners
 from shared.settings import reload_settings
@@ -119,6 +119,9 @@ def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Configure]:
     for key in list(os.environ):
         if key.startswith("SYNCQ_SECRET_"):
             monkeypatch.delenv(key)
+    # Key sets are cached by URL: a loopback JWKS endpoint of this test may get the port
+    # (so the URL) of an earlier test's, whose keys (same key ids, other keys) must not verify.
+    auth._key_set.cache_clear()
     conf = Configure(monkeypatch)
     conf(**BASE_ENV)
     yield conf
@@ -126,6 +129,7 @@ def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Configure]:
     db.close_pool()
     dispatch.reset_dispatcher()
     secrets.reset_store()
+    auth._key_set.cache_clear()
     monkeypatch.undo()
     reload_settings()
 

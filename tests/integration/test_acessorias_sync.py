@@ -513,7 +513,9 @@ def _sync_with_a_hook(
     database_url: str, state: AcessoriasState, configure: Any, hook: Callable[[int], Any]
 ) -> dict[str, Any]:
     """A sync whose every ask for a companies page runs `hook(page)` first (an answer it
-    returns is the emulator's); the job as it ended."""
+    returns is the emulator's); the job as it ended. The tests count the asks: an answer
+    the hook makes slower than the tests' 2 s timeout (a write on a slow machine) must not
+    be asked again."""
     from flask import request
 
     app = create_app(state)
@@ -525,7 +527,9 @@ def _sync_with_a_hook(
         return None
 
     with start_in_thread(app) as emulator:
-        configure(**{env_var(secret_name("acme", "acessorias", "token")): TOKEN})
+        configure(
+            PROVIDER_TIMEOUT_S="60", **{env_var(secret_name("acme", "acessorias", "token")): TOKEN}
+        )
         tenant = seed_tenant(
             database_url, "acme", providers={"acessorias": {"base_url": emulator.url}}
         )
