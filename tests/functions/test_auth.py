@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import threading
 import time
@@ -530,13 +531,24 @@ class _GoogleCerts:
         return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": "k1"})
 
 
-def test_cloud_tasks_oidc_tokens_verified_with_google_auth(database_url: str, configure) -> None:  # type: ignore[no-untyped-def]
+@contextlib.contextmanager
+def _google_oidc(configure: Any, **settings: str) -> Iterator[_GoogleCerts]:
+    """Google's certs on loopback, the service configured to take Cloud Tasks' OIDC tokens
+    from them (plus `settings`); the server is stopped afterwards."""
     certs = _GoogleCerts()
     try:
         configure(
             SERVICE_AUTH="oidc", OIDC_CERTS_URL=certs.url, OIDC_AUDIENCE="https://fn.example/worker",
-            OIDC_SERVICE_ACCOUNTS='["tasks@proj.iam.gserviceaccount.com"]',
+            OIDC_SERVICE_ACCOUNTS='["tasks@proj.iam.gserviceaccount.com"]', **settings,
         )  # fmt: skip
+        yield certs
+    finally:
+        certs.server.shutdown()
+        certs.server.server_close()
+
+
+def test_cloud_tasks_oidc_tokens_verified_with_google_auth(database_url: str, configure) -> None:  # type: ignore[no-untyped-def]
+    with _google_oidc(configure) as certs:
         ok = request("process-integration-job", "POST", certs.token(), {})
         assert ok.status_code == 200, ok.get_json()
         for bad in (
@@ -546,9 +558,6 @@ def test_cloud_tasks_oidc_tokens_verified_with_google_auth(database_url: str, co
             certs.token(exp=int(time.time()) - 600, iat=int(time.time()) - 900),
         ):
             assert request("process-integration-job", "POST", bad, {}).status_code == 401
-    finally:
-        certs.server.shutdown()
-        certs.server.server_close()
 
 
 def test_cloud_tasks_oidc_tokens_with_either_google_issuer_are_accepted(
@@ -556,20 +565,12 @@ def test_cloud_tasks_oidc_tokens_with_either_google_issuer_are_accepted(
 ) -> None:
     """Google signs ID tokens with the issuer `https://accounts.google.com` or the bare
     `accounts.google.com`: both are Cloud Tasks' tokens."""
-    certs = _GoogleCerts()
-    try:
-        configure(
-            SERVICE_AUTH="oidc", OIDC_CERTS_URL=certs.url, OIDC_AUDIENCE="https://fn.example/worker",
-            OIDC_SERVICE_ACCOUNTS='["tasks@proj.iam.gserviceaccount.com"]',
-        )  # fmt: skip
+    with _google_oidc(configure) as certs:
         for iss in ("https://accounts.google.com", "accounts.google.com"):
             ok = request("process-integration-job", "POST", certs.token(iss=iss), {})
             assert ok.status_code == 200, (iss, ok.get_json())
         prefix = certs.token(email="tasks@proj.iam")  # a prefix of the allowed account
         assert request("process-integration-job", "POST", prefix, {}).status_code == 401
-    finally:
-        certs.server.shutdown()
-        certs.server.server_close()
 
 
 def test_user_tokens_verify_through_jwks_when_the_service_uses_oidc(
@@ -577,12 +578,7 @@ def test_user_tokens_verify_through_jwks_when_the_service_uses_oidc(
 ) -> None:
     """SERVICE_AUTH=oidc routes Google-issued tokens to Google's certificates; a user's
     ES256/RS256 token from Supabase still goes to the project's JWKS."""
-    certs = _GoogleCerts()
-    try:
-        configure(
-            SERVICE_AUTH="oidc", OIDC_CERTS_URL=certs.url, OIDC_AUDIENCE="https://fn.example/worker",
-            OIDC_SERVICE_ACCOUNTS='["tasks@proj.iam.gserviceaccount.com"]', JWKS_URL=jwks.url,
-        )  # fmt: skip
+    with _google_oidc(configure, JWKS_URL=jwks.url) as certs:
         tenant = seed_tenant(database_url, "acme")
         query = {"tenant_id": str(tenant.id)}
         for kid, key, alg in (("ec1", jwks.ec_key, "ES256"), ("rsa1", jwks.rsa_key, "RS256")):
@@ -593,9 +589,6 @@ def test_user_tokens_verify_through_jwks_when_the_service_uses_oidc(
             assert answer.status_code == 200, (alg, answer.get_json())
         worker = request("process-integration-job", "POST", certs.token(), {})
         assert worker.status_code == 200, worker.get_json()
-    finally:
-        certs.server.shutdown()
-        certs.server.server_close()
 
 
 NOWHERE = "33333333-3333-4333-8333-333333333333"  # a tenant that does not exist

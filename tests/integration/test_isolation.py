@@ -95,9 +95,8 @@ def test_a_stranger_cannot_lock_another_tenants_job(
     assert answers[0].status_code == 404
 
 
-def test_rls_hides_other_tenants_rows_even_without_a_filter(
-    database_url: str, recorder: RecordingDispatcher
-) -> None:
+def _two_tenants_with_a_job(database_url: str) -> tuple[TenantFixture, TenantFixture]:
+    """acme and globex, each with an Acessórias job its admin started."""
     a = seed_tenant(database_url, "acme")
     b = seed_tenant(database_url, "globex")
     for t in (a, b):
@@ -106,6 +105,13 @@ def test_rls_hides_other_tenants_rows_even_without_a_filter(
             {"tenant_id": str(t.id), "provider_slug": "acessorias"},
             token=t.admin_token,
         )
+    return a, b
+
+
+def test_rls_hides_other_tenants_rows_even_without_a_filter(
+    database_url: str, recorder: RecordingDispatcher
+) -> None:
+    a, b = _two_tenants_with_a_job(database_url)
     with psycopg.connect(database_url) as conn:
         conn.execute(
             "INSERT INTO acessorias_companies (tenant_id, external_id, razao) VALUES (%s, '1', 'A'), (%s, '1', 'B')",
@@ -130,14 +136,7 @@ def test_a_users_reads_go_through_rls_and_the_services_see_every_tenant(
     """`reading_as` is how the listings, events and schedules read for their caller: as a
     user it is under row-level security, so a query that forgot its tenant filter still
     sees only the caller's tenants; as the service it sees all."""
-    a = seed_tenant(database_url, "acme")
-    b = seed_tenant(database_url, "globex")
-    for t in (a, b):
-        call(
-            "run-integration",
-            {"tenant_id": str(t.id), "provider_slug": "acessorias"},
-            token=t.admin_token,
-        )
+    a, b = _two_tenants_with_a_job(database_url)
     seen: dict[str, set[uuid.UUID]] = {}
     for label, principal in (("user", Principal("user", a.member)), ("service", SERVICE)):
         with reading_as(principal) as conn:
