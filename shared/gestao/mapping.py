@@ -75,6 +75,7 @@ DEFAULT_MAPPING: dict[str, str] = {
 SYNC_SOURCE_COLUMN = "sync_source"
 RESERVED_REMOTE = frozenset({SYNC_SOURCE_COLUMN})
 REMOTE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_BAD_REMOTE_NAME = "remote name must be 1-63 of a-z, 0-9, _ (not a digit first)"
 REQUIRED_LOCAL = ("id",)
 
 
@@ -90,7 +91,7 @@ def mapping_problems(mapping: Mapping[str, Any]) -> list[dict[str, Any]]:
         if local not in LOCAL_FIELDS:
             problems.append(_problem([str(local)], "not a local lead field"))
         if not isinstance(remote, str) or not REMOTE_NAME.fullmatch(remote):
-            problems.append(_problem([str(local)], "remote name must match ^[a-z_][a-z0-9_]*$"))
+            problems.append(_problem([str(local)], _BAD_REMOTE_NAME))
             continue
         if remote in RESERVED_REMOTE:
             problems.append(_problem([str(local)], f"{remote} is written by the export itself"))

@@ -51,6 +51,9 @@ def test_mapping_rules() -> None:
     assert locs == ["name", "cpf", "email", "id"]
     # The whole name: `$` alone would also match before a final newline.
     assert [p["loc"] for p in mapping_problems({"id": "id\n"})] == [["field_mappings", "id"]]
+    # PostgreSQL's identifiers stop at 63 bytes: the message says so, not only the alphabet.
+    [long] = mapping_problems({"id": "x" * 64})
+    assert long["message"] == "remote name must be 1-63 of a-z, 0-9, _ (not a digit first)"
     assert reverse({"id": "id", "celular": "phone"}) == {"id": "id", "phone": "celular"}
 
 
