@@ -6,6 +6,7 @@ on a Unix socket inside its data folder.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -81,6 +82,7 @@ def server_url(prefix: str = "syncq-pg-") -> Iterator[str]:
     if external:
         yield external
         return
+    stop_orphaned_servers(prefix)
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     server = start_embedded(folder / "data", cleanup="delete")
     try:
@@ -88,6 +90,33 @@ def server_url(prefix: str = "syncq-pg-") -> Iterator[str]:
     finally:
         server._cleanup()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def stop_orphaned_servers(prefix: str = "syncq-pg-") -> int:
+    """Stop and delete the embedded servers `server_url` started in temporary folders for
+    sessions that were killed before their teardown (a `make test` interrupted: xdist stops
+    its workers first), which otherwise run until the machine restarts. A server is an
+    orphan when no live process is among its users; one still starting has no user list yet
+    and is left alone. One process at a time (xdist's workers start together). How many."""
+    tmp = Path(tempfile.gettempdir())
+    stopped = 0
+    with open(tmp / f"{prefix}orphans.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for folder in sorted(p for p in tmp.glob(f"{prefix}*") if p.is_dir()):
+            pgdata = folder / "data"
+            users = pgdata / ".handle_pids.json"
+            try:
+                if not users.exists():
+                    continue
+                forget_dead_handles(pgdata)
+                if json.loads(users.read_text() or "null") != []:
+                    continue
+                start_embedded(pgdata, cleanup="delete")._cleanup()  # the last user stops it
+            except Exception:  # noqa: S112 - one odd folder must not stop a session
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            stopped += 1
+    return stopped
 
 
 def with_dbname(url: str, dbname: str) -> str:
