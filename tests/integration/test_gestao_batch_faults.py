@@ -33,15 +33,24 @@ def test_a_lead_bigger_than_the_body_limit_is_an_error_row_and_the_rest_exported
     database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
 ) -> None:
     setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="50", GESTAO_SCOUTER_MAX_BATCH_SIZE="400")
+    _export_with_one_lead_too_big(database_url, tenant, remote, lead_id=120)
+    assert remote_view(remote) == local_view(database_url, "id <> 120")
+
+
+def _export_with_one_lead_too_big(
+    database_url: str, tenant: TenantFixture, remote: Remote, *, lead_id: int
+) -> dict[str, Any]:
+    """300 leads exported to a remote taking bodies up to 200 kB, lead `lead_id` alone bigger:
+    the export completes with that lead its one error row (413), the rest exported."""
     seed_leads(database_url, tenant.id, 300)
     with psycopg.connect(database_url) as conn:
-        conn.execute("UPDATE leads SET address = repeat('x', 300000) WHERE id = 120")
+        conn.execute("UPDATE leads SET address = repeat('x', 300000) WHERE id = %s", [lead_id])
     remote.state.knobs.update({"max_body_bytes": 200_000})
     job = drive(database_url, start(tenant))
     assert (job["status"], job["exported_leads"], job["error_leads"]) == ("completed", 299, 1)
     [error] = rows(database_url, "SELECT * FROM gestao_scouter_export_errors")
-    assert error["lead_id"] == 120 and error["response_status"] == 413
-    assert remote_view(remote) == local_view(database_url, "id <> 120")
+    assert error["lead_id"] == lead_id and error["response_status"] == 413
+    return job
 
 
 def test_a_timed_out_batch_halves_the_size_the_next_run_sends(
@@ -184,12 +193,5 @@ def test_a_lead_bigger_than_the_body_limit_in_a_batch_at_full_size_is_set_aside(
     """One batch out at a time: the size is still the refused batch's half when its halves
     are split, and only one half at each level is refused for its size (the big lead)."""
     setup(configure, remote, GESTAO_SCOUTER_BATCH_SIZE="100", GESTAO_SCOUTER_IN_FLIGHT="1")
-    seed_leads(database_url, tenant.id, 300)
-    with psycopg.connect(database_url) as conn:
-        conn.execute("UPDATE leads SET address = repeat('x', 300000) WHERE id = 20")
-    remote.state.knobs.update({"max_body_bytes": 200_000})
-    job = drive(database_url, start(tenant))
-    assert (job["status"], job["exported_leads"], job["error_leads"]) == ("completed", 299, 1)
-    [error] = rows(database_url, "SELECT * FROM gestao_scouter_export_errors")
-    assert error["lead_id"] == 20 and error["response_status"] == 413
+    job = _export_with_one_lead_too_big(database_url, tenant, remote, lead_id=20)
     assert job["batch_size"] >= 50  # one big lead halves the batches once, not at every split
