@@ -32,6 +32,7 @@ TABLE = "leads"
 # count=exact: the answer's Content-Range says how many rows were written (`*/N`), so rows
 # a remote trigger or rule discarded without a word are not counted as exported.
 MERGE = "resolution=merge-duplicates, return=minimal, count=exact"
+MERGE_LISTED = "resolution=merge-duplicates, return=representation, count=exact"
 _WRITTEN = re.compile(r"(?:\*|[0-9]+-[0-9]+)/([0-9]+)")
 _IDS_PER_LOOKUP = 300
 
@@ -271,33 +272,40 @@ class RemoteClient:
             ) from exc
         return RemoteAnswer.of(response)
 
-    def upsert(self, body: bytes, columns: list[str], on_conflict: str) -> RemoteAnswer:
-        """Bulk upsert of a JSON array into leads (merge duplicates, minimal return)."""
+    def upsert(
+        self, body: bytes, columns: list[str], on_conflict: str, *, written: bool = False
+    ) -> RemoteAnswer:
+        """Bulk upsert of a JSON array into leads (merge duplicates, minimal return; with
+        `written`, the answer's body lists the keys of the rows it wrote)."""
         params = {"on_conflict": on_conflict, "columns": ",".join(columns)}
+        if written:
+            params["select"] = on_conflict
         return self.send(
             "POST",
             f"/{TABLE}",
             params=params,
             content=body,
-            prefer=MERGE,
+            prefer=MERGE_LISTED if written else MERGE,
             idempotent=True,
             final=_refused_as_is,  # the same batch would only fail again: split it
         )
 
-    def present(self, column: str, ids: list[int]) -> set[int]:
-        """Which of these lead ids the remote's leads holds (GETs of a few hundred ids each,
-        so no URL grows past a proxy's limit); RemoteUnavailable when it cannot say."""
-        found: set[int] = set()
+    def held(self, column: str, ids: list[int], select: list[str]) -> dict[int, dict[str, Any]]:
+        """The remote's copies (`select` columns) of those of these lead ids its leads holds,
+        by id (GETs of a few hundred ids each, so no URL grows past a proxy's limit);
+        RemoteUnavailable when it cannot say."""
+        found: dict[int, dict[str, Any]] = {}
+        columns = ",".join(dict.fromkeys([column, *select]))
         for start in range(0, len(ids), _IDS_PER_LOOKUP):
             chunk = ",".join(str(i) for i in ids[start : start + _IDS_PER_LOOKUP])
-            params = {"select": column, column: f"in.({chunk})"}
+            params = {"select": columns, column: f"in.({chunk})"}
             answer = self.send("GET", f"/{TABLE}", params=params)
             if not 200 <= answer.status < 300 or not isinstance(answer.body, list):
                 raise RemoteUnavailable(
                     f"{NAME} could not list the leads it holds (HTTP {answer.status}).",
                     upstream_status=answer.status,
                 )
-            found.update(int(r[column]) for r in answer.body if isinstance(r, dict))
+            found.update((int(r[column]), r) for r in answer.body if isinstance(r, dict))
         return found
 
     def openapi(self) -> RemoteAnswer:

@@ -20,7 +20,7 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -266,18 +266,48 @@ class BatchRunner:
 
     def _discarded(self, answer: RemoteAnswer, rows: list[dict[str, Any]]) -> BatchResult:
         """The remote counted fewer rows than were sent: a trigger or rule discarded some
-        without a word (a BEFORE trigger returning NULL), or left them as they were (an
-        update of an unchanged row that `suppress_redundant_updates_trigger` skips, as on
-        every export again). The count cannot tell which, so the remote is asked which
-        leads it holds: those are exported, the others are errors. An update a trigger
-        vetoed on a lead already there cannot be told from an unchanged one: it counts as
-        exported (the remote holds the lead, in its older copy)."""
-        held = self.client.present(self.on_conflict, [int(r[self.on_conflict]) for r in rows])
-        message = f"{NAME} did not write the lead: a trigger or rule there discarded it."
+        without a word (a BEFORE trigger returning NULL: a new lead dropped, or an update
+        vetoed by a guard that refuses to overwrite), or left them as they were (an update
+        of an unchanged row that `suppress_redundant_updates_trigger` skips, as on every
+        export again). The count cannot tell which, so the remote is asked for its copies
+        of the leads sent (only now: a full count asks nothing more): a lead it holds as
+        sent is exported, one it lacks is an error. One it holds in another copy was vetoed,
+        or written and changed there (a trigger stamping its own updated_at): those alone
+        are sent again, asking which rows it wrote; the rest were vetoed."""
+        ids = [int(r[self.on_conflict]) for r in rows]
+        held = self.client.held(self.on_conflict, ids, self.columns)
+        gone = f"{NAME} did not write the lead: a trigger or rule there discarded it."
+        errors = [
+            self._error(lead_id, row, answer, message=gone)
+            for row, lead_id in zip(rows, ids, strict=True)
+            if lead_id not in held
+        ]
+        others = [
+            row
+            for row, lead_id in zip(rows, ids, strict=True)
+            if lead_id in held and not _same_copy(row, held[lead_id])
+        ]
+        if others:
+            errors += self._vetoed(others).errors
+        return BatchResult(exported=len(rows) - len(errors), errors=errors)
+
+    def _vetoed(self, rows: list[dict[str, Any]]) -> BatchResult:
+        """Leads the remote holds in another copy than sent, sent again: those it does not
+        write now (a guard refusing to overwrite them) are errors."""
+        self._beat_if_due()
+        answer = self.client.upsert(_dumps(rows), self.columns, self.on_conflict, written=True)
+        if answer.reply is not Reply.OK:
+            return self._refused(answer, rows)
+        body = answer.body if isinstance(answer.body, list) else []
+        written = {int(r[self.on_conflict]) for r in body if isinstance(r, dict)}
+        message = (
+            f"{NAME} refused the update and kept its own copy of the lead: a trigger or "
+            "rule there vetoed it."
+        )
         errors = [
             self._error(lead_id, row, answer, message=message)
             for row in rows
-            if (lead_id := int(row[self.on_conflict])) not in held
+            if (lead_id := int(row[self.on_conflict])) not in written
         ]
         return BatchResult(exported=len(rows) - len(errors), errors=errors)
 
@@ -426,6 +456,24 @@ def _asked(row: Row) -> Pause | None:
     if row["pause_requested"]:
         return ADMIN_PAUSE
     return None
+
+
+def _same_copy(sent: dict[str, Any], held: dict[str, Any]) -> bool:
+    """Whether the remote holds a lead as it was sent: every column sent has the same value
+    there (numbers by value, 12.5 = 12.50; timestamps by instant, whatever the offset)."""
+    return all(_same_value(value, held.get(column)) for column, value in sent.items())
+
+
+def _same_value(sent: Any, held: Any) -> bool:
+    if sent == held:
+        return True
+    if not isinstance(sent, str) or not isinstance(held, str):
+        return False
+    try:
+        ours, theirs = datetime.fromisoformat(sent), datetime.fromisoformat(held)
+    except ValueError:
+        return False
+    return ours.replace(tzinfo=ours.tzinfo or UTC) == theirs.replace(tzinfo=theirs.tzinfo or UTC)
 
 
 def _dumps(rows: list[Any]) -> bytes:

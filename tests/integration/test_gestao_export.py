@@ -803,6 +803,66 @@ def test_discarded_rows_are_told_from_unchanged_ones(
         assert (job["exported_leads"], job["error_leads"]) == (270, 30)
 
 
+# A remote guard that refuses to overwrite every tenth lead it holds (RETURN NULL on UPDATE).
+GUARD_EVERY_TENTH = (
+    "CREATE FUNCTION public.guard_some() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN IF NEW.id % 10 = 0 THEN RETURN NULL; END IF; RETURN NEW; END $$;"
+    " CREATE TRIGGER guard_some BEFORE UPDATE ON public.leads"
+    " FOR EACH ROW EXECUTE FUNCTION public.guard_some();"
+)
+
+
+def test_updates_a_remote_trigger_vetoes_are_errors_not_exported(
+    database_url: str, own_tenant: TenantFixture, own_remote: Remote, configure: Any
+) -> None:
+    """A BEFORE UPDATE trigger returning NULL keeps the remote's copy: the lead was there, so
+    the export counted it exported although the remote never took the edit. The leads the
+    remote holds unchanged (suppressed: the first 150 were not edited) still count."""
+    own_remote.sql(GUARD_EVERY_TENTH + SUPPRESS)
+    setup(configure, own_remote, GESTAO_SCOUTER_BATCH_SIZE="100")
+    seed_leads(database_url, own_tenant.id, 300)
+    first = drive(database_url, start(own_tenant))
+    assert (first["exported_leads"], first["error_leads"]) == (300, 0)  # inserts: no veto
+    edited = "id IN (SELECT id FROM leads ORDER BY id OFFSET 150)"
+    rows(database_url, f"UPDATE leads SET name = name || ' (edited)' WHERE {edited} RETURNING id")
+    again = drive(database_url, start(own_tenant))
+    assert (again["status"], again["exported_leads"], again["error_leads"]) == (
+        "completed", 285, 15,
+    )  # fmt: skip
+    errors = rows(database_url, "SELECT lead_id, error_message, lead_snapshot"
+                  " FROM gestao_scouter_export_errors WHERE job_id = %s ORDER BY lead_id",
+                  again["id"])  # fmt: skip
+    vetoed = [r[0] for r in local_view(database_url, edited) if r[0] % 10 == 0]
+    assert [e["lead_id"] for e in errors] == vetoed and len(vetoed) == 15
+    assert all("refused" in e["error_message"] for e in errors)
+    assert all(e["lead_snapshot"]["name"].endswith(" (edited)") for e in errors)
+    held = dict(own_remote.sql("SELECT id, name FROM public.leads"))
+    assert [i for i in vetoed if held[i].endswith(" (edited)")] == []  # the remote kept its own
+
+
+def test_leads_a_remote_trigger_rewrites_are_not_taken_for_vetoed_ones(
+    database_url: str, own_tenant: TenantFixture, own_remote: Remote, configure: Any
+) -> None:
+    """A remote that stamps its own updated_at on every update (Supabase's moddatetime) holds
+    written leads in another copy than sent: in a batch whose count a veto cut short, only
+    the vetoed leads are errors."""
+    own_remote.sql(
+        GUARD_EVERY_TENTH + " CREATE FUNCTION public.stamp() RETURNS trigger LANGUAGE plpgsql"
+        " AS $$ BEGIN NEW.updated_at := clock_timestamp(); RETURN NEW; END $$;"
+        " CREATE TRIGGER a_stamp BEFORE UPDATE ON public.leads"
+        " FOR EACH ROW EXECUTE FUNCTION public.stamp();"
+    )
+    setup(configure, own_remote, GESTAO_SCOUTER_BATCH_SIZE="100")
+    seed_leads(database_url, own_tenant.id, 300)
+    assert drive(database_url, start(own_tenant))["exported_leads"] == 300
+    rows(database_url, "UPDATE leads SET name = name || ' (edited)' RETURNING id")
+    again = drive(database_url, start(own_tenant))  # every lead an update: a tenth vetoed
+    assert (again["exported_leads"], again["error_leads"]) == (270, 30)
+    errors = rows(database_url, "SELECT lead_id FROM gestao_scouter_export_errors"
+                  " WHERE job_id = %s", again["id"])  # fmt: skip
+    assert len(errors) == 30 and all(e["lead_id"] % 10 == 0 for e in errors)
+
+
 def _job_lines(logs: Callable[[], str], job_id: str) -> list[dict[str, Any]]:
     lines = [json.loads(line) for line in logs().splitlines() if line.startswith("{")]
     return [e for e in lines if e.get("logging.googleapis.com/labels", {}).get("job_id") == job_id]

@@ -9,6 +9,7 @@ import pytest
 
 from shared.backoff import backoff_delay
 from shared.errors import ValidationFailed
+from shared.gestao import runner
 from shared.gestao.batches import batch_statement, date_bounds, remote_columns
 from shared.gestao.config_check import check_url
 from shared.gestao.mapping import DEFAULT_MAPPING, LOCAL_FIELDS, mapping_problems, reverse
@@ -177,11 +178,25 @@ def test_the_remote_is_asked_which_leads_it_holds_a_few_hundred_at_a_time(
     def send(method: str, path: str, *, params: dict[str, str], **_: Any) -> RemoteAnswer:
         ids = params["id"].removeprefix("in.(").removesuffix(")").split(",")
         asked.append(len(ids))
-        return RemoteAnswer(200, [{"id": int(i)} for i in ids if int(i) % 7], "")
+        assert params["select"] == "id,name"
+        return RemoteAnswer(200, [{"id": int(i), "name": i} for i in ids if int(i) % 7], "")
 
     monkeypatch.setattr(client, "send", send)
-    held = client.present("id", list(range(1, 702)))
-    assert held == {i for i in range(1, 702) if i % 7} and asked == [300, 300, 101]
+    held = client.held("id", list(range(1, 702)), ["id", "name"])
+    assert set(held) == {i for i in range(1, 702) if i % 7} and asked == [300, 300, 101]
+    assert held[8] == {"id": 8, "name": "8"}
+
+
+def test_a_lead_the_remote_holds_as_sent_is_told_from_another_copy() -> None:
+    """What decides whether a lead whose update the remote did not count was exported."""
+    sent = {"id": 7, "name": "Ana", "ficha_value": 12.5, "criado": "2024-01-01T10:00:00+00:00"}
+    same = {**sent, "ficha_value": 12.50, "criado": "2024-01-01T07:00:00-03:00", "x": 1}
+    assert runner._same_copy(sent, same)
+    assert runner._same_copy(sent, {**sent, "criado": "2024-01-01T10:00:00"})  # naive: UTC
+    assert not runner._same_copy(sent, {**sent, "name": "Ana (theirs)"})
+    assert not runner._same_copy(sent, {**sent, "criado": "2024-01-01T10:00:01+00:00"})
+    assert not runner._same_copy(sent, {k: v for k, v in sent.items() if k != "name"})
+    assert not runner._same_copy({**sent, "name": "2024-01-01"}, {**sent, "name": "x"})
 
 
 def test_batches_and_requests() -> None:
