@@ -266,6 +266,14 @@ class ExportJob(BaseModel):
     finished_at: datetime | None
     heartbeat_at: datetime | None
     run_after: datetime
+    paused_s: float = Field(
+        default=0.0,
+        description="Seconds it sat at rest (paused, or failed until resumed) since it first"
+        " started, before its current rest: its rate counts only the time it was going.",
+    )
+    paused_at: datetime | None = Field(
+        default=None, description="When its current rest (paused or failed) began."
+    )
     progress: int = 0
 
     @classmethod

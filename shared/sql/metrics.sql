@@ -110,9 +110,12 @@ WITH jobs AS (
 SELECT r.id, r.status, r.created_at, r.started_at, r.finished_at, r.total_leads,
        r.exported_leads, r.error_leads, r.cursor_criado, r.cursor_id,
        -- Between runs (pending again at its time budget, or after a failed batch) the engine
-       -- has cleared heartbeat_at; updated_at is then the end of the last run.
-       extract(epoch FROM COALESCE(r.finished_at, r.heartbeat_at, r.updated_at) - r.started_at)::float8
-         AS run_s,
+       -- has cleared heartbeat_at; updated_at is then the end of the last run. At rest
+       -- (paused, or failed) it ends when the rest began; the rests before (paused_s) did
+       -- not run either (migration 0075).
+       GREATEST(extract(epoch FROM COALESCE(r.finished_at, r.paused_at, r.heartbeat_at,
+                                            r.updated_at) - r.started_at) - r.paused_s,
+                0)::float8 AS run_s,
        newest.criado AS newest_criado, newest.id AS newest_id, oldest.criado AS oldest_criado
 FROM ranged r
 LEFT JOIN LATERAL (

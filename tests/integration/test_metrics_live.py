@@ -54,6 +54,46 @@ def test_an_export_between_runs_keeps_its_run_time(
     assert row["rows_per_s"] is not None
 
 
+def test_an_exports_rate_counts_only_the_time_it_was_not_paused(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
+) -> None:
+    """Paused an hour (its timestamps moved back an hour while it rests) and resumed: its
+    run time counted the hour, so its rate read a fraction of what it exported per second."""
+    configure(**secrets_env(remote.state.service_key), GESTAO_SCOUTER_BATCH_SIZE="500",
+              GESTAO_SCOUTER_MAX_BATCH_SIZE="500", GESTAO_SCOUTER_BUDGET_S="0")  # fmt: skip
+    seed_leads(database_url, tenant.id, 1_000)
+    job_id = export(tenant, "start").get_json()["id"]
+
+    def deliver() -> None:
+        for task in recorder().take():  # one run: one batch, then it hands over
+            call(task.function, task.body, token=service_token(), path=task.path or "/")
+
+    deliver()
+    assert export(tenant, "pause", job_id=job_id).get_json()["status"] == "paused"
+    with psycopg.connect(database_url) as conn:  # the hour it rests, and the run before it
+        conn.execute(
+            "UPDATE gestao_scouter_export_jobs SET started_at = started_at - interval '1 hour',"
+            " paused_at = paused_at - interval '1 hour', heartbeat_at = NULL WHERE id = %s",
+            (job_id,),
+        )
+    assert export(tenant, "resume", job_id=job_id).get_json()["status"] == "pending"
+    while job_row(database_url, job_id)["status"] != "completed":
+        deliver()
+    job = job_row(database_url, job_id)
+    assert job["paused_s"] >= 3600 and job["paused_at"] is None
+    went = (job["finished_at"] - job["started_at"]).total_seconds() - job["paused_s"]
+    assert 0 < went < 3600
+    body = function_client("integration-metrics").get(
+        "/", query_string={"tenant_id": str(tenant.id), "days": 1},
+        headers=bearer(tenant.member_token),
+    ).get_json()  # fmt: skip
+    [row] = [e for e in body["exports"] if e["id"] == job_id]
+    assert row["run_s"] == pytest.approx(went, abs=0.002)
+    assert row["rows_per_s"] == pytest.approx(1_000 / went, rel=0.01)
+    status = export(tenant, "status", job_id=job_id).get_json()
+    assert status["paused_s"] == job["paused_s"] and status["paused_at"] is None
+
+
 def _skew() -> dict[str, float]:
     text = (
         function_client("integration-metrics")

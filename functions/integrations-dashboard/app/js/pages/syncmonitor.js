@@ -34,10 +34,12 @@ function period(job) {
   return `${job.start_date ? fmtDay(job.start_date) : 'início'} a ${job.end_date ? fmtDay(job.end_date) : 'hoje'}`;
 }
 
-function rate(job) {
+/** Leads per second of the time the export was going: its rests (paused, or failed until
+ * resumed) do not count, nor does the one it is in. */
+export function rate(job, now = Date.now()) {
   if (!job.started_at || !job.exported_leads) return null;
-  const end = LIVE.has(job.status) ? Date.now() : Date.parse(job.finished_at || job.updated_at);
-  const seconds = (end - Date.parse(job.started_at)) / 1000;
+  const end = LIVE.has(job.status) ? now : Date.parse(job.finished_at || job.paused_at || job.updated_at);
+  const seconds = (end - Date.parse(job.started_at)) / 1000 - (job.paused_s || 0);
   return seconds > 0 ? job.exported_leads / seconds : null;
 }
 
