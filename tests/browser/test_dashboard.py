@@ -1771,3 +1771,22 @@ def test_a_call_refused_with_401_ends_the_session(page: Any, live: LiveStack) ->
     page.get_by_text("Sua sessão expirou").wait_for()
     page.get_by_role("heading", name="Entrar no syncq").wait_for()
     assert page.get_by_role("button", name="Sair").count() == 0
+
+
+def test_a_server_away_at_reload_keeps_the_session(page: Any, live: LiveStack) -> None:
+    """A reload while the functions answer 503 (or the network is down): the page threw the
+    token away and asked the user to sign in again, though only a 401 ends a session. It
+    keeps it, says why, and "Tentar de novo" goes on once the server is back."""
+    sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/integracoes")
+    card(page, "onecode").wait_for()
+    token = page.evaluate("sessionStorage.getItem('syncq.token')")
+    busy = {"error": {"code": "database_unavailable", "message": "The database is busy."}}
+    page.route("**/my-tenants", lambda route: route.fulfill(status=503, json=busy))
+    page.reload()
+    page.get_by_role("alert").filter(has_text="O banco de dados está temporariamente").wait_for()
+    assert token and page.evaluate("sessionStorage.getItem('syncq.token')") == token
+    page.unroute("**/my-tenants")
+    page.get_by_role("button", name="Tentar de novo").click()
+    card(page, "onecode").wait_for()
+    assert page.evaluate("location.hash") == f"#/t/{ACME.id}/integracoes"
+    assert page.get_by_role("button", name="Sair").is_visible()

@@ -89,11 +89,14 @@ function App() {
       setSession({ userId: mine.user_id, label: label || sessionStorage.getItem('syncq.label') || c.email || mine.user_id.slice(0, 8), tenants: mine.tenants });
       setProblem(null);
     } catch (err) {
-      setToken(null);
+      // Only a refused token ends the session: a server or network away for a moment keeps
+      // it (the page offers to try again), as every other call's failure does.
+      if (err.status === 401 || err.status === 403) setToken(null);
       setSession(null);
       setProblem(describe(err));
     }
   }
+  function signOut() { setToken(null); sessionStorage.removeItem('syncq.label'); setSession(null); setProblem(null); location.hash = '#/entrar'; }
 
   useEffect(() => { startSession(); }, []);
   useEffect(() => onUnauthorized(() => {
@@ -111,10 +114,15 @@ function App() {
     }
   }, [session, route.name]);
 
-  if (!getToken() || !session) {
-    return html`<${SignIn} problem=${problem} onSignedIn=${(label) => { sessionStorage.setItem('syncq.label', label || ''); startSession(label); if (route.name === 'signin') location.hash = '#/'; }} /><${Toasts} />`;
+  if (getToken() && !session && problem) {
+    return html`<main id="conteudo" class="signin" tabindex="-1"><h1>Entrar no syncq</h1>
+      <${Notice} kind="error" testid="session-problem">${problem}</${Notice}>
+      <div class="row"><button type="button" class="primary" onClick=${() => startSession()}>Tentar de novo</button>
+        <button type="button" onClick=${signOut}>Sair</button></div></main><${Toasts} />`;
   }
-  function signOut() { setToken(null); sessionStorage.removeItem('syncq.label'); setSession(null); location.hash = '#/entrar'; }
+  if (!getToken() || !session) {
+    return html`<${SignIn} problem=${problem} onSignedIn=${(label) => { sessionStorage.setItem('syncq.label', label || ''); setProblem(null); startSession(label); if (route.name === 'signin') location.hash = '#/'; }} /><${Toasts} />`;
+  }
 
   // Pages are keyed by tenant (Detalhe also by integration): switching remounts them, so an
   // answer still on its way for the one left behind lands in a page that is gone, never under
