@@ -1052,6 +1052,38 @@ def test_agendamento_tells_a_skipped_or_missed_occurrence_in_portuguese(
         )  # fmt: skip
 
 
+def test_agendamento_not_read_says_so_and_offers_no_form_over_the_schedule(
+    page: Any, live: LiveStack
+) -> None:
+    """The schedule could not be read (503): the tab said "Esta integração não tem
+    agendamento" and offered "Agendar" with its defaults, whose "Salvar" replaced the real
+    schedule. It says only why, and "Tentar de novo" shows the schedule once it answers."""
+    live.execute(
+        "INSERT INTO integration_schedules (tenant_id, provider_slug, cron, timezone,"
+        " next_run_at, due_at) VALUES (%s, 'bomcontrole', '30 4 * * *', 'UTC',"
+        " now() + interval '1 day', now() + interval '1 day')", ACME.id,
+    )  # fmt: skip
+    try:
+        sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/integracoes/bomcontrole")
+        busy = {"error": {"code": "database_unavailable", "message": "The database is busy."}}
+        page.route("**/integration-schedules?*", lambda route: route.fulfill(status=503, json=busy))
+        page.get_by_role("tab", name="Agendamento").click()
+        told = page.get_by_role("alert").filter(has_text="O banco de dados está temporariamente")
+        told.wait_for()
+        assert page.get_by_text("não tem agendamento").count() == 0
+        assert page.get_by_role("button", name="Salvar agendamento").count() == 0
+        page.unroute("**/integration-schedules?*")
+        page.get_by_role("button", name="Tentar de novo").click()
+        page.get_by_text("Agendada:").filter(has_text="30 4 * * *").wait_for()
+        assert page.get_by_label("Expressão cron (5 campos)").input_value() == "30 4 * * *"
+        assert page.get_by_role("alert").filter(has_text="O banco de dados").count() == 0
+    finally:
+        live.execute(
+            "DELETE FROM integration_schedules WHERE tenant_id = %s"
+            " AND provider_slug = 'bomcontrole'", ACME.id,
+        )  # fmt: skip
+
+
 def test_alertas_tell_a_suppressed_alert_in_portuguese(page: Any, live: LiveStack) -> None:
     """An alert no channel took (no recipient for its event) ends 'suppressed': the recent
     alerts say so in Portuguese, not the raw status."""

@@ -21,6 +21,7 @@ export function Schedule({ tenant, slug }) {
       const listed = await api('integration-schedules', { query: { tenant_id: tenant.id } });
       const found = listed.schedules.find((s) => s.provider_slug === slug) || null;
       setCurrent(found);
+      if (!refresh) setError(null);
       if (found && !refresh) setForm({ cron: found.cron, timezone: found.timezone, missed: found.missed, enabled: found.enabled });
     } catch (err) { if (!refresh) setError(describe(err)); }
   }, [tenant.id, slug]);
@@ -52,6 +53,12 @@ export function Schedule({ tenant, slug }) {
   const set = (key) => (e) => setForm((f) => ({ ...f, [key]: e.target.type === 'checkbox' ? e.target.checked : e.target.value }));
 
   if (current === undefined && !error) return html`<p role="status">Carregando agendamento…</p>`;
+  // Never read: whether there is a schedule is not known, so the page neither says there is
+  // none nor offers a form whose defaults would replace the one there may be.
+  if (current === undefined) {
+    return html`<${Notice} kind="error">${error}</${Notice}>
+      <button type="button" onClick=${() => load()}>Tentar de novo</button>`;
+  }
   return html`<div class="panel">
       ${current && current.paused_reason && html`<${Notice} kind="warn">${current.paused_reason}</${Notice}>`}
       ${current ? html`<p>Agendada: <code>${current.cron}</code> (${current.timezone}) · ${current.enabled ? 'ativa' : 'pausada'}
