@@ -1480,6 +1480,33 @@ def test_cancel_a_live_run_and_every_pending_one(page: Any, live: LiveStack) -> 
     assert live.rows(pending, ACME.id) == []
 
 
+def test_the_details_of_a_run_follow_it_while_open(page: Any, live: LiveStack) -> None:
+    """ "Ver detalhes" opened on a live run kept the copy it was opened on: the run ended (here
+    canceled elsewhere) and the table said so, while the dialog still said "Pendente"."""
+    wait_idle(live, ACME, "bomcontrole")
+    [job] = live.rows(  # queued for later: nothing claims it meanwhile
+        "INSERT INTO integration_jobs (tenant_id, provider_slug, run_after)"
+        " VALUES (%s, 'bomcontrole', now() + interval '1 hour') RETURNING id",
+        ACME.id,
+    )
+    try:
+        sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/integracoes/bomcontrole/execucoes")
+        page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
+        row = page.locator(f"[data-testid=runs] tr[data-job='{job['id']}']")
+        row.get_by_role("button", name="Ver detalhes").click()
+        dialog = page.get_by_role("dialog", name="Detalhes da execução")
+        dialog.get_by_text("Pendente").wait_for()
+    finally:
+        canceled = httpx.post(f"{live.base}/cancel-integration-job", timeout=10,
+                              json={"job_id": str(job["id"])},
+                              headers={"Authorization": f"Bearer {token_of(live, 'acme-admin')}"})  # fmt: skip
+    assert canceled.json()["status"] == "canceled", canceled.text
+    page.locator(f"tr[data-job='{job['id']}'][data-status='canceled']").wait_for()
+    dialog.get_by_text("Cancelado").wait_for(timeout=5_000)
+    assert "Pendente" not in dialog.inner_text()
+    assert "→ —" not in dialog.inner_text()  # its end is told
+
+
 def test_execucoes_list_a_run_started_while_the_stream_is_down(page: Any, live: LiveStack) -> None:
     """A click on "Executar Agora" on Execuções with no event coming (the stream cannot connect): the
     header's refetch showed the run while the table never listed it; the short refetch after

@@ -130,6 +130,9 @@ export function Runs({ tenant, slug, submitted = 0 }) {
     load();
   }
   const setFilter = (key) => (e) => setFilters((f) => ({ ...f, [key]: e.target.value }));
+  // The dialog follows its run as the table does (opened on a live run, it said "Em execução"
+  // with no end, result or error for good): the row's copy, else the one it was opened on.
+  const detail = shown && ((rows || []).find((j) => j.id === shown.id) || shown);
 
   return html`<form class="row" onSubmit=${(e) => e.preventDefault()} aria-label="Filtros">
       <label for="f-status">Status</label>
@@ -174,14 +177,14 @@ export function Runs({ tenant, slug, submitted = 0 }) {
     </table></div>
     ${next && html`<p><button type="button" onClick=${more}>Carregar mais</button></p>`}`}
     <${Dialog} title="Detalhes da execução" open=${!!shown} onClose=${() => setShown(null)}>
-      ${shown && html`<dl>
-        <dt>Id</dt><dd><code>${shown.id}</code></dd>
-        <dt>Status</dt><dd>${(JOB_STATUS[shown.status] || {}).name || shown.status}</dd>
-        <dt>Criada</dt><dd>${fmtDateTime(shown.created_at)}</dd>
-        <dt>Início / fim</dt><dd>${fmtDateTime(shown.started_at)} → ${fmtDateTime(shown.finished_at)}</dd>
-        <dt>Tentativas</dt><dd>${shown.attempts} de ${shown.max_attempts}</dd>
+      ${detail && html`<dl>
+        <dt>Id</dt><dd><code>${detail.id}</code></dd>
+        <dt>Status</dt><dd>${(JOB_STATUS[detail.status] || {}).name || detail.status}</dd>
+        <dt>Criada</dt><dd>${fmtDateTime(detail.created_at)}</dd>
+        <dt>Início / fim</dt><dd>${fmtDateTime(detail.started_at)} → ${fmtDateTime(detail.finished_at)}</dd>
+        <dt>Tentativas</dt><dd>${detail.attempts} de ${detail.max_attempts}</dd>
       </dl>
-      ${shown.error_message && html`<h3>Erro</h3><pre data-testid="job-error">${shown.error_message}</pre>`}
-      ${shown.result && html`<h3>Resultado</h3><pre>${JSON.stringify(shown.result, null, 2)}</pre>`}`}
+      ${detail.error_message && html`<h3>Erro</h3><pre data-testid="job-error">${detail.error_message}</pre>`}
+      ${detail.result && html`<h3>Resultado</h3><pre>${JSON.stringify(detail.result, null, 2)}</pre>`}`}
     </${Dialog}>`;
 }
