@@ -1648,6 +1648,19 @@ def test_durations_percentages_ages_and_days_read_the_brazilian_way(
     assert said["live"] == [True, True, False, False]
 
 
+def test_a_duration_rounded_up_reads_in_the_next_unit(page: Any, live: LiveStack) -> None:
+    """A run of 119,6 s was "1 min 60 s" in Execuções and Visão Geral, one of 59,96 s
+    "60,0 s" and one of 999,6 ms "1000 ms": rounded first, each reads in the next unit."""
+    page.goto(live.dashboard)
+    said = page.evaluate(
+        """async () => {
+          const f = await import('./js/format.js');
+          return [999.6, 59_960, 119_600, 3_599_600, 61_400].map(f.fmtDuration);
+        }"""
+    )
+    assert said == ["1,0 s", "1 min 0 s", "2 min 0 s", "60 min 0 s", "1 min 1 s"], said
+
+
 def test_every_error_is_described_by_its_code_else_its_status(page: Any, live: LiveStack) -> None:
     """describe(): a known code's own sentence wins over its status; an unknown code falls back
     to the status; an unknown status says its number (a 5xx reads as the server's fault); a

@@ -9,11 +9,13 @@ export function fmtDay(value) { return value ? day.format(new Date(value + (valu
 
 export function fmtDuration(ms) {
   if (ms === null || ms === undefined) return '—';
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  const s = ms / 1000;
-  if (s < 60) return `${s.toFixed(1).replace('.', ',')} s`;
-  const m = Math.floor(s / 60);
-  return `${m} min ${Math.round(s % 60)} s`;
+  if (Math.round(ms) < 1000) return `${Math.round(ms)} ms`;
+  // Rounded first, then split: 59,96 s is "1 min 0 s" and 119,6 s "2 min 0 s", never
+  // "60,0 s" or "1 min 60 s".
+  const tenths = Math.round(ms / 100);
+  if (tenths < 600) return `${(tenths / 10).toFixed(1).replace('.', ',')} s`;
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)} min ${s % 60} s`;
 }
 
 export function fmtAgo(value, now = Date.now()) {
