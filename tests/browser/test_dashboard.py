@@ -970,6 +970,29 @@ def test_the_chart_shows_utc_days_in_a_brazilian_browser(browser: Any, live: Liv
         context.close()
 
 
+def test_the_chart_names_its_days_day_first(page: Any, live: LiveStack) -> None:
+    """The x axis said days month first, as uPlot does by default ("12/4" for 4 December,
+    which a Brazilian reads as 12 April): it says them day first, "04/12"."""
+    page.add_init_script(
+        """window.__drawn = [];
+        const fill = CanvasRenderingContext2D.prototype.fillText;
+        CanvasRenderingContext2D.prototype.fillText = function (text, ...rest) {
+          window.__drawn.push(String(text)); return fill.call(this, text, ...rest);
+        };"""
+    )  # every text the chart draws on its canvas
+    sign_in(page, live, "acme-member", f"#/t/{ACME.id}/integracoes/acessorias/visao-geral")
+    series = [{"day": f"2026-11-{d:02d}", "runs": 2, "successes": 1, "errors": 1, "p95_ms": 900}
+              for d in range(1, 31)]  # fmt: skip
+    body = {"providers": [], "exports": [], "series": series}
+    page.route("**/integration-metrics?*", lambda route: route.fulfill(json=body))
+    page.reload()
+    page.locator(".chart canvas").wait_for()
+    page.wait_for_function("() => window.__drawn.includes('execuções')")  # the axes are drawn
+    days = [t for t in page.evaluate("window.__drawn") if re.fullmatch(r"\d{1,2}/\d{1,2}", t)]
+    assert days, page.evaluate("window.__drawn")
+    assert all(t.endswith("/11") for t in days), days  # November's days, day first
+
+
 def test_a_schedule_every_minute_runs_live(page: Any, live: LiveStack) -> None:
     wait_idle(live, GLOBEX, "acessorias")
     sign_in(page, live, "globex-admin", f"#/t/{GLOBEX.id}/integracoes/acessorias/agendamento")

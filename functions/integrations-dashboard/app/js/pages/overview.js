@@ -5,6 +5,16 @@ import { JOB_STATUS, fmtDateTime, fmtDay, fmtDuration, fmtNumber, fmtPercent, is
 import { fmtFreshness, loadMetrics } from '../jobs.js';
 import { Notice, useLatest } from '../ui.js';
 
+// The x axis says days as people here read them, day first (uPlot's own labels are
+// American, month first: "12/4" read as 12 April for 4 December), on whole days only.
+const DAY = 86400;
+const dayMonth = new Intl.DateTimeFormat('pt-BR',
+  { day: '2-digit', month: '2-digit', timeZone: 'UTC' });
+const dayTicks = {
+  incrs: [1, 2, 3, 7, 14, 28].map((n) => n * DAY),
+  values: (u, splits) => splits.map((ts) => dayMonth.format(new Date(ts * 1e3))),
+};
+
 function Chart({ series }) {
   const box = useRef(null);
   useEffect(() => {
@@ -18,7 +28,8 @@ function Chart({ series }) {
       width: width(), height: 260,
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), 'UTC'), // the series' days are UTC days
       scales: { x: { time: true }, ms: { auto: true } },
-      axes: [{}, { label: 'execuções' }, { scale: 'ms', side: 1, label: 'p95 (ms)', grid: { show: false } }],
+      axes: [dayTicks, { label: 'execuções' },
+        { scale: 'ms', side: 1, label: 'p95 (ms)', grid: { show: false } }],
       series: [{ label: 'Dia' },
         { label: 'Execuções', stroke: '#1d4ed8', width: 2 },
         { label: 'Sucessos', stroke: '#16a34a', width: 2 },
