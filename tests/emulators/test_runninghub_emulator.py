@@ -641,3 +641,17 @@ def test_task_ids_look_real_and_are_not_reused_by_a_restarted_emulator() -> None
         ids += [state.create_task(KEY, "1904136902449209346", [], None).task_id for _ in range(3)]
     assert len(set(ids)) == 6
     assert all(len(i) == 19 and i.isdigit() for i in ids)
+
+
+def test_task_id_prefix_knob_gives_new_tasks_malformed_ids_that_still_answer(
+    emulator: Emulator,
+) -> None:
+    """A test's RunningHub answering task ids our pattern refuses: the task is real, and a
+    cancel by that id stops it."""
+    emulator.state.knobs.update({"task_id_prefix": "not an id/"})
+    task_id = emulator.create()
+    assert task_id.startswith("not an id/") and task_id[len("not an id/") :].isdigit()
+    assert emulator.call("/task/openapi/cancel", taskId=task_id)["code"] == 0
+    assert emulator.state.tasks[task_id].cancelled
+    emulator.state.knobs.update({"task_id_prefix": ""})
+    assert emulator.create().isdigit()

@@ -417,6 +417,47 @@ def test_a_task_id_already_taken_fails_the_start_with_its_refund(
     assert balance(database_url, user) == 90  # only the first job's debit stands
 
 
+@pytest.fixture(
+    params=[
+        {"code": 433, "msg": "VALIDATE_PROMPT_FAILED", "data": {"taskId": "1955519701537392589"}},
+        {"code": 0, "msg": "success", "data": {"taskId": True}},
+    ],
+    ids=["refusal-with-a-task-id", "task-id-true"],
+)
+def create_answer_without_a_task(request: pytest.FixtureRequest) -> Iterator[str]:
+    """RunningHub answering a create with no task to record: a refusal that still carries
+    a taskId, or a success whose taskId is JSON `true` (not the text "True")."""
+    yield from answering_always(json.dumps(request.param))
+
+
+def test_a_create_answer_without_a_usable_task_fails_the_start_with_its_refund(
+    database_url: str, configure: Configure, create_answer_without_a_task: str
+) -> None:
+    configure_runninghub(configure, create_answer_without_a_task)
+    user = new_user(database_url, balance=100)
+    job_id = new_job(database_url, user, cost=10)
+    answer = start(user.token, job_id)
+    assert_failed_and_refunded(answer, database_url, job_id, "RunningHub refused the task")
+    assert job(database_url, job_id)["external_task_id"] is None
+    assert balance(database_url, user) == 100
+
+
+def test_a_task_id_no_webhook_could_match_fails_the_start_and_stops_the_task(
+    database_url: str, rh: Emulator
+) -> None:
+    """RunningHub created the task but answered an id outside our pattern: the job fails
+    (refunded), and the task, which no webhook nor sweep could ever settle, is cancelled
+    rather than left rendering (and costing RunningHub coins) for nobody."""
+    rh.state.knobs.update({"task_id_prefix": "not an id/"})
+    user = new_user(database_url, balance=100)
+    job_id = new_job(database_url, user, cost=10)
+    answer = start(user.token, job_id)
+    assert_failed_and_refunded(answer, database_url, job_id, "bad task id")
+    [task] = rh.state.tasks.values()
+    assert task.task_id.startswith("not an id/") and task.cancelled
+    assert balance(database_url, user) == 100
+
+
 @pytest.fixture
 def front_refusing_big_bodies() -> Iterator[str]:
     """RunningHub behind a front whose body limit refuses a create with large inputs (413,

@@ -120,6 +120,7 @@ class RunningHubKnobs(Knobs):
     unreachable: bool = False  # drop the connection without an answer ...
     unreachable_routes: list[str] = field(default_factory=lambda: list(API_ROUTES))  # ... here
     forced_codes: dict[str, int] = field(default_factory=dict)  # route -> envelope code
+    task_id_prefix: str = ""  # before every new task id (a test's malformed ids)
 
     def update(self, changes: Mapping[str, Any]) -> None:
         """Validate and apply a partial update; raises ValueError and changes nothing."""

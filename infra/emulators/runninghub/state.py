@@ -236,7 +236,7 @@ class RunningHubState(EmulatorState):
         while True:
             self._id_seq = (self._id_seq + 1) & 0x3FFFFF
             now_ms = time.time_ns() // 1_000_000 - _SNOWFLAKE_EPOCH_MS
-            task_id = str((now_ms << 22) | self._id_seq)
+            task_id = f"{self.knobs.task_id_prefix}{(now_ms << 22) | self._id_seq}"
             if task_id not in self.tasks:
                 return task_id
 
