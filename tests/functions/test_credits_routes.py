@@ -13,7 +13,8 @@ import pytest
 from infra.emulators._common import start_in_thread
 from infra.emulators.runninghub import RunningHubKnobs
 from shared.credits.models import CreditJobTable, JobKey
-from shared.credits.runninghub import webhook_url
+from shared.credits.runninghub import RunningHub, webhook_url
+from shared.credits.slots import Launch, launch, promote
 from shared.credits.sweep import sweep_runninghub
 from shared.dispatch import RecordingDispatcher
 from shared.settings import get_settings
@@ -312,6 +313,21 @@ def test_the_service_may_not_complete_a_job_that_never_started(
     assert balance(database_url, user) == 70
 
 
+def test_the_service_completing_a_job_leaves_its_task_alone(
+    database_url: str, rh: Emulator
+) -> None:
+    """A completion is not a stop: the task whose outputs the service reports is not
+    cancelled on RunningHub (a failure or a cancel through /finish is)."""
+    user = new_user(database_url, balance=100)
+    job_id = new_job(database_url, user, cost=30)
+    task_id = start(user.token, job_id).json()["external_task_id"]
+    outputs = [{"fileUrl": "https://files.example/out.png", "fileType": "png"}]
+    done = finish(service(), job_id, "completed", outputs=outputs).json()
+    assert (done["status"], done["refunded"]) == ("completed", False)
+    assert not rh.state.tasks[task_id].cancelled
+    assert balance(database_url, user) == 70
+
+
 def test_owner_may_not_complete_and_anon_may_not_call(database_url: str, rh: Emulator) -> None:
     user = new_user(database_url)
     job_id = new_job(database_url, user)
@@ -392,6 +408,28 @@ def test_cancel_queued_and_running_refunds_and_frees_the_slot(
         post("/cancel", {"table": IMAGE, "jobId": str(pending)}, user.token).json()["refunded"]
         is False
     )
+
+
+def test_a_job_cancelled_while_its_task_is_created_stops_that_task(
+    database_url: str, rh: Emulator
+) -> None:
+    """The owner cancels a job a pump has promoted and is launching: the cancel finds no
+    task yet to stop, so the launch must stop the one RunningHub then creates (left, it
+    rendered for nobody, holding one of RunningHub's slots until it ended)."""
+    user = new_user(database_url, balance=100)
+    job_id = new_job(database_url, user, cost=10)
+    rh.state.knobs.update({"forced_codes": {"create": 421}})
+    assert start(user.token, job_id).json()["status"] == "queued"
+    rh.state.knobs.update({"forced_codes": {}})
+    [row] = promote()  # a pump's round took it; its create is under way
+    with manager(user.token) as jm:
+        assert jm.cancel_job(IMAGE, job_id)["refunded"]
+    assert launch(row, RunningHub(get_settings())) is Launch.GONE
+    [task] = rh.state.tasks.values()
+    assert task.cancelled
+    final = job(database_url, job_id)
+    assert (final["status"], final["external_task_id"]) == ("cancelled", None)
+    assert balance(database_url, user) == 100
 
 
 # --- webhook ------------------------------------------------------------------------------
@@ -579,6 +617,25 @@ def test_sweep_settles_jobs_runninghub_finished_or_forgot(
     assert balance(database_url, user) == 100 - 10
 
 
+@pytest.mark.parametrize("code", [423, 807])
+def test_sweep_fails_a_job_whose_task_runninghub_says_it_does_not_know(
+    database_url: str, configure: Configure, rh: Emulator, code: int
+) -> None:
+    """Either task-not-found code fails the job with its refund (left running, it held its
+    slot until the runtime limit)."""
+    by_hand(configure, rh, RUNNINGHUB_CHECK_AFTER_S="0")
+    user = new_user(database_url, balance=100)
+    job_id = new_job(database_url, user, cost=10)
+    start(user.token, job_id)
+    rh.state.knobs.update({"forced_codes": {"status": code}})
+    assert sweep_runninghub()["settled"] == 1
+    row = job(database_url, job_id)
+    assert (row["status"], row["error_message"]) == (
+        "failed", "RunningHub does not know the task.",
+    )  # fmt: skip
+    assert balance(database_url, user) == 100
+
+
 def _success() -> Any:
     from infra.emulators.runninghub import TaskStatus
 
@@ -634,6 +691,21 @@ def test_webhook_for_a_job_never_launched_is_ignored(
     event = {"event": "TASK_END", "taskId": "1", "eventData": '{"code": 0, "data": []}'}
     assert post_webhook(rh, pending, event).json()["action"] == "ignored"
     assert job(database_url, pending)["status"] == "pending"
+
+
+def test_a_webhook_of_another_event_than_task_end_is_ignored(
+    database_url: str, configure: Configure, rh: Emulator
+) -> None:
+    """Only TASK_END settles a job: another event, even carrying an outputs envelope, leaves
+    the running job (and its debit) as it was."""
+    by_hand(configure, rh)
+    user = new_user(database_url, balance=100)
+    job_id = new_job(database_url, user, cost=10)
+    task_id = start(user.token, job_id).json()["external_task_id"]
+    event = {**webhook_event(rh, task_id), "event": "TASK_START"}
+    assert post_webhook(rh, job_id, event).json() == {"received": True, "action": "ignored"}
+    assert job(database_url, job_id)["status"] == "running"
+    assert balance(database_url, user) == 90
 
 
 def test_webhook_with_another_jobs_task_id_is_ignored(

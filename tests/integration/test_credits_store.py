@@ -296,6 +296,24 @@ def test_users_take_turns_when_every_slot_frees_before_the_next_decision(
     _promoted()
 
 
+def test_a_stale_put_back_leaves_a_later_promotion_of_the_job_alone(
+    database_url: str, configure: Configure
+) -> None:
+    """A requeue whose answer was lost, tried again, finds the job promoted again since (by
+    another pump, now launching it): it must not put that promotion back in the queue."""
+    configure(RUNNINGHUB_MAX_SLOTS="1")
+    key = _queued_job(database_url, new_user(database_url, 1000))
+    [first] = promote()
+    with db.transaction() as conn:
+        assert store.requeue(conn, key, first["started_at"]) is not None
+    [second] = promote()
+    assert second["started_at"] != first["started_at"]
+    with db.transaction() as conn:
+        assert store.requeue(conn, key, first["started_at"]) is None  # the stale try
+    [row] = rows(database_url, "SELECT status, started_at FROM ai_jobs WHERE id = %s", key.id)
+    assert (row["status"], row["started_at"]) == ("starting", second["started_at"])
+
+
 def test_ops_cli_grants_and_shows_credits(
     database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
