@@ -1112,6 +1112,29 @@ def test_a_failure_that_pauses_the_schedule_alerts_even_within_a_day_of_the_last
     assert [(a["event"], a["schedule_paused"]) for a in outbox()] == [("failing", True)]
 
 
+def test_a_quiet_streak_that_pauses_the_schedule_is_told_as_failing(
+    acme: TenantFixture, mailbox: Mailbox, failing: ScriptedProvider, recorder: RecordingDispatcher
+) -> None:
+    """A streak that began within a day of the last alert raised nothing; when its failures
+    pause the schedule before a reminder told it, that alert is its first: `failing` with the
+    pause on it, as a first failure that pauses is. As `schedule_paused` it was suppressed
+    for a tenant that asked for `failing` and `recovered` only, who then got `recovered`."""
+    settings(acme, emails=["ops@acme.example"], events=["failing", "recovered"],
+             pause_schedule_after=2)  # fmt: skip
+    _schedule(acme)
+    with psycopg.connect(DB_URL[0]) as conn:  # the last streak was told an hour ago
+        conn.execute("UPDATE tenant_integrations SET last_alert_at = now() - interval '1 hour'")
+    assert run_to_the_end(acme, recorder) == "error"
+    assert outbox() == []  # within the flapping window: quiet
+    assert run_to_the_end(acme, recorder) == "error"
+    assert rows_of("SELECT enabled FROM integration_schedules")[0]["enabled"] is False
+    events = [(a["event"], a["failures"], a["schedule_paused"]) for a in outbox()]
+    assert events == [("failing", 2, True)]
+    deliver()
+    assert [a["status"] for a in outbox()] == ["sent"]
+    assert len(mailbox.messages) == 1 and "pausado" in read(mailbox.messages[0])
+
+
 def test_a_schedule_already_disabled_is_not_paused_again_by_failures(
     acme: TenantFixture, failing: ScriptedProvider, recorder: RecordingDispatcher
 ) -> None:
