@@ -156,6 +156,7 @@ class Plan:
     run: datetime | None
     missed: int
     next_run_at: datetime
+    at_least: bool = False  # `missed` counts MAX_COUNTED of a longer backlog: at least so many
 
 
 MAX_COUNTED = 1000  # a longer backlog is reported as "at least" this many missed
@@ -197,14 +198,16 @@ def plan(
     before = _count_between(cron, zone, next_run_at, kept[-1]) if kept else 0
     if not kept:  # next_run_at is not an occurrence of the cron (it was changed): move on
         return Plan(None, 0, following)
+    at_least = before >= MAX_COUNTED
     if policy is Missed.ALL:
         ascending = kept[::-1]
-        return Plan(ascending[0], before, ascending[1] if len(ascending) > 1 else following)
+        after = ascending[1] if len(ascending) > 1 else following
+        return Plan(ascending[0], before, after, at_least)
     if policy is Missed.ONCE:
-        return Plan(kept[0], before + len(kept) - 1, following)
+        return Plan(kept[0], before + len(kept) - 1, following, at_least)
     on_time = (now - kept[0] - timedelta(seconds=offset_s)).total_seconds() <= grace_s
     run = kept[0] if on_time else None
-    return Plan(run, before + len(kept) - (1 if on_time else 0), following)
+    return Plan(run, before + len(kept) - (1 if on_time else 0), following, at_least)
 
 
 def _count_between(cron: str, zone: str, first: datetime, last: datetime) -> int:

@@ -267,5 +267,6 @@ def _explain(step: _Step) -> None:
             notes.append("scheduled run skipped: a job is already live")
     if step.plan.missed:
         step.outcome = step.outcome or "missed"
-        notes.append(f"{step.plan.missed} scheduled run(s) missed (policy {step.row['missed']})")
+        count = f"at least {step.plan.missed}" if step.plan.at_least else str(step.plan.missed)
+        notes.append(f"{count} scheduled run(s) missed (policy {step.row['missed']})")
     step.reason = "; ".join(notes) or None

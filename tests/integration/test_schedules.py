@@ -248,6 +248,24 @@ def test_missed_runs_after_a_three_hour_outage(
     assert s["next_run_at"] == missed[-1] + timedelta(hours=1)
 
 
+def test_a_month_long_outage_runs_once_and_says_at_least_how_many_were_missed(
+    database_url: str,
+) -> None:
+    """A minutely schedule after 30 days down: one run, and its history line says the runs
+    missed are at least the count it stopped at (1,023 read as the whole of ~43,200)."""
+    acme = seed_tenant(database_url, "acme")
+    schedule(database_url, acme, cron="* * * * *", missed="once",
+             next_run_at="date_trunc('minute', now()) - interval '30 days'")  # fmt: skip
+    report = schedules.tick()
+    assert (report["enqueued"], report["missed"]) == (1, cron.MAX_COUNTED + 23)
+    [line] = rows(database_url, "SELECT message, details FROM integration_logs"
+                  " WHERE job_id IS NULL")  # fmt: skip
+    assert (
+        line["message"] == f"at least {cron.MAX_COUNTED + 23} scheduled run(s) missed (policy once)"
+    )
+    assert line["details"]["missed"] == cron.MAX_COUNTED + 23
+
+
 def test_all_waits_for_its_previous_job_before_the_next_occurrence(database_url: str) -> None:
     acme = seed_tenant(database_url, "acme")
     cron, missed = three_hours_of_outage(database_url)
