@@ -237,6 +237,37 @@ def test_runs_ending_in_a_burst_read_the_schedules_again_once_not_once_each(
         live.execute("DELETE FROM integration_jobs WHERE id = ANY(%s)", [r["id"] for r in made])
 
 
+def test_a_card_whose_schedule_was_not_read_does_not_say_there_is_none(
+    page: Any, live: LiveStack
+) -> None:
+    """The schedules could not be read (503): every card said "Sem agendamento", false for
+    an integration that has one. The cards say it is not known, and the next date once the
+    schedules answer."""
+    live.execute(
+        "INSERT INTO integration_schedules (tenant_id, provider_slug, cron, timezone,"
+        " next_run_at, due_at) VALUES (%s, 'bomcontrole', '30 12 * * *', 'UTC',"
+        " '2031-05-04 12:30+00', '2031-05-04 12:30+00')", ACME.id,
+    )  # fmt: skip
+    busy = {"error": {"code": "database_unavailable", "message": "The database is busy."}}
+    try:
+        page.route("**/integration-schedules?*", lambda route: route.fulfill(status=503, json=busy))
+        sign_in(page, live, "acme-admin", f"#/t/{ACME.id}/integracoes")
+        next_run = card(page, "bomcontrole").get_by_test_id("next-run")
+        next_run.wait_for()
+        assert next_run.inner_text() == "Agendamento não disponível no momento"
+        assert page.get_by_text("Sem agendamento").count() == 0
+        page.unroute("**/integration-schedules?*")
+        page.reload()
+        next_run.filter(has_text="04/05/2031").wait_for()
+        assert next_run.inner_text().startswith("04/05/2031"), next_run.inner_text()
+        assert card(page, "onecode").get_by_test_id("next-run").inner_text() == "Sem agendamento"
+    finally:
+        live.execute(
+            "DELETE FROM integration_schedules WHERE tenant_id = %s"
+            " AND provider_slug = 'bomcontrole'", ACME.id,
+        )  # fmt: skip
+
+
 def test_a_run_ending_is_told_to_a_screen_reader(page: Any, live: LiveStack) -> None:
     """A card's status is a live region (role=status) naming its integration: a screen reader
     hears "Acessórias: Falha" when a run fails, not only a badge turning red in silence."""

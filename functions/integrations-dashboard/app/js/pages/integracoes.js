@@ -37,6 +37,13 @@ export function withHeldJobs(listed, held) {
   });
 }
 
+// The schedules could not be read: the card says so, not that there is none.
+const UNREAD = Symbol('unread');
+function nextRun(schedule) {
+  if (schedule === UNREAD) return 'Agendamento não disponível no momento';
+  return schedule && schedule.next_run_at ? fmtDateTime(schedule.next_run_at) : 'Sem agendamento';
+}
+
 function Card({ tenant, item, schedule, freshness, now, onJob, onShowError }) {
   const job = item.latest_job;
   const live = isLive(job);
@@ -55,7 +62,7 @@ function Card({ tenant, item, schedule, freshness, now, onJob, onShowError }) {
     <dl>
       <dt>Situação</dt><dd>${item.enabled ? 'Habilitada' : 'Desabilitada'}</dd>
       <dt>Última execução</dt><dd>${fmtDateTime(item.last_run)}</dd>
-      <dt>Próxima agendada</dt><dd data-testid="next-run">${schedule && schedule.next_run_at ? fmtDateTime(schedule.next_run_at) : 'Sem agendamento'}</dd>
+      <dt>Próxima agendada</dt><dd data-testid="next-run">${nextRun(schedule)}</dd>
       ${freshness && html`<dt>Dados atualizados</dt><dd>${freshness}</dd>`}
     </dl>
     ${live && html`<${Progress} value=${job.progress} label="Progresso de ${item.display_name}" />`}
@@ -75,7 +82,7 @@ function Card({ tenant, item, schedule, freshness, now, onJob, onShowError }) {
 
 export function Integracoes({ tenant }) {
   const [items, setItems] = useState(null);
-  const [schedules, setSchedules] = useState({});
+  const [schedules, setSchedules] = useState({}); // null: not read (a failed read)
   const [metrics, setMetrics] = useState({});
   const [error, setError] = useState(null);
   const [shownError, setShownError] = useState(null);
@@ -102,10 +109,10 @@ export function Integracoes({ tenant }) {
     try {
       const [listed, sched] = await Promise.all([
         api('list-integrations', { query: { tenant_id: tenant.id } }),
-        api('integration-schedules', { query: { tenant_id: tenant.id } }).catch(() => ({ schedules: [] })),
+        api('integration-schedules', { query: { tenant_id: tenant.id } }).catch(() => null),
       ]);
       setItems((held) => early.take().reduce(withJob, withHeldJobs(listed.integrations, held)));
-      setSchedules(Object.fromEntries(sched.schedules.map((s) => [s.provider_slug, s])));
+      setSchedules(sched && Object.fromEntries(sched.schedules.map((s) => [s.provider_slug, s])));
       setError(null);
     } catch (err) { setError(describe(err)); }
     await loadFreshness();
@@ -135,7 +142,7 @@ export function Integracoes({ tenant }) {
     ${items && items.length === 0 && html`<${Notice}>Nenhuma integração configurada para esta organização.</${Notice}>`}
     ${items && html`<div class="cards">
       ${items.map((item) => html`<${Card} key=${item.provider_slug} tenant=${tenant} item=${item} now=${now}
-          schedule=${schedules[item.provider_slug]} freshness=${fmtFreshness(metrics[item.provider_slug]?.freshness, now)}
+          schedule=${schedules ? schedules[item.provider_slug] : UNREAD} freshness=${fmtFreshness(metrics[item.provider_slug]?.freshness, now)}
           onJob=${onJob} onShowError=${(it, job) => setShownError({ it, job })} />`)}
     </div>`}
     <${Dialog} title="Erro da última execução" open=${!!shownError} onClose=${() => setShownError(null)}>
