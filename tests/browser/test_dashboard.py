@@ -1715,6 +1715,43 @@ def test_a_duration_rounded_up_reads_in_the_next_unit(page: Any, live: LiveStack
     assert said == ["1,0 s", "1 min 0 s", "2 min 0 s", "60 min 0 s", "1 min 1 s"], said
 
 
+def test_the_export_rate_counts_only_the_time_it_ran(page: Any, live: LiveStack) -> None:
+    """The Sync Monitor's Taxa (rate()): leads per second of the time the export ran. A live
+    export runs until now, a paused one until it paused (not until its row last changed, nor
+    until now), a finished one until it finished; the rests before (paused_s) never count."""
+    page.goto(live.dashboard)
+    said = page.evaluate(
+        """async () => {
+          const { rate } = await import('./js/pages/syncmonitor.js');
+          const at = (s) => new Date(Date.parse('2026-03-10T12:00:00Z') + s * 1000).toISOString();
+          const now = Date.parse(at(100));
+          const job = (o) => ({ started_at: at(0), paused_s: 20, updated_at: at(90), ...o });
+          return {
+            running: rate(job({ status: 'running', exported_leads: 800 }), now),
+            pending: rate(job({ status: 'pending', exported_leads: 400, paused_at: at(30) }), now),
+            paused: rate(job({ status: 'paused', exported_leads: 400, paused_at: at(60),
+                               updated_at: at(95) }), now + 3_600_000),
+            completed: rate(job({ status: 'completed', exported_leads: 1000, paused_s: 40,
+                                  paused_at: at(50), finished_at: at(200), updated_at: at(300) }),
+                            now + 3_600_000),
+            failed: rate(job({ status: 'failed', exported_leads: 300, paused_s: 0,
+                               finished_at: at(60) }), now),
+            nothing: [rate(job({ status: 'running', exported_leads: 0 }), now),
+                      rate(job({ status: 'pending', started_at: null, exported_leads: 5 }), now),
+                      rate(job({ status: 'paused', exported_leads: 5, paused_at: at(10) }), now)],
+          };
+        }"""
+    )
+    assert said == {
+        "running": 10,  # 800 leads in 100 s, less 20 s paused before
+        "pending": 5,  # live again (resumed): until now, the old paused_at does not end it
+        "paused": 10,  # 400 in the 60 s until it paused, less 20 s; not until now
+        "completed": 1000 / 160,  # until it finished, less its 40 s of rests
+        "failed": 5,  # until it failed
+        "nothing": [None, None, None],  # no leads, not started, no time run
+    }, said
+
+
 def test_every_error_is_described_by_its_code_else_its_status(page: Any, live: LiveStack) -> None:
     """describe(): a known code's own sentence wins over its status; an unknown code falls back
     to the status; an unknown status says its number (a 5xx reads as the server's fault); a
