@@ -1896,6 +1896,67 @@ def test_a_paused_export_cannot_be_started_over_and_says_so(page: Any, live: Liv
         live.execute("DELETE FROM gestao_scouter_export_jobs WHERE tenant_id = %s", GLOBEX.id)
 
 
+def watch_errors(page: Any) -> None:
+    """Record the error notices the page shows from now (sampled in the page every 20 ms): a
+    refused click's error lasts only until the next status read clears it."""
+    page.evaluate(
+        """() => { window.__said = []; setInterval(() => document.querySelectorAll('.notice.error')
+          .forEach((n) => window.__said.push(n.textContent)), 20); }"""
+    )
+
+
+def test_a_double_click_on_the_export_buttons_sends_one_request(page: Any, live: LiveStack) -> None:
+    """Two clicks on "Iniciar exportação" (or "Retomar") sent two requests: the second,
+    refused (409), said "Já existe uma exportação em andamento" (or that the action was not
+    possible) over the first one's export. One request goes, and no error is told."""
+    sent: list[str] = []
+    answered: list[int] = []
+
+    def acting(r: Any) -> bool:
+        return "export-to-gestao-scouter-batch" in r.url and r.method == "POST"
+
+    page.on(
+        "request", lambda r: sent.append(json.loads(r.post_data)["action"]) if acting(r) else None
+    )
+    page.on("requestfinished", lambda r: answered.append(1) if acting(r) else None)
+    live.execute("DELETE FROM gestao_scouter_export_jobs WHERE tenant_id = %s", GLOBEX.id)
+    with psycopg.connect(live.database_url) as conn:
+        demo.seed_leads(conn, GLOBEX.id, 100, date(2023, 3, 1), 2)
+    try:
+        sign_in(page, live, "globex-admin", f"#/t/{GLOBEX.id}/sync-monitor")
+        page.get_by_text("Nenhuma exportação ainda.").wait_for()
+        page.get_by_label("Data inicial").fill("2023-03-01")
+        page.get_by_label("Data final").fill("2023-03-02")
+        watch_errors(page)
+        start = page.get_by_role("button", name="Iniciar exportação")
+        start.evaluate("b => { b.click(); b.click(); }")  # both in one turn of the page
+        status = page.get_by_test_id("export-status")
+        status.filter(has_text="Concluído").wait_for(timeout=60_000)
+        page.get_by_test_id("toast-info").filter(has_text="Exportação iniciada.").wait_for()
+        assert page.evaluate("window.__said") == []  # not even for a moment
+        assert sent.count("start") == 1, sent
+        assert len(live.rows(
+            "SELECT id FROM gestao_scouter_export_jobs WHERE tenant_id = %s", GLOBEX.id
+        )) == 1  # fmt: skip
+
+        an_export(live, GLOBEX, status="paused", pause_code="admin", total_leads=0,
+                  pause_reason="Paused by an administrator.")  # fmt: skip
+        page.reload()
+        status.filter(has_text="Pausado").wait_for()
+        watch_errors(page)
+        resume = page.get_by_role("button", name="Retomar")
+        resume.evaluate("b => { b.click(); b.click(); }")
+        page.get_by_test_id("toast-info").filter(has_text="Exportação retomada.").wait_for()
+        wait_until(lambda: page.evaluate("1") and len(answered) == len(sent), 10, "the answers")
+        page.wait_for_timeout(300)  # a refused second click's answer has been told
+        assert page.evaluate("window.__said") == []  # not even for a moment
+        assert sent.count("resume") == 1, sent
+    finally:
+        live.reset("gestao-scouter")
+        live.execute("DELETE FROM gestao_scouter_export_jobs WHERE tenant_id = %s", GLOBEX.id)
+        live.execute("DELETE FROM leads WHERE tenant_id = %s AND criado < '2023-04-01'", GLOBEX.id)
+
+
 # -- Execuções: the refetch after an action ---------------------------------------------------
 
 

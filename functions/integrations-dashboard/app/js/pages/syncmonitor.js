@@ -58,6 +58,8 @@ function ExportPanel({ tenant, onSchema }) {
   const [job, setJob] = useState(undefined);
   const [range, setRange] = useState({ start_date: '', end_date: '' });
   const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const acting = useRef(false); // a second click in the same turn, before the page re-renders
   const timer = useRef(null);
 
   const act = useCallback(async (action, extra = {}) => {
@@ -80,6 +82,12 @@ function ExportPanel({ tenant, onSchema }) {
   }, [job, refresh]);
 
   async function run(action, extra, done) {
+    // One action at a time: a double click sent two (the second refused with a 409 that
+    // said an export was already running, or that the action was not possible, over the
+    // first one's success).
+    if (acting.current) return;
+    acting.current = true;
+    setBusy(true);
     try {
       const answer = await act(action, extra);
       setJob((old) => newestExport(old, { ...answer, recent_errors: answer.recent_errors || old?.recent_errors || [] }));
@@ -89,6 +97,9 @@ function ExportPanel({ tenant, onSchema }) {
     } catch (err) {
       if (err.code === 'schema_invalid') onSchema(err.details);
       setError(describe(err));
+    } finally {
+      acting.current = false;
+      setBusy(false);
     }
   }
   function start(e) {
@@ -106,7 +117,7 @@ function ExportPanel({ tenant, onSchema }) {
     <form class="row" onSubmit=${start}>
       <label for="x-start">Data inicial</label><input id="x-start" type="date" value=${range.start_date} onInput=${(e) => setRange({ ...range, start_date: e.target.value })} />
       <label for="x-end">Data final</label><input id="x-end" type="date" value=${range.end_date} onInput=${(e) => setRange({ ...range, end_date: e.target.value })} />
-      <button type="submit" class="primary" disabled=${held} aria-describedby=${held && !live ? 'x-held' : undefined}>Iniciar exportação</button>
+      <button type="submit" class="primary" disabled=${held || busy} aria-describedby=${held && !live ? 'x-held' : undefined}>Iniciar exportação</button>
     </form>
     ${held && !live && html`<p class="muted" id="x-held" data-testid="start-blocked">Há uma exportação pausada: só uma exportação por vez. Retome ou resete a exportação abaixo.</p>`}
     ${error && html`<${Notice} kind="error">${error}</${Notice}>`}
@@ -129,9 +140,9 @@ function ExportPanel({ tenant, onSchema }) {
         ? EXPORT_FAILED : 'Um lote falhou; a exportação tentará de novo sozinha.'}
         <${TechDetail} text=${job.error_message} /></${Notice}>`}
       <div class="row">
-        <button type="button" disabled=${!live || job.pause_requested} onClick=${() => run('pause', { job_id: job.id }, 'Pausa solicitada.')}>Pausar</button>
-        <button type="button" disabled=${!(job.status === 'paused' || job.status === 'failed')} onClick=${() => run('resume', { job_id: job.id }, 'Exportação retomada.')}>Retomar</button>
-        <button type="button" class="danger" onClick=${() => confirm('Recomeçar a exportação do início? Contadores e erros serão apagados.') && run('reset', { job_id: job.id }, 'Exportação reiniciada.')}>Resetar</button>
+        <button type="button" disabled=${busy || !live || job.pause_requested} onClick=${() => run('pause', { job_id: job.id }, 'Pausa solicitada.')}>Pausar</button>
+        <button type="button" disabled=${busy || !(job.status === 'paused' || job.status === 'failed')} onClick=${() => run('resume', { job_id: job.id }, 'Exportação retomada.')}>Retomar</button>
+        <button type="button" class="danger" disabled=${busy} onClick=${() => confirm('Recomeçar a exportação do início? Contadores e erros serão apagados.') && run('reset', { job_id: job.id }, 'Exportação reiniciada.')}>Resetar</button>
       </div>
       <h3>Erros recentes</h3>
       <div class="table-wrap"><table data-testid="export-errors">
