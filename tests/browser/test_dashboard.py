@@ -1472,6 +1472,28 @@ def test_a_render_created_while_the_page_opens_stays_listed(page: Any, live: Liv
     assert row.count() == 1
 
 
+def test_a_failed_render_says_so_in_portuguese(page: Any, live: LiveStack) -> None:
+    """A failed render showed RunningHub's English words under its badge ("The RunningHub
+    task failed at node 6: …"): the badge says it failed, the words stay folded away as the
+    technical detail, as the exports' do."""
+    english = "The RunningHub task failed at node 6: CUDA out of memory"
+    (made,) = live.rows(
+        "INSERT INTO ai_jobs (job_table, user_id, workflow_id, status, error_message,"
+        " completed_at) VALUES ('image_jobs', %s, '1904136902449209346', 'failed', %s, now())"
+        " RETURNING id", ACME.admin, english,
+    )  # fmt: skip
+    try:
+        sign_in(page, live, "acme-admin", "#/creditos")
+        row = page.get_by_test_id("renders").locator(f"tr[data-job='{made['id']}']")
+        row.wait_for()
+        assert "Falhou" in row.inner_text()
+        assert not row.get_by_text(english).is_visible(), row.inner_text()
+        row.get_by_text("Detalhe técnico").click()
+        assert row.get_by_text(english).is_visible()
+    finally:
+        live.execute("DELETE FROM ai_jobs WHERE id = %s", made["id"])
+
+
 def test_a_phone_sized_screen_fits_and_works(browser: Any, live: LiveStack) -> None:
     from tests.browser.conftest import OUTPUT
 

@@ -3,7 +3,7 @@
 import { html, useCallback, useEffect, useRef, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
 import { CREDIT_STATUS, fmtDateTime, fmtNumber } from '../format.js';
-import { Badge, Notice, notify, useLatest } from '../ui.js';
+import { Badge, Notice, TechDetail, notify, useLatest } from '../ui.js';
 
 const QM = 'runninghub-queue-manager';
 const DEMO_WORKFLOW = '1904136902449209346';
@@ -87,7 +87,9 @@ export function Creditos() {
           const s = CREDIT_STATUS[j.status] || { label: j.status, color: 'gray' };
           return html`<tr key=${j.id} data-job=${j.id} data-status=${j.status}>
             <td>${fmtDateTime(j.created_at)}</td><td>${TABLES[j.table] || j.table}</td>
-            <td><${Badge} color=${s.color}>${s.label}</${Badge}>${j.error_message && j.status === 'failed' ? html`<br /><small>${j.error_message}</small>` : ''}</td>
+            <td><${Badge} color=${s.color}>${s.label}</${Badge}>${j.error_message && j.status === 'failed'
+              // RunningHub's (or the sweep's) English words, folded away as the exports' are
+              ? html`<${TechDetail} text=${j.error_message} />` : ''}</td>
             <td class="num">${j.position ?? '—'}</td><td class="num">${j.credits_cost}</td>
             <td>${j.refunded ? 'reembolsado' : j.debited ? 'debitado' : '—'}</td>
             <td><div class="row">
