@@ -1494,6 +1494,34 @@ def test_a_failed_render_says_so_in_portuguese(page: Any, live: LiveStack) -> No
         live.execute("DELETE FROM ai_jobs WHERE id = %s", made["id"])
 
 
+def test_a_double_click_on_cancelar_cancels_a_render_once_and_tells_no_error(
+    page: Any, live: LiveStack
+) -> None:
+    """Two clicks on a render's "Cancelar" sent two cancels: the second, refused (409
+    job_finished), was told as an error ("A execução já terminou.") over the first one's
+    "Renderização cancelada". One request goes, and only the success is told."""
+    (made,) = live.rows(
+        "INSERT INTO ai_jobs (job_table, user_id, workflow_id) VALUES"
+        " ('image_jobs', %s, '1904136902449209346') RETURNING id", ACME.admin,
+    )  # fmt: skip
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if r.url.endswith("/cancel") else None)
+    try:
+        sign_in(page, live, "acme-admin", "#/creditos")
+        row = page.get_by_test_id("renders").locator(f"tr[data-job='{made['id']}']")
+        cancel = row.get_by_role("button", name="Cancelar")
+        cancel.wait_for()
+        cancel.evaluate("b => { b.click(); b.click(); }")  # both in one turn of the page
+        page.get_by_test_id("toast-info").filter(has_text="Renderização cancelada").wait_for()
+        page.locator(f"tr[data-job='{made['id']}'][data-status='cancelled']").wait_for()
+        assert page.get_by_test_id("toast-error").count() == 0
+        assert len(sent) == 1, sent
+        (job,) = live.rows("SELECT status FROM ai_jobs WHERE id = %s", made["id"])
+        assert job["status"] == "cancelled"
+    finally:
+        live.execute("DELETE FROM ai_jobs WHERE id = %s", made["id"])
+
+
 def test_a_phone_sized_screen_fits_and_works(browser: Any, live: LiveStack) -> None:
     from tests.browser.conftest import OUTPUT
 

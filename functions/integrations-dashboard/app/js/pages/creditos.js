@@ -51,14 +51,24 @@ export function Creditos() {
     setBusy(false);
     load();
   }
-  async function start(job) {
-    try { await post('start', { table: job.table, jobId: job.id }); } catch (err) { notify('error', describe(err)); }
-    load();
+  // One action per render at a time: a double click sent two, and the second, refused (409),
+  // was told as an error over the first one's success. The row's buttons wait for the list
+  // read after the action (until then they would act on the render as it was).
+  const acting = useRef(new Set());
+  const [, setActing] = useState(0);
+  async function act(job, route, done) {
+    if (acting.current.has(job.id)) return;
+    acting.current.add(job.id); setActing((n) => n + 1);
+    try {
+      await post(route, { table: job.table, jobId: job.id });
+      if (done) notify('info', done);
+    } catch (err) { notify('error', describe(err)); }
+    await load();
+    acting.current.delete(job.id); setActing((n) => n + 1);
   }
-  async function cancel(job) {
-    try { await post('cancel', { table: job.table, jobId: job.id }); notify('info', 'Renderização cancelada; os créditos voltam ao saldo.'); } catch (err) { notify('error', describe(err)); }
-    load();
-  }
+  const start = (job) => act(job, 'start');
+  const cancel = (job) => act(job, 'cancel',
+    'Renderização cancelada; os créditos voltam ao saldo.');
   const set = (key) => (e) => setForm((f) => ({ ...f, [key]: e.target.value }));
 
   return html`<h1>Créditos</h1>
@@ -93,8 +103,8 @@ export function Creditos() {
             <td class="num">${j.position ?? '—'}</td><td class="num">${j.credits_cost}</td>
             <td>${j.refunded ? 'reembolsado' : j.debited ? 'debitado' : '—'}</td>
             <td><div class="row">
-              ${j.status === 'pending' && html`<button type="button" onClick=${() => start(j)}>Iniciar</button>`}
-              ${!FINAL.has(j.status) && html`<button type="button" class="danger" onClick=${() => cancel(j)}>Cancelar</button>`}
+              ${j.status === 'pending' && html`<button type="button" disabled=${acting.current.has(j.id)} onClick=${() => start(j)}>Iniciar</button>`}
+              ${!FINAL.has(j.status) && html`<button type="button" class="danger" disabled=${acting.current.has(j.id)} onClick=${() => cancel(j)}>Cancelar</button>`}
               ${j.outputs && j.outputs.length > 0 && html`<span class="muted">${j.outputs.length} arquivo(s)</span>`}
             </div></td></tr>`;
         })}
