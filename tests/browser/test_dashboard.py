@@ -1522,6 +1522,39 @@ def test_a_double_click_on_cancelar_cancels_a_render_once_and_tells_no_error(
         live.execute("DELETE FROM ai_jobs WHERE id = %s", made["id"])
 
 
+def test_a_double_click_on_criar_e_iniciar_makes_one_render_and_one_debit(
+    page: Any, live: LiveStack
+) -> None:
+    """Two clicks on "Criar e iniciar" in one turn of the page both submitted the form (the
+    button is disabled only when the page draws again): two renders, each started, two
+    debits. One render is made, started and debited."""
+    renders = "SELECT id, status FROM ai_jobs WHERE user_id = %s"
+    before = {r["id"] for r in live.rows(renders, GLOBEX.admin)}
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if r.url.endswith("/create") else None)
+    sign_in(page, live, "globex-admin", "#/creditos")
+    page.get_by_test_id("renders").locator("tbody tr").first.wait_for()
+    page.get_by_role("button", name="Criar e iniciar").evaluate(
+        "b => { b.click(); b.click(); }"  # both in one turn of the page
+    )
+    page.get_by_test_id("toast-success").wait_for()
+    page.get_by_role("button", name="Criar e iniciar").and_(page.locator(":enabled")).wait_for()
+    made = [r for r in live.rows(renders, GLOBEX.admin) if r["id"] not in before]
+    assert len(made) == 1, made
+    assert len(sent) == 1, sent
+    debits = live.rows(
+        "SELECT amount FROM credit_ledger WHERE job_id = ANY(%s) AND kind = 'debit'",
+        [r["id"] for r in made],
+    )  # fmt: skip
+    assert len(debits) == 1, debits
+    assert page.get_by_test_id("toast-info").filter(has_text="Renderização criada").count() == 1
+    wait_until(  # leaves no render holding a slot for the next test
+        lambda: live.rows("SELECT status FROM ai_jobs WHERE id = %s", made[0]["id"])[0]["status"]
+        in ("completed", "failed", "cancelled"),
+        60, "the render's end",
+    )  # fmt: skip
+
+
 def test_a_phone_sized_screen_fits_and_works(browser: Any, live: LiveStack) -> None:
     from tests.browser.conftest import OUTPUT
 

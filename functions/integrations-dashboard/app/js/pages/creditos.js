@@ -38,9 +38,13 @@ export function Creditos() {
     return () => clearTimeout(timer.current);
   }, [jobs, load]);
 
+  // Held in a ref, not only in `busy`: a second submit in the same turn as the first (a
+  // double click) found the button not yet disabled and made (and debited) a second render.
+  const creating = useRef(false);
   async function create(e) {
     e.preventDefault();
-    setBusy(true);
+    if (creating.current) return;
+    creating.current = true; setBusy(true);
     try {
       const inputs = form.prompt ? [{ nodeId: '6', fieldName: 'text', fieldValue: form.prompt }] : [];
       const job = await post('create', { table: form.table, workflowId: form.workflowId, inputs });
@@ -48,7 +52,7 @@ export function Creditos() {
       const started = await post('start', { table: job.table, jobId: job.id });
       notify('success', started.position ? `Na fila, posição ${started.position}.` : 'Renderização iniciada.');
     } catch (err) { notify('error', describe(err)); }
-    setBusy(false);
+    creating.current = false; setBusy(false);
     load();
   }
   // One action per render at a time: a double click sent two, and the second, refused (409),
