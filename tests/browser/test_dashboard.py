@@ -1617,6 +1617,43 @@ def test_cancel_a_live_run_and_every_pending_one(page: Any, live: LiveStack) -> 
     assert live.rows(pending, ACME.id) == []
 
 
+def test_a_double_click_on_a_runs_cancelar_cancels_once_and_tells_no_error(
+    page: Any, live: LiveStack
+) -> None:
+    """Two clicks on a run's "Cancelar" (or on "Cancelar todos os pendentes") in one turn of
+    the page sent two cancels: the second, refused (409 job_finished), was told as an error
+    ("A execução já terminou.", "… não puderam ser canceladas") after the first one's
+    success. One cancel goes, and only the success is told."""
+    later = (
+        "INSERT INTO integration_jobs (tenant_id, provider_slug, run_after)"
+        " VALUES (%s, %s, now() + interval '1 hour') RETURNING id"
+    )  # queued for later: nothing claims them now
+    (made,) = live.rows(later, GLOBEX.id, "acessorias")
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if "cancel-integration-job" in r.url else None)
+    sign_in(page, live, "globex-admin", f"#/t/{GLOBEX.id}/integracoes/acessorias/execucoes")
+    row = page.locator(f"tr[data-job='{made['id']}']")
+    row.get_by_role("button", name="Cancelar").evaluate("b => { b.click(); b.click(); }")
+    page.get_by_test_id("toast-info").filter(has_text="Execução cancelada.").wait_for()
+    page.locator(f"tr[data-job='{made['id']}'][data-status='canceled']").wait_for()
+    page.wait_for_timeout(500)  # a second answer would have come by now
+    assert page.get_by_test_id("toast-error").count() == 0
+    assert len(sent) == 1, sent
+    pending = [live.rows(later, GLOBEX.id, p)[0]["id"] for p in ("onecode", "bomcontrole")]
+    sent.clear()
+    page.get_by_role("button", name="Cancelar todos os pendentes").evaluate(
+        "b => { b.click(); b.click(); }"  # confirm: accepted, each time asked
+    )
+    page.get_by_test_id("toast-info").filter(has_text="pendente").wait_for()
+    page.get_by_role("button", name="Cancelar todos os pendentes").and_(
+        page.locator(":enabled")
+    ).wait_for()
+    assert page.get_by_test_id("toast-error").count() == 0
+    assert len(sent) == 2, sent
+    statuses = live.rows("SELECT status FROM integration_jobs WHERE id = ANY(%s)", pending)
+    assert [j["status"] for j in statuses] == ["canceled", "canceled"]
+
+
 def test_the_details_of_a_run_follow_it_while_open(page: Any, live: LiveStack) -> None:
     """ "Ver detalhes" opened on a live run kept the copy it was opened on: the run ended (here
     canceled elsewhere) and the table said so, while the dialog still said "Pendente"."""

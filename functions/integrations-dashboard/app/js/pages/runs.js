@@ -8,6 +8,7 @@ import { Badge, Dialog, Notice, Progress, notify, useEarlyEvents, useLatest } fr
 
 const PAGE = 20;
 const MOST = 200; // the most rows list-integration-jobs answers at once
+const ALL_PENDING = 'all-pending'; // "Cancelar todos os pendentes" among the runs' actions
 
 function matches(job, filters) {
   return (!filters.status || job.status === filters.status) && (!filters.trigger || job.trigger === filters.trigger);
@@ -106,13 +107,25 @@ export function Runs({ tenant, slug, submitted = 0 }) {
     }
     if (started) setActed((n) => n + 1);
   }
-  async function cancel(job) {
+  // One cancel per run at a time, and one "cancel every pending" at a time: a double click
+  // sent two, and the refused second one (409 job_finished, or each job the first had
+  // already canceled) was told as an error after the first one's success. Held in a ref:
+  // both clicks can come before the page draws the button disabled.
+  const acting = useRef(new Set());
+  const [, setActing] = useState(0);
+  async function once(key, action) {
+    if (acting.current.has(key)) return;
+    acting.current.add(key); setActing((n) => n + 1);
+    try { await action(); } finally { acting.current.delete(key); setActing((n) => n + 1); }
+  }
+  const cancel = (job) => once(job.id, async () => {
     const done = await cancelJob(job.id);
     // The stream may have brought the job's end first: the answer must not undo it.
     if (done) setRows((list) => list.map((j) => (j.id === done.id ? newestJob(j, done) : j)).filter((j) => matches(j, filters)));
     if (done) setActed((n) => n + 1);
-  }
-  async function cancelAllPending() {
+  });
+  const cancelAllPending = () => once(ALL_PENDING, cancelEveryPending);
+  async function cancelEveryPending() {
     if (!confirm('Cancelar todas as execuções pendentes desta organização?')) return;
     setBusy(true);
     let canceled = 0; let failed = 0; let before = null;
@@ -168,7 +181,7 @@ export function Runs({ tenant, slug, submitted = 0 }) {
             <td>${TRIGGERS[job.trigger] || job.trigger}${job.scheduled_for ? html`<br /><small class="muted">${fmtDateTime(job.scheduled_for)}</small>` : ''}</td>
             <td><div class="row">
               <button type="button" onClick=${() => setShown(job)}>${job.status === 'error' ? 'Ver erro' : 'Ver detalhes'}</button>
-              ${admin && isLive(job) && html`<button type="button" class="danger" disabled=${job.cancel_requested} onClick=${() => cancel(job)}>Cancelar</button>`}
+              ${admin && isLive(job) && html`<button type="button" class="danger" disabled=${job.cancel_requested || acting.current.has(job.id)} onClick=${() => cancel(job)}>Cancelar</button>`}
               ${admin && (job.status === 'error' || job.status === 'canceled') && html`<button type="button" data-action="retry" onClick=${() => retry(job)}>Tentar novamente</button>`}
             </div></td>
           </tr>`;
