@@ -589,6 +589,49 @@ def test_execucoes_left_open_keep_the_rows_asked_for_not_every_new_run(
         )  # fmt: skip
 
 
+def test_a_double_click_on_carregar_mais_asks_for_one_page(page: Any, live: LiveStack) -> None:
+    """Two clicks on "Carregar mais" in one turn of the page asked for the same page twice
+    and counted two pages asked for: left open, the table then kept 60 rows as new runs came
+    on top, not the 40 it had shown."""
+    old = live.rows(
+        "INSERT INTO integration_jobs (tenant_id, provider_slug, status, progress, created_at,"
+        " started_at, finished_at) SELECT %s, 'onecode', 'success', 100,"
+        " now() - make_interval(hours => 30 + g), now(), now()"
+        " FROM generate_series(1, 60) g RETURNING id",
+        GLOBEX.id,
+    )  # fmt: skip
+    made: list[dict[str, Any]] = []
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "before=" in r.url else None)
+    try:
+        sign_in(page, live, "globex-admin", f"#/t/{GLOBEX.id}/integracoes/onecode/execucoes")
+        page.get_by_test_id("live").filter(has_text="Ao vivo").wait_for()
+        rows = page.get_by_test_id("runs").locator("tbody tr[data-job]")
+        rows.first.wait_for()
+        page.get_by_role("button", name="Carregar mais").evaluate(
+            "b => { b.click(); b.click(); }"  # both in one turn of the page
+        )
+        page.wait_for_function(
+            "() => document.querySelectorAll('[data-testid=runs] tbody tr[data-job]').length >= 40"
+        )
+        assert len(asked) == 1, asked
+        made = live.rows(
+            "INSERT INTO integration_jobs (tenant_id, provider_slug, status, progress,"
+            " created_at, started_at, finished_at) SELECT %s, 'onecode', 'success', 100,"
+            " now() + make_interval(secs => g / 1000.0), now(), now()"
+            " FROM generate_series(1, 100) g RETURNING id",
+            GLOBEX.id,
+        )  # fmt: skip
+        newest = str(made[-1]["id"])
+        rows.first.and_(page.locator(f"tr[data-job='{newest}']")).wait_for(timeout=20_000)
+        page.wait_for_timeout(1_000)
+        assert rows.count() == 40
+    finally:
+        live.execute(
+            "DELETE FROM integration_jobs WHERE id = ANY(%s)", [r["id"] for r in old + made]
+        )  # fmt: skip
+
+
 def test_a_filter_changed_while_the_list_loads_shows_only_its_rows(
     page: Any, live: LiveStack
 ) -> None:

@@ -90,7 +90,13 @@ export function Runs({ tenant, slug, submitted = 0 }) {
     });
   }), [tenant.id, slug, filters]);
 
+  // One page at a time: a double click asked for the same page twice and counted two pages
+  // asked for, so a table left open kept 20 rows more than it showed.
+  const moreOut = useRef(false);
+  const [loadingMore, setLoadingMore] = useState(false);
   async function more() {
+    if (moreOut.current) return;
+    moreOut.current = true; setLoadingMore(true);
     const mine = latest.now(); // a page of the list as it was when asked, else nothing
     wanted.current += PAGE; // meanwhile new runs on top do not push the last row off
     try {
@@ -98,7 +104,7 @@ export function Runs({ tenant, slug, submitted = 0 }) {
       if (!latest.holds(mine)) return;
       setRows((list) => [...list, ...page.jobs.filter((j) => !list.some((x) => x.id === j.id))]);
       setNext(page.next_before);
-    } catch (err) { notify('error', describe(err)); }
+    } catch (err) { notify('error', describe(err)); } finally { moreOut.current = false; setLoadingMore(false); }
   }
   async function retry(job) {
     const started = await runIntegration(tenant.id, slug, job.id);
@@ -188,7 +194,7 @@ export function Runs({ tenant, slug, submitted = 0 }) {
         })}
       </tbody>
     </table></div>
-    ${next && html`<p><button type="button" onClick=${more}>Carregar mais</button></p>`}`}
+    ${next && html`<p><button type="button" disabled=${loadingMore} onClick=${more}>Carregar mais</button></p>`}`}
     <${Dialog} title="Detalhes da execução" open=${!!shown} onClose=${() => setShown(null)}>
       ${detail && html`<dl>
         <dt>Id</dt><dd><code>${detail.id}</code></dd>
