@@ -1181,6 +1181,53 @@ def test_agendamento_not_read_says_so_and_offers_no_form_over_the_schedule(
         )  # fmt: skip
 
 
+def test_a_double_click_on_the_schedule_and_alert_forms_writes_once(
+    page: Any, live: LiveStack
+) -> None:
+    """Two clicks in one turn of the page on "Remover" sent two removals: the refused second
+    one (404) put "Não encontrado." under the form after "Agendamento removido.". On
+    "Salvar agendamento" and "Salvar alertas" they saved twice and said so twice. One
+    request goes, and only its outcome is told."""
+    writes: list[str] = []
+    page.on(
+        "request",
+        lambda r: writes.append(f"{r.method} {r.url}") if r.method in ("PUT", "DELETE") else None,
+    )
+    twice = "b => { b.click(); b.click(); }"  # both in one turn of the page
+    try:
+        sign_in(page, live, "globex-admin", f"#/t/{GLOBEX.id}/integracoes/onecode/agendamento")
+        page.get_by_role("button", name="Diariamente às 02:00").click()
+        page.get_by_role("button", name="Salvar agendamento").evaluate(twice)
+        page.get_by_test_id("next-runs").wait_for()
+        page.get_by_role("button", name="Remover").evaluate(twice)  # confirm: accepted
+        page.get_by_text("Esta integração não tem agendamento.").wait_for()
+        page.get_by_role("button", name="Salvar agendamento").and_(
+            page.locator(":enabled")
+        ).wait_for()
+        assert page.get_by_role("alert").filter(has_text="Não encontrado").count() == 0
+        assert (
+            page.get_by_test_id("toast-success").filter(has_text="Agendamento salvo").count() == 1
+        )
+        assert [w.split()[0] for w in writes] == ["PUT", "DELETE"], writes
+        assert live.rows(
+            "SELECT 1 FROM integration_schedules WHERE tenant_id = %s"
+            " AND provider_slug = 'onecode'",
+            GLOBEX.id,
+        ) == []  # fmt: skip
+        writes.clear()
+        page.get_by_role("tab", name="Alertas").click()
+        page.get_by_role("button", name="Salvar alertas").evaluate(twice)
+        page.get_by_test_id("toast-success").filter(has_text="Alertas salvos").wait_for()
+        page.get_by_role("button", name="Salvar alertas").and_(page.locator(":enabled")).wait_for()
+        assert page.get_by_test_id("toast-success").filter(has_text="Alertas salvos").count() == 1
+        assert len(writes) == 1, writes
+    finally:
+        live.execute(
+            "DELETE FROM integration_schedules WHERE tenant_id = %s AND provider_slug = 'onecode'",
+            GLOBEX.id,
+        )  # fmt: skip
+
+
 def test_alertas_tell_a_suppressed_alert_in_portuguese(page: Any, live: LiveStack) -> None:
     """An alert no channel took (no recipient for its event) ends 'suppressed': the recent
     alerts say so in Portuguese, not the raw status."""

@@ -1,5 +1,5 @@
 // Agendamento: cron, zone and missed-run policy (integration-schedules), the next five runs.
-import { html, useCallback, useEffect, useMemo, useState } from '../../vendor/htm/preact-standalone.module.js';
+import { html, useCallback, useEffect, useMemo, useRef, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
 import { fmtDateTime, fmtLastOccurrence, isLive } from '../format.js';
 import { bus } from '../live.js';
@@ -34,22 +34,35 @@ export function Schedule({ tenant, slug }) {
   }), [tenant.id, slug, refresh]);
   useEffect(() => bus.onReconnect(refresh), [refresh]);
 
-  async function save(e) {
-    e.preventDefault();
-    try {
-      const body = { tenant_id: tenant.id, provider_slug: slug, ...form, cron: form.cron.trim(), timezone: form.timezone.trim() };
-      const saved = await api('integration-schedules', { method: 'PUT', body });
-      setCurrent(saved); setError(null);
-      notify('success', 'Agendamento salvo.');
-    } catch (err) { setError(describe(err)); }
+  // One write at a time: a double click on "Remover" sent two, and the refused second one
+  // (404) put "Não encontrado." under the form after "Agendamento removido."; one on
+  // "Salvar" saved twice and said so twice. Held in a ref: both clicks can come before the
+  // page draws the buttons disabled.
+  const writing = useRef(false);
+  const [busy, setBusy] = useState(false);
+  async function once(write) {
+    if (writing.current) return;
+    writing.current = true; setBusy(true);
+    try { await write(); } finally { writing.current = false; setBusy(false); }
   }
-  async function remove() {
+  function save(e) {
+    e.preventDefault();
+    return once(async () => {
+      try {
+        const body = { tenant_id: tenant.id, provider_slug: slug, ...form, cron: form.cron.trim(), timezone: form.timezone.trim() };
+        const saved = await api('integration-schedules', { method: 'PUT', body });
+        setCurrent(saved); setError(null);
+        notify('success', 'Agendamento salvo.');
+      } catch (err) { setError(describe(err)); }
+    });
+  }
+  const remove = () => once(async () => {
     if (!confirm('Remover o agendamento desta integração?')) return;
     try {
       await api('integration-schedules', { method: 'DELETE', body: { tenant_id: tenant.id, provider_slug: slug } });
       setCurrent(null); notify('info', 'Agendamento removido.');
     } catch (err) { setError(describe(err)); }
-  }
+  });
   const set = (key) => (e) => setForm((f) => ({ ...f, [key]: e.target.type === 'checkbox' ? e.target.checked : e.target.value }));
 
   if (current === undefined && !error) return html`<p role="status">Carregando agendamento…</p>`;
@@ -92,8 +105,8 @@ export function Schedule({ tenant, slug }) {
         </div>
         <div class="field row"><input id="s-enabled" type="checkbox" checked=${form.enabled} onChange=${set('enabled')} /><label for="s-enabled">Ativo</label></div>
         ${error && html`<${Notice} kind="error">${error}</${Notice}>`}
-        <div class="row"><button type="submit" class="primary">Salvar agendamento</button>
-          ${current && html`<button type="button" class="danger" onClick=${remove}>Remover</button>`}</div>
+        <div class="row"><button type="submit" class="primary" disabled=${busy}>Salvar agendamento</button>
+          ${current && html`<button type="button" class="danger" disabled=${busy} onClick=${remove}>Remover</button>`}</div>
       </fieldset>
     </form>`;
 }
