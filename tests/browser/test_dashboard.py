@@ -1584,6 +1584,36 @@ def test_a_failed_render_says_so_in_portuguese(page: Any, live: LiveStack) -> No
         live.execute("DELETE FROM ai_jobs WHERE id = %s", made["id"])
 
 
+def test_renders_and_the_ledger_say_counts_and_amounts_the_brazilian_way(
+    page: Any, live: LiveStack
+) -> None:
+    """A render with one file said "1 arquivo(s)", and costs and ledger amounts went
+    ungrouped ("1234", "−1234") beside a balance grouped as "1.234": one file is "1 arquivo",
+    and every number reads with pt-BR grouping."""
+    (made,) = live.rows(
+        "INSERT INTO ai_jobs (job_table, user_id, workflow_id, status, outputs, completed_at)"
+        " VALUES ('image_jobs', %s, '1904136902449209346', 'completed',"
+        " '[{\"fileUrl\": \"https://cdn.example/a.png\", \"fileType\": \"png\"}]', now())"
+        " RETURNING id", ACME.admin,
+    )  # fmt: skip
+    live.execute("UPDATE ai_jobs SET credits_cost = 1234 WHERE id = %s", made["id"])
+    live.execute(
+        "INSERT INTO credit_ledger (user_id, amount, kind, job_table, job_id)"
+        " VALUES (%s, 1234, 'debit', 'image_jobs', %s)", ACME.admin, made["id"],
+    )  # fmt: skip
+    try:
+        sign_in(page, live, "acme-admin", "#/creditos")
+        row = page.get_by_test_id("renders").locator(f"tr[data-job='{made['id']}']")
+        row.wait_for()
+        assert "1 arquivo" in row.inner_text() and "arquivo(s)" not in row.inner_text()
+        assert "1.234" in row.inner_text(), row.inner_text()
+        debit = page.get_by_test_id("ledger").locator("tr").filter(has_text=str(made["id"])[:8])
+        assert "−1.234" in debit.inner_text(), debit.inner_text()
+    finally:
+        live.execute("DELETE FROM credit_ledger WHERE job_id = %s", made["id"])
+        live.execute("DELETE FROM ai_jobs WHERE id = %s", made["id"])
+
+
 def test_a_double_click_on_cancelar_cancels_a_render_once_and_tells_no_error(
     page: Any, live: LiveStack
 ) -> None:
@@ -1702,7 +1732,9 @@ def test_cancel_a_live_run_and_every_pending_one(page: Any, live: LiveStack) -> 
             ACME.id, provider,
         )  # fmt: skip
     page.get_by_role("button", name="Cancelar todos os pendentes").click()  # confirm: accepted
-    page.get_by_test_id("toast-info").filter(has_text="2 execução(ões) pendente(s)").wait_for()
+    page.get_by_test_id("toast-info").filter(
+        has_text="2 execuções pendentes canceladas."
+    ).wait_for()
     pending = "SELECT 1 FROM integration_jobs WHERE tenant_id = %s AND status = 'pending'"
     assert live.rows(pending, ACME.id) == []
 
@@ -1886,7 +1918,10 @@ def test_durations_percentages_ages_and_days_read_the_brazilian_way(
             durations: [999, 1000, 59_940, 60_000, 125_000].map(f.fmtDuration),
             none: [f.fmtDuration(null), f.fmtNumber(null), f.fmtPercent(undefined), f.fmtDay(null)],
             percents: [f.fmtPercent(1), f.fmtPercent(0.5), f.fmtPercent(0.25), f.fmtPercent(87.5)],
-            ages: [ago(59), ago(60), ago(3599), ago(3600), ago(86_399), ago(86_400)],
+            ages: [ago(59), ago(60), ago(3599), ago(3600), ago(86_399), ago(86_400),
+                   ago(172_800)],
+            counts: [f.fmtCount(1, 'arquivo', 'arquivos'), f.fmtCount(0, 'arquivo', 'arquivos'),
+                     f.fmtCount(1234, 'crédito', 'créditos')],
             numbers: [f.fmtNumber(1234567), f.fmtNumber(0)],
             days: [f.fmtDay('2024-01-31'), f.fmtDay('2024-02-29T23:30:00Z')],
             occurrences: ['success', 'running', 'error', 'skipped', 'missed', 'odd', null]
@@ -1901,8 +1936,9 @@ def test_durations_percentages_ages_and_days_read_the_brazilian_way(
     assert said["none"] == ["—"] * 4
     assert said["percents"] == ["100,0%", "50,0%", "25,0%", "87,5%"]
     assert said["ages"] == [
-        "agora há pouco", "há 1 min", "há 59 min", "há 1 h", "há 23 h", "há 1 dias",
+        "agora há pouco", "há 1 min", "há 59 min", "há 1 h", "há 23 h", "há 1 dia", "há 2 dias",
     ]  # fmt: skip
+    assert said["counts"] == ["1 arquivo", "0 arquivos", "1.234 créditos"]
     assert said["numbers"] == ["1.234.567", "0"]
     assert said["days"] == ["31/01/2024", "29/02/2024"]  # UTC days, in any browser zone
     assert said["occurrences"] == [

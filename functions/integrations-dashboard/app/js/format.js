@@ -24,10 +24,12 @@ export function fmtAgo(value, now = Date.now()) {
   if (s < 60) return 'agora há pouco';
   if (s < 3600) return `há ${Math.floor(s / 60)} min`;
   if (s < 86400) return `há ${Math.floor(s / 3600)} h`;
-  return `há ${Math.floor(s / 86400)} dias`;
+  return `há ${fmtCount(Math.floor(s / 86400), 'dia', 'dias')}`;
 }
 
 export function fmtNumber(n) { return n === null || n === undefined ? '—' : Number(n).toLocaleString('pt-BR'); }
+/** A count and its noun, singular for exactly one ("1 arquivo", "0 arquivos", "1.234 créditos"). */
+export function fmtCount(n, one, many) { return `${fmtNumber(n)} ${Number(n) === 1 ? one : many}`; }
 export function fmtPercent(rate) {
   if (rate === null || rate === undefined) return '—';
   const pct = rate <= 1 ? rate * 100 : rate;

@@ -2,7 +2,7 @@
 // create (priced by the server) and cancel (runninghub-queue-manager).
 import { html, useCallback, useEffect, useRef, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
-import { CREDIT_STATUS, fmtDateTime, fmtNumber } from '../format.js';
+import { CREDIT_STATUS, fmtCount, fmtDateTime, fmtNumber } from '../format.js';
 import { Badge, Notice, TechDetail, notify, useLatest } from '../ui.js';
 
 const QM = 'runninghub-queue-manager';
@@ -48,9 +48,9 @@ export function Creditos() {
     try {
       const inputs = form.prompt ? [{ nodeId: '6', fieldName: 'text', fieldValue: form.prompt }] : [];
       const job = await post('create', { table: form.table, workflowId: form.workflowId, inputs });
-      notify('info', `Renderização criada (${job.credits_cost} créditos).`);
+      notify('info', `Renderização criada (${fmtCount(job.credits_cost, 'crédito', 'créditos')}).`);
       const started = await post('start', { table: job.table, jobId: job.id });
-      notify('success', started.position ? `Na fila, posição ${started.position}.` : 'Renderização iniciada.');
+      notify('success', started.position ? `Na fila, posição ${fmtNumber(started.position)}.` : 'Renderização iniciada.');
     } catch (err) { notify('error', describe(err)); }
     creating.current = false; setBusy(false);
     load();
@@ -79,8 +79,8 @@ export function Creditos() {
     ${error && html`<${Notice} kind="error">${error}</${Notice}>`}
     <div class="stats">
       <div class="stat"><div class="muted">Saldo</div><div class="value" data-testid="balance">${account ? fmtNumber(account.balance) : '…'}</div></div>
-      ${queue && html`<div class="stat"><div class="muted">Vagas no RunningHub</div><div class="value">${queue.free_slots} de ${queue.limit}</div></div>
-        <div class="stat"><div class="muted">Na fila (todos)</div><div class="value">${queue.queued}</div></div>`}
+      ${queue && html`<div class="stat"><div class="muted">Vagas no RunningHub</div><div class="value">${fmtNumber(queue.free_slots)} de ${fmtNumber(queue.limit)}</div></div>
+        <div class="stat"><div class="muted">Na fila (todos)</div><div class="value">${fmtNumber(queue.queued)}</div></div>`}
     </div>
     <form class="panel" onSubmit=${create}>
       <fieldset><legend>Nova renderização</legend>
@@ -104,12 +104,12 @@ export function Creditos() {
             <td><${Badge} color=${s.color}>${s.label}</${Badge}>${j.error_message && j.status === 'failed'
               // RunningHub's (or the sweep's) English words, folded away as the exports' are
               ? html`<${TechDetail} text=${j.error_message} />` : ''}</td>
-            <td class="num">${j.position ?? '—'}</td><td class="num">${j.credits_cost}</td>
+            <td class="num">${fmtNumber(j.position)}</td><td class="num">${fmtNumber(j.credits_cost)}</td>
             <td>${j.refunded ? 'reembolsado' : j.debited ? 'debitado' : '—'}</td>
             <td><div class="row">
               ${j.status === 'pending' && html`<button type="button" disabled=${acting.current.has(j.id)} onClick=${() => start(j)}>Iniciar</button>`}
               ${!FINAL.has(j.status) && html`<button type="button" class="danger" disabled=${acting.current.has(j.id)} onClick=${() => cancel(j)}>Cancelar</button>`}
-              ${j.outputs && j.outputs.length > 0 && html`<span class="muted">${j.outputs.length} arquivo(s)</span>`}
+              ${j.outputs && j.outputs.length > 0 && html`<span class="muted">${fmtCount(j.outputs.length, 'arquivo', 'arquivos')}</span>`}
             </div></td></tr>`;
         })}
       </tbody>
@@ -121,7 +121,7 @@ export function Creditos() {
         ${account && account.entries.length === 0 && html`<tr><td colspan="4" class="muted">Nenhum movimento.</td></tr>`}
         ${(account ? account.entries : []).map((m) => html`<tr key=${m.kind + m.jobId} data-kind=${m.kind}>
           <td>${fmtDateTime(m.created_at)}</td><td>${KIND[m.kind] || m.kind}</td>
-          <td class="num">${m.kind === 'debit' ? '−' : '+'}${m.amount}</td><td><code>${m.jobId.slice(0, 8)}</code> (${TABLES[m.table] || m.table})</td></tr>`)}
+          <td class="num">${m.kind === 'debit' ? '−' : '+'}${fmtNumber(m.amount)}</td><td><code>${m.jobId.slice(0, 8)}</code> (${TABLES[m.table] || m.table})</td></tr>`)}
       </tbody>
     </table></div>`;
 }

@@ -1,7 +1,7 @@
 // Execuções: the job history, filtered by status and trigger, keyset-paged, live.
 import { html, useCallback, useEffect, useRef, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
-import { JOB_STATUS, TRIGGERS, fmtDateTime, fmtDuration, isLive } from '../format.js';
+import { JOB_STATUS, TRIGGERS, fmtDateTime, fmtDuration, fmtNumber, isLive } from '../format.js';
 import { cancelJob, newestJob, runIntegration } from '../jobs.js';
 import { bus } from '../live.js';
 import { Badge, Dialog, Notice, Progress, notify, useEarlyEvents, useLatest } from '../ui.js';
@@ -143,7 +143,11 @@ export function Runs({ tenant, slug, submitted = 0 }) {
         }
         before = page.next_before;
       } while (before);
-      notify(failed ? 'error' : 'info', `${canceled} execução(ões) pendente(s) cancelada(s)${failed ? `, ${failed} não puderam ser canceladas` : ''}.`);
+      const told = canceled === 1 ? '1 execução pendente cancelada'
+        : `${fmtNumber(canceled)} execuções pendentes canceladas`;
+      const refused = failed === 1 ? ', 1 não pôde ser cancelada'
+        : `, ${fmtNumber(failed)} não puderam ser canceladas`;
+      notify(failed ? 'error' : 'info', `${told}${failed ? refused : ''}.`);
     } catch (err) { notify('error', describe(err)); }
     setBusy(false);
     load();
