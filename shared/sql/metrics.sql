@@ -112,8 +112,12 @@ SELECT r.id, r.status, r.created_at, r.started_at, r.finished_at, r.total_leads,
        -- Between runs (pending again at its time budget, or after a failed batch) the engine
        -- has cleared heartbeat_at; updated_at is then the end of the last run. At rest
        -- (paused, or failed) it ends when the rest began; the rests before (paused_s) did
-       -- not run either (migration 0075).
-       GREATEST(extract(epoch FROM COALESCE(r.finished_at, r.paused_at, r.heartbeat_at,
+       -- not run either (migration 0075). A resumed job keeps the heartbeat_at of the run
+       -- before its rest (a release at rest leaves it), older than the rest it added up:
+       -- only a running job's counts, and a resume's updated_at ends the others'.
+       GREATEST(extract(epoch FROM COALESCE(r.finished_at, r.paused_at,
+                                            CASE WHEN r.status = 'running'
+                                                 THEN r.heartbeat_at END,
                                             r.updated_at) - r.started_at) - r.paused_s,
                 0)::float8 AS run_s,
        newest.criado AS newest_criado, newest.id AS newest_id, oldest.criado AS oldest_criado

@@ -94,6 +94,50 @@ def test_an_exports_rate_counts_only_the_time_it_was_not_paused(
     assert status["paused_s"] == job["paused_s"] and status["paused_at"] is None
 
 
+def test_a_resumed_export_keeps_its_run_time_until_it_runs_again(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
+) -> None:
+    """Paused by an admin while it ran, its runner's release kept its last checkpoint
+    (heartbeat_at), which the resume left: until its next run began, its run time ended at
+    that checkpoint less the whole rest it had just added up, so it read 0 and no rate."""
+    configure(**secrets_env(remote.state.service_key), GESTAO_SCOUTER_BATCH_SIZE="500",
+              GESTAO_SCOUTER_MAX_BATCH_SIZE="500", GESTAO_SCOUTER_BUDGET_S="0")  # fmt: skip
+    seed_leads(database_url, tenant.id, 1_000)
+    job_id = export(tenant, "start").get_json()["id"]
+
+    def deliver() -> None:
+        for task in recorder().take():  # one run: one batch, then it hands over
+            call(task.function, task.body, token=service_token(), path=task.path or "/")
+
+    deliver()
+    with psycopg.connect(database_url) as conn:  # an admin's pause, seen as it runs
+        conn.execute(
+            "UPDATE gestao_scouter_export_jobs SET pause_requested = true WHERE id = %s",
+            (job_id,),
+        )
+    deliver()
+    paused = job_row(database_url, job_id)
+    assert paused["status"] == "paused" and paused["heartbeat_at"] is not None
+    with psycopg.connect(database_url) as conn:  # the hour it rests, and the run before it
+        conn.execute(
+            "UPDATE gestao_scouter_export_jobs SET started_at = started_at - interval '1 hour',"
+            " heartbeat_at = heartbeat_at - interval '1 hour',"
+            " paused_at = paused_at - interval '1 hour' WHERE id = %s",
+            (job_id,),
+        )
+    assert export(tenant, "resume", job_id=job_id).get_json()["status"] == "pending"
+    job = job_row(database_url, job_id)
+    assert job["paused_s"] >= 3600 and job["exported_leads"] > 0
+    went = (paused["paused_at"] - paused["started_at"]).total_seconds()
+    body = function_client("integration-metrics").get(
+        "/", query_string={"tenant_id": str(tenant.id), "days": 1},
+        headers=bearer(tenant.member_token),
+    ).get_json()  # fmt: skip
+    [row] = [e for e in body["exports"] if e["id"] == job_id]
+    assert row["status"] == "pending" and row["run_s"] == pytest.approx(went, abs=0.002)
+    assert row["rows_per_s"] == pytest.approx(job["exported_leads"] / went, rel=0.01)
+
+
 def _skew() -> dict[str, float]:
     text = (
         function_client("integration-metrics")
