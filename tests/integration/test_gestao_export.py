@@ -863,6 +863,37 @@ def test_leads_a_remote_trigger_rewrites_are_not_taken_for_vetoed_ones(
     assert len(errors) == 30 and all(e["lead_id"] % 10 == 0 for e in errors)
 
 
+def test_a_resend_of_vetoed_leads_the_remote_refuses_is_split_to_find_them(
+    database_url: str, own_tenant: TenantFixture, own_remote: Remote, configure: Any
+) -> None:
+    """The leads a count cut short are sent again; a remote refusing that resend for a row's
+    data (a guard that vetoes an edit once, then raises) has it split like any batch: the
+    raising leads are errors with the remote's own word, the others exported."""
+    own_remote.sql(
+        "CREATE TABLE public.vetoed (id bigint PRIMARY KEY);"
+        " CREATE FUNCTION public.guard_once() RETURNS trigger LANGUAGE plpgsql"
+        " SECURITY DEFINER AS $$"
+        " BEGIN IF NEW.id % 10 <> 0 THEN RETURN NEW; END IF;"
+        " IF EXISTS (SELECT 1 FROM public.vetoed WHERE id = NEW.id) THEN"
+        "  RAISE EXCEPTION 'lead % is locked here', NEW.id; END IF;"
+        " INSERT INTO public.vetoed VALUES (NEW.id); RETURN NULL; END $$;"
+        " CREATE TRIGGER guard_once BEFORE UPDATE ON public.leads"
+        " FOR EACH ROW EXECUTE FUNCTION public.guard_once();"
+    )
+    setup(configure, own_remote, GESTAO_SCOUTER_BATCH_SIZE="100")
+    seed_leads(database_url, own_tenant.id, 300)
+    assert drive(database_url, start(own_tenant))["exported_leads"] == 300
+    rows(database_url, "UPDATE leads SET name = name || ' (edited)' RETURNING id")
+    again = drive(database_url, start(own_tenant))
+    assert (again["status"], again["exported_leads"], again["error_leads"]) == (
+        "completed", 270, 30,
+    )  # fmt: skip
+    errors = rows(database_url, "SELECT lead_id, error_message FROM gestao_scouter_export_errors"
+                  " WHERE job_id = %s", again["id"])  # fmt: skip
+    assert len(errors) == 30 and all(e["lead_id"] % 10 == 0 for e in errors)
+    assert all(f"lead {e['lead_id']} is locked here" in e["error_message"] for e in errors)
+
+
 def _job_lines(logs: Callable[[], str], job_id: str) -> list[dict[str, Any]]:
     lines = [json.loads(line) for line in logs().splitlines() if line.startswith("{")]
     return [e for e in lines if e.get("logging.googleapis.com/labels", {}).get("job_id") == job_id]

@@ -17,6 +17,7 @@ import pytest
 from infra import migrate
 from infra.local import pg
 from shared import db
+from shared.gestao import exports
 from tests.support import bearer, function_client, seed_tenant
 
 pytestmark = pytest.mark.db
@@ -416,6 +417,46 @@ def test_exports_paused_before_0074_get_the_code_their_reason_says(
         pg.drop_database(pg_server_url, pg.dbname_of(url))
 
 
+def test_exports_at_rest_before_0075_rest_since_they_last_changed(
+    pg_server_url: str, tmp_path: Path
+) -> None:
+    """0075 adds paused_at: an export paused or failed under the previous release rests
+    since its last change (updated_at), so its resume leaves that rest out of its rate; one
+    that goes or ended does not rest."""
+    folder = _copy(tmp_path, upto=74)
+    url = pg.create_database(pg_server_url, f"syncq_paused_at_{os.getpid()}")
+    statuses = ["paused", "failed", "pending", "completed"]
+    try:
+        migrate.migrate(url, folder)
+        with psycopg.connect(url) as conn:
+            for status in statuses:
+                conn.execute(
+                    "WITH t AS (INSERT INTO tenants (slug, name) VALUES (%s, 'T') RETURNING id)"
+                    " INSERT INTO gestao_scouter_export_jobs (tenant_id, field_mappings,"
+                    "  batch_size, status, started_at, updated_at)"
+                    " SELECT id, '{}', 50, %s, now() - interval '2 hours',"
+                    "  now() - interval '1 hour' FROM t",
+                    (status, status),
+                )
+        for m in migrate.discover():
+            shutil.copy(m.path, folder / m.path.name)
+        migrate.migrate(url, folder)
+        with psycopg.connect(url) as conn:
+            rested = dict(
+                conn.execute(
+                    "SELECT status, paused_at = updated_at FROM gestao_scouter_export_jobs"
+                ).fetchall()
+            )
+            resumed = conn.execute(
+                "UPDATE gestao_scouter_export_jobs SET status = 'pending'"
+                " WHERE status IN ('paused', 'failed') RETURNING paused_s"
+            ).fetchall()
+        assert rested == {"paused": True, "failed": True, "pending": None, "completed": None}
+        assert [3600 <= r[0] < 3660 for r in resumed] == [True, True]
+    finally:
+        pg.drop_database(pg_server_url, pg.dbname_of(url))
+
+
 def test_pause_code_is_kept_right_for_a_previous_release_s_writes(database_url: str) -> None:
     """During a rolling deploy, instances of the release before 0074 still pause, resume
     and release exports with their own statements, which write pause_reason and never
@@ -482,6 +523,77 @@ def test_pause_code_is_kept_right_for_a_previous_release_s_writes(database_url: 
         assert state() == ("paused", failing, "failing")
         alert = conn.execute("SELECT detail, pause_code FROM alert_outbox").fetchone()
         assert alert == (failing, "failing")
+
+
+def test_an_exports_rests_add_up_whoever_changes_its_status(database_url: str) -> None:
+    """0075's trigger keeps paused_s (the rests that ended since the first start) and
+    paused_at (the current rest's start) through the admin's pause, resume and reset and the
+    engine's claims and releases: a rest before the first start counts nothing, a failure
+    rests until resumed, two rests add up, a rest whose start is ahead of the resume's clock
+    adds nothing, and a reset (at rest, or resumed before it ran again) starts from 0."""
+    tenant = seed_tenant(database_url, "acme")
+    with psycopg.connect(database_url) as conn:
+        created = conn.execute(
+            "INSERT INTO gestao_scouter_export_jobs (tenant_id, field_mappings, batch_size)"
+            " VALUES (%s, '{}', 50) RETURNING id",
+            [tenant.id],
+        ).fetchone()
+    assert created is not None
+    [job_id] = created
+
+    def admin(act: Any) -> tuple[Any, ...]:  # shared/gestao/exports.py, as the API does
+        with db.transaction() as conn:
+            act(conn, tenant.id, job_id)
+        return sql(None)
+
+    def sql(statement: str | None, *params: Any) -> tuple[Any, ...]:  # its own now()
+        with psycopg.connect(database_url) as conn:
+            if statement:
+                conn.execute(statement, [*params, job_id])
+            row = conn.execute(
+                "SELECT status, paused_s, paused_at IS NOT NULL FROM gestao_scouter_export_jobs"
+                " WHERE id = %s",
+                [job_id],
+            ).fetchone()
+        assert row is not None
+        return tuple(row)
+
+    def rested(seconds: int) -> tuple[Any, ...]:  # the current rest began that long ago
+        return sql(
+            "UPDATE gestao_scouter_export_jobs"
+            " SET paused_at = paused_at + make_interval(secs => %s) WHERE id = %s",
+            -seconds,
+        )
+
+    def engine(status: str) -> tuple[Any, ...]:  # a claim (jobs.sql), or its release
+        return sql(
+            "UPDATE gestao_scouter_export_jobs SET status = %s,"
+            " started_at = COALESCE(started_at, now() - interval '2 hours') WHERE id = %s",
+            status,
+        )
+
+    admin(exports.pause)  # pending: paused at once, before its first start
+    assert rested(600) == ("paused", 0, True)
+    assert admin(exports.resume) == ("pending", 0, False)
+    engine("running")
+    assert engine("failed") == ("failed", 0, True)
+    rested(600)
+    status, once, at_rest = admin(exports.resume)
+    assert status == "pending" and 600 <= once < 660 and not at_rest
+    engine("running")
+    engine("paused")
+    rested(300)
+    status, twice, _ = admin(exports.resume)
+    assert 900 <= twice < once + 360  # the two rests add up
+    engine("running")
+    engine("paused")
+    rested(-3600)  # begun "after" the resume's transaction
+    assert admin(exports.resume) == ("pending", twice, False)
+    assert admin(exports.reset) == ("pending", 0, False)  # resumed, not run again yet
+    engine("running")
+    engine("paused")
+    rested(300)
+    assert admin(exports.reset) == ("pending", 0, False)  # at rest
 
 
 @pytest.mark.parametrize(

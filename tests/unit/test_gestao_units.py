@@ -199,6 +199,45 @@ def test_a_lead_the_remote_holds_as_sent_is_told_from_another_copy() -> None:
     assert not runner._same_copy({**sent, "name": "2024-01-01"}, {**sent, "name": "x"})
 
 
+def test_a_lead_held_as_sent_is_told_by_every_column_type() -> None:
+    """Columns of every JSON type: null, booleans, arrays and objects by value, a timestamp
+    the remote holds as null (a trigger clearing it) or as no timestamp, a number held as
+    text: another copy, never a crash."""
+    sent = {"id": 7, "ok": True, "tags": ["a", "b"], "extra": {"k": 1, "v": [1.5]},
+            "phone": None, "criado": "2024-01-01T10:00:00+00:00", "age": 30}  # fmt: skip
+    assert runner._same_copy(sent, {**sent, "extra": {"v": [1.50], "k": 1.0}})
+    assert not runner._same_copy(sent, {**sent, "ok": False})
+    assert not runner._same_copy(sent, {**sent, "tags": ["b", "a"]})
+    assert not runner._same_copy(sent, {**sent, "extra": {"k": 1}})
+    assert not runner._same_copy(sent, {**sent, "phone": ""})
+    assert not runner._same_copy(sent, {**sent, "criado": None})
+    assert not runner._same_copy(sent, {**sent, "criado": 1704103200})
+    assert not runner._same_copy(sent, {**sent, "age": "30"})
+    assert not runner._same_copy({**sent, "phone": "2024-01-01"}, {**sent, "phone": None})
+
+
+def test_a_resend_asks_the_remote_which_rows_it_wrote(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the resend of leads held in another copy asks for the keys of the rows written
+    (return=representation, select=the key); every batch asks only their count."""
+    client = RemoteClient(Target("http://127.0.0.1:9", "key"), Settings())
+    asked: list[tuple[dict[str, str], str | None]] = []
+
+    def send(method: str, path: str, *, params: dict[str, str], prefer: str | None = None,
+             **_: Any) -> RemoteAnswer:  # fmt: skip
+        asked.append((params, prefer))
+        return RemoteAnswer(201, None, "")
+
+    monkeypatch.setattr(client, "send", send)
+    client.upsert(b"[]", ["id", "name"], "id")
+    client.upsert(b"[]", ["id", "name"], "id", written=True)
+    base = {"on_conflict": "id", "columns": "id,name"}
+    assert asked == [
+        (base, "resolution=merge-duplicates, return=minimal, count=exact"),
+        ({**base, "select": "id"}, "resolution=merge-duplicates, return=representation,"
+         " count=exact"),
+    ]  # fmt: skip
+
+
 def test_batches_and_requests() -> None:
     low, high = date_bounds(date(2024, 1, 1), date(2024, 1, 31))
     assert low == datetime(2024, 1, 1, tzinfo=UTC) and high == datetime(2024, 2, 1, tzinfo=UTC)
