@@ -165,6 +165,15 @@ class Link:
     body: Mapping[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class Header:
+    """A request header an endpoint reads (an OpenAPI header parameter, never required)."""
+
+    name: str
+    description: str
+    schema: Mapping[str, Any]
+
+
 @dataclass(frozen=True, eq=False)
 class Endpoint:
     """One route of a function."""
@@ -182,6 +191,7 @@ class Endpoint:
     scheme: Scheme = Scheme.BEARER
     links: tuple[Link, ...] = ()
     description: str = ""
+    headers: tuple[Header, ...] = ()  # optional request headers it reads
 
     @property
     def status(self) -> int:

@@ -24,6 +24,7 @@ SyncqError (500 internal_error)
  ├── Unprocessable (422 unprocessable)
  │    ├── ValidationFailed (422 validation_error)
  │    ├── UnknownWorkflow (422 unknown_workflow)
+ │    ├── IdempotencyKeyReused (422 idempotency_key_reused)
  │    └── IntegrationDisabled (422 integration_disabled)
  ├── TooManyRequests (429 too_many_requests)
  │    └── TooManyActiveJobs (429 too_many_active_jobs)
@@ -167,6 +168,14 @@ class ValidationFailed(Unprocessable):
 
 class UnknownWorkflow(Unprocessable):
     code, default_message = "unknown_workflow", "This workflow has no price; it cannot be run."
+
+
+class IdempotencyKeyReused(Unprocessable):
+    """A credits /create whose `Idempotency-Key` came with another request in the last 24
+    hours: the key names that request's job, not this one's."""
+
+    code = "idempotency_key_reused"
+    default_message = "This Idempotency-Key was sent with another request."
 
 
 class IntegrationDisabled(Unprocessable):

@@ -193,6 +193,11 @@ def _operation(
     if endpoint.query is not None:
         query = schemas[((op_id, -1), "validation")]
         parameters += _query_parameters(_resolve(query, components))
+    parameters += [
+        {"name": h.name, "in": "header", "required": False, "schema": dict(h.schema),
+         "description": h.description}
+        for h in endpoint.headers
+    ]  # fmt: skip
     if parameters:
         op["parameters"] = parameters
     op["responses"] = {

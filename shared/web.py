@@ -275,7 +275,8 @@ def execution_id(request: flask.Request) -> str:
 
 # Request headers a browser may send (the preflight names them; anything else is refused):
 # what @supabase/supabase-js sends (functions, auth and PostgREST clients alike) and, for a
-# fetch-based event-stream client, Accept, Cache-Control and Last-Event-ID on reconnection.
+# fetch-based event-stream client, Accept, Cache-Control and Last-Event-ID on reconnection;
+# Idempotency-Key, which makes a retried credits /create safe.
 CORS_ALLOWED_HEADERS = (
     "accept",
     "accept-profile",
@@ -284,6 +285,7 @@ CORS_ALLOWED_HEADERS = (
     "cache-control",
     "content-profile",
     "content-type",
+    "idempotency-key",
     "last-event-id",
     "prefer",
     "range",

@@ -1,6 +1,7 @@
 """runninghub-queue-manager: the credits queue for RunningHub renders.
 
-Routes by path: /create (a user, for themself: 201 with the new job), /check /start
+Routes by path: /create (a user, for themself: 201 with the new job; the same again with
+the same Idempotency-Key header: 201 with that job, nothing new), /check /start
 /finish /cancel (a user for their own jobs, or the service), /ledger and /jobs (a user's
 own balance and ledger, own latest jobs) and /webhook (RunningHub's TASK_END, verified by
 the signed URL). A route is one `Endpoint` below.
@@ -17,6 +18,7 @@ from shared.contract import Caller, Endpoint, Function, Scheme, coded
 from shared.credits import service
 from shared.credits.models import (
     FUNCTION,
+    IDEMPOTENCY_KEY,
     CheckRequest,
     CreateRequest,
     CreditJob,
@@ -29,10 +31,12 @@ from shared.credits.models import (
     WebhookAnswer,
     WebhookEvent,
     WebhookQuery,
+    idempotency_key,
 )
 from shared.credits.runninghub import verify_webhook
 from shared.errors import (
     Forbidden,
+    IdempotencyKeyReused,
     JobExists,
     JobFinished,
     JobNotStarted,
@@ -56,6 +60,11 @@ def _signed(request: flask.Request) -> Principal:
     return SERVICE
 
 
+def _create(principal: Principal, req: CreateRequest) -> CreditJob:
+    key = idempotency_key(flask.request.headers.get(IDEMPOTENCY_KEY.name))  # 422 if malformed
+    return service.create(principal, req, key)
+
+
 def _webhook(_: Principal, event: WebhookEvent) -> dict[str, Any]:
     return service.webhook(verify_webhook(get_settings(), flask.request.args), event)
 
@@ -64,10 +73,12 @@ API = Function(
     FUNCTION,
     "The credits queue for AI renders on RunningHub: debit once, queue, start, refund once.",
     (
-        Endpoint("Create a job", CreateRequest, service.create, {201: CreditJob},
+        Endpoint("Create a job", CreateRequest, _create, {201: CreditJob},
                  (Caller.OWNER,), path="/create", errors=(UnknownTable, Forbidden, JobExists,
-                                                          UnknownWorkflow),
-                 description="A user creates a job for themself; the server sets its price."),
+                                                          UnknownWorkflow, IdempotencyKeyReused),
+                 headers=(IDEMPOTENCY_KEY,),
+                 description="A user creates a job for themself; the server sets its price."
+                             " Safe to retry with an `Idempotency-Key` header."),
         Endpoint("Queue state", CheckRequest, service.check, {200: QueueState}, OWN,
                  errors=JOB, path="/check"),
         Endpoint("Start a job", CreditJobRef, service.start, {200: CreditJob}, OWN, path="/start",

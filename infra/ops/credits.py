@@ -13,7 +13,12 @@ from infra.ops._args import friendly
 from shared import db
 from shared.auth import Principal
 from shared.credits import service, store
-from shared.credits.models import CreateRequest, CreditJobRef, CreditJobTable
+from shared.credits.models import (
+    CreateRequest,
+    CreditJobRef,
+    CreditJobTable,
+    idempotency_key,
+)
 from shared.errors import InvalidJson, ValidationFailed
 from shared.web import parse_json_body, parse_model
 
@@ -40,6 +45,11 @@ def register(sub: Any) -> None:
     p.add_argument("--workflow", default=demo.DEMO_WORKFLOW, help="a priced workflow id")
     p.add_argument("--inputs", type=_json_list, default=[], help="RunningHub nodeInfoList (JSON)")
     p.add_argument("--session", help="a session id to group the job with")
+    p.add_argument(
+        "--idempotency-key",
+        type=_idempotency_key,
+        help="as the Idempotency-Key header: run again with the same key, the same job",
+    )
     p.add_argument("--start", action="store_true", help="then start it (as POST /start)")
     p.set_defaults(handler=_create)
 
@@ -65,6 +75,16 @@ def _json_list(text: str) -> list[Any]:
     if not isinstance(value, list):
         raise argparse.ArgumentTypeError("must be a JSON array")
     return value
+
+
+def _idempotency_key(text: str) -> str:
+    try:
+        idempotency_key(text)
+    except ValidationFailed:
+        raise argparse.ArgumentTypeError(
+            "must be 1-255 printable ASCII characters, no space at either end"
+        ) from None
+    return text
 
 
 def _grant(args: argparse.Namespace) -> int:
@@ -106,7 +126,7 @@ def _create(args: argparse.Namespace) -> int:
         request = parse_model(CreateRequest, body)
     except ValidationFailed as exc:  # named by the option the operator gave, not the field
         raise ValidationFailed(details=[_by_option(d) for d in exc.details]) from exc
-    job = service.create(owner, request)
+    job = service.create(owner, request, args.idempotency_key)
     print(job.model_dump_json(indent=2))
     if args.start:
         started = service.start(owner, CreditJobRef(table=args.table, job_id=job.id))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -21,9 +24,9 @@ from pydantic import (
     model_validator,
 )
 
-from shared.contract import Answer, JsonInt
+from shared.contract import Answer, Header, JsonInt
 from shared.db import Row
-from shared.errors import UnknownTable
+from shared.errors import UnknownTable, ValidationFailed
 
 FUNCTION = "runninghub-queue-manager"
 
@@ -129,6 +132,43 @@ class CreateRequest(_Body):
     def target(self) -> CreditJobTable:
         """The allow-listed table (400 unknown_table otherwise)."""
         return job_table(self.table)
+
+    def fingerprint(self) -> str:
+        """The request an Idempotency-Key was sent with, as a hash: the same job asked for
+        (`userId` left out: absent or the caller's own, it names the same owner)."""
+        fields = self.model_dump(mode="json", by_alias=True, exclude={"user_id"})
+        fields["table"] = self.target.value
+        text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+# 1-255 printable ASCII characters, no space at either end (a server strips those).
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]([ -~]{0,253}[!-~])?$"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+IDEMPOTENCY_KEY = Header(
+    "Idempotency-Key",
+    "Makes a retried create safe: a second `/create` by the same user with the same key "
+    "within 24 hours makes no new job and answers 201 with the job the first one made, as "
+    "it is now; the same key with another request is 422 `idempotency_key_reused`. Send a "
+    "fresh key (a UUID) per job you mean to create; keys are per user. 1-255 printable "
+    "ASCII characters (else 422 `validation_error`).",
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": IDEMPOTENCY_KEY_PATTERN},
+)
+
+
+def idempotency_key(value: str | None) -> str | None:
+    """The header's key (None when not sent); 422 validation_error when malformed."""
+    if value is None or _IDEMPOTENCY_KEY.fullmatch(value):
+        return value
+    raise ValidationFailed(
+        details=[
+            {
+                "loc": ["header", IDEMPOTENCY_KEY.name],
+                "type": "string_pattern_mismatch",
+                "message": "Expected 1-255 printable ASCII characters, no space at either end.",
+            }
+        ]
+    )
 
 
 class Output(BaseModel):

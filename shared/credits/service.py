@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from shared import db, log
 from shared.auth import Principal
@@ -17,6 +17,7 @@ from shared.credits.models import (
     CreditJob,
     CreditJobRef,
     CreditJobStatus,
+    CreditJobTable,
     FinishRequest,
     JobKey,
     OwnRequest,
@@ -34,6 +35,7 @@ from shared.credits.slots import pump
 from shared.db import Conn, Row
 from shared.errors import (
     Forbidden,
+    IdempotencyKeyReused,
     JobFinished,
     JobNotStarted,
     NotFound,
@@ -88,21 +90,52 @@ def _answer(key: JobKey) -> CreditJob:
         return store.present(conn, row, store.position_of(conn, key))
 
 
-def create(principal: Principal, req: CreateRequest) -> CreditJob:
+def create(
+    principal: Principal, req: CreateRequest, idempotency_key: str | None = None
+) -> CreditJob:
     """A new pending job for the caller, priced by the server (the browser's createJob).
 
     The rules of the insert it replaces: a user creates jobs for themself only (another
     `userId` is 403, and so is the service: it may not create a job for a user); the
     insert runs as the user under RLS; the cost comes from `credit_prices` (a workflow
     without a price is 422 unknown_workflow); the table from the allow-list (400).
+
+    With an `idempotency_key` (the Idempotency-Key header), a create the user already
+    made with that key in the last 24 hours makes nothing: it answers that job as it is
+    now, or 422 idempotency_key_reused when the key came with another request.
     """
     if principal.is_service or principal.user_id is None:
         raise Forbidden("Jobs are created by their owner with their own token.")
     if req.user_id is not None and req.user_id != principal.user_id:
         raise Forbidden("You may only create jobs for yourself.", details={"loc": ["userId"]})
     table = req.target  # 400 unknown_table before any query
+    if idempotency_key is not None:
+        return _create_once(principal.user_id, table, req, idempotency_key)
     with db.user_transaction(principal.user_id) as conn:
         return store.present(conn, store.create_job(conn, table, principal.user_id, req))
+
+
+def _create_once(
+    user_id: UUID, table: CreditJobTable, req: CreateRequest, idempotency_key: str
+) -> CreditJob:
+    """create with a key: the key is claimed (as the service) before the job is inserted
+    (as the user), in one transaction, so a concurrent create with the same key waits for
+    this one and then answers its job; a refused insert leaves the key unclaimed."""
+    fingerprint = req.fingerprint()
+    job = JobKey(table, req.id or uuid4())
+    with db.transaction() as conn:
+        if not store.claim_idempotency_key(conn, user_id, idempotency_key, fingerprint, job):
+            held = store.idempotency_key(conn, user_id, idempotency_key)
+            assert held is not None  # claimed by a create that committed; never deleted
+            if held["request_hash"] != fingerprint:
+                raise IdempotencyKeyReused()
+            first = JobKey(CreditJobTable(held["job_table"]), held["job_id"])
+            row = store.get_job(conn, first)
+            assert row is not None and row["user_id"] == user_id  # the key's foreign key
+            return store.present(conn, row, store.position_of(conn, first))
+        db.act_as_user(conn, user_id)  # the insert runs as the user, under RLS
+        created = store.create_job(conn, table, user_id, req.model_copy(update={"id": job.id}))
+        return store.present(conn, created)
 
 
 @labelled

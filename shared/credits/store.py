@@ -63,6 +63,21 @@ def create_job(conn: Conn, table: CreditJobTable, user_id: UUID, req: CreateRequ
     return row
 
 
+def claim_idempotency_key(
+    conn: Conn, user_id: UUID, key: str, request_hash: str, job: JobKey
+) -> bool:
+    """Claim a /create's Idempotency-Key for the job about to be inserted (as the service,
+    in the same transaction); False when the key is held (after waiting for a concurrent
+    claim to commit or roll back)."""
+    params = {"user_id": user_id, "key": key, "request_hash": request_hash, **job.params()}
+    return _one(conn, "claim_idempotency_key", params) is not None
+
+
+def idempotency_key(conn: Conn, user_id: UUID, key: str) -> Row | None:
+    """The user's key: the job it made (job_table, job_id) and its request_hash."""
+    return _one(conn, "idempotency_key", {"user_id": user_id, "key": key})
+
+
 def get_job(conn: Conn, key: JobKey, *, lock: bool = False) -> Row | None:
     """The job row (locked FOR UPDATE when asked)."""
     return _one(conn, "lock_job" if lock else "get_job", key.params())

@@ -19,6 +19,22 @@ VALUES (coalesce(%(id)s::uuid, gen_random_uuid()), %(user_id)s, %(workflow_id)s,
         %(session_id)s)
 RETURNING *
 
+-- name: claim_idempotency_key
+-- /create's Idempotency-Key, claimed as the service before the job it names is inserted
+-- (same transaction). A row back: this create makes the job. None: the key is held (a
+-- concurrent create's claim is waited for first), read it with idempotency_key. A key
+-- older than 24 hours is claimed anew, as if it had never been sent.
+INSERT INTO credit_idempotency_keys AS k (user_id, key, request_hash, job_table, job_id)
+VALUES (%(user_id)s, %(key)s, %(request_hash)s, %(job_table)s, %(id)s)
+ON CONFLICT (user_id, key) DO UPDATE
+SET request_hash = excluded.request_hash, job_table = excluded.job_table,
+    job_id = excluded.job_id, created_at = now()
+WHERE k.created_at < now() - interval '24 hours'
+RETURNING *
+
+-- name: idempotency_key
+SELECT * FROM credit_idempotency_keys WHERE user_id = %(user_id)s AND key = %(key)s
+
 -- name: lock_job
 SELECT * FROM ai_jobs WHERE job_table = %(job_table)s AND id = %(id)s FOR UPDATE
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -1672,6 +1673,45 @@ def test_a_double_click_on_criar_e_iniciar_makes_one_render_and_one_debit(
         lambda: live.rows("SELECT status FROM ai_jobs WHERE id = %s", made[0]["id"])[0]["status"]
         in ("completed", "failed", "cancelled"),
         60, "the render's end",
+    )  # fmt: skip
+
+
+def test_each_submission_of_criar_e_iniciar_sends_a_fresh_idempotency_key(
+    page: Any, live: LiveStack
+) -> None:
+    """A create retried after a lost answer must answer the same render: the page names
+    each submission with a key of its own (a UUID), never reused by the next one."""
+    renders = "SELECT id FROM ai_jobs WHERE user_id = %s"
+    before = {r["id"] for r in live.rows(renders, GLOBEX.admin)}
+
+    def new_renders() -> list[Any]:
+        return [r["id"] for r in live.rows(renders, GLOBEX.admin) if r["id"] not in before]
+
+    keys: list[str | None] = []
+    page.on("request", lambda r: keys.append(r.headers.get("idempotency-key"))
+            if r.url.endswith("/create") and r.method == "POST" else None)  # fmt: skip
+    sign_in(page, live, "globex-admin", "#/creditos")
+    page.get_by_test_id("renders").locator("tbody tr").first.wait_for()
+    for made in (1, 2):
+        page.get_by_role("button", name="Criar e iniciar").click()
+        wait_until(lambda: len(new_renders()) == made, 30, "the render")  # noqa: B023
+        page.get_by_role("button", name="Criar e iniciar").and_(page.locator(":enabled")).wait_for()
+    assert len(keys) == 2 and keys[0] != keys[1], keys
+    assert all(k is not None and str(uuid.UUID(k)) == k for k in keys), keys
+    made_ids = new_renders()
+    assert len(made_ids) == 2, made_ids
+    stored = live.rows(
+        "SELECT job_id FROM credit_idempotency_keys WHERE user_id = %s AND key = ANY(%s)",
+        GLOBEX.admin, keys,
+    )  # fmt: skip
+    assert sorted(r["job_id"] for r in stored) == sorted(made_ids)
+    wait_until(  # leaves no render holding a slot for the next test
+        lambda: all(
+            live.rows("SELECT status FROM ai_jobs WHERE id = %s", i)[0]["status"]
+            in ("completed", "failed", "cancelled")
+            for i in made_ids
+        ),
+        60, "the renders' end",
     )  # fmt: skip
 
 

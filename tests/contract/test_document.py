@@ -154,6 +154,11 @@ def test_the_rules_the_code_enforces_are_in_the_document(doc: dict[str, Any]) ->
     provider = next(p for p in metrics["parameters"] if p["name"] == "provider_slug")
     assert provider["schema"]["enum"] == ["acessorias", "bomcontrole", "onecode"]
     assert "`tenant_id`" in metrics["description"]
+    create = doc["paths"]["/runninghub-queue-manager/create"]["post"]
+    [key] = [p for p in create["parameters"] if p["in"] == "header"]
+    assert (key["name"], key["required"]) == ("Idempotency-Key", False)
+    assert (key["schema"]["minLength"], key["schema"]["maxLength"]) == (1, 255)
+    assert "idempotency_key_reused" in _codes(create["responses"], 422)
     assert list(metrics["responses"]["200"]["content"]) == [
         "application/json",
         "text/plain",

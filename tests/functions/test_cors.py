@@ -67,6 +67,25 @@ def test_the_event_stream_preflight_allows_last_event_id(configure: Any) -> None
     assert browser_allows(preflight("integration-job-events", "GET", every), "GET", every)
 
 
+def test_the_credits_create_preflight_allows_the_idempotency_key(configure: Any) -> None:
+    """The dashboard's /create sends Idempotency-Key (a retried create makes one job): a
+    browser refusing the preflight would never send the create at all."""
+    wanted = "authorization, content-type, idempotency-key"
+    response = function_client("runninghub-queue-manager").options(
+        "/create",
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": wanted,
+        },
+    )
+    assert response.status_code == 204
+    assert browser_allows(response, "POST", wanted)
+    configure(CORS_ALLOWED_ORIGINS=f'["{ORIGIN}"]')  # an allow-list of origins too
+    listed = preflight("runninghub-queue-manager", "POST", "Idempotency-Key")
+    assert browser_allows(listed, "POST", "Idempotency-Key")
+
+
 @pytest.mark.parametrize("name", function_names())
 def test_every_function_allows_what_supabase_js_sends(configure: Any, name: str) -> None:
     method = "GET" if name in GET_FUNCTIONS else "POST"

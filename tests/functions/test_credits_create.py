@@ -13,11 +13,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import psycopg
 import pytest
 
 from infra.emulators.runninghub import RunningHubKnobs
 from infra.local import demo
 from infra.ops.__main__ import main as ops
+from shared.credits.models import FUNCTION
 from tests.conftest import Configure
 from tests.credits_support import (
     IMAGE,
@@ -34,8 +36,9 @@ from tests.credits_support import (
     running_emulator,
     service,
     set_price,
+    wait_for,
 )
-from tests.support import rows
+from tests.support import function_client, rows
 
 pytestmark = pytest.mark.db
 
@@ -219,6 +222,193 @@ def test_a_client_id_makes_a_retried_create_409_once_created(
     assert create(user.token, **{**body, "table": VIDEO}).status_code == 201
 
 
+def create_keyed(token: str, key: str, **body: Any) -> Any:
+    return post("/create", body, token, **{"Idempotency-Key": key})
+
+
+def test_an_idempotency_key_makes_a_retried_create_answer_the_same_job(
+    database_url: str, rh: Emulator
+) -> None:
+    """A create retried after a lost answer makes no second job, so no second debit: 201
+    again with the first job, as it is now."""
+    user = new_user(database_url, balance=100)
+    workflow = priced_workflow(database_url, 30)
+    key = str(uuid.uuid4())
+    body = {"table": IMAGE, "workflowId": workflow, "inputs": NODE_INPUTS, "sessionId": "t"}
+    first = create_keyed(user.token, key, **body)
+    assert first.status_code == 201, first.json()
+    again = create_keyed(user.token, key, **body)
+    assert (again.status_code, again.json()) == (201, first.json())
+    # the same request, with one's own userId and the browser's column names
+    same = {"table": IMAGE, "workflow_id": workflow, "inputs": NODE_INPUTS, "session_id": "t"}
+    assert create_keyed(user.token, key, **same, userId=str(user.id)).json() == first.json()
+    job_id = first.json()["id"]
+    assert [r["id"] for r in rows(database_url, "SELECT id FROM ai_jobs")] == [uuid.UUID(job_id)]
+    started = post("/start", {"table": IMAGE, "jobId": job_id}, user.token).json()
+    assert started["status"] == "running"
+    # a retry after the start answers the job as it is now: started, debited once
+    later = create_keyed(user.token, key, **body)
+    assert later.status_code == 201
+    assert later.json() == started
+    assert (later.json()["status"], later.json()["debited"]) == ("running", True)
+    assert [(m["kind"], m["amount"]) for m in ledger(database_url)] == [("debit", 30)]
+    assert balance(database_url, user) == 70
+    assert len(rows(database_url, "SELECT id FROM ai_jobs")) == 1
+    # another key is another job
+    other = create_keyed(user.token, str(uuid.uuid4()), **body)
+    assert other.status_code == 201 and other.json()["id"] != job_id
+    assert len(rows(database_url, "SELECT id FROM ai_jobs")) == 2
+
+
+def test_the_same_key_with_another_request_is_422_and_changes_nothing(
+    database_url: str, rh: Emulator
+) -> None:
+    user = new_user(database_url)
+    workflow = priced_workflow(database_url, 10)
+    set_price(database_url, workflow, 20, VIDEO)
+    body = {"table": IMAGE, "workflowId": workflow, "inputs": NODE_INPUTS}
+    key = "order-42"
+    first = create_keyed(user.token, key, **body)
+    assert first.status_code == 201, first.json()
+    before = snapshot(database_url)
+    changes: list[dict[str, Any]] = [
+        {"table": VIDEO},
+        {"workflowId": priced_workflow(database_url, 11)},
+        {"inputs": []},
+        {"sessionId": "another-tab"},
+        {"id": first.json()["id"]},  # even its own id: the first request had none
+    ]
+    for changed in changes:
+        answer = create_keyed(user.token, key, **{**body, **changed})
+        assert answer.status_code == 422, (changed, answer.json())
+        error = answer.json()["error"]
+        assert error["code"] == "idempotency_key_reused" and error["message"], changed
+        assert snapshot(database_url) == before, changed
+    assert create_keyed(user.token, key, **body).json()["id"] == first.json()["id"]
+    # a refused create keeps no key: the same key then makes the job it is sent with
+    refused = create_keyed(user.token, "k2", table=IMAGE, workflowId="never-priced")
+    assert refused.json()["error"]["code"] == "unknown_workflow"
+    assert snapshot(database_url) == before
+    made = create_keyed(user.token, "k2", **body)
+    assert made.status_code == 201 and made.json()["id"] != first.json()["id"]
+
+
+@pytest.mark.parametrize("key", ["", " ", " a", "a ", "x" * 256, "a\tb", "a\x7fb", "caf\u00e9"])
+def test_a_malformed_idempotency_key_is_422_and_changes_nothing(
+    database_url: str, rh: Emulator, key: str
+) -> None:
+    user = new_user(database_url)
+    body = {"table": IMAGE, "workflowId": priced_workflow(database_url, 10)}
+    before = snapshot(database_url)
+    answer = function_client(FUNCTION).post(  # werkzeug's client: any latin-1 value
+        "/create",
+        json=body,
+        headers={"Authorization": f"Bearer {user.token}", "Idempotency-Key": key},
+    )
+    assert answer.status_code == 422, answer.get_data(as_text=True)
+    error = answer.get_json()["error"]
+    assert error["code"] == "validation_error"
+    assert [d["loc"] for d in error["details"]] == [["header", "Idempotency-Key"]]
+    assert snapshot(database_url) == before
+
+
+def test_the_widest_idempotency_keys_are_taken(database_url: str, rh: Emulator) -> None:
+    user = new_user(database_url)
+    body = {"table": IMAGE, "workflowId": priced_workflow(database_url, 10)}
+    for key in ("x" * 255, "!", "a b ~", "~" * 2):
+        first = create_keyed(user.token, key, **body)
+        assert first.status_code == 201, (key, first.json())
+        assert create_keyed(user.token, key, **body).json()["id"] == first.json()["id"]
+    assert len(rows(database_url, "SELECT id FROM ai_jobs")) == 4
+
+
+def test_idempotency_keys_are_per_user(database_url: str, rh: Emulator) -> None:
+    one, two = new_user(database_url), new_user(database_url)
+    workflow = priced_workflow(database_url, 10)
+    body = {"table": IMAGE, "workflowId": workflow}
+    mine = create_keyed(one.token, "shared-key", **body)
+    theirs = create_keyed(two.token, "shared-key", **body)
+    assert (mine.status_code, theirs.status_code) == (201, 201)
+    assert mine.json()["user_id"] == str(one.id) and theirs.json()["user_id"] == str(two.id)
+    assert mine.json()["id"] != theirs.json()["id"]
+    # another request under that key is the other user's own business
+    third = new_user(database_url)
+    assert create_keyed(third.token, "shared-key", table=IMAGE, workflowId=workflow,
+                        sessionId="x").status_code == 201  # fmt: skip
+    assert create_keyed(one.token, "shared-key", **body).json()["id"] == mine.json()["id"]
+    owners = rows(database_url, "SELECT user_id FROM ai_jobs ORDER BY created_at, id")
+    assert sorted(r["user_id"] for r in owners) == sorted([one.id, two.id, third.id])
+
+
+def test_an_idempotency_key_is_kept_for_24_hours(database_url: str, rh: Emulator) -> None:
+    user = new_user(database_url)
+    body = {"table": IMAGE, "workflowId": priced_workflow(database_url, 10)}
+    first = create_keyed(user.token, "daily", **body).json()
+    with psycopg.connect(database_url) as conn:  # the first create was 23 h 59 min ago
+        conn.execute("UPDATE credit_idempotency_keys"
+                     " SET created_at = now() - interval '23 hours 59 minutes'")  # fmt: skip
+    assert create_keyed(user.token, "daily", **body).json()["id"] == first["id"]
+    with psycopg.connect(database_url) as conn:  # and now a day and a minute ago
+        conn.execute("UPDATE credit_idempotency_keys"
+                     " SET created_at = now() - interval '24 hours 1 minute'")  # fmt: skip
+    renewed = create_keyed(user.token, "daily", **{**body, "sessionId": "next-day"})
+    assert renewed.status_code == 201 and renewed.json()["id"] != first["id"]
+    assert create_keyed(user.token, "daily", **body).status_code == 422  # the new request's
+    assert len(rows(database_url, "SELECT id FROM ai_jobs")) == 2
+
+
+def test_a_deleted_job_takes_its_idempotency_key_with_it(database_url: str, rh: Emulator) -> None:
+    """A job removed (a purge, an account deleted) is not kept by its key, and the key then
+    makes a new job: it answered a job that was gone."""
+    user = new_user(database_url)
+    body = {"table": IMAGE, "workflowId": priced_workflow(database_url, 10)}
+    first = create_keyed(user.token, "purged", **body).json()
+    rows(database_url, "DELETE FROM ai_jobs WHERE id = %s RETURNING id", first["id"])
+    assert rows(database_url, "SELECT * FROM credit_idempotency_keys") == []
+    again = create_keyed(user.token, "purged", **body)
+    assert again.status_code == 201 and again.json()["id"] != first["id"]
+
+
+def test_concurrent_creates_with_one_key_make_one_job_and_one_debit(
+    database_url: str, rh: Emulator
+) -> None:
+    """Eight clients send one create at once and start what they are answered: they all
+    meet in the database (the first one's insert is held until every create waits on a
+    lock), and make one job, debited once."""
+    user = new_user(database_url, balance=100)
+    body = {"table": IMAGE, "workflowId": priced_workflow(database_url, 10)}
+    key = str(uuid.uuid4())
+
+    def create_and_start(_: int) -> tuple[int, Any, int]:
+        created = create_keyed(user.token, key, **body)
+        ref = {"table": IMAGE, "jobId": created.json().get("id")}
+        return created.status_code, created.json(), post("/start", ref, user.token).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        with psycopg.connect(database_url) as held:  # closed (released) first on a failure
+            held.execute("LOCK TABLE image_jobs IN SHARE MODE")  # no insert gets through
+            answers = [pool.submit(create_and_start, n) for n in range(8)]
+            wait_for(lambda: lock_waiters(database_url) == 8, 60, "eight creates waiting")
+            held.rollback()  # the first claim's insert goes on; the others wait for its commit
+        done = [a.result() for a in answers]
+    assert [(status, started) for status, _, started in done] == [(201, 200)] * 8
+    assert len({created["id"] for _, created, _ in done}) == 1
+    [row] = rows(database_url, "SELECT id FROM ai_jobs")
+    assert str(row["id"]) == done[0][1]["id"]
+    assert [(m["kind"], m["amount"]) for m in ledger(database_url)] == [("debit", 10)]
+    assert balance(database_url, user) == 90
+
+
+def lock_waiters(database_url: str) -> int:
+    """How many of syncq's backends of this database wait for a lock."""
+    [row] = rows(
+        database_url,
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock' AND application_name = 'syncq'",
+    )
+    return int(row["n"])
+
+
 def test_create_answers_cors_preflight_and_refuses_other_methods(
     database_url: str, rh: Emulator
 ) -> None:
@@ -283,6 +473,31 @@ def test_cli_creates_a_job_for_a_demo_user_and_starts_it(
     assert shown[0] == f"user {admin}: balance {100 - demo.DEMO_PRICES[VIDEO]}"
     assert [line.split()[2:] for line in shown[1:]] == [
         ["debit", str(demo.DEMO_PRICES[VIDEO]), VIDEO, started["id"]]
+    ]
+
+
+def test_cli_idempotency_key_makes_a_rerun_answer_the_same_job(
+    database_url: str, rh: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    user = new_user(database_url)
+    workflow = priced_workflow(database_url, 10)
+    argv = ["credits-create", "--user", str(user.id), "--workflow", workflow,
+            "--idempotency-key", "cli-run-1"]  # fmt: skip
+    code, out, _ = cli(argv, capsys)
+    assert code == 0
+    [first] = json_documents(out)
+    code, out, _ = cli(argv, capsys)  # run again (its output was lost): the same job
+    assert code == 0 and json_documents(out) == [first]
+    code, out, err = cli([*argv, "--session", "other"], capsys)
+    assert (code, out) == (2, "")
+    assert json.loads(err)["error"]["code"] == "idempotency_key_reused"
+    before = snapshot(database_url)
+    with pytest.raises(SystemExit):
+        ops([*argv[:-1], "a\tb"])
+    assert "--idempotency-key: must be 1-255 printable ASCII" in capsys.readouterr().err
+    assert snapshot(database_url) == before
+    assert [r["id"] for r in rows(database_url, "SELECT id FROM ai_jobs")] == [
+        uuid.UUID(first["id"])
     ]
 
 

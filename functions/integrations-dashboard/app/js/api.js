@@ -57,7 +57,7 @@ export function onUnauthorized(fn) { listeners.add(fn); return () => listeners.d
 export function sessionEnded(error) { listeners.forEach((fn) => fn(error)); }
 
 /** Call a function: `api('list-integrations', {query: {tenant_id}})`. */
-export async function api(name, { method = 'GET', query, body, path = '', auth = true } = {}) {
+export async function api(name, { method = 'GET', query, body, path = '', auth = true, headers: extra } = {}) {
   const url = new URL(name + path, apiBase());
   for (const [k, v] of Object.entries(query || {})) {
     if (v !== undefined && v !== null && v !== '') url.searchParams.set(k, v);
@@ -65,6 +65,7 @@ export async function api(name, { method = 'GET', query, body, path = '', auth =
   const headers = { Accept: 'application/json' };
   if (auth && getToken()) headers.Authorization = 'Bearer ' + getToken();
   if (body !== undefined) headers['Content-Type'] = 'application/json';
+  Object.assign(headers, extra);
   let response;
   try {
     response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });

@@ -11,6 +11,12 @@ const TABLES = { image_jobs: 'Imagem', video_jobs: 'Vídeo' };
 const FINAL = new Set(['completed', 'failed', 'cancelled']);
 const KIND = { debit: 'Débito', refund: 'Reembolso' };
 
+// crypto.randomUUID needs a secure context (https or localhost); getRandomValues does not.
+function newKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
 export function Creditos() {
   const [account, setAccount] = useState(null);
   const [jobs, setJobs] = useState(null);
@@ -21,7 +27,7 @@ export function Creditos() {
   const timer = useRef(null);
   const latest = useLatest(); // only the latest read counts: an older one can arrive after it
 
-  const post = (route, body = {}) => api(QM, { method: 'POST', path: '/' + route, body });
+  const post = (route, body = {}, headers) => api(QM, { method: 'POST', path: '/' + route, body, headers });
   const load = useCallback(async () => {
     const mine = latest.ask();
     try {
@@ -47,7 +53,10 @@ export function Creditos() {
     creating.current = true; setBusy(true);
     try {
       const inputs = form.prompt ? [{ nodeId: '6', fieldName: 'text', fieldValue: form.prompt }] : [];
-      const job = await post('create', { table: form.table, workflowId: form.workflowId, inputs });
+      // One key per submission: a create retried after a lost answer (by the browser or a
+      // proxy) answers the same render, not a second one (the server remembers it 24 h).
+      const job = await post('create', { table: form.table, workflowId: form.workflowId, inputs },
+        { 'Idempotency-Key': newKey() });
       notify('info', `Renderização criada (${fmtCount(job.credits_cost, 'crédito', 'créditos')}).`);
       const started = await post('start', { table: job.table, jobId: job.id });
       notify('success', started.position ? `Na fila, posição ${fmtNumber(started.position)}.` : 'Renderização iniciada.');
