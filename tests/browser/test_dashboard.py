@@ -1200,15 +1200,17 @@ def test_a_double_click_on_the_schedule_and_alert_forms_writes_once(
         page.get_by_role("button", name="Diariamente às 02:00").click()
         page.get_by_role("button", name="Salvar agendamento").evaluate(twice)
         page.get_by_test_id("next-runs").wait_for()
+        page.get_by_role("button", name="Remover").and_(page.locator(":enabled")).wait_for()
+        # Counted now: a toast lasts 7 s, which the removal below can outlast when loaded.
+        assert (
+            page.get_by_test_id("toast-success").filter(has_text="Agendamento salvo").count() == 1
+        )
         page.get_by_role("button", name="Remover").evaluate(twice)  # confirm: accepted
         page.get_by_text("Esta integração não tem agendamento.").wait_for()
         page.get_by_role("button", name="Salvar agendamento").and_(
             page.locator(":enabled")
         ).wait_for()
         assert page.get_by_role("alert").filter(has_text="Não encontrado").count() == 0
-        assert (
-            page.get_by_test_id("toast-success").filter(has_text="Agendamento salvo").count() == 1
-        )
         assert [w.split()[0] for w in writes] == ["PUT", "DELETE"], writes
         assert live.rows(
             "SELECT 1 FROM integration_schedules WHERE tenant_id = %s"
@@ -1786,6 +1788,8 @@ def test_a_double_click_on_a_runs_cancelar_cancels_once_and_tells_no_error(
     the page sent two cancels: the second, refused (409 job_finished), was told as an error
     ("A execução já terminou.", "… não puderam ser canceladas") after the first one's
     success. One cancel goes, and only the success is told."""
+    for provider in ("onecode", "acessorias", "bomcontrole"):  # only this test's jobs pending
+        wait_idle(live, GLOBEX, provider)
     later = (
         "INSERT INTO integration_jobs (tenant_id, provider_slug, run_after)"
         " VALUES (%s, %s, now() + interval '1 hour') RETURNING id"
@@ -2216,9 +2220,10 @@ def test_a_double_click_on_the_export_buttons_sends_one_request(page: Any, live:
         watch_errors(page)
         start = page.get_by_role("button", name="Iniciar exportação")
         start.evaluate("b => { b.click(); b.click(); }")  # both in one turn of the page
+        # The toast first: it lasts 7 s, which a loaded machine's export can outrun.
+        page.get_by_test_id("toast-info").filter(has_text="Exportação iniciada.").wait_for()
         status = page.get_by_test_id("export-status")
         status.filter(has_text="Concluído").wait_for(timeout=60_000)
-        page.get_by_test_id("toast-info").filter(has_text="Exportação iniciada.").wait_for()
         assert page.evaluate("window.__said") == []  # not even for a moment
         assert sent.count("start") == 1, sent
         assert len(live.rows(
