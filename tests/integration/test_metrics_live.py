@@ -45,11 +45,7 @@ def test_an_export_between_runs_keeps_its_run_time(
         call(task.function, task.body, token=service_token(), path=task.path or "/")
     job = job_row(database_url, job_id)
     assert job["status"] == "pending" and job["exported_leads"] > 0
-    body = function_client("integration-metrics").get(
-        "/", query_string={"tenant_id": str(tenant.id), "days": 1},
-        headers=bearer(tenant.member_token),
-    ).get_json()  # fmt: skip
-    [row] = [e for e in body["exports"] if e["id"] == job_id]
+    row = _export_metrics(tenant, job_id)
     assert row["run_s"] is not None and row["run_s"] >= 0
     assert row["rows_per_s"] is not None
 
@@ -59,16 +55,8 @@ def test_an_exports_rate_counts_only_the_time_it_was_not_paused(
 ) -> None:
     """Paused an hour (its timestamps moved back an hour while it rests) and resumed: its
     run time counted the hour, so its rate read a fraction of what it exported per second."""
-    configure(**secrets_env(remote.state.service_key), GESTAO_SCOUTER_BATCH_SIZE="500",
-              GESTAO_SCOUTER_MAX_BATCH_SIZE="500", GESTAO_SCOUTER_BUDGET_S="0")  # fmt: skip
-    seed_leads(database_url, tenant.id, 1_000)
-    job_id = export(tenant, "start").get_json()["id"]
-
-    def deliver() -> None:
-        for task in recorder().take():  # one run: one batch, then it hands over
-            call(task.function, task.body, token=service_token(), path=task.path or "/")
-
-    deliver()
+    job_id = _an_export_of_two_runs(database_url, tenant, remote, configure)
+    _deliver()
     assert export(tenant, "pause", job_id=job_id).get_json()["status"] == "paused"
     with psycopg.connect(database_url) as conn:  # the hour it rests, and the run before it
         conn.execute(
@@ -78,16 +66,12 @@ def test_an_exports_rate_counts_only_the_time_it_was_not_paused(
         )
     assert export(tenant, "resume", job_id=job_id).get_json()["status"] == "pending"
     while job_row(database_url, job_id)["status"] != "completed":
-        deliver()
+        _deliver()
     job = job_row(database_url, job_id)
     assert job["paused_s"] >= 3600 and job["paused_at"] is None
     went = (job["finished_at"] - job["started_at"]).total_seconds() - job["paused_s"]
     assert 0 < went < 3600
-    body = function_client("integration-metrics").get(
-        "/", query_string={"tenant_id": str(tenant.id), "days": 1},
-        headers=bearer(tenant.member_token),
-    ).get_json()  # fmt: skip
-    [row] = [e for e in body["exports"] if e["id"] == job_id]
+    row = _export_metrics(tenant, job_id)
     assert row["run_s"] == pytest.approx(went, abs=0.002)
     assert row["rows_per_s"] == pytest.approx(1_000 / went, rel=0.01)
     status = export(tenant, "status", job_id=job_id).get_json()
@@ -100,22 +84,14 @@ def test_a_resumed_export_keeps_its_run_time_until_it_runs_again(
     """Paused by an admin while it ran, its runner's release kept its last checkpoint
     (heartbeat_at), which the resume left: until its next run began, its run time ended at
     that checkpoint less the whole rest it had just added up, so it read 0 and no rate."""
-    configure(**secrets_env(remote.state.service_key), GESTAO_SCOUTER_BATCH_SIZE="500",
-              GESTAO_SCOUTER_MAX_BATCH_SIZE="500", GESTAO_SCOUTER_BUDGET_S="0")  # fmt: skip
-    seed_leads(database_url, tenant.id, 1_000)
-    job_id = export(tenant, "start").get_json()["id"]
-
-    def deliver() -> None:
-        for task in recorder().take():  # one run: one batch, then it hands over
-            call(task.function, task.body, token=service_token(), path=task.path or "/")
-
-    deliver()
+    job_id = _an_export_of_two_runs(database_url, tenant, remote, configure)
+    _deliver()
     with psycopg.connect(database_url) as conn:  # an admin's pause, seen as it runs
         conn.execute(
             "UPDATE gestao_scouter_export_jobs SET pause_requested = true WHERE id = %s",
             (job_id,),
         )
-    deliver()
+    _deliver()
     paused = job_row(database_url, job_id)
     assert paused["status"] == "paused" and paused["heartbeat_at"] is not None
     with psycopg.connect(database_url) as conn:  # the hour it rests, and the run before it
@@ -129,13 +105,35 @@ def test_a_resumed_export_keeps_its_run_time_until_it_runs_again(
     job = job_row(database_url, job_id)
     assert job["paused_s"] >= 3600 and job["exported_leads"] > 0
     went = (paused["paused_at"] - paused["started_at"]).total_seconds()
+    row = _export_metrics(tenant, job_id)
+    assert row["status"] == "pending" and row["run_s"] == pytest.approx(went, abs=0.002)
+    assert row["rows_per_s"] == pytest.approx(job["exported_leads"] / went, rel=0.01)
+
+
+def _an_export_of_two_runs(
+    database_url: str, tenant: TenantFixture, remote: Remote, configure: Any
+) -> str:
+    """An export of 1,000 leads in batches of 500, one batch per run (deliver it)."""
+    configure(**secrets_env(remote.state.service_key), GESTAO_SCOUTER_BATCH_SIZE="500",
+              GESTAO_SCOUTER_MAX_BATCH_SIZE="500", GESTAO_SCOUTER_BUDGET_S="0")  # fmt: skip
+    seed_leads(database_url, tenant.id, 1_000)
+    return str(export(tenant, "start").get_json()["id"])
+
+
+def _deliver() -> None:
+    """The runs handed over so far, each run one batch that hands over the next."""
+    for task in recorder().take():
+        call(task.function, task.body, token=service_token(), path=task.path or "/")
+
+
+def _export_metrics(tenant: TenantFixture, job_id: str) -> dict[str, Any]:
+    """The export's row in the tenant's metrics (a member's view, a day)."""
     body = function_client("integration-metrics").get(
         "/", query_string={"tenant_id": str(tenant.id), "days": 1},
         headers=bearer(tenant.member_token),
     ).get_json()  # fmt: skip
     [row] = [e for e in body["exports"] if e["id"] == job_id]
-    assert row["status"] == "pending" and row["run_s"] == pytest.approx(went, abs=0.002)
-    assert row["rows_per_s"] == pytest.approx(job["exported_leads"] / went, rel=0.01)
+    return dict(row)
 
 
 def _skew() -> dict[str, float]:
