@@ -322,6 +322,28 @@ def test_the_widest_idempotency_keys_are_taken(database_url: str, rh: Emulator) 
     assert len(rows(database_url, "SELECT id FROM ai_jobs")) == 4
 
 
+def test_a_keyed_create_keeps_its_client_id_and_its_retry_may_reorder_fields(
+    database_url: str, rh: Emulator
+) -> None:
+    """A key and a client `id` together: the job has that id, and a retry with both answers
+    it; the retry's JSON may name an input's fields in another order, and a prompt out of
+    ASCII is the same request too (the request's hash is of canonical, escaped JSON)."""
+    user = new_user(database_url)
+    workflow = priced_workflow(database_url, 10)
+    job_id = str(uuid.uuid4())
+    node = {"nodeId": "6", "fieldName": "text", "fieldValue": "uma raposa à noite ✨"}
+    body = {"table": IMAGE, "workflowId": workflow, "inputs": [node], "id": job_id}
+    first = create_keyed(user.token, "with-id", **body)
+    assert first.status_code == 201, first.json()
+    assert first.json()["id"] == job_id
+    reordered = [dict(reversed(node.items()))]
+    again = create_keyed(user.token, "with-id", **{**body, "inputs": reordered})
+    assert (again.status_code, again.json()) == (201, first.json())
+    another = create_keyed(user.token, "with-id", **{**body, "id": str(uuid.uuid4())})
+    assert another.json()["error"]["code"] == "idempotency_key_reused"
+    assert [r["id"] for r in rows(database_url, "SELECT id FROM ai_jobs")] == [uuid.UUID(job_id)]
+
+
 def test_idempotency_keys_are_per_user(database_url: str, rh: Emulator) -> None:
     one, two = new_user(database_url), new_user(database_url)
     workflow = priced_workflow(database_url, 10)
