@@ -1,5 +1,5 @@
 // Small shared components: badges, progress, toasts, dialogs, tabs.
-import { html, useEffect, useRef, useState } from '../vendor/htm/preact-standalone.module.js';
+import { html, useCallback, useEffect, useRef, useState } from '../vendor/htm/preact-standalone.module.js';
 
 export { html };
 
@@ -107,6 +107,23 @@ export function useLatest() {
     holds: (mine) => mine === last.current,
   }));
   return latest;
+}
+
+/**
+ * A page's writes one at a time per key (a double click sends one request, not two whose
+ * refused second is told as an error after the first one's success). Held in a ref: both
+ * clicks can come before the page draws the button disabled. `run(key, action)` does nothing
+ * while that key's action is out; `busy(key)` says whether it is (for `disabled`).
+ */
+export function useOneAtATime() {
+  const out = useRef(new Set());
+  const [, redraw] = useState(0);
+  const run = useCallback(async (key, action) => {
+    if (out.current.has(key)) return undefined;
+    out.current.add(key); redraw((n) => n + 1);
+    try { return await action(); } finally { out.current.delete(key); redraw((n) => n + 1); }
+  }, []);
+  return { run, busy: (key) => out.current.has(key) };
 }
 
 /**

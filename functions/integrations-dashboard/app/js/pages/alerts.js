@@ -1,8 +1,8 @@
 // Alertas: who hears of failures (integration-alerts) and the recent alerts.
-import { html, useCallback, useEffect, useRef, useState } from '../../vendor/htm/preact-standalone.module.js';
+import { html, useCallback, useEffect, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
 import { ALERT_EVENTS, EXPORT_FAILED, fmtDateTime, fmtPause } from '../format.js';
-import { Notice, TechDetail, notify } from '../ui.js';
+import { Notice, TechDetail, notify, useOneAtATime } from '../ui.js';
 
 const DELIVERY = { pending: 'Na fila', running: 'Enviando', sent: 'Enviado', failed: 'Falhou', suppressed: 'Sem destinatário' };
 
@@ -36,14 +36,12 @@ export function Alerts({ tenant }) {
   }, [tenant.id]);
   useEffect(() => { load(); }, [load]);
 
-  // One save at a time: a double click saved twice and said so twice. Held in a ref: both
-  // clicks can come before the page draws the button disabled.
-  const saving = useRef(false);
-  const [busy, setBusy] = useState(false);
-  async function save(e) {
+  const writes = useOneAtATime(); // a double click saved twice and said so twice
+  function save(e) {
     e.preventDefault();
-    if (saving.current) return;
-    saving.current = true; setBusy(true);
+    return writes.run('save', saveNow);
+  }
+  async function saveNow() {
     const body = {
       tenant_id: tenant.id,
       emails: form.emails.split(/[\s,;]+/).filter(Boolean),
@@ -56,7 +54,6 @@ export function Alerts({ tenant }) {
       await api('integration-alerts', { method: 'PUT', body });
       setError(null); notify('success', 'Alertas salvos.'); load();
     } catch (err) { setError(describe(err)); }
-    saving.current = false; setBusy(false);
   }
   function toggle(event) {
     setForm((f) => ({ ...f, events: f.events.includes(event) ? f.events.filter((x) => x !== event) : [...f.events, event] }));
@@ -84,7 +81,7 @@ export function Alerts({ tenant }) {
         ${data.webhook_signing_key && html`<details><summary>Chave de assinatura do webhook</summary>
           <p class="muted">Assinatura em <code>X-Syncq-Signature</code> (HMAC-SHA256).</p><code>${data.webhook_signing_key}</code></details>`}
         ${error && html`<${Notice} kind="error">${error}</${Notice}>`}
-        <button type="submit" class="primary" disabled=${busy}>Salvar alertas</button>
+        <button type="submit" class="primary" disabled=${writes.busy('save')}>Salvar alertas</button>
       </fieldset>
     </form>
     <h2>Alertas recentes</h2>

@@ -3,7 +3,7 @@
 import { html, useCallback, useEffect, useRef, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
 import { CREDIT_STATUS, fmtCount, fmtDateTime, fmtNumber } from '../format.js';
-import { Badge, Notice, TechDetail, notify, useLatest } from '../ui.js';
+import { Badge, Notice, TechDetail, notify, useLatest, useOneAtATime } from '../ui.js';
 
 const QM = 'runninghub-queue-manager';
 const DEMO_WORKFLOW = '1904136902449209346';
@@ -23,7 +23,6 @@ export function Creditos() {
   const [queue, setQueue] = useState(null);
   const [error, setError] = useState(null);
   const [form, setForm] = useState({ table: 'image_jobs', workflowId: DEMO_WORKFLOW, prompt: '' });
-  const [busy, setBusy] = useState(false);
   const timer = useRef(null);
   const latest = useLatest(); // only the latest read counts: an older one can arrive after it
 
@@ -44,13 +43,16 @@ export function Creditos() {
     return () => clearTimeout(timer.current);
   }, [jobs, load]);
 
-  // Held in a ref, not only in `busy`: a second submit in the same turn as the first (a
-  // double click) found the button not yet disabled and made (and debited) a second render.
-  const creating = useRef(false);
+  // One action at a time each: a second submit in the same turn as the first (a double
+  // click) made (and debited) a second render; a double click on a render's button sent two,
+  // and the second, refused (409), was told as an error over the first one's success.
+  const actions = useOneAtATime();
   async function create(e) {
     e.preventDefault();
-    if (creating.current) return;
-    creating.current = true; setBusy(true);
+    await actions.run('create', createNow);
+    load();
+  }
+  async function createNow() {
     try {
       const inputs = form.prompt ? [{ nodeId: '6', fieldName: 'text', fieldValue: form.prompt }] : [];
       // One key per submission: a create retried after a lost answer (by the browser or a
@@ -61,24 +63,16 @@ export function Creditos() {
       const started = await post('start', { table: job.table, jobId: job.id });
       notify('success', started.position ? `Na fila, posição ${fmtNumber(started.position)}.` : 'Renderização iniciada.');
     } catch (err) { notify('error', describe(err)); }
-    creating.current = false; setBusy(false);
-    load();
   }
-  // One action per render at a time: a double click sent two, and the second, refused (409),
-  // was told as an error over the first one's success. The row's buttons wait for the list
-  // read after the action (until then they would act on the render as it was).
-  const acting = useRef(new Set());
-  const [, setActing] = useState(0);
-  async function act(job, route, done) {
-    if (acting.current.has(job.id)) return;
-    acting.current.add(job.id); setActing((n) => n + 1);
+  // A render's buttons wait for the list read after its action (until then they would act
+  // on the render as it was).
+  const act = (job, route, done) => actions.run(job.id, async () => {
     try {
       await post(route, { table: job.table, jobId: job.id });
       if (done) notify('info', done);
     } catch (err) { notify('error', describe(err)); }
     await load();
-    acting.current.delete(job.id); setActing((n) => n + 1);
-  }
+  });
   const start = (job) => act(job, 'start');
   const cancel = (job) => act(job, 'cancel',
     'Renderização cancelada; os créditos voltam ao saldo.');
@@ -98,7 +92,7 @@ export function Creditos() {
           <small>O preço é definido pelo servidor e debitado ao iniciar.</small></div>
         <div class="field"><label for="c-workflow">Workflow</label><input id="c-workflow" value=${form.workflowId} onInput=${set('workflowId')} required pattern="[A-Za-z0-9_\\-]{1,64}" /></div>
         <div class="field"><label for="c-prompt">Prompt</label><input id="c-prompt" value=${form.prompt} onInput=${set('prompt')} maxlength="500" /></div>
-        <button type="submit" class="primary" disabled=${busy}>Criar e iniciar</button>
+        <button type="submit" class="primary" disabled=${actions.busy('create')}>Criar e iniciar</button>
       </fieldset>
     </form>
     <h2>Minhas renderizações</h2>
@@ -116,8 +110,8 @@ export function Creditos() {
             <td class="num">${fmtNumber(j.position)}</td><td class="num">${fmtNumber(j.credits_cost)}</td>
             <td>${j.refunded ? 'reembolsado' : j.debited ? 'debitado' : '—'}</td>
             <td><div class="row">
-              ${j.status === 'pending' && html`<button type="button" disabled=${acting.current.has(j.id)} onClick=${() => start(j)}>Iniciar</button>`}
-              ${!FINAL.has(j.status) && html`<button type="button" class="danger" disabled=${acting.current.has(j.id)} onClick=${() => cancel(j)}>Cancelar</button>`}
+              ${j.status === 'pending' && html`<button type="button" disabled=${actions.busy(j.id)} onClick=${() => start(j)}>Iniciar</button>`}
+              ${!FINAL.has(j.status) && html`<button type="button" class="danger" disabled=${actions.busy(j.id)} onClick=${() => cancel(j)}>Cancelar</button>`}
               ${j.outputs && j.outputs.length > 0 && html`<span class="muted">${fmtCount(j.outputs.length, 'arquivo', 'arquivos')}</span>`}
             </div></td></tr>`;
         })}

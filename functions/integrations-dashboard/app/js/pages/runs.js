@@ -4,11 +4,12 @@ import { api, describe } from '../api.js';
 import { JOB_STATUS, TRIGGERS, fmtDateTime, fmtDuration, fmtNumber, isLive } from '../format.js';
 import { cancelJob, newestJob, runIntegration } from '../jobs.js';
 import { bus } from '../live.js';
-import { Badge, Dialog, Notice, Progress, notify, useEarlyEvents, useLatest } from '../ui.js';
+import { Badge, Dialog, Notice, Progress, notify, useEarlyEvents, useLatest, useOneAtATime } from '../ui.js';
 
 const PAGE = 20;
 const MOST = 200; // the most rows list-integration-jobs answers at once
 const ALL_PENDING = 'all-pending'; // "Cancelar todos os pendentes" among the runs' actions
+const MORE = 'more'; // "Carregar mais"
 
 function matches(job, filters) {
   return (!filters.status || job.status === filters.status) && (!filters.trigger || job.trigger === filters.trigger);
@@ -90,13 +91,14 @@ export function Runs({ tenant, slug, submitted = 0 }) {
     });
   }), [tenant.id, slug, filters]);
 
-  // One page at a time: a double click asked for the same page twice and counted two pages
-  // asked for, so a table left open kept 20 rows more than it showed.
-  const moreOut = useRef(false);
-  const [loadingMore, setLoadingMore] = useState(false);
-  async function more() {
-    if (moreOut.current) return;
-    moreOut.current = true; setLoadingMore(true);
+  // One action at a time each: a double click on "Carregar mais" asked for the same page
+  // twice and counted two pages asked for, so a table left open kept 20 rows more than it
+  // showed; on a run's "Cancelar" or on "Cancelar todos os pendentes" it sent two, and the
+  // refused second one (409 job_finished, or each job the first had already canceled) was
+  // told as an error after the first one's success.
+  const actions = useOneAtATime();
+  const more = () => actions.run(MORE, moreNow);
+  async function moreNow() {
     const mine = latest.now(); // a page of the list as it was when asked, else nothing
     wanted.current += PAGE; // meanwhile new runs on top do not push the last row off
     try {
@@ -104,7 +106,7 @@ export function Runs({ tenant, slug, submitted = 0 }) {
       if (!latest.holds(mine)) return;
       setRows((list) => [...list, ...page.jobs.filter((j) => !list.some((x) => x.id === j.id))]);
       setNext(page.next_before);
-    } catch (err) { notify('error', describe(err)); } finally { moreOut.current = false; setLoadingMore(false); }
+    } catch (err) { notify('error', describe(err)); }
   }
   async function retry(job) {
     const started = await runIntegration(tenant.id, slug, job.id);
@@ -113,24 +115,13 @@ export function Runs({ tenant, slug, submitted = 0 }) {
     }
     if (started) setActed((n) => n + 1);
   }
-  // One cancel per run at a time, and one "cancel every pending" at a time: a double click
-  // sent two, and the refused second one (409 job_finished, or each job the first had
-  // already canceled) was told as an error after the first one's success. Held in a ref:
-  // both clicks can come before the page draws the button disabled.
-  const acting = useRef(new Set());
-  const [, setActing] = useState(0);
-  async function once(key, action) {
-    if (acting.current.has(key)) return;
-    acting.current.add(key); setActing((n) => n + 1);
-    try { await action(); } finally { acting.current.delete(key); setActing((n) => n + 1); }
-  }
-  const cancel = (job) => once(job.id, async () => {
+  const cancel = (job) => actions.run(job.id, async () => {
     const done = await cancelJob(job.id);
     // The stream may have brought the job's end first: the answer must not undo it.
     if (done) setRows((list) => list.map((j) => (j.id === done.id ? newestJob(j, done) : j)).filter((j) => matches(j, filters)));
     if (done) setActed((n) => n + 1);
   });
-  const cancelAllPending = () => once(ALL_PENDING, cancelEveryPending);
+  const cancelAllPending = () => actions.run(ALL_PENDING, cancelEveryPending);
   async function cancelEveryPending() {
     if (!confirm('Cancelar todas as execuções pendentes desta organização?')) return;
     setBusy(true);
@@ -191,14 +182,14 @@ export function Runs({ tenant, slug, submitted = 0 }) {
             <td>${TRIGGERS[job.trigger] || job.trigger}${job.scheduled_for ? html`<br /><small class="muted">${fmtDateTime(job.scheduled_for)}</small>` : ''}</td>
             <td><div class="row">
               <button type="button" onClick=${() => setShown(job)}>${job.status === 'error' ? 'Ver erro' : 'Ver detalhes'}</button>
-              ${admin && isLive(job) && html`<button type="button" class="danger" disabled=${job.cancel_requested || acting.current.has(job.id)} onClick=${() => cancel(job)}>Cancelar</button>`}
+              ${admin && isLive(job) && html`<button type="button" class="danger" disabled=${job.cancel_requested || actions.busy(job.id)} onClick=${() => cancel(job)}>Cancelar</button>`}
               ${admin && (job.status === 'error' || job.status === 'canceled') && html`<button type="button" data-action="retry" onClick=${() => retry(job)}>Tentar novamente</button>`}
             </div></td>
           </tr>`;
         })}
       </tbody>
     </table></div>
-    ${next && html`<p><button type="button" disabled=${loadingMore} onClick=${more}>Carregar mais</button></p>`}`}
+    ${next && html`<p><button type="button" disabled=${actions.busy(MORE)} onClick=${more}>Carregar mais</button></p>`}`}
     <${Dialog} title="Detalhes da execução" open=${!!shown} onClose=${() => setShown(null)}>
       ${detail && html`<dl>
         <dt>Id</dt><dd><code>${detail.id}</code></dd>

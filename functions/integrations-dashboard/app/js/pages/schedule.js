@@ -1,9 +1,9 @@
 // Agendamento: cron, zone and missed-run policy (integration-schedules), the next five runs.
-import { html, useCallback, useEffect, useMemo, useRef, useState } from '../../vendor/htm/preact-standalone.module.js';
+import { html, useCallback, useEffect, useMemo, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
 import { fmtDateTime, fmtLastOccurrence, isLive } from '../format.js';
 import { bus } from '../live.js';
-import { Notice, coalesced, notify } from '../ui.js';
+import { Notice, coalesced, notify, useOneAtATime } from '../ui.js';
 
 const ZONES = ['America/Sao_Paulo', 'America/Manaus', 'America/Recife', 'America/Fortaleza', 'America/Cuiaba', 'America/Rio_Branco', 'America/Noronha', 'UTC'];
 const PRESETS = [['* * * * *', 'A cada minuto'], ['0 * * * *', 'A cada hora'], ['0 2 * * *', 'Diariamente às 02:00'], ['0 8 * * 1-5', 'Dias úteis às 08:00']];
@@ -36,15 +36,10 @@ export function Schedule({ tenant, slug }) {
 
   // One write at a time: a double click on "Remover" sent two, and the refused second one
   // (404) put "Não encontrado." under the form after "Agendamento removido."; one on
-  // "Salvar" saved twice and said so twice. Held in a ref: both clicks can come before the
-  // page draws the buttons disabled.
-  const writing = useRef(false);
-  const [busy, setBusy] = useState(false);
-  async function once(write) {
-    if (writing.current) return;
-    writing.current = true; setBusy(true);
-    try { await write(); } finally { writing.current = false; setBusy(false); }
-  }
+  // "Salvar" saved twice and said so twice.
+  const writes = useOneAtATime();
+  const once = (write) => writes.run('write', write);
+  const busy = writes.busy('write');
   function save(e) {
     e.preventDefault();
     return once(async () => {

@@ -4,7 +4,7 @@
 import { html, useCallback, useEffect, useRef, useState } from '../../vendor/htm/preact-standalone.module.js';
 import { api, describe } from '../api.js';
 import { EXPORT_FAILED, EXPORT_STATUS, fmtDateTime, fmtDay, fmtNumber, fmtPause, isAdminPause } from '../format.js';
-import { Badge, Notice, Progress, TabPanel, Tabs, TechDetail, notify, useLatest } from '../ui.js';
+import { Badge, Notice, Progress, TabPanel, Tabs, TechDetail, notify, useLatest, useOneAtATime } from '../ui.js';
 
 const CHECKS = {
   url_well_formed: 'URL do projeto válida',
@@ -58,8 +58,11 @@ function ExportPanel({ tenant, onSchema }) {
   const [job, setJob] = useState(undefined);
   const [range, setRange] = useState({ start_date: '', end_date: '' });
   const [error, setError] = useState(null);
-  const [busy, setBusy] = useState(false);
-  const acting = useRef(false); // a second click in the same turn, before the page re-renders
+  // One action at a time: a double click sent two (the second refused with a 409 that said
+  // an export was already running, or that the action was not possible, over the first
+  // one's success).
+  const actions = useOneAtATime();
+  const busy = actions.busy('export');
   const timer = useRef(null);
 
   const act = useCallback(async (action, extra = {}) => {
@@ -81,13 +84,8 @@ function ExportPanel({ tenant, onSchema }) {
     return () => clearTimeout(timer.current);
   }, [job, refresh]);
 
-  async function run(action, extra, done) {
-    // One action at a time: a double click sent two (the second refused with a 409 that
-    // said an export was already running, or that the action was not possible, over the
-    // first one's success).
-    if (acting.current) return;
-    acting.current = true;
-    setBusy(true);
+  const run = (action, extra, done) => actions.run('export', () => runNow(action, extra, done));
+  async function runNow(action, extra, done) {
     try {
       const answer = await act(action, extra);
       setJob((old) => newestExport(old, { ...answer, recent_errors: answer.recent_errors || old?.recent_errors || [] }));
@@ -97,9 +95,6 @@ function ExportPanel({ tenant, onSchema }) {
     } catch (err) {
       if (err.code === 'schema_invalid') onSchema(err.details);
       setError(describe(err));
-    } finally {
-      acting.current = false;
-      setBusy(false);
     }
   }
   function start(e) {
